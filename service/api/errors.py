@@ -1,0 +1,81 @@
+"""Problem-style JSON errors (RFC 9457 shape) for every failure, never a traceback."""
+
+from __future__ import annotations
+
+from typing import Any
+
+import structlog
+from litestar import Request, Response
+from litestar.exceptions import HTTPException, ValidationException
+from litestar.status_codes import HTTP_500_INTERNAL_SERVER_ERROR
+
+from service.core.errors import (
+    ConflictError,
+    GivfleetError,
+    InvalidInputError,
+    NotFoundError,
+    PermissionDeniedError,
+)
+from service.observability import REQUEST_ID_HEADER, request_id_of
+
+log = structlog.get_logger(__name__)
+
+PROBLEM_JSON = "application/problem+json"
+
+_DOMAIN_STATUS: dict[type[GivfleetError], int] = {
+    NotFoundError: 404,
+    ConflictError: 409,
+    InvalidInputError: 422,
+    PermissionDeniedError: 403,
+}
+
+
+def problem(request: Request[Any, Any, Any], status: int, title: str, detail: str | None = None,
+            **extra: Any) -> Response[dict[str, Any]]:
+    """A problem+json response carrying the request id."""
+    body: dict[str, Any] = {"type": "about:blank", "title": title, "status": status}
+    if detail:
+        body["detail"] = detail
+    request_id = request_id_of(request.scope)
+    body["request_id"] = request_id
+    body.update(extra)
+    return Response(body, status_code=status, media_type=PROBLEM_JSON, headers={REQUEST_ID_HEADER: request_id})
+
+
+def _http_exception(request: Request[Any, Any, Any], exc: HTTPException) -> Response[dict[str, Any]]:
+    extra: dict[str, Any] = {}
+    if isinstance(exc, ValidationException) and exc.extra:
+        extra["errors"] = exc.extra
+    headers = exc.headers or {}
+    response = problem(request, exc.status_code, _title(exc.status_code), exc.detail, **extra)
+    response.headers.update(headers)
+    return response
+
+
+def _domain_error(request: Request[Any, Any, Any], exc: GivfleetError) -> Response[dict[str, Any]]:
+    status = next((code for kind, code in _DOMAIN_STATUS.items() if isinstance(exc, kind)), 400)
+    return problem(request, status, _title(status), str(exc))
+
+
+def _unexpected(request: Request[Any, Any, Any], exc: Exception) -> Response[dict[str, Any]]:
+    log.exception("request.unhandled_error", path=request.url.path, error_type=type(exc).__name__)
+    return problem(request, HTTP_500_INTERNAL_SERVER_ERROR, "Internal Server Error",
+                   "An unexpected error occurred; quote the request id when reporting it.")
+
+
+def _title(status: int) -> str:
+    from http import HTTPStatus
+
+    try:
+        return HTTPStatus(status).phrase
+    except ValueError:
+        return "Error"
+
+
+EXCEPTION_HANDLERS: dict[type[Exception] | int, Any] = {
+    HTTPException: _http_exception,
+    GivfleetError: _domain_error,
+    Exception: _unexpected,
+}
+
+__all__ = ["EXCEPTION_HANDLERS", "PROBLEM_JSON", "problem"]

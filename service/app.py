@@ -1,0 +1,63 @@
+"""The composition root: :func:`create_app` is the one place the Litestar app is assembled."""
+
+from __future__ import annotations
+
+from collections.abc import AsyncIterator
+from contextlib import asynccontextmanager
+
+from litestar import Litestar
+from litestar.datastructures import State
+from litestar.di import Provide
+from litestar.openapi import OpenAPIConfig
+from litestar.plugins.prometheus import PrometheusConfig, PrometheusController
+
+from service.api.errors import EXCEPTION_HANDLERS
+from service.api.health import HealthController
+from service.observability import RequestIdMiddleware
+from service.runtime import Resources
+from service.settings import Settings, get_settings
+
+
+def create_app(settings: Settings | None = None, resources: Resources | None = None) -> Litestar:
+    """Assemble the app.
+
+    Args:
+        settings: Configuration with resolved database and Redis URLs (defaults to the environment's).
+        resources: Already-open resources to share (e.g. with an in-process worker); when given, the caller
+            closes them. Otherwise the app opens its own at start-up and closes them at shutdown.
+    """
+    settings = settings or get_settings()
+
+    @asynccontextmanager
+    async def lifespan(app: Litestar) -> AsyncIterator[None]:
+        owned = resources is None
+        app.state.resources = resources or Resources.open(settings)
+        try:
+            yield
+        finally:
+            if owned:
+                await app.state.resources.aclose()
+
+    def provide_resources(state: State) -> Resources:
+        current: Resources = state.resources
+        return current
+
+    prometheus = PrometheusConfig(
+        app_name="givfleet", prefix="givfleet_http", group_path=True, exclude=["/metrics", "/healthz"]
+    )
+
+    class MetricsController(PrometheusController):
+        path = "/metrics"
+        include_in_schema = False
+
+    return Litestar(
+        route_handlers=[HealthController, MetricsController],
+        dependencies={"resources": Provide(provide_resources, sync_to_thread=False)},
+        middleware=[RequestIdMiddleware, prometheus.middleware],
+        exception_handlers=EXCEPTION_HANDLERS,
+        lifespan=[lifespan],
+        openapi_config=OpenAPIConfig(title="givfleet", version="0.1.0", path="/schema"),
+        logging_config=None,  # service.observability configures logging for every entry point
+        debug=settings.api.debug,
+    )
+

@@ -1,0 +1,96 @@
+"""The ``givfleet`` command."""
+
+from __future__ import annotations
+
+import asyncio
+from typing import Annotated
+
+import typer
+from rich.console import Console
+from rich.table import Table
+
+from service import doctor as doctor_checks
+from service import launcher
+from service.db import migrate as migrations
+from service.settings import Settings, get_settings
+
+app = typer.Typer(help="givfleet: fleet management for GivEnergy installers.", no_args_is_help=True,
+                  pretty_exceptions_enable=False)
+migrate_app = typer.Typer(help="Database schema migrations (Alembic).", no_args_is_help=True)
+app.add_typer(migrate_app, name="migrate")
+
+console = Console()
+HostOption = Annotated[str | None, typer.Option(help="Bind address (default: GIVFLEET_API__HOST or 127.0.0.1).")]
+PortOption = Annotated[int | None, typer.Option(help="Bind port (default: GIVFLEET_API__PORT or 8000).")]
+
+
+@app.command()
+def up(host: HostOption = None, port: PortOption = None) -> None:
+    """Run everything: embedded PostgreSQL/Redis if none configured, migrations, API and worker."""
+    settings = get_settings()
+    launcher.run_up(settings, host or settings.api.host, port or settings.api.port, console.print)
+
+
+@app.command()
+def api(host: HostOption = None, port: PortOption = None) -> None:
+    """Serve the HTTP API (REST, GraphQL, health, metrics)."""
+    settings = get_settings()
+    launcher.run_api(settings, host or settings.api.host, port or settings.api.port)
+
+
+@app.command()
+def worker() -> None:
+    """Run the arq worker (syncs, campaigns, monitoring)."""
+    launcher.run_worker(get_settings())
+
+
+@migrate_app.command("upgrade")
+def migrate_upgrade(revision: Annotated[str, typer.Argument()] = "head") -> None:
+    """Upgrade the schema (default: to the newest revision)."""
+    with launcher.resolved_services(get_settings()) as settings:
+        asyncio.run(migrations.upgrade(_database_url(settings), revision))
+    console.print(f"Schema upgraded to {revision}.")
+
+
+@migrate_app.command("downgrade")
+def migrate_downgrade(revision: Annotated[str, typer.Argument(help="Target, e.g. -1 or base.")]) -> None:
+    """Downgrade the schema to REVISION."""
+    with launcher.resolved_services(get_settings()) as settings:
+        asyncio.run(migrations.downgrade(_database_url(settings), revision))
+    console.print(f"Schema downgraded to {revision}.")
+
+
+@migrate_app.command("current")
+def migrate_current() -> None:
+    """Show the schema's revision and the newest one available."""
+    with launcher.resolved_services(get_settings()) as settings:
+        revision, head = asyncio.run(migrations.current(_database_url(settings)))
+    console.print(f"current: {revision or '(empty database)'}  newest: {head}")
+
+
+@app.command()
+def doctor() -> None:
+    """Print the configuration and check that every dependency is reachable."""
+    settings = get_settings()
+    table = Table("setting", "value", title="givfleet configuration")
+    for name, value in doctor_checks.describe_configuration(settings):
+        table.add_row(name, value)
+    console.print(table)
+    checks = asyncio.run(doctor_checks.run_checks(settings))
+    for check in checks:
+        mark = "[green]ok[/green]" if check.ok else "[red]FAIL[/red]"
+        console.print(f"{mark} {check.name}: {check.detail}", highlight=False)
+    if not all(check.ok for check in checks):
+        raise typer.Exit(code=1)
+
+
+def _database_url(settings: Settings) -> str:
+    url = settings.configured_database_url()
+    if url is None:  # resolved_services() always fills it; this guards against misuse
+        raise typer.BadParameter("no database URL could be resolved")
+    return url
+
+
+def main() -> None:
+    """Console-script entry point."""
+    app()

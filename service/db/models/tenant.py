@@ -1,0 +1,31 @@
+"""The tenant: one installer company."""
+
+from __future__ import annotations
+
+import enum
+
+from sqlalchemy import Enum, String
+from sqlalchemy.orm import Mapped, mapped_column
+
+from service.db.base import Base, Timestamps, UUIDPrimaryKey
+
+
+class TenantStatus(enum.StrEnum):
+    """Whether a tenant's jobs run and its keys work."""
+
+    ACTIVE = "active"
+    SUSPENDED = "suspended"
+
+
+class Tenant(UUIDPrimaryKey, Timestamps, Base):
+    """An installer company using givfleet."""
+
+    __tablename__ = "tenants"
+
+    slug: Mapped[str] = mapped_column(String(63), unique=True)
+    name: Mapped[str] = mapped_column(String(200))
+    timezone: Mapped[str] = mapped_column(String(64), default="Europe/London")
+    status: Mapped[TenantStatus] = mapped_column(
+        Enum(TenantStatus, name="tenant_status", values_callable=lambda e: [m.value for m in e]),
+        default=TenantStatus.ACTIVE,
+    )

@@ -1,0 +1,142 @@
+"""Running givfleet's processes: the whole stack for ``givfleet up``, or the API or worker alone.
+
+Everything ``up`` starts lives in one process tree: embedded servers (when no URLs are configured), the API
+(uvicorn) and the worker (arq) in one event loop, plus companions that later features register (the simulator,
+the demo tenant, the first sync). SIGINT and SIGTERM stop it all, embedded servers included.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import signal
+from collections.abc import Awaitable, Callable, Iterator
+from dataclasses import dataclass, field
+
+import structlog
+import uvicorn
+from pydantic import SecretStr
+
+from service.app import create_app
+from service.db import migrate
+from service.embedded import EmbeddedServices, ServiceUrls
+from service.jobs.worker import build_worker
+from service.observability import configure_logging
+from service.runtime import NotConfiguredError, Resources
+from service.settings import Settings
+
+log = structlog.get_logger(__name__)
+
+
+def with_urls(settings: Settings, urls: ServiceUrls) -> Settings:
+    """A copy of ``settings`` naming the resolved (possibly embedded) database and Redis."""
+    return settings.model_copy(
+        update={"database_url": SecretStr(urls.database_url), "redis_url": SecretStr(urls.redis_url)}
+    )
+
+
+@contextlib.contextmanager
+def resolved_services(settings: Settings) -> Iterator[Settings]:
+    """Settings with working URLs for the duration of the block, embedded servers stopped afterwards."""
+    embedded = EmbeddedServices(settings.home)
+    try:
+        urls = embedded.resolve(settings)
+        if urls.embedded_database or urls.embedded_redis:
+            log.info("embedded_services.ready", postgres=urls.embedded_database, redis=urls.embedded_redis)
+        yield with_urls(settings, urls)
+    finally:
+        embedded.close()
+
+
+class _QuietServer(uvicorn.Server):
+    """A uvicorn server that leaves signal handling to its owner (several servers share one loop)."""
+
+    @contextlib.contextmanager
+    def capture_signals(self) -> Iterator[None]:
+        yield
+
+
+@dataclass
+class Stack:
+    """What ``givfleet up`` runs; ``startup_steps`` run after migration, before serving."""
+
+    settings: Settings
+    host: str
+    port: int
+    startup_steps: list[Callable[[Resources], Awaitable[None]]] = field(default_factory=list)
+
+    async def run(self, announce: Callable[[str], None]) -> None:
+        """Migrate, then serve the API and run the worker until SIGINT/SIGTERM."""
+        database_url = self.settings.configured_database_url()
+        if database_url is None:
+            raise NotConfiguredError("run the stack inside resolved_services()")
+        await migrate.upgrade(database_url)
+        resources = Resources.open(self.settings)
+        try:
+            for step in self.startup_steps:
+                await step(resources)
+            await self._serve(resources, announce)
+        finally:
+            await resources.aclose()
+
+    async def _serve(self, resources: Resources, announce: Callable[[str], None]) -> None:
+        stop = asyncio.Event()
+        loop = asyncio.get_running_loop()
+        for sig in (signal.SIGINT, signal.SIGTERM):
+            loop.add_signal_handler(sig, stop.set)
+        server = _QuietServer(
+            uvicorn.Config(create_app(self.settings, resources), host=self.host, port=self.port,
+                           log_config=None, access_log=False, lifespan="on")
+        )
+        worker = build_worker(resources, handle_signals=False)
+        server_task = asyncio.create_task(server.serve(), name="api")
+        worker_task = asyncio.create_task(worker.async_run(), name="worker")
+        while not server.started and not server_task.done():  # noqa: ASYNC110 - uvicorn has no started event
+            await asyncio.sleep(0.05)
+        if server.started:
+            base = f"http://{self.host}:{self.port}"
+            announce(f"givfleet is up: API {base}  health {base}/readyz  metrics {base}/metrics  docs {base}/schema")
+            announce("Press Ctrl-C to stop.")
+        await asyncio.wait(
+            [asyncio.create_task(stop.wait()), server_task, worker_task], return_when=asyncio.FIRST_COMPLETED
+        )
+        log.info("givfleet.stopping")
+        server.should_exit = True
+        worker_task.cancel()
+        with contextlib.suppress(asyncio.CancelledError):
+            await worker_task
+        await server_task
+        for sig in (signal.SIGINT, signal.SIGTERM):
+            loop.remove_signal_handler(sig)
+
+
+def run_up(settings: Settings, host: str, port: int, announce: Callable[[str], None]) -> None:
+    """``givfleet up``: the whole stack in this process tree."""
+    configure_logging(settings.log)
+    with resolved_services(settings) as resolved:
+        stack = Stack(resolved, host, port)
+        asyncio.run(stack.run(announce))
+
+
+def run_api(settings: Settings, host: str, port: int) -> None:
+    """``givfleet api``: the HTTP API alone (uvicorn handles SIGINT/SIGTERM)."""
+    configure_logging(settings.log)
+    with resolved_services(settings) as resolved:
+        uvicorn.run(create_app(resolved), host=host, port=port, log_config=None, access_log=False)
+
+
+def run_worker(settings: Settings) -> None:
+    """``givfleet worker``: the arq worker alone (arq handles SIGINT/SIGTERM)."""
+    configure_logging(settings.log)
+
+    async def work(resolved: Settings) -> None:
+        resources = Resources.open(resolved)
+        worker = build_worker(resources)
+        try:
+            await worker.async_run()
+        finally:
+            await worker.close()
+            await resources.aclose()
+
+    with resolved_services(settings) as resolved:
+        asyncio.run(work(resolved))

@@ -1,0 +1,62 @@
+"""Process-wide resources (database engine, session factory, Redis) opened once and shared.
+
+The API, the worker and the CLI each open one :class:`Resources` from settings whose URLs are resolved
+(see :mod:`service.embedded`). Opening never blocks on the servers being up: connections are made lazily, so
+``/readyz`` and ``givfleet doctor`` can report what is unreachable instead of failing at start-up.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+from arq.connections import ArqRedis
+from redis.asyncio import ConnectionPool
+from sqlalchemy.ext.asyncio import AsyncEngine, AsyncSession, async_sessionmaker
+
+from service.db.engine import create_engine, create_session_factory
+from service.settings import Settings
+
+
+class NotConfiguredError(RuntimeError):
+    """A URL the process needs was neither configured nor resolved to an embedded server."""
+
+
+def queue_name(settings: Settings) -> str:
+    """The arq queue of this deployment (namespaced, so several deployments can share one Redis)."""
+    return f"{settings.redis.namespace}:queue"
+
+
+def redis_client(url: str, settings: Settings) -> ArqRedis:
+    """An arq-capable Redis client that connects on first use, with short connect timeouts."""
+    pool = ConnectionPool.from_url(url, socket_connect_timeout=3, socket_timeout=10, health_check_interval=30)
+    return ArqRedis(connection_pool=pool, default_queue_name=queue_name(settings))
+
+
+@dataclass
+class Resources:
+    """What every entry point (API, worker, CLI) shares for the life of the process."""
+
+    settings: Settings
+    engine: AsyncEngine
+    session_factory: async_sessionmaker[AsyncSession]
+    redis: ArqRedis
+
+    @classmethod
+    def open(cls, settings: Settings) -> Resources:
+        """Build the resources named by ``settings`` (which must carry resolved URLs)."""
+        database_url = settings.configured_database_url()
+        redis_url = settings.configured_redis_url()
+        if database_url is None or redis_url is None:
+            raise NotConfiguredError("database and Redis URLs must be resolved before opening resources")
+        engine = create_engine(database_url, settings.db)
+        return cls(
+            settings=settings,
+            engine=engine,
+            session_factory=create_session_factory(engine),
+            redis=redis_client(redis_url, settings),
+        )
+
+    async def aclose(self) -> None:
+        """Release connections."""
+        await self.redis.aclose()
+        await self.engine.dispose()

@@ -1,0 +1,135 @@
+"""Configuration: pydantic-settings with the ``GIVFLEET_`` prefix and nested groups.
+
+Every field reads from the environment (``GIVFLEET_<FIELD>`` for top-level fields,
+``GIVFLEET_<GROUP>__<FIELD>`` for grouped ones) or from a ``.env`` file in the working directory.
+The README's configuration table lists every setting; keep the two in step.
+"""
+
+from __future__ import annotations
+
+from functools import lru_cache
+from pathlib import Path
+
+from pydantic import BaseModel, Field, SecretStr
+from pydantic_settings import BaseSettings, SettingsConfigDict
+
+
+class DatabaseSettings(BaseModel):
+    """PostgreSQL. With no URL configured, ``givfleet`` starts an embedded server under ``GIVFLEET_HOME``."""
+
+    url: SecretStr | None = Field(default=None, description="SQLAlchemy URL (postgresql+asyncpg://...).")
+    pool_size: int = Field(default=10, ge=1, description="Connections kept open per process.")
+    max_overflow: int = Field(default=10, ge=0, description="Extra connections allowed under load.")
+    echo: bool = Field(default=False, description="Log every SQL statement (development only).")
+
+
+class RedisSettings(BaseModel):
+    """Redis for arq queues and the shared rate limiter. With no URL, an embedded Redis is started."""
+
+    url: SecretStr | None = Field(default=None, description="redis://host:port/db")
+    namespace: str = Field(
+        default="givfleet",
+        description="Prefix of every key and of the arq queue name; lets deployments (and test runs) share a Redis.",
+    )
+
+
+class GivEnergySettings(BaseModel):
+    """The upstream GivEnergy Cloud."""
+
+    base_url: str = Field(default="https://api.givenergy.cloud/v1", description="Cloud API v1 base URL.")
+    legacy_base_url: str = Field(
+        default="https://www.givenergy.cloud/GivManage/api", description="Legacy portal API base URL."
+    )
+    timeout_seconds: float = Field(default=30.0, gt=0, description="Timeout of one upstream request.")
+    control_timeout_seconds: float = Field(
+        default=240.0, gt=0, description="Timeout of a control call (settings/multi-control block on the device)."
+    )
+    default_requests_per_minute: int = Field(
+        default=300, ge=1, description="Global per-credential budget unless a credential sets its own tier."
+    )
+
+
+class SimulatorSettings(BaseModel):
+    """The bundled GivEnergy Cloud simulator, started by ``givfleet up`` when no real credential is configured."""
+
+    enabled: bool | None = Field(
+        default=None, description="Force the simulator on/off; by default on when no tenant credential exists."
+    )
+    port: int = Field(default=8081, ge=1, le=65535, description="Port of the simulator started by `givfleet up`.")
+    fleet_size: int = Field(default=200, ge=1, description="Inverters generated for the demo fleet.")
+    seed: int = Field(default=7, description="Seed of the generated fleet (same seed, same fleet).")
+
+
+class SecuritySettings(BaseModel):
+    """Secrets. ``encryption_keys`` maps key ids to base64 AES-256 keys; the newest id encrypts."""
+
+    encryption_keys: dict[str, SecretStr] = Field(
+        default_factory=dict,
+        description='JSON object {"key-id": "base64 32-byte key"}; generated under GIVFLEET_HOME when empty.',
+    )
+    active_key_id: str | None = Field(default=None, description="Key id used for new ciphertexts (default: last).")
+
+
+class ApiSettings(BaseModel):
+    """HTTP API served by ``givfleet api`` / ``givfleet up``."""
+
+    host: str = Field(default="127.0.0.1", description="Bind address.")
+    port: int = Field(default=8000, ge=1, le=65535, description="Bind port.")
+    debug: bool = Field(default=False, description="Litestar debug mode (never in production).")
+
+
+class LogSettings(BaseModel):
+    """Structured logging."""
+
+    level: str = Field(default="INFO", description="Minimum log level.")
+    json_output: bool | None = Field(default=None, description="JSON lines; by default when stderr is not a TTY.")
+
+
+class Settings(BaseSettings):
+    """All of givfleet's configuration."""
+
+    model_config = SettingsConfigDict(
+        env_prefix="GIVFLEET_",
+        env_nested_delimiter="__",
+        env_file=".env",
+        extra="ignore",
+    )
+
+    home: Path = Field(default=Path(".givfleet"), description="Where embedded servers and generated keys live.")
+    database_url: SecretStr | None = Field(default=None, description="Shortcut for db.url.")
+    redis_url: SecretStr | None = Field(default=None, description="Shortcut for redis.url.")
+    db: DatabaseSettings = Field(default_factory=DatabaseSettings)
+    redis: RedisSettings = Field(default_factory=RedisSettings)
+    givenergy: GivEnergySettings = Field(default_factory=GivEnergySettings)
+    simulator: SimulatorSettings = Field(default_factory=SimulatorSettings)
+    security: SecuritySettings = Field(default_factory=SecuritySettings)
+    api: ApiSettings = Field(default_factory=ApiSettings)
+    log: LogSettings = Field(default_factory=LogSettings)
+
+    def configured_database_url(self) -> str | None:
+        """The database URL the user configured, if any (``GIVFLEET_DATABASE_URL`` wins over ``db.url``).
+
+        A plain ``postgresql://`` URL is accepted and given the asyncpg driver.
+        """
+        secret = self.database_url or self.db.url
+        return asyncpg_url(secret.get_secret_value()) if secret else None
+
+    def configured_redis_url(self) -> str | None:
+        """The Redis URL the user configured, if any (``GIVFLEET_REDIS_URL`` wins over ``redis.url``)."""
+        secret = self.redis_url or self.redis.url
+        return secret.get_secret_value() if secret else None
+
+
+def asyncpg_url(url: str) -> str:
+    """Give a PostgreSQL URL the asyncpg driver (``postgresql://`` and ``postgres://`` become
+    ``postgresql+asyncpg://``); any other URL is returned unchanged for the caller to validate."""
+    scheme, separator, rest = url.partition("://")
+    if separator and scheme in {"postgresql", "postgres"}:
+        return f"postgresql+asyncpg://{rest}"
+    return url
+
+
+@lru_cache(maxsize=1)
+def get_settings() -> Settings:
+    """The process-wide settings, read once."""
+    return Settings()
