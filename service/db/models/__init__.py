@@ -1,6 +1,18 @@
 """All ORM models, one module per aggregate. Importing this package registers every table on ``Base.metadata``
 (Alembic's autogenerate and the migration test rely on it)."""
 
+from service.db.models.api_key import ApiKey, Role
+from service.db.models.audit import AuditEvent
+from service.db.models.credential import CredentialHealth, CredentialKind, UpstreamCredential
 from service.db.models.tenant import Tenant, TenantStatus
 
-__all__ = ["Tenant", "TenantStatus"]
+__all__ = [
+    "ApiKey",
+    "AuditEvent",
+    "CredentialHealth",
+    "CredentialKind",
+    "Role",
+    "Tenant",
+    "TenantStatus",
+    "UpstreamCredential",
+]

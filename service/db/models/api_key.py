@@ -1,0 +1,51 @@
+"""givfleet API keys for people and integrations."""
+
+from __future__ import annotations
+
+import enum
+import uuid
+from datetime import datetime
+
+from sqlalchemy import Enum, ForeignKey, LargeBinary, String
+from sqlalchemy.orm import Mapped, mapped_column
+
+from service.db.base import Base, Timestamps, UUIDPrimaryKey
+
+
+class Role(enum.StrEnum):
+    """What a key may do: viewer reads; operator also acts (syncs, campaigns, alerts); admin also manages access."""
+
+    VIEWER = "viewer"
+    OPERATOR = "operator"
+    ADMIN = "admin"
+
+    @property
+    def rank(self) -> int:
+        """Order of privilege (a higher rank includes every lower one)."""
+        return _RANKS[self]
+
+
+_RANKS = {Role.VIEWER: 0, Role.OPERATOR: 1, Role.ADMIN: 2}
+
+
+class ApiKey(UUIDPrimaryKey, Timestamps, Base):
+    """An API key. Only its prefix (for lookup) and a SHA-256 digest of the whole key are stored."""
+
+    __tablename__ = "api_keys"
+
+    tenant_id: Mapped[uuid.UUID] = mapped_column(ForeignKey("tenants.id", ondelete="CASCADE"), index=True)
+    name: Mapped[str] = mapped_column(String(100))
+    prefix: Mapped[str] = mapped_column(String(16), unique=True)
+    secret_hash: Mapped[bytes] = mapped_column(LargeBinary(32))
+    role: Mapped[Role] = mapped_column(
+        Enum(Role, name="api_key_role", values_callable=lambda kind: [member.value for member in kind])
+    )
+    expires_at: Mapped[datetime | None]
+    # A sub-contractor key sees only this upstream account's subtree (resolved by the mirror's hierarchy).
+    restricted_account_id: Mapped[str | None] = mapped_column(String(64))
+    last_used_at: Mapped[datetime | None]
+    revoked_at: Mapped[datetime | None]
+    created_by_key_id: Mapped[uuid.UUID | None]
+
+    def __repr__(self) -> str:
+        return f"<ApiKey id={self.id} tenant_id={self.tenant_id} prefix={self.prefix!r} role={self.role}>"
