@@ -4,14 +4,40 @@
 from service.db.models.api_key import ApiKey, Role
 from service.db.models.audit import AuditEvent
 from service.db.models.credential import CredentialHealth, CredentialKind, UpstreamCredential
+from service.db.models.mirror import (
+    BatteryModule,
+    Dongle,
+    FleetAccount,
+    Inverter,
+    InverterChange,
+    InverterChangeKind,
+    Meter,
+    Site,
+    SyncKind,
+    SyncRun,
+    SyncSchedule,
+    SyncState,
+)
 from service.db.models.tenant import Tenant, TenantStatus
 
 __all__ = [
     "ApiKey",
     "AuditEvent",
+    "BatteryModule",
     "CredentialHealth",
     "CredentialKind",
+    "Dongle",
+    "FleetAccount",
+    "Inverter",
+    "InverterChange",
+    "InverterChangeKind",
+    "Meter",
     "Role",
+    "Site",
+    "SyncKind",
+    "SyncRun",
+    "SyncSchedule",
+    "SyncState",
     "Tenant",
     "TenantStatus",
     "UpstreamCredential",

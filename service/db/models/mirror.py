@@ -1,0 +1,352 @@
+"""The mirror: each tenant's GivEnergy fleet as last seen upstream, its history, and the sync runs that keep it.
+
+Every mirrored row is tenant-owned and keyed by ``(tenant_id, upstream key)``; links between mirrored rows are
+composite foreign keys on ``(tenant_id, upstream key)``, so a row can never point into another tenant's fleet and
+the sync can write links in bulk without looking up surrogate ids. A row that disappears upstream is marked
+``removed_at``, never deleted (it comes back, with ``removed_at`` cleared, if it reappears).
+
+``first_seen_at`` is when the sync first saw the row, ``changed_at`` when any mirrored field last changed.
+``last_seen_at`` is refreshed when the row changes and otherwise at most once per
+``sync.last_seen_granularity_seconds`` so that a sync that finds no change writes no rows; for an exact
+answer, a row not removed was seen by the tenant's last successful sync (``mirror_sync_runs``).
+"""
+
+from __future__ import annotations
+
+import enum
+import uuid
+from datetime import date, datetime
+from typing import Any
+
+from sqlalchemy import (
+    BigInteger,
+    Boolean,
+    Date,
+    Enum,
+    Float,
+    ForeignKey,
+    ForeignKeyConstraint,
+    Index,
+    Integer,
+    String,
+    Text,
+    UniqueConstraint,
+    text,
+)
+from sqlalchemy.dialects.postgresql import ARRAY, JSONB
+from sqlalchemy.orm import Mapped, mapped_column
+
+from service.db.base import Base, UUIDPrimaryKey
+
+
+def _enum_values(kind: type[enum.Enum]) -> list[str]:
+    return [str(member.value) for member in kind]
+
+
+class Mirrored(UUIDPrimaryKey):
+    """Columns shared by every mirrored row."""
+
+    tenant_id: Mapped[uuid.UUID] = mapped_column(ForeignKey("tenants.id", ondelete="CASCADE"))
+    first_seen_at: Mapped[datetime]
+    last_seen_at: Mapped[datetime]
+    changed_at: Mapped[datetime]
+    removed_at: Mapped[datetime | None]
+
+
+class FleetAccount(Mirrored, Base):
+    """An upstream account of the tenant's hierarchy (the credential's own account is the root, depth 0)."""
+
+    __tablename__ = "mirror_accounts"
+    __table_args__ = (
+        UniqueConstraint("tenant_id", "upstream_id"),
+        ForeignKeyConstraint(
+            ["tenant_id", "parent_upstream_id"],
+            ["mirror_accounts.tenant_id", "mirror_accounts.upstream_id"],
+            name="fk_mirror_accounts_parent",
+        ),
+        Index("ix_mirror_accounts_tenant_id_username", "tenant_id", "username"),
+        Index("ix_mirror_accounts_tenant_id_parent_upstream_id", "tenant_id", "parent_upstream_id"),
+    )
+
+    upstream_id: Mapped[int] = mapped_column(BigInteger)
+    username: Mapped[str] = mapped_column(String(200))
+    first_name: Mapped[str | None] = mapped_column(String(200))
+    surname: Mapped[str | None] = mapped_column(String(200))
+    role: Mapped[str | None] = mapped_column(String(50))
+    email: Mapped[str | None] = mapped_column(String(320))
+    address: Mapped[str | None] = mapped_column(String(500))
+    postcode: Mapped[str | None] = mapped_column(String(20))
+    country: Mapped[str | None] = mapped_column(String(100))
+    telephone_number: Mapped[str | None] = mapped_column(String(50))
+    timezone: Mapped[str | None] = mapped_column(String(64))
+    standard_timezone: Mapped[str | None] = mapped_column(String(64))
+    parent_upstream_id: Mapped[int | None] = mapped_column(BigInteger)
+    depth: Mapped[int] = mapped_column(Integer, default=0)
+
+
+class Site(Mirrored, Base):
+    """An installation site; ``scheme_status`` is the site status (vacant, opted_in, opted_out, or none)."""
+
+    __tablename__ = "mirror_sites"
+    __table_args__ = (
+        UniqueConstraint("tenant_id", "upstream_id"),
+        ForeignKeyConstraint(
+            ["tenant_id", "account_upstream_id"],
+            ["mirror_accounts.tenant_id", "mirror_accounts.upstream_id"],
+            name="fk_mirror_sites_account",
+        ),
+        Index("ix_mirror_sites_tenant_id_account_upstream_id", "tenant_id", "account_upstream_id"),
+    )
+
+    upstream_id: Mapped[int] = mapped_column(BigInteger)
+    name: Mapped[str | None] = mapped_column(String(200))
+    account_username: Mapped[str | None] = mapped_column(String(200))
+    account_upstream_id: Mapped[int | None] = mapped_column(BigInteger)
+    date_created: Mapped[date | None] = mapped_column(Date)
+    country: Mapped[str | None] = mapped_column(String(100))
+    timezone: Mapped[str | None] = mapped_column(String(64))
+    tz_timezone: Mapped[str | None] = mapped_column(String(64))
+    latitude: Mapped[float | None] = mapped_column(Float)
+    longitude: Mapped[float | None] = mapped_column(Float)
+    type: Mapped[str | None] = mapped_column(String(50))
+    products: Mapped[list[Any]] = mapped_column(JSONB, default=list)
+    scheme_status: Mapped[str | None] = mapped_column(String(50))
+    scheme_status_checked_at: Mapped[datetime | None]
+
+
+class Dongle(Mirrored, Base):
+    """A communication device (WiFi/GPRS/LAN dongle) and where it sits."""
+
+    __tablename__ = "mirror_dongles"
+    __table_args__ = (
+        UniqueConstraint("tenant_id", "serial"),
+        ForeignKeyConstraint(
+            ["tenant_id", "account_upstream_id"],
+            ["mirror_accounts.tenant_id", "mirror_accounts.upstream_id"],
+            name="fk_mirror_dongles_account",
+        ),
+        ForeignKeyConstraint(
+            ["tenant_id", "site_upstream_id"],
+            ["mirror_sites.tenant_id", "mirror_sites.upstream_id"],
+            name="fk_mirror_dongles_site",
+        ),
+    )
+
+    serial: Mapped[str] = mapped_column(String(64))
+    type: Mapped[str | None] = mapped_column(String(32))
+    firmware_version: Mapped[str | None] = mapped_column(String(64))
+    commission_date: Mapped[datetime | None]
+    account_upstream_id: Mapped[int | None] = mapped_column(BigInteger)
+    site_upstream_id: Mapped[int | None] = mapped_column(BigInteger)
+    inverter_serial: Mapped[str | None] = mapped_column(String(64))
+
+
+class Inverter(Mirrored, Base):
+    """An inverter (behind a dongle) with its rating, firmware and current status."""
+
+    __tablename__ = "mirror_inverters"
+    __table_args__ = (
+        UniqueConstraint("tenant_id", "serial"),
+        ForeignKeyConstraint(
+            ["tenant_id", "dongle_serial"],
+            ["mirror_dongles.tenant_id", "mirror_dongles.serial"],
+            name="fk_mirror_inverters_dongle",
+        ),
+        ForeignKeyConstraint(
+            ["tenant_id", "account_upstream_id"],
+            ["mirror_accounts.tenant_id", "mirror_accounts.upstream_id"],
+            name="fk_mirror_inverters_account",
+        ),
+        ForeignKeyConstraint(
+            ["tenant_id", "site_upstream_id"],
+            ["mirror_sites.tenant_id", "mirror_sites.upstream_id"],
+            name="fk_mirror_inverters_site",
+        ),
+        Index("ix_mirror_inverters_tenant_id_status", "tenant_id", "status"),
+        Index("ix_mirror_inverters_tenant_id_account_upstream_id", "tenant_id", "account_upstream_id"),
+        Index("ix_mirror_inverters_tenant_id_site_upstream_id", "tenant_id", "site_upstream_id"),
+        Index("ix_mirror_inverters_tenant_id_firmware_arm", "tenant_id", "firmware_arm"),
+    )
+
+    serial: Mapped[str] = mapped_column(String(64))
+    dongle_serial: Mapped[str | None] = mapped_column(String(64))
+    account_upstream_id: Mapped[int | None] = mapped_column(BigInteger)
+    site_upstream_id: Mapped[int | None] = mapped_column(BigInteger)
+    status: Mapped[str | None] = mapped_column(String(32))
+    status_since: Mapped[datetime | None]
+    last_online: Mapped[datetime | None]
+    last_updated: Mapped[datetime | None]
+    commission_date: Mapped[datetime | None]
+    model: Mapped[str | None] = mapped_column(String(64))
+    battery_type: Mapped[str | None] = mapped_column(String(32))
+    battery_nominal_capacity: Mapped[float | None] = mapped_column(Float)
+    battery_nominal_voltage: Mapped[float | None] = mapped_column(Float)
+    battery_depth_of_discharge: Mapped[float | None] = mapped_column(Float)
+    max_charge_rate: Mapped[float | None] = mapped_column(Float)
+    max_discharge_rate: Mapped[float | None] = mapped_column(Float)
+    warranty_type: Mapped[str | None] = mapped_column(String(64))
+    warranty_expiry: Mapped[datetime | None]
+    firmware_arm: Mapped[str | None] = mapped_column(String(32))
+    firmware_dsp: Mapped[str | None] = mapped_column(String(32))
+    flags: Mapped[list[str]] = mapped_column(ARRAY(String(100)), default=list)
+    is_controllable: Mapped[bool | None] = mapped_column(Boolean)
+
+
+class BatteryModule(Mirrored, Base):
+    """A battery module of an inverter, keyed by its position in the inverter's list (module numbers repeat)."""
+
+    __tablename__ = "mirror_battery_modules"
+    __table_args__ = (
+        UniqueConstraint("tenant_id", "inverter_serial", "position"),
+        ForeignKeyConstraint(
+            ["tenant_id", "inverter_serial"],
+            ["mirror_inverters.tenant_id", "mirror_inverters.serial"],
+            name="fk_mirror_battery_modules_inverter",
+        ),
+    )
+
+    inverter_serial: Mapped[str] = mapped_column(String(64))
+    position: Mapped[int] = mapped_column(Integer)
+    module_number: Mapped[int | None] = mapped_column(Integer)
+    serial: Mapped[str | None] = mapped_column(String(64))
+    firmware_version: Mapped[str | None] = mapped_column(String(32))
+    capacity_full: Mapped[float | None] = mapped_column(Float)
+    capacity_design: Mapped[float | None] = mapped_column(Float)
+    cell_count: Mapped[int | None] = mapped_column(Integer)
+    has_usb: Mapped[bool | None] = mapped_column(Boolean)
+    nominal_voltage: Mapped[float | None] = mapped_column(Float)
+
+
+class Meter(Mirrored, Base):
+    """An energy meter connected to an inverter, keyed by its bus address."""
+
+    __tablename__ = "mirror_meters"
+    __table_args__ = (
+        UniqueConstraint("tenant_id", "inverter_serial", "address"),
+        ForeignKeyConstraint(
+            ["tenant_id", "inverter_serial"],
+            ["mirror_inverters.tenant_id", "mirror_inverters.serial"],
+            name="fk_mirror_meters_inverter",
+        ),
+    )
+
+    inverter_serial: Mapped[str] = mapped_column(String(64))
+    address: Mapped[int] = mapped_column(Integer)
+    serial_number: Mapped[str | None] = mapped_column(String(64))
+    manufacturer_code: Mapped[str | None] = mapped_column(String(32))
+    type_code: Mapped[int | None] = mapped_column(Integer)
+    hardware_version: Mapped[int | None] = mapped_column(Integer)
+    software_version: Mapped[int | None] = mapped_column(Integer)
+    baud_rate: Mapped[int | None] = mapped_column(Integer)
+
+
+class InverterChangeKind(enum.StrEnum):
+    """What an inverter history row records."""
+
+    STATUS = "status"
+    FIRMWARE_ARM = "firmware_arm"
+    FIRMWARE_DSP = "firmware_dsp"
+    ACCOUNT = "account"
+    REMOVED = "removed"
+    RESTORED = "restored"
+
+
+class InverterChange(UUIDPrimaryKey, Base):
+    """One observed change of an inverter: status transition, firmware update, move to another account.
+
+    ``from_value``/``to_value`` are text (a status, a firmware version, an account upstream id); ``observed_at``
+    is when the sync saw it (the upstream does not say when it happened).
+    """
+
+    __tablename__ = "mirror_inverter_changes"
+    __table_args__ = (
+        ForeignKeyConstraint(
+            ["tenant_id", "inverter_serial"],
+            ["mirror_inverters.tenant_id", "mirror_inverters.serial"],
+            name="fk_mirror_inverter_changes_inverter",
+        ),
+        Index("ix_mirror_inverter_changes_inverter", "tenant_id", "inverter_serial", "observed_at"),
+        Index("ix_mirror_inverter_changes_kind", "tenant_id", "kind", "to_value"),
+    )
+
+    tenant_id: Mapped[uuid.UUID] = mapped_column(ForeignKey("tenants.id", ondelete="CASCADE"))
+    inverter_serial: Mapped[str] = mapped_column(String(64))
+    kind: Mapped[InverterChangeKind] = mapped_column(
+        Enum(InverterChangeKind, name="inverter_change_kind", values_callable=_enum_values)
+    )
+    from_value: Mapped[str | None] = mapped_column(String(64))
+    to_value: Mapped[str | None] = mapped_column(String(64))
+    observed_at: Mapped[datetime]
+    sync_run_id: Mapped[uuid.UUID | None] = mapped_column(ForeignKey("mirror_sync_runs.id", ondelete="SET NULL"))
+
+
+class SyncKind(enum.StrEnum):
+    """A full sync (hierarchy, dongles, sites, site status) or a refresh (the dongle list only)."""
+
+    FULL = "full"
+    REFRESH = "refresh"
+
+
+class SyncState(enum.StrEnum):
+    """Where a sync run is."""
+
+    RUNNING = "running"
+    SUCCEEDED = "succeeded"
+    FAILED = "failed"
+
+
+class SyncRun(UUIDPrimaryKey, Base):
+    """One sync of one tenant: its plan, progress checkpoint, counts and outcome.
+
+    At most one run per tenant is unfinished (a partial unique index); a worker killed mid-run leaves it
+    ``running`` and the next attempt adopts it, resuming from ``progress``.
+    """
+
+    __tablename__ = "mirror_sync_runs"
+    __table_args__ = (
+        Index(
+            "ix_mirror_sync_runs_one_running",
+            "tenant_id",
+            unique=True,
+            postgresql_where=text("state = 'running'"),
+        ),
+        Index("ix_mirror_sync_runs_tenant_id_started_at", "tenant_id", "started_at"),
+    )
+
+    tenant_id: Mapped[uuid.UUID] = mapped_column(ForeignKey("tenants.id", ondelete="CASCADE"))
+    credential_id: Mapped[uuid.UUID | None] = mapped_column(ForeignKey("upstream_credentials.id", ondelete="SET NULL"))
+    kind: Mapped[SyncKind] = mapped_column(Enum(SyncKind, name="sync_kind", values_callable=_enum_values))
+    state: Mapped[SyncState] = mapped_column(
+        Enum(SyncState, name="sync_state", values_callable=_enum_values), default=SyncState.RUNNING
+    )
+    job_id: Mapped[str | None] = mapped_column(String(200))
+    attempts: Mapped[int] = mapped_column(Integer, default=1)
+    started_at: Mapped[datetime]
+    heartbeat_at: Mapped[datetime]
+    finished_at: Mapped[datetime | None]
+    planned_requests: Mapped[int | None] = mapped_column(Integer)
+    planned_eta_seconds: Mapped[float | None] = mapped_column(Float)
+    requests_used: Mapped[int] = mapped_column(Integer, default=0)
+    rate_limited: Mapped[int] = mapped_column(Integer, default=0)
+    server_errors: Mapped[int] = mapped_column(Integer, default=0)
+    rows_inserted: Mapped[int] = mapped_column(Integer, default=0)
+    rows_updated: Mapped[int] = mapped_column(Integer, default=0)
+    rows_removed: Mapped[int] = mapped_column(Integer, default=0)
+    history_rows: Mapped[int] = mapped_column(Integer, default=0)
+    site_status_included: Mapped[bool] = mapped_column(Boolean, default=False)
+    progress: Mapped[dict[str, Any]] = mapped_column(JSONB, default=dict)
+    error: Mapped[str | None] = mapped_column(Text)
+
+
+class SyncSchedule(UUIDPrimaryKey, Base):
+    """When a tenant's syncs run: intervals, and when each kind is next due."""
+
+    __tablename__ = "mirror_sync_schedules"
+    __table_args__ = (UniqueConstraint("tenant_id"),)
+
+    tenant_id: Mapped[uuid.UUID] = mapped_column(ForeignKey("tenants.id", ondelete="CASCADE"))
+    enabled: Mapped[bool] = mapped_column(Boolean, default=True)
+    full_interval_seconds: Mapped[int] = mapped_column(Integer, default=86400)
+    refresh_interval_seconds: Mapped[int] = mapped_column(Integer, default=900)
+    next_full_at: Mapped[datetime | None]
+    next_refresh_at: Mapped[datetime | None]
