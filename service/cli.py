@@ -7,6 +7,7 @@ from typing import Annotated
 
 import typer
 from rich.console import Console
+from rich.markup import escape
 from rich.table import Table
 
 from service import doctor as doctor_checks
@@ -79,7 +80,7 @@ def doctor() -> None:
     checks = asyncio.run(doctor_checks.run_checks(settings))
     for check in checks:
         mark = "[green]ok[/green]" if check.ok else "[red]FAIL[/red]"
-        console.print(f"{mark} {check.name}: {check.detail}", highlight=False)
+        console.print(f"{mark} {check.name}: {escape(check.detail)}", highlight=False, soft_wrap=True)
     if not all(check.ok for check in checks):
         raise typer.Exit(code=1)
 

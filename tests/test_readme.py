@@ -1,0 +1,28 @@
+"""The README documents every setting the code reads."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+from pydantic import BaseModel
+
+from service.settings import Settings
+
+README = Path(__file__).resolve().parents[1] / "README.md"
+
+
+def _environment_variables() -> list[str]:
+    names = []
+    for name, field in Settings.model_fields.items():
+        group = field.annotation
+        if isinstance(group, type) and issubclass(group, BaseModel):
+            names += [f"GIVFLEET_{name.upper()}__{sub.upper()}" for sub in group.model_fields]
+        else:
+            names.append(f"GIVFLEET_{name.upper()}")
+    return names
+
+
+def test_every_setting_has_a_row_in_the_configuration_table() -> None:
+    text = README.read_text()
+    missing = [name for name in _environment_variables() if f"| `{name}` |" not in text]
+    assert missing == []

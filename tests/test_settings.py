@@ -1,0 +1,36 @@
+"""Configuration precedence and URL normalisation."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import pytest
+
+from service.settings import Settings
+
+
+def test_environment_and_nested_groups(monkeypatch: pytest.MonkeyPatch, tmp_path: Path) -> None:
+    monkeypatch.chdir(tmp_path)
+    monkeypatch.setenv("GIVFLEET_DATABASE_URL", "postgresql://u:p@db:5432/fleet")
+    monkeypatch.setenv("GIVFLEET_API__PORT", "9000")
+    monkeypatch.setenv("GIVFLEET_REDIS__NAMESPACE", "acme")
+    settings = Settings()
+    assert settings.configured_database_url() == "postgresql+asyncpg://u:p@db:5432/fleet"
+    assert settings.api.port == 9000
+    assert settings.redis.namespace == "acme"
+    assert settings.configured_redis_url() is None
+
+
+def test_dotenv_file_is_read_and_environment_wins(monkeypatch: pytest.MonkeyPatch, tmp_path: Path) -> None:
+    monkeypatch.chdir(tmp_path)
+    (tmp_path / ".env").write_text("GIVFLEET_REDIS_URL=redis://from-dotenv:6379/0\nGIVFLEET_API__HOST=0.0.0.0\n")
+    monkeypatch.setenv("GIVFLEET_API__HOST", "10.0.0.5")
+    settings = Settings()
+    assert settings.configured_redis_url() == "redis://from-dotenv:6379/0"
+    assert settings.api.host == "10.0.0.5"
+
+
+def test_secrets_are_not_in_the_repr(monkeypatch: pytest.MonkeyPatch, tmp_path: Path) -> None:
+    monkeypatch.chdir(tmp_path)
+    monkeypatch.setenv("GIVFLEET_DATABASE_URL", "postgresql://u:topsecret@db/fleet")
+    assert "topsecret" not in repr(Settings())
