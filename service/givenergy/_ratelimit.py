@@ -466,6 +466,10 @@ class CredentialLimiter:
         result = await self._limiter._pause(keys=self._keys_for(bucket), args=[*self._base_args(bucket), pause_ms])
         return int(result) / 1000
 
+    async def resume(self, bucket: str = GLOBAL_BUCKET) -> None:
+        """Lift a pause early (an operator's decision; the server may still answer 429)."""
+        await self._limiter._redis.hdel(self._keys_for(bucket)[9], "paused_until")
+
     async def capacity(self, lane: Lane, horizon_seconds: float, *, bucket: str = GLOBAL_BUCKET) -> int:
         """How many requests ``lane`` can expect to make in the next ``horizon_seconds``.
 
