@@ -294,6 +294,7 @@ class RateLimiter:
         self._pause = redis.register_script(_PAUSE)
         self._capacity = redis.register_script(_CAPACITY)
         self._state = redis.register_script(_STATE)
+        self._resume = redis.register_script("return redis.call('HDEL', KEYS[10], 'paused_until')")
         self._ids = itertools.count()
         self._id_prefix = f"{os.getpid()}-{random.getrandbits(32):08x}"
 
@@ -468,7 +469,7 @@ class CredentialLimiter:
 
     async def resume(self, bucket: str = GLOBAL_BUCKET) -> None:
         """Lift a pause early (an operator's decision; the server may still answer 429)."""
-        await self._limiter._redis.hdel(self._keys_for(bucket)[9], "paused_until")
+        await self._limiter._resume(keys=self._keys_for(bucket), args=[])
 
     async def capacity(self, lane: Lane, horizon_seconds: float, *, bucket: str = GLOBAL_BUCKET) -> int:
         """How many requests ``lane`` can expect to make in the next ``horizon_seconds``.
