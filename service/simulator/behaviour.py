@@ -1,0 +1,271 @@
+"""Behaviour over simulated time: faults that open and clear, LOST and back, firmware updates, setting drift.
+
+Spontaneous happenings are Poisson processes over the whole fleet, drawn from their own seeded generator in
+time order, so the same seed and the same clock moves produce the same events however the moves are chunked.
+"""
+
+from __future__ import annotations
+
+import heapq
+import random
+from dataclasses import dataclass, field
+from datetime import datetime, timedelta
+from enum import Enum
+
+from service.simulator.catalogue import Setting, rule_bounds
+from service.simulator.fleet import Device, Fleet
+
+FAULTS: tuple[tuple[str, str], ...] = (
+    ("PV Over Voltage", "ERROR"),
+    ("Grid Over Frequency", "WARNING"),
+    ("Grid Under Voltage", "WARNING"),
+    ("Battery Over Temperature", "ERROR"),
+    ("Parallel communication failure", "ERROR"),
+    ("BMS communication fault", "ERROR"),
+    ("Isolation fault", "ERROR"),
+    ("Meter communication lost", "WARNING"),
+)
+_DRIFTING_SETTINGS = (71, 24, 72, 73, 64, 65, 77, 66)
+
+
+@dataclass(slots=True)
+class InverterEvent:
+    """A fault reported by an inverter (GET /inverter/{serial}/events).
+
+    Attributes:
+        serial: Inverter serial.
+        event: Fault description.
+        severity: Status the fault puts the inverter in (ERROR or WARNING).
+        start_time: When it started.
+        end_time: When it cleared (``None`` while active).
+    """
+
+    serial: str
+    event: str
+    severity: str
+    start_time: datetime
+    end_time: datetime | None = None
+
+
+@dataclass(frozen=True, slots=True)
+class Drift:
+    """A setting changed by another actor."""
+
+    time: datetime
+    serial: str
+    setting_id: int
+    old_value: bool | int | str
+    new_value: bool | int | str
+
+
+class Happening(str, Enum):
+    """Scheduled happenings."""
+
+    SPAWN_FAULT = "spawn_fault"
+    SPAWN_LOST = "spawn_lost"
+    SPAWN_FIRMWARE = "spawn_firmware"
+    SPAWN_DRIFT = "spawn_drift"
+    CLEAR_FAULT = "clear_fault"
+    BACK_ONLINE = "back_online"
+    FIRMWARE_DONE = "firmware_done"
+
+
+@dataclass(frozen=True, slots=True)
+class Rates:
+    """Happenings per inverter per simulated day."""
+
+    fault: float
+    lost: float
+    firmware: float
+    drift: float
+
+
+@dataclass(order=True, slots=True)
+class _Scheduled:
+    time: datetime
+    sequence: int
+    kind: Happening = field(compare=False)
+    device_index: int = field(compare=False, default=-1)
+    event: InverterEvent | None = field(compare=False, default=None)
+
+
+class Behaviour:
+    """Runs due happenings and keeps the state they leave (events, LOST/UPDATING sets, drift log)."""
+
+    def __init__(self, fleet: Fleet, seed: int, rates: Rates, start: datetime) -> None:
+        """Create the engine; nothing runs until :meth:`run_until`.
+
+        Args:
+            fleet: The fleet to act on.
+            seed: Seed of the behaviour generator (independent of the fleet generator).
+            rates: Happenings per inverter per day.
+            start: Time from which spontaneous happenings are drawn.
+        """
+        self._fleet = fleet
+        self._rng = random.Random(seed * 1_000_003 + 17)  # noqa: S311 - simulation, not cryptography
+        self._rates = rates
+        self._time = start
+        self._queue: list[_Scheduled] = []
+        self._sequence = 0
+        self.events: dict[str, list[InverterEvent]] = {}
+        self.active: dict[int, list[InverterEvent]] = {}
+        self.lost: dict[int, datetime] = {}
+        self.updating: set[int] = set()
+        self.dead: set[int] = {device.index for device in fleet.devices if device.status == "LOST"}
+        self.drifts: list[Drift] = []
+        for kind, rate in self._spawn_rates().items():
+            if rate > 0:
+                self._schedule(start + self._gap(rate), kind)
+
+    @property
+    def time(self) -> datetime:
+        """Time up to which happenings have been run."""
+        return self._time
+
+    def _spawn_rates(self) -> dict[Happening, float]:
+        return {
+            Happening.SPAWN_FAULT: self._rates.fault,
+            Happening.SPAWN_LOST: self._rates.lost,
+            Happening.SPAWN_FIRMWARE: self._rates.firmware,
+            Happening.SPAWN_DRIFT: self._rates.drift,
+        }
+
+    def _gap(self, rate_per_inverter_day: float) -> timedelta:
+        per_second = rate_per_inverter_day * max(1, len(self._fleet.devices)) / 86400
+        return timedelta(seconds=max(1.0, self._rng.expovariate(per_second)))
+
+    def _schedule(
+        self, when: datetime, kind: Happening, device_index: int = -1, event: InverterEvent | None = None
+    ) -> None:
+        self._sequence += 1
+        heapq.heappush(self._queue, _Scheduled(when, self._sequence, kind, device_index, event))
+
+    def run_until(self, until: datetime) -> None:
+        """Run every happening due at or before ``until`` in time order."""
+        while self._queue and self._queue[0].time <= until:
+            item = heapq.heappop(self._queue)
+            self._time = item.time
+            self._run(item)
+        self._time = max(self._time, until)
+
+    def _run(self, item: _Scheduled) -> None:
+        rates = self._spawn_rates()
+        if item.kind in rates:
+            self._schedule(item.time + self._gap(rates[item.kind]), item.kind)
+            device = self._pick()
+            if device is None:
+                return
+            if item.kind is Happening.SPAWN_FAULT:
+                self.start_fault(device, item.time)
+            elif item.kind is Happening.SPAWN_LOST:
+                self.start_lost(device, item.time, timedelta(seconds=self._rng.expovariate(1 / (4 * 3600))))
+            elif item.kind is Happening.SPAWN_FIRMWARE:
+                self.start_firmware_update(device, item.time)
+            else:
+                self._drift(device, item.time)
+            return
+        device = self._fleet.devices[item.device_index]
+        if item.kind is Happening.CLEAR_FAULT and item.event is not None:
+            self.clear_fault(device, item.event, item.time)
+        elif item.kind is Happening.BACK_ONLINE:
+            self.lost.pop(device.index, None)
+            self.settle(device)
+        elif item.kind is Happening.FIRMWARE_DONE:
+            self.updating.discard(device.index)
+            device.arm += 1 + device.seed % 3
+            device.dsp += 1 + device.seed % 2
+            self.settle(device)
+
+    def _pick(self) -> Device | None:
+        devices = self._fleet.devices
+        device = devices[self._rng.randrange(len(devices))]
+        if device.removed or device.index in self.dead:
+            return None
+        return device
+
+    # ---- happenings (also used by the test mutators) -----------------------------------------------------
+
+    def settle(self, device: Device) -> None:
+        """Recompute an inverter's status from its LOST/UPDATING/fault state."""
+        index = device.index
+        if index in self.dead or index in self.lost:
+            device.status = "LOST"
+        elif index in self.updating:
+            device.status = "UPDATING"
+        elif self.active.get(index):
+            severities = {event.severity for event in self.active[index]}
+            device.status = "ERROR" if "ERROR" in severities else "WARNING"
+        else:
+            device.status = device.status_before
+
+    def start_fault(
+        self, device: Device, when: datetime, name: str | None = None, duration: timedelta | None = None
+    ) -> InverterEvent:
+        """Open a fault event; it clears after ``duration`` (random, about two hours, when omitted)."""
+        if name is None:
+            name, severity = FAULTS[self._rng.randrange(len(FAULTS))]
+        else:
+            severity = dict(FAULTS).get(name, "ERROR")
+        if duration is None:
+            duration = timedelta(seconds=max(300.0, self._rng.expovariate(1 / 7200)))
+        event = InverterEvent(device.serial, name, severity, when)
+        self.events.setdefault(device.serial, []).append(event)
+        self.active.setdefault(device.index, []).append(event)
+        self._schedule(when + duration, Happening.CLEAR_FAULT, device.index, event)
+        self.settle(device)
+        return event
+
+    def clear_fault(self, device: Device, event: InverterEvent, when: datetime) -> None:
+        """Close a fault event (no-op if it already cleared)."""
+        if event.end_time is not None:
+            return
+        event.end_time = when
+        active = self.active.get(device.index, [])
+        if event in active:
+            active.remove(event)
+        self.settle(device)
+
+    def start_lost(self, device: Device, when: datetime, duration: timedelta) -> None:
+        """Take an inverter offline (status LOST) until ``when + duration``."""
+        if device.index in self.lost or device.index in self.updating:
+            return
+        self.lost[device.index] = when
+        device.last_online = when
+        device.last_updated = when
+        self._schedule(when + max(duration, timedelta(minutes=5)), Happening.BACK_ONLINE, device.index)
+        self.settle(device)
+
+    def start_firmware_update(self, device: Device, when: datetime, duration: timedelta | None = None) -> None:
+        """Status UPDATING, then a newer ARM/DSP firmware when the update finishes."""
+        if device.index in self.updating or device.index in self.lost:
+            return
+        self.updating.add(device.index)
+        self._schedule(when + (duration or timedelta(minutes=15)), Happening.FIRMWARE_DONE, device.index)
+        self.settle(device)
+
+    def _drift(self, device: Device, when: datetime) -> None:
+        index = device.setting_index
+        candidates = [index[setting_id] for setting_id in _DRIFTING_SETTINGS if setting_id in index]
+        if not candidates:
+            return
+        setting = candidates[self._rng.randrange(len(candidates))]
+        self.apply_drift(device, setting, self._random_value(setting), when)
+
+    def apply_drift(self, device: Device, setting: Setting, value: bool | int | str, when: datetime) -> Drift:
+        """Change a setting as another actor would (recorded in :attr:`drifts`)."""
+        drift = Drift(when, device.serial, setting.id, device.true_value(setting), value)
+        device.store(setting.id, value)
+        self.drifts.append(drift)
+        return drift
+
+    def _random_value(self, setting: Setting) -> bool | int | str:
+        rng = self._rng
+        if setting.is_boolean:
+            return rng.random() < 0.5
+        if setting.is_time:
+            return f"{rng.randrange(24):02d}:{rng.choice((0, 15, 30, 45)):02d}"
+        bounds = rule_bounds(setting)
+        if bounds is None:
+            return setting.default
+        low, high = bounds
+        return int(rng.uniform(low, high))
