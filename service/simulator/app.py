@@ -6,7 +6,6 @@ from collections.abc import Awaitable, Callable
 from typing import TYPE_CHECKING
 
 from service.simulator.cloud import CloudApi, Ctx, Spec
-from service.simulator.fleet import AccountType
 from service.simulator.legacy import LegacyApi
 from service.simulator.ratelimit import Decision
 from service.simulator.records import Token
@@ -16,6 +15,7 @@ from service.simulator.web import (
     Receive,
     Request,
     Response,
+    Route,
     Router,
     Scope,
     Send,
@@ -87,12 +87,12 @@ class SimulatorApp:
         """A v1 request: route, authenticate, count, check badges, maybe fail, handle."""
         sim = self.sim
         cfg = sim.config
+        early: HttpError | None = None
+        found: tuple[Route, dict[str, str]] | None = None
         try:
             found = self.cloud_router.match(request.method, request.path)
         except HttpError as error:
-            found, early = None, error
-        else:
-            early = None
+            early = error
         token = self._authenticate(request)
         if token is None:
             headers = {"X-RateLimit-Limit": str(cfg.rate_limit_per_window),
@@ -113,7 +113,12 @@ class SimulatorApp:
         return response
 
     async def _dispatch(
-        self, request: Request, token: Token, found: object, early: HttpError | None, spec: Spec | None
+        self,
+        request: Request,
+        token: Token,
+        found: tuple[Route, dict[str, str]] | None,
+        early: HttpError | None,
+        spec: Spec | None,
     ) -> Response:
         sim = self.sim
         if not token.subscribed:
@@ -123,7 +128,7 @@ class SimulatorApp:
             raise early
         if found is None or spec is None:
             raise not_found()
-        route, params = found  # type: ignore[misc]
+        route, params = found
         account = sim.fleet.accounts[token.account_id]
         if not all(token.has_scope(scope) for scope in spec.scopes):
             raise HttpError(403, {"message": "Invalid scope(s) provided."})
@@ -160,6 +165,3 @@ class SimulatorApp:
 def build_app(sim: Simulator) -> SimulatorApp:
     """The ASGI app of a simulator."""
     return SimulatorApp(sim)
-
-
-__all__ = ["AccountType", "SimulatorApp", "build_app"]

@@ -10,7 +10,7 @@ import heapq
 import random
 from dataclasses import dataclass, field
 from datetime import datetime, timedelta
-from enum import Enum
+from enum import StrEnum
 
 from service.simulator.catalogue import Setting, rule_bounds
 from service.simulator.fleet import Device, Fleet
@@ -58,7 +58,7 @@ class Drift:
     new_value: bool | int | str
 
 
-class Happening(str, Enum):
+class Happening(StrEnum):
     """Scheduled happenings."""
 
     SPAWN_FAULT = "spawn_fault"

@@ -4,10 +4,10 @@ from __future__ import annotations
 
 import re
 from dataclasses import dataclass
-from enum import Enum
+from enum import StrEnum
 
 
-class Kind(str, Enum):
+class Kind(StrEnum):
     """Broad family of a device model."""
 
     HYBRID = "hybrid"
@@ -165,7 +165,7 @@ def coerce(setting: Setting, value: object) -> bool | int | str:
                 raise RuleError(setting.validation)
         elif name == "in" and number not in {float(option) for option in args.split(",")}:
             raise RuleError(setting.validation)
-    return int(number) if number == int(number) else int(round(number))
+    return int(number) if number == int(number) else round(number)
 
 
 def _coerce_bool(setting: Setting, value: object) -> bool:

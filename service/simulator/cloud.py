@@ -116,21 +116,14 @@ class Pager:
             size = min(size, self._config.max_page_size)
         return page, size
 
-    def respond(
-        self, request: Request, total: int, fetch: Callable[[int, int], Sequence[Any]]
-    ) -> Response:
+    def respond(self, request: Request, total: int, fetch: Callable[[int, int], Sequence[Any]]) -> Response:
         """A paginated response: ``fetch(offset, limit)`` returns the rendered items of the page."""
         page, size = self.params(request)
         last_page = max(1, -(-total // size))
         offset = (page - 1) * size
         items = list(fetch(offset, size)) if offset < total else []
         path = request.url
-        kept = [
-            (key, value)
-            for key, values in request.query.items()
-            if key != "page"
-            for value in values
-        ]
+        kept = [(key, value) for key, values in request.query.items() if key != "page" for value in values]
 
         def link(number: int) -> str:
             query = "&".join(f"{key}={value}" for key, value in kept)
@@ -456,7 +449,7 @@ class CloudApi:
         moment = self._reading_time(device, ctx.now)
         siblings = [d for d in self.sim.fleet.devices_of(device.owner_id) if d is not device][:4]
         zone = self.sim.site_zone(device)
-        inverters = []
+        inverters: list[dict[str, Any]] = []
         for number in range(1, 5):
             if number <= len(siblings):
                 sibling = siblings[number - 1]
@@ -474,7 +467,7 @@ class CloudApi:
              "type": 0}
             for number in range(1, 9)
         ]  # fmt: skip
-        total_power = sum(item["active_power"] or 0 for item in inverters)
+        total_power = sum(int(item["active_power"] or 0) for item in inverters)
         return data({
             "battery_power": 0, "battery_wh_remaining": 0, "calculated_load_power": total_power, "car_power": 0,
             "error_code": 0, "grid_power": 0, "measured_load_power": total_power,
@@ -783,7 +776,9 @@ class CloudApi:
     async def ev_commands(self, request: Request, ctx: Ctx) -> Response:
         """GET /ev-charger/{uuid}/commands."""
         charger = self._charger(ctx, request.params["uuid"])
-        supported = [command for number, command in enumerate(EV_COMMANDS) if (charger.seed >> number) % 5 or number < 9]
+        supported = [
+            command for number, command in enumerate(EV_COMMANDS) if (charger.seed >> number) % 5 or number < 9
+        ]
         return data(supported)
 
     async def ev_command_data(self, request: Request, ctx: Ctx) -> Response:
@@ -982,28 +977,62 @@ def _require_number(body: dict[str, Any], name: str, low: float, high: float, op
     return float(raw)
 
 
+def _ev_power_limit(charger: EvCharger, body: dict[str, Any]) -> None:
+    charger.power_limit = int(_require_number(body, "limit", 6, 32) or 32)
+
+
+def _ev_plug_and_go(charger: EvCharger, body: dict[str, Any]) -> None:
+    if not isinstance(body.get("enabled"), bool):
+        raise invalid({"enabled": ["The enabled field must be true or false."]})
+    charger.plug_and_go = body["enabled"]
+
+
+def _ev_energy_limit(charger: EvCharger, body: dict[str, Any]) -> None:
+    charger.session_energy_limit = _require_number(body, "limit", 0.1, 250, optional=True)
+
+
+def _ev_mode(charger: EvCharger, body: dict[str, Any]) -> None:
+    if body.get("mode") not in ("SuperEco", "Eco", "Boost", "ModbusSlave"):
+        raise invalid({"mode": ["The selected mode is invalid."]})
+    charger.mode = body["mode"]
+
+
+def _ev_configuration(charger: EvCharger, body: dict[str, Any]) -> None:
+    if body.get("configuration_mode") not in ("A", "B", "C", "D", "E"):
+        raise invalid({"configuration_mode": ["The selected configuration mode is invalid."]})
+    charger.configuration_mode = body["configuration_mode"]
+
+
+def _ev_start(charger: EvCharger, body: dict[str, Any]) -> None:
+    charger.status = "Charging"
+
+
+def _ev_stop(charger: EvCharger, body: dict[str, Any]) -> None:
+    charger.status = "Finishing"
+
+
+def _ev_delay(charger: EvCharger, body: dict[str, Any]) -> None:
+    _require_number(body, "duration", 600, 1800)
+
+
+def _ev_import(charger: EvCharger, body: dict[str, Any]) -> None:
+    charger.max_import = int(_require_number(body, "value", 40, 100, optional=True) or charger.max_import)
+
+
+_EV_ACTIONS: dict[str, Callable[[EvCharger, dict[str, Any]], None]] = {
+    "adjust-charge-power-limit": _ev_power_limit,
+    "set-plug-and-go": _ev_plug_and_go,
+    "set-session-energy-limit": _ev_energy_limit,
+    "change-mode": _ev_mode,
+    "configuration-mode": _ev_configuration,
+    "start-charge": _ev_start,
+    "stop-charge": _ev_stop,
+    "change-randomised-delay-duration": _ev_delay,
+    "set-max-import-capacity": _ev_import,
+}
+
+
 def _apply_ev_command(charger: EvCharger, command: str, body: dict[str, Any]) -> None:
-    if command == "adjust-charge-power-limit":
-        charger.power_limit = int(_require_number(body, "limit", 6, 32) or 32)
-    elif command == "set-plug-and-go":
-        if not isinstance(body.get("enabled"), bool):
-            raise invalid({"enabled": ["The enabled field must be true or false."]})
-        charger.plug_and_go = body["enabled"]
-    elif command == "set-session-energy-limit":
-        charger.session_energy_limit = _require_number(body, "limit", 0.1, 250, optional=True)
-    elif command == "change-mode":
-        if body.get("mode") not in ("SuperEco", "Eco", "Boost", "ModbusSlave"):
-            raise invalid({"mode": ["The selected mode is invalid."]})
-        charger.mode = body["mode"]
-    elif command == "configuration-mode":
-        if body.get("configuration_mode") not in ("A", "B", "C", "D", "E"):
-            raise invalid({"configuration_mode": ["The selected configuration mode is invalid."]})
-        charger.configuration_mode = body["configuration_mode"]
-    elif command == "start-charge":
-        charger.status = "Charging"
-    elif command == "stop-charge":
-        charger.status = "Finishing"
-    elif command == "change-randomised-delay-duration":
-        _require_number(body, "duration", 600, 1800)
-    elif command == "set-max-import-capacity":
-        charger.max_import = int(_require_number(body, "value", 40, 100, optional=True) or charger.max_import)
+    action = _EV_ACTIONS.get(command)
+    if action is not None:
+        action(charger, body)

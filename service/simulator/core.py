@@ -5,13 +5,12 @@ from __future__ import annotations
 import asyncio
 import random
 from collections.abc import Iterable
-from dataclasses import dataclass, field
 from datetime import UTC, datetime, timedelta
 from typing import Any
 
 from service.simulator.app import build_app
 from service.simulator.behaviour import Behaviour, Drift, InverterEvent, Rates
-from service.simulator.catalogue import MODEL_BY_NAME, RuleError, Setting, coerce
+from service.simulator.catalogue import MODEL_BY_NAME, Setting, coerce
 from service.simulator.clock import SimulationClock
 from service.simulator.config import SimulatorConfig
 from service.simulator.fleet import (
@@ -38,6 +37,7 @@ from service.simulator.records import (
 )
 from service.simulator.truth import Truth
 from service.simulator.web import Receive, Scope, Send
+
 
 class Simulator:
     """A fake GivEnergy Cloud. See the package docstring for the public surface."""

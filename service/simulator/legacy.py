@@ -7,7 +7,7 @@ a valid session answer ``{"success": false, "msg": "not login"}`` with HTTP 200,
 from __future__ import annotations
 
 import hashlib
-from datetime import date, datetime, timedelta
+from datetime import date, timedelta
 from typing import TYPE_CHECKING, Any
 from zoneinfo import ZoneInfo
 
@@ -193,6 +193,3 @@ class LegacyApi:
             "maxVoltModule": highs.index(max(highs)) + 1 if modules else 0,
             "minVoltModule": lows.index(min(lows)) + 1 if modules else 0,
         })  # fmt: skip
-
-
-__all__ = ["COOKIE", "LegacyApi", "datetime"]

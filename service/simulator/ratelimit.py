@@ -79,4 +79,5 @@ class RateLimiter:
         window = self._windows.get((token, bucket))
         if window is None or now - window.opened >= window_seconds:
             return Decision(True, limit, limit, math.ceil(window_seconds))
-        return Decision(True, limit, max(0, limit - window.count), max(1, math.ceil(window.opened + window_seconds - now)))
+        retry_after = max(1, math.ceil(window.opened + window_seconds - now))
+        return Decision(True, limit, max(0, limit - window.count), retry_after)

@@ -13,7 +13,7 @@ from typing import TYPE_CHECKING, Any
 from service.simulator import render
 from service.simulator.fleet import AccountType, Device
 from service.simulator.records import ALL_SCOPES
-from service.simulator.web import HttpError, Request, Response, Router, invalid, not_found
+from service.simulator.web import Request, Response, Router, invalid, not_found
 
 if TYPE_CHECKING:
     from service.simulator.core import Simulator
@@ -289,5 +289,5 @@ class SideDoor:
         try:
             self.sim.move_dongle(device.serial, int(body["account_id"]))
         except (KeyError, ValueError) as error:
-            raise HttpError(422, {"message": "The given data was invalid.", "errors": {"account_id": [str(error)]}}) from None
+            raise invalid({"account_id": [str(error)]}) from None
         return Response(200, self._device_truth(device))

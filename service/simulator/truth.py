@@ -9,7 +9,8 @@ from service.simulator.behaviour import Drift, InverterEvent
 from service.simulator.fleet import Account, AccountType, Device, EvCharger, Site, SmartDevice
 
 if TYPE_CHECKING:
-    from service.simulator.core import ControlCall, Counters, Simulator
+    from service.simulator.core import Simulator
+    from service.simulator.records import ControlCall, Counters
 
 
 class Truth:
