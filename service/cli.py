@@ -85,6 +85,28 @@ def doctor() -> None:
         raise typer.Exit(code=1)
 
 
+@app.command()
+def simulator(
+    fleet_size: Annotated[int, typer.Option(help="Inverters to generate.")] = 10_000,
+    seed: Annotated[int, typer.Option(help="Seed of the fleet (same seed, same fleet and tokens).")] = 7,
+    host: Annotated[str, typer.Option(help="Bind address.")] = "127.0.0.1",
+    port: Annotated[int, typer.Option(help="Bind port.")] = 8081,
+    tokens_file: Annotated[str | None, typer.Option(help="Also write the tokens as JSON to this path.")] = None,
+    clock_speed: Annotated[float, typer.Option(help="Simulated seconds per real second.")] = 1.0,
+    rate_limit: Annotated[int, typer.Option(help="Requests per token per window.")] = 300,
+    rate_window: Annotated[float, typer.Option(help="Rate-limit window in seconds.")] = 60.0,
+) -> None:
+    """Serve a simulated GivEnergy Cloud (v1 API, legacy API, /_simulator side door) and print its tokens."""
+    from pathlib import Path
+
+    from service.simulator import SimulatorConfig
+    from service.simulator.server import run as run_simulator
+
+    config = SimulatorConfig(fleet_size=fleet_size, seed=seed, clock_speed=clock_speed,
+                             rate_limit_per_window=rate_limit, rate_limit_window_seconds=rate_window)
+    run_simulator(config, host=host, port=port, tokens_file=Path(tokens_file) if tokens_file else None)
+
+
 def _database_url(settings: Settings) -> str:
     url = settings.configured_database_url()
     if url is None:  # resolved_services() always fills it; this guards against misuse
