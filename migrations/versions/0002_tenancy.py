@@ -79,6 +79,7 @@ def upgrade() -> None:
         sa.Column("last_checked_at", sa.DateTime(timezone=True), nullable=True),
         sa.Column("upstream_account_id", sa.String(length=64), nullable=True),
         sa.Column("upstream_username", sa.String(length=200), nullable=True),
+        sa.Column("base_url", sa.String(length=300), nullable=True),
         sa.Column("id", sa.Uuid(), nullable=False),
         sa.Column("created_at", sa.DateTime(timezone=True), server_default=sa.text("now()"), nullable=False),
         sa.Column("updated_at", sa.DateTime(timezone=True), server_default=sa.text("now()"), nullable=False),

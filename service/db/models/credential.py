@@ -60,6 +60,8 @@ class UpstreamCredential(UUIDPrimaryKey, Timestamps, Base):
     last_checked_at: Mapped[datetime | None]
     upstream_account_id: Mapped[str | None] = mapped_column(String(64))
     upstream_username: Mapped[str | None] = mapped_column(String(200))
+    # Where this credential's API lives when not the configured GivEnergy Cloud (the demo's simulator).
+    base_url: Mapped[str | None] = mapped_column(String(300))
 
     def __repr__(self) -> str:
         return f"<UpstreamCredential id={self.id} tenant_id={self.tenant_id} label={self.label!r} health={self.health}>"

@@ -1,0 +1,183 @@
+"""All queries of the tenants domain.
+
+Tenant-owned repositories take a :class:`TenantId` and start every statement filtered by it: a row of
+another tenant reads as "not found". The two unscoped classes at the end serve authentication (finding a key
+by its public prefix, before any tenant is known) and key rotation (a deployment-wide maintenance task).
+"""
+
+from __future__ import annotations
+
+import uuid
+from collections.abc import Sequence
+from datetime import datetime
+from typing import Generic, TypeVar
+
+from sqlalchemy import Select, func, select, update
+from sqlalchemy.ext.asyncio import AsyncSession
+
+from service.core.tenancy import TenantId
+from service.db.models.api_key import ApiKey
+from service.db.models.audit import AuditEvent
+from service.db.models.credential import UpstreamCredential
+from service.db.models.tenant import Tenant
+
+
+class TenantRepository:
+    """Tenants themselves (the one table that is not tenant-owned)."""
+
+    def __init__(self, session: AsyncSession) -> None:
+        self._session = session
+
+    async def get(self, tenant_id: TenantId) -> Tenant | None:
+        """The tenant with this id."""
+        return await self._session.get(Tenant, tenant_id)
+
+    async def get_by_slug(self, slug: str) -> Tenant | None:
+        """The tenant with this slug."""
+        result = await self._session.execute(select(Tenant).where(Tenant.slug == slug))
+        return result.scalar_one_or_none()
+
+    async def list(self) -> Sequence[Tenant]:
+        """Every tenant, by slug."""
+        return (await self._session.execute(select(Tenant).order_by(Tenant.slug))).scalars().all()
+
+    def add(self, tenant: Tenant) -> None:
+        """Stage a new tenant."""
+        self._session.add(tenant)
+
+
+_Row = TypeVar("_Row", UpstreamCredential, ApiKey, AuditEvent)
+
+
+class _TenantScoped(Generic[_Row]):
+    model: type[_Row]
+
+    def __init__(self, session: AsyncSession, tenant_id: TenantId) -> None:
+        self._session = session
+        self.tenant_id = tenant_id
+
+    def _select(self) -> Select[_Row]:
+        return select(self.model).where(self.model.tenant_id == self.tenant_id)
+
+    def _own(self, row: _Row) -> None:
+        if row.tenant_id is None:
+            row.tenant_id = self.tenant_id
+        elif row.tenant_id != self.tenant_id:
+            raise ValueError("refusing to add a row of another tenant")
+
+
+class CredentialRepository(_TenantScoped[UpstreamCredential]):
+    """A tenant's upstream credentials."""
+
+    model = UpstreamCredential
+
+    async def list(self) -> Sequence[UpstreamCredential]:
+        """The tenant's credentials, oldest first."""
+        statement = self._select().order_by(UpstreamCredential.created_at, UpstreamCredential.id)
+        return (await self._session.execute(statement)).scalars().all()
+
+    async def get(self, credential_id: uuid.UUID) -> UpstreamCredential | None:
+        """One of the tenant's credentials (``None`` for an unknown or foreign id)."""
+        statement = self._select().where(UpstreamCredential.id == credential_id)
+        return (await self._session.execute(statement)).scalar_one_or_none()
+
+    async def find_by_upstream_account(self, account_id: str) -> Sequence[UpstreamCredential]:
+        """The tenant's credentials whose token belongs to upstream account ``account_id``."""
+        statement = self._select().where(UpstreamCredential.upstream_account_id == account_id)
+        return (await self._session.execute(statement)).scalars().all()
+
+    def add(self, credential: UpstreamCredential) -> None:
+        """Stage a new credential of this tenant."""
+        self._own(credential)
+        self._session.add(credential)
+
+    async def delete(self, credential: UpstreamCredential) -> None:
+        """Delete one of the tenant's credentials."""
+        self._own(credential)
+        await self._session.delete(credential)
+
+
+class ApiKeyRepository(_TenantScoped[ApiKey]):
+    """A tenant's API keys."""
+
+    model = ApiKey
+
+    async def list(self, *, include_revoked: bool = True) -> Sequence[ApiKey]:
+        """The tenant's keys, oldest first."""
+        statement = self._select().order_by(ApiKey.created_at, ApiKey.id)
+        if not include_revoked:
+            statement = statement.where(ApiKey.revoked_at.is_(None))
+        return (await self._session.execute(statement)).scalars().all()
+
+    async def get(self, key_id: uuid.UUID) -> ApiKey | None:
+        """One of the tenant's keys (``None`` for an unknown or foreign id)."""
+        return (await self._session.execute(self._select().where(ApiKey.id == key_id))).scalar_one_or_none()
+
+    async def get_by_prefix(self, prefix: str) -> ApiKey | None:
+        """One of the tenant's keys by its public prefix."""
+        return (await self._session.execute(self._select().where(ApiKey.prefix == prefix))).scalar_one_or_none()
+
+    async def find_by_restriction(self, account_id: str) -> Sequence[ApiKey]:
+        """The tenant's keys restricted to upstream account ``account_id``."""
+        statement = self._select().where(ApiKey.restricted_account_id == account_id)
+        return (await self._session.execute(statement)).scalars().all()
+
+    def add(self, key: ApiKey) -> None:
+        """Stage a new key of this tenant."""
+        self._own(key)
+        self._session.add(key)
+
+
+class AuditRepository(_TenantScoped[AuditEvent]):
+    """A tenant's audit log."""
+
+    model = AuditEvent
+
+    async def list(self, *, limit: int = 100, action: str | None = None,
+                   before: datetime | None = None) -> Sequence[AuditEvent]:
+        """The tenant's newest events first."""
+        statement = self._select().order_by(AuditEvent.occurred_at.desc(), AuditEvent.id).limit(limit)
+        if action is not None:
+            statement = statement.where(AuditEvent.action == action)
+        if before is not None:
+            statement = statement.where(AuditEvent.occurred_at < before)
+        return (await self._session.execute(statement)).scalars().all()
+
+    def add(self, event: AuditEvent) -> None:
+        """Stage an event of this tenant."""
+        self._own(event)
+        self._session.add(event)
+
+
+class ApiKeyLookup:
+    """Unscoped: finds a presented key by its public prefix. Only authentication uses it; the tenant it
+    yields comes from the row whose secret matched."""
+
+    def __init__(self, session: AsyncSession) -> None:
+        self._session = session
+
+    async def by_prefix(self, prefix: str) -> ApiKey | None:
+        """The key with this prefix, whatever its tenant."""
+        return (await self._session.execute(select(ApiKey).where(ApiKey.prefix == prefix))).scalar_one_or_none()
+
+    async def touch(self, key_id: uuid.UUID, at: datetime) -> None:
+        """Record a use of the key."""
+        await self._session.execute(update(ApiKey).where(ApiKey.id == key_id).values(last_used_at=at))
+
+
+class CredentialRotationRepository:
+    """Unscoped: every credential not sealed with the active key (deployment-wide key rotation)."""
+
+    def __init__(self, session: AsyncSession) -> None:
+        self._session = session
+
+    async def not_sealed_with(self, key_id: str) -> Sequence[UpstreamCredential]:
+        """Credentials to re-seal, locked for update."""
+        statement = (select(UpstreamCredential).where(UpstreamCredential.key_id != key_id)
+                     .order_by(UpstreamCredential.id).with_for_update())
+        return (await self._session.execute(statement)).scalars().all()
+
+    async def count_by_key(self) -> dict[str, int]:
+        """How many credentials each key id seals."""
+        statement = select(UpstreamCredential.key_id, func.count()).group_by(UpstreamCredential.key_id)
+        return {key_id: count for key_id, count in (await self._session.execute(statement)).tuples()}

@@ -1,0 +1,464 @@
+"""Tenants, upstream credentials, API keys, authentication and the audit log.
+
+Services take a session and never commit: the edge that owns the transaction (REST request, CLI command,
+job) does. Every write records an audit event in the same transaction, so the log and the change commit or
+roll back together.
+"""
+
+from __future__ import annotations
+
+import re
+import uuid
+import zoneinfo
+from collections.abc import Sequence
+from dataclasses import dataclass
+from datetime import UTC, datetime, timedelta
+from typing import Any
+
+import structlog
+from pydantic import SecretStr
+from sqlalchemy.ext.asyncio import AsyncSession
+
+from service.core.errors import ConflictError, InvalidInputError, NotFoundError
+from service.core.tenancy import TenantId, tenant_id_from
+from service.db.models.api_key import ApiKey, Role
+from service.db.models.audit import AuditEvent
+from service.db.models.credential import CredentialHealth, CredentialKind, UpstreamCredential
+from service.db.models.tenant import Tenant, TenantStatus
+from service.tenants import apikeys
+from service.tenants.crypto import KeyRing, Sealed
+from service.tenants.principal import Principal
+from service.tenants.repository import (
+    ApiKeyLookup,
+    ApiKeyRepository,
+    AuditRepository,
+    CredentialRepository,
+    CredentialRotationRepository,
+    TenantRepository,
+)
+from service.tenants.upstream import AccountProbe, ClientFactory, probe_account
+
+log = structlog.get_logger(__name__)
+
+SLUG_PATTERN = re.compile(r"^[a-z0-9](?:[a-z0-9-]{0,61}[a-z0-9])?$")
+# A key's last-used time is written at most this often (not on every request).
+LAST_USED_RESOLUTION = timedelta(seconds=60)
+
+
+def _now() -> datetime:
+    return datetime.now(UTC)
+
+
+class AuditService:
+    """The audit log: call :meth:`record` for every write action, in the transaction of the write."""
+
+    def __init__(self, session: AsyncSession) -> None:
+        self._session = session
+
+    async def record(
+        self,
+        principal: Principal,
+        action: str,
+        *,
+        target_type: str,
+        target_id: str | uuid.UUID | None = None,
+        details: dict[str, Any] | None = None,
+    ) -> AuditEvent:
+        """Record that ``principal`` did ``action`` to a target.
+
+        Args:
+            principal: Who acted (its key, tenant, client address and request id are recorded).
+            action: ``"domain.verb"``, e.g. ``"apikey.create"``, ``"campaign.start"``.
+            target_type: What kind of thing was acted on, e.g. ``"api_key"``, ``"inverter"``.
+            target_id: Which one (an id or serial).
+            details: Extra facts (never secrets).
+
+        Returns:
+            The staged event.
+        """
+        event = AuditEvent(
+            tenant_id=principal.tenant_id,
+            actor_key_id=principal.key_id,
+            actor=principal.actor,
+            action=action,
+            target_type=target_type,
+            target_id=str(target_id) if target_id is not None else None,
+            client_address=principal.client_address,
+            request_id=principal.request_id,
+            details=details or {},
+            occurred_at=_now(),
+        )
+        AuditRepository(self._session, principal.tenant_id).add(event)
+        await self._session.flush()
+        return event
+
+    async def list(self, principal: Principal, *, limit: int = 100, action: str | None = None
+                   ) -> Sequence[AuditEvent]:
+        """The principal's tenant's newest events."""
+        return await AuditRepository(self._session, principal.tenant_id).list(limit=limit, action=action)
+
+
+class TenantService:
+    """Creating and finding tenants (local administration: the CLI and the demo set-up)."""
+
+    def __init__(self, session: AsyncSession) -> None:
+        self._session = session
+        self._tenants = TenantRepository(session)
+
+    async def create(self, slug: str, *, name: str | None = None, timezone: str = "Europe/London",
+                     actor: str = "cli") -> Tenant:
+        """Create a tenant.
+
+        Raises:
+            InvalidInputError: The slug or timezone is malformed.
+            ConflictError: The slug is taken.
+        """
+        if not SLUG_PATTERN.fullmatch(slug):
+            raise InvalidInputError("a slug is 1-63 lower-case letters, digits and hyphens, not starting or ending "
+                                    "with a hyphen")
+        try:
+            zoneinfo.ZoneInfo(timezone)
+        except (zoneinfo.ZoneInfoNotFoundError, ValueError):
+            raise InvalidInputError(f"unknown timezone {timezone!r}") from None
+        if await self._tenants.get_by_slug(slug) is not None:
+            raise ConflictError(f"a tenant with slug {slug!r} already exists")
+        tenant = Tenant(id=uuid.uuid4(), slug=slug, name=name or slug, timezone=timezone, status=TenantStatus.ACTIVE)
+        self._tenants.add(tenant)
+        await self._session.flush()
+        await AuditService(self._session).record(
+            Principal.cli(tenant_id_from(tenant.id), actor=actor), "tenant.create", target_type="tenant",
+            target_id=tenant.id, details={"slug": slug},
+        )
+        return tenant
+
+    async def list(self) -> Sequence[Tenant]:
+        """Every tenant."""
+        return await self._tenants.list()
+
+    async def get_by_slug(self, slug: str) -> Tenant:
+        """The tenant with ``slug``.
+
+        Raises:
+            NotFoundError: No such tenant.
+        """
+        tenant = await self._tenants.get_by_slug(slug)
+        if tenant is None:
+            raise NotFoundError(f"no tenant with slug {slug!r}")
+        return tenant
+
+    async def get(self, tenant_id: TenantId) -> Tenant:
+        """The tenant with this id.
+
+        Raises:
+            NotFoundError: No such tenant.
+        """
+        tenant = await self._tenants.get(tenant_id)
+        if tenant is None:
+            raise NotFoundError("no such tenant")
+        return tenant
+
+
+def _associated_data(credential: UpstreamCredential) -> bytes:
+    return f"upstream_credentials:{credential.tenant_id}:{credential.id}".encode()
+
+
+def open_token(key_ring: KeyRing, credential: UpstreamCredential) -> SecretStr:
+    """Decrypt a credential's secret (for building an upstream client; never log or return it).
+
+    Raises:
+        KeyRingError: The credential's key id is not configured, or the ciphertext was tampered with.
+    """
+    sealed = Sealed(credential.key_id, credential.secret_ciphertext)
+    return SecretStr(key_ring.open(sealed, _associated_data(credential)))
+
+
+@dataclass(frozen=True)
+class CheckOutcome:
+    """A credential after a check, and what the check found."""
+
+    credential: UpstreamCredential
+    probe: AccountProbe
+
+
+class CredentialService:
+    """A tenant's upstream credentials: add, list, check, remove. Secrets are sealed before they are staged."""
+
+    def __init__(self, session: AsyncSession, principal: Principal, key_ring: KeyRing,
+                 client_factory: ClientFactory | None = None, *, default_requests_per_minute: int = 300) -> None:
+        self._session = session
+        self._default_requests_per_minute = default_requests_per_minute
+        self._principal = principal
+        self._key_ring = key_ring
+        self._client_factory = client_factory
+        self._credentials = CredentialRepository(session, principal.tenant_id)
+        self._audit = AuditService(session)
+
+    async def add(
+        self,
+        secret: str,
+        *,
+        label: str | None = None,
+        kind: CredentialKind = CredentialKind.API_TOKEN,
+        portal_username: str | None = None,
+        requests_per_minute: int | None = None,
+        base_url: str | None = None,
+    ) -> UpstreamCredential:
+        """Store a new credential, encrypted (its health stays ``unknown`` until checked).
+
+        Raises:
+            PermissionDeniedError: The principal is not an admin.
+            InvalidInputError: The secret is empty, or a portal login lacks its username.
+        """
+        self._principal.require(Role.ADMIN)
+        secret = secret.strip()
+        if not secret:
+            raise InvalidInputError("the token is empty")
+        if kind is CredentialKind.PORTAL_LOGIN and not portal_username:
+            raise InvalidInputError("a legacy portal login needs its username")
+        if requests_per_minute is not None and requests_per_minute < 1:
+            raise InvalidInputError("requests per minute must be positive")
+        credential = UpstreamCredential(
+            id=uuid.uuid4(),
+            tenant_id=self._principal.tenant_id,
+            label=label or (f"portal {portal_username}" if kind is CredentialKind.PORTAL_LOGIN else "api token"),
+            kind=kind,
+            portal_username=portal_username,
+            requests_per_minute=requests_per_minute,
+            health=CredentialHealth.UNKNOWN,
+            scopes=[],
+            base_url=base_url,
+        )
+        sealed = self._key_ring.seal(secret, _associated_data(credential))
+        credential.secret_ciphertext, credential.key_id = sealed.blob, sealed.key_id
+        self._credentials.add(credential)
+        await self._session.flush()
+        await self._audit.record(self._principal, "credential.add", target_type="upstream_credential",
+                                 target_id=credential.id, details={"label": credential.label, "kind": kind.value})
+        return credential
+
+    async def list(self) -> Sequence[UpstreamCredential]:
+        """The tenant's credentials (viewer and above may list; secrets are never part of the rows shown)."""
+        return await self._credentials.list()
+
+    async def get(self, credential_id: uuid.UUID) -> UpstreamCredential:
+        """One credential of the tenant.
+
+        Raises:
+            NotFoundError: Unknown id, or another tenant's.
+        """
+        credential = await self._credentials.get(credential_id)
+        if credential is None:
+            raise NotFoundError("no such credential")
+        return credential
+
+    async def remove(self, credential_id: uuid.UUID) -> None:
+        """Delete a credential (admin)."""
+        self._principal.require(Role.ADMIN)
+        credential = await self.get(credential_id)
+        await self._credentials.delete(credential)
+        await self._audit.record(self._principal, "credential.remove", target_type="upstream_credential",
+                                 target_id=credential_id)
+
+    async def check(self, credential_id: uuid.UUID) -> CheckOutcome:
+        """Ask GivEnergy what the credential is: record health, account, account type, scopes and tier.
+
+        Raises:
+            PermissionDeniedError: The principal is not an admin.
+            NotFoundError: Unknown id, or another tenant's.
+        """
+        self._principal.require(Role.ADMIN)
+        credential = await self.get(credential_id)
+        if credential.kind is CredentialKind.PORTAL_LOGIN:
+            probe = AccountProbe(CredentialHealth.UNKNOWN, "legacy portal logins are not checked; they are used as is")
+        else:
+            if self._client_factory is None:
+                raise RuntimeError("CredentialService needs a client factory to check credentials")
+            async with self._client_factory(credential, open_token(self._key_ring, credential)) as client:
+                probe = await probe_account(client)
+        self._apply(credential, probe)
+        await self._session.flush()
+        await self._audit.record(self._principal, "credential.check", target_type="upstream_credential",
+                                 target_id=credential.id, details={"health": probe.health.value})
+        log.info("credential.checked", tenant_id=str(credential.tenant_id), credential_id=str(credential.id),
+                 health=probe.health.value)
+        return CheckOutcome(credential, probe)
+
+    def _apply(self, credential: UpstreamCredential, probe: AccountProbe) -> None:
+        credential.health = probe.health
+        credential.health_message = probe.message[:500]
+        credential.last_checked_at = _now()
+        if probe.health is CredentialHealth.OK:
+            credential.upstream_account_id = probe.account_id
+            credential.upstream_username = probe.username
+            credential.account_type = probe.account_type
+            credential.scopes = list(probe.scopes)
+        elif probe.health is not CredentialHealth.UNKNOWN:
+            credential.scopes = list(probe.scopes)
+        # The limiter reports the configured tier unless GivEnergy announced another in X-RateLimit-Limit.
+        effective = credential.requests_per_minute or self._default_requests_per_minute
+        if probe.requests_per_minute is not None and probe.requests_per_minute != effective:
+            credential.requests_per_minute = probe.requests_per_minute
+
+    async def rotate(self) -> int:
+        """Re-seal every credential of every tenant with the active key (deployment-wide; CLI only).
+
+        Returns:
+            How many credentials were re-encrypted.
+        """
+        self._principal.require(Role.ADMIN)
+        return await rotate_encryption(self._session, self._key_ring)
+
+
+async def rotate_encryption(session: AsyncSession, key_ring: KeyRing) -> int:
+    """Re-seal every credential not under the active key with it; return how many were re-sealed.
+
+    Old keys must still be configured until this has committed; afterwards they can be removed.
+    """
+    rows = await CredentialRotationRepository(session).not_sealed_with(key_ring.active_key_id)
+    for credential in rows:
+        sealed = key_ring.reseal(Sealed(credential.key_id, credential.secret_ciphertext), _associated_data(credential))
+        credential.secret_ciphertext, credential.key_id = sealed.blob, sealed.key_id
+    await session.flush()
+    log.info("encryption.rotated", credentials=len(rows), active_key_id=key_ring.active_key_id)
+    return len(rows)
+
+
+@dataclass(frozen=True)
+class CreatedKey:
+    """A new API key: its row and its full text (shown once, never stored)."""
+
+    key: ApiKey
+    text: str
+
+    def __repr__(self) -> str:
+        return f"CreatedKey(key={self.key!r})"
+
+
+class ApiKeyService:
+    """A tenant's API keys (admin)."""
+
+    def __init__(self, session: AsyncSession, principal: Principal) -> None:
+        self._session = session
+        self._principal = principal
+        self._keys = ApiKeyRepository(session, principal.tenant_id)
+        self._audit = AuditService(session)
+
+    async def create(self, *, name: str, role: Role, expires_at: datetime | None = None,
+                     restricted_account_id: str | None = None) -> CreatedKey:
+        """Create a key; its full text is returned once and only its digest is stored.
+
+        Raises:
+            PermissionDeniedError: The principal is not an admin.
+            InvalidInputError: The expiry is in the past or not timezone-aware.
+        """
+        self._principal.require(Role.ADMIN)
+        if expires_at is not None:
+            if expires_at.tzinfo is None:
+                raise InvalidInputError("the expiry must carry a timezone")
+            if expires_at <= _now():
+                raise InvalidInputError("the expiry is in the past")
+        new = apikeys.generate()
+        key = ApiKey(
+            id=uuid.uuid4(),
+            tenant_id=self._principal.tenant_id,
+            name=name.strip() or "unnamed",
+            prefix=new.prefix,
+            secret_hash=new.digest,
+            role=role,
+            expires_at=expires_at,
+            restricted_account_id=restricted_account_id or None,
+            created_by_key_id=self._principal.key_id,
+        )
+        self._keys.add(key)
+        await self._session.flush()
+        await self._audit.record(self._principal, "apikey.create", target_type="api_key", target_id=key.id,
+                                 details={"prefix": key.prefix, "role": role.value, "name": key.name})
+        return CreatedKey(key, new.text)
+
+    async def list(self, *, include_revoked: bool = True) -> Sequence[ApiKey]:
+        """The tenant's keys."""
+        self._principal.require(Role.ADMIN)
+        return await self._keys.list(include_revoked=include_revoked)
+
+    async def get(self, key_id: uuid.UUID) -> ApiKey:
+        """One of the tenant's keys.
+
+        Raises:
+            NotFoundError: Unknown id, or another tenant's.
+        """
+        key = await self._keys.get(key_id)
+        if key is None:
+            raise NotFoundError("no such API key")
+        return key
+
+    async def find(self, id_or_prefix: str) -> ApiKey:
+        """A key by its id or its prefix (what ``apikey list`` shows).
+
+        Raises:
+            NotFoundError: No such key in this tenant.
+        """
+        try:
+            return await self.get(uuid.UUID(id_or_prefix))
+        except ValueError:
+            key = await self._keys.get_by_prefix(id_or_prefix)
+        if key is None:
+            raise NotFoundError("no such API key")
+        return key
+
+    async def revoke(self, key_id: uuid.UUID) -> ApiKey:
+        """Revoke a key (idempotent): it stops working at once."""
+        self._principal.require(Role.ADMIN)
+        key = await self.get(key_id)
+        if key.revoked_at is None:
+            key.revoked_at = _now()
+            await self._session.flush()
+            await self._audit.record(self._principal, "apikey.revoke", target_type="api_key", target_id=key.id,
+                                     details={"prefix": key.prefix})
+        return key
+
+
+class AuthenticationError(Exception):
+    """A presented key is not valid; ``reason`` says why (safe to show)."""
+
+    def __init__(self, reason: str) -> None:
+        super().__init__(reason)
+        self.reason = reason
+
+
+class AuthenticationService:
+    """Turns a presented API key into a :class:`Principal` (the only place one is minted from a key)."""
+
+    def __init__(self, session: AsyncSession) -> None:
+        self._session = session
+        self._lookup = ApiKeyLookup(session)
+
+    async def authenticate(self, presented: str, *, client_address: str | None = None,
+                           request_id: str | None = None) -> Principal:
+        """Check ``presented`` and return its principal; records the key's use.
+
+        Raises:
+            AuthenticationError: Unknown, malformed, expired or revoked key, or a suspended tenant.
+        """
+        prefix = apikeys.prefix_of(presented)
+        key = await self._lookup.by_prefix(prefix) if prefix else None
+        if key is None or not apikeys.matches(presented, key.secret_hash):
+            raise AuthenticationError("the API key is not valid")
+        now = _now()
+        if key.revoked_at is not None:
+            raise AuthenticationError("the API key has been revoked")
+        if key.expires_at is not None and key.expires_at <= now:
+            raise AuthenticationError("the API key has expired")
+        tenant = await TenantRepository(self._session).get(tenant_id_from(key.tenant_id))
+        if tenant is None or tenant.status is not TenantStatus.ACTIVE:
+            raise AuthenticationError("the tenant of this API key is suspended")
+        if key.last_used_at is None or now - key.last_used_at >= LAST_USED_RESOLUTION:
+            await self._lookup.touch(key.id, now)
+        return Principal(
+            tenant_id=tenant_id_from(key.tenant_id),
+            role=key.role,
+            key_id=key.id,
+            actor=f"apikey:{key.prefix}",
+            restricted_account_id=key.restricted_account_id,
+            client_address=client_address,
+            request_id=request_id,
+        )
