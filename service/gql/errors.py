@@ -1,0 +1,85 @@
+"""How failures reach GraphQL clients: domain errors keep their (safe) message and gain a ``code``;
+anything unexpected is masked to "Unexpected error" with the request id, and logged in full."""
+
+from __future__ import annotations
+
+from collections.abc import Iterator
+from typing import Any
+
+import structlog
+from strawberry.extensions import SchemaExtension
+from strawberry.types.execution import ExecutionResult
+
+from graphql import ExecutionResult as GraphQLExecutionResult
+from graphql import GraphQLError
+from service.core.errors import (
+    ConflictError,
+    GivfleetError,
+    InvalidInputError,
+    NotFoundError,
+    PermissionDeniedError,
+)
+
+log = structlog.get_logger(__name__)
+
+_CODES: dict[type[GivfleetError], str] = {
+    NotFoundError: "NOT_FOUND",
+    PermissionDeniedError: "FORBIDDEN",
+    InvalidInputError: "BAD_USER_INPUT",
+    ConflictError: "CONFLICT",
+}
+
+
+class UpstreamError(GivfleetError):
+    """The GivEnergy cloud refused or failed a live read; the message says why in user terms."""
+
+    def __init__(self, message: str, *, code: str = "UPSTREAM_ERROR", status: int | None = None) -> None:
+        super().__init__(message)
+        self.code = code
+        self.status = status
+
+
+def error_code(exc: GivfleetError) -> str:
+    """The ``extensions.code`` of a domain error."""
+    if isinstance(exc, UpstreamError):
+        return exc.code
+    return next((code for kind, code in _CODES.items() if isinstance(exc, kind)), "BAD_REQUEST")
+
+
+class ErrorPolicy(SchemaExtension):
+    """Give every error a ``code`` and the request id; mask those that are not deliberate.
+
+    Deliberate errors: validation/limit errors (no original error) and :class:`GivfleetError`s. Everything
+    else (a bug, a database outage) becomes "Unexpected error." so no internals leak.
+    """
+
+    def on_operation(self) -> Iterator[None]:
+        yield
+        result = self.execution_context.result
+        if isinstance(result, GraphQLExecutionResult | ExecutionResult) and result.errors:
+            request_id = _request_id(self.execution_context.context)
+            result.errors = [self._process(error, request_id) for error in result.errors]
+
+    def _process(self, error: GraphQLError, request_id: str | None) -> GraphQLError:
+        original = error.original_error
+        extensions: dict[str, Any] = dict(error.extensions or {})
+        if request_id:
+            extensions["request_id"] = request_id
+        if original is None or isinstance(original, GraphQLError):
+            extensions.setdefault("code", "GRAPHQL_VALIDATION_FAILED" if error.path is None else "BAD_REQUEST")
+            message = error.message
+        elif isinstance(original, GivfleetError):
+            extensions["code"] = error_code(original)
+            message = str(original)
+        else:
+            log.error("graphql.unexpected_error", path=error.path, error_type=type(original).__name__,
+                      exc_info=original)
+            extensions["code"] = "INTERNAL_SERVER_ERROR"
+            message = "Unexpected error; quote the request id when reporting it."
+        return GraphQLError(message, nodes=error.nodes, source=error.source, positions=error.positions,
+                            path=error.path, original_error=None, extensions=extensions)
+
+
+def _request_id(context: object) -> str | None:
+    value = getattr(context, "request_id", None)
+    return value if isinstance(value, str) else None

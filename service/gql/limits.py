@@ -1,0 +1,124 @@
+"""Guards against abusive operations: depth, alias count and an estimated cost, each refused with a clear
+message before any resolver runs.
+
+The cost of an operation estimates how many objects it can return: every field costs 1, and the selection
+under a list-returning field counts once per row it may return (its ``first`` argument, else
+:data:`DEFAULT_LIST_SIZE`). ``inverters(first: 100) { edges { node { batteries { serial } } } }`` thus costs
+about 100 x (1 + 8 x 1). Fragments are expanded; introspection is free.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable, Iterator, Mapping
+from functools import partial
+from typing import Any
+
+from strawberry.extensions import MaxAliasesLimiter, QueryDepthLimiter, SchemaExtension
+
+from graphql import ExecutionResult as GraphQLExecutionResult
+from graphql import (
+    FieldNode,
+    FragmentDefinitionNode,
+    FragmentSpreadNode,
+    GraphQLError,
+    InlineFragmentNode,
+    OperationDefinitionNode,
+    SelectionSetNode,
+    VariableNode,
+)
+
+MAX_DEPTH = 12
+MAX_ALIASES = 20
+MAX_COST = 25_000
+DEFAULT_LIST_SIZE = 8
+# Fields whose argument ``first`` bounds the rows they return (connections); other list fields use the default.
+PAGE_ARGUMENT = "first"
+
+
+def operation_cost(document: Any, operation_name: str | None, variables: Mapping[str, Any] | None) -> int:
+    """The estimated cost of the operation to run in ``document`` (see the module docstring)."""
+    fragments = {d.name.value: d for d in document.definitions if isinstance(d, FragmentDefinitionNode)}
+    operations = [d for d in document.definitions if isinstance(d, OperationDefinitionNode)]
+    if operation_name is not None:
+        operations = [o for o in operations if o.name is not None and o.name.value == operation_name]
+    if not operations:
+        return 0
+    return _selection_cost(operations[0].selection_set, fragments, variables or {}, set())
+
+
+def _selection_cost(selection_set: SelectionSetNode | None, fragments: Mapping[str, FragmentDefinitionNode],
+                    variables: Mapping[str, Any], visiting: set[str]) -> int:
+    total = 0
+    for field in _fields(selection_set, fragments, visiting):
+        if field.name.value.startswith("__"):
+            continue
+        children = _selection_cost(field.selection_set, fragments, variables, visiting)
+        total += 1 + _multiplier(field, variables) * children
+    return total
+
+
+def _fields(selection_set: SelectionSetNode | None, fragments: Mapping[str, FragmentDefinitionNode],
+            visiting: set[str]) -> Iterator[FieldNode]:
+    if selection_set is None:
+        return
+    for selection in selection_set.selections:
+        if isinstance(selection, FieldNode):
+            yield selection
+        elif isinstance(selection, InlineFragmentNode):
+            yield from _fields(selection.selection_set, fragments, visiting)
+        elif isinstance(selection, FragmentSpreadNode):
+            name = selection.name.value
+            if name in visiting or name not in fragments:
+                continue  # cycles and unknown fragments are reported by standard validation
+            visiting.add(name)
+            yield from _fields(fragments[name].selection_set, fragments, visiting)
+            visiting.discard(name)
+
+
+def _multiplier(field: FieldNode, variables: Mapping[str, Any]) -> int:
+    for argument in field.arguments or ():
+        if argument.name.value != PAGE_ARGUMENT:
+            continue
+        node = argument.value
+        value = variables.get(node.name.value) if isinstance(node, VariableNode) else getattr(node, "value", None)
+        try:
+            return max(1, int(value)) if value is not None else DEFAULT_LIST_SIZE
+        except (TypeError, ValueError):
+            return DEFAULT_LIST_SIZE
+    return DEFAULT_LIST_SIZE if field.selection_set is not None and _looks_like_list(field) else 1
+
+
+# Plural field names return lists; a cheap, schema-free heuristic that errs on the side of a higher estimate.
+def _looks_like_list(field: FieldNode) -> bool:
+    name = field.name.value
+    return (name.endswith("s") and name not in {"status", "address", "siteStatus", "pageInfo"}) or name == "edges"
+
+
+class QueryCostLimiter(SchemaExtension):
+    """Refuse an operation whose estimated cost exceeds ``max_cost`` (it needs the variables, hence an
+    execution hook rather than a validation rule)."""
+
+    def __init__(self, max_cost: int = MAX_COST) -> None:
+        self.max_cost = max_cost
+
+    def on_execute(self) -> Iterator[None]:
+        context = self.execution_context
+        if context.graphql_document is not None and context.result is None:
+            cost = operation_cost(context.graphql_document, context.operation_name, context.variables)
+            if cost > self.max_cost:
+                context.result = GraphQLExecutionResult(data=None, errors=[GraphQLError(
+                    f"Query cost {cost} exceeds the limit of {self.max_cost}: ask for fewer rows (first:) "
+                    "or fewer nested lists.",
+                    extensions={"code": "QUERY_TOO_COSTLY", "cost": cost, "limit": self.max_cost},
+                )])
+        yield
+
+
+def limit_extensions(max_depth: int = MAX_DEPTH, max_aliases: int = MAX_ALIASES,
+                     max_cost: int = MAX_COST) -> list[Callable[[], SchemaExtension]]:
+    """Factories of the extensions enforcing every limit (factories: each request gets its own instances)."""
+    return [
+        partial(QueryDepthLimiter, max_depth=max_depth),
+        partial(MaxAliasesLimiter, max_alias_count=max_aliases),
+        partial(QueryCostLimiter, max_cost),
+    ]

@@ -1,0 +1,1 @@
+"""GraphQL over the mirror: accounts, sites, dongles, inverters, batteries, meters, history, sync runs."""

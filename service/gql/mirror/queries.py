@@ -1,0 +1,147 @@
+# mypy: disable-error-code="untyped-decorator"
+# (strawberry.field(description=...) is typed as returning Any)
+"""Root query fields over the mirror: lookups, filtered connections, ``fleetSummary`` and ``node``."""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from typing import Annotated, Any
+
+import strawberry
+
+from service.core.errors import NotFoundError
+from service.core.pagination import page_size
+from service.db.models import mirror as m
+from service.db.models.api_key import Role
+from service.gql.context import Info
+from service.gql.mirror.filters import (
+    AccountFilter,
+    AccountSort,
+    DongleFilter,
+    InverterFilter,
+    InverterSort,
+    SiteFilter,
+    SiteSort,
+    SortDirection,
+)
+from service.gql.mirror.summary import FleetSummary
+from service.gql.mirror.types import (
+    Account,
+    BatteryModule,
+    Dongle,
+    Inverter,
+    InverterChange,
+    Meter,
+    Site,
+    SyncRun,
+)
+from service.gql.types.common import Node, from_global_id
+from service.gql.types.connection import Connection
+from service.mirror.queries import MODELS
+
+_CONVERTERS: dict[str, Callable[[Any], Node]] = {
+    "Account": Account.from_row, "Site": Site.from_row, "Dongle": Dongle.from_row, "Inverter": Inverter.from_row,
+    "BatteryModule": BatteryModule.from_row, "Meter": Meter.from_row, "InverterChange": InverterChange.from_row,
+    "SyncRun": SyncRun.from_row,
+}
+First = Annotated[int | None, strawberry.argument(description="Page size (default 50, at most 500).")]
+After = Annotated[str | None, strawberry.argument(
+    description="Cursor of the row to continue after (`pageInfo.endCursor`).")]
+
+
+@strawberry.type
+class MirrorQuery:
+    @strawberry.field(description="Any object by its global id; a malformed or foreign id is not found.")
+    async def node(self, info: Info, id: strawberry.ID) -> Node | None:
+        type_name, row_id = from_global_id(id)
+        model = MODELS.get(type_name)
+        if model is None:
+            raise NotFoundError(f"no object with id {id!r}")
+        if model is m.SyncRun:
+            info.context.access.require(Role.OPERATOR)
+        async with info.context.reader() as reader:
+            row = await reader.get(model, row_id)
+        if row is None:
+            raise NotFoundError(f"no object with id {id!r}")
+        return _CONVERTERS[type_name](row)
+
+    @strawberry.field(description="An inverter by serial (removed ones included).")
+    async def inverter(self, info: Info, serial: str) -> Inverter | None:
+        row = await info.context.loaders.inverter_by_serial.load(serial.strip())
+        if row is None:
+            raise NotFoundError(f"no inverter {serial!r}")
+        return Inverter.from_row(row)
+
+    @strawberry.field(description="An account by its upstream id.")
+    async def account(self, info: Info, upstream_id: int) -> Account | None:
+        row = await info.context.loaders.account_by_upstream_id.load(upstream_id)
+        if row is None:
+            raise NotFoundError(f"no account {upstream_id}")
+        return Account.from_row(row)
+
+    @strawberry.field(description="A site by its upstream id.")
+    async def site(self, info: Info, upstream_id: int) -> Site | None:
+        row = await info.context.loaders.site_by_upstream_id.load(upstream_id)
+        if row is None:
+            raise NotFoundError(f"no site {upstream_id}")
+        return Site.from_row(row)
+
+    @strawberry.field(description="Inverters matching a filter, one page at a time.")
+    async def inverters(
+        self, info: Info, filter: InverterFilter | None = None,
+        sort: InverterSort = InverterSort.SERIAL, direction: SortDirection = SortDirection.ASC,
+        first: First = None, after: After = None,
+    ) -> Connection[Inverter]:
+        criteria = (filter or InverterFilter()).to_query()
+        async with info.context.reader() as reader:
+            page = await reader.inverters(criteria, sort.value, direction.to_query(), page_size(first), after)
+        return Connection[Inverter].of(page, Inverter.from_row, after=after)
+
+    @strawberry.field(description="Accounts of the hierarchy, one page at a time.")
+    async def accounts(
+        self, info: Info, filter: AccountFilter | None = None,
+        sort: AccountSort = AccountSort.USERNAME, direction: SortDirection = SortDirection.ASC,
+        first: First = None, after: After = None,
+    ) -> Connection[Account]:
+        criteria = (filter or AccountFilter()).to_query()
+        async with info.context.reader() as reader:
+            page = await reader.accounts(criteria, sort.value, direction.to_query(), page_size(first), after)
+        return Connection[Account].of(page, Account.from_row, after=after)
+
+    @strawberry.field(description="Sites, one page at a time.")
+    async def sites(
+        self, info: Info, filter: SiteFilter | None = None,
+        sort: SiteSort = SiteSort.NAME, direction: SortDirection = SortDirection.ASC,
+        first: First = None, after: After = None,
+    ) -> Connection[Site]:
+        criteria = (filter or SiteFilter()).to_query()
+        async with info.context.reader() as reader:
+            page = await reader.sites(criteria, sort.value, direction.to_query(), page_size(first), after)
+        return Connection[Site].of(page, Site.from_row, after=after)
+
+    @strawberry.field(description="Dongles, one page at a time.")
+    async def dongles(
+        self, info: Info, filter: DongleFilter | None = None,
+        direction: SortDirection = SortDirection.ASC, first: First = None, after: After = None,
+    ) -> Connection[Dongle]:
+        criteria = (filter or DongleFilter()).to_query()
+        async with info.context.reader() as reader:
+            page = await reader.dongles(criteria, "serial", direction.to_query(), page_size(first), after)
+        return Connection[Dongle].of(page, Dongle.from_row, after=after)
+
+    @strawberry.field(description="The tenant's sync runs, newest first (operator role; not for subtree keys).")
+    async def sync_runs(self, info: Info, first: First = None, after: After = None
+                        ) -> Connection[SyncRun]:
+        info.context.access.require(Role.OPERATOR)
+        async with info.context.reader() as reader:
+            page = await reader.sync_runs(page_size(first), after)
+        return Connection[SyncRun].of(page, SyncRun.from_row, after=after)
+
+    @strawberry.field(description="Counts over the inverters matching a filter: by status, model, firmware, "
+                                  "battery type, and offline for more than 1 hour, 1 day and 1 week.")
+    async def fleet_summary(self, info: Info, filter: InverterFilter | None = None
+                            ) -> FleetSummary:
+        criteria = (filter or InverterFilter()).to_query()
+        async with info.context.reader() as reader:
+            summary = await reader.summary(criteria)
+        return FleetSummary.from_summary(summary)

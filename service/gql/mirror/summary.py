@@ -1,0 +1,41 @@
+"""The ``fleetSummary`` type."""
+
+from __future__ import annotations
+
+import strawberry
+
+from service.mirror import queries as q
+
+
+@strawberry.type(description="How many inverters have a value (null: unknown).")
+class Bucket:
+    value: str | None
+    count: int
+
+
+@strawberry.type(description="Inverters offline for more than a number of hours.")
+class OfflineCount:
+    hours: int
+    count: int
+
+
+@strawberry.type(description="Counts over the inverters matching a filter, computed in one SQL statement.")
+class FleetSummary:
+    total: int
+    by_status: list[Bucket]
+    by_model: list[Bucket]
+    by_firmware_arm: list[Bucket]
+    by_firmware_dsp: list[Bucket]
+    by_battery_type: list[Bucket]
+    offline: list[OfflineCount]
+
+    @classmethod
+    def from_summary(cls, summary: q.FleetSummary) -> FleetSummary:
+        def buckets(values: list[q.Breakdown]) -> list[Bucket]:
+            return [Bucket(value=b.value, count=b.count) for b in values]
+
+        return cls(total=summary.total, by_status=buckets(summary.by_status), by_model=buckets(summary.by_model),
+                   by_firmware_arm=buckets(summary.by_firmware_arm),
+                   by_firmware_dsp=buckets(summary.by_firmware_dsp),
+                   by_battery_type=buckets(summary.by_battery_type),
+                   offline=[OfflineCount(hours=h, count=c) for h, c in summary.offline.items()])

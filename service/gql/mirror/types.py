@@ -1,0 +1,341 @@
+# mypy: disable-error-code="untyped-decorator"
+# (strawberry.field(description=...) is typed as returning Any)
+"""GraphQL object types of the mirror, each built from its ORM row, with relations both ways via dataloaders."""
+
+from __future__ import annotations
+
+from datetime import date, datetime
+from typing import Any, cast
+
+import strawberry
+from strawberry.scalars import JSON
+
+from service.db.models import mirror as m
+from service.gql.context import Info
+from service.gql.mirror.live import InverterLive
+from service.gql.types.common import Node, to_global_id
+
+
+@strawberry.type(description="A GivEnergy account of the tenant's hierarchy (installer, sub-contractor, end user).")
+class Account(Node):
+    upstream_id: int = strawberry.field(description="The account's id at GivEnergy.")
+    username: str
+    first_name: str | None
+    surname: str | None
+    role: str | None = strawberry.field(description="Upstream role (e.g. INSTALLER, END_USER).")
+    email: str | None
+    address: str | None
+    postcode: str | None
+    country: str | None
+    telephone_number: str | None
+    timezone: str | None
+    depth: int = strawberry.field(description="Depth in the hierarchy (0: the credential's own account).")
+    parent_upstream_id: int | None
+    first_seen_at: datetime
+    last_seen_at: datetime
+    changed_at: datetime
+    removed_at: datetime | None = strawberry.field(description="When the account disappeared upstream, if it did.")
+
+    @classmethod
+    def from_row(cls, row: m.FleetAccount) -> Account:
+        return cls(id=to_global_id("Account", row.id), upstream_id=row.upstream_id, username=row.username,
+                   first_name=row.first_name, surname=row.surname, role=row.role, email=row.email,
+                   address=row.address, postcode=row.postcode, country=row.country,
+                   telephone_number=row.telephone_number, timezone=row.timezone, depth=row.depth,
+                   parent_upstream_id=row.parent_upstream_id, first_seen_at=row.first_seen_at,
+                   last_seen_at=row.last_seen_at, changed_at=row.changed_at, removed_at=row.removed_at)
+
+    @strawberry.field(description="The parent account (null at the top, or outside the key's subtree).")
+    async def parent(self, info: Info) -> Account | None:
+        if self.parent_upstream_id is None:
+            return None
+        row = await info.context.loaders.account_by_upstream_id.load(self.parent_upstream_id)
+        return Account.from_row(row) if row else None
+
+    @strawberry.field(description="Accounts directly below this one (present upstream).")
+    async def children(self, info: Info) -> list[Account]:
+        rows = await info.context.loaders.accounts_by_parent.load(self.upstream_id)
+        return [Account.from_row(row) for row in rows]
+
+    @strawberry.field(description="Sites owned by this account.")
+    async def sites(self, info: Info) -> list[Site]:
+        return [Site.from_row(row) for row in await info.context.loaders.sites_by_account.load(self.upstream_id)]
+
+    @strawberry.field(description="Dongles registered to this account.")
+    async def dongles(self, info: Info) -> list[Dongle]:
+        rows = await info.context.loaders.dongles_by_account.load(self.upstream_id)
+        return [Dongle.from_row(row) for row in rows]
+
+    @strawberry.field(description="Inverters owned by this account (directly, not by its children).")
+    async def inverters(self, info: Info) -> list[Inverter]:
+        rows = await info.context.loaders.inverters_by_account.load(self.upstream_id)
+        return [Inverter.from_row(row) for row in rows]
+
+
+@strawberry.type(description="An installation site.")
+class Site(Node):
+    upstream_id: int = strawberry.field(description="The site's id at GivEnergy.")
+    name: str | None
+    account_upstream_id: int | None
+    account_username: str | None
+    date_created: date | None
+    country: str | None
+    timezone: str | None
+    latitude: float | None
+    longitude: float | None
+    type: str | None
+    products: JSON = strawberry.field(description="Products installed, as reported upstream.")
+    site_status: str | None = strawberry.field(description="Site status (vacant, opted_in, opted_out), if known.")
+    site_status_checked_at: datetime | None
+    first_seen_at: datetime
+    last_seen_at: datetime
+    removed_at: datetime | None
+
+    @classmethod
+    def from_row(cls, row: m.Site) -> Site:
+        return cls(id=to_global_id("Site", row.id), upstream_id=row.upstream_id, name=row.name,
+                   account_upstream_id=row.account_upstream_id, account_username=row.account_username,
+                   date_created=row.date_created, country=row.country, timezone=row.tz_timezone or row.timezone,
+                   latitude=row.latitude, longitude=row.longitude, type=row.type, products=cast(Any, row.products),
+                   site_status=row.scheme_status, site_status_checked_at=row.scheme_status_checked_at,
+                   first_seen_at=row.first_seen_at, last_seen_at=row.last_seen_at, removed_at=row.removed_at)
+
+    @strawberry.field(description="The owning account.")
+    async def account(self, info: Info) -> Account | None:
+        if self.account_upstream_id is None:
+            return None
+        row = await info.context.loaders.account_by_upstream_id.load(self.account_upstream_id)
+        return Account.from_row(row) if row else None
+
+    @strawberry.field(description="Dongles at this site.")
+    async def dongles(self, info: Info) -> list[Dongle]:
+        return [Dongle.from_row(row) for row in await info.context.loaders.dongles_by_site.load(self.upstream_id)]
+
+    @strawberry.field(description="Inverters at this site.")
+    async def inverters(self, info: Info) -> list[Inverter]:
+        rows = await info.context.loaders.inverters_by_site.load(self.upstream_id)
+        return [Inverter.from_row(row) for row in rows]
+
+
+@strawberry.type(description="A communication device (WiFi/GPRS/LAN dongle).")
+class Dongle(Node):
+    serial: str
+    type: str | None
+    firmware_version: str | None
+    commission_date: datetime | None
+    account_upstream_id: int | None
+    site_upstream_id: int | None
+    inverter_serial: str | None
+    first_seen_at: datetime
+    last_seen_at: datetime
+    removed_at: datetime | None
+
+    @classmethod
+    def from_row(cls, row: m.Dongle) -> Dongle:
+        return cls(id=to_global_id("Dongle", row.id), serial=row.serial, type=row.type,
+                   firmware_version=row.firmware_version, commission_date=row.commission_date,
+                   account_upstream_id=row.account_upstream_id, site_upstream_id=row.site_upstream_id,
+                   inverter_serial=row.inverter_serial, first_seen_at=row.first_seen_at,
+                   last_seen_at=row.last_seen_at, removed_at=row.removed_at)
+
+    @strawberry.field(description="The account the dongle is registered to.")
+    async def account(self, info: Info) -> Account | None:
+        if self.account_upstream_id is None:
+            return None
+        row = await info.context.loaders.account_by_upstream_id.load(self.account_upstream_id)
+        return Account.from_row(row) if row else None
+
+    @strawberry.field(description="The site the dongle is at.")
+    async def site(self, info: Info) -> Site | None:
+        if self.site_upstream_id is None:
+            return None
+        row = await info.context.loaders.site_by_upstream_id.load(self.site_upstream_id)
+        return Site.from_row(row) if row else None
+
+    @strawberry.field(description="The inverter behind the dongle.")
+    async def inverter(self, info: Info) -> Inverter | None:
+        row = await info.context.loaders.inverter_by_dongle.load(self.serial)
+        return Inverter.from_row(row) if row else None
+
+
+@strawberry.type(description="An inverter as mirrored: rating, firmware and current status.")
+class Inverter(Node):
+    serial: str
+    status: str | None = strawberry.field(description="Upstream status (NORMAL, WAITING, LOST, ERROR, ...).")
+    status_since: datetime | None
+    last_online: datetime | None
+    last_updated: datetime | None
+    commission_date: datetime | None
+    model: str | None
+    battery_type: str | None
+    battery_nominal_capacity: float | None
+    battery_nominal_voltage: float | None
+    battery_depth_of_discharge: float | None
+    max_charge_rate: float | None
+    max_discharge_rate: float | None
+    warranty_type: str | None
+    warranty_expiry: datetime | None
+    firmware_arm: str | None
+    firmware_dsp: str | None
+    flags: list[str]
+    is_controllable: bool | None
+    dongle_serial: str | None
+    account_upstream_id: int | None
+    site_upstream_id: int | None
+    first_seen_at: datetime
+    last_seen_at: datetime
+    changed_at: datetime
+    removed_at: datetime | None
+
+    @classmethod
+    def from_row(cls, row: m.Inverter) -> Inverter:
+        return cls(
+            id=to_global_id("Inverter", row.id), serial=row.serial, status=row.status, status_since=row.status_since,
+            last_online=row.last_online, last_updated=row.last_updated, commission_date=row.commission_date,
+            model=row.model, battery_type=row.battery_type, battery_nominal_capacity=row.battery_nominal_capacity,
+            battery_nominal_voltage=row.battery_nominal_voltage,
+            battery_depth_of_discharge=row.battery_depth_of_discharge, max_charge_rate=row.max_charge_rate,
+            max_discharge_rate=row.max_discharge_rate, warranty_type=row.warranty_type,
+            warranty_expiry=row.warranty_expiry, firmware_arm=row.firmware_arm, firmware_dsp=row.firmware_dsp,
+            flags=list(row.flags or []), is_controllable=row.is_controllable, dongle_serial=row.dongle_serial,
+            account_upstream_id=row.account_upstream_id, site_upstream_id=row.site_upstream_id,
+            first_seen_at=row.first_seen_at, last_seen_at=row.last_seen_at, changed_at=row.changed_at,
+            removed_at=row.removed_at,
+        )
+
+    @strawberry.field(description="The dongle the inverter talks through.")
+    async def dongle(self, info: Info) -> Dongle | None:
+        if self.dongle_serial is None:
+            return None
+        row = await info.context.loaders.dongle_by_serial.load(self.dongle_serial)
+        return Dongle.from_row(row) if row else None
+
+    @strawberry.field(description="The owning account.")
+    async def account(self, info: Info) -> Account | None:
+        if self.account_upstream_id is None:
+            return None
+        row = await info.context.loaders.account_by_upstream_id.load(self.account_upstream_id)
+        return Account.from_row(row) if row else None
+
+    @strawberry.field(description="The site the inverter is at.")
+    async def site(self, info: Info) -> Site | None:
+        if self.site_upstream_id is None:
+            return None
+        row = await info.context.loaders.site_by_upstream_id.load(self.site_upstream_id)
+        return Site.from_row(row) if row else None
+
+    @strawberry.field(description="Battery modules, in the order the inverter lists them.")
+    async def batteries(self, info: Info) -> list[BatteryModule]:
+        rows = await info.context.loaders.batteries_by_inverter.load(self.serial)
+        return [BatteryModule.from_row(row) for row in rows]
+
+    @strawberry.field(description="Energy meters connected to the inverter.")
+    async def meters(self, info: Info) -> list[Meter]:
+        return [Meter.from_row(row) for row in await info.context.loaders.meters_by_inverter.load(self.serial)]
+
+    @strawberry.field(description="Observed changes (status, firmware, account), newest first.")
+    async def history(self, info: Info, limit: int = 20) -> list[InverterChange]:
+        rows = await info.context.loaders.changes_by_inverter.load(self.serial)
+        return [InverterChange.from_row(row) for row in rows[: max(0, min(limit, 200))]]
+
+    @strawberry.field(description="Live data read from the GivEnergy cloud (not the mirror); each field is one "
+                                  "upstream call, rate-limited and cached briefly.")
+    def live(self) -> InverterLive:
+        return InverterLive(serial=self.serial)
+
+
+@strawberry.type(description="A battery module of an inverter.")
+class BatteryModule(Node):
+    inverter_serial: str
+    position: int = strawberry.field(description="Position in the inverter's list (module numbers can repeat).")
+    module_number: int | None
+    serial: str | None
+    firmware_version: str | None
+    capacity_full: float | None
+    capacity_design: float | None
+    cell_count: int | None
+    has_usb: bool | None
+    nominal_voltage: float | None
+    removed_at: datetime | None
+
+    @classmethod
+    def from_row(cls, row: m.BatteryModule) -> BatteryModule:
+        return cls(id=to_global_id("BatteryModule", row.id), inverter_serial=row.inverter_serial,
+                   position=row.position, module_number=row.module_number, serial=row.serial,
+                   firmware_version=row.firmware_version, capacity_full=row.capacity_full,
+                   capacity_design=row.capacity_design, cell_count=row.cell_count, has_usb=row.has_usb,
+                   nominal_voltage=row.nominal_voltage, removed_at=row.removed_at)
+
+    @strawberry.field(description="The inverter the module belongs to.")
+    async def inverter(self, info: Info) -> Inverter | None:
+        row = await info.context.loaders.inverter_by_serial.load(self.inverter_serial)
+        return Inverter.from_row(row) if row else None
+
+
+@strawberry.type(description="An energy meter connected to an inverter.")
+class Meter(Node):
+    inverter_serial: str
+    address: int
+    serial_number: str | None
+    manufacturer_code: str | None
+    type_code: int | None
+    hardware_version: int | None
+    software_version: int | None
+    baud_rate: int | None
+    removed_at: datetime | None
+
+    @classmethod
+    def from_row(cls, row: m.Meter) -> Meter:
+        return cls(id=to_global_id("Meter", row.id), inverter_serial=row.inverter_serial, address=row.address,
+                   serial_number=row.serial_number, manufacturer_code=row.manufacturer_code,
+                   type_code=row.type_code, hardware_version=row.hardware_version,
+                   software_version=row.software_version, baud_rate=row.baud_rate, removed_at=row.removed_at)
+
+    @strawberry.field(description="The inverter the meter is connected to.")
+    async def inverter(self, info: Info) -> Inverter | None:
+        row = await info.context.loaders.inverter_by_serial.load(self.inverter_serial)
+        return Inverter.from_row(row) if row else None
+
+
+@strawberry.type(description="One observed change of an inverter (status, firmware, account, removal).")
+class InverterChange(Node):
+    inverter_serial: str
+    kind: str = strawberry.field(description="status, firmware_arm, firmware_dsp, account, removed or restored.")
+    from_value: str | None
+    to_value: str | None
+    observed_at: datetime = strawberry.field(description="When a sync saw the change.")
+
+    @classmethod
+    def from_row(cls, row: m.InverterChange) -> InverterChange:
+        return cls(id=to_global_id("InverterChange", row.id), inverter_serial=row.inverter_serial,
+                   kind=str(row.kind.value), from_value=row.from_value, to_value=row.to_value,
+                   observed_at=row.observed_at)
+
+
+@strawberry.type(description="One sync of the tenant's mirror from GivEnergy.")
+class SyncRun(Node):
+    kind: str = strawberry.field(description="full or refresh.")
+    state: str = strawberry.field(description="running, succeeded or failed.")
+    attempts: int
+    started_at: datetime
+    heartbeat_at: datetime
+    finished_at: datetime | None
+    planned_requests: int | None
+    requests_used: int
+    rate_limited: int
+    server_errors: int
+    rows_inserted: int
+    rows_updated: int
+    rows_removed: int
+    history_rows: int
+    site_status_included: bool
+    error: str | None
+
+    @classmethod
+    def from_row(cls, row: m.SyncRun) -> SyncRun:
+        return cls(id=to_global_id("SyncRun", row.id), kind=str(row.kind.value), state=str(row.state.value),
+                   attempts=row.attempts, started_at=row.started_at, heartbeat_at=row.heartbeat_at,
+                   finished_at=row.finished_at, planned_requests=row.planned_requests,
+                   requests_used=row.requests_used, rate_limited=row.rate_limited, server_errors=row.server_errors,
+                   rows_inserted=row.rows_inserted, rows_updated=row.rows_updated, rows_removed=row.rows_removed,
+                   history_rows=row.history_rows, site_status_included=row.site_status_included, error=row.error)

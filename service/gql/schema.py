@@ -1,0 +1,53 @@
+"""The root schema: per-domain query types merged into one ``Query``, with limits and the error policy.
+
+``export_sdl()`` renders it as SDL; ``givfleet export-schema`` writes that to ``graphql/schema.graphql`` and a
+test fails when the committed file differs.
+"""
+
+from __future__ import annotations
+
+from pathlib import Path
+from typing import Any
+
+import strawberry
+from strawberry.extensions import SchemaExtension
+from strawberry.tools import merge_types
+from strawberry.types import ExecutionContext
+
+from graphql import GraphQLError
+from service.gql.errors import ErrorPolicy
+from service.gql.limits import limit_extensions
+from service.gql.mirror import types as mirror_types
+from service.gql.mirror.queries import MirrorQuery
+from service.gql.types.viewer import ViewerQuery
+
+SCHEMA_FILE = Path(__file__).resolve().parents[2] / "graphql" / "schema.graphql"
+
+Query = merge_types("Query", (ViewerQuery, MirrorQuery))
+# Every Node implementation, so `node(id:)` can return any of them.
+NODE_TYPES: list[type] = [mirror_types.Account, mirror_types.Site, mirror_types.Dongle, mirror_types.Inverter,
+                          mirror_types.BatteryModule, mirror_types.Meter, mirror_types.InverterChange,
+                          mirror_types.SyncRun]
+
+
+class GivfleetSchema(strawberry.Schema):
+    """A schema whose errors are logged by :class:`ErrorPolicy` (unexpected ones only, with the request id)
+    instead of strawberry's default logger (which would log every "not found" with a traceback)."""
+
+    def process_errors(self, errors: list[GraphQLError], execution_context: ExecutionContext | None = None) -> None:
+        return None
+
+
+def build_schema(**limits: Any) -> GivfleetSchema:
+    """The schema; ``limits`` override :func:`service.gql.limits.limit_extensions`' defaults (tests)."""
+    extensions: list[Any] = [*limit_extensions(**limits), ErrorPolicy]
+    typed: list[type[SchemaExtension]] = extensions
+    return GivfleetSchema(query=Query, types=NODE_TYPES, extensions=typed)
+
+
+schema = build_schema()
+
+
+def export_sdl() -> str:
+    """The schema as SDL text, ending in a newline."""
+    return schema.as_str().rstrip() + "\n"

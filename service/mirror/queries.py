@@ -1,0 +1,477 @@
+"""Read-side queries over the mirror for the API adapters (REST and GraphQL).
+
+Every statement starts from a :class:`ReadScope`: the tenant, and for a sub-contractor key the upstream
+account whose subtree it may see. The subtree is a recursive CTE inlined into each statement, so scoping
+never costs an extra round trip. Lists page by keyset (see :mod:`service.core.pagination`); batch loads
+(:meth:`FleetReader.load_many`) serve the dataloaders, one statement per relation per request.
+"""
+
+from __future__ import annotations
+
+import enum
+import uuid
+from collections.abc import Callable, Iterable, Sequence
+from dataclasses import dataclass, field
+from datetime import datetime, timedelta
+from typing import Any, TypeVar
+
+from sqlalchemy import (
+    ColumnElement,
+    DateTime,
+    Integer,
+    Select,
+    and_,
+    case,
+    cast,
+    false,
+    func,
+    literal,
+    or_,
+    select,
+    tuple_,
+)
+from sqlalchemy.ext.asyncio import AsyncSession
+from sqlalchemy.orm import InstrumentedAttribute
+
+from service.core.clock import utcnow
+from service.core.errors import InvalidInputError
+from service.core.pagination import Cursor, Page, cursor_value
+from service.core.tenancy import TenantId
+from service.db.models.mirror import (
+    BatteryModule,
+    Dongle,
+    FleetAccount,
+    Inverter,
+    InverterChange,
+    Meter,
+    Site,
+    SyncRun,
+)
+
+M = TypeVar("M")
+AccountOwned = FleetAccount | Site | Dongle | Inverter
+InverterOwned = BatteryModule | Meter | InverterChange
+MODELS: dict[str, type[Any]] = {
+    "Account": FleetAccount, "Site": Site, "Dongle": Dongle, "Inverter": Inverter, "BatteryModule": BatteryModule,
+    "Meter": Meter, "InverterChange": InverterChange, "SyncRun": SyncRun,
+}
+_EPOCH = datetime.fromisoformat("1970-01-01T00:00:00+00:00")
+
+
+@dataclass(frozen=True)
+class ReadScope:
+    """Whose rows a read may return: one tenant, optionally one account's subtree (by upstream id)."""
+
+    tenant_id: TenantId
+    restricted_account_id: int | None = None
+
+    @classmethod
+    def of(cls, tenant_id: TenantId, restricted_account_id: str | int | None) -> ReadScope:
+        """A scope from an API key's restriction (a malformed restriction sees nothing, never everything)."""
+        if restricted_account_id is None:
+            return cls(tenant_id)
+        try:
+            return cls(tenant_id, int(restricted_account_id))
+        except ValueError:
+            return cls(tenant_id, -1)
+
+    def subtree(self, root_upstream_id: int) -> Select[int]:
+        """Upstream ids of ``root_upstream_id`` and every account below it, in this tenant."""
+        base = (select(FleetAccount.upstream_id)
+                .where(FleetAccount.tenant_id == self.tenant_id, FleetAccount.upstream_id == root_upstream_id)
+                .cte(name=f"subtree_{abs(root_upstream_id)}", recursive=True))
+        below = select(FleetAccount.upstream_id).where(
+            FleetAccount.tenant_id == self.tenant_id, FleetAccount.parent_upstream_id == base.c.upstream_id)
+        tree = base.union_all(below)
+        return select(tree.c.upstream_id)
+
+    def visible(self, model: type[Any]) -> list[ColumnElement[bool]]:
+        """Conditions restricting ``model``'s rows to this scope."""
+        conditions: list[ColumnElement[bool]] = [model.tenant_id == self.tenant_id]
+        if self.restricted_account_id is None:
+            return conditions
+        allowed = self.subtree(self.restricted_account_id)
+        if model is FleetAccount:
+            conditions.append(FleetAccount.upstream_id.in_(allowed))
+        elif model in (Site, Dongle, Inverter):
+            conditions.append(model.account_upstream_id.in_(allowed))
+        elif model in (BatteryModule, Meter, InverterChange):
+            conditions.append(model.inverter_serial.in_(
+                select(Inverter.serial).where(Inverter.tenant_id == self.tenant_id,
+                                              Inverter.account_upstream_id.in_(allowed))))
+        elif model is SyncRun:
+            conditions.append(false())  # sync runs describe the whole tenant's fleet
+        return conditions
+
+
+class SortDirection(enum.Enum):
+    """Ascending or descending."""
+
+    ASC = "asc"
+    DESC = "desc"
+
+
+@dataclass(frozen=True)
+class SortKey:
+    """A named ordering: the expression (null-free, so keyset comparison works) and how to parse a cursor value."""
+
+    name: str
+    expression: Callable[[], ColumnElement[Any] | InstrumentedAttribute[Any]]
+    parse: Callable[[Any], Any] = lambda value: value
+
+
+def _datetime(value: Any) -> datetime:
+    if not isinstance(value, str):
+        raise InvalidInputError("malformed cursor")
+    try:
+        return datetime.fromisoformat(value)
+    except ValueError as exc:
+        raise InvalidInputError("malformed cursor") from exc
+
+
+def _text(value: Any) -> str:
+    if not isinstance(value, str):
+        raise InvalidInputError("malformed cursor")
+    return value
+
+
+def _int(value: Any) -> int:
+    if not isinstance(value, int) or isinstance(value, bool):
+        raise InvalidInputError("malformed cursor")
+    return value
+
+
+def _numeric(column: InstrumentedAttribute[str | None]) -> ColumnElement[int]:
+    """A firmware version as a number (non-numeric versions sort first, as -1)."""
+    return case((column.op("~")("^[0-9]{1,9}$"), cast(column, Integer)), else_=literal(-1))
+
+
+def _coalesce_text(column: InstrumentedAttribute[Any]) -> Callable[[], ColumnElement[str]]:
+    return lambda: func.coalesce(column, literal(""))
+
+
+def _coalesce_time(column: InstrumentedAttribute[Any]) -> Callable[[], ColumnElement[datetime]]:
+    return lambda: func.coalesce(column, literal(_EPOCH, DateTime(timezone=True)))
+
+
+INVERTER_SORTS: dict[str, SortKey] = {
+    "serial": SortKey("serial", lambda: Inverter.serial, _text),
+    "status": SortKey("status", _coalesce_text(Inverter.status), _text),
+    "model": SortKey("model", _coalesce_text(Inverter.model), _text),
+    "last_online": SortKey("last_online", _coalesce_time(Inverter.last_online), _datetime),
+    "firmware_arm": SortKey("firmware_arm", lambda: _numeric(Inverter.firmware_arm), _int),
+    "first_seen": SortKey("first_seen", lambda: Inverter.first_seen_at, _datetime),
+}
+ACCOUNT_SORTS: dict[str, SortKey] = {
+    "username": SortKey("username", lambda: FleetAccount.username, _text),
+    "depth": SortKey("depth", lambda: FleetAccount.depth, _int),
+    "first_seen": SortKey("first_seen", lambda: FleetAccount.first_seen_at, _datetime),
+}
+SITE_SORTS: dict[str, SortKey] = {
+    "name": SortKey("name", _coalesce_text(Site.name), _text),
+    "upstream_id": SortKey("upstream_id", lambda: Site.upstream_id, _int),
+}
+DONGLE_SORTS: dict[str, SortKey] = {"serial": SortKey("serial", lambda: Dongle.serial, _text)}
+SYNC_RUN_SORTS: dict[str, SortKey] = {"started_at": SortKey("started_at", lambda: SyncRun.started_at, _datetime)}
+
+
+def _like(text: str) -> str:
+    escaped = text.strip().replace("\\", "\\\\").replace("%", "\\%").replace("_", "\\_")
+    return f"%{escaped}%"
+
+
+def _removed(model: type[Any], removed: bool | None) -> list[ColumnElement[bool]]:
+    if removed is None:
+        return []
+    return [model.removed_at.is_not(None) if removed else model.removed_at.is_(None)]
+
+
+@dataclass(frozen=True)
+class InverterFilter:
+    """What a fleet operator filters inverters by; every given criterion must hold.
+
+    ``removed``: ``False`` (default) only inverters still present upstream, ``True`` only removed ones,
+    ``None`` both. ``offline_for_hours``: last online longer ago than that (or never).
+    """
+
+    status_in: Sequence[str] | None = None
+    model_in: Sequence[str] | None = None
+    battery_type_in: Sequence[str] | None = None
+    firmware_arm_min: int | None = None
+    firmware_arm_max: int | None = None
+    firmware_dsp_min: int | None = None
+    firmware_dsp_max: int | None = None
+    offline_for_hours: float | None = None
+    account_id: int | None = None
+    site_id: int | None = None
+    search: str | None = None
+    removed: bool | None = False
+
+    def conditions(self, scope: ReadScope, now: datetime) -> list[ColumnElement[bool]]:
+        """SQL conditions for this filter (on ``Inverter``)."""
+        where = [*scope.visible(Inverter), *_removed(Inverter, self.removed)]
+        if self.status_in is not None:
+            where.append(func.upper(func.coalesce(Inverter.status, "")).in_([s.upper() for s in self.status_in]))
+        if self.model_in is not None:
+            where.append(Inverter.model.in_(list(self.model_in)))
+        if self.battery_type_in is not None:
+            where.append(Inverter.battery_type.in_(list(self.battery_type_in)))
+        for column, low, high in ((Inverter.firmware_arm, self.firmware_arm_min, self.firmware_arm_max),
+                                  (Inverter.firmware_dsp, self.firmware_dsp_min, self.firmware_dsp_max)):
+            if low is not None:
+                where.append(_numeric(column) >= low)
+            if high is not None:
+                where.append(and_(_numeric(column) <= high, _numeric(column) >= 0))
+        if self.offline_for_hours is not None:
+            if self.offline_for_hours < 0:
+                raise InvalidInputError("offline_for_hours must not be negative")
+            cutoff = now - timedelta(hours=self.offline_for_hours)
+            where.append(or_(Inverter.last_online.is_(None), Inverter.last_online < cutoff))
+        if self.account_id is not None:
+            where.append(Inverter.account_upstream_id.in_(scope.subtree(self.account_id)))
+        if self.site_id is not None:
+            where.append(Inverter.site_upstream_id == self.site_id)
+        if self.search:
+            where.append(self._search(scope, _like(self.search)))
+        return where
+
+    @staticmethod
+    def _search(scope: ReadScope, pattern: str) -> ColumnElement[bool]:
+        sites = select(Site.upstream_id).where(Site.tenant_id == scope.tenant_id, Site.name.ilike(pattern))
+        accounts = select(FleetAccount.upstream_id).where(
+            FleetAccount.tenant_id == scope.tenant_id,
+            or_(FleetAccount.username.ilike(pattern), FleetAccount.postcode.ilike(pattern),
+                FleetAccount.first_name.ilike(pattern), FleetAccount.surname.ilike(pattern)))
+        batteries = select(BatteryModule.inverter_serial).where(
+            BatteryModule.tenant_id == scope.tenant_id, BatteryModule.serial.ilike(pattern))
+        return or_(Inverter.serial.ilike(pattern), Inverter.dongle_serial.ilike(pattern),
+                   Inverter.site_upstream_id.in_(sites), Inverter.account_upstream_id.in_(accounts),
+                   Inverter.serial.in_(batteries))
+
+
+@dataclass(frozen=True)
+class AccountFilter:
+    """Accounts: under an account (its subtree), at a depth, by text, removed or not."""
+
+    under_account_id: int | None = None
+    depth: int | None = None
+    search: str | None = None
+    removed: bool | None = False
+
+    def conditions(self, scope: ReadScope) -> list[ColumnElement[bool]]:
+        """SQL conditions (on ``FleetAccount``)."""
+        where = [*scope.visible(FleetAccount), *_removed(FleetAccount, self.removed)]
+        if self.under_account_id is not None:
+            where.append(FleetAccount.upstream_id.in_(scope.subtree(self.under_account_id)))
+        if self.depth is not None:
+            where.append(FleetAccount.depth == self.depth)
+        if self.search:
+            pattern = _like(self.search)
+            where.append(or_(FleetAccount.username.ilike(pattern), FleetAccount.postcode.ilike(pattern),
+                             FleetAccount.first_name.ilike(pattern), FleetAccount.surname.ilike(pattern),
+                             FleetAccount.email.ilike(pattern)))
+        return where
+
+
+@dataclass(frozen=True)
+class SiteFilter:
+    """Sites: of an account subtree, by site status, by text, removed or not."""
+
+    account_id: int | None = None
+    scheme_status_in: Sequence[str] | None = None
+    search: str | None = None
+    removed: bool | None = False
+
+    def conditions(self, scope: ReadScope) -> list[ColumnElement[bool]]:
+        """SQL conditions (on ``Site``)."""
+        where = [*scope.visible(Site), *_removed(Site, self.removed)]
+        if self.account_id is not None:
+            where.append(Site.account_upstream_id.in_(scope.subtree(self.account_id)))
+        if self.scheme_status_in is not None:
+            where.append(Site.scheme_status.in_(list(self.scheme_status_in)))
+        if self.search:
+            pattern = _like(self.search)
+            where.append(or_(Site.name.ilike(pattern), Site.account_username.ilike(pattern)))
+        return where
+
+
+@dataclass(frozen=True)
+class DongleFilter:
+    """Dongles: of an account subtree, of a site, by text, removed or not."""
+
+    account_id: int | None = None
+    site_id: int | None = None
+    search: str | None = None
+    removed: bool | None = False
+
+    def conditions(self, scope: ReadScope) -> list[ColumnElement[bool]]:
+        """SQL conditions (on ``Dongle``)."""
+        where = [*scope.visible(Dongle), *_removed(Dongle, self.removed)]
+        if self.account_id is not None:
+            where.append(Dongle.account_upstream_id.in_(scope.subtree(self.account_id)))
+        if self.site_id is not None:
+            where.append(Dongle.site_upstream_id == self.site_id)
+        if self.search:
+            pattern = _like(self.search)
+            where.append(or_(Dongle.serial.ilike(pattern), Dongle.inverter_serial.ilike(pattern)))
+        return where
+
+
+@dataclass(frozen=True)
+class Breakdown:
+    """One bucket of a summary: a value (``None`` when unknown) and how many inverters have it."""
+
+    value: str | None
+    count: int
+
+
+@dataclass(frozen=True)
+class FleetSummary:
+    """Counts over the inverters matching a filter, computed in one SQL statement."""
+
+    total: int
+    by_status: list[Breakdown]
+    by_model: list[Breakdown]
+    by_firmware_arm: list[Breakdown]
+    by_firmware_dsp: list[Breakdown]
+    by_battery_type: list[Breakdown]
+    offline: dict[int, int] = field(default_factory=dict)
+
+
+OFFLINE_THRESHOLDS_HOURS = (1, 24, 24 * 7)
+
+
+class FleetReader:
+    """Scoped reads of one tenant's mirror on one session."""
+
+    def __init__(self, session: AsyncSession, scope: ReadScope, *, now: datetime | None = None) -> None:
+        self.session = session
+        self.scope = scope
+        self.now = now or utcnow()
+
+    async def get(self, model: type[M], row_id: uuid.UUID) -> M | None:
+        """A visible row by primary key (``None`` for a foreign, removed-from-scope or unknown id)."""
+        row: M | None = (await self.session.execute(
+            select(model).where(model.id == row_id, *self.scope.visible(model))  # type: ignore[attr-defined]
+        )).scalar_one_or_none()
+        return row
+
+    async def load_many(self, model: type[M], column: InstrumentedAttribute[Any], keys: Iterable[Any],
+                        *, order_by: Sequence[Any] = (), present_only: bool = False) -> list[M]:
+        """Visible rows of ``model`` whose ``column`` is one of ``keys`` (one statement, for a dataloader);
+        ``present_only`` leaves out rows removed upstream."""
+        wanted = list({key for key in keys if key is not None})
+        if not wanted:
+            return []
+        conditions = [column.in_(wanted), *self.scope.visible(model)]
+        if present_only:
+            conditions.append(model.removed_at.is_(None))  # type: ignore[attr-defined]
+        statement = select(model).where(*conditions).order_by(*order_by)
+        return list((await self.session.execute(statement)).scalars().all())
+
+    async def page(self, model: type[M], conditions: Sequence[ColumnElement[bool]], sort: SortKey,
+                   direction: SortDirection, first: int, after: str | None) -> Page[M]:
+        """One page after cursor ``after`` (two statements: the rows and the total)."""
+        key = sort.expression()
+        id_column = model.id  # type: ignore[attr-defined]
+        statement = select(model, key.label("sort_key")).where(*conditions)
+        cursor_kind = f"{model.__name__}.{sort.name}.{direction.value}"
+        if after is not None:
+            cursor = Cursor.decode(after, sort=cursor_kind)
+            position = tuple_(key, id_column)
+            bound = tuple_(literal(sort.parse(cursor.value), key.type), literal(cursor.id, id_column.type))
+            statement = statement.where(position > bound if direction is SortDirection.ASC else position < bound)
+        ordering = (key.asc(), id_column.asc()) if direction is SortDirection.ASC else (key.desc(), id_column.desc())
+        rows = (await self.session.execute(statement.order_by(*ordering).limit(first + 1))).all()
+        total = (await self.session.execute(
+            select(func.count()).select_from(model).where(*conditions))).scalar_one()
+        items = [row[0] for row in rows[:first]]
+        cursors = [Cursor(cursor_kind, cursor_value(row[1]), row[0].id).encode() for row in rows[:first]]
+        return Page(items=items, cursors=cursors, has_next_page=len(rows) > first, total_count=total)
+
+    async def inverters(self, where: InverterFilter, sort: str = "serial",
+                        direction: SortDirection = SortDirection.ASC, first: int = 50,
+                        after: str | None = None) -> Page[Inverter]:
+        """A page of inverters."""
+        return await self.page(Inverter, where.conditions(self.scope, self.now), _sort(INVERTER_SORTS, sort),
+                               direction, first, after)
+
+    async def accounts(self, where: AccountFilter, sort: str = "username",
+                       direction: SortDirection = SortDirection.ASC, first: int = 50,
+                       after: str | None = None) -> Page[FleetAccount]:
+        """A page of accounts."""
+        return await self.page(FleetAccount, where.conditions(self.scope), _sort(ACCOUNT_SORTS, sort), direction,
+                               first, after)
+
+    async def sites(self, where: SiteFilter, sort: str = "name", direction: SortDirection = SortDirection.ASC,
+                    first: int = 50, after: str | None = None) -> Page[Site]:
+        """A page of sites."""
+        return await self.page(Site, where.conditions(self.scope), _sort(SITE_SORTS, sort), direction, first, after)
+
+    async def dongles(self, where: DongleFilter, sort: str = "serial", direction: SortDirection = SortDirection.ASC,
+                      first: int = 50, after: str | None = None) -> Page[Dongle]:
+        """A page of dongles."""
+        return await self.page(Dongle, where.conditions(self.scope), _sort(DONGLE_SORTS, sort), direction,
+                               first, after)
+
+    async def sync_runs(self, first: int = 50, after: str | None = None) -> Page[SyncRun]:
+        """The tenant's sync runs, newest first."""
+        return await self.page(SyncRun, self.scope.visible(SyncRun), SYNC_RUN_SORTS["started_at"],
+                               SortDirection.DESC, first, after)
+
+    async def inverter_by_serial(self, serial: str) -> Inverter | None:
+        """A visible inverter by serial (removed ones included)."""
+        rows = await self.load_many(Inverter, Inverter.serial, [serial])
+        return rows[0] if rows else None
+
+    async def summary(self, where: InverterFilter) -> FleetSummary:
+        """Counts by status, model, firmware, battery type, and offline counts, in one statement."""
+        dimensions = {
+            "status": func.upper(Inverter.status), "model": Inverter.model, "firmware_arm": Inverter.firmware_arm,
+            "firmware_dsp": Inverter.firmware_dsp, "battery_type": Inverter.battery_type,
+        }
+        offline = [
+            func.count().filter(or_(Inverter.last_online.is_(None),
+                                    Inverter.last_online < self.now - timedelta(hours=hours))).label(f"offline_{hours}")
+            for hours in OFFLINE_THRESHOLDS_HOURS
+        ]
+        grouping = func.grouping(*dimensions.values()).label("grouping")
+        statement: Select[*tuple[Any, ...]] = (
+            select(*(column.label(name) for name, column in dimensions.items()), grouping,
+                   func.count().label("n"), *offline)
+            .where(*where.conditions(self.scope, self.now))
+            .group_by(func.grouping_sets(*((column,) for column in dimensions.values()), tuple_()))
+        )
+        rows = (await self.session.execute(statement)).mappings().all()
+        buckets: dict[str, list[Breakdown]] = {name: [] for name in dimensions}
+        total, offline_counts = 0, {hours: 0 for hours in OFFLINE_THRESHOLDS_HOURS}
+        width = len(dimensions)
+        for row in rows:
+            mask = row["grouping"]
+            if mask == (1 << width) - 1:  # the grand total: every dimension aggregated away
+                total = row["n"]
+                offline_counts = {hours: row[f"offline_{hours}"] for hours in OFFLINE_THRESHOLDS_HOURS}
+                continue
+            for index, name in enumerate(dimensions):
+                if not mask & (1 << (width - 1 - index)):
+                    value = row[name]
+                    buckets[name].append(Breakdown(None if value is None else str(value), row["n"]))
+        for values in buckets.values():
+            values.sort(key=lambda bucket: (-bucket.count, bucket.value or ""))
+        return FleetSummary(total=total, by_status=buckets["status"], by_model=buckets["model"],
+                            by_firmware_arm=buckets["firmware_arm"], by_firmware_dsp=buckets["firmware_dsp"],
+                            by_battery_type=buckets["battery_type"], offline=offline_counts)
+
+
+def _sort(options: dict[str, SortKey], name: str) -> SortKey:
+    try:
+        return options[name]
+    except KeyError:
+        raise InvalidInputError(f"unknown sort {name!r}; one of {', '.join(sorted(options))}") from None
+
+
+__all__ = [
+    "ACCOUNT_SORTS", "DONGLE_SORTS", "INVERTER_SORTS", "MODELS", "OFFLINE_THRESHOLDS_HOURS", "SITE_SORTS",
+    "AccountFilter", "Breakdown", "DongleFilter", "FleetReader", "FleetSummary", "InverterFilter", "ReadScope",
+    "SiteFilter", "SortDirection", "SortKey",
+]
