@@ -854,7 +854,7 @@ class CloudApi:
                         body["alias"])  # fmt: skip
         record.hardware_id = body["serial_number"]
         self.sim.fleet.smart_devices[record.uuid] = record
-        return data([render.smart_device(record)], status=201)
+        return data([render.smart_device(record)])
 
     async def smart_get(self, request: Request, ctx: Ctx) -> Response:
         """GET /smart-device/{uuid} (answers like the docs: ``data`` is a list)."""
@@ -879,7 +879,7 @@ class CloudApi:
         if errors or moment is None or not isinstance(power, int | float):
             raise invalid(errors)
         device.points.append((moment, int(power)))
-        return data([{"time": render.iso(moment), "power": int(power)}], status=201)
+        return data([{"time": render.iso(moment), "power": int(power)}])
 
 
 # ---- helpers -------------------------------------------------------------------------------------------------

@@ -44,11 +44,12 @@ def communication_device(device: Device, last_updated: datetime, last_online: da
     batteries = device.batteries()
     capacity = sum(battery.capacity_design for battery in batteries) if not model.hv else 52 * device.battery_count
     info: dict[str, Any] = {
-        "battery_type": "LITHIUM" if has_battery else None,
+        # Devices without batteries keep the documented types (zeros), not nulls.
+        "battery_type": "LITHIUM" if has_battery else "NONE",
         "battery": {
-            "nominal_capacity": capacity if has_battery else None,
-            "nominal_voltage": nominal_voltage if has_battery else None,
-            "depth_of_discharge": 0.85 if model.hv else 1,
+            "nominal_capacity": capacity if has_battery else 0,
+            "nominal_voltage": nominal_voltage if has_battery else 0,
+            "depth_of_discharge": (0.85 if model.hv else 1) if has_battery else 0,
         },
         "model": model.name,
         "max_charge_rate": device.max_charge_rate,
