@@ -27,7 +27,7 @@ def client_factory(simulator: Simulator) -> ClientFactory:
     """Build clients of a simulator: ``async with factory("company") as client``."""
 
     @asynccontextmanager
-    async def make(token: str | None = "company", base: str = "http://sim/v1") -> AsyncIterator[httpx.AsyncClient]:
+    async def make(token: str | None = "company", base: str = "http://sim/v1") -> AsyncIterator[httpx.AsyncClient]:  # noqa: S107
         headers = {"Accept": "application/json"}
         if token is not None:
             headers["Authorization"] = f"Bearer {simulator.tokens.get(token, token)}"

@@ -55,7 +55,7 @@ def _from_response_fields(lines: list[str]) -> Any:
     for name, kind in names:
         if name == "data":
             continue
-        item[name.split(".", 1)[1]] = _TYPE_SAMPLES.get(kind, None)
+        item[name.split(".", 1)[1]] = _TYPE_SAMPLES.get(kind)
     shape["data"] = [item]
     return shape
 
@@ -85,7 +85,8 @@ def _endpoint(title: str, body: list[str]) -> Endpoint:
     method = curl.split()[2]
     url_line = next(line for line in body[request_at:] if "https://api.givenergy.cloud/v1/" in line)
     url = re.search(r"https://api\.givenergy\.cloud/v1(/[^\"' ?]*)(\?[^\"' ]*)?", url_line)
-    assert url is not None and account is not None and scopes is not None
+    if url is None or account is None or scopes is None:
+        raise ValueError(f"cannot read the badges or URL of {title!r}")
     example_at = next(i for i, line in enumerate(body) if line.startswith("Example response ("))
     example_end = next(
         i for i in range(example_at + 1, len(body)) if body[i].startswith(("Received response", "Example response ("))
@@ -154,31 +155,43 @@ def shape_errors(expected: Any, actual: Any, where: str = "$", loose: frozenset[
     if expected is None:
         return []
     if isinstance(expected, dict):
-        if not isinstance(actual, dict):
-            return [f"{where}: expected an object, got {type(actual).__name__}"]
-        errors = []
-        for key, value in expected.items():
-            if key not in actual:
-                errors.append(f"{where}.{key}: missing")
-            else:
-                errors += shape_errors(value, actual[key], f"{where}.{key}", loose)
-        return errors
+        return _object_errors(expected, actual, where, loose)
     if isinstance(expected, list):
-        if not isinstance(actual, list):
-            return [f"{where}: expected an array, got {type(actual).__name__}"]
-        if not expected:
-            return []
-        template = expected[0]
-        if isinstance(template, dict):  # documented items may differ: merge them (null anywhere = nullable)
-            merged: dict[str, Any] = {}
-            for item in expected:
-                for key, value in item.items():
-                    merged[key] = None if value is None or merged.get(key, value) is None else merged.get(key, value)
-            template = merged
-        errors = []
-        for index, item in enumerate(actual):
-            errors += shape_errors(template, item, f"{where}[{index}]", loose)
-        return errors
+        return _array_errors(expected, actual, where, loose)
+    return _scalar_errors(expected, actual, where)
+
+
+def _object_errors(expected: dict[str, Any], actual: Any, where: str, loose: frozenset[str]) -> list[str]:
+    if not isinstance(actual, dict):
+        return [f"{where}: expected an object, got {type(actual).__name__}"]
+    errors = []
+    for key, value in expected.items():
+        if key not in actual:
+            errors.append(f"{where}.{key}: missing")
+        else:
+            errors += shape_errors(value, actual[key], f"{where}.{key}", loose)
+    return errors
+
+
+def _array_errors(expected: list[Any], actual: Any, where: str, loose: frozenset[str]) -> list[str]:
+    if not isinstance(actual, list):
+        return [f"{where}: expected an array, got {type(actual).__name__}"]
+    if not expected:
+        return []
+    template = expected[0]
+    if isinstance(template, dict):  # documented items may differ: merge them (null anywhere = nullable)
+        merged: dict[str, Any] = {}
+        for item in expected:
+            for key, value in item.items():
+                merged[key] = None if value is None or merged.get(key, value) is None else merged.get(key, value)
+        template = merged
+    errors = []
+    for index, item in enumerate(actual):
+        errors += shape_errors(template, item, f"{where}[{index}]", loose)
+    return errors
+
+
+def _scalar_errors(expected: Any, actual: Any, where: str) -> list[str]:
     if isinstance(expected, bool):
         return [] if isinstance(actual, bool) else [f"{where}: expected boolean, got {actual!r}"]
     if isinstance(expected, int | float):
