@@ -11,6 +11,9 @@ from litestar.di import Provide
 from litestar.openapi import OpenAPIConfig
 from litestar.plugins.prometheus import PrometheusConfig, PrometheusController
 
+from service.api.admin import AccessController
+from service.api.auth import authentication_middleware
+from service.api.dependencies import provide_db_session
 from service.api.errors import EXCEPTION_HANDLERS
 from service.api.health import HealthController
 from service.observability import RequestIdMiddleware
@@ -51,9 +54,12 @@ def create_app(settings: Settings | None = None, resources: Resources | None = N
         include_in_schema = False
 
     return Litestar(
-        route_handlers=[HealthController, MetricsController],
-        dependencies={"resources": Provide(provide_resources, sync_to_thread=False)},
-        middleware=[RequestIdMiddleware, prometheus.middleware],
+        route_handlers=[HealthController, MetricsController, AccessController],
+        dependencies={
+            "resources": Provide(provide_resources, sync_to_thread=False),
+            "db_session": Provide(provide_db_session),
+        },
+        middleware=[RequestIdMiddleware, prometheus.middleware, authentication_middleware()],
         exception_handlers=EXCEPTION_HANDLERS,
         lifespan=[lifespan],
         openapi_config=OpenAPIConfig(title="givfleet", version="0.1.0", path="/schema"),

@@ -68,6 +68,15 @@ class SecuritySettings(BaseModel):
         description='JSON object {"key-id": "base64 32-byte key"}; generated under GIVFLEET_HOME when empty.',
     )
     active_key_id: str | None = Field(default=None, description="Key id used for new ciphertexts (default: last).")
+    auth_failure_limit: int = Field(
+        default=20, ge=1, description="Failed API-key attempts per client address before it is answered 429."
+    )
+    auth_failure_window_seconds: int = Field(
+        default=300, ge=1, description="Window of the failed-attempt count (and the longest 429 Retry-After)."
+    )
+    trust_forwarded_for: bool = Field(
+        default=False, description="Take the client address from X-Forwarded-For (only behind a trusted proxy)."
+    )
 
 
 class ApiSettings(BaseModel):

@@ -1,0 +1,196 @@
+"""REST administration of a tenant's access: credentials, API keys, the audit log (``/api/v1``).
+
+Reading the tenant and its credentials' health is open to every role; managing credentials and keys and
+reading the audit log needs the admin role. Tokens are write-only; a key's text is returned once, at creation.
+"""
+
+from __future__ import annotations
+
+import uuid
+from typing import Annotated
+
+from litestar import Controller, delete, get, post
+from litestar.di import NamedDependency, Provide
+from litestar.params import FromPath, FromQuery, JSONBody, QueryParameter
+from litestar.status_codes import HTTP_200_OK, HTTP_201_CREATED, HTTP_204_NO_CONTENT
+from sqlalchemy.ext.asyncio import AsyncSession
+
+from service.api.auth import PrincipalDep, provide_principal, requires_role
+from service.api.dependencies import DbSession, provide_client_factory, provide_key_ring
+from service.db.models.api_key import Role
+from service.runtime import Resources
+from service.tenants.crypto import KeyRing
+from service.tenants.principal import Principal
+from service.tenants.schemas import (
+    ApiKeyInput,
+    ApiKeyView,
+    AuditEventView,
+    CreatedApiKeyView,
+    CredentialInput,
+    CredentialView,
+    PrincipalView,
+    TenantView,
+)
+from service.tenants.service import ApiKeyService, AuditService, CredentialService, TenantService
+from service.tenants.upstream import ClientFactory
+
+ADMIN = [requires_role(Role.ADMIN)]
+KeyRingDep = NamedDependency[KeyRing]
+ClientFactoryDep = NamedDependency[ClientFactory]
+ResourcesDep = NamedDependency[Resources]
+
+
+class AccessController(Controller):
+    """The caller's tenant, credentials, API keys and audit log."""
+
+    path = "/api/v1"
+    tags = ["access"]
+    dependencies = {
+        "principal": Provide(provide_principal, sync_to_thread=False),
+        "key_ring": Provide(provide_key_ring, sync_to_thread=False),
+        "client_factory": Provide(provide_client_factory, sync_to_thread=False),
+    }
+
+    @get("/me", sync_to_thread=False)
+    def me(self, principal: PrincipalDep) -> PrincipalView:
+        """Who the API key in use is (any role)."""
+        return PrincipalView(
+            tenant_id=principal.tenant_id,
+            role=principal.role,
+            key_id=principal.key_id,
+            restricted_account_id=principal.restricted_account_id,
+        )
+
+    @get("/tenant")
+    async def tenant(self, principal: PrincipalDep, db_session: DbSession) -> TenantView:
+        """The caller's tenant (any role)."""
+        return TenantView.model_validate(await TenantService(db_session).get(principal.tenant_id))
+
+    # --- credentials ----------------------------------------------------------------------------------
+
+    def _credentials(
+        self,
+        db_session: AsyncSession,
+        principal: Principal,
+        key_ring: KeyRing,
+        client_factory: ClientFactory | None,
+        resources: Resources,
+    ) -> CredentialService:
+        return CredentialService(
+            db_session,
+            principal,
+            key_ring,
+            client_factory,
+            default_requests_per_minute=resources.settings.givenergy.default_requests_per_minute,
+        )
+
+    @get("/credentials")
+    async def list_credentials(
+        self, principal: PrincipalDep, db_session: DbSession, key_ring: KeyRingDep, resources: ResourcesDep
+    ) -> list[CredentialView]:
+        """The tenant's upstream credentials and their health (any role; never the token)."""
+        service = self._credentials(db_session, principal, key_ring, None, resources)
+        return [CredentialView.model_validate(row) for row in await service.list()]
+
+    @get("/credentials/{credential_id:uuid}")
+    async def get_credential(
+        self,
+        credential_id: FromPath[uuid.UUID],
+        principal: PrincipalDep,
+        db_session: DbSession,
+        key_ring: KeyRingDep,
+        resources: ResourcesDep,
+    ) -> CredentialView:
+        """One credential (any role)."""
+        service = self._credentials(db_session, principal, key_ring, None, resources)
+        return CredentialView.model_validate(await service.get(credential_id))
+
+    @post("/credentials", guards=ADMIN, status_code=HTTP_201_CREATED)
+    async def add_credential(
+        self,
+        data: JSONBody[CredentialInput],
+        principal: PrincipalDep,
+        db_session: DbSession,
+        key_ring: KeyRingDep,
+        client_factory: ClientFactoryDep,
+        resources: ResourcesDep,
+    ) -> CredentialView:
+        """Add a GivEnergy credential (admin); checked upstream unless ``check`` is false."""
+        service = self._credentials(db_session, principal, key_ring, client_factory, resources)
+        credential = await service.add(
+            data.token.get_secret_value(),
+            label=data.label,
+            kind=data.kind,
+            portal_username=data.portal_username,
+            requests_per_minute=data.requests_per_minute,
+        )
+        if data.check:
+            credential = (await service.check(credential.id)).credential
+        return CredentialView.model_validate(credential)
+
+    @post("/credentials/{credential_id:uuid}/check", guards=ADMIN, status_code=HTTP_200_OK)
+    async def check_credential(
+        self,
+        credential_id: FromPath[uuid.UUID],
+        principal: PrincipalDep,
+        db_session: DbSession,
+        key_ring: KeyRingDep,
+        client_factory: ClientFactoryDep,
+        resources: ResourcesDep,
+    ) -> CredentialView:
+        """Check a credential upstream now (admin): health, account, account type, scopes."""
+        service = self._credentials(db_session, principal, key_ring, client_factory, resources)
+        return CredentialView.model_validate((await service.check(credential_id)).credential)
+
+    @delete("/credentials/{credential_id:uuid}", guards=ADMIN, status_code=HTTP_204_NO_CONTENT)
+    async def remove_credential(
+        self,
+        credential_id: FromPath[uuid.UUID],
+        principal: PrincipalDep,
+        db_session: DbSession,
+        key_ring: KeyRingDep,
+        resources: ResourcesDep,
+    ) -> None:
+        """Delete a credential (admin)."""
+        await self._credentials(db_session, principal, key_ring, None, resources).remove(credential_id)
+
+    # --- API keys -------------------------------------------------------------------------------------
+
+    @get("/api-keys", guards=ADMIN)
+    async def list_api_keys(self, principal: PrincipalDep, db_session: DbSession) -> list[ApiKeyView]:
+        """The tenant's API keys (admin; never their secrets)."""
+        return [ApiKeyView.model_validate(key) for key in await ApiKeyService(db_session, principal).list()]
+
+    @post("/api-keys", guards=ADMIN, status_code=HTTP_201_CREATED)
+    async def create_api_key(
+        self, data: JSONBody[ApiKeyInput], principal: PrincipalDep, db_session: DbSession
+    ) -> CreatedApiKeyView:
+        """Create an API key (admin). The response is the only time its secret is shown."""
+        created = await ApiKeyService(db_session, principal).create(
+            name=data.name,
+            role=data.role,
+            expires_at=data.expires_at,
+            restricted_account_id=data.restricted_account_id,
+        )
+        return CreatedApiKeyView(key=ApiKeyView.model_validate(created.key), secret=created.text)
+
+    @post("/api-keys/{key_id:uuid}/revoke", guards=ADMIN, status_code=HTTP_200_OK)
+    async def revoke_api_key(
+        self, key_id: FromPath[uuid.UUID], principal: PrincipalDep, db_session: DbSession
+    ) -> ApiKeyView:
+        """Revoke an API key (admin); it stops working at once."""
+        return ApiKeyView.model_validate(await ApiKeyService(db_session, principal).revoke(key_id))
+
+    # --- audit ----------------------------------------------------------------------------------------
+
+    @get("/audit-events", guards=ADMIN)
+    async def audit_events(
+        self,
+        principal: PrincipalDep,
+        db_session: DbSession,
+        limit: Annotated[int, QueryParameter(ge=1, le=1000)] = 100,
+        action: FromQuery[str | None] = None,
+    ) -> list[AuditEventView]:
+        """The tenant's audit log, newest first (admin)."""
+        events = await AuditService(db_session).list(principal, limit=limit, action=action)
+        return [AuditEventView.model_validate(event) for event in events]

@@ -1,0 +1,190 @@
+"""Authentication and authorisation of every REST and GraphQL request.
+
+Every request except the health, metrics and API-docs paths must carry ``Authorization: Bearer <api key>``.
+:class:`ApiKeyAuthenticationMiddleware` resolves it to a :class:`~service.tenants.Principal` (placed in
+``connection.user``); handlers receive it as the ``principal`` dependency, and guards made by
+:func:`requires_role` check its role. Missing, unknown, expired and revoked keys get 401; a role that is too
+low gets 403; both as problem+json. Failed attempts are counted per client address in Redis: past
+``security.auth_failure_limit`` within the window, the client is answered 429 with ``Retry-After``.
+
+For the GraphQL adapter: read the principal with :func:`principal_of` (the middleware has already run), or
+call :func:`authenticate_connection` on any ``ASGIConnection``.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from typing import Any
+
+import structlog
+from litestar import Request
+from litestar.connection import ASGIConnection
+from litestar.di import NamedDependency
+from litestar.exceptions import NotAuthorizedException, TooManyRequestsException
+from litestar.handlers.base import BaseRouteHandler
+from litestar.middleware import AbstractAuthenticationMiddleware, AuthenticationResult
+from litestar.middleware.base import DefineMiddleware
+from litestar.types import ASGIApp, Receive, Scope, Send
+from redis.asyncio import Redis
+
+from service.db.models.api_key import Role
+from service.observability import request_id_of
+from service.runtime import Resources
+from service.settings import Settings
+from service.tenants.principal import Principal
+from service.tenants.service import AuthenticationError, AuthenticationService
+
+log = structlog.get_logger(__name__)
+
+PUBLIC_PATHS = ["^/healthz$", "^/readyz$", "^/metrics", "^/schema"]
+"""Paths served without a key (patterns): liveness, readiness, Prometheus, OpenAPI docs."""
+
+_CHALLENGE = {"WWW-Authenticate": 'Bearer realm="givfleet"'}
+
+PrincipalDep = NamedDependency[Principal]
+"""Annotate a handler parameter named ``principal`` with this to receive the caller (register
+:func:`provide_principal` as the ``principal`` dependency)."""
+
+Guard = Callable[[ASGIConnection[Any, Any, Any, Any], BaseRouteHandler], None]
+
+
+class FailedAttemptThrottle:
+    """Counts failed authentications per client address in Redis, in a fixed window."""
+
+    def __init__(self, redis: Redis, settings: Settings) -> None:
+        self._redis = redis
+        self._namespace = settings.redis.namespace
+        self._limit = settings.security.auth_failure_limit
+        self._window = settings.security.auth_failure_window_seconds
+
+    def _key(self, client: str) -> str:
+        return f"{self._namespace}:auth-failures:{client}"
+
+    async def blocked_for(self, client: str) -> int:
+        """Seconds the client must wait before trying again (0 when it may try now)."""
+        key = self._key(client)
+        count = await self._redis.get(key)
+        if count is None or int(count) < self._limit:
+            return 0
+        ttl = int(await self._redis.ttl(key))
+        return max(ttl, 1)
+
+    async def record_failure(self, client: str) -> None:
+        """Count one failure (the window starts at the first)."""
+        key = self._key(client)
+        async with self._redis.pipeline(transaction=True) as pipe:
+            pipe.incr(key)
+            pipe.expire(key, self._window, nx=True)
+            await pipe.execute()
+
+
+def client_address(connection: ASGIConnection[Any, Any, Any, Any], settings: Settings) -> str:
+    """The caller's address (the first ``X-Forwarded-For`` entry when the proxy is trusted)."""
+    if settings.security.trust_forwarded_for:
+        forwarded = connection.headers.get("x-forwarded-for", "").split(",")[0].strip()
+        if forwarded:
+            return forwarded[:64]
+    return connection.client.host if connection.client else "unknown"
+
+
+def _bearer(connection: ASGIConnection[Any, Any, Any, Any]) -> str | None:
+    header = connection.headers.get("authorization")
+    if not header:
+        return None
+    scheme, _, credentials = header.partition(" ")
+    return credentials.strip() if scheme.lower() == "bearer" and credentials.strip() else ""
+
+
+async def authenticate_connection(connection: ASGIConnection[Any, Any, Any, Any]) -> Principal:
+    """Resolve the API key of ``connection`` to its principal.
+
+    Raises:
+        NotAuthorizedException: No key, a malformed header, or an unknown/expired/revoked key (401).
+        TooManyRequestsException: Too many failed attempts from this client recently (429).
+    """
+    resources: Resources = connection.app.state.resources
+    settings = resources.settings
+    client = client_address(connection, settings)
+    throttle = FailedAttemptThrottle(resources.redis, settings)
+    wait = await throttle.blocked_for(client)
+    if wait:
+        raise TooManyRequestsException(
+            detail=f"too many failed authentication attempts from {client}; retry in {wait} s",
+            headers={"Retry-After": str(wait)},
+        )
+    presented = _bearer(connection)
+    if presented is None:
+        raise NotAuthorizedException(detail="an API key is required: send 'Authorization: Bearer <key>'",
+                                     headers=_CHALLENGE)
+    try:
+        if not presented:
+            raise AuthenticationError("the Authorization header must be 'Bearer <key>'")
+        async with resources.session_factory() as session, session.begin():
+            principal = await AuthenticationService(session).authenticate(
+                presented, client_address=client, request_id=request_id_of(connection.scope)
+            )
+    except AuthenticationError as exc:
+        await throttle.record_failure(client)
+        log.info("auth.failed", client=client, reason=exc.reason, path=connection.url.path)
+        raise NotAuthorizedException(detail=exc.reason, headers=_CHALLENGE) from None
+    return principal
+
+
+class ApiKeyAuthenticationMiddleware(AbstractAuthenticationMiddleware):
+    """Authenticates every request outside :data:`PUBLIC_PATHS`; binds the tenant and key to the request's logs."""
+
+    def __init__(self, app: ASGIApp, **options: Any) -> None:
+        super().__init__(app, **options)
+        inner = self.app
+
+        async def with_log_context(scope: Scope, receive: Receive, send: Send) -> None:
+            user = scope.get("user")
+            if not isinstance(user, Principal):
+                await inner(scope, receive, send)
+                return
+            with structlog.contextvars.bound_contextvars(tenant_id=str(user.tenant_id), api_key=user.actor):
+                await inner(scope, receive, send)
+
+        self.app = with_log_context
+
+    async def authenticate_request(self, connection: ASGIConnection[Any, Any, Any, Any]) -> AuthenticationResult:
+        """Resolve the principal (see :func:`authenticate_connection`)."""
+        principal = await authenticate_connection(connection)
+        return AuthenticationResult(user=principal, auth=principal.key_id)
+
+
+def authentication_middleware() -> DefineMiddleware:
+    """The middleware as registered by ``create_app``."""
+    return DefineMiddleware(ApiKeyAuthenticationMiddleware, exclude=PUBLIC_PATHS)
+
+
+def principal_of(connection: ASGIConnection[Any, Any, Any, Any]) -> Principal:
+    """The principal the middleware resolved for ``connection``.
+
+    Raises:
+        NotAuthorizedException: The request was not authenticated (a public path).
+    """
+    user = connection.scope.get("user")
+    if not isinstance(user, Principal):
+        raise NotAuthorizedException(detail="this request is not authenticated", headers=_CHALLENGE)
+    return user
+
+
+def requires_role(role: Role) -> Guard:
+    """A guard admitting principals with at least ``role`` (403 problem+json otherwise).
+
+    Example::
+
+        @post("/syncs", guards=[requires_role(Role.OPERATOR)])
+    """
+
+    def guard(connection: ASGIConnection[Any, Any, Any, Any], _: BaseRouteHandler) -> None:
+        principal_of(connection).require(role)
+
+    guard.__name__ = f"requires_{role.value}"
+    return guard
+
+
+def provide_principal(request: Request[Any, Any, Any]) -> Principal:
+    """The ``principal`` dependency."""
+    return principal_of(request)

@@ -1,0 +1,65 @@
+"""Per-request dependencies shared by every REST controller (and the GraphQL adapter).
+
+``db_session``: one transaction per request: committed when the handler succeeds, rolled back when it raises;
+jobs deferred with :func:`service.db.uow.defer_job` are enqueued only after the commit.
+"""
+
+from __future__ import annotations
+
+from collections.abc import AsyncGenerator
+from typing import Any
+
+from litestar.datastructures import State
+from litestar.di import NamedDependency
+from sqlalchemy.ext.asyncio import AsyncSession
+
+from service.db.uow import take_deferred_jobs
+from service.jobs.enqueue import enqueue_deferred
+from service.runtime import Resources
+from service.settings import Settings
+from service.tenants.crypto import KeyRing, load_key_ring
+from service.tenants.upstream import ClientFactory, default_client_factory
+
+DbSession = NamedDependency[AsyncSession]
+"""Annotate a handler parameter named ``db_session`` with this to receive the request's session."""
+
+_KEY_RINGS: dict[int, tuple[Settings, KeyRing]] = {}
+
+
+async def provide_db_session(state: State) -> AsyncGenerator[AsyncSession, None]:
+    """A session whose transaction commits after the handler returns (then deferred jobs are enqueued) and
+    rolls back if it raises."""
+    resources: Resources = state.resources
+    async with resources.session_factory() as session:
+        try:
+            yield session
+        except BaseException:
+            take_deferred_jobs(session)
+            await session.rollback()
+            raise
+        await session.commit()
+        await enqueue_deferred(resources.redis, take_deferred_jobs(session))
+
+
+def key_ring_for(settings: Settings) -> KeyRing:
+    """The key ring of ``settings``, loaded once per settings object."""
+    cached = _KEY_RINGS.get(id(settings))
+    if cached is None or cached[0] is not settings:
+        cached = (settings, load_key_ring(settings))
+        _KEY_RINGS[id(settings)] = cached
+    return cached[1]
+
+
+def provide_key_ring(state: State) -> KeyRing:
+    """The deployment's encryption key ring."""
+    resources: Resources = state.resources
+    return key_ring_for(resources.settings)
+
+
+def provide_client_factory(state: State) -> ClientFactory:
+    """How to build an upstream client for a credential (rate-limited). ``state.givenergy_client_options``
+    (e.g. ``{"transport": httpx.ASGITransport(app=simulator.app)}``) lets tests and the demo reach the
+    simulator in-process."""
+    resources: Resources = state.resources
+    options: dict[str, Any] = dict(state.get("givenergy_client_options") or {})
+    return default_client_factory(resources.settings, resources.redis, **options)

@@ -1,0 +1,111 @@
+"""What the tenants domain shows and accepts. No view carries a secret: tokens are write-only and a key's text
+appears only in :class:`CreatedApiKeyView`, once."""
+
+from __future__ import annotations
+
+import uuid
+from datetime import datetime
+from typing import Any
+
+from pydantic import BaseModel, ConfigDict, Field, SecretStr
+
+from service.db.models.api_key import Role
+from service.db.models.credential import CredentialHealth, CredentialKind
+
+
+class _View(BaseModel):
+    model_config = ConfigDict(from_attributes=True)
+
+
+class TenantView(_View):
+    """A tenant."""
+
+    id: uuid.UUID
+    slug: str
+    name: str
+    timezone: str
+    status: str
+
+
+class CredentialView(_View):
+    """An upstream credential, without its secret."""
+
+    id: uuid.UUID
+    label: str
+    kind: CredentialKind
+    portal_username: str | None
+    account_type: str | None
+    scopes: list[str]
+    requests_per_minute: int | None = Field(description="Tier; null means the configured default.")
+    health: CredentialHealth
+    health_message: str | None
+    last_checked_at: datetime | None
+    upstream_account_id: str | None
+    upstream_username: str | None
+    key_id: str = Field(description="Id of the encryption key sealing the secret (not the key itself).")
+    created_at: datetime
+
+
+class CredentialInput(BaseModel):
+    """A new credential. The token is write-only."""
+
+    token: SecretStr = Field(description="GivEnergy API token (or the legacy portal password).")
+    label: str | None = Field(default=None, max_length=100)
+    kind: CredentialKind = CredentialKind.API_TOKEN
+    portal_username: str | None = Field(default=None, max_length=200)
+    requests_per_minute: int | None = Field(default=None, ge=1)
+    check: bool = Field(default=True, description="Check the credential upstream right away.")
+
+
+class ApiKeyView(_View):
+    """An API key, without its secret."""
+
+    id: uuid.UUID
+    name: str
+    prefix: str
+    role: Role
+    expires_at: datetime | None
+    restricted_account_id: str | None
+    last_used_at: datetime | None
+    revoked_at: datetime | None
+    created_at: datetime
+
+
+class ApiKeyInput(BaseModel):
+    """A new API key."""
+
+    name: str = Field(min_length=1, max_length=100)
+    role: Role
+    expires_at: datetime | None = None
+    restricted_account_id: str | None = Field(default=None, max_length=64)
+
+
+class CreatedApiKeyView(BaseModel):
+    """A new API key and its full text: shown this once, never again."""
+
+    key: ApiKeyView
+    secret: str = Field(description="The API key to send as `Authorization: Bearer <secret>`; store it now.")
+
+
+class AuditEventView(_View):
+    """One audit event."""
+
+    id: uuid.UUID
+    occurred_at: datetime
+    actor: str
+    actor_key_id: uuid.UUID | None
+    action: str
+    target_type: str
+    target_id: str | None
+    client_address: str | None
+    request_id: str | None
+    details: dict[str, Any]
+
+
+class PrincipalView(BaseModel):
+    """Who the caller is."""
+
+    tenant_id: uuid.UUID
+    role: Role
+    key_id: uuid.UUID | None
+    restricted_account_id: str | None

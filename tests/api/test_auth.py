@@ -1,0 +1,105 @@
+"""Every REST request outside health/metrics/docs needs a valid API key; roles are enforced by guards."""
+
+from __future__ import annotations
+
+from datetime import UTC, datetime, timedelta
+
+import httpx
+import pytest
+from sqlalchemy import update
+
+from service.db.models.api_key import ApiKey, Role
+from service.runtime import Resources
+from tests.tenants.factories import committed_key, committed_tenant
+
+pytestmark = pytest.mark.usefixtures("clean_db")
+
+
+async def test_public_paths_need_no_key(api_client: httpx.AsyncClient) -> None:
+    for path in ("/healthz", "/readyz", "/metrics", "/schema/openapi.json"):
+        assert (await api_client.get(path)).status_code == 200, path
+
+
+async def test_missing_key_is_401_problem(api_client: httpx.AsyncClient) -> None:
+    response = await api_client.get("/api/v1/me")
+    assert response.status_code == 401
+    assert response.headers["content-type"].startswith("application/problem+json")
+    assert response.headers["www-authenticate"].startswith("Bearer")
+    body = response.json()
+    assert body["status"] == 401
+    assert "Authorization: Bearer" in body["detail"]
+
+
+@pytest.mark.parametrize("header", [
+    "Bearer gvf_abcdefghij_not-the-secret",
+    "Bearer something-else-entirely",
+    "Basic dXNlcjpwYXNz",
+    "Bearer ",
+])
+async def test_unknown_or_malformed_key_is_401(api_client: httpx.AsyncClient, header: str) -> None:
+    response = await api_client.get("/api/v1/me", headers={"Authorization": header})
+    assert response.status_code == 401
+    assert response.json()["title"] == "Unauthorized"
+
+
+async def test_valid_key_resolves_its_principal(api_client: httpx.AsyncClient, resources: Resources) -> None:
+    tenant = await committed_tenant(resources, Role.OPERATOR)
+    response = await api_client.get("/api/v1/me", headers=tenant.headers)
+    assert response.status_code == 200
+    assert response.json() == {"tenant_id": str(tenant.tenant_id), "role": "operator", "key_id": str(tenant.key_id),
+                               "restricted_account_id": None}
+
+
+async def test_right_prefix_wrong_secret_is_401(api_client: httpx.AsyncClient, resources: Resources) -> None:
+    tenant = await committed_tenant(resources)
+    forged = tenant.key[:-4] + ("aaaa" if not tenant.key.endswith("aaaa") else "bbbb")
+    response = await api_client.get("/api/v1/me", headers={"Authorization": f"Bearer {forged}"})
+    assert response.status_code == 401
+
+
+async def test_expired_key_is_refused(api_client: httpx.AsyncClient, resources: Resources) -> None:
+    tenant = await committed_tenant(resources)
+    key = await committed_key(resources, tenant.tenant_id, Role.ADMIN,
+                              expires_at=datetime.now(UTC) + timedelta(hours=1))
+    headers = {"Authorization": f"Bearer {key}"}
+    assert (await api_client.get("/api/v1/me", headers=headers)).status_code == 200
+    async with resources.session_factory() as session, session.begin():  # time passes
+        await session.execute(update(ApiKey).where(ApiKey.tenant_id == tenant.tenant_id, ApiKey.id != tenant.key_id)
+                              .values(expires_at=datetime.now(UTC) - timedelta(seconds=1)))
+    response = await api_client.get("/api/v1/me", headers=headers)
+    assert response.status_code == 401
+    assert "expired" in response.json()["detail"]
+
+
+async def test_revoked_key_is_refused_at_once(api_client: httpx.AsyncClient, resources: Resources) -> None:
+    admin = await committed_tenant(resources)
+    created = await api_client.post("/api/v1/api-keys", json={"name": "ci", "role": "viewer"}, headers=admin.headers)
+    assert created.status_code == 201
+    victim = {"Authorization": f"Bearer {created.json()['secret']}"}
+    assert (await api_client.get("/api/v1/me", headers=victim)).status_code == 200
+
+    revoked = await api_client.post(f"/api/v1/api-keys/{created.json()['key']['id']}/revoke", headers=admin.headers)
+    assert revoked.status_code == 200
+    assert revoked.json()["revoked_at"] is not None
+    response = await api_client.get("/api/v1/me", headers=victim)
+    assert response.status_code == 401
+    assert "revoked" in response.json()["detail"]
+
+
+async def test_suspended_tenant_keys_stop_working(api_client: httpx.AsyncClient, resources: Resources) -> None:
+    from service.db.models.tenant import Tenant, TenantStatus
+
+    tenant = await committed_tenant(resources)
+    async with resources.session_factory() as session, session.begin():
+        await session.execute(update(Tenant).where(Tenant.id == tenant.tenant_id).values(status=TenantStatus.SUSPENDED))
+    response = await api_client.get("/api/v1/me", headers=tenant.headers)
+    assert response.status_code == 401
+    assert "suspended" in response.json()["detail"]
+
+
+async def test_use_records_last_used_time(api_client: httpx.AsyncClient, resources: Resources) -> None:
+    tenant = await committed_tenant(resources)
+    before = datetime.now(UTC)
+    assert (await api_client.get("/api/v1/me", headers=tenant.headers)).status_code == 200
+    keys = (await api_client.get("/api/v1/api-keys", headers=tenant.headers)).json()
+    assert datetime.fromisoformat(keys[0]["last_used_at"]) >= before - timedelta(seconds=1)

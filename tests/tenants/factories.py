@@ -1,0 +1,72 @@
+"""Test data for the tenants domain: tenants, keys and credentials made through the real services."""
+
+from __future__ import annotations
+
+import uuid
+from dataclasses import dataclass
+from datetime import datetime
+
+from sqlalchemy.ext.asyncio import AsyncSession
+
+from service.core.tenancy import TenantId, tenant_id_from
+from service.db.models.api_key import Role
+from service.runtime import Resources
+from service.tenants.crypto import KeyRing
+from service.tenants.principal import Principal
+from service.tenants.service import ApiKeyService, TenantService
+
+
+@dataclass(frozen=True)
+class TenantWithKey:
+    """A tenant and the text of one of its API keys."""
+
+    tenant_id: TenantId
+    slug: str
+    key: str
+    key_id: uuid.UUID
+
+    @property
+    def headers(self) -> dict[str, str]:
+        return {"Authorization": f"Bearer {self.key}"}
+
+
+def unique_slug(stem: str = "t") -> str:
+    return f"{stem}-{uuid.uuid4().hex[:8]}"
+
+
+async def make_tenant(session: AsyncSession, slug: str | None = None) -> TenantId:
+    tenant = await TenantService(session).create(slug or unique_slug())
+    return tenant_id_from(tenant.id)
+
+
+async def make_key(
+    session: AsyncSession, tenant_id: TenantId, role: Role = Role.ADMIN, *,
+    expires_at: datetime | None = None, restricted_account_id: str | None = None,
+) -> tuple[str, uuid.UUID]:
+    created = await ApiKeyService(session, Principal.cli(tenant_id)).create(
+        name=f"{role.value} key", role=role, expires_at=expires_at, restricted_account_id=restricted_account_id
+    )
+    return created.text, created.key.id
+
+
+async def committed_tenant(resources: Resources, role: Role = Role.ADMIN, slug: str | None = None) -> TenantWithKey:
+    """A committed tenant with one key of ``role`` (use with the ``clean_db`` fixture)."""
+    async with resources.session_factory() as session, session.begin():
+        slug = slug or unique_slug()
+        tenant_id = await make_tenant(session, slug)
+        key, key_id = await make_key(session, tenant_id, role)
+    return TenantWithKey(tenant_id, slug, key, key_id)
+
+
+async def committed_key(resources: Resources, tenant_id: TenantId, role: Role, **options: object) -> str:
+    async with resources.session_factory() as session, session.begin():
+        key, _ = await make_key(session, tenant_id, role, **options)  # type: ignore[arg-type]
+    return key
+
+
+def test_key_ring(*key_ids: str) -> KeyRing:
+    """A key ring with fixed keys (the last one active)."""
+    import hashlib
+
+    ids = key_ids or ("k1",)
+    return KeyRing({key_id: hashlib.sha256(key_id.encode()).digest() for key_id in ids}, ids[-1])
