@@ -122,7 +122,7 @@ for i = 1, 5 do redis.call('ZREMRANGEBYSCORE', KEYS[i], '-inf', cutoff) end
 local paused = tonumber(redis.call('HGET', KEYS[10], 'paused_until') or '0')
 """
 
-# ARGV: limit, window_ms, lane, member, waiter_ttl_ms, reserve0..reserve3
+# ARGV: limit, window_ms, lane, member, waiter_ttl_ms, reserve0..reserve3, claim_grace_ms
 _ACQUIRE = (
     _PRELUDE
     + """
@@ -151,7 +151,12 @@ local allowance = limit - held
 if total < allowance then
   redis.call('ZADD', KEYS[1], now, member)
   redis.call('ZADD', KEYS[2 + lane], now, member)
-  redis.call('ZREM', wkey, member)
+  -- While a lane has callers waiting, each grant in it keeps the lane's claim a moment longer: the
+  -- caller's next request is usually on its way, and its reserve must not go to a lower lane meanwhile.
+  redis.call('ZREMRANGEBYSCORE', wkey, '-inf', now)
+  if redis.call('ZCARD', wkey) > 0 then
+    redis.call('ZADD', wkey, now + tonumber(ARGV[10]), member)
+  end
   redis.call('PEXPIRE', KEYS[1], window * 2)
   redis.call('PEXPIRE', KEYS[2 + lane], window * 2)
   return {1, 0, limit - total - 1, limit}
@@ -269,6 +274,9 @@ class RateLimiter:
             between 0.1 s and 1 s.
         waiter_ttl_seconds: How long a waiting caller's claim outlives its expected wake-up (covers a
             crashed process).
+        claim_grace_seconds: How long a lane's claim outlives a grant to a caller that had to wait, so that
+            a busy lane's reserve is not taken while its next request is in flight. Default: 2 % of the
+            window, between 0.05 s and 1 s.
     """
 
     def __init__(
@@ -279,6 +287,7 @@ class RateLimiter:
         reserves: Mapping[Lane, float] | None = None,
         safety_margin_seconds: float | None = None,
         waiter_ttl_seconds: float = 2.0,
+        claim_grace_seconds: float | None = None,
     ) -> None:
         self._redis = redis
         self._namespace = namespace
@@ -289,6 +298,7 @@ class RateLimiter:
         self._reserves = merged
         self._margin = safety_margin_seconds
         self._waiter_ttl_ms = int(waiter_ttl_seconds * 1000)
+        self._grace = claim_grace_seconds
         self._acquire = redis.register_script(_ACQUIRE)
         self._observe = redis.register_script(_OBSERVE)
         self._pause = redis.register_script(_PAUSE)
@@ -328,6 +338,10 @@ class RateLimiter:
     def _margin_ms(self, window_seconds: float) -> int:
         margin = self._margin if self._margin is not None else min(1.0, max(0.1, 0.02 * window_seconds))
         return int(margin * 1000)
+
+    def _grace_ms(self, window_seconds: float) -> int:
+        grace = self._grace if self._grace is not None else min(1.0, max(0.05, 0.02 * window_seconds))
+        return int(grace * 1000)
 
     def _member(self) -> str:
         return f"{self._id_prefix}:{next(self._ids)}"
@@ -398,11 +412,12 @@ class CredentialLimiter:
         member = self._limiter._member()
         started = time.monotonic()
         limit: int = args[0]
+        grace_ms = self._limiter._grace_ms(self._buckets[bucket].window_seconds)
         try:
             while True:
                 reserves = self._reserve_args(bucket, limit)
                 granted, wait_ms, remaining, limit = await self._limiter._acquire(
-                    keys=keys, args=[*args, lane.value, member, self._limiter._waiter_ttl_ms, *reserves]
+                    keys=keys, args=[*args, lane.value, member, self._limiter._waiter_ttl_ms, *reserves, grace_ms]
                 )
                 if granted:
                     waited = time.monotonic() - started
