@@ -10,8 +10,8 @@ from rich.console import Console
 from rich.markup import escape
 from rich.table import Table
 
+from service import cli_access, launcher
 from service import doctor as doctor_checks
-from service import launcher
 from service.db import migrate as migrations
 from service.settings import Settings, get_settings
 
@@ -19,6 +19,7 @@ app = typer.Typer(help="givfleet: fleet management for GivEnergy installers.", n
                   pretty_exceptions_enable=False)
 migrate_app = typer.Typer(help="Database schema migrations (Alembic).", no_args_is_help=True)
 app.add_typer(migrate_app, name="migrate")
+cli_access.register(app)  # tenant, credential, apikey, admin
 
 console = Console()
 HostOption = Annotated[str | None, typer.Option(help="Bind address (default: GIVFLEET_API__HOST or 127.0.0.1).")]
@@ -105,6 +106,34 @@ def simulator(
     config = SimulatorConfig(fleet_size=fleet_size, seed=seed, clock_speed=clock_speed,
                              rate_limit_per_window=rate_limit, rate_limit_window_seconds=rate_window)
     run_simulator(config, host=host, port=port, tokens_file=Path(tokens_file) if tokens_file else None)
+
+
+@app.command("export-schema")
+def export_schema(
+    output: Annotated[str | None, typer.Option(help="Write here instead of graphql/schema.graphql ('-': stdout).")]
+    = None,
+    check: Annotated[bool, typer.Option("--check", help="Only compare; exit 1 if the file is out of date.")] = False,
+) -> None:
+    """Write the GraphQL schema (SDL) to graphql/schema.graphql."""
+    from pathlib import Path
+
+    from service.gql.schema import SCHEMA_FILE, export_sdl
+
+    sdl = export_sdl()
+    if output == "-":
+        typer.echo(sdl, nl=False)
+        return
+    target = Path(output) if output else SCHEMA_FILE
+    if check:
+        current = target.read_text(encoding="utf-8") if target.exists() else ""
+        if current != sdl:
+            console.print(f"[red]{target} is out of date[/red]: run 'givfleet export-schema'.")
+            raise typer.Exit(code=1)
+        console.print(f"{target} is up to date.")
+        return
+    target.parent.mkdir(parents=True, exist_ok=True)
+    target.write_text(sdl, encoding="utf-8")
+    console.print(f"Schema written to {target}.")
 
 
 def _database_url(settings: Settings) -> str:

@@ -18,12 +18,13 @@ from graphql import GraphQLError
 from service.gql.errors import ErrorPolicy
 from service.gql.limits import limit_extensions
 from service.gql.mirror import types as mirror_types
+from service.gql.mirror.live import LiveQuery
 from service.gql.mirror.queries import MirrorQuery
 from service.gql.types.viewer import ViewerQuery
 
 SCHEMA_FILE = Path(__file__).resolve().parents[2] / "graphql" / "schema.graphql"
 
-Query = merge_types("Query", (ViewerQuery, MirrorQuery))
+Query = merge_types("Query", (ViewerQuery, MirrorQuery, LiveQuery))
 # Every Node implementation, so `node(id:)` can return any of them.
 NODE_TYPES: list[type] = [mirror_types.Account, mirror_types.Site, mirror_types.Dongle, mirror_types.Inverter,
                           mirror_types.BatteryModule, mirror_types.Meter, mirror_types.InverterChange,

@@ -440,7 +440,7 @@ class FleetReader:
             select(*(column.label(name) for name, column in dimensions.items()), grouping,
                    func.count().label("n"), *offline)
             .where(*where.conditions(self.scope, self.now))
-            .group_by(func.grouping_sets(*((column,) for column in dimensions.values()), tuple_()))
+            .group_by(func.grouping_sets(*dimensions.values(), tuple_()))
         )
         rows = (await self.session.execute(statement)).mappings().all()
         buckets: dict[str, list[Breakdown]] = {name: [] for name in dimensions}
