@@ -12,7 +12,7 @@ from service.simulator.fleet import Device
 from tests.simulator.conftest import ClientFactory, client_factory
 
 
-def hybrid(sim: Simulator, token: str = "company", where: Callable[[Device], bool] = lambda d: True) -> Device:
+def hybrid(sim: Simulator, token: str = "company", where: Callable[[Device], bool] = lambda d: True) -> Device:  # noqa: S107
     """A visible single-phase hybrid (it has every setting the tests use)."""
     return next(d for d in sim.truth.visible_devices(token) if d.model.kind is Kind.HYBRID and where(d))
 
