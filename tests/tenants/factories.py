@@ -5,15 +5,22 @@ from __future__ import annotations
 import uuid
 from dataclasses import dataclass
 from datetime import datetime
+from typing import Any
 
+import httpx
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from service.core.tenancy import TenantId, tenant_id_from
 from service.db.models.api_key import Role
 from service.runtime import Resources
+from service.settings import Settings
+from service.simulator import Simulator, SimulatorConfig
 from service.tenants.crypto import KeyRing
 from service.tenants.principal import Principal
 from service.tenants.service import ApiKeyService, TenantService
+from service.tenants.upstream import ClientFactory, default_client_factory
+
+SIM_BASE_URL = "http://sim.test/v1"
 
 
 @dataclass(frozen=True)
@@ -64,9 +71,20 @@ async def committed_key(resources: Resources, tenant_id: TenantId, role: Role, *
     return key
 
 
-def test_key_ring(*key_ids: str) -> KeyRing:
+def fixed_key_ring(*key_ids: str) -> KeyRing:
     """A key ring with fixed keys (the last one active)."""
     import hashlib
 
     ids = key_ids or ("k1",)
     return KeyRing({key_id: hashlib.sha256(key_id.encode()).digest() for key_id in ids}, ids[-1])
+
+
+def simulator_client_factory(settings: Settings, resources: Resources, sim: Simulator) -> ClientFactory:
+    """Clients for ``sim``, in-process, through the shared rate limiter like production clients."""
+    return default_client_factory(settings, resources.redis, transport=httpx.ASGITransport(app=sim.app),
+                                  base_url=SIM_BASE_URL)
+
+
+def quiet_simulator(**options: Any) -> Simulator:
+    """A small calm simulated cloud without rate limits."""
+    return Simulator(SimulatorConfig.quiet(fleet_size=20, rate_limits_enabled=False, **options))

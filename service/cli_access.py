@@ -1,0 +1,340 @@
+"""``givfleet tenant | credential | apikey | admin``: local administration of tenants and access.
+
+These commands act as the machine's operator (audit actor ``cli``). Each runs one transaction; the async
+``*_op`` functions hold the logic so tests can drive them without a shell.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import re
+import uuid
+from collections.abc import Awaitable, Callable, Sequence
+from datetime import UTC, datetime, timedelta
+from typing import Annotated, Any, TypeVar
+
+import typer
+from rich.console import Console
+from rich.table import Table
+
+from service import launcher
+from service.core.errors import GivfleetError
+from service.core.tenancy import tenant_id_from
+from service.db.models.api_key import ApiKey, Role
+from service.db.models.credential import UpstreamCredential
+from service.db.models.tenant import Tenant
+from service.jobs.enqueue import unit_of_work
+from service.runtime import Resources
+from service.settings import Settings, get_settings
+from service.tenants.crypto import KeyRingError, add_generated_key, load_key_ring
+from service.tenants.principal import Principal
+from service.tenants.service import (
+    ApiKeyService,
+    CheckOutcome,
+    CreatedKey,
+    CredentialService,
+    TenantService,
+    rotate_encryption,
+)
+from service.tenants.upstream import ClientFactory, default_client_factory
+
+console = Console()
+tenant_app = typer.Typer(help="Tenants (installer companies).", no_args_is_help=True)
+credential_app = typer.Typer(help="Upstream GivEnergy credentials of a tenant.", no_args_is_help=True)
+apikey_app = typer.Typer(help="givfleet API keys of a tenant.", no_args_is_help=True)
+admin_app = typer.Typer(help="Deployment administration.", no_args_is_help=True)
+
+TenantOption = Annotated[str, typer.Option("--tenant", "-t", help="Tenant slug.")]
+_T = TypeVar("_T")
+
+
+def register(app: typer.Typer) -> None:
+    """Add the command groups to the ``givfleet`` command."""
+    app.add_typer(tenant_app, name="tenant")
+    app.add_typer(credential_app, name="credential")
+    app.add_typer(apikey_app, name="apikey")
+    app.add_typer(admin_app, name="admin")
+
+
+def _run(operation: Callable[[Resources], Awaitable[_T]]) -> _T:
+    """Run ``operation`` with resources for the configured (or embedded) servers; domain errors exit 1."""
+
+    async def main(settings: Settings) -> _T:
+        resources = Resources.open(settings)
+        try:
+            return await operation(resources)
+        finally:
+            await resources.aclose()
+
+    with launcher.resolved_services(get_settings()) as settings:
+        try:
+            return asyncio.run(main(settings))
+        except (GivfleetError, KeyRingError) as exc:
+            console.print(f"[red]error:[/red] {exc}", highlight=False)
+            raise typer.Exit(code=1) from None
+
+
+async def _principal(session: Any, slug: str) -> Principal:
+    tenant = await TenantService(session).get_by_slug(slug)
+    return Principal.cli(tenant_id_from(tenant.id))
+
+
+def _when(moment: datetime | None) -> str:
+    return moment.astimezone(UTC).strftime("%Y-%m-%d %H:%M UTC") if moment else "-"
+
+
+# --- operations (async, testable) ---------------------------------------------------------------------------
+
+
+async def create_tenant_op(resources: Resources, slug: str, name: str | None, timezone: str) -> Tenant:
+    """Create a tenant."""
+    async with unit_of_work(resources.session_factory, resources.redis) as session:
+        return await TenantService(session).create(slug, name=name, timezone=timezone)
+
+
+async def list_tenants_op(resources: Resources) -> Sequence[Tenant]:
+    """Every tenant."""
+    async with resources.session_factory() as session:
+        return await TenantService(session).list()
+
+
+def _credentials(session: Any, principal: Principal, resources: Resources,
+                 client_factory: ClientFactory | None) -> CredentialService:
+    return CredentialService(
+        session, principal, load_key_ring(resources.settings),
+        client_factory or default_client_factory(resources.settings, resources.redis),
+        default_requests_per_minute=resources.settings.givenergy.default_requests_per_minute,
+    )
+
+
+async def add_credential_op(resources: Resources, slug: str, token: str, *, label: str | None = None,
+                            requests_per_minute: int | None = None, base_url: str | None = None,
+                            check: bool = True, client_factory: ClientFactory | None = None
+                            ) -> tuple[UpstreamCredential, CheckOutcome | None]:
+    """Store a credential (committed first), then check it unless ``check`` is false."""
+    async with unit_of_work(resources.session_factory, resources.redis) as session:
+        principal = await _principal(session, slug)
+        credential = await _credentials(session, principal, resources, client_factory).add(
+            token, label=label, requests_per_minute=requests_per_minute, base_url=base_url
+        )
+    if not check:
+        return credential, None
+    outcomes = await check_credentials_op(resources, slug, [credential.id], client_factory=client_factory)
+    return outcomes[0].credential, outcomes[0]
+
+
+async def check_credentials_op(resources: Resources, slug: str, credential_ids: Sequence[uuid.UUID] = (), *,
+                               client_factory: ClientFactory | None = None) -> list[CheckOutcome]:
+    """Check the given credentials (all of the tenant's when none are given), one transaction each."""
+    async with resources.session_factory() as session:
+        principal = await _principal(session, slug)
+        ids = list(credential_ids) or [row.id for row in await _credentials(session, principal, resources,
+                                                                             client_factory).list()]
+    outcomes = []
+    for credential_id in ids:
+        async with unit_of_work(resources.session_factory, resources.redis) as session:
+            outcomes.append(await _credentials(session, principal, resources, client_factory).check(credential_id))
+    return outcomes
+
+
+async def list_credentials_op(resources: Resources, slug: str) -> Sequence[UpstreamCredential]:
+    """The tenant's credentials."""
+    async with resources.session_factory() as session:
+        return await _credentials(session, await _principal(session, slug), resources, None).list()
+
+
+async def create_api_key_op(resources: Resources, slug: str, role: Role, name: str, expires_at: datetime | None,
+                            restricted_account_id: str | None) -> CreatedKey:
+    """Create an API key."""
+    async with unit_of_work(resources.session_factory, resources.redis) as session:
+        return await ApiKeyService(session, await _principal(session, slug)).create(
+            name=name, role=role, expires_at=expires_at, restricted_account_id=restricted_account_id
+        )
+
+
+async def list_api_keys_op(resources: Resources, slug: str) -> Sequence[ApiKey]:
+    """The tenant's keys."""
+    async with resources.session_factory() as session:
+        return await ApiKeyService(session, await _principal(session, slug)).list()
+
+
+async def revoke_api_key_op(resources: Resources, slug: str, id_or_prefix: str) -> ApiKey:
+    """Revoke a key by id or prefix."""
+    async with unit_of_work(resources.session_factory, resources.redis) as session:
+        keys = ApiKeyService(session, await _principal(session, slug))
+        return await keys.revoke((await keys.find(id_or_prefix)).id)
+
+
+async def rotate_key_op(resources: Resources) -> int:
+    """Re-encrypt every credential with the active key."""
+    async with unit_of_work(resources.session_factory, resources.redis) as session:
+        return await rotate_encryption(session, load_key_ring(resources.settings))
+
+
+_DURATION = re.compile(r"^(\d+)([dhm])$")
+
+
+def parse_expiry(text: str | None) -> datetime | None:
+    """``30d`` / ``12h`` / ``45m`` from now, or an ISO 8601 time (UTC when it names no zone)."""
+    if not text:
+        return None
+    match = _DURATION.fullmatch(text.strip())
+    if match:
+        amount, unit = int(match[1]), match[2]
+        delta = {"d": timedelta(days=amount), "h": timedelta(hours=amount), "m": timedelta(minutes=amount)}[unit]
+        return datetime.now(UTC) + delta
+    try:
+        moment = datetime.fromisoformat(text)
+    except ValueError:
+        raise typer.BadParameter("use e.g. 30d, 12h, 45m or an ISO 8601 time") from None
+    return moment if moment.tzinfo else moment.replace(tzinfo=UTC)
+
+
+# --- commands ---------------------------------------------------------------------------------------------
+
+
+@tenant_app.command("create")
+def tenant_create(
+    slug: Annotated[str, typer.Argument(help="Short unique name: lower-case letters, digits, hyphens.")],
+    name: Annotated[str | None, typer.Option(help="Display name (default: the slug).")] = None,
+    timezone: Annotated[str, typer.Option(help="IANA timezone of the company.")] = "Europe/London",
+) -> None:
+    """Create a tenant."""
+    tenant = _run(lambda resources: create_tenant_op(resources, slug, name, timezone))
+    console.print(f"Tenant {tenant.slug} created (id {tenant.id}).", highlight=False)
+    console.print(f"Next: givfleet apikey create --tenant {tenant.slug} --role admin", highlight=False)
+
+
+@tenant_app.command("list")
+def tenant_list() -> None:
+    """List tenants."""
+    table = Table("slug", "name", "timezone", "status", "id")
+    for tenant in _run(list_tenants_op):
+        table.add_row(tenant.slug, tenant.name, tenant.timezone, tenant.status.value, str(tenant.id))
+    console.print(table)
+
+
+def _print_check(outcome: CheckOutcome) -> None:
+    probe, credential = outcome.probe, outcome.credential
+    colour = "green" if probe.health.value == "ok" else "red"
+    console.print(f"[{colour}]{probe.health.value}[/{colour}] {credential.label} ({credential.id}): {probe.message}",
+                  highlight=False)
+    if probe.health.value == "ok":
+        console.print(f"  account: {probe.username} (id {probe.account_id}), type {probe.account_type or 'unknown'}",
+                      highlight=False)
+        console.print(f"  scopes: {', '.join(probe.scopes) or '-'}", highlight=False)
+        if probe.denied_scopes:
+            console.print(f"  refused: {', '.join(probe.denied_scopes)}", highlight=False)
+
+
+@credential_app.command("add")
+def credential_add(
+    tenant: TenantOption,
+    token: Annotated[str | None, typer.Option(help="GivEnergy API token (prompted, hidden, when omitted).")] = None,
+    label: Annotated[str | None, typer.Option(help="A name for the credential.")] = None,
+    requests_per_minute: Annotated[int | None, typer.Option(help="Rate-limit tier (default: settings).")] = None,
+    base_url: Annotated[str | None, typer.Option(help="API base URL when not GivEnergy's (e.g. a simulator).")
+                        ] = None,
+    check: Annotated[bool, typer.Option("--check/--no-check", help="Check the token upstream now.")] = True,
+) -> None:
+    """Add a GivEnergy API token to a tenant (stored encrypted) and check it."""
+    secret = token or typer.prompt("GivEnergy API token", hide_input=True)
+    credential, outcome = _run(lambda resources: add_credential_op(
+        resources, tenant, secret, label=label, requests_per_minute=requests_per_minute, base_url=base_url,
+        check=check,
+    ))
+    console.print(f"Credential {credential.label} added (id {credential.id}).", highlight=False)
+    if outcome is not None:
+        _print_check(outcome)
+        if outcome.probe.health.value != "ok":
+            raise typer.Exit(code=2)
+
+
+@credential_app.command("check")
+def credential_check(
+    tenant: TenantOption,
+    credential_id: Annotated[list[str] | None, typer.Argument(help="Credential ids (default: all).")] = None,
+) -> None:
+    """Ask GivEnergy about the tenant's credentials: health, account, account type, scopes."""
+    try:
+        ids = [uuid.UUID(value) for value in credential_id or []]
+    except ValueError:
+        raise typer.BadParameter("credential ids are UUIDs (see `givfleet credential list`)") from None
+    outcomes = _run(lambda resources: check_credentials_op(resources, tenant, ids))
+    if not outcomes:
+        console.print("The tenant has no credentials.")
+    for outcome in outcomes:
+        _print_check(outcome)
+    if any(outcome.probe.health.value != "ok" for outcome in outcomes):
+        raise typer.Exit(code=2)
+
+
+@credential_app.command("list")
+def credential_list(tenant: TenantOption) -> None:
+    """List the tenant's credentials (never their tokens)."""
+    table = Table("id", "label", "health", "account", "type", "scopes", "rpm", "checked", "key id")
+    for row in _run(lambda resources: list_credentials_op(resources, tenant)):
+        table.add_row(str(row.id), row.label, row.health.value, row.upstream_username or "-", row.account_type or "-",
+                      str(len(row.scopes)), str(row.requests_per_minute or "default"), _when(row.last_checked_at),
+                      row.key_id)
+    console.print(table)
+
+
+@apikey_app.command("create")
+def apikey_create(
+    tenant: TenantOption,
+    role: Annotated[Role, typer.Option(help="admin, operator or viewer.")],
+    name: Annotated[str | None, typer.Option(help="What the key is for.")] = None,
+    expires: Annotated[str | None, typer.Option(help="Expiry: 30d, 12h, 45m or an ISO 8601 time.")] = None,
+    account_id: Annotated[str | None, typer.Option(
+        help="Restrict the key to this upstream account's subtree (a sub-contractor key).")] = None,
+) -> None:
+    """Create an API key and print it (the only time it is shown)."""
+    expires_at = parse_expiry(expires)
+    created = _run(lambda resources: create_api_key_op(
+        resources, tenant, role, name or f"{role.value} key", expires_at, account_id
+    ))
+    console.print(f"API key {created.key.prefix} ({role.value}) created. Store it now; it is not shown again:",
+                  highlight=False)
+    typer.echo(created.text)
+
+
+@apikey_app.command("list")
+def apikey_list(tenant: TenantOption) -> None:
+    """List the tenant's API keys (never their secrets)."""
+    table = Table("prefix", "name", "role", "expires", "last used", "revoked", "restricted to", "id")
+    for key in _run(lambda resources: list_api_keys_op(resources, tenant)):
+        table.add_row(key.prefix, key.name, key.role.value, _when(key.expires_at), _when(key.last_used_at),
+                      _when(key.revoked_at), key.restricted_account_id or "-", str(key.id))
+    console.print(table)
+
+
+@apikey_app.command("revoke")
+def apikey_revoke(
+    tenant: TenantOption,
+    key: Annotated[str, typer.Argument(help="The key's id or prefix (see `givfleet apikey list`).")],
+) -> None:
+    """Revoke an API key; it stops working at once."""
+    revoked = _run(lambda resources: revoke_api_key_op(resources, tenant, key))
+    console.print(f"API key {revoked.prefix} revoked.", highlight=False)
+
+
+@admin_app.command("rotate-key")
+def admin_rotate_key(
+    generate: Annotated[bool, typer.Option(
+        "--generate", help="First add a new key to the generated key file (when keys are not configured).")] = False,
+) -> None:
+    """Re-encrypt every upstream token with the active encryption key.
+
+    To rotate: add a new key (GIVFLEET_SECURITY__ENCRYPTION_KEYS, and GIVFLEET_SECURITY__ACTIVE_KEY_ID), run
+    this, then remove the old key. With generated keys, ``--generate`` adds and activates a new one.
+    """
+    if generate:
+        try:
+            key_id = add_generated_key(get_settings())
+        except KeyRingError as exc:
+            console.print(f"[red]error:[/red] {exc}", highlight=False)
+            raise typer.Exit(code=1) from None
+        console.print(f"New encryption key {key_id} generated.", highlight=False)
+    count = _run(rotate_key_op)
+    console.print(f"{count} credential(s) re-encrypted with the active key.", highlight=False)
