@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import dataclasses
+import itertools
 from datetime import UTC, datetime, timedelta
 from zoneinfo import ZoneInfo
 
@@ -139,7 +140,7 @@ async def test_data_points_every_five_minutes_of_the_local_day(sim: Simulator, c
     times = [datetime.fromisoformat(p["time"].replace("Z", "+00:00")) for p in first["data"]]
     assert first["meta"]["total"] == expected == len(times)
     assert times[0] == midnight.astimezone(UTC)
-    assert all(b - a == timedelta(minutes=5) for a, b in zip(times, times[1:], strict=False))
+    assert all(b - a == timedelta(minutes=5) for a, b in itertools.pairwise(times))
     assert later["meta"]["total"] == expected + 12
     assert later["data"][: len(times)] == first["data"]
     assert bad.status_code == 422
