@@ -1,0 +1,313 @@
+"""Tenant-scoped storage of the mirror: stored rows as records, bulk writes of a reconciliation, sync runs.
+
+Every statement is filtered by the repository's tenant. Writes are set-based: one ``INSERT ... ON CONFLICT
+DO UPDATE`` per entity (executed in batches) for inserts, updates and returns, one ``UPDATE`` per entity for
+removals and ``last_seen_at`` refreshes; rows the reconciliation did not name are never touched.
+"""
+
+from __future__ import annotations
+
+import uuid
+from collections.abc import Hashable, Iterable, Sequence
+from datetime import datetime
+from typing import Any
+
+from sqlalchemy import Table, bindparam, case, func, select, tuple_, update
+from sqlalchemy.dialects.postgresql import insert
+from sqlalchemy.ext.asyncio import AsyncSession
+
+from service.core.tenancy import TenantId
+from service.db.models.mirror import (
+    BatteryModule,
+    Dongle,
+    FleetAccount,
+    Inverter,
+    InverterChange,
+    InverterChangeKind,
+    Meter,
+    Site,
+    SyncKind,
+    SyncRun,
+    SyncSchedule,
+    SyncState,
+)
+from service.mirror.reconcile import Reconciliation, Stored
+from service.mirror.schemas import (
+    KEY_WIDTH,
+    AccountRecord,
+    BatteryRecord,
+    Counts,
+    DongleRecord,
+    Entity,
+    InverterRecord,
+    MeterRecord,
+    SiteRecord,
+)
+
+ENTITY_TABLES: dict[Entity, tuple[Table, type[tuple[Any, ...]]]] = {
+    Entity.ACCOUNTS: (FleetAccount.__table__, AccountRecord),  # type: ignore[dict-item]
+    Entity.SITES: (Site.__table__, SiteRecord),  # type: ignore[dict-item]
+    Entity.DONGLES: (Dongle.__table__, DongleRecord),  # type: ignore[dict-item]
+    Entity.INVERTERS: (Inverter.__table__, InverterRecord),  # type: ignore[dict-item]
+    Entity.BATTERIES: (BatteryModule.__table__, BatteryRecord),  # type: ignore[dict-item]
+    Entity.METERS: (Meter.__table__, MeterRecord),  # type: ignore[dict-item]
+}
+"""The table and record type of each entity; a record's fields are the table's mirrored columns."""
+
+_TUPLE_FIELDS = {"flags", "products"}
+"""Fields held as tuples in records (hashable, comparable) and as lists in the database."""
+
+BATCH = 2000
+
+
+def _chunks(items: Sequence[Any], size: int = BATCH) -> Iterable[Sequence[Any]]:
+    for start in range(0, len(items), size):
+        yield items[start : start + size]
+
+
+def _record_fields(record_type: type[tuple[Any, ...]]) -> tuple[str, ...]:
+    fields: tuple[str, ...] = record_type._fields  # type: ignore[attr-defined]
+    return fields
+
+
+class MirrorRepository:
+    """The mirrored rows of one tenant."""
+
+    def __init__(self, session: AsyncSession, tenant_id: TenantId) -> None:
+        self.session = session
+        self.tenant_id = tenant_id
+
+    # --- reads -----------------------------------------------------------------------------------------------
+
+    async def stored(self, entities: Iterable[Entity]) -> dict[Entity, dict[Hashable, Stored[Any]]]:
+        """Stored rows of ``entities`` as records, by upstream key (removed rows included)."""
+        result: dict[Entity, dict[Hashable, Stored[Any]]] = {}
+        for entity in entities:
+            table, record_type = ENTITY_TABLES[entity]
+            fields = _record_fields(record_type)
+            tuple_positions = [i for i, name in enumerate(fields) if name in _TUPLE_FIELDS]
+            width = KEY_WIDTH[entity]
+            statement = select(*(table.c[name] for name in fields), table.c.removed_at, table.c.last_seen_at).where(
+                table.c.tenant_id == self.tenant_id
+            )
+            rows: dict[Hashable, Stored[Any]] = {}
+            for row in await self.session.execute(statement):
+                values = list(row[: len(fields)])
+                for position in tuple_positions:
+                    values[position] = tuple(values[position] or ())
+                record = record_type(*values)
+                key = record[0] if width == 1 else tuple(record[:width])
+                rows[key] = Stored(record, row[-2] is not None, row[-1])
+            result[entity] = rows
+        return result
+
+    async def site_statuses(self) -> dict[int, str | None]:
+        """The stored scheme status of every site."""
+        rows = await self.session.execute(
+            select(Site.upstream_id, Site.scheme_status).where(Site.tenant_id == self.tenant_id)
+        )
+        return {row[0]: row[1] for row in rows}
+
+    async def site_ids(self) -> list[int]:
+        """Ids of the sites not removed, in id order."""
+        rows = await self.session.execute(
+            select(Site.upstream_id)
+            .where(Site.tenant_id == self.tenant_id, Site.removed_at.is_(None))
+            .order_by(Site.upstream_id)
+        )
+        return list(rows.scalars().all())
+
+    async def counts(self) -> dict[str, int]:
+        """Rows not removed, per entity (for reports and the CLI)."""
+        result: dict[str, int] = {}
+        for entity, (table, _) in ENTITY_TABLES.items():
+            statement = select(func.count()).where(table.c.tenant_id == self.tenant_id, table.c.removed_at.is_(None))
+            result[entity.value] = int((await self.session.execute(statement)).scalar_one())
+        return result
+
+    # --- writes ----------------------------------------------------------------------------------------------
+
+    async def write(self, reconciliation: Reconciliation, *, now: datetime, run_id: uuid.UUID | None) -> Counts:
+        """Write a reconciliation: upserts and removals per entity (in link order), then history.
+
+        Returns:
+            Rows inserted, updated, removed, refreshed (``seen``) and history rows written.
+        """
+        counts = Counts()
+        for entity, diff in reconciliation.diffs.items():
+            table, record_type = ENTITY_TABLES[entity]
+            upserts = [*diff.inserts, *(new for _, new in diff.updates)]
+            if upserts:
+                await self._upsert(entity, table, record_type, upserts, now)
+            if diff.removals:
+                await self._stamp(entity, table, diff.removals, removed_at=now, changed_at=now)
+            if diff.seen:
+                await self._stamp(entity, table, diff.seen, last_seen_at=now)
+            counts.inserted += len(diff.inserts)
+            counts.updated += len(diff.updates)
+            counts.removed += len(diff.removals)
+            counts.seen += len(diff.seen)
+        if reconciliation.site_statuses:
+            await self.set_site_statuses(reconciliation.site_statuses, now=now)
+            counts.updated += len(reconciliation.site_statuses)
+        if reconciliation.changes:
+            rows = [
+                {
+                    "id": uuid.uuid4(),
+                    "tenant_id": self.tenant_id,
+                    "inverter_serial": change.inverter_serial,
+                    "kind": InverterChangeKind(change.kind.value),
+                    "from_value": change.from_value,
+                    "to_value": change.to_value,
+                    "observed_at": now,
+                    "sync_run_id": run_id,
+                }
+                for change in reconciliation.changes
+            ]
+            for chunk in _chunks(rows):
+                await self.session.execute(insert(InverterChange), list(chunk))
+            counts.history += len(rows)
+        return counts
+
+    async def set_site_statuses(self, statuses: Sequence[tuple[int, str | None]], *, now: datetime) -> None:
+        """Store scheme statuses (only the changed ones should be passed)."""
+        sites = ENTITY_TABLES[Entity.SITES][0]
+        statement = (
+            update(sites)
+            .where(sites.c.tenant_id == bindparam("t"), sites.c.upstream_id == bindparam("sid"))
+            .values(scheme_status=bindparam("st"), scheme_status_checked_at=now, changed_at=now)
+        )
+        rows = [{"t": self.tenant_id, "sid": site_id, "st": status} for site_id, status in statuses]
+        for chunk in _chunks(rows):
+            await self.session.execute(statement, list(chunk))
+
+    async def _upsert(
+        self,
+        entity: Entity,
+        table: Table,
+        record_type: type[tuple[Any, ...]],
+        records: Sequence[tuple[Any, ...]],
+        now: datetime,
+    ) -> None:
+        fields = _record_fields(record_type)
+        keys = ["tenant_id", *fields[: KEY_WIDTH[entity]]]
+        rows = []
+        for record in records:
+            row = dict(zip(fields, record, strict=True))
+            for name in _TUPLE_FIELDS.intersection(row):
+                row[name] = list(row[name])
+            row.update(
+                id=uuid.uuid4(),
+                tenant_id=self.tenant_id,
+                first_seen_at=now,
+                last_seen_at=now,
+                changed_at=now,
+                removed_at=None,
+            )
+            if entity is Entity.INVERTERS:
+                row["status_since"] = now
+            rows.append(row)
+        statement = insert(table)
+        assignments: dict[str, Any] = {name: statement.excluded[name] for name in fields[KEY_WIDTH[entity] :]}
+        assignments.update(
+            last_seen_at=statement.excluded.last_seen_at,
+            changed_at=statement.excluded.changed_at,
+            removed_at=None,
+        )
+        if entity is Entity.INVERTERS:
+            assignments["status_since"] = case(
+                (table.c.status.is_distinct_from(statement.excluded.status), statement.excluded.status_since),
+                else_=table.c.status_since,
+            )
+        statement = statement.on_conflict_do_update(index_elements=keys, set_=assignments)
+        for chunk in _chunks(rows):
+            await self.session.execute(statement, list(chunk))
+
+    async def _stamp(self, entity: Entity, table: Table, keys: Sequence[Hashable], **values: Any) -> None:
+        width = KEY_WIDTH[entity]
+        fields = _record_fields(ENTITY_TABLES[entity][1])[:width]
+        for chunk in _chunks(list(keys), 5000):
+            if width == 1:
+                match = table.c[fields[0]].in_(chunk)
+            else:
+                match = tuple_(*(table.c[name] for name in fields)).in_(chunk)
+            statement = update(table).where(table.c.tenant_id == self.tenant_id, match)
+            if "removed_at" in values:
+                statement = statement.where(table.c.removed_at.is_(None))
+            await self.session.execute(statement.values(**values))
+
+
+class SyncRunRepository:
+    """The sync runs and schedule of one tenant."""
+
+    def __init__(self, session: AsyncSession, tenant_id: TenantId) -> None:
+        self.session = session
+        self.tenant_id = tenant_id
+
+    async def running(self) -> SyncRun | None:
+        """The tenant's unfinished run, if any (at most one exists)."""
+        statement = select(SyncRun).where(SyncRun.tenant_id == self.tenant_id, SyncRun.state == SyncState.RUNNING)
+        return (await self.session.execute(statement)).scalar_one_or_none()
+
+    async def get(self, run_id: uuid.UUID) -> SyncRun | None:
+        """A run of this tenant by id."""
+        statement = select(SyncRun).where(SyncRun.tenant_id == self.tenant_id, SyncRun.id == run_id)
+        return (await self.session.execute(statement)).scalar_one_or_none()
+
+    async def latest(self, *, finished_after: datetime | None = None, limit: int = 20) -> Sequence[SyncRun]:
+        """The newest runs first (optionally only those finished after a time)."""
+        statement = select(SyncRun).where(SyncRun.tenant_id == self.tenant_id)
+        if finished_after is not None:
+            statement = statement.where(SyncRun.finished_at > finished_after)
+        statement = statement.order_by(SyncRun.started_at.desc()).limit(limit)
+        return (await self.session.execute(statement)).scalars().all()
+
+    def add(self, run: SyncRun) -> None:
+        """Add a new run of this tenant."""
+        if run.tenant_id != self.tenant_id:
+            raise ValueError("run of another tenant")
+        self.session.add(run)
+
+    async def new_run(
+        self, kind: SyncKind, *, now: datetime, credential_id: uuid.UUID | None, job_id: str | None
+    ) -> SyncRun:
+        """Create and flush a running run."""
+        run = SyncRun(
+            tenant_id=self.tenant_id, credential_id=credential_id, kind=kind, state=SyncState.RUNNING, job_id=job_id,
+            attempts=1, started_at=now, heartbeat_at=now, requests_used=0, rate_limited=0, server_errors=0,
+            rows_inserted=0, rows_updated=0, rows_removed=0, history_rows=0, site_status_included=False, progress={},
+        )  # fmt: skip
+        self.add(run)
+        await self.session.flush()
+        return run
+
+    async def schedule(self) -> SyncSchedule | None:
+        """The tenant's sync schedule."""
+        statement = select(SyncSchedule).where(SyncSchedule.tenant_id == self.tenant_id)
+        return (await self.session.execute(statement)).scalar_one_or_none()
+
+    async def ensure_schedule(self, *, full_interval_seconds: int, refresh_interval_seconds: int) -> SyncSchedule:
+        """The tenant's schedule, created with the given intervals when missing."""
+        found = await self.schedule()
+        if found is None:
+            found = SyncSchedule(
+                tenant_id=self.tenant_id,
+                enabled=True,
+                full_interval_seconds=full_interval_seconds,
+                refresh_interval_seconds=refresh_interval_seconds,
+            )
+            self.session.add(found)
+            await self.session.flush()
+        return found
+
+
+async def due_schedules(session: AsyncSession, now: datetime) -> Sequence[SyncSchedule]:
+    """Enabled schedules with a full sync or a refresh due (every tenant: for the scheduler job only)."""
+    statement = select(SyncSchedule).where(
+        SyncSchedule.enabled.is_(True),
+        (SyncSchedule.next_full_at.is_(None))
+        | (SyncSchedule.next_full_at <= now)
+        | (SyncSchedule.next_refresh_at.is_(None))
+        | (SyncSchedule.next_refresh_at <= now),
+    )
+    return (await session.execute(statement)).scalars().all()

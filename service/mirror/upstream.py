@@ -1,0 +1,576 @@
+"""Fetching a tenant's fleet through the GivEnergy client: discovery, the plan, the lists, the per-item calls.
+
+A sync first *discovers* (``GET /account``, every page of ``/account-children``, the first page of ``/site`` and
+``/communication-device``, and one site status to learn whether the credential is approved). From then on the
+number of requests is known exactly (``meta.last_page`` of every list, one call per expanded account and per
+site status), so the plan is exact, and the discovery answers are reused rather than fetched again.
+
+The public ``iter_*`` methods of the client hide page metadata; planning needs it, so list pages are fetched
+with the client's request core (same limiter, lane, retries and error mapping).
+
+Hierarchy: ``/account-children`` lists a whole subtree without parents. Parents come from
+``/account-children/{id}`` of every account that can have children (company+ credentials), deepest subtree
+wins; a VIEWER's parent is the OWNER whose devices it sees (one ``/account/{id}/devices`` call of one item).
+"""
+
+from __future__ import annotations
+
+import asyncio
+import math
+import uuid
+from collections.abc import Awaitable, Callable, Sequence
+from dataclasses import dataclass, field
+from datetime import date, datetime
+from typing import Any, TypeVar
+
+import httpx
+from pydantic import BaseModel, SecretStr
+
+from service.givenergy import (
+    Account,
+    CommunicationDevice,
+    CredentialLimiter,
+    ForbiddenError,
+    GivEnergyClient,
+    Lane,
+    Site,
+)
+from service.mirror.schemas import (
+    AccountRecord,
+    BatteryRecord,
+    DongleRecord,
+    Entity,
+    InverterRecord,
+    MeterRecord,
+    SiteRecord,
+    SiteStatusRecord,
+    Snapshot,
+    SyncPlan,
+)
+
+_M = TypeVar("_M", bound=BaseModel)
+_T = TypeVar("_T")
+_K = TypeVar("_K")
+
+EXPANDABLE_ROLES = frozenset({"DISTRIBUTOR", "COMPANY", "ENGINEER", "INSTALLER", "SUB_CONTRACTOR"})
+"""Roles whose accounts can have children of their own."""
+_RANK = {"DISTRIBUTOR": 4, "COMPANY": 3, "ENGINEER": 2, "INSTALLER": 2, "SUB_CONTRACTOR": 2}
+
+
+# --- request accounting ------------------------------------------------------------------------------------
+
+
+@dataclass
+class RequestTap:
+    """Counts every HTTP exchange with upstream (retries included), 429s and 5xx; calls ``on_response``."""
+
+    requests: int = 0
+    rate_limited: int = 0
+    server_errors: int = 0
+    on_response: Callable[[int], None] | None = None
+
+    async def __call__(self, response: httpx.Response) -> None:
+        """An httpx response hook."""
+        self.requests += 1
+        if response.status_code == 429:
+            self.rate_limited += 1
+        elif response.status_code >= 500:
+            self.server_errors += 1
+        if self.on_response is not None:
+            self.on_response(self.requests)
+
+
+@dataclass(frozen=True)
+class UpstreamTarget:
+    """Where and as whom a sync talks upstream.
+
+    Attributes:
+        token: The credential's token.
+        base_url: API v1 base URL.
+        credential_id: The credential (recorded on the sync run; ``None`` in tools and tests).
+        limiter: The credential's shared rate limiter (``None``: unlimited, e.g. a benchmark).
+        transport: An httpx transport (the in-process simulator in tests).
+        timeout: Timeout of one request, seconds.
+    """
+
+    token: SecretStr
+    base_url: str
+    credential_id: uuid.UUID | None = None
+    limiter: CredentialLimiter | None = None
+    transport: httpx.AsyncBaseTransport | None = None
+    timeout: float = 30.0
+
+
+class UpstreamSession:
+    """A client bound to a target, in the sync lane, with every response counted by ``tap``."""
+
+    def __init__(self, target: UpstreamTarget, tap: RequestTap) -> None:
+        self.target = target
+        self.tap = tap
+        self._http = httpx.AsyncClient(
+            base_url=target.base_url.rstrip("/") + "/",
+            timeout=target.timeout,
+            transport=target.transport,
+            headers={"Accept": "application/json", "User-Agent": "givfleet"},
+            event_hooks={"response": [tap]},
+        )
+        self.client = GivEnergyClient(target.token, limiter=target.limiter, lane=Lane.SYNC, http_client=self._http)
+
+    async def aclose(self) -> None:
+        """Close the connection pool."""
+        await self._http.aclose()
+
+    async def __aenter__(self) -> UpstreamSession:
+        return self
+
+    async def __aexit__(self, *exc_info: object) -> None:
+        await self.aclose()
+
+
+# --- normalisation -----------------------------------------------------------------------------------------
+
+
+def _s(value: Any, limit: int) -> str | None:
+    if value is None:
+        return None
+    return str(value)[:limit]
+
+
+def _f(value: Any) -> float | None:
+    if value is None or isinstance(value, bool):
+        return None
+    try:
+        return float(value)
+    except (TypeError, ValueError):
+        return None
+
+
+def _day(value: datetime | date | None) -> date | None:
+    if isinstance(value, datetime):
+        return value.date()
+    return value
+
+
+def account_record(account: Account, parent: int | None = None) -> AccountRecord | None:
+    """An upstream account as a record (``None`` without an id)."""
+    if account.id is None:
+        return None
+    return AccountRecord(
+        upstream_id=account.id,
+        username=_s(account.name, 200) or str(account.id),
+        first_name=_s(account.first_name, 200),
+        surname=_s(account.surname, 200),
+        role=_s(account.role, 50),
+        email=_s(account.email, 320),
+        address=_s(account.address, 500),
+        postcode=_s(account.postcode, 20),
+        country=_s(account.country, 100),
+        telephone_number=_s(account.telephone_number, 50),
+        timezone=_s(account.timezone, 64),
+        standard_timezone=_s(account.standard_timezone, 64),
+        parent_upstream_id=parent,
+        depth=0,
+    )
+
+
+def site_record(site: Site) -> SiteRecord | None:
+    """An upstream site as a record (``None`` without an id)."""
+    site_id = site.id if site.id is not None else site.site_id
+    if site_id is None:
+        return None
+    return SiteRecord(
+        upstream_id=site_id,
+        name=_s(site.name, 200),
+        account_username=_s(site.account, 200),
+        account_upstream_id=None,
+        date_created=_day(site.date_created),
+        country=_s(site.country, 100),
+        timezone=_s(site.timezone, 64),
+        tz_timezone=_s(site.tz_timezone, 64),
+        latitude=site.latitude,
+        longitude=site.longitude,
+        type=_s(site.type, 50),
+        products=tuple(site.products),
+    )
+
+
+@dataclass(slots=True)
+class DeviceRecords:
+    """The records of one communication device."""
+
+    dongle: DongleRecord
+    inverter: InverterRecord | None
+    batteries: list[BatteryRecord]
+    meters: list[MeterRecord]
+
+
+def device_records(device: CommunicationDevice, account: int | None = None) -> DeviceRecords | None:
+    """A communication device and what hangs off it as records (``None`` without a serial)."""
+    serial = _s(device.serial_number, 64)
+    inv = device.inverter
+    datalog = inv.connections.datalog if inv is not None and inv.connections is not None else None
+    if serial is None and datalog is not None:
+        serial = _s(datalog.serial_number, 64)
+    if serial is None:
+        return None
+    site_id = device.site_id if device.site_id is not None else (datalog.site_id if datalog is not None else None)
+    inverter_serial = _s(inv.serial, 64) if inv is not None else None
+    dongle = DongleRecord(
+        serial=serial,
+        type=_s(device.type, 32),
+        firmware_version=_s(device.firmware_version, 64),
+        commission_date=device.commission_date,
+        account_upstream_id=account,
+        site_upstream_id=site_id,
+        inverter_serial=inverter_serial,
+    )
+    if inv is None or inverter_serial is None:
+        return DeviceRecords(dongle, None, [], [])
+    info = inv.info
+    battery = info.battery if info is not None else None
+    firmware = inv.firmware_version or {}
+    flags = tuple(sorted({_s(flag, 100) or "" for flag in inv.flags}))
+    inverter = InverterRecord(
+        serial=inverter_serial,
+        dongle_serial=serial,
+        account_upstream_id=account,
+        site_upstream_id=site_id,
+        status=_s(inv.status, 32),
+        last_online=inv.last_online,
+        last_updated=inv.last_updated,
+        commission_date=inv.commission_date,
+        model=_s(info.model, 64) if info is not None else None,
+        battery_type=_s(info.battery_type, 32) if info is not None else None,
+        battery_nominal_capacity=battery.nominal_capacity if battery is not None else None,
+        battery_nominal_voltage=battery.nominal_voltage if battery is not None else None,
+        battery_depth_of_discharge=battery.depth_of_discharge if battery is not None else None,
+        max_charge_rate=info.max_charge_rate if info is not None else None,
+        max_discharge_rate=info.max_discharge_rate if info is not None else None,
+        warranty_type=_s(inv.warranty.type, 64) if inv.warranty is not None else None,
+        warranty_expiry=inv.warranty.expiry_date if inv.warranty is not None else None,
+        firmware_arm=_s(firmware.get("ARM"), 32),
+        firmware_dsp=_s(firmware.get("DSP"), 32),
+        flags=flags,
+        is_controllable=("is-controllable" in flags) if flags else None,
+    )
+    connections = inv.connections
+    batteries = [
+        BatteryRecord(
+            inverter_serial=inverter_serial,
+            position=position,
+            module_number=module.module_number,
+            serial=_s(module.serial, 64),
+            firmware_version=_s(module.firmware_version, 32),
+            capacity_full=module.capacity.full if module.capacity is not None else None,
+            capacity_design=module.capacity.design if module.capacity is not None else None,
+            cell_count=module.cell_count,
+            has_usb=module.has_usb,
+            nominal_voltage=_f(module.nominal_voltage),
+        )
+        for position, module in enumerate(connections.batteries if connections is not None else [], start=1)
+    ]
+    meters: dict[int, MeterRecord] = {}
+    for position, meter in enumerate(connections.meters if connections is not None else [], start=1):
+        address = meter.address if meter.address is not None else position
+        meters[address] = MeterRecord(
+            inverter_serial=inverter_serial,
+            address=address,
+            serial_number=_s(meter.serial_number, 64),
+            manufacturer_code=_s(meter.manufacturer_code, 32),
+            type_code=meter.type_code,
+            hardware_version=meter.hardware_version,
+            software_version=meter.software_version,
+            baud_rate=meter.baud_rate,
+        )
+    return DeviceRecords(dongle, inverter, batteries, list(meters.values()))
+
+
+def add_devices(snapshot: Snapshot, devices: Sequence[CommunicationDevice]) -> None:
+    """Fill the device lists of ``snapshot`` from ``devices`` (dongles, inverters, batteries, meters)."""
+    snapshot.dongles, snapshot.inverters, snapshot.batteries, snapshot.meters = [], [], [], []
+    for device in devices:
+        records = device_records(device)
+        if records is None:
+            continue
+        snapshot.dongles.append(records.dongle)
+        if records.inverter is not None:
+            snapshot.inverters.append(records.inverter)
+        snapshot.batteries.extend(records.batteries)
+        snapshot.meters.extend(records.meters)
+
+
+# --- pages -------------------------------------------------------------------------------------------------
+
+
+@dataclass(slots=True)
+class Page:
+    """One page of a list and what its ``meta`` said."""
+
+    items: list[Any]
+    last_page: int
+    total: int | None
+    has_next_link: bool
+
+
+@dataclass(slots=True)
+class ListFetch:
+    """A list being fetched: its first page (discovery) and the rest."""
+
+    template: str
+    path: str
+    page_size: int
+    first: Page
+    params: tuple[tuple[str, Any], ...] = ()
+
+    @property
+    def pages(self) -> int:
+        """Pages the list has (as its first page said)."""
+        return self.first.last_page
+
+
+def _items(body: Any) -> list[dict[str, Any]]:
+    data = body.get("data") if isinstance(body, dict) and "data" in body else body
+    if isinstance(data, dict):
+        data = list(data.values())
+    return [item for item in data if isinstance(item, dict)] if isinstance(data, list) else []
+
+
+def _int(value: Any) -> int | None:
+    return int(value) if isinstance(value, int | float) and not isinstance(value, bool) else None
+
+
+class Fetcher:
+    """Lists and per-item calls of one sync, with bounded concurrency (the limiter paces the requests)."""
+
+    def __init__(self, session: UpstreamSession, *, page_size: int, concurrency: int) -> None:
+        self.client = session.client
+        self.page_size = page_size
+        self._gate = asyncio.Semaphore(concurrency)
+
+    async def _gated(self, call: Awaitable[_T]) -> _T:
+        async with self._gate:
+            return await call
+
+    async def page(
+        self, template: str, path: str, number: int, size: int, params: Sequence[tuple[str, Any]] = ()
+    ) -> Page:
+        """One page of a list."""
+        body = await self.client._request(
+            "GET", template, path, idempotent=True, params=[*params, ("page", number), ("pageSize", size)]
+        )
+        items = _items(body)
+        meta: dict[str, Any] = {}
+        links: dict[str, Any] = {}
+        if isinstance(body, dict):
+            meta = body["meta"] if isinstance(body.get("meta"), dict) else {}
+            links = body["links"] if isinstance(body.get("links"), dict) else {}
+        last_page = _int(meta.get("last_page")) or number
+        return Page(items, max(last_page, 1), _int(meta.get("total")), bool(links.get("next")))
+
+    async def start_list(
+        self, template: str, path: str, *, page_size: int | None = None, params: Sequence[tuple[str, Any]] = ()
+    ) -> ListFetch:
+        """Fetch the first page of a list (what discovery does)."""
+        size = page_size or self.page_size
+        first = await self.page(template, path, 1, size, params)
+        return ListFetch(template, path, size, first, tuple(params))
+
+    async def finish_list(self, fetch: ListFetch, model: type[_M]) -> tuple[list[_M], bool]:
+        """Every item of a list: pages 2..last concurrently, then any page a ``next`` link still promises.
+
+        Returns:
+            The items, and whether the list held still while it was paged (same ``total`` on every page).
+        """
+        pages = await asyncio.gather(
+            *(
+                self._gated(self.page(fetch.template, fetch.path, number, fetch.page_size, fetch.params))
+                for number in range(2, fetch.pages + 1)
+            )
+        )
+        ordered = [fetch.first, *pages]
+        number = len(ordered)
+        while ordered[-1].has_next_link and ordered[-1].items and ordered[-1].last_page > number:
+            number += 1
+            ordered.append(await self.page(fetch.template, fetch.path, number, fetch.page_size, fetch.params))
+        totals = {page.total for page in ordered}
+        items = [model.model_validate(item) for page in ordered for item in page.items]
+        steady = len(totals) == 1 and (fetch.first.total is None or fetch.first.total == len(items))
+        return items, steady
+
+    async def each(self, call: Callable[[_K], Awaitable[_T]], keys: Sequence[_K]) -> list[_T]:
+        """``call(key)`` for every key with bounded concurrency; results in order."""
+        return list(await asyncio.gather(*(self._gated(call(key)) for key in keys)))
+
+
+# --- discovery and the plan --------------------------------------------------------------------------------
+
+
+@dataclass(slots=True)
+class Discovery:
+    """What discovery learnt: the root account, every account, the first pages of the other lists."""
+
+    root: AccountRecord | None
+    accounts: list[Account]
+    accounts_steady: bool
+    can_list_children: bool
+    can_expand: bool
+    sites: ListFetch | None
+    devices: ListFetch
+    site_status_probe: SiteStatusRecord | None
+    approved: bool
+    requests: int
+    expand: list[int] = field(default_factory=list)
+    viewers: list[int] = field(default_factory=list)
+
+
+def build_plan(discovery: Discovery, *, full: bool, eta_seconds: float | None = None) -> SyncPlan:
+    """The exact number of requests of a sync after discovery (discovery's own requests included)."""
+    steps: dict[str, int] = {"discovery": discovery.requests}
+    if full:
+        steps["account_children"] = len(discovery.expand)
+        steps["viewer_owner"] = len(discovery.viewers)
+        if discovery.sites is not None:
+            steps["site_pages"] = discovery.sites.pages - 1
+        steps["device_pages"] = discovery.devices.pages - 1
+        site_total = discovery.sites.first.total if discovery.sites is not None else None
+        steps["site_status"] = max(0, (site_total or 0) - 1) if discovery.approved else 0
+    else:
+        steps["device_pages"] = discovery.devices.pages - 1
+    return SyncPlan(sum(steps.values()), steps, eta_seconds)
+
+
+async def eta_seconds(limiter: CredentialLimiter | None, requests: int) -> float | None:
+    """When ``requests`` sync-lane requests should be done, from the limiter's budget (``None``: unlimited)."""
+    if limiter is None or requests <= 0:
+        return None if limiter is None else 0.0
+    horizon = 60.0
+    while horizon < 7 * 86400:
+        capacity = await limiter.capacity(Lane.SYNC, horizon)
+        if capacity >= requests:
+            return horizon * requests / max(capacity, 1)
+        horizon *= 2
+    return math.inf
+
+
+async def discover(fetcher: Fetcher, tap: RequestTap, *, full: bool) -> Discovery:
+    """Discovery: who we are, the account list, the first pages of sites and devices, one site status."""
+    started = tap.requests
+    client = fetcher.client
+    if not full:
+        devices = await fetcher.start_list("/communication-device", "communication-device")
+        return Discovery(None, [], True, False, False, None, devices, None, False, tap.requests - started)
+    me = await client.get_account()
+    root = account_record(me)
+    rank = _RANK.get((me.role or "").upper(), 1)
+    accounts: list[Account] = []
+    steady = True
+    can_list = rank >= 2
+    if can_list:
+        try:
+            children = await fetcher.start_list("/account-children", "account-children")
+            accounts, steady = await fetcher.finish_list(children, Account)
+        except ForbiddenError:
+            can_list = False
+    sites = await fetcher.start_list("/site", "site")
+    devices = await fetcher.start_list("/communication-device", "communication-device")
+    probe: SiteStatusRecord | None = None
+    approved = False
+    first_site = next((site_record(Site.model_validate(item)) for item in sites.first.items), None)
+    if first_site is not None:
+        try:
+            status = await client.get_site_status(first_site.upstream_id)
+            probe = SiteStatusRecord(first_site.upstream_id, _s(status.status, 50))
+            approved = True
+        except ForbiddenError:
+            approved = False
+    discovery = Discovery(root, accounts, steady, can_list, can_list and rank >= 3, sites, devices, probe, approved, 0)
+    if discovery.can_expand:
+        discovery.expand = [
+            a.id for a in accounts if a.id is not None and a.id != me.id and (a.role or "").upper() in EXPANDABLE_ROLES
+        ]
+    if can_list:
+        discovery.viewers = [a.id for a in accounts if a.id is not None and (a.role or "").upper() == "VIEWER"]
+    discovery.requests = tap.requests - started
+    return discovery
+
+
+# --- the rest of a full sync -------------------------------------------------------------------------------
+
+
+async def _subtree(fetcher: Fetcher, account_id: int, size: int) -> tuple[int, list[int]]:
+    fetch = await fetcher.start_list("/account-children/{id}", f"account-children/{account_id}", page_size=size)
+    items, _ = await fetcher.finish_list(fetch, Account)
+    return account_id, [item.id for item in items if item.id is not None]
+
+
+async def _viewed_site(fetcher: Fetcher, viewer_id: int) -> tuple[int, int | None]:
+    page = await fetcher.page("/account/{account}/devices", f"account/{viewer_id}/devices", 1, 1)
+    for item in page.items:
+        device = CommunicationDevice.model_validate(item)
+        records = device_records(device)
+        if records is not None and records.dongle.site_upstream_id is not None:
+            return viewer_id, records.dongle.site_upstream_id
+    return viewer_id, None
+
+
+async def fetch_full(fetcher: Fetcher, discovery: Discovery) -> Snapshot:
+    """Everything of a full sync but the site statuses, as a snapshot."""
+    snapshot = Snapshot()
+    root = discovery.root
+    size = max(fetcher.page_size, len(discovery.accounts) + 1)
+    subtrees = await fetcher.each(lambda a: _subtree(fetcher, a, size), discovery.expand)
+    assert discovery.sites is not None  # noqa: S101 - a full discovery always starts the site list
+    site_models, sites_steady = await fetcher.finish_list(discovery.sites, Site)
+    device_models, devices_steady = await fetcher.finish_list(discovery.devices, CommunicationDevice)
+    viewed = await fetcher.each(lambda v: _viewed_site(fetcher, v), discovery.viewers)
+
+    # Parent = the deepest expanded account whose subtree holds the account (smallest subtree wins).
+    parent: dict[int, int] = {}
+    if root is not None:
+        parent.update({a.id: root.upstream_id for a in discovery.accounts if a.id is not None})
+    for owner, members in sorted(subtrees, key=lambda entry: len(entry[1]), reverse=True):
+        for member in members:
+            parent[member] = owner
+    site_owner = {site.id: site.account for site in site_models if site.id is not None}
+    by_username = {a.name: a.id for a in discovery.accounts if a.name is not None and a.id is not None}
+    for viewer, site_id in viewed:
+        owner_name = site_owner.get(site_id) if site_id is not None else None
+        owner_id = by_username.get(owner_name) if owner_name is not None else None
+        if owner_id is not None and owner_id != viewer:
+            parent[viewer] = owner_id
+
+    accounts = [root] if root is not None else []
+    for account in discovery.accounts:
+        record = account_record(account, parent.get(account.id) if account.id is not None else None)
+        if record is not None and (root is None or record.upstream_id != root.upstream_id):
+            accounts.append(record)
+    snapshot.accounts = accounts
+    snapshot.sites = [record for record in map(site_record, site_models) if record is not None]
+    add_devices(snapshot, device_models)
+    if not discovery.accounts_steady:
+        snapshot.incomplete.add(Entity.ACCOUNTS)
+    if not sites_steady:
+        snapshot.incomplete.add(Entity.SITES)
+    if not devices_steady:
+        snapshot.incomplete |= {Entity.DONGLES, Entity.INVERTERS, Entity.BATTERIES, Entity.METERS}
+    return snapshot
+
+
+async def fetch_refresh(fetcher: Fetcher, discovery: Discovery) -> Snapshot:
+    """The dongle list (every inverter with its status, batteries and meters) as a snapshot."""
+    snapshot = Snapshot()
+    device_models, steady = await fetcher.finish_list(discovery.devices, CommunicationDevice)
+    add_devices(snapshot, device_models)
+    if not steady:
+        snapshot.incomplete |= {Entity.DONGLES, Entity.INVERTERS, Entity.BATTERIES, Entity.METERS}
+    return snapshot
+
+
+async def fetch_site_statuses(fetcher: Fetcher, site_ids: Sequence[int]) -> list[SiteStatusRecord]:
+    """The scheme status of each site (approved credentials only)."""
+
+    async def one(site_id: int) -> SiteStatusRecord:
+        status = await fetcher.client.get_site_status(site_id)
+        return SiteStatusRecord(site_id, _s(status.status, 50))
+
+    return await fetcher.each(one, site_ids)

@@ -1,0 +1,78 @@
+"""Fixtures of the mirror tests: a tenant, an in-process simulator and a runner speaking to it."""
+
+from __future__ import annotations
+
+import uuid
+from collections.abc import Callable
+from typing import Any
+
+import httpx
+import pytest
+from pydantic import SecretStr
+from sqlalchemy import select
+from sqlalchemy.ext.asyncio import AsyncSession
+
+from service.core.tenancy import TenantId, tenant_id_from
+from service.db.models import Tenant
+from service.givenergy import RateLimiter
+from service.mirror.runner import SyncOptions, SyncRunner
+from service.mirror.upstream import UpstreamTarget
+from service.runtime import Resources
+from service.simulator import Simulator, SimulatorConfig
+
+
+@pytest.fixture
+async def tenant_id(resources: Resources, clean_db: None) -> TenantId:
+    """A committed tenant (every table is emptied after the test)."""
+    async with resources.session_factory() as session, session.begin():
+        tenant = Tenant(slug=f"t-{uuid.uuid4().hex[:8]}", name="Mirror test")
+        session.add(tenant)
+        await session.flush()
+        tenant_id = tenant_id_from(tenant.id)
+    return tenant_id
+
+
+def quiet_simulator(fleet_size: int = 40, **overrides: Any) -> Simulator:
+    """A calm simulated fleet (frozen clock, no spontaneous behaviour, no rate limit unless asked)."""
+    overrides.setdefault("rate_limits_enabled", False)
+    return Simulator(SimulatorConfig.quiet(fleet_size=fleet_size, **overrides))
+
+
+RunnerFactory = Callable[..., SyncRunner]
+
+
+@pytest.fixture
+def make_runner(resources: Resources) -> RunnerFactory:
+    """Build a runner syncing from ``sim`` with token ``token`` (optionally through a shared rate limiter)."""
+
+    def build(
+        sim: Simulator,
+        token: str = "company",  # noqa: S107 - a simulator token name
+        *,
+        limit: tuple[int, float] | None = None,
+        options: SyncOptions | None = None,
+        transport: httpx.AsyncBaseTransport | None = None,
+        **runner_options: Any,
+    ) -> SyncRunner:
+        credential = f"test-{uuid.uuid4().hex[:8]}"
+        limiter = None
+        if limit is not None:
+            limiter = RateLimiter(resources.redis, namespace=resources.settings.redis.namespace).credential(
+                credential, requests_per_minute=limit[0], window_seconds=limit[1]
+            )
+
+        async def resolve(session: AsyncSession, tenant: TenantId) -> UpstreamTarget:
+            found = (await session.execute(select(Tenant.id).where(Tenant.id == tenant))).scalar_one_or_none()
+            assert found is not None
+            return UpstreamTarget(
+                token=SecretStr(sim.tokens[token]),
+                base_url="http://simulator.test/v1",
+                limiter=limiter,
+                transport=transport or httpx.ASGITransport(app=sim.app),
+            )
+
+        return SyncRunner(
+            resources.engine, resources.session_factory, resolve, options or SyncOptions(page_size=25), **runner_options
+        )
+
+    return build
