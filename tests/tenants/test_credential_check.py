@@ -13,7 +13,7 @@ from service.simulator import Simulator
 from service.tenants.principal import Principal
 from service.tenants.service import CheckOutcome, CredentialService
 from service.tenants.upstream import default_client_factory
-from tests.tenants.factories import make_tenant, quiet_simulator, simulator_client_factory, fixed_key_ring
+from tests.tenants.factories import fixed_key_ring, make_tenant, quiet_simulator, simulator_client_factory
 
 ALL_READ_SCOPES = {"api:account:read", "api:inverter:list", "api:inverter:read", "api:site:list",
                    "api:smart-device:list"}
