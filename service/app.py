@@ -16,6 +16,7 @@ from service.api.auth import authentication_middleware
 from service.api.dependencies import provide_db_session
 from service.api.errors import EXCEPTION_HANDLERS
 from service.api.health import HealthController
+from service.gql.http import graphql_controller
 from service.observability import RequestIdMiddleware
 from service.runtime import Resources
 from service.settings import Settings, get_settings
@@ -54,7 +55,7 @@ def create_app(settings: Settings | None = None, resources: Resources | None = N
         include_in_schema = False
 
     return Litestar(
-        route_handlers=[HealthController, MetricsController, AccessController],
+        route_handlers=[HealthController, MetricsController, AccessController, graphql_controller()],
         dependencies={
             "resources": Provide(provide_resources, sync_to_thread=False),
             "db_session": Provide(provide_db_session),

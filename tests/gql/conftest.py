@@ -82,3 +82,45 @@ async def run(resources: Resources, tenant_id: TenantId, query: str, variables: 
     access = Access(tenant_id=tenant_id, role=role, restricted_account_id=restricted_account_id)
     ctx = build_context(access, resources.session_factory, request_id="req-test", now=NOW, **context)
     return await schema.execute(query, variable_values=variables, context_value=ctx)
+
+
+@dataclass
+class KeyedFleet:
+    """A committed tenant with a mirror and API keys of several kinds."""
+
+    mirror: SeededMirror
+    keys: dict[str, str]
+
+    def headers(self, name: str) -> dict[str, str]:
+        return {"Authorization": f"Bearer {self.keys[name]}"}
+
+
+async def keyed_fleet(resources: Resources, inverters: int = 30) -> KeyedFleet:
+    """Seed a mirror and mint keys: viewer, operator, and a viewer/operator restricted to sub-contractor 0."""
+    from tests.gql.seed import subcontractor_id
+    from tests.tenants.factories import make_key
+
+    mirror = await seed_committed(resources, inverters)
+    keys: dict[str, str] = {}
+    async with resources.session_factory() as session, session.begin():
+        for name, role, restricted in (("viewer", Role.VIEWER, None), ("operator", Role.OPERATOR, None),
+                                       ("sub_viewer", Role.VIEWER, str(subcontractor_id(0))),
+                                       ("sub_operator", Role.OPERATOR, str(subcontractor_id(0)))):
+            keys[name], _ = await make_key(session, mirror.tenant_id, role, restricted_account_id=restricted)
+    return KeyedFleet(mirror, keys)
+
+
+@pytest.fixture(scope="module")
+async def fleet_with_keys(resources: Resources) -> AsyncIterator[KeyedFleet]:
+    """30 inverters and keys (see :func:`keyed_fleet`)."""
+    fleet = await keyed_fleet(resources)
+    yield fleet
+    await drop_tenant(resources, fleet.mirror.tenant_id)
+
+
+@pytest.fixture(scope="module")
+async def other_tenant(resources: Resources) -> AsyncIterator[KeyedFleet]:
+    """Another tenant whose mirror has the very same upstream ids and serials."""
+    fleet = await keyed_fleet(resources)
+    yield fleet
+    await drop_tenant(resources, fleet.mirror.tenant_id)

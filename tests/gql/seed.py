@@ -65,12 +65,16 @@ class SeededMirror:
 
 
 async def seed_mirror(connection: AsyncConnection, inverters: int, *, subcontractors: int = 3, seed: int = 7,
-                      tenant_id: uuid.UUID | None = None, now: datetime = NOW) -> SeededMirror:
-    """Insert a tenant and its mirror on ``connection`` (the caller commits or rolls back)."""
+                      tenant_id: uuid.UUID | None = None, create_tenant: bool = True,
+                      now: datetime = NOW) -> SeededMirror:
+    """Insert a tenant (unless ``create_tenant`` is false) and its mirror on ``connection`` (the caller commits
+    or rolls back)."""
     rng = random.Random(seed)
     tenant = TenantId(tenant_id or uuid.uuid4())
-    await connection.execute(insert(Tenant).values(id=tenant, slug=f"t-{tenant.hex[:12]}", name="Seeded installer",
-                                                   timezone="Europe/London", status="active"))
+    if create_tenant:
+        await connection.execute(insert(Tenant).values(id=tenant, slug=f"t-{tenant.hex[:12]}",
+                                                       name="Seeded installer", timezone="Europe/London",
+                                                       status="active"))
     seen = {"tenant_id": tenant, "first_seen_at": now - timedelta(days=30), "last_seen_at": now,
             "changed_at": now - timedelta(days=1), "removed_at": None}
 

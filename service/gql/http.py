@@ -1,0 +1,82 @@
+"""Mounting the schema in Litestar: the ``/graphql`` controller (with GraphiQL) and its per-request context.
+
+The API-key middleware has already authenticated the request (``/graphql`` is not a public path); the context
+getter turns the principal into the read side's :class:`~service.gql.context.Access`, builds fresh
+dataloaders, and a live reader that opens the tenant's upstream client (interactive lane) only when a live
+field asks for it.
+"""
+
+from __future__ import annotations
+
+import asyncio
+from collections.abc import AsyncIterator
+from contextlib import asynccontextmanager
+from typing import Any
+
+from litestar import Controller, Request
+from strawberry.litestar import make_graphql_controller
+
+from service.api.auth import authenticate_connection
+from service.api.dependencies import key_ring_for, provide_client_factory
+from service.db.models.credential import CredentialHealth, CredentialKind, UpstreamCredential
+from service.givenergy import GivEnergyClient
+from service.gql.context import Access, Context, build_context
+from service.gql.mirror.live import LiveReader, NoCredentialError
+from service.gql.schema import schema
+from service.observability import request_id_of
+from service.runtime import Resources
+from service.tenants.principal import Principal
+from service.tenants.service import CredentialService, open_token
+
+GRAPHQL_PATH = "/graphql"
+_USABLE = (CredentialHealth.OK, CredentialHealth.UNKNOWN)
+
+
+def access_of(principal: Principal) -> Access:
+    """What the read side needs of a principal."""
+    return Access(tenant_id=principal.tenant_id, role=principal.role, key_id=principal.key_id,
+                  restricted_account_id=principal.restricted_account_id)
+
+
+def live_reader(request: Request[Any, Any, Any], resources: Resources, principal: Principal) -> LiveReader:
+    """A live reader for the principal's tenant; its credential is looked up once, on first use."""
+    chosen: list[UpstreamCredential] = []
+    lock = asyncio.Lock()
+    key_ring = key_ring_for(resources.settings)
+    client_factory = provide_client_factory(request.app.state)
+
+    async def credential() -> UpstreamCredential:
+        async with lock:
+            if not chosen:
+                async with resources.session_factory() as session:
+                    rows = await CredentialService(session, principal, key_ring).list()
+                usable = [row for row in rows if row.kind is CredentialKind.API_TOKEN and row.health in _USABLE]
+                if not usable:
+                    raise NoCredentialError("live data is not available: the tenant has no working GivEnergy "
+                                            "API token", code="UPSTREAM_NOT_CONFIGURED")
+                usable.sort(key=lambda row: (row.health is not CredentialHealth.OK, row.created_at))
+                chosen.append(usable[0])
+            return chosen[0]
+
+    @asynccontextmanager
+    async def open_client() -> AsyncIterator[GivEnergyClient]:
+        row = await credential()
+        async with client_factory(row, open_token(key_ring, row)) as client:
+            yield client
+
+    return LiveReader(principal.tenant_id, open_client, redis=resources.redis,
+                      namespace=resources.settings.redis.namespace)
+
+
+async def graphql_context(request: Request[Any, Any, Any], resources: Resources) -> Context:
+    """The context of one GraphQL request (a Litestar dependency)."""
+    user = request.scope.get("user")
+    principal = user if isinstance(user, Principal) else await authenticate_connection(request)
+    return build_context(access_of(principal), resources.session_factory, request_id=request_id_of(request.scope),
+                         live=live_reader(request, resources, principal))
+
+
+def graphql_controller() -> type[Controller]:
+    """The ``/graphql`` controller: POST and GET queries, GraphiQL for browsers."""
+    return make_graphql_controller(schema, path=GRAPHQL_PATH, graphql_ide="graphiql", context_getter=graphql_context,
+                                   allow_queries_via_get=True)
