@@ -202,3 +202,14 @@ async def test_with_lane_shares_the_connection_pool() -> None:
         await view.aclose()  # must not close the shared pool
         assert view.lane is Lane.INTERACTIVE
         assert (await client.get_account()).id == 1
+
+
+async def test_requests_are_counted_by_endpoint_template_status_and_lane() -> None:
+    from prometheus_client import REGISTRY
+
+    labels = {"endpoint": "GET /inverter/{serial}/system-data/latest", "status": "503", "lane": "monitoring"}
+    before = REGISTRY.get_sample_value("givfleet_givenergy_requests_total", labels) or 0.0
+    recorder = Recorder(sequence(respond(503), respond(200, {"data": {}})))
+    async with make_client(recorder, lane=Lane.MONITORING) as client:
+        await client.get_system_data("CE-METRICS")
+    assert REGISTRY.get_sample_value("givfleet_givenergy_requests_total", labels) == before + 1

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import logging
 from collections.abc import AsyncIterator
 from datetime import timedelta
 
@@ -270,7 +271,8 @@ async def test_credential_states(sim: Simulator) -> None:
             await client.request_inverter_data(controllable_serial(sim))
 
 
-async def test_legacy_portal(sim: Simulator) -> None:
+async def test_legacy_portal(sim: Simulator, caplog: pytest.LogCaptureFixture) -> None:
+    caplog.set_level(logging.DEBUG)
     owner = sim.truth.account_of_token("customer")
     serial = next(d.serial for d in sim.truth.visible_devices(sim.tokens["customer"]) if d.model.has_battery)
     client = LegacyPortalClient(
@@ -301,3 +303,4 @@ async def test_legacy_portal(sim: Simulator) -> None:
     async with wrong:
         with pytest.raises(UnauthorisedError):
             await wrong.get_inverter_info(serial)
+    assert owner.password not in caplog.text
