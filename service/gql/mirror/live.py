@@ -149,25 +149,25 @@ class InverterLive:
     serial: str
 
     @strawberry.field(description="Latest system data (solar, grid, battery, inverter, consumption).")
-    async def system_data(self, info: Info) -> JSON:
+    async def system_data(self, info: Info) -> JSON | None:
         serial = self.serial
         return await _reader(info).read("system_data", (serial,), lambda c: c.get_system_data(serial))
 
     @strawberry.field(description="Latest meter data (today and total energies).")
-    async def meter_data(self, info: Info) -> JSON:
+    async def meter_data(self, info: Info) -> JSON | None:
         serial = self.serial
         return await _reader(info).read("meter_data", (serial,), lambda c: c.get_meter_data(serial))
 
     @strawberry.field(description="Fault events between two times (newest pages first as upstream sends them).")
     async def events(self, info: Info, start: datetime | None = None, end: datetime | None = None,
-                     cleared: bool | None = None, limit: int = 100) -> JSON:
+                     cleared: bool | None = None, limit: int = 100) -> JSON | None:
         serial, count = self.serial, _limit(limit)
         return await _reader(info).read(
             "events", (serial, start, end, cleared, count),
             lambda c: take(c.iter_events(serial, start=start, end=end, cleared=cleared), count))
 
     @strawberry.field(description="Data points of one day (the inverter's local date).")
-    async def data_points(self, info: Info, day: date, limit: int = 300) -> JSON:
+    async def data_points(self, info: Info, day: date, limit: int = 300) -> JSON | None:
         serial, count = self.serial, _limit(limit)
         return await _reader(info).read("data_points", (serial, day, count),
                                         lambda c: take(c.iter_data_points(serial, day), count))
@@ -175,7 +175,7 @@ class InverterLive:
     @strawberry.field(description="Energy flows between two dates; grouping 0 half-hourly, 1 daily, 2 monthly, "
                                   "3 yearly, 4 total.")
     async def energy_flows(self, info: Info, start: date, end: date, grouping: int = 1,
-                           types: list[int] | None = None) -> JSON:
+                           types: list[int] | None = None) -> JSON | None:
         if grouping not in range(5):
             raise InvalidInputError("grouping must be 0 (half-hourly) to 4 (total)")
         serial = self.serial
@@ -184,13 +184,13 @@ class InverterLive:
             lambda c: c.get_energy_flows(serial, start, end, grouping=grouping, types=types))
 
     @strawberry.field(description="The inverter's settings catalogue (operator role).")
-    async def settings(self, info: Info) -> JSON:
+    async def settings(self, info: Info) -> JSON | None:
         info.context.access.require(Role.OPERATOR)
         serial = self.serial
         return await _reader(info).read("settings", (serial,), lambda c: c.get_settings(serial))
 
     @strawberry.field(description="The inverter's setting presets (operator role).")
-    async def presets(self, info: Info) -> JSON:
+    async def presets(self, info: Info) -> JSON | None:
         info.context.access.require(Role.OPERATOR)
         serial = self.serial
         return await _reader(info).read("presets", (serial,), lambda c: c.get_presets(serial))
@@ -205,28 +205,28 @@ def _whole_tenant(info: Info) -> None:
 @strawberry.type
 class LiveQuery:
     @strawberry.field(description="Latest system data of a Plant EMS, live (whole-tenant keys only).")
-    async def ems_system_data(self, info: Info, serial: str) -> JSON:
+    async def ems_system_data(self, info: Info, serial: str) -> JSON | None:
         _whole_tenant(info)
         return await _reader(info).read("ems", (serial,), lambda c: c.get_ems_system_data(serial))
 
     @strawberry.field(description="The tenant's EV chargers, live (whole-tenant keys only).")
-    async def ev_chargers(self, info: Info, limit: int = 100) -> JSON:
+    async def ev_chargers(self, info: Info, limit: int = 100) -> JSON | None:
         _whole_tenant(info)
         count = _limit(limit)
         return await _reader(info).read("ev_chargers", (count,), lambda c: take(c.iter_ev_chargers(), count))
 
     @strawberry.field(description="An EV charger by UUID, live (whole-tenant keys only).")
-    async def ev_charger(self, info: Info, uuid: str) -> JSON:
+    async def ev_charger(self, info: Info, uuid: str) -> JSON | None:
         _whole_tenant(info)
         return await _reader(info).read("ev_charger", (uuid,), lambda c: c.get_ev_charger(uuid))
 
     @strawberry.field(description="A smart device by UUID, live (whole-tenant keys only; local keys withheld).")
-    async def smart_device(self, info: Info, uuid: str) -> JSON:
+    async def smart_device(self, info: Info, uuid: str) -> JSON | None:
         _whole_tenant(info)
         return await _reader(info).read("smart_device", (uuid,), lambda c: c.get_smart_device(uuid))
 
     @strawberry.field(description="Data points of a smart device, live (whole-tenant keys only).")
-    async def smart_device_data(self, info: Info, uuid: str, limit: int = 100) -> JSON:
+    async def smart_device_data(self, info: Info, uuid: str, limit: int = 100) -> JSON | None:
         _whole_tenant(info)
         count = _limit(limit)
         return await _reader(info).read("smart_device_data", (uuid, count),
