@@ -2,17 +2,28 @@
 
 from __future__ import annotations
 
+from collections.abc import AsyncIterator
+from dataclasses import replace
 from datetime import UTC, datetime, timedelta
 
 import httpx
 import pytest
+from litestar import Litestar
 from sqlalchemy import update
 
 from service.db.models.api_key import ApiKey, Role
 from service.runtime import Resources
-from tests.tenants.factories import committed_key, committed_tenant
+from service.settings import SecuritySettings
+from tests.conftest import running
+from tests.tenants.factories import clear_auth_failures, committed_key, committed_tenant
 
 pytestmark = pytest.mark.usefixtures("clean_db")
+
+
+@pytest.fixture(autouse=True)
+async def forget_failures(resources: Resources) -> AsyncIterator[None]:
+    yield
+    await clear_auth_failures(resources)
 
 
 async def test_public_paths_need_no_key(api_client: httpx.AsyncClient) -> None:
@@ -103,3 +114,26 @@ async def test_use_records_last_used_time(api_client: httpx.AsyncClient, resourc
     assert (await api_client.get("/api/v1/me", headers=tenant.headers)).status_code == 200
     keys = (await api_client.get("/api/v1/api-keys", headers=tenant.headers)).json()
     assert datetime.fromisoformat(keys[0]["last_used_at"]) >= before - timedelta(seconds=1)
+
+
+async def test_repeated_failures_are_answered_429_per_client(app: Litestar, resources: Resources) -> None:
+    strict = replace(resources, settings=resources.settings.model_copy(update={
+        "security": SecuritySettings(auth_failure_limit=3, auth_failure_window_seconds=120)}))
+    app.state.resources = strict  # what the lifespan installs; the test's resources are already open
+    tenant = await committed_tenant(resources)
+    async with running(app):
+        attacker = httpx.AsyncClient(transport=httpx.ASGITransport(app=app, client=("203.0.113.9", 4000)),
+                                     base_url="http://givfleet.test")
+        bystander = httpx.AsyncClient(transport=httpx.ASGITransport(app=app, client=("198.51.100.7", 4000)),
+                                      base_url="http://givfleet.test")
+        async with attacker, bystander:
+            app.state.resources = strict
+            for _ in range(3):
+                guess = await attacker.get("/api/v1/me", headers={"Authorization": "Bearer gvf_aaaaaaaaaa_guess"})
+                assert guess.status_code == 401
+            blocked = await attacker.get("/api/v1/me", headers=tenant.headers)  # even a valid key waits
+            assert blocked.status_code == 429
+            assert 1 <= int(blocked.headers["retry-after"]) <= 120
+            assert blocked.headers["content-type"].startswith("application/problem+json")
+            assert "too many failed" in blocked.json()["detail"]
+            assert (await bystander.get("/api/v1/me", headers=tenant.headers)).status_code == 200

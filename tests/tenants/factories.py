@@ -88,3 +88,11 @@ def simulator_client_factory(settings: Settings, resources: Resources, sim: Simu
 def quiet_simulator(**options: Any) -> Simulator:
     """A small calm simulated cloud without rate limits."""
     return Simulator(SimulatorConfig.quiet(fleet_size=20, rate_limits_enabled=False, **options))
+
+
+async def clear_auth_failures(resources: Resources) -> None:
+    """Forget failed authentication attempts (tests share one client address)."""
+    pattern = f"{resources.settings.redis.namespace}:auth-failures:*"
+    keys = [key async for key in resources.redis.scan_iter(match=pattern)]
+    if keys:
+        await resources.redis.delete(*keys)

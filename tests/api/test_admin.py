@@ -1,0 +1,211 @@
+"""The /api/v1 access administration: each role enforced on each endpoint, audit of every write, and tokens
+that never leave the server (responses, logs)."""
+
+from __future__ import annotations
+
+import io
+import logging
+import uuid
+from collections.abc import AsyncIterator, Iterator
+from typing import Any
+
+import httpx
+import pytest
+import structlog
+from litestar import Litestar
+
+from service.db.models.api_key import Role
+from service.observability import configure_logging
+from service.runtime import Resources
+from service.settings import LogSettings
+from service.simulator import Simulator
+from service.tenants.principal import Principal
+from service.tenants.service import CredentialService
+from tests.tenants.factories import (
+    SIM_BASE_URL,
+    TenantWithKey,
+    clear_auth_failures,
+    committed_key,
+    committed_tenant,
+    quiet_simulator,
+)
+
+pytestmark = pytest.mark.usefixtures("clean_db")
+
+
+@pytest.fixture(scope="module")
+def sim() -> Simulator:
+    return quiet_simulator()
+
+
+@pytest.fixture
+def app_with_sim(app: Litestar, sim: Simulator) -> Litestar:
+    """The app, its credential checks reaching the simulator in-process."""
+    app.state.givenergy_client_options = {"transport": httpx.ASGITransport(app=sim.app), "base_url": SIM_BASE_URL}
+    return app
+
+
+@pytest.fixture
+async def client(app_with_sim: Litestar, resources: Resources) -> AsyncIterator[httpx.AsyncClient]:
+    from tests.conftest import http_client
+
+    async with http_client(app_with_sim) as opened:
+        yield opened
+    await clear_auth_failures(resources)
+
+
+async def seeded_credential(resources: Resources, tenant: TenantWithKey) -> uuid.UUID:
+    from service.api.dependencies import key_ring_for
+
+    async with resources.session_factory() as session, session.begin():
+        service = CredentialService(session, Principal.cli(tenant.tenant_id), key_ring_for(resources.settings))
+        return (await service.add("seeded-token", label="seeded")).id
+
+
+ADMIN_ONLY = "admin"
+ANY_ROLE = "viewer"
+
+
+def endpoints(credential_id: uuid.UUID, key_id: uuid.UUID) -> list[tuple[str, str, str, dict[str, Any] | None]]:
+    """(needed role, method, path, JSON body) of every access endpoint."""
+    return [
+        (ANY_ROLE, "GET", "/api/v1/me", None),
+        (ANY_ROLE, "GET", "/api/v1/tenant", None),
+        (ANY_ROLE, "GET", "/api/v1/credentials", None),
+        (ANY_ROLE, "GET", f"/api/v1/credentials/{credential_id}", None),
+        (ADMIN_ONLY, "POST", "/api/v1/credentials", {"token": "tok", "check": False}),
+        (ADMIN_ONLY, "POST", f"/api/v1/credentials/{credential_id}/check", None),
+        (ADMIN_ONLY, "DELETE", f"/api/v1/credentials/{credential_id}", None),
+        (ADMIN_ONLY, "GET", "/api/v1/api-keys", None),
+        (ADMIN_ONLY, "POST", "/api/v1/api-keys", {"name": "x", "role": "viewer"}),
+        (ADMIN_ONLY, "POST", f"/api/v1/api-keys/{key_id}/revoke", None),
+        (ADMIN_ONLY, "GET", "/api/v1/audit-events", None),
+    ]
+
+
+@pytest.mark.parametrize("role", list(Role))
+async def test_each_role_is_enforced_on_each_endpoint(client: httpx.AsyncClient, resources: Resources,
+                                                      role: Role) -> None:
+    owner = await committed_tenant(resources, Role.ADMIN)
+    caller = {"Authorization": f"Bearer {await committed_key(resources, owner.tenant_id, role)}"}
+    credential_id = await seeded_credential(resources, owner)
+    spare_key = await committed_tenant(resources, Role.VIEWER)  # a key of another tenant: revoking it is a 404
+    for needed, method, path, body in endpoints(credential_id, spare_key.key_id):
+        response = await client.request(method, path, json=body, headers=caller)
+        if needed == ADMIN_ONLY and role is not Role.ADMIN:
+            assert response.status_code == 403, (method, path)
+            problem = response.json()
+            assert response.headers["content-type"].startswith("application/problem+json")
+            assert problem["detail"] == f"this action needs the admin role; the key in use has the {role} role"
+        elif path.endswith("/revoke"):
+            assert response.status_code == 404, (method, path)  # foreign key id: not found, not revoked
+        else:
+            assert response.status_code < 300, (method, path, response.text)
+        no_key = await client.request(method, path, json=body)
+        assert no_key.status_code == 401, (method, path)
+
+
+async def test_admin_manages_keys_and_every_write_is_audited(client: httpx.AsyncClient, resources: Resources
+                                                             ) -> None:
+    admin = await committed_tenant(resources)
+    created = await client.post("/api/v1/api-keys", headers={**admin.headers, "X-Request-ID": "req-123"},
+                                json={"name": "grafana", "role": "viewer", "restricted_account_id": "4711"})
+    assert created.status_code == 201
+    body = created.json()
+    assert body["secret"].startswith(f"gvf_{body['key']['prefix']}_")
+    assert body["key"]["restricted_account_id"] == "4711"
+
+    listed = (await client.get("/api/v1/api-keys", headers=admin.headers)).json()
+    assert {key["prefix"] for key in listed} == {body["key"]["prefix"], admin.key.split("_")[1]}
+    assert body["secret"] not in str(listed)  # shown once only
+
+    restricted = await client.get("/api/v1/me", headers={"Authorization": f"Bearer {body['secret']}"})
+    assert restricted.json()["restricted_account_id"] == "4711"
+
+    await client.post(f"/api/v1/api-keys/{body['key']['id']}/revoke", headers=admin.headers)
+    events = (await client.get("/api/v1/audit-events", headers=admin.headers)).json()
+    assert {"apikey.create", "apikey.revoke", "tenant.create"} <= {event["action"] for event in events}
+    [create] = [event for event in events if event["action"] == "apikey.create"
+                and event["target_id"] == body["key"]["id"]]
+    assert create["actor_key_id"] == str(admin.key_id)
+    assert create["actor"] == f"apikey:{admin.key.split('_')[1]}"
+    assert create["target_id"] == body["key"]["id"]
+    assert create["client_address"] == "127.0.0.1"
+    assert create["request_id"] == "req-123"
+    assert create["details"]["role"] == "viewer"
+
+
+async def test_failed_write_leaves_no_row_and_no_audit_event(client: httpx.AsyncClient, resources: Resources) -> None:
+    admin = await committed_tenant(resources)
+    response = await client.post("/api/v1/api-keys", headers=admin.headers,
+                                 json={"name": "late", "role": "viewer", "expires_at": "2001-01-01T00:00:00Z"})
+    assert response.status_code == 422
+    assert "past" in response.json()["detail"]
+    keys = (await client.get("/api/v1/api-keys", headers=admin.headers)).json()
+    assert [key["name"] for key in keys] == ["admin key"]
+    events = (await client.get("/api/v1/audit-events", headers=admin.headers)).json()
+    assert "apikey.create" not in {event["action"] for event in events if event["details"].get("name") == "late"}
+
+
+async def test_credential_add_checks_against_upstream_and_never_returns_the_token(
+    client: httpx.AsyncClient, resources: Resources, sim: Simulator
+) -> None:
+    admin = await committed_tenant(resources)
+    token = sim.tokens["company"]
+    response = await client.post("/api/v1/credentials", headers=admin.headers, json={"token": token, "label": "main"})
+    assert response.status_code == 201, response.text
+    body = response.json()
+    assert body["health"] == "ok"
+    assert body["account_type"] == "company"
+    assert "api:inverter:control" in body["scopes"]
+    assert token not in response.text
+    listed = await client.get("/api/v1/credentials", headers=admin.headers)
+    assert token not in listed.text
+    assert "token" not in listed.json()[0]
+
+    bad = await client.post("/api/v1/credentials", headers=admin.headers, json={"token": "expired-token"})
+    assert bad.json()["health"] == "unauthorised"
+
+
+@pytest.fixture
+def captured_logs() -> Iterator[io.StringIO]:
+    """Every log line (stdlib and structlog, DEBUG and up, JSON) written while the test runs."""
+    root = logging.getLogger()
+    saved_handlers, saved_level, saved_structlog = root.handlers[:], root.level, structlog.get_config()
+    configure_logging(LogSettings(level="DEBUG", json_output=True))
+    buffer = io.StringIO()
+    for handler in root.handlers:
+        if isinstance(handler, logging.StreamHandler):
+            handler.setStream(buffer)
+    for name in ("httpx", "httpcore", "sqlalchemy.engine"):
+        logging.getLogger(name).setLevel(logging.DEBUG)
+    try:
+        yield buffer
+    finally:
+        root.handlers[:] = saved_handlers
+        root.setLevel(saved_level)
+        for name in ("httpx", "httpcore", "sqlalchemy.engine"):
+            logging.getLogger(name).setLevel(logging.NOTSET)
+        structlog.configure(**saved_structlog)
+
+
+async def test_token_never_appears_in_logs_of_a_full_request_cycle(
+    client: httpx.AsyncClient, resources: Resources, sim: Simulator, captured_logs: io.StringIO
+) -> None:
+    admin = await committed_tenant(resources)
+    token = sim.tokens["customer"]
+    added = await client.post("/api/v1/credentials", headers=admin.headers, json={"token": token})
+    assert added.json()["health"] == "ok"
+    credential_id = added.json()["id"]
+    await client.post(f"/api/v1/credentials/{credential_id}/check", headers=admin.headers)
+    await client.get("/api/v1/credentials", headers=admin.headers)
+    invalid = await client.post("/api/v1/credentials", headers=admin.headers,
+                                json={"token": token, "requests_per_minute": "lots"})
+    assert invalid.status_code == 400
+    assert token not in invalid.text
+    await client.post("/api/v1/credentials", headers=admin.headers, json={"token": token + "-revoked"})
+
+    logs = captured_logs.getvalue()
+    assert "credential.checked" in logs  # the capture did see the request cycle
+    assert token not in logs
+    assert admin.key not in logs  # nor the givfleet API key
