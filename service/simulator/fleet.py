@@ -15,6 +15,7 @@ from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
 from enum import IntEnum
 from itertools import accumulate
+from typing import Any
 
 from service.simulator.catalogue import MODEL_LIST, MODEL_WEIGHTS, Kind, Model, Setting, catalogue, setting_index
 
@@ -157,6 +158,7 @@ class Device:
         "numeric_strings",
         "owner_id",
         "removed",
+        "render_cache",
         "reserve_min",
         "seed",
         "serial",
@@ -201,6 +203,7 @@ class Device:
         self.removed = False
         self.numeric_strings = False
         self.time_seconds = False
+        self.render_cache: dict[str, Any] | None = None
 
     @property
     def catalogue(self) -> tuple[Setting, ...]:

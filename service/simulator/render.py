@@ -15,7 +15,7 @@ def iso(moment: datetime | None) -> str | None:
     """ISO 8601 UTC with a Z suffix, as the API writes datetimes."""
     if moment is None:
         return None
-    return moment.astimezone(UTC).strftime("%Y-%m-%dT%H:%M:%SZ")
+    return moment.astimezone(UTC).replace(tzinfo=None, microsecond=0).isoformat() + "Z"
 
 
 def account(record: Account) -> dict[str, Any]:
@@ -36,30 +36,69 @@ def account(record: Account) -> dict[str, Any]:
     }
 
 
-def communication_device(device: Device, last_updated: datetime, last_online: datetime) -> dict[str, Any]:
-    """A communication device with its inverter (GET /communication-device and /account/{id}/devices)."""
+def _static_parts(device: Device) -> dict[str, Any]:
+    """The parts of a device's JSON that never change once generated (cached on the record)."""
+    cached = device.render_cache
+    if cached is not None:
+        return cached
     model = device.model
     has_battery = model.has_battery
     nominal_voltage = 307.2 if model.hv else 51.2
     batteries = device.batteries()
     capacity = sum(battery.capacity_design for battery in batteries) if not model.hv else 52 * device.battery_count
-    info: dict[str, Any] = {
-        # Devices without batteries keep the documented types (zeros), not nulls.
-        "battery_type": "LITHIUM" if has_battery else "NONE",
-        "battery": {
-            "nominal_capacity": capacity if has_battery else 0,
-            "nominal_voltage": nominal_voltage if has_battery else 0,
-            "depth_of_discharge": (0.85 if model.hv else 1) if has_battery else 0,
+    cached = {
+        "info": {
+            # Devices without batteries keep the documented types (zeros), not nulls.
+            "battery_type": "LITHIUM" if has_battery else "NONE",
+            "battery": {
+                "nominal_capacity": capacity if has_battery else 0,
+                "nominal_voltage": nominal_voltage if has_battery else 0,
+                "depth_of_discharge": (0.85 if model.hv else 1) if has_battery else 0,
+            },
+            "model": model.name,
+            "max_charge_rate": device.max_charge_rate,
+            "max_discharge_rate": device.max_discharge_rate,
         },
-        "model": model.name,
-        "max_charge_rate": device.max_charge_rate,
-        "max_discharge_rate": device.max_discharge_rate,
+        "commission_date": iso(device.commission_date),
+        "warranty": {"type": device.warranty_type, "expiry_date": iso(device.warranty_expiry)},
+        "batteries": [
+            {
+                "module_number": battery.module_number,
+                "serial": battery.serial,
+                "firmware_version": battery.firmware_version,
+                "capacity": {"full": battery.capacity_full, "design": battery.capacity_design},
+                "cell_count": battery.cell_count,
+                "has_usb": not model.hv,
+                "nominal_voltage": battery.nominal_voltage,
+            }
+            for battery in batteries
+        ],
+        "meters": [
+            {
+                "address": meter.address,
+                "serial_number": meter.serial_number,
+                "manufacturer_code": meter.manufacturer_code,
+                "type_code": meter.type_code,
+                "hardware_version": meter.hardware_version,
+                "software_version": meter.software_version,
+                "baud_rate": meter.baud_rate,
+            }
+            for meter in device.meters()
+        ],
     }
+    device.render_cache = cached
+    return cached
+
+
+def communication_device(device: Device, last_updated: datetime, last_online: datetime) -> dict[str, Any]:
+    """A communication device with its inverter (GET /communication-device and /account/{id}/devices)."""
+    static = _static_parts(device)
+    commissioned = static["commission_date"]
     datalog = {
         "serial_number": device.dongle_serial,
         "firmware_version": device.dongle_firmware,
         "type": device.dongle_type,
-        "commission_date": iso(device.commission_date),
+        "commission_date": commissioned,
         "site_id": device.site_id,
     }
     inverter = {
@@ -67,44 +106,18 @@ def communication_device(device: Device, last_updated: datetime, last_online: da
         "status": device.status,
         "last_online": iso(last_online),
         "last_updated": iso(last_updated),
-        "commission_date": iso(device.commission_date),
-        "info": info,
-        "warranty": {"type": device.warranty_type, "expiry_date": iso(device.warranty_expiry)},
+        "commission_date": commissioned,
+        "info": static["info"],
+        "warranty": static["warranty"],
         "firmware_version": {"ARM": device.arm, "DSP": device.dsp},
-        "connections": {
-            "batteries": [
-                {
-                    "module_number": battery.module_number,
-                    "serial": battery.serial,
-                    "firmware_version": battery.firmware_version,
-                    "capacity": {"full": battery.capacity_full, "design": battery.capacity_design},
-                    "cell_count": battery.cell_count,
-                    "has_usb": not model.hv,
-                    "nominal_voltage": battery.nominal_voltage,
-                }
-                for battery in batteries
-            ],
-            "meters": [
-                {
-                    "address": meter.address,
-                    "serial_number": meter.serial_number,
-                    "manufacturer_code": meter.manufacturer_code,
-                    "type_code": meter.type_code,
-                    "hardware_version": meter.hardware_version,
-                    "software_version": meter.software_version,
-                    "baud_rate": meter.baud_rate,
-                }
-                for meter in device.meters()
-            ],
-            "datalog": datalog,
-        },
+        "connections": {"batteries": static["batteries"], "meters": static["meters"], "datalog": datalog},
         "flags": list(device.flags),
     }
     return {
         "serial_number": device.dongle_serial,
         "firmware_version": device.dongle_firmware,
         "type": device.dongle_type,
-        "commission_date": iso(device.commission_date),
+        "commission_date": commissioned,
         "site_id": device.site_id,
         "inverter": inverter,
     }
