@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+from typing import Any
+
 import structlog
 
 from service.core.errors import GivfleetError
@@ -20,7 +22,8 @@ log = structlog.get_logger(__name__)
 DEMO_SLUG = "demo"
 
 
-async def ensure_demo_tenant(resources: Resources, *, simulator_base_url: str, token: str) -> str | None:
+async def ensure_demo_tenant(resources: Resources, *, simulator_base_url: str, token: str,
+                             client_options: dict[str, Any] | None = None) -> str | None:
     """Create the demo tenant with a simulator credential and an admin key, unless it exists.
 
     The credential is checked against the simulator (a failure leaves its health ``unknown``; the tenant is
@@ -30,6 +33,7 @@ async def ensure_demo_tenant(resources: Resources, *, simulator_base_url: str, t
         resources: Open resources (database, Redis, settings).
         simulator_base_url: The simulator's API v1 base URL (e.g. ``http://127.0.0.1:8081/v1``).
         token: A simulator bearer token (e.g. ``Simulator.tokens["company"]``).
+        client_options: Extra ``GivEnergyClient`` options for the check (tests pass an in-process transport).
 
     Returns:
         The new admin key's full text (print it once), or ``None`` when the demo tenant already existed
@@ -48,7 +52,7 @@ async def ensure_demo_tenant(resources: Resources, *, simulator_base_url: str, t
     async with unit_of_work(resources.session_factory, resources.redis) as session:
         checker = CredentialService(
             session, principal, load_key_ring(resources.settings),
-            default_client_factory(resources.settings, resources.redis),
+            default_client_factory(resources.settings, resources.redis, **(client_options or {})),
             default_requests_per_minute=resources.settings.givenergy.default_requests_per_minute,
         )
         try:

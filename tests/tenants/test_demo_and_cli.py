@@ -1,0 +1,99 @@
+"""The demo tenant of `givfleet up`, and the `givfleet tenant|credential|apikey|admin` commands."""
+
+from __future__ import annotations
+
+from collections.abc import Iterator
+from pathlib import Path
+
+import httpx
+import pytest
+from rich.console import Console
+from sqlalchemy import select
+from typer.testing import CliRunner
+
+from service import cli_access
+from service.cli import app as cli
+from service.db.models.credential import CredentialHealth, UpstreamCredential
+from service.runtime import Resources
+from service.settings import Settings, get_settings
+from service.simulator import Simulator
+from service.tenants.demo import ensure_demo_tenant
+from service.tenants.service import AuthenticationService
+from tests.tenants.factories import SIM_BASE_URL, quiet_simulator, unique_slug
+
+
+@pytest.fixture(scope="module")
+def sim() -> Simulator:
+    return quiet_simulator()
+
+
+@pytest.mark.usefixtures("clean_db")
+async def test_demo_tenant_is_created_once_with_a_working_admin_key(resources: Resources, sim: Simulator) -> None:
+    options = {"transport": httpx.ASGITransport(app=sim.app)}
+    key = await ensure_demo_tenant(resources, simulator_base_url=SIM_BASE_URL, token=sim.tokens["company"],
+                                   client_options=options)
+    assert key is not None
+    async with resources.session_factory() as session:
+        principal = await AuthenticationService(session).authenticate(key)
+        assert principal.role.value == "admin"
+        credential = (await session.execute(select(UpstreamCredential))).scalar_one()
+        assert credential.base_url == SIM_BASE_URL
+        assert credential.health is CredentialHealth.OK
+        assert credential.account_type == "company"
+    again = await ensure_demo_tenant(resources, simulator_base_url=SIM_BASE_URL, token=sim.tokens["company"],
+                                     client_options=options)
+    assert again is None
+
+
+@pytest.fixture
+def cli_env(test_settings: Settings, monkeypatch: pytest.MonkeyPatch, tmp_path: Path) -> Iterator[CliRunner]:
+    """A runner whose `givfleet` talks to the test database and Redis."""
+    assert test_settings.database_url is not None
+    assert test_settings.redis_url is not None
+    monkeypatch.setenv("GIVFLEET_DATABASE_URL", test_settings.database_url.get_secret_value())
+    monkeypatch.setenv("GIVFLEET_REDIS_URL", test_settings.redis_url.get_secret_value())
+    monkeypatch.setenv("GIVFLEET_REDIS__NAMESPACE", test_settings.redis.namespace)
+    monkeypatch.setenv("GIVFLEET_HOME", str(tmp_path))
+    monkeypatch.chdir(tmp_path)  # no .env of the developer
+    monkeypatch.setattr(cli_access, "console", Console(width=250))  # whole tables, whatever the terminal
+    get_settings.cache_clear()
+    yield CliRunner()
+    get_settings.cache_clear()
+
+
+def invoke(runner: CliRunner, *args: str) -> str:
+    result = runner.invoke(cli, list(args), catch_exceptions=False)
+    assert result.exit_code == 0, result.output
+    return result.output
+
+
+@pytest.mark.usefixtures("clean_db")
+def test_cli_tenant_apikey_and_credential_round_trip(cli_env: CliRunner) -> None:
+    slug = unique_slug("cli")
+    assert f"Tenant {slug} created" in invoke(cli_env, "tenant", "create", slug, "--name", "Solar Ltd")
+    assert slug in invoke(cli_env, "tenant", "list")
+
+    output = invoke(cli_env, "apikey", "create", "--tenant", slug, "--role", "operator", "--expires", "30d")
+    key = output.strip().splitlines()[-1]
+    assert key.startswith("gvf_")
+    listing = invoke(cli_env, "apikey", "list", "--tenant", slug)
+    assert "operator" in listing
+    assert key not in listing
+    prefix = key.split("_")[1]
+    assert "revoked" in invoke(cli_env, "apikey", "revoke", "--tenant", slug, prefix)
+
+    added = invoke(cli_env, "credential", "add", "--tenant", slug, "--token", "cli-secret-token", "--no-check")
+    assert "added" in added
+    listing = invoke(cli_env, "credential", "list", "--tenant", slug)
+    assert "unknown" in listing
+    assert "cli-secret-token" not in listing
+
+    rotated = invoke(cli_env, "admin", "rotate-key", "--generate")
+    assert "1 credential(s) re-encrypted" in rotated
+
+
+@pytest.mark.usefixtures("clean_db")
+def test_cli_reports_domain_errors_without_a_traceback(cli_env: CliRunner) -> None:
+    result = cli_env.invoke(cli, ["apikey", "list", "--tenant", "no-such-tenant"])
+    assert result.exit_code == 1
+    assert "no tenant with slug 'no-such-tenant'" in result.output
