@@ -23,7 +23,7 @@ Construct a client for a credential::
         eta = await budget.capacity(Lane.CAMPAIGN, horizon_seconds=600)
 """
 
-from service.givenergy._client import DEFAULT_BASE_URL, DEFAULT_PAGE_SIZE, GivEnergyClient
+from service.givenergy._client import DEFAULT_BASE_URL, DEFAULT_PAGE_SIZE, GivEnergyClient, Page
 from service.givenergy._control import (
     ControlOutcome,
     ControlResult,
@@ -163,6 +163,7 @@ __all__ = [
     "MeterData",
     "MeterInfo",
     "NotFoundError",
+    "Page",
     "PaymentRequiredError",
     "Preset",
     "PresetParameter",

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import copy
 from collections.abc import AsyncIterator, Iterable, Mapping, Sequence
+from dataclasses import dataclass
 from datetime import date, datetime
 from typing import Any, TypeVar
 from urllib.parse import quote
@@ -228,6 +229,46 @@ class GivEnergyClient:
     async def _get_list(self, template: str, path: str, model: type[_M], *, control: bool = False) -> list[_M]:
         data = _data(await self._request("GET", template, path, idempotent=True, control=control))
         return [model.model_validate(item) for item in _as_list(data) if isinstance(item, dict)]
+
+    async def get_page(
+        self,
+        endpoint: str,
+        *,
+        page: int = 1,
+        page_size: int = DEFAULT_PAGE_SIZE,
+        params: Sequence[tuple[str, Any]] = (),
+        **path_params: str | int,
+    ) -> Page:
+        """One page of any paginated list, with its metadata (for planners that need ``last_page``/``total``).
+
+        The ``iter_*`` methods are simpler when every item is wanted.
+
+        Args:
+            endpoint: The route template, e.g. ``"/communication-device"`` or ``"/account-children/{id}"``.
+            page: Page number (1-based).
+            page_size: Requested size; the server may use another one (see `Page.per_page`).
+            params: Extra query parameters.
+            **path_params: Values of the template's placeholders (URL-quoted here).
+
+        Returns:
+            The page's raw items (dicts; validate them with the matching model) and metadata.
+        """
+        if page_size < 1 or page < 1:
+            raise ValueError("page and page_size must be positive")
+        path = endpoint.format(**{key: _seg(value) for key, value in path_params.items()}).lstrip("/")
+        body = await self._request(
+            "GET", endpoint, path, idempotent=True, params=[*params, ("page", page), ("pageSize", page_size)]
+        )
+        items = [item for item in _as_list(_data(body)) if isinstance(item, dict)]
+        meta = _dict(body.get("meta")) if isinstance(body, dict) else {}
+        return Page(
+            items=items,
+            page=page,
+            last_page=_opt_int(meta.get("last_page")),
+            total=_opt_int(meta.get("total")),
+            per_page=_opt_int(meta.get("per_page")),
+            has_next=self._has_next(body, page, items),
+        )
 
     async def _paginate(
         self,
@@ -723,6 +764,36 @@ class GivEnergyClient:
             json={"time": _iso(time), "power": power},
         )
         return [SmartDeviceDataPoint.model_validate(i) for i in _as_list(_data(body)) if isinstance(i, dict)]
+
+
+@dataclass(frozen=True, slots=True)
+class Page:
+    """One page of a paginated list, as the server answered it.
+
+    Attributes:
+        items: The raw items (validate with the endpoint's model).
+        page: The page number requested.
+        last_page: ``meta.last_page`` (``None`` when the answer had no usable meta).
+        total: ``meta.total``.
+        per_page: ``meta.per_page``: the size the server really used.
+        has_next: Whether another page follows (from ``last_page``, else ``links.next``).
+    """
+
+    items: list[dict[str, Any]]
+    page: int
+    last_page: int | None
+    total: int | None
+    per_page: int | None
+    has_next: bool
+
+
+def _opt_int(value: Any) -> int | None:
+    if isinstance(value, bool) or not isinstance(value, int | float | str):
+        return None
+    try:
+        return int(value)
+    except ValueError:
+        return None
 
 
 def _dict(value: Any) -> dict[str, Any]:

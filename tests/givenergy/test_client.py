@@ -213,3 +213,16 @@ async def test_requests_are_counted_by_endpoint_template_status_and_lane() -> No
     async with make_client(recorder, lane=Lane.MONITORING) as client:
         await client.get_system_data("CE-METRICS")
     assert REGISTRY.get_sample_value("givfleet_givenergy_requests_total", labels) == before + 1
+
+
+async def test_get_page_reports_what_the_server_really_did() -> None:
+    def handler(request: httpx.Request) -> httpx.Response:
+        assert request.url.raw_path.split(b"?")[0] == b"/v1/account-children/a%2Fb"
+        return respond(200, {"data": [{"id": 1}, {"id": 2}], "meta": {"last_page": 9, "total": 17, "per_page": 2}})
+
+    recorder = Recorder(handler)
+    async with make_client(recorder) as client:
+        page = await client.get_page("/account-children/{id}", page=3, page_size=500, id="a/b")
+    assert page.items == [{"id": 1}, {"id": 2}]
+    assert (page.last_page, page.total, page.per_page, page.has_next) == (9, 17, 2, True)
+    assert recorder.requests[0].url.params["pageSize"] == "500"
