@@ -9,12 +9,14 @@ from litestar import Litestar
 from litestar.datastructures import State
 from litestar.di import Provide
 from litestar.openapi import OpenAPIConfig
+from litestar.openapi.spec import Components, SecurityScheme
 from litestar.plugins.prometheus import PrometheusConfig, PrometheusController
 
 from service.api.admin import AccessController
 from service.api.auth import authentication_middleware
 from service.api.dependencies import provide_db_session
 from service.api.errors import EXCEPTION_HANDLERS
+from service.api.fleet import FleetController
 from service.api.health import HealthController
 from service.gql.http import graphql_controller
 from service.observability import RequestIdMiddleware
@@ -55,7 +57,8 @@ def create_app(settings: Settings | None = None, resources: Resources | None = N
         include_in_schema = False
 
     return Litestar(
-        route_handlers=[HealthController, MetricsController, AccessController, graphql_controller()],
+        route_handlers=[HealthController, MetricsController, AccessController, FleetController,
+                        graphql_controller()],
         dependencies={
             "resources": Provide(provide_resources, sync_to_thread=False),
             "db_session": Provide(provide_db_session),
@@ -63,7 +66,12 @@ def create_app(settings: Settings | None = None, resources: Resources | None = N
         middleware=[RequestIdMiddleware, prometheus.middleware, authentication_middleware()],
         exception_handlers=EXCEPTION_HANDLERS,
         lifespan=[lifespan],
-        openapi_config=OpenAPIConfig(title="givfleet", version="0.1.0", path="/schema"),
+        openapi_config=OpenAPIConfig(
+            title="givfleet", version="0.1.0", path="/schema",
+            components=Components(security_schemes={"apiKey": SecurityScheme(
+                type="http", scheme="bearer", description="A givfleet API key: 'Authorization: Bearer <key>'.")}),
+            security=[{"apiKey": []}],
+        ),
         logging_config=None,  # service.observability configures logging for every entry point
         debug=settings.api.debug,
     )

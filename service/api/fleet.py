@@ -1,0 +1,399 @@
+"""REST read API over the mirror (``/api/v1``): the same resources and filters as GraphQL, cursor-paginated,
+scoped to the caller's tenant and subtree, with problem+json errors.
+
+Lists answer ``{"items": [...], "next_cursor": ..., "total_count": N}``; pass ``next_cursor`` back as
+``cursor`` for the next page. A foreign, removed-from-scope or unknown key is a 404.
+"""
+
+from __future__ import annotations
+
+import uuid
+from datetime import date, datetime
+from typing import Annotated, Any, Generic, TypeVar
+
+from litestar import Controller, get
+from litestar.di import Provide
+from litestar.openapi import ResponseSpec
+from litestar.params import Parameter
+from pydantic import BaseModel, ConfigDict, Field
+
+from service.api.auth import PrincipalDep, provide_principal, requires_role
+from service.api.dependencies import DbSession
+from service.core.errors import NotFoundError
+from service.core.pagination import MAX_PAGE_SIZE, Page, page_size
+from service.db.models import mirror as m
+from service.db.models.api_key import Role
+from service.mirror import queries as reads
+from service.tenants.principal import Principal
+
+T = TypeVar("T")
+
+
+class ProblemView(BaseModel):
+    """An error (RFC 9457 problem details) with the request id to quote."""
+
+    type: str = "about:blank"
+    title: str
+    status: int
+    detail: str | None = None
+    request_id: str
+
+
+ERRORS = {
+    400: ResponseSpec(ProblemView, description="A parameter failed validation.",
+                      media_type="application/problem+json"),
+    401: ResponseSpec(ProblemView, description="Missing, unknown, expired or revoked API key.",
+                      media_type="application/problem+json"),
+    403: ResponseSpec(ProblemView, description="The key's role is too low.", media_type="application/problem+json"),
+    404: ResponseSpec(ProblemView, description="No such object in the caller's scope.",
+                      media_type="application/problem+json"),
+    422: ResponseSpec(ProblemView, description="Invalid cursor, sort or filter value.",
+                      media_type="application/problem+json"),
+    429: ResponseSpec(ProblemView, description="Too many failed authentication attempts.",
+                      media_type="application/problem+json"),
+}
+
+
+class _Row(BaseModel):
+    model_config = ConfigDict(from_attributes=True)
+
+
+class AccountView(_Row):
+    """An account of the tenant's GivEnergy hierarchy."""
+
+    upstream_id: int
+    username: str
+    first_name: str | None
+    surname: str | None
+    role: str | None
+    email: str | None
+    postcode: str | None
+    country: str | None
+    timezone: str | None
+    depth: int
+    parent_upstream_id: int | None
+    first_seen_at: datetime
+    last_seen_at: datetime
+    removed_at: datetime | None
+
+
+class SiteView(_Row):
+    """An installation site; ``scheme_status`` is its site status."""
+
+    upstream_id: int
+    name: str | None
+    account_upstream_id: int | None
+    account_username: str | None
+    date_created: date | None
+    country: str | None
+    timezone: str | None
+    latitude: float | None
+    longitude: float | None
+    type: str | None
+    scheme_status: str | None
+    first_seen_at: datetime
+    last_seen_at: datetime
+    removed_at: datetime | None
+
+
+class DongleView(_Row):
+    """A communication device."""
+
+    serial: str
+    type: str | None
+    firmware_version: str | None
+    commission_date: datetime | None
+    account_upstream_id: int | None
+    site_upstream_id: int | None
+    inverter_serial: str | None
+    first_seen_at: datetime
+    last_seen_at: datetime
+    removed_at: datetime | None
+
+
+class BatteryModuleView(_Row):
+    """A battery module of an inverter."""
+
+    position: int
+    module_number: int | None
+    serial: str | None
+    firmware_version: str | None
+    capacity_full: float | None
+    capacity_design: float | None
+    cell_count: int | None
+    nominal_voltage: float | None
+
+
+class MeterView(_Row):
+    """A meter connected to an inverter."""
+
+    address: int
+    serial_number: str | None
+    manufacturer_code: str | None
+    type_code: int | None
+    hardware_version: int | None
+    software_version: int | None
+    baud_rate: int | None
+
+
+class InverterView(_Row):
+    """An inverter as mirrored."""
+
+    serial: str
+    status: str | None
+    status_since: datetime | None
+    last_online: datetime | None
+    last_updated: datetime | None
+    commission_date: datetime | None
+    model: str | None
+    battery_type: str | None
+    battery_nominal_capacity: float | None
+    firmware_arm: str | None
+    firmware_dsp: str | None
+    flags: list[str]
+    is_controllable: bool | None
+    dongle_serial: str | None
+    account_upstream_id: int | None
+    site_upstream_id: int | None
+    first_seen_at: datetime
+    last_seen_at: datetime
+    changed_at: datetime
+    removed_at: datetime | None
+
+
+class InverterDetailView(InverterView):
+    """An inverter with its batteries and meters."""
+
+    batteries: list[BatteryModuleView] = Field(default_factory=list)
+    meters: list[MeterView] = Field(default_factory=list)
+
+
+class InverterChangeView(_Row):
+    """One observed change of an inverter."""
+
+    kind: str
+    from_value: str | None
+    to_value: str | None
+    observed_at: datetime
+
+
+class SyncRunView(_Row):
+    """One sync run."""
+
+    id: uuid.UUID
+    kind: str
+    state: str
+    attempts: int
+    started_at: datetime
+    finished_at: datetime | None
+    requests_used: int
+    rows_inserted: int
+    rows_updated: int
+    rows_removed: int
+    error: str | None
+
+
+class PageView(BaseModel, Generic[T]):
+    """One page of a list."""
+
+    items: list[T]
+    next_cursor: str | None = Field(description="Pass as `cursor` for the next page; null on the last page.")
+    total_count: int = Field(description="Rows matching the filter, over all pages.")
+
+
+class BucketView(BaseModel):
+    """How many inverters have a value (null: unknown)."""
+
+    value: str | None
+    count: int
+
+
+class FleetSummaryView(BaseModel):
+    """Counts over the inverters matching the filter."""
+
+    total: int
+    by_status: list[BucketView]
+    by_model: list[BucketView]
+    by_firmware_arm: list[BucketView]
+    by_firmware_dsp: list[BucketView]
+    by_battery_type: list[BucketView]
+    offline_for_more_than_hours: dict[str, int]
+
+
+def _page(page: Page[Any], view: type[BaseModel]) -> dict[str, Any]:
+    return {"items": [view.model_validate(item) for item in page.items],
+            "next_cursor": page.end_cursor if page.has_next_page else None, "total_count": page.total_count}
+
+
+def _scope(principal: Principal) -> reads.ReadScope:
+    return reads.ReadScope.of(principal.tenant_id, principal.restricted_account_id)
+
+
+Limit = Annotated[int, Parameter(ge=0, le=MAX_PAGE_SIZE, description="Page size.")]
+Cursor = Annotated[str | None, Parameter(description="`next_cursor` of the previous page.")]
+Direction = Annotated[reads.SortDirection, Parameter(description="Sort direction.")]
+Removed = Annotated[bool | None, Parameter(
+    description="false: present upstream (default); true: removed upstream; omit with `include_removed` for both.")]
+Search = Annotated[str | None, Parameter(max_length=100, description="Text to search for.")]
+Upstream = Annotated[int | None, Parameter(ge=0, le=2**53, description="An upstream id.")]
+FirmwareBound = Annotated[int | None, Parameter(ge=0, le=10**9)]
+
+
+def _removed(removed: bool | None, include_removed: bool) -> bool | None:
+    return None if include_removed else (False if removed is None else removed)
+
+
+class FleetController(Controller):
+    """Read-only access to the mirrored fleet (any role; subtree keys see their subtree)."""
+
+    path = "/api/v1"
+    tags = ["fleet"]
+    dependencies = {"principal": Provide(provide_principal, sync_to_thread=False)}
+    security = [{"apiKey": []}]
+
+    @get("/inverters", responses=ERRORS)
+    async def list_inverters(
+        self, principal: PrincipalDep, db_session: DbSession,
+        status: Annotated[list[str] | None, Parameter(description="Status is one of these (repeat).")] = None,
+        model: Annotated[list[str] | None, Parameter(description="Model is one of these (repeat).")] = None,
+        battery_type: Annotated[list[str] | None, Parameter(description="Battery type is one of these.")] = None,
+        firmware_arm_min: FirmwareBound = None, firmware_arm_max: FirmwareBound = None,
+        firmware_dsp_min: FirmwareBound = None, firmware_dsp_max: FirmwareBound = None,
+        offline_for_hours: Annotated[float | None, Parameter(ge=0, le=1e6, description="Last online more than "
+                                                             "this many hours ago (or never).")] = None,
+        account_id: Upstream = None, site_id: Upstream = None, q: Search = None,
+        removed: Removed = None, include_removed: bool = False,
+        sort: Annotated[str, Parameter(description="serial, status, model, last_online, firmware_arm or "
+                                                   "first_seen.")] = "serial",
+        direction: Direction = reads.SortDirection.ASC, limit: Limit = 50, cursor: Cursor = None,
+    ) -> PageView[InverterView]:
+        """Inverters matching every given filter, one page at a time."""
+        criteria = reads.InverterFilter(
+            status_in=status, model_in=model, battery_type_in=battery_type, firmware_arm_min=firmware_arm_min,
+            firmware_arm_max=firmware_arm_max, firmware_dsp_min=firmware_dsp_min, firmware_dsp_max=firmware_dsp_max,
+            offline_for_hours=offline_for_hours, account_id=account_id, site_id=site_id, search=q,
+            removed=_removed(removed, include_removed))
+        reader = reads.FleetReader(db_session, _scope(principal))
+        page = await reader.inverters(criteria, sort, direction, page_size(limit), cursor)
+        return PageView[InverterView].model_validate(_page(page, InverterView))
+
+    @get("/inverters/{serial:str}", responses=ERRORS)
+    async def get_inverter(self, principal: PrincipalDep, db_session: DbSession, serial: str) -> InverterDetailView:
+        """One inverter by serial, with its batteries and meters."""
+        reader = reads.FleetReader(db_session, _scope(principal))
+        row = await reader.inverter_by_serial(serial)
+        if row is None:
+            raise NotFoundError(f"no inverter {serial!r}")
+        batteries = await reader.load_many(m.BatteryModule, m.BatteryModule.inverter_serial, [serial],
+                                           order_by=[m.BatteryModule.position], present_only=True)
+        meters = await reader.load_many(m.Meter, m.Meter.inverter_serial, [serial], order_by=[m.Meter.address],
+                                        present_only=True)
+        detail = InverterDetailView.model_validate(row)
+        detail.batteries = [BatteryModuleView.model_validate(b) for b in batteries]
+        detail.meters = [MeterView.model_validate(meter) for meter in meters]
+        return detail
+
+    @get("/inverters/{serial:str}/history", responses=ERRORS)
+    async def inverter_history(self, principal: PrincipalDep, db_session: DbSession, serial: str,
+                               limit: Limit = 50) -> list[InverterChangeView]:
+        """Observed changes of an inverter, newest first."""
+        reader = reads.FleetReader(db_session, _scope(principal))
+        if await reader.inverter_by_serial(serial) is None:
+            raise NotFoundError(f"no inverter {serial!r}")
+        rows = await reader.load_many(m.InverterChange, m.InverterChange.inverter_serial, [serial],
+                                      order_by=[m.InverterChange.observed_at.desc()])
+        return [InverterChangeView(kind=row.kind.value, from_value=row.from_value, to_value=row.to_value,
+                                   observed_at=row.observed_at) for row in rows[:limit]]
+
+    @get("/accounts", responses=ERRORS)
+    async def list_accounts(
+        self, principal: PrincipalDep, db_session: DbSession, under_account_id: Upstream = None,
+        depth: Annotated[int | None, Parameter(ge=0, le=100)] = None, q: Search = None,
+        removed: Removed = None, include_removed: bool = False,
+        sort: Annotated[str, Parameter(description="username, depth or first_seen.")] = "username",
+        direction: Direction = reads.SortDirection.ASC, limit: Limit = 50, cursor: Cursor = None,
+    ) -> PageView[AccountView]:
+        """Accounts of the hierarchy, one page at a time."""
+        criteria = reads.AccountFilter(under_account_id=under_account_id, depth=depth, search=q,
+                                   removed=_removed(removed, include_removed))
+        page = await reads.FleetReader(db_session, _scope(principal)).accounts(criteria, sort, direction,
+                                                                          page_size(limit), cursor)
+        return PageView[AccountView].model_validate(_page(page, AccountView))
+
+    @get("/accounts/{upstream_id:int}", responses=ERRORS)
+    async def get_account(self, principal: PrincipalDep, db_session: DbSession, upstream_id: int) -> AccountView:
+        """One account by upstream id."""
+        rows = await reads.FleetReader(db_session, _scope(principal)).load_many(
+            m.FleetAccount, m.FleetAccount.upstream_id, [upstream_id])
+        if not rows:
+            raise NotFoundError(f"no account {upstream_id}")
+        return AccountView.model_validate(rows[0])
+
+    @get("/sites", responses=ERRORS)
+    async def list_sites(
+        self, principal: PrincipalDep, db_session: DbSession, account_id: Upstream = None,
+        site_status: Annotated[list[str] | None, Parameter(description="Site status is one of these.")] = None,
+        q: Search = None, removed: Removed = None, include_removed: bool = False,
+        sort: Annotated[str, Parameter(description="name or upstream_id.")] = "name",
+        direction: Direction = reads.SortDirection.ASC, limit: Limit = 50, cursor: Cursor = None,
+    ) -> PageView[SiteView]:
+        """Sites, one page at a time."""
+        criteria = reads.SiteFilter(account_id=account_id, scheme_status_in=site_status, search=q,
+                                removed=_removed(removed, include_removed))
+        page = await reads.FleetReader(db_session, _scope(principal)).sites(criteria, sort, direction, page_size(limit),
+                                                                       cursor)
+        return PageView[SiteView].model_validate(_page(page, SiteView))
+
+    @get("/sites/{upstream_id:int}", responses=ERRORS)
+    async def get_site(self, principal: PrincipalDep, db_session: DbSession, upstream_id: int) -> SiteView:
+        """One site by upstream id."""
+        reader = reads.FleetReader(db_session, _scope(principal))
+        rows = await reader.load_many(m.Site, m.Site.upstream_id, [upstream_id])
+        if not rows:
+            raise NotFoundError(f"no site {upstream_id}")
+        return SiteView.model_validate(rows[0])
+
+    @get("/dongles", responses=ERRORS)
+    async def list_dongles(
+        self, principal: PrincipalDep, db_session: DbSession, account_id: Upstream = None, site_id: Upstream = None,
+        q: Search = None, removed: Removed = None, include_removed: bool = False,
+        direction: Direction = reads.SortDirection.ASC, limit: Limit = 50, cursor: Cursor = None,
+    ) -> PageView[DongleView]:
+        """Dongles, one page at a time."""
+        criteria = reads.DongleFilter(account_id=account_id, site_id=site_id, search=q,
+                                  removed=_removed(removed, include_removed))
+        page = await reads.FleetReader(db_session, _scope(principal)).dongles(criteria, "serial", direction,
+                                                                         page_size(limit), cursor)
+        return PageView[DongleView].model_validate(_page(page, DongleView))
+
+    @get("/fleet/summary", responses=ERRORS)
+    async def fleet_summary(
+        self, principal: PrincipalDep, db_session: DbSession,
+        status: Annotated[list[str] | None, Parameter(description="Status is one of these (repeat).")] = None,
+        model: Annotated[list[str] | None, Parameter(description="Model is one of these (repeat).")] = None,
+        account_id: Upstream = None, site_id: Upstream = None,
+    ) -> FleetSummaryView:
+        """Counts by status, model, firmware and battery type, and offline counts, over the present inverters."""
+        criteria = reads.InverterFilter(status_in=status, model_in=model, account_id=account_id, site_id=site_id)
+        summary = await reads.FleetReader(db_session, _scope(principal)).summary(criteria)
+
+        def buckets(values: list[reads.Breakdown]) -> list[BucketView]:
+            return [BucketView(value=b.value, count=b.count) for b in values]
+
+        return FleetSummaryView(
+            total=summary.total, by_status=buckets(summary.by_status), by_model=buckets(summary.by_model),
+            by_firmware_arm=buckets(summary.by_firmware_arm), by_firmware_dsp=buckets(summary.by_firmware_dsp),
+            by_battery_type=buckets(summary.by_battery_type),
+            offline_for_more_than_hours={str(hours): count for hours, count in summary.offline.items()})
+
+    @get("/sync-runs", responses=ERRORS, guards=[requires_role(Role.OPERATOR)])
+    async def sync_runs(self, principal: PrincipalDep, db_session: DbSession, limit: Limit = 50,
+                        cursor: Cursor = None) -> PageView[SyncRunView]:
+        """The tenant's sync runs, newest first (operator role; empty for subtree keys)."""
+        page = await reads.FleetReader(db_session, _scope(principal)).sync_runs(page_size(limit), cursor)
+        items = [SyncRunView(id=r.id, kind=r.kind.value, state=r.state.value, attempts=r.attempts,
+                             started_at=r.started_at, finished_at=r.finished_at, requests_used=r.requests_used,
+                             rows_inserted=r.rows_inserted, rows_updated=r.rows_updated, rows_removed=r.rows_removed,
+                             error=r.error) for r in page.items]
+        return PageView[SyncRunView](items=items, next_cursor=page.end_cursor if page.has_next_page else None,
+                                     total_count=page.total_count)
