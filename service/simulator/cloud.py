@@ -426,12 +426,16 @@ class CloudApi:
             end += timedelta(days=1)
         if end <= start:
             raise invalid({"end_time": ["The end time must be a date after or equal to start time."]})
+        zone = self.sim.site_zone(device)
+        local = ZoneInfo(zone)
+        # Dates and times in the body are the inverter's local time.
+        start, end = start.replace(tzinfo=local), end.replace(tzinfo=local)
         intervals = _intervals(start, end, grouping)
         if len(intervals) > 20_000:
             raise invalid({"end_time": ["The requested range is too large for this grouping."]})
         result = []
         for lower, upper in intervals:
-            flows = telemetry.energy_between(device, lower, upper)
+            flows = telemetry.energy_between(device, lower, upper, zone)
             result.append(
                 {
                     "start_time": lower.strftime("%Y-%m-%d %H:%M"),

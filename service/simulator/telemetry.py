@@ -67,6 +67,11 @@ class Energy:
     ac_charge: float
 
 
+def _day_index(moment: datetime, zone: str) -> int:
+    """The local date as an ordinal: weather (cloud cover) is drawn per local day."""
+    return moment.astimezone(ZoneInfo(zone)).date().toordinal()
+
+
 def _local_hour(moment: datetime, zone: str) -> float:
     local = moment.astimezone(ZoneInfo(zone))
     return local.hour + local.minute / 60 + local.second / 3600
@@ -86,7 +91,7 @@ def snapshot(device: Device, moment: datetime, zone: str) -> Snapshot:
     """The power flows of a device at a moment (site timezone ``zone`` drives the solar day)."""
     slot = int(moment.timestamp()) // 300
     hour = _local_hour(moment, zone)
-    day = slot // 288
+    day = _day_index(moment, zone)
     sun = max(0.0, math.sin(math.pi * (hour - 6) / 12))
     solar = int(_peak_solar(device) * sun * _cloud(device, day) * (0.85 + 0.15 * noise(device.seed, slot, 3)))
     evening = 1.0 + (1.2 if 17 <= hour < 21 else 0.0)
@@ -157,7 +162,7 @@ def _day_energy(device: Device, hour: float, day: int) -> Energy:
 def today(device: Device, moment: datetime, zone: str) -> Energy:
     """Energy since local midnight."""
     local = moment.astimezone(ZoneInfo(zone))
-    day = int(moment.timestamp()) // 86400
+    day = _day_index(moment, zone)
     return _day_energy(device, local.hour + local.minute / 60, day)
 
 
@@ -181,13 +186,22 @@ def total(device: Device, moment: datetime, zone: str) -> Energy:
     )
 
 
-def energy_between(device: Device, start: datetime, end: datetime) -> dict[int, float]:
-    """Energy-flow types (0-6, kWh) between two moments, from average daily flows scaled by duration."""
+def energy_between(device: Device, start: datetime, end: datetime, zone: str = "UTC") -> dict[int, float]:
+    """Energy-flow types (0-6, kWh) between two moments.
+
+    Solar follows the day's curve within one local day (nothing at night); other flows, and spans longer than
+    a day, use the day's averages scaled by duration.
+    """
     hours = max(0.0, (end - start).total_seconds() / 3600)
-    day = int(start.timestamp()) // 86400
+    day = _day_index(start, zone)
     full = _day_energy(device, 24.0, day)
     scale = hours / 24
     solar = full.solar * scale
+    local_start, local_end = start.astimezone(ZoneInfo(zone)), end.astimezone(ZoneInfo(zone))
+    if hours <= 24 and local_start.date() == (local_end - timedelta(microseconds=1)).date():
+        begin = local_start.hour + local_start.minute / 60
+        finish = begin + hours
+        solar = _solar_kwh_until(device, finish, day) - _solar_kwh_until(device, begin, day)
     battery = device.model.has_battery
     flows = {
         0: solar * 0.45,

@@ -17,7 +17,7 @@ class Truth:
     """Read-only views of the simulated world (``sim.truth``).
 
     Records returned are the live internal objects: read them, change the world through the simulator's
-    mutators.
+    mutators. Reads of time-dependent state first run the behaviour due on a running clock.
     """
 
     def __init__(self, sim: Simulator) -> None:
@@ -48,6 +48,7 @@ class Truth:
 
     def devices(self, *, include_removed: bool = False) -> list[Device]:
         """Every communication device with its inverter, in list order."""
+        self._sim.now()
         return [d for d in self._sim.fleet.devices if include_removed or not d.removed]
 
     def device(self, serial: str) -> Device:
@@ -88,6 +89,7 @@ class Truth:
 
     def settings(self, serial: str) -> dict[int, bool | int | str]:
         """True setting values of an inverter (canonical types: bool, int, "HH:MM")."""
+        self._sim.now()
         device = self.device(serial)
         return {entry.id: device.true_value(entry) for entry in device.catalogue}
 
@@ -102,12 +104,14 @@ class Truth:
 
     def drifts(self) -> list[Drift]:
         """Setting changes made by "another actor", oldest first."""
+        self._sim.now()
         return list(self._sim.behaviour.drifts)
 
     # ---- events and counters ------------------------------------------------------------------------------
 
     def events(self, serial: str | None = None) -> list[InverterEvent]:
         """Fault events (of one inverter, or all), oldest first."""
+        self._sim.now()
         behaviour = self._sim.behaviour
         if serial is not None:
             return sorted(behaviour.events.get(self.device(serial).serial, []), key=lambda e: e.start_time)
@@ -124,6 +128,7 @@ class Truth:
 
     def summary(self) -> dict[str, Any]:
         """Counts of what the fleet holds (accounts per type, devices per model and status)."""
+        self._sim.now()
         fleet = self._sim.fleet
         by_type: dict[str, int] = {}
         for account in fleet.accounts.values():

@@ -168,3 +168,26 @@ def test_clock_is_frozen_at_speed_zero_and_accelerable() -> None:
     assert frozen.clock.advance(timedelta(minutes=5)) == start + timedelta(minutes=5)
     fast = Simulator(dataclasses.replace(SimulatorConfig.quiet(), clock_speed=3600.0))
     assert fast.clock.now() >= fast.config.start_time  # type: ignore[operator]
+
+
+async def test_energy_flows_follow_the_solar_day(sim: Simulator, client: ClientFactory) -> None:
+    device = first_hybrid(sim)
+    day = "2026-05-20"
+    async with client("company") as api:
+        url = f"/inverter/{device.serial}/energy-flows"
+        halves = await api.post(url, json={"start_time": day, "end_time": day, "grouping": 0, "types": [0, 2, 3]})
+        whole = await api.post(url, json={"start_time": day, "end_time": day, "grouping": 4, "types": [0, 2, 3]})
+        refused = await api.post(url, json={"start_time": day, "end_time": day, "grouping": 9})
+    rows = halves.json()["data"]
+    assert len(rows) == 48
+    assert rows[0]["start_time"] == f"{day} 00:00"
+    assert rows[-1]["end_time"] == "2026-05-21 00:00"
+    night = next(row for row in rows if row["start_time"] == f"{day} 02:00")
+    noon = next(row for row in rows if row["start_time"] == f"{day} 12:00")
+    assert night["data"]["0"] == 0
+    assert noon["data"]["0"] > 0
+    assert set(noon["data"]) == {"0", "2", "3"}
+    summed = sum(row["data"]["0"] for row in rows)
+    assert abs(summed - whole.json()["data"][0]["data"]["0"]) < 0.5
+    assert refused.status_code == 422
+    assert "grouping" in refused.json()["errors"]
