@@ -381,11 +381,11 @@ class Fetcher:
         Returns:
             The items, and whether the list held still while it was paged (same ``total`` on every page).
         """
-        pages = await asyncio.gather(
-            *(
+        pages = await gather_all(
+            [
                 self._gated(self.page(fetch.template, fetch.path, number, fetch.page_size, fetch.params))
                 for number in range(2, fetch.pages + 1)
-            )
+            ]
         )
         ordered = [fetch.first, *pages]
         number = len(ordered)
@@ -399,7 +399,7 @@ class Fetcher:
 
     async def each(self, call: Callable[[_K], Awaitable[_T]], keys: Sequence[_K]) -> list[_T]:
         """``call(key)`` for every key with bounded concurrency; results in order."""
-        return list(await asyncio.gather(*(self._gated(call(key)) for key in keys)))
+        return await gather_all([self._gated(call(key)) for key in keys])
 
 
 # --- discovery and the plan --------------------------------------------------------------------------------
@@ -454,11 +454,15 @@ async def eta_seconds(limiter: CredentialLimiter | None, requests: int) -> float
 
 async def discover(fetcher: Fetcher, tap: RequestTap, *, full: bool) -> Discovery:
     """Discovery: who we are, the account list, the first pages of sites and devices, one site status."""
-    started = tap.requests
     client = fetcher.client
+    started = tap.requests - tap.rate_limited - tap.server_errors
+
+    def used() -> int:  # answered requests only: retries after 429/5xx are not part of any plan
+        return tap.requests - tap.rate_limited - tap.server_errors - started
+
     if not full:
         devices = await fetcher.start_list("/communication-device", "communication-device")
-        return Discovery(None, [], True, False, False, None, devices, None, False, tap.requests - started)
+        return Discovery(None, [], True, False, False, None, devices, None, False, used())
     me = await client.get_account()
     root = account_record(me)
     rank = _RANK.get((me.role or "").upper(), 1)
@@ -490,11 +494,23 @@ async def discover(fetcher: Fetcher, tap: RequestTap, *, full: bool) -> Discover
         ]
     if can_list:
         discovery.viewers = [a.id for a in accounts if a.id is not None and (a.role or "").upper() == "VIEWER"]
-    discovery.requests = tap.requests - started
+    discovery.requests = used()
     return discovery
 
 
 # --- the rest of a full sync -------------------------------------------------------------------------------
+
+
+async def gather_all(calls: Sequence[Awaitable[_T]]) -> list[_T]:
+    """Await every call concurrently; on the first failure cancel the others and raise it (no orphans)."""
+    tasks = [asyncio.ensure_future(call) for call in calls]
+    try:
+        return list(await asyncio.gather(*tasks))
+    except BaseException:
+        for task in tasks:
+            task.cancel()
+        await asyncio.gather(*tasks, return_exceptions=True)
+        raise
 
 
 async def _subtree(fetcher: Fetcher, account_id: int, size: int) -> tuple[int, list[int]]:

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import asyncio
 import uuid
 from collections.abc import Callable
 from typing import Any
@@ -36,6 +37,27 @@ def quiet_simulator(fleet_size: int = 40, **overrides: Any) -> Simulator:
     """A calm simulated fleet (frozen clock, no spontaneous behaviour, no rate limit unless asked)."""
     overrides.setdefault("rate_limits_enabled", False)
     return Simulator(SimulatorConfig.quiet(fleet_size=fleet_size, **overrides))
+
+
+class FlakyTransport(httpx.AsyncBaseTransport):
+    """Answers 429 (``Retry-After: 0``) to every ``every``-th request instead of passing it on; can also stop
+    the caller dead after ``kill_after`` requests (a worker killed mid-sync)."""
+
+    def __init__(self, inner: httpx.AsyncBaseTransport, *, every: int = 0, kill_after: int | None = None) -> None:
+        self.inner = inner
+        self.every = every
+        self.kill_after = kill_after
+        self.count = 0
+        self.paths: list[str] = []
+
+    async def handle_async_request(self, request: httpx.Request) -> httpx.Response:
+        self.count += 1
+        self.paths.append(request.url.path)
+        if self.kill_after is not None and self.count > self.kill_after:
+            raise asyncio.CancelledError("worker killed")
+        if self.every and self.count % self.every == 0:
+            return httpx.Response(429, headers={"Retry-After": "0"}, json={"message": "Too Many Attempts."})
+        return await self.inner.handle_async_request(request)
 
 
 RunnerFactory = Callable[..., SyncRunner]
