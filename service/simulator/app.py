@@ -156,7 +156,8 @@ class SimulatorApp:
         if spec is not None and spec.bucket == "notification":
             limit, window, bucket = cfg.notification_limit, cfg.notification_window_seconds, "notification"
         else:
-            limit, window, bucket = cfg.rate_limit_per_window, cfg.rate_limit_window_seconds, "global"
+            limit = token.rate_limit if token.rate_limit is not None else cfg.rate_limit_per_window
+            window, bucket = cfg.rate_limit_window_seconds, "global"
         if not cfg.rate_limits_enabled:
             return self.sim.limiter.peek(token.value, bucket, limit, window)
         return self.sim.limiter.hit(token.value, bucket, limit, window)

@@ -381,6 +381,8 @@ class CloudApi:
         zone = self.sim.site_zone(device)
         local_midnight = datetime(day.year, day.month, day.day, tzinfo=ZoneInfo(zone)).astimezone(UTC)
         until = min(local_midnight + timedelta(days=1), ctx.now)
+        if until <= device.commission_date:  # no data before the inverter existed
+            until = local_midnight
         if device.status == "LOST":
             until = min(until, device.last_updated)
         count = max(0, -(-int((until - local_midnight).total_seconds()) // 300)) if until > local_midnight else 0
@@ -684,9 +686,7 @@ class CloudApi:
         return Response(200, {"success": True})
 
     def _visible_sites(self, ctx: Ctx) -> list[int]:
-        fleet = self.sim.fleet
-        owners = set(fleet.customers_of(ctx.account.id))
-        return [site_id for site_id, site in fleet.sites.items() if site.account_id in owners]
+        return self.sim.fleet.sites_of(ctx.account.id)
 
     def _site_of(self, ctx: Ctx, raw: str) -> Any:
         fleet = self.sim.fleet

@@ -39,6 +39,7 @@ class SimulatorConfig:
         another_actor_fraction: Share of inverters whose writes are accepted and then not applied.
         not_controllable_fraction: Share of inverters without the ``is-controllable`` flag (they ignore writes).
         dead_fraction: Share of inverters LOST for weeks (``last_updated`` days old).
+        new_status_fraction: Share of inverters reporting statuses newer than the v1.26 docs (OFF_GRID, ON_GRID).
         fault_rate_per_day: Faults started per inverter per simulated day.
         lost_rate_per_day: Connection losses (status LOST) per inverter per simulated day.
         firmware_update_rate_per_day: Firmware updates per inverter per simulated day.
@@ -68,6 +69,7 @@ class SimulatorConfig:
     another_actor_fraction: float = 0.03
     not_controllable_fraction: float = 0.03
     dead_fraction: float = 0.01
+    new_status_fraction: float = 0.01
     fault_rate_per_day: float = 0.05
     lost_rate_per_day: float = 0.03
     firmware_update_rate_per_day: float = 0.005
@@ -109,6 +111,7 @@ class SimulatorConfig:
             another_actor_fraction=0.0,
             not_controllable_fraction=0.0,
             dead_fraction=0.0,
+            new_status_fraction=0.0,
             fault_rate_per_day=0.0,
             lost_rate_per_day=0.0,
             firmware_update_rate_per_day=0.0,

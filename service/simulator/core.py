@@ -56,6 +56,7 @@ class Simulator:
             another_actor=cfg.another_actor_fraction,
             not_controllable=cfg.not_controllable_fraction,
             dead=cfg.dead_fraction,
+            new_status=cfg.new_status_fraction,
             ev_charger=cfg.ev_charger_fraction,
             smart_device=cfg.smart_device_fraction,
         )
@@ -118,6 +119,7 @@ class Simulator:
         approved: bool = True,
         subscribed: bool = True,
         value: str | None = None,
+        rate_limit: int | None = None,
     ) -> str:
         """Mint a bearer token for any account (e.g. with fewer scopes) and return it.
 
@@ -128,12 +130,13 @@ class Simulator:
             approved: Approved-user flag.
             subscribed: Subscription flag.
             value: Bearer string (derived from the seed and name when omitted).
+            rate_limit: Custom global requests per window (a commercial tier); default: the configured one.
         """
         if account_id not in self.fleet.accounts:
             raise KeyError(f"no account {account_id}")
         name = name or f"token-{len(self._tokens) + 1}"
         value = value or token_for(self.config.seed, f"custom:{name}:{account_id}")
-        self._tokens[value] = Token(value, name, account_id, frozenset(scopes), approved, subscribed)
+        self._tokens[value] = Token(value, name, account_id, frozenset(scopes), approved, subscribed, rate_limit)
         self.tokens[name] = value
         return value
 
@@ -362,14 +365,7 @@ class Simulator:
         now = self.now()
         device.commission_date = device.warranty_expiry = now
         device.warranty_expiry = now + timedelta(days=3650)
-        if site_id is None:
-            existing = [d.site_id for d in fleet.devices if d.owner_id == account_id]
-            if existing:
-                site_id = existing[0]
-            else:
-                site_id = max(fleet.sites) + 1 if fleet.sites else 1
-                fleet.sites[site_id] = Site(site_id, account_id, f"{owner.first_name} {owner.surname}")
-        device.site_id = site_id
+        device.site_id = site_id if site_id is not None else self._site_for(owner)
         fleet.devices.append(device)
         fleet.by_serial[device.serial] = device
         fleet.by_dongle[device.dongle_serial] = device
@@ -394,10 +390,21 @@ class Simulator:
         target.device_ids.append(device.index)
         device.owner_id = account_id
         device.removed = False
-        sites = [d.site_id for d in fleet.devices if d.owner_id == account_id and d is not device]
-        if sites:
-            device.site_id = sites[0]
+        device.site_id = self._site_for(target, exclude=device)
         fleet.invalidate()
+
+    def _site_for(self, owner: Account, exclude: Device | None = None) -> int:
+        """The owner's first site, or a new one for an owner without devices."""
+        fleet = self.fleet
+        for device in fleet.devices:
+            if device.owner_id == owner.id and device is not exclude and not device.removed:
+                return device.site_id
+        site_id = max(fleet.sites) + 1 if fleet.sites else 1
+        site = Site(site_id, owner.id, f"{owner.first_name} {owner.surname}")
+        site.tz_timezone, site.timezone, site.country = owner.standard_timezone, owner.timezone, owner.country
+        site.date_created = self.now().date().isoformat()
+        fleet.sites[site_id] = site
+        return site_id
 
     def account(self, account_id: int) -> Account:
         """An account record."""

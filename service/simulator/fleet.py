@@ -401,6 +401,7 @@ class Fractions:
     another_actor: float
     not_controllable: float
     dead: float
+    new_status: float
     ev_charger: float
     smart_device: float
 
@@ -423,6 +424,7 @@ class Fleet:
         self.named_accounts: dict[str, int] = {}
         self._subtree_cache: dict[int, list[int]] = {}
         self._device_cache: dict[int, list[Device]] = {}
+        self._site_cache: dict[int, list[int]] = {}
 
     # ---- indexes ----------------------------------------------------------------------------------------
 
@@ -430,6 +432,16 @@ class Fleet:
         """Forget cached subtree indexes (after any change of ownership)."""
         self._subtree_cache.clear()
         self._device_cache.clear()
+        self._site_cache.clear()
+
+    def sites_of(self, account_id: int) -> list[int]:
+        """Ids of the sites an account can see (its customers' sites), in id order."""
+        cached = self._site_cache.get(account_id)
+        if cached is None:
+            owners = set(self.customers_of(account_id))
+            cached = [site_id for site_id, site in sorted(self.sites.items()) if site.account_id in owners]
+            self._site_cache[account_id] = cached
+        return cached
 
     def subtree(self, account_id: int) -> list[int]:
         """Ids of every descendant of an account (depth-first, excluding the account itself)."""
@@ -651,6 +663,8 @@ class FleetGenerator:
         device.numeric_strings = rng.random() < 0.3
         device.time_seconds = rng.random() < 0.2
         device.status = "NORMAL" if rng.random() < 0.85 else "WAITING"
+        if fractions.new_status and rng.random() < fractions.new_status:
+            device.status = rng.choice(("OFF_GRID", "ON_GRID"))
         device.status_before = device.status
         if rng.random() < fractions.dead:
             device.status = "LOST"

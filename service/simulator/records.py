@@ -54,6 +54,7 @@ class Token:
         approved: Whether the account is approved (``approved users only`` endpoints).
         subscribed: Whether the account has an API subscription (otherwise every call answers
             ``no_subscription_status``).
+        rate_limit: A custom global limit per window for this token (commercial tiers); ``None`` = default.
     """
 
     value: str
@@ -62,6 +63,7 @@ class Token:
     scopes: frozenset[str]
     approved: bool = True
     subscribed: bool = True
+    rate_limit: int | None = None
 
     def has_scope(self, scope: str) -> bool:
         """Whether the token grants ``scope`` (directly or through a parent scope)."""

@@ -116,12 +116,13 @@ class SideDoor:
         })  # fmt: skip
 
     async def create_token(self, request: Request) -> Response:
-        """POST /_simulator/tokens {account_id, name?, scopes?, approved?, subscribed?}."""
+        """POST /_simulator/tokens {account_id, name?, scopes?, approved?, subscribed?, rate_limit?}."""
         body = _body(request)
         try:
             value = self.sim.create_token(
                 int(body["account_id"]), name=body.get("name"), scopes=body.get("scopes", sorted(ALL_SCOPES)),
                 approved=bool(body.get("approved", True)), subscribed=bool(body.get("subscribed", True)),
+                rate_limit=int(body["rate_limit"]) if body.get("rate_limit") is not None else None,
             )  # fmt: skip
         except (KeyError, ValueError):
             raise invalid({"account_id": ["Unknown account."]}) from None
