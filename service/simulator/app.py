@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import logging
 from collections.abc import Awaitable, Callable
 from typing import TYPE_CHECKING
 
@@ -27,6 +28,8 @@ from service.simulator.web import (
 
 if TYPE_CHECKING:
     from service.simulator.core import Simulator
+
+logger = logging.getLogger(__name__)
 
 App = Callable[[Scope, Receive, Send], Awaitable[None]]
 
@@ -70,6 +73,9 @@ class SimulatorApp:
                 response = Response(404, {"message": "Not Found"})
         except HttpError as error:
             response = Response(error.status, error.body, error.headers)
+        except Exception:  # a simulator bug must still answer like a server, and be visible in the log
+            logger.exception("simulator error on %s %s", request.method, request.path)
+            response = Response(500, {"message": "Server Error"})
         await send_response(send, response)
 
     async def plain(self, router: Router, request: Request) -> Response:

@@ -176,12 +176,12 @@ class Simulator:
         if self.config.latency_seconds > 0:
             await asyncio.sleep(self.config.latency_seconds)
 
-    def _failure(self, device: Device) -> int | None:
+    def _failure(self, device: Device, *, write: bool) -> int | None:
         if device.forced_offline or device.status == "LOST":
             return -2
         if device.forced_timeout:
             return -1
-        if device.locked:
+        if device.locked and write:  # the lock holder blocks changes; reads still answer
             return -7
         probabilities = self.config.control_error_probabilities
         if probabilities:
@@ -207,7 +207,7 @@ class Simulator:
         Returns a failure code (-1..-7) or the value the device reports; writes to inverters held by another
         actor or without ``is-controllable`` are answered as written but not applied.
         """
-        code = self._failure(device)
+        code = self._failure(device, write=True)
         if code is not None:
             applied = code in MAYBE_APPLIED_CODES and self._control_rng.random() < 0.5
             if applied and not setting.write_only:
@@ -223,7 +223,7 @@ class Simulator:
 
     def device_read(self, device: Device, setting: Setting) -> DeviceAnswer:
         """Read a setting: a failure code or the true value."""
-        code = self._failure(device)
+        code = self._failure(device, write=False)
         if code is not None:
             return DeviceAnswer(code, code, False)
         return DeviceAnswer(None, device.true_value(setting), False)

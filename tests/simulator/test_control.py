@@ -228,3 +228,10 @@ async def test_locked_preset_reports_the_code(sim: Simulator, client: ClientFact
         answer = (await api.post(f"/inverter/{device.serial}/presets/0", json={"enabled": False})).json()["data"]
     assert answer["success"] is False
     assert answer["value"] == -7
+
+
+async def test_locked_inverter_still_answers_reads(sim: Simulator) -> None:
+    device = hybrid(sim)
+    sim.set_locked([device.serial])
+    assert (await write(sim, device.serial, 71, 50))["value"] == -7
+    assert int(str(await read(sim, device.serial, 71))) == sim.truth.setting(device.serial, 71) != 50
