@@ -6,7 +6,7 @@ from typing import Any
 
 from arq.worker import Worker
 
-from service.jobs.registry import JOBS
+from service.jobs.registry import CRON_JOBS, JOBS
 from service.runtime import Resources, queue_name
 
 
@@ -21,6 +21,7 @@ def build_worker(resources: Resources, *, burst: bool = False, handle_signals: b
     ctx: dict[str, Any] = {"resources": resources}
     return Worker(
         functions=JOBS,
+        cron_jobs=CRON_JOBS,
         queue_name=queue_name(resources.settings),
         redis_pool=resources.redis,
         ctx=ctx,

@@ -1,0 +1,147 @@
+"""The mirror's services: asking for a sync, scheduling them, and resolving the credential a tenant syncs with.
+
+Services take a session and never commit; asking for a sync defers the job until the caller's transaction
+commits (:func:`service.db.uow.defer_job`).
+"""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from dataclasses import dataclass
+from datetime import datetime, timedelta
+
+import httpx
+from redis.asyncio import Redis
+from sqlalchemy.ext.asyncio import AsyncSession
+
+from service.core.errors import NotFoundError
+from service.core.tenancy import TenantId, tenant_id_from
+from service.db.models.credential import CredentialHealth, CredentialKind, UpstreamCredential
+from service.db.models.mirror import SyncKind, SyncRun, SyncSchedule
+from service.db.uow import defer_job
+from service.givenergy import RateLimiter
+from service.mirror.repository import MirrorRepository, SyncRunRepository, due_schedules
+from service.mirror.upstream import UpstreamTarget
+from service.settings import Settings
+from service.tenants.crypto import load_key_ring
+from service.tenants.repository import CredentialRepository
+from service.tenants.service import open_token
+
+SYNC_JOB = "mirror.sync"
+SCHEDULE_JOB = "mirror.schedule"
+DEFAULT_FULL_INTERVAL = timedelta(hours=24)
+DEFAULT_REFRESH_INTERVAL = timedelta(minutes=15)
+
+_UNUSABLE = {CredentialHealth.UNAUTHORISED, CredentialHealth.NO_SUBSCRIPTION, CredentialHealth.FORBIDDEN}
+
+
+def sync_job_id(tenant_id: TenantId, kind: SyncKind) -> str:
+    """The arq job id of a tenant's sync: while one is queued or running, asking again joins it."""
+    return f"{SYNC_JOB}:{tenant_id}:{kind.value}"
+
+
+def request_sync(session: AsyncSession, tenant_id: TenantId, kind: SyncKind = SyncKind.FULL) -> str:
+    """Ask for a sync of the tenant once the caller's transaction commits; returns the job id."""
+    job_id = sync_job_id(tenant_id, kind)
+    defer_job(session, SYNC_JOB, str(tenant_id), kind.value, _job_id=job_id)
+    return job_id
+
+
+@dataclass(frozen=True)
+class MirrorStatus:
+    """How a tenant's mirror stands: rows per entity, the latest runs, the schedule."""
+
+    counts: dict[str, int]
+    runs: Sequence[SyncRun]
+    schedule: SyncSchedule | None
+
+
+class MirrorService:
+    """The mirror of one tenant."""
+
+    def __init__(self, session: AsyncSession, tenant_id: TenantId) -> None:
+        self.session = session
+        self.tenant_id = tenant_id
+        self.runs = SyncRunRepository(session, tenant_id)
+        self.rows = MirrorRepository(session, tenant_id)
+
+    async def status(self, *, runs: int = 10) -> MirrorStatus:
+        """Counts, latest runs and schedule."""
+        return MirrorStatus(await self.rows.counts(), await self.runs.latest(limit=runs), await self.runs.schedule())
+
+    async def set_schedule(
+        self,
+        *,
+        full_interval: timedelta = DEFAULT_FULL_INTERVAL,
+        refresh_interval: timedelta = DEFAULT_REFRESH_INTERVAL,
+        enabled: bool = True,
+    ) -> SyncSchedule:
+        """Create or change the tenant's sync schedule."""
+        schedule = await self.runs.ensure_schedule(
+            full_interval_seconds=int(full_interval.total_seconds()),
+            refresh_interval_seconds=int(refresh_interval.total_seconds()),
+        )
+        schedule.full_interval_seconds = int(full_interval.total_seconds())
+        schedule.refresh_interval_seconds = int(refresh_interval.total_seconds())
+        schedule.enabled = enabled
+        return schedule
+
+
+async def enqueue_due(session: AsyncSession, now: datetime) -> list[str]:
+    """Ask for every due sync (a due full sync stands in for a due refresh) and move the schedules on.
+
+    Returns:
+        The job ids asked for.
+    """
+    asked: list[str] = []
+    for schedule in await due_schedules(session, now):
+        tenant = tenant_id_from(schedule.tenant_id)
+        full_due = schedule.next_full_at is None or schedule.next_full_at <= now
+        if full_due:
+            asked.append(request_sync(session, tenant, SyncKind.FULL))
+            schedule.next_full_at = now + timedelta(seconds=schedule.full_interval_seconds)
+        else:
+            asked.append(request_sync(session, tenant, SyncKind.REFRESH))
+        schedule.next_refresh_at = now + timedelta(seconds=schedule.refresh_interval_seconds)
+    return asked
+
+
+def credential_resolver(
+    settings: Settings, redis: Redis, *, transport: httpx.AsyncBaseTransport | None = None
+) -> CredentialResolver:
+    """A resolver reading the tenant's stored API-token credential, through the shared rate limiter."""
+    return CredentialResolver(settings, RateLimiter(redis, namespace=settings.redis.namespace), transport)
+
+
+class CredentialResolver:
+    """Finds the credential a tenant syncs with: its first API token not known to be refused upstream."""
+
+    def __init__(self, settings: Settings, limiter: RateLimiter, transport: httpx.AsyncBaseTransport | None) -> None:
+        self.settings = settings
+        self.limiter = limiter
+        self.transport = transport
+
+    async def __call__(self, session: AsyncSession, tenant_id: TenantId) -> UpstreamTarget:
+        """The upstream target of the tenant.
+
+        Raises:
+            NotFoundError: The tenant has no usable API-token credential.
+        """
+        credentials = await CredentialRepository(session, tenant_id).list()
+        usable: list[UpstreamCredential] = sorted(
+            (c for c in credentials if c.kind is CredentialKind.API_TOKEN and c.health not in _UNUSABLE),
+            key=lambda c: (c.health is not CredentialHealth.OK, c.created_at),
+        )
+        if not usable:
+            raise NotFoundError("the tenant has no usable GivEnergy API token")
+        credential = usable[0]
+        token = open_token(load_key_ring(self.settings), credential)
+        rate = credential.requests_per_minute or self.settings.givenergy.default_requests_per_minute
+        return UpstreamTarget(
+            token=token,
+            base_url=credential.base_url or self.settings.givenergy.base_url,
+            credential_id=credential.id,
+            limiter=self.limiter.credential(str(credential.id), requests_per_minute=rate),
+            transport=self.transport,
+            timeout=self.settings.givenergy.timeout_seconds,
+        )

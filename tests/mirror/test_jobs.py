@@ -1,0 +1,110 @@
+"""The mirror's jobs in a real arq worker, against a simulator served over HTTP, with a stored credential."""
+
+from __future__ import annotations
+
+import asyncio
+import socket
+from collections.abc import AsyncIterator
+from datetime import timedelta
+
+import pytest
+from sqlalchemy import select
+
+from service.core.clock import utcnow
+from service.core.tenancy import TenantId
+from service.db.models import SyncKind, SyncRun, SyncSchedule, SyncState
+from service.jobs.enqueue import unit_of_work
+from service.jobs.worker import build_worker
+from service.mirror.service import MirrorService, enqueue_due, request_sync, sync_job_id
+from service.runtime import Resources, queue_name
+from service.simulator import Simulator, SimulatorConfig
+from service.simulator.server import server as simulator_server
+from service.tenants.crypto import load_key_ring
+from service.tenants.principal import Principal
+from service.tenants.service import CredentialService
+from tests.mirror.truth import expected, mirrored
+
+
+@pytest.fixture
+async def served() -> AsyncIterator[tuple[Simulator, str]]:
+    """A quiet simulator served by uvicorn on a socket bound before it starts (no waiting for start-up)."""
+    sim, uv = simulator_server(SimulatorConfig.quiet(fleet_size=30, rate_limits_enabled=False))
+    sock = socket.socket(socket.AF_INET, socket.SOCK_STREAM)
+    sock.bind(("127.0.0.1", 0))
+    sock.listen(64)
+    port = sock.getsockname()[1]
+    task = asyncio.create_task(uv.serve(sockets=[sock]))
+    try:
+        yield sim, f"http://127.0.0.1:{port}/v1"
+    finally:
+        uv.should_exit = True
+        await task
+        sock.close()
+
+
+async def _add_credential(resources: Resources, tenant_id: TenantId, token: str, base_url: str) -> None:
+    async with unit_of_work(resources.session_factory, resources.redis) as session:
+        service = CredentialService(session, Principal.cli(tenant_id), load_key_ring(resources.settings))
+        await service.add(token, label="simulator", base_url=base_url, requests_per_minute=6000)
+
+
+async def test_sync_job_in_a_worker_mirrors_the_fleet_from_the_stored_credential(
+    resources: Resources, tenant_id: TenantId, served: tuple[Simulator, str]
+) -> None:
+    sim, base_url = served
+    await _add_credential(resources, tenant_id, sim.tokens["company"], base_url)
+    async with unit_of_work(resources.session_factory, resources.redis) as session:
+        job_id = request_sync(session, tenant_id, SyncKind.FULL)
+    again = await resources.redis.enqueue_job("mirror.sync", str(tenant_id), "full", _job_id=job_id)
+    assert again is None  # asking while one is queued joins it
+
+    await build_worker(resources, burst=True, handle_signals=False).main()
+
+    async with resources.session_factory() as session:
+        assert await mirrored(session, tenant_id) == expected(sim)
+        run = (await session.execute(select(SyncRun))).scalar_one()
+    assert run.state is SyncState.SUCCEEDED
+    assert run.job_id == job_id
+    assert run.credential_id is not None
+    assert run.requests_used == run.planned_requests
+    assert run.rate_limited == 0
+
+
+async def test_a_tenant_without_credential_gets_a_failed_run_with_the_reason(
+    resources: Resources, tenant_id: TenantId
+) -> None:
+    async with unit_of_work(resources.session_factory, resources.redis) as session:
+        request_sync(session, tenant_id, SyncKind.REFRESH)
+
+    await build_worker(resources, burst=True, handle_signals=False).main()
+
+    async with resources.session_factory() as session:
+        run = (await session.execute(select(SyncRun))).scalar_one()
+    assert run.state is SyncState.FAILED
+    assert run.error is not None
+    assert "no usable GivEnergy API token" in run.error
+
+
+async def test_schedules_ask_for_due_syncs_once(resources: Resources, tenant_id: TenantId) -> None:
+    now = utcnow()
+    async with unit_of_work(resources.session_factory, resources.redis) as session:
+        await MirrorService(session, tenant_id).set_schedule(
+            full_interval=timedelta(hours=24), refresh_interval=timedelta(minutes=15)
+        )
+
+    async with unit_of_work(resources.session_factory, resources.redis) as session:
+        first = await enqueue_due(session, now)
+    async with unit_of_work(resources.session_factory, resources.redis) as session:
+        soon = await enqueue_due(session, now + timedelta(minutes=1))
+    async with unit_of_work(resources.session_factory, resources.redis) as session:
+        later = await enqueue_due(session, now + timedelta(minutes=16))
+        schedule = (await session.execute(select(SyncSchedule))).scalar_one()
+
+    assert first == [sync_job_id(tenant_id, SyncKind.FULL)]
+    assert soon == []
+    assert later == [sync_job_id(tenant_id, SyncKind.REFRESH)]
+    assert schedule.next_full_at == now + timedelta(hours=24)
+    assert await resources.redis.exists(f"arq:job:{sync_job_id(tenant_id, SyncKind.FULL)}") == 1
+    asked = [*first, *later]
+    await resources.redis.zrem(queue_name(resources.settings), *asked)  # leave no job for other tests' workers
+    await resources.redis.delete(*(f"arq:job:{job_id}" for job_id in asked))
