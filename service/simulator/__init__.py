@@ -14,6 +14,19 @@ Quick start::
                                  headers={"Authorization": f"Bearer {sim.tokens['company']}"}) as client:
         page = (await client.get("/communication-device", params={"pageSize": 50})).json()
 
+Configuration (:class:`SimulatorConfig`, frozen, every field defaulted): ``fleet_size``, ``seed``,
+``start_time`` (aware; ``None`` = now), ``clock_speed`` (1.0 real time, 0 frozen), ``history_days``,
+``rate_limits_enabled``, ``rate_limit_per_window`` (300), ``rate_limit_window_seconds`` (60, real monotonic
+time), ``notification_limit`` (10) / ``notification_window_seconds`` (3600), ``default_page_size`` (15),
+``max_page_size`` (``None``: no cap, as observed), ``latency_seconds`` (device calls), ``control_error_probabilities``
+({code: p} for -1..-7), ``server_error_probability`` (500/502/503), ``gateway_timeout_probability`` (504),
+``no_subscription_status`` (401/402/403), shares of awkward inverters (``locked_fraction``,
+``another_actor_fraction``, ``not_controllable_fraction``, ``dead_fraction``, ``new_status_fraction``),
+behaviour rates per inverter per day (``fault_rate_per_day``, ``lost_rate_per_day``,
+``firmware_update_rate_per_day``, ``setting_drift_rate_per_day``), ``ev_charger_fraction``,
+``smart_device_fraction``. ``SimulatorConfig.quiet(**overrides)`` is the calm test world: 20 inverters, seed 1,
+frozen clock at 2026-06-01T12:00Z, no history, no spontaneous behaviour, no awkward inverters.
+
 Surfaces of ``sim.app`` (an ASGI app; ``sim`` itself is one too):
 
 - ``/v1/...``: every endpoint of the v1 docs, with bearer auth, scopes, account-type and approval badges,
@@ -39,7 +52,7 @@ approved), ``company_readonly`` (same account, no ``:control`` scopes), ``other_
 ``engineer``, ``sub_contractor`` (fleets of 10+), ``customer`` (an OWNER with inverters, an EV charger and a
 smart device), ``viewer`` (a VIEWER of that customer), ``no_subscription`` (the company account without a
 subscription: every call answers ``config.no_subscription_status``). ``sim.create_token(account_id, ...)``
-mints more (fewer scopes, unapproved, unsubscribed).
+mints more (fewer scopes, unapproved, unsubscribed, ``rate_limit=`` for a commercial tier).
 
 Clock (``sim.clock``): ``now()`` (aware UTC), ``advance(timedelta)`` runs due behaviour: faults opening and
 clearing (events with start/end), LOST and back, firmware updates (UPDATING then higher ARM/DSP), settings
