@@ -57,6 +57,7 @@ class SideDoor:
             ("POST", "/tokens", self.create_token),
             ("GET", "/clock", self.clock),
             ("POST", "/clock/advance", self.advance),
+            ("POST", "/clock/speed", self.speed),
             ("GET", "/summary", self.summary),
             ("GET", "/fleet", self.fleet),
             ("GET", "/inverters/{serial}", self.inverter),
@@ -139,6 +140,15 @@ class SideDoor:
             raise invalid({"seconds": ["A non-negative number of seconds is required."]})
         now = self.sim.clock.advance(timedelta(seconds=seconds))
         return Response(200, {"now": render.iso(now)})
+
+    async def speed(self, request: Request) -> Response:
+        """POST /_simulator/clock/speed {"speed": x}: simulated seconds per real second (0 freezes)."""
+        speed = _body(request).get("speed")
+        if not isinstance(speed, int | float) or isinstance(speed, bool) or speed < 0:
+            raise invalid({"speed": ["A non-negative number is required."]})
+        self.sim.now()  # run what fell due at the old speed first
+        self.sim.clock.set_speed(float(speed))
+        return Response(200, {"now": render.iso(self.sim.now()), "speed": self.sim.clock.speed})
 
     async def summary(self, request: Request) -> Response:
         """GET /_simulator/summary."""

@@ -3,7 +3,10 @@
 from __future__ import annotations
 
 import dataclasses
+import subprocess
+import sys
 from datetime import timedelta
+from pathlib import Path
 from typing import Any
 
 from service.simulator import Simulator, SimulatorConfig
@@ -78,3 +81,26 @@ async def test_same_seed_same_control_outcomes() -> None:
     assert answers[0] == answers[1]
     codes = {entry["response"] for entry in answers[0].values()}
     assert codes & {-1, -5, -6}
+
+
+def test_same_seed_same_world_across_processes() -> None:
+    """String hashing differs per process; nothing the simulator generates may depend on it."""
+    script = (
+        "import hashlib, json, datetime\n"
+        "from service.simulator import Simulator, SimulatorConfig\n"
+        "from tests.simulator.test_determinism import BUSY\n"
+        "sim = Simulator(BUSY)\n"
+        "sim.clock.advance(datetime.timedelta(hours=12))\n"
+        "world = [sim.tokens, [sim.truth.communication_device_json(d.serial) for d in sim.truth.devices()],\n"
+        "         [(e.serial, e.event, str(e.start_time), str(e.end_time)) for e in sim.truth.events()],\n"
+        "         [(a.id, a.username, a.parent_id, a.role) for a in sim.truth.accounts()]]\n"
+        "print(hashlib.sha256(json.dumps(world, sort_keys=True).encode()).hexdigest())\n"
+    )
+    digests = {
+        subprocess.run(  # noqa: S603 - our own interpreter
+            [sys.executable, "-c", script], check=True, capture_output=True, text=True,
+            env={"PYTHONHASHSEED": str(hash_seed), "PATH": ""}, cwd=str(Path(__file__).parents[2]),
+        ).stdout.strip()
+        for hash_seed in (1, 2)
+    }  # fmt: skip
+    assert len(digests) == 1

@@ -105,10 +105,21 @@ async def test_side_door_validates(sim: Simulator) -> None:
     async with side(sim) as door:
         answers: list[Any] = [
             await door.post("/clock/advance", json={"seconds": -5}),
+            await door.post("/clock/speed", json={"speed": "fast"}),
             await door.post("/faults", json={"serials": "CE1"}),
             await door.post("/inverters/state", json={"serials": ["NOPE"], "locked": True}),
         ]
-    assert [a.status_code for a in answers] == [422, 422, 404]
+    assert [a.status_code for a in answers] == [422, 422, 422, 404]
+
+
+async def test_side_door_clock_speed(sim: Simulator) -> None:
+    async with side(sim) as door:
+        frozen = (await door.get("/clock")).json()
+        changed = (await door.post("/clock/speed", json={"speed": 60})).json()
+    assert frozen["speed"] == 0
+    assert changed["speed"] == 60
+    assert sim.clock.speed == 60
+    assert changed["now"] >= frozen["now"]
 
 
 async def test_custom_token(sim: Simulator, client: ClientFactory) -> None:
