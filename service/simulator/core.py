@@ -2,8 +2,8 @@
 
 from __future__ import annotations
 
-import asyncio
 import random
+from asyncio import sleep
 from collections.abc import Iterable
 from datetime import UTC, datetime, timedelta
 from typing import Any
@@ -174,7 +174,7 @@ class Simulator:
     async def device_latency(self) -> None:
         """Wait like a device call does (``latency_seconds`` of real time)."""
         if self.config.latency_seconds > 0:
-            await asyncio.sleep(self.config.latency_seconds)
+            await sleep(self.config.latency_seconds)
 
     def _failure(self, device: Device, *, write: bool) -> int | None:
         if device.forced_offline or device.status == "LOST":

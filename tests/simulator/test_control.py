@@ -235,3 +235,25 @@ async def test_locked_inverter_still_answers_reads(sim: Simulator) -> None:
     sim.set_locked([device.serial])
     assert (await write(sim, device.serial, 71, 50))["value"] == -7
     assert int(str(await read(sim, device.serial, 71))) == sim.truth.setting(device.serial, 71) != 50
+
+
+async def test_device_calls_wait_the_configured_latency(monkeypatch: pytest.MonkeyPatch) -> None:
+    import service.simulator.core as core
+
+    waits: list[float] = []
+
+    async def record(seconds: float) -> None:
+        waits.append(seconds)
+
+    monkeypatch.setattr(core, "sleep", record)
+    sim = Simulator(SimulatorConfig.quiet(latency_seconds=7.5))
+    device = hybrid(sim)
+    async with client_factory(sim)("company") as api:
+        await api.get("/communication-device")
+        await api.get(f"/inverter/{device.serial}/system-data/latest")
+        assert waits == []  # reads of stored data do not touch the device
+        await api.post(f"/inverter/{device.serial}/settings/24/read", json={})
+        await api.post(f"/inverter/{device.serial}/settings/24/write", json={"value": True})
+        await api.post("/multi-control/read", json={"inverter_serials": [device.serial], "setting_id": 24})
+        await api.get(f"/inverter/{device.serial}/request-data")
+    assert waits == [7.5] * 4
