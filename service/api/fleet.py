@@ -7,6 +7,7 @@ Lists answer ``{"items": [...], "next_cursor": ..., "total_count": N}``; pass ``
 
 from __future__ import annotations
 
+import enum
 import uuid
 from datetime import date, datetime
 from typing import Annotated, Any, Generic, TypeVar
@@ -27,6 +28,32 @@ from service.mirror import queries as reads
 from service.tenants.principal import Principal
 
 T = TypeVar("T")
+
+
+class InverterSort(enum.StrEnum):
+    """Orderings of inverters."""
+
+    SERIAL = "serial"
+    STATUS = "status"
+    MODEL = "model"
+    LAST_ONLINE = "last_online"
+    FIRMWARE_ARM = "firmware_arm"
+    FIRST_SEEN = "first_seen"
+
+
+class AccountSort(enum.StrEnum):
+    """Orderings of accounts."""
+
+    USERNAME = "username"
+    DEPTH = "depth"
+    FIRST_SEEN = "first_seen"
+
+
+class SiteSort(enum.StrEnum):
+    """Orderings of sites."""
+
+    NAME = "name"
+    UPSTREAM_ID = "upstream_id"
 
 
 class ProblemView(BaseModel):
@@ -229,14 +256,16 @@ def _scope(principal: Principal) -> reads.ReadScope:
     return reads.ReadScope.of(principal.tenant_id, principal.restricted_account_id)
 
 
-Limit = Annotated[int, Parameter(ge=0, le=MAX_PAGE_SIZE, description="Page size.")]
+Limit = Annotated[int, Parameter(ge=1, le=MAX_PAGE_SIZE, description="Page size.")]
 Cursor = Annotated[str | None, Parameter(description="`next_cursor` of the previous page.")]
 Direction = Annotated[reads.SortDirection, Parameter(description="Sort direction.")]
 Removed = Annotated[bool | None, Parameter(
     description="false: present upstream (default); true: removed upstream; omit with `include_removed` for both.")]
 Search = Annotated[str | None, Parameter(max_length=100, description="Text to search for.")]
-Upstream = Annotated[int | None, Parameter(ge=0, le=2**53, description="An upstream id.")]
-FirmwareBound = Annotated[int | None, Parameter(ge=0, le=10**9)]
+Upstream = Annotated[int | None, Parameter(ge=1, le=2**53, description="An upstream id.")]
+UpstreamPath = Annotated[int, Parameter(ge=1, le=2**53, description="An upstream id.")]
+SerialPath = Annotated[str, Parameter(min_length=1, max_length=64, description="A serial number.")]
+FirmwareBound = Annotated[int | None, Parameter(ge=-1, le=10**9, description="A firmware version number.")]
 
 
 def _removed(removed: bool | None, include_removed: bool) -> bool | None:
@@ -259,12 +288,11 @@ class FleetController(Controller):
         battery_type: Annotated[list[str] | None, Parameter(description="Battery type is one of these.")] = None,
         firmware_arm_min: FirmwareBound = None, firmware_arm_max: FirmwareBound = None,
         firmware_dsp_min: FirmwareBound = None, firmware_dsp_max: FirmwareBound = None,
-        offline_for_hours: Annotated[float | None, Parameter(ge=0, le=1e6, description="Last online more than "
+        offline_for_hours: Annotated[float | None, Parameter(le=1e6, description="Last online more than "
                                                              "this many hours ago (or never).")] = None,
         account_id: Upstream = None, site_id: Upstream = None, q: Search = None,
         removed: Removed = None, include_removed: bool = False,
-        sort: Annotated[str, Parameter(description="serial, status, model, last_online, firmware_arm or "
-                                                   "first_seen.")] = "serial",
+        sort: InverterSort = InverterSort.SERIAL,
         direction: Direction = reads.SortDirection.ASC, limit: Limit = 50, cursor: Cursor = None,
     ) -> PageView[InverterView]:
         """Inverters matching every given filter, one page at a time."""
@@ -274,11 +302,12 @@ class FleetController(Controller):
             offline_for_hours=offline_for_hours, account_id=account_id, site_id=site_id, search=q,
             removed=_removed(removed, include_removed))
         reader = reads.FleetReader(db_session, _scope(principal))
-        page = await reader.inverters(criteria, sort, direction, page_size(limit), cursor)
+        page = await reader.inverters(criteria, sort.value, direction, page_size(limit), cursor)
         return PageView[InverterView].model_validate(_page(page, InverterView))
 
     @get("/inverters/{serial:str}", responses=ERRORS)
-    async def get_inverter(self, principal: PrincipalDep, db_session: DbSession, serial: str) -> InverterDetailView:
+    async def get_inverter(self, principal: PrincipalDep, db_session: DbSession,
+                           serial: SerialPath) -> InverterDetailView:
         """One inverter by serial, with its batteries and meters."""
         reader = reads.FleetReader(db_session, _scope(principal))
         row = await reader.inverter_by_serial(serial)
@@ -294,7 +323,7 @@ class FleetController(Controller):
         return detail
 
     @get("/inverters/{serial:str}/history", responses=ERRORS)
-    async def inverter_history(self, principal: PrincipalDep, db_session: DbSession, serial: str,
+    async def inverter_history(self, principal: PrincipalDep, db_session: DbSession, serial: SerialPath,
                                limit: Limit = 50) -> list[InverterChangeView]:
         """Observed changes of an inverter, newest first."""
         reader = reads.FleetReader(db_session, _scope(principal))
@@ -308,20 +337,22 @@ class FleetController(Controller):
     @get("/accounts", responses=ERRORS)
     async def list_accounts(
         self, principal: PrincipalDep, db_session: DbSession, under_account_id: Upstream = None,
-        depth: Annotated[int | None, Parameter(ge=0, le=100)] = None, q: Search = None,
+        depth: Annotated[int | None, Parameter(ge=-1, le=100, description="Depth in the hierarchy.")] = None,
+        q: Search = None,
         removed: Removed = None, include_removed: bool = False,
-        sort: Annotated[str, Parameter(description="username, depth or first_seen.")] = "username",
+        sort: AccountSort = AccountSort.USERNAME,
         direction: Direction = reads.SortDirection.ASC, limit: Limit = 50, cursor: Cursor = None,
     ) -> PageView[AccountView]:
         """Accounts of the hierarchy, one page at a time."""
         criteria = reads.AccountFilter(under_account_id=under_account_id, depth=depth, search=q,
                                    removed=_removed(removed, include_removed))
-        page = await reads.FleetReader(db_session, _scope(principal)).accounts(criteria, sort, direction,
+        page = await reads.FleetReader(db_session, _scope(principal)).accounts(criteria, sort.value, direction,
                                                                           page_size(limit), cursor)
         return PageView[AccountView].model_validate(_page(page, AccountView))
 
     @get("/accounts/{upstream_id:int}", responses=ERRORS)
-    async def get_account(self, principal: PrincipalDep, db_session: DbSession, upstream_id: int) -> AccountView:
+    async def get_account(self, principal: PrincipalDep, db_session: DbSession,
+                          upstream_id: UpstreamPath) -> AccountView:
         """One account by upstream id."""
         rows = await reads.FleetReader(db_session, _scope(principal)).load_many(
             m.FleetAccount, m.FleetAccount.upstream_id, [upstream_id])
@@ -334,18 +365,18 @@ class FleetController(Controller):
         self, principal: PrincipalDep, db_session: DbSession, account_id: Upstream = None,
         site_status: Annotated[list[str] | None, Parameter(description="Site status is one of these.")] = None,
         q: Search = None, removed: Removed = None, include_removed: bool = False,
-        sort: Annotated[str, Parameter(description="name or upstream_id.")] = "name",
+        sort: SiteSort = SiteSort.NAME,
         direction: Direction = reads.SortDirection.ASC, limit: Limit = 50, cursor: Cursor = None,
     ) -> PageView[SiteView]:
         """Sites, one page at a time."""
         criteria = reads.SiteFilter(account_id=account_id, scheme_status_in=site_status, search=q,
                                 removed=_removed(removed, include_removed))
-        page = await reads.FleetReader(db_session, _scope(principal)).sites(criteria, sort, direction, page_size(limit),
-                                                                       cursor)
+        reader = reads.FleetReader(db_session, _scope(principal))
+        page = await reader.sites(criteria, sort.value, direction, page_size(limit), cursor)
         return PageView[SiteView].model_validate(_page(page, SiteView))
 
     @get("/sites/{upstream_id:int}", responses=ERRORS)
-    async def get_site(self, principal: PrincipalDep, db_session: DbSession, upstream_id: int) -> SiteView:
+    async def get_site(self, principal: PrincipalDep, db_session: DbSession, upstream_id: UpstreamPath) -> SiteView:
         """One site by upstream id."""
         reader = reads.FleetReader(db_session, _scope(principal))
         rows = await reader.load_many(m.Site, m.Site.upstream_id, [upstream_id])

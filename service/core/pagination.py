@@ -49,6 +49,8 @@ class Cursor:
             kind, value, row_id = parsed
             if not isinstance(kind, str) or not isinstance(value, str | int | float | bool | None):
                 raise ValueError(text)
+            if isinstance(value, str) and "\x00" in value:
+                raise ValueError(text)
             cursor = cls(kind, value, uuid.UUID(str(row_id)))
         except (ValueError, TypeError, binascii.Error, UnicodeDecodeError) as exc:
             raise InvalidInputError("malformed cursor") from exc

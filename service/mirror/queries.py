@@ -55,6 +55,7 @@ MODELS: dict[str, type[Any]] = {
     "Account": FleetAccount, "Site": Site, "Dongle": Dongle, "Inverter": Inverter, "BatteryModule": BatteryModule,
     "Meter": Meter, "InverterChange": InverterChange, "SyncRun": SyncRun,
 }
+MAX_OFFLINE_HOURS = 24 * 365 * 50
 _EPOCH = datetime.fromisoformat("1970-01-01T00:00:00+00:00")
 
 
@@ -71,9 +72,10 @@ class ReadScope:
         if restricted_account_id is None:
             return cls(tenant_id)
         try:
-            return cls(tenant_id, int(restricted_account_id))
+            root = int(restricted_account_id)
         except ValueError:
             return cls(tenant_id, -1)
+        return cls(tenant_id, root if _storable(root) else -1)
 
     def subtree(self, root_upstream_id: int) -> Select[int]:
         """Upstream ids of ``root_upstream_id`` and every account below it, in this tenant."""
@@ -175,6 +177,20 @@ DONGLE_SORTS: dict[str, SortKey] = {"serial": SortKey("serial", lambda: Dongle.s
 SYNC_RUN_SORTS: dict[str, SortKey] = {"started_at": SortKey("started_at", lambda: SyncRun.started_at, _datetime)}
 
 
+def _texts(values: Sequence[str]) -> list[str]:
+    """Filter values that can match a stored text (PostgreSQL text cannot hold NUL, and rejects it in a query)."""
+    return [value for value in values if "\x00" not in value]
+
+
+def _storable(key: Any) -> bool:
+    """Whether a lookup key could be stored at all (bigint range, no NUL); others match nothing."""
+    if key is None:
+        return False
+    if isinstance(key, int):
+        return -(2**63) <= key < 2**63
+    return not (isinstance(key, str) and "\x00" in key)
+
+
 def _like(text: str) -> str:
     escaped = text.strip().replace("\\", "\\\\").replace("%", "\\%").replace("_", "\\_")
     return f"%{escaped}%"
@@ -211,11 +227,12 @@ class InverterFilter:
         """SQL conditions for this filter (on ``Inverter``)."""
         where = [*scope.visible(Inverter), *_removed(Inverter, self.removed)]
         if self.status_in is not None:
-            where.append(func.upper(func.coalesce(Inverter.status, "")).in_([s.upper() for s in self.status_in]))
+            where.append(func.upper(func.coalesce(Inverter.status, "")).in_(
+                [s.upper() for s in _texts(self.status_in)]))
         if self.model_in is not None:
-            where.append(Inverter.model.in_(list(self.model_in)))
+            where.append(Inverter.model.in_(_texts(self.model_in)))
         if self.battery_type_in is not None:
-            where.append(Inverter.battery_type.in_(list(self.battery_type_in)))
+            where.append(Inverter.battery_type.in_(_texts(self.battery_type_in)))
         for column, low, high in ((Inverter.firmware_arm, self.firmware_arm_min, self.firmware_arm_max),
                                   (Inverter.firmware_dsp, self.firmware_dsp_min, self.firmware_dsp_max)):
             if low is not None:
@@ -223,16 +240,15 @@ class InverterFilter:
             if high is not None:
                 where.append(and_(_numeric(column) <= high, _numeric(column) >= 0))
         if self.offline_for_hours is not None:
-            if self.offline_for_hours < 0:
-                raise InvalidInputError("offline_for_hours must not be negative")
-            cutoff = now - timedelta(hours=self.offline_for_hours)
+            hours = min(max(self.offline_for_hours, 0.0), MAX_OFFLINE_HOURS)
+            cutoff = now - timedelta(hours=hours if hours == hours else 0.0)  # NaN != NaN: treat as 0
             where.append(or_(Inverter.last_online.is_(None), Inverter.last_online < cutoff))
         if self.account_id is not None:
             where.append(Inverter.account_upstream_id.in_(scope.subtree(self.account_id)))
         if self.site_id is not None:
             where.append(Inverter.site_upstream_id == self.site_id)
         if self.search:
-            where.append(self._search(scope, _like(self.search)))
+            where.append(self._search(scope, _like(self.search)) if _texts([self.search]) else false())
         return where
 
     @staticmethod
@@ -265,7 +281,9 @@ class AccountFilter:
             where.append(FleetAccount.upstream_id.in_(scope.subtree(self.under_account_id)))
         if self.depth is not None:
             where.append(FleetAccount.depth == self.depth)
-        if self.search:
+        if self.search and not _texts([self.search]):
+            where.append(false())
+        elif self.search:
             pattern = _like(self.search)
             where.append(or_(FleetAccount.username.ilike(pattern), FleetAccount.postcode.ilike(pattern),
                              FleetAccount.first_name.ilike(pattern), FleetAccount.surname.ilike(pattern),
@@ -288,8 +306,10 @@ class SiteFilter:
         if self.account_id is not None:
             where.append(Site.account_upstream_id.in_(scope.subtree(self.account_id)))
         if self.scheme_status_in is not None:
-            where.append(Site.scheme_status.in_(list(self.scheme_status_in)))
-        if self.search:
+            where.append(Site.scheme_status.in_(_texts(self.scheme_status_in)))
+        if self.search and not _texts([self.search]):
+            where.append(false())
+        elif self.search:
             pattern = _like(self.search)
             where.append(or_(Site.name.ilike(pattern), Site.account_username.ilike(pattern)))
         return where
@@ -311,7 +331,9 @@ class DongleFilter:
             where.append(Dongle.account_upstream_id.in_(scope.subtree(self.account_id)))
         if self.site_id is not None:
             where.append(Dongle.site_upstream_id == self.site_id)
-        if self.search:
+        if self.search and not _texts([self.search]):
+            where.append(false())
+        elif self.search:
             pattern = _like(self.search)
             where.append(or_(Dongle.serial.ilike(pattern), Dongle.inverter_serial.ilike(pattern)))
         return where
@@ -360,7 +382,7 @@ class FleetReader:
                         *, order_by: Sequence[Any] = (), present_only: bool = False) -> list[M]:
         """Visible rows of ``model`` whose ``column`` is one of ``keys`` (one statement, for a dataloader);
         ``present_only`` leaves out rows removed upstream."""
-        wanted = list({key for key in keys if key is not None})
+        wanted = list({key for key in keys if _storable(key)})
         if not wanted:
             return []
         conditions = [column.in_(wanted), *self.scope.visible(model)]
