@@ -13,6 +13,7 @@ from rich.table import Table
 from service import cli_access, launcher
 from service import doctor as doctor_checks
 from service.db import migrate as migrations
+from service.mirror import cli_view
 from service.settings import Settings, get_settings
 
 app = typer.Typer(help="givfleet: fleet management for GivEnergy installers.", no_args_is_help=True,
@@ -134,6 +135,23 @@ def export_schema(
     target.parent.mkdir(parents=True, exist_ok=True)
     target.write_text(sdl, encoding="utf-8")
     console.print(f"Schema written to {target}.")
+
+
+@app.command()
+def sync(
+    tenant: Annotated[str, typer.Option("--tenant", "-t", help="Tenant slug or id.")],
+    full: Annotated[
+        bool, typer.Option("--full", help="Full sync (hierarchy, sites, site status); default: the dongle list.")
+    ] = False,
+) -> None:
+    """Sync a tenant's mirror from GivEnergy now, with a progress bar and the final counts.
+
+    A sync already running for the tenant is joined rather than repeated.
+    """
+    with launcher.resolved_services(get_settings()) as settings:
+        ok = asyncio.run(cli_view.sync_with_progress(settings, tenant, full=full, console=console))
+    if not ok:
+        raise typer.Exit(code=1)
 
 
 def _database_url(settings: Settings) -> str:

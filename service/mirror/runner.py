@@ -31,11 +31,13 @@ from sqlalchemy import text
 from sqlalchemy.ext.asyncio import AsyncEngine, AsyncSession, async_sessionmaker
 
 from service.core.clock import utcnow
-from service.core.tenancy import TenantId
+from service.core.errors import NotFoundError
+from service.core.tenancy import TenantId, tenant_id_from
 from service.db.models.mirror import SyncKind, SyncRun, SyncState
 from service.mirror.reconcile import reconcile
 from service.mirror.repository import MirrorRepository, SyncRunRepository
 from service.mirror.schemas import Counts, Entity, SyncPlan
+from service.mirror.service import credential_resolver
 from service.mirror.upstream import (
     Fetcher,
     RequestTap,
@@ -48,6 +50,8 @@ from service.mirror.upstream import (
     fetch_refresh,
     fetch_site_statuses,
 )
+from service.runtime import Resources
+from service.tenants.repository import TenantRepository
 
 log = structlog.get_logger(__name__)
 
@@ -259,6 +263,8 @@ class SyncRunner:
         run = await self._load(session, tenant_id, state)
         run.planned_requests = state.base_requests + plan.requests
         run.planned_eta_seconds = plan.eta_seconds
+        if state.tap is not None:
+            self._report(state, state.tap.requests)
         log.info("mirror.sync.plan", tenant_id=str(tenant_id), requests=plan.requests, steps=plan.steps,
                  eta_seconds=plan.eta_seconds)  # fmt: skip
 
@@ -347,3 +353,42 @@ def _add_counts(run: SyncRun, counts: Counts) -> None:
     run.rows_updated += counts.updated
     run.rows_removed += counts.removed
     run.history_rows += counts.history
+
+
+async def sync_tenant_now(
+    resources: Resources,
+    tenant: str,
+    kind: SyncKind,
+    *,
+    on_progress: Callable[[SyncProgress], None] | None = None,
+    options: SyncOptions | None = None,
+) -> tuple[SyncOutcome, dict[str, int]]:
+    """Sync a tenant (by slug or id) in this process, as ``givfleet sync`` does; joins a sync already running.
+
+    Returns:
+        The outcome, and the mirror's rows per entity afterwards.
+
+    Raises:
+        NotFoundError: No such tenant.
+    """
+
+    async with resources.session_factory() as session:
+        tenants = TenantRepository(session)
+        found = await tenants.get_by_slug(tenant)
+        if found is None:
+            with contextlib.suppress(ValueError):
+                found = await tenants.get(tenant_id_from(tenant))
+        if found is None:
+            raise NotFoundError(f"no tenant {tenant!r}")
+        tenant_id = tenant_id_from(found.id)
+    runner = SyncRunner(
+        resources.engine,
+        resources.session_factory,
+        credential_resolver(resources.settings, resources.redis),
+        options,
+        on_progress,
+    )
+    outcome = await runner.run(tenant_id, kind, job_id="cli")
+    async with resources.session_factory() as session:
+        counts = await MirrorRepository(session, tenant_id).counts()
+    return outcome, counts

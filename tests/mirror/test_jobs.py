@@ -3,11 +3,14 @@
 from __future__ import annotations
 
 import asyncio
+import io
+import re
 import socket
 from collections.abc import AsyncIterator
 from datetime import timedelta
 
 import pytest
+from rich.console import Console
 from sqlalchemy import select
 
 from service.core.clock import utcnow
@@ -15,8 +18,10 @@ from service.core.tenancy import TenantId
 from service.db.models import SyncKind, SyncRun, SyncSchedule, SyncState
 from service.jobs.enqueue import unit_of_work
 from service.jobs.worker import build_worker
+from service.mirror import cli_view
 from service.mirror.service import MirrorService, enqueue_due, request_sync, sync_job_id
 from service.runtime import Resources, queue_name
+from service.settings import Settings
 from service.simulator import Simulator, SimulatorConfig
 from service.simulator.server import server as simulator_server
 from service.tenants.crypto import load_key_ring
@@ -68,6 +73,26 @@ async def test_sync_job_in_a_worker_mirrors_the_fleet_from_the_stored_credential
     assert run.credential_id is not None
     assert run.requests_used == run.planned_requests
     assert run.rate_limited == 0
+
+
+async def test_the_sync_command_shows_the_plan_and_the_counts(
+    resources: Resources, test_settings: Settings, tenant_id: TenantId, served: tuple[Simulator, str]
+) -> None:
+    sim, base_url = served
+    await _add_credential(resources, tenant_id, sim.tokens["company"], base_url)
+    out = io.StringIO()
+
+    ok = await cli_view.sync_with_progress(
+        test_settings, str(tenant_id), full=True, console=Console(file=out, width=100)
+    )
+
+    assert ok
+    text = out.getvalue()
+    async with resources.session_factory() as session:
+        run = (await session.execute(select(SyncRun))).scalar_one()
+    assert f"{run.requests_used} / {run.planned_requests}" in text
+    assert re.search(rf"mirrored inverters\s+.\s+{len(sim.truth.visible_devices('company'))}\b", text)
+    assert "rows inserted" in text
 
 
 async def test_a_tenant_without_credential_gets_a_failed_run_with_the_reason(

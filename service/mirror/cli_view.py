@@ -1,0 +1,70 @@
+"""``givfleet sync``: a sync run in the CLI's process, shown with a rich progress bar and a table of counts."""
+
+from __future__ import annotations
+
+from rich.console import Console
+from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn
+from rich.table import Table
+
+from service.core.errors import GivfleetError
+from service.db.models.mirror import SyncKind, SyncState
+from service.mirror.runner import SyncProgress, sync_tenant_now
+from service.runtime import Resources
+from service.settings import Settings
+
+
+async def sync_with_progress(settings: Settings, tenant: str, *, full: bool, console: Console) -> bool:
+    """Run one sync of ``tenant`` and print its outcome; returns whether it succeeded."""
+    resources = Resources.open(settings)
+    kind = SyncKind.FULL if full else SyncKind.REFRESH
+    try:
+        with Progress(
+            TextColumn("[bold]{task.description}"),
+            BarColumn(),
+            MofNCompleteColumn(),
+            TextColumn("requests"),
+            TimeElapsedColumn(),
+            console=console,
+            transient=False,
+        ) as bar:
+            task = bar.add_task(f"{kind.value} sync: planning", total=None)
+
+            def show(progress: SyncProgress) -> None:
+                bar.update(
+                    task,
+                    completed=progress.requests,
+                    total=progress.planned,
+                    description=f"{kind.value} sync: {progress.phase}",
+                )
+
+            outcome, rows = await sync_tenant_now(resources, tenant, kind, on_progress=show)
+            bar.update(task, description=f"{kind.value} sync: {outcome.state.value}")
+    except GivfleetError as exc:
+        console.print(f"[red]{exc}[/red]")
+        return False
+    finally:
+        await resources.aclose()
+
+    table = Table(
+        title=f"{kind.value} sync" + (" (joined the one running)" if outcome.joined else ""),
+        caption=f"run {outcome.run_id}",
+    )
+    table.add_column("")
+    table.add_column("value", justify="right")
+    planned = outcome.plan.requests if outcome.plan is not None else None
+    eta = outcome.plan.eta_seconds if outcome.plan is not None else None
+    table.add_row("requests used / planned", f"{outcome.requests_used} / {planned if planned is not None else '?'}")
+    table.add_row("planned ETA", f"{eta:.0f} s" if eta is not None else "unlimited")
+    table.add_row("429 answers", str(outcome.rate_limited))
+    table.add_row("5xx answers", str(outcome.server_errors))
+    table.add_row("rows inserted", str(outcome.counts.inserted))
+    table.add_row("rows updated", str(outcome.counts.updated))
+    table.add_row("rows removed", str(outcome.counts.removed))
+    table.add_row("history rows", str(outcome.counts.history))
+    for entity, count in rows.items():
+        table.add_row(f"mirrored {entity}", str(count))
+    console.print(table)
+    if outcome.state is not SyncState.SUCCEEDED:
+        console.print(f"[red]sync failed: {outcome.error}[/red]")
+        return False
+    return True
