@@ -21,7 +21,7 @@ from service import launcher
 from service.core.errors import GivfleetError
 from service.core.tenancy import tenant_id_from
 from service.db.models.api_key import ApiKey, Role
-from service.db.models.credential import UpstreamCredential
+from service.db.models.credential import CredentialKind, UpstreamCredential
 from service.db.models.tenant import Tenant
 from service.jobs.enqueue import unit_of_work
 from service.runtime import Resources
@@ -36,7 +36,7 @@ from service.tenants.service import (
     TenantService,
     rotate_encryption,
 )
-from service.tenants.upstream import ClientFactory, default_client_factory
+from service.tenants.upstream import ClientFactory, default_client_factory, default_portal_factory
 
 console = Console()
 tenant_app = typer.Typer(help="Tenants (installer companies).", no_args_is_help=True)
@@ -104,18 +104,22 @@ def _credentials(session: Any, principal: Principal, resources: Resources,
         session, principal, load_key_ring(resources.settings),
         client_factory or default_client_factory(resources.settings, resources.redis),
         default_requests_per_minute=resources.settings.givenergy.default_requests_per_minute,
+        portal_factory=default_portal_factory(resources.settings, resources.redis),
     )
 
 
 async def add_credential_op(resources: Resources, slug: str, token: str, *, label: str | None = None,
                             requests_per_minute: int | None = None, base_url: str | None = None,
-                            check: bool = True, client_factory: ClientFactory | None = None
+                            portal_username: str | None = None, check: bool = True,
+                            client_factory: ClientFactory | None = None
                             ) -> tuple[UpstreamCredential, CheckOutcome | None]:
     """Store a credential (committed first), then check it unless ``check`` is false."""
+    kind = CredentialKind.PORTAL_LOGIN if portal_username else CredentialKind.API_TOKEN
     async with unit_of_work(resources.session_factory, resources.redis) as session:
         principal = await _principal(session, slug)
         credential = await _credentials(session, principal, resources, client_factory).add(
-            token, label=label, requests_per_minute=requests_per_minute, base_url=base_url
+            token, label=label, requests_per_minute=requests_per_minute, base_url=base_url, kind=kind,
+            portal_username=portal_username,
         )
     if not check:
         return credential, None
@@ -230,7 +234,12 @@ def _print_check(outcome: CheckOutcome) -> None:
 @credential_app.command("add")
 def credential_add(
     tenant: TenantOption,
-    token: Annotated[str | None, typer.Option(help="GivEnergy API token (prompted, hidden, when omitted).")] = None,
+    token: Annotated[str | None, typer.Option(
+        help="GivEnergy API token, or the portal password with --portal-username (prompted, hidden, when omitted).",
+    )] = None,
+    portal_username: Annotated[str | None, typer.Option(
+        help="Add a legacy portal login (this username, --token as its password) instead of an API token.",
+    )] = None,
     label: Annotated[str | None, typer.Option(help="A name for the credential.")] = None,
     requests_per_minute: Annotated[int | None, typer.Option(help="Rate-limit tier (default: settings).")] = None,
     base_url: Annotated[str | None, typer.Option(help="API base URL when not GivEnergy's (e.g. a simulator).")
@@ -238,10 +247,10 @@ def credential_add(
     check: Annotated[bool, typer.Option("--check/--no-check", help="Check the token upstream now.")] = True,
 ) -> None:
     """Add a GivEnergy API token to a tenant (stored encrypted) and check it."""
-    secret = token or typer.prompt("GivEnergy API token", hide_input=True)
+    secret = token or typer.prompt("Portal password" if portal_username else "GivEnergy API token", hide_input=True)
     credential, outcome = _run(lambda resources: add_credential_op(
         resources, tenant, secret, label=label, requests_per_minute=requests_per_minute, base_url=base_url,
-        check=check,
+        portal_username=portal_username, check=check,
     ))
     console.print(f"Credential {credential.label} added (id {credential.id}).", highlight=False)
     if outcome is not None:

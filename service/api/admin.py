@@ -16,7 +16,7 @@ from litestar.status_codes import HTTP_200_OK, HTTP_201_CREATED, HTTP_204_NO_CON
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from service.api.auth import PrincipalDep, provide_principal, requires_role
-from service.api.dependencies import DbSession, provide_client_factory, provide_key_ring
+from service.api.dependencies import DbSession, UpstreamFactories, provide_key_ring, provide_upstream
 from service.db.models.api_key import Role
 from service.runtime import Resources
 from service.tenants.crypto import KeyRing
@@ -32,11 +32,10 @@ from service.tenants.schemas import (
     TenantView,
 )
 from service.tenants.service import ApiKeyService, AuditService, CredentialService, TenantService
-from service.tenants.upstream import ClientFactory
 
 ADMIN = [requires_role(Role.ADMIN)]
 KeyRingDep = NamedDependency[KeyRing]
-ClientFactoryDep = NamedDependency[ClientFactory]
+UpstreamDep = NamedDependency[UpstreamFactories]
 ResourcesDep = NamedDependency[Resources]
 
 
@@ -48,7 +47,7 @@ class AccessController(Controller):
     dependencies = {
         "principal": Provide(provide_principal, sync_to_thread=False),
         "key_ring": Provide(provide_key_ring, sync_to_thread=False),
-        "client_factory": Provide(provide_client_factory, sync_to_thread=False),
+        "upstream": Provide(provide_upstream, sync_to_thread=False),
     }
 
     @get("/me", sync_to_thread=False)
@@ -73,15 +72,16 @@ class AccessController(Controller):
         db_session: AsyncSession,
         principal: Principal,
         key_ring: KeyRing,
-        client_factory: ClientFactory | None,
+        upstream: UpstreamFactories | None,
         resources: Resources,
     ) -> CredentialService:
         return CredentialService(
             db_session,
             principal,
             key_ring,
-            client_factory,
+            upstream.api if upstream else None,
             default_requests_per_minute=resources.settings.givenergy.default_requests_per_minute,
+            portal_factory=upstream.portal if upstream else None,
         )
 
     @get("/credentials")
@@ -112,11 +112,11 @@ class AccessController(Controller):
         principal: PrincipalDep,
         db_session: DbSession,
         key_ring: KeyRingDep,
-        client_factory: ClientFactoryDep,
+        upstream: UpstreamDep,
         resources: ResourcesDep,
     ) -> CredentialView:
         """Add a GivEnergy credential (admin); checked upstream unless ``check`` is false."""
-        service = self._credentials(db_session, principal, key_ring, client_factory, resources)
+        service = self._credentials(db_session, principal, key_ring, upstream, resources)
         credential = await service.add(
             data.token.get_secret_value(),
             label=data.label,
@@ -135,11 +135,11 @@ class AccessController(Controller):
         principal: PrincipalDep,
         db_session: DbSession,
         key_ring: KeyRingDep,
-        client_factory: ClientFactoryDep,
+        upstream: UpstreamDep,
         resources: ResourcesDep,
     ) -> CredentialView:
         """Check a credential upstream now (admin): health, account, account type, scopes."""
-        service = self._credentials(db_session, principal, key_ring, client_factory, resources)
+        service = self._credentials(db_session, principal, key_ring, upstream, resources)
         return CredentialView.model_validate((await service.check(credential_id)).credential)
 
     @delete("/credentials/{credential_id:uuid}", guards=ADMIN, status_code=HTTP_204_NO_CONTENT)

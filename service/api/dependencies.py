@@ -7,6 +7,7 @@ jobs deferred with :func:`service.db.uow.defer_job` are enqueued only after the 
 from __future__ import annotations
 
 from collections.abc import AsyncGenerator
+from dataclasses import dataclass
 from typing import Any
 
 from litestar.datastructures import State
@@ -18,7 +19,7 @@ from service.jobs.enqueue import enqueue_deferred
 from service.runtime import Resources
 from service.settings import Settings
 from service.tenants.crypto import KeyRing, load_key_ring
-from service.tenants.upstream import ClientFactory, default_client_factory
+from service.tenants.upstream import ClientFactory, PortalFactory, default_client_factory, default_portal_factory
 
 DbSession = NamedDependency[AsyncSession]
 """Annotate a handler parameter named ``db_session`` with this to receive the request's session."""
@@ -63,3 +64,24 @@ def provide_client_factory(state: State) -> ClientFactory:
     resources: Resources = state.resources
     options: dict[str, Any] = dict(state.get("givenergy_client_options") or {})
     return default_client_factory(resources.settings, resources.redis, **options)
+
+
+def provide_portal_factory(state: State) -> PortalFactory:
+    """How to build a legacy portal client for a portal-login credential (``state.givenergy_portal_options``
+    plays the part of ``givenergy_client_options``)."""
+    resources: Resources = state.resources
+    options: dict[str, Any] = dict(state.get("givenergy_portal_options") or {})
+    return default_portal_factory(resources.settings, resources.redis, **options)
+
+
+@dataclass(frozen=True)
+class UpstreamFactories:
+    """Client factories of both upstream APIs (the ``upstream`` dependency)."""
+
+    api: ClientFactory
+    portal: PortalFactory
+
+
+def provide_upstream(state: State) -> UpstreamFactories:
+    """The ``upstream`` dependency: v1 API and legacy portal client factories."""
+    return UpstreamFactories(provide_client_factory(state), provide_portal_factory(state))

@@ -36,7 +36,7 @@ from service.tenants.repository import (
     CredentialRotationRepository,
     TenantRepository,
 )
-from service.tenants.upstream import AccountProbe, ClientFactory, probe_account
+from service.tenants.upstream import AccountProbe, ClientFactory, PortalFactory, probe_account, probe_portal_login
 
 log = structlog.get_logger(__name__)
 
@@ -184,8 +184,10 @@ class CredentialService:
     """A tenant's upstream credentials: add, list, check, remove. Secrets are sealed before they are staged."""
 
     def __init__(self, session: AsyncSession, principal: Principal, key_ring: KeyRing,
-                 client_factory: ClientFactory | None = None, *, default_requests_per_minute: int = 300) -> None:
+                 client_factory: ClientFactory | None = None, *, default_requests_per_minute: int = 300,
+                 portal_factory: PortalFactory | None = None) -> None:
         self._session = session
+        self._portal_factory = portal_factory
         self._default_requests_per_minute = default_requests_per_minute
         self._principal = principal
         self._key_ring = key_ring
@@ -269,7 +271,10 @@ class CredentialService:
         self._principal.require(Role.ADMIN)
         credential = await self.get(credential_id)
         if credential.kind is CredentialKind.PORTAL_LOGIN:
-            probe = AccountProbe(CredentialHealth.UNKNOWN, "legacy portal logins are not checked; they are used as is")
+            if self._portal_factory is None:
+                raise RuntimeError("CredentialService needs a portal factory to check portal logins")
+            async with self._portal_factory(credential, open_token(self._key_ring, credential)) as portal:
+                probe = await probe_portal_login(portal)
         else:
             if self._client_factory is None:
                 raise RuntimeError("CredentialService needs a client factory to check credentials")
@@ -289,7 +294,7 @@ class CredentialService:
         credential.last_checked_at = _now()
         if probe.health is CredentialHealth.OK:
             credential.upstream_account_id = probe.account_id
-            credential.upstream_username = probe.username
+            credential.upstream_username = probe.username or credential.portal_username
             credential.account_type = probe.account_type
             credential.scopes = list(probe.scopes)
         elif probe.health is not CredentialHealth.UNKNOWN:

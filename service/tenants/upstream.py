@@ -28,6 +28,7 @@ from service.givenergy import (
     GivEnergyClient,
     GivEnergyError,
     Lane,
+    LegacyPortalClient,
     PaymentRequiredError,
     RateLimiter,
     UnauthorisedError,
@@ -36,6 +37,9 @@ from service.settings import Settings
 
 ClientFactory = Callable[[UpstreamCredential, SecretStr], GivEnergyClient]
 """Builds the client that checks a credential (tests pass one speaking to the simulator in-process)."""
+
+PortalFactory = Callable[[UpstreamCredential, SecretStr], LegacyPortalClient]
+"""Builds the legacy portal client of a portal-login credential."""
 
 _T = TypeVar("_T")
 
@@ -232,5 +236,41 @@ def default_client_factory(settings: Settings, redis: Redis, **client_options: A
             options["base_url"] = credential.base_url
         options.update(client_options)
         return GivEnergyClient.from_settings(token, settings.givenergy, **options)
+
+    return build
+
+
+async def probe_portal_login(client: LegacyPortalClient) -> AccountProbe:
+    """Check a legacy portal login by logging in (the portal reveals no account type or scopes).
+
+    Args:
+        client: A portal client for the credential.
+
+    Returns:
+        ``ok`` when the portal accepts the login, ``unauthorised`` when it refuses it, else ``unknown``.
+    """
+    try:
+        await client.login()
+    except UnauthorisedError:
+        return AccountProbe(CredentialHealth.UNAUTHORISED, "the legacy portal refused the username or password")
+    except GivEnergyError as exc:
+        return AccountProbe(CredentialHealth.UNKNOWN, f"could not reach the legacy portal to check the login: {exc}")
+    return AccountProbe(CredentialHealth.OK, "legacy portal login works (the portal reveals no account type or scopes)")
+
+
+def default_portal_factory(settings: Settings, redis: Redis, **client_options: Any) -> PortalFactory:
+    """Legacy portal clients through the shared rate limiter, to the credential's or the configured base URL."""
+    limiter = RateLimiter(redis, namespace=settings.redis.namespace)
+
+    def build(credential: UpstreamCredential, password: SecretStr) -> LegacyPortalClient:
+        budget = limiter.credential(
+            str(credential.id),
+            requests_per_minute=credential.requests_per_minute or settings.givenergy.default_requests_per_minute,
+        )
+        options: dict[str, Any] = {"limiter": budget, "lane": Lane.INTERACTIVE,
+                                   "base_url": credential.base_url or settings.givenergy.legacy_base_url,
+                                   "timeout": settings.givenergy.timeout_seconds}
+        options.update(client_options)
+        return LegacyPortalClient(credential.portal_username or "", password, **options)
 
     return build

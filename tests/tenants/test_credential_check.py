@@ -2,17 +2,18 @@
 
 from __future__ import annotations
 
+import httpx
 import pytest
 from sqlalchemy.ext.asyncio import AsyncSession
 
-from service.db.models.credential import CredentialHealth
+from service.db.models.credential import CredentialHealth, CredentialKind
 from service.givenergy import RetryPolicy
 from service.runtime import Resources
 from service.settings import Settings
 from service.simulator import Simulator
 from service.tenants.principal import Principal
 from service.tenants.service import CheckOutcome, CredentialService
-from service.tenants.upstream import default_client_factory
+from service.tenants.upstream import default_client_factory, default_portal_factory
 from tests.tenants.factories import fixed_key_ring, make_tenant, quiet_simulator, simulator_client_factory
 
 ALL_READ_SCOPES = {"api:account:read", "api:inverter:list", "api:inverter:read", "api:site:list",
@@ -104,3 +105,21 @@ async def test_unreachable_upstream_leaves_health_unknown(
     outcome = await service.check(credential.id)
     assert outcome.credential.health is CredentialHealth.UNKNOWN
     assert "could not reach" in (outcome.credential.health_message or "")
+
+
+@pytest.mark.parametrize(("right_password", "health"), [(True, CredentialHealth.OK),
+                                                         (False, CredentialHealth.UNAUTHORISED)])
+async def test_legacy_portal_login_is_checked_by_logging_in(
+    db_session: AsyncSession, test_settings: Settings, resources: Resources, sim: Simulator,
+    right_password: bool, health: CredentialHealth,
+) -> None:
+    account = sim.truth.account_of_token("company")
+    portal = default_portal_factory(test_settings, resources.redis, transport=httpx.ASGITransport(app=sim.app),
+                                    base_url="http://sim.test/GivManage/api")
+    service = CredentialService(db_session, Principal.cli(await make_tenant(db_session)), fixed_key_ring(),
+                                portal_factory=portal)
+    password = account.password if right_password else "wrong-password"
+    credential = await service.add(password, kind=CredentialKind.PORTAL_LOGIN, portal_username=account.username)
+    outcome = await service.check(credential.id)
+    assert outcome.credential.health is health
+    assert outcome.credential.label == f"portal {account.username}"
