@@ -8,7 +8,7 @@ from __future__ import annotations
 
 import heapq
 import random
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from datetime import datetime, timedelta
 from enum import StrEnum
 
@@ -80,13 +80,13 @@ class Rates:
     drift: float
 
 
-@dataclass(order=True, slots=True)
+@dataclass(slots=True)
 class _Scheduled:
     time: datetime
     sequence: int
-    kind: Happening = field(compare=False)
-    device_index: int = field(compare=False, default=-1)
-    event: InverterEvent | None = field(compare=False, default=None)
+    kind: Happening
+    device_index: int = -1
+    event: InverterEvent | None = None
 
 
 class Behaviour:
@@ -105,7 +105,8 @@ class Behaviour:
         self._rng = random.Random(seed * 1_000_003 + 17)  # noqa: S311 - simulation, not cryptography
         self._rates = rates
         self._time = start
-        self._queue: list[_Scheduled] = []
+        # (timestamp, sequence, item): plain tuples keep the heap cheap for long histories of large fleets.
+        self._queue: list[tuple[float, int, _Scheduled]] = []
         self._sequence = 0
         self.events: dict[str, list[InverterEvent]] = {}
         self.active: dict[int, list[InverterEvent]] = {}
@@ -138,12 +139,14 @@ class Behaviour:
         self, when: datetime, kind: Happening, device_index: int = -1, event: InverterEvent | None = None
     ) -> None:
         self._sequence += 1
-        heapq.heappush(self._queue, _Scheduled(when, self._sequence, kind, device_index, event))
+        item = _Scheduled(when, self._sequence, kind, device_index, event)
+        heapq.heappush(self._queue, (when.timestamp(), self._sequence, item))
 
     def run_until(self, until: datetime) -> None:
         """Run every happening due at or before ``until`` in time order."""
-        while self._queue and self._queue[0].time <= until:
-            item = heapq.heappop(self._queue)
+        limit = until.timestamp()
+        while self._queue and self._queue[0][0] <= limit:
+            item = heapq.heappop(self._queue)[2]
             self._time = item.time
             self._run(item)
         self._time = max(self._time, until)
