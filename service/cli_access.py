@@ -22,7 +22,7 @@ from service.core.errors import GivfleetError
 from service.core.tenancy import tenant_id_from
 from service.db.models.api_key import ApiKey, Role
 from service.db.models.credential import CredentialKind, UpstreamCredential
-from service.db.models.tenant import Tenant
+from service.db.models.tenant import Tenant, TenantStatus
 from service.jobs.enqueue import unit_of_work
 from service.runtime import Resources
 from service.settings import Settings, get_settings
@@ -90,6 +90,12 @@ async def create_tenant_op(resources: Resources, slug: str, name: str | None, ti
     """Create a tenant."""
     async with unit_of_work(resources.session_factory, resources.redis) as session:
         return await TenantService(session).create(slug, name=name, timezone=timezone)
+
+
+async def set_tenant_status_op(resources: Resources, slug: str, status: TenantStatus) -> Tenant:
+    """Suspend or activate a tenant."""
+    async with unit_of_work(resources.session_factory, resources.redis) as session:
+        return await TenantService(session).set_status(slug, status)
 
 
 async def list_tenants_op(resources: Resources) -> Sequence[Tenant]:
@@ -207,6 +213,20 @@ def tenant_create(
     tenant = _run(lambda resources: create_tenant_op(resources, slug, name, timezone))
     console.print(f"Tenant {tenant.slug} created (id {tenant.id}).", highlight=False)
     console.print(f"Next: givfleet apikey create --tenant {tenant.slug} --role admin", highlight=False)
+
+
+@tenant_app.command("suspend")
+def tenant_suspend(slug: Annotated[str, typer.Argument(help="Tenant slug.")]) -> None:
+    """Suspend a tenant: its API keys stop working until it is activated again."""
+    _run(lambda resources: set_tenant_status_op(resources, slug, TenantStatus.SUSPENDED))
+    console.print(f"Tenant {slug} suspended.", highlight=False)
+
+
+@tenant_app.command("activate")
+def tenant_activate(slug: Annotated[str, typer.Argument(help="Tenant slug.")]) -> None:
+    """Make a suspended tenant active again."""
+    _run(lambda resources: set_tenant_status_op(resources, slug, TenantStatus.ACTIVE))
+    console.print(f"Tenant {slug} active.", highlight=False)
 
 
 @tenant_app.command("list")

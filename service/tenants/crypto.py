@@ -12,6 +12,7 @@ from __future__ import annotations
 
 import base64
 import binascii
+import contextlib
 import json
 import os
 import secrets
@@ -124,14 +125,23 @@ def _read_key_file(path: Path) -> dict[str, str]:
     return {str(k): v for k, v in data.items()}
 
 
-def _write_key_file(path: Path, keys: Mapping[str, str]) -> None:
+def _write_key_file(path: Path, keys: Mapping[str, str], *, exclusive: bool = False) -> None:
+    """Write the key file atomically; ``exclusive`` never replaces an existing file (two processes starting
+    on a fresh machine must end up with one key, not each its own)."""
     path.parent.mkdir(parents=True, exist_ok=True)
-    temporary = path.with_suffix(".tmp")
-    fd = os.open(temporary, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o600)
-    with os.fdopen(fd, "w") as handle:
-        json.dump(dict(keys), handle, indent=2)
-    os.chmod(temporary, 0o600)
-    temporary.replace(path)
+    temporary = path.with_name(f".{path.name}.{os.getpid()}.{secrets.token_hex(4)}.tmp")
+    fd = os.open(temporary, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o600)
+    try:
+        with os.fdopen(fd, "w") as handle:
+            json.dump(dict(keys), handle, indent=2)
+        os.chmod(temporary, 0o600)
+        if exclusive:
+            with contextlib.suppress(FileExistsError):
+                os.link(temporary, path)
+        else:
+            temporary.replace(path)
+    finally:
+        temporary.unlink(missing_ok=True)
 
 
 def _new_key_id() -> str:
@@ -147,7 +157,7 @@ def load_key_ring(settings: Settings) -> KeyRing:
     if not configured:
         path = key_file_path(settings)
         if not path.exists():
-            _write_key_file(path, {_new_key_id(): generate_key()})
+            _write_key_file(path, {_new_key_id(): generate_key()}, exclusive=True)
         configured = _read_key_file(path)
     keys = {key_id: _decode(key_id, value) for key_id, value in configured.items()}
     active = settings.security.active_key_id or list(keys)[-1]

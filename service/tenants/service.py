@@ -135,6 +135,22 @@ class TenantService:
         """Every tenant."""
         return await self._tenants.list()
 
+    async def set_status(self, slug: str, status: TenantStatus, *, actor: str = "cli") -> Tenant:
+        """Suspend a tenant (its keys stop working) or make it active again.
+
+        Raises:
+            NotFoundError: No such tenant.
+        """
+        tenant = await self.get_by_slug(slug)
+        if tenant.status is not status:
+            tenant.status = status
+            await self._session.flush()
+            await AuditService(self._session).record(
+                Principal.cli(tenant_id_from(tenant.id), actor=actor), f"tenant.{status.value}", target_type="tenant",
+                target_id=tenant.id, details={"slug": slug},
+            )
+        return tenant
+
     async def get_by_slug(self, slug: str) -> Tenant:
         """The tenant with ``slug``.
 

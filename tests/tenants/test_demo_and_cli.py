@@ -88,6 +88,10 @@ def test_cli_tenant_apikey_and_credential_round_trip(cli_env: CliRunner) -> None
     assert "unknown" in listing
     assert "cli-secret-token" not in listing
 
+    assert "suspended" in invoke(cli_env, "tenant", "suspend", slug)
+    assert "suspended" in invoke(cli_env, "tenant", "list")
+    assert "active" in invoke(cli_env, "tenant", "activate", slug)
+
     rotated = invoke(cli_env, "admin", "rotate-key", "--generate")
     assert "1 credential(s) re-encrypted" in rotated
 

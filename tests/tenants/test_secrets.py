@@ -13,7 +13,15 @@ from sqlalchemy.ext.asyncio import AsyncSession
 
 from service.db.models.api_key import Role
 from service.settings import SecuritySettings, Settings
-from service.tenants.crypto import KeyRing, KeyRingError, add_generated_key, key_file_path, load_key_ring
+from service.tenants.crypto import (
+    KeyRing,
+    KeyRingError,
+    _write_key_file,
+    add_generated_key,
+    generate_key,
+    key_file_path,
+    load_key_ring,
+)
 from service.tenants.principal import Principal
 from service.tenants.service import ApiKeyService, CredentialService, open_token, rotate_encryption
 from tests.tenants.factories import fixed_key_ring, make_tenant
@@ -129,3 +137,12 @@ def test_configured_keys_win_over_the_key_file(tmp_path: Path) -> None:
     assert not key_file_path(settings).exists()
     with pytest.raises(KeyRingError, match="come from settings"):
         add_generated_key(settings)
+
+
+def test_processes_generating_keys_at_once_end_up_with_one(tmp_path: Path) -> None:
+    settings = Settings(_env_file=None, home=tmp_path)  # type: ignore[call-arg]
+    path = key_file_path(settings)
+    _write_key_file(path, {"first": generate_key()}, exclusive=True)
+    _write_key_file(path, {"second": generate_key()}, exclusive=True)  # lost the race: keeps the first
+    assert load_key_ring(settings).active_key_id == "first"
+    assert [p.name for p in tmp_path.iterdir()] == [path.name]  # no temporary files left behind
