@@ -50,7 +50,7 @@ Surfaces of ``sim.app`` (an ASGI app; ``sim`` itself is one too):
 Tokens (``sim.tokens``: name -> bearer string; deterministic per seed): ``distributor`` (sees the whole
 fleet), ``company`` (the main installer company: ~90% of the fleet), ``company_unapproved`` (same account, not
 approved), ``company_readonly`` (same account, no ``:control`` scopes), ``other_company`` (the remaining ~10%),
-``engineer``, ``sub_contractor`` (fleets of 10+), ``customer`` (an OWNER with inverters, an EV charger and a
+``engineer``, ``sub_contractor`` (fleet_size 11+), ``customer`` (an OWNER with inverters, an EV charger and a
 smart device), ``viewer`` (a VIEWER of that customer), ``no_subscription`` (the company account without a
 subscription: every call answers ``config.no_subscription_status``). ``sim.create_token(account_id, ...)``
 mints more (fewer scopes, unapproved, unsubscribed, ``rate_limit=`` for a commercial tier).
