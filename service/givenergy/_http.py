@@ -25,7 +25,7 @@ from service.givenergy._errors import (
     UpstreamUnavailableError,
     UpstreamValidationError,
 )
-from service.givenergy._metrics import REQUESTS, RETRIES, TOKENS_LEFT
+from service.givenergy._metrics import REQUESTS, RETRIES
 from service.givenergy._ratelimit import GLOBAL_BUCKET, CredentialLimiter, Lane
 
 log = structlog.get_logger("service.givenergy")
@@ -224,35 +224,27 @@ class RequestCore:
             )
         except httpx.TimeoutException:
             REQUESTS.labels(endpoint=endpoint, status="timeout", lane=lane_label).inc()
+            if limiter is not None and grant is not None:
+                await limiter.settle(grant)
             raise UpstreamUnavailableError(
                 "timed out (for a write, the outcome is unknown)", endpoint=endpoint
             ) from None
         except httpx.TransportError as exc:
             REQUESTS.labels(endpoint=endpoint, status="transport_error", lane=lane_label).inc()
+            if limiter is not None and grant is not None:
+                await limiter.settle(grant)
             raise UpstreamUnavailableError(
                 f"connection failed: {type(exc).__name__} (for a write, the outcome is unknown)", endpoint=endpoint
             ) from None
         REQUESTS.labels(endpoint=endpoint, status=str(response.status_code), lane=lane_label).inc()
-        if limiter is not None:
-            await self._feedback(limiter, bucket, response, grant)
+        if limiter is not None and grant is not None:
+            await limiter.settle(
+                grant,
+                limit=_header_int(response, "X-RateLimit-Limit"),
+                remaining=_header_int(response, "X-RateLimit-Remaining"),
+            )
+            if response.status_code == 429:
+                await limiter.pause(bucket, parse_retry_after(response.headers.get("Retry-After")))
         if response.is_success or (accept_redirects and response.is_redirect):
             return response
         raise error_for(response, endpoint)
-
-    async def _feedback(self, limiter: CredentialLimiter, bucket: str, response: httpx.Response, grant: Any) -> None:
-        limit = _header_int(response, "X-RateLimit-Limit")
-        remaining = _header_int(response, "X-RateLimit-Remaining")
-        if response.status_code == 429:
-            await limiter.observe(bucket, limit=limit, remaining=remaining)
-            await limiter.pause(bucket, parse_retry_after(response.headers.get("Retry-After")))
-            return
-        if limit is None and remaining is None:
-            return
-        # Only a surprise costs a round trip to Redis: a new limit, or fewer requests left than expected.
-        surprising = (limit is not None and grant is not None and limit != grant.limit) or (
-            remaining is not None and grant is not None and remaining < grant.expected_remaining
-        )
-        if surprising:
-            await limiter.observe(bucket, limit=limit, remaining=remaining)
-        elif remaining is not None:
-            TOKENS_LEFT.labels(credential=limiter.credential_id, bucket=bucket).set(remaining)

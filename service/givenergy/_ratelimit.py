@@ -81,12 +81,16 @@ class Grant:
         waited_seconds: Time spent waiting for the slot.
         expected_remaining: Requests the limiter believed were left in the window after this grant.
         limit: The bucket's limit at the time of the grant.
+        lane: The lane charged.
+        slot: The slot's identity in the shared log (pass the grant to `CredentialLimiter.settle`).
     """
 
     bucket: str
     waited_seconds: float
     expected_remaining: int
     limit: int
+    lane: Lane = Lane.SYNC
+    slot: str = field(default="", repr=False)
 
 
 @dataclass(frozen=True, slots=True)
@@ -174,10 +178,21 @@ return {0, wait, 0, limit}
 """
 )
 
-# ARGV: limit, window_ms, header_limit (or ''), header_remaining (or ''), member_prefix, learn_ttl_ms
+# ARGV: limit, window_ms, header_limit (or ''), header_remaining (or ''), member_prefix, learn_ttl_ms,
+#       settled slot (or ''), its lane
+# Settling re-stamps the slot with the time its answer arrived: the server counted the request somewhere
+# between grant and answer, so the slot stays taken for a full window after the answer. Whatever the
+# latency, no interval of one window can then hold more than ``limit`` requests as the server saw them.
 _OBSERVE = (
     _PRELUDE
     + """
+local slot = ARGV[7]
+if slot ~= '' then
+  redis.call('ZADD', KEYS[1], now, slot)
+  redis.call('ZADD', KEYS[2 + tonumber(ARGV[8])], now, slot)
+  redis.call('PEXPIRE', KEYS[1], window * 2)
+  redis.call('PEXPIRE', KEYS[2 + tonumber(ARGV[8])], window * 2)
+end
 local header_limit = tonumber(ARGV[3])
 local remaining = tonumber(ARGV[4])
 if header_limit and header_limit > 0 then
@@ -423,7 +438,12 @@ class CredentialLimiter:
                     waited = time.monotonic() - started
                     LIMITER_WAIT.labels(lane=lane.name.lower()).observe(waited)
                     return Grant(
-                        bucket=bucket, waited_seconds=waited, expected_remaining=int(remaining), limit=int(limit)
+                        bucket=bucket,
+                        waited_seconds=waited,
+                        expected_remaining=int(remaining),
+                        limit=int(limit),
+                        lane=lane,
+                        slot=member,
                     )
                 delay = int(wait_ms) / 1000
                 if max_wait is not None and time.monotonic() - started + delay > max_wait:
@@ -443,6 +463,20 @@ class CredentialLimiter:
         with contextlib.suppress(Exception):
             await asyncio.shield(self._limiter._redis.zrem(keys[5 + lane.value], member))
 
+    async def settle(self, grant: Grant, *, limit: int | None = None, remaining: int | None = None) -> None:
+        """Record that the request of ``grant`` got its answer (or failed), with the answer's headers.
+
+        The slot is re-stamped with the current time so it stays taken for one window after the answer
+        (the server counted the request at some point before). Call it once per grant, whatever happened;
+        the client does.
+
+        Args:
+            grant: The grant of the request.
+            limit: ``X-RateLimit-Limit`` of the answer, if any.
+            remaining: ``X-RateLimit-Remaining`` of the answer, if any.
+        """
+        await self._report(grant.bucket, limit=limit, remaining=remaining, grant=grant)
+
     async def observe(self, bucket: str, *, limit: int | None, remaining: int | None) -> None:
         """Correct the bucket from ``X-RateLimit-Limit`` / ``X-RateLimit-Remaining`` of a response.
 
@@ -450,10 +484,13 @@ class CredentialLimiter:
         limiter's own count means someone else spends this credential, and the difference is counted
         until it ages out of the window.
         """
-        if remaining is not None:
-            TOKENS_LEFT.labels(credential=self.credential_id, bucket=bucket).set(remaining)
         if limit is None and remaining is None:
             return
+        await self._report(bucket, limit=limit, remaining=remaining, grant=None)
+
+    async def _report(self, bucket: str, *, limit: int | None, remaining: int | None, grant: Grant | None) -> None:
+        if remaining is not None:
+            TOKENS_LEFT.labels(credential=self.credential_id, bucket=bucket).set(remaining)
         await self._limiter._observe(
             keys=self._keys_for(bucket),
             args=[
@@ -462,6 +499,8 @@ class CredentialLimiter:
                 "" if remaining is None else remaining,
                 f"ext:{self._limiter._member()}",
                 3_600_000,
+                grant.slot if grant is not None else "",
+                grant.lane.value if grant is not None else 0,
             ],
         )
 

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+import os
 import uuid
 from collections.abc import AsyncIterator, Callable
 from dataclasses import dataclass, field
@@ -15,6 +16,15 @@ from redis.asyncio import Redis
 from service.givenergy import RateLimiter
 
 TOKEN = "tok-SUPERSECRET-123"
+
+
+@pytest.fixture(scope="session")
+def redis_url(request: pytest.FixtureRequest) -> str:
+    """``TEST_REDIS_URL`` when set (no PostgreSQL is needed here), else the shared fixture's Redis."""
+    configured = os.environ.get("TEST_REDIS_URL")
+    if configured:
+        return configured
+    return str(request.getfixturevalue("server_urls")[1])
 
 
 @pytest.fixture
