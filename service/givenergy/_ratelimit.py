@@ -1,9 +1,12 @@
 """A fleet-wide rate limiter shared through Redis by every process using the same GivEnergy credential.
 
 Each bucket (the credential's global budget, or an endpoint with its own limit) is a sliding-window log:
-a sorted set of grant timestamps taken from the Redis clock, so no two processes disagree about time and
-no interval of one window ever holds more grants than the limit (whatever window alignment the server
-uses). Grants, corrections from response headers and 429 pauses are single Lua scripts: atomic.
+a sorted set of slots stamped with the Redis clock, so no two processes disagree about time. A slot is
+taken when granted and re-stamped when the request's answer arrives (`CredentialLimiter.settle`); it is
+free again one window after that. The server counted the request somewhere in between, so no interval of
+one window can hold more than ``limit`` requests as the server saw them, whatever the latency and whatever
+window alignment the server uses: the limiter never causes a 429. Grants, settlements (with corrections
+from the rate-limit headers) and 429 pauses are single Lua scripts: atomic.
 
 Priority lanes: a lane that has work waiting reserves a share of the window against every lower lane,
 until it has used that share. A saturated campaign therefore leaves the reserved shares of monitoring and

@@ -147,3 +147,17 @@ async def test_acquire_gives_up_after_max_wait(limiter: RateLimiter) -> None:
     assert caught.value.retry_after > 20
     # A caller that gave up leaves no claim behind.
     assert (await budget.state()).waiting == frozenset()
+
+
+async def test_a_settled_slot_stays_taken_for_a_window_after_the_answer(limiter: RateLimiter) -> None:
+    # The server counts a request somewhere between grant and answer: only a full window after the answer
+    # is the slot surely free again, however slow the request was.
+    budget = limiter.credential("cred-l", requests_per_minute=2, window_seconds=2.0)
+    slow = await budget.acquire(lane=Lane.SYNC)
+    await budget.acquire(lane=Lane.SYNC)
+    await asyncio.sleep(1.5)
+    await budget.settle(slow, limit=2, remaining=0)
+    await asyncio.sleep(0.8)  # the unsettled grant has aged out; the settled one has not
+    state = await budget.state()
+    assert state.used == 1
+    assert state.used_by_lane[Lane.SYNC] == 1
