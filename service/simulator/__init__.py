@@ -23,7 +23,8 @@ time), ``notification_limit`` (10) / ``notification_window_seconds`` (3600), ``d
 ``no_subscription_status`` (401/402/403), shares of awkward inverters (``locked_fraction``,
 ``another_actor_fraction``, ``not_controllable_fraction``, ``dead_fraction``, ``new_status_fraction``),
 behaviour rates per inverter per day (``fault_rate_per_day``, ``lost_rate_per_day``,
-``firmware_update_rate_per_day``, ``setting_drift_rate_per_day``), ``ev_charger_fraction``,
+``firmware_update_rate_per_day``, ``setting_drift_rate_per_day``, ``actor_drift_rate_per_day``),
+``ev_charger_fraction``,
 ``smart_device_fraction``. ``SimulatorConfig.quiet(**overrides)`` is the calm test world: 20 inverters, seed 1,
 frozen clock at 2026-06-01T12:00Z, no history, no spontaneous behaviour, no awkward inverters.
 

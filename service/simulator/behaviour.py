@@ -65,6 +65,7 @@ class Happening(StrEnum):
     SPAWN_LOST = "spawn_lost"
     SPAWN_FIRMWARE = "spawn_firmware"
     SPAWN_DRIFT = "spawn_drift"
+    SPAWN_ACTOR = "spawn_actor"
     CLEAR_FAULT = "clear_fault"
     BACK_ONLINE = "back_online"
     FIRMWARE_DONE = "firmware_done"
@@ -72,12 +73,13 @@ class Happening(StrEnum):
 
 @dataclass(frozen=True, slots=True)
 class Rates:
-    """Happenings per inverter per simulated day."""
+    """Happenings per inverter per simulated day (``actor_drift``: per inverter held by another actor)."""
 
     fault: float
     lost: float
     firmware: float
     drift: float
+    actor_drift: float = 0.0
 
 
 @dataclass(slots=True)
@@ -114,9 +116,12 @@ class Behaviour:
         self.updating: set[int] = set()
         self.dead: set[int] = {device.index for device in fleet.devices if device.status == "LOST"}
         self.drifts: list[Drift] = []
+        self._actors: list[int] | None = None
+        # The actor process runs at a rate fixed by the population at start (so it stays reproducible).
+        self._actor_population = sum(1 for device in fleet.devices if device.another_actor)
         for kind, rate in self._spawn_rates().items():
             if rate > 0:
-                self._schedule(start + self._gap(rate), kind)
+                self._schedule(start + self._gap(rate, kind), kind)
 
     @property
     def time(self) -> datetime:
@@ -129,10 +134,12 @@ class Behaviour:
             Happening.SPAWN_LOST: self._rates.lost,
             Happening.SPAWN_FIRMWARE: self._rates.firmware,
             Happening.SPAWN_DRIFT: self._rates.drift,
+            Happening.SPAWN_ACTOR: self._rates.actor_drift if self._actor_population else 0.0,
         }
 
-    def _gap(self, rate_per_inverter_day: float) -> timedelta:
-        per_second = rate_per_inverter_day * max(1, len(self._fleet.devices)) / 86400
+    def _gap(self, rate_per_inverter_day: float, kind: Happening | None = None) -> timedelta:
+        population = self._actor_population if kind is Happening.SPAWN_ACTOR else len(self._fleet.devices)
+        per_second = rate_per_inverter_day * max(1, population) / 86400
         return timedelta(seconds=max(1.0, self._rng.expovariate(per_second)))
 
     def _schedule(
@@ -154,8 +161,8 @@ class Behaviour:
     def _run(self, item: _Scheduled) -> None:
         rates = self._spawn_rates()
         if item.kind in rates:
-            self._schedule(item.time + self._gap(rates[item.kind]), item.kind)
-            device = self._pick()
+            self._schedule(item.time + self._gap(rates[item.kind], item.kind), item.kind)
+            device = self._pick_actor() if item.kind is Happening.SPAWN_ACTOR else self._pick()
             if device is None:
                 return
             if item.kind is Happening.SPAWN_FAULT:
@@ -164,7 +171,7 @@ class Behaviour:
                 self.start_lost(device, item.time, timedelta(seconds=self._rng.expovariate(1 / (4 * 3600))))
             elif item.kind is Happening.SPAWN_FIRMWARE:
                 self.start_firmware_update(device, item.time)
-            else:
+            else:  # SPAWN_DRIFT, SPAWN_ACTOR
                 self._drift(device, item.time)
             return
         device = self._fleet.devices[item.device_index]
@@ -178,6 +185,18 @@ class Behaviour:
             device.arm += 1 + device.seed % 3
             device.dsp += 1 + device.seed % 2
             self.settle(device)
+
+    def invalidate_actors(self) -> None:
+        """Forget which inverters another actor holds (after a mutator changed it)."""
+        self._actors = None
+
+    def _pick_actor(self) -> Device | None:
+        if self._actors is None:
+            self._actors = [d.index for d in self._fleet.devices if d.another_actor]
+        if not self._actors:
+            return None
+        device = self._fleet.devices[self._actors[self._rng.randrange(len(self._actors))]]
+        return None if device.removed or device.index in self.dead else device
 
     def _pick(self) -> Device | None:
         devices = self._fleet.devices

@@ -44,6 +44,8 @@ class SimulatorConfig:
         lost_rate_per_day: Connection losses (status LOST) per inverter per simulated day.
         firmware_update_rate_per_day: Firmware updates per inverter per simulated day.
         setting_drift_rate_per_day: Setting changes by "another actor" per inverter per simulated day.
+        actor_drift_rate_per_day: Setting changes per simulated day on each inverter held by another actor (a
+            supplier's smart tariff or a VPP rewrites them every few hours).
         ev_charger_fraction: Share of customers owning an EV charger.
         smart_device_fraction: Share of customers owning smart devices.
     """
@@ -74,6 +76,7 @@ class SimulatorConfig:
     lost_rate_per_day: float = 0.03
     firmware_update_rate_per_day: float = 0.005
     setting_drift_rate_per_day: float = 0.05
+    actor_drift_rate_per_day: float = 4.0
     ev_charger_fraction: float = 0.1
     smart_device_fraction: float = 0.05
 
@@ -116,5 +119,6 @@ class SimulatorConfig:
             lost_rate_per_day=0.0,
             firmware_update_rate_per_day=0.0,
             setting_drift_rate_per_day=0.0,
+            actor_drift_rate_per_day=0.0,
         )
         return dataclasses.replace(base, **overrides)  # type: ignore[arg-type]

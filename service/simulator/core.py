@@ -66,7 +66,7 @@ class Simulator:
                 device.last_online = device.last_updated = dead_since(device, start)
         rates = Rates(
             cfg.fault_rate_per_day, cfg.lost_rate_per_day, cfg.firmware_update_rate_per_day,
-            cfg.setting_drift_rate_per_day,
+            cfg.setting_drift_rate_per_day, cfg.actor_drift_rate_per_day,
         )  # fmt: skip
         history_start = start - timedelta(days=cfg.history_days)
         self.behaviour = Behaviour(self.fleet, cfg.seed, rates, history_start)
@@ -279,6 +279,7 @@ class Simulator:
         """Let another actor own inverters: writes answer success but are not applied."""
         for serial in serials:
             self._device(serial).another_actor = owned
+        self.behaviour.invalidate_actors()
 
     def set_status(self, serial: str, status: str) -> None:
         """Set an inverter's reported status (NORMAL, WAITING, LOST, ERROR, WARNING, UPDATING, OFF_GRID, ...).

@@ -191,3 +191,18 @@ async def test_energy_flows_follow_the_solar_day(sim: Simulator, client: ClientF
     assert abs(summed - whole.json()["data"][0]["data"]["0"]) < 0.5
     assert refused.status_code == 422
     assert "grouping" in refused.json()["errors"]
+
+
+def test_inverters_held_by_another_actor_drift_within_hours() -> None:
+    sim = Simulator(SimulatorConfig.quiet(fleet_size=60, another_actor_fraction=0.2, actor_drift_rate_per_day=6.0))
+    held = {d.serial for d in sim.truth.devices() if d.another_actor}
+    sim.clock.advance(timedelta(hours=12))
+    drifts = sim.truth.drifts()
+    assert held
+    assert len(drifts) > len(held)  # about three changes per held inverter in twelve hours
+    assert {drift.serial for drift in drifts} <= held
+    for drift in drifts:
+        assert drift.new_value == sim.truth.setting(drift.serial, drift.setting_id) or any(
+            later.serial == drift.serial and later.setting_id == drift.setting_id and later.time > drift.time
+            for later in drifts
+        )
