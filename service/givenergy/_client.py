@@ -283,16 +283,21 @@ class GivEnergyClient:
         if page_size < 1:
             raise ValueError("page_size must be positive")
         page = 1
+        previous: list[Any] | None = None
         while True:
             body = await self._request(
                 "GET", template, path, idempotent=True, params=[*params, ("page", page), ("pageSize", page_size)]
             )
             items = _as_list(_data(body))
+            if items and items == previous:
+                # A server that ignores ``page`` while promising a next link would loop forever.
+                return
             for item in items:
                 if isinstance(item, dict):
                     yield model.model_validate(item)
             if not self._has_next(body, page, items):
                 return
+            previous = items
             page += 1
 
     @staticmethod

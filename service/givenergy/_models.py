@@ -8,7 +8,7 @@ becomes 0: callers keep their last good value.
 
 from __future__ import annotations
 
-from datetime import datetime
+from datetime import date, datetime
 from typing import Annotated, Any, TypeVar
 
 from pydantic import (
@@ -45,6 +45,7 @@ Float = Annotated[float | None, WrapValidator(_lenient)]
 Bool = Annotated[bool | None, WrapValidator(_lenient)]
 DateTime = Annotated[datetime | None, WrapValidator(_lenient)]
 """A timestamp: timezone-aware when the service sends an offset/``Z``, naive local time otherwise."""
+Date = Annotated[date | None, WrapValidator(_lenient)]
 
 
 class Model(BaseModel):
@@ -477,7 +478,7 @@ class Site(_Listy):
     site_id: Int = None
     name: Str = None
     account: Str = None
-    date_created: DateTime = None
+    date_created: Date = None
     country: Str = None
     timezone: Str = None
     tz_timezone: Str = None

@@ -226,3 +226,12 @@ async def test_get_page_reports_what_the_server_really_did() -> None:
     assert page.items == [{"id": 1}, {"id": 2}]
     assert (page.last_page, page.total, page.per_page, page.has_next) == (9, 17, 2, True)
     assert recorder.requests[0].url.params["pageSize"] == "500"
+
+
+async def test_pagination_stops_when_the_server_ignores_the_page_parameter() -> None:
+    same = {"data": [{"id": 1}], "links": {"next": "http://upstream.test/v1/site?page=2"}}
+    recorder = Recorder(sequence(respond(200, same)))
+    async with make_client(recorder) as client:
+        sites = [s.id async for s in client.iter_sites()]
+    assert sites == [1]
+    assert len(recorder.requests) == 2
