@@ -7,6 +7,8 @@ import itertools
 from datetime import UTC, datetime, timedelta
 from zoneinfo import ZoneInfo
 
+import pytest
+
 from service.simulator import Simulator, SimulatorConfig
 from service.simulator.catalogue import Kind
 from service.simulator.fleet import Device
@@ -206,3 +208,31 @@ def test_inverters_held_by_another_actor_drift_within_hours() -> None:
             later.serial == drift.serial and later.setting_id == drift.setting_id and later.time > drift.time
             for later in drifts
         )
+
+
+class _FakeTime:
+    """Stands in for the ``time`` module inside the clock: real seconds moved by hand."""
+
+    def __init__(self) -> None:
+        self.seconds = 500.0
+
+    def monotonic(self) -> float:
+        return self.seconds
+
+
+async def test_accelerated_clock_runs_behaviour_as_real_time_passes(monkeypatch: pytest.MonkeyPatch) -> None:
+    import service.simulator.clock as clock_module
+
+    fake = _FakeTime()
+    monkeypatch.setattr(clock_module, "time", fake)
+    sim = Simulator(SimulatorConfig.quiet(clock_speed=60.0))
+    start = sim.clock.now()
+    device = first_hybrid(sim)
+    sim.inject_fault([device.serial], "Grid Under Voltage", timedelta(minutes=5))
+    fake.seconds += 4  # four real seconds = four simulated minutes
+    assert sim.clock.now() == start + timedelta(minutes=4)
+    assert (await device_json(sim, device))["status"] == "WARNING"
+    fake.seconds += 2
+    assert (await device_json(sim, device))["status"] == "NORMAL"
+    (event,) = sim.truth.events(device.serial)
+    assert event.end_time == start + timedelta(minutes=5)
