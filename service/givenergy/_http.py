@@ -177,7 +177,10 @@ class RequestCore:
                     raise
                 reason = "429"
                 # With a limiter the pause is shared and the next acquire waits it out.
-                delay = 0.0 if self.limiter is not None else (exc.retry_after or self.retry.max_delay)
+                if self.limiter is not None:
+                    delay = 0.0
+                else:
+                    delay = exc.retry_after if exc.retry_after is not None else self.retry.max_delay
             except UpstreamUnavailableError as exc:
                 if not idempotent or attempt >= self.retry.max_attempts:
                     raise
