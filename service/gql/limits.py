@@ -2,9 +2,10 @@
 message before any resolver runs.
 
 The cost of an operation estimates how many objects it can return: every field costs 1, and the selection
-under a list-returning field counts once per row it may return (its ``first`` argument, else
-:data:`DEFAULT_LIST_SIZE`). ``inverters(first: 100) { edges { node { batteries { serial } } } }`` thus costs
-about 100 x (1 + 8 x 1). Fragments are expanded; introspection is free.
+under a list-returning field counts once per row it may return (its ``first``/``limit`` argument, else
+:data:`DEFAULT_PAGE_SIZE` for a connection and :data:`DEFAULT_LIST_SIZE` for a plural field).
+``inverters(first: 100) { edges { node { batteries { serial } } } }`` thus costs about
+1 + 100 x (1 + 1 + (1 + 8 x 1)). Fragments are expanded; introspection is free.
 """
 
 from __future__ import annotations
@@ -31,8 +32,10 @@ MAX_DEPTH = 12
 MAX_ALIASES = 20
 MAX_COST = 25_000
 DEFAULT_LIST_SIZE = 8
-# Fields whose argument ``first`` bounds the rows they return (connections); other list fields use the default.
-PAGE_ARGUMENT = "first"
+DEFAULT_PAGE_SIZE = 50
+# Arguments that bound how many rows a field returns (``first`` of connections, ``limit`` of lists); a
+# connection (a field selecting ``edges``) without one returns a default page.
+SIZE_ARGUMENTS = frozenset({"first", "limit"})
 
 
 def operation_cost(document: Any, operation_name: str | None, variables: Mapping[str, Any] | None) -> int:
@@ -76,22 +79,29 @@ def _fields(selection_set: SelectionSetNode | None, fragments: Mapping[str, Frag
 
 
 def _multiplier(field: FieldNode, variables: Mapping[str, Any]) -> int:
+    if field.selection_set is None:
+        return 1
+    is_connection = any(isinstance(child, FieldNode) and child.name.value == "edges"
+                        for child in field.selection_set.selections)
     for argument in field.arguments or ():
-        if argument.name.value != PAGE_ARGUMENT:
+        if argument.name.value not in SIZE_ARGUMENTS:
             continue
         node = argument.value
         value = variables.get(node.name.value) if isinstance(node, VariableNode) else getattr(node, "value", None)
         try:
-            return max(1, int(value)) if value is not None else DEFAULT_LIST_SIZE
+            return max(1, int(value)) if value is not None else DEFAULT_PAGE_SIZE
         except (TypeError, ValueError):
-            return DEFAULT_LIST_SIZE
-    return DEFAULT_LIST_SIZE if field.selection_set is not None and _looks_like_list(field) else 1
+            return DEFAULT_PAGE_SIZE
+    if is_connection:
+        return DEFAULT_PAGE_SIZE
+    return DEFAULT_LIST_SIZE if _looks_like_list(field) else 1
 
 
 # Plural field names return lists; a cheap, schema-free heuristic that errs on the side of a higher estimate.
+# ``edges`` is not one: its connection was already counted once per row.
 def _looks_like_list(field: FieldNode) -> bool:
     name = field.name.value
-    return (name.endswith("s") and name not in {"status", "address", "siteStatus", "pageInfo"}) or name == "edges"
+    return name.endswith(("s", "history")) and name not in {"status", "address", "edges", "pageInfo"}
 
 
 class QueryCostLimiter(SchemaExtension):

@@ -1,0 +1,160 @@
+"""Benchmark of /graphql over a 10,000-inverter mirror: p50/p95 latency and requests/s.
+
+Usage::
+
+    .venv/bin/python bench/graphql.py [--database-url postgresql://postgres@127.0.0.1:5432/postgres]
+        [--redis-url redis://127.0.0.1:6379/0] [--inverters 10000] [--requests 300] [--concurrency 8]
+
+A fresh database is created on the server, migrated, seeded in bulk (the test seed: per inverter a customer
+account, site, dongle, two battery modules, one meter, one history row) and dropped at the end. The app runs
+under uvicorn on loopback in a thread (its own event loop and connection pool, as in production); requests
+come from ``--concurrency`` tasks with a viewer API key, through the full stack (auth middleware, strawberry,
+dataloaders, PostgreSQL). Scenarios:
+
+- ``inverter by serial``: one inverter (a random serial each time) with its site, account and batteries;
+- ``page of 100``: the first page of 100 inverters with site, account (and its parent) and batteries;
+- ``fleetSummary``: counts by status, model, firmware, battery type and offline, over the whole fleet.
+"""
+
+from __future__ import annotations
+
+import sys
+from pathlib import Path
+
+# Run as a script, this file's folder comes first on sys.path, where this very module would shadow graphql-core.
+_HERE = Path(__file__).resolve().parent
+sys.path[:] = [entry for entry in sys.path if Path(entry or ".").resolve() != _HERE]
+sys.path.insert(0, str(_HERE.parent))
+
+import argparse  # noqa: E402
+import asyncio  # noqa: E402
+import random  # noqa: E402
+import socket  # noqa: E402
+import statistics  # noqa: E402
+import tempfile  # noqa: E402
+import threading  # noqa: E402
+import time  # noqa: E402
+import uuid  # noqa: E402
+from typing import Any  # noqa: E402
+
+import httpx  # noqa: E402
+import uvicorn  # noqa: E402
+from pydantic import SecretStr  # noqa: E402
+
+from service.app import create_app  # noqa: E402
+from service.db import migrate  # noqa: E402
+from service.db.models.api_key import Role  # noqa: E402
+from service.runtime import Resources  # noqa: E402
+from service.settings import RedisSettings, Settings  # noqa: E402
+from service.tenants.principal import Principal  # noqa: E402
+from service.tenants.service import ApiKeyService  # noqa: E402
+from tests.conftest import create_database, drop_database  # noqa: E402
+from tests.gql.seed import inverter_serial, seed_mirror  # noqa: E402
+
+ONE_INVERTER = """query($serial: String!) { inverter(serial: $serial) {
+  serial status model firmwareArm firmwareDsp lastOnline
+  site { name } account { username } batteries { serial capacityFull } } }"""
+PAGE_OF_100 = """{ inverters(first: 100) { totalCount pageInfo { endCursor } edges { node {
+  serial status model firmwareArm lastOnline
+  site { name siteStatus } account { username postcode parent { username } }
+  batteries { serial capacityFull } } } } }"""
+SUMMARY = """{ fleetSummary { total byStatus { value count } byModel { value count } byFirmwareArm { value count }
+  byFirmwareDsp { value count } byBatteryType { value count } offline { hours count } } }"""
+
+
+def free_port() -> int:
+    with socket.socket() as probe:
+        probe.bind(("127.0.0.1", 0))
+        port: int = probe.getsockname()[1]
+        return port
+
+
+def serve(settings: Settings) -> tuple[uvicorn.Server, threading.Thread, str]:
+    port = free_port()
+    server = uvicorn.Server(uvicorn.Config(create_app(settings), host="127.0.0.1", port=port, log_level="warning",
+                                           lifespan="on", access_log=False))
+    thread = threading.Thread(target=server.run, daemon=True)
+    thread.start()
+    deadline = time.monotonic() + 30
+    while not server.started:
+        if time.monotonic() > deadline:
+            raise RuntimeError("server did not start")
+        time.sleep(0.05)
+    return server, thread, f"http://127.0.0.1:{port}"
+
+
+async def scenario(client: httpx.AsyncClient, name: str, make: Any, requests: int, concurrency: int) -> None:
+    latencies: list[float] = []
+    remaining = iter(range(requests))
+
+    async def worker() -> None:
+        for _ in remaining:
+            query, variables = make()
+            started = time.perf_counter()
+            response = await client.post("/graphql", json={"query": query, "variables": variables})
+            latencies.append(time.perf_counter() - started)
+            body = response.json()
+            if response.status_code != 200 or body.get("errors"):
+                raise RuntimeError(f"{name}: {response.status_code} {body.get('errors')}")
+
+    for _ in range(min(10, requests)):  # warm-up: connections, statement caches
+        query, variables = make()
+        await client.post("/graphql", json={"query": query, "variables": variables})
+    started = time.perf_counter()
+    await asyncio.gather(*(worker() for _ in range(concurrency)))
+    elapsed = time.perf_counter() - started
+    cuts = statistics.quantiles(latencies, n=100)
+    print(f"{name:<22} {len(latencies):>6} {cuts[49] * 1000:>9.1f} {cuts[94] * 1000:>9.1f} "
+          f"{len(latencies) / elapsed:>9.1f}")
+
+
+async def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser.add_argument("--database-url", default="postgresql://postgres@127.0.0.1:5432/postgres")
+    parser.add_argument("--redis-url", default="redis://127.0.0.1:6379/0")
+    parser.add_argument("--inverters", type=int, default=10_000)
+    parser.add_argument("--requests", type=int, default=300)
+    parser.add_argument("--concurrency", type=int, default=8)
+    args = parser.parse_args()
+
+    name = f"givfleet_bench_{uuid.uuid4().hex[:10]}"
+    url = await create_database(args.database_url, name)
+    home = Path(tempfile.mkdtemp(prefix="givfleet-bench-"))
+    settings = Settings(_env_file=None, home=home, database_url=SecretStr(url),  # type: ignore[call-arg]
+                        redis_url=SecretStr(args.redis_url), redis=RedisSettings(namespace=name))
+    resources = Resources.open(settings)
+    server = None
+    try:
+        await migrate.upgrade(url)
+        started = time.perf_counter()
+        async with resources.engine.begin() as connection:
+            seeded = await seed_mirror(connection, args.inverters, subcontractors=10)
+        print(f"seeded {args.inverters} inverters in {time.perf_counter() - started:.1f} s")
+        async with resources.session_factory() as session, session.begin():
+            key = (await ApiKeyService(session, Principal.cli(seeded.tenant_id)).create(
+                name="bench", role=Role.VIEWER)).text
+        server, thread, base_url = serve(settings)
+        rng = random.Random(1)
+        limits = httpx.Limits(max_connections=args.concurrency * 2)
+        async with httpx.AsyncClient(base_url=base_url, headers={"Authorization": f"Bearer {key}"}, timeout=60,
+                                     limits=limits) as client:
+            print(f"{'scenario':<22} {'n':>6} {'p50 ms':>9} {'p95 ms':>9} {'req/s':>9}"
+                  f"   (concurrency {args.concurrency}, {args.inverters} inverters)")
+            await scenario(client, "inverter by serial",
+                           lambda: (ONE_INVERTER, {"serial": inverter_serial(rng.randrange(args.inverters))}),
+                           args.requests, args.concurrency)
+            await scenario(client, "page of 100", lambda: (PAGE_OF_100, {}), args.requests, args.concurrency)
+            await scenario(client, "fleetSummary", lambda: (SUMMARY, {}), args.requests, args.concurrency)
+    finally:
+        if server is not None:
+            server.should_exit = True
+            thread.join(timeout=30)
+        keys = [k async for k in resources.redis.scan_iter(match=f"{name}*")]
+        if keys:
+            await resources.redis.delete(*keys)
+        await resources.aclose()
+        await drop_database(args.database_url, name)
+
+
+if __name__ == "__main__":
+    asyncio.run(main())
