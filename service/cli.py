@@ -31,7 +31,7 @@ PortOption = Annotated[int | None, typer.Option(help="Bind port (default: GIVFLE
 def up(host: HostOption = None, port: PortOption = None) -> None:
     """Run everything: embedded PostgreSQL/Redis if none configured, migrations, API and worker."""
     settings = get_settings()
-    launcher.run_up(settings, host or settings.api.host, port or settings.api.port, console.print)
+    launcher.run_up(settings, host or settings.api.host, port or settings.api.port, _announce)
 
 
 @app.command()
@@ -159,6 +159,10 @@ def _database_url(settings: Settings) -> str:
     if url is None:  # resolved_services() always fills it; this guards against misuse
         raise typer.BadParameter("no database URL could be resolved")
     return url
+
+
+def _announce(line: str) -> None:
+    console.print(line, soft_wrap=True, highlight=False)
 
 
 def main() -> None:

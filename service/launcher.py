@@ -1,8 +1,8 @@
 """Running givfleet's processes: the whole stack for ``givfleet up``, or the API or worker alone.
 
 Everything ``up`` starts lives in one process tree: embedded servers (when no URLs are configured), the API
-(uvicorn) and the worker (arq) in one event loop, plus companions that later features register (the simulator,
-the demo tenant, the first sync). SIGINT and SIGTERM stop it all, embedded servers included.
+(uvicorn), the worker (arq) and, with no GivEnergy credential, the simulator with a demo tenant (see
+:mod:`service.demo`), all in one event loop. SIGINT and SIGTERM stop it all, embedded servers included.
 """
 
 from __future__ import annotations
@@ -10,13 +10,14 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import signal
-from collections.abc import Awaitable, Callable, Iterator
-from dataclasses import dataclass, field
+from collections.abc import Callable, Iterator
+from dataclasses import dataclass
 
 import structlog
 import uvicorn
 from pydantic import SecretStr
 
+from service import demo
 from service.app import create_app
 from service.db import migrate
 from service.embedded import EmbeddedServices, ServiceUrls
@@ -48,7 +49,7 @@ def resolved_services(settings: Settings) -> Iterator[Settings]:
         embedded.close()
 
 
-class _QuietServer(uvicorn.Server):
+class QuietServer(uvicorn.Server):
     """A uvicorn server that leaves signal handling to its owner (several servers share one loop)."""
 
     @contextlib.contextmanager
@@ -58,56 +59,66 @@ class _QuietServer(uvicorn.Server):
 
 @dataclass
 class Stack:
-    """What ``givfleet up`` runs; ``startup_steps`` run after migration, before serving."""
+    """What ``givfleet up`` runs: the API and the worker, and the demo simulator when it is wanted."""
 
     settings: Settings
     host: str
     port: int
-    startup_steps: list[Callable[[Resources], Awaitable[None]]] = field(default_factory=list)
 
     async def run(self, announce: Callable[[str], None]) -> None:
-        """Migrate, then serve the API and run the worker until SIGINT/SIGTERM."""
+        """Migrate, then serve until SIGINT/SIGTERM."""
         database_url = self.settings.configured_database_url()
         if database_url is None:
             raise NotConfiguredError("run the stack inside resolved_services()")
         await migrate.upgrade(database_url)
         resources = Resources.open(self.settings)
-        try:
-            for step in self.startup_steps:
-                await step(resources)
-            await self._serve(resources, announce)
-        finally:
-            await resources.aclose()
-
-    async def _serve(self, resources: Resources, announce: Callable[[str], None]) -> None:
         stop = asyncio.Event()
         loop = asyncio.get_running_loop()
         for sig in (signal.SIGINT, signal.SIGTERM):
             loop.add_signal_handler(sig, stop.set)
-        server = _QuietServer(
-            uvicorn.Config(create_app(self.settings, resources), host=self.host, port=self.port,
-                           log_config=None, access_log=False, lifespan="on")
-        )
+        servers: list[tuple[QuietServer, asyncio.Task[None]]] = []
+        try:
+            if await demo.simulator_wanted(resources):
+                simulator = demo.build_simulator(resources)
+                servers.append(await start_server(QuietServer(simulator.config), "simulator"))
+                await demo.prepare_demo_tenant(resources, simulator, announce)
+            await self._serve(resources, servers, stop, announce)
+        finally:
+            for server, task in reversed(servers):
+                server.should_exit = True
+                await task
+            for sig in (signal.SIGINT, signal.SIGTERM):
+                loop.remove_signal_handler(sig)
+            await resources.aclose()
+
+    async def _serve(self, resources: Resources, servers: list[tuple[QuietServer, asyncio.Task[None]]],
+                     stop: asyncio.Event, announce: Callable[[str], None]) -> None:
+        app_config = uvicorn.Config(create_app(self.settings, resources), host=self.host, port=self.port,
+                                    log_config=None, access_log=False, lifespan="on")
+        servers.append(await start_server(QuietServer(app_config), "api"))
         worker = build_worker(resources, handle_signals=False)
-        server_task = asyncio.create_task(server.serve(), name="api")
         worker_task = asyncio.create_task(worker.async_run(), name="worker")
-        while not server.started and not server_task.done():  # noqa: ASYNC110 - uvicorn has no started event
-            await asyncio.sleep(0.05)
-        if server.started:
-            base = f"http://{self.host}:{self.port}"
-            announce(f"givfleet is up: API {base}  health {base}/readyz  metrics {base}/metrics  docs {base}/schema")
-            announce("Press Ctrl-C to stop.")
-        await asyncio.wait(
-            [asyncio.create_task(stop.wait()), server_task, worker_task], return_when=asyncio.FIRST_COMPLETED
-        )
+        base = f"http://{self.host}:{self.port}"
+        announce(f"givfleet is up: API {base}/api/v1  GraphQL {base}/graphql  health {base}/readyz  "
+                 f"metrics {base}/metrics  docs {base}/schema")
+        announce("Press Ctrl-C to stop.")
+        watched = [worker_task, *(task for _, task in servers), asyncio.create_task(stop.wait())]
+        await asyncio.wait(watched, return_when=asyncio.FIRST_COMPLETED)
         log.info("givfleet.stopping")
-        server.should_exit = True
         worker_task.cancel()
         with contextlib.suppress(asyncio.CancelledError):
             await worker_task
-        await server_task
-        for sig in (signal.SIGINT, signal.SIGTERM):
-            loop.remove_signal_handler(sig)
+
+
+async def start_server(server: QuietServer, name: str) -> tuple[QuietServer, asyncio.Task[None]]:
+    """Start ``server`` and return once it listens (or raise why it could not)."""
+    task = asyncio.create_task(server.serve(), name=name)
+    while not server.started and not task.done():  # noqa: ASYNC110 - uvicorn has no started event
+        await asyncio.sleep(0.05)
+    if not server.started:
+        task.result()  # raises the start-up error, if any
+        raise RuntimeError(f"the {name} server did not start (is its port free?)")
+    return server, task
 
 
 def run_up(settings: Settings, host: str, port: int, announce: Callable[[str], None]) -> None:

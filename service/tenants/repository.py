@@ -45,6 +45,12 @@ class TenantRepository:
         """Stage a new tenant."""
         self._session.add(tenant)
 
+    async def any_credential_outside(self, slug: str) -> bool:
+        """Whether a tenant other than ``slug`` has an upstream credential (deployment-wide)."""
+        statement = (select(UpstreamCredential.id).join(Tenant, Tenant.id == UpstreamCredential.tenant_id)
+                     .where(Tenant.slug != slug).limit(1))
+        return (await self._session.execute(statement)).first() is not None
+
 
 _Row = TypeVar("_Row", UpstreamCredential, ApiKey, AuditEvent)
 
