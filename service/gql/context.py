@@ -9,8 +9,9 @@ from contextlib import asynccontextmanager
 from dataclasses import dataclass
 from datetime import datetime
 from typing import TYPE_CHECKING
+from weakref import WeakKeyDictionary
 
-from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
+from sqlalchemy.ext.asyncio import AsyncEngine, AsyncSession, async_sessionmaker
 from strawberry.litestar import BaseContext
 from strawberry.types import Info as StrawberryInfo
 
@@ -62,6 +63,23 @@ class Context(BaseContext, kw_only=True):
             yield FleetReader(session, self.scope, now=self.now)
 
 
+_READ_FACTORIES: WeakKeyDictionary[async_sessionmaker[AsyncSession], async_sessionmaker[AsyncSession]] = (
+    WeakKeyDictionary())
+
+
+def read_only_sessions(session_factory: async_sessionmaker[AsyncSession]) -> async_sessionmaker[AsyncSession]:
+    """Sessions for reads in autocommit mode: no BEGIN/ROLLBACK round trips around each batch (every batch is
+    one statement on a session of its own, so a transaction would add nothing)."""
+    cached = _READ_FACTORIES.get(session_factory)
+    if cached is None:
+        bind = session_factory.kw.get("bind")
+        if not isinstance(bind, AsyncEngine):
+            return session_factory
+        cached = async_sessionmaker(bind.execution_options(isolation_level="AUTOCOMMIT"), expire_on_commit=False)
+        _READ_FACTORIES[session_factory] = cached
+    return cached
+
+
 def build_context(access: Access, session_factory: async_sessionmaker[AsyncSession], *, request_id: str,
                   live: LiveReader | None = None, now: datetime | None = None) -> Context:
     """A fresh context (new dataloaders) for one operation."""
@@ -69,8 +87,9 @@ def build_context(access: Access, session_factory: async_sessionmaker[AsyncSessi
 
     scope = ReadScope.of(access.tenant_id, access.restricted_account_id)
     moment = now or utcnow()
-    return Context(request_id=request_id, access=access, scope=scope, now=moment, session_factory=session_factory,
-                   loaders=Loaders(session_factory, scope, moment), live=live)
+    reads = read_only_sessions(session_factory)
+    return Context(request_id=request_id, access=access, scope=scope, now=moment, session_factory=reads,
+                   loaders=Loaders(reads, scope, moment), live=live)
 
 
 Info = StrawberryInfo[Context, None]
