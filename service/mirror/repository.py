@@ -7,12 +7,15 @@ removals and ``last_seen_at`` refreshes; rows the reconciliation did not name ar
 
 from __future__ import annotations
 
+import json
 import uuid
 from collections.abc import Hashable, Iterable, Sequence
 from datetime import datetime
 from typing import Any
 
-from sqlalchemy import Table, bindparam, case, func, select, tuple_, update
+from sqlalchemy import Table, TableClause, bindparam, case, func, select, text, tuple_, update
+from sqlalchemy import column as sql_column
+from sqlalchemy import table as sql_table
 from sqlalchemy.dialects.postgresql import insert
 from sqlalchemy.ext.asyncio import AsyncSession
 
@@ -58,6 +61,8 @@ _TUPLE_FIELDS = {"flags", "products"}
 """Fields held as tuples in records (hashable, comparable) and as lists in the database."""
 
 BATCH = 2000
+COPY_THRESHOLD = 500
+"""Upserts of more rows than this go through COPY into a temporary table and one INSERT ... SELECT."""
 
 
 def _chunks(items: Sequence[Any], size: int = BATCH) -> Iterable[Sequence[Any]]:
@@ -137,7 +142,16 @@ class MirrorRepository:
         for entity, diff in reconciliation.diffs.items():
             table, record_type = ENTITY_TABLES[entity]
             upserts = [*diff.inserts, *(new for _, new in diff.updates)]
-            if upserts:
+            if entity is Entity.ACCOUNTS and len(upserts) > COPY_THRESHOLD:
+                # Parents are linked once every account is written and analysed: checking a self-reference in
+                # the statement that writes the table is planned against stale statistics (a scan per row).
+                await self._upsert(
+                    entity, table, record_type, [a._replace(parent_upstream_id=None) for a in upserts], now
+                )
+                await self._link_parents(
+                    [(a.upstream_id, a.parent_upstream_id) for a in upserts if a.parent_upstream_id]
+                )
+            elif upserts:
                 await self._upsert(entity, table, record_type, upserts, now)
             if diff.removals:
                 await self._stamp(entity, table, diff.removals, removed_at=now, changed_at=now)
@@ -191,22 +205,20 @@ class MirrorRepository:
     ) -> None:
         fields = _record_fields(record_type)
         keys = ["tenant_id", *fields[: KEY_WIDTH[entity]]]
-        rows = []
+        extra = ["first_seen_at", "last_seen_at", "changed_at", "removed_at"]
+        if entity is Entity.INVERTERS:
+            extra.append("status_since")
+        columns = ["id", "tenant_id", *fields, *extra]
+        tail: tuple[Any, ...] = (now, now, now, None, now) if entity is Entity.INVERTERS else (now, now, now, None)
+        converters = [(i, name) for i, name in enumerate(fields) if name in _TUPLE_FIELDS]
+        rows: list[tuple[Any, ...]] = []
         for record in records:
-            row = dict(zip(fields, record, strict=True))
-            for name in _TUPLE_FIELDS.intersection(row):
-                row[name] = list(row[name])
-            row.update(
-                id=uuid.uuid4(),
-                tenant_id=self.tenant_id,
-                first_seen_at=now,
-                last_seen_at=now,
-                changed_at=now,
-                removed_at=None,
-            )
-            if entity is Entity.INVERTERS:
-                row["status_since"] = now
-            rows.append(row)
+            values = list(record)
+            for position, name in converters:
+                values[position] = json.dumps(values[position]) if name == "products" else list(values[position])
+            rows.append((uuid.uuid4(), self.tenant_id, *values, *tail))
+
+        source = await self._stage(table, columns, rows) if len(rows) > COPY_THRESHOLD else None
         statement = insert(table)
         assignments: dict[str, Any] = {name: statement.excluded[name] for name in fields[KEY_WIDTH[entity] :]}
         assignments.update(
@@ -219,9 +231,53 @@ class MirrorRepository:
                 (table.c.status.is_distinct_from(statement.excluded.status), statement.excluded.status_since),
                 else_=table.c.status_since,
             )
-        statement = statement.on_conflict_do_update(index_elements=keys, set_=assignments)
-        for chunk in _chunks(rows):
-            await self.session.execute(statement, list(chunk))
+        if source is not None:
+            # ``excluded`` names the proposed row whichever INSERT it belongs to: the assignments carry over
+            bulk = insert(table).from_select(columns, select(*(source.c[name] for name in columns)))
+            await self.session.execute(bulk.on_conflict_do_update(index_elements=keys, set_=assignments))
+            # Fresh statistics, so that foreign-key checks against this table (next entities) probe its index
+            # instead of scanning a table the planner still believes empty: once per row, quadratic.
+            await self.session.execute(text(f'ANALYZE "{table.name}"'))
+            return
+        upsert = statement.on_conflict_do_update(index_elements=keys, set_=assignments)
+        dicts = [dict(zip(columns, row, strict=True)) for row in rows]
+        if any(name == "products" for _, name in converters):  # executemany binds JSONB itself
+            for row in dicts:
+                row["products"] = json.loads(row["products"])
+        for chunk in _chunks(dicts):
+            await self.session.execute(upsert, list(chunk))
+
+    async def _link_parents(self, links: list[tuple[int, int]]) -> None:
+        if not links:
+            return
+        connection = await self.session.connection()
+        await connection.execute(
+            text('CREATE TEMP TABLE IF NOT EXISTS "stage_parents" (upstream_id bigint, parent bigint) ON COMMIT DROP')
+        )
+        await connection.execute(text('TRUNCATE "stage_parents"'))
+        raw = await connection.get_raw_connection()
+        driver: Any = raw.driver_connection
+        await driver.copy_records_to_table("stage_parents", records=links, columns=["upstream_id", "parent"])
+        await connection.execute(
+            text(
+                "UPDATE mirror_accounts AS a SET parent_upstream_id = s.parent FROM stage_parents AS s "
+                "WHERE a.tenant_id = :tenant AND a.upstream_id = s.upstream_id"
+            ),
+            {"tenant": self.tenant_id},
+        )
+
+    async def _stage(self, table: Table, columns: list[str], rows: list[tuple[Any, ...]]) -> TableClause:
+        """COPY ``rows`` into a temporary table shaped like ``table`` (dropped at commit); returns it."""
+        stage = f"stage_{table.name}"
+        connection = await self.session.connection()
+        await connection.execute(
+            text(f'CREATE TEMP TABLE IF NOT EXISTS "{stage}" (LIKE "{table.name}") ON COMMIT DROP')
+        )
+        await connection.execute(text(f'TRUNCATE "{stage}"'))
+        raw = await connection.get_raw_connection()
+        driver: Any = raw.driver_connection
+        await driver.copy_records_to_table(stage, records=rows, columns=columns)
+        return sql_table(stage, *(sql_column(name) for name in columns))
 
     async def _stamp(self, entity: Entity, table: Table, keys: Sequence[Hashable], **values: Any) -> None:
         width = KEY_WIDTH[entity]

@@ -20,6 +20,7 @@ minute), so it commits at checkpoints instead of holding one transaction:
 from __future__ import annotations
 
 import contextlib
+import time
 import uuid
 from collections.abc import AsyncIterator, Awaitable, Callable
 from dataclasses import dataclass, field
@@ -280,14 +281,19 @@ class SyncRunner:
         async with self._transaction() as session:
             await self._set_plan(session, tenant_id, state, plan)
         state.phase = "lists"
+        clock = time.perf_counter()
         snapshot = await (fetch_full(fetcher, discovery) if full else fetch_refresh(fetcher, discovery))
+        timings = {"fetch": time.perf_counter() - clock}
         state.phase = "writing"
         now = utcnow()
         async with self._transaction() as session:
             mirror = MirrorRepository(session, tenant_id)
             entities = list(Entity) if full else list(DEVICE_ENTITIES)
+            clock = time.perf_counter()
             stored = await mirror.stored(entities if full else [Entity.SITES, Entity.ACCOUNTS, *entities])
+            timings["load"] = time.perf_counter() - clock
             probe = [discovery.site_status_probe] if approved and discovery.site_status_probe else None
+            clock = time.perf_counter()
             reconciliation = reconcile(
                 snapshot,
                 stored,
@@ -296,10 +302,18 @@ class SyncRunner:
                 site_statuses=probe,
                 stored_site_statuses=await mirror.site_statuses() if probe else None,
             )
+            timings["reconcile"] = time.perf_counter() - clock
+            clock = time.perf_counter()
             counts = await mirror.write(reconciliation, now=now, run_id=state.run_id)
+            timings["write"] = time.perf_counter() - clock
+            log.info("mirror.sync.lists", tenant_id=str(tenant_id), **{k: round(v, 3) for k, v in timings.items()})
             run = await self._load(session, tenant_id, state)
             _add_counts(run, counts)
-            state.progress = {"stage": "statuses" if approved else "done", "seen": counts.seen}
+            state.progress = {
+                "stage": "statuses" if approved else "done",
+                "seen": counts.seen,
+                "seconds": {k: round(v, 3) for k, v in timings.items()},
+            }
             if approved and discovery.site_status_probe is not None:
                 state.progress["skip"] = discovery.site_status_probe.upstream_id
             run.progress = dict(state.progress)

@@ -20,20 +20,17 @@ import math
 import uuid
 from collections.abc import Awaitable, Callable, Sequence
 from dataclasses import dataclass, field
-from datetime import date, datetime
+from datetime import UTC, date, datetime
 from typing import Any, TypeVar
 
 import httpx
-from pydantic import BaseModel, SecretStr
+from pydantic import SecretStr
 
 from service.givenergy import (
-    Account,
-    CommunicationDevice,
     CredentialLimiter,
     ForbiddenError,
     GivEnergyClient,
     Lane,
-    Site,
 )
 from service.mirror.schemas import (
     AccountRecord,
@@ -48,7 +45,6 @@ from service.mirror.schemas import (
     SyncPlan,
 )
 
-_M = TypeVar("_M", bound=BaseModel)
 _T = TypeVar("_T")
 _K = TypeVar("_K")
 
@@ -128,11 +124,19 @@ class UpstreamSession:
 
 
 # --- normalisation -----------------------------------------------------------------------------------------
+#
+# Payloads are normalised straight from their JSON (the client's typed models are for callers handling a few
+# objects; validating 50,000 devices through them costs seconds). The same tolerance applies: a field of the
+# wrong type or an unparseable leaf becomes ``None``, unknown fields are ignored, timestamps become aware UTC.
+
+Payload = dict[str, Any]
 
 
 def _s(value: Any, limit: int) -> str | None:
-    if value is None:
+    if value is None or isinstance(value, dict | list):
         return None
+    if isinstance(value, bool):
+        value = "true" if value else "false"
     return str(value)[:limit]
 
 
@@ -145,52 +149,94 @@ def _f(value: Any) -> float | None:
         return None
 
 
-def _day(value: datetime | date | None) -> date | None:
-    if isinstance(value, datetime):
-        return value.date()
-    return value
+def _i(value: Any) -> int | None:
+    if isinstance(value, bool) or value is None:
+        return None
+    if isinstance(value, int):
+        return value
+    try:
+        return int(str(value).strip())
+    except ValueError:
+        number = _f(value)
+        return int(number) if number is not None and number.is_integer() else None
 
 
-def account_record(account: Account, parent: int | None = None) -> AccountRecord | None:
-    """An upstream account as a record (``None`` without an id)."""
-    if account.id is None:
+def _b(value: Any) -> bool | None:
+    return value if isinstance(value, bool) else None
+
+
+def _dt(value: Any) -> datetime | None:
+    if not isinstance(value, str) or not value:
+        return None
+    try:
+        moment = datetime.fromisoformat(value.replace(" ", "T", 1))
+    except ValueError:
+        return None
+    return moment.replace(tzinfo=UTC) if moment.tzinfo is None else moment.astimezone(UTC)
+
+
+def _day(value: Any) -> date | None:
+    if not isinstance(value, str) or not value:
+        return None
+    try:
+        return date.fromisoformat(value[:10])
+    except ValueError:
+        return None
+
+
+def _d(value: Any) -> Payload:
+    return value if isinstance(value, dict) else {}
+
+
+def _l(value: Any) -> list[Any]:
+    if isinstance(value, dict):  # Laravel serialises sparse arrays as objects keyed by index
+        return list(value.values())
+    return value if isinstance(value, list) else []
+
+
+def account_record(account: Payload, parent: int | None = None) -> AccountRecord | None:
+    """An upstream account (``GET /account``, ``/account-children``) as a record (``None`` without an id)."""
+    upstream_id = _i(account.get("id"))
+    if upstream_id is None:
         return None
     return AccountRecord(
-        upstream_id=account.id,
-        username=_s(account.name, 200) or str(account.id),
-        first_name=_s(account.first_name, 200),
-        surname=_s(account.surname, 200),
-        role=_s(account.role, 50),
-        email=_s(account.email, 320),
-        address=_s(account.address, 500),
-        postcode=_s(account.postcode, 20),
-        country=_s(account.country, 100),
-        telephone_number=_s(account.telephone_number, 50),
-        timezone=_s(account.timezone, 64),
-        standard_timezone=_s(account.standard_timezone, 64),
+        upstream_id=upstream_id,
+        username=_s(account.get("name"), 200) or str(upstream_id),
+        first_name=_s(account.get("first_name"), 200),
+        surname=_s(account.get("surname"), 200),
+        role=_s(account.get("role"), 50),
+        email=_s(account.get("email"), 320),
+        address=_s(account.get("address"), 500),
+        postcode=_s(account.get("postcode"), 20),
+        country=_s(account.get("country"), 100),
+        telephone_number=_s(account.get("telephone_number"), 50),
+        timezone=_s(account.get("timezone"), 64),
+        standard_timezone=_s(account.get("standard_timezone"), 64),
         parent_upstream_id=parent,
         depth=0,
     )
 
 
-def site_record(site: Site) -> SiteRecord | None:
+def site_record(site: Payload) -> SiteRecord | None:
     """An upstream site as a record (``None`` without an id)."""
-    site_id = site.id if site.id is not None else site.site_id
+    site_id = _i(site.get("id"))
+    if site_id is None:
+        site_id = _i(site.get("site_id"))
     if site_id is None:
         return None
     return SiteRecord(
         upstream_id=site_id,
-        name=_s(site.name, 200),
-        account_username=_s(site.account, 200),
+        name=_s(site.get("name"), 200),
+        account_username=_s(site.get("account"), 200),
         account_upstream_id=None,
-        date_created=_day(site.date_created),
-        country=_s(site.country, 100),
-        timezone=_s(site.timezone, 64),
-        tz_timezone=_s(site.tz_timezone, 64),
-        latitude=site.latitude,
-        longitude=site.longitude,
-        type=_s(site.type, 50),
-        products=tuple(site.products),
+        date_created=_day(site.get("date_created")),
+        country=_s(site.get("country"), 100),
+        timezone=_s(site.get("timezone"), 64),
+        tz_timezone=_s(site.get("tz_timezone"), 64),
+        latitude=_f(site.get("latitude")),
+        longitude=_f(site.get("longitude")),
+        type=_s(site.get("type"), 50),
+        products=tuple(_l(site.get("products"))),
     )
 
 
@@ -204,88 +250,102 @@ class DeviceRecords:
     meters: list[MeterRecord]
 
 
-def device_records(device: CommunicationDevice, account: int | None = None) -> DeviceRecords | None:
-    """A communication device and what hangs off it as records (``None`` without a serial)."""
-    serial = _s(device.serial_number, 64)
-    inv = device.inverter
-    datalog = inv.connections.datalog if inv is not None and inv.connections is not None else None
-    if serial is None and datalog is not None:
-        serial = _s(datalog.serial_number, 64)
+def _battery(inverter_serial: str, position: int, module: Payload) -> BatteryRecord:
+    capacity = _d(module.get("capacity"))
+    return BatteryRecord(
+        inverter_serial=inverter_serial,
+        position=position,
+        module_number=_i(module.get("module_number")),
+        serial=_s(module.get("serial"), 64),
+        firmware_version=_s(module.get("firmware_version"), 32),
+        capacity_full=_f(capacity.get("full")),
+        capacity_design=_f(capacity.get("design")),
+        cell_count=_i(module.get("cell_count")),
+        has_usb=_b(module.get("has_usb")),
+        nominal_voltage=_f(module.get("nominal_voltage")),
+    )
+
+
+def _meter(inverter_serial: str, position: int, meter: Payload) -> MeterRecord:
+    address = _i(meter.get("address"))
+    return MeterRecord(
+        inverter_serial=inverter_serial,
+        address=address if address is not None else position,
+        serial_number=_s(meter.get("serial_number"), 64),
+        manufacturer_code=_s(meter.get("manufacturer_code"), 32),
+        type_code=_i(meter.get("type_code")),
+        hardware_version=_i(meter.get("hardware_version")),
+        software_version=_i(meter.get("software_version")),
+        baud_rate=_i(meter.get("baud_rate")),
+    )
+
+
+def device_records(device: Payload, account: int | None = None) -> DeviceRecords | None:
+    """A communication device (``/communication-device``, ``/account/{id}/devices``) and what hangs off it as
+    records (``None`` without a serial). ``site_id`` comes from the device or its ``connections.datalog``."""
+    inv = device.get("inverter") if isinstance(device.get("inverter"), dict) else None
+    connections = _d(inv.get("connections")) if inv is not None else {}
+    datalog = _d(connections.get("datalog"))
+    serial = _s(device.get("serial_number"), 64) or _s(datalog.get("serial_number"), 64)
     if serial is None:
         return None
-    site_id = device.site_id if device.site_id is not None else (datalog.site_id if datalog is not None else None)
-    inverter_serial = _s(inv.serial, 64) if inv is not None else None
+    site_id = _i(device.get("site_id"))
+    if site_id is None:
+        site_id = _i(datalog.get("site_id"))
+    inverter_serial = _s(inv.get("serial"), 64) if inv is not None else None
     dongle = DongleRecord(
         serial=serial,
-        type=_s(device.type, 32),
-        firmware_version=_s(device.firmware_version, 64),
-        commission_date=device.commission_date,
+        type=_s(device.get("type"), 32),
+        firmware_version=_s(device.get("firmware_version"), 64),
+        commission_date=_dt(device.get("commission_date")),
         account_upstream_id=account,
         site_upstream_id=site_id,
         inverter_serial=inverter_serial,
     )
     if inv is None or inverter_serial is None:
         return DeviceRecords(dongle, None, [], [])
-    info = inv.info
-    battery = info.battery if info is not None else None
-    firmware = inv.firmware_version or {}
-    flags = tuple(sorted({_s(flag, 100) or "" for flag in inv.flags}))
+    info = _d(inv.get("info"))
+    battery = _d(info.get("battery"))
+    warranty = _d(inv.get("warranty"))
+    firmware = _d(inv.get("firmware_version"))
+    flags = tuple(sorted({flag for flag in (_s(item, 100) for item in _l(inv.get("flags"))) if flag}))
     inverter = InverterRecord(
         serial=inverter_serial,
         dongle_serial=serial,
         account_upstream_id=account,
         site_upstream_id=site_id,
-        status=_s(inv.status, 32),
-        last_online=inv.last_online,
-        last_updated=inv.last_updated,
-        commission_date=inv.commission_date,
-        model=_s(info.model, 64) if info is not None else None,
-        battery_type=_s(info.battery_type, 32) if info is not None else None,
-        battery_nominal_capacity=battery.nominal_capacity if battery is not None else None,
-        battery_nominal_voltage=battery.nominal_voltage if battery is not None else None,
-        battery_depth_of_discharge=battery.depth_of_discharge if battery is not None else None,
-        max_charge_rate=info.max_charge_rate if info is not None else None,
-        max_discharge_rate=info.max_discharge_rate if info is not None else None,
-        warranty_type=_s(inv.warranty.type, 64) if inv.warranty is not None else None,
-        warranty_expiry=inv.warranty.expiry_date if inv.warranty is not None else None,
+        status=_s(inv.get("status"), 32),
+        last_online=_dt(inv.get("last_online")),
+        last_updated=_dt(inv.get("last_updated")),
+        commission_date=_dt(inv.get("commission_date")),
+        model=_s(info.get("model"), 64),
+        battery_type=_s(info.get("battery_type"), 32),
+        battery_nominal_capacity=_f(battery.get("nominal_capacity")),
+        battery_nominal_voltage=_f(battery.get("nominal_voltage")),
+        battery_depth_of_discharge=_f(battery.get("depth_of_discharge")),
+        max_charge_rate=_f(info.get("max_charge_rate")),
+        max_discharge_rate=_f(info.get("max_discharge_rate")),
+        warranty_type=_s(warranty.get("type"), 64),
+        warranty_expiry=_dt(warranty.get("expiry_date")),
         firmware_arm=_s(firmware.get("ARM"), 32),
         firmware_dsp=_s(firmware.get("DSP"), 32),
         flags=flags,
         is_controllable=("is-controllable" in flags) if flags else None,
     )
-    connections = inv.connections
     batteries = [
-        BatteryRecord(
-            inverter_serial=inverter_serial,
-            position=position,
-            module_number=module.module_number,
-            serial=_s(module.serial, 64),
-            firmware_version=_s(module.firmware_version, 32),
-            capacity_full=module.capacity.full if module.capacity is not None else None,
-            capacity_design=module.capacity.design if module.capacity is not None else None,
-            cell_count=module.cell_count,
-            has_usb=module.has_usb,
-            nominal_voltage=_f(module.nominal_voltage),
-        )
-        for position, module in enumerate(connections.batteries if connections is not None else [], start=1)
+        _battery(inverter_serial, position, module)
+        for position, module in enumerate(_l(connections.get("batteries")), start=1)
+        if isinstance(module, dict)
     ]
     meters: dict[int, MeterRecord] = {}
-    for position, meter in enumerate(connections.meters if connections is not None else [], start=1):
-        address = meter.address if meter.address is not None else position
-        meters[address] = MeterRecord(
-            inverter_serial=inverter_serial,
-            address=address,
-            serial_number=_s(meter.serial_number, 64),
-            manufacturer_code=_s(meter.manufacturer_code, 32),
-            type_code=meter.type_code,
-            hardware_version=meter.hardware_version,
-            software_version=meter.software_version,
-            baud_rate=meter.baud_rate,
-        )
+    for position, meter in enumerate(_l(connections.get("meters")), start=1):
+        if isinstance(meter, dict):
+            record = _meter(inverter_serial, position, meter)
+            meters[record.address] = record
     return DeviceRecords(dongle, inverter, batteries, list(meters.values()))
 
 
-def add_devices(snapshot: Snapshot, devices: Sequence[CommunicationDevice]) -> None:
+def add_devices(snapshot: Snapshot, devices: Sequence[Payload]) -> None:
     """Fill the device lists of ``snapshot`` from ``devices`` (dongles, inverters, batteries, meters)."""
     snapshot.dongles, snapshot.inverters, snapshot.batteries, snapshot.meters = [], [], [], []
     for device in devices:
@@ -375,7 +435,7 @@ class Fetcher:
         first = await self.page(template, path, 1, size, params)
         return ListFetch(template, path, size, first, tuple(params))
 
-    async def finish_list(self, fetch: ListFetch, model: type[_M]) -> tuple[list[_M], bool]:
+    async def finish_list(self, fetch: ListFetch) -> tuple[list[Payload], bool]:
         """Every item of a list: pages 2..last concurrently, then any page a ``next`` link still promises.
 
         Returns:
@@ -393,7 +453,7 @@ class Fetcher:
             number += 1
             ordered.append(await self.page(fetch.template, fetch.path, number, fetch.page_size, fetch.params))
         totals = {page.total for page in ordered}
-        items = [model.model_validate(item) for page in ordered for item in page.items]
+        items = [item for page in ordered for item in page.items]
         steady = len(totals) == 1 and (fetch.first.total is None or fetch.first.total == len(items))
         return items, steady
 
@@ -410,7 +470,7 @@ class Discovery:
     """What discovery learnt: the root account, every account, the first pages of the other lists."""
 
     root: AccountRecord | None
-    accounts: list[Account]
+    accounts: list[AccountRecord]
     accounts_steady: bool
     can_list_children: bool
     can_expand: bool
@@ -463,23 +523,24 @@ async def discover(fetcher: Fetcher, tap: RequestTap, *, full: bool) -> Discover
     if not full:
         devices = await fetcher.start_list("/communication-device", "communication-device")
         return Discovery(None, [], True, False, False, None, devices, None, False, used())
-    me = await client.get_account()
-    root = account_record(me)
-    rank = _RANK.get((me.role or "").upper(), 1)
-    accounts: list[Account] = []
+    me = await client._request("GET", "/account", "account", idempotent=True)
+    root = account_record(_d(me.get("data")) if isinstance(me, dict) else {})
+    rank = _RANK.get((root.role or "").upper(), 1) if root is not None else 1
+    accounts: list[AccountRecord] = []
     steady = True
     can_list = rank >= 2
     if can_list:
         try:
             children = await fetcher.start_list("/account-children", "account-children")
-            accounts, steady = await fetcher.finish_list(children, Account)
+            payloads, steady = await fetcher.finish_list(children)
+            accounts = [record for record in map(account_record, payloads) if record is not None]
         except ForbiddenError:
             can_list = False
     sites = await fetcher.start_list("/site", "site")
     devices = await fetcher.start_list("/communication-device", "communication-device")
     probe: SiteStatusRecord | None = None
     approved = False
-    first_site = next((site_record(Site.model_validate(item)) for item in sites.first.items), None)
+    first_site = next((record for record in map(site_record, sites.first.items) if record is not None), None)
     if first_site is not None:
         try:
             status = await client.get_site_status(first_site.upstream_id)
@@ -488,12 +549,13 @@ async def discover(fetcher: Fetcher, tap: RequestTap, *, full: bool) -> Discover
         except ForbiddenError:
             approved = False
     discovery = Discovery(root, accounts, steady, can_list, can_list and rank >= 3, sites, devices, probe, approved, 0)
+    root_id = root.upstream_id if root is not None else None
     if discovery.can_expand:
         discovery.expand = [
-            a.id for a in accounts if a.id is not None and a.id != me.id and (a.role or "").upper() in EXPANDABLE_ROLES
+            a.upstream_id for a in accounts if a.upstream_id != root_id and (a.role or "").upper() in EXPANDABLE_ROLES
         ]
     if can_list:
-        discovery.viewers = [a.id for a in accounts if a.id is not None and (a.role or "").upper() == "VIEWER"]
+        discovery.viewers = [a.upstream_id for a in accounts if (a.role or "").upper() == "VIEWER"]
     discovery.requests = used()
     return discovery
 
@@ -515,18 +577,23 @@ async def gather_all(calls: Sequence[Awaitable[_T]]) -> list[_T]:
 
 async def _subtree(fetcher: Fetcher, account_id: int, size: int) -> tuple[int, list[int]]:
     fetch = await fetcher.start_list("/account-children/{id}", f"account-children/{account_id}", page_size=size)
-    items, _ = await fetcher.finish_list(fetch, Account)
-    return account_id, [item.id for item in items if item.id is not None]
+    items, _ = await fetcher.finish_list(fetch)
+    return account_id, [member for member in (_i(item.get("id")) for item in items) if member is not None]
 
 
 async def _viewed_site(fetcher: Fetcher, viewer_id: int) -> tuple[int, int | None]:
     page = await fetcher.page("/account/{account}/devices", f"account/{viewer_id}/devices", 1, 1)
     for item in page.items:
-        device = CommunicationDevice.model_validate(item)
-        records = device_records(device)
+        records = device_records(item)
         if records is not None and records.dongle.site_upstream_id is not None:
             return viewer_id, records.dongle.site_upstream_id
     return viewer_id, None
+
+
+def _device_snapshot(snapshot: Snapshot, devices: list[Payload], steady: bool) -> None:
+    add_devices(snapshot, devices)
+    if not steady:
+        snapshot.incomplete |= {Entity.DONGLES, Entity.INVERTERS, Entity.BATTERIES, Entity.METERS}
 
 
 async def fetch_full(fetcher: Fetcher, discovery: Discovery) -> Snapshot:
@@ -536,19 +603,20 @@ async def fetch_full(fetcher: Fetcher, discovery: Discovery) -> Snapshot:
     size = max(fetcher.page_size, len(discovery.accounts) + 1)
     subtrees = await fetcher.each(lambda a: _subtree(fetcher, a, size), discovery.expand)
     assert discovery.sites is not None  # noqa: S101 - a full discovery always starts the site list
-    site_models, sites_steady = await fetcher.finish_list(discovery.sites, Site)
-    device_models, devices_steady = await fetcher.finish_list(discovery.devices, CommunicationDevice)
+    site_payloads, sites_steady = await fetcher.finish_list(discovery.sites)
+    device_payloads, devices_steady = await fetcher.finish_list(discovery.devices)
     viewed = await fetcher.each(lambda v: _viewed_site(fetcher, v), discovery.viewers)
+    sites = [record for record in map(site_record, site_payloads) if record is not None]
 
     # Parent = the deepest expanded account whose subtree holds the account (smallest subtree wins).
     parent: dict[int, int] = {}
     if root is not None:
-        parent.update({a.id: root.upstream_id for a in discovery.accounts if a.id is not None})
+        parent.update({a.upstream_id: root.upstream_id for a in discovery.accounts})
     for owner, members in sorted(subtrees, key=lambda entry: len(entry[1]), reverse=True):
         for member in members:
             parent[member] = owner
-    site_owner = {site.id: site.account for site in site_models if site.id is not None}
-    by_username = {a.name: a.id for a in discovery.accounts if a.name is not None and a.id is not None}
+    site_owner = {site.upstream_id: site.account_username for site in sites}
+    by_username = {a.username: a.upstream_id for a in discovery.accounts}
     for viewer, site_id in viewed:
         owner_name = site_owner.get(site_id) if site_id is not None else None
         owner_id = by_username.get(owner_name) if owner_name is not None else None
@@ -556,29 +624,25 @@ async def fetch_full(fetcher: Fetcher, discovery: Discovery) -> Snapshot:
             parent[viewer] = owner_id
 
     accounts = [root] if root is not None else []
-    for account in discovery.accounts:
-        record = account_record(account, parent.get(account.id) if account.id is not None else None)
-        if record is not None and (root is None or record.upstream_id != root.upstream_id):
-            accounts.append(record)
+    root_id = root.upstream_id if root is not None else None
+    accounts += [
+        a._replace(parent_upstream_id=parent.get(a.upstream_id)) for a in discovery.accounts if a.upstream_id != root_id
+    ]
     snapshot.accounts = accounts
-    snapshot.sites = [record for record in map(site_record, site_models) if record is not None]
-    add_devices(snapshot, device_models)
+    snapshot.sites = sites
     if not discovery.accounts_steady:
         snapshot.incomplete.add(Entity.ACCOUNTS)
     if not sites_steady:
         snapshot.incomplete.add(Entity.SITES)
-    if not devices_steady:
-        snapshot.incomplete |= {Entity.DONGLES, Entity.INVERTERS, Entity.BATTERIES, Entity.METERS}
+    _device_snapshot(snapshot, device_payloads, devices_steady)
     return snapshot
 
 
 async def fetch_refresh(fetcher: Fetcher, discovery: Discovery) -> Snapshot:
     """The dongle list (every inverter with its status, batteries and meters) as a snapshot."""
     snapshot = Snapshot()
-    device_models, steady = await fetcher.finish_list(discovery.devices, CommunicationDevice)
-    add_devices(snapshot, device_models)
-    if not steady:
-        snapshot.incomplete |= {Entity.DONGLES, Entity.INVERTERS, Entity.BATTERIES, Entity.METERS}
+    device_payloads, steady = await fetcher.finish_list(discovery.devices)
+    _device_snapshot(snapshot, device_payloads, steady)
     return snapshot
 
 

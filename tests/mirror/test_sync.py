@@ -10,6 +10,7 @@ from sqlalchemy import func, select
 
 from service.core.tenancy import TenantId
 from service.db.models import Inverter, InverterChange, SyncKind, SyncRun, SyncState
+from service.mirror import repository
 from service.mirror.runner import SyncOptions
 from service.runtime import Resources
 from service.simulator import Simulator
@@ -17,8 +18,16 @@ from tests.mirror.conftest import FlakyTransport, RunnerFactory, quiet_simulator
 from tests.mirror.truth import expected, mirrored
 
 
+@pytest.fixture(params=["statements", "copy"])
+def write_path(request: pytest.FixtureRequest, monkeypatch: pytest.MonkeyPatch) -> str:
+    """Small writes go through batched statements, large ones through COPY: run both on a small fleet."""
+    if request.param == "copy":
+        monkeypatch.setattr(repository, "COPY_THRESHOLD", 0)
+    return str(request.param)
+
+
 async def test_full_sync_mirrors_the_fleet_within_the_plan(
-    resources: Resources, tenant_id: TenantId, make_runner: RunnerFactory
+    resources: Resources, tenant_id: TenantId, make_runner: RunnerFactory, write_path: str
 ) -> None:
     sim = quiet_simulator(40)
     for site in sim.truth.sites()[:5]:
@@ -72,7 +81,7 @@ async def test_a_second_sync_without_upstream_change_writes_no_rows(
 
 @pytest.mark.parametrize("kind", [SyncKind.FULL, SyncKind.REFRESH])
 async def test_injected_changes_appear_after_the_next_sync_with_history(
-    resources: Resources, tenant_id: TenantId, make_runner: RunnerFactory, kind: SyncKind
+    resources: Resources, tenant_id: TenantId, make_runner: RunnerFactory, kind: SyncKind, write_path: str
 ) -> None:
     sim = quiet_simulator(40)
     runner = make_runner(sim)
