@@ -1,23 +1,25 @@
 """Mounting the schema in Litestar: the ``/graphql`` controller (with GraphiQL) and its per-request context.
 
-The API-key middleware has already authenticated the request (``/graphql`` is not a public path); the context
-getter turns the principal into the read side's :class:`~service.gql.context.Access`, builds fresh
-dataloaders, and a live reader that opens the tenant's upstream client (interactive lane) only when a live
-field asks for it.
+The context getter authenticates the request (as the API-key middleware does for REST), turns the principal
+into the read side's :class:`~service.gql.context.Access`, builds fresh dataloaders, and a live reader that
+opens the tenant's upstream client (interactive lane) only when a live field asks for it.
 """
 
 from __future__ import annotations
 
 import asyncio
+import uuid
 from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
-from typing import Any
+from typing import Any, ClassVar
 
 from litestar import Controller, Request
 from strawberry.litestar import make_graphql_controller
 
 from service.api.auth import authenticate_connection
 from service.api.dependencies import key_ring_for, provide_client_factory
+from service.core.tenancy import TenantId
+from service.db.models.api_key import Role
 from service.db.models.credential import CredentialHealth, CredentialKind, UpstreamCredential
 from service.givenergy import GivEnergyClient
 from service.gql.context import Access, Context, build_context
@@ -68,8 +70,16 @@ def live_reader(request: Request[Any, Any, Any], resources: Resources, principal
                       namespace=resources.settings.redis.namespace)
 
 
+# A GET without a query executes nothing (strawberry renders GraphiQL or answers 400), so it needs no key: a
+# browser can open GraphiQL, then send its key in the headers pane. This access sees nothing, were it ever used.
+_NOBODY = Access(tenant_id=TenantId(uuid.UUID(int=0)), role=Role.VIEWER, restricted_account_id="-1")
+
+
 async def graphql_context(request: Request[Any, Any, Any], resources: Resources) -> Context:
-    """The context of one GraphQL request (a Litestar dependency)."""
+    """The context of one GraphQL request (a Litestar dependency); authenticates every request that can run an
+    operation (401/429 problem+json as for REST)."""
+    if request.method == "GET" and "query" not in request.query_params:
+        return build_context(_NOBODY, resources.session_factory, request_id=request_id_of(request.scope))
     user = request.scope.get("user")
     principal = user if isinstance(user, Principal) else await authenticate_connection(request)
     return build_context(access_of(principal), resources.session_factory, request_id=request_id_of(request.scope),
@@ -77,6 +87,15 @@ async def graphql_context(request: Request[Any, Any, Any], resources: Resources)
 
 
 def graphql_controller() -> type[Controller]:
-    """The ``/graphql`` controller: POST and GET queries, GraphiQL for browsers."""
-    return make_graphql_controller(schema, path=GRAPHQL_PATH, graphql_ide="graphiql", context_getter=graphql_context,
-                                   allow_queries_via_get=True)
+    """The ``/graphql`` controller: POST and GET queries, GraphiQL for browsers.
+
+    The API-key middleware skips it (``exclude_from_auth``) because :func:`graphql_context` authenticates
+    itself, so that GraphiQL's page loads without a key.
+    """
+    base = make_graphql_controller(schema, path=GRAPHQL_PATH, graphql_ide="graphiql",
+                                   context_getter=graphql_context, allow_queries_via_get=True)
+
+    class GraphQLController(base):  # type: ignore[valid-type,misc]
+        opt: ClassVar[dict[str, Any]] = {"exclude_from_auth": True}
+
+    return GraphQLController

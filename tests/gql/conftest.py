@@ -124,3 +124,13 @@ async def other_tenant(resources: Resources) -> AsyncIterator[KeyedFleet]:
     fleet = await keyed_fleet(resources)
     yield fleet
     await drop_tenant(resources, fleet.mirror.tenant_id)
+
+
+@pytest.fixture
+async def forget_auth_failures(resources: Resources) -> AsyncIterator[None]:
+    """For tests that present bad keys: don't leave this client throttled for the tests that follow."""
+    yield
+    pattern = f"{resources.settings.redis.namespace}:auth-failures:*"
+    keys = [key async for key in resources.redis.scan_iter(match=pattern)]
+    if keys:
+        await resources.redis.delete(*keys)

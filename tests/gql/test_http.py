@@ -25,10 +25,13 @@ def codes(body: dict[str, Any]) -> list[str]:
     return [error["extensions"]["code"] for error in body.get("errors", [])]
 
 
-async def test_no_key_is_401_problem(api_client: httpx.AsyncClient) -> None:
-    response = await api_client.post("/graphql", json={"query": "{ viewer { role } }"})
-    assert response.status_code == 401
-    assert response.headers["content-type"].startswith("application/problem+json")
+@pytest.mark.usefixtures("forget_auth_failures")
+async def test_no_key_or_a_bad_key_is_401_problem(api_client: httpx.AsyncClient) -> None:
+    for headers in ({}, {"Authorization": "Bearer gvf_nothere_nothing"}, {"Authorization": "Basic eDp5"}):
+        response = await api_client.post("/graphql", json={"query": "{ viewer { role } }"}, headers=headers)
+        assert response.status_code == 401
+        assert response.headers["content-type"].startswith("application/problem+json")
+        assert response.json()["request_id"]
 
 
 async def test_viewer_reads_the_fleet(api_client: httpx.AsyncClient, fleet_with_keys: KeyedFleet) -> None:
@@ -39,10 +42,18 @@ async def test_viewer_reads_the_fleet(api_client: httpx.AsyncClient, fleet_with_
     assert body["data"]["inverters"]["totalCount"] == 30
 
 
-async def test_graphiql_is_served(api_client: httpx.AsyncClient, fleet_with_keys: KeyedFleet) -> None:
-    response = await api_client.get("/graphql", headers={"Accept": "text/html", **fleet_with_keys.headers("viewer")})
-    assert response.status_code == 200
-    assert "graphiql" in response.text.lower()
+@pytest.mark.usefixtures("forget_auth_failures")
+async def test_graphiql_page_loads_without_a_key_but_queries_need_one(api_client: httpx.AsyncClient,
+                                                                       fleet_with_keys: KeyedFleet) -> None:
+    page = await api_client.get("/graphql", headers={"Accept": "text/html"})
+    assert page.status_code == 200
+    assert "graphiql" in page.text.lower()
+    by_get = await api_client.get("/graphql", params={"query": "{ viewer { role } }"})
+    assert by_get.status_code == 401
+    assert by_get.headers["content-type"].startswith("application/problem+json")
+    with_key = await api_client.get("/graphql", params={"query": "{ viewer { role } }"},
+                                    headers=fleet_with_keys.headers("viewer"))
+    assert with_key.json() == {"data": {"viewer": {"role": "viewer"}}}
 
 
 async def test_sync_runs_need_operator(api_client: httpx.AsyncClient, fleet_with_keys: KeyedFleet) -> None:
