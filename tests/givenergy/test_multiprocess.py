@@ -15,6 +15,7 @@ from pathlib import Path
 
 import pytest
 import uvicorn
+from redis.asyncio import Redis
 
 from service.simulator import Simulator, SimulatorConfig
 
@@ -43,6 +44,14 @@ def served_simulator() -> Iterator[tuple[Simulator, str]]:
         server.should_exit = True
         thread.join(timeout=10)
         sock.close()
+
+
+async def _delete_namespace(redis_url: str, namespace: str) -> None:
+    redis = Redis.from_url(redis_url)
+    keys = [key async for key in redis.scan_iter(match=f"{namespace}*")]
+    if keys:
+        await redis.delete(*keys)
+    await redis.aclose()
 
 
 def test_four_processes_share_one_budget_without_a_429(
@@ -91,6 +100,7 @@ def test_four_processes_share_one_budget_without_a_429(
         for worker in workers:
             if worker.poll() is None:
                 worker.kill()
+    asyncio.run(_delete_namespace(redis_url, str(config["namespace"])))
     ok = sum(int(r["ok"]) for r in results)
     throttled = sum(int(r["statuses"].get("429", 0)) for r in results)
     allowed = LIMIT * DURATION / WINDOW

@@ -88,23 +88,25 @@ async def test_reads_recover_from_injected_429s_and_5xx_and_writes_are_sent_once
 
 
 async def test_a_saturating_campaign_leaves_monitoring_and_interactive_their_share(limiter: RateLimiter) -> None:
-    window, limit, seconds = 1.0, 40, 4.0
+    window, limit, warm_up, seconds = 1.0, 40, 1.2, 5.2
     sim = Simulator(SimulatorConfig.quiet(fleet_size=20, rate_limit_per_window=limit, rate_limit_window_seconds=window))
     transport = CountingTransport(httpx.ASGITransport(app=sim.app))
     budget = limiter.credential("cred-lanes", requests_per_minute=limit, window_seconds=window)
     base = GivEnergyClient(sim.tokens["company"], base_url="http://sim.test/v1", transport=transport, limiter=budget)
     serial = next(d.serial for d in sim.truth.visible_devices(sim.tokens["company"]) if d.model.has_battery)
     done: Counter[Lane] = Counter()
-    deadline = time.monotonic() + seconds
+    started = time.monotonic()
 
     async def worker(lane: Lane) -> None:
         client = base.with_lane(lane)
-        while time.monotonic() < deadline:
+        while True:
             if lane is Lane.MONITORING:
                 await client.get_system_data(serial)
             else:
                 await client.get_account()
-            done[lane] += 1
+            # The first window goes to whoever asks first (nobody waits yet): measure the steady state.
+            if time.monotonic() - started >= warm_up:
+                done[lane] += 1
 
     lanes = [Lane.CAMPAIGN] * 16 + [Lane.MONITORING] * 4 + [Lane.INTERACTIVE] * 2
     async with base:
@@ -115,16 +117,17 @@ async def test_a_saturating_campaign_leaves_monitoring_and_interactive_their_sha
         await asyncio.gather(*tasks, return_exceptions=True)
     total = sum(done.values())
     split = {lane.name.lower(): round(done[lane] / total, 3) for lane in Lane}
-    print(f"\nmeasured split over {total} requests (limit {limit}/{window:.0f}s): {split}")  # noqa: T201
+    print(f"\nmeasured split over {total} requests after warm-up (limit {limit}/{window:.0f}s): {split}")  # noqa: T201
     assert transport.statuses[429] == 0
-    # Reserved shares: interactive 10 %, monitoring 30 % while they have work waiting (slack for noise).
-    # Interactive ranks above monitoring and may use part of monitoring's reserve.
+    # Reserved while waiting: interactive 10 %, monitoring 30 %; the campaign keeps the rest (slack for noise).
+    # Interactive ranks above monitoring and may take part of monitoring's reserve.
     assert split["monitoring"] + split["interactive"] >= 0.35, split
-    assert split["monitoring"] >= 0.2, split
+    assert split["monitoring"] >= 0.22, split
     assert split["interactive"] >= 0.08, split
+    assert split["campaign"] <= 0.65, split
     assert done[Lane.CAMPAIGN] > 0, split
-    # The campaign saturated the budget: well over 80 % of what the windows allowed was used.
-    assert total >= 0.8 * limit * seconds / window, split
+    # The campaign saturated the budget: at least two full windows were measured.
+    assert total >= 2 * limit, split
 
 
 @pytest.mark.parametrize("bucket_limit", [3])
