@@ -20,6 +20,7 @@ from sqlalchemy.dialects.postgresql import insert
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from service.core.tenancy import TenantId
+from service.db.models.credential import CredentialKind, UpstreamCredential
 from service.db.models.mirror import (
     BatteryModule,
     Dongle,
@@ -34,6 +35,7 @@ from service.db.models.mirror import (
     SyncSchedule,
     SyncState,
 )
+from service.db.models.tenant import Tenant, TenantStatus
 from service.mirror.reconcile import Reconciliation, Stored
 from service.mirror.schemas import (
     KEY_WIDTH,
@@ -357,13 +359,51 @@ class SyncRunRepository:
         return found
 
 
+async def schedule_unscheduled_tenants(
+    session: AsyncSession, *, full_interval_seconds: int, refresh_interval_seconds: int
+) -> int:
+    """Give every active tenant with an API-token credential and no schedule a default one (due at once).
+
+    Every tenant: for the scheduler job only. Returns the number of schedules created.
+    """
+    candidates = (
+        select(UpstreamCredential.tenant_id)
+        .join(Tenant, Tenant.id == UpstreamCredential.tenant_id)
+        .where(
+            UpstreamCredential.kind == CredentialKind.API_TOKEN,
+            Tenant.status == TenantStatus.ACTIVE,
+            ~select(SyncSchedule.id).where(SyncSchedule.tenant_id == UpstreamCredential.tenant_id).exists(),
+        )
+        .distinct()
+    )
+    tenants = list((await session.execute(candidates)).scalars().all())
+    for tenant in tenants:
+        await session.execute(
+            insert(SyncSchedule)
+            .values(
+                id=uuid.uuid4(),
+                tenant_id=tenant,
+                enabled=True,
+                full_interval_seconds=full_interval_seconds,
+                refresh_interval_seconds=refresh_interval_seconds,
+            )
+            .on_conflict_do_nothing(index_elements=["tenant_id"])
+        )
+    return len(tenants)
+
+
 async def due_schedules(session: AsyncSession, now: datetime) -> Sequence[SyncSchedule]:
-    """Enabled schedules with a full sync or a refresh due (every tenant: for the scheduler job only)."""
-    statement = select(SyncSchedule).where(
-        SyncSchedule.enabled.is_(True),
-        (SyncSchedule.next_full_at.is_(None))
-        | (SyncSchedule.next_full_at <= now)
-        | (SyncSchedule.next_refresh_at.is_(None))
-        | (SyncSchedule.next_refresh_at <= now),
+    """Enabled schedules of active tenants with a full sync or a refresh due (every tenant: scheduler only)."""
+    statement = (
+        select(SyncSchedule)
+        .join(Tenant, Tenant.id == SyncSchedule.tenant_id)
+        .where(
+            Tenant.status == TenantStatus.ACTIVE,
+            SyncSchedule.enabled.is_(True),
+            (SyncSchedule.next_full_at.is_(None))
+            | (SyncSchedule.next_full_at <= now)
+            | (SyncSchedule.next_refresh_at.is_(None))
+            | (SyncSchedule.next_refresh_at <= now),
+        )
     )
     return (await session.execute(statement)).scalars().all()

@@ -20,7 +20,12 @@ from service.db.models.credential import CredentialHealth, CredentialKind, Upstr
 from service.db.models.mirror import SyncKind, SyncRun, SyncSchedule
 from service.db.uow import defer_job
 from service.givenergy import RateLimiter
-from service.mirror.repository import MirrorRepository, SyncRunRepository, due_schedules
+from service.mirror.repository import (
+    MirrorRepository,
+    SyncRunRepository,
+    due_schedules,
+    schedule_unscheduled_tenants,
+)
 from service.mirror.upstream import UpstreamTarget
 from service.settings import Settings
 from service.tenants.crypto import load_key_ring
@@ -90,9 +95,17 @@ class MirrorService:
 async def enqueue_due(session: AsyncSession, now: datetime) -> list[str]:
     """Ask for every due sync (a due full sync stands in for a due refresh) and move the schedules on.
 
+    A tenant with an API token and no schedule gets the default one first (full daily, refresh every 15 min).
+
     Returns:
         The job ids asked for.
     """
+    await schedule_unscheduled_tenants(
+        session,
+        full_interval_seconds=int(DEFAULT_FULL_INTERVAL.total_seconds()),
+        refresh_interval_seconds=int(DEFAULT_REFRESH_INTERVAL.total_seconds()),
+    )
+    await session.flush()
     asked: list[str] = []
     for schedule in await due_schedules(session, now):
         tenant = tenant_id_from(schedule.tenant_id)

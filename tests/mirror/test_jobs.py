@@ -133,3 +133,20 @@ async def test_schedules_ask_for_due_syncs_once(resources: Resources, tenant_id:
     asked = [*first, *later]
     await resources.redis.zrem(queue_name(resources.settings), *asked)  # leave no job for other tests' workers
     await resources.redis.delete(*(f"arq:job:{job_id}" for job_id in asked))
+
+
+async def test_a_tenant_with_a_credential_and_no_schedule_is_scheduled_by_the_cron(
+    resources: Resources, tenant_id: TenantId
+) -> None:
+    await _add_credential(resources, tenant_id, "some-token", "http://127.0.0.1:9/v1")
+    now = utcnow()
+
+    async with unit_of_work(resources.session_factory, resources.redis) as session:
+        asked = await enqueue_due(session, now)
+        schedule = (await session.execute(select(SyncSchedule))).scalar_one()
+
+    assert asked == [sync_job_id(tenant_id, SyncKind.FULL)]
+    assert schedule.tenant_id == tenant_id
+    assert schedule.next_refresh_at == now + timedelta(minutes=15)
+    await resources.redis.zrem(queue_name(resources.settings), *asked)
+    await resources.redis.delete(*(f"arq:job:{job_id}" for job_id in asked))
