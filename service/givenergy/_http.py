@@ -6,13 +6,14 @@ import asyncio
 import email.utils
 import random
 import time
-from collections.abc import Mapping
+from collections.abc import Awaitable, Mapping
 from dataclasses import dataclass
 from datetime import UTC, datetime
 from typing import Any
 
 import httpx
 import structlog
+from redis.exceptions import RedisError
 
 from service.givenergy._errors import (
     ForbiddenError,
@@ -87,6 +88,13 @@ def _json_or_none(response: httpx.Response) -> Any:
         return response.json()
     except ValueError:
         return None
+
+
+async def _quietly(call: Awaitable[Any], endpoint: str) -> None:
+    try:
+        await call
+    except RedisError as exc:
+        log.warning("givenergy.limiter_unavailable", endpoint=endpoint, error=type(exc).__name__)
 
 
 def error_for(response: httpx.Response, endpoint: str) -> GivEnergyError:
@@ -214,7 +222,13 @@ class RequestCore:
             bucket = GLOBAL_BUCKET
         grant = None
         if limiter is not None:
-            grant = await limiter.acquire(lane=lane, bucket=bucket, max_wait=self.max_limiter_wait)
+            try:
+                grant = await limiter.acquire(lane=lane, bucket=bucket, max_wait=self.max_limiter_wait)
+            except RedisError as exc:
+                # Without the shared budget nothing may be sent: the caller retries later.
+                raise RateLimitedError(
+                    f"shared rate limiter unavailable ({type(exc).__name__})", endpoint=endpoint, status_code=None
+                ) from None
         try:
             response = await self.http.request(
                 method,
@@ -228,26 +242,30 @@ class RequestCore:
         except httpx.TimeoutException:
             REQUESTS.labels(endpoint=endpoint, status="timeout", lane=lane_label).inc()
             if limiter is not None and grant is not None:
-                await limiter.settle(grant)
+                await _quietly(limiter.settle(grant), endpoint)
             raise UpstreamUnavailableError(
                 "timed out (for a write, the outcome is unknown)", endpoint=endpoint
             ) from None
         except httpx.TransportError as exc:
             REQUESTS.labels(endpoint=endpoint, status="transport_error", lane=lane_label).inc()
             if limiter is not None and grant is not None:
-                await limiter.settle(grant)
+                await _quietly(limiter.settle(grant), endpoint)
             raise UpstreamUnavailableError(
                 f"connection failed: {type(exc).__name__} (for a write, the outcome is unknown)", endpoint=endpoint
             ) from None
         REQUESTS.labels(endpoint=endpoint, status=str(response.status_code), lane=lane_label).inc()
         if limiter is not None and grant is not None:
-            await limiter.settle(
-                grant,
-                limit=_header_int(response, "X-RateLimit-Limit"),
-                remaining=_header_int(response, "X-RateLimit-Remaining"),
+            # The answer is what matters now: a limiter failure here must not turn a done write into an error.
+            await _quietly(
+                limiter.settle(
+                    grant,
+                    limit=_header_int(response, "X-RateLimit-Limit"),
+                    remaining=_header_int(response, "X-RateLimit-Remaining"),
+                ),
+                endpoint,
             )
             if response.status_code == 429:
-                await limiter.pause(bucket, parse_retry_after(response.headers.get("Retry-After")))
+                await _quietly(limiter.pause(bucket, parse_retry_after(response.headers.get("Retry-After"))), endpoint)
         if response.is_success or (accept_redirects and response.is_redirect):
             return response
         raise error_for(response, endpoint)

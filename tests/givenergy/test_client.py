@@ -7,15 +7,19 @@ import logging
 
 import httpx
 import pytest
+from redis.asyncio import Redis
 
 from service.givenergy import (
     ControlOutcome,
+    CredentialLimiter,
     ForbiddenError,
     GivEnergyClient,
+    Grant,
     Lane,
     NotFoundError,
     PaymentRequiredError,
     RateLimitedError,
+    RateLimiter,
     RetryPolicy,
     UnauthorisedError,
     UnexpectedResponseError,
@@ -235,3 +239,31 @@ async def test_pagination_stops_when_the_server_ignores_the_page_parameter() -> 
         sites = [s.id async for s in client.iter_sites()]
     assert sites == [1]
     assert len(recorder.requests) == 2
+
+
+async def test_no_request_goes_out_when_the_shared_limiter_is_unreachable() -> None:
+    dead = Redis.from_url("redis://127.0.0.1:1/0", socket_connect_timeout=0.5)
+    budget = RateLimiter(dead).credential("cred-dead")
+    recorder = Recorder(sequence(respond(200, {"data": {"id": 1}})))
+    async with make_client(recorder, limiter=budget) as client:
+        with pytest.raises(RateLimitedError) as caught:
+            await client.get_account()
+    await dead.aclose()
+    assert caught.value.status_code is None
+    assert recorder.requests == []
+
+
+async def test_a_limiter_failure_after_the_answer_does_not_fail_a_done_write(limiter: RateLimiter) -> None:
+    from redis.exceptions import ConnectionError as RedisConnectionError
+
+    class Flaky(CredentialLimiter):
+        async def settle(self, grant: Grant, *, limit: int | None = None, remaining: int | None = None) -> None:
+            raise RedisConnectionError("gone")
+
+    base = limiter.credential("cred-flaky")
+    flaky = Flaky(limiter, "cred-flaky", {"global": base.policy()})
+    recorder = Recorder(sequence(respond(200, {"data": {"value": 20, "success": True}})))
+    async with make_client(recorder, limiter=flaky) as client:
+        result = await client.write_setting("CE1", 71, 20)
+    assert result.success
+    assert len(recorder.requests) == 1
