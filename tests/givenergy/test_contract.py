@@ -94,6 +94,12 @@ async def test_communication_devices_walk_every_page(sim: Simulator, company: Gi
     assert sorted(d.inverter.serial for d in devices if d.inverter) == sorted(
         sim.truth.visible_serials(sim.tokens["company"])
     )
+    page = await company.get_page("/communication-device", page=2, page_size=4)
+    assert page.total == len(devices)
+    assert page.last_page == -(-len(devices) // 4)
+    assert [CommunicationDevice.model_validate(i).serial_number for i in page.items] == [
+        d.serial_number for d in devices[4:8]
+    ]
     first = devices[0]
     assert first.serial_number is not None
     one = await company.get_communication_device(first.serial_number)
