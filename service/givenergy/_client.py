@@ -6,7 +6,7 @@ import copy
 from collections.abc import AsyncIterator, Iterable, Mapping, Sequence
 from dataclasses import dataclass
 from datetime import date, datetime
-from typing import Any, TypeVar
+from typing import TYPE_CHECKING, Any, TypeVar
 from urllib.parse import quote
 
 import httpx
@@ -36,6 +36,9 @@ from service.givenergy._models import (
     SystemData,
 )
 from service.givenergy._ratelimit import GLOBAL_BUCKET, NOTIFICATION_BUCKET, CredentialLimiter, Lane
+
+if TYPE_CHECKING:
+    from service.settings import GivEnergySettings
 
 DEFAULT_BASE_URL = "https://api.givenergy.cloud/v1"
 DEFAULT_PAGE_SIZE = 1000
@@ -132,7 +135,7 @@ class GivEnergyClient:
         self._context = context
 
     @classmethod
-    def from_settings(cls, token: str | SecretStr, settings: Any, **kwargs: Any) -> GivEnergyClient:
+    def from_settings(cls, token: str | SecretStr, settings: GivEnergySettings, **kwargs: Any) -> GivEnergyClient:
         """Build a client from the ``givenergy`` settings group (base URL and timeouts).
 
         Args:
