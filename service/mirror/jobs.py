@@ -37,13 +37,17 @@ class SyncResult(TypedDict):
     error: str | None
 
 
-async def sync_tenant(ctx: JobContext, tenant_id: str, kind: str = SyncKind.FULL.value) -> SyncResult:
+async def sync_tenant(
+    ctx: JobContext, tenant_id: str, kind: str = SyncKind.FULL.value, spread: int | None = None
+) -> SyncResult:
     """Sync one tenant's mirror from its GivEnergy credential.
 
     Args:
         ctx: The job context (``resources``).
         tenant_id: The tenant's id.
         kind: ``full`` (hierarchy, sites, dongles, site status) or ``refresh`` (the dongle list).
+        spread: Check site statuses in slices over this many runs (scheduled syncs); ``None``: all at once in
+            a full sync.
 
     Returns:
         The run's outcome (a failed sync is recorded on its run and returned, not raised).
@@ -53,7 +57,7 @@ async def sync_tenant(ctx: JobContext, tenant_id: str, kind: str = SyncKind.FULL
         resources.engine,
         resources.session_factory,
         credential_resolver(resources.settings, resources.redis),
-        SyncOptions(),
+        SyncOptions(site_status_spread=spread),
     )
     outcome = await runner.run(tenant_id_from(tenant_id), SyncKind(kind), job_id=ctx.get("job_id"))
     return SyncResult(

@@ -40,6 +40,7 @@ from service.mirror.repository import MirrorRepository, SyncRunRepository
 from service.mirror.schemas import Counts, Entity, SyncPlan
 from service.mirror.service import credential_resolver
 from service.mirror.upstream import (
+    Discovery,
     Fetcher,
     RequestTap,
     UpstreamSession,
@@ -71,7 +72,11 @@ class SyncOptions:
         concurrency: Requests in flight at once (the rate limiter paces them).
         seen_granularity: Refresh ``last_seen_at`` of unchanged rows at most this often.
         status_batch: Site statuses fetched per checkpoint.
-        site_status: Fetch site statuses in full syncs (when the credential is approved).
+        site_status: Fetch site statuses (when the credential is approved).
+        site_status_spread: Spread the per-site status calls over this many runs (scheduled syncs: the number
+            of refreshes per full interval): each run, full or refresh, checks the next slice of sites,
+            round-robin, so every site is checked once per cycle instead of all in one burst. ``None``: a full
+            sync checks every site, a refresh none (explicit syncs, ``givfleet sync``).
     """
 
     page_size: int = 1000
@@ -79,6 +84,7 @@ class SyncOptions:
     seen_granularity: timedelta = timedelta(hours=24)
     status_batch: int = 200
     site_status: bool = True
+    site_status_spread: int | None = None
 
 
 @dataclass(frozen=True)
@@ -273,10 +279,18 @@ class SyncRunner:
         full = state.kind is SyncKind.FULL
         state.phase = "discovery"
         discovery = await discover(fetcher, state.tap or RequestTap(), full=full)
-        approved = full and discovery.approved and self.options.site_status
+        spread = self.options.site_status_spread
+        async with self._transaction() as session:
+            if full:
+                approved = discovery.approved and self.options.site_status
+            else:
+                approved = (
+                    spread is not None and self.options.site_status and await self._was_approved(session, tenant_id)
+                )
+            work = await self._status_work(session, tenant_id, discovery, approved=approved, spread=spread)
         plan = build_plan(discovery, full=full)
-        if not approved:
-            plan = SyncPlan(plan.requests - plan.steps.get("site_status", 0), {**plan.steps, "site_status": 0}, None)
+        steps = {**plan.steps, "site_status": work["count"]}
+        plan = SyncPlan(sum(steps.values()), steps, None)
         plan = plan._replace(eta_seconds=await eta_seconds(target.limiter, plan.requests - discovery.requests))
         async with self._transaction() as session:
             await self._set_plan(session, tenant_id, state, plan)
@@ -310,28 +324,63 @@ class SyncRunner:
             run = await self._load(session, tenant_id, state)
             _add_counts(run, counts)
             state.progress = {
-                "stage": "statuses" if approved else "done",
+                "stage": "statuses" if work["count"] else "done",
                 "seen": counts.seen,
                 "seconds": {k: round(v, 3) for k, v in timings.items()},
+                "status_work": work,
+                "status_done": 0,
             }
-            if approved and discovery.site_status_probe is not None:
-                state.progress["skip"] = discovery.site_status_probe.upstream_id
+            if work["cursor"] is not None and not work["count"]:
+                state.progress["status_cursor"] = work["cursor"]
             run.progress = dict(state.progress)
             run.site_status_included = approved
 
+    async def _was_approved(self, session: AsyncSession, tenant_id: TenantId) -> bool:
+        """Whether the tenant's latest successful full sync could read site statuses."""
+        for run in await SyncRunRepository(session, tenant_id).latest(limit=50):
+            if run.kind is SyncKind.FULL and run.state is SyncState.SUCCEEDED:
+                return run.site_status_included
+        return False
+
+    async def _status_work(
+        self, session: AsyncSession, tenant_id: TenantId, discovery: Discovery, *, approved: bool, spread: int | None
+    ) -> dict[str, Any]:
+        """Which site statuses this run checks: ``after`` (start after this site id, round-robin), ``count``,
+        ``skip`` (the site discovery already probed) and ``cursor`` (where the previous cycle stopped)."""
+        cursor: int | None = None
+        for run in await SyncRunRepository(session, tenant_id).latest(limit=50):
+            if isinstance(run.progress.get("status_cursor"), int):
+                cursor = run.progress["status_cursor"]
+                break
+        skip = discovery.site_status_probe.upstream_id if discovery.site_status_probe is not None else None
+        if not approved:
+            return {"after": None, "count": 0, "skip": skip, "cursor": cursor}
+        if discovery.sites is not None and discovery.sites.first.total is not None:
+            sites = discovery.sites.first.total
+        else:
+            sites = len(await MirrorRepository(session, tenant_id).site_ids())
+        if spread is None:
+            return {"after": None, "count": max(0, sites - (1 if skip is not None else 0)), "skip": skip,
+                    "cursor": cursor}  # fmt: skip
+        return {"after": cursor, "count": min(sites, -(-sites // max(1, spread))), "skip": None, "cursor": cursor}
+
     async def _statuses(self, tenant_id: TenantId, state: _RunState, fetcher: Fetcher, target: UpstreamTarget) -> None:
         state.phase = "site_status"
+        work: dict[str, Any] = state.progress.get("status_work") or {"after": None, "count": 0, "skip": None}
         async with self._transaction() as session:
-            site_ids = await MirrorRepository(session, tenant_id).site_ids()
-        skip, after = state.progress.get("skip"), state.progress.get("after")
-        todo = [site for site in site_ids if site != skip and (after is None or site > after)]
+            site_ids = [s for s in await MirrorRepository(session, tenant_id).site_ids() if s != work.get("skip")]
+        after = work.get("after")
+        start = next((i for i, site in enumerate(site_ids) if after is None or site > after), 0)
+        ordered = (site_ids[start:] + site_ids[:start])[: work.get("count", 0)]
+        done = int(state.progress.get("status_done", 0))
+        todo = ordered[done:]
         if state.plan is None:  # adopted at this stage: the rest of the plan is the statuses left
             plan = SyncPlan(len(todo), {"site_status": len(todo)}, await eta_seconds(target.limiter, len(todo)))
             async with self._transaction() as session:
                 await self._set_plan(session, tenant_id, state, plan)
         batch = max(1, self.options.status_batch)
-        for start in range(0, len(todo), batch):
-            chunk = todo[start : start + batch]
+        for first in range(0, len(todo), batch):
+            chunk = todo[first : first + batch]
             statuses = await fetch_site_statuses(fetcher, chunk)
             now = utcnow()
             async with self._transaction() as session:
@@ -340,7 +389,10 @@ class SyncRunner:
                 changed = [s for s in statuses if known.get(s.upstream_id) != s.scheme_status]
                 if changed:
                     await mirror.set_site_statuses([(s.upstream_id, s.scheme_status) for s in changed], now=now)
-                state.progress["after"] = chunk[-1]
+                done += len(chunk)
+                state.progress["status_done"] = done
+                if done == len(ordered):
+                    state.progress["status_cursor"] = ordered[-1]
                 run = await self._load(session, tenant_id, state)
                 run.rows_updated += len(changed)
         state.progress["stage"] = "done"

@@ -45,10 +45,20 @@ def sync_job_id(tenant_id: TenantId, kind: SyncKind) -> str:
     return f"{SYNC_JOB}:{tenant_id}:{kind.value}"
 
 
-def request_sync(session: AsyncSession, tenant_id: TenantId, kind: SyncKind = SyncKind.FULL) -> str:
-    """Ask for a sync of the tenant once the caller's transaction commits; returns the job id."""
+def request_sync(
+    session: AsyncSession, tenant_id: TenantId, kind: SyncKind = SyncKind.FULL, *, spread: int | None = None
+) -> str:
+    """Ask for a sync of the tenant once the caller's transaction commits; returns the job id.
+
+    Args:
+        session: The caller's session (the job is enqueued after its commit).
+        tenant_id: The tenant.
+        kind: Full sync or refresh.
+        spread: Check site statuses in slices spread over this many runs (scheduled syncs); ``None``: a full
+            sync checks them all.
+    """
     job_id = sync_job_id(tenant_id, kind)
-    defer_job(session, SYNC_JOB, str(tenant_id), kind.value, _job_id=job_id)
+    defer_job(session, SYNC_JOB, str(tenant_id), kind.value, spread, _job_id=job_id)
     return job_id
 
 
@@ -109,12 +119,14 @@ async def enqueue_due(session: AsyncSession, now: datetime) -> list[str]:
     asked: list[str] = []
     for schedule in await due_schedules(session, now):
         tenant = tenant_id_from(schedule.tenant_id)
+        # Every run checks a slice of the site statuses, so that all are checked once per full interval.
+        spread = max(1, schedule.full_interval_seconds // max(1, schedule.refresh_interval_seconds))
         full_due = schedule.next_full_at is None or schedule.next_full_at <= now
         if full_due:
-            asked.append(request_sync(session, tenant, SyncKind.FULL))
+            asked.append(request_sync(session, tenant, SyncKind.FULL, spread=spread))
             schedule.next_full_at = now + timedelta(seconds=schedule.full_interval_seconds)
         else:
-            asked.append(request_sync(session, tenant, SyncKind.REFRESH))
+            asked.append(request_sync(session, tenant, SyncKind.REFRESH, spread=spread))
         schedule.next_refresh_at = now + timedelta(seconds=schedule.refresh_interval_seconds)
     return asked
 

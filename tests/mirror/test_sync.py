@@ -234,3 +234,25 @@ async def test_a_worker_killed_mid_sync_leaves_consistent_data_and_the_next_run_
     if stage == "statuses":  # only site statuses are fetched again, and not those already checkpointed
         assert all(path.endswith("/status") for path in spy.paths)
         assert 0 < len(spy.paths) < len(want["sites"]) - 1
+
+
+async def test_scheduled_syncs_spread_the_site_status_calls_over_the_cycle(
+    resources: Resources, tenant_id: TenantId, make_runner: RunnerFactory
+) -> None:
+    sim = quiet_simulator(40)
+    assert (await make_runner(sim).run(tenant_id, SyncKind.FULL)).state is SyncState.SUCCEEDED
+    sites = sorted(expected(sim)["sites"])
+    for site in sim.truth.sites():
+        site.status = "opted_in"
+    spread = make_runner(sim, options=SyncOptions(page_size=25, site_status_spread=4))
+    per_run = -(-len(sites) // 4)
+
+    outcomes = [await spread.run(tenant_id, SyncKind.REFRESH) for _ in range(4)]
+
+    for outcome in outcomes:
+        assert outcome.state is SyncState.SUCCEEDED, outcome.error
+        assert outcome.plan is not None
+        assert outcome.plan.steps["site_status"] == per_run
+        assert outcome.requests_used == outcome.plan.requests
+    await _check(resources, tenant_id, sim)  # every site checked once over the four runs
+    assert sum(outcome.counts.updated for outcome in outcomes) == len(sites)
