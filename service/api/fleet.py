@@ -329,10 +329,9 @@ class FleetController(Controller):
         reader = reads.FleetReader(db_session, _scope(principal))
         if await reader.inverter_by_serial(serial) is None:
             raise NotFoundError(f"no inverter {serial!r}")
-        rows = await reader.load_many(m.InverterChange, m.InverterChange.inverter_serial, [serial],
-                                      order_by=[m.InverterChange.observed_at.desc()])
+        rows = await reader.latest_changes([serial], limit)
         return [InverterChangeView(kind=row.kind.value, from_value=row.from_value, to_value=row.to_value,
-                                   observed_at=row.observed_at) for row in rows[:limit]]
+                                   observed_at=row.observed_at) for row in rows]
 
     @get("/accounts", responses=ERRORS)
     async def list_accounts(

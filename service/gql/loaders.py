@@ -20,6 +20,8 @@ from service.db.models import mirror as m
 from service.mirror.queries import FleetReader, ReadScope
 
 K = TypeVar("K")
+MAX_HISTORY = 200
+"""History rows loaded per inverter (the most ``Inverter.history(limit:)`` may ask for)."""
 M = TypeVar("M")
 
 
@@ -45,8 +47,14 @@ class Loaders:
         self.batteries_by_inverter = self._many(m.BatteryModule, m.BatteryModule.inverter_serial,
                                                 m.BatteryModule.position)
         self.meters_by_inverter = self._many(m.Meter, m.Meter.inverter_serial, m.Meter.address)
-        self.changes_by_inverter = self._many(m.InverterChange, m.InverterChange.inverter_serial,
-                                              m.InverterChange.observed_at.desc(), present_only=False)
+        self.changes_by_inverter = DataLoader(load_fn=self._load_changes)
+
+    async def _load_changes(self, serials: list[str]) -> list[list[m.InverterChange]]:
+        rows = await self._read(lambda reader: reader.latest_changes(serials, MAX_HISTORY))
+        grouped: dict[str, list[m.InverterChange]] = defaultdict(list)
+        for row in rows:
+            grouped[row.inverter_serial].append(row)
+        return [grouped.get(serial, []) for serial in serials]
 
     async def _read(self, action: Callable[[FleetReader], Awaitable[list[M]]]) -> list[M]:
         async with self._session_factory() as session:

@@ -401,6 +401,21 @@ class FleetReader:
         statement = select(*_columns(model)).where(*conditions).order_by(*order_by)
         return typed(list[M], list((await self.session.execute(statement)).all()))
 
+    async def latest_changes(self, serials: Iterable[str], per_inverter: int) -> list[InverterChange]:
+        """The newest ``per_inverter`` history rows of each inverter (one statement, a window per inverter)."""
+        wanted = [serial for serial in set(serials) if _storable(serial)]
+        if not wanted:
+            return []
+        rank = func.row_number().over(partition_by=InverterChange.inverter_serial,
+                                      order_by=(InverterChange.observed_at.desc(), InverterChange.id.desc()))
+        ranked = (select(*_columns(InverterChange), rank.label("rank"))
+                  .where(InverterChange.inverter_serial.in_(wanted), *self.scope.visible(InverterChange))
+                  .subquery())
+        statement = (select(*(ranked.c[c.name] for c in _columns(InverterChange)))
+                     .where(ranked.c.rank <= per_inverter)
+                     .order_by(ranked.c.inverter_serial, ranked.c.observed_at.desc(), ranked.c.id.desc()))
+        return typed(list[InverterChange], list((await self.session.execute(statement)).all()))
+
     async def page(self, model: type[M], conditions: Sequence[ColumnElement[bool]], sort: SortKey,
                    direction: SortDirection, first: int, after: str | None) -> Page[M]:
         """One page after cursor ``after`` (two statements: the rows and the total)."""

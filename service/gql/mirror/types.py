@@ -12,6 +12,7 @@ from strawberry.scalars import JSON
 
 from service.db.models import mirror as m
 from service.gql.context import Info
+from service.gql.loaders import MAX_HISTORY
 from service.gql.mirror.live import InverterLive
 from service.gql.types.common import Node, to_global_id
 
@@ -233,10 +234,10 @@ class Inverter(Node):
     async def meters(self, info: Info) -> list[Meter]:
         return [Meter.from_row(row) for row in await info.context.loaders.meters_by_inverter.load(self.serial)]
 
-    @strawberry.field(description="Observed changes (status, firmware, account), newest first.")
+    @strawberry.field(description="Observed changes (status, firmware, account), newest first (at most 200).")
     async def history(self, info: Info, limit: int = 20) -> list[InverterChange]:
         rows = await info.context.loaders.changes_by_inverter.load(self.serial)
-        return [InverterChange.from_row(row) for row in rows[: max(0, min(limit, 200))]]
+        return [InverterChange.from_row(row) for row in rows[: max(0, min(limit, MAX_HISTORY))]]
 
     @strawberry.field(description="Live data read from the GivEnergy cloud (not the mirror); each field is one "
                                   "upstream call, rate-limited and cached briefly.")
