@@ -12,7 +12,8 @@ from service.mirror.jobs import schedule_syncs, sync_tenant
 JOBS: list[Function] = [
     func(heartbeat, name="system.heartbeat"),  # type: ignore[arg-type]
     # A sync's job id is per tenant and kind; keeping its result briefly frees the id for the next schedule.
-    func(sync_tenant, name="mirror.sync", keep_result=60, max_tries=5),  # type: ignore[arg-type]
+    # An explicit full sync of a large fleet runs for hours at 300 requests/minute (a retry resumes it).
+    func(sync_tenant, name="mirror.sync", keep_result=60, max_tries=5, timeout=6 * 3600),  # type: ignore[arg-type]
 ]
 
 CRON_JOBS: list[CronJob] = [
