@@ -7,9 +7,9 @@ Usage::
 
 A fresh database is created on the server, migrated, seeded in bulk (the test seed: per inverter a customer
 account, site, dongle, two battery modules, one meter, one history row) and dropped at the end. The app runs
-under uvicorn on loopback in a thread (its own event loop and connection pool, as in production); requests
-come from ``--concurrency`` tasks with a viewer API key, through the full stack (auth middleware, strawberry,
-dataloaders, PostgreSQL). Scenarios:
+under uvicorn (one worker process, as ``givfleet api`` serves it) on loopback; requests come from
+``--concurrency`` tasks of this process with a viewer API key, through the full stack (authentication,
+strawberry, dataloaders, PostgreSQL). Scenarios:
 
 - ``inverter by serial``: one inverter (a random serial each time) with its site, account and batteries;
 - ``page of 100``: the first page of 100 inverters with site, account (and its parent) and batteries;
@@ -28,20 +28,19 @@ sys.path.insert(0, str(_HERE.parent))
 
 import argparse  # noqa: E402
 import asyncio  # noqa: E402
+import os  # noqa: E402
 import random  # noqa: E402
 import socket  # noqa: E402
 import statistics  # noqa: E402
+import subprocess  # noqa: E402
 import tempfile  # noqa: E402
-import threading  # noqa: E402
 import time  # noqa: E402
 import uuid  # noqa: E402
 from typing import Any  # noqa: E402
 
 import httpx  # noqa: E402
-import uvicorn  # noqa: E402
 from pydantic import SecretStr  # noqa: E402
 
-from service.app import create_app  # noqa: E402
 from service.db import migrate  # noqa: E402
 from service.db.models.api_key import Role  # noqa: E402
 from service.runtime import Resources  # noqa: E402
@@ -69,18 +68,28 @@ def free_port() -> int:
         return port
 
 
-def serve(settings: Settings) -> tuple[uvicorn.Server, threading.Thread, str]:
+def serve(settings: Settings, database_url: str, redis_url: str) -> tuple[subprocess.Popen[bytes], str]:
+    """``givfleet``'s app under uvicorn in a process of its own (one worker), configured by environment."""
     port = free_port()
-    server = uvicorn.Server(uvicorn.Config(create_app(settings), host="127.0.0.1", port=port, log_level="warning",
-                                           lifespan="on", access_log=False))
-    thread = threading.Thread(target=server.run, daemon=True)
-    thread.start()
-    deadline = time.monotonic() + 30
-    while not server.started:
-        if time.monotonic() > deadline:
+    env = {**os.environ, "GIVFLEET_DATABASE_URL": database_url, "GIVFLEET_REDIS_URL": redis_url,
+           "GIVFLEET_REDIS__NAMESPACE": settings.redis.namespace, "GIVFLEET_HOME": str(settings.home),
+           "GIVFLEET_LOG__LEVEL": "WARNING"}
+    process = subprocess.Popen(  # noqa: S603 - our own interpreter and arguments
+        [sys.executable, "-m", "uvicorn", "service.app:create_app", "--factory", "--host", "127.0.0.1",
+         "--port", str(port), "--log-level", "warning", "--no-access-log"],
+        env=env, cwd=str(_HERE.parent))
+    deadline = time.monotonic() + 60
+    while True:
+        try:
+            if httpx.get(f"http://127.0.0.1:{port}/healthz", timeout=1).status_code == 200:
+                break
+        except httpx.HTTPError:
+            pass
+        if time.monotonic() > deadline or process.poll() is not None:
+            process.kill()
             raise RuntimeError("server did not start")
-        time.sleep(0.05)
-    return server, thread, f"http://127.0.0.1:{port}"
+        time.sleep(0.2)
+    return process, f"http://127.0.0.1:{port}"
 
 
 async def scenario(client: httpx.AsyncClient, name: str, make: Any, requests: int, concurrency: int) -> None:
@@ -133,7 +142,7 @@ async def main() -> None:
         async with resources.session_factory() as session, session.begin():
             key = (await ApiKeyService(session, Principal.cli(seeded.tenant_id)).create(
                 name="bench", role=Role.VIEWER)).text
-        server, thread, base_url = serve(settings)
+        server, base_url = serve(settings, url, args.redis_url)
         rng = random.Random(1)
         limits = httpx.Limits(max_connections=args.concurrency * 2)
         async with httpx.AsyncClient(base_url=base_url, headers={"Authorization": f"Bearer {key}"}, timeout=60,
@@ -147,8 +156,8 @@ async def main() -> None:
             await scenario(client, "fleetSummary", lambda: (SUMMARY, {}), args.requests, args.concurrency)
     finally:
         if server is not None:
-            server.should_exit = True
-            thread.join(timeout=30)
+            server.terminate()
+            server.wait(timeout=30)
         keys = [k async for k in resources.redis.scan_iter(match=f"{name}*")]
         if keys:
             await resources.redis.delete(*keys)
