@@ -27,7 +27,7 @@ from pathlib import Path
 
 import httpx
 from pydantic import SecretStr
-from sqlalchemy import text
+from sqlalchemy import select, text
 from sqlalchemy.ext.asyncio import AsyncSession, create_async_engine
 
 ROOT = Path(__file__).resolve().parents[1]
@@ -35,7 +35,7 @@ sys.path.insert(0, str(ROOT))
 
 from service.core.tenancy import TenantId, tenant_id_from  # noqa: E402
 from service.db import migrate  # noqa: E402
-from service.db.models import SyncKind, Tenant  # noqa: E402
+from service.db.models import SyncKind, SyncRun, Tenant  # noqa: E402
 from service.mirror.runner import SyncOptions, SyncOutcome, SyncRunner  # noqa: E402
 from service.mirror.upstream import UpstreamTarget  # noqa: E402
 from service.runtime import Resources  # noqa: E402
@@ -52,14 +52,25 @@ async def _admin(server_url: str, statement: str) -> None:
         await engine.dispose()
 
 
-def _report(label: str, outcome: SyncOutcome, seconds: float) -> None:
+async def _report(resources: Resources, label: str, outcome: SyncOutcome, seconds: float) -> None:
     rows = outcome.counts.written + outcome.counts.history
     planned = outcome.plan.requests if outcome.plan is not None else "?"
     rate = f"{rows / seconds:,.0f} rows/s" if rows else "-"
     print(
         f"  {label:<28} {seconds:8.2f} s  requests {outcome.requests_used:>6} (plan {planned}, 429s "
-        f"{outcome.rate_limited})  rows written {rows:>8,}  {rate}"
+        f"{outcome.rate_limited})  rows written {rows:>8,}  {rate} overall"
     )
+    async with resources.session_factory() as session:
+        progress = (await session.execute(select(SyncRun.progress).where(SyncRun.id == outcome.run_id))).scalar_one()
+    phases = progress.get("seconds", {})
+    if phases:
+        write = phases.get("write", 0.0)
+        write_rate = f", {rows / write:,.0f} rows/s" if write and rows else ""
+        print(
+            f"  {'':<28} lists: fetch {phases.get('fetch', 0):.2f} s, load {phases.get('load', 0):.2f} s, "
+            f"reconcile {phases.get('reconcile', 0):.2f} s, write {write:.2f} s{write_rate}; "
+            f"site statuses {outcome.plan.steps.get('site_status', 0) if outcome.plan else 0} requests"
+        )
 
 
 async def bench(size: int, server_url: str, redis_url: str) -> None:
@@ -70,7 +81,7 @@ async def bench(size: int, server_url: str, redis_url: str) -> None:
     try:
         await migrate.upgrade(url)
         settings = Settings(
-            _env_file=None,  # type: ignore[call-arg]
+            _env_file=None,
             database_url=SecretStr(url),
             redis_url=SecretStr(redis_url),
             redis=RedisSettings(namespace=f"bench-{uuid.uuid4().hex[:8]}"),
@@ -104,14 +115,14 @@ async def bench(size: int, server_url: str, redis_url: str) -> None:
                             ("refresh (no change)", SyncKind.REFRESH)):  # fmt: skip
             started = time.perf_counter()
             outcome = await runner.run(tenant_id, kind)
-            _report(label, outcome, time.perf_counter() - started)
+            await _report(resources, label, outcome, time.perf_counter() - started)
             if outcome.error:
                 print(f"    error: {outcome.error}")
         for device in sim.truth.devices()[::100]:
             sim.set_status(device.serial, "LOST" if device.status != "LOST" else "NORMAL")
         started = time.perf_counter()
         outcome = await runner.run(tenant_id, SyncKind.REFRESH)
-        _report("refresh (1 % status flips)", outcome, time.perf_counter() - started)
+        await _report(resources, "refresh (1 % status flips)", outcome, time.perf_counter() - started)
     finally:
         if resources is not None:
             await resources.aclose()

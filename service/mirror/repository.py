@@ -94,17 +94,26 @@ class MirrorRepository:
             fields = _record_fields(record_type)
             tuple_positions = [i for i, name in enumerate(fields) if name in _TUPLE_FIELDS]
             width = KEY_WIDTH[entity]
-            statement = select(*(table.c[name] for name in fields), table.c.removed_at, table.c.last_seen_at).where(
-                table.c.tenant_id == self.tenant_id
-            )
+            # Read through the driver: for a 50,000-inverter tenant (300,000 rows) the ORM's row processing
+            # costs seconds, asyncpg's records a fraction of that. The tenant filter is the first condition.
+            columns = ", ".join(f'"{name}"' for name in fields)
+            query = f'SELECT {columns}, removed_at IS NOT NULL, last_seen_at FROM "{table.name}" WHERE tenant_id = $1'  # noqa: S608 - names from the models
+            connection = await self.session.connection()
+            raw = await connection.get_raw_connection()
+            driver: Any = raw.driver_connection
+            json_positions = [i for i in tuple_positions if fields[i] == "products"]
             rows: dict[Hashable, Stored[Any]] = {}
-            for row in await self.session.execute(statement):
-                values = list(row[: len(fields)])
+            size = len(fields)
+            for row in await driver.fetch(query, self.tenant_id):
+                values = list(row[:size])
                 for position in tuple_positions:
-                    values[position] = tuple(values[position] or ())
+                    value = values[position]
+                    if position in json_positions and isinstance(value, str):
+                        value = json.loads(value)
+                    values[position] = tuple(value or ())
                 record = record_type(*values)
                 key = record[0] if width == 1 else tuple(record[:width])
-                rows[key] = Stored(record, row[-2] is not None, row[-1])
+                rows[key] = Stored(record, row[size], row[size + 1])
             result[entity] = rows
         return result
 
