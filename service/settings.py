@@ -87,6 +87,20 @@ class ApiSettings(BaseModel):
     debug: bool = Field(default=False, description="Litestar debug mode (never in production).")
 
 
+class SyncSettings(BaseModel):
+    """The mirror's syncs (``mirror.sync`` jobs and ``givfleet sync``)."""
+
+    page_size: int = Field(default=1000, ge=1, description="pageSize of upstream list requests.")
+    concurrency: int = Field(default=8, ge=1, description="Upstream requests in flight per sync (the limiter paces).")
+    full_interval_seconds: int = Field(default=86400, ge=60, description="Default interval of scheduled full syncs.")
+    refresh_interval_seconds: int = Field(
+        default=900, ge=60, description="Default interval of scheduled refreshes (the dongle list)."
+    )
+    last_seen_granularity_seconds: int = Field(
+        default=86400, ge=0, description="Refresh last_seen_at of unchanged rows at most this often."
+    )
+
+
 class LogSettings(BaseModel):
     """Structured logging."""
 
@@ -114,6 +128,7 @@ class Settings(BaseSettings):
     security: SecuritySettings = Field(default_factory=SecuritySettings)
     api: ApiSettings = Field(default_factory=ApiSettings)
     log: LogSettings = Field(default_factory=LogSettings)
+    sync: SyncSettings = Field(default_factory=SyncSettings)
 
     def configured_database_url(self) -> str | None:
         """The database URL the user configured, if any (``GIVFLEET_DATABASE_URL`` wins over ``db.url``).

@@ -16,7 +16,7 @@ from service.core.tenancy import tenant_id_from
 from service.db.models.mirror import SyncKind
 from service.jobs.context import JobContext
 from service.jobs.enqueue import unit_of_work
-from service.mirror.runner import SyncOptions, SyncRunner
+from service.mirror.runner import SyncRunner, options_from
 from service.mirror.service import credential_resolver, enqueue_due
 
 
@@ -57,7 +57,7 @@ async def sync_tenant(
         resources.engine,
         resources.session_factory,
         credential_resolver(resources.settings, resources.redis),
-        SyncOptions(site_status_spread=spread),
+        options_from(resources.settings, spread=spread),
     )
     outcome = await runner.run(tenant_id_from(tenant_id), SyncKind(kind), job_id=ctx.get("job_id"))
     return SyncResult(
@@ -80,4 +80,4 @@ async def schedule_syncs(ctx: JobContext) -> list[str]:
     """Ask for every sync that is due (cron job)."""
     resources = ctx["resources"]
     async with unit_of_work(resources.session_factory, resources.redis) as session:
-        return await enqueue_due(session, utcnow())
+        return await enqueue_due(session, utcnow(), resources.settings)

@@ -53,6 +53,7 @@ from service.mirror.upstream import (
     fetch_site_statuses,
 )
 from service.runtime import Resources
+from service.settings import Settings
 from service.tenants.repository import TenantRepository
 
 log = structlog.get_logger(__name__)
@@ -85,6 +86,17 @@ class SyncOptions:
     status_batch: int = 200
     site_status: bool = True
     site_status_spread: int | None = None
+
+
+def options_from(settings: Settings, *, spread: int | None = None) -> SyncOptions:
+    """Sync options from the ``sync`` settings group."""
+    group = settings.sync
+    return SyncOptions(
+        page_size=group.page_size,
+        concurrency=group.concurrency,
+        seen_granularity=timedelta(seconds=group.last_seen_granularity_seconds),
+        site_status_spread=spread,
+    )
 
 
 @dataclass(frozen=True)
@@ -451,7 +463,7 @@ async def sync_tenant_now(
         resources.engine,
         resources.session_factory,
         credential_resolver(resources.settings, resources.redis),
-        options,
+        options or options_from(resources.settings),
         on_progress,
     )
     outcome = await runner.run(tenant_id, kind, job_id="cli")

@@ -102,18 +102,23 @@ class MirrorService:
         return schedule
 
 
-async def enqueue_due(session: AsyncSession, now: datetime) -> list[str]:
+async def enqueue_due(session: AsyncSession, now: datetime, settings: Settings | None = None) -> list[str]:
     """Ask for every due sync (a due full sync stands in for a due refresh) and move the schedules on.
 
-    A tenant with an API token and no schedule gets the default one first (full daily, refresh every 15 min).
+    A tenant with an API token and no schedule gets the default one first (``settings.sync`` intervals; without
+    settings: full daily, refresh every 15 minutes).
 
     Returns:
         The job ids asked for.
     """
     await schedule_unscheduled_tenants(
         session,
-        full_interval_seconds=int(DEFAULT_FULL_INTERVAL.total_seconds()),
-        refresh_interval_seconds=int(DEFAULT_REFRESH_INTERVAL.total_seconds()),
+        full_interval_seconds=settings.sync.full_interval_seconds
+        if settings
+        else int(DEFAULT_FULL_INTERVAL.total_seconds()),
+        refresh_interval_seconds=settings.sync.refresh_interval_seconds
+        if settings
+        else int(DEFAULT_REFRESH_INTERVAL.total_seconds()),
     )
     await session.flush()
     asked: list[str] = []
