@@ -1,6 +1,9 @@
 """Per-request dataloaders: one batched statement per relation per request, each batch on its own session
 (sibling resolvers run concurrently, and one ``AsyncSession`` must not be used by two tasks at once).
 
+Loaders hand out GraphQL objects (converted once per batch), so a relation resolver can return the loader's
+future as is: graphql-core awaits it, and no coroutine is created per row (see
+:func:`service.gql.mirror.types.deferred`).
 To-one loaders return a row whatever its ``removed_at`` (an inverter still names the site it was at);
 to-many loaders return the rows still present upstream.
 """
@@ -17,12 +20,11 @@ from sqlalchemy.orm import InstrumentedAttribute
 from strawberry.dataloader import DataLoader
 
 from service.db.models import mirror as m
-from service.mirror.queries import FleetReader, ReadScope
+from service.gql.mirror import types as t
+from service.mirror.queries import MAX_HISTORY, FleetReader, ReadScope
 
-K = TypeVar("K")
-MAX_HISTORY = 200
-"""History rows loaded per inverter (the most ``Inverter.history(limit:)`` may ask for)."""
-M = TypeVar("M")
+R = TypeVar("R")
+T = TypeVar("T")
 
 
 class Loaders:
@@ -32,52 +34,56 @@ class Loaders:
         self._session_factory = session_factory
         self.scope = scope
         self.now = now
-        self.account_by_upstream_id = self._one(m.FleetAccount, m.FleetAccount.upstream_id)
-        self.accounts_by_parent = self._many(m.FleetAccount, m.FleetAccount.parent_upstream_id,
+        self.account_by_upstream_id = self._one(m.FleetAccount, m.FleetAccount.upstream_id, t.Account.from_row)
+        self.accounts_by_parent = self._many(m.FleetAccount, m.FleetAccount.parent_upstream_id, t.Account.from_row,
                                              m.FleetAccount.username)
-        self.site_by_upstream_id = self._one(m.Site, m.Site.upstream_id)
-        self.sites_by_account = self._many(m.Site, m.Site.account_upstream_id, m.Site.upstream_id)
-        self.dongle_by_serial = self._one(m.Dongle, m.Dongle.serial)
-        self.dongles_by_account = self._many(m.Dongle, m.Dongle.account_upstream_id, m.Dongle.serial)
-        self.dongles_by_site = self._many(m.Dongle, m.Dongle.site_upstream_id, m.Dongle.serial)
-        self.inverter_by_serial = self._one(m.Inverter, m.Inverter.serial)
-        self.inverter_by_dongle = self._one(m.Inverter, m.Inverter.dongle_serial)
-        self.inverters_by_account = self._many(m.Inverter, m.Inverter.account_upstream_id, m.Inverter.serial)
-        self.inverters_by_site = self._many(m.Inverter, m.Inverter.site_upstream_id, m.Inverter.serial)
+        self.site_by_upstream_id = self._one(m.Site, m.Site.upstream_id, t.Site.from_row)
+        self.sites_by_account = self._many(m.Site, m.Site.account_upstream_id, t.Site.from_row, m.Site.upstream_id)
+        self.dongle_by_serial = self._one(m.Dongle, m.Dongle.serial, t.Dongle.from_row)
+        self.dongles_by_account = self._many(m.Dongle, m.Dongle.account_upstream_id, t.Dongle.from_row,
+                                             m.Dongle.serial)
+        self.dongles_by_site = self._many(m.Dongle, m.Dongle.site_upstream_id, t.Dongle.from_row, m.Dongle.serial)
+        self.inverter_by_serial = self._one(m.Inverter, m.Inverter.serial, t.Inverter.from_row)
+        self.inverter_by_dongle = self._one(m.Inverter, m.Inverter.dongle_serial, t.Inverter.from_row)
+        self.inverters_by_account = self._many(m.Inverter, m.Inverter.account_upstream_id, t.Inverter.from_row,
+                                               m.Inverter.serial)
+        self.inverters_by_site = self._many(m.Inverter, m.Inverter.site_upstream_id, t.Inverter.from_row,
+                                            m.Inverter.serial)
         self.batteries_by_inverter = self._many(m.BatteryModule, m.BatteryModule.inverter_serial,
-                                                m.BatteryModule.position)
-        self.meters_by_inverter = self._many(m.Meter, m.Meter.inverter_serial, m.Meter.address)
-        self.changes_by_inverter = DataLoader(load_fn=self._load_changes)
+                                                t.BatteryModule.from_row, m.BatteryModule.position)
+        self.meters_by_inverter = self._many(m.Meter, m.Meter.inverter_serial, t.Meter.from_row, m.Meter.address)
+        self.changes_by_inverter: DataLoader[str, list[t.InverterChange]] = DataLoader(load_fn=self._load_changes)
 
-    async def _load_changes(self, serials: list[str]) -> list[list[m.InverterChange]]:
+    async def _load_changes(self, serials: list[str]) -> list[list[t.InverterChange]]:
         rows = await self._read(lambda reader: reader.latest_changes(serials, MAX_HISTORY))
-        grouped: dict[str, list[m.InverterChange]] = defaultdict(list)
+        grouped: dict[str, list[t.InverterChange]] = defaultdict(list)
         for row in rows:
-            grouped[row.inverter_serial].append(row)
+            grouped[row.inverter_serial].append(t.InverterChange.from_row(row))
         return [grouped.get(serial, []) for serial in serials]
 
-    async def _read(self, action: Callable[[FleetReader], Awaitable[list[M]]]) -> list[M]:
+    async def _read(self, action: Callable[[FleetReader], Awaitable[list[R]]]) -> list[R]:
         async with self._session_factory() as session:
             return await action(FleetReader(session, self.scope, now=self.now))
 
-    def _one(self, model: type[M], column: InstrumentedAttribute[Any]) -> DataLoader[Any, M | None]:
-        async def load(keys: list[Any]) -> list[M | None]:
+    def _one(self, model: type[R], column: InstrumentedAttribute[Any], convert: Callable[[R], T]
+             ) -> DataLoader[Any, T | None]:
+        async def load(keys: list[Any]) -> list[T | None]:
             rows = await self._read(lambda reader: reader.load_many(model, column, keys))
-            found = {getattr(row, column.key): row for row in rows}
+            found = {getattr(row, column.key): convert(row) for row in rows}
             return [found.get(key) for key in keys]
 
         return DataLoader(load_fn=load)
 
-    def _many(self, model: type[M], column: InstrumentedAttribute[Any], *order_by: Any,
-              present_only: bool = True) -> DataLoader[Any, list[M]]:
+    def _many(self, model: type[R], column: InstrumentedAttribute[Any], convert: Callable[[R], T],
+              *order_by: Any) -> DataLoader[Any, list[T]]:
         ordering: Sequence[Any] = order_by
 
-        async def load(keys: list[Any]) -> list[list[M]]:
+        async def load(keys: list[Any]) -> list[list[T]]:
             rows = await self._read(lambda reader: reader.load_many(
-                model, column, keys, order_by=ordering, present_only=present_only))
-            grouped: dict[Any, list[M]] = defaultdict(list)
+                model, column, keys, order_by=ordering, present_only=True))
+            grouped: dict[Any, list[T]] = defaultdict(list)
             for row in rows:
-                grouped[getattr(row, column.key)].append(row)
+                grouped[getattr(row, column.key)].append(convert(row))
             return [grouped.get(key, []) for key in keys]
 
         return DataLoader(load_fn=load)

@@ -57,6 +57,8 @@ MODELS: dict[str, type[Any]] = {
     "Meter": Meter, "InverterChange": InverterChange, "SyncRun": SyncRun,
 }
 MAX_OFFLINE_HOURS = 24 * 365 * 50
+MAX_HISTORY = 200
+"""History rows loaded per inverter at most (the most ``history(limit:)`` may ask for)."""
 _EPOCH = datetime.fromisoformat("1970-01-01T00:00:00+00:00")
 
 
@@ -518,7 +520,7 @@ def _sort(options: dict[str, SortKey], name: str) -> SortKey:
 
 
 __all__ = [
-    "ACCOUNT_SORTS", "DONGLE_SORTS", "INVERTER_SORTS", "MODELS", "OFFLINE_THRESHOLDS_HOURS", "SITE_SORTS",
+    "ACCOUNT_SORTS", "DONGLE_SORTS", "INVERTER_SORTS", "MAX_HISTORY", "MODELS", "OFFLINE_THRESHOLDS_HOURS", "SITE_SORTS",
     "AccountFilter", "Breakdown", "DongleFilter", "FleetReader", "FleetSummary", "InverterFilter", "ReadScope",
     "SiteFilter", "SortDirection", "SortKey",
 ]

@@ -67,24 +67,24 @@ class MirrorQuery:
 
     @strawberry.field(description="An inverter by serial (removed ones included).")
     async def inverter(self, info: Info, serial: str) -> Inverter | None:
-        row = await info.context.loaders.inverter_by_serial.load(serial.strip())
-        if row is None:
+        inverter = await info.context.loaders.inverter_by_serial.load(serial.strip())
+        if inverter is None:
             raise NotFoundError(f"no inverter {serial!r}")
-        return Inverter.from_row(row)
+        return inverter
 
     @strawberry.field(description="An account by its upstream id.")
     async def account(self, info: Info, upstream_id: int) -> Account | None:
-        row = await info.context.loaders.account_by_upstream_id.load(upstream_id)
-        if row is None:
+        account = await info.context.loaders.account_by_upstream_id.load(upstream_id)
+        if account is None:
             raise NotFoundError(f"no account {upstream_id}")
-        return Account.from_row(row)
+        return account
 
     @strawberry.field(description="A site by its upstream id.")
     async def site(self, info: Info, upstream_id: int) -> Site | None:
-        row = await info.context.loaders.site_by_upstream_id.load(upstream_id)
-        if row is None:
+        site = await info.context.loaders.site_by_upstream_id.load(upstream_id)
+        if site is None:
             raise NotFoundError(f"no site {upstream_id}")
-        return Site.from_row(row)
+        return site
 
     @strawberry.field(description="Inverters matching a filter, one page at a time.")
     async def inverters(

@@ -4,17 +4,29 @@
 
 from __future__ import annotations
 
+from collections.abc import Awaitable
 from datetime import date, datetime
-from typing import Any, cast
+from typing import Any, TypeVar, cast
 
 import strawberry
 from strawberry.scalars import JSON
 
 from service.db.models import mirror as m
 from service.gql.context import Info
-from service.gql.loaders import MAX_HISTORY
 from service.gql.mirror.live import InverterLive
 from service.gql.types.common import Node, to_global_id
+from service.mirror.queries import MAX_HISTORY
+
+T = TypeVar("T")
+
+
+def deferred(awaitable: Awaitable[T]) -> T:
+    """A loader's future returned as the resolver's result (graphql-core awaits whatever a resolver returns).
+
+    Relation resolvers below are plain functions returning the future, not coroutines: that saves a coroutine
+    and a task per row, most of the cost of a relation on a page of 100. Their annotations give the GraphQL type.
+    """
+    return cast(T, awaitable)
 
 
 @strawberry.type(description="A GivEnergy account of the tenant's hierarchy (installer, sub-contractor, end user).")
@@ -47,30 +59,26 @@ class Account(Node):
                    last_seen_at=row.last_seen_at, changed_at=row.changed_at, removed_at=row.removed_at)
 
     @strawberry.field(description="The parent account (null at the top, or outside the key's subtree).")
-    async def parent(self, info: Info) -> Account | None:
+    def parent(self, info: Info) -> Account | None:
         if self.parent_upstream_id is None:
             return None
-        row = await info.context.loaders.account_by_upstream_id.load(self.parent_upstream_id)
-        return Account.from_row(row) if row else None
+        return deferred(info.context.loaders.account_by_upstream_id.load(self.parent_upstream_id))
 
     @strawberry.field(description="Accounts directly below this one (present upstream).")
-    async def children(self, info: Info) -> list[Account]:
-        rows = await info.context.loaders.accounts_by_parent.load(self.upstream_id)
-        return [Account.from_row(row) for row in rows]
+    def children(self, info: Info) -> list[Account]:
+        return deferred(info.context.loaders.accounts_by_parent.load(self.upstream_id))
 
     @strawberry.field(description="Sites owned by this account.")
-    async def sites(self, info: Info) -> list[Site]:
-        return [Site.from_row(row) for row in await info.context.loaders.sites_by_account.load(self.upstream_id)]
+    def sites(self, info: Info) -> list[Site]:
+        return deferred(info.context.loaders.sites_by_account.load(self.upstream_id))
 
     @strawberry.field(description="Dongles registered to this account.")
-    async def dongles(self, info: Info) -> list[Dongle]:
-        rows = await info.context.loaders.dongles_by_account.load(self.upstream_id)
-        return [Dongle.from_row(row) for row in rows]
+    def dongles(self, info: Info) -> list[Dongle]:
+        return deferred(info.context.loaders.dongles_by_account.load(self.upstream_id))
 
     @strawberry.field(description="Inverters owned by this account (directly, not by its children).")
-    async def inverters(self, info: Info) -> list[Inverter]:
-        rows = await info.context.loaders.inverters_by_account.load(self.upstream_id)
-        return [Inverter.from_row(row) for row in rows]
+    def inverters(self, info: Info) -> list[Inverter]:
+        return deferred(info.context.loaders.inverters_by_account.load(self.upstream_id))
 
 
 @strawberry.type(description="An installation site.")
@@ -102,20 +110,18 @@ class Site(Node):
                    first_seen_at=row.first_seen_at, last_seen_at=row.last_seen_at, removed_at=row.removed_at)
 
     @strawberry.field(description="The owning account.")
-    async def account(self, info: Info) -> Account | None:
+    def account(self, info: Info) -> Account | None:
         if self.account_upstream_id is None:
             return None
-        row = await info.context.loaders.account_by_upstream_id.load(self.account_upstream_id)
-        return Account.from_row(row) if row else None
+        return deferred(info.context.loaders.account_by_upstream_id.load(self.account_upstream_id))
 
     @strawberry.field(description="Dongles at this site.")
-    async def dongles(self, info: Info) -> list[Dongle]:
-        return [Dongle.from_row(row) for row in await info.context.loaders.dongles_by_site.load(self.upstream_id)]
+    def dongles(self, info: Info) -> list[Dongle]:
+        return deferred(info.context.loaders.dongles_by_site.load(self.upstream_id))
 
     @strawberry.field(description="Inverters at this site.")
-    async def inverters(self, info: Info) -> list[Inverter]:
-        rows = await info.context.loaders.inverters_by_site.load(self.upstream_id)
-        return [Inverter.from_row(row) for row in rows]
+    def inverters(self, info: Info) -> list[Inverter]:
+        return deferred(info.context.loaders.inverters_by_site.load(self.upstream_id))
 
 
 @strawberry.type(description="A communication device (WiFi/GPRS/LAN dongle).")
@@ -140,23 +146,20 @@ class Dongle(Node):
                    last_seen_at=row.last_seen_at, removed_at=row.removed_at)
 
     @strawberry.field(description="The account the dongle is registered to.")
-    async def account(self, info: Info) -> Account | None:
+    def account(self, info: Info) -> Account | None:
         if self.account_upstream_id is None:
             return None
-        row = await info.context.loaders.account_by_upstream_id.load(self.account_upstream_id)
-        return Account.from_row(row) if row else None
+        return deferred(info.context.loaders.account_by_upstream_id.load(self.account_upstream_id))
 
     @strawberry.field(description="The site the dongle is at.")
-    async def site(self, info: Info) -> Site | None:
+    def site(self, info: Info) -> Site | None:
         if self.site_upstream_id is None:
             return None
-        row = await info.context.loaders.site_by_upstream_id.load(self.site_upstream_id)
-        return Site.from_row(row) if row else None
+        return deferred(info.context.loaders.site_by_upstream_id.load(self.site_upstream_id))
 
     @strawberry.field(description="The inverter behind the dongle.")
-    async def inverter(self, info: Info) -> Inverter | None:
-        row = await info.context.loaders.inverter_by_dongle.load(self.serial)
-        return Inverter.from_row(row) if row else None
+    def inverter(self, info: Info) -> Inverter | None:
+        return deferred(info.context.loaders.inverter_by_dongle.load(self.serial))
 
 
 @strawberry.type(description="An inverter as mirrored: rating, firmware and current status.")
@@ -205,39 +208,35 @@ class Inverter(Node):
         )
 
     @strawberry.field(description="The dongle the inverter talks through.")
-    async def dongle(self, info: Info) -> Dongle | None:
+    def dongle(self, info: Info) -> Dongle | None:
         if self.dongle_serial is None:
             return None
-        row = await info.context.loaders.dongle_by_serial.load(self.dongle_serial)
-        return Dongle.from_row(row) if row else None
+        return deferred(info.context.loaders.dongle_by_serial.load(self.dongle_serial))
 
     @strawberry.field(description="The owning account.")
-    async def account(self, info: Info) -> Account | None:
+    def account(self, info: Info) -> Account | None:
         if self.account_upstream_id is None:
             return None
-        row = await info.context.loaders.account_by_upstream_id.load(self.account_upstream_id)
-        return Account.from_row(row) if row else None
+        return deferred(info.context.loaders.account_by_upstream_id.load(self.account_upstream_id))
 
     @strawberry.field(description="The site the inverter is at.")
-    async def site(self, info: Info) -> Site | None:
+    def site(self, info: Info) -> Site | None:
         if self.site_upstream_id is None:
             return None
-        row = await info.context.loaders.site_by_upstream_id.load(self.site_upstream_id)
-        return Site.from_row(row) if row else None
+        return deferred(info.context.loaders.site_by_upstream_id.load(self.site_upstream_id))
 
     @strawberry.field(description="Battery modules, in the order the inverter lists them.")
-    async def batteries(self, info: Info) -> list[BatteryModule]:
-        rows = await info.context.loaders.batteries_by_inverter.load(self.serial)
-        return [BatteryModule.from_row(row) for row in rows]
+    def batteries(self, info: Info) -> list[BatteryModule]:
+        return deferred(info.context.loaders.batteries_by_inverter.load(self.serial))
 
     @strawberry.field(description="Energy meters connected to the inverter.")
-    async def meters(self, info: Info) -> list[Meter]:
-        return [Meter.from_row(row) for row in await info.context.loaders.meters_by_inverter.load(self.serial)]
+    def meters(self, info: Info) -> list[Meter]:
+        return deferred(info.context.loaders.meters_by_inverter.load(self.serial))
 
     @strawberry.field(description="Observed changes (status, firmware, account), newest first (at most 200).")
     async def history(self, info: Info, limit: int = 20) -> list[InverterChange]:
-        rows = await info.context.loaders.changes_by_inverter.load(self.serial)
-        return [InverterChange.from_row(row) for row in rows[: max(0, min(limit, MAX_HISTORY))]]
+        changes = await info.context.loaders.changes_by_inverter.load(self.serial)
+        return changes[: max(0, min(limit, MAX_HISTORY))]
 
     @strawberry.field(description="Live data read from the GivEnergy cloud (not the mirror); each field is one "
                                   "upstream call, rate-limited and cached briefly.")
@@ -268,9 +267,8 @@ class BatteryModule(Node):
                    nominal_voltage=row.nominal_voltage, removed_at=row.removed_at)
 
     @strawberry.field(description="The inverter the module belongs to.")
-    async def inverter(self, info: Info) -> Inverter | None:
-        row = await info.context.loaders.inverter_by_serial.load(self.inverter_serial)
-        return Inverter.from_row(row) if row else None
+    def inverter(self, info: Info) -> Inverter | None:
+        return deferred(info.context.loaders.inverter_by_serial.load(self.inverter_serial))
 
 
 @strawberry.type(description="An energy meter connected to an inverter.")
@@ -293,9 +291,8 @@ class Meter(Node):
                    software_version=row.software_version, baud_rate=row.baud_rate, removed_at=row.removed_at)
 
     @strawberry.field(description="The inverter the meter is connected to.")
-    async def inverter(self, info: Info) -> Inverter | None:
-        row = await info.context.loaders.inverter_by_serial.load(self.inverter_serial)
-        return Inverter.from_row(row) if row else None
+    def inverter(self, info: Info) -> Inverter | None:
+        return deferred(info.context.loaders.inverter_by_serial.load(self.inverter_serial))
 
 
 @strawberry.type(description="One observed change of an inverter (status, firmware, account, removal).")
