@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import asyncio
+from datetime import timedelta
 
 import httpx
 import pytest
@@ -121,6 +122,14 @@ async def test_injected_changes_appear_after_the_next_sync_with_history(
             select(Inverter.account_upstream_id).where(Inverter.tenant_id == tenant_id, Inverter.serial == added.serial)
         )).scalar_one()  # fmt: skip
         assert new == devices[6].owner_id
+        rows = await session.execute(
+            select(Inverter.serial, Inverter.status_since, Inverter.first_seen_at).where(
+                Inverter.tenant_id == tenant_id, Inverter.serial.in_([flipped.serial, updated.serial])
+            )
+        )
+        since = {serial: (status_since or first) - first for serial, status_since, first in rows}
+    assert since[flipped.serial] > timedelta(0)  # "LOST since" the sync that saw the flip
+    assert since[updated.serial] == timedelta(0)  # status unchanged: since first seen
 
 
 async def test_unapproved_credential_syncs_everything_but_site_status(
