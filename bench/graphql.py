@@ -40,6 +40,7 @@ from typing import Any  # noqa: E402
 
 import httpx  # noqa: E402
 from pydantic import SecretStr  # noqa: E402
+from sqlalchemy import text  # noqa: E402
 
 from service.db import migrate  # noqa: E402
 from service.db.models.api_key import Role  # noqa: E402
@@ -138,6 +139,9 @@ async def main() -> None:
         started = time.perf_counter()
         async with resources.engine.begin() as connection:
             seeded = await seed_mirror(connection, args.inverters, subcontractors=10)
+        async with resources.engine.connect() as connection:  # as autovacuum would, before anyone reads
+            await connection.execute(text("ANALYZE"))
+            await connection.commit()
         print(f"seeded {args.inverters} inverters in {time.perf_counter() - started:.1f} s")
         async with resources.session_factory() as session, session.begin():
             key = (await ApiKeyService(session, Principal.cli(seeded.tenant_id)).create(

@@ -14,7 +14,7 @@ from collections.abc import Callable, Iterator, Mapping
 from functools import partial
 from typing import Any
 
-from strawberry.extensions import MaxAliasesLimiter, QueryDepthLimiter, SchemaExtension
+from strawberry.extensions import AddValidationRules, MaxAliasesLimiter, QueryDepthLimiter, SchemaExtension
 
 from graphql import ExecutionResult as GraphQLExecutionResult
 from graphql import (
@@ -126,9 +126,11 @@ class QueryCostLimiter(SchemaExtension):
 
 def limit_extensions(max_depth: int = MAX_DEPTH, max_aliases: int = MAX_ALIASES,
                      max_cost: int = MAX_COST) -> list[Callable[[], SchemaExtension]]:
-    """Factories of the extensions enforcing every limit (factories: each request gets its own instances)."""
-    return [
-        partial(QueryDepthLimiter, max_depth=max_depth),
-        partial(MaxAliasesLimiter, max_alias_count=max_aliases),
-        partial(QueryCostLimiter, max_cost),
-    ]
+    """Factories of the extensions enforcing every limit (factories: each request gets its own instances).
+
+    The depth and alias rules are built once, so every request validates with the very same rule classes and
+    strawberry's validation cache (keyed by document and rules) can hit.
+    """
+    rules = [*QueryDepthLimiter(max_depth=max_depth).validation_rules,
+             *MaxAliasesLimiter(max_alias_count=max_aliases).validation_rules]
+    return [partial(AddValidationRules, rules), partial(QueryCostLimiter, max_cost)]

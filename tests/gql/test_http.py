@@ -147,10 +147,11 @@ async def test_malformed_cursor_is_a_user_error(api_client: httpx.AsyncClient, f
 
 async def test_too_deep_query_is_refused(api_client: httpx.AsyncClient, fleet_with_keys: KeyedFleet) -> None:
     nested = "parent { " * 14 + "username" + " }" * 14
-    body = await gql(api_client, fleet_with_keys, "viewer",
-                     f"query Deep {{ account(upstreamId: {ROOT_ACCOUNT}) {{ {nested} }} }}")
-    assert body.get("data") is None
-    assert "exceeds maximum operation depth" in body["errors"][0]["message"]
+    for _ in range(2):  # the second time, from the validation cache
+        body = await gql(api_client, fleet_with_keys, "viewer",
+                         f"query Deep {{ account(upstreamId: {ROOT_ACCOUNT}) {{ {nested} }} }}")
+        assert body.get("data") is None
+        assert "exceeds maximum operation depth" in body["errors"][0]["message"]
 
 
 async def test_too_costly_query_is_refused(api_client: httpx.AsyncClient, fleet_with_keys: KeyedFleet) -> None:
