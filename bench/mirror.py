@@ -11,8 +11,10 @@ reconciling and writing), the ``distributor`` token (the whole fleet) and an app
 statuses are fetched too (one request per site). Then a second full sync (no upstream change: zero rows
 written), a refresh, and a refresh after 1 % of the inverters changed status.
 
-Printed per size: requests (== plan), wall time, rows written, rows/s of the first sync, and the same for the
-later runs.
+Printed per size: requests (== plan), wall time, rows written, rows/s overall and of the write phase, whether
+the mirror equals the simulator's ground truth; and, for ``--limited`` (10,000 by default), a full sync with the
+simulator's rate limit on (scaled to ``--limit`` requests per ``--window`` seconds) through the shared limiter:
+requests == plan and zero 429s.
 """
 
 from __future__ import annotations
@@ -36,11 +38,13 @@ sys.path.insert(0, str(ROOT))
 from service.core.tenancy import TenantId, tenant_id_from  # noqa: E402
 from service.db import migrate  # noqa: E402
 from service.db.models import SyncKind, SyncRun, Tenant  # noqa: E402
+from service.givenergy import RateLimiter  # noqa: E402
 from service.mirror.runner import SyncOptions, SyncOutcome, SyncRunner  # noqa: E402
 from service.mirror.upstream import UpstreamTarget  # noqa: E402
 from service.runtime import Resources  # noqa: E402
 from service.settings import RedisSettings, Settings, asyncpg_url  # noqa: E402
 from service.simulator import Simulator, SimulatorConfig  # noqa: E402
+from tests.mirror.truth import expected, mirrored  # noqa: E402
 
 
 async def _admin(server_url: str, statement: str) -> None:
@@ -73,7 +77,45 @@ async def _report(resources: Resources, label: str, outcome: SyncOutcome, second
         )
 
 
-async def bench(size: int, server_url: str, redis_url: str) -> None:
+async def _limited(resources: Resources, size: int, limit: tuple[int, float]) -> None:
+    """A full sync with the simulator's rate limit on (scaled window) and the shared limiter in front."""
+    sim = Simulator(
+        SimulatorConfig.quiet(
+            fleet_size=size, seed=7, rate_limits_enabled=True, rate_limit_per_window=limit[0],
+            rate_limit_window_seconds=limit[1],
+        )
+    )  # fmt: skip
+    async with resources.session_factory() as session, session.begin():
+        tenant = Tenant(slug="bench-limited", name="Bench (rate limited)")
+        session.add(tenant)
+        await session.flush()
+        tenant_id: TenantId = tenant_id_from(tenant.id)
+    budget = RateLimiter(resources.redis, namespace=resources.settings.redis.namespace).credential(
+        "bench-limited", requests_per_minute=limit[0], window_seconds=limit[1]
+    )
+
+    async def resolve(session: AsyncSession, tenant: TenantId) -> UpstreamTarget:
+        return UpstreamTarget(
+            token=SecretStr(sim.tokens["distributor"]),
+            base_url="http://simulator.bench/v1",
+            transport=httpx.ASGITransport(app=sim.app),
+            limiter=budget,
+            timeout=120.0,
+        )
+
+    runner = SyncRunner(resources.engine, resources.session_factory, resolve, SyncOptions(page_size=1000))
+    started = time.perf_counter()
+    outcome = await runner.run(tenant_id, SyncKind.FULL)
+    seconds = time.perf_counter() - started
+    label = f"full sync, limit {limit[0]}/{limit[1]:g}s"
+    await _report(resources, label, outcome, seconds)
+    async with resources.session_factory() as session:
+        equal = await mirrored(session, tenant_id) == expected(sim, "distributor")
+    throttled = sim.truth.counters()["distributor"].throttled
+    print(f"  {'':<28} equal to ground truth: {'yes' if equal else 'NO'}; 429s seen by the simulator: {throttled}")
+
+
+async def bench(size: int, server_url: str, redis_url: str, limited: tuple[int, float] | None = None) -> None:
     name = f"givfleet_bench_mirror_{uuid.uuid4().hex[:8]}"
     await _admin(server_url, f'CREATE DATABASE "{name}"')
     url = asyncpg_url(server_url).rsplit("/", 1)[0] + f"/{name}"
@@ -118,11 +160,17 @@ async def bench(size: int, server_url: str, redis_url: str) -> None:
             await _report(resources, label, outcome, time.perf_counter() - started)
             if outcome.error:
                 print(f"    error: {outcome.error}")
+            if label == "full sync (first)":
+                async with resources.session_factory() as session:
+                    equal = await mirrored(session, tenant_id) == expected(sim, "distributor")
+                print(f"  {'':<28} equal to the simulator's ground truth: {'yes' if equal else 'NO'}")
         for device in sim.truth.devices()[::100]:
             sim.set_status(device.serial, "LOST" if device.status != "LOST" else "NORMAL")
         started = time.perf_counter()
         outcome = await runner.run(tenant_id, SyncKind.REFRESH)
         await _report(resources, "refresh (1 % status flips)", outcome, time.perf_counter() - started)
+        if limited is not None:
+            await _limited(resources, size, limited)
     finally:
         if resources is not None:
             await resources.aclose()
@@ -138,9 +186,16 @@ def main() -> None:
     )
     parser.add_argument("--redis-url", default=os.environ.get("TEST_REDIS_URL", "redis://127.0.0.1:6379/0"))
     parser.add_argument("--sizes", type=int, nargs="+", default=[10_000, 50_000])
+    parser.add_argument(
+        "--limited", type=int, default=10_000,
+        help="Also run a rate-limited full sync for this size (0: skip), limit --limit per --window seconds.",
+    )  # fmt: skip
+    parser.add_argument("--limit", type=int, default=1500)
+    parser.add_argument("--window", type=float, default=1.0)
     args = parser.parse_args()
     for size in args.sizes:
-        asyncio.run(bench(size, args.database_url, args.redis_url))
+        limited = (args.limit, args.window) if size == args.limited else None
+        asyncio.run(bench(size, args.database_url, args.redis_url, limited))
 
 
 if __name__ == "__main__":
