@@ -520,7 +520,8 @@ def _sort(options: dict[str, SortKey], name: str) -> SortKey:
 
 
 __all__ = [
-    "ACCOUNT_SORTS", "DONGLE_SORTS", "INVERTER_SORTS", "MAX_HISTORY", "MODELS", "OFFLINE_THRESHOLDS_HOURS", "SITE_SORTS",
+    "ACCOUNT_SORTS", "DONGLE_SORTS", "INVERTER_SORTS", "MAX_HISTORY", "MODELS", "OFFLINE_THRESHOLDS_HOURS",
+    "SITE_SORTS",
     "AccountFilter", "Breakdown", "DongleFilter", "FleetReader", "FleetSummary", "InverterFilter", "ReadScope",
     "SiteFilter", "SortDirection", "SortKey",
 ]
