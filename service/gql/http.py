@@ -93,7 +93,8 @@ def graphql_controller() -> type[Controller]:
     itself, so that GraphiQL's page loads without a key.
     """
     base = make_graphql_controller(schema, path=GRAPHQL_PATH, graphql_ide="graphiql",
-                                   context_getter=graphql_context, allow_queries_via_get=True)
+                                   context_getter=graphql_context, allow_queries_via_get=True,
+                                   subscription_protocols=())  # no subscriptions: refuse WebSocket upgrades
 
     class GraphQLController(base):  # type: ignore[valid-type,misc]
         opt: ClassVar[dict[str, Any]] = {"exclude_from_auth": True}

@@ -185,3 +185,18 @@ async def test_unexpected_errors_are_masked_with_the_request_id(api_client: http
     assert "password" not in response.text
     assert error["extensions"] == {"code": "INTERNAL_SERVER_ERROR", "request_id": "trace-me-123"}
     assert response.headers["x-request-id"] == "trace-me-123"
+
+
+def _try_websocket_operation(client: Any) -> None:
+    with client.websocket_connect("/graphql", subprotocols=["graphql-transport-ws"]) as socket:
+        socket.send_json({"type": "connection_init"})
+        socket.receive_json()
+
+
+async def test_websocket_operations_are_refused(app: Any) -> None:
+    from litestar.exceptions import WebSocketDisconnect
+    from litestar.testing import TestClient
+
+    # The sync test client runs the app in its own loop; a refused upgrade never reaches the database.
+    with TestClient(app) as client, pytest.raises(WebSocketDisconnect):
+        _try_websocket_operation(client)
