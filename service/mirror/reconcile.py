@@ -159,20 +159,47 @@ def _account_depths(accounts: list[AccountRecord]) -> list[AccountRecord]:
     return resolved
 
 
-def resolve_links(snapshot: Snapshot, stored: StoredRows) -> Snapshot:
+@dataclass(frozen=True, slots=True)
+class KnownLinks:
+    """What link resolution needs of the stored accounts and sites (a refresh loads only this).
+
+    Attributes:
+        account_ids: Every stored account id (removed ones too: their rows still exist).
+        usernames: Username -> id of the accounts not removed.
+        site_accounts: Site id -> its account id, for every stored site.
+    """
+
+    account_ids: frozenset[int]
+    usernames: Mapping[str, int]
+    site_accounts: Mapping[int, int | None]
+
+    @classmethod
+    def of(cls, stored: StoredRows) -> KnownLinks:
+        """The links of fully loaded stored rows."""
+        accounts = stored.get(Entity.ACCOUNTS, {})
+        return cls(
+            account_ids=frozenset(key for key in accounts if isinstance(key, int)),
+            usernames={row.record.username: row.record.upstream_id for row in accounts.values() if not row.removed},
+            site_accounts={
+                key: row.record.account_upstream_id
+                for key, row in stored.get(Entity.SITES, {}).items()
+                if isinstance(key, int)
+            },
+        )
+
+
+def resolve_links(snapshot: Snapshot, stored: StoredRows, links: KnownLinks | None = None) -> Snapshot:
     """Fill the links upstream leaves implicit and drop links to rows the mirror does not know.
 
     - account ``parent_upstream_id`` must name a known account; ``depth`` follows from the parent chain;
     - a site's account comes from its ``account`` username;
     - a dongle's and an inverter's account come from their site's account when not given explicitly.
-    """
-    stored_accounts = stored.get(Entity.ACCOUNTS, {})
-    stored_sites = stored.get(Entity.SITES, {})
 
-    account_ids: set[int] = {key for key in stored_accounts if isinstance(key, int)}
-    by_username: dict[str, int] = {
-        row.record.username: row.record.upstream_id for row in stored_accounts.values() if not row.removed
-    }
+    ``links`` stands in for the stored accounts and sites when they were not loaded (a refresh).
+    """
+    known = links if links is not None else KnownLinks.of(stored)
+    account_ids: set[int] = set(known.account_ids)
+    by_username: dict[str, int] = dict(known.usernames)
     if snapshot.accounts is not None:
         fetched = {account.upstream_id for account in snapshot.accounts}
         account_ids |= fetched
@@ -186,9 +213,7 @@ def resolve_links(snapshot: Snapshot, stored: StoredRows) -> Snapshot:
             ]
         )
 
-    site_account: dict[int, int | None] = {
-        key: row.record.account_upstream_id for key, row in stored_sites.items() if isinstance(key, int)
-    }
+    site_account: dict[int, int | None] = dict(known.site_accounts)
     if snapshot.sites is not None:
         sites: list[SiteRecord] = []
         for fetched_site in snapshot.sites:
@@ -251,6 +276,7 @@ def reconcile(
     seen_granularity: timedelta = timedelta(hours=24),
     site_statuses: Iterable[SiteStatusRecord] | None = None,
     stored_site_statuses: Mapping[int, str | None] | None = None,
+    links: KnownLinks | None = None,
 ) -> Reconciliation:
     """Compute every write a sync makes.
 
@@ -261,11 +287,12 @@ def reconcile(
         seen_granularity: Refresh ``last_seen_at`` of unchanged rows older than this.
         site_statuses: Scheme statuses fetched (approved credentials only).
         stored_site_statuses: Scheme statuses stored, by site id (a missing site counts as no status).
+        links: The stored accounts' and sites' links, when ``stored`` does not hold those entities.
 
     Returns:
         The reconciliation.
     """
-    snapshot = resolve_links(snapshot, stored)
+    snapshot = resolve_links(snapshot, stored, links)
     result = Reconciliation()
     for entity in Entity:
         result.diffs[entity] = diff_entity(

@@ -36,7 +36,7 @@ from service.db.models.mirror import (
     SyncState,
 )
 from service.db.models.tenant import Tenant, TenantStatus
-from service.mirror.reconcile import Reconciliation, Stored
+from service.mirror.reconcile import KnownLinks, Reconciliation, Stored
 from service.mirror.schemas import (
     KEY_WIDTH,
     AccountRecord,
@@ -116,6 +116,24 @@ class MirrorRepository:
                 rows[key] = Stored(record, row[size], row[size + 1])
             result[entity] = rows
         return result
+
+    async def known_links(self) -> KnownLinks:
+        """The stored accounts' and sites' links only (what a refresh needs of them)."""
+        accounts = await self.session.execute(
+            select(FleetAccount.upstream_id, FleetAccount.username, FleetAccount.removed_at).where(
+                FleetAccount.tenant_id == self.tenant_id
+            )
+        )
+        account_ids: set[int] = set()
+        usernames: dict[str, int] = {}
+        for upstream_id, username, removed_at in accounts:
+            account_ids.add(upstream_id)
+            if removed_at is None:
+                usernames[username] = upstream_id
+        sites = await self.session.execute(
+            select(Site.upstream_id, Site.account_upstream_id).where(Site.tenant_id == self.tenant_id)
+        )
+        return KnownLinks(frozenset(account_ids), usernames, {site_id: account for site_id, account in sites})
 
     async def site_statuses(self) -> dict[int, str | None]:
         """The stored scheme status of every site."""

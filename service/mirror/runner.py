@@ -219,8 +219,9 @@ class SyncRunner:
                 run.attempts += 1
                 run.heartbeat_at = now
                 run.job_id = job_id or run.job_id
-                if kind is SyncKind.FULL:
-                    run.kind = SyncKind.FULL
+                if kind is SyncKind.FULL and run.kind is not SyncKind.FULL:
+                    run.kind = SyncKind.FULL  # the refresh left unfinished becomes the full sync asked for now
+                    run.progress = {}
                 log.info("mirror.sync.adopted", run_id=str(run.id), attempts=run.attempts)
             else:
                 run = await runs.new_run(kind, now=now, credential_id=None, job_id=job_id)
@@ -316,7 +317,8 @@ class SyncRunner:
             mirror = MirrorRepository(session, tenant_id)
             entities = list(Entity) if full else list(DEVICE_ENTITIES)
             clock = time.perf_counter()
-            stored = await mirror.stored(entities if full else [Entity.SITES, Entity.ACCOUNTS, *entities])
+            stored = await mirror.stored(entities)
+            links = None if full else await mirror.known_links()
             timings["load"] = time.perf_counter() - clock
             probe = [discovery.site_status_probe] if approved and discovery.site_status_probe else None
             clock = time.perf_counter()
@@ -327,6 +329,7 @@ class SyncRunner:
                 seen_granularity=self.options.seen_granularity,
                 site_statuses=probe,
                 stored_site_statuses=await mirror.site_statuses() if probe else None,
+                links=links,
             )
             timings["reconcile"] = time.perf_counter() - clock
             clock = time.perf_counter()

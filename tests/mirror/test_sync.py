@@ -265,3 +265,18 @@ async def test_scheduled_syncs_spread_the_site_status_calls_over_the_cycle(
         assert outcome.requests_used == outcome.plan.requests
     await _check(resources, tenant_id, sim)  # every site checked once over the four runs
     assert sum(outcome.counts.updated for outcome in outcomes) == len(sites)
+
+
+async def test_a_full_sync_asked_for_after_a_killed_refresh_completes_as_a_full_sync(
+    resources: Resources, tenant_id: TenantId, make_runner: RunnerFactory
+) -> None:
+    sim = quiet_simulator(30)
+    killer = FlakyTransport(httpx.ASGITransport(app=sim.app), kill_after=1)
+    with pytest.raises(asyncio.CancelledError):
+        await make_runner(sim, transport=killer).run(tenant_id, SyncKind.REFRESH)
+
+    outcome = await make_runner(sim).run(tenant_id, SyncKind.FULL)
+
+    assert outcome.state is SyncState.SUCCEEDED, outcome.error
+    assert (outcome.kind, outcome.attempts) == (SyncKind.FULL, 2)
+    await _check(resources, tenant_id, sim)
