@@ -194,7 +194,12 @@ def _storable(key: Any) -> bool:
     return not (isinstance(key, str) and "\x00" in key)
 
 
+MAX_SEARCH_LENGTH = 200
+
+
 def _like(text: str) -> str:
+    if len(text) > MAX_SEARCH_LENGTH:
+        raise InvalidInputError(f"search text is limited to {MAX_SEARCH_LENGTH} characters")
     escaped = text.strip().replace("\\", "\\\\").replace("%", "\\%").replace("_", "\\_")
     return f"%{escaped}%"
 

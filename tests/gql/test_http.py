@@ -200,3 +200,12 @@ async def test_websocket_operations_are_refused(app: Any) -> None:
     # The sync test client runs the app in its own loop; a refused upgrade never reaches the database.
     with TestClient(app) as client, pytest.raises(WebSocketDisconnect):
         _try_websocket_operation(client)
+
+
+async def test_search_is_bounded_and_escaped(api_client: httpx.AsyncClient, fleet_with_keys: KeyedFleet) -> None:
+    too_long = await gql(api_client, fleet_with_keys, "viewer",
+                         "query($q: String) { inverters(filter: {search: $q}) { totalCount } }", {"q": "x" * 201})
+    assert codes(too_long) == ["BAD_USER_INPUT"]
+    wildcard = await gql(api_client, fleet_with_keys, "viewer",
+                         "query($q: String) { inverters(filter: {search: $q}) { totalCount } }", {"q": "%"})
+    assert wildcard["data"]["inverters"]["totalCount"] == 0  # a literal '%', not "match everything"
