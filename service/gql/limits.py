@@ -3,7 +3,8 @@ message before any resolver runs.
 
 The cost of an operation estimates how many objects it can return: every field costs 1, and the selection
 under a list-returning field counts once per row it may return (its ``first``/``limit`` argument, else
-:data:`DEFAULT_PAGE_SIZE` for a connection and :data:`DEFAULT_LIST_SIZE` for a plural field).
+:data:`DEFAULT_PAGE_SIZE` for a connection, :data:`LONG_LISTS` for relation lists that can be long, and
+:data:`DEFAULT_LIST_SIZE` for other plural fields).
 ``inverters(first: 100) { edges { node { batteries { serial } } } }`` thus costs about
 1 + 100 x (1 + 1 + (1 + 8 x 1)). Fragments are expanded; introspection is free.
 """
@@ -33,6 +34,8 @@ MAX_ALIASES = 20
 MAX_COST = 25_000
 DEFAULT_LIST_SIZE = 8
 DEFAULT_PAGE_SIZE = 50
+# Unpaged relation lists that can be long (an installer's sub-contractor has hundreds of customers).
+LONG_LISTS = {"children": 50, "sites": 50, "dongles": 50, "inverters": 50}
 # Arguments that bound how many rows a field returns (``first`` of connections, ``limit`` of lists); a
 # connection (a field selecting ``edges``) without one returns a default page.
 SIZE_ARGUMENTS = frozenset({"first", "limit"})
@@ -94,6 +97,8 @@ def _multiplier(field: FieldNode, variables: Mapping[str, Any]) -> int:
             return DEFAULT_PAGE_SIZE
     if is_connection:
         return DEFAULT_PAGE_SIZE
+    if field.name.value in LONG_LISTS:
+        return LONG_LISTS[field.name.value]
     return DEFAULT_LIST_SIZE if _looks_like_list(field) else 1
 
 
