@@ -111,6 +111,7 @@ class Site(Mirrored, Base):
     type: Mapped[str | None] = mapped_column(String(50))
     products: Mapped[list[Any]] = mapped_column(JSONB, default=list)
     scheme_status: Mapped[str | None] = mapped_column(String(50))
+    # When a check last found the status different (checks that find no change write nothing).
     scheme_status_checked_at: Mapped[datetime | None]
 
 
@@ -173,6 +174,7 @@ class Inverter(Mirrored, Base):
     account_upstream_id: Mapped[int | None] = mapped_column(BigInteger)
     site_upstream_id: Mapped[int | None] = mapped_column(BigInteger)
     status: Mapped[str | None] = mapped_column(String(32))
+    # When a sync first saw the current status ("offline since"; first seen for the first status).
     status_since: Mapped[datetime | None]
     last_online: Mapped[datetime | None]
     last_updated: Mapped[datetime | None]
