@@ -13,6 +13,7 @@ from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
 from typing import Any, ClassVar
 
+import structlog
 from litestar import Controller, Request
 from strawberry.litestar import make_graphql_controller
 
@@ -82,6 +83,8 @@ async def graphql_context(request: Request[Any, Any, Any], resources: Resources)
         return build_context(_NOBODY, resources.session_factory, request_id=request_id_of(request.scope))
     user = request.scope.get("user")
     principal = user if isinstance(user, Principal) else await authenticate_connection(request)
+    # As the API-key middleware does for REST (each request runs in a task of its own, so this does not leak).
+    structlog.contextvars.bind_contextvars(tenant_id=str(principal.tenant_id), api_key=principal.actor)
     return build_context(access_of(principal), resources.session_factory, request_id=request_id_of(request.scope),
                          live=live_reader(request, resources, principal))
 
