@@ -2,7 +2,7 @@
 
 It stands alone (it imports nothing from givfleet's domain modules) and speaks the same HTTP contract as
 ``api.givenergy.cloud/v1`` and ``www.givenergy.cloud/GivManage/api``, with the behaviour the real service
-shows beyond its documentation (see ``upstream/REAL-WORLD-BEHAVIOUR.md``).
+shows beyond its documentation (see ``docs/upstream/REAL-WORLD-BEHAVIOUR.md``).
 
 Quick start::
 

@@ -11,8 +11,8 @@ import pytest
 
 from service.simulator import Simulator, SimulatorConfig
 
-# The upstream documentation lives next to the repository checkout (../shared/upstream).
-UPSTREAM = Path(__file__).resolve().parents[3] / "shared" / "upstream"
+# The upstream documentation, vendored in the repository (docs/upstream).
+UPSTREAM = Path(__file__).resolve().parents[2] / "docs" / "upstream"
 
 ClientFactory = Callable[..., AbstractAsyncContextManager[httpx.AsyncClient]]
 
