@@ -9,12 +9,12 @@ from __future__ import annotations
 
 import asyncio
 import uuid
-from collections.abc import AsyncIterator
-from contextlib import asynccontextmanager
+from collections.abc import Awaitable, Callable
 from typing import Any, ClassVar
 
 import structlog
 from litestar import Controller, Request
+from litestar.background_tasks import BackgroundTask, BackgroundTasks
 from strawberry.litestar import make_graphql_controller
 
 from service.api.auth import authenticate_connection
@@ -24,7 +24,7 @@ from service.db.models.api_key import Role
 from service.db.models.credential import CredentialHealth, CredentialKind, UpstreamCredential
 from service.givenergy import GivEnergyClient
 from service.gql.context import Access, Context, build_context
-from service.gql.mirror.live import LiveReader, NoCredentialError
+from service.gql.mirror.live import CloseLater, LiveReader, NoCredentialError
 from service.gql.schema import schema
 from service.observability import request_id_of
 from service.runtime import Resources
@@ -41,7 +41,8 @@ def access_of(principal: Principal) -> Access:
                   restricted_account_id=principal.restricted_account_id)
 
 
-def live_reader(request: Request[Any, Any, Any], resources: Resources, principal: Principal) -> LiveReader:
+def live_reader(request: Request[Any, Any, Any], resources: Resources, principal: Principal,
+                close_later: CloseLater | None = None) -> LiveReader:
     """A live reader for the principal's tenant; its credential is looked up once, on first use."""
     chosen: list[UpstreamCredential] = []
     lock = asyncio.Lock()
@@ -61,14 +62,31 @@ def live_reader(request: Request[Any, Any, Any], resources: Resources, principal
                 chosen.append(usable[0])
             return chosen[0]
 
-    @asynccontextmanager
-    async def open_client() -> AsyncIterator[GivEnergyClient]:
+    async def open_client() -> GivEnergyClient:
         row = await credential()
-        async with client_factory(row, open_token(key_ring, row)) as client:
-            yield client
+        return client_factory(row, open_token(key_ring, row))
 
-    return LiveReader(principal.tenant_id, open_client, redis=resources.redis,
+    return LiveReader(principal.tenant_id, open_client, close_later=close_later, redis=resources.redis,
                       namespace=resources.settings.redis.namespace)
+
+
+def after_response(context: Context) -> CloseLater:
+    """Run cleanups as background tasks of the request's response (strawberry copies them onto the answer)."""
+
+    def schedule(cleanup: Callable[[], Awaitable[None]]) -> None:
+        response = context.response
+        if response is None:  # not an HTTP request: nothing to attach to (the client is garbage-collected)
+            return
+        task = BackgroundTask(cleanup)
+        existing = response.background
+        if existing is None:
+            response.background = BackgroundTasks([task])
+        elif isinstance(existing, BackgroundTasks):
+            response.background = BackgroundTasks([*existing.tasks, task])
+        else:
+            response.background = BackgroundTasks([existing, task])
+
+    return schedule
 
 
 # A GET without a query executes nothing (strawberry renders GraphiQL or answers 400), so it needs no key: a
@@ -85,8 +103,10 @@ async def graphql_context(request: Request[Any, Any, Any], resources: Resources)
     principal = user if isinstance(user, Principal) else await authenticate_connection(request)
     # As the API-key middleware does for REST (each request runs in a task of its own, so this does not leak).
     structlog.contextvars.bind_contextvars(tenant_id=str(principal.tenant_id), api_key=principal.actor)
-    return build_context(access_of(principal), resources.session_factory, request_id=request_id_of(request.scope),
-                         live=live_reader(request, resources, principal))
+    context = build_context(access_of(principal), resources.session_factory,
+                            request_id=request_id_of(request.scope))
+    context.live = live_reader(request, resources, principal, close_later=after_response(context))
+    return context
 
 
 def graphql_controller() -> type[Controller]:

@@ -3,6 +3,7 @@ roles, subtree restriction, and upstream refusals as clear GraphQL errors."""
 
 from __future__ import annotations
 
+import asyncio
 import uuid
 from collections.abc import AsyncIterator
 from datetime import timedelta
@@ -15,6 +16,7 @@ from sqlalchemy import insert
 
 from service.api.dependencies import key_ring_for
 from service.db.models import mirror as m
+from service.givenergy import GivEnergyClient
 from service.runtime import Resources
 from service.simulator import Simulator, SimulatorConfig
 from service.tenants.principal import Principal
@@ -89,10 +91,20 @@ LIVE = """query($s: String!) { inverter(serial: $s) { serial live { systemData m
 
 
 async def test_live_system_and_meter_data_come_from_the_cloud_and_are_cached(
-        client: httpx.AsyncClient, live_fleet: tuple[KeyedFleet, list[str]], simulator: Simulator) -> None:
+        client: httpx.AsyncClient, live_fleet: tuple[KeyedFleet, list[str]], simulator: Simulator,
+        monkeypatch: pytest.MonkeyPatch) -> None:
     fleet, serials = live_fleet
+    closed: list[GivEnergyClient] = []
+    original_aclose = GivEnergyClient.aclose
+
+    async def counting_aclose(self: GivEnergyClient) -> None:
+        closed.append(self)
+        await original_aclose(self)
+
+    monkeypatch.setattr(GivEnergyClient, "aclose", counting_aclose)
     before = upstream_requests(simulator)
     body = await gql(client, fleet, "viewer", LIVE, s=serials[0])
+    assert len(closed) == 1  # both fields shared one upstream client, closed after the response
     assert "errors" not in body, body
     live = body["data"]["inverter"]["live"]
     assert live["systemData"]["time"] is not None
@@ -161,3 +173,34 @@ async def test_upstream_refusal_is_a_clear_error(client: httpx.AsyncClient, reso
         assert "not-a-real-token" not in str(refused)
     finally:
         await drop_tenant(resources, fleet.mirror.tenant_id)
+
+
+async def test_a_request_opens_one_upstream_client_and_closes_it() -> None:
+    from service.gql.mirror.live import LiveReader
+
+    class FakeClient:
+        closed = False
+
+        async def get_system_data(self, serial: str) -> dict[str, str]:
+            return {"serial": serial}
+
+        async def aclose(self) -> None:
+            self.closed = True
+
+    opened: list[FakeClient] = []
+    cleanups: list[Any] = []
+
+    async def open_client() -> Any:
+        opened.append(FakeClient())
+        return opened[-1]
+
+    reader = LiveReader(uuid.uuid4(), open_client, close_later=cleanups.append)  # type: ignore[arg-type]
+    first, second = await asyncio.gather(
+        reader.read("a", ("X1",), lambda c: c.get_system_data("X1")),
+        reader.read("b", ("X2",), lambda c: c.get_system_data("X2")))
+    assert (first, second) == ({"serial": "X1"}, {"serial": "X2"})
+    assert len(opened) == 1
+    assert len(cleanups) == 1
+    assert not opened[0].closed
+    await cleanups[0]()
+    assert opened[0].closed

@@ -11,10 +11,10 @@ code and a sentence saying why, never a server error. Results are JSON (the upst
 
 from __future__ import annotations
 
+import asyncio
 import hashlib
 import json
 from collections.abc import AsyncIterator, Awaitable, Callable
-from contextlib import AbstractAsyncContextManager
 from datetime import date, datetime
 from typing import Any, TypeVar, cast
 
@@ -46,8 +46,10 @@ MAX_ITEMS = 1000
 # Fields of upstream payloads never passed on (a smart device's ``other_data`` can hold its local key).
 _WITHHELD = {"other_data"}
 
-ClientOpener = Callable[[], AbstractAsyncContextManager[GivEnergyClient]]
-"""Opens the tenant's upstream client (interactive lane) for the duration of one read."""
+ClientOpener = Callable[[], Awaitable[GivEnergyClient]]
+"""Builds the tenant's upstream client (interactive lane); the reader closes it."""
+CloseLater = Callable[[Callable[[], Awaitable[None]]], None]
+"""Registers a coroutine function to run when the request is over (after its response is sent)."""
 
 
 class NoCredentialError(UpstreamError):
@@ -97,15 +99,38 @@ async def take(iterator: AsyncIterator[T], limit: int) -> list[T]:
 
 
 class LiveReader:
-    """Live reads for one tenant: cached, rate-limited (interactive lane), with errors translated."""
+    """Live reads for one tenant and one request: cached, rate-limited (interactive lane), errors translated.
 
-    def __init__(self, tenant_id: TenantId, open_client: ClientOpener, *, redis: Redis | None = None,
-                 namespace: str = "givfleet", ttl_seconds: int = DEFAULT_TTL_SECONDS) -> None:
+    The upstream client is opened on the first read that misses the cache and shared by the request's other
+    live fields (one connection pool, one TLS handshake); it is closed by :meth:`aclose`, which ``close_later``
+    schedules for after the response when given.
+    """
+
+    def __init__(self, tenant_id: TenantId, open_client: ClientOpener, *, close_later: CloseLater | None = None,
+                 redis: Redis | None = None, namespace: str = "givfleet",
+                 ttl_seconds: int = DEFAULT_TTL_SECONDS) -> None:
         self.tenant_id = tenant_id
         self._open_client = open_client
+        self._close_later = close_later
         self._redis = redis
         self._namespace = namespace
         self._ttl = ttl_seconds
+        self._client: GivEnergyClient | None = None
+        self._lock = asyncio.Lock()
+
+    async def _shared_client(self) -> GivEnergyClient:
+        async with self._lock:
+            if self._client is None:
+                self._client = await self._open_client()
+                if self._close_later is not None:
+                    self._close_later(self.aclose)
+            return self._client
+
+    async def aclose(self) -> None:
+        """Close the upstream client, if one was opened."""
+        client, self._client = self._client, None
+        if client is not None:
+            await client.aclose()
 
     def _key(self, name: str, args: tuple[Any, ...]) -> str:
         digest = hashlib.sha256(json.dumps([name, *args], default=str).encode()).hexdigest()[:32]
@@ -120,8 +145,7 @@ class LiveReader:
             if cached is not None:
                 return cast(JSON, json.loads(cached))
         try:
-            async with self._open_client() as client:
-                value = to_json(await fetch(client))
+            value = to_json(await fetch(await self._shared_client()))
         except GivEnergyError as exc:
             raise upstream_error(exc) from exc
         if self._redis is not None:
@@ -233,4 +257,4 @@ class LiveQuery:
                                         lambda c: take(c.iter_smart_device_data(uuid), count))
 
 
-__all__ = ["ClientOpener", "InverterLive", "LiveQuery", "LiveReader", "upstream_error"]
+__all__ = ["ClientOpener", "CloseLater", "InverterLive", "LiveQuery", "LiveReader", "upstream_error"]
