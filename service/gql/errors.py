@@ -7,11 +7,11 @@ from collections.abc import Iterator
 from typing import Any
 
 import structlog
+from graphql import ExecutionResult as GraphQLExecutionResult
+from graphql import GraphQLError
 from strawberry.extensions import SchemaExtension
 from strawberry.types.execution import ExecutionResult
 
-from graphql import ExecutionResult as GraphQLExecutionResult
-from graphql import GraphQLError
 from service.core.errors import (
     ConflictError,
     GivfleetError,

@@ -5,6 +5,7 @@ from __future__ import annotations
 from pathlib import Path
 
 from graphql import parse
+
 from service.gql.limits import MAX_COST, operation_cost
 
 OPERATIONS = Path(__file__).resolve().parents[2] / "graphql" / "operations"
