@@ -1,11 +1,13 @@
-"""The README documents every setting the code reads."""
+"""The README documents every command and every setting the code has."""
 
 from __future__ import annotations
 
 from pathlib import Path
 
+import typer.main
 from pydantic import BaseModel
 
+from service.cli import app
 from service.settings import Settings
 
 README = Path(__file__).resolve().parents[1] / "README.md"
@@ -20,6 +22,13 @@ def _environment_variables() -> list[str]:
         else:
             names.append(f"GIVFLEET_{name.upper()}")
     return names
+
+
+def test_every_command_has_a_row_in_the_commands_table() -> None:
+    text = README.read_text()
+    group = typer.main.get_group(app)
+    missing = [name for name in group.commands if f"| `givfleet {name}" not in text]
+    assert missing == []
 
 
 def test_every_setting_has_a_row_in_the_configuration_table() -> None:
