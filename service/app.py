@@ -18,6 +18,7 @@ from service.api.dependencies import provide_db_session
 from service.api.errors import EXCEPTION_HANDLERS
 from service.api.fleet import FleetController
 from service.api.health import HealthController
+from service.api.live import LiveController
 from service.gql.http import graphql_controller
 from service.observability import RequestIdMiddleware
 from service.runtime import Resources
@@ -57,7 +58,7 @@ def create_app(settings: Settings | None = None, resources: Resources | None = N
         include_in_schema = False
 
     return Litestar(
-        route_handlers=[HealthController, MetricsController, AccessController, FleetController,
+        route_handlers=[HealthController, MetricsController, AccessController, FleetController, LiveController,
                         graphql_controller()],
         dependencies={
             "resources": Provide(provide_resources, sync_to_thread=False),

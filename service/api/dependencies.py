@@ -2,6 +2,8 @@
 
 ``db_session``: one transaction per request: committed when the handler succeeds, rolled back when it raises;
 jobs deferred with :func:`service.db.uow.defer_job` are enqueued only after the commit.
+
+``live``: the caller's :class:`~service.mirror.live.LiveService`, its upstream client closed after the handler.
 """
 
 from __future__ import annotations
@@ -10,15 +12,18 @@ from collections.abc import AsyncGenerator
 from dataclasses import dataclass
 from typing import Any
 
+from litestar import Request
 from litestar.datastructures import State
 from litestar.di import NamedDependency
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from service.db.uow import take_deferred_jobs
 from service.jobs.enqueue import enqueue_deferred
+from service.mirror.live import CloseLater, LiveReader, LiveService, tenant_client_opener
 from service.runtime import Resources
 from service.settings import Settings
 from service.tenants.crypto import KeyRing, load_key_ring
+from service.tenants.principal import Principal
 from service.tenants.upstream import ClientFactory, PortalFactory, default_client_factory, default_portal_factory
 
 DbSession = NamedDependency[AsyncSession]
@@ -85,3 +90,23 @@ class UpstreamFactories:
 def provide_upstream(state: State) -> UpstreamFactories:
     """The ``upstream`` dependency: v1 API and legacy portal client factories."""
     return UpstreamFactories(provide_client_factory(state), provide_portal_factory(state))
+
+
+def live_reader(request: Request[Any, Any, Any], principal: Principal, *,
+                close_later: CloseLater | None = None) -> LiveReader:
+    """The live reader of the principal's tenant for one request (REST and GraphQL): its credential is looked up
+    and its client opened only when a read misses the cache."""
+    resources: Resources = request.app.state.resources
+    opener = tenant_client_opener(resources.session_factory, principal, key_ring_for(resources.settings),
+                                  provide_client_factory(request.app.state))
+    return LiveReader(principal.tenant_id, opener, close_later=close_later, redis=resources.redis,
+                      namespace=resources.settings.redis.namespace)
+
+
+async def provide_live(request: Request[Any, Any, Any], principal: Principal) -> AsyncGenerator[LiveService, None]:
+    """The ``live`` dependency: the caller's live reads; the upstream client is closed when the handler is done."""
+    reader = live_reader(request, principal)
+    try:
+        yield LiveService(principal, reader)
+    finally:
+        await reader.aclose()

@@ -15,6 +15,7 @@ from service.core.errors import (
     InvalidInputError,
     NotFoundError,
     PermissionDeniedError,
+    UpstreamError,
 )
 from service.observability import REQUEST_ID_HEADER, request_id_of
 
@@ -57,6 +58,20 @@ def _domain_error(request: Request[Any, Any, Any], exc: GivfleetError) -> Respon
     return problem(request, status, _title(status), str(exc))
 
 
+# Live reads: refusals a retry will not cure are 424 (the request depends on GivEnergy, which said no); a
+# transient outage or an exhausted budget is 503; anything else GivEnergy answered is 502. Never a 500.
+_UPSTREAM_STATUS = {"UPSTREAM_RATE_LIMITED": 503, "UPSTREAM_UNAVAILABLE": 503, "UPSTREAM_ERROR": 502}
+FAILED_DEPENDENCY = 424
+
+
+def _upstream_error(request: Request[Any, Any, Any], exc: UpstreamError) -> Response[dict[str, Any]]:
+    status = _UPSTREAM_STATUS.get(exc.code, FAILED_DEPENDENCY)
+    response = problem(request, status, _title(status), str(exc), code=exc.code, upstream_status=exc.status)
+    if exc.retry_after is not None:
+        response.headers["Retry-After"] = str(max(1, round(exc.retry_after)))
+    return response
+
+
 def _unexpected(request: Request[Any, Any, Any], exc: Exception) -> Response[dict[str, Any]]:
     log.exception("request.unhandled_error", path=request.url.path, error_type=type(exc).__name__)
     return problem(request, HTTP_500_INTERNAL_SERVER_ERROR, "Internal Server Error",
@@ -74,6 +89,7 @@ def _title(status: int) -> str:
 
 EXCEPTION_HANDLERS: dict[type[Exception] | int, Any] = {
     HTTPException: _http_exception,
+    UpstreamError: _upstream_error,
     GivfleetError: _domain_error,
     Exception: _unexpected,
 }

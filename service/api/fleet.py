@@ -14,12 +14,12 @@ from typing import Annotated, Any, Generic, TypeVar
 
 from litestar import Controller, get
 from litestar.di import Provide
-from litestar.openapi import ResponseSpec
 from litestar.params import Parameter
 from pydantic import BaseModel, ConfigDict, Field
 
 from service.api.auth import PrincipalDep, provide_principal, requires_role
 from service.api.dependencies import DbSession
+from service.api.openapi import problems
 from service.core.errors import NotFoundError
 from service.core.pagination import MAX_PAGE_SIZE, Page, page_size
 from service.db.models import mirror as m
@@ -56,29 +56,7 @@ class SiteSort(enum.StrEnum):
     UPSTREAM_ID = "upstream_id"
 
 
-class ProblemView(BaseModel):
-    """An error (RFC 9457 problem details) with the request id to quote."""
-
-    type: str = "about:blank"
-    title: str
-    status: int
-    detail: str | None = None
-    request_id: str
-
-
-ERRORS = {
-    400: ResponseSpec(ProblemView, description="A parameter failed validation.",
-                      media_type="application/problem+json"),
-    401: ResponseSpec(ProblemView, description="Missing, unknown, expired or revoked API key.",
-                      media_type="application/problem+json"),
-    403: ResponseSpec(ProblemView, description="The key's role is too low.", media_type="application/problem+json"),
-    404: ResponseSpec(ProblemView, description="No such object in the caller's scope.",
-                      media_type="application/problem+json"),
-    422: ResponseSpec(ProblemView, description="Invalid cursor, sort or filter value.",
-                      media_type="application/problem+json"),
-    429: ResponseSpec(ProblemView, description="Too many failed authentication attempts.",
-                      media_type="application/problem+json"),
-}
+ERRORS = problems(400, 401, 403, 404, 422, 429)
 
 
 class _Row(BaseModel):
@@ -252,7 +230,7 @@ def _page(page: Page[Any], view: type[BaseModel]) -> dict[str, Any]:
             "next_cursor": page.end_cursor if page.has_next_page else None, "total_count": page.total_count}
 
 
-def _scope(principal: Principal) -> reads.ReadScope:
+def scope_of(principal: Principal) -> reads.ReadScope:
     return reads.ReadScope.of(principal.tenant_id, principal.restricted_account_id)
 
 
@@ -266,6 +244,12 @@ Upstream = Annotated[int | None, Parameter(ge=1, le=2**53, description="An upstr
 UpstreamPath = Annotated[int, Parameter(ge=1, le=2**53, description="An upstream id.")]
 SerialPath = Annotated[str, Parameter(min_length=1, max_length=64, description="A serial number.")]
 FirmwareBound = Annotated[int | None, Parameter(ge=-1, le=10**9, description="A firmware version number.")]
+
+
+async def require_inverter(reader: reads.FleetReader, serial: str) -> None:
+    """Raise :class:`NotFoundError` unless ``serial`` is an inverter in the reader's scope (removed ones count)."""
+    if await reader.inverter_by_serial(serial) is None:
+        raise NotFoundError(f"no inverter {serial!r}")
 
 
 def _removed(removed: bool | None, include_removed: bool) -> bool | None:
@@ -301,7 +285,7 @@ class FleetController(Controller):
             firmware_arm_max=firmware_arm_max, firmware_dsp_min=firmware_dsp_min, firmware_dsp_max=firmware_dsp_max,
             offline_for_hours=offline_for_hours, account_id=account_id, site_id=site_id, search=q,
             removed=_removed(removed, include_removed))
-        reader = reads.FleetReader(db_session, _scope(principal))
+        reader = reads.FleetReader(db_session, scope_of(principal))
         page = await reader.inverters(criteria, sort.value, direction, page_size(limit), cursor)
         return PageView[InverterView].model_validate(_page(page, InverterView))
 
@@ -309,7 +293,7 @@ class FleetController(Controller):
     async def get_inverter(self, principal: PrincipalDep, db_session: DbSession,
                            serial: SerialPath) -> InverterDetailView:
         """One inverter by serial, with its batteries and meters."""
-        reader = reads.FleetReader(db_session, _scope(principal))
+        reader = reads.FleetReader(db_session, scope_of(principal))
         row = await reader.inverter_by_serial(serial)
         if row is None:
             raise NotFoundError(f"no inverter {serial!r}")
@@ -326,9 +310,8 @@ class FleetController(Controller):
     async def inverter_history(self, principal: PrincipalDep, db_session: DbSession, serial: SerialPath,
                                limit: Limit = 50) -> list[InverterChangeView]:
         """Observed changes of an inverter, newest first."""
-        reader = reads.FleetReader(db_session, _scope(principal))
-        if await reader.inverter_by_serial(serial) is None:
-            raise NotFoundError(f"no inverter {serial!r}")
+        reader = reads.FleetReader(db_session, scope_of(principal))
+        await require_inverter(reader, serial)
         rows = await reader.latest_changes([serial], limit)
         return [InverterChangeView(kind=row.kind.value, from_value=row.from_value, to_value=row.to_value,
                                    observed_at=row.observed_at) for row in rows]
@@ -345,7 +328,7 @@ class FleetController(Controller):
         """Accounts of the hierarchy, one page at a time."""
         criteria = reads.AccountFilter(under_account_id=under_account_id, depth=depth, search=q,
                                    removed=_removed(removed, include_removed))
-        page = await reads.FleetReader(db_session, _scope(principal)).accounts(criteria, sort.value, direction,
+        page = await reads.FleetReader(db_session, scope_of(principal)).accounts(criteria, sort.value, direction,
                                                                           page_size(limit), cursor)
         return PageView[AccountView].model_validate(_page(page, AccountView))
 
@@ -353,7 +336,7 @@ class FleetController(Controller):
     async def get_account(self, principal: PrincipalDep, db_session: DbSession,
                           upstream_id: UpstreamPath) -> AccountView:
         """One account by upstream id."""
-        rows = await reads.FleetReader(db_session, _scope(principal)).load_many(
+        rows = await reads.FleetReader(db_session, scope_of(principal)).load_many(
             m.FleetAccount, m.FleetAccount.upstream_id, [upstream_id])
         if not rows:
             raise NotFoundError(f"no account {upstream_id}")
@@ -370,14 +353,14 @@ class FleetController(Controller):
         """Sites, one page at a time."""
         criteria = reads.SiteFilter(account_id=account_id, scheme_status_in=site_status, search=q,
                                 removed=_removed(removed, include_removed))
-        reader = reads.FleetReader(db_session, _scope(principal))
+        reader = reads.FleetReader(db_session, scope_of(principal))
         page = await reader.sites(criteria, sort.value, direction, page_size(limit), cursor)
         return PageView[SiteView].model_validate(_page(page, SiteView))
 
     @get("/sites/{upstream_id:int}", responses=ERRORS)
     async def get_site(self, principal: PrincipalDep, db_session: DbSession, upstream_id: UpstreamPath) -> SiteView:
         """One site by upstream id."""
-        reader = reads.FleetReader(db_session, _scope(principal))
+        reader = reads.FleetReader(db_session, scope_of(principal))
         rows = await reader.load_many(m.Site, m.Site.upstream_id, [upstream_id])
         if not rows:
             raise NotFoundError(f"no site {upstream_id}")
@@ -392,7 +375,7 @@ class FleetController(Controller):
         """Dongles, one page at a time."""
         criteria = reads.DongleFilter(account_id=account_id, site_id=site_id, search=q,
                                   removed=_removed(removed, include_removed))
-        page = await reads.FleetReader(db_session, _scope(principal)).dongles(criteria, "serial", direction,
+        page = await reads.FleetReader(db_session, scope_of(principal)).dongles(criteria, "serial", direction,
                                                                          page_size(limit), cursor)
         return PageView[DongleView].model_validate(_page(page, DongleView))
 
@@ -405,7 +388,7 @@ class FleetController(Controller):
     ) -> FleetSummaryView:
         """Counts by status, model, firmware and battery type, and offline counts, over the present inverters."""
         criteria = reads.InverterFilter(status_in=status, model_in=model, account_id=account_id, site_id=site_id)
-        summary = await reads.FleetReader(db_session, _scope(principal)).summary(criteria)
+        summary = await reads.FleetReader(db_session, scope_of(principal)).summary(criteria)
 
         def buckets(values: list[reads.Breakdown]) -> list[BucketView]:
             return [BucketView(value=b.value, count=b.count) for b in values]
@@ -420,7 +403,7 @@ class FleetController(Controller):
     async def sync_runs(self, principal: PrincipalDep, db_session: DbSession, limit: Limit = 50,
                         cursor: Cursor = None) -> PageView[SyncRunView]:
         """The tenant's sync runs, newest first (operator role; empty for subtree keys)."""
-        page = await reads.FleetReader(db_session, _scope(principal)).sync_runs(page_size(limit), cursor)
+        page = await reads.FleetReader(db_session, scope_of(principal)).sync_runs(page_size(limit), cursor)
         items = [SyncRunView(id=r.id, kind=r.kind.value, state=r.state.value, attempts=r.attempts,
                              started_at=r.started_at, finished_at=r.finished_at, requests_used=r.requests_used,
                              rows_inserted=r.rows_inserted, rows_updated=r.rows_updated, rows_removed=r.rows_removed,

@@ -1,5 +1,5 @@
 """The typed context every resolver receives: who asks (:class:`Access`), the session factory, this request's
-dataloaders, and the live reader for pass-through fields. Built once per HTTP request."""
+dataloaders, and the live service for pass-through fields. Built once per HTTP request."""
 
 from __future__ import annotations
 
@@ -23,7 +23,7 @@ from service.mirror.queries import FleetReader, ReadScope
 
 if TYPE_CHECKING:
     from service.gql.loaders import Loaders
-    from service.gql.mirror.live import LiveReader
+    from service.mirror.live import LiveService
 
 
 @dataclass(frozen=True)
@@ -54,7 +54,7 @@ class Context(BaseContext, kw_only=True):
     now: datetime
     session_factory: async_sessionmaker[AsyncSession]
     loaders: Loaders
-    live: LiveReader | None = None
+    live: LiveService | None = None
 
     @asynccontextmanager
     async def reader(self) -> AsyncIterator[FleetReader]:
@@ -81,7 +81,7 @@ def read_only_sessions(session_factory: async_sessionmaker[AsyncSession]) -> asy
 
 
 def build_context(access: Access, session_factory: async_sessionmaker[AsyncSession], *, request_id: str,
-                  live: LiveReader | None = None, now: datetime | None = None) -> Context:
+                  live: LiveService | None = None, now: datetime | None = None) -> Context:
     """A fresh context (new dataloaders) for one operation."""
     from service.gql.loaders import Loaders
 

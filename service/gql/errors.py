@@ -18,6 +18,7 @@ from service.core.errors import (
     InvalidInputError,
     NotFoundError,
     PermissionDeniedError,
+    UpstreamError,
 )
 
 log = structlog.get_logger(__name__)
@@ -28,15 +29,6 @@ _CODES: dict[type[GivfleetError], str] = {
     InvalidInputError: "BAD_USER_INPUT",
     ConflictError: "CONFLICT",
 }
-
-
-class UpstreamError(GivfleetError):
-    """The GivEnergy cloud refused or failed a live read; the message says why in user terms."""
-
-    def __init__(self, message: str, *, code: str = "UPSTREAM_ERROR", status: int | None = None) -> None:
-        super().__init__(message)
-        self.code = code
-        self.status = status
 
 
 def error_code(exc: GivfleetError) -> str:

@@ -1,13 +1,12 @@
 """Mounting the schema in Litestar: the ``/graphql`` controller (with GraphiQL) and its per-request context.
 
 The context getter authenticates the request (as the API-key middleware does for REST), turns the principal
-into the read side's :class:`~service.gql.context.Access`, builds fresh dataloaders, and a live reader that
+into the read side's :class:`~service.gql.context.Access`, builds fresh dataloaders, and a live service whose reader
 opens the tenant's upstream client (interactive lane) only when a live field asks for it.
 """
 
 from __future__ import annotations
 
-import asyncio
 import uuid
 from collections.abc import Awaitable, Callable
 from typing import Any, ClassVar
@@ -18,56 +17,23 @@ from litestar.background_tasks import BackgroundTask, BackgroundTasks
 from strawberry.litestar import make_graphql_controller
 
 from service.api.auth import authenticate_connection
-from service.api.dependencies import key_ring_for, provide_client_factory
+from service.api.dependencies import live_reader
 from service.core.tenancy import TenantId
 from service.db.models.api_key import Role
-from service.db.models.credential import CredentialHealth, CredentialKind, UpstreamCredential
-from service.givenergy import GivEnergyClient
 from service.gql.context import Access, Context, build_context
-from service.gql.mirror.live import CloseLater, LiveReader, NoCredentialError
 from service.gql.schema import schema
+from service.mirror.live import CloseLater, LiveService
 from service.observability import request_id_of
 from service.runtime import Resources
 from service.tenants.principal import Principal
-from service.tenants.service import CredentialService, open_token
 
 GRAPHQL_PATH = "/graphql"
-_USABLE = (CredentialHealth.OK, CredentialHealth.UNKNOWN)
 
 
 def access_of(principal: Principal) -> Access:
     """What the read side needs of a principal."""
     return Access(tenant_id=principal.tenant_id, role=principal.role, key_id=principal.key_id,
                   restricted_account_id=principal.restricted_account_id)
-
-
-def live_reader(request: Request[Any, Any, Any], resources: Resources, principal: Principal,
-                close_later: CloseLater | None = None) -> LiveReader:
-    """A live reader for the principal's tenant; its credential is looked up once, on first use."""
-    chosen: list[UpstreamCredential] = []
-    lock = asyncio.Lock()
-    key_ring = key_ring_for(resources.settings)
-    client_factory = provide_client_factory(request.app.state)
-
-    async def credential() -> UpstreamCredential:
-        async with lock:
-            if not chosen:
-                async with resources.session_factory() as session:
-                    rows = await CredentialService(session, principal, key_ring).list()
-                usable = [row for row in rows if row.kind is CredentialKind.API_TOKEN and row.health in _USABLE]
-                if not usable:
-                    raise NoCredentialError("live data is not available: the tenant has no working GivEnergy "
-                                            "API token", code="UPSTREAM_NOT_CONFIGURED")
-                usable.sort(key=lambda row: (row.health is not CredentialHealth.OK, row.created_at))
-                chosen.append(usable[0])
-            return chosen[0]
-
-    async def open_client() -> GivEnergyClient:
-        row = await credential()
-        return client_factory(row, open_token(key_ring, row))
-
-    return LiveReader(principal.tenant_id, open_client, close_later=close_later, redis=resources.redis,
-                      namespace=resources.settings.redis.namespace)
 
 
 def after_response(context: Context) -> CloseLater:
@@ -105,7 +71,7 @@ async def graphql_context(request: Request[Any, Any, Any], resources: Resources)
     structlog.contextvars.bind_contextvars(tenant_id=str(principal.tenant_id), api_key=principal.actor)
     context = build_context(access_of(principal), resources.session_factory,
                             request_id=request_id_of(request.scope))
-    context.live = live_reader(request, resources, principal, close_later=after_response(context))
+    context.live = LiveService(principal, live_reader(request, principal, close_later=after_response(context)))
     return context
 
 

@@ -176,7 +176,7 @@ async def test_upstream_refusal_is_a_clear_error(client: httpx.AsyncClient, reso
 
 
 async def test_a_request_opens_one_upstream_client_and_closes_it() -> None:
-    from service.gql.mirror.live import LiveReader
+    from service.mirror.live import LiveReader
 
     class FakeClient:
         closed = False

@@ -1,0 +1,127 @@
+"""REST live reads (``/api/v1``): the REST face of :class:`service.mirror.live.LiveService`, passed through to
+the GivEnergy cloud in the interactive lane and cached for a short time.
+
+An inverter's live reads are under ``/inverters/{serial}/live/``; the serial must be in the caller's mirror
+scope (otherwise 404, before any upstream call). EMS units, EV chargers and smart devices are under ``/live/``
+and need a whole-tenant key (403 for subtree keys). Bodies are the upstream payloads as JSON, secret fields
+withheld. GivEnergy refusals are problem+json with ``code`` (``UPSTREAM_*``) and ``upstream_status``: 424 when
+retrying cannot help (no working token, refused credential, no subscription, unknown device, rejected request),
+503 when it can (outage, exhausted budget; ``Retry-After`` when known), 502 for anything else.
+"""
+
+from __future__ import annotations
+
+from datetime import date, datetime
+from typing import Annotated, Any
+
+from litestar import Controller, get
+from litestar.di import NamedDependency, Provide
+from litestar.params import Parameter
+
+from service.api.auth import PrincipalDep, provide_principal
+from service.api.dependencies import DbSession, provide_live
+from service.api.fleet import SerialPath, require_inverter, scope_of
+from service.api.openapi import UPSTREAM_STATUSES, problems
+from service.mirror import queries as reads
+from service.mirror.live import MAX_ITEMS, LiveService
+from service.tenants.principal import Principal
+
+LiveDep = NamedDependency[LiveService]
+ERRORS = problems(400, 401, 403, 404, 422, 429, *UPSTREAM_STATUSES)
+Items = Annotated[int, Parameter(ge=1, le=MAX_ITEMS, description="At most this many items.")]
+DevicePath = Annotated[str, Parameter(min_length=1, max_length=64, description="A device UUID or serial.")]
+
+
+async def _inverter(principal: Principal, db_session: DbSession, serial: str) -> str:
+    await require_inverter(reads.FleetReader(db_session, scope_of(principal)), serial)
+    return serial
+
+
+class LiveController(Controller):
+    """Live reads from the GivEnergy cloud (any role unless stated)."""
+
+    path = "/api/v1"
+    tags = ["live"]
+    dependencies = {"principal": Provide(provide_principal, sync_to_thread=False), "live": Provide(provide_live)}
+    security = [{"apiKey": []}]
+
+    @get("/inverters/{serial:str}/live/system-data", responses=ERRORS)
+    async def system_data(self, principal: PrincipalDep, db_session: DbSession, live: LiveDep,
+                          serial: SerialPath) -> Any:
+        """The inverter's latest system data (solar, grid, battery, inverter, consumption)."""
+        return await live.system_data(await _inverter(principal, db_session, serial))
+
+    @get("/inverters/{serial:str}/live/meter-data", responses=ERRORS)
+    async def meter_data(self, principal: PrincipalDep, db_session: DbSession, live: LiveDep,
+                         serial: SerialPath) -> Any:
+        """The inverter's latest meter data (today and total energies)."""
+        return await live.meter_data(await _inverter(principal, db_session, serial))
+
+    @get("/inverters/{serial:str}/live/events", responses=ERRORS)
+    async def events(self, principal: PrincipalDep, db_session: DbSession, live: LiveDep, serial: SerialPath,
+                     start: datetime | None = None, end: datetime | None = None,
+                     cleared: Annotated[bool | None, Parameter(description="Only cleared (true) or "
+                                                                           "active (false) events.")] = None,
+                     limit: Items = 100) -> Any:
+        """The inverter's fault events between two times."""
+        checked = await _inverter(principal, db_session, serial)
+        return await live.events(checked, start=start, end=end, cleared=cleared, limit=limit)
+
+    @get("/inverters/{serial:str}/live/data-points/{day:date}", responses=ERRORS)
+    async def data_points(self, principal: PrincipalDep, db_session: DbSession, live: LiveDep, serial: SerialPath,
+                          day: Annotated[date, Parameter(description="The inverter's local date.")],
+                          limit: Items = 300) -> Any:
+        """The inverter's data points of one day."""
+        return await live.data_points(await _inverter(principal, db_session, serial), day, limit=limit)
+
+    @get("/inverters/{serial:str}/live/energy-flows", responses=ERRORS)
+    async def energy_flows(
+        self, principal: PrincipalDep, db_session: DbSession, live: LiveDep, serial: SerialPath,
+        start: date, end: date,
+        grouping: Annotated[int, Parameter(ge=0, le=4, description="0 half-hourly, 1 daily, 2 monthly, 3 yearly, "
+                                                                   "4 total.")] = 1,
+        types: Annotated[list[int] | None, Parameter(description="Flow types to include (repeat).")] = None,
+    ) -> Any:
+        """Energy flows of the inverter between two dates."""
+        checked = await _inverter(principal, db_session, serial)
+        return await live.energy_flows(checked, start, end, grouping=grouping, types=types)
+
+    @get("/inverters/{serial:str}/live/settings", responses=ERRORS)
+    async def settings(self, principal: PrincipalDep, db_session: DbSession, live: LiveDep,
+                       serial: SerialPath) -> Any:
+        """The inverter's settings catalogue (operator role)."""
+        return await live.settings(await _inverter(principal, db_session, serial))
+
+    @get("/inverters/{serial:str}/live/presets", responses=ERRORS)
+    async def presets(self, principal: PrincipalDep, db_session: DbSession, live: LiveDep,
+                      serial: SerialPath) -> Any:
+        """The inverter's setting presets (operator role)."""
+        return await live.presets(await _inverter(principal, db_session, serial))
+
+    @get("/live/ems/{serial:str}/system-data", responses=ERRORS)
+    async def ems_system_data(self, live: LiveDep, serial: DevicePath) -> Any:
+        """A Plant EMS's latest system data (whole-tenant keys only)."""
+        return await live.ems_system_data(serial)
+
+    @get("/live/ev-chargers", responses=ERRORS)
+    async def ev_chargers(self, live: LiveDep, limit: Items = 100) -> Any:
+        """The tenant's EV chargers (whole-tenant keys only)."""
+        return await live.ev_chargers(limit=limit)
+
+    @get("/live/ev-chargers/{uuid:str}", responses=ERRORS)
+    async def ev_charger(self, live: LiveDep, uuid: DevicePath) -> Any:
+        """An EV charger (whole-tenant keys only)."""
+        return await live.ev_charger(uuid)
+
+    @get("/live/smart-devices/{uuid:str}", responses=ERRORS)
+    async def smart_device(self, live: LiveDep, uuid: DevicePath) -> Any:
+        """A smart device, its local keys withheld (whole-tenant keys only)."""
+        return await live.smart_device(uuid)
+
+    @get("/live/smart-devices/{uuid:str}/data", responses=ERRORS)
+    async def smart_device_data(self, live: LiveDep, uuid: DevicePath, limit: Items = 100) -> Any:
+        """Data points of a smart device (whole-tenant keys only)."""
+        return await live.smart_device_data(uuid, limit=limit)
+
+
+__all__ = ["LiveController"]
