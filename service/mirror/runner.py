@@ -34,7 +34,9 @@ from sqlalchemy.ext.asyncio import AsyncEngine, AsyncSession, async_sessionmaker
 from service.core.clock import utcnow
 from service.core.errors import NotFoundError
 from service.core.tenancy import TenantId, tenant_id_from
+from service.db.models.credential import CredentialHealth
 from service.db.models.mirror import SyncKind, SyncRun, SyncState
+from service.givenergy import PaymentRequiredError, UnauthorisedError
 from service.mirror.reconcile import reconcile
 from service.mirror.repository import MirrorRepository, SyncRunRepository
 from service.mirror.schemas import Counts, Entity, SyncPlan
@@ -54,7 +56,7 @@ from service.mirror.upstream import (
 )
 from service.runtime import Resources
 from service.settings import Settings
-from service.tenants.repository import TenantRepository
+from service.tenants.repository import CredentialRepository, TenantRepository
 
 log = structlog.get_logger(__name__)
 
@@ -245,6 +247,7 @@ class SyncRunner:
         except Exception as exc:
             log.warning("mirror.sync.failed", tenant_id=str(tenant_id), error=str(exc))
             async with self._transaction() as session:
+                await _note_credential_state(session, tenant_id, target, exc)
                 run = await self._load(session, tenant_id, state)
                 run.state, run.finished_at, run.error = SyncState.FAILED, utcnow(), f"{type(exc).__name__}: {exc}"
                 return SyncOutcome.of(run, plan=state.plan)
@@ -427,6 +430,22 @@ class _RunState:
     plan: SyncPlan | None = None
     tap: RequestTap | None = None
     phase: str = "starting"
+
+
+async def _note_credential_state(
+    session: AsyncSession, tenant_id: TenantId, target: UpstreamTarget, error: Exception
+) -> None:
+    """A 401 or 402 is the credential's state, not a transient error: record it for the tenant to see (a 403
+    may concern one endpoint or scope only; the credential check tells those apart)."""
+    health = {UnauthorisedError: CredentialHealth.UNAUTHORISED, PaymentRequiredError: CredentialHealth.NO_SUBSCRIPTION}
+    found = next((value for kind, value in health.items() if isinstance(error, kind)), None)
+    if found is None or target.credential_id is None:
+        return
+    credential = await CredentialRepository(session, tenant_id).get(target.credential_id)
+    if credential is not None:
+        credential.health = found
+        credential.health_message = f"sync refused by GivEnergy: {error}"[:500]
+        credential.last_checked_at = utcnow()
 
 
 def _add_counts(run: SyncRun, counts: Counts) -> None:

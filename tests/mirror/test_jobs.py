@@ -9,17 +9,19 @@ import socket
 from collections.abc import AsyncIterator
 from datetime import timedelta
 
+import httpx
 import pytest
 from rich.console import Console
 from sqlalchemy import select
 
 from service.core.clock import utcnow
 from service.core.tenancy import TenantId
-from service.db.models import SyncKind, SyncRun, SyncSchedule, SyncState
+from service.db.models import CredentialHealth, SyncKind, SyncRun, SyncSchedule, SyncState, UpstreamCredential
 from service.jobs.enqueue import unit_of_work
 from service.jobs.worker import build_worker
 from service.mirror import cli_view
-from service.mirror.service import MirrorService, enqueue_due, request_sync, sync_job_id
+from service.mirror.runner import SyncRunner
+from service.mirror.service import MirrorService, credential_resolver, enqueue_due, request_sync, sync_job_id
 from service.runtime import Resources, queue_name
 from service.settings import Settings
 from service.simulator import Simulator, SimulatorConfig
@@ -150,3 +152,25 @@ async def test_a_tenant_with_a_credential_and_no_schedule_is_scheduled_by_the_cr
     assert schedule.next_refresh_at == now + timedelta(minutes=15)
     await resources.redis.zrem(queue_name(resources.settings), *asked)
     await resources.redis.delete(*(f"arq:job:{job_id}" for job_id in asked))
+
+
+async def test_a_token_without_subscription_fails_the_sync_and_is_recorded_on_the_credential(
+    resources: Resources, tenant_id: TenantId
+) -> None:
+    sim = Simulator(SimulatorConfig.quiet(fleet_size=10, no_subscription_status=402, rate_limits_enabled=False))
+    await _add_credential(resources, tenant_id, sim.tokens["no_subscription"], "http://simulator.test/v1")
+    resolver = credential_resolver(resources.settings, resources.redis, transport=httpx.ASGITransport(app=sim.app))
+    runner = SyncRunner(resources.engine, resources.session_factory, resolver)
+
+    first = await runner.run(tenant_id, SyncKind.FULL)
+    second = await runner.run(tenant_id, SyncKind.REFRESH)
+
+    assert first.state is SyncState.FAILED
+    assert first.error is not None
+    assert "PaymentRequiredError" in first.error
+    async with resources.session_factory() as session:
+        credential = (await session.execute(select(UpstreamCredential))).scalar_one()
+    assert credential.health is CredentialHealth.NO_SUBSCRIPTION
+    assert second.state is SyncState.FAILED  # not retried against GivEnergy with a refused token
+    assert second.error is not None
+    assert "no usable GivEnergy API token" in second.error
