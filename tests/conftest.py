@@ -29,6 +29,8 @@ from service.embedded import EmbeddedServices
 from service.runtime import Resources
 from service.settings import RedisSettings, Settings, asyncpg_url
 
+pytest_plugins = ["tests.live_support"]
+
 
 @pytest.fixture(scope="session")
 def server_urls(tmp_path_factory: pytest.TempPathFactory) -> Iterator[tuple[str, str]]:

@@ -5,71 +5,17 @@ from __future__ import annotations
 
 import asyncio
 import uuid
-from collections.abc import AsyncIterator
 from datetime import timedelta
 from typing import Any
 
 import httpx
 import pytest
-from litestar import Litestar
-from sqlalchemy import insert
 
-from service.api.dependencies import key_ring_for
-from service.db.models import mirror as m
 from service.givenergy import GivEnergyClient
 from service.runtime import Resources
-from service.simulator import Simulator, SimulatorConfig
-from service.tenants.principal import Principal
-from service.tenants.service import CredentialService
-from tests.conftest import http_client
+from service.simulator import Simulator
 from tests.gql.conftest import KeyedFleet, drop_tenant, keyed_fleet
-from tests.gql.seed import NOW, customer_id, site_id
-
-
-@pytest.fixture(scope="module")
-def simulator() -> Simulator:
-    return Simulator(SimulatorConfig.quiet(fleet_size=6, seed=11))
-
-
-def inverters_with_settings(simulator: Simulator) -> list[str]:
-    """The company's inverters that have a settings catalogue (not EMS units)."""
-    return [serial for serial in simulator.truth.visible_serials(simulator.tokens["company"])
-            if simulator.truth.settings(serial)]
-
-
-async def add_inverter(resources: Resources, fleet: KeyedFleet, serial: str, customer: int) -> None:
-    """Mirror a simulator inverter under one of the seeded customers."""
-    async with resources.engine.begin() as connection:
-        await connection.execute(insert(m.Inverter).values(
-            id=uuid.uuid4(), tenant_id=fleet.mirror.tenant_id, serial=serial, account_upstream_id=customer_id(customer),
-            site_upstream_id=site_id(customer), first_seen_at=NOW - timedelta(days=1), last_seen_at=NOW,
-            changed_at=NOW, status="NORMAL", flags=[]))
-
-
-async def add_credential(resources: Resources, fleet: KeyedFleet, token: str) -> None:
-    async with resources.session_factory() as session, session.begin():
-        await CredentialService(session, Principal.cli(fleet.mirror.tenant_id),
-                                key_ring_for(resources.settings)).add(token, label="simulator")
-
-
-@pytest.fixture(scope="module")
-async def live_fleet(resources: Resources, simulator: Simulator) -> AsyncIterator[tuple[KeyedFleet, list[str]]]:
-    """A tenant whose credential is the simulator's company token, mirroring two of its inverters: one under
-    sub-contractor 0 (customer 0), one under sub-contractor 1 (customer 1)."""
-    fleet = await keyed_fleet(resources, inverters=3)
-    serials = inverters_with_settings(simulator)[:2]
-    await add_inverter(resources, fleet, serials[0], 0)
-    await add_inverter(resources, fleet, serials[1], 1)
-    await add_credential(resources, fleet, simulator.tokens["company"])
-    yield fleet, serials
-    await drop_tenant(resources, fleet.mirror.tenant_id)
-
-
-@pytest.fixture
-async def client(app: Litestar, simulator: Simulator) -> AsyncIterator[httpx.AsyncClient]:
-    app.state.givenergy_client_options = {"transport": httpx.ASGITransport(app=simulator.app)}
-    async with http_client(app) as running:
-        yield running
+from tests.live_support import add_credential, add_inverter, inverters_with_settings, upstream_requests
 
 
 async def gql(client: httpx.AsyncClient, fleet: KeyedFleet, key: str, query: str, **variables: Any) -> dict[str, Any]:
@@ -83,15 +29,11 @@ def codes(body: dict[str, Any]) -> list[str]:
     return [error["extensions"]["code"] for error in body.get("errors", [])]
 
 
-def upstream_requests(simulator: Simulator) -> int:
-    return sum(counter.requests for counter in simulator.truth.counters().values())
-
-
 LIVE = """query($s: String!) { inverter(serial: $s) { serial live { systemData meterData } } }"""
 
 
 async def test_live_system_and_meter_data_come_from_the_cloud_and_are_cached(
-        client: httpx.AsyncClient, live_fleet: tuple[KeyedFleet, list[str]], simulator: Simulator,
+        live_client: httpx.AsyncClient, live_fleet: tuple[KeyedFleet, list[str]], simulator: Simulator,
         monkeypatch: pytest.MonkeyPatch) -> None:
     fleet, serials = live_fleet
     closed: list[GivEnergyClient] = []
@@ -103,7 +45,7 @@ async def test_live_system_and_meter_data_come_from_the_cloud_and_are_cached(
 
     monkeypatch.setattr(GivEnergyClient, "aclose", counting_aclose)
     before = upstream_requests(simulator)
-    body = await gql(client, fleet, "viewer", LIVE, s=serials[0])
+    body = await gql(live_client, fleet, "viewer", LIVE, s=serials[0])
     assert len(closed) == 1  # both fields shared one upstream client, closed after the response
     assert "errors" not in body, body
     live = body["data"]["inverter"]["live"]
@@ -112,16 +54,16 @@ async def test_live_system_and_meter_data_come_from_the_cloud_and_are_cached(
     assert isinstance(live["meterData"], dict)
     after_first = upstream_requests(simulator)
     assert after_first - before == 2
-    again = await gql(client, fleet, "viewer", LIVE, s=serials[0])
+    again = await gql(live_client, fleet, "viewer", LIVE, s=serials[0])
     assert again["data"] == body["data"]
     assert upstream_requests(simulator) == after_first  # served from the short cache
 
 
-async def test_live_history_reads(client: httpx.AsyncClient, live_fleet: tuple[KeyedFleet, list[str]],
+async def test_live_history_reads(live_client: httpx.AsyncClient, live_fleet: tuple[KeyedFleet, list[str]],
                                   simulator: Simulator) -> None:
     fleet, serials = live_fleet
     today = simulator.clock.now().date()
-    body = await gql(client, fleet, "viewer", """query($s: String!, $day: Date!, $from: Date!) {
+    body = await gql(live_client, fleet, "viewer", """query($s: String!, $day: Date!, $from: Date!) {
         inverter(serial: $s) { live {
           events(limit: 5) dataPoints(day: $day, limit: 5) energyFlows(start: $from, end: $day, grouping: 1) } } }""",
                      s=serials[0], day=today.isoformat(), **{"from": (today - timedelta(days=2)).isoformat()})
@@ -133,41 +75,41 @@ async def test_live_history_reads(client: httpx.AsyncClient, live_fleet: tuple[K
     assert isinstance(live["energyFlows"], list)
 
 
-async def test_settings_catalogue_needs_operator(client: httpx.AsyncClient,
+async def test_settings_catalogue_needs_operator(live_client: httpx.AsyncClient,
                                                  live_fleet: tuple[KeyedFleet, list[str]]) -> None:
     fleet, serials = live_fleet
     query = "query($s: String!) { inverter(serial: $s) { live { settings } } }"
-    denied = await gql(client, fleet, "viewer", query, s=serials[0])
+    denied = await gql(live_client, fleet, "viewer", query, s=serials[0])
     assert codes(denied) == ["FORBIDDEN"]
-    allowed = await gql(client, fleet, "operator", query, s=serials[0])
+    allowed = await gql(live_client, fleet, "operator", query, s=serials[0])
     assert "errors" not in allowed, allowed
     assert len(allowed["data"]["inverter"]["live"]["settings"]) > 0
 
 
 async def test_subtree_key_gets_live_data_only_inside_its_subtree(
-        client: httpx.AsyncClient, live_fleet: tuple[KeyedFleet, list[str]], simulator: Simulator) -> None:
+        live_client: httpx.AsyncClient, live_fleet: tuple[KeyedFleet, list[str]], simulator: Simulator) -> None:
     fleet, serials = live_fleet
-    inside = await gql(client, fleet, "sub_viewer", LIVE, s=serials[0])
+    inside = await gql(live_client, fleet, "sub_viewer", LIVE, s=serials[0])
     assert "errors" not in inside, inside
     before = upstream_requests(simulator)
-    outside = await gql(client, fleet, "sub_viewer", LIVE, s=serials[1])
+    outside = await gql(live_client, fleet, "sub_viewer", LIVE, s=serials[1])
     assert codes(outside) == ["NOT_FOUND"]
     assert upstream_requests(simulator) == before  # refused before any upstream call
-    ems = await gql(client, fleet, "sub_viewer", "{ evChargers }")
+    ems = await gql(live_client, fleet, "sub_viewer", "{ evChargers }")
     assert codes(ems) == ["FORBIDDEN"]
 
 
-async def test_upstream_refusal_is_a_clear_error(client: httpx.AsyncClient, resources: Resources,
+async def test_upstream_refusal_is_a_clear_error(live_client: httpx.AsyncClient, resources: Resources,
                                                  simulator: Simulator) -> None:
     fleet = await keyed_fleet(resources, inverters=1)
     try:
         serial = inverters_with_settings(simulator)[0]
         await add_inverter(resources, fleet, serial, 0)
-        none = await gql(client, fleet, "viewer", LIVE, s=serial)
+        none = await gql(live_client, fleet, "viewer", LIVE, s=serial)
         assert codes(none) == ["UPSTREAM_NOT_CONFIGURED", "UPSTREAM_NOT_CONFIGURED"]
         assert none["data"]["inverter"]["serial"] == serial  # the mirror part still answers
         await add_credential(resources, fleet, "not-a-real-token")
-        refused = await gql(client, fleet, "viewer", LIVE, s=serial)
+        refused = await gql(live_client, fleet, "viewer", LIVE, s=serial)
         assert set(codes(refused)) == {"UPSTREAM_UNAUTHORISED"}
         assert "credential" in refused["errors"][0]["message"]
         assert "not-a-real-token" not in str(refused)
