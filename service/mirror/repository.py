@@ -13,7 +13,7 @@ from collections.abc import Hashable, Iterable, Sequence
 from datetime import datetime
 from typing import Any
 
-from sqlalchemy import Table, TableClause, bindparam, case, func, select, text, tuple_, update
+from sqlalchemy import BigInteger, String, Table, TableClause, case, func, select, text, tuple_, update, values
 from sqlalchemy import column as sql_column
 from sqlalchemy import table as sql_table
 from sqlalchemy.dialects.postgresql import insert
@@ -64,6 +64,7 @@ _TUPLE_FIELDS = {"flags", "products"}
 
 BATCH = 2000
 COPY_THRESHOLD = 500
+SMALL_BATCH = 500
 """Upserts of more rows than this go through COPY into a temporary table and one INSERT ... SELECT."""
 
 
@@ -208,21 +209,21 @@ class MirrorRepository:
                 for change in reconciliation.changes
             ]
             for chunk in _chunks(rows):
-                await self.session.execute(insert(InverterChange), list(chunk))
+                await self.session.execute(insert(InverterChange).values(list(chunk)))
             counts.history += len(rows)
         return counts
 
     async def set_site_statuses(self, statuses: Sequence[tuple[int, str | None]], *, now: datetime) -> None:
         """Store scheme statuses (only the changed ones should be passed)."""
         sites = ENTITY_TABLES[Entity.SITES][0]
-        statement = (
-            update(sites)
-            .where(sites.c.tenant_id == bindparam("t"), sites.c.upstream_id == bindparam("sid"))
-            .values(scheme_status=bindparam("st"), scheme_status_checked_at=now, changed_at=now)
-        )
-        rows = [{"t": self.tenant_id, "sid": site_id, "st": status} for site_id, status in statuses]
-        for chunk in _chunks(rows):
-            await self.session.execute(statement, list(chunk))
+        for chunk in _chunks(list(statuses)):
+            # One UPDATE ... FROM (VALUES ...) per chunk
+            given = values(sql_column("sid", BigInteger), sql_column("st", String), name="given").data(list(chunk))
+            await self.session.execute(
+                update(sites)
+                .where(sites.c.tenant_id == self.tenant_id, sites.c.upstream_id == given.c.sid)
+                .values(scheme_status=given.c.st, scheme_status_checked_at=now, changed_at=now)
+            )
 
     async def _upsert(
         self,
@@ -268,13 +269,15 @@ class MirrorRepository:
             # instead of scanning a table the planner still believes empty: once per row, quadratic.
             await self.session.execute(text(f'ANALYZE "{table.name}"'))
             return
-        upsert = statement.on_conflict_do_update(index_elements=keys, set_=assignments)
         dicts = [dict(zip(columns, row, strict=True)) for row in rows]
-        if any(name == "products" for _, name in converters):  # executemany binds JSONB itself
+        if any(name == "products" for _, name in converters):  # the JSONB type binds the value itself
             for row in dicts:
                 row["products"] = json.loads(row["products"])
-        for chunk in _chunks(dicts):
-            await self.session.execute(upsert, list(chunk))
+        # One multi-row INSERT ... ON CONFLICT per chunk (the parameter limit allows ~1,000 rows of the widest table)
+        for chunk in _chunks(dicts, SMALL_BATCH):
+            await self.session.execute(
+                insert(table).values(list(chunk)).on_conflict_do_update(index_elements=keys, set_=assignments)
+            )
 
     async def _link_parents(self, links: list[tuple[int, int]]) -> None:
         if not links:
