@@ -11,12 +11,13 @@ from typing import Annotated
 
 from litestar import Controller, delete, get, post
 from litestar.di import NamedDependency, Provide
-from litestar.params import FromPath, FromQuery, JSONBody, QueryParameter
+from litestar.params import FromPath, JSONBody, QueryParameter
 from litestar.status_codes import HTTP_200_OK, HTTP_201_CREATED, HTTP_204_NO_CONTENT
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from service.api.auth import PrincipalDep, provide_principal, requires_role
 from service.api.dependencies import DbSession, UpstreamFactories, provide_key_ring, provide_upstream
+from service.api.openapi import problems
 from service.db.models.api_key import Role
 from service.runtime import Resources
 from service.tenants.crypto import KeyRing
@@ -34,6 +35,14 @@ from service.tenants.schemas import (
 from service.tenants.service import ApiKeyService, AuditService, CredentialService, TenantService
 
 ADMIN = [requires_role(Role.ADMIN)]
+# The problems each kind of endpoint can answer (every one: 401 and 429 from authentication; 400 when a path,
+# query or body fails validation; 403 below the admin role; 404 for an unknown or foreign id; 422 for values
+# the service refuses).
+ANY_ROLE = problems(401, 429)
+ANY_ROLE_BY_ID = problems(400, 401, 404, 429)
+ADMIN_LIST = problems(400, 401, 403, 429)
+ADMIN_BY_ID = problems(400, 401, 403, 404, 429)
+ADMIN_CREATE = problems(400, 401, 403, 422, 429)
 KeyRingDep = NamedDependency[KeyRing]
 UpstreamDep = NamedDependency[UpstreamFactories]
 ResourcesDep = NamedDependency[Resources]
@@ -50,7 +59,7 @@ class AccessController(Controller):
         "upstream": Provide(provide_upstream, sync_to_thread=False),
     }
 
-    @get("/me", sync_to_thread=False)
+    @get("/me", sync_to_thread=False, responses=ANY_ROLE)
     def me(self, principal: PrincipalDep) -> PrincipalView:
         """Who the API key in use is (any role)."""
         return PrincipalView(
@@ -60,7 +69,7 @@ class AccessController(Controller):
             restricted_account_id=principal.restricted_account_id,
         )
 
-    @get("/tenant")
+    @get("/tenant", responses=problems(401, 404, 429))
     async def tenant(self, principal: PrincipalDep, db_session: DbSession) -> TenantView:
         """The caller's tenant (any role)."""
         return TenantView.model_validate(await TenantService(db_session).get(principal.tenant_id))
@@ -84,7 +93,7 @@ class AccessController(Controller):
             portal_factory=upstream.portal if upstream else None,
         )
 
-    @get("/credentials")
+    @get("/credentials", responses=ANY_ROLE)
     async def list_credentials(
         self, principal: PrincipalDep, db_session: DbSession, key_ring: KeyRingDep, resources: ResourcesDep
     ) -> list[CredentialView]:
@@ -92,7 +101,7 @@ class AccessController(Controller):
         service = self._credentials(db_session, principal, key_ring, None, resources)
         return [CredentialView.model_validate(row) for row in await service.list()]
 
-    @get("/credentials/{credential_id:uuid}")
+    @get("/credentials/{credential_id:uuid}", responses=ANY_ROLE_BY_ID)
     async def get_credential(
         self,
         credential_id: FromPath[uuid.UUID],
@@ -105,7 +114,7 @@ class AccessController(Controller):
         service = self._credentials(db_session, principal, key_ring, None, resources)
         return CredentialView.model_validate(await service.get(credential_id))
 
-    @post("/credentials", guards=ADMIN, status_code=HTTP_201_CREATED)
+    @post("/credentials", guards=ADMIN, status_code=HTTP_201_CREATED, responses=ADMIN_CREATE)
     async def add_credential(
         self,
         data: JSONBody[CredentialInput],
@@ -128,7 +137,7 @@ class AccessController(Controller):
             credential = (await service.check(credential.id)).credential
         return CredentialView.model_validate(credential)
 
-    @post("/credentials/{credential_id:uuid}/check", guards=ADMIN, status_code=HTTP_200_OK)
+    @post("/credentials/{credential_id:uuid}/check", guards=ADMIN, status_code=HTTP_200_OK, responses=ADMIN_BY_ID)
     async def check_credential(
         self,
         credential_id: FromPath[uuid.UUID],
@@ -142,7 +151,8 @@ class AccessController(Controller):
         service = self._credentials(db_session, principal, key_ring, upstream, resources)
         return CredentialView.model_validate((await service.check(credential_id)).credential)
 
-    @delete("/credentials/{credential_id:uuid}", guards=ADMIN, status_code=HTTP_204_NO_CONTENT)
+    @delete("/credentials/{credential_id:uuid}", guards=ADMIN, status_code=HTTP_204_NO_CONTENT,
+             responses=ADMIN_BY_ID)
     async def remove_credential(
         self,
         credential_id: FromPath[uuid.UUID],
@@ -156,12 +166,12 @@ class AccessController(Controller):
 
     # --- API keys -------------------------------------------------------------------------------------
 
-    @get("/api-keys", guards=ADMIN)
+    @get("/api-keys", guards=ADMIN, responses=ADMIN_LIST)
     async def list_api_keys(self, principal: PrincipalDep, db_session: DbSession) -> list[ApiKeyView]:
         """The tenant's API keys (admin; never their secrets)."""
         return [ApiKeyView.model_validate(key) for key in await ApiKeyService(db_session, principal).list()]
 
-    @post("/api-keys", guards=ADMIN, status_code=HTTP_201_CREATED)
+    @post("/api-keys", guards=ADMIN, status_code=HTTP_201_CREATED, responses=ADMIN_CREATE)
     async def create_api_key(
         self, data: JSONBody[ApiKeyInput], principal: PrincipalDep, db_session: DbSession
     ) -> CreatedApiKeyView:
@@ -174,7 +184,7 @@ class AccessController(Controller):
         )
         return CreatedApiKeyView(key=ApiKeyView.model_validate(created.key), secret=created.text)
 
-    @post("/api-keys/{key_id:uuid}/revoke", guards=ADMIN, status_code=HTTP_200_OK)
+    @post("/api-keys/{key_id:uuid}/revoke", guards=ADMIN, status_code=HTTP_200_OK, responses=ADMIN_BY_ID)
     async def revoke_api_key(
         self, key_id: FromPath[uuid.UUID], principal: PrincipalDep, db_session: DbSession
     ) -> ApiKeyView:
@@ -183,13 +193,14 @@ class AccessController(Controller):
 
     # --- audit ----------------------------------------------------------------------------------------
 
-    @get("/audit-events", guards=ADMIN)
+    @get("/audit-events", guards=ADMIN, responses=ADMIN_LIST)
     async def audit_events(
         self,
         principal: PrincipalDep,
         db_session: DbSession,
         limit: Annotated[int, QueryParameter(ge=1, le=1000)] = 100,
-        action: FromQuery[str | None] = None,
+        action: Annotated[str | None, QueryParameter(max_length=100, pattern=r"^[a-z_.]*$",
+                                                     description="Only this action, e.g. credential.add.")] = None,
     ) -> list[AuditEventView]:
         """The tenant's audit log, newest first (admin)."""
         events = await AuditService(db_session).list(principal, limit=limit, action=action)

@@ -12,6 +12,9 @@ from pydantic import BaseModel, ConfigDict, Field, SecretStr
 from service.db.models.api_key import Role
 from service.db.models.credential import CredentialHealth, CredentialKind
 
+# Names and ids are stored as text, which cannot hold control characters (PostgreSQL refuses NUL outright).
+_PLAIN_TEXT = r"^[^\x00-\x1f\x7f]*$"
+
 
 class _View(BaseModel):
     model_config = ConfigDict(from_attributes=True)
@@ -50,10 +53,10 @@ class CredentialInput(BaseModel):
     """A new credential. The token is write-only."""
 
     token: SecretStr = Field(description="GivEnergy API token (or the legacy portal password).")
-    label: str | None = Field(default=None, max_length=100)
+    label: str | None = Field(default=None, max_length=100, pattern=_PLAIN_TEXT)
     kind: CredentialKind = CredentialKind.API_TOKEN
-    portal_username: str | None = Field(default=None, max_length=200)
-    requests_per_minute: int | None = Field(default=None, ge=1)
+    portal_username: str | None = Field(default=None, max_length=200, pattern=_PLAIN_TEXT)
+    requests_per_minute: int | None = Field(default=None, ge=1, le=1_000_000)
     check: bool = Field(default=True, description="Check the credential upstream right away.")
 
 
@@ -74,10 +77,10 @@ class ApiKeyView(_View):
 class ApiKeyInput(BaseModel):
     """A new API key."""
 
-    name: str = Field(min_length=1, max_length=100)
+    name: str = Field(min_length=1, max_length=100, pattern=_PLAIN_TEXT)
     role: Role
     expires_at: datetime | None = None
-    restricted_account_id: str | None = Field(default=None, max_length=64)
+    restricted_account_id: str | None = Field(default=None, max_length=64, pattern=_PLAIN_TEXT)
 
 
 class CreatedApiKeyView(BaseModel):

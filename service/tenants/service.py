@@ -225,12 +225,15 @@ class CredentialService:
 
         Raises:
             PermissionDeniedError: The principal is not an admin.
-            InvalidInputError: The secret is empty, or a portal login lacks its username.
+            InvalidInputError: The secret is empty, an API token is not printable ASCII, or a portal login lacks
+                its username.
         """
         self._principal.require(Role.ADMIN)
         secret = secret.strip()
         if not secret:
             raise InvalidInputError("the token is empty")
+        if kind is CredentialKind.API_TOKEN and not (secret.isascii() and secret.isprintable()):
+            raise InvalidInputError("an API token is printable ASCII (it is sent in an HTTP header)")
         if kind is CredentialKind.PORTAL_LOGIN and not portal_username:
             raise InvalidInputError("a legacy portal login needs its username")
         if requests_per_minute is not None and requests_per_minute < 1:

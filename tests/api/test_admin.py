@@ -209,3 +209,20 @@ async def test_token_never_appears_in_logs_of_a_full_request_cycle(
     assert "credential.checked" in logs  # the capture did see the request cycle
     assert token not in logs
     assert admin.key not in logs  # nor the givfleet API key
+
+
+async def test_unstorable_input_is_refused_not_a_server_error(client: httpx.AsyncClient, resources: Resources
+                                                              ) -> None:
+    admin = await committed_tenant(resources)
+    non_ascii = await client.post("/api/v1/credentials", headers=admin.headers, json={"token": "tök€n"})
+    assert non_ascii.status_code == 422
+    assert "ASCII" in non_ascii.json()["detail"]
+    for body in ({"name": "bad\u0000name", "role": "viewer"},
+                 {"name": "ok", "role": "viewer", "restricted_account_id": "47\u000011"}):
+        refused = await client.post("/api/v1/api-keys", headers=admin.headers, json=body)
+        assert refused.status_code == 400, body
+        assert refused.headers["content-type"].startswith("application/problem+json")
+    assert (await client.get("/api/v1/audit-events", headers=admin.headers,
+                             params={"action": "x\u0000"})).status_code == 400
+    assert [key["name"] for key in (await client.get("/api/v1/api-keys", headers=admin.headers)).json()
+            if key["name"] != "admin key"] == []

@@ -1,8 +1,9 @@
 """schemathesis against a running server: every REST operation of the OpenAPI document and the GraphQL schema
 (bounded examples), with a real key over a seeded mirror; no answer may be a server error, and REST answers
-must conform to the document.
+(fleet, live and access operations) must conform to the document: documented statuses, bodies and headers.
 
-The app runs under uvicorn in a thread with resources of its own (asyncpg connections belong to one loop).
+The app runs under uvicorn in a thread with resources of its own (asyncpg connections belong to one loop). Its
+upstream clients reach a simulator in-process, so fuzzed credential checks never leave the machine.
 """
 
 from __future__ import annotations
@@ -13,6 +14,7 @@ import time
 from collections.abc import AsyncIterator, Iterator
 from typing import Any
 
+import httpx
 import pytest
 import schemathesis
 import uvicorn
@@ -20,9 +22,11 @@ from hypothesis import HealthCheck, given, settings
 from schemathesis.checks import ignored_auth, not_a_server_error, positive_data_acceptance
 
 from service.app import create_app
+from service.db.models.api_key import Role
 from service.runtime import Resources
 from service.settings import Settings
 from tests.gql.conftest import KeyedFleet, drop_tenant, keyed_fleet
+from tests.tenants.factories import make_key, quiet_simulator
 
 MAX_EXAMPLES = 25
 FUZZ_SETTINGS = settings(max_examples=MAX_EXAMPLES, deadline=None, derandomize=True,
@@ -32,6 +36,8 @@ FUZZ_SETTINGS = settings(max_examples=MAX_EXAMPLES, deadline=None, derandomize=T
 @pytest.fixture(scope="module")
 async def fleet(resources: Resources) -> AsyncIterator[KeyedFleet]:
     seeded = await keyed_fleet(resources, inverters=20)
+    async with resources.session_factory() as session, session.begin():
+        seeded.keys["admin"], _ = await make_key(session, seeded.mirror.tenant_id, Role.ADMIN)
     yield seeded
     await drop_tenant(resources, seeded.mirror.tenant_id)
 
@@ -41,7 +47,10 @@ def server(test_settings: Settings) -> Iterator[str]:
     with socket.socket() as probe:
         probe.bind(("127.0.0.1", 0))
         port = probe.getsockname()[1]
-    config = uvicorn.Config(create_app(test_settings), host="127.0.0.1", port=port, log_level="warning",
+    app = create_app(test_settings)
+    upstream = {"transport": httpx.ASGITransport(app=quiet_simulator().app)}
+    app.state.givenergy_client_options = app.state.givenergy_portal_options = upstream
+    config = uvicorn.Config(app, host="127.0.0.1", port=port, log_level="warning",
                             lifespan="on")
     instance = uvicorn.Server(config)
     thread = threading.Thread(target=instance.run, daemon=True)
@@ -92,14 +101,17 @@ async def forget_auth_failures(resources: Resources, test_settings: Settings) ->
 
 
 @pytest.mark.usefixtures("forget_auth_failures")
-def test_openapi_fleet_operations(server: str, fleet: KeyedFleet) -> None:
-    """Every read operation of the fleet API: no server error, and answers conform to the document."""
-    headers = fleet.headers("operator")
+@pytest.mark.parametrize(("tag", "key", "at_least"), [("fleet", "operator", 10), ("live", "operator", 12),
+                                                      ("access", "admin", 11)])
+def test_openapi_operations_conform(server: str, fleet: KeyedFleet, tag: str, key: str, at_least: int) -> None:
+    """Every operation of the fleet, live and access APIs (with a key allowed to call them): no server error, and
+    answers conform to the document (live reads answer 424: the tenant has no upstream credential)."""
+    headers = fleet.headers(key)
     schema = schemathesis.openapi.from_url(f"{server}/schema/openapi.json")
     operations = [result.ok() for result in schema.get_all_operations()]
-    fleet_operations = [op for op in operations if "fleet" in (op.definition.raw.get("tags") or [])]
-    assert len(fleet_operations) >= 10
-    for operation in fleet_operations:
+    tagged = [op for op in operations if tag in (op.definition.raw.get("tags") or [])]
+    assert len(tagged) >= at_least
+    for operation in tagged:
         _fuzz(operation, headers, conformance=True)
 
 
