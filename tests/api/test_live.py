@@ -7,9 +7,12 @@ from datetime import timedelta
 from typing import Any
 
 import httpx
+from litestar import Litestar
 
+from service.givenergy import RetryPolicy
 from service.runtime import Resources
 from service.simulator import Simulator
+from tests.conftest import http_client
 from tests.gql.conftest import KeyedFleet, drop_tenant, keyed_fleet
 from tests.live_support import add_credential, add_inverter, inverters_with_settings, upstream_requests
 
@@ -123,3 +126,26 @@ async def test_upstream_refusal_is_a_clear_problem(live_client: httpx.AsyncClien
         assert "not-a-real-token" not in response.text
     finally:
         await drop_tenant(resources, fleet.mirror.tenant_id)
+
+
+async def test_exhausted_upstream_budget_is_a_retryable_problem(app: Litestar, resources: Resources,
+                                                                simulator: Simulator) -> None:
+    # A tenant of its own: the 429 pauses its credential's rate-limit bucket, which no other test should feel.
+    fleet = await keyed_fleet(resources, inverters=1)
+    serial = inverters_with_settings(simulator)[0]
+
+    def budget_exhausted(request: httpx.Request) -> httpx.Response:
+        return httpx.Response(429, headers={"Retry-After": "7"}, json={"message": "Too Many Attempts."})
+
+    app.state.givenergy_client_options = {"transport": httpx.MockTransport(budget_exhausted),
+                                          "retry": RetryPolicy(max_attempts=1)}
+    try:
+        await add_inverter(resources, fleet, serial, 0)
+        await add_credential(resources, fleet, "any-token")
+        async with http_client(app) as client:
+            response = await get(client, fleet, f"/inverters/{serial}/live/system-data")
+    finally:
+        await drop_tenant(resources, fleet.mirror.tenant_id)
+    problem = assert_problem(response, 503)
+    assert (problem["code"], problem["upstream_status"]) == ("UPSTREAM_RATE_LIMITED", 429)
+    assert response.headers["Retry-After"] == "7"
