@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import uuid
 from collections.abc import AsyncIterator
+from contextlib import asynccontextmanager
 from datetime import timedelta
 
 import httpx
@@ -52,6 +53,22 @@ async def add_credential(resources: Resources, fleet: KeyedFleet, token: str) ->
 def upstream_requests(simulator: Simulator) -> int:
     """Requests the simulator has answered so far."""
     return sum(counter.requests for counter in simulator.truth.counters().values())
+
+
+@asynccontextmanager
+async def lone_tenant(resources: Resources, simulator: Simulator, token: str | None = None, *, index: int = 0
+                      ) -> AsyncIterator[tuple[KeyedFleet, str]]:
+    """A tenant of its own mirroring one simulator inverter (the ``index``-th with settings), with a credential
+    of ``token`` when given; dropped at the end."""
+    fleet = await keyed_fleet(resources, inverters=1)
+    try:
+        serial = inverters_with_settings(simulator)[index]
+        await add_inverter(resources, fleet, serial, 0)
+        if token is not None:
+            await add_credential(resources, fleet, token)
+        yield fleet, serial
+    finally:
+        await drop_tenant(resources, fleet.mirror.tenant_id)
 
 
 @pytest.fixture(scope="module")

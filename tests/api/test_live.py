@@ -13,8 +13,8 @@ from service.givenergy import RetryPolicy
 from service.runtime import Resources
 from service.simulator import Simulator
 from tests.conftest import http_client
-from tests.gql.conftest import KeyedFleet, drop_tenant, keyed_fleet
-from tests.live_support import add_credential, add_inverter, inverters_with_settings, upstream_requests
+from tests.gql.conftest import KeyedFleet
+from tests.live_support import add_credential, lone_tenant, upstream_requests
 
 LiveFleet = tuple[KeyedFleet, list[str]]
 
@@ -99,22 +99,14 @@ async def test_unknown_and_foreign_serials_are_not_found(live_client: httpx.Asyn
                                                          resources: Resources, simulator: Simulator) -> None:
     fleet, _ = live_fleet
     assert_problem(await get(live_client, fleet, "/inverters/NOSUCH0001/live/system-data"), 404)
-    other = await keyed_fleet(resources, inverters=1)
-    try:
-        foreign = inverters_with_settings(simulator)[2]
-        await add_inverter(resources, other, foreign, 0)
+    async with lone_tenant(resources, simulator, index=2) as (other, foreign):  # not in live_fleet's mirror
         assert_problem(await get(live_client, fleet, f"/inverters/{foreign}/live/system-data"), 404)
         assert (await get(live_client, other, f"/inverters/{foreign}/live/system-data")).status_code == 424
-    finally:
-        await drop_tenant(resources, other.mirror.tenant_id)
 
 
 async def test_upstream_refusal_is_a_clear_problem(live_client: httpx.AsyncClient, resources: Resources,
                                                    simulator: Simulator) -> None:
-    fleet = await keyed_fleet(resources, inverters=1)
-    try:
-        serial = inverters_with_settings(simulator)[0]
-        await add_inverter(resources, fleet, serial, 0)
+    async with lone_tenant(resources, simulator) as (fleet, serial):
         none = assert_problem(await get(live_client, fleet, f"/inverters/{serial}/live/system-data"), 424)
         assert none["code"] == "UPSTREAM_NOT_CONFIGURED"
         await add_credential(resources, fleet, "not-a-real-token")
@@ -124,28 +116,18 @@ async def test_upstream_refusal_is_a_clear_problem(live_client: httpx.AsyncClien
         assert refused["upstream_status"] == 401
         assert "credential" in refused["detail"]
         assert "not-a-real-token" not in response.text
-    finally:
-        await drop_tenant(resources, fleet.mirror.tenant_id)
 
 
 async def test_exhausted_upstream_budget_is_a_retryable_problem(app: Litestar, resources: Resources,
                                                                 simulator: Simulator) -> None:
-    # A tenant of its own: the 429 pauses its credential's rate-limit bucket, which no other test should feel.
-    fleet = await keyed_fleet(resources, inverters=1)
-    serial = inverters_with_settings(simulator)[0]
-
     def budget_exhausted(request: httpx.Request) -> httpx.Response:
         return httpx.Response(429, headers={"Retry-After": "7"}, json={"message": "Too Many Attempts."})
 
     app.state.givenergy_client_options = {"transport": httpx.MockTransport(budget_exhausted),
                                           "retry": RetryPolicy(max_attempts=1)}
-    try:
-        await add_inverter(resources, fleet, serial, 0)
-        await add_credential(resources, fleet, "any-token")
-        async with http_client(app) as client:
-            response = await get(client, fleet, f"/inverters/{serial}/live/system-data")
-    finally:
-        await drop_tenant(resources, fleet.mirror.tenant_id)
+    # A tenant of its own: the 429 pauses its credential's rate-limit bucket, which no other test should feel.
+    async with lone_tenant(resources, simulator, "any-token") as (fleet, serial), http_client(app) as client:
+        response = await get(client, fleet, f"/inverters/{serial}/live/system-data")
     problem = assert_problem(response, 503)
     assert (problem["code"], problem["upstream_status"]) == ("UPSTREAM_RATE_LIMITED", 429)
     assert response.headers["Retry-After"] == "7"

@@ -14,8 +14,8 @@ import pytest
 from service.givenergy import GivEnergyClient
 from service.runtime import Resources
 from service.simulator import Simulator
-from tests.gql.conftest import KeyedFleet, drop_tenant, keyed_fleet
-from tests.live_support import add_credential, add_inverter, inverters_with_settings, upstream_requests
+from tests.gql.conftest import KeyedFleet
+from tests.live_support import add_credential, lone_tenant, upstream_requests
 
 
 async def gql(client: httpx.AsyncClient, fleet: KeyedFleet, key: str, query: str, **variables: Any) -> dict[str, Any]:
@@ -101,10 +101,7 @@ async def test_subtree_key_gets_live_data_only_inside_its_subtree(
 
 async def test_upstream_refusal_is_a_clear_error(live_client: httpx.AsyncClient, resources: Resources,
                                                  simulator: Simulator) -> None:
-    fleet = await keyed_fleet(resources, inverters=1)
-    try:
-        serial = inverters_with_settings(simulator)[0]
-        await add_inverter(resources, fleet, serial, 0)
+    async with lone_tenant(resources, simulator) as (fleet, serial):
         none = await gql(live_client, fleet, "viewer", LIVE, s=serial)
         assert codes(none) == ["UPSTREAM_NOT_CONFIGURED", "UPSTREAM_NOT_CONFIGURED"]
         assert none["data"]["inverter"]["serial"] == serial  # the mirror part still answers
@@ -113,8 +110,6 @@ async def test_upstream_refusal_is_a_clear_error(live_client: httpx.AsyncClient,
         assert set(codes(refused)) == {"UPSTREAM_UNAUTHORISED"}
         assert "credential" in refused["errors"][0]["message"]
         assert "not-a-real-token" not in str(refused)
-    finally:
-        await drop_tenant(resources, fleet.mirror.tenant_id)
 
 
 async def test_a_request_opens_one_upstream_client_and_closes_it() -> None:
