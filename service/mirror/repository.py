@@ -64,7 +64,6 @@ _TUPLE_FIELDS = {"flags", "products"}
 
 BATCH = 2000
 COPY_THRESHOLD = 500
-SMALL_BATCH = 500
 """Upserts of more rows than this go through COPY into a temporary table and one INSERT ... SELECT."""
 
 
@@ -209,7 +208,7 @@ class MirrorRepository:
                 for change in reconciliation.changes
             ]
             for chunk in _chunks(rows):
-                await self.session.execute(insert(InverterChange).values(list(chunk)))
+                await self.session.execute(insert(InverterChange).returning(InverterChange.id), list(chunk))
             counts.history += len(rows)
         return counts
 
@@ -273,11 +272,11 @@ class MirrorRepository:
         if any(name == "products" for _, name in converters):  # the JSONB type binds the value itself
             for row in dicts:
                 row["products"] = json.loads(row["products"])
-        # One multi-row INSERT ... ON CONFLICT per chunk (the parameter limit allows ~1,000 rows of the widest table)
-        for chunk in _chunks(dicts, SMALL_BATCH):
-            await self.session.execute(
-                insert(table).values(list(chunk)).on_conflict_do_update(index_elements=keys, set_=assignments)
-            )
+        # RETURNING lets SQLAlchemy send the rows as multi-row INSERT ... VALUES statements ("insertmanyvalues",
+        # compiled once): no statement per row, and no per-chunk compilation either.
+        upsert = statement.on_conflict_do_update(index_elements=keys, set_=assignments).returning(table.c.id)
+        for chunk in _chunks(dicts):
+            await self.session.execute(upsert, list(chunk))
 
     async def _link_parents(self, links: list[tuple[int, int]]) -> None:
         if not links:
