@@ -153,6 +153,12 @@ class InverterView(_Row):
     model: str | None
     battery_type: str | None
     battery_nominal_capacity: float | None
+    battery_nominal_voltage: float | None
+    battery_depth_of_discharge: float | None
+    max_charge_rate: float | None
+    max_discharge_rate: float | None
+    warranty_type: str | None
+    warranty_expiry: datetime | None
     firmware_arm: str | None
     firmware_dsp: str | None
     flags: list[str]

@@ -50,6 +50,8 @@ async def test_inverter_detail_and_history(api_client: httpx.AsyncClient, fleet:
     response = await get(api_client, fleet, f"/api/v1/inverters/{inverter_serial(3)}")
     assert response.status_code == 200
     body = response.json()
+    assert (body["battery_nominal_voltage"], body["max_charge_rate"], body["warranty_type"]) == (
+        51.2, 3600.0, "standard")
     assert [b["position"] for b in body["batteries"]] == [0, 1]
     assert body["meters"][0]["serial_number"] == "EM00000003"
     history = (await get(api_client, fleet, f"/api/v1/inverters/{inverter_serial(3)}/history")).json()
