@@ -31,6 +31,7 @@ from service.givenergy import (
     ForbiddenError,
     GivEnergyClient,
     Lane,
+    Page,
 )
 from service.mirror.schemas import (
     AccountRecord,
@@ -363,21 +364,11 @@ def add_devices(snapshot: Snapshot, devices: Sequence[Payload]) -> None:
 
 
 @dataclass(slots=True)
-class Page:
-    """One page of a list and what its ``meta`` said."""
-
-    items: list[Any]
-    last_page: int
-    total: int | None
-    has_next_link: bool
-
-
-@dataclass(slots=True)
 class ListFetch:
     """A list being fetched: its first page (discovery) and the rest."""
 
-    template: str
-    path: str
+    endpoint: str
+    path_params: dict[str, str | int]
     page_size: int
     first: Page
     params: tuple[tuple[str, Any], ...] = ()
@@ -385,14 +376,7 @@ class ListFetch:
     @property
     def pages(self) -> int:
         """Pages the list has (as its first page said)."""
-        return self.first.last_page
-
-
-def _items(body: Any) -> list[dict[str, Any]]:
-    data = body.get("data") if isinstance(body, dict) and "data" in body else body
-    if isinstance(data, dict):
-        data = list(data.values())
-    return [item for item in data if isinstance(item, dict)] if isinstance(data, list) else []
+        return max(self.first.last_page or 1, 1)
 
 
 def _int(value: Any) -> int | None:
@@ -412,28 +396,23 @@ class Fetcher:
             return await call
 
     async def page(
-        self, template: str, path: str, number: int, size: int, params: Sequence[tuple[str, Any]] = ()
+        self, endpoint: str, number: int, size: int, params: Sequence[tuple[str, Any]] = (), **path_params: str | int
     ) -> Page:
         """One page of a list."""
-        body = await self.client._request(
-            "GET", template, path, idempotent=True, params=[*params, ("page", number), ("pageSize", size)]
-        )
-        items = _items(body)
-        meta: dict[str, Any] = {}
-        links: dict[str, Any] = {}
-        if isinstance(body, dict):
-            meta = body["meta"] if isinstance(body.get("meta"), dict) else {}
-            links = body["links"] if isinstance(body.get("links"), dict) else {}
-        last_page = _int(meta.get("last_page")) or number
-        return Page(items, max(last_page, 1), _int(meta.get("total")), bool(links.get("next")))
+        return await self.client.get_page(endpoint, page=number, page_size=size, params=params, **path_params)
 
     async def start_list(
-        self, template: str, path: str, *, page_size: int | None = None, params: Sequence[tuple[str, Any]] = ()
+        self,
+        endpoint: str,
+        *,
+        page_size: int | None = None,
+        params: Sequence[tuple[str, Any]] = (),
+        **path_params: str | int,
     ) -> ListFetch:
         """Fetch the first page of a list (what discovery does)."""
         size = page_size or self.page_size
-        first = await self.page(template, path, 1, size, params)
-        return ListFetch(template, path, size, first, tuple(params))
+        first = await self.page(endpoint, 1, size, params, **path_params)
+        return ListFetch(endpoint, path_params, size, first, tuple(params))
 
     async def finish_list(self, fetch: ListFetch) -> tuple[list[Payload], bool]:
         """Every item of a list: pages 2..last concurrently, then any page a ``next`` link still promises.
@@ -443,15 +422,15 @@ class Fetcher:
         """
         pages = await gather_all(
             [
-                self._gated(self.page(fetch.template, fetch.path, number, fetch.page_size, fetch.params))
+                self._gated(self.page(fetch.endpoint, number, fetch.page_size, fetch.params, **fetch.path_params))
                 for number in range(2, fetch.pages + 1)
             ]
         )
         ordered = [fetch.first, *pages]
         number = len(ordered)
-        while ordered[-1].has_next_link and ordered[-1].items and ordered[-1].last_page > number:
+        while ordered[-1].has_next and ordered[-1].items:
             number += 1
-            ordered.append(await self.page(fetch.template, fetch.path, number, fetch.page_size, fetch.params))
+            ordered.append(await self.page(fetch.endpoint, number, fetch.page_size, fetch.params, **fetch.path_params))
         totals = {page.total for page in ordered}
         items = [item for page in ordered for item in page.items]
         steady = len(totals) == 1 and (fetch.first.total is None or fetch.first.total == len(items))
@@ -521,23 +500,23 @@ async def discover(fetcher: Fetcher, tap: RequestTap, *, full: bool) -> Discover
         return tap.requests - tap.rate_limited - tap.server_errors - started
 
     if not full:
-        devices = await fetcher.start_list("/communication-device", "communication-device")
+        devices = await fetcher.start_list("/communication-device")
         return Discovery(None, [], True, False, False, None, devices, None, False, used())
-    me = await client._request("GET", "/account", "account", idempotent=True)
-    root = account_record(_d(me.get("data")) if isinstance(me, dict) else {})
+    me = await client.get_account()
+    root = account_record(me.model_dump())
     rank = _RANK.get((root.role or "").upper(), 1) if root is not None else 1
     accounts: list[AccountRecord] = []
     steady = True
     can_list = rank >= 2
     if can_list:
         try:
-            children = await fetcher.start_list("/account-children", "account-children")
+            children = await fetcher.start_list("/account-children")
             payloads, steady = await fetcher.finish_list(children)
             accounts = [record for record in map(account_record, payloads) if record is not None]
         except ForbiddenError:
             can_list = False
-    sites = await fetcher.start_list("/site", "site")
-    devices = await fetcher.start_list("/communication-device", "communication-device")
+    sites = await fetcher.start_list("/site")
+    devices = await fetcher.start_list("/communication-device")
     probe: SiteStatusRecord | None = None
     approved = False
     first_site = next((record for record in map(site_record, sites.first.items) if record is not None), None)
@@ -576,13 +555,13 @@ async def gather_all(calls: Sequence[Awaitable[_T]]) -> list[_T]:
 
 
 async def _subtree(fetcher: Fetcher, account_id: int, size: int) -> tuple[int, list[int]]:
-    fetch = await fetcher.start_list("/account-children/{id}", f"account-children/{account_id}", page_size=size)
+    fetch = await fetcher.start_list("/account-children/{id}", page_size=size, id=account_id)
     items, _ = await fetcher.finish_list(fetch)
     return account_id, [member for member in (_i(item.get("id")) for item in items) if member is not None]
 
 
 async def _viewed_site(fetcher: Fetcher, viewer_id: int) -> tuple[int, int | None]:
-    page = await fetcher.page("/account/{account}/devices", f"account/{viewer_id}/devices", 1, 1)
+    page = await fetcher.page("/account/{account}/devices", 1, 1, account=viewer_id)
     for item in page.items:
         records = device_records(item)
         if records is not None and records.dongle.site_upstream_id is not None:

@@ -80,7 +80,7 @@ async def test_a_list_whose_total_changes_while_paged_is_marked_unsteady() -> No
     async with UpstreamSession(target, RequestTap()) as session:
         fetcher = Fetcher(session, page_size=2, concurrency=2)
         items, steady = await fetcher.finish_list(
-            await fetcher.start_list("/communication-device", "communication-device")
+            await fetcher.start_list("/communication-device")
         )
 
     assert len(items) == 4
