@@ -103,7 +103,8 @@ def live_reader(request: Request[Any, Any, Any], principal: Principal, *,
                       namespace=resources.settings.redis.namespace)
 
 
-async def provide_live(request: Request[Any, Any, Any], principal: Principal) -> AsyncGenerator[LiveService, None]:
+async def provide_live(request: Request[Any, Any, Any],
+                       principal: NamedDependency[Principal]) -> AsyncGenerator[LiveService, None]:
     """The ``live`` dependency: the caller's live reads; the upstream client is closed when the handler is done."""
     reader = live_reader(request, principal)
     try:

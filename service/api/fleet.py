@@ -14,7 +14,7 @@ from typing import Annotated, Any, Generic, TypeVar
 
 from litestar import Controller, get
 from litestar.di import Provide
-from litestar.params import Parameter
+from litestar.params import FromQuery, Parameter
 from pydantic import BaseModel, ConfigDict, Field
 
 from service.api.auth import PrincipalDep, provide_principal, requires_role
@@ -281,8 +281,8 @@ class FleetController(Controller):
         offline_for_hours: Annotated[float | None, Parameter(le=1e6, description="Last online more than "
                                                              "this many hours ago (or never).")] = None,
         account_id: Upstream = None, site_id: Upstream = None, q: Search = None,
-        removed: Removed = None, include_removed: bool = False,
-        sort: InverterSort = InverterSort.SERIAL,
+        removed: Removed = None, include_removed: FromQuery[bool] = False,
+        sort: FromQuery[InverterSort] = InverterSort.SERIAL,
         direction: Direction = reads.SortDirection.ASC, limit: Limit = 50, cursor: Cursor = None,
     ) -> PageView[InverterView]:
         """Inverters matching every given filter, one page at a time."""
@@ -327,8 +327,8 @@ class FleetController(Controller):
         self, principal: PrincipalDep, db_session: DbSession, under_account_id: Upstream = None,
         depth: Annotated[int | None, Parameter(ge=-1, le=100, description="Depth in the hierarchy.")] = None,
         q: Search = None,
-        removed: Removed = None, include_removed: bool = False,
-        sort: AccountSort = AccountSort.USERNAME,
+        removed: Removed = None, include_removed: FromQuery[bool] = False,
+        sort: FromQuery[AccountSort] = AccountSort.USERNAME,
         direction: Direction = reads.SortDirection.ASC, limit: Limit = 50, cursor: Cursor = None,
     ) -> PageView[AccountView]:
         """Accounts of the hierarchy, one page at a time."""
@@ -352,8 +352,8 @@ class FleetController(Controller):
     async def list_sites(
         self, principal: PrincipalDep, db_session: DbSession, account_id: Upstream = None,
         site_status: Annotated[list[str] | None, Parameter(description="Site status is one of these.")] = None,
-        q: Search = None, removed: Removed = None, include_removed: bool = False,
-        sort: SiteSort = SiteSort.NAME,
+        q: Search = None, removed: Removed = None, include_removed: FromQuery[bool] = False,
+        sort: FromQuery[SiteSort] = SiteSort.NAME,
         direction: Direction = reads.SortDirection.ASC, limit: Limit = 50, cursor: Cursor = None,
     ) -> PageView[SiteView]:
         """Sites, one page at a time."""
@@ -375,7 +375,7 @@ class FleetController(Controller):
     @get("/dongles", responses=ERRORS)
     async def list_dongles(
         self, principal: PrincipalDep, db_session: DbSession, account_id: Upstream = None, site_id: Upstream = None,
-        q: Search = None, removed: Removed = None, include_removed: bool = False,
+        q: Search = None, removed: Removed = None, include_removed: FromQuery[bool] = False,
         direction: Direction = reads.SortDirection.ASC, limit: Limit = 50, cursor: Cursor = None,
     ) -> PageView[DongleView]:
         """Dongles, one page at a time."""

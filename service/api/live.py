@@ -16,7 +16,7 @@ from typing import Annotated, Any
 
 from litestar import Controller, get
 from litestar.di import NamedDependency, Provide
-from litestar.params import Parameter
+from litestar.params import FromQuery, Parameter
 
 from service.api.auth import PrincipalDep, provide_principal
 from service.api.dependencies import DbSession, provide_live
@@ -59,7 +59,7 @@ class LiveController(Controller):
 
     @get("/inverters/{serial:str}/live/events", responses=ERRORS)
     async def events(self, principal: PrincipalDep, db_session: DbSession, live: LiveDep, serial: SerialPath,
-                     start: datetime | None = None, end: datetime | None = None,
+                     start: FromQuery[datetime | None] = None, end: FromQuery[datetime | None] = None,
                      cleared: Annotated[bool | None, Parameter(description="Only cleared (true) or "
                                                                            "active (false) events.")] = None,
                      limit: Items = 100) -> Any:
@@ -77,7 +77,7 @@ class LiveController(Controller):
     @get("/inverters/{serial:str}/live/energy-flows", responses=ERRORS)
     async def energy_flows(
         self, principal: PrincipalDep, db_session: DbSession, live: LiveDep, serial: SerialPath,
-        start: date, end: date,
+        start: FromQuery[date], end: FromQuery[date],
         grouping: Annotated[int, Parameter(ge=0, le=4, description="0 half-hourly, 1 daily, 2 monthly, 3 yearly, "
                                                                    "4 total.")] = 1,
         types: Annotated[list[int] | None, Parameter(description="Flow types to include (repeat).")] = None,

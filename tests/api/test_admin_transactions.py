@@ -9,6 +9,7 @@ import pytest
 from litestar import Litestar, post
 from litestar.datastructures import State
 from litestar.di import Provide
+from litestar.params import FromPath
 from sqlalchemy import select
 
 from service.api.dependencies import DbSession, provide_db_session
@@ -20,14 +21,14 @@ from service.runtime import Resources
 pytestmark = pytest.mark.usefixtures("clean_db")
 
 
-@post("/ok/{slug:str}", sync_to_thread=False)
-async def write_ok(slug: str, db_session: DbSession) -> None:
+@post("/ok/{slug:str}")
+async def write_ok(slug: FromPath[str], db_session: DbSession) -> None:
     db_session.add(Tenant(slug=slug, name=slug))
     defer_job(db_session, "tests.noop", _job_id=f"job-{slug}")
 
 
-@post("/fail/{slug:str}", sync_to_thread=False)
-async def write_fail(slug: str, db_session: DbSession) -> None:
+@post("/fail/{slug:str}")
+async def write_fail(slug: FromPath[str], db_session: DbSession) -> None:
     db_session.add(Tenant(slug=slug, name=slug))
     defer_job(db_session, "tests.noop", _job_id=f"job-{slug}")
     await db_session.flush()
