@@ -14,6 +14,10 @@ from typing import Any, ClassVar
 import structlog
 from litestar import Controller, Request
 from litestar.background_tasks import BackgroundTask, BackgroundTasks
+from litestar.connection import ASGIConnection
+from litestar.di import NamedDependency
+from litestar.exceptions import WebSocketException
+from litestar.status_codes import WS_1008_POLICY_VIOLATION
 from strawberry.litestar import make_graphql_controller
 
 from service.api.auth import authenticate_connection
@@ -60,9 +64,13 @@ def after_response(context: Context) -> CloseLater:
 _NOBODY = Access(tenant_id=TenantId(uuid.UUID(int=0)), role=Role.VIEWER, restricted_account_id="-1")
 
 
-async def graphql_context(request: Request[Any, Any, Any], resources: Resources) -> Context:
+async def graphql_context(request: ASGIConnection[Any, Any, Any, Any],
+                          resources: NamedDependency[Resources]) -> Context:
     """The context of one GraphQL request (a Litestar dependency); authenticates every request that can run an
-    operation (401/429 problem+json as for REST)."""
+    operation (401/429 problem+json as for REST). A WebSocket (the controller's subscription endpoint) is refused
+    before anything is looked up: subscriptions are not offered."""
+    if not isinstance(request, Request):
+        raise WebSocketException(detail="GraphQL subscriptions are not offered", code=WS_1008_POLICY_VIOLATION)
     if request.method == "GET" and "query" not in request.query_params:
         return build_context(_NOBODY, resources.session_factory, request_id=request_id_of(request.scope))
     user = request.scope.get("user")
