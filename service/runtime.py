@@ -29,7 +29,9 @@ def queue_name(settings: Settings) -> str:
 def redis_client(url: str, settings: Settings) -> ArqRedis:
     """An arq-capable Redis client that connects on first use, with short connect timeouts."""
     pool = ConnectionPool.from_url(url, socket_connect_timeout=3, socket_timeout=10, health_check_interval=30)
-    return ArqRedis(connection_pool=pool, default_queue_name=queue_name(settings))
+    client = ArqRedis(connection_pool=pool, default_queue_name=queue_name(settings))
+    client.auto_close_connection_pool = True  # the pool is the client's own: aclose() disconnects its connections
+    return client
 
 
 @dataclass
