@@ -19,6 +19,7 @@ from service.api.errors import EXCEPTION_HANDLERS
 from service.api.fleet import FleetController
 from service.api.health import HealthController
 from service.api.live import LiveController
+from service.api.sync import SyncController
 from service.gql.http import graphql_controller
 from service.observability import RequestIdMiddleware
 from service.runtime import Resources
@@ -59,7 +60,7 @@ def create_app(settings: Settings | None = None, resources: Resources | None = N
 
     return Litestar(
         route_handlers=[HealthController, MetricsController, AccessController, FleetController, LiveController,
-                        graphql_controller()],
+                        SyncController, graphql_controller()],
         dependencies={
             "resources": Provide(provide_resources, sync_to_thread=False),
             "db_session": Provide(provide_db_session),

@@ -8,7 +8,6 @@ Lists answer ``{"items": [...], "next_cursor": ..., "total_count": N}``; pass ``
 from __future__ import annotations
 
 import enum
-import uuid
 from datetime import date, datetime
 from typing import Annotated, Any, Generic, TypeVar
 
@@ -17,13 +16,12 @@ from litestar.di import Provide
 from litestar.params import FromQuery, Parameter
 from pydantic import BaseModel, ConfigDict, Field
 
-from service.api.auth import PrincipalDep, provide_principal, requires_role
+from service.api.auth import PrincipalDep, provide_principal
 from service.api.dependencies import DbSession
 from service.api.openapi import problems
 from service.core.errors import NotFoundError
 from service.core.pagination import MAX_PAGE_SIZE, Page, page_size
 from service.db.models import mirror as m
-from service.db.models.api_key import Role
 from service.mirror import queries as reads
 from service.tenants.principal import Principal
 
@@ -186,22 +184,6 @@ class InverterChangeView(_Row):
     from_value: str | None
     to_value: str | None
     observed_at: datetime
-
-
-class SyncRunView(_Row):
-    """One sync run."""
-
-    id: uuid.UUID
-    kind: str
-    state: str
-    attempts: int
-    started_at: datetime
-    finished_at: datetime | None
-    requests_used: int
-    rows_inserted: int
-    rows_updated: int
-    rows_removed: int
-    error: str | None
 
 
 class PageView(BaseModel, Generic[T]):
@@ -404,15 +386,3 @@ class FleetController(Controller):
             by_firmware_arm=buckets(summary.by_firmware_arm), by_firmware_dsp=buckets(summary.by_firmware_dsp),
             by_battery_type=buckets(summary.by_battery_type),
             offline_for_more_than_hours={str(hours): count for hours, count in summary.offline.items()})
-
-    @get("/sync-runs", responses=ERRORS, guards=[requires_role(Role.OPERATOR)])
-    async def sync_runs(self, principal: PrincipalDep, db_session: DbSession, limit: Limit = 50,
-                        cursor: Cursor = None) -> PageView[SyncRunView]:
-        """The tenant's sync runs, newest first (operator role; empty for subtree keys)."""
-        page = await reads.FleetReader(db_session, scope_of(principal)).sync_runs(page_size(limit), cursor)
-        items = [SyncRunView(id=r.id, kind=r.kind.value, state=r.state.value, attempts=r.attempts,
-                             started_at=r.started_at, finished_at=r.finished_at, requests_used=r.requests_used,
-                             rows_inserted=r.rows_inserted, rows_updated=r.rows_updated, rows_removed=r.rows_removed,
-                             error=r.error) for r in page.items]
-        return PageView[SyncRunView](items=items, next_cursor=page.end_cursor if page.has_next_page else None,
-                                     total_count=page.total_count)

@@ -14,7 +14,7 @@ import httpx
 from redis.asyncio import Redis
 from sqlalchemy.ext.asyncio import AsyncSession
 
-from service.core.errors import NotFoundError
+from service.core.errors import ConflictError, NotFoundError, PermissionDeniedError
 from service.core.tenancy import TenantId, tenant_id_from
 from service.db.models.credential import CredentialHealth, CredentialKind, UpstreamCredential
 from service.db.models.mirror import SyncKind, SyncRun, SyncSchedule
@@ -29,8 +29,9 @@ from service.mirror.repository import (
 from service.mirror.upstream import UpstreamTarget
 from service.settings import Settings
 from service.tenants.crypto import load_key_ring
+from service.tenants.principal import Principal
 from service.tenants.repository import CredentialRepository
-from service.tenants.service import open_token
+from service.tenants.service import AuditService, open_token
 
 SYNC_JOB = "mirror.sync"
 SCHEDULE_JOB = "mirror.schedule"
@@ -83,6 +84,27 @@ class MirrorService:
     async def status(self, *, runs: int = 10) -> MirrorStatus:
         """Counts, latest runs and schedule."""
         return MirrorStatus(await self.rows.counts(), await self.runs.latest(limit=runs), await self.runs.schedule())
+
+    async def ask_for_sync(self, principal: Principal, kind: SyncKind) -> str:
+        """Ask for a sync on behalf of ``principal`` once the caller commits (audited).
+
+        A sync of the same kind already queued or running is joined, not repeated.
+
+        Raises:
+            PermissionDeniedError: The principal's key is restricted to a subtree (a sync is tenant-wide).
+            ConflictError: The tenant has no GivEnergy credential to sync with.
+
+        Returns:
+            The job id (the same for every request joining one sync).
+        """
+        if principal.restricted_account_id is not None:
+            raise PermissionDeniedError("a key restricted to an account subtree cannot sync the whole tenant")
+        if not await CredentialRepository(self.session, self.tenant_id).list():
+            raise ConflictError("the tenant has no GivEnergy credential: add one before syncing")
+        job_id = request_sync(self.session, self.tenant_id, kind)
+        await AuditService(self.session).record(principal, "mirror.sync.request", target_type="tenant",
+                                                target_id=str(self.tenant_id), details={"kind": kind.value})
+        return job_id
 
     async def set_schedule(
         self,

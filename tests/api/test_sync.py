@@ -1,0 +1,69 @@
+"""Operators ask for syncs over REST: queued after commit, joined when one is pending, audited, refused clearly."""
+
+from __future__ import annotations
+
+from collections.abc import AsyncIterator
+
+import httpx
+import pytest
+from sqlalchemy import select
+
+from service.db.models.api_key import Role
+from service.db.models.audit import AuditEvent
+from service.runtime import Resources
+from service.tenants.crypto import load_key_ring
+from service.tenants.principal import Principal
+from service.tenants.service import CredentialService
+from tests.conftest import http_client
+from tests.tenants.factories import TenantWithKey, committed_key, committed_tenant
+
+pytestmark = pytest.mark.usefixtures("clean_db")
+
+
+@pytest.fixture
+async def client(app: object) -> AsyncIterator[httpx.AsyncClient]:
+    async with http_client(app) as client:  # type: ignore[arg-type]
+        yield client
+
+
+async def _with_credential(resources: Resources, tenant: TenantWithKey) -> None:
+    async with resources.session_factory() as session, session.begin():
+        service = CredentialService(session, Principal.cli(tenant.tenant_id), load_key_ring(resources.settings))
+        await service.add("a-givenergy-token", label="main")
+
+
+async def test_operator_request_is_queued_once_and_audited(client: httpx.AsyncClient, resources: Resources) -> None:
+    tenant = await committed_tenant(resources, Role.OPERATOR)
+    await _with_credential(resources, tenant)
+
+    first = await client.post("/api/v1/sync-runs", json={"kind": "full"}, headers=tenant.headers)
+    second = await client.post("/api/v1/sync-runs", json={"kind": "full"}, headers=tenant.headers)
+
+    assert first.status_code == 202
+    assert second.json()["job_id"] == first.json()["job_id"], "a pending sync is joined"
+    queued = await resources.redis.zrange(resources.redis.default_queue_name, 0, -1)
+    assert [job.decode() for job in queued].count(first.json()["job_id"]) == 1
+    async with resources.session_factory() as session:
+        actions = (await session.execute(
+            select(AuditEvent.action).where(AuditEvent.tenant_id == tenant.tenant_id))).scalars().all()
+    assert actions.count("mirror.sync.request") == 2
+    await resources.redis.delete(resources.redis.default_queue_name, f"arq:job:{first.json()['job_id']}")
+
+
+async def test_refusals_are_clear(client: httpx.AsyncClient, resources: Resources) -> None:
+    tenant = await committed_tenant(resources, Role.OPERATOR)
+    no_credential = await client.post("/api/v1/sync-runs", json={}, headers=tenant.headers)
+    assert no_credential.status_code == 409
+    assert "no GivEnergy credential" in no_credential.json()["detail"]
+
+    await _with_credential(resources, tenant)
+    viewer = await committed_key(resources, tenant.tenant_id, Role.VIEWER)
+    assert (await client.post("/api/v1/sync-runs", json={}, headers={"Authorization": f"Bearer {viewer}"})
+            ).status_code == 403
+    restricted = await committed_key(resources, tenant.tenant_id, Role.OPERATOR, restricted_account_id="42")
+    response = await client.post("/api/v1/sync-runs", json={}, headers={"Authorization": f"Bearer {restricted}"})
+    assert response.status_code == 403
+    assert "subtree" in response.json()["detail"]
+    bad_kind = await client.post("/api/v1/sync-runs", json={"kind": "everything"}, headers=tenant.headers)
+    assert bad_kind.status_code == 400
+    assert await resources.redis.zcard(resources.redis.default_queue_name) == 0
