@@ -7,7 +7,6 @@ Lists answer ``{"items": [...], "next_cursor": ..., "total_count": N}``; pass ``
 
 from __future__ import annotations
 
-import enum
 from datetime import date, datetime
 from typing import Annotated, Any, Generic, TypeVar
 
@@ -26,32 +25,6 @@ from service.mirror import queries as reads
 from service.tenants.principal import Principal
 
 T = TypeVar("T")
-
-
-class InverterSort(enum.StrEnum):
-    """Orderings of inverters."""
-
-    SERIAL = "serial"
-    STATUS = "status"
-    MODEL = "model"
-    LAST_ONLINE = "last_online"
-    FIRMWARE_ARM = "firmware_arm"
-    FIRST_SEEN = "first_seen"
-
-
-class AccountSort(enum.StrEnum):
-    """Orderings of accounts."""
-
-    USERNAME = "username"
-    DEPTH = "depth"
-    FIRST_SEEN = "first_seen"
-
-
-class SiteSort(enum.StrEnum):
-    """Orderings of sites."""
-
-    NAME = "name"
-    UPSTREAM_ID = "upstream_id"
 
 
 ERRORS = problems(400, 401, 403, 404, 422, 429)
@@ -264,7 +237,7 @@ class FleetController(Controller):
                                                              "this many hours ago (or never).")] = None,
         account_id: Upstream = None, site_id: Upstream = None, q: Search = None,
         removed: Removed = None, include_removed: FromQuery[bool] = False,
-        sort: FromQuery[InverterSort] = InverterSort.SERIAL,
+        sort: FromQuery[reads.InverterSort] = reads.InverterSort.SERIAL,
         direction: Direction = reads.SortDirection.ASC, limit: Limit = 50, cursor: Cursor = None,
     ) -> PageView[InverterView]:
         """Inverters matching every given filter, one page at a time."""
@@ -310,7 +283,7 @@ class FleetController(Controller):
         depth: Annotated[int | None, Parameter(ge=-1, le=100, description="Depth in the hierarchy.")] = None,
         q: Search = None,
         removed: Removed = None, include_removed: FromQuery[bool] = False,
-        sort: FromQuery[AccountSort] = AccountSort.USERNAME,
+        sort: FromQuery[reads.AccountSort] = reads.AccountSort.USERNAME,
         direction: Direction = reads.SortDirection.ASC, limit: Limit = 50, cursor: Cursor = None,
     ) -> PageView[AccountView]:
         """Accounts of the hierarchy, one page at a time."""
@@ -335,7 +308,7 @@ class FleetController(Controller):
         self, principal: PrincipalDep, db_session: DbSession, account_id: Upstream = None,
         site_status: Annotated[list[str] | None, Parameter(description="Site status is one of these.")] = None,
         q: Search = None, removed: Removed = None, include_removed: FromQuery[bool] = False,
-        sort: FromQuery[SiteSort] = SiteSort.NAME,
+        sort: FromQuery[reads.SiteSort] = reads.SiteSort.NAME,
         direction: Direction = reads.SortDirection.ASC, limit: Limit = 50, cursor: Cursor = None,
     ) -> PageView[SiteView]:
         """Sites, one page at a time."""

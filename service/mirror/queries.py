@@ -116,6 +116,32 @@ class SortDirection(enum.Enum):
     DESC = "desc"
 
 
+class InverterSort(enum.StrEnum):
+    """Orderings of inverters."""
+
+    SERIAL = "serial"
+    STATUS = "status"
+    MODEL = "model"
+    LAST_ONLINE = "last_online"
+    FIRMWARE_ARM = "firmware_arm"
+    FIRST_SEEN = "first_seen"
+
+
+class AccountSort(enum.StrEnum):
+    """Orderings of accounts."""
+
+    USERNAME = "username"
+    DEPTH = "depth"
+    FIRST_SEEN = "first_seen"
+
+
+class SiteSort(enum.StrEnum):
+    """Orderings of sites."""
+
+    NAME = "name"
+    UPSTREAM_ID = "upstream_id"
+
+
 @dataclass(frozen=True)
 class SortKey:
     """A named ordering: the expression (null-free, so keyset comparison works) and how to parse a cursor value."""
@@ -160,21 +186,21 @@ def _coalesce_time(column: InstrumentedAttribute[Any]) -> Callable[[], ColumnEle
 
 
 INVERTER_SORTS: dict[str, SortKey] = {
-    "serial": SortKey("serial", lambda: Inverter.serial, _text),
-    "status": SortKey("status", _coalesce_text(Inverter.status), _text),
-    "model": SortKey("model", _coalesce_text(Inverter.model), _text),
-    "last_online": SortKey("last_online", _coalesce_time(Inverter.last_online), _datetime),
-    "firmware_arm": SortKey("firmware_arm", lambda: _numeric(Inverter.firmware_arm), _int),
-    "first_seen": SortKey("first_seen", lambda: Inverter.first_seen_at, _datetime),
+    InverterSort.SERIAL: SortKey("serial", lambda: Inverter.serial, _text),
+    InverterSort.STATUS: SortKey("status", _coalesce_text(Inverter.status), _text),
+    InverterSort.MODEL: SortKey("model", _coalesce_text(Inverter.model), _text),
+    InverterSort.LAST_ONLINE: SortKey("last_online", _coalesce_time(Inverter.last_online), _datetime),
+    InverterSort.FIRMWARE_ARM: SortKey("firmware_arm", lambda: _numeric(Inverter.firmware_arm), _int),
+    InverterSort.FIRST_SEEN: SortKey("first_seen", lambda: Inverter.first_seen_at, _datetime),
 }
 ACCOUNT_SORTS: dict[str, SortKey] = {
-    "username": SortKey("username", lambda: FleetAccount.username, _text),
-    "depth": SortKey("depth", lambda: FleetAccount.depth, _int),
-    "first_seen": SortKey("first_seen", lambda: FleetAccount.first_seen_at, _datetime),
+    AccountSort.USERNAME: SortKey("username", lambda: FleetAccount.username, _text),
+    AccountSort.DEPTH: SortKey("depth", lambda: FleetAccount.depth, _int),
+    AccountSort.FIRST_SEEN: SortKey("first_seen", lambda: FleetAccount.first_seen_at, _datetime),
 }
 SITE_SORTS: dict[str, SortKey] = {
-    "name": SortKey("name", _coalesce_text(Site.name), _text),
-    "upstream_id": SortKey("upstream_id", lambda: Site.upstream_id, _int),
+    SiteSort.NAME: SortKey("name", _coalesce_text(Site.name), _text),
+    SiteSort.UPSTREAM_ID: SortKey("upstream_id", lambda: Site.upstream_id, _int),
 }
 DONGLE_SORTS: dict[str, SortKey] = {"serial": SortKey("serial", lambda: Dongle.serial, _text)}
 SYNC_RUN_SORTS: dict[str, SortKey] = {"started_at": SortKey("started_at", lambda: SyncRun.started_at, _datetime)}

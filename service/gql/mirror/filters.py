@@ -2,43 +2,16 @@
 
 from __future__ import annotations
 
-import enum
-
 import strawberry
 
 from service.mirror import queries as q
+from service.mirror.queries import AccountSort, InverterSort, SiteSort, SortDirection
 
-
-@strawberry.enum(description="Sort direction.")
-class SortDirection(enum.Enum):
-    ASC = "asc"
-    DESC = "desc"
-
-    def to_query(self) -> q.SortDirection:
-        return q.SortDirection(self.value)
-
-
-@strawberry.enum(description="Orderings of inverters.")
-class InverterSort(enum.Enum):
-    SERIAL = "serial"
-    STATUS = "status"
-    MODEL = "model"
-    LAST_ONLINE = "last_online"
-    FIRMWARE_ARM = "firmware_arm"
-    FIRST_SEEN = "first_seen"
-
-
-@strawberry.enum(description="Orderings of accounts.")
-class AccountSort(enum.Enum):
-    USERNAME = "username"
-    DEPTH = "depth"
-    FIRST_SEEN = "first_seen"
-
-
-@strawberry.enum(description="Orderings of sites.")
-class SiteSort(enum.Enum):
-    NAME = "name"
-    UPSTREAM_ID = "upstream_id"
+# The read side's orderings, registered with strawberry in place (GraphQL enum values are the member names).
+strawberry.enum(SortDirection, description="Sort direction.")
+strawberry.enum(InverterSort, description="Orderings of inverters.")
+strawberry.enum(AccountSort, description="Orderings of accounts.")
+strawberry.enum(SiteSort, description="Orderings of sites.")
 
 
 @strawberry.input(description="Inverter criteria; every one given must hold.")

@@ -14,16 +14,7 @@ from service.core.pagination import page_size
 from service.db.models import mirror as m
 from service.db.models.api_key import Role
 from service.gql.context import Info
-from service.gql.mirror.filters import (
-    AccountFilter,
-    AccountSort,
-    DongleFilter,
-    InverterFilter,
-    InverterSort,
-    SiteFilter,
-    SiteSort,
-    SortDirection,
-)
+from service.gql.mirror.filters import AccountFilter, DongleFilter, InverterFilter, SiteFilter
 from service.gql.mirror.summary import FleetSummary
 from service.gql.mirror.types import (
     Account,
@@ -37,7 +28,7 @@ from service.gql.mirror.types import (
 )
 from service.gql.types.common import Node, from_global_id
 from service.gql.types.connection import Connection
-from service.mirror.queries import MODELS
+from service.mirror.queries import MODELS, AccountSort, InverterSort, SiteSort, SortDirection
 
 _CONVERTERS: dict[str, Callable[[Any], Node]] = {
     "Account": Account.from_row, "Site": Site.from_row, "Dongle": Dongle.from_row, "Inverter": Inverter.from_row,
@@ -94,7 +85,7 @@ class MirrorQuery:
     ) -> Connection[Inverter]:
         criteria = (filter or InverterFilter()).to_query()
         async with info.context.reader() as reader:
-            page = await reader.inverters(criteria, sort.value, direction.to_query(), page_size(first), after)
+            page = await reader.inverters(criteria, sort.value, direction, page_size(first), after)
         return Connection[Inverter].of(page, Inverter.from_row, after=after)
 
     @strawberry.field(description="Accounts of the hierarchy, one page at a time.")
@@ -105,7 +96,7 @@ class MirrorQuery:
     ) -> Connection[Account]:
         criteria = (filter or AccountFilter()).to_query()
         async with info.context.reader() as reader:
-            page = await reader.accounts(criteria, sort.value, direction.to_query(), page_size(first), after)
+            page = await reader.accounts(criteria, sort.value, direction, page_size(first), after)
         return Connection[Account].of(page, Account.from_row, after=after)
 
     @strawberry.field(description="Sites, one page at a time.")
@@ -116,7 +107,7 @@ class MirrorQuery:
     ) -> Connection[Site]:
         criteria = (filter or SiteFilter()).to_query()
         async with info.context.reader() as reader:
-            page = await reader.sites(criteria, sort.value, direction.to_query(), page_size(first), after)
+            page = await reader.sites(criteria, sort.value, direction, page_size(first), after)
         return Connection[Site].of(page, Site.from_row, after=after)
 
     @strawberry.field(description="Dongles, one page at a time.")
@@ -126,7 +117,7 @@ class MirrorQuery:
     ) -> Connection[Dongle]:
         criteria = (filter or DongleFilter()).to_query()
         async with info.context.reader() as reader:
-            page = await reader.dongles(criteria, "serial", direction.to_query(), page_size(first), after)
+            page = await reader.dongles(criteria, "serial", direction, page_size(first), after)
         return Connection[Dongle].of(page, Dongle.from_row, after=after)
 
     @strawberry.field(description="The tenant's sync runs, newest first (operator role; not for subtree keys).")
