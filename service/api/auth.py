@@ -73,8 +73,10 @@ class FailedAttemptThrottle:
         """Count one failure (the window starts at the first)."""
         key = self._key(client)
         async with self._redis.pipeline(transaction=True) as pipe:
+            # SET NX opens the window once; INCR keeps the expiry. (EXPIRE ... NX needs Redis 7; the embedded
+            # Redis is 6.2.)
+            pipe.set(key, 0, ex=self._window, nx=True)
             pipe.incr(key)
-            pipe.expire(key, self._window, nx=True)
             await pipe.execute()
 
 
