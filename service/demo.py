@@ -68,11 +68,13 @@ async def prepare_demo_tenant(resources: Resources, demo: DemoSimulator, announc
         if tenant is None:  # created above; absent only if someone deleted it meanwhile
             return
         tenant_id = tenant_id_from(tenant.id)
-        schedule = await MirrorService(session, tenant_id).set_schedule()
+        intervals = resources.settings.sync
+        full = timedelta(seconds=intervals.full_interval_seconds)
+        refresh = timedelta(seconds=intervals.refresh_interval_seconds)
+        schedule = await MirrorService(session, tenant_id).set_schedule(full_interval=full, refresh_interval=refresh)
         request_sync(session, tenant_id, SyncKind.FULL)
         now = utcnow()
-        schedule.next_full_at = now + timedelta(seconds=schedule.full_interval_seconds)
-        schedule.next_refresh_at = now + timedelta(seconds=schedule.refresh_interval_seconds)
+        schedule.next_full_at, schedule.next_refresh_at = now + full, now + refresh
     announce(f"Simulated GivEnergy Cloud: {demo.base_url} ({resources.settings.simulator.fleet_size} inverters); "
              f"demo tenant '{DEMO_SLUG}' is syncing.")
     if admin_key is not None:

@@ -15,7 +15,7 @@ from service.db.models.mirror import SyncKind, SyncSchedule
 from service.launcher import QuietServer, start_server
 from service.mirror.service import sync_job_id
 from service.runtime import Resources
-from service.settings import SimulatorSettings
+from service.settings import SimulatorSettings, SyncSettings
 from service.tenants import CredentialService, Principal, TenantService, load_key_ring
 
 
@@ -29,7 +29,8 @@ def _free_port() -> int:
 @pytest.fixture
 def demo_resources(resources: Resources) -> Resources:
     settings = resources.settings.model_copy(
-        update={"simulator": SimulatorSettings(fleet_size=12, seed=3, port=_free_port())}
+        update={"simulator": SimulatorSettings(fleet_size=12, seed=3, port=_free_port()),
+                "sync": SyncSettings(full_interval_seconds=7200, refresh_interval_seconds=600)}
     )
     return Resources(settings, resources.engine, resources.session_factory, resources.redis)
 
@@ -57,6 +58,7 @@ async def test_demo_tenant_is_created_once_with_a_key_and_a_first_sync(
         schedule = (await session.execute(select(SyncSchedule))).scalar_one()
     assert credential.base_url == simulator.base_url
     assert schedule.tenant_id == tenant.id
+    assert schedule.full_interval_seconds == demo_resources.settings.sync.full_interval_seconds
     assert schedule.next_full_at is not None
     job_id = sync_job_id(tenant_id_from(tenant.id), SyncKind.FULL)
     assert await demo_resources.redis.exists(f"arq:job:{job_id}") == 1

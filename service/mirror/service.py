@@ -35,8 +35,6 @@ from service.tenants.service import AuditService, open_token
 
 SYNC_JOB = "mirror.sync"
 SCHEDULE_JOB = "mirror.schedule"
-DEFAULT_FULL_INTERVAL = timedelta(hours=24)
-DEFAULT_REFRESH_INTERVAL = timedelta(minutes=15)
 
 _UNUSABLE = {CredentialHealth.UNAUTHORISED, CredentialHealth.NO_SUBSCRIPTION, CredentialHealth.FORBIDDEN}
 
@@ -109,8 +107,8 @@ class MirrorService:
     async def set_schedule(
         self,
         *,
-        full_interval: timedelta = DEFAULT_FULL_INTERVAL,
-        refresh_interval: timedelta = DEFAULT_REFRESH_INTERVAL,
+        full_interval: timedelta,
+        refresh_interval: timedelta,
         enabled: bool = True,
     ) -> SyncSchedule:
         """Create or change the tenant's sync schedule."""
@@ -124,23 +122,18 @@ class MirrorService:
         return schedule
 
 
-async def enqueue_due(session: AsyncSession, now: datetime, settings: Settings | None = None) -> list[str]:
+async def enqueue_due(session: AsyncSession, now: datetime, settings: Settings) -> list[str]:
     """Ask for every due sync (a due full sync stands in for a due refresh) and move the schedules on.
 
-    A tenant with an API token and no schedule gets the default one first (``settings.sync`` intervals; without
-    settings: full daily, refresh every 15 minutes).
+    A tenant with an API token and no schedule gets the default one first (``settings.sync`` intervals).
 
     Returns:
         The job ids asked for.
     """
     await schedule_unscheduled_tenants(
         session,
-        full_interval_seconds=settings.sync.full_interval_seconds
-        if settings
-        else int(DEFAULT_FULL_INTERVAL.total_seconds()),
-        refresh_interval_seconds=settings.sync.refresh_interval_seconds
-        if settings
-        else int(DEFAULT_REFRESH_INTERVAL.total_seconds()),
+        full_interval_seconds=settings.sync.full_interval_seconds,
+        refresh_interval_seconds=settings.sync.refresh_interval_seconds,
     )
     await session.flush()
     asked: list[str] = []

@@ -120,11 +120,11 @@ async def test_schedules_ask_for_due_syncs_once(resources: Resources, tenant_id:
         )
 
     async with unit_of_work(resources.session_factory, resources.redis) as session:
-        first = await enqueue_due(session, now)
+        first = await enqueue_due(session, now, resources.settings)
     async with unit_of_work(resources.session_factory, resources.redis) as session:
-        soon = await enqueue_due(session, now + timedelta(minutes=1))
+        soon = await enqueue_due(session, now + timedelta(minutes=1), resources.settings)
     async with unit_of_work(resources.session_factory, resources.redis) as session:
-        later = await enqueue_due(session, now + timedelta(minutes=16))
+        later = await enqueue_due(session, now + timedelta(minutes=16), resources.settings)
         schedule = (await session.execute(select(SyncSchedule))).scalar_one()
 
     assert first == [sync_job_id(tenant_id, SyncKind.FULL)]
@@ -144,7 +144,7 @@ async def test_a_tenant_with_a_credential_and_no_schedule_is_scheduled_by_the_cr
     now = utcnow()
 
     async with unit_of_work(resources.session_factory, resources.redis) as session:
-        asked = await enqueue_due(session, now)
+        asked = await enqueue_due(session, now, resources.settings)
         schedule = (await session.execute(select(SyncSchedule))).scalar_one()
 
     assert asked == [sync_job_id(tenant_id, SyncKind.FULL)]
