@@ -51,3 +51,15 @@ class Principal:
             raise PermissionDeniedError(
                 f"this action needs the {role.value} role; the key in use has the {self.role.value} role"
             )
+
+    def require_whole_tenant(self) -> None:
+        """Raise if this principal is restricted to an account subtree.
+
+        Tenant-wide actions (managing keys and credentials, reading the audit log, syncing) are not for a key
+        that sees only part of the tenant: it could otherwise mint itself an unrestricted key.
+
+        Raises:
+            PermissionDeniedError: The key is restricted to a subtree (a 403 at the edges).
+        """
+        if self.restricted_account_id is not None:
+            raise PermissionDeniedError("a key restricted to an account subtree cannot act on the whole tenant")

@@ -94,7 +94,8 @@ class AuditService:
 
     async def list(self, principal: Principal, *, limit: int = 100, action: str | None = None
                    ) -> Sequence[AuditEvent]:
-        """The principal's tenant's newest events."""
+        """The principal's tenant's newest events (whole-tenant keys only)."""
+        principal.require_whole_tenant()
         return await AuditRepository(self._session, principal.tenant_id).list(limit=limit, action=action)
 
 
@@ -202,6 +203,7 @@ class CredentialService:
     def __init__(self, session: AsyncSession, principal: Principal, key_ring: KeyRing,
                  client_factory: ClientFactory | None = None, *, default_requests_per_minute: int = 300,
                  portal_factory: PortalFactory | None = None) -> None:
+        principal.require_whole_tenant()
         self._session = session
         self._portal_factory = portal_factory
         self._default_requests_per_minute = default_requests_per_minute
@@ -362,6 +364,7 @@ class ApiKeyService:
     """A tenant's API keys (admin)."""
 
     def __init__(self, session: AsyncSession, principal: Principal) -> None:
+        principal.require_whole_tenant()
         self._session = session
         self._principal = principal
         self._keys = ApiKeyRepository(session, principal.tenant_id)

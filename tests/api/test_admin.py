@@ -105,6 +105,25 @@ async def test_each_role_is_enforced_on_each_endpoint(client: httpx.AsyncClient,
         assert no_key.status_code == 401, (method, path)
 
 
+async def test_a_subtree_key_cannot_act_on_the_whole_tenant(client: httpx.AsyncClient, resources: Resources
+                                                              ) -> None:
+    """Even with the admin role, a key restricted to an account subtree cannot manage keys or credentials
+    (it could mint itself an unrestricted key) nor read the tenant's credentials or audit log."""
+    owner = await committed_tenant(resources, Role.ADMIN)
+    restricted = await committed_key(resources, owner.tenant_id, Role.ADMIN, restricted_account_id="42")
+    caller = {"Authorization": f"Bearer {restricted}"}
+    credential_id = await seeded_credential(resources, owner)
+    for _, method, path, body in endpoints(credential_id, owner.key_id):
+        response = await client.request(method, path, json=body, headers=caller)
+        if path in {"/api/v1/me", "/api/v1/tenant"}:
+            assert response.status_code == 200, (method, path)
+        else:
+            assert response.status_code == 403, (method, path, response.text)
+            assert "subtree" in response.json()["detail"]
+    keys = await client.get("/api/v1/api-keys", headers=owner.headers)
+    assert len(keys.json()) == 2, "no key was created"
+
+
 async def test_admin_manages_keys_and_every_write_is_audited(client: httpx.AsyncClient, resources: Resources
                                                              ) -> None:
     admin = await committed_tenant(resources)
