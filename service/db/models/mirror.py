@@ -131,6 +131,8 @@ class Dongle(Mirrored, Base):
             ["mirror_sites.tenant_id", "mirror_sites.upstream_id"],
             name="fk_mirror_dongles_site",
         ),
+        Index("ix_mirror_dongles_tenant_id_account_upstream_id", "tenant_id", "account_upstream_id"),
+        Index("ix_mirror_dongles_tenant_id_site_upstream_id", "tenant_id", "site_upstream_id"),
     )
 
     serial: Mapped[str] = mapped_column(String(64))
@@ -163,6 +165,7 @@ class Inverter(Mirrored, Base):
             ["mirror_sites.tenant_id", "mirror_sites.upstream_id"],
             name="fk_mirror_inverters_site",
         ),
+        Index("ix_mirror_inverters_tenant_id_dongle_serial", "tenant_id", "dongle_serial"),
         Index("ix_mirror_inverters_tenant_id_status", "tenant_id", "status"),
         Index("ix_mirror_inverters_tenant_id_account_upstream_id", "tenant_id", "account_upstream_id"),
         Index("ix_mirror_inverters_tenant_id_site_upstream_id", "tenant_id", "site_upstream_id"),
