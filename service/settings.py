@@ -75,7 +75,8 @@ class SecuritySettings(BaseModel):
         default=300, ge=1, description="Window of the failed-attempt count (and the longest 429 Retry-After)."
     )
     trust_forwarded_for: bool = Field(
-        default=False, description="Take the client address from X-Forwarded-For (only behind a trusted proxy)."
+        default=False,
+        description="Take the client address from the last X-Forwarded-For entry (the one a trusted proxy appends).",
     )
 
 

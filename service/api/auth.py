@@ -81,11 +81,12 @@ class FailedAttemptThrottle:
 
 
 def client_address(connection: ASGIConnection[Any, Any, Any, Any], settings: Settings) -> str:
-    """The caller's address (the first ``X-Forwarded-For`` entry when the proxy is trusted)."""
+    """The caller's address: behind a trusted proxy, the ``X-Forwarded-For`` entry that proxy appended (the last;
+    the earlier ones are whatever the client sent, so they could dodge the failure limit or forge the audit log)."""
     if settings.security.trust_forwarded_for:
-        forwarded = connection.headers.get("x-forwarded-for", "").split(",")[0].strip()
-        if forwarded:
-            return forwarded[:64]
+        entries = [entry.strip() for entry in connection.headers.get("x-forwarded-for", "").split(",")]
+        if entries[-1]:
+            return entries[-1][:64]
     return connection.client.host if connection.client else "unknown"
 
 
@@ -144,7 +145,7 @@ class ApiKeyAuthenticationMiddleware(AbstractAuthenticationMiddleware):
             if not isinstance(user, Principal):
                 await inner(scope, receive, send)
                 return
-            with structlog.contextvars.bound_contextvars(tenant_id=str(user.tenant_id), api_key=user.actor):
+            with structlog.contextvars.bound_contextvars(tenant_id=str(user.tenant_id), actor=user.actor):
                 await inner(scope, receive, send)
 
         self.app = with_log_context

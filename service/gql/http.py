@@ -76,7 +76,7 @@ async def graphql_context(request: ASGIConnection[Any, Any, Any, Any],
     user = request.scope.get("user")
     principal = user if isinstance(user, Principal) else await authenticate_connection(request)
     # As the API-key middleware does for REST (each request runs in a task of its own, so this does not leak).
-    structlog.contextvars.bind_contextvars(tenant_id=str(principal.tenant_id), api_key=principal.actor)
+    structlog.contextvars.bind_contextvars(tenant_id=str(principal.tenant_id), actor=principal.actor)
     context = build_context(access_of(principal), resources.session_factory,
                             request_id=request_id_of(request.scope))
     context.live = LiveService(principal, live_reader(request, principal, close_later=after_response(context)))

@@ -5,15 +5,17 @@ from __future__ import annotations
 from collections.abc import AsyncIterator
 from dataclasses import replace
 from datetime import UTC, datetime, timedelta
+from typing import Any
 
 import httpx
 import pytest
-from litestar import Litestar
+from litestar import Litestar, Request
 from sqlalchemy import update
 
+from service.api.auth import client_address
 from service.db.models.api_key import ApiKey, Role
 from service.runtime import Resources
-from service.settings import SecuritySettings
+from service.settings import SecuritySettings, Settings
 from tests.conftest import running
 from tests.tenants.factories import clear_auth_failures, committed_key, committed_tenant
 
@@ -137,3 +139,16 @@ async def test_repeated_failures_are_answered_429_per_client(app: Litestar, reso
             assert blocked.headers["content-type"].startswith("application/problem+json")
             assert "too many failed" in blocked.json()["detail"]
             assert (await bystander.get("/api/v1/me", headers=tenant.headers)).status_code == 200
+
+
+def test_behind_a_trusted_proxy_the_address_is_the_one_the_proxy_appended(test_settings: Settings) -> None:
+    def address(forwarded: str | None, *, trusted: bool) -> str:
+        headers = [(b"x-forwarded-for", forwarded.encode())] if forwarded is not None else []
+        scope: Any = {"type": "http", "method": "GET", "path": "/", "headers": headers, "client": ("10.0.0.9", 1)}
+        settings = test_settings.model_copy(update={"security": SecuritySettings(trust_forwarded_for=trusted)})
+        return client_address(Request(scope), settings)
+
+    assert address("6.6.6.6, 203.0.113.7", trusted=True) == "203.0.113.7", "a client-written entry is ignored"
+    assert address("203.0.113.7", trusted=True) == "203.0.113.7"
+    assert address(None, trusted=True) == "10.0.0.9"
+    assert address("6.6.6.6", trusted=False) == "10.0.0.9"
