@@ -19,7 +19,6 @@ import asyncio
 import contextlib
 import enum
 import itertools
-import math
 import os
 import random
 import time
@@ -129,7 +128,11 @@ for i = 1, 5 do redis.call('ZREMRANGEBYSCORE', KEYS[i], '-inf', cutoff) end
 local paused = tonumber(redis.call('HGET', KEYS[10], 'paused_until') or '0')
 """
 
-# ARGV: limit, window_ms, lane, member, waiter_ttl_ms, reserve0..reserve3, claim_grace_ms
+# Lane reserves travel as parts per million of the window (ints) and become slots inside the scripts, from
+# the effective limit: the one learned from the server's headers when there is one, not the configured one.
+_RESERVE_SCALE: Final = 1_000_000
+
+# ARGV: limit, window_ms, lane, member, waiter_ttl_ms, reserve0..reserve3 (ppm), claim_grace_ms
 _ACQUIRE = (
     _PRELUDE
     + """
@@ -149,7 +152,9 @@ for j = 0, lane - 1 do
   local higher = KEYS[6 + j]
   redis.call('ZREMRANGEBYSCORE', higher, '-inf', now)
   if redis.call('ZCARD', higher) > 0 then
-    local reserve = tonumber(ARGV[6 + j])
+    local reserve = math.floor(limit * tonumber(ARGV[6 + j]) / """
+    + str(_RESERVE_SCALE)
+    + """)
     local used = redis.call('ZCARD', KEYS[2 + j])
     if reserve > used then held = held + reserve - used end
   end
@@ -235,14 +240,16 @@ return pause_until - now
 """
 )
 
-# ARGV: limit, window_ms, lane, horizon_ms, reserve0..reserve3
+# ARGV: limit, window_ms, lane, horizon_ms, reserve0..reserve3 (ppm)
 _CAPACITY = (
     _PRELUDE
     + """
 local lane = tonumber(ARGV[3])
 local horizon = tonumber(ARGV[4])
 local allowance = limit
-for j = 0, lane - 1 do allowance = allowance - tonumber(ARGV[5 + j]) end
+for j = 0, lane - 1 do allowance = allowance - math.floor(limit * tonumber(ARGV[5 + j]) / """
+    + str(_RESERVE_SCALE)
+    + """) end
 if allowance < 0 then allowance = 0 end
 local start = now
 if paused > now then
@@ -314,6 +321,8 @@ class RateLimiter:
         if any(not 0 <= v <= 1 for v in merged.values()) or sum(merged.values()) > 1:
             raise ValueError("lane reserves must be between 0 and 1 and sum to at most 1")
         self._reserves = merged
+        # Reserves as parts per million: the scripts turn them into slots of the effective limit.
+        self._reserve_ppm = [round(merged[lane] * _RESERVE_SCALE) for lane in Lane]
         self._margin = safety_margin_seconds
         self._waiter_ttl_ms = int(waiter_ttl_seconds * 1000)
         self._grace = claim_grace_seconds
@@ -405,10 +414,6 @@ class CredentialLimiter:
         window_ms = int(policy.window_seconds * 1000) + self._limiter._margin_ms(policy.window_seconds)
         return [policy.limit, window_ms]
 
-    def _reserve_args(self, bucket: str, limit: int | None = None) -> list[int]:
-        limit = limit if limit is not None else self._buckets[bucket].limit
-        return [math.floor(limit * self._limiter._reserves[lane]) for lane in Lane]
-
     async def acquire(
         self, *, lane: Lane = Lane.SYNC, bucket: str = GLOBAL_BUCKET, max_wait: float | None = None
     ) -> Grant:
@@ -429,13 +434,19 @@ class CredentialLimiter:
         args = self._base_args(bucket)
         member = self._limiter._member()
         started = time.monotonic()
-        limit: int = args[0]
         grace_ms = self._limiter._grace_ms(self._buckets[bucket].window_seconds)
         try:
             while True:
-                reserves = self._reserve_args(bucket, limit)
                 granted, wait_ms, remaining, limit = await self._limiter._acquire(
-                    keys=keys, args=[*args, lane.value, member, self._limiter._waiter_ttl_ms, *reserves, grace_ms]
+                    keys=keys,
+                    args=[
+                        *args,
+                        lane.value,
+                        member,
+                        self._limiter._waiter_ttl_ms,
+                        *self._limiter._reserve_ppm,
+                        grace_ms,
+                    ],
                 )
                 if granted:
                     waited = time.monotonic() - started
@@ -542,11 +553,9 @@ class CredentialLimiter:
         Returns:
             The number of requests.
         """
-        args = self._base_args(bucket)
-        state = await self.state(bucket)
         result = await self._limiter._capacity(
             keys=self._keys_for(bucket),
-            args=[*args, lane.value, int(horizon_seconds * 1000), *self._reserve_args(bucket, state.limit)],
+            args=[*self._base_args(bucket), lane.value, int(horizon_seconds * 1000), *self._limiter._reserve_ppm],
         )
         return int(result)
 

@@ -112,6 +112,25 @@ async def test_lower_lanes_leave_the_reserve_of_a_waiting_higher_lane(limiter: R
     assert await grant_until_blocked(budget, Lane.CAMPAIGN) == 3
 
 
+async def test_reserves_follow_the_learned_limit_not_the_configured_one(limiter: RateLimiter) -> None:
+    # Configured 1000, learned 300: monitoring's reserve is 30 % of 300 (90), not 300 of 1000 (which would
+    # hold back the whole learned window and make every lower lane sleep a window for nothing).
+    budget = limiter.credential("cred-learned", requests_per_minute=1000, window_seconds=30)
+    await budget.observe(GLOBAL_BUCKET, limit=300, remaining=300)
+    # Capacity plans from the learned limit too: 300 less interactive 30, monitoring 90, sync 45.
+    assert await budget.capacity(Lane.CAMPAIGN, 30) == 135
+    await budget.pause(GLOBAL_BUCKET, 30)
+    monitoring = asyncio.create_task(budget.acquire(lane=Lane.MONITORING))
+    await wait_until_waiting(budget, Lane.MONITORING)
+    await budget.resume()
+    # The lower lane gets its slots at once (max_wait=0), up to 300 - 90.
+    assert await grant_until_blocked(budget, Lane.CAMPAIGN, cap=400) == 210
+    assert await grant_until_blocked(budget, Lane.MONITORING, cap=100) == 90
+    monitoring.cancel()
+    with pytest.raises(asyncio.CancelledError):
+        await monitoring
+
+
 async def test_a_higher_lane_that_used_its_reserve_holds_nothing_back(limiter: RateLimiter) -> None:
     budget = limiter.credential("cred-i", requests_per_minute=20, window_seconds=30)
     assert await grant_until_blocked(budget, Lane.MONITORING, cap=6) == 6
