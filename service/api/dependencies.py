@@ -17,8 +17,7 @@ from litestar.datastructures import State
 from litestar.di import NamedDependency
 from sqlalchemy.ext.asyncio import AsyncSession
 
-from service.db.uow import take_deferred_jobs
-from service.jobs.enqueue import enqueue_deferred
+from service.jobs.enqueue import unit_of_work
 from service.mirror.live import CloseLater, LiveReader, LiveService, tenant_client_opener
 from service.runtime import Resources
 from service.settings import Settings
@@ -36,15 +35,8 @@ async def provide_db_session(state: State) -> AsyncGenerator[AsyncSession, None]
     """A session whose transaction commits after the handler returns (then deferred jobs are enqueued) and
     rolls back if it raises."""
     resources: Resources = state.resources
-    async with resources.session_factory() as session:
-        try:
-            yield session
-        except BaseException:
-            take_deferred_jobs(session)
-            await session.rollback()
-            raise
-        await session.commit()
-        await enqueue_deferred(resources.redis, take_deferred_jobs(session))
+    async with unit_of_work(resources.session_factory, resources.redis) as session:
+        yield session
 
 
 def key_ring_for(settings: Settings) -> KeyRing:
