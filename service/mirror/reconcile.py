@@ -275,7 +275,6 @@ def reconcile(
     now: datetime,
     seen_granularity: timedelta = timedelta(hours=24),
     site_statuses: Iterable[SiteStatusRecord] | None = None,
-    stored_site_statuses: Mapping[int, str | None] | None = None,
     links: KnownLinks | None = None,
 ) -> Reconciliation:
     """Compute every write a sync makes.
@@ -285,8 +284,7 @@ def reconcile(
         stored: The tenant's stored rows per entity, by upstream key.
         now: The sync's time.
         seen_granularity: Refresh ``last_seen_at`` of unchanged rows older than this.
-        site_statuses: Scheme statuses fetched (approved credentials only).
-        stored_site_statuses: Scheme statuses stored, by site id (a missing site counts as no status).
+        site_statuses: Scheme statuses fetched (approved credentials only); the write stores those that differ.
         links: The stored accounts' and sites' links, when ``stored`` does not hold those entities.
 
     Returns:
@@ -310,8 +308,5 @@ def reconcile(
         row = stored_inverters[key]
         result.changes.append(Change(str(key), ChangeKind.REMOVED, row.record.status, None))
     if site_statuses is not None:
-        known = stored_site_statuses or {}
-        result.site_statuses = [
-            status for status in site_statuses if known.get(status.upstream_id) != status.scheme_status
-        ]
+        result.site_statuses = list(site_statuses)
     return result

@@ -135,13 +135,6 @@ class MirrorRepository:
         )
         return KnownLinks(frozenset(account_ids), usernames, {site_id: account for site_id, account in sites})
 
-    async def site_statuses(self) -> dict[int, str | None]:
-        """The stored scheme status of every site."""
-        rows = await self.session.execute(
-            select(Site.upstream_id, Site.scheme_status).where(Site.tenant_id == self.tenant_id)
-        )
-        return {row[0]: row[1] for row in rows}
-
     async def site_ids(self) -> list[int]:
         """Ids of the sites not removed, in id order."""
         rows = await self.session.execute(
@@ -191,8 +184,7 @@ class MirrorRepository:
             counts.removed += len(diff.removals)
             counts.seen += len(diff.seen)
         if reconciliation.site_statuses:
-            await self.set_site_statuses(reconciliation.site_statuses, now=now)
-            counts.updated += len(reconciliation.site_statuses)
+            counts.updated += await self.set_site_statuses(reconciliation.site_statuses, now=now)
         if reconciliation.changes:
             rows = [
                 {
@@ -212,17 +204,30 @@ class MirrorRepository:
             counts.history += len(rows)
         return counts
 
-    async def set_site_statuses(self, statuses: Sequence[tuple[int, str | None]], *, now: datetime) -> None:
-        """Store scheme statuses (only the changed ones should be passed)."""
+    async def set_site_statuses(self, statuses: Sequence[tuple[int, str | None]], *, now: datetime) -> int:
+        """Store the scheme statuses that differ from the stored ones (a site not stored is left alone).
+
+        Returns:
+            How many sites' status changed.
+        """
         sites = ENTITY_TABLES[Entity.SITES][0]
+        changed = 0
         for chunk in _chunks(list(statuses)):
-            # One UPDATE ... FROM (VALUES ...) per chunk
+            # One UPDATE ... FROM (VALUES ...) per chunk; the comparison is the database's, so unchanged rows
+            # are neither written nor read.
             given = values(sql_column("sid", BigInteger), sql_column("st", String), name="given").data(list(chunk))
-            await self.session.execute(
+            result = await self.session.execute(
                 update(sites)
-                .where(sites.c.tenant_id == self.tenant_id, sites.c.upstream_id == given.c.sid)
+                .where(
+                    sites.c.tenant_id == self.tenant_id,
+                    sites.c.upstream_id == given.c.sid,
+                    sites.c.scheme_status.is_distinct_from(given.c.st),
+                )
                 .values(scheme_status=given.c.st, scheme_status_checked_at=now, changed_at=now)
+                .returning(sites.c.upstream_id)
             )
+            changed += len(result.all())
+        return changed
 
     async def _upsert(
         self,

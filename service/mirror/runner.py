@@ -331,7 +331,6 @@ class SyncRunner:
                 now=now,
                 seen_granularity=self.options.seen_granularity,
                 site_statuses=probe,
-                stored_site_statuses=await mirror.site_statuses() if probe else None,
                 links=links,
             )
             timings["reconcile"] = time.perf_counter() - clock
@@ -403,16 +402,13 @@ class SyncRunner:
             now = utcnow()
             async with self._transaction() as session:
                 mirror = MirrorRepository(session, tenant_id)
-                known = await mirror.site_statuses()
-                changed = [s for s in statuses if known.get(s.upstream_id) != s.scheme_status]
-                if changed:
-                    await mirror.set_site_statuses([(s.upstream_id, s.scheme_status) for s in changed], now=now)
+                changed = await mirror.set_site_statuses([(s.upstream_id, s.scheme_status) for s in statuses], now=now)
                 done += len(chunk)
                 state.progress["status_done"] = done
                 if done == len(ordered):
                     state.progress["status_cursor"] = ordered[-1]
                 run = await self._load(session, tenant_id, state)
-                run.rows_updated += len(changed)
+                run.rows_updated += changed
         state.progress["stage"] = "done"
 
 

@@ -149,9 +149,9 @@ def test_last_seen_is_refreshed_only_after_the_granularity() -> None:
     assert later.diffs[Entity.INVERTERS].updates == []
 
 
-def test_site_statuses_only_when_changed() -> None:
+def test_site_statuses_fetched_are_passed_to_the_write() -> None:
+    # Which of them changed is the write's question (the UPDATE compares, tests/mirror/test_sync.py).
     statuses = [SiteStatusRecord(10, "vacant"), SiteStatusRecord(11, None), SiteStatusRecord(12, None)]
 
-    result = reconcile(Snapshot(), {}, now=NOW, site_statuses=statuses, stored_site_statuses={10: "opted_in"})
-
-    assert result.site_statuses == [SiteStatusRecord(10, "vacant")]
+    assert reconcile(Snapshot(), {}, now=NOW, site_statuses=statuses).site_statuses == statuses
+    assert reconcile(Snapshot(), {}, now=NOW).site_statuses == []

@@ -9,9 +9,11 @@ import httpx
 import pytest
 from sqlalchemy import func, select
 
+from service.core.clock import utcnow
 from service.core.tenancy import TenantId
-from service.db.models import Inverter, InverterChange, SyncKind, SyncRun, SyncState
+from service.db.models import Inverter, InverterChange, Site, SyncKind, SyncRun, SyncState
 from service.mirror import repository
+from service.mirror.repository import MirrorRepository
 from service.mirror.runner import SyncOptions
 from service.runtime import Resources
 from service.simulator import Simulator
@@ -280,3 +282,33 @@ async def test_a_full_sync_asked_for_after_a_killed_refresh_completes_as_a_full_
     assert outcome.state is SyncState.SUCCEEDED, outcome.error
     assert (outcome.kind, outcome.attempts) == (SyncKind.FULL, 2)
     await _check(resources, tenant_id, sim)
+
+
+async def test_site_statuses_write_and_count_only_the_changed_sites(
+    resources: Resources, tenant_id: TenantId, make_runner: RunnerFactory
+) -> None:
+    sim = quiet_simulator(10)
+    outcome = await make_runner(sim).run(tenant_id, SyncKind.FULL)
+    assert outcome.state is SyncState.SUCCEEDED, outcome.error
+    async with resources.session_factory() as session:
+        stored: dict[int, str | None] = dict((await session.execute(
+            select(Site.upstream_id, Site.scheme_status).where(Site.tenant_id == tenant_id).order_by(Site.upstream_id)
+        )).all())  # fmt: skip
+    first, second, third = list(stored)[:3]
+    flipped = "opted_out" if stored[second] == "opted_in" else "opted_in"
+    now = utcnow()
+
+    async with resources.session_factory() as session, session.begin():
+        changed = await MirrorRepository(session, tenant_id).set_site_statuses(
+            [(first, stored[first]), (second, flipped), (third, None if stored[third] else "vacant"), (10**12, "x")],
+            now=now,
+        )
+
+    assert changed == 2  # the unchanged site and the site not stored are not written
+    async with resources.session_factory() as session:
+        rows = dict((await session.execute(
+            select(Site.upstream_id, Site.scheme_status_checked_at).where(Site.upstream_id.in_([first, second, third]))
+        )).all())  # fmt: skip
+    assert rows[first] != now
+    assert rows[second] == now
+    assert rows[third] == now
