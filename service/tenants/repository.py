@@ -12,7 +12,7 @@ from collections.abc import Sequence
 from datetime import datetime
 from typing import Generic, TypeVar
 
-from sqlalchemy import Select, func, select, update
+from sqlalchemy import Select, select, update
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from service.core.tenancy import TenantId
@@ -87,11 +87,6 @@ class CredentialRepository(_TenantScoped[UpstreamCredential]):
         statement = self._select().where(UpstreamCredential.id == credential_id)
         return (await self._session.execute(statement)).scalar_one_or_none()
 
-    async def find_by_upstream_account(self, account_id: str) -> Sequence[UpstreamCredential]:
-        """The tenant's credentials whose token belongs to upstream account ``account_id``."""
-        statement = self._select().where(UpstreamCredential.upstream_account_id == account_id)
-        return (await self._session.execute(statement)).scalars().all()
-
     def add(self, credential: UpstreamCredential) -> None:
         """Stage a new credential of this tenant."""
         self._own(credential)
@@ -123,11 +118,6 @@ class ApiKeyRepository(_TenantScoped[ApiKey]):
         """One of the tenant's keys by its public prefix."""
         return (await self._session.execute(self._select().where(ApiKey.prefix == prefix))).scalar_one_or_none()
 
-    async def find_by_restriction(self, account_id: str) -> Sequence[ApiKey]:
-        """The tenant's keys restricted to upstream account ``account_id``."""
-        statement = self._select().where(ApiKey.restricted_account_id == account_id)
-        return (await self._session.execute(statement)).scalars().all()
-
     def add(self, key: ApiKey) -> None:
         """Stage a new key of this tenant."""
         self._own(key)
@@ -139,14 +129,11 @@ class AuditRepository(_TenantScoped[AuditEvent]):
 
     model = AuditEvent
 
-    async def list(self, *, limit: int = 100, action: str | None = None,
-                   before: datetime | None = None) -> Sequence[AuditEvent]:
+    async def list(self, *, limit: int = 100, action: str | None = None) -> Sequence[AuditEvent]:
         """The tenant's newest events first."""
         statement = self._select().order_by(AuditEvent.occurred_at.desc(), AuditEvent.id).limit(limit)
         if action is not None:
             statement = statement.where(AuditEvent.action == action)
-        if before is not None:
-            statement = statement.where(AuditEvent.occurred_at < before)
         return (await self._session.execute(statement)).scalars().all()
 
     def add(self, event: AuditEvent) -> None:
@@ -182,8 +169,3 @@ class CredentialRotationRepository:
         statement = (select(UpstreamCredential).where(UpstreamCredential.key_id != key_id)
                      .order_by(UpstreamCredential.id).with_for_update())
         return (await self._session.execute(statement)).scalars().all()
-
-    async def count_by_key(self) -> dict[str, int]:
-        """How many credentials each key id seals."""
-        statement = select(UpstreamCredential.key_id, func.count()).group_by(UpstreamCredential.key_id)
-        return {key_id: count for key_id, count in (await self._session.execute(statement)).tuples()}

@@ -12,13 +12,14 @@ import uuid
 import zoneinfo
 from collections.abc import Sequence
 from dataclasses import dataclass
-from datetime import UTC, datetime, timedelta
+from datetime import datetime, timedelta
 from typing import Any
 
 import structlog
 from pydantic import SecretStr
 from sqlalchemy.ext.asyncio import AsyncSession
 
+from service.core.clock import utcnow
 from service.core.errors import ConflictError, InvalidInputError, NotFoundError
 from service.core.tenancy import TenantId, tenant_id_from
 from service.db.models.api_key import ApiKey, Role
@@ -43,10 +44,6 @@ log = structlog.get_logger(__name__)
 SLUG_PATTERN = re.compile(r"^[a-z0-9](?:[a-z0-9-]{0,61}[a-z0-9])?$")
 # A key's last-used time is written at most this often (not on every request).
 LAST_USED_RESOLUTION = timedelta(seconds=60)
-
-
-def _now() -> datetime:
-    return datetime.now(UTC)
 
 
 class AuditService:
@@ -86,7 +83,7 @@ class AuditService:
             client_address=principal.client_address,
             request_id=principal.request_id,
             details=details or {},
-            occurred_at=_now(),
+            occurred_at=utcnow(),
         )
         AuditRepository(self._session, principal.tenant_id).add(event)
         await self._session.flush()
@@ -312,7 +309,7 @@ class CredentialService:
     def _apply(self, credential: UpstreamCredential, probe: AccountProbe) -> None:
         credential.health = probe.health
         credential.health_message = probe.message[:500]
-        credential.last_checked_at = _now()
+        credential.last_checked_at = utcnow()
         if probe.health is CredentialHealth.OK:
             credential.upstream_account_id = probe.account_id
             credential.upstream_username = probe.username or credential.portal_username
@@ -324,15 +321,6 @@ class CredentialService:
         effective = credential.requests_per_minute or self._default_requests_per_minute
         if probe.requests_per_minute is not None and probe.requests_per_minute != effective:
             credential.requests_per_minute = probe.requests_per_minute
-
-    async def rotate(self) -> int:
-        """Re-seal every credential of every tenant with the active key (deployment-wide; CLI only).
-
-        Returns:
-            How many credentials were re-encrypted.
-        """
-        self._principal.require(Role.ADMIN)
-        return await rotate_encryption(self._session, self._key_ring)
 
 
 async def rotate_encryption(session: AsyncSession, key_ring: KeyRing) -> int:
@@ -382,7 +370,7 @@ class ApiKeyService:
         if expires_at is not None:
             if expires_at.tzinfo is None:
                 raise InvalidInputError("the expiry must carry a timezone")
-            if expires_at <= _now():
+            if expires_at <= utcnow():
                 raise InvalidInputError("the expiry is in the past")
         new = apikeys.generate()
         key = ApiKey(
@@ -437,7 +425,7 @@ class ApiKeyService:
         self._principal.require(Role.ADMIN)
         key = await self.get(key_id)
         if key.revoked_at is None:
-            key.revoked_at = _now()
+            key.revoked_at = utcnow()
             await self._session.flush()
             await self._audit.record(self._principal, "apikey.revoke", target_type="api_key", target_id=key.id,
                                      details={"prefix": key.prefix})
@@ -470,7 +458,7 @@ class AuthenticationService:
         key = await self._lookup.by_prefix(prefix) if prefix else None
         if key is None or not apikeys.matches(presented, key.secret_hash):
             raise AuthenticationError("the API key is not valid")
-        now = _now()
+        now = utcnow()
         if key.revoked_at is not None:
             raise AuthenticationError("the API key has been revoked")
         if key.expires_at is not None and key.expires_at <= now:
