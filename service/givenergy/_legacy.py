@@ -176,27 +176,46 @@ class LegacyPortalClient:
             UnauthorisedError: The portal refused the account or password.
         """
         async with self._login_lock:
-            self._http.cookies.clear()
-            response = await self._core.send(
-                "POST",
-                "login",
-                endpoint="POST /login",
-                lane=self._lane,
-                idempotent=True,
-                accept_redirects=True,
-                data={"account": self._account, "password": self._password.get_secret_value()},
-            )
-            body = _json(response)
-            if isinstance(body, dict) and body.get("success") is False:
-                raise UnauthorisedError("legacy portal login refused", endpoint="POST /login", status_code=200)
-            self._logged_in = True
-            self.logins += 1
+            await self._login_locked()
+
+    async def _login_unless_renewed(self, seen: int) -> None:
+        """Log in, unless another caller already did since generation ``seen`` (``logins`` then)."""
+        async with self._login_lock:
+            if self._logged_in and self.logins != seen:
+                return
+            await self._login_locked()
+
+    async def _login_locked(self) -> None:
+        self._http.cookies.clear()
+        response = await self._core.send(
+            "POST",
+            "login",
+            endpoint="POST /login",
+            lane=self._lane,
+            idempotent=True,
+            accept_redirects=True,
+            data={"account": self._account, "password": self._password.get_secret_value()},
+        )
+        body = _json(response)
+        if isinstance(body, dict) and body.get("success") is False:
+            raise UnauthorisedError("legacy portal login refused", endpoint="POST /login", status_code=200)
+        self._logged_in = True
+        self.logins += 1
+
+    def _session_lost(self, generation: int) -> None:
+        # Only the session of ``generation`` is gone: a newer one (another caller logged in meanwhile) stays.
+        if self.logins == generation:
+            self._logged_in = False
 
     async def _post(self, path: str, form: dict[str, Any]) -> dict[str, Any]:
         endpoint = f"POST /{path}"
+        # The login generation this caller's view of the session comes from: concurrent callers that all
+        # find the session missing (or expired) log in once, not once each.
+        generation = self.logins
         for attempt in range(2):
             if not self._logged_in:
-                await self.login()
+                await self._login_unless_renewed(generation)
+            generation = self.logins
             try:
                 response = await self._core.send(
                     "POST", path, endpoint=endpoint, lane=self._lane, idempotent=True, data=form, accept_redirects=True
@@ -204,19 +223,19 @@ class LegacyPortalClient:
             except CredentialError:
                 if attempt:
                     raise
-                self._logged_in = False
+                self._session_lost(generation)
                 continue
             if response.is_redirect or response.status_code in (401, 403):
-                self._logged_in = False
+                self._session_lost(generation)
                 continue
             body = _json(response)
             if isinstance(body, dict):
                 if body.get("success") is False and _mentions_login(body) and not attempt:
-                    self._logged_in = False
+                    self._session_lost(generation)
                     continue
                 return body
             # An HTML login page instead of JSON: the session expired.
-            self._logged_in = False
+            self._session_lost(generation)
         raise UnexpectedResponseError("legacy portal did not answer with JSON after logging in", endpoint=endpoint)
 
     async def get_inverter_info(self, serial: str) -> LegacyInverterInfo:

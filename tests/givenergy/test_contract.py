@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import asyncio
 import logging
 from collections.abc import AsyncIterator
 from datetime import timedelta
@@ -310,3 +311,33 @@ async def test_legacy_portal(sim: Simulator, caplog: pytest.LogCaptureFixture) -
         with pytest.raises(UnauthorisedError):
             await wrong.get_inverter_info(serial)
     assert owner.password not in caplog.text
+
+
+class _LatentTransport(httpx.AsyncBaseTransport):
+    """The in-process simulator with a little network latency, so that concurrent callers interleave."""
+
+    def __init__(self, inner: httpx.AsyncBaseTransport) -> None:
+        self._inner = inner
+
+    async def handle_async_request(self, request: httpx.Request) -> httpx.Response:
+        await asyncio.sleep(0.01)
+        return await self._inner.handle_async_request(request)
+
+
+async def test_legacy_portal_concurrent_callers_log_in_once(sim: Simulator) -> None:
+    owner = sim.truth.account_of_token("customer")
+    serial = next(d.serial for d in sim.truth.visible_devices(sim.tokens["customer"]) if d.model.has_battery)
+    client = LegacyPortalClient(
+        owner.username,
+        owner.password,
+        base_url="http://sim.test/GivManage/api",
+        transport=_LatentTransport(httpx.ASGITransport(app=sim.app)),
+    )
+    async with client:
+        infos = await asyncio.gather(*(client.get_inverter_info(serial) for _ in range(5)))
+        assert [info.serial_num for info in infos] == [serial] * 5
+        assert client.logins == 1
+        sim.legacy_sessions.clear()  # every session expires: the callers that notice it log in once between them
+        infos = await asyncio.gather(*(client.get_inverter_info(serial) for _ in range(5)))
+        assert [info.serial_num for info in infos] == [serial] * 5
+        assert client.logins == 2
