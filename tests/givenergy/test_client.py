@@ -7,6 +7,7 @@ import logging
 
 import httpx
 import pytest
+import structlog
 from redis.asyncio import Redis
 
 from service.givenergy import (
@@ -189,9 +190,14 @@ async def test_token_never_appears_in_repr_errors_or_logs(caplog: pytest.LogCapt
     caplog.set_level(logging.DEBUG)
     client = make_client(recorder)
     assert TOKEN not in repr(client)
-    with pytest.raises(UnauthorisedError) as caught:
+    # The client logs through structlog, which caplog does not see: capture its events themselves.
+    with structlog.testing.capture_logs() as events, pytest.raises(UnauthorisedError) as caught:
         await client.get_account()
     await client.aclose()
+    # The 500 was retried and logged: the client's own log lines are inspected, not an empty capture.
+    assert [e["event"] for e in events] == ["givenergy.retry"]
+    assert events[0]["endpoint"] == "GET /account"
+    assert TOKEN not in repr(events)
     assert recorder.requests[0].headers["Authorization"] == f"Bearer {TOKEN}"
     assert TOKEN not in str(caught.value)
     assert TOKEN not in repr(caught.value)

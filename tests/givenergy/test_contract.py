@@ -9,6 +9,7 @@ from datetime import timedelta
 
 import httpx
 import pytest
+import structlog
 
 from service.givenergy import (
     Account,
@@ -25,6 +26,7 @@ from service.givenergy import (
     NotFoundError,
     PaymentRequiredError,
     Preset,
+    RetryPolicy,
     SettingDefinition,
     Site,
     SmartDevice,
@@ -278,38 +280,61 @@ async def test_credential_states(sim: Simulator) -> None:
             await client.request_inverter_data(controllable_serial(sim))
 
 
+class _FirstLoginUnavailable(httpx.AsyncBaseTransport):
+    """The in-process simulator, except that the first login answers 503 (so the login is retried and logged)."""
+
+    def __init__(self, inner: httpx.AsyncBaseTransport) -> None:
+        self._inner = inner
+        self.failed = False
+
+    async def handle_async_request(self, request: httpx.Request) -> httpx.Response:
+        if not self.failed and request.url.path.endswith("/login"):
+            self.failed = True
+            return httpx.Response(503, json={"message": "maintenance"})
+        return await self._inner.handle_async_request(request)
+
+
 async def test_legacy_portal(sim: Simulator, caplog: pytest.LogCaptureFixture) -> None:
     caplog.set_level(logging.DEBUG)
     owner = sim.truth.account_of_token("customer")
     serial = next(d.serial for d in sim.truth.visible_devices(sim.tokens["customer"]) if d.model.has_battery)
+    transport = _FirstLoginUnavailable(httpx.ASGITransport(app=sim.app))
     client = LegacyPortalClient(
         owner.username,
         owner.password,
         base_url="http://sim.test/GivManage/api",
-        transport=httpx.ASGITransport(app=sim.app),
+        transport=transport,
+        retry=RetryPolicy(max_attempts=3, base_delay=0.001, max_delay=0.002),
     )
-    async with client:
-        assert owner.password not in repr(client)
-        info = await client.get_inverter_info(serial)
-        assert info.serial_num == serial
-        assert (await client.get_inverter_runtime(serial)).success is True
-        energy = await client.get_inverter_energy(serial, 0, sim.now().date().isoformat())
-        assert energy.energy is not None
-        cells = await client.get_battery_cells(serial)
-        assert cells.modules
-        assert cells.modules[0].cell_voltages_mv
-        plants = await client.get_plant_list()
-        assert plants["success"] is True
-        assert client.logins == 1
-        sim.legacy_sessions.clear()  # the portal forgets every session
-        assert (await client.get_inverter_info(serial)).serial_num == serial
-        assert client.logins == 2
     wrong = LegacyPortalClient(
         owner.username, "wrong", base_url="http://sim.test/GivManage/api", transport=httpx.ASGITransport(app=sim.app)
     )
-    async with wrong:
-        with pytest.raises(UnauthorisedError):
-            await wrong.get_inverter_info(serial)
+    # The client logs through structlog, which caplog does not see: capture its events themselves.
+    with structlog.testing.capture_logs() as events:
+        async with client:
+            assert owner.password not in repr(client)
+            info = await client.get_inverter_info(serial)
+            assert info.serial_num == serial
+            assert (await client.get_inverter_runtime(serial)).success is True
+            energy = await client.get_inverter_energy(serial, 0, sim.now().date().isoformat())
+            assert energy.energy is not None
+            cells = await client.get_battery_cells(serial)
+            assert cells.modules
+            assert cells.modules[0].cell_voltages_mv
+            plants = await client.get_plant_list()
+            assert plants["success"] is True
+            assert client.logins == 1
+            sim.legacy_sessions.clear()  # the portal forgets every session
+            assert (await client.get_inverter_info(serial)).serial_num == serial
+            assert client.logins == 2
+        async with wrong:
+            with pytest.raises(UnauthorisedError):
+                await wrong.get_inverter_info(serial)
+    # The first login (its form carries the password) answered 503 and was retried: that retry was logged,
+    # so the client's own log events are really inspected.
+    assert transport.failed
+    assert any(e["event"] == "givenergy.retry" and e["endpoint"] == "POST /login" for e in events)
+    assert owner.password not in repr(events)
     assert owner.password not in caplog.text
 
 
