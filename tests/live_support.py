@@ -13,10 +13,10 @@ import pytest
 from litestar import Litestar
 from sqlalchemy import insert
 
-from service.api.dependencies import key_ring_for
 from service.db.models import mirror as m
 from service.runtime import Resources
 from service.simulator import Simulator, SimulatorConfig
+from service.tenants.crypto import load_key_ring
 from service.tenants.principal import Principal
 from service.tenants.service import CredentialService
 from tests.conftest import http_client
@@ -47,7 +47,7 @@ async def add_inverter(resources: Resources, fleet: KeyedFleet, serial: str, cus
 async def add_credential(resources: Resources, fleet: KeyedFleet, token: str) -> None:
     async with resources.session_factory() as session, session.begin():
         await CredentialService(session, Principal.cli(fleet.mirror.tenant_id),
-                                key_ring_for(resources.settings)).add(token, label="simulator")
+                                load_key_ring(resources.settings)).add(token, label="simulator")
 
 
 def upstream_requests(simulator: Simulator) -> int:

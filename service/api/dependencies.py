@@ -20,16 +20,12 @@ from sqlalchemy.ext.asyncio import AsyncSession
 from service.jobs.enqueue import unit_of_work
 from service.mirror.live import CloseLater, LiveReader, LiveService, tenant_client_opener
 from service.runtime import Resources
-from service.settings import Settings
 from service.tenants.crypto import KeyRing, load_key_ring
 from service.tenants.principal import Principal
 from service.tenants.upstream import ClientFactory, PortalFactory, default_client_factory, default_portal_factory
 
 DbSession = NamedDependency[AsyncSession]
 """Annotate a handler parameter named ``db_session`` with this to receive the request's session."""
-
-_KEY_RINGS: dict[int, tuple[Settings, KeyRing]] = {}
-
 
 async def provide_db_session(state: State) -> AsyncGenerator[AsyncSession, None]:
     """A session whose transaction commits after the handler returns (then deferred jobs are enqueued) and
@@ -39,19 +35,10 @@ async def provide_db_session(state: State) -> AsyncGenerator[AsyncSession, None]
         yield session
 
 
-def key_ring_for(settings: Settings) -> KeyRing:
-    """The key ring of ``settings``, loaded once per settings object."""
-    cached = _KEY_RINGS.get(id(settings))
-    if cached is None or cached[0] is not settings:
-        cached = (settings, load_key_ring(settings))
-        _KEY_RINGS[id(settings)] = cached
-    return cached[1]
-
-
 def provide_key_ring(state: State) -> KeyRing:
     """The deployment's encryption key ring."""
     resources: Resources = state.resources
-    return key_ring_for(resources.settings)
+    return load_key_ring(resources.settings)
 
 
 def provide_client_factory(state: State) -> ClientFactory:
@@ -89,7 +76,7 @@ def live_reader(request: Request[Any, Any, Any], principal: Principal, *,
     """The live reader of the principal's tenant for one request (REST and GraphQL): its credential is looked up
     and its client opened only when a read misses the cache."""
     resources: Resources = request.app.state.resources
-    opener = tenant_client_opener(resources.session_factory, principal, key_ring_for(resources.settings),
+    opener = tenant_client_opener(resources.session_factory, principal, load_key_ring(resources.settings),
                                   provide_client_factory(request.app.state))
     return LiveReader(principal.tenant_id, opener, close_later=close_later, redis=resources.redis,
                       namespace=resources.settings.redis.namespace)

@@ -151,17 +151,31 @@ def _new_key_id() -> str:
 def load_key_ring(settings: Settings) -> KeyRing:
     """The key ring named by settings, or by the key file under ``GIVFLEET_HOME`` (created when missing).
 
-    The active key is ``security.active_key_id`` when set, else the last key listed.
+    The active key is ``security.active_key_id`` when set, else the last key listed. A key file is read again
+    only when it has changed (``givfleet admin rotate-key --generate`` in another process), so long-running
+    processes pick up a new key without a restart and without reading the file on every call.
     """
     configured = {key_id: secret.get_secret_value() for key_id, secret in settings.security.encryption_keys.items()}
-    if not configured:
-        path = key_file_path(settings)
-        if not path.exists():
-            _write_key_file(path, {_new_key_id(): generate_key()}, exclusive=True)
-        configured = _read_key_file(path)
+    if configured:
+        return _ring(configured, settings.security.active_key_id)
+    path = key_file_path(settings)
+    if not path.exists():
+        _write_key_file(path, {_new_key_id(): generate_key()}, exclusive=True)
+    status = path.stat()  # size too: mtimes can be coarser than two quick writes, and a new key grows the file
+    stamp = (path.resolve(), status.st_mtime_ns, status.st_size, settings.security.active_key_id)
+    cached = _FILE_RINGS.get(stamp[0])
+    if cached is None or cached[0] != stamp:
+        cached = (stamp, _ring(_read_key_file(path), settings.security.active_key_id))
+        _FILE_RINGS[stamp[0]] = cached
+    return cached[1]
+
+
+_FILE_RINGS: dict[Path, tuple[tuple[Path, int, int, str | None], KeyRing]] = {}
+
+
+def _ring(configured: dict[str, str], active_key_id: str | None) -> KeyRing:
     keys = {key_id: _decode(key_id, value) for key_id, value in configured.items()}
-    active = settings.security.active_key_id or list(keys)[-1]
-    return KeyRing(keys, active)
+    return KeyRing(keys, active_key_id or list(keys)[-1])
 
 
 def add_generated_key(settings: Settings) -> str:

@@ -55,10 +55,10 @@ async def client(app_with_sim: Litestar, resources: Resources) -> AsyncIterator[
 
 
 async def seeded_credential(resources: Resources, tenant: TenantWithKey) -> uuid.UUID:
-    from service.api.dependencies import key_ring_for
+    from service.tenants.crypto import load_key_ring
 
     async with resources.session_factory() as session, session.begin():
-        service = CredentialService(session, Principal.cli(tenant.tenant_id), key_ring_for(resources.settings))
+        service = CredentialService(session, Principal.cli(tenant.tenant_id), load_key_ring(resources.settings))
         return (await service.add("seeded-token", label="seeded")).id
 
 
