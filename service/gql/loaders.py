@@ -52,14 +52,22 @@ class Loaders:
         self.batteries_by_inverter = self._many(m.BatteryModule, m.BatteryModule.inverter_serial,
                                                 t.BatteryModule.from_row, m.BatteryModule.position)
         self.meters_by_inverter = self._many(m.Meter, m.Meter.inverter_serial, t.Meter.from_row, m.Meter.address)
-        self.changes_by_inverter: DataLoader[str, list[t.InverterChange]] = DataLoader(load_fn=self._load_changes)
+        # Keyed by (serial, limit): each distinct limit is one windowed statement that reads no more rows than asked.
+        self.changes_by_inverter: DataLoader[tuple[str, int], list[t.InverterChange]] = DataLoader(
+            load_fn=self._load_changes)
 
-    async def _load_changes(self, serials: list[str]) -> list[list[t.InverterChange]]:
-        rows = await self._read(lambda reader: reader.latest_changes(serials, MAX_HISTORY))
-        grouped: dict[str, list[t.InverterChange]] = defaultdict(list)
-        for row in rows:
-            grouped[row.inverter_serial].append(t.InverterChange.from_row(row))
-        return [grouped.get(serial, []) for serial in serials]
+    async def _load_changes(self, keys: list[tuple[str, int]]) -> list[list[t.InverterChange]]:
+        serials_by_limit: dict[int, list[str]] = defaultdict(list)
+        for serial, limit in keys:
+            serials_by_limit[min(limit, MAX_HISTORY)].append(serial)
+        grouped: dict[tuple[str, int], list[t.InverterChange]] = defaultdict(list)
+        for limit, serials in serials_by_limit.items():
+            if limit <= 0:
+                continue
+            rows = await self._read(_latest_changes(serials, limit))
+            for row in rows:
+                grouped[(row.inverter_serial, limit)].append(t.InverterChange.from_row(row))
+        return [grouped.get((serial, min(limit, MAX_HISTORY)), []) for serial, limit in keys]
 
     async def _read(self, action: Callable[[FleetReader], Awaitable[list[R]]]) -> list[R]:
         async with self._session_factory() as session:
@@ -87,3 +95,8 @@ class Loaders:
             return [grouped.get(key, []) for key in keys]
 
         return DataLoader(load_fn=load)
+
+
+def _latest_changes(serials: list[str], limit: int) -> Callable[[FleetReader], Awaitable[list[m.InverterChange]]]:
+    """The read of the newest ``limit`` history rows of each of ``serials``."""
+    return lambda reader: reader.latest_changes(serials, limit)

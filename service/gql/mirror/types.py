@@ -235,8 +235,10 @@ class Inverter(Node):
 
     @strawberry.field(description="Observed changes (status, firmware, account), newest first (at most 200).")
     async def history(self, info: Info, limit: int = 20) -> list[InverterChange]:
-        changes = await info.context.loaders.changes_by_inverter.load(self.serial)
-        return changes[: max(0, min(limit, MAX_HISTORY))]
+        limit = max(0, min(limit, MAX_HISTORY))
+        if limit == 0:
+            return []
+        return await info.context.loaders.changes_by_inverter.load((self.serial, limit))
 
     @strawberry.field(description="Live data read from the GivEnergy cloud (not the mirror); each field is one "
                                   "upstream call, rate-limited and cached briefly.")
