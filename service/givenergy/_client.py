@@ -582,7 +582,7 @@ class GivEnergyClient:
                 json={"inverter_serials": chunk, "setting_id": setting_id, "context": self._ctx(context)},
                 control=True,
             )
-            results.update(_multi(body, chunk, requested=None))
+            results.update(_multi(body, chunk, requested=None, is_write=False))
         return results
 
     async def multi_write_setting(
@@ -611,7 +611,7 @@ class GivEnergyClient:
                 },
                 control=True,
             )
-            results.update(_multi(body, chunk, requested=value))
+            results.update(_multi(body, chunk, requested=value, is_write=True))
         return results
 
     # --- inverter data --------------------------------------------------------------------------------
@@ -813,7 +813,7 @@ def _chunks(items: Sequence[str], size: int) -> Iterable[list[str]]:
         yield list(items[start : start + size])
 
 
-def _multi(body: Any, serials: list[str], *, requested: Any) -> dict[str, ControlResult]:
+def _multi(body: Any, serials: list[str], *, requested: Any, is_write: bool) -> dict[str, ControlResult]:
     data = _data(body)
     if not isinstance(data, dict):
         data = {}
@@ -823,6 +823,6 @@ def _multi(body: Any, serials: list[str], *, requested: Any) -> dict[str, Contro
             results[serial] = multi_result(data[serial], requested=requested)
         else:
             results[serial] = inverter_result(
-                {"success": False, "message": "no answer for this inverter"}, is_write=True
+                {"success": False, "message": "no answer for this inverter"}, requested=requested, is_write=is_write
             )
     return results

@@ -169,6 +169,20 @@ async def test_a_failed_write_is_a_value_not_an_exception() -> None:
     assert result.outcome is ControlOutcome.FINAL
 
 
+async def test_multi_control_inverter_without_an_answer_is_final_for_reads_only() -> None:
+    recorder = Recorder(lambda request: respond(200, {"A": {"response": 20}}))
+    async with make_client(recorder) as client:
+        read = await client.multi_read_setting(["A", "B"], 71)
+        written = await client.multi_write_setting(["A", "B"], 71, 20)
+    assert read["A"].outcome is ControlOutcome.SUCCESS
+    # No answer for B: a read changed nothing, so it is final; a write may have reached the inverter.
+    assert not read["B"].success
+    assert read["B"].outcome is ControlOutcome.FINAL
+    assert not written["B"].success
+    assert written["B"].outcome is ControlOutcome.POTENTIALLY_APPLIED
+    assert written["B"].requested == 20
+
+
 async def test_multi_control_answers_per_inverter_and_chunks_at_1000() -> None:
     def handler(request: httpx.Request) -> httpx.Response:
         body = json.loads(request.content)
