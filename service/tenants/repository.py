@@ -19,7 +19,7 @@ from service.core.tenancy import TenantId
 from service.db.models.api_key import ApiKey
 from service.db.models.audit import AuditEvent
 from service.db.models.credential import UpstreamCredential
-from service.db.models.tenant import Tenant
+from service.db.models.tenant import Tenant, TenantStatus
 
 
 class TenantRepository:
@@ -149,9 +149,12 @@ class ApiKeyLookup:
     def __init__(self, session: AsyncSession) -> None:
         self._session = session
 
-    async def by_prefix(self, prefix: str) -> ApiKey | None:
-        """The key with this prefix, whatever its tenant."""
-        return (await self._session.execute(select(ApiKey).where(ApiKey.prefix == prefix))).scalar_one_or_none()
+    async def by_prefix(self, prefix: str) -> tuple[ApiKey, TenantStatus] | None:
+        """The key with this prefix, whatever its tenant, and its tenant's status (one statement)."""
+        statement = (select(ApiKey, Tenant.status).join(Tenant, Tenant.id == ApiKey.tenant_id)
+                     .where(ApiKey.prefix == prefix))
+        row = (await self._session.execute(statement)).tuples().one_or_none()
+        return (row[0], row[1]) if row is not None else None
 
     async def touch(self, key_id: uuid.UUID, at: datetime) -> None:
         """Record a use of the key."""

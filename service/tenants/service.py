@@ -455,16 +455,16 @@ class AuthenticationService:
             AuthenticationError: Unknown, malformed, expired or revoked key, or a suspended tenant.
         """
         prefix = apikeys.prefix_of(presented)
-        key = await self._lookup.by_prefix(prefix) if prefix else None
-        if key is None or not apikeys.matches(presented, key.secret_hash):
+        found = await self._lookup.by_prefix(prefix) if prefix else None
+        if found is None or not apikeys.matches(presented, found[0].secret_hash):
             raise AuthenticationError("the API key is not valid")
+        key, tenant_status = found
         now = utcnow()
         if key.revoked_at is not None:
             raise AuthenticationError("the API key has been revoked")
         if key.expires_at is not None and key.expires_at <= now:
             raise AuthenticationError("the API key has expired")
-        tenant = await TenantRepository(self._session).get(tenant_id_from(key.tenant_id))
-        if tenant is None or tenant.status is not TenantStatus.ACTIVE:
+        if tenant_status is not TenantStatus.ACTIVE:
             raise AuthenticationError("the tenant of this API key is suspended")
         if key.last_used_at is None or now - key.last_used_at >= LAST_USED_RESOLUTION:
             await self._lookup.touch(key.id, now)
