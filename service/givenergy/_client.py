@@ -259,8 +259,14 @@ class GivEnergyClient:
         if page_size < 1 or page < 1:
             raise ValueError("page and page_size must be positive")
         path = endpoint.format(**{key: _seg(value) for key, value in path_params.items()}).lstrip("/")
+        return await self._fetch_page(endpoint, path, page=page, page_size=page_size, params=params)
+
+    async def _fetch_page(
+        self, template: str, path: str, *, page: int, page_size: int, params: Sequence[tuple[str, Any]]
+    ) -> Page:
+        """One page of a paginated list: its dict items and metadata (shared by `get_page` and `_paginate`)."""
         body = await self._request(
-            "GET", endpoint, path, idempotent=True, params=[*params, ("page", page), ("pageSize", page_size)]
+            "GET", template, path, idempotent=True, params=[*params, ("page", page), ("pageSize", page_size)]
         )
         items = [item for item in _as_list(_data(body)) if isinstance(item, dict)]
         meta = _dict(body.get("meta")) if isinstance(body, dict) else {}
@@ -286,21 +292,17 @@ class GivEnergyClient:
         if page_size < 1:
             raise ValueError("page_size must be positive")
         page = 1
-        previous: list[Any] | None = None
+        previous: list[dict[str, Any]] | None = None
         while True:
-            body = await self._request(
-                "GET", template, path, idempotent=True, params=[*params, ("page", page), ("pageSize", page_size)]
-            )
-            items = _as_list(_data(body))
-            if items and items == previous:
+            fetched = await self._fetch_page(template, path, page=page, page_size=page_size, params=params)
+            if fetched.items and fetched.items == previous:
                 # A server that ignores ``page`` while promising a next link would loop forever.
                 return
-            for item in items:
-                if isinstance(item, dict):
-                    yield model.model_validate(item)
-            if not self._has_next(body, page, items):
+            for item in fetched.items:
+                yield model.model_validate(item)
+            if not fetched.has_next:
                 return
-            previous = items
+            previous = fetched.items
             page += 1
 
     @staticmethod

@@ -12,7 +12,7 @@ import httpx
 from pydantic import Field, SecretStr, field_validator
 
 from service.givenergy._errors import CredentialError, UnauthorisedError, UnexpectedResponseError
-from service.givenergy._http import RequestCore, RetryPolicy
+from service.givenergy._http import RequestCore, RetryPolicy, _json_or_none
 from service.givenergy._models import Bool, Float, Int, Model, Str
 from service.givenergy._ratelimit import CredentialLimiter, Lane
 
@@ -196,7 +196,7 @@ class LegacyPortalClient:
             accept_redirects=True,
             data={"account": self._account, "password": self._password.get_secret_value()},
         )
-        body = _json(response)
+        body = _json_or_none(response)
         if isinstance(body, dict) and body.get("success") is False:
             raise UnauthorisedError("legacy portal login refused", endpoint="POST /login", status_code=200)
         self._logged_in = True
@@ -225,10 +225,10 @@ class LegacyPortalClient:
                     raise
                 self._session_lost(generation)
                 continue
-            if response.is_redirect or response.status_code in (401, 403):
+            if response.is_redirect:
                 self._session_lost(generation)
                 continue
-            body = _json(response)
+            body = _json_or_none(response)
             if isinstance(body, dict):
                 if body.get("success") is False and _mentions_login(body) and not attempt:
                     self._session_lost(generation)
@@ -266,13 +266,6 @@ class LegacyPortalClient:
     async def get_plant_list(self) -> dict[str, Any]:
         """Plants of the account (``plant/getPlantList``), as received."""
         return await self._post("plant/getPlantList", {})
-
-
-def _json(response: httpx.Response) -> Any:
-    try:
-        return response.json()
-    except ValueError:
-        return None
 
 
 def _mentions_login(body: dict[str, Any]) -> bool:
