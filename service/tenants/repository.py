@@ -153,7 +153,7 @@ class ApiKeyLookup:
         """The key with this prefix, whatever its tenant, and its tenant's status (one statement)."""
         statement = (select(ApiKey, Tenant.status).join(Tenant, Tenant.id == ApiKey.tenant_id)
                      .where(ApiKey.prefix == prefix))
-        row = (await self._session.execute(statement)).tuples().one_or_none()
+        row = (await self._session.execute(statement)).one_or_none()
         return (row[0], row[1]) if row is not None else None
 
     async def touch(self, key_id: uuid.UUID, at: datetime) -> None:
