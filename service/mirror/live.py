@@ -27,7 +27,7 @@ from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
 from service.core.errors import InvalidInputError, PermissionDeniedError, UpstreamError
 from service.core.tenancy import TenantId
 from service.db.models.api_key import Role
-from service.db.models.credential import CredentialHealth, CredentialKind, UpstreamCredential
+from service.db.models.credential import UpstreamCredential
 from service.givenergy import (
     ForbiddenError,
     GivEnergyClient,
@@ -39,6 +39,7 @@ from service.givenergy import (
     UpstreamUnavailableError,
     UpstreamValidationError,
 )
+from service.tenants.choice import pick_api_token
 from service.tenants.crypto import KeyRing
 from service.tenants.principal import Principal
 from service.tenants.service import CredentialService, open_token
@@ -49,7 +50,6 @@ DEFAULT_TTL_SECONDS = 30
 MAX_ITEMS = 1000
 # Fields of upstream payloads never passed on (a smart device's ``other_data`` can hold its local key).
 _WITHHELD = {"other_data"}
-_USABLE = (CredentialHealth.OK, CredentialHealth.UNKNOWN)
 
 ClientOpener = Callable[[], Awaitable[GivEnergyClient]]
 """Builds the tenant's upstream client (interactive lane); the reader closes it."""
@@ -135,11 +135,10 @@ def tenant_client_opener(session_factory: async_sessionmaker[AsyncSession], prin
             if not chosen:
                 async with session_factory() as session:
                     rows = await CredentialService(session, principal, key_ring).list()
-                usable = [row for row in rows if row.kind is CredentialKind.API_TOKEN and row.health in _USABLE]
-                if not usable:
+                picked = pick_api_token(rows)
+                if picked is None:
                     raise NoCredentialError()
-                usable.sort(key=lambda row: (row.health is not CredentialHealth.OK, row.created_at))
-                chosen.append(usable[0])
+                chosen.append(picked)
             return chosen[0]
 
     async def open_client() -> GivEnergyClient:

@@ -16,7 +16,6 @@ from sqlalchemy.ext.asyncio import AsyncSession
 
 from service.core.errors import ConflictError, NotFoundError, PermissionDeniedError
 from service.core.tenancy import TenantId, tenant_id_from
-from service.db.models.credential import CredentialHealth, CredentialKind, UpstreamCredential
 from service.db.models.mirror import SyncKind, SyncRun, SyncSchedule
 from service.db.uow import defer_job
 from service.givenergy import RateLimiter
@@ -28,6 +27,7 @@ from service.mirror.repository import (
 )
 from service.mirror.upstream import UpstreamTarget
 from service.settings import Settings
+from service.tenants.choice import pick_api_token
 from service.tenants.crypto import load_key_ring
 from service.tenants.principal import Principal
 from service.tenants.repository import CredentialRepository
@@ -36,7 +36,6 @@ from service.tenants.service import AuditService, open_token
 SYNC_JOB = "mirror.sync"
 SCHEDULE_JOB = "mirror.schedule"
 
-_UNUSABLE = {CredentialHealth.UNAUTHORISED, CredentialHealth.NO_SUBSCRIPTION, CredentialHealth.FORBIDDEN}
 
 
 def sync_job_id(tenant_id: TenantId, kind: SyncKind) -> str:
@@ -173,13 +172,9 @@ class CredentialResolver:
             NotFoundError: The tenant has no usable API-token credential.
         """
         credentials = await CredentialRepository(session, tenant_id).list()
-        usable: list[UpstreamCredential] = sorted(
-            (c for c in credentials if c.kind is CredentialKind.API_TOKEN and c.health not in _UNUSABLE),
-            key=lambda c: (c.health is not CredentialHealth.OK, c.created_at),
-        )
-        if not usable:
+        credential = pick_api_token(credentials)
+        if credential is None:
             raise NotFoundError("the tenant has no usable GivEnergy API token")
-        credential = usable[0]
         token = open_token(load_key_ring(self.settings), credential)
         rate = credential.requests_per_minute or self.settings.givenergy.default_requests_per_minute
         return UpstreamTarget(
