@@ -33,6 +33,10 @@ class RedisSettings(BaseModel):
     )
 
 
+DEFAULT_REQUESTS_PER_MINUTE = 300
+"""GivEnergy's documented global limit per token."""
+
+
 class GivEnergySettings(BaseModel):
     """The upstream GivEnergy Cloud."""
 
@@ -45,7 +49,9 @@ class GivEnergySettings(BaseModel):
         default=240.0, gt=0, description="Timeout of a control call (settings/multi-control block on the device)."
     )
     default_requests_per_minute: int = Field(
-        default=300, ge=1, description="Global per-credential budget unless a credential sets its own tier."
+        default=DEFAULT_REQUESTS_PER_MINUTE,
+        ge=1,
+        description="Global per-credential budget unless a credential sets its own tier.",
     )
 
 

@@ -26,6 +26,7 @@ from service.db.models.api_key import ApiKey, Role
 from service.db.models.audit import AuditEvent
 from service.db.models.credential import CredentialHealth, CredentialKind, UpstreamCredential
 from service.db.models.tenant import Tenant, TenantStatus
+from service.settings import DEFAULT_REQUESTS_PER_MINUTE
 from service.tenants import apikeys
 from service.tenants.crypto import KeyRing, Sealed
 from service.tenants.principal import Principal
@@ -198,7 +199,8 @@ class CredentialService:
     """A tenant's upstream credentials: add, list, check, remove. Secrets are sealed before they are staged."""
 
     def __init__(self, session: AsyncSession, principal: Principal, key_ring: KeyRing,
-                 client_factory: ClientFactory | None = None, *, default_requests_per_minute: int = 300,
+                 client_factory: ClientFactory | None = None, *,
+                 default_requests_per_minute: int = DEFAULT_REQUESTS_PER_MINUTE,
                  portal_factory: PortalFactory | None = None) -> None:
         principal.require_whole_tenant()
         self._session = session

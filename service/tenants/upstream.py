@@ -24,6 +24,7 @@ from service.givenergy import (
     Account,
     CommunicationDevice,
     CredentialError,
+    CredentialLimiter,
     ForbiddenError,
     GivEnergyClient,
     GivEnergyError,
@@ -216,6 +217,14 @@ async def _explain_forbidden(client: GivEnergyClient, error: CredentialError) ->
     )
 
 
+def credential_budget(limiter: RateLimiter, credential: UpstreamCredential, settings: Settings) -> CredentialLimiter:
+    """The shared budget of ``credential``: its own tier, else the deployment's default."""
+    return limiter.credential(
+        str(credential.id),
+        requests_per_minute=credential.requests_per_minute or settings.givenergy.default_requests_per_minute,
+    )
+
+
 def default_client_factory(settings: Settings, redis: Redis, **client_options: Any) -> ClientFactory:
     """Clients that go through the shared rate limiter, to the credential's base URL or the configured one.
 
@@ -227,10 +236,7 @@ def default_client_factory(settings: Settings, redis: Redis, **client_options: A
     limiter = RateLimiter(redis, namespace=settings.redis.namespace)
 
     def build(credential: UpstreamCredential, token: SecretStr) -> GivEnergyClient:
-        budget = limiter.credential(
-            str(credential.id),
-            requests_per_minute=credential.requests_per_minute or settings.givenergy.default_requests_per_minute,
-        )
+        budget = credential_budget(limiter, credential, settings)
         options: dict[str, Any] = {"limiter": budget, "lane": Lane.INTERACTIVE, "max_limiter_wait": 30.0}
         if credential.base_url:
             options["base_url"] = credential.base_url
@@ -263,10 +269,7 @@ def default_portal_factory(settings: Settings, redis: Redis, **client_options: A
     limiter = RateLimiter(redis, namespace=settings.redis.namespace)
 
     def build(credential: UpstreamCredential, password: SecretStr) -> LegacyPortalClient:
-        budget = limiter.credential(
-            str(credential.id),
-            requests_per_minute=credential.requests_per_minute or settings.givenergy.default_requests_per_minute,
-        )
+        budget = credential_budget(limiter, credential, settings)
         options: dict[str, Any] = {"limiter": budget, "lane": Lane.INTERACTIVE,
                                    "base_url": credential.base_url or settings.givenergy.legacy_base_url,
                                    "timeout": settings.givenergy.timeout_seconds}
