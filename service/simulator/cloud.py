@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import copy
 import re
 import uuid
 from collections.abc import Callable, Sequence
@@ -12,7 +13,7 @@ from zoneinfo import ZoneInfo
 
 from service.simulator import render, telemetry
 from service.simulator.catalogue import PRESET_BY_ID, PRESETS, Kind, Preset, RuleError, Setting, coerce
-from service.simulator.fleet import Account, AccountType, Device, EvCharger, SmartDevice
+from service.simulator.fleet import Account, AccountType, Device, EvCharger, SmartDevice, is_gateway_or_ems
 from service.simulator.records import CONTROL_MESSAGES, ControlCall, Token
 from service.simulator.web import HttpError, Request, Response, Router, invalid, not_found
 
@@ -329,7 +330,7 @@ class CloudApi:
         zone = self.sim.site_zone(device)
         today = telemetry.today(device, moment, zone)
         total = telemetry.total(device, moment, zone)
-        odd = device.model.kind in (Kind.GATEWAY, Kind.EMS)
+        odd = is_gateway_or_ems(device)
         slot = int(moment.timestamp()) // 300
         return data(
             {
@@ -801,10 +802,12 @@ class CloudApi:
             raise not_found()
         body = request.json()
         body = body if isinstance(body, dict) else {}
-        _apply_ev_command(charger, command, body)
+        # The body is validated first (422) on a copy: an offline charger never hears the command.
+        _apply_ev_command(copy.copy(charger), command, body)
         await self.sim.device_latency()
         if not charger.online:
             return data({"code": -2, "success": False, "message": "Charger Offline"})
+        _apply_ev_command(charger, command, body)
         return data({"code": 0, "success": True, "message": "Accepted"})
 
     async def ev_sessions(self, request: Request, ctx: Ctx) -> Response:

@@ -266,7 +266,7 @@ class Simulator:
             self._device(serial).forced_offline = offline
 
     def set_locked(self, serials: Iterable[str], locked: bool = True) -> None:
-        """Lock inverters (writes and reads answer -7 "Inverter Locked")."""
+        """Lock inverters (writes answer -7 "Inverter Locked"; reads still answer)."""
         for serial in serials:
             self._device(serial).locked = locked
 

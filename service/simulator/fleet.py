@@ -693,20 +693,6 @@ class FleetGenerator:
         self._fleet.smart_devices[device_uuid] = device
 
 
-def generate(seed: int, fleet_size: int, fractions: Fractions) -> Fleet:
-    """Generate a deterministic fleet.
-
-    Args:
-        seed: Seed.
-        fleet_size: Number of devices (inverters).
-        fractions: Shares of awkward inverters and of customers with extras.
-
-    Returns:
-        The fleet.
-    """
-    return FleetGenerator(seed, fleet_size, fractions).build()
-
-
 def dead_since(device: Device, now: datetime) -> datetime:
     """A date weeks before ``now`` for inverters generated dead."""
     return now - timedelta(days=14 + device.seed % 60)

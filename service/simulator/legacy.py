@@ -12,8 +12,7 @@ from typing import TYPE_CHECKING, Any
 from zoneinfo import ZoneInfo
 
 from service.simulator import telemetry
-from service.simulator.catalogue import Kind
-from service.simulator.fleet import Device
+from service.simulator.fleet import Device, is_gateway_or_ems
 from service.simulator.web import Request, Response, Router
 
 if TYPE_CHECKING:
@@ -166,7 +165,7 @@ class LegacyApi:
         device, refusal = self._device(request)
         if device is None:
             return refusal or Response(200, {"success": False})
-        if device.model.kind in (Kind.GATEWAY, Kind.EMS):
+        if is_gateway_or_ems(device):
             return Response(200, {"lost": False, "success": True, "modules": [], "maxVoltModule": 0,
                                   "minVoltModule": 0})  # fmt: skip
         now = self.sim.now()

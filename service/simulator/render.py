@@ -6,8 +6,8 @@ from datetime import UTC, datetime
 from typing import Any
 
 from service.simulator.behaviour import InverterEvent
-from service.simulator.catalogue import Kind, Setting
-from service.simulator.fleet import Account, Device, EvCharger, Site, SmartDevice
+from service.simulator.catalogue import Setting
+from service.simulator.fleet import Account, Device, EvCharger, Site, SmartDevice, is_gateway_or_ems
 from service.simulator.telemetry import Energy, Snapshot
 
 
@@ -151,7 +151,7 @@ def _status_title(status: str) -> str:
 
 def system_data(device: Device, moment: datetime, reading: Snapshot, status: str) -> dict[str, Any]:
     """GET /inverter/{serial}/system-data/latest (null leaves for Gateway/EMS)."""
-    nulls = device.model.kind in (Kind.GATEWAY, Kind.EMS)
+    nulls = is_gateway_or_ems(device)
 
     def maybe(number: float) -> float | None:
         return None if nulls else number

@@ -66,6 +66,26 @@ async def test_ev_charger_commands(sim: Simulator, client: ClientFactory) -> Non
     assert sessions["data"][0]["stopped_at"] is None  # the running session comes first
 
 
+async def test_an_offline_charger_ignores_commands(sim: Simulator, client: ClientFactory) -> None:
+    charger = next(c for c in sim.truth.ev_chargers() if c.owner_id == sim.truth.account_of_token("customer").id)
+    charger.online = False
+    try:
+        before = (charger.mode, charger.status)
+        async with client("customer") as api:
+            base = f"/ev-charger/{charger.uuid}"
+            mode = await api.post(
+                f"{base}/commands/change-mode", json={"mode": "Eco" if before[0] != "Eco" else "Boost"}
+            )
+            start = (await api.post(f"{base}/commands/start-charge", json={})).json()["data"]
+            invalid = await api.post(f"{base}/commands/change-mode", json={"mode": "Warp"})
+        assert mode.json()["data"] == {"code": -2, "success": False, "message": "Charger Offline"}
+        assert start["success"] is False
+        assert (charger.mode, charger.status) == before  # nothing reached the charger
+        assert invalid.status_code == 422  # the body is still validated first
+    finally:
+        charger.online = True
+
+
 async def test_ev_meter_data_pages_per_minute(sim: Simulator, client: ClientFactory) -> None:
     charger = sim.truth.ev_chargers()[0]
     now = sim.clock.now()
