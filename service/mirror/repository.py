@@ -36,7 +36,7 @@ from service.db.models.mirror import (
     SyncState,
 )
 from service.db.models.tenant import Tenant, TenantStatus
-from service.mirror.reconcile import KnownLinks, Reconciliation, Stored
+from service.mirror.reconcile import KnownLinks, Reconciliation, Stored, key_of
 from service.mirror.schemas import (
     KEY_WIDTH,
     AccountRecord,
@@ -93,7 +93,6 @@ class MirrorRepository:
             table, record_type = ENTITY_TABLES[entity]
             fields = _record_fields(record_type)
             tuple_positions = [i for i, name in enumerate(fields) if name in _TUPLE_FIELDS]
-            width = KEY_WIDTH[entity]
             # Read through the driver: for a 50,000-inverter tenant (300,000 rows) the ORM's row processing
             # costs seconds, asyncpg's records a fraction of that. The tenant filter is the first condition.
             columns = ", ".join(f'"{name}"' for name in fields)
@@ -112,8 +111,7 @@ class MirrorRepository:
                         value = json.loads(value)
                     values[position] = tuple(value or ())
                 record = record_type(*values)
-                key = record[0] if width == 1 else tuple(record[:width])
-                rows[key] = Stored(record, row[size], row[size + 1])
+                rows[key_of(entity, record)] = Stored(record, row[size], row[size + 1])
             result[entity] = rows
         return result
 

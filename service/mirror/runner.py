@@ -22,7 +22,7 @@ from __future__ import annotations
 import contextlib
 import time
 import uuid
-from collections.abc import AsyncIterator, Awaitable, Callable
+from collections.abc import AsyncIterator, Awaitable, Callable, Sequence
 from dataclasses import dataclass, field
 from datetime import timedelta
 from typing import Any
@@ -297,13 +297,12 @@ class SyncRunner:
         discovery = await discover(fetcher, state.tap or RequestTap(), full=full)
         spread = self.options.site_status_spread
         async with self._transaction() as session:
+            recent = await SyncRunRepository(session, tenant_id).latest(limit=50)
             if full:
                 approved = discovery.approved and self.options.site_status
             else:
-                approved = (
-                    spread is not None and self.options.site_status and await self._was_approved(session, tenant_id)
-                )
-            work = await self._status_work(session, tenant_id, discovery, approved=approved, spread=spread)
+                approved = spread is not None and self.options.site_status and _was_approved(recent)
+            work = await self._status_work(session, tenant_id, discovery, recent, approved=approved, spread=spread)
         plan = build_plan(discovery, full=full)
         steps = {**plan.steps, "site_status": work["count"]}
         plan = SyncPlan(sum(steps.values()), steps, None)
@@ -352,20 +351,21 @@ class SyncRunner:
             run.progress = dict(state.progress)
             run.site_status_included = approved
 
-    async def _was_approved(self, session: AsyncSession, tenant_id: TenantId) -> bool:
-        """Whether the tenant's latest successful full sync could read site statuses."""
-        for run in await SyncRunRepository(session, tenant_id).latest(limit=50):
-            if run.kind is SyncKind.FULL and run.state is SyncState.SUCCEEDED:
-                return run.site_status_included
-        return False
-
     async def _status_work(
-        self, session: AsyncSession, tenant_id: TenantId, discovery: Discovery, *, approved: bool, spread: int | None
+        self,
+        session: AsyncSession,
+        tenant_id: TenantId,
+        discovery: Discovery,
+        recent: Sequence[SyncRun],
+        *,
+        approved: bool,
+        spread: int | None,
     ) -> dict[str, Any]:
         """Which site statuses this run checks: ``after`` (start after this site id, round-robin), ``count``,
-        ``skip`` (the site discovery already probed) and ``cursor`` (where the previous cycle stopped)."""
+        ``skip`` (the site discovery already probed) and ``cursor`` (where the previous cycle stopped, found in
+        the ``recent`` runs, newest first)."""
         cursor: int | None = None
-        for run in await SyncRunRepository(session, tenant_id).latest(limit=50):
+        for run in recent:
             if isinstance(run.progress.get("status_cursor"), int):
                 cursor = run.progress["status_cursor"]
                 break
@@ -442,6 +442,15 @@ async def _note_credential_state(
         credential.health = found
         credential.health_message = f"sync refused by GivEnergy: {error}"[:500]
         credential.last_checked_at = utcnow()
+
+
+def _was_approved(recent: Sequence[SyncRun]) -> bool:
+    """Whether the tenant's latest successful full sync among the ``recent`` runs (newest first) could read
+    site statuses."""
+    for run in recent:
+        if run.kind is SyncKind.FULL and run.state is SyncState.SUCCEEDED:
+            return run.site_status_included
+    return False
 
 
 def _add_counts(run: SyncRun, counts: Counts) -> None:
