@@ -14,7 +14,7 @@ import httpx
 from redis.asyncio import Redis
 from sqlalchemy.ext.asyncio import AsyncSession
 
-from service.core.errors import ConflictError, NotFoundError, PermissionDeniedError
+from service.core.errors import ConflictError, NotFoundError
 from service.core.tenancy import TenantId, tenant_id_from
 from service.db.models.mirror import SyncKind, SyncRun, SyncSchedule
 from service.db.uow import defer_job
@@ -32,6 +32,7 @@ from service.tenants.crypto import load_key_ring
 from service.tenants.principal import Principal
 from service.tenants.repository import CredentialRepository
 from service.tenants.service import AuditService, open_token
+from service.tenants.upstream import credential_budget
 
 SYNC_JOB = "mirror.sync"
 SCHEDULE_JOB = "mirror.schedule"
@@ -94,8 +95,7 @@ class MirrorService:
         Returns:
             The job id (the same for every request joining one sync).
         """
-        if principal.restricted_account_id is not None:
-            raise PermissionDeniedError("a key restricted to an account subtree cannot sync the whole tenant")
+        principal.require_whole_tenant()
         if not await CredentialRepository(self.session, self.tenant_id).list():
             raise ConflictError("the tenant has no GivEnergy credential: add one before syncing")
         job_id = request_sync(self.session, self.tenant_id, kind)
@@ -176,12 +176,11 @@ class CredentialResolver:
         if credential is None:
             raise NotFoundError("the tenant has no usable GivEnergy API token")
         token = open_token(load_key_ring(self.settings), credential)
-        rate = credential.requests_per_minute or self.settings.givenergy.default_requests_per_minute
         return UpstreamTarget(
             token=token,
             base_url=credential.base_url or self.settings.givenergy.base_url,
             credential_id=credential.id,
-            limiter=self.limiter.credential(str(credential.id), requests_per_minute=rate),
+            limiter=credential_budget(self.limiter, credential, self.settings),
             transport=self.transport,
             timeout=self.settings.givenergy.timeout_seconds,
         )
