@@ -74,6 +74,11 @@ class SecuritySettings(BaseModel):
         description='JSON object {"key-id": "base64 32-byte key"}; generated under GIVFLEET_HOME when empty.',
     )
     active_key_id: str | None = Field(default=None, description="Key id used for new ciphertexts (default: last).")
+    generate_key_file: bool = Field(
+        default=True,
+        description="With no keys configured, generate a key file under GIVFLEET_HOME; false (containers, "
+        "Kubernetes) makes missing keys an error, so no pod ever invents a key of its own.",
+    )
     auth_failure_limit: int = Field(
         default=20, ge=1, description="Failed API-key attempts per client address before it is answered 429."
     )
