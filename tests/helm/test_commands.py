@@ -37,3 +37,19 @@ def test_every_container_of_the_chart_runs_a_real_givfleet_command(template: str
 def test_the_commands_notes_txt_tells_the_reader_to_run_exist(command: list[str]) -> None:
     assert command[0] == "givfleet"
     assert chart.command_problems(command[1:]) == []
+
+
+def test_the_build_context_admits_exactly_what_the_dockerfile_copies() -> None:
+    """.dockerignore is an allow-list: a file the build copies must be admitted, and nothing else is (no .env,
+    no local key files or embedded databases reach the image)."""
+    patterns = [line for line in (chart.ROOT / ".dockerignore").read_text().splitlines()
+                if line.strip() and not line.startswith("#")]
+    assert patterns[0] == "*"  # everything is ignored unless admitted below
+    admitted = {pattern[1:].rstrip("/") for pattern in patterns if pattern.startswith("!")}
+    copied = set()
+    for line in (chart.ROOT / "Dockerfile").read_text().splitlines():
+        words = line.split()
+        if words[:1] == ["COPY"] and not any(word.startswith("--from") for word in words):
+            copied |= {source.rstrip("/") for source in words[1:-1]}
+    assert copied == admitted
+    assert all((chart.ROOT / path).exists() for path in copied)
