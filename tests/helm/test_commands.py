@@ -53,3 +53,15 @@ def test_the_build_context_admits_exactly_what_the_dockerfile_copies() -> None:
             copied |= {source.rstrip("/") for source in words[1:-1]}
     assert copied == admitted
     assert all((chart.ROOT / path).exists() for path in copied)
+
+
+def test_the_image_runs_as_a_non_root_user_and_never_generates_a_key() -> None:
+    dockerfile = (chart.ROOT / "Dockerfile").read_text()
+    runtime = dockerfile.split(" AS runtime", 1)[1]  # the final stage
+    (user,) = [line.split()[1] for line in runtime.splitlines() if line.startswith("USER ")]
+    uid = runtime.split("ARG UID=", 1)[1].split()[0]
+    assert user in {f"{uid}:{uid}", "${UID}:${UID}"}
+    assert int(uid) > 0
+    assert chart.values()["podSecurityContext"]["runAsUser"] == int(uid)  # the chart runs it as that user
+    assert "GIVFLEET_SECURITY__GENERATE_KEY_FILE=false" in runtime
+    assert "GIVFLEET_HOME=/var/lib/givfleet" in runtime
