@@ -62,8 +62,12 @@ def is_behind(revision: str | None) -> bool:
     """
     if revision is None:
         return True
-    known = {script.revision for script in _scripts().walk_revisions()}
-    return revision in known and revision != head_revision()
+    return revision in _known_revisions() and revision != head_revision()
+
+
+@lru_cache(maxsize=1)
+def _known_revisions() -> frozenset[str]:
+    return frozenset(script.revision for script in _scripts().walk_revisions())
 
 
 def revision_of(connection: Connection) -> str | None:
