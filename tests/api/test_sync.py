@@ -41,13 +41,14 @@ async def test_operator_request_is_queued_once_and_audited(client: httpx.AsyncCl
 
     assert first.status_code == 202
     assert second.json()["job_id"] == first.json()["job_id"], "a pending sync is joined"
-    queued = await resources.redis.zrange(resources.redis.default_queue_name, 0, -1)
-    assert [job.decode() for job in queued].count(first.json()["job_id"]) == 1
+    bulk = resources.redis.queue("bulk")
+    queued = await resources.redis.zrange(bulk, 0, -1)
+    assert [job.decode() for job in queued] == [f"{resources.settings.redis.namespace}:{first.json()['job_id']}"]
     async with resources.session_factory() as session:
         actions = (await session.execute(
             select(AuditEvent.action).where(AuditEvent.tenant_id == tenant.tenant_id))).scalars().all()
     assert actions.count("mirror.sync.request") == 2
-    await resources.redis.delete(resources.redis.default_queue_name, f"arq:job:{first.json()['job_id']}")
+    await resources.redis.delete(bulk, f"arq:job:{resources.settings.redis.namespace}:{first.json()['job_id']}")
 
 
 async def test_refusals_are_clear(client: httpx.AsyncClient, resources: Resources) -> None:
@@ -66,4 +67,4 @@ async def test_refusals_are_clear(client: httpx.AsyncClient, resources: Resource
     assert "subtree" in response.json()["detail"]
     bad_kind = await client.post("/api/v1/sync-runs", json={"kind": "everything"}, headers=tenant.headers)
     assert bad_kind.status_code == 400
-    assert await resources.redis.zcard(resources.redis.default_queue_name) == 0
+    assert await resources.redis.zcard(resources.redis.queue("bulk")) == 0
