@@ -106,6 +106,9 @@ class SyncSettings(BaseModel):
     last_seen_granularity_seconds: int = Field(
         default=86400, ge=0, description="Refresh last_seen_at of unchanged rows at most this often."
     )
+    status_batch: int = Field(
+        default=200, ge=1, description="Site statuses checked per checkpoint (a retried sync resumes after the last)."
+    )
 
 
 class WorkerSettings(BaseModel):

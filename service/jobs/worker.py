@@ -106,7 +106,9 @@ def arq_function(spec: JobSpec[Any], resources: Resources) -> Function:
     )
 
 
-def build_worker(resources: Resources, queue: Queue, *, burst: bool = False, handle_signals: bool = False) -> Worker:
+def build_worker(
+    resources: Resources, queue: Queue, *, burst: bool = False, handle_signals: bool = False, max_burst_jobs: int = -1
+) -> Worker:
     """A worker for one queue, with ``resources`` in every job's context.
 
     Its cron jobs (declared with ``cron=``) are named with the namespace, so their ids (name and time) never
@@ -118,6 +120,7 @@ def build_worker(resources: Resources, queue: Queue, *, burst: bool = False, han
         burst: Stop once the queue is empty (tests, one-off runs).
         handle_signals: Let arq install SIGINT/SIGTERM handlers (only for a lone worker; a :class:`WorkerGroup`
             handles signals for all its workers).
+        max_burst_jobs: In burst mode, stop after this many jobs (``-1``: no limit).
     """
     specs = [spec for spec in JOBS if spec.queue is queue]
     functions = [arq_function(spec, resources) for spec in specs if spec.cron is None]
@@ -134,6 +137,7 @@ def build_worker(resources: Resources, queue: Queue, *, burst: bool = False, han
         redis_pool=resources.redis,
         ctx=ctx,
         burst=burst,
+        max_burst_jobs=max_burst_jobs,
         handle_signals=handle_signals,
         max_jobs=resources.settings.worker.max_jobs,
         job_timeout=3600,

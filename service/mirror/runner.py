@@ -107,6 +107,7 @@ def options_from(settings: Settings, *, spread: int | None = None) -> SyncOption
         page_size=group.page_size,
         concurrency=group.concurrency,
         seen_granularity=timedelta(seconds=group.last_seen_granularity_seconds),
+        status_batch=group.status_batch,
         site_status_spread=spread,
         lease=timedelta(seconds=settings.worker.stall_seconds),
     )
