@@ -16,19 +16,23 @@ from collections.abc import AsyncIterator
 from datetime import timedelta
 
 import pytest
+from litestar import Litestar
 from sqlalchemy import select
 
 from service.core.clock import utcnow
 from service.core.tenancy import TenantId
 from service.db.models import SyncKind, SyncRun, SyncState
+from service.db.models.api_key import Role
 from service.jobs.enqueue import unit_of_work
 from service.jobs.typed import Queue
 from service.jobs.worker import build_worker, drain_queues
-from service.mirror.jobs import request_sync, sweep_stale
+from service.mirror.jobs import request_sync, sweep_stale, sync_job_id
 from service.runtime import Resources
 from service.settings import Settings, SyncSettings
+from tests.conftest import http_client
 from tests.mirror.conftest import GatedSimulator, add_credential
 from tests.mirror.truth import expected, mirrored
+from tests.tenants.factories import committed_tenant
 
 BATCH = 5
 CHECKED_BEFORE_FAULT = 10  # two checkpoints of site statuses
@@ -208,3 +212,29 @@ async def test_sigterm_past_the_grace_period_leaves_the_sync_resumable(
     await drain_queues(resources, [Queue.BULK])
 
     await _assert_resumed_and_complete(resources, tenant_id, served, mark)
+
+
+async def test_asking_for_a_sync_stranded_by_a_dead_worker_makes_it_run_now(
+    small_batches: Resources, app: Litestar, gated_simulator: GatedSimulator, clean_db: None
+) -> None:
+    resources, served = small_batches, gated_simulator
+    tenant = await committed_tenant(resources, Role.OPERATOR)
+    await _ask_for_full_sync(resources, tenant.tenant_id, served)
+    # What a worker killed long ago leaves: its lease on the run, lapsed, and arq's in-progress mark of the job
+    # (which arq itself would keep for the job's whole 6 h timeout).
+    job_id = f"{resources.redis.namespace}:{sync_job_id(tenant.tenant_id, SyncKind.FULL)}"
+    await resources.redis.set(f"arq:in-progress:{job_id}", b"1", px=6 * 3600 * 1000)
+    async with resources.session_factory() as session, session.begin():
+        run = (await session.execute(select(SyncRun))).scalar_one()
+        run.lease_owner, run.attempts = "dead-host:1:0", 1
+        run.lease_expires_at = utcnow() - timedelta(minutes=5)
+
+    async with http_client(app) as client:
+        response = await client.post("/api/v1/sync-runs", json={"kind": "full"}, headers=tenant.headers)
+    assert response.status_code == 202
+
+    await asyncio.wait_for(drain_queues(resources, [Queue.BULK]), timeout=120)  # runs now, not in 6 h
+    run = await _run(resources)
+    assert run.state is SyncState.SUCCEEDED, run.error
+    async with resources.session_factory() as session:
+        assert await mirrored(session, tenant.tenant_id) == expected(served.sim)
