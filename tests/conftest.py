@@ -109,17 +109,24 @@ def test_settings(database_url: str, redis_url: str, redis_namespace: str, tmp_p
     )
 
 
+@asynccontextmanager
+async def opened(settings: Settings) -> AsyncIterator[Resources]:
+    """Resources for ``settings``; the keys of its Redis namespace are deleted when the block ends."""
+    resources = Resources.open(settings)
+    try:
+        yield resources
+    finally:
+        keys = [key async for key in resources.redis.scan_iter(match=f"{settings.redis.namespace}*")]
+        if keys:
+            await resources.redis.delete(*keys)
+        await resources.aclose()
+
+
 @pytest.fixture(scope="session")
 async def resources(test_settings: Settings) -> AsyncIterator[Resources]:
     """Engine, session factory and Redis shared by the run; the run's Redis keys are deleted at the end."""
-    opened = Resources.open(test_settings)
-    try:
-        yield opened
-    finally:
-        keys = [key async for key in opened.redis.scan_iter(match=f"{test_settings.redis.namespace}*")]
-        if keys:
-            await opened.redis.delete(*keys)
-        await opened.aclose()
+    async with opened(test_settings) as shared:
+        yield shared
 
 
 @pytest.fixture

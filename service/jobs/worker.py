@@ -20,6 +20,7 @@ from arq.constants import in_progress_key_prefix
 from arq.cron import CronJob, cron
 from arq.worker import Function, Worker
 
+from service.core.background import alongside
 from service.jobs.registry import JOBS
 from service.jobs.typed import JobSpec, Queue
 from service.runtime import NamespacedRedis, Resources
@@ -68,13 +69,8 @@ async def _keep_in_progress(redis: NamespacedRedis, job_id: str | None, stall_se
             await redis.pexpire(key, stall_seconds * 1000)
             await asyncio.sleep(stall_seconds / 3)
 
-    task = asyncio.create_task(renew(), name=f"lease:{job_id}")
-    try:
+    async with alongside(renew(), f"in-progress:{job_id}"):
         yield
-    finally:
-        task.cancel()
-        with contextlib.suppress(asyncio.CancelledError):
-            await task
 
 
 def arq_function(spec: JobSpec[Any], resources: Resources) -> Function:

@@ -40,6 +40,7 @@ import httpx
 import structlog
 from sqlalchemy.ext.asyncio import AsyncEngine, AsyncSession, async_sessionmaker
 
+from service.core.background import alongside
 from service.core.clock import utcnow
 from service.core.tenancy import TenantId
 from service.db.models.credential import CredentialHealth
@@ -347,13 +348,8 @@ class SyncRunner:
                     log.warning("mirror.sync.lease_lost", tenant_id=str(tenant_id), run_id=str(state.run_id))
                     return
 
-        task = asyncio.create_task(beat(), name=f"sync-heartbeat:{tenant_id}")
-        try:
+        async with alongside(beat(), f"sync-heartbeat:{tenant_id}"):
             yield
-        finally:
-            task.cancel()
-            with contextlib.suppress(asyncio.CancelledError):
-                await task
 
     def _report(self, state: _RunState, count: int) -> None:
         if self.on_progress is not None:

@@ -22,6 +22,7 @@ from service.jobs.worker import build_worker, drain_queues, parse_queues
 from service.mirror.jobs import SyncPayload, sweep_syncs, sync_tenant
 from service.runtime import Resources
 from service.settings import RedisSettings, Settings
+from tests.conftest import opened
 
 
 async def test_heartbeat_job_runs_in_a_burst_worker_of_its_queue(resources: Resources) -> None:
@@ -87,15 +88,8 @@ async def other_deployment(test_settings: Settings) -> AsyncIterator[Resources]:
     """A second deployment on the same Redis and database under another namespace (staging cloned from
     production: same tenant ids)."""
     namespace = f"{test_settings.redis.namespace}-other"
-    settings = test_settings.model_copy(update={"redis": RedisSettings(namespace=namespace)})
-    opened = Resources.open(settings)
-    try:
-        yield opened
-    finally:
-        keys = [key async for key in opened.redis.scan_iter(match=f"{namespace}*")]
-        if keys:
-            await opened.redis.delete(*keys)
-        await opened.aclose()
+    async with opened(test_settings.model_copy(update={"redis": RedisSettings(namespace=namespace)})) as other:
+        yield other
 
 
 async def test_two_namespaces_on_one_redis_never_block_each_other(

@@ -128,25 +128,33 @@ async def _start_worker(settings: Settings, **extra: str) -> asyncio.subprocess.
     )  # fmt: skip
 
 
-async def _mid_statuses(served: GatedSimulator) -> None:
-    """Hold the site-status calls after the first checkpoints, and return once the worker is waiting on one."""
+async def _worker_mid_statuses(resources: Resources, tenant_id: TenantId, served: GatedSimulator,
+                               **env: str) -> asyncio.subprocess.Process:
+    """Ask for a full sync, start a worker subprocess, and return once it is mid-statuses: past two checkpoints,
+    its next site-status call held by the simulator's gate."""
+    await _ask_for_full_sync(resources, tenant_id, served)
     served.gate.hold_after = FAULT_AFTER
+    worker = await _start_worker(resources.settings, **env)
     await asyncio.wait_for(served.gate.reached.wait(), timeout=120)
+    return worker
+
+
+def _open_gate(served: GatedSimulator) -> int:
+    """Let the simulator answer again; returns how many requests it had seen."""
+    served.gate.hold_after = None
+    served.gate.release.set()
+    return len(served.gate.paths)
 
 
 async def test_a_worker_killed_mid_statuses_is_picked_up_after_one_sweeper_tick(
     small_batches: Resources, tenant_id: TenantId, gated_simulator: GatedSimulator
 ) -> None:
     resources, served = small_batches, gated_simulator
-    await _ask_for_full_sync(resources, tenant_id, served)
-    worker = await _start_worker(resources.settings)
-    await _mid_statuses(served)
+    worker = await _worker_mid_statuses(resources, tenant_id, served)
 
     worker.kill()  # kill -9: no cleanup, the lease row and arq's in-progress mark stay behind
     await worker.wait()
-    served.gate.hold_after = None
-    served.gate.release.set()
-    mark = len(served.gate.paths)
+    mark = _open_gate(served)
     run = await _run(resources)
     assert run.state is SyncState.RUNNING
     assert run.lease_owner is not None  # the dead worker's
@@ -174,14 +182,11 @@ async def test_sigterm_mid_job_lets_the_sync_finish_within_the_grace_period(
     small_batches: Resources, tenant_id: TenantId, gated_simulator: GatedSimulator
 ) -> None:
     resources, served = small_batches, gated_simulator
-    await _ask_for_full_sync(resources, tenant_id, served)
-    worker = await _start_worker(resources.settings, GIVFLEET_WORKER__SHUTDOWN_GRACE_SECONDS="120")
-    await _mid_statuses(served)
+    worker = await _worker_mid_statuses(resources, tenant_id, served, GIVFLEET_WORKER__SHUTDOWN_GRACE_SECONDS="120")
 
     worker.send_signal(signal.SIGTERM)
     await asyncio.wait_for(_log_line(worker, "worker.stopping"), timeout=60)  # it stopped taking jobs
-    served.gate.hold_after = None
-    served.gate.release.set()
+    _open_gate(served)
     assert await asyncio.wait_for(worker.wait(), timeout=120) == 0
 
     run = await _run(resources)
@@ -195,15 +200,11 @@ async def test_sigterm_past_the_grace_period_leaves_the_sync_resumable(
     small_batches: Resources, tenant_id: TenantId, gated_simulator: GatedSimulator
 ) -> None:
     resources, served = small_batches, gated_simulator
-    await _ask_for_full_sync(resources, tenant_id, served)
-    worker = await _start_worker(resources.settings, GIVFLEET_WORKER__SHUTDOWN_GRACE_SECONDS="0")
-    await _mid_statuses(served)
+    worker = await _worker_mid_statuses(resources, tenant_id, served, GIVFLEET_WORKER__SHUTDOWN_GRACE_SECONDS="0")
 
     worker.send_signal(signal.SIGTERM)
     assert await asyncio.wait_for(worker.wait(), timeout=120) == 0
-    served.gate.hold_after = None
-    served.gate.release.set()
-    mark = len(served.gate.paths)
+    mark = _open_gate(served)
     run = await _run(resources)
     assert run.state is SyncState.RUNNING
     assert run.lease_owner is None  # released: the next worker takes it at once, no sweeper needed
