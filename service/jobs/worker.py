@@ -152,7 +152,11 @@ class WorkerGroup:
 
     def __init__(self, resources: Resources, queues: Sequence[Queue]) -> None:
         self.resources = resources
-        self.workers = [build_worker(resources, queue) for queue in queues]
+        served = {spec.queue for spec in JOBS}
+        idle = [queue.value for queue in queues if queue not in served]
+        if idle:  # arq refuses a worker without functions; the queue gets one once a job is declared on it
+            log.info("worker.queues_without_jobs", queues=idle)
+        self.workers = [build_worker(resources, queue) for queue in queues if queue in served]
 
     async def run(self, stop: asyncio.Event) -> None:
         """Run until ``stop`` is set (or a worker fails), then drain and close."""

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import asyncio
 import uuid
 from collections.abc import AsyncIterator
 from datetime import UTC, datetime, timedelta
@@ -18,7 +19,7 @@ from service.db.uow import defer_job
 from service.jobs.enqueue import enqueue, unit_of_work
 from service.jobs.heartbeat import heartbeat
 from service.jobs.typed import NoPayload, PayloadError, Queue
-from service.jobs.worker import build_worker, drain_queues, parse_queues
+from service.jobs.worker import WorkerGroup, build_worker, drain_queues, parse_queues
 from service.mirror.jobs import SyncPayload, sweep_syncs, sync_tenant
 from service.runtime import Resources
 from service.settings import RedisSettings, Settings
@@ -169,3 +170,18 @@ def test_settings_with_urls_start_no_embedded_servers(tmp_path: object) -> None:
     assert not urls.embedded_database
     assert not urls.embedded_redis
     assert list(home.iterdir()) == []  # nothing started, nothing written
+
+
+async def test_a_worker_group_runs_the_queues_that_have_jobs_and_stops_when_asked(resources: Resources) -> None:
+    group = WorkerGroup(resources, [Queue.MONITOR, Queue.CONTROL])  # no job is declared on monitor yet
+    job = await enqueue(resources.redis, heartbeat.call(NoPayload()))
+    assert job is not None
+    stop = asyncio.Event()
+
+    running = asyncio.create_task(group.run(stop))
+    result = await job.result(timeout=60)  # the control worker ran it
+    stop.set()
+    await asyncio.wait_for(running, timeout=60)
+
+    assert [worker.queue_name for worker in group.workers] == [resources.redis.queue(Queue.CONTROL)]
+    assert result["job_try"] == 1
