@@ -17,7 +17,7 @@ from service.db.models.mirror import SyncKind
 from service.jobs.context import JobContext
 from service.jobs.enqueue import unit_of_work
 from service.mirror.runner import SyncRunner, options_from
-from service.mirror.service import credential_resolver, enqueue_due
+from service.mirror.service import enqueue_due
 
 
 class SyncResult(TypedDict):
@@ -56,7 +56,7 @@ async def sync_tenant(
     runner = SyncRunner(
         resources.engine,
         resources.session_factory,
-        credential_resolver(resources.settings, resources.redis),
+        resources.upstream.sync_target,
         options_from(resources.settings, spread=spread),
     )
     outcome = await runner.run(tenant_id_from(tenant_id), SyncKind(kind), job_id=ctx.get("job_id"))

@@ -40,13 +40,11 @@ from service.givenergy import PaymentRequiredError, UnauthorisedError
 from service.mirror.reconcile import reconcile
 from service.mirror.repository import MirrorRepository, SyncRunRepository
 from service.mirror.schemas import Counts, Entity, SyncPlan
-from service.mirror.service import credential_resolver
 from service.mirror.upstream import (
     Discovery,
     Fetcher,
     RequestTap,
     UpstreamSession,
-    UpstreamTarget,
     build_plan,
     discover,
     eta_seconds,
@@ -57,6 +55,7 @@ from service.mirror.upstream import (
 from service.runtime import Resources
 from service.settings import Settings
 from service.tenants.repository import CredentialRepository, TenantRepository
+from service.upstream import UpstreamTarget
 
 log = structlog.get_logger(__name__)
 
@@ -489,7 +488,7 @@ async def sync_tenant_now(
     runner = SyncRunner(
         resources.engine,
         resources.session_factory,
-        credential_resolver(resources.settings, resources.redis),
+        resources.upstream.sync_target,
         options or options_from(resources.settings),
         on_progress,
     )

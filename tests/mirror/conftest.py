@@ -17,9 +17,9 @@ from service.core.tenancy import TenantId, tenant_id_from
 from service.db.models import Tenant
 from service.givenergy import RateLimiter
 from service.mirror.runner import SyncOptions, SyncRunner
-from service.mirror.upstream import UpstreamTarget
 from service.runtime import Resources
 from service.simulator import Simulator, SimulatorConfig
+from service.upstream import UpstreamTarget
 
 
 @pytest.fixture

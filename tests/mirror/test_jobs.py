@@ -15,20 +15,21 @@ from rich.console import Console
 from sqlalchemy import select
 
 from service.core.clock import utcnow
+from service.core.principal import Principal
 from service.core.tenancy import TenantId
 from service.db.models import CredentialHealth, SyncKind, SyncRun, SyncSchedule, SyncState, UpstreamCredential
 from service.jobs.enqueue import unit_of_work
 from service.jobs.worker import build_worker
 from service.mirror import cli_view
 from service.mirror.runner import SyncRunner
-from service.mirror.service import MirrorService, credential_resolver, enqueue_due, request_sync, sync_job_id
+from service.mirror.service import MirrorService, enqueue_due, request_sync, sync_job_id
 from service.runtime import Resources, queue_name
 from service.settings import Settings
 from service.simulator import Simulator, SimulatorConfig
 from service.simulator.server import server as simulator_server
 from service.tenants.crypto import load_key_ring
-from service.tenants.principal import Principal
 from service.tenants.service import CredentialService
+from service.upstream import Route
 from tests.mirror.truth import expected, mirrored
 
 
@@ -159,11 +160,11 @@ async def test_a_token_without_subscription_fails_the_sync_and_is_recorded_on_th
 ) -> None:
     sim = Simulator(SimulatorConfig.quiet(fleet_size=10, no_subscription_status=402, rate_limits_enabled=False))
     await _add_credential(resources, tenant_id, sim.tokens["no_subscription"], "http://simulator.test/v1")
-    resolver = credential_resolver(resources.settings, resources.redis, transport=httpx.ASGITransport(app=sim.app))
-    runner = SyncRunner(resources.engine, resources.session_factory, resolver)
+    runner = SyncRunner(resources.engine, resources.session_factory, resources.upstream.sync_target)
 
-    first = await runner.run(tenant_id, SyncKind.FULL)
-    second = await runner.run(tenant_id, SyncKind.REFRESH)
+    with resources.upstream.routed(Route(transport=httpx.ASGITransport(app=sim.app))):
+        first = await runner.run(tenant_id, SyncKind.FULL)
+        second = await runner.run(tenant_id, SyncKind.REFRESH)
 
     assert first.state is SyncState.FAILED
     assert first.error is not None
