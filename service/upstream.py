@@ -176,6 +176,7 @@ class Upstream:
         return self._limiter.credential(
             budget_key(load_key_ring(self.settings), identity),
             requests_per_minute=credential.requests_per_minute or self.settings.givenergy.default_requests_per_minute,
+            window_seconds=self.settings.givenergy.rate_limit_window_seconds,
         )
 
     @asynccontextmanager
