@@ -8,23 +8,22 @@ Lists answer ``{"items": [...], "next_cursor": ..., "total_count": N}``; pass ``
 from __future__ import annotations
 
 from datetime import date, datetime
-from typing import Annotated, Any, Generic, TypeVar
+from typing import Annotated, Any
 
 from litestar import Controller, get
 from litestar.di import Provide
 from litestar.params import FromQuery, Parameter
 from pydantic import BaseModel, ConfigDict, Field
 
+from service.api.common import Cursor, Limit, PageView, SerialPath, require_inverter, scope_of
 from service.api.dependencies import ReadDb
 from service.api.openapi import problems
 from service.authn import PrincipalDep, provide_principal
 from service.core.errors import NotFoundError
-from service.core.pagination import MAX_PAGE_SIZE, Page, page_size
-from service.core.principal import Principal
+from service.core.pagination import Page, page_size
 from service.db.models import mirror as m
 from service.mirror import queries as reads
 
-T = TypeVar("T")
 
 
 ERRORS = problems(400, 401, 403, 404, 422, 429)
@@ -159,14 +158,6 @@ class InverterChangeView(_Row):
     observed_at: datetime
 
 
-class PageView(BaseModel, Generic[T]):
-    """One page of a list."""
-
-    items: list[T]
-    next_cursor: str | None = Field(description="Pass as `cursor` for the next page; null on the last page.")
-    total_count: int = Field(description="Rows matching the filter, over all pages.")
-
-
 class BucketView(BaseModel):
     """How many inverters have a value (null: unknown)."""
 
@@ -191,26 +182,16 @@ def _page(page: Page[Any], view: type[BaseModel]) -> dict[str, Any]:
             "next_cursor": page.end_cursor if page.has_next_page else None, "total_count": page.total_count}
 
 
-def scope_of(principal: Principal) -> reads.ReadScope:
-    return reads.ReadScope.of(principal.tenant_id, principal.restricted_account_id)
-
-
-Limit = Annotated[int, Parameter(ge=1, le=MAX_PAGE_SIZE, description="Page size.")]
-Cursor = Annotated[str | None, Parameter(description="`next_cursor` of the previous page.")]
 Direction = Annotated[reads.SortDirection, Parameter(description="Sort direction.")]
 Removed = Annotated[bool | None, Parameter(
     description="false: present upstream (default); true: removed upstream; omit with `include_removed` for both.")]
 Search = Annotated[str | None, Parameter(max_length=100, description="Text to search for.")]
 Upstream = Annotated[int | None, Parameter(ge=1, le=2**53, description="An upstream id.")]
 UpstreamPath = Annotated[int, Parameter(ge=1, le=2**53, description="An upstream id.")]
-SerialPath = Annotated[str, Parameter(min_length=1, max_length=64, description="A serial number.")]
 FirmwareBound = Annotated[int | None, Parameter(ge=-1, le=10**9, description="A firmware version number.")]
 
 
-async def require_inverter(reader: reads.FleetReader, serial: str) -> None:
-    """Raise :class:`NotFoundError` unless ``serial`` is an inverter in the reader's scope (removed ones count)."""
-    if await reader.inverter_by_serial(serial) is None:
-        raise NotFoundError(f"no inverter {serial!r}")
+
 
 
 def _removed(removed: bool | None, include_removed: bool) -> bool | None:

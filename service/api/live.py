@@ -18,8 +18,8 @@ from litestar import Controller, get
 from litestar.di import NamedDependency, Provide
 from litestar.params import FromQuery, Parameter
 
+from service.api.common import SerialPath, require_inverter, scope_of
 from service.api.dependencies import provide_live
-from service.api.fleet import SerialPath, require_inverter, scope_of
 from service.api.openapi import UPSTREAM_STATUSES, problems
 from service.authn import PrincipalDep, provide_principal
 from service.core.principal import Principal

@@ -12,8 +12,8 @@ from litestar.params import JSONBody
 from litestar.status_codes import HTTP_202_ACCEPTED
 from pydantic import BaseModel, Field
 
+from service.api.common import Cursor, Limit, PageView, scope_of
 from service.api.dependencies import DbSession, ReadDb
-from service.api.fleet import Cursor, Limit, PageView, scope_of
 from service.api.openapi import problems
 from service.authn import PrincipalDep, provide_principal
 from service.core.pagination import page_size
