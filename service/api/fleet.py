@@ -24,8 +24,6 @@ from service.core.pagination import Page, page_size
 from service.db.models import mirror as m
 from service.mirror import queries as reads
 
-
-
 ERRORS = problems(400, 401, 403, 404, 422, 429)
 
 
