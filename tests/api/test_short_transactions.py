@@ -19,6 +19,7 @@ from service.settings import Settings
 from service.simulator import Simulator
 from service.upstream import Route
 from tests.conftest import http_client
+from tests.gql.conftest import KeyedFleet
 from tests.live_support import lone_tenant
 from tests.tenants.factories import clear_auth_failures, make_key
 
@@ -85,51 +86,62 @@ async def small_pool(test_settings: Settings) -> AsyncIterator[SmallPool]:
         await pool.resources.aclose()
 
 
-async def test_slow_live_reads_hold_no_connection_and_other_reads_are_served(
-        small_pool: SmallPool, resources: Resources, simulator: Simulator) -> None:
+@dataclasses.dataclass
+class Scene:
+    client: httpx.AsyncClient
+    fleet: KeyedFleet
+    serial: str
+    slow: SlowUpstream
+
+
+@pytest.fixture
+async def scene(small_pool: SmallPool, resources: Resources, simulator: Simulator) -> AsyncIterator[Scene]:
+    """The app on the small pool, a tenant with the simulator's token and one mirrored inverter, and a slow cloud."""
     slow = SlowUpstream(httpx.ASGITransport(app=simulator.app), small_pool.checked_out)
     app = create_app(small_pool.resources.settings, small_pool.resources)
     async with (lone_tenant(resources, simulator, simulator.tokens["company"]) as (fleet, serial),
                 http_client(app) as client):
         small_pool.resources.upstream.route = Route(transport=slow)
-        live = [asyncio.create_task(client.get(f"/api/v1/inverters/{serial}/live/system-data",
-                                               headers=fleet.headers("viewer"))) for _ in range(10)]
-        await slow.arrived(10)
+        yield Scene(client, fleet, serial, slow)
 
-        # Ten reads wait on GivEnergy (all ten got that far with a pool of two) and none holds a connection, so
-        # the pool serves everything else.
-        assert small_pool.checked_out() == 0
-        for path in ("/api/v1/me", "/api/v1/inverters", "/api/v1/tenant", f"/api/v1/inverters/{serial}"):
-            response = await client.get(path, headers=fleet.headers("viewer"))
-            assert response.status_code == 200, (path, response.text)
 
-        slow.release()
-        answers = await asyncio.gather(*live)
+async def test_slow_live_reads_hold_no_connection_and_other_reads_are_served(scene: Scene,
+                                                                             small_pool: SmallPool) -> None:
+    client, fleet, serial, slow = scene.client, scene.fleet, scene.serial, scene.slow
+    live = [asyncio.create_task(client.get(f"/api/v1/inverters/{serial}/live/system-data",
+                                           headers=fleet.headers("viewer"))) for _ in range(10)]
+    await slow.arrived(10)
+
+    # Ten reads wait on GivEnergy (all ten got that far with a pool of two) and none holds a connection, so
+    # the pool serves everything else.
+    assert small_pool.checked_out() == 0
+    for path in ("/api/v1/me", "/api/v1/inverters", "/api/v1/tenant", f"/api/v1/inverters/{serial}"):
+        response = await client.get(path, headers=fleet.headers("viewer"))
+        assert response.status_code == 200, (path, response.text)
+
+    slow.release()
+    answers = await asyncio.gather(*live)
     assert [answer.status_code for answer in answers] == [200] * 10
     assert small_pool.checkouts > 0  # the counting is live: requests did use the pool
 
 
-async def test_a_credential_check_holds_no_connection_and_racing_a_delete_is_a_404(
-        small_pool: SmallPool, resources: Resources, simulator: Simulator) -> None:
-    slow = SlowUpstream(httpx.ASGITransport(app=simulator.app), small_pool.checked_out)
-    app = create_app(small_pool.resources.settings, small_pool.resources)
-    async with (lone_tenant(resources, simulator, simulator.tokens["company"]) as (fleet, _),
-                http_client(app) as client):
-        small_pool.resources.upstream.route = Route(transport=slow)
-        async with resources.session_factory() as session, session.begin():
-            key, _ = await make_key(session, fleet.mirror.tenant_id, Role.ADMIN)
-        admin = {"Authorization": f"Bearer {key}"}
-        [credential] = (await client.get("/api/v1/credentials", headers=admin)).json()
-        check = asyncio.create_task(client.post(f"/api/v1/credentials/{credential['id']}/check", headers=admin))
-        await slow.arrived(1)
-        assert slow.held_connections == [0]
+async def test_a_credential_check_holds_no_connection_and_racing_a_delete_is_a_404(scene: Scene,
+                                                                                     resources: Resources) -> None:
+    client, fleet, slow = scene.client, scene.fleet, scene.slow
+    async with resources.session_factory() as session, session.begin():
+        key, _ = await make_key(session, fleet.mirror.tenant_id, Role.ADMIN)
+    admin = {"Authorization": f"Bearer {key}"}
+    [credential] = (await client.get("/api/v1/credentials", headers=admin)).json()
+    check = asyncio.create_task(client.post(f"/api/v1/credentials/{credential['id']}/check", headers=admin))
+    await slow.arrived(1)
+    assert slow.held_connections == [0]
 
-        # The check is waiting on GivEnergy and holds nothing: the credential can be deleted meanwhile.
-        deleted = await client.delete(f"/api/v1/credentials/{credential['id']}", headers=admin)
-        assert deleted.status_code == 204, deleted.text
+    # The check is waiting on GivEnergy and holds nothing: the credential can be deleted meanwhile.
+    deleted = await client.delete(f"/api/v1/credentials/{credential['id']}", headers=admin)
+    assert deleted.status_code == 204, deleted.text
 
-        slow.release()
-        answer = await check
+    slow.release()
+    answer = await check
     assert answer.status_code == 404, answer.text
     assert answer.headers["content-type"].startswith("application/problem+json")
     assert set(slow.held_connections) == {0}  # every probe request went out with no connection checked out
