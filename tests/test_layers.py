@@ -18,12 +18,18 @@ def _module(path: Path) -> str:
 
 
 @functools.cache
+def trees() -> dict[Path, ast.Module]:
+    """Every source file of ``service``, parsed once per test run."""
+    return {path: ast.parse(path.read_text(), filename=str(path)) for path in sorted(SERVICE.rglob("*.py"))}
+
+
+@functools.cache
 def imports() -> dict[str, set[str]]:
     """Every module of ``service`` and the modules it imports (at any depth of the file, TYPE_CHECKING too)."""
     found: dict[str, set[str]] = {}
-    for path in SERVICE.rglob("*.py"):
+    for path, tree in trees().items():
         names: set[str] = set()
-        for node in ast.walk(ast.parse(path.read_text(), filename=str(path))):
+        for node in ast.walk(tree):
             if isinstance(node, ast.Import):
                 names.update(alias.name for alias in node.names)
             elif isinstance(node, ast.ImportFrom) and node.module and node.level == 0:

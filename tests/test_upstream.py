@@ -22,8 +22,7 @@ from service.tenants.service import CredentialService, TenantService
 from service.upstream import Route, Upstream
 from tests.mirror.conftest import quiet_simulator
 from tests.mirror.truth import expected, mirrored
-
-SERVICE = Path(__file__).resolve().parents[1] / "service"
+from tests.test_layers import SERVICE, trees
 
 
 async def _tenant_holding(resources: Resources, token: str, requests_per_minute: int) -> TenantId:
@@ -57,8 +56,7 @@ async def test_two_tenants_holding_one_token_share_its_budget_and_see_no_429(res
             assert await mirrored(session, tenant) == expected(sim)
 
 
-def _constructions(path: Path, names: set[str]) -> list[str]:
-    tree = ast.parse(path.read_text(), filename=str(path))
+def _constructions(path: Path, tree: ast.Module, names: set[str]) -> list[str]:
     found = []
     for node in ast.walk(tree):
         if isinstance(node, ast.Call):
@@ -73,7 +71,7 @@ def _constructions(path: Path, names: set[str]) -> list[str]:
 def test_no_upstream_client_is_built_outside_the_one_entry_point() -> None:
     allowed = {SERVICE / "upstream.py"}
     clients = {"GivEnergyClient", "LegacyPortalClient"}
-    offenders = [hit for path in sorted(SERVICE.rglob("*.py"))
+    offenders = [hit for path, tree in trees().items()
                  if path not in allowed and "givenergy" not in path.relative_to(SERVICE).parts
-                 for hit in _constructions(path, clients)]
+                 for hit in _constructions(path, tree, clients)]
     assert offenders == []
