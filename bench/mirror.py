@@ -40,10 +40,10 @@ from service.db import migrate  # noqa: E402
 from service.db.models import SyncKind, SyncRun, Tenant  # noqa: E402
 from service.givenergy import RateLimiter  # noqa: E402
 from service.mirror.runner import SyncOptions, SyncOutcome, SyncRunner  # noqa: E402
-from service.mirror.upstream import UpstreamTarget  # noqa: E402
 from service.runtime import Resources  # noqa: E402
 from service.settings import RedisSettings, Settings, asyncpg_url  # noqa: E402
 from service.simulator import Simulator, SimulatorConfig  # noqa: E402
+from service.upstream import UpstreamTarget  # noqa: E402
 from tests.mirror.truth import expected, mirrored  # noqa: E402
 
 

@@ -16,6 +16,7 @@ from sqlalchemy.ext.asyncio import AsyncEngine, AsyncSession, async_sessionmaker
 
 from service.db.engine import create_engine, create_session_factory
 from service.settings import Settings
+from service.upstream import Upstream
 
 
 class NotConfiguredError(RuntimeError):
@@ -55,6 +56,8 @@ class Resources:
     engine: AsyncEngine
     session_factory: async_sessionmaker[AsyncSession]
     redis: NamespacedRedis
+    upstream: Upstream
+    """The one way upstream (:mod:`service.upstream`): rate-limited GivEnergy clients per tenant and lane."""
 
     @classmethod
     def open(cls, settings: Settings) -> Resources:
@@ -64,12 +67,10 @@ class Resources:
         if database_url is None or redis_url is None:
             raise NotConfiguredError("database and Redis URLs must be resolved before opening resources")
         engine = create_engine(database_url, settings.db)
-        return cls(
-            settings=settings,
-            engine=engine,
-            session_factory=create_session_factory(engine),
-            redis=redis_client(redis_url, settings),
-        )
+        session_factory = create_session_factory(engine)
+        redis = redis_client(redis_url, settings)
+        return cls(settings=settings, engine=engine, session_factory=session_factory, redis=redis,
+                   upstream=Upstream(settings, redis, session_factory))
 
     async def aclose(self) -> None:
         """Release connections."""

@@ -53,6 +53,9 @@ class GivEnergySettings(BaseModel):
         ge=1,
         description="Global per-credential budget unless a credential sets its own tier.",
     )
+    rate_limit_window_seconds: float = Field(
+        default=60.0, gt=0, description="Length of the upstream rate-limit window (a minute at GivEnergy)."
+    )
 
 
 class SimulatorSettings(BaseModel):

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import dataclasses
 import socket
 
 import pytest
@@ -32,7 +33,7 @@ def demo_resources(resources: Resources) -> Resources:
         update={"simulator": SimulatorSettings(fleet_size=12, seed=3, port=_free_port()),
                 "sync": SyncSettings(full_interval_seconds=7200, refresh_interval_seconds=600)}
     )
-    return Resources(settings, resources.engine, resources.session_factory, resources.redis)
+    return dataclasses.replace(resources, settings=settings)
 
 
 async def test_demo_tenant_is_created_once_with_a_key_and_a_first_sync(
@@ -75,5 +76,4 @@ async def test_a_real_credential_turns_the_simulator_off(demo_resources: Resourc
     assert not await demo.simulator_wanted(demo_resources)
 
     forced = demo_resources.settings.model_copy(update={"simulator": SimulatorSettings(enabled=True)})
-    assert await demo.simulator_wanted(Resources(forced, demo_resources.engine, demo_resources.session_factory,
-                                                 demo_resources.redis))
+    assert await demo.simulator_wanted(dataclasses.replace(demo_resources, settings=forced))

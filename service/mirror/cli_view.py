@@ -14,7 +14,6 @@ from service.core.tenancy import tenant_id_from
 from service.db.models.mirror import SyncKind, SyncState
 from service.mirror.repository import MirrorRepository
 from service.mirror.runner import SyncOptions, SyncOutcome, SyncProgress, SyncRunner, options_from
-from service.mirror.service import credential_resolver
 from service.runtime import Resources
 from service.settings import Settings
 from service.tenants.repository import TenantRepository
@@ -106,7 +105,7 @@ async def sync_tenant_now(
     runner = SyncRunner(
         resources.engine,
         resources.session_factory,
-        credential_resolver(resources.settings, resources.redis),
+        resources.upstream.sync_target,
         options or options_from(resources.settings),
         on_progress,
     )

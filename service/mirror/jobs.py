@@ -71,13 +71,11 @@ async def sync_tenant(ctx: JobContext, payload: SyncPayload) -> SyncResult:
     Raises:
         TransientSyncError: A transient upstream failure before the last try: the job is retried and resumes.
     """
-    from service.mirror.service import credential_resolver
-
     resources = ctx["resources"]
     runner = SyncRunner(
         resources.engine,
         resources.session_factory,
-        credential_resolver(resources.settings, resources.redis),
+        resources.upstream.sync_target,
         options_from(resources.settings, spread=payload.spread),
     )
     outcome = await runner.run(

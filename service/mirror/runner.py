@@ -54,7 +54,6 @@ from service.mirror.upstream import (
     Fetcher,
     RequestTap,
     UpstreamSession,
-    UpstreamTarget,
     build_plan,
     discover,
     eta_seconds,
@@ -64,6 +63,7 @@ from service.mirror.upstream import (
 )
 from service.settings import Settings
 from service.tenants.repository import CredentialRepository
+from service.upstream import UpstreamTarget
 
 log = structlog.get_logger(__name__)
 

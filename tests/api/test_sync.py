@@ -8,11 +8,11 @@ import httpx
 import pytest
 from sqlalchemy import select
 
-from service.db.models.api_key import Role
+from service.core.principal import Principal
+from service.core.roles import Role
 from service.db.models.audit import AuditEvent
 from service.runtime import Resources
 from service.tenants.crypto import load_key_ring
-from service.tenants.principal import Principal
 from service.tenants.service import CredentialService
 from tests.conftest import http_client
 from tests.tenants.factories import TenantWithKey, committed_key, committed_tenant

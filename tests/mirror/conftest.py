@@ -15,18 +15,18 @@ from pydantic import SecretStr
 from sqlalchemy import select
 from sqlalchemy.ext.asyncio import AsyncSession
 
+from service.core.principal import Principal
 from service.core.tenancy import TenantId, tenant_id_from
 from service.db.models import Tenant
 from service.givenergy import RateLimiter
 from service.jobs.enqueue import unit_of_work
 from service.mirror.runner import SyncOptions, SyncRunner
-from service.mirror.upstream import UpstreamTarget
 from service.runtime import Resources
 from service.simulator import Simulator, SimulatorConfig
 from service.simulator.server import server as simulator_server
 from service.tenants.crypto import load_key_ring
-from service.tenants.principal import Principal
 from service.tenants.service import CredentialService
+from service.upstream import UpstreamTarget
 
 
 @pytest.fixture

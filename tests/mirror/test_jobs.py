@@ -20,10 +20,11 @@ from service.jobs.worker import drain_queues
 from service.mirror import cli_view
 from service.mirror.jobs import SyncPayload, enqueue_due, request_sync, sync_job_id, sync_tenant
 from service.mirror.runner import SyncRunner
-from service.mirror.service import MirrorService, credential_resolver
+from service.mirror.service import MirrorService
 from service.runtime import Resources
 from service.settings import Settings
 from service.simulator import Simulator, SimulatorConfig
+from service.upstream import Route
 from tests.mirror.conftest import GatedSimulator, add_credential
 from tests.mirror.truth import expected, mirrored
 
@@ -142,11 +143,11 @@ async def test_a_token_without_subscription_fails_the_sync_and_is_recorded_on_th
 ) -> None:
     sim = Simulator(SimulatorConfig.quiet(fleet_size=10, no_subscription_status=402, rate_limits_enabled=False))
     await add_credential(resources, tenant_id, sim.tokens["no_subscription"], "http://simulator.test/v1")
-    resolver = credential_resolver(resources.settings, resources.redis, transport=httpx.ASGITransport(app=sim.app))
-    runner = SyncRunner(resources.engine, resources.session_factory, resolver)
+    runner = SyncRunner(resources.engine, resources.session_factory, resources.upstream.sync_target)
 
-    first = await runner.run(tenant_id, SyncKind.FULL)
-    second = await runner.run(tenant_id, SyncKind.REFRESH)
+    with resources.upstream.routed(Route(transport=httpx.ASGITransport(app=sim.app))):
+        first = await runner.run(tenant_id, SyncKind.FULL)
+        second = await runner.run(tenant_id, SyncKind.REFRESH)
 
     assert first.state is SyncState.FAILED
     assert first.error is not None
