@@ -144,8 +144,15 @@ async def db_session(resources: Resources) -> AsyncIterator[AsyncSession]:
 
 @pytest.fixture
 async def clean_db(resources: Resources) -> AsyncIterator[None]:
-    """For tests whose code commits (API requests, jobs): empty every table afterwards."""
+    """For tests whose code commits (API requests, jobs): empty every table, and drop the jobs queued in this run's
+    namespace, afterwards (a job left queued would name rows that are gone)."""
     yield
+    namespace = resources.redis.namespace
+    for pattern in (f"{namespace}:queue:*", f"arq:job:{namespace}:*", f"arq:in-progress:{namespace}:*",
+                    f"arq:retry:{namespace}:*"):
+        keys = [key async for key in resources.redis.scan_iter(match=pattern)]
+        if keys:
+            await resources.redis.delete(*keys)
     async with resources.engine.begin() as connection:
         tables = (await connection.execute(text(
             "SELECT tablename FROM pg_tables WHERE schemaname = 'public' AND tablename <> 'alembic_version'"

@@ -4,13 +4,16 @@ from __future__ import annotations
 
 from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
+from typing import TYPE_CHECKING
 
 from arq.constants import in_progress_key_prefix
 from arq.jobs import Job
 from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
 
 from service.db.uow import DeferredJob, take_deferred_jobs
-from service.runtime import NamespacedRedis
+
+if TYPE_CHECKING:  # runtime -> upstream -> tenants -> enqueue: a real import would be a cycle
+    from service.runtime import NamespacedRedis
 
 
 async def enqueue(redis: NamespacedRedis, job: DeferredJob) -> Job | None:
