@@ -42,11 +42,11 @@ import httpx  # noqa: E402
 from pydantic import SecretStr  # noqa: E402
 from sqlalchemy import text  # noqa: E402
 
+from service.core.principal import Principal  # noqa: E402
+from service.core.roles import Role  # noqa: E402
 from service.db import migrate  # noqa: E402
-from service.db.models.api_key import Role  # noqa: E402
 from service.runtime import Resources  # noqa: E402
 from service.settings import RedisSettings, Settings  # noqa: E402
-from service.tenants.principal import Principal  # noqa: E402
 from service.tenants.service import ApiKeyService  # noqa: E402
 from tests.conftest import create_database, drop_database  # noqa: E402
 from tests.gql.seed import inverter_serial, seed_mirror  # noqa: E402

@@ -40,10 +40,10 @@ from service.db import migrate  # noqa: E402
 from service.db.models import SyncKind, SyncRun, Tenant  # noqa: E402
 from service.givenergy import RateLimiter  # noqa: E402
 from service.mirror.runner import SyncOptions, SyncOutcome, SyncRunner  # noqa: E402
-from service.mirror.upstream import UpstreamTarget  # noqa: E402
 from service.runtime import Resources  # noqa: E402
 from service.settings import RedisSettings, Settings, asyncpg_url  # noqa: E402
 from service.simulator import Simulator, SimulatorConfig  # noqa: E402
+from service.upstream import UpstreamTarget  # noqa: E402
 from tests.mirror.truth import expected, mirrored  # noqa: E402
 
 
@@ -66,7 +66,7 @@ async def _report(resources: Resources, label: str, outcome: SyncOutcome, second
     )
     async with resources.session_factory() as session:
         progress = (await session.execute(select(SyncRun.progress).where(SyncRun.id == outcome.run_id))).scalar_one()
-    phases = progress.get("seconds", {})
+    phases = progress.seconds
     if phases:
         write = phases.get("write", 0.0)
         write_rate = f", {rows / write:,.0f} rows/s" if write and rows else ""

@@ -13,13 +13,13 @@ from litestar.openapi.spec import Components, SecurityScheme
 from litestar.plugins.prometheus import PrometheusConfig, PrometheusController
 
 from service.api.admin import AccessController
-from service.api.auth import authentication_middleware
-from service.api.dependencies import provide_db_session
+from service.api.dependencies import provide_db_session, provide_read_session
 from service.api.errors import EXCEPTION_HANDLERS
 from service.api.fleet import FleetController
 from service.api.health import HealthController
 from service.api.live import LiveController
 from service.api.sync import SyncController
+from service.authn import authentication_middleware
 from service.gql.http import graphql_controller
 from service.observability import RequestIdMiddleware
 from service.runtime import Resources
@@ -64,6 +64,7 @@ def create_app(settings: Settings | None = None, resources: Resources | None = N
         dependencies={
             "resources": Provide(provide_resources, sync_to_thread=False),
             "db_session": Provide(provide_db_session),
+            "read_session": Provide(provide_read_session),
         },
         middleware=[RequestIdMiddleware, prometheus.middleware, authentication_middleware()],
         exception_handlers=EXCEPTION_HANDLERS,

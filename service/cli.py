@@ -13,6 +13,7 @@ from rich.table import Table
 from service import cli_access, launcher
 from service import doctor as doctor_checks
 from service.db import migrate as migrations
+from service.jobs.worker import UnknownQueueError, parse_queues
 from service.mirror import cli_view
 from service.settings import Settings, get_settings
 from service.tenants.crypto import KeyRingError, load_key_ring
@@ -44,11 +45,19 @@ def api(host: HostOption = None, port: PortOption = None) -> None:
 
 
 @app.command()
-def worker() -> None:
-    """Run the arq worker (syncs, campaigns, monitoring)."""
+def worker(
+    queues: Annotated[str, typer.Option(help="Comma-separated queues to run: control, monitor, bulk, notify.")]
+    = "control,monitor,bulk,notify",
+) -> None:
+    """Run the arq workers (one per queue): control (campaigns, control), monitor, bulk (syncs), notify."""
+    try:
+        chosen = parse_queues(queues)
+    except UnknownQueueError as exc:
+        typer.echo(f"givfleet worker: {exc}", err=True)
+        raise typer.Exit(code=2) from None
     settings = get_settings()
     _require_encryption_keys(settings)
-    launcher.run_worker(settings)
+    launcher.run_worker(settings, chosen)
 
 
 @migrate_app.command("upgrade")

@@ -19,15 +19,18 @@ from rich.table import Table
 
 from service import launcher
 from service.core.errors import GivfleetError
+from service.core.principal import Principal
+from service.core.roles import Role
 from service.core.tenancy import tenant_id_from
-from service.db.models.api_key import ApiKey, Role
+from service.db.models.api_key import ApiKey
 from service.db.models.credential import CredentialKind, UpstreamCredential
 from service.db.models.tenant import Tenant, TenantStatus
+from service.db.uow import read_session
 from service.jobs.enqueue import unit_of_work
 from service.runtime import Resources
 from service.settings import Settings, get_settings
+from service.tenants.checks import check_credential
 from service.tenants.crypto import KeyRingError, add_generated_key, load_key_ring
-from service.tenants.principal import Principal
 from service.tenants.service import (
     ApiKeyService,
     CheckOutcome,
@@ -36,7 +39,6 @@ from service.tenants.service import (
     TenantService,
     rotate_encryption,
 )
-from service.tenants.upstream import ClientFactory, default_client_factory, default_portal_factory
 
 console = Console()
 tenant_app = typer.Typer(help="Tenants (installer companies).", no_args_is_help=True)
@@ -104,53 +106,43 @@ async def list_tenants_op(resources: Resources) -> Sequence[Tenant]:
         return await TenantService(session).list()
 
 
-def _credentials(session: Any, principal: Principal, resources: Resources,
-                 client_factory: ClientFactory | None) -> CredentialService:
-    return CredentialService(
-        session, principal, load_key_ring(resources.settings),
-        client_factory or default_client_factory(resources.settings, resources.redis),
-        default_requests_per_minute=resources.settings.givenergy.default_requests_per_minute,
-        portal_factory=default_portal_factory(resources.settings, resources.redis),
-    )
+def _credentials(session: Any, principal: Principal, resources: Resources) -> CredentialService:
+    return CredentialService(session, principal, load_key_ring(resources.settings),
+                             default_requests_per_minute=resources.settings.givenergy.default_requests_per_minute)
 
 
 async def add_credential_op(resources: Resources, slug: str, token: str, *, label: str | None = None,
                             requests_per_minute: int | None = None, base_url: str | None = None,
-                            portal_username: str | None = None, check: bool = True,
-                            client_factory: ClientFactory | None = None
+                            portal_username: str | None = None, check: bool = True
                             ) -> tuple[UpstreamCredential, CheckOutcome | None]:
     """Store a credential (committed first), then check it unless ``check`` is false."""
     kind = CredentialKind.PORTAL_LOGIN if portal_username else CredentialKind.API_TOKEN
     async with unit_of_work(resources.session_factory, resources.redis) as session:
         principal = await _principal(session, slug)
-        credential = await _credentials(session, principal, resources, client_factory).add(
+        credential = await _credentials(session, principal, resources).add(
             token, label=label, requests_per_minute=requests_per_minute, base_url=base_url, kind=kind,
             portal_username=portal_username,
         )
     if not check:
         return credential, None
-    outcomes = await check_credentials_op(resources, slug, [credential.id], client_factory=client_factory)
+    outcomes = await check_credentials_op(resources, slug, [credential.id])
     return outcomes[0].credential, outcomes[0]
 
 
-async def check_credentials_op(resources: Resources, slug: str, credential_ids: Sequence[uuid.UUID] = (), *,
-                               client_factory: ClientFactory | None = None) -> list[CheckOutcome]:
-    """Check the given credentials (all of the tenant's when none are given), one transaction each."""
-    async with resources.session_factory() as session:
+async def check_credentials_op(resources: Resources, slug: str, credential_ids: Sequence[uuid.UUID] = ()
+                               ) -> list[CheckOutcome]:
+    """Check the given credentials (all of the tenant's when none are given): each probed upstream with no
+    transaction open, its result recorded in a short one."""
+    async with read_session(resources.session_factory) as session:
         principal = await _principal(session, slug)
-        ids = list(credential_ids) or [row.id for row in await _credentials(session, principal, resources,
-                                                                             client_factory).list()]
-    outcomes = []
-    for credential_id in ids:
-        async with unit_of_work(resources.session_factory, resources.redis) as session:
-            outcomes.append(await _credentials(session, principal, resources, client_factory).check(credential_id))
-    return outcomes
+        ids = list(credential_ids) or [row.id for row in await _credentials(session, principal, resources).list()]
+    return [await check_credential(resources, principal, credential_id) for credential_id in ids]
 
 
 async def list_credentials_op(resources: Resources, slug: str) -> Sequence[UpstreamCredential]:
     """The tenant's credentials."""
     async with resources.session_factory() as session:
-        return await _credentials(session, await _principal(session, slug), resources, None).list()
+        return await _credentials(session, await _principal(session, slug), resources).list()
 
 
 async def create_api_key_op(resources: Resources, slug: str, role: Role, name: str, expires_at: datetime | None,

@@ -13,12 +13,13 @@ import pytest
 from litestar import Litestar
 from sqlalchemy import insert
 
+from service.core.principal import Principal
 from service.db.models import mirror as m
 from service.runtime import Resources
 from service.simulator import Simulator, SimulatorConfig
 from service.tenants.crypto import load_key_ring
-from service.tenants.principal import Principal
 from service.tenants.service import CredentialService
+from service.upstream import Route
 from tests.conftest import http_client
 from tests.gql.conftest import KeyedFleet, drop_tenant, keyed_fleet
 from tests.gql.seed import NOW, customer_id, site_id
@@ -85,8 +86,8 @@ async def live_fleet(resources: Resources, simulator: Simulator) -> AsyncIterato
 
 
 @pytest.fixture
-async def live_client(app: Litestar, simulator: Simulator) -> AsyncIterator[httpx.AsyncClient]:
+async def live_client(app: Litestar, resources: Resources, simulator: Simulator) -> AsyncIterator[httpx.AsyncClient]:
     """An HTTP client for the app, whose upstream clients reach the simulator in-process."""
-    app.state.givenergy_client_options = {"transport": httpx.ASGITransport(app=simulator.app)}
     async with http_client(app) as running:
-        yield running
+        with resources.upstream.routed(Route(transport=httpx.ASGITransport(app=simulator.app))):
+            yield running

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import dataclasses
 import socket
 
 import pytest
@@ -13,7 +14,7 @@ from service.db.models import Tenant
 from service.db.models.credential import UpstreamCredential
 from service.db.models.mirror import SyncKind, SyncSchedule
 from service.launcher import QuietServer, start_server
-from service.mirror.service import sync_job_id
+from service.mirror.jobs import sync_job_id
 from service.runtime import Resources
 from service.settings import SimulatorSettings, SyncSettings
 from service.tenants import CredentialService, Principal, TenantService, load_key_ring
@@ -32,7 +33,7 @@ def demo_resources(resources: Resources) -> Resources:
         update={"simulator": SimulatorSettings(fleet_size=12, seed=3, port=_free_port()),
                 "sync": SyncSettings(full_interval_seconds=7200, refresh_interval_seconds=600)}
     )
-    return Resources(settings, resources.engine, resources.session_factory, resources.redis)
+    return dataclasses.replace(resources, settings=settings)
 
 
 async def test_demo_tenant_is_created_once_with_a_key_and_a_first_sync(
@@ -60,9 +61,9 @@ async def test_demo_tenant_is_created_once_with_a_key_and_a_first_sync(
     assert schedule.tenant_id == tenant.id
     assert schedule.full_interval_seconds == demo_resources.settings.sync.full_interval_seconds
     assert schedule.next_full_at is not None
-    job_id = sync_job_id(tenant_id_from(tenant.id), SyncKind.FULL)
+    job_id = f"{demo_resources.redis.namespace}:{sync_job_id(tenant_id_from(tenant.id), SyncKind.FULL)}"
     assert await demo_resources.redis.exists(f"arq:job:{job_id}") == 1
-    await demo_resources.redis.delete(f"arq:job:{job_id}")
+    await demo_resources.redis.delete(f"arq:job:{job_id}", demo_resources.redis.queue("bulk"))
 
 
 async def test_a_real_credential_turns_the_simulator_off(demo_resources: Resources, clean_db: None) -> None:
@@ -75,5 +76,4 @@ async def test_a_real_credential_turns_the_simulator_off(demo_resources: Resourc
     assert not await demo.simulator_wanted(demo_resources)
 
     forced = demo_resources.settings.model_copy(update={"simulator": SimulatorSettings(enabled=True)})
-    assert await demo.simulator_wanted(Resources(forced, demo_resources.engine, demo_resources.session_factory,
-                                                 demo_resources.redis))
+    assert await demo.simulator_wanted(dataclasses.replace(demo_resources, settings=forced))

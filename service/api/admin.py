@@ -15,13 +15,14 @@ from litestar.params import FromPath, JSONBody, QueryParameter
 from litestar.status_codes import HTTP_200_OK, HTTP_201_CREATED, HTTP_204_NO_CONTENT
 from sqlalchemy.ext.asyncio import AsyncSession
 
-from service.api.auth import PrincipalDep, provide_principal, requires_role
-from service.api.dependencies import DbSession, UpstreamFactories, provide_key_ring, provide_upstream
+from service.api.dependencies import DbSession, ReadDb, provide_key_ring
 from service.api.openapi import problems
-from service.db.models.api_key import Role
+from service.authn import PrincipalDep, provide_principal
+from service.core.principal import Principal
+from service.jobs.enqueue import unit_of_work
 from service.runtime import Resources
+from service.tenants.checks import check_credential
 from service.tenants.crypto import KeyRing
-from service.tenants.principal import Principal
 from service.tenants.schemas import (
     ApiKeyInput,
     ApiKeyView,
@@ -34,7 +35,6 @@ from service.tenants.schemas import (
 )
 from service.tenants.service import ApiKeyService, AuditService, CredentialService, TenantService
 
-ADMIN = [requires_role(Role.ADMIN)]
 # The problems each kind of endpoint can answer (every one: 401 and 429 from authentication; 400 when a path,
 # query or body fails validation; 403 below the admin role; 404 for an unknown or foreign id; 422 for values
 # the service refuses).
@@ -44,7 +44,6 @@ ADMIN_LIST = problems(400, 401, 403, 429)
 ADMIN_BY_ID = problems(400, 401, 403, 404, 429)
 ADMIN_CREATE = problems(400, 401, 403, 422, 429)
 KeyRingDep = NamedDependency[KeyRing]
-UpstreamDep = NamedDependency[UpstreamFactories]
 ResourcesDep = NamedDependency[Resources]
 
 
@@ -56,7 +55,6 @@ class AccessController(Controller):
     dependencies = {
         "principal": Provide(provide_principal, sync_to_thread=False),
         "key_ring": Provide(provide_key_ring, sync_to_thread=False),
-        "upstream": Provide(provide_upstream, sync_to_thread=False),
     }
 
     @get("/me", sync_to_thread=False, responses=ANY_ROLE)
@@ -70,108 +68,63 @@ class AccessController(Controller):
         )
 
     @get("/tenant", responses=problems(401, 404, 429))
-    async def tenant(self, principal: PrincipalDep, db_session: DbSession) -> TenantView:
+    async def tenant(self, principal: PrincipalDep, read_session: ReadDb) -> TenantView:
         """The caller's tenant (any role)."""
-        return TenantView.model_validate(await TenantService(db_session).get(principal.tenant_id))
+        return TenantView.model_validate(await TenantService(read_session).get(principal.tenant_id))
 
     # --- credentials ----------------------------------------------------------------------------------
 
-    def _credentials(
-        self,
-        db_session: AsyncSession,
-        principal: Principal,
-        key_ring: KeyRing,
-        upstream: UpstreamFactories | None,
-        resources: Resources,
-    ) -> CredentialService:
-        return CredentialService(
-            db_session,
-            principal,
-            key_ring,
-            upstream.api if upstream else None,
-            default_requests_per_minute=resources.settings.givenergy.default_requests_per_minute,
-            portal_factory=upstream.portal if upstream else None,
-        )
-
     @get("/credentials", responses=ANY_ROLE)
-    async def list_credentials(
-        self, principal: PrincipalDep, db_session: DbSession, key_ring: KeyRingDep, resources: ResourcesDep
-    ) -> list[CredentialView]:
+    async def list_credentials(self, principal: PrincipalDep, read_session: ReadDb, key_ring: KeyRingDep
+                               ) -> list[CredentialView]:
         """The tenant's upstream credentials and their health (any role; never the token)."""
-        service = self._credentials(db_session, principal, key_ring, None, resources)
+        service = CredentialService(read_session, principal, key_ring)
         return [CredentialView.model_validate(row) for row in await service.list()]
 
     @get("/credentials/{credential_id:uuid}", responses=ANY_ROLE_BY_ID)
-    async def get_credential(
-        self,
-        credential_id: FromPath[uuid.UUID],
-        principal: PrincipalDep,
-        db_session: DbSession,
-        key_ring: KeyRingDep,
-        resources: ResourcesDep,
-    ) -> CredentialView:
+    async def get_credential(self, credential_id: FromPath[uuid.UUID], principal: PrincipalDep,
+                             read_session: ReadDb, key_ring: KeyRingDep) -> CredentialView:
         """One credential (any role)."""
-        service = self._credentials(db_session, principal, key_ring, None, resources)
-        return CredentialView.model_validate(await service.get(credential_id))
-
-    @post("/credentials", guards=ADMIN, status_code=HTTP_201_CREATED, responses=ADMIN_CREATE)
-    async def add_credential(
-        self,
-        data: JSONBody[CredentialInput],
-        principal: PrincipalDep,
-        db_session: DbSession,
-        key_ring: KeyRingDep,
-        upstream: UpstreamDep,
-        resources: ResourcesDep,
-    ) -> CredentialView:
-        """Add a GivEnergy credential (admin); checked upstream unless ``check`` is false."""
-        service = self._credentials(db_session, principal, key_ring, upstream, resources)
-        credential = await service.add(
-            data.token.get_secret_value(),
-            label=data.label,
-            kind=data.kind,
-            portal_username=data.portal_username,
-            requests_per_minute=data.requests_per_minute,
-        )
-        if data.check:
-            credential = (await service.check(credential.id)).credential
+        credential = await CredentialService(read_session, principal, key_ring).get(credential_id)
         return CredentialView.model_validate(credential)
 
-    @post("/credentials/{credential_id:uuid}/check", guards=ADMIN, status_code=HTTP_200_OK, responses=ADMIN_BY_ID)
-    async def check_credential(
-        self,
-        credential_id: FromPath[uuid.UUID],
-        principal: PrincipalDep,
-        db_session: DbSession,
-        key_ring: KeyRingDep,
-        upstream: UpstreamDep,
-        resources: ResourcesDep,
-    ) -> CredentialView:
-        """Check a credential upstream now (admin): health, account, account type, scopes."""
-        service = self._credentials(db_session, principal, key_ring, upstream, resources)
-        return CredentialView.model_validate((await service.check(credential_id)).credential)
+    @post("/credentials", status_code=HTTP_201_CREATED, responses=ADMIN_CREATE)
+    async def add_credential(self, data: JSONBody[CredentialInput], principal: PrincipalDep, key_ring: KeyRingDep,
+                             resources: ResourcesDep) -> CredentialView:
+        """Add a GivEnergy credential (admin); checked upstream unless ``check`` is false (the new row is
+        committed first; the check runs with no transaction open and records its result in a new one)."""
+        async with unit_of_work(resources.session_factory, resources.redis) as session:
+            credential = await _credentials(session, principal, key_ring, resources).add(
+                data.token.get_secret_value(),
+                label=data.label,
+                kind=data.kind,
+                portal_username=data.portal_username,
+                requests_per_minute=data.requests_per_minute,
+            )
+        if data.check:
+            credential = (await check_credential(resources, principal, credential.id)).credential
+        return CredentialView.model_validate(credential)
 
-    @delete("/credentials/{credential_id:uuid}", guards=ADMIN, status_code=HTTP_204_NO_CONTENT,
-             responses=ADMIN_BY_ID)
-    async def remove_credential(
-        self,
-        credential_id: FromPath[uuid.UUID],
-        principal: PrincipalDep,
-        db_session: DbSession,
-        key_ring: KeyRingDep,
-        resources: ResourcesDep,
-    ) -> None:
+    @post("/credentials/{credential_id:uuid}/check", status_code=HTTP_200_OK, responses=ADMIN_BY_ID)
+    async def check_credential(self, credential_id: FromPath[uuid.UUID], principal: PrincipalDep,
+                               resources: ResourcesDep) -> CredentialView:
+        """Check a credential upstream now (admin): health, account, account type, scopes."""
+        return CredentialView.model_validate((await check_credential(resources, principal, credential_id)).credential)
+
+    @delete("/credentials/{credential_id:uuid}", status_code=HTTP_204_NO_CONTENT, responses=ADMIN_BY_ID)
+    async def remove_credential(self, credential_id: FromPath[uuid.UUID], principal: PrincipalDep,
+                                db_session: DbSession, key_ring: KeyRingDep, resources: ResourcesDep) -> None:
         """Delete a credential (admin)."""
-        await self._credentials(db_session, principal, key_ring, None, resources).remove(credential_id)
+        await _credentials(db_session, principal, key_ring, resources).remove(credential_id)
 
     # --- API keys -------------------------------------------------------------------------------------
 
-    @get("/api-keys", guards=ADMIN, responses=ADMIN_LIST)
-    async def list_api_keys(self, principal: PrincipalDep, db_session: DbSession) -> list[ApiKeyView]:
+    @get("/api-keys", responses=ADMIN_LIST)
+    async def list_api_keys(self, principal: PrincipalDep, read_session: ReadDb) -> list[ApiKeyView]:
         """The tenant's API keys (admin; never their secrets)."""
-        return [ApiKeyView.model_validate(key) for key in await ApiKeyService(db_session, principal).list()]
+        return [ApiKeyView.model_validate(key) for key in await ApiKeyService(read_session, principal).list()]
 
-    @post("/api-keys", guards=ADMIN, status_code=HTTP_201_CREATED, responses=ADMIN_CREATE)
+    @post("/api-keys", status_code=HTTP_201_CREATED, responses=ADMIN_CREATE)
     async def create_api_key(
         self, data: JSONBody[ApiKeyInput], principal: PrincipalDep, db_session: DbSession
     ) -> CreatedApiKeyView:
@@ -184,7 +137,7 @@ class AccessController(Controller):
         )
         return CreatedApiKeyView(key=ApiKeyView.model_validate(created.key), secret=created.text)
 
-    @post("/api-keys/{key_id:uuid}/revoke", guards=ADMIN, status_code=HTTP_200_OK, responses=ADMIN_BY_ID)
+    @post("/api-keys/{key_id:uuid}/revoke", status_code=HTTP_200_OK, responses=ADMIN_BY_ID)
     async def revoke_api_key(
         self, key_id: FromPath[uuid.UUID], principal: PrincipalDep, db_session: DbSession
     ) -> ApiKeyView:
@@ -193,15 +146,21 @@ class AccessController(Controller):
 
     # --- audit ----------------------------------------------------------------------------------------
 
-    @get("/audit-events", guards=ADMIN, responses=ADMIN_LIST)
+    @get("/audit-events", responses=ADMIN_LIST)
     async def audit_events(
         self,
         principal: PrincipalDep,
-        db_session: DbSession,
+        read_session: ReadDb,
         limit: Annotated[int, QueryParameter(ge=1, le=1000)] = 100,
         action: Annotated[str | None, QueryParameter(max_length=100, pattern=r"^[a-z_.]*$",
                                                      description="Only this action, e.g. credential.add.")] = None,
     ) -> list[AuditEventView]:
         """The tenant's audit log, newest first (admin)."""
-        events = await AuditService(db_session).list(principal, limit=limit, action=action)
+        events = await AuditService(read_session).list(principal, limit=limit, action=action)
         return [AuditEventView.model_validate(event) for event in events]
+
+
+def _credentials(session: AsyncSession, principal: Principal, key_ring: KeyRing, resources: Resources
+                 ) -> CredentialService:
+    return CredentialService(session, principal, key_ring,
+                             default_requests_per_minute=resources.settings.givenergy.default_requests_per_minute)

@@ -9,26 +9,12 @@ from litestar import Request, Response
 from litestar.exceptions import HTTPException, ValidationException
 from litestar.status_codes import HTTP_500_INTERNAL_SERVER_ERROR
 
-from service.core.errors import (
-    ConflictError,
-    GivfleetError,
-    InvalidInputError,
-    NotFoundError,
-    PermissionDeniedError,
-    UpstreamError,
-)
+from service.core.errors import GivfleetError, UpstreamError, kind_of
 from service.observability import REQUEST_ID_HEADER, request_id_of
 
 log = structlog.get_logger(__name__)
 
 PROBLEM_JSON = "application/problem+json"
-
-_DOMAIN_STATUS: dict[type[GivfleetError], int] = {
-    NotFoundError: 404,
-    ConflictError: 409,
-    InvalidInputError: 422,
-    PermissionDeniedError: 403,
-}
 
 
 def problem(request: Request[Any, Any, Any], status: int, title: str, detail: str | None = None,
@@ -54,18 +40,12 @@ def _http_exception(request: Request[Any, Any, Any], exc: HTTPException) -> Resp
 
 
 def _domain_error(request: Request[Any, Any, Any], exc: GivfleetError) -> Response[dict[str, Any]]:
-    status = next((code for kind, code in _DOMAIN_STATUS.items() if isinstance(exc, kind)), 400)
+    status = kind_of(exc).http_status
     return problem(request, status, _title(status), str(exc))
 
 
-# Live reads: refusals a retry will not cure are 424 (the request depends on GivEnergy, which said no); a
-# transient outage or an exhausted budget is 503; anything else GivEnergy answered is 502. Never a 500.
-_UPSTREAM_STATUS = {"UPSTREAM_RATE_LIMITED": 503, "UPSTREAM_UNAVAILABLE": 503, "UPSTREAM_ERROR": 502}
-FAILED_DEPENDENCY = 424
-
-
 def _upstream_error(request: Request[Any, Any, Any], exc: UpstreamError) -> Response[dict[str, Any]]:
-    status = _UPSTREAM_STATUS.get(exc.code, FAILED_DEPENDENCY)
+    status = kind_of(exc).http_status
     response = problem(request, status, _title(status), str(exc), code=exc.code, upstream_status=exc.status)
     if exc.retry_after is not None:
         response.headers["Retry-After"] = str(max(1, round(exc.retry_after)))

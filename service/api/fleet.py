@@ -8,24 +8,21 @@ Lists answer ``{"items": [...], "next_cursor": ..., "total_count": N}``; pass ``
 from __future__ import annotations
 
 from datetime import date, datetime
-from typing import Annotated, Any, Generic, TypeVar
+from typing import Annotated, Any
 
 from litestar import Controller, get
 from litestar.di import Provide
 from litestar.params import FromQuery, Parameter
 from pydantic import BaseModel, ConfigDict, Field
 
-from service.api.auth import PrincipalDep, provide_principal
-from service.api.dependencies import DbSession
+from service.api.common import Cursor, Limit, PageView, SerialPath, require_inverter, scope_of
+from service.api.dependencies import ReadDb
 from service.api.openapi import problems
+from service.authn import PrincipalDep, provide_principal
 from service.core.errors import NotFoundError
-from service.core.pagination import MAX_PAGE_SIZE, Page, page_size
+from service.core.pagination import Page, page_size
 from service.db.models import mirror as m
 from service.mirror import queries as reads
-from service.tenants.principal import Principal
-
-T = TypeVar("T")
-
 
 ERRORS = problems(400, 401, 403, 404, 422, 429)
 
@@ -159,14 +156,6 @@ class InverterChangeView(_Row):
     observed_at: datetime
 
 
-class PageView(BaseModel, Generic[T]):
-    """One page of a list."""
-
-    items: list[T]
-    next_cursor: str | None = Field(description="Pass as `cursor` for the next page; null on the last page.")
-    total_count: int = Field(description="Rows matching the filter, over all pages.")
-
-
 class BucketView(BaseModel):
     """How many inverters have a value (null: unknown)."""
 
@@ -191,26 +180,16 @@ def _page(page: Page[Any], view: type[BaseModel]) -> dict[str, Any]:
             "next_cursor": page.end_cursor if page.has_next_page else None, "total_count": page.total_count}
 
 
-def scope_of(principal: Principal) -> reads.ReadScope:
-    return reads.ReadScope.of(principal.tenant_id, principal.restricted_account_id)
-
-
-Limit = Annotated[int, Parameter(ge=1, le=MAX_PAGE_SIZE, description="Page size.")]
-Cursor = Annotated[str | None, Parameter(description="`next_cursor` of the previous page.")]
 Direction = Annotated[reads.SortDirection, Parameter(description="Sort direction.")]
 Removed = Annotated[bool | None, Parameter(
     description="false: present upstream (default); true: removed upstream; omit with `include_removed` for both.")]
 Search = Annotated[str | None, Parameter(max_length=100, description="Text to search for.")]
 Upstream = Annotated[int | None, Parameter(ge=1, le=2**53, description="An upstream id.")]
 UpstreamPath = Annotated[int, Parameter(ge=1, le=2**53, description="An upstream id.")]
-SerialPath = Annotated[str, Parameter(min_length=1, max_length=64, description="A serial number.")]
 FirmwareBound = Annotated[int | None, Parameter(ge=-1, le=10**9, description="A firmware version number.")]
 
 
-async def require_inverter(reader: reads.FleetReader, serial: str) -> None:
-    """Raise :class:`NotFoundError` unless ``serial`` is an inverter in the reader's scope (removed ones count)."""
-    if await reader.inverter_by_serial(serial) is None:
-        raise NotFoundError(f"no inverter {serial!r}")
+
 
 
 def _removed(removed: bool | None, include_removed: bool) -> bool | None:
@@ -227,7 +206,7 @@ class FleetController(Controller):
 
     @get("/inverters", responses=ERRORS)
     async def list_inverters(
-        self, principal: PrincipalDep, db_session: DbSession,
+        self, principal: PrincipalDep, read_session: ReadDb,
         status: Annotated[list[str] | None, Parameter(description="Status is one of these (repeat).")] = None,
         model: Annotated[list[str] | None, Parameter(description="Model is one of these (repeat).")] = None,
         battery_type: Annotated[list[str] | None, Parameter(description="Battery type is one of these.")] = None,
@@ -246,15 +225,15 @@ class FleetController(Controller):
             firmware_arm_max=firmware_arm_max, firmware_dsp_min=firmware_dsp_min, firmware_dsp_max=firmware_dsp_max,
             offline_for_hours=offline_for_hours, account_id=account_id, site_id=site_id, search=q,
             removed=_removed(removed, include_removed))
-        reader = reads.FleetReader(db_session, scope_of(principal))
+        reader = reads.FleetReader(read_session, scope_of(principal))
         page = await reader.inverters(criteria, sort.value, direction, page_size(limit), cursor)
         return PageView[InverterView].model_validate(_page(page, InverterView))
 
     @get("/inverters/{serial:str}", responses=ERRORS)
-    async def get_inverter(self, principal: PrincipalDep, db_session: DbSession,
+    async def get_inverter(self, principal: PrincipalDep, read_session: ReadDb,
                            serial: SerialPath) -> InverterDetailView:
         """One inverter by serial, with its batteries and meters."""
-        reader = reads.FleetReader(db_session, scope_of(principal))
+        reader = reads.FleetReader(read_session, scope_of(principal))
         row = await reader.inverter_by_serial(serial)
         if row is None:
             raise NotFoundError(f"no inverter {serial!r}")
@@ -268,10 +247,10 @@ class FleetController(Controller):
         return detail
 
     @get("/inverters/{serial:str}/history", responses=ERRORS)
-    async def inverter_history(self, principal: PrincipalDep, db_session: DbSession, serial: SerialPath,
+    async def inverter_history(self, principal: PrincipalDep, read_session: ReadDb, serial: SerialPath,
                                limit: Limit = 50) -> list[InverterChangeView]:
         """Observed changes of an inverter, newest first."""
-        reader = reads.FleetReader(db_session, scope_of(principal))
+        reader = reads.FleetReader(read_session, scope_of(principal))
         await require_inverter(reader, serial)
         rows = await reader.latest_changes([serial], limit)
         return [InverterChangeView(kind=row.kind.value, from_value=row.from_value, to_value=row.to_value,
@@ -279,7 +258,7 @@ class FleetController(Controller):
 
     @get("/accounts", responses=ERRORS)
     async def list_accounts(
-        self, principal: PrincipalDep, db_session: DbSession, under_account_id: Upstream = None,
+        self, principal: PrincipalDep, read_session: ReadDb, under_account_id: Upstream = None,
         depth: Annotated[int | None, Parameter(ge=-1, le=100, description="Depth in the hierarchy.")] = None,
         q: Search = None,
         removed: Removed = None, include_removed: FromQuery[bool] = False,
@@ -289,15 +268,15 @@ class FleetController(Controller):
         """Accounts of the hierarchy, one page at a time."""
         criteria = reads.AccountFilter(under_account_id=under_account_id, depth=depth, search=q,
                                    removed=_removed(removed, include_removed))
-        page = await reads.FleetReader(db_session, scope_of(principal)).accounts(criteria, sort.value, direction,
+        page = await reads.FleetReader(read_session, scope_of(principal)).accounts(criteria, sort.value, direction,
                                                                           page_size(limit), cursor)
         return PageView[AccountView].model_validate(_page(page, AccountView))
 
     @get("/accounts/{upstream_id:int}", responses=ERRORS)
-    async def get_account(self, principal: PrincipalDep, db_session: DbSession,
+    async def get_account(self, principal: PrincipalDep, read_session: ReadDb,
                           upstream_id: UpstreamPath) -> AccountView:
         """One account by upstream id."""
-        rows = await reads.FleetReader(db_session, scope_of(principal)).load_many(
+        rows = await reads.FleetReader(read_session, scope_of(principal)).load_many(
             m.FleetAccount, m.FleetAccount.upstream_id, [upstream_id])
         if not rows:
             raise NotFoundError(f"no account {upstream_id}")
@@ -305,7 +284,7 @@ class FleetController(Controller):
 
     @get("/sites", responses=ERRORS)
     async def list_sites(
-        self, principal: PrincipalDep, db_session: DbSession, account_id: Upstream = None,
+        self, principal: PrincipalDep, read_session: ReadDb, account_id: Upstream = None,
         site_status: Annotated[list[str] | None, Parameter(description="Site status is one of these.")] = None,
         q: Search = None, removed: Removed = None, include_removed: FromQuery[bool] = False,
         sort: FromQuery[reads.SiteSort] = reads.SiteSort.NAME,
@@ -314,14 +293,14 @@ class FleetController(Controller):
         """Sites, one page at a time."""
         criteria = reads.SiteFilter(account_id=account_id, scheme_status_in=site_status, search=q,
                                 removed=_removed(removed, include_removed))
-        reader = reads.FleetReader(db_session, scope_of(principal))
+        reader = reads.FleetReader(read_session, scope_of(principal))
         page = await reader.sites(criteria, sort.value, direction, page_size(limit), cursor)
         return PageView[SiteView].model_validate(_page(page, SiteView))
 
     @get("/sites/{upstream_id:int}", responses=ERRORS)
-    async def get_site(self, principal: PrincipalDep, db_session: DbSession, upstream_id: UpstreamPath) -> SiteView:
+    async def get_site(self, principal: PrincipalDep, read_session: ReadDb, upstream_id: UpstreamPath) -> SiteView:
         """One site by upstream id."""
-        reader = reads.FleetReader(db_session, scope_of(principal))
+        reader = reads.FleetReader(read_session, scope_of(principal))
         rows = await reader.load_many(m.Site, m.Site.upstream_id, [upstream_id])
         if not rows:
             raise NotFoundError(f"no site {upstream_id}")
@@ -329,27 +308,27 @@ class FleetController(Controller):
 
     @get("/dongles", responses=ERRORS)
     async def list_dongles(
-        self, principal: PrincipalDep, db_session: DbSession, account_id: Upstream = None, site_id: Upstream = None,
+        self, principal: PrincipalDep, read_session: ReadDb, account_id: Upstream = None, site_id: Upstream = None,
         q: Search = None, removed: Removed = None, include_removed: FromQuery[bool] = False,
         direction: Direction = reads.SortDirection.ASC, limit: Limit = 50, cursor: Cursor = None,
     ) -> PageView[DongleView]:
         """Dongles, one page at a time."""
         criteria = reads.DongleFilter(account_id=account_id, site_id=site_id, search=q,
                                   removed=_removed(removed, include_removed))
-        page = await reads.FleetReader(db_session, scope_of(principal)).dongles(criteria, "serial", direction,
+        page = await reads.FleetReader(read_session, scope_of(principal)).dongles(criteria, "serial", direction,
                                                                          page_size(limit), cursor)
         return PageView[DongleView].model_validate(_page(page, DongleView))
 
     @get("/fleet/summary", responses=ERRORS)
     async def fleet_summary(
-        self, principal: PrincipalDep, db_session: DbSession,
+        self, principal: PrincipalDep, read_session: ReadDb,
         status: Annotated[list[str] | None, Parameter(description="Status is one of these (repeat).")] = None,
         model: Annotated[list[str] | None, Parameter(description="Model is one of these (repeat).")] = None,
         account_id: Upstream = None, site_id: Upstream = None,
     ) -> FleetSummaryView:
         """Counts by status, model, firmware and battery type, and offline counts, over the present inverters."""
         criteria = reads.InverterFilter(status_in=status, model_in=model, account_id=account_id, site_id=site_id)
-        summary = await reads.FleetReader(db_session, scope_of(principal)).summary(criteria)
+        summary = await reads.FleetReader(read_session, scope_of(principal)).summary(criteria)
 
         def buckets(values: list[reads.Breakdown]) -> list[BucketView]:
             return [BucketView(value=b.value, count=b.count) for b in values]

@@ -18,22 +18,28 @@ from litestar import Controller, get
 from litestar.di import NamedDependency, Provide
 from litestar.params import FromQuery, Parameter
 
-from service.api.auth import PrincipalDep, provide_principal
-from service.api.dependencies import DbSession, provide_live
-from service.api.fleet import SerialPath, require_inverter, scope_of
+from service.api.common import SerialPath, require_inverter, scope_of
+from service.api.dependencies import provide_live
 from service.api.openapi import UPSTREAM_STATUSES, problems
+from service.authn import PrincipalDep, provide_principal
+from service.core.principal import Principal
+from service.db.uow import read_session
 from service.mirror import queries as reads
 from service.mirror.live import MAX_ITEMS, LiveService
-from service.tenants.principal import Principal
+from service.runtime import Resources
 
 LiveDep = NamedDependency[LiveService]
+ResourcesDep = NamedDependency[Resources]
 ERRORS = problems(400, 401, 403, 404, 422, 429, *UPSTREAM_STATUSES)
 Items = Annotated[int, Parameter(ge=1, le=MAX_ITEMS, description="At most this many items.")]
 DevicePath = Annotated[str, Parameter(min_length=1, max_length=64, description="A device UUID or serial.")]
 
 
-async def _inverter(principal: Principal, db_session: DbSession, serial: str) -> str:
-    await require_inverter(reads.FleetReader(db_session, scope_of(principal)), serial)
+async def _inverter(principal: Principal, resources: Resources, serial: str) -> str:
+    """The serial, once found in the caller's scoped mirror (404 otherwise): read on a short read session that
+    is released before GivEnergy is asked."""
+    async with read_session(resources.session_factory) as session:
+        await require_inverter(reads.FleetReader(session, scope_of(principal)), serial)
     return serial
 
 
@@ -46,57 +52,57 @@ class LiveController(Controller):
     security = [{"apiKey": []}]
 
     @get("/inverters/{serial:str}/live/system-data", responses=ERRORS)
-    async def system_data(self, principal: PrincipalDep, db_session: DbSession, live: LiveDep,
+    async def system_data(self, principal: PrincipalDep, resources: ResourcesDep, live: LiveDep,
                           serial: SerialPath) -> Any:
         """The inverter's latest system data (solar, grid, battery, inverter, consumption)."""
-        return await live.system_data(await _inverter(principal, db_session, serial))
+        return await live.system_data(await _inverter(principal, resources, serial))
 
     @get("/inverters/{serial:str}/live/meter-data", responses=ERRORS)
-    async def meter_data(self, principal: PrincipalDep, db_session: DbSession, live: LiveDep,
+    async def meter_data(self, principal: PrincipalDep, resources: ResourcesDep, live: LiveDep,
                          serial: SerialPath) -> Any:
         """The inverter's latest meter data (today and total energies)."""
-        return await live.meter_data(await _inverter(principal, db_session, serial))
+        return await live.meter_data(await _inverter(principal, resources, serial))
 
     @get("/inverters/{serial:str}/live/events", responses=ERRORS)
-    async def events(self, principal: PrincipalDep, db_session: DbSession, live: LiveDep, serial: SerialPath,
+    async def events(self, principal: PrincipalDep, resources: ResourcesDep, live: LiveDep, serial: SerialPath,
                      start: FromQuery[datetime | None] = None, end: FromQuery[datetime | None] = None,
                      cleared: Annotated[bool | None, Parameter(description="Only cleared (true) or "
                                                                            "active (false) events.")] = None,
                      limit: Items = 100) -> Any:
         """The inverter's fault events between two times."""
-        checked = await _inverter(principal, db_session, serial)
+        checked = await _inverter(principal, resources, serial)
         return await live.events(checked, start=start, end=end, cleared=cleared, limit=limit)
 
     @get("/inverters/{serial:str}/live/data-points/{day:date}", responses=ERRORS)
-    async def data_points(self, principal: PrincipalDep, db_session: DbSession, live: LiveDep, serial: SerialPath,
+    async def data_points(self, principal: PrincipalDep, resources: ResourcesDep, live: LiveDep, serial: SerialPath,
                           day: Annotated[date, Parameter(description="The inverter's local date.")],
                           limit: Items = 300) -> Any:
         """The inverter's data points of one day."""
-        return await live.data_points(await _inverter(principal, db_session, serial), day, limit=limit)
+        return await live.data_points(await _inverter(principal, resources, serial), day, limit=limit)
 
     @get("/inverters/{serial:str}/live/energy-flows", responses=ERRORS)
     async def energy_flows(
-        self, principal: PrincipalDep, db_session: DbSession, live: LiveDep, serial: SerialPath,
+        self, principal: PrincipalDep, resources: ResourcesDep, live: LiveDep, serial: SerialPath,
         start: FromQuery[date], end: FromQuery[date],
         grouping: Annotated[int, Parameter(ge=0, le=4, description="0 half-hourly, 1 daily, 2 monthly, 3 yearly, "
                                                                    "4 total.")] = 1,
         types: Annotated[list[int] | None, Parameter(description="Flow types to include (repeat).")] = None,
     ) -> Any:
         """Energy flows of the inverter between two dates."""
-        checked = await _inverter(principal, db_session, serial)
+        checked = await _inverter(principal, resources, serial)
         return await live.energy_flows(checked, start, end, grouping=grouping, types=types)
 
     @get("/inverters/{serial:str}/live/settings", responses=ERRORS)
-    async def settings(self, principal: PrincipalDep, db_session: DbSession, live: LiveDep,
+    async def settings(self, principal: PrincipalDep, resources: ResourcesDep, live: LiveDep,
                        serial: SerialPath) -> Any:
         """The inverter's settings catalogue (operator role)."""
-        return await live.settings(await _inverter(principal, db_session, serial))
+        return await live.settings(await _inverter(principal, resources, serial))
 
     @get("/inverters/{serial:str}/live/presets", responses=ERRORS)
-    async def presets(self, principal: PrincipalDep, db_session: DbSession, live: LiveDep,
+    async def presets(self, principal: PrincipalDep, resources: ResourcesDep, live: LiveDep,
                       serial: SerialPath) -> Any:
         """The inverter's setting presets (operator role)."""
-        return await live.presets(await _inverter(principal, db_session, serial))
+        return await live.presets(await _inverter(principal, resources, serial))
 
     @get("/live/ems/{serial:str}/system-data", responses=ERRORS)
     async def ems_system_data(self, live: LiveDep, serial: DevicePath) -> Any:

@@ -12,15 +12,15 @@ from litestar.params import JSONBody
 from litestar.status_codes import HTTP_202_ACCEPTED
 from pydantic import BaseModel, Field
 
-from service.api.auth import PrincipalDep, provide_principal, requires_role
-from service.api.dependencies import DbSession
-from service.api.fleet import Cursor, Limit, PageView, scope_of
+from service.api.common import Cursor, Limit, PageView, scope_of
+from service.api.dependencies import DbSession, ReadDb
 from service.api.openapi import problems
+from service.authn import PrincipalDep, provide_principal
 from service.core.pagination import page_size
-from service.db.models.api_key import Role
 from service.db.models.mirror import SyncKind
 from service.mirror import queries as reads
 from service.mirror.service import MirrorService
+from service.policy import Action, authorize
 
 
 class SyncRunView(BaseModel):
@@ -62,11 +62,12 @@ class SyncController(Controller):
     tags = ["fleet"]
     dependencies = {"principal": Provide(provide_principal, sync_to_thread=False)}
 
-    @get("/sync-runs", responses=problems(400, 401, 403, 422, 429), guards=[requires_role(Role.OPERATOR)])
-    async def sync_runs(self, principal: PrincipalDep, db_session: DbSession, limit: Limit = 50,
+    @get("/sync-runs", responses=problems(400, 401, 403, 422, 429))
+    async def sync_runs(self, principal: PrincipalDep, read_session: ReadDb, limit: Limit = 50,
                         cursor: Cursor = None) -> PageView[SyncRunView]:
         """The tenant's sync runs, newest first (operator role; empty for subtree keys)."""
-        page = await reads.FleetReader(db_session, scope_of(principal)).sync_runs(page_size(limit), cursor)
+        authorize(principal, Action.SYNC_RUNS_READ)
+        page = await reads.FleetReader(read_session, scope_of(principal)).sync_runs(page_size(limit), cursor)
         items = [SyncRunView(id=r.id, kind=r.kind.value, state=r.state.value, attempts=r.attempts,
                              started_at=r.started_at, finished_at=r.finished_at, requests_used=r.requests_used,
                              rows_inserted=r.rows_inserted, rows_updated=r.rows_updated, rows_removed=r.rows_removed,
@@ -74,7 +75,7 @@ class SyncController(Controller):
         return PageView[SyncRunView](items=items, next_cursor=page.end_cursor if page.has_next_page else None,
                                      total_count=page.total_count)
 
-    @post("/sync-runs", guards=[requires_role(Role.OPERATOR)], status_code=HTTP_202_ACCEPTED,
+    @post("/sync-runs", status_code=HTTP_202_ACCEPTED,
           responses=problems(400, 401, 403, 409, 429))
     async def request_sync(self, data: JSONBody[SyncRequestInput], principal: PrincipalDep,
                            db_session: DbSession) -> SyncRequestView:

@@ -2,9 +2,19 @@
 
 from __future__ import annotations
 
+from dataclasses import dataclass
+
 
 class GivfleetError(Exception):
-    """Base of every error the domain raises on purpose; its message is safe to show a user."""
+    """Base of every error the domain raises on purpose; its message is safe to show a user.
+
+    Attributes:
+        field: The input field at fault, when one is (GraphQL payload errors carry it).
+    """
+
+    def __init__(self, message: str, *, field: str | None = None) -> None:
+        super().__init__(message)
+        self.field = field
 
 
 class NotFoundError(GivfleetError):
@@ -38,3 +48,30 @@ class UpstreamError(GivfleetError):
         self.code = code
         self.status = status
         self.retry_after = retry_after
+
+
+@dataclass(frozen=True)
+class ErrorKind:
+    """How the adapters show a domain error: a stable GraphQL ``code`` and the REST status."""
+
+    code: str
+    http_status: int
+
+
+_KINDS: dict[type[GivfleetError], ErrorKind] = {
+    NotFoundError: ErrorKind("NOT_FOUND", 404),
+    PermissionDeniedError: ErrorKind("FORBIDDEN", 403),
+    InvalidInputError: ErrorKind("BAD_USER_INPUT", 422),
+    ConflictError: ErrorKind("CONFLICT", 409),
+}
+# Upstream refusals a retry will not cure are 424 (the request depends on GivEnergy, which said no); a transient
+# outage or an exhausted budget is 503; anything else GivEnergy answered is 502. Never a 500.
+FAILED_DEPENDENCY = 424
+_UPSTREAM_STATUS = {"UPSTREAM_RATE_LIMITED": 503, "UPSTREAM_UNAVAILABLE": 503, "UPSTREAM_ERROR": 502}
+
+
+def kind_of(error: GivfleetError) -> ErrorKind:
+    """The one map from domain errors to their REST status and GraphQL code (both adapters use it)."""
+    if isinstance(error, UpstreamError):
+        return ErrorKind(error.code, _UPSTREAM_STATUS.get(error.code, FAILED_DEPENDENCY))
+    return next((kind for cls, kind in _KINDS.items() if isinstance(error, cls)), ErrorKind("BAD_REQUEST", 400))

@@ -1,32 +1,76 @@
-"""Units of work: jobs a transaction asks for are enqueued only once it has committed.
+"""Sessions by intent: a :data:`ReadSession` reads, a :data:`UnitOfWork` writes.
 
-Services call :func:`defer_job` with the session they were given; the edge that owns the transaction (a REST
-request, a GraphQL mutation, a job) commits, then hands the deferred jobs to arq. A rolled-back transaction
-enqueues nothing, so a job never sees rows that were never written.
+A read session runs in autocommit mode (no transaction, no lock held between statements) and is never
+committed; signatures that take one promise to write nothing. A unit of work is one transaction owned by the
+edge (REST request, GraphQL mutation, CLI command, job): :func:`service.jobs.enqueue.unit_of_work` commits it and
+then enqueues the jobs deferred on it.
+
+Units of work: jobs a transaction asks for are enqueued only once it has committed.
+
+Services call :func:`defer_job` with the session they were given and a checked call of a declared job
+(:meth:`service.jobs.typed.JobSpec.call`); the edge that owns the transaction (a REST request, a GraphQL
+mutation, a job) commits, then hands the deferred jobs to arq. A rolled-back transaction enqueues nothing, so a
+job never sees rows that were never written.
 """
 
 from __future__ import annotations
 
+from collections.abc import AsyncIterator
+from contextlib import asynccontextmanager
 from dataclasses import dataclass, field
-from typing import Any
+from typing import Any, NewType
+from weakref import WeakKeyDictionary
 
-from sqlalchemy.ext.asyncio import AsyncSession
+from sqlalchemy.ext.asyncio import AsyncEngine, AsyncSession, async_sessionmaker
 
 _DEFERRED_KEY = "givfleet.deferred_jobs"
+
+ReadSession = NewType("ReadSession", AsyncSession)
+"""A session that only reads (autocommit: each statement stands alone; nothing is ever committed)."""
+
+UnitOfWork = NewType("UnitOfWork", AsyncSession)
+"""A session inside one write transaction, committed (then its deferred jobs enqueued) by the edge that owns it."""
+
+_READ_FACTORIES: WeakKeyDictionary[async_sessionmaker[AsyncSession], async_sessionmaker[AsyncSession]] = (
+    WeakKeyDictionary())
+
+
+def read_only_sessions(session_factory: async_sessionmaker[AsyncSession]) -> async_sessionmaker[AsyncSession]:
+    """Sessions in autocommit mode, for reads: no BEGIN/ROLLBACK round trips and no transaction left open."""
+    cached = _READ_FACTORIES.get(session_factory)
+    if cached is None:
+        bind = session_factory.kw.get("bind")
+        if not isinstance(bind, AsyncEngine):
+            return session_factory
+        cached = async_sessionmaker(bind.execution_options(isolation_level="AUTOCOMMIT"), expire_on_commit=False)
+        _READ_FACTORIES[session_factory] = cached
+    return cached
+
+
+@asynccontextmanager
+async def read_session(session_factory: async_sessionmaker[AsyncSession]) -> AsyncIterator[ReadSession]:
+    """A :data:`ReadSession`; its connection goes back to the pool when the block ends."""
+    async with read_only_sessions(session_factory)() as session:
+        yield ReadSession(session)
 
 
 @dataclass(frozen=True)
 class DeferredJob:
-    """A job to enqueue after commit: its registered name (``"domain.verb"``) and its arguments (ids)."""
+    """A job to enqueue: its name (``"domain.verb"``), queue, validated payload (JSON data) and uniqueness key.
+
+    Build it with :meth:`service.jobs.typed.JobSpec.call`, which checks the payload.
+    """
 
     name: str
-    args: tuple[Any, ...] = ()
-    kwargs: dict[str, Any] = field(default_factory=dict)
+    queue: str
+    payload: dict[str, Any] = field(default_factory=dict)
+    key: str | None = None
+    revive: bool = False
 
 
-def defer_job(session: AsyncSession, name: str, *args: Any, **kwargs: Any) -> None:
-    """Ask for ``name(*args, **kwargs)`` to be enqueued when ``session``'s transaction commits."""
-    session.info.setdefault(_DEFERRED_KEY, []).append(DeferredJob(name, args, kwargs))
+def defer_job(session: AsyncSession, job: DeferredJob) -> None:
+    """Ask for ``job`` to be enqueued when ``session``'s transaction commits."""
+    session.info.setdefault(_DEFERRED_KEY, []).append(job)
 
 
 def take_deferred_jobs(session: AsyncSession) -> list[DeferredJob]:

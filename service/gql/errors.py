@@ -12,31 +12,9 @@ from graphql import GraphQLError
 from strawberry.extensions import SchemaExtension
 from strawberry.types.execution import ExecutionResult
 
-from service.core.errors import (
-    ConflictError,
-    GivfleetError,
-    InvalidInputError,
-    NotFoundError,
-    PermissionDeniedError,
-    UpstreamError,
-)
+from service.core.errors import GivfleetError, kind_of
 
 log = structlog.get_logger(__name__)
-
-_CODES: dict[type[GivfleetError], str] = {
-    NotFoundError: "NOT_FOUND",
-    PermissionDeniedError: "FORBIDDEN",
-    InvalidInputError: "BAD_USER_INPUT",
-    ConflictError: "CONFLICT",
-}
-
-
-def error_code(exc: GivfleetError) -> str:
-    """The ``extensions.code`` of a domain error."""
-    if isinstance(exc, UpstreamError):
-        return exc.code
-    return next((code for kind, code in _CODES.items() if isinstance(exc, kind)), "BAD_REQUEST")
-
 
 class ErrorPolicy(SchemaExtension):
     """Give every error a ``code`` and the request id; mask those that are not deliberate.
@@ -61,7 +39,7 @@ class ErrorPolicy(SchemaExtension):
             extensions.setdefault("code", "GRAPHQL_VALIDATION_FAILED" if error.path is None else "BAD_REQUEST")
             message = error.message
         elif isinstance(original, GivfleetError):
-            extensions["code"] = error_code(original)
+            extensions["code"] = kind_of(original).code
             message = str(original)
         else:
             log.error("graphql.unexpected_error", path=error.path, error_type=type(original).__name__,

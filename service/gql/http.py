@@ -1,8 +1,8 @@
 """Mounting the schema in Litestar: the ``/graphql`` controller (with GraphiQL) and its per-request context.
 
-The context getter authenticates the request (as the API-key middleware does for REST), turns the principal
-into the read side's :class:`~service.gql.context.Access`, builds fresh dataloaders, and a live service whose reader
-opens the tenant's upstream client (interactive lane) only when a live field asks for it.
+The context getter authenticates the request (as the API-key middleware does for REST), builds fresh dataloaders
+for the principal, and a live service whose reader opens the tenant's upstream client (interactive lane) only when
+a live field asks for it.
 """
 
 from __future__ import annotations
@@ -20,24 +20,17 @@ from litestar.exceptions import WebSocketException
 from litestar.status_codes import WS_1008_POLICY_VIOLATION
 from strawberry.litestar import make_graphql_controller
 
-from service.api.auth import authenticate_connection
-from service.api.dependencies import live_reader
+from service.authn import authenticate_connection
+from service.core.principal import Principal
+from service.core.roles import Role
 from service.core.tenancy import TenantId
-from service.db.models.api_key import Role
-from service.gql.context import Access, Context, build_context
+from service.gql.context import Context, build_context
 from service.gql.schema import schema
-from service.mirror.live import CloseLater, LiveService
+from service.mirror.live import CloseLater, LiveService, live_reader
 from service.observability import request_id_of
 from service.runtime import Resources
-from service.tenants.principal import Principal
 
 GRAPHQL_PATH = "/graphql"
-
-
-def access_of(principal: Principal) -> Access:
-    """What the read side needs of a principal."""
-    return Access(tenant_id=principal.tenant_id, role=principal.role, key_id=principal.key_id,
-                  restricted_account_id=principal.restricted_account_id)
 
 
 def after_response(context: Context) -> CloseLater:
@@ -61,7 +54,7 @@ def after_response(context: Context) -> CloseLater:
 
 # A GET without a query executes nothing (strawberry renders GraphiQL or answers 400), so it needs no key: a
 # browser can open GraphiQL, then send its key in the headers pane. This access sees nothing, were it ever used.
-_NOBODY = Access(tenant_id=TenantId(uuid.UUID(int=0)), role=Role.VIEWER, restricted_account_id="-1")
+_NOBODY = Principal(tenant_id=TenantId(uuid.UUID(int=0)), role=Role.VIEWER, actor="nobody", restricted_account_id="-1")
 
 
 async def graphql_context(request: ASGIConnection[Any, Any, Any, Any],
@@ -77,9 +70,9 @@ async def graphql_context(request: ASGIConnection[Any, Any, Any, Any],
     principal = user if isinstance(user, Principal) else await authenticate_connection(request)
     # As the API-key middleware does for REST (each request runs in a task of its own, so this does not leak).
     structlog.contextvars.bind_contextvars(tenant_id=str(principal.tenant_id), actor=principal.actor)
-    context = build_context(access_of(principal), resources.session_factory,
-                            request_id=request_id_of(request.scope))
-    context.live = LiveService(principal, live_reader(request, principal, close_later=after_response(context)))
+    context = build_context(principal, resources.session_factory, request_id=request_id_of(request.scope),
+                            resources=resources)
+    context.live = LiveService(principal, live_reader(resources, principal, close_later=after_response(context)))
     return context
 
 

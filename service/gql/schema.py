@@ -1,4 +1,5 @@
-"""The root schema: per-domain query types merged into one ``Query``, with limits and the error policy.
+"""The root schema: per-domain query and mutation types merged into one ``Query`` and one ``Mutation``, with
+limits and the error policy.
 
 ``export_sdl()`` renders it as SDL; ``givfleet export-schema`` writes that to ``graphql/schema.graphql`` and a
 test fails when the committed file differs.
@@ -20,12 +21,16 @@ from service.gql.errors import ErrorPolicy
 from service.gql.limits import limit_extensions
 from service.gql.mirror import types as mirror_types
 from service.gql.mirror.live import LiveQuery
+from service.gql.mirror.mutations import MirrorMutation
 from service.gql.mirror.queries import MirrorQuery
+from service.gql.tenants.mutations import TenantsMutation
 from service.gql.types.viewer import ViewerQuery
 
 SCHEMA_FILE = Path(__file__).resolve().parents[2] / "graphql" / "schema.graphql"
 
 Query = merge_types("Query", (ViewerQuery, MirrorQuery, LiveQuery))
+# Every mutation follows service.gql.mutation (one unit of work, payload with typed errors).
+Mutation = merge_types("Mutation", (MirrorMutation, TenantsMutation))
 # Every Node implementation, so `node(id:)` can return any of them.
 NODE_TYPES: list[type] = [mirror_types.Account, mirror_types.Site, mirror_types.Dongle, mirror_types.Inverter,
                           mirror_types.BatteryModule, mirror_types.Meter, mirror_types.InverterChange,
@@ -48,7 +53,7 @@ def build_schema(**limits: Any) -> GivfleetSchema:
     extensions: list[Any] = [partial(ParserCache, maxsize=512), partial(ValidationCache, maxsize=512),
                              *limit_extensions(**limits), ErrorPolicy]
     typed: list[type[SchemaExtension]] = extensions
-    return GivfleetSchema(query=Query, types=NODE_TYPES, extensions=typed)
+    return GivfleetSchema(query=Query, mutation=Mutation, types=NODE_TYPES, extensions=typed)
 
 
 schema = build_schema()

@@ -28,7 +28,7 @@ Modules:
 - :mod:`service.mirror.upstream`: fetching a snapshot through the client (discovery, exact plan, accounting).
 - :mod:`service.mirror.repository`: tenant-scoped reads of stored rows and set-based writes.
 - :mod:`service.mirror.runner`: one sync run (lock, run row, plan, fetch, reconcile, write, checkpoints).
-- :mod:`service.mirror.service`: asking for syncs (after commit), schedules, the credential a tenant syncs with.
+- :mod:`service.mirror.service`: asking for syncs (after commit), schedules.
 - :mod:`service.mirror.jobs`: the arq jobs ``mirror.sync`` and ``mirror.schedule`` (cron, every minute).
 - :mod:`service.mirror.live`: live reads passed through to the cloud (cache, access rules, refusals), for GraphQL
   and REST.

@@ -18,20 +18,19 @@ import hashlib
 import json
 from collections.abc import AsyncIterator, Awaitable, Callable
 from datetime import date, datetime
-from typing import Any, Protocol, TypeVar
+from typing import TYPE_CHECKING, Any, TypeVar
 
 from pydantic import BaseModel
 from redis.asyncio import Redis
-from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
 
-from service.core.errors import InvalidInputError, PermissionDeniedError, UpstreamError
+from service.core.errors import InvalidInputError, UpstreamError
+from service.core.principal import Principal
 from service.core.tenancy import TenantId
-from service.db.models.api_key import Role
-from service.db.models.credential import UpstreamCredential
 from service.givenergy import (
     ForbiddenError,
     GivEnergyClient,
     GivEnergyError,
+    Lane,
     NotFoundError,
     PaymentRequiredError,
     RateLimitedError,
@@ -39,11 +38,11 @@ from service.givenergy import (
     UpstreamUnavailableError,
     UpstreamValidationError,
 )
-from service.tenants.choice import pick_api_token
-from service.tenants.crypto import KeyRing
-from service.tenants.principal import Principal
-from service.tenants.service import CredentialService, open_token
-from service.tenants.upstream import ClientFactory
+from service.policy import Action, authorize
+from service.upstream import NoCredentialError, Upstream
+
+if TYPE_CHECKING:
+    from service.runtime import Resources
 
 T = TypeVar("T")
 DEFAULT_TTL_SECONDS = 30
@@ -55,25 +54,6 @@ ClientOpener = Callable[[], Awaitable[GivEnergyClient]]
 """Builds the tenant's upstream client (interactive lane); the reader closes it."""
 CloseLater = Callable[[Callable[[], Awaitable[None]]], None]
 """Registers a coroutine function to run when the request is over (after its response is sent)."""
-
-
-class NoCredentialError(UpstreamError):
-    """The tenant has no usable upstream credential."""
-
-    def __init__(self) -> None:
-        super().__init__("live data is not available: the tenant has no working GivEnergy API token",
-                         code="UPSTREAM_NOT_CONFIGURED")
-
-
-class Caller(Protocol):
-    """Who reads: a :class:`~service.tenants.principal.Principal`, or an adapter's view of one."""
-
-    @property
-    def restricted_account_id(self) -> str | None:
-        """The upstream account whose subtree the caller may see (``None``: the whole tenant)."""
-
-    def require(self, role: Role) -> None:
-        """Raise :class:`PermissionDeniedError` unless the caller has at least ``role``."""
 
 
 _UPSTREAM_CODES: list[tuple[type[GivEnergyError], str, str]] = [
@@ -119,33 +99,10 @@ async def take(iterator: AsyncIterator[T], limit: int) -> list[T]:
     return items
 
 
-def tenant_client_opener(session_factory: async_sessionmaker[AsyncSession], principal: Principal,
-                         key_ring: KeyRing, client_factory: ClientFactory) -> ClientOpener:
-    """How to open the principal's tenant's upstream client: with its best working API token (a healthy one
-    first, then the oldest), looked up once, on first use.
-
-    Raises (when called):
-        NoCredentialError: The tenant has no API token that is healthy or not yet checked.
-    """
-    chosen: list[UpstreamCredential] = []
-    lock = asyncio.Lock()
-
-    async def credential() -> UpstreamCredential:
-        async with lock:
-            if not chosen:
-                async with session_factory() as session:
-                    rows = await CredentialService(session, principal, key_ring).list()
-                picked = pick_api_token(rows)
-                if picked is None:
-                    raise NoCredentialError()
-                chosen.append(picked)
-            return chosen[0]
-
-    async def open_client() -> GivEnergyClient:
-        row = await credential()
-        return client_factory(row, open_token(key_ring, row))
-
-    return open_client
+def tenant_client_opener(upstream: Upstream, tenant_id: TenantId) -> ClientOpener:
+    """How to open the tenant's upstream client in the interactive lane (its best working API token, chosen by
+    :class:`~service.upstream.Upstream` on a short session of its own when the first read misses the cache)."""
+    return lambda: upstream.open_client(tenant_id, Lane.INTERACTIVE)
 
 
 class LiveReader:
@@ -207,6 +164,13 @@ class LiveReader:
         return value
 
 
+def live_reader(resources: Resources, principal: Principal, *, close_later: CloseLater | None = None) -> LiveReader:
+    """The live reader of the principal's tenant for one request (REST and GraphQL): its credential is looked up
+    and its client opened only when a read misses the cache."""
+    return LiveReader(principal.tenant_id, tenant_client_opener(resources.upstream, principal.tenant_id),
+                      close_later=close_later, redis=resources.redis, namespace=resources.settings.redis.namespace)
+
+
 def _limit(value: int) -> int:
     if not 1 <= value <= MAX_ITEMS:
         raise InvalidInputError(f"limit must be between 1 and {MAX_ITEMS}")
@@ -222,11 +186,11 @@ class LiveService:
     them.
 
     Args:
-        caller: Who reads (role and subtree restriction).
+        caller: Who reads (role and subtree restriction, checked by :mod:`service.policy`).
         reader: The tenant's live reader; ``None`` when the tenant has no upstream access at all.
     """
 
-    def __init__(self, caller: Caller, reader: LiveReader | None) -> None:
+    def __init__(self, caller: Principal, reader: LiveReader | None) -> None:
         self._caller = caller
         self._reader = reader
 
@@ -237,8 +201,7 @@ class LiveService:
         return self._reader.read(name, args, fetch)
 
     def _whole_tenant(self) -> None:
-        if self._caller.restricted_account_id is not None:
-            raise PermissionDeniedError("devices outside the mirror are not available to subtree-restricted keys")
+        authorize(self._caller, Action.LIVE_UNMIRRORED_READ)
 
     async def system_data(self, serial: str) -> Any:
         """The inverter's latest system data (solar, grid, battery, inverter, consumption)."""
@@ -279,7 +242,7 @@ class LiveService:
         Raises:
             PermissionDeniedError: The caller is below the operator role.
         """
-        self._caller.require(Role.OPERATOR)
+        authorize(self._caller, Action.LIVE_SETTINGS_READ)
         return await self._read("settings", (serial,), lambda c: c.get_settings(serial))
 
     async def presets(self, serial: str) -> Any:
@@ -288,7 +251,7 @@ class LiveService:
         Raises:
             PermissionDeniedError: The caller is below the operator role.
         """
-        self._caller.require(Role.OPERATOR)
+        authorize(self._caller, Action.LIVE_SETTINGS_READ)
         return await self._read("presets", (serial,), lambda c: c.get_presets(serial))
 
     async def ems_system_data(self, serial: str) -> Any:
@@ -320,5 +283,5 @@ class LiveService:
                                 lambda c: take(c.iter_smart_device_data(uuid), count))
 
 
-__all__ = ["DEFAULT_TTL_SECONDS", "MAX_ITEMS", "Caller", "ClientOpener", "CloseLater", "LiveReader", "LiveService",
-           "NoCredentialError", "tenant_client_opener", "to_json", "upstream_error"]
+__all__ = ["DEFAULT_TTL_SECONDS", "MAX_ITEMS", "ClientOpener", "CloseLater", "LiveReader", "LiveService",
+           "NoCredentialError", "live_reader", "tenant_client_opener", "to_json", "upstream_error"]

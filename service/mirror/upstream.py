@@ -17,22 +17,14 @@ from __future__ import annotations
 
 import asyncio
 import math
-import uuid
 from collections.abc import Awaitable, Callable, Sequence
 from dataclasses import dataclass, field
 from datetime import UTC, date, datetime
 from typing import Any, TypeVar
 
 import httpx
-from pydantic import SecretStr
 
-from service.givenergy import (
-    CredentialLimiter,
-    ForbiddenError,
-    GivEnergyClient,
-    Lane,
-    Page,
-)
+from service.givenergy import CredentialLimiter, ForbiddenError, Lane, Page
 from service.mirror.schemas import (
     AccountRecord,
     BatteryRecord,
@@ -45,6 +37,7 @@ from service.mirror.schemas import (
     Snapshot,
     SyncPlan,
 )
+from service.upstream import UpstreamTarget, api_client
 
 _T = TypeVar("_T")
 _K = TypeVar("_K")
@@ -77,27 +70,6 @@ class RequestTap:
             self.on_response(self.requests)
 
 
-@dataclass(frozen=True)
-class UpstreamTarget:
-    """Where and as whom a sync talks upstream.
-
-    Attributes:
-        token: The credential's token.
-        base_url: API v1 base URL.
-        credential_id: The credential (recorded on the sync run; ``None`` in tools and tests).
-        limiter: The credential's shared rate limiter (``None``: unlimited, e.g. a benchmark).
-        transport: An httpx transport (the in-process simulator in tests).
-        timeout: Timeout of one request, seconds.
-    """
-
-    token: SecretStr
-    base_url: str
-    credential_id: uuid.UUID | None = None
-    limiter: CredentialLimiter | None = None
-    transport: httpx.AsyncBaseTransport | None = None
-    timeout: float = 30.0
-
-
 class UpstreamSession:
     """A client bound to a target, in the sync lane, with every response counted by ``tap``."""
 
@@ -111,7 +83,7 @@ class UpstreamSession:
             headers={"Accept": "application/json", "User-Agent": "givfleet"},
             event_hooks={"response": [tap]},
         )
-        self.client = GivEnergyClient(target.token, limiter=target.limiter, lane=Lane.SYNC, http_client=self._http)
+        self.client = api_client(target.token, limiter=target.limiter, lane=Lane.SYNC, http_client=self._http)
 
     async def aclose(self) -> None:
         """Close the connection pool."""

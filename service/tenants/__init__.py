@@ -10,10 +10,10 @@ Public surface:
 - :func:`ensure_demo_tenant` (the demo set-up of ``givfleet up``).
 """
 
-from service.db.models.api_key import Role
+from service.core.principal import Principal
+from service.core.roles import Role
 from service.tenants.crypto import KeyRing, KeyRingError, load_key_ring
 from service.tenants.demo import ensure_demo_tenant
-from service.tenants.principal import Principal
 from service.tenants.service import (
     ApiKeyService,
     AuditService,
@@ -26,7 +26,7 @@ from service.tenants.service import (
     open_token,
     rotate_encryption,
 )
-from service.tenants.upstream import AccountProbe, ClientFactory, default_client_factory, probe_account
+from service.tenants.upstream import AccountProbe, probe_account
 
 __all__ = [
     "AccountProbe",
@@ -35,7 +35,6 @@ __all__ = [
     "AuthenticationError",
     "AuthenticationService",
     "CheckOutcome",
-    "ClientFactory",
     "CreatedKey",
     "CredentialService",
     "KeyRing",
@@ -43,7 +42,6 @@ __all__ = [
     "Principal",
     "Role",
     "TenantService",
-    "default_client_factory",
     "ensure_demo_tenant",
     "load_key_ring",
     "open_token",

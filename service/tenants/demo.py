@@ -2,28 +2,29 @@
 
 from __future__ import annotations
 
-from typing import Any
+from typing import TYPE_CHECKING
 
 import structlog
 
 from service.core.errors import GivfleetError
+from service.core.principal import Principal
+from service.core.roles import Role
 from service.core.tenancy import tenant_id_from
-from service.db.models.api_key import Role
 from service.jobs.enqueue import unit_of_work
-from service.runtime import Resources
+from service.tenants.checks import check_credential
 from service.tenants.crypto import load_key_ring
-from service.tenants.principal import Principal
 from service.tenants.repository import TenantRepository
 from service.tenants.service import ApiKeyService, CredentialService, TenantService
-from service.tenants.upstream import default_client_factory
+
+if TYPE_CHECKING:
+    from service.runtime import Resources
 
 log = structlog.get_logger(__name__)
 
 DEMO_SLUG = "demo"
 
 
-async def ensure_demo_tenant(resources: Resources, *, simulator_base_url: str, token: str,
-                             client_options: dict[str, Any] | None = None) -> str | None:
+async def ensure_demo_tenant(resources: Resources, *, simulator_base_url: str, token: str) -> str | None:
     """Create the demo tenant with a simulator credential and an admin key, unless it exists.
 
     The credential is checked against the simulator (a failure leaves its health ``unknown``; the tenant is
@@ -33,7 +34,6 @@ async def ensure_demo_tenant(resources: Resources, *, simulator_base_url: str, t
         resources: Open resources (database, Redis, settings).
         simulator_base_url: The simulator's API v1 base URL (e.g. ``http://127.0.0.1:8081/v1``).
         token: A simulator bearer token (e.g. ``Simulator.tokens["company"]``).
-        client_options: Extra ``GivEnergyClient`` options for the check (tests pass an in-process transport).
 
     Returns:
         The new admin key's full text (print it once), or ``None`` when the demo tenant already existed
@@ -49,16 +49,9 @@ async def ensure_demo_tenant(resources: Resources, *, simulator_base_url: str, t
         credential = await credentials.add(token, label="simulator", base_url=simulator_base_url)
         created = await ApiKeyService(session, principal).create(name="demo admin", role=Role.ADMIN)
         credential_id = credential.id
-    async with unit_of_work(resources.session_factory, resources.redis) as session:
-        checker = CredentialService(
-            session, principal, load_key_ring(resources.settings),
-            default_client_factory(resources.settings, resources.redis, **(client_options or {})),
-            default_requests_per_minute=resources.settings.givenergy.default_requests_per_minute,
-        )
-        try:
-            outcome = await checker.check(credential_id)
-            log.info("demo_tenant.created", health=outcome.probe.health.value,
-                     account_type=outcome.probe.account_type)
-        except GivfleetError as exc:  # the demo works without a checked credential
-            log.warning("demo_tenant.check_failed", error=str(exc))
+    try:
+        outcome = await check_credential(resources, principal, credential_id)
+        log.info("demo_tenant.created", health=outcome.probe.health.value, account_type=outcome.probe.account_type)
+    except GivfleetError as exc:  # the demo works without a checked credential
+        log.warning("demo_tenant.check_failed", error=str(exc))
     return created.text

@@ -82,9 +82,12 @@ class CredentialRepository(_TenantScoped[UpstreamCredential]):
         statement = self._select().order_by(UpstreamCredential.created_at, UpstreamCredential.id)
         return (await self._session.execute(statement)).scalars().all()
 
-    async def get(self, credential_id: uuid.UUID) -> UpstreamCredential | None:
-        """One of the tenant's credentials (``None`` for an unknown or foreign id)."""
+    async def get(self, credential_id: uuid.UUID, *, for_update: bool = False) -> UpstreamCredential | None:
+        """One of the tenant's credentials (``None`` for an unknown or foreign id); ``for_update`` locks its row
+        until the transaction ends (a concurrent delete waits, or has already removed it)."""
         statement = self._select().where(UpstreamCredential.id == credential_id)
+        if for_update:
+            statement = statement.with_for_update()
         return (await self._session.execute(statement)).scalar_one_or_none()
 
     def add(self, credential: UpstreamCredential) -> None:

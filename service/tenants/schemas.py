@@ -9,7 +9,7 @@ from typing import Any
 
 from pydantic import BaseModel, ConfigDict, Field, SecretStr
 
-from service.db.models.api_key import Role
+from service.core.roles import Role
 from service.db.models.credential import CredentialHealth, CredentialKind
 
 # Names and ids are stored as text, which cannot hold control characters (PostgreSQL refuses NUL outright).

@@ -21,15 +21,17 @@ from sqlalchemy.ext.asyncio import AsyncSession
 
 from service.core.clock import utcnow
 from service.core.errors import ConflictError, InvalidInputError, NotFoundError
+from service.core.principal import Principal
+from service.core.roles import Role
 from service.core.tenancy import TenantId, tenant_id_from
-from service.db.models.api_key import ApiKey, Role
+from service.db.models.api_key import ApiKey
 from service.db.models.audit import AuditEvent
 from service.db.models.credential import CredentialHealth, CredentialKind, UpstreamCredential
 from service.db.models.tenant import Tenant, TenantStatus
+from service.policy import Action, authorize
 from service.settings import DEFAULT_REQUESTS_PER_MINUTE
 from service.tenants import apikeys
 from service.tenants.crypto import KeyRing, Sealed
-from service.tenants.principal import Principal
 from service.tenants.repository import (
     ApiKeyLookup,
     ApiKeyRepository,
@@ -38,7 +40,7 @@ from service.tenants.repository import (
     CredentialRotationRepository,
     TenantRepository,
 )
-from service.tenants.upstream import AccountProbe, ClientFactory, PortalFactory, probe_account, probe_portal_login
+from service.tenants.upstream import AccountProbe
 
 log = structlog.get_logger(__name__)
 
@@ -92,8 +94,8 @@ class AuditService:
 
     async def list(self, principal: Principal, *, limit: int = 100, action: str | None = None
                    ) -> Sequence[AuditEvent]:
-        """The principal's tenant's newest events (whole-tenant keys only)."""
-        principal.require_whole_tenant()
+        """The principal's tenant's newest events (admin, whole-tenant keys only)."""
+        authorize(principal, Action.AUDIT_READ)
         return await AuditRepository(self._session, principal.tenant_id).list(limit=limit, action=action)
 
 
@@ -198,17 +200,12 @@ class CheckOutcome:
 class CredentialService:
     """A tenant's upstream credentials: add, list, check, remove. Secrets are sealed before they are staged."""
 
-    def __init__(self, session: AsyncSession, principal: Principal, key_ring: KeyRing,
-                 client_factory: ClientFactory | None = None, *,
-                 default_requests_per_minute: int = DEFAULT_REQUESTS_PER_MINUTE,
-                 portal_factory: PortalFactory | None = None) -> None:
-        principal.require_whole_tenant()
+    def __init__(self, session: AsyncSession, principal: Principal, key_ring: KeyRing, *,
+                 default_requests_per_minute: int = DEFAULT_REQUESTS_PER_MINUTE) -> None:
         self._session = session
-        self._portal_factory = portal_factory
         self._default_requests_per_minute = default_requests_per_minute
         self._principal = principal
         self._key_ring = key_ring
-        self._client_factory = client_factory
         self._credentials = CredentialRepository(session, principal.tenant_id)
         self._audit = AuditService(session)
 
@@ -229,7 +226,7 @@ class CredentialService:
             InvalidInputError: The secret is empty, an API token is not printable ASCII, or a portal login lacks
                 its username.
         """
-        self._principal.require(Role.ADMIN)
+        authorize(self._principal, Action.CREDENTIAL_ADD)
         secret = secret.strip()
         if not secret:
             raise InvalidInputError("the token is empty")
@@ -259,7 +256,8 @@ class CredentialService:
         return credential
 
     async def list(self) -> Sequence[UpstreamCredential]:
-        """The tenant's credentials (viewer and above may list; secrets are never part of the rows shown)."""
+        """The tenant's credentials (viewer and above, whole-tenant keys; secrets are never part of the rows)."""
+        authorize(self._principal, Action.CREDENTIAL_READ)
         return await self._credentials.list()
 
     async def get(self, credential_id: uuid.UUID) -> UpstreamCredential:
@@ -268,38 +266,35 @@ class CredentialService:
         Raises:
             NotFoundError: Unknown id, or another tenant's.
         """
-        credential = await self._credentials.get(credential_id)
+        authorize(self._principal, Action.CREDENTIAL_READ)
+        return await self._get(credential_id)
+
+    async def _get(self, credential_id: uuid.UUID, *, for_update: bool = False) -> UpstreamCredential:
+        credential = await self._credentials.get(credential_id, for_update=for_update)
         if credential is None:
             raise NotFoundError("no such credential")
         return credential
 
     async def remove(self, credential_id: uuid.UUID) -> None:
         """Delete a credential (admin)."""
-        self._principal.require(Role.ADMIN)
-        credential = await self.get(credential_id)
+        authorize(self._principal, Action.CREDENTIAL_REMOVE)
+        credential = await self._get(credential_id, for_update=True)
         await self._credentials.delete(credential)
         await self._audit.record(self._principal, "credential.remove", target_type="upstream_credential",
                                  target_id=credential_id)
 
-    async def check(self, credential_id: uuid.UUID) -> CheckOutcome:
-        """Ask GivEnergy what the credential is: record health, account, account type, scopes and tier.
+    async def record_check(self, credential_id: uuid.UUID, probe: AccountProbe) -> CheckOutcome:
+        """Record what a check upstream found (health, account, account type, scopes, tier), audited.
+
+        The probe is made before, outside any transaction (:func:`service.tenants.checks.check_credential`);
+        the row is locked here, so a check racing a delete finds it gone (404) instead of failing.
 
         Raises:
-            PermissionDeniedError: The principal is not an admin.
-            NotFoundError: Unknown id, or another tenant's.
+            PermissionDeniedError: The principal may not check credentials.
+            NotFoundError: Unknown id, another tenant's, or deleted while the check was upstream.
         """
-        self._principal.require(Role.ADMIN)
-        credential = await self.get(credential_id)
-        if credential.kind is CredentialKind.PORTAL_LOGIN:
-            if self._portal_factory is None:
-                raise RuntimeError("CredentialService needs a portal factory to check portal logins")
-            async with self._portal_factory(credential, open_token(self._key_ring, credential)) as portal:
-                probe = await probe_portal_login(portal)
-        else:
-            if self._client_factory is None:
-                raise RuntimeError("CredentialService needs a client factory to check credentials")
-            async with self._client_factory(credential, open_token(self._key_ring, credential)) as client:
-                probe = await probe_account(client)
+        authorize(self._principal, Action.CREDENTIAL_CHECK)
+        credential = await self._get(credential_id, for_update=True)
         self._apply(credential, probe)
         await self._session.flush()
         await self._audit.record(self._principal, "credential.check", target_type="upstream_credential",
@@ -354,7 +349,6 @@ class ApiKeyService:
     """A tenant's API keys (admin)."""
 
     def __init__(self, session: AsyncSession, principal: Principal) -> None:
-        principal.require_whole_tenant()
         self._session = session
         self._principal = principal
         self._keys = ApiKeyRepository(session, principal.tenant_id)
@@ -368,7 +362,7 @@ class ApiKeyService:
             PermissionDeniedError: The principal is not an admin.
             InvalidInputError: The expiry is in the past or not timezone-aware.
         """
-        self._principal.require(Role.ADMIN)
+        authorize(self._principal, Action.APIKEY_CREATE)
         if expires_at is not None:
             if expires_at.tzinfo is None:
                 raise InvalidInputError("the expiry must carry a timezone")
@@ -393,8 +387,8 @@ class ApiKeyService:
         return CreatedKey(key, new.text)
 
     async def list(self, *, include_revoked: bool = True) -> Sequence[ApiKey]:
-        """The tenant's keys."""
-        self._principal.require(Role.ADMIN)
+        """The tenant's keys (admin)."""
+        authorize(self._principal, Action.APIKEY_READ)
         return await self._keys.list(include_revoked=include_revoked)
 
     async def get(self, key_id: uuid.UUID) -> ApiKey:
@@ -403,6 +397,10 @@ class ApiKeyService:
         Raises:
             NotFoundError: Unknown id, or another tenant's.
         """
+        authorize(self._principal, Action.APIKEY_READ)
+        return await self._get(key_id)
+
+    async def _get(self, key_id: uuid.UUID) -> ApiKey:
         key = await self._keys.get(key_id)
         if key is None:
             raise NotFoundError("no such API key")
@@ -423,9 +421,14 @@ class ApiKeyService:
         return key
 
     async def revoke(self, key_id: uuid.UUID) -> ApiKey:
-        """Revoke a key (idempotent): it stops working at once."""
-        self._principal.require(Role.ADMIN)
-        key = await self.get(key_id)
+        """Revoke a key (idempotent): it stops working at once.
+
+        Raises:
+            PermissionDeniedError: The principal may not revoke keys.
+            NotFoundError: Unknown id, or another tenant's.
+        """
+        authorize(self._principal, Action.APIKEY_REVOKE)
+        key = await self._get(key_id)
         if key.revoked_at is None:
             key.revoked_at = utcnow()
             await self._session.flush()

@@ -12,35 +12,28 @@ show the tenant, not transient errors.
 
 from __future__ import annotations
 
+import uuid
 from collections.abc import AsyncIterator, Awaitable, Callable
 from dataclasses import dataclass, field
-from typing import Any, TypeVar
+from typing import TYPE_CHECKING, Any, TypeVar
 
-from pydantic import SecretStr
-from redis.asyncio import Redis
-
-from service.db.models.credential import CredentialHealth, UpstreamCredential
+from service.core.tenancy import TenantId
+from service.db.models.credential import CredentialHealth, CredentialKind
 from service.givenergy import (
     Account,
     CommunicationDevice,
     CredentialError,
-    CredentialLimiter,
     ForbiddenError,
     GivEnergyClient,
     GivEnergyError,
     Lane,
     LegacyPortalClient,
     PaymentRequiredError,
-    RateLimiter,
     UnauthorisedError,
 )
-from service.settings import Settings
 
-ClientFactory = Callable[[UpstreamCredential, SecretStr], GivEnergyClient]
-"""Builds the client that checks a credential (tests pass one speaking to the simulator in-process)."""
-
-PortalFactory = Callable[[UpstreamCredential, SecretStr], LegacyPortalClient]
-"""Builds the legacy portal client of a portal-login credential."""
+if TYPE_CHECKING:
+    from service.upstream import Upstream
 
 _T = TypeVar("_T")
 
@@ -217,35 +210,6 @@ async def _explain_forbidden(client: GivEnergyClient, error: CredentialError) ->
     )
 
 
-def credential_budget(limiter: RateLimiter, credential: UpstreamCredential, settings: Settings) -> CredentialLimiter:
-    """The shared budget of ``credential``: its own tier, else the deployment's default."""
-    return limiter.credential(
-        str(credential.id),
-        requests_per_minute=credential.requests_per_minute or settings.givenergy.default_requests_per_minute,
-    )
-
-
-def default_client_factory(settings: Settings, redis: Redis, **client_options: Any) -> ClientFactory:
-    """Clients that go through the shared rate limiter, to the credential's base URL or the configured one.
-
-    Args:
-        settings: Configuration (``givenergy`` group: base URL, timeouts, default tier).
-        redis: The Redis of the shared limiter.
-        **client_options: Extra ``GivEnergyClient`` arguments (e.g. ``transport`` for the simulator).
-    """
-    limiter = RateLimiter(redis, namespace=settings.redis.namespace)
-
-    def build(credential: UpstreamCredential, token: SecretStr) -> GivEnergyClient:
-        budget = credential_budget(limiter, credential, settings)
-        options: dict[str, Any] = {"limiter": budget, "lane": Lane.INTERACTIVE, "max_limiter_wait": 30.0}
-        if credential.base_url:
-            options["base_url"] = credential.base_url
-        options.update(client_options)
-        return GivEnergyClient.from_settings(token, settings.givenergy, **options)
-
-    return build
-
-
 async def probe_portal_login(client: LegacyPortalClient) -> AccountProbe:
     """Check a legacy portal login by logging in (the portal reveals no account type or scopes).
 
@@ -264,16 +228,17 @@ async def probe_portal_login(client: LegacyPortalClient) -> AccountProbe:
     return AccountProbe(CredentialHealth.OK, "legacy portal login works (the portal reveals no account type or scopes)")
 
 
-def default_portal_factory(settings: Settings, redis: Redis, **client_options: Any) -> PortalFactory:
-    """Legacy portal clients through the shared rate limiter, to the credential's or the configured base URL."""
-    limiter = RateLimiter(redis, namespace=settings.redis.namespace)
+async def probe_credential(upstream: Upstream, tenant_id: TenantId, credential_id: uuid.UUID) -> AccountProbe:
+    """Check one credential upstream (API token or portal login) through the one way upstream.
 
-    def build(credential: UpstreamCredential, password: SecretStr) -> LegacyPortalClient:
-        budget = credential_budget(limiter, credential, settings)
-        options: dict[str, Any] = {"limiter": budget, "lane": Lane.INTERACTIVE,
-                                   "base_url": credential.base_url or settings.givenergy.legacy_base_url,
-                                   "timeout": settings.givenergy.timeout_seconds}
-        options.update(client_options)
-        return LegacyPortalClient(credential.portal_username or "", password, **options)
+    No database connection is held while GivEnergy answers (the credential is read on a short session first).
 
-    return build
+    Raises:
+        NotFoundError: The credential is unknown, another tenant's, or was deleted.
+    """
+    credential = await upstream.choose(tenant_id, credential_id)
+    if credential.kind is CredentialKind.PORTAL_LOGIN:
+        async with upstream.portal(tenant_id, credential_id) as portal:
+            return await probe_portal_login(portal)
+    async with upstream.client(tenant_id, Lane.INTERACTIVE, credential_id=credential_id) as client:
+        return await probe_account(client)

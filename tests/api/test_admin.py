@@ -14,20 +14,20 @@ import pytest
 import structlog
 from litestar import Litestar
 
-from service.db.models.api_key import Role
+from service.core.principal import Principal
+from service.core.roles import Role
 from service.observability import configure_logging
 from service.runtime import Resources
 from service.settings import LogSettings
 from service.simulator import Simulator
-from service.tenants.principal import Principal
 from service.tenants.service import CredentialService
 from tests.tenants.factories import (
-    SIM_BASE_URL,
     TenantWithKey,
     clear_auth_failures,
     committed_key,
     committed_tenant,
     quiet_simulator,
+    simulator_route,
 )
 
 pytestmark = pytest.mark.usefixtures("clean_db")
@@ -39,10 +39,10 @@ def sim() -> Simulator:
 
 
 @pytest.fixture
-def app_with_sim(app: Litestar, sim: Simulator) -> Litestar:
+def app_with_sim(app: Litestar, resources: Resources, sim: Simulator) -> Iterator[Litestar]:
     """The app, its credential checks reaching the simulator in-process."""
-    app.state.givenergy_client_options = {"transport": httpx.ASGITransport(app=sim.app), "base_url": SIM_BASE_URL}
-    return app
+    with resources.upstream.routed(simulator_route(sim)):
+        yield app
 
 
 @pytest.fixture

@@ -12,8 +12,9 @@ import pytest
 from litestar import Litestar, Request
 from sqlalchemy import update
 
-from service.api.auth import client_address
-from service.db.models.api_key import ApiKey, Role
+from service.authn import client_address
+from service.core.roles import Role
+from service.db.models.api_key import ApiKey
 from service.runtime import Resources
 from service.settings import SecuritySettings, Settings
 from tests.conftest import running

@@ -12,6 +12,7 @@ from litestar import Litestar
 from service.givenergy import RetryPolicy
 from service.runtime import Resources
 from service.simulator import Simulator
+from service.upstream import Route
 from tests.conftest import http_client
 from tests.gql.conftest import KeyedFleet
 from tests.live_support import add_credential, lone_tenant, upstream_requests
@@ -123,11 +124,11 @@ async def test_exhausted_upstream_budget_is_a_retryable_problem(app: Litestar, r
     def budget_exhausted(request: httpx.Request) -> httpx.Response:
         return httpx.Response(429, headers={"Retry-After": "7"}, json={"message": "Too Many Attempts."})
 
-    app.state.givenergy_client_options = {"transport": httpx.MockTransport(budget_exhausted),
-                                          "retry": RetryPolicy(max_attempts=1)}
-    # A tenant of its own: the 429 pauses its credential's rate-limit bucket, which no other test should feel.
+    route = Route(transport=httpx.MockTransport(budget_exhausted), retry=RetryPolicy(max_attempts=1))
+    # A tenant of its own: the 429 pauses its token's rate-limit bucket, which no other test should feel.
     async with lone_tenant(resources, simulator, "any-token") as (fleet, serial), http_client(app) as client:
-        response = await get(client, fleet, f"/inverters/{serial}/live/system-data")
+        with resources.upstream.routed(route):
+            response = await get(client, fleet, f"/inverters/{serial}/live/system-data")
     problem = assert_problem(response, 503)
     assert (problem["code"], problem["upstream_status"]) == ("UPSTREAM_RATE_LIMITED", 429)
     assert response.headers["Retry-After"] == "7"

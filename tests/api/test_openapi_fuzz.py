@@ -19,12 +19,14 @@ import pytest
 import schemathesis
 import uvicorn
 from hypothesis import HealthCheck, given, settings
+from litestar import Litestar
 from schemathesis.checks import ignored_auth, not_a_server_error, positive_data_acceptance
 
 from service.app import create_app
-from service.db.models.api_key import Role
+from service.core.roles import Role
 from service.runtime import Resources
 from service.settings import Settings
+from service.upstream import Route
 from tests.gql.conftest import KeyedFleet, drop_tenant, keyed_fleet
 from tests.tenants.factories import make_key, quiet_simulator
 
@@ -48,8 +50,12 @@ def server(test_settings: Settings) -> Iterator[str]:
         probe.bind(("127.0.0.1", 0))
         port = probe.getsockname()[1]
     app = create_app(test_settings)
-    upstream = {"transport": httpx.ASGITransport(app=quiet_simulator().app)}
-    app.state.givenergy_client_options = app.state.givenergy_portal_options = upstream
+    simulator = Route(transport=httpx.ASGITransport(app=quiet_simulator().app))
+
+    def route_to_simulator(started: Litestar) -> None:  # after the lifespan opened the app's own resources
+        started.state.resources.upstream.route = simulator
+
+    app.on_startup.append(route_to_simulator)
     config = uvicorn.Config(app, host="127.0.0.1", port=port, log_level="warning",
                             lifespan="on")
     instance = uvicorn.Server(config)

@@ -2,17 +2,18 @@
 
 from __future__ import annotations
 
+import uuid
 from collections.abc import AsyncIterator
 
 import httpx
 import pytest
 from sqlalchemy import select
 
-from service.db.models.api_key import Role
+from service.core.principal import Principal
+from service.core.roles import Role
 from service.db.models.audit import AuditEvent
 from service.runtime import Resources
 from service.tenants.crypto import load_key_ring
-from service.tenants.principal import Principal
 from service.tenants.service import CredentialService
 from tests.conftest import http_client
 from tests.tenants.factories import TenantWithKey, committed_key, committed_tenant
@@ -32,6 +33,12 @@ async def _with_credential(resources: Resources, tenant: TenantWithKey) -> None:
         await service.add("a-givenergy-token", label="main")
 
 
+async def queued_for(resources: Resources, tenant_id: uuid.UUID) -> list[str]:
+    """The ids of the tenant's jobs on the bulk queue (other tests' tenants may have jobs queued too)."""
+    queued = await resources.redis.zrange(resources.redis.queue("bulk"), 0, -1)
+    return [job.decode() for job in queued if str(tenant_id) in job.decode()]
+
+
 async def test_operator_request_is_queued_once_and_audited(client: httpx.AsyncClient, resources: Resources) -> None:
     tenant = await committed_tenant(resources, Role.OPERATOR)
     await _with_credential(resources, tenant)
@@ -41,13 +48,14 @@ async def test_operator_request_is_queued_once_and_audited(client: httpx.AsyncCl
 
     assert first.status_code == 202
     assert second.json()["job_id"] == first.json()["job_id"], "a pending sync is joined"
-    queued = await resources.redis.zrange(resources.redis.default_queue_name, 0, -1)
-    assert [job.decode() for job in queued].count(first.json()["job_id"]) == 1
+    bulk = resources.redis.queue("bulk")
+    assert await queued_for(resources, tenant.tenant_id) == [
+        f"{resources.settings.redis.namespace}:{first.json()['job_id']}"]
     async with resources.session_factory() as session:
         actions = (await session.execute(
             select(AuditEvent.action).where(AuditEvent.tenant_id == tenant.tenant_id))).scalars().all()
     assert actions.count("mirror.sync.request") == 2
-    await resources.redis.delete(resources.redis.default_queue_name, f"arq:job:{first.json()['job_id']}")
+    await resources.redis.delete(bulk, f"arq:job:{resources.settings.redis.namespace}:{first.json()['job_id']}")
 
 
 async def test_refusals_are_clear(client: httpx.AsyncClient, resources: Resources) -> None:
@@ -66,4 +74,4 @@ async def test_refusals_are_clear(client: httpx.AsyncClient, resources: Resource
     assert "subtree" in response.json()["detail"]
     bad_kind = await client.post("/api/v1/sync-runs", json={"kind": "everything"}, headers=tenant.headers)
     assert bad_kind.status_code == 400
-    assert await resources.redis.zcard(resources.redis.default_queue_name) == 0
+    assert await queued_for(resources, tenant.tenant_id) == []

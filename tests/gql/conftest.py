@@ -13,10 +13,11 @@ import pytest
 from sqlalchemy import delete, event
 from sqlalchemy.ext.asyncio import AsyncEngine
 
+from service.core.principal import Principal
+from service.core.roles import Role
 from service.core.tenancy import TenantId
-from service.db.models.api_key import Role
 from service.db.models.tenant import Tenant
-from service.gql.context import Access, build_context
+from service.gql.context import build_context
 from service.gql.schema import schema
 from service.runtime import Resources
 from tests.gql.seed import NOW, SeededMirror, seed_mirror
@@ -79,8 +80,8 @@ async def large_fleet(resources: Resources) -> AsyncIterator[SeededMirror]:
 async def run(resources: Resources, tenant_id: TenantId, query: str, variables: dict[str, Any] | None = None, *,
               role: Role = Role.VIEWER, restricted_account_id: str | None = None, **context: Any) -> Any:
     """Execute ``query`` as a caller of ``tenant_id`` (fresh context and dataloaders, like one request)."""
-    access = Access(tenant_id=tenant_id, role=role, restricted_account_id=restricted_account_id)
-    ctx = build_context(access, resources.session_factory, request_id="req-test", now=NOW, **context)
+    principal = Principal(tenant_id=tenant_id, role=role, restricted_account_id=restricted_account_id)
+    ctx = build_context(principal, resources.session_factory, request_id="req-test", now=NOW, **context)
     return await schema.execute(query, variable_values=variables, context_value=ctx)
 
 

@@ -8,7 +8,8 @@ from datetime import UTC, date, datetime
 import httpx
 from pydantic import SecretStr
 
-from service.mirror.upstream import Fetcher, RequestTap, UpstreamSession, UpstreamTarget, device_records, site_record
+from service.mirror.upstream import Fetcher, RequestTap, UpstreamSession, device_records, site_record
+from service.upstream import UpstreamTarget
 
 ODD_DEVICE = {
     "serial_number": "WF0001",

@@ -10,15 +10,14 @@ from typing import Any
 import httpx
 from sqlalchemy.ext.asyncio import AsyncSession
 
+from service.core.principal import Principal
+from service.core.roles import Role
 from service.core.tenancy import TenantId, tenant_id_from
-from service.db.models.api_key import Role
 from service.runtime import Resources
-from service.settings import Settings
 from service.simulator import Simulator, SimulatorConfig
 from service.tenants.crypto import KeyRing
-from service.tenants.principal import Principal
 from service.tenants.service import ApiKeyService, TenantService
-from service.tenants.upstream import ClientFactory, default_client_factory
+from service.upstream import Route
 
 SIM_BASE_URL = "http://sim.test/v1"
 
@@ -79,10 +78,10 @@ def fixed_key_ring(*key_ids: str) -> KeyRing:
     return KeyRing({key_id: hashlib.sha256(key_id.encode()).digest() for key_id in ids}, ids[-1])
 
 
-def simulator_client_factory(settings: Settings, resources: Resources, sim: Simulator) -> ClientFactory:
-    """Clients for ``sim``, in-process, through the shared rate limiter like production clients."""
-    return default_client_factory(settings, resources.redis, transport=httpx.ASGITransport(app=sim.app),
-                                  base_url=SIM_BASE_URL)
+def simulator_route(sim: Simulator) -> Route:
+    """Upstream requests to ``sim``, in-process (through the shared rate limiter like production clients)."""
+    return Route(transport=httpx.ASGITransport(app=sim.app), base_url=SIM_BASE_URL,
+                 legacy_base_url=SIM_BASE_URL.removesuffix("/v1") + "/GivManage/api")
 
 
 def quiet_simulator(**options: Any) -> Simulator:

@@ -2,19 +2,21 @@
 
 from __future__ import annotations
 
-import httpx
 import pytest
-from sqlalchemy.ext.asyncio import AsyncSession
 
+from service.core.principal import Principal
 from service.db.models.credential import CredentialHealth, CredentialKind
 from service.givenergy import RetryPolicy
+from service.jobs.enqueue import unit_of_work
 from service.runtime import Resources
-from service.settings import Settings
 from service.simulator import Simulator
-from service.tenants.principal import Principal
+from service.tenants.checks import check_credential
+from service.tenants.crypto import load_key_ring
 from service.tenants.service import CheckOutcome, CredentialService
-from service.tenants.upstream import default_client_factory, default_portal_factory
-from tests.tenants.factories import fixed_key_ring, make_tenant, quiet_simulator, simulator_client_factory
+from service.upstream import Route
+from tests.tenants.factories import make_tenant, quiet_simulator, simulator_route
+
+pytestmark = pytest.mark.usefixtures("clean_db")
 
 ALL_READ_SCOPES = {"api:account:read", "api:inverter:list", "api:inverter:read", "api:site:list",
                    "api:smart-device:list"}
@@ -25,14 +27,16 @@ def sim() -> Simulator:
     return quiet_simulator()
 
 
-async def check(db_session: AsyncSession, test_settings: Settings, resources: Resources, sim: Simulator,
-                token: str) -> CheckOutcome:
-    principal = Principal.cli(await make_tenant(db_session))
-    service = CredentialService(db_session, principal, fixed_key_ring(),
-                                simulator_client_factory(test_settings, resources, sim))
-    credential = await service.add(token)
+async def check(resources: Resources, route: Route, token: str, *, kind: CredentialKind = CredentialKind.API_TOKEN,
+                portal_username: str | None = None) -> CheckOutcome:
+    """Add a credential (committed), then check it along ``route`` as `credential check` does."""
+    async with unit_of_work(resources.session_factory, resources.redis) as session:
+        principal = Principal.cli(await make_tenant(session))
+        credential = await CredentialService(session, principal, load_key_ring(resources.settings)).add(
+            token, kind=kind, portal_username=portal_username)
     assert credential.health is CredentialHealth.UNKNOWN
-    return await service.check(credential.id)
+    with resources.upstream.routed(route):
+        return await check_credential(resources, principal, credential.id)
 
 
 @pytest.mark.parametrize(("token_name", "account_type", "extra_scopes"), [
@@ -42,10 +46,10 @@ async def check(db_session: AsyncSession, test_settings: Settings, resources: Re
     ("customer", "customer", {"api:ev-charger:list", "api:inverter:control"}),
 ])
 async def test_good_token_reports_account_type_and_scopes(
-    db_session: AsyncSession, test_settings: Settings, resources: Resources, sim: Simulator,
+    resources: Resources, sim: Simulator,
     token_name: str, account_type: str, extra_scopes: set[str],
 ) -> None:
-    outcome = await check(db_session, test_settings, resources, sim, sim.tokens[token_name])
+    outcome = await check(resources, simulator_route(sim), sim.tokens[token_name])
     credential = outcome.credential
     account = sim.truth.account_of_token(token_name)
     assert credential.health is CredentialHealth.OK
@@ -57,18 +61,18 @@ async def test_good_token_reports_account_type_and_scopes(
 
 
 async def test_read_only_token_lacks_control_scope(
-    db_session: AsyncSession, test_settings: Settings, resources: Resources, sim: Simulator
+    resources: Resources, sim: Simulator
 ) -> None:
-    outcome = await check(db_session, test_settings, resources, sim, sim.tokens["company_readonly"])
+    outcome = await check(resources, simulator_route(sim), sim.tokens["company_readonly"])
     assert outcome.credential.health is CredentialHealth.OK
     assert "api:inverter:control" not in outcome.credential.scopes
     assert "api:inverter:control" in outcome.probe.denied_scopes
 
 
 async def test_bad_token_is_unauthorised(
-    db_session: AsyncSession, test_settings: Settings, resources: Resources, sim: Simulator
+    resources: Resources, sim: Simulator
 ) -> None:
-    outcome = await check(db_session, test_settings, resources, sim, "not-a-real-token")
+    outcome = await check(resources, simulator_route(sim), "not-a-real-token")
     assert outcome.credential.health is CredentialHealth.UNAUTHORISED
     assert "401" in (outcome.credential.health_message or "")
     assert outcome.credential.account_type is None
@@ -76,33 +80,29 @@ async def test_bad_token_is_unauthorised(
 
 @pytest.mark.parametrize("status", [401, 402, 403])
 async def test_no_subscription_is_its_own_health_state(
-    db_session: AsyncSession, test_settings: Settings, resources: Resources, status: int
+    resources: Resources, status: int
 ) -> None:
     sim = quiet_simulator(no_subscription_status=status)
-    outcome = await check(db_session, test_settings, resources, sim, sim.tokens["no_subscription"])
+    outcome = await check(resources, simulator_route(sim), sim.tokens["no_subscription"])
     assert outcome.credential.health is CredentialHealth.NO_SUBSCRIPTION
     assert "subscription" in (outcome.credential.health_message or "")
 
 
 async def test_token_that_cannot_read_its_account_is_forbidden(
-    db_session: AsyncSession, test_settings: Settings, resources: Resources, sim: Simulator
+    resources: Resources, sim: Simulator
 ) -> None:
     account = sim.truth.account_of_token("company")
     token = sim.create_token(account.id, scopes=["api:inverter:list", "api:inverter:read"])
-    outcome = await check(db_session, test_settings, resources, sim, token)
+    outcome = await check(resources, simulator_route(sim), token)
     assert outcome.credential.health is CredentialHealth.FORBIDDEN
     assert "api:account:read" in (outcome.credential.health_message or "")
 
 
 async def test_unreachable_upstream_leaves_health_unknown(
-    db_session: AsyncSession, test_settings: Settings, resources: Resources
+    resources: Resources
 ) -> None:
-    principal = Principal.cli(await make_tenant(db_session))
-    factory = default_client_factory(test_settings, resources.redis, base_url="http://127.0.0.1:1/v1",
-                                     retry=RetryPolicy(max_attempts=1))
-    service = CredentialService(db_session, principal, fixed_key_ring(), factory)
-    credential = await service.add("some-token")
-    outcome = await service.check(credential.id)
+    nowhere = Route(base_url="http://127.0.0.1:1/v1", retry=RetryPolicy(max_attempts=1))
+    outcome = await check(resources, nowhere, "some-token")
     assert outcome.credential.health is CredentialHealth.UNKNOWN
     assert "could not reach" in (outcome.credential.health_message or "")
 
@@ -110,16 +110,12 @@ async def test_unreachable_upstream_leaves_health_unknown(
 @pytest.mark.parametrize(("right_password", "health"), [(True, CredentialHealth.OK),
                                                          (False, CredentialHealth.UNAUTHORISED)])
 async def test_legacy_portal_login_is_checked_by_logging_in(
-    db_session: AsyncSession, test_settings: Settings, resources: Resources, sim: Simulator,
+    resources: Resources, sim: Simulator,
     right_password: bool, health: CredentialHealth,
 ) -> None:
     account = sim.truth.account_of_token("company")
-    portal = default_portal_factory(test_settings, resources.redis, transport=httpx.ASGITransport(app=sim.app),
-                                    base_url="http://sim.test/GivManage/api")
-    service = CredentialService(db_session, Principal.cli(await make_tenant(db_session)), fixed_key_ring(),
-                                portal_factory=portal)
     password = account.password if right_password else "wrong-password"
-    credential = await service.add(password, kind=CredentialKind.PORTAL_LOGIN, portal_username=account.username)
-    outcome = await service.check(credential.id)
+    outcome = await check(resources, simulator_route(sim), password, kind=CredentialKind.PORTAL_LOGIN,
+                          portal_username=account.username)
     assert outcome.credential.health is health
     assert outcome.credential.label == f"portal {account.username}"

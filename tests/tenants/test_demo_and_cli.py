@@ -19,6 +19,7 @@ from service.settings import Settings, get_settings
 from service.simulator import Simulator
 from service.tenants.demo import ensure_demo_tenant
 from service.tenants.service import AuthenticationService
+from service.upstream import Route
 from tests.tenants.factories import SIM_BASE_URL, quiet_simulator, unique_slug
 
 
@@ -29,9 +30,8 @@ def sim() -> Simulator:
 
 @pytest.mark.usefixtures("clean_db")
 async def test_demo_tenant_is_created_once_with_a_working_admin_key(resources: Resources, sim: Simulator) -> None:
-    options = {"transport": httpx.ASGITransport(app=sim.app)}
-    key = await ensure_demo_tenant(resources, simulator_base_url=SIM_BASE_URL, token=sim.tokens["company"],
-                                   client_options=options)
+    with resources.upstream.routed(Route(transport=httpx.ASGITransport(app=sim.app))):
+        key = await ensure_demo_tenant(resources, simulator_base_url=SIM_BASE_URL, token=sim.tokens["company"])
     assert key is not None
     async with resources.session_factory() as session:
         principal = await AuthenticationService(session).authenticate(key)
@@ -40,8 +40,7 @@ async def test_demo_tenant_is_created_once_with_a_working_admin_key(resources: R
         assert credential.base_url == SIM_BASE_URL
         assert credential.health is CredentialHealth.OK
         assert credential.account_type == "company"
-    again = await ensure_demo_tenant(resources, simulator_base_url=SIM_BASE_URL, token=sim.tokens["company"],
-                                     client_options=options)
+    again = await ensure_demo_tenant(resources, simulator_base_url=SIM_BASE_URL, token=sim.tokens["company"])
     assert again is None
 
 

@@ -11,9 +11,9 @@ from hypothesis import strategies as st
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from service.core.errors import NotFoundError
+from service.core.principal import Principal
+from service.core.roles import Role
 from service.core.tenancy import TenantId
-from service.db.models.api_key import Role
-from service.tenants.principal import Principal
 from service.tenants.repository import ApiKeyRepository, AuditRepository, CredentialRepository
 from service.tenants.service import ApiKeyService, AuditService, CredentialService
 from tests.tenants.factories import fixed_key_ring, make_tenant

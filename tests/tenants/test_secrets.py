@@ -13,7 +13,8 @@ from sqlalchemy.ext.asyncio import AsyncSession
 from typer.testing import CliRunner
 
 from service.cli import app as cli
-from service.db.models.api_key import Role
+from service.core.principal import Principal
+from service.core.roles import Role
 from service.settings import SecuritySettings, Settings, get_settings
 from service.tenants.crypto import (
     KeyRing,
@@ -24,7 +25,6 @@ from service.tenants.crypto import (
     key_file_path,
     load_key_ring,
 )
-from service.tenants.principal import Principal
 from service.tenants.service import ApiKeyService, CredentialService, open_token, rotate_encryption
 from tests.tenants.factories import fixed_key_ring, make_tenant
 

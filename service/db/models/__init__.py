@@ -1,7 +1,7 @@
 """All ORM models, one module per aggregate. Importing this package registers every table on ``Base.metadata``
 (Alembic's autogenerate and the migration test rely on it)."""
 
-from service.db.models.api_key import ApiKey, Role
+from service.db.models.api_key import ApiKey
 from service.db.models.audit import AuditEvent
 from service.db.models.credential import CredentialHealth, CredentialKind, UpstreamCredential
 from service.db.models.mirror import (
@@ -32,7 +32,6 @@ __all__ = [
     "InverterChange",
     "InverterChangeKind",
     "Meter",
-    "Role",
     "Site",
     "SyncKind",
     "SyncRun",

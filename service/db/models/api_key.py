@@ -2,30 +2,14 @@
 
 from __future__ import annotations
 
-import enum
 import uuid
 from datetime import datetime
 
 from sqlalchemy import Enum, ForeignKey, LargeBinary, String
 from sqlalchemy.orm import Mapped, mapped_column
 
+from service.core.roles import Role
 from service.db.base import Base, Timestamps, UUIDPrimaryKey
-
-
-class Role(enum.StrEnum):
-    """What a key may do: viewer reads; operator also acts (syncs, campaigns, alerts); admin also manages access."""
-
-    VIEWER = "viewer"
-    OPERATOR = "operator"
-    ADMIN = "admin"
-
-    @property
-    def rank(self) -> int:
-        """Order of privilege (a higher rank includes every lower one)."""
-        return _RANKS[self]
-
-
-_RANKS = {Role.VIEWER: 0, Role.OPERATOR: 1, Role.ADMIN: 2}
 
 
 class ApiKey(UUIDPrimaryKey, Timestamps, Base):

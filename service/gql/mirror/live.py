@@ -20,7 +20,7 @@ from service.mirror.live import DEFAULT_TTL_SECONDS, LiveService
 
 def _live(info: Info) -> LiveService:
     context = info.context
-    return context.live if context.live is not None else LiveService(context.access, None)
+    return context.live if context.live is not None else LiveService(context.principal, None)
 
 
 @strawberry.type(description="Live data of an inverter, read from the GivEnergy cloud (interactive lane, "

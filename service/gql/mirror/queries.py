@@ -12,7 +12,6 @@ import strawberry
 from service.core.errors import NotFoundError
 from service.core.pagination import page_size
 from service.db.models import mirror as m
-from service.db.models.api_key import Role
 from service.gql.context import Info
 from service.gql.mirror.filters import AccountFilter, DongleFilter, InverterFilter, SiteFilter
 from service.gql.mirror.summary import FleetSummary
@@ -29,6 +28,7 @@ from service.gql.mirror.types import (
 from service.gql.types.common import Node, from_global_id
 from service.gql.types.connection import Connection
 from service.mirror.queries import MODELS, AccountSort, InverterSort, SiteSort, SortDirection
+from service.policy import Action, authorize
 
 _CONVERTERS: dict[str, Callable[[Any], Node]] = {
     "Account": Account.from_row, "Site": Site.from_row, "Dongle": Dongle.from_row, "Inverter": Inverter.from_row,
@@ -49,7 +49,7 @@ class MirrorQuery:
         if model is None:
             raise NotFoundError(f"no object with id {id!r}")
         if model is m.SyncRun:
-            info.context.access.require(Role.OPERATOR)
+            authorize(info.context.principal, Action.SYNC_RUNS_READ)
         async with info.context.reader() as reader:
             row = await reader.get(model, row_id)
         if row is None:
@@ -123,7 +123,7 @@ class MirrorQuery:
     @strawberry.field(description="The tenant's sync runs, newest first (operator role; not for subtree keys).")
     async def sync_runs(self, info: Info, first: First = None, after: After = None
                         ) -> Connection[SyncRun]:
-        info.context.access.require(Role.OPERATOR)
+        authorize(info.context.principal, Action.SYNC_RUNS_READ)
         async with info.context.reader() as reader:
             page = await reader.sync_runs(page_size(first), after)
         return Connection[SyncRun].of(page, SyncRun.from_row, after=after)

@@ -22,6 +22,6 @@ class Viewer:
 class ViewerQuery:
     @strawberry.field(description="The caller: tenant, role and subtree restriction.")
     def viewer(self, info: Info) -> Viewer:
-        access = info.context.access
+        access = info.context.principal
         return Viewer(tenant_id=strawberry.ID(str(access.tenant_id)), role=access.role.value,
                       restricted_account_id=access.restricted_account_id)

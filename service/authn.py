@@ -1,10 +1,10 @@
-"""Authentication and authorisation of every REST and GraphQL request.
+"""Authentication of every REST and GraphQL request (shared by both HTTP adapters).
 
 Every request except the health, metrics and API-docs paths must carry ``Authorization: Bearer <api key>``.
 :class:`ApiKeyAuthenticationMiddleware` resolves it to a :class:`~service.tenants.Principal` (placed in
-``connection.user``); handlers receive it as the ``principal`` dependency, and guards made by
-:func:`requires_role` check its role. Missing, unknown, expired and revoked keys get 401; a role that is too
-low gets 403; both as problem+json. Failed attempts are counted per client address in Redis: past
+``connection.user``); handlers receive it as the ``principal`` dependency. What it may do is decided by the
+services through :mod:`service.policy` (403 when refused). Missing, unknown, expired and revoked keys get 401,
+as problem+json. Failed attempts are counted per client address in Redis: past
 ``security.auth_failure_limit`` within the window, the client is answered 429 with ``Retry-After``.
 
 For the GraphQL adapter: read the principal with :func:`principal_of` (the middleware has already run), or
@@ -13,7 +13,6 @@ call :func:`authenticate_connection` on any ``ASGIConnection``.
 
 from __future__ import annotations
 
-from collections.abc import Callable
 from typing import Any
 
 import structlog
@@ -21,17 +20,15 @@ from litestar import Request
 from litestar.connection import ASGIConnection
 from litestar.di import NamedDependency
 from litestar.exceptions import NotAuthorizedException, TooManyRequestsException
-from litestar.handlers.base import BaseRouteHandler
 from litestar.middleware import AbstractAuthenticationMiddleware, AuthenticationResult
 from litestar.middleware.base import DefineMiddleware
 from litestar.types import ASGIApp, Receive, Scope, Send
 from redis.asyncio import Redis
 
-from service.db.models.api_key import Role
+from service.core.principal import Principal
 from service.observability import request_id_of
 from service.runtime import Resources
 from service.settings import Settings
-from service.tenants.principal import Principal
 from service.tenants.service import AuthenticationError, AuthenticationService
 
 log = structlog.get_logger(__name__)
@@ -44,8 +41,6 @@ _CHALLENGE = {"WWW-Authenticate": 'Bearer realm="givfleet"'}
 PrincipalDep = NamedDependency[Principal]
 """Annotate a handler parameter named ``principal`` with this to receive the caller (register
 :func:`provide_principal` as the ``principal`` dependency)."""
-
-Guard = Callable[[ASGIConnection[Any, Any, Any, Any], BaseRouteHandler], None]
 
 
 class FailedAttemptThrottle:
@@ -171,21 +166,6 @@ def principal_of(connection: ASGIConnection[Any, Any, Any, Any]) -> Principal:
     if not isinstance(user, Principal):
         raise NotAuthorizedException(detail="this request is not authenticated", headers=_CHALLENGE)
     return user
-
-
-def requires_role(role: Role) -> Guard:
-    """A guard admitting principals with at least ``role`` (403 problem+json otherwise).
-
-    Example::
-
-        @post("/syncs", guards=[requires_role(Role.OPERATOR)])
-    """
-
-    def guard(connection: ASGIConnection[Any, Any, Any, Any], _: BaseRouteHandler) -> None:
-        principal_of(connection).require(role)
-
-    guard.__name__ = f"requires_{role.value}"
-    return guard
 
 
 def provide_principal(request: Request[Any, Any, Any]) -> Principal:

@@ -1,0 +1,39 @@
+"""What several REST controllers share (controllers never import each other): page views and parameters, the
+caller's read scope, and the check that a serial is in it."""
+
+from __future__ import annotations
+
+from typing import Annotated, Generic, TypeVar
+
+from litestar.params import Parameter
+from pydantic import BaseModel, Field
+
+from service.core.errors import NotFoundError
+from service.core.pagination import MAX_PAGE_SIZE
+from service.core.principal import Principal
+from service.mirror import queries as reads
+
+T = TypeVar("T")
+
+Limit = Annotated[int, Parameter(ge=1, le=MAX_PAGE_SIZE, description="Page size.")]
+Cursor = Annotated[str | None, Parameter(description="`next_cursor` of the previous page.")]
+SerialPath = Annotated[str, Parameter(min_length=1, max_length=64, description="A serial number.")]
+
+
+class PageView(BaseModel, Generic[T]):
+    """One page of a list."""
+
+    items: list[T]
+    next_cursor: str | None = Field(description="Pass as `cursor` for the next page; null on the last page.")
+    total_count: int = Field(description="Rows matching the filter, over all pages.")
+
+
+def scope_of(principal: Principal) -> reads.ReadScope:
+    """What the caller may read: its tenant, and its subtree when the key is restricted."""
+    return reads.ReadScope.of(principal.tenant_id, principal.restricted_account_id)
+
+
+async def require_inverter(reader: reads.FleetReader, serial: str) -> None:
+    """Raise :class:`NotFoundError` unless ``serial`` is an inverter in the reader's scope (removed ones count)."""
+    if await reader.inverter_by_serial(serial) is None:
+        raise NotFoundError(f"no inverter {serial!r}")

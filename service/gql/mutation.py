@@ -1,0 +1,95 @@
+"""The convention every GraphQL mutation follows (Saleor's ``BaseMutation`` shape).
+
+- It belongs to the ``Mutation`` root (per-domain classes merged in :mod:`service.gql.schema`).
+- It owns one unit of work: open it with :func:`unit_of_work_of`; the service inside starts with its policy
+  check and writes its audit row in the same transaction; deferred jobs are enqueued only after the commit.
+  Work that calls GivEnergy (e.g. a credential check) never holds the unit of work across the call: the service
+  reads, releases, calls upstream and then opens its own short one.
+- Its payload has the result and ``errors: [MutationError!]!`` for expected failures (any
+  :class:`~service.core.errors.GivfleetError`: forbidden, not found, bad input, conflict, upstream refusal),
+  with the code from the one error map (:func:`service.core.errors.kind_of`). The transaction is rolled back
+  before the payload is built.
+- Anything else propagates: the transaction rolls back and :class:`service.gql.errors.ErrorPolicy` masks it as
+  ``INTERNAL_SERVER_ERROR`` with the request id.
+
+Writing one::
+
+    @strawberry.type
+    class CampaignMutation:
+        @strawberry.mutation(description="...")
+        async def start_campaign(self, info: Info, id: strawberry.ID) -> StartCampaignPayload:
+            async def work() -> Campaign:
+                async with unit_of_work_of(info) as session:
+                    return await CampaignService(session, info.context.principal).start(parse_id(id))
+            campaign, errors = await attempt(work())
+            return StartCampaignPayload(campaign=..., errors=errors)
+"""
+
+from __future__ import annotations
+
+import uuid
+from collections.abc import AsyncIterator, Awaitable
+from contextlib import asynccontextmanager
+from typing import TypeVar
+
+import strawberry
+
+from service.core.errors import GivfleetError, InvalidInputError, kind_of
+from service.db.uow import UnitOfWork
+from service.gql.context import Info
+from service.jobs.enqueue import unit_of_work
+from service.runtime import Resources
+
+T = TypeVar("T")
+
+
+@strawberry.type(description="An expected failure of a mutation (nothing was changed).")
+class MutationError:
+    code: str = strawberry.field(description="FORBIDDEN, NOT_FOUND, BAD_USER_INPUT, CONFLICT or UPSTREAM_*.")
+    field: str | None = strawberry.field(description="The input field at fault, when one is.")
+    message: str = strawberry.field(description="What went wrong, for a person.")
+
+    @classmethod
+    def of(cls, error: GivfleetError) -> MutationError:
+        """The payload error of a domain error."""
+        return cls(code=kind_of(error).code, field=error.field, message=str(error))
+
+
+def resources_of(info: Info) -> Resources:
+    """The process's resources (a mutation needs them; read-only contexts may have none)."""
+    resources = info.context.resources
+    if resources is None:
+        raise RuntimeError("this GraphQL context was built without resources: mutations cannot run")
+    return resources
+
+
+@asynccontextmanager
+async def unit_of_work_of(info: Info) -> AsyncIterator[UnitOfWork]:
+    """The mutation's unit of work: committed when the block ends normally (then deferred jobs are enqueued),
+    rolled back when it raises."""
+    resources = resources_of(info)
+    async with unit_of_work(resources.session_factory, resources.redis) as session:
+        yield UnitOfWork(session)
+
+
+async def attempt(work: Awaitable[T]) -> tuple[T | None, list[MutationError]]:
+    """Run ``work``; an expected failure becomes the payload's errors (its transaction already rolled back)."""
+    try:
+        return await work, []
+    except GivfleetError as error:
+        return None, [MutationError.of(error)]
+
+
+def parse_id(value: strawberry.ID, field: str = "id") -> uuid.UUID:
+    """A UUID argument.
+
+    Raises:
+        InvalidInputError: ``value`` is not a UUID (reported on ``field``).
+    """
+    try:
+        return uuid.UUID(str(value))
+    except ValueError:
+        raise InvalidInputError(f"{field} is not a valid id", field=field) from None
+
+
+__all__ = ["MutationError", "attempt", "parse_id", "resources_of", "unit_of_work_of"]

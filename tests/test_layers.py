@@ -1,0 +1,83 @@
+"""The layer rules of ARCHITECTURE (an import linter over the package's own source, with ast)."""
+
+from __future__ import annotations
+
+import ast
+import functools
+from pathlib import Path
+
+import pytest
+
+SERVICE = Path(__file__).resolve().parents[1] / "service"
+DOMAINS = ("tenants", "mirror", "campaigns", "monitoring", "notifications")
+
+
+def _module(path: Path) -> str:
+    parts = path.relative_to(SERVICE.parent).with_suffix("").parts
+    return ".".join(parts[:-1] if parts[-1] == "__init__" else parts)
+
+
+@functools.cache
+def trees() -> dict[Path, ast.Module]:
+    """Every source file of ``service``, parsed once per test run."""
+    return {path: ast.parse(path.read_text(), filename=str(path)) for path in sorted(SERVICE.rglob("*.py"))}
+
+
+@functools.cache
+def imports() -> dict[str, set[str]]:
+    """Every module of ``service`` and the modules it imports (at any depth of the file, TYPE_CHECKING too)."""
+    found: dict[str, set[str]] = {}
+    for path, tree in trees().items():
+        names: set[str] = set()
+        for node in ast.walk(tree):
+            if isinstance(node, ast.Import):
+                names.update(alias.name for alias in node.names)
+            elif isinstance(node, ast.ImportFrom) and node.module and node.level == 0:
+                names.add(node.module)
+                names.update(f"{node.module}.{alias.name}" for alias in node.names)
+        found[_module(path)] = names
+    return found
+
+
+# Parse while the test module is collected, before any test runs: CPython 3.11's ast.parse can fail with
+# "AST constructor recursion depth mismatch" once an earlier test in the process has caught a RecursionError.
+imports()
+
+
+def _within(module: str, package: str) -> bool:
+    return module == package or module.startswith(package + ".")
+
+
+def offenders(importer: str, forbidden: str, *, except_for: tuple[str, ...] = ()) -> list[str]:
+    return sorted(f"{module} imports {name}" for module, names in imports().items()
+                  if _within(module, importer) and not any(_within(module, allowed) for allowed in except_for)
+                  for name in names if _within(name, forbidden))
+
+
+@pytest.mark.parametrize(("importer", "forbidden"), [
+    ("service.gql", "service.api"),  # the two HTTP adapters share service.authn, not each other
+    ("service.api", "service.gql"),
+    *[(f"service.{domain}", adapter) for domain in DOMAINS
+      for adapter in ("service.api", "service.gql", "litestar", "strawberry", "service.cli")],
+    *[("service.core", upper) for upper in ("service.tenants", "service.mirror", "service.api", "service.gql",
+                                             "service.db", "service.upstream")],
+    ("service.simulator", "service.tenants"), ("service.simulator", "service.mirror"),
+    ("service.givenergy", "service.tenants"), ("service.givenergy", "service.mirror"),
+])
+def test_layer_rule(importer: str, forbidden: str) -> None:
+    assert offenders(importer, forbidden) == []
+
+
+def test_controllers_do_not_import_each_other() -> None:
+    graph = imports()
+    controllers = {module for module, names in graph.items()
+                   if _within(module, "service.api") and "litestar.Controller" in names}
+    assert len(controllers) >= 5
+    crossing = sorted(f"{module} imports {name}" for module in controllers for name in graph[module]
+                      if any(_within(name, other) for other in controllers - {module}))
+    assert crossing == []
+
+
+def test_the_role_enum_is_not_an_orm_concept() -> None:
+    # Domain code and adapters take Role from service.core.roles; the ORM only stores it.
+    assert offenders("service", "service.db.models.api_key.Role") == []

@@ -1,0 +1,77 @@
+"""The one way upstream: budgets keyed by the token (not the credential row), no client built elsewhere."""
+
+from __future__ import annotations
+
+import ast
+import asyncio
+import uuid
+from pathlib import Path
+
+import httpx
+import pytest
+
+from service.core.principal import Principal
+from service.core.tenancy import TenantId, tenant_id_from
+from service.db.models import SyncKind, SyncState
+from service.jobs.enqueue import unit_of_work
+from service.mirror.runner import SyncOptions, SyncRunner
+from service.runtime import Resources
+from service.settings import GivEnergySettings
+from service.tenants.crypto import load_key_ring
+from service.tenants.service import CredentialService, TenantService
+from service.upstream import Route, Upstream
+from tests.mirror.conftest import quiet_simulator
+from tests.mirror.truth import expected, mirrored
+from tests.test_layers import SERVICE, trees
+
+
+async def _tenant_holding(resources: Resources, token: str, requests_per_minute: int) -> TenantId:
+    async with unit_of_work(resources.session_factory, resources.redis) as session:
+        tenant = await TenantService(session).create(f"t-{uuid.uuid4().hex[:8]}")
+        tenant_id = tenant_id_from(tenant.id)
+        await CredentialService(session, Principal.cli(tenant_id), load_key_ring(resources.settings)).add(
+            token, base_url="http://simulator.test/v1", requests_per_minute=requests_per_minute)
+    return tenant_id
+
+
+@pytest.mark.usefixtures("clean_db")
+async def test_two_tenants_holding_one_token_share_its_budget_and_see_no_429(resources: Resources) -> None:
+    # GivEnergy counts requests per token: 40 a second here. Two tenants hold the same token and sync at once.
+    sim = quiet_simulator(40, rate_limits_enabled=True, rate_limit_per_window=40, rate_limit_window_seconds=1.0)
+    token = sim.tokens["company"]
+    tenants = [await _tenant_holding(resources, token, 40) for _ in range(2)]
+    settings = resources.settings.model_copy(update={"givenergy": GivEnergySettings(rate_limit_window_seconds=1.0)})
+    upstream = Upstream(settings, resources.redis, resources.session_factory,
+                        Route(transport=httpx.ASGITransport(app=sim.app)))
+    runner = SyncRunner(resources.engine, resources.session_factory, upstream.sync_target, SyncOptions(page_size=25))
+
+    outcomes = await asyncio.gather(*(runner.run(tenant, SyncKind.FULL) for tenant in tenants))
+
+    assert [outcome.state for outcome in outcomes] == [SyncState.SUCCEEDED] * 2, [o.error for o in outcomes]
+    assert sum(outcome.requests_used for outcome in outcomes) > 2 * 40  # more than two windows' worth in all
+    assert sim.truth.counters()["company"].throttled == 0
+    assert [outcome.rate_limited for outcome in outcomes] == [0, 0]
+    for tenant in tenants:
+        async with resources.session_factory() as session:
+            assert await mirrored(session, tenant) == expected(sim)
+
+
+def _constructions(path: Path, tree: ast.Module, names: set[str]) -> list[str]:
+    found = []
+    for node in ast.walk(tree):
+        if isinstance(node, ast.Call):
+            func = node.func
+            name = func.id if isinstance(func, ast.Name) else func.attr if isinstance(func, ast.Attribute) else ""
+            if name in names or (name == "from_settings" and isinstance(func, ast.Attribute)
+                                 and isinstance(func.value, ast.Name) and func.value.id in names):
+                found.append(f"{path.relative_to(SERVICE.parent)}:{node.lineno}")
+    return found
+
+
+def test_no_upstream_client_is_built_outside_the_one_entry_point() -> None:
+    allowed = {SERVICE / "upstream.py"}
+    clients = {"GivEnergyClient", "LegacyPortalClient"}
+    offenders = [hit for path, tree in trees().items()
+                 if path not in allowed and "givenergy" not in path.relative_to(SERVICE).parts
+                 for hit in _constructions(path, tree, clients)]
+    assert offenders == []
