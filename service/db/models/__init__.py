@@ -3,6 +3,18 @@
 
 from service.db.models.api_key import ApiKey
 from service.db.models.audit import AuditEvent
+from service.db.models.campaign import (
+    Campaign,
+    CampaignChunk,
+    CampaignKind,
+    CampaignState,
+    CampaignTarget,
+    CatalogueSetting,
+    ChunkKind,
+    ChunkState,
+    SettingCatalogue,
+    TargetState,
+)
 from service.db.models.credential import CredentialHealth, CredentialKind, UpstreamCredential
 from service.db.models.mirror import (
     BatteryModule,
@@ -24,6 +36,14 @@ __all__ = [
     "ApiKey",
     "AuditEvent",
     "BatteryModule",
+    "Campaign",
+    "CampaignChunk",
+    "CampaignKind",
+    "CampaignState",
+    "CampaignTarget",
+    "CatalogueSetting",
+    "ChunkKind",
+    "ChunkState",
     "CredentialHealth",
     "CredentialKind",
     "Dongle",
@@ -32,11 +52,13 @@ __all__ = [
     "InverterChange",
     "InverterChangeKind",
     "Meter",
+    "SettingCatalogue",
     "Site",
     "SyncKind",
     "SyncRun",
     "SyncSchedule",
     "SyncState",
+    "TargetState",
     "Tenant",
     "TenantStatus",
     "UpstreamCredential",
