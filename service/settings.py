@@ -139,6 +139,18 @@ class WorkerSettings(BaseModel):
     )
 
 
+class CampaignSettings(BaseModel):
+    """The campaign engine (``campaign.tick`` jobs)."""
+
+    lease_seconds: float = Field(
+        default=300.0, gt=0,
+        description="How long a chunk on the wire belongs to the tick that sent it (longer than a control call).",
+    )
+    stale_after_seconds: float = Field(
+        default=600.0, gt=0, description="A running campaign not ticked for this long is resumed by the sweeper."
+    )
+
+
 class LogSettings(BaseModel):
     """Structured logging."""
 
@@ -168,6 +180,7 @@ class Settings(BaseSettings):
     log: LogSettings = Field(default_factory=LogSettings)
     sync: SyncSettings = Field(default_factory=SyncSettings)
     worker: WorkerSettings = Field(default_factory=WorkerSettings)
+    campaigns: CampaignSettings = Field(default_factory=CampaignSettings)
 
     def configured_database_url(self) -> str | None:
         """The database URL the user configured, if any (``GIVFLEET_DATABASE_URL`` wins over ``db.url``).

@@ -132,3 +132,12 @@ def _is_number(text: str) -> bool:
     except ValueError:
         return False
     return True
+
+
+def kind_of_value(text: str) -> ValueKind:
+    """The kind of a canonical value (what :func:`check` returns tells them apart: ``true``, ``07:30``, ``20``)."""
+    if text in ("true", "false"):
+        return ValueKind.BOOLEAN
+    if ":" in text:
+        return ValueKind.TIME
+    return ValueKind.NUMBER

@@ -256,6 +256,8 @@ class InverterFilter:
     site_id: int | None = None
     search: str | None = None
     removed: bool | None = False
+    site_id_in: Sequence[int] | None = None
+    serial_in: Sequence[str] | None = None
 
     def conditions(self, scope: ReadScope, now: datetime) -> list[ColumnElement[bool]]:
         """SQL conditions for this filter (on ``Inverter``)."""
@@ -281,8 +283,18 @@ class InverterFilter:
             where.append(Inverter.account_upstream_id.in_(scope.subtree(self.account_id)))
         if self.site_id is not None:
             where.append(Inverter.site_upstream_id == self.site_id)
+        where += self._lists()
         if self.search:
             where.append(self._search(scope, _like(self.search)) if _texts([self.search]) else false())
+        return where
+
+    def _lists(self) -> list[ColumnElement[bool]]:
+        """Membership in explicit lists of sites and serials (campaign targets)."""
+        where: list[ColumnElement[bool]] = []
+        if self.site_id_in is not None:
+            where.append(Inverter.site_upstream_id.in_([key for key in self.site_id_in if _storable(key)]))
+        if self.serial_in is not None:
+            where.append(Inverter.serial.in_(_texts(self.serial_in)))
         return where
 
     @staticmethod
