@@ -37,7 +37,7 @@ from service.campaigns.values import ValueKind, kind_of_value, wire
 from service.campaigns.window import in_window, next_opening
 from service.core.clock import utcnow
 from service.core.errors import GivfleetError
-from service.core.tenancy import tenant_id_from
+from service.core.tenancy import TenantId, tenant_id_from
 from service.db.models.campaign import (
     Campaign,
     CampaignChunk,
@@ -63,7 +63,7 @@ READ_RETRY_DELAY = 5.0
 class ClientSource(Protocol):
     """Where the engine gets the tenant's upstream client (campaign lane)."""
 
-    def client(self, tenant_id: uuid.UUID) -> AbstractAsyncContextManager[GivEnergyClient]:
+    def client(self, tenant_id: TenantId) -> AbstractAsyncContextManager[GivEnergyClient]:
         """An open client for the tenant."""
 
 
@@ -218,7 +218,7 @@ class CampaignEngine:
             return {}, None
         context = f"givfleet campaign {claim.name}"[:100]
         try:
-            async with self._clients.client(claim.tenant_id) as client:
+            async with self._clients.client(tenant_id_from(claim.tenant_id)) as client:
                 if claim.kind in READ_KINDS:
                     return await client.multi_read_setting(claim.serials, claim.setting_id, context=context), None
                 value = wire(claim.value or "", kind_of_value(claim.value or ""))
