@@ -14,6 +14,7 @@ from dataclasses import dataclass, field
 from datetime import datetime
 
 from sqlalchemy import select
+from sqlalchemy.dialects.postgresql import distinct_on
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from service.campaigns.catalogue import Group, KnownSetting, group_of
@@ -87,7 +88,7 @@ async def locked_last_time(session: AsyncSession, tenant_id: object, serials: Se
               .where(CampaignTarget.tenant_id == tenant_id, CampaignTarget.serial.in_(serials),
                      CampaignTarget.attempts > 0)
               .order_by(CampaignTarget.serial, CampaignTarget.updated_at.desc().nulls_last())
-              .distinct(CampaignTarget.serial))
+              .ext(distinct_on(CampaignTarget.serial)))
     return {serial for serial, code in (await session.execute(latest)).all() if code == LOCKED}
 
 

@@ -1,0 +1,122 @@
+"""Fixtures of the campaign tests: a tenant whose mirror was synced from an in-process simulator, its stored
+credential, and an engine on the simulator's clock."""
+
+from __future__ import annotations
+
+import uuid
+from collections.abc import Sequence
+from dataclasses import dataclass
+from typing import Any
+
+import httpx
+import pytest
+from pydantic import SecretStr
+from sqlalchemy import select
+from sqlalchemy.ext.asyncio import AsyncSession
+
+from service.campaigns.engine import CampaignEngine
+from service.campaigns.schemas import CampaignSpec
+from service.campaigns.service import CampaignService, prepare
+from service.campaigns.upstream import CampaignClients
+from service.core.tenancy import TenantId
+from service.db.models import Campaign, CampaignTarget, SyncKind
+from service.db.models.api_key import Role
+from service.jobs.enqueue import unit_of_work
+from service.mirror.runner import SyncOptions, SyncRunner
+from service.mirror.upstream import UpstreamTarget
+from service.runtime import Resources
+from service.simulator import Simulator, SimulatorConfig
+from service.simulator.records import ControlCall
+from service.tenants.crypto import load_key_ring
+from service.tenants.principal import Principal
+from service.tenants.service import CredentialService
+from tests.tenants.factories import SIM_BASE_URL, committed_tenant
+
+
+@dataclass
+class World:
+    """A tenant mirroring ``sim`` (company token), and how to act on its campaigns."""
+
+    resources: Resources
+    sim: Simulator
+    tenant_id: TenantId
+    admin_key_id: uuid.UUID
+    clients: CampaignClients
+
+    def principal(self, role: Role = Role.OPERATOR, *, key_id: uuid.UUID | None = None,
+                  restricted_account_id: str | None = None) -> Principal:
+        return Principal(tenant_id=self.tenant_id, role=role, key_id=key_id or uuid.uuid4(),
+                         actor=f"apikey:{role.value}", restricted_account_id=restricted_account_id)
+
+    def engine(self, **options: Any) -> CampaignEngine:
+        return CampaignEngine(self.resources.session_factory, self.clients, clock=self.sim.now, **options)
+
+    async def create(self, spec: CampaignSpec | dict[str, Any], principal: Principal | None = None) -> uuid.UUID:
+        spec = spec if isinstance(spec, CampaignSpec) else CampaignSpec.model_validate(spec)
+        principal = principal or self.principal()
+        preparation = await prepare(self.resources.session_factory, self.clients, principal, spec)
+        async with unit_of_work(self.resources.session_factory, self.resources.redis) as session:
+            campaign, _ = await CampaignService(session, principal).create(spec, preparation)
+            return campaign.id
+
+    async def act(self, action: str, campaign_id: uuid.UUID, principal: Principal | None = None) -> Campaign:
+        async with unit_of_work(self.resources.session_factory, self.resources.redis) as session:
+            service = CampaignService(session, principal or self.principal())
+            campaign: Campaign = await getattr(service, action)(campaign_id)
+            return campaign
+
+    async def campaign(self, campaign_id: uuid.UUID) -> Campaign:
+        async with self.resources.session_factory() as session:
+            return (await session.execute(select(Campaign).where(Campaign.id == campaign_id))).scalar_one()
+
+    async def targets(self, campaign_id: uuid.UUID) -> dict[str, CampaignTarget]:
+        async with self.resources.session_factory() as session:
+            rows = (await session.execute(select(CampaignTarget).where(CampaignTarget.campaign_id == campaign_id))
+                    ).scalars().all()
+        return {row.serial: row for row in rows}
+
+    def writes(self, setting_id: int, since: int = 0) -> list[ControlCall]:
+        """Multi-writes the simulator received for ``setting_id`` (its ground-truth control log)."""
+        return [call for call in self.sim.control_log[since:]
+                if call.action == "multi-write" and call.setting_id == setting_id]
+
+    def serials_with(self, setting_id: int) -> list[str]:
+        """The company's inverters that offer ``setting_id``."""
+        return sorted(serial for serial in self.sim.truth.visible_serials(self.sim.tokens["company"])
+                      if setting_id in self.sim.truth.settings(serial))
+
+
+async def sync_mirror(resources: Resources, sim: Simulator, tenant_id: TenantId) -> None:
+    """Mirror the company's fleet from ``sim`` (in-process)."""
+    async def resolve(session: AsyncSession, tenant: TenantId) -> UpstreamTarget:
+        return UpstreamTarget(token=SecretStr(sim.tokens["company"]), base_url=SIM_BASE_URL,
+                              transport=httpx.ASGITransport(app=sim.app))
+
+    runner = SyncRunner(resources.engine, resources.session_factory, resolve, SyncOptions(page_size=100))
+    await runner.run(tenant_id, SyncKind.FULL)
+
+
+async def make_world(resources: Resources, sim: Simulator) -> World:
+    tenant = await committed_tenant(resources)
+    async with resources.session_factory() as session, session.begin():
+        await CredentialService(session, Principal.cli(tenant.tenant_id), load_key_ring(resources.settings)).add(
+            sim.tokens["company"], label="simulator", base_url=SIM_BASE_URL, requests_per_minute=6000)
+    await sync_mirror(resources, sim, tenant.tenant_id)
+    clients = CampaignClients.of(resources, transport=httpx.ASGITransport(app=sim.app))
+    return World(resources, sim, tenant.tenant_id, tenant.key_id, clients)
+
+
+def quiet(fleet_size: int = 30, **overrides: Any) -> Simulator:
+    """A calm simulated cloud (frozen clock) without rate limits unless asked."""
+    overrides.setdefault("rate_limits_enabled", False)
+    return Simulator(SimulatorConfig.quiet(fleet_size=fleet_size, seed=5, **overrides))
+
+
+@pytest.fixture
+async def world(resources: Resources, clean_db: None) -> World:
+    return await make_world(resources, quiet())
+
+
+def by_state(targets: dict[str, CampaignTarget], serials: Sequence[str] | None = None) -> dict[str, str]:
+    return {serial: target.state.value for serial, target in targets.items()
+            if serials is None or serial in serials}
