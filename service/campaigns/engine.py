@@ -364,7 +364,8 @@ class CampaignEngine:
             await self._settle_unverified(session, campaign, campaign.state.value)
             return TickOutcome(f"{campaign.state.value}: every written inverter is settled")
         wave = campaign.current_wave
-        if wave > 0 and await self._wave_failed(session, campaign, wave):
+        # The failure share is judged on planned waves; a wave made only of retries fails by nature.
+        if 0 < wave <= campaign.wave_count and await self._wave_failed(session, campaign, wave):
             return self._again(campaign, "aborted", now)
         expired = campaign.deadline is not None and now >= campaign.deadline
         await self._give_up(session, campaign, expired)

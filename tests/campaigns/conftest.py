@@ -4,6 +4,7 @@ credential, and an engine on the simulator's clock."""
 from __future__ import annotations
 
 import uuid
+from collections import Counter
 from collections.abc import Sequence
 from dataclasses import dataclass
 from typing import Any
@@ -120,3 +121,45 @@ async def world(resources: Resources, clean_db: None) -> World:
 def by_state(targets: dict[str, CampaignTarget], serials: Sequence[str] | None = None) -> dict[str, str]:
     return {serial: target.state.value for serial, target in targets.items()
             if serials is None or serial in serials}
+
+
+@dataclass
+class Fault:
+    """Answer ``status`` to the ``nth`` request whose path ends with ``path``: ``before`` the simulator sees it
+    (nothing happened), or ``after`` it answered (it happened, the answer is lost)."""
+
+    path: str
+    nth: int
+    status: int
+    after: bool = False
+
+
+class FaultyTransport(httpx.AsyncBaseTransport):
+    """The simulator in-process, with injected HTTP failures (5xx, 429) at chosen requests."""
+
+    def __init__(self, sim: Simulator, faults: Sequence[Fault]) -> None:
+        self.inner = httpx.ASGITransport(app=sim.app)
+        self.faults = list(faults)
+        self.seen: Counter[str] = Counter()
+        self.injected: list[Fault] = []
+
+    async def handle_async_request(self, request: httpx.Request) -> httpx.Response:
+        path = request.url.path
+        matching = [f for f in self.faults if path.endswith(f.path)]
+        for fault in matching:
+            self.seen[fault.path] += 1 if fault is matching[0] else 0
+        for fault in matching:
+            if self.seen[fault.path] == fault.nth:
+                self.injected.append(fault)
+                if fault.after:
+                    await self.inner.handle_async_request(request)
+                headers = {"Retry-After": "1"} if fault.status == 429 else {}
+                return httpx.Response(fault.status, headers=headers, json={"message": "injected"})
+        return await self.inner.handle_async_request(request)
+
+
+def with_faults(world: World, *faults: Fault) -> FaultyTransport:
+    """Make ``world``'s campaign clients go through a transport injecting ``faults``."""
+    transport = FaultyTransport(world.sim, faults)
+    world.clients = CampaignClients.of(world.resources, transport=transport)
+    return transport

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 from collections import Counter
+from datetime import timedelta
 
 from service.db.models import CampaignState, TargetState
 from tests.campaigns.conftest import World
@@ -39,3 +40,115 @@ async def test_a_write_campaign_applies_verifies_and_writes_each_inverter_once(w
     assert set(written.values()) == {1}
     # per wave: one read, one write, one read-back
     assert campaign.requests_used == 3 * campaign.wave_count
+
+
+def expected_state(world: World, serial: str, setting_id: int, target: int, previous: str | None) -> TargetState:
+    """The terminal state the simulator's ground truth implies for a written inverter."""
+    stored = str(world.sim.truth.setting(serial, setting_id)).lower()
+    if stored == str(target):
+        return TargetState.APPLIED
+    if stored == previous:
+        return TargetState.NOT_APPLIED
+    return TargetState.APPLIED_MODIFIED
+
+
+async def test_faults_offline_locked_and_another_actor_end_as_the_devices_say(world: World) -> None:
+    sim = world.sim
+    serials = world.serials_with(RESERVE)
+    offline_back, offline_gone, locked, foreign = serials[:4]
+    sim.set_offline([offline_back, offline_gone])
+    sim.set_locked([locked])
+    sim.set_another_actor([foreign])
+    before = {serial: str(sim.truth.setting(serial, RESERVE)) for serial in serials}
+    campaign_id = await world.create({"name": "reserve 12", "setting_id": RESERVE, "value": 12,
+                                      "waves": {"canary_size": 100}, "max_attempts": 3, "retry_after_seconds": 600})
+    await world.act("start", campaign_id)
+    engine = world.engine()
+    outcomes = await engine.run(campaign_id)
+    assert outcomes[-1].did == "waiting before the next wave"  # offline ones are retried after 10 minutes
+    sim.set_offline([offline_back], False)
+    for _ in range(3):
+        sim.clock.advance(timedelta(seconds=600))
+        await engine.run(campaign_id)
+
+    assert (await world.campaign(campaign_id)).state is CampaignState.COMPLETED
+    targets = await world.targets(campaign_id)
+    assert targets[offline_back].state is TargetState.APPLIED
+    assert targets[offline_back].attempts == 2
+    assert (targets[offline_gone].state, targets[offline_gone].reason, targets[offline_gone].attempts) == (
+        TargetState.FAILED, "offline", 3)
+    assert (targets[locked].state, targets[locked].code, targets[locked].reason) == (TargetState.FAILED, -7, "locked")
+    assert targets[foreign].state is TargetState.NOT_APPLIED
+    for serial in serials:
+        assert sim.truth.setting(serial, RESERVE) == (12 if serial not in (offline_gone, locked, foreign)
+                                                       else int(before[serial]))
+        if targets[serial].state is not TargetState.FAILED:
+            assert targets[serial].state is expected_state(world, serial, RESERVE, 12, before[serial])
+    written = Counter(call.serial for call in world.writes(RESERVE))
+    assert offline_gone not in written  # offline at every read: never written
+    assert set(written.values()) == {1}
+
+
+async def test_timeouts_that_did_and_did_not_apply_are_decided_by_reading_never_by_writing_again(
+        world: World) -> None:
+    sim = world.sim
+    serials = world.serials_with(RESERVE)
+    slow = serials[:8]
+    before = {serial: str(sim.truth.setting(serial, RESERVE)) for serial in serials}
+    campaign_id = await world.create({"name": "reserve 15", "setting_id": RESERVE, "value": 15,
+                                      "waves": {"canary_size": 100}, "retry_after_seconds": 60})
+    await world.act("start", campaign_id)
+    engine = world.engine()
+    assert (await engine.tick(campaign_id)).did.startswith("read of")
+    sim.set_timeout(slow)  # the write and its read-back time out (-1): the write may or may not have applied
+    assert (await engine.tick(campaign_id)).did.startswith("write of")
+    assert (await engine.tick(campaign_id)).did.startswith("verify of")
+    targets = await world.targets(campaign_id)
+    assert {targets[serial].state for serial in slow} == {TargetState.UNVERIFIED}
+    assert {targets[serial].code for serial in slow} == {-1}
+    assert (await engine.run(campaign_id))[-1].did == "waiting before the next wave"
+    sim.set_timeout(slow, False)
+    sim.clock.advance(timedelta(seconds=60))
+    await engine.run(campaign_id)
+
+    targets = await world.targets(campaign_id)
+    applied = {call.serial: call.applied for call in world.writes(RESERVE) if call.serial in slow}
+    assert set(applied.values()) == {True, False}  # both kinds of timeout happened
+    for serial in slow:
+        assert targets[serial].state is (TargetState.APPLIED if applied[serial] else TargetState.NOT_APPLIED)
+        assert targets[serial].state is expected_state(world, serial, RESERVE, 15, before[serial])
+    assert Counter(call.serial for call in world.writes(RESERVE)).most_common(1)[0][1] == 1
+    assert (await world.campaign(campaign_id)).state is CampaignState.COMPLETED
+
+
+async def test_clamped_values_are_applied_modified_and_invalid_ones_excluded_by_the_models_rule(
+        resources: object, clean_db: None) -> None:
+    from tests.campaigns.conftest import make_world, quiet
+
+    world = await make_world(resources, quiet(fleet_size=60))  # type: ignore[arg-type]
+    sim = world.sim
+    charge = 72
+    campaign_id = await world.create({"name": "charge 3600", "setting_id": charge, "value": 3600,
+                                      "waves": {"canary_size": 1000}})
+    await world.act("start", campaign_id)
+    await world.engine().run(campaign_id)
+    targets = await world.targets(campaign_id)
+    clamped = [s for s, t in targets.items() if t.state is TargetState.APPLIED_MODIFIED]
+    assert clamped
+    for serial, target in targets.items():
+        device = sim.truth.device(serial)
+        if target.state is TargetState.EXCLUDED:
+            if charge not in sim.truth.settings(serial):
+                assert target.reason == "setting_not_offered"
+            else:
+                assert target.reason == f"invalid_value: must be between 0 and {device.model.battery_max_w}"
+                assert device.model.battery_max_w < 3600
+            continue
+        if target.previous_value == "3600":  # the factory default of some: never written again
+            assert (target.state, target.reason) == (TargetState.SKIPPED, "already_set")
+            assert sim.truth.setting(serial, charge) == 3600
+            continue
+        stored = min(3600, device.max_charge_rate)  # the device clamps to its battery's limit
+        assert sim.truth.setting(serial, charge) == stored
+        assert target.value_read == str(stored)
+        assert target.state is (TargetState.APPLIED if stored == 3600 else TargetState.APPLIED_MODIFIED)
