@@ -6,7 +6,7 @@ from collections import Counter
 from datetime import timedelta
 
 from service.db.models import CampaignState, TargetState
-from tests.campaigns.conftest import World
+from tests.campaigns.conftest import Fault, World, with_faults
 
 RESERVE = 71
 
@@ -152,3 +152,39 @@ async def test_clamped_values_are_applied_modified_and_invalid_ones_excluded_by_
         assert sim.truth.setting(serial, charge) == stored
         assert target.value_read == str(stored)
         assert target.state is (TargetState.APPLIED if stored == 3600 else TargetState.APPLIED_MODIFIED)
+
+
+async def test_lost_answers_are_resolved_by_reading_and_only_unchanged_inverters_written_again(
+        world: World) -> None:
+    sim = world.sim
+    transport = with_faults(
+        world,
+        Fault("multi-control/write", nth=1, status=429),  # refused before any device: simply sent later
+        Fault("multi-control/write", nth=2, status=502, after=True),  # applied, answer lost: read, not resent
+        Fault("multi-control/write", nth=3, status=503),  # not applied, answer lost: read, then written again
+        Fault("multi-control/read", nth=1, status=500),  # a read is simply repeated
+    )
+    serials = world.serials_with(RESERVE)
+    campaign_id = await world.create({"name": "reserve 20", "setting_id": RESERVE, "value": 20,
+                                      "waves": {"canary_size": 5, "growth_factor": 2, "max_wave_size": 10}})
+    await world.act("start", campaign_id)
+    engine = world.engine()
+    for _ in range(20):
+        outcomes = await engine.run(campaign_id)
+        if outcomes[-1].next_at is None:
+            break
+        sim.clock.advance(timedelta(seconds=30))  # a 429 or failed read waits before trying again
+    assert len(transport.injected) == 4
+
+    campaign = await world.campaign(campaign_id)
+    assert campaign.state is CampaignState.COMPLETED
+    targets = await world.targets(campaign_id)
+    for serial in serials:
+        assert sim.truth.setting(serial, RESERVE) == 20
+        assert targets[serial].state is TargetState.APPLIED
+    written = Counter(call.serial for call in world.writes(RESERVE))
+    assert set(written.values()) == {1}  # on the device, every inverter was written exactly once
+    # wave 1 (5) was refused by a 429 then applied behind a 502; wave 2's write (10) was lost to a 503 before
+    # reaching the devices: its inverters were read, found unchanged and written again
+    assert campaign.rewrites == sum(1 for t in targets.values() if t.wave == 2) == 10
+    assert sum(t.writes for t in targets.values()) == len(serials) + campaign.rewrites
