@@ -379,11 +379,13 @@ class CampaignEngine:
         delay = campaign.wave_pause_seconds if planned else campaign.retry_after_seconds
         if wave > 0 and delay > 0 and campaign.next_step_at is None:
             campaign.next_step_at = now + timedelta(seconds=delay)
-        if campaign.next_step_at is not None and campaign.next_step_at > now:
-            return self._again(campaign, "waiting before the next wave", campaign.next_step_at)
         tenant = await session.get(Tenant, campaign.tenant_id)
         zone = tenant.timezone if tenant is not None else "UTC"
-        if not in_window(now, zone, campaign.window_start, campaign.window_end, campaign.window_weekdays):
+        inside = in_window(now, zone, campaign.window_start, campaign.window_end, campaign.window_weekdays)
+        if campaign.next_step_at is not None and campaign.next_step_at > now:
+            why = "waiting before the next wave" if inside else "outside the window"
+            return self._again(campaign, why, campaign.next_step_at)
+        if not inside:
             campaign.next_step_at = next_opening(now, zone, campaign.window_start, campaign.window_end,
                                                  campaign.window_weekdays)
             return self._again(campaign, "outside the window", campaign.next_step_at)
