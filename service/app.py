@@ -13,6 +13,7 @@ from litestar.openapi.spec import Components, SecurityScheme
 from litestar.plugins.prometheus import PrometheusConfig, PrometheusController
 
 from service.api.admin import AccessController
+from service.api.campaigns import CampaignController
 from service.api.dependencies import provide_db_session, provide_read_session
 from service.api.errors import EXCEPTION_HANDLERS
 from service.api.fleet import FleetController
@@ -60,7 +61,7 @@ def create_app(settings: Settings | None = None, resources: Resources | None = N
 
     return Litestar(
         route_handlers=[HealthController, MetricsController, AccessController, FleetController, LiveController,
-                        SyncController, graphql_controller()],
+                        SyncController, CampaignController, graphql_controller()],
         dependencies={
             "resources": Provide(provide_resources, sync_to_thread=False),
             "db_session": Provide(provide_db_session),

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import uuid
 from datetime import datetime, time
 from typing import Literal
 
@@ -129,3 +130,51 @@ class PlanView(BaseModel):
     eta_seconds: float = Field(description="Expected duration at that capacity, wave pauses included.")
     needs_approval: bool
     warnings: list[str]
+
+
+class CampaignView(BaseModel):
+    """A campaign, its progress per target state and its expected remaining time."""
+
+    id: uuid.UUID
+    name: str
+    kind: str
+    setting_id: int
+    value: str | None
+    state: str
+    state_reason: str | None
+    target_count: int
+    wave_count: int
+    current_wave: int
+    requests_used: int
+    rewrites: int = Field(description="Inverters written again after a lost answer showed them unchanged.")
+    created_by: str
+    approved_by: str | None
+    created_at: datetime
+    started_at: datetime | None
+    finished_at: datetime | None
+    counts: dict[str, int] = Field(description="Targets per state (excluded ones included).")
+    eta_seconds: float | None = Field(description="Expected remaining time at the campaign lane's capacity.")
+
+
+class TargetView(BaseModel):
+    """One inverter of a campaign and what happened to it."""
+
+    serial: str
+    model: str | None
+    firmware_arm: str | None
+    state: str
+    reason: str | None
+    wave: int | None
+    previous_value: str | None = Field(description="Read before writing: what rollback restores.")
+    written_value: str | None = Field(description="What the device answered to the write.")
+    value_read: str | None = Field(description="The value last read from the device.")
+    code: int | None = Field(description="The last remote-control code (-1..-7), if any.")
+    attempts: int
+    writes: int
+
+
+class CreatedView(BaseModel):
+    """A created campaign (``campaign`` is null for a dry run) and its plan."""
+
+    campaign: CampaignView | None
+    plan: PlanView
