@@ -10,7 +10,7 @@ from rich.console import Console
 from rich.markup import escape
 from rich.table import Table
 
-from service import cli_access, launcher
+from service import cli_access, cli_campaigns, launcher
 from service import doctor as doctor_checks
 from service.db import migrate as migrations
 from service.jobs.worker import UnknownQueueError, parse_queues
@@ -23,6 +23,7 @@ app = typer.Typer(help="givfleet: fleet management for GivEnergy installers.", n
 migrate_app = typer.Typer(help="Database schema migrations (Alembic).", no_args_is_help=True)
 app.add_typer(migrate_app, name="migrate")
 cli_access.register(app)  # tenant, credential, apikey, admin
+cli_campaigns.register(app)  # campaign
 
 console = Console()
 HostOption = Annotated[str | None, typer.Option(help="Bind address (default: GIVFLEET_API__HOST or 127.0.0.1).")]

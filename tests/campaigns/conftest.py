@@ -3,14 +3,17 @@ credential, and an engine on the simulator's clock."""
 
 from __future__ import annotations
 
+import asyncio
+import socket
 import uuid
 from collections import Counter
-from collections.abc import Sequence
-from dataclasses import dataclass
+from collections.abc import AsyncIterator, Sequence
+from dataclasses import dataclass, field
 from typing import Any
 
 import httpx
 import pytest
+import uvicorn
 from pydantic import SecretStr
 from sqlalchemy import select
 from sqlalchemy.ext.asyncio import AsyncSession
@@ -163,3 +166,67 @@ def with_faults(world: World, *faults: Fault) -> FaultyTransport:
     transport = FaultyTransport(world.sim, faults)
     world.clients = CampaignClients.of(world.resources, transport=transport)
     return transport
+
+
+@dataclass
+class WriteGate:
+    """ASGI middleware in front of the simulator: holds the ``nth`` multi-control write (already fully received)
+    until released, then lets the simulator apply it whether or not its client is still there."""
+
+    app: Any
+    nth: int
+    seen: int = 0
+    arrived: asyncio.Event = field(default_factory=asyncio.Event)
+    release: asyncio.Event = field(default_factory=asyncio.Event)
+    applied: asyncio.Event = field(default_factory=asyncio.Event)
+
+    async def __call__(self, scope: Any, receive: Any, send: Any) -> None:
+        if scope["type"] != "http" or not scope["path"].endswith("/multi-control/write"):
+            await self.app(scope, receive, send)
+            return
+        self.seen += 1
+        if self.seen != self.nth:
+            await self.app(scope, receive, send)
+            return
+        messages = [await receive()]
+        while messages[-1].get("more_body"):
+            messages.append(await receive())
+        self.arrived.set()
+        await self.release.wait()
+        replay = iter(messages)
+
+        async def received() -> Any:
+            return next(replay, {"type": "http.disconnect"})
+
+        async def dropped(message: Any) -> None:
+            return None  # the worker that asked is dead
+
+        await self.app(scope, received, dropped)
+        self.applied.set()
+
+
+@dataclass
+class Served:
+    """A simulator served over HTTP (for real worker processes and the CLI), behind a :class:`WriteGate`."""
+
+    sim: Simulator
+    gate: WriteGate
+    base_url: str
+
+
+@pytest.fixture
+async def served() -> AsyncIterator[Served]:
+    """A quiet simulator served by uvicorn on a socket bound before it starts (set ``gate.nth`` to hold a write)."""
+    sim = quiet(fleet_size=30)
+    gate = WriteGate(sim.app, nth=0)
+    sock = socket.socket(socket.AF_INET, socket.SOCK_STREAM)
+    sock.bind(("127.0.0.1", 0))
+    sock.listen(64)
+    server = uvicorn.Server(uvicorn.Config(gate, log_level="warning", lifespan="off"))
+    task = asyncio.create_task(server.serve(sockets=[sock]))
+    try:
+        yield Served(sim, gate, f"http://127.0.0.1:{sock.getsockname()[1]}/v1")
+    finally:
+        server.should_exit = True
+        await task
+        sock.close()

@@ -6,18 +6,12 @@ from __future__ import annotations
 import asyncio
 import os
 import signal
-import socket
 import subprocess
 import sys
 from collections import Counter
-from collections.abc import AsyncIterator
-from dataclasses import dataclass, field
 from datetime import timedelta
 from pathlib import Path
-from typing import Any
 
-import pytest
-import uvicorn
 from sqlalchemy import select
 
 from service.campaigns.jobs import resume_stale
@@ -28,68 +22,13 @@ from service.jobs.enqueue import unit_of_work
 from service.jobs.worker import build_worker
 from service.runtime import Resources, redis_client
 from service.settings import CampaignSettings, RedisSettings, Settings
-from service.simulator import Simulator
 from service.tenants.crypto import load_key_ring
 from service.tenants.principal import Principal
 from service.tenants.service import CredentialService
-from tests.campaigns.conftest import World, quiet, sync_mirror
+from tests.campaigns.conftest import Served, World, sync_mirror
 from tests.tenants.factories import committed_tenant
 
 RESERVE = 71
-
-
-@dataclass
-class WriteGate:
-    """ASGI middleware in front of the simulator: holds the ``nth`` multi-control write (already fully received)
-    until released, then lets the simulator apply it whether or not its client is still there."""
-
-    app: Any
-    nth: int
-    seen: int = 0
-    arrived: asyncio.Event = field(default_factory=asyncio.Event)
-    release: asyncio.Event = field(default_factory=asyncio.Event)
-    applied: asyncio.Event = field(default_factory=asyncio.Event)
-
-    async def __call__(self, scope: Any, receive: Any, send: Any) -> None:
-        if scope["type"] != "http" or not scope["path"].endswith("/multi-control/write"):
-            await self.app(scope, receive, send)
-            return
-        self.seen += 1
-        if self.seen != self.nth:
-            await self.app(scope, receive, send)
-            return
-        messages = [await receive()]
-        while messages[-1].get("more_body"):
-            messages.append(await receive())
-        self.arrived.set()
-        await self.release.wait()
-        replay = iter(messages)
-
-        async def received() -> Any:
-            return next(replay, {"type": "http.disconnect"})
-
-        async def dropped(message: Any) -> None:
-            return None  # the worker that asked is dead
-
-        await self.app(scope, received, dropped)
-        self.applied.set()
-
-
-@pytest.fixture
-async def served() -> AsyncIterator[tuple[Simulator, WriteGate, str]]:
-    sim = quiet(fleet_size=30)
-    gate = WriteGate(sim.app, nth=2)
-    sock = socket.socket(socket.AF_INET, socket.SOCK_STREAM)
-    sock.bind(("127.0.0.1", 0))
-    sock.listen(64)
-    server = uvicorn.Server(uvicorn.Config(gate, log_level="warning", lifespan="off"))
-    task = asyncio.create_task(server.serve(sockets=[sock]))
-    try:
-        yield sim, gate, f"http://127.0.0.1:{sock.getsockname()[1]}/v1"
-    finally:
-        server.should_exit = True
-        await task
-        sock.close()
 
 
 def start_worker(settings: Settings) -> subprocess.Popen[bytes]:
@@ -103,8 +42,9 @@ def start_worker(settings: Settings) -> subprocess.Popen[bytes]:
 
 
 async def test_sigkill_mid_write_then_restart_writes_no_inverter_twice(
-        resources: Resources, clean_db: None, served: tuple[Simulator, WriteGate, str]) -> None:
-    sim, gate, base_url = served
+        resources: Resources, clean_db: None, served: Served) -> None:
+    sim, gate, base_url = served.sim, served.gate, served.base_url
+    gate.nth = 2
     tenant = await committed_tenant(resources)
     async with resources.session_factory() as session, session.begin():
         await CredentialService(session, Principal.cli(tenant.tenant_id), load_key_ring(resources.settings)).add(
