@@ -71,3 +71,14 @@ async def test_plan_create_start_and_status(resources: Resources, clean_db: None
             if t.state.value == "applied"} == {10}
     with pytest.raises(InvalidInputError, match="is not a campaign id"):
         await cli_campaigns.status_op(resources, tenant.slug, "nonsense")
+
+
+def test_the_readme_campaign_file_is_a_valid_campaign(tmp_path: Path) -> None:
+    readme = (Path(__file__).resolve().parents[2] / "README.md").read_text()
+    example = readme.split("A campaign file (YAML or JSON", 1)[1].split("```yaml\n", 1)[1].split("```", 1)[0]
+    path = tmp_path / "readme.yaml"
+    path.write_text(example)
+    spec = cli_campaigns.read_spec(path)
+    assert (spec.setting_id, spec.value, spec.targets.firmware_arm_min) == (71, 10, 449)
+    assert spec.window is not None
+    assert spec.window.weekdays == [0, 1, 2, 3, 4]
