@@ -43,11 +43,11 @@ sys.path.insert(0, str(ROOT))
 from service.campaigns.engine import CampaignEngine  # noqa: E402
 from service.campaigns.schemas import CampaignSpec  # noqa: E402
 from service.campaigns.service import CampaignService, prepare  # noqa: E402
-from service.campaigns.upstream import CampaignClients  # noqa: E402
+from service.core.principal import Principal  # noqa: E402
+from service.core.roles import Role  # noqa: E402
 from service.core.tenancy import TenantId, tenant_id_from  # noqa: E402
 from service.db import migrate  # noqa: E402
 from service.db.models import Campaign, CampaignTarget, SyncKind, TargetState, Tenant  # noqa: E402
-from service.db.models.api_key import Role  # noqa: E402
 from service.jobs.enqueue import unit_of_work  # noqa: E402
 from service.mirror.runner import SyncOptions, SyncRunner  # noqa: E402
 from service.mirror.upstream import UpstreamTarget  # noqa: E402
@@ -55,8 +55,8 @@ from service.runtime import Resources  # noqa: E402
 from service.settings import RedisSettings, Settings, asyncpg_url  # noqa: E402
 from service.simulator import Simulator, SimulatorConfig  # noqa: E402
 from service.tenants.crypto import load_key_ring  # noqa: E402
-from service.tenants.principal import Principal  # noqa: E402
 from service.tenants.service import CredentialService  # noqa: E402
+from service.upstream import Route  # noqa: E402
 
 SETTING, VALUE = 71, 10
 REAL_TIER = 300
@@ -114,7 +114,8 @@ async def bench(inverters: int, server_url: str, redis_url: str) -> str:
         distributor = sim.truth.account_of_token("distributor").id
         tenant_id = await _tenant(resources, sim, sim.create_token(distributor, name="bench", approved=False))
         principal = Principal(tenant_id=tenant_id, role=Role.ADMIN, key_id=uuid.uuid4(), actor="bench")
-        clients = CampaignClients.of(resources, transport=httpx.ASGITransport(app=sim.app))
+        resources.upstream.route = Route(transport=httpx.ASGITransport(app=sim.app), base_url=BASE_URL)
+        clients = resources.upstream
         spec = CampaignSpec.model_validate({
             "name": "bench reserve", "setting_id": SETTING, "value": VALUE, "targets": {"serials": serials},
             "waves": {"canary_size": 1000, "growth_factor": 1, "max_wave_size": 1000}})

@@ -22,15 +22,16 @@ from rich.table import Table
 from service import launcher
 from service.campaigns.schemas import CampaignSpec, CampaignView, PlanView
 from service.campaigns.service import TERMINAL, CampaignService, prepare
-from service.campaigns.upstream import CampaignClients, NoCredentialError
+from service.campaigns.upstream import requests_per_minute
 from service.campaigns.views import campaign_view
 from service.core.errors import GivfleetError, InvalidInputError
+from service.core.principal import Principal
 from service.core.tenancy import tenant_id_from
 from service.jobs.enqueue import unit_of_work
 from service.runtime import Resources
 from service.settings import Settings, get_settings
-from service.tenants.principal import Principal
 from service.tenants.service import TenantService
+from service.upstream import NoCredentialError
 
 campaign_app = typer.Typer(help="Campaigns: bulk setting writes, reads and restarts.", no_args_is_help=True)
 console = Console()
@@ -89,8 +90,7 @@ async def plan_op(resources: Resources, slug: str, spec: CampaignSpec, *, create
                                                                                                    PlanView]:
     """Plan ``spec`` (and create it when ``create``)."""
     principal = await _principal(resources, slug)
-    clients = CampaignClients.of(resources)
-    preparation = await prepare(resources.session_factory, clients, principal, spec)
+    preparation = await prepare(resources.session_factory, resources.upstream, principal, spec)
     if not create:
         async with resources.session_factory() as session:
             return None, (await CampaignService(session, principal).preview(spec, preparation)).view
@@ -110,9 +110,8 @@ async def act_op(resources: Resources, slug: str, campaign_id: str, action: str,
 async def status_op(resources: Resources, slug: str, campaign_id: str) -> CampaignView:
     """A campaign's progress and ETA."""
     principal = await _principal(resources, slug)
-    clients = CampaignClients.of(resources)
     try:
-        capacity: int | None = await clients.requests_per_minute(principal.tenant_id)
+        capacity: int | None = await requests_per_minute(resources.upstream, principal.tenant_id)
     except NoCredentialError:
         capacity = None
     async with resources.session_factory() as session:

@@ -58,6 +58,15 @@ class Action(enum.Enum):
     LIVE_READ = Rule("live.read", Role.VIEWER)
     LIVE_SETTINGS_READ = Rule("live.settings.read", Role.OPERATOR)
     LIVE_UNMIRRORED_READ = Rule("live.unmirrored.read", Role.VIEWER, whole_tenant=True)
+    # Campaigns: a subtree key acts only on its subtree (targets and campaigns are scoped), so none is tenant-wide.
+    CAMPAIGN_READ = Rule("campaign.read", Role.VIEWER)
+    CAMPAIGN_CREATE = Rule("campaign.create", Role.OPERATOR)
+    CAMPAIGN_APPROVE = Rule("campaign.approve", Role.ADMIN)
+    CAMPAIGN_START = Rule("campaign.start", Role.OPERATOR)
+    CAMPAIGN_PAUSE = Rule("campaign.pause", Role.OPERATOR)
+    CAMPAIGN_RESUME = Rule("campaign.resume", Role.OPERATOR)
+    CAMPAIGN_CANCEL = Rule("campaign.cancel", Role.OPERATOR)
+    CAMPAIGN_ROLLBACK = Rule("campaign.rollback", Role.OPERATOR)
 
     @property
     def rule(self) -> Rule:

@@ -13,19 +13,20 @@ from litestar.params import JSONBody, Parameter, QueryParameter
 from litestar.status_codes import HTTP_200_OK, HTTP_201_CREATED
 from sqlalchemy.ext.asyncio import AsyncSession
 
-from service.api.auth import PrincipalDep, provide_principal
+from service.api.common import Cursor, Limit, PageView
 from service.api.dependencies import DbSession
-from service.api.fleet import Cursor, Limit, PageView
 from service.api.openapi import problems
+from service.authn import PrincipalDep, provide_principal
 from service.campaigns.schemas import CampaignSpec, CampaignView, CreatedView, TargetView
 from service.campaigns.service import CampaignService, prepare
-from service.campaigns.upstream import CampaignClients, NoCredentialError
+from service.campaigns.upstream import requests_per_minute
 from service.campaigns.views import campaign_view, target_view
 from service.core.pagination import page_size
+from service.core.principal import Principal
 from service.db.models.campaign import Campaign, CampaignState, TargetState
 from service.jobs.enqueue import unit_of_work
 from service.runtime import Resources
-from service.tenants.principal import Principal
+from service.upstream import NoCredentialError, Upstream
 
 IdPath = Annotated[uuid.UUID, Parameter(description="The campaign's id.")]
 States = Annotated[list[TargetState] | None,
@@ -35,17 +36,17 @@ StateFilter = Annotated[CampaignState | None,
 ERRORS = problems(400, 401, 403, 404, 409, 422, 429)
 
 
-def clients_of(request: Request[Any, Any, Any]) -> CampaignClients:
-    """The campaigns' upstream clients (``state.givenergy_client_options`` lets tests reach the simulator)."""
+def upstream_of(request: Request[Any, Any, Any]) -> Upstream:
+    """The one upstream entry point."""
     resources: Resources = request.app.state.resources
-    return CampaignClients.of(resources, **dict(request.app.state.get("givenergy_client_options") or {}))
+    return resources.upstream
 
 
-async def view_of(session: AsyncSession, principal: Principal, campaign: Campaign,
-                  clients: CampaignClients) -> CampaignView:
+async def view_of(session: AsyncSession, principal: Principal, campaign: Campaign, upstream: Upstream
+                  ) -> CampaignView:
     """A campaign's view with its progress and ETA (no ETA without a working credential)."""
     try:
-        capacity: int | None = await clients.requests_per_minute(principal.tenant_id)
+        capacity: int | None = await requests_per_minute(upstream, principal.tenant_id)
     except NoCredentialError:
         capacity = None
     return campaign_view(campaign, await CampaignService(session, principal).progress(campaign, capacity))
@@ -69,31 +70,31 @@ class CampaignController(Controller):
         setting catalogue of new model/firmware groups reads one inverter of each from GivEnergy first.
         """
         resources: Resources = request.app.state.resources
-        clients = clients_of(request)
-        preparation = await prepare(resources.session_factory, clients, principal, data)
+        upstream = resources.upstream
+        preparation = await prepare(resources.session_factory, upstream, principal, data)
         if dry_run:
             async with resources.session_factory() as session:
                 plan = await CampaignService(session, principal).preview(data, preparation)
             return CreatedView(campaign=None, plan=plan.view)
         async with unit_of_work(resources.session_factory, resources.redis) as session:
             campaign, plan = await CampaignService(session, principal).create(data, preparation)
-            view = await view_of(session, principal, campaign, clients)
+            view = await view_of(session, principal, campaign, upstream)
         return CreatedView(campaign=view, plan=plan.view)
 
     @get("/", responses=ERRORS)
     async def list_campaigns(self, request: Request[Any, Any, Any], principal: PrincipalDep, db_session: DbSession,
                              in_state: StateFilter = None, limit: Limit = 50) -> list[CampaignView]:
         """The newest campaigns (a subtree key sees only campaigns made within its subtree)."""
-        clients = clients_of(request)
+        upstream = upstream_of(request)
         rows = await CampaignService(db_session, principal).list(state=in_state, limit=limit)
-        return [await view_of(db_session, principal, row, clients) for row in rows]
+        return [await view_of(db_session, principal, row, upstream) for row in rows]
 
     @get("/{campaign_id:uuid}", responses=ERRORS)
     async def get_campaign(self, request: Request[Any, Any, Any], principal: PrincipalDep, db_session: DbSession,
                            campaign_id: IdPath) -> CampaignView:
         """A campaign with its progress per state and ETA."""
         campaign = await CampaignService(db_session, principal).get(campaign_id)
-        return await view_of(db_session, principal, campaign, clients_of(request))
+        return await view_of(db_session, principal, campaign, upstream_of(request))
 
     @get("/{campaign_id:uuid}/targets", responses=ERRORS)
     async def targets(self, principal: PrincipalDep, db_session: DbSession, campaign_id: IdPath,
@@ -108,7 +109,7 @@ class CampaignController(Controller):
     async def _act(self, request: Request[Any, Any, Any], principal: Principal, db_session: AsyncSession,
                    campaign_id: uuid.UUID, action: str) -> CampaignView:
         campaign = await getattr(CampaignService(db_session, principal), action)(campaign_id)
-        return await view_of(db_session, principal, campaign, clients_of(request))
+        return await view_of(db_session, principal, campaign, upstream_of(request))
 
     @post("/{campaign_id:uuid}/approve", status_code=HTTP_200_OK, responses=ERRORS)
     async def approve(self, request: Request[Any, Any, Any], principal: PrincipalDep, db_session: DbSession,

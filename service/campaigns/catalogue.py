@@ -15,11 +15,12 @@ from sqlalchemy import select
 from sqlalchemy.dialects.postgresql import insert
 from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
 
-from service.campaigns.upstream import CampaignClients
+from service.campaigns.upstream import CAMPAIGN_LANE
 from service.core.clock import utcnow
 from service.core.tenancy import TenantId
 from service.db.models.campaign import CatalogueSetting, SettingCatalogue
 from service.givenergy import GivEnergyError, SettingDefinition
+from service.upstream import Upstream
 
 log = structlog.get_logger(__name__)
 
@@ -67,13 +68,13 @@ async def setting_in_groups(session: AsyncSession, tenant_id: TenantId, setting_
             for model, firmware, name, rules in rows.all()}
 
 
-async def learn(session_factory: async_sessionmaker[AsyncSession], clients: CampaignClients, tenant_id: TenantId,
+async def learn(session_factory: async_sessionmaker[AsyncSession], upstream: Upstream, tenant_id: TenantId,
                 samples: Mapping[Group, Iterable[str]]) -> Learning:
     """Read and keep the catalogue of every group in ``samples`` not stored yet.
 
     Args:
         session_factory: For the two short sessions (never held across the upstream calls).
-        clients: The tenant's upstream clients.
+        upstream: The one upstream entry point.
         tenant_id: The tenant.
         samples: For each group, serials to try in order (the first that answers teaches the group).
     """
@@ -85,7 +86,7 @@ async def learn(session_factory: async_sessionmaker[AsyncSession], clients: Camp
     learnt: dict[Group, tuple[str, list[SettingDefinition]]] = {}
     failed: list[Group] = []
     requests = 0
-    async with clients.client(tenant_id) as client:
+    async with upstream.client(tenant_id, CAMPAIGN_LANE) as client:
         for group, serials in sorted(missing.items()):
             for serial in serials[:3]:
                 requests += 1

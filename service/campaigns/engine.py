@@ -33,6 +33,7 @@ from service.campaigns.service import (
     stop_writing,
     system_principal,
 )
+from service.campaigns.upstream import CAMPAIGN_LANE
 from service.campaigns.values import ValueKind, kind_of_value, wire
 from service.campaigns.window import in_window, next_opening
 from service.core.clock import utcnow
@@ -49,7 +50,7 @@ from service.db.models.campaign import (
     TargetState,
 )
 from service.db.models.tenant import Tenant
-from service.givenergy import ControlResult, GivEnergyClient, GivEnergyError, RateLimitedError
+from service.givenergy import ControlResult, GivEnergyClient, GivEnergyError, Lane, RateLimitedError
 
 log = structlog.get_logger(__name__)
 
@@ -61,10 +62,10 @@ READ_RETRY_DELAY = 5.0
 
 
 class ClientSource(Protocol):
-    """Where the engine gets the tenant's upstream client (campaign lane)."""
+    """Where the engine gets the tenant's upstream client: :class:`service.upstream.Upstream`."""
 
-    def client(self, tenant_id: TenantId) -> AbstractAsyncContextManager[GivEnergyClient]:
-        """An open client for the tenant."""
+    def client(self, tenant_id: TenantId, lane: Lane) -> AbstractAsyncContextManager[GivEnergyClient]:
+        """An open client for the tenant in ``lane``."""
 
 
 @dataclass(frozen=True)
@@ -94,7 +95,7 @@ class CampaignEngine:
 
     Args:
         session_factory: Short sessions (never held across an upstream call).
-        clients: The tenant's upstream clients.
+        clients: The one upstream entry point (``resources.upstream``).
         clock: "Now" (the simulator's clock in tests; windows and deadlines are judged by it).
         lease_seconds: How long a ``sending`` chunk belongs to the tick that sent it (longer than a control call).
     """
@@ -218,7 +219,7 @@ class CampaignEngine:
             return {}, None
         context = f"givfleet campaign {claim.name}"[:100]
         try:
-            async with self._clients.client(tenant_id_from(claim.tenant_id)) as client:
+            async with self._clients.client(tenant_id_from(claim.tenant_id), CAMPAIGN_LANE) as client:
                 if claim.kind in READ_KINDS:
                     return await client.multi_read_setting(claim.serials, claim.setting_id, context=context), None
                 value = wire(claim.value or "", kind_of_value(claim.value or ""))

@@ -17,7 +17,6 @@ from sqlalchemy.ext.asyncio import AsyncSession
 from service.campaigns.engine import CampaignEngine
 from service.campaigns.lifecycle import ENGINE_STATES
 from service.campaigns.service import TICK_JOB, schedule_tick
-from service.campaigns.upstream import CampaignClients
 from service.core.clock import utcnow
 from service.db.models.campaign import Campaign, CampaignChunk, CampaignState, ChunkState
 from service.jobs.context import JobContext
@@ -38,7 +37,7 @@ async def campaign_tick(ctx: JobContext, campaign_id: str, seq: int) -> str:
         What the tick did.
     """
     resources = ctx["resources"]
-    engine = CampaignEngine(resources.session_factory, CampaignClients.of(resources),
+    engine = CampaignEngine(resources.session_factory, resources.upstream,
                             lease_seconds=resources.settings.campaigns.lease_seconds)
     outcome = await engine.tick(uuid.UUID(campaign_id), seq)
     if outcome.next_at is not None and outcome.seq is not None:

@@ -20,13 +20,14 @@ from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
 
 from service.campaigns import catalogue, lifecycle, planner
 from service.campaigns.schemas import CampaignSpec
-from service.campaigns.upstream import CampaignClients
+from service.campaigns.upstream import requests_per_minute
 from service.campaigns.waves import MULTI_CONTROL_MAX, chunks
 from service.core.clock import utcnow
 from service.core.errors import ConflictError, InvalidInputError, NotFoundError, PermissionDeniedError
 from service.core.pagination import Cursor, Page
+from service.core.principal import Principal
+from service.core.roles import Role
 from service.core.tenancy import TenantId
-from service.db.models.api_key import Role
 from service.db.models.campaign import (
     Campaign,
     CampaignChunk,
@@ -41,8 +42,9 @@ from service.db.models.mirror import FleetAccount
 from service.db.models.tenant import Tenant
 from service.db.uow import defer_job
 from service.mirror.queries import ReadScope
-from service.tenants.principal import Principal
+from service.policy import Action, authorize
 from service.tenants.service import AuditService
+from service.upstream import Upstream
 
 TICK_JOB = "campaign.tick"
 INSERT_BATCH = 5000
@@ -78,21 +80,21 @@ class Preparation:
     learning: catalogue.Learning
 
 
-async def prepare(session_factory: async_sessionmaker[AsyncSession], clients: CampaignClients, principal: Principal,
+async def prepare(session_factory: async_sessionmaker[AsyncSession], upstream: Upstream, principal: Principal,
                   spec: CampaignSpec) -> Preparation:
     """Learn the setting catalogue of the groups the targets reach and read the lane's capacity.
 
     Runs before the caller's transaction: one short session to match, then upstream with no session open.
     """
-    CampaignService.allow(principal, Role.OPERATOR)
+    authorize(principal, Action.CAMPAIGN_CREATE)
     async with session_factory() as session:
         await CampaignService(session, principal).check_scope(spec)
         candidates = await planner.match(session, _scope(principal), spec, utcnow())
     samples: dict[catalogue.Group, list[str]] = {}
     for candidate in sorted(candidates, key=lambda c: (c.status or "").upper() == "LOST"):
         samples.setdefault(candidate.group, []).append(candidate.serial)
-    learning = await catalogue.learn(session_factory, clients, principal.tenant_id, samples)
-    return Preparation(await clients.requests_per_minute(principal.tenant_id), learning)
+    learning = await catalogue.learn(session_factory, upstream, principal.tenant_id, samples)
+    return Preparation(await requests_per_minute(upstream, principal.tenant_id), learning)
 
 
 def _scope(principal: Principal) -> ReadScope:
@@ -126,14 +128,10 @@ class CampaignService:
         self.tenant_id = principal.tenant_id
         self._audit = AuditService(session)
 
-    # --- policy ---------------------------------------------------------------------------------------
-
-    @staticmethod
-    def allow(principal: Principal, role: Role) -> None:
-        """The policy check every campaign action starts with (operator acts; admin approves; viewer reads)."""
-        principal.require(role)
+    # --- scope ----------------------------------------------------------------------------------------
 
     def _visible(self) -> list[Any]:
+        authorize(self.principal, Action.CAMPAIGN_READ)
         where: list[Any] = [Campaign.tenant_id == self.tenant_id]
         restricted = _scope(self.principal).restricted_account_id
         if restricted is not None:
@@ -168,7 +166,7 @@ class CampaignService:
 
     async def preview(self, spec: CampaignSpec, preparation: Preparation) -> planner.Plan:
         """The plan of ``spec`` without creating anything (the dry run)."""
-        self.allow(self.principal, Role.OPERATOR)
+        authorize(self.principal, Action.CAMPAIGN_CREATE)
         await self.check_scope(spec)
         candidates = await planner.match(self.session, _scope(self.principal), spec, utcnow())
         known = await catalogue.setting_in_groups(self.session, self.tenant_id, spec.setting_id or 0)
@@ -302,19 +300,11 @@ class CampaignService:
         return Page(items=items, cursors=[Cursor(kind, row.serial, row.id).encode() for row in items],
                     has_next_page=len(rows) > first, total_count=total)
 
-    async def history(self, serial: str, *, limit: int = 20) -> Sequence[tuple[Campaign, CampaignTarget]]:
-        """What campaigns did to one inverter, newest first."""
-        rows = await self.session.execute(
-            select(Campaign, CampaignTarget).join(CampaignTarget, CampaignTarget.campaign_id == Campaign.id)
-            .where(*self._visible(), CampaignTarget.serial == serial)
-            .order_by(Campaign.created_at.desc()).limit(limit))
-        return [(campaign, target) for campaign, target in rows.tuples().all()]
-
     # --- actions --------------------------------------------------------------------------------------
 
     async def approve(self, campaign_id: uuid.UUID) -> Campaign:
         """An admin of another key approves a campaign above the tenant's threshold."""
-        self.allow(self.principal, Role.ADMIN)
+        authorize(self.principal, Action.CAMPAIGN_APPROVE)
         campaign = await self.get(campaign_id, lock=True)
         same_key = self.principal.key_id is not None and self.principal.key_id == campaign.created_by_key_id
         same_actor = self.principal.key_id is None and self.principal.actor == campaign.created_by
@@ -327,7 +317,7 @@ class CampaignService:
 
     async def start(self, campaign_id: uuid.UUID) -> Campaign:
         """Start a planned (or approved) campaign."""
-        self.allow(self.principal, Role.OPERATOR)
+        authorize(self.principal, Action.CAMPAIGN_START)
         campaign = await self.get(campaign_id, lock=True)
         tenant = await self._tenant()
         if (campaign.state is CampaignState.PLANNED
@@ -342,14 +332,14 @@ class CampaignService:
 
     async def pause(self, campaign_id: uuid.UUID) -> Campaign:
         """Pause: takes effect before the next chunk (one in flight is recorded)."""
-        self.allow(self.principal, Role.OPERATOR)
+        authorize(self.principal, Action.CAMPAIGN_PAUSE)
         campaign = await self.get(campaign_id, lock=True)
         await self._transition(campaign, "pause")
         return campaign
 
     async def resume(self, campaign_id: uuid.UUID) -> Campaign:
         """Resume a paused campaign."""
-        self.allow(self.principal, Role.OPERATOR)
+        authorize(self.principal, Action.CAMPAIGN_RESUME)
         campaign = await self.get(campaign_id, lock=True)
         await self._transition(campaign, "resume")
         schedule_tick(self.session, campaign)
@@ -357,7 +347,7 @@ class CampaignService:
 
     async def cancel(self, campaign_id: uuid.UUID) -> Campaign:
         """Stop: nothing more is written; what was written is still read back; what was applied stays."""
-        self.allow(self.principal, Role.OPERATOR)
+        authorize(self.principal, Action.CAMPAIGN_CANCEL)
         campaign = await self.get(campaign_id, lock=True)
         was_running = campaign.state in (CampaignState.RUNNING, CampaignState.PAUSED)
         await self._transition(campaign, "cancel")
@@ -369,7 +359,7 @@ class CampaignService:
 
     async def rollback(self, campaign_id: uuid.UUID) -> Campaign:
         """Put back each inverter's own previous value, where the campaign's value is still the one stored."""
-        self.allow(self.principal, Role.OPERATOR)
+        authorize(self.principal, Action.CAMPAIGN_ROLLBACK)
         campaign = await self.get(campaign_id, lock=True)
         if campaign.kind is not CampaignKind.WRITE:
             raise ConflictError(f"a {campaign.kind.value} campaign changed no setting value: nothing to roll back")
@@ -414,6 +404,19 @@ class CampaignService:
     async def system_transition(self, campaign: Campaign, action: str, reason: str | None = None) -> None:
         """A move the engine makes on its own (completed, aborted, rolled back), audited as the system."""
         await self._transition(campaign, action, reason=reason, details={"reason": reason} if reason else None)
+
+
+async def history(session: AsyncSession, scope: ReadScope, serials: Sequence[str]
+                  ) -> list[tuple[Campaign, CampaignTarget]]:
+    """What campaigns did to these inverters (one statement), newest campaign first. A subtree scope sees only
+    campaigns made within its subtree."""
+    where: list[Any] = [Campaign.tenant_id == scope.tenant_id, CampaignTarget.serial.in_(list(serials))]
+    if scope.restricted_account_id is not None:
+        where.append(Campaign.restricted_account_id == scope.restricted_account_id)
+    rows = await session.execute(
+        select(Campaign, CampaignTarget).join(CampaignTarget, CampaignTarget.campaign_id == Campaign.id)
+        .where(*where).order_by(Campaign.created_at.desc(), Campaign.id))
+    return [(campaign, target) for campaign, target in rows.tuples().all()]
 
 
 async def add_chunks(session: AsyncSession, campaign: Campaign, kind: ChunkKind, serials: Sequence[str], *,

@@ -19,7 +19,9 @@ from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
 from sqlalchemy.orm import InstrumentedAttribute
 from strawberry.dataloader import DataLoader
 
+from service.campaigns.service import history as campaign_history
 from service.db.models import mirror as m
+from service.gql.campaigns.types import CampaignHistoryEntry
 from service.gql.mirror import types as t
 from service.mirror.queries import MAX_HISTORY, FleetReader, ReadScope
 
@@ -55,6 +57,16 @@ class Loaders:
         # Keyed by (serial, limit): each distinct limit is one windowed statement that reads no more rows than asked.
         self.changes_by_inverter: DataLoader[tuple[str, int], list[t.InverterChange]] = DataLoader(
             load_fn=self._load_changes)
+        self.campaigns_by_inverter: DataLoader[str, list[CampaignHistoryEntry]] = DataLoader(
+            load_fn=self._load_campaigns)
+
+    async def _load_campaigns(self, serials: list[str]) -> list[list[CampaignHistoryEntry]]:
+        async with self._session_factory() as session:
+            rows = await campaign_history(session, self.scope, serials)
+        grouped: dict[str, list[CampaignHistoryEntry]] = defaultdict(list)
+        for campaign, target in rows:
+            grouped[target.serial].append(CampaignHistoryEntry.of(campaign, target))
+        return [grouped.get(serial, []) for serial in serials]
 
     async def _load_changes(self, keys: list[tuple[str, int]]) -> list[list[t.InverterChange]]:
         serials_by_limit: dict[int, list[str]] = defaultdict(list)

@@ -17,6 +17,8 @@ from strawberry.extensions import ParserCache, SchemaExtension, ValidationCache
 from strawberry.tools import merge_types
 from strawberry.types import ExecutionContext
 
+from service.gql.campaigns.mutations import CampaignMutation
+from service.gql.campaigns.queries import CampaignQuery
 from service.gql.errors import ErrorPolicy
 from service.gql.limits import limit_extensions
 from service.gql.mirror import types as mirror_types
@@ -28,9 +30,9 @@ from service.gql.types.viewer import ViewerQuery
 
 SCHEMA_FILE = Path(__file__).resolve().parents[2] / "graphql" / "schema.graphql"
 
-Query = merge_types("Query", (ViewerQuery, MirrorQuery, LiveQuery))
+Query = merge_types("Query", (ViewerQuery, MirrorQuery, LiveQuery, CampaignQuery))
 # Every mutation follows service.gql.mutation (one unit of work, payload with typed errors).
-Mutation = merge_types("Mutation", (MirrorMutation, TenantsMutation))
+Mutation = merge_types("Mutation", (MirrorMutation, TenantsMutation, CampaignMutation))
 # Every Node implementation, so `node(id:)` can return any of them.
 NODE_TYPES: list[type] = [mirror_types.Account, mirror_types.Site, mirror_types.Dongle, mirror_types.Inverter,
                           mirror_types.BatteryModule, mirror_types.Meter, mirror_types.InverterChange,

@@ -9,9 +9,9 @@ import httpx
 import pytest
 from litestar import Litestar
 
-from service.db.models.api_key import Role
+from service.core.roles import Role
 from service.runtime import Resources
-from tests.campaigns.conftest import World, make_world, quiet
+from tests.campaigns.conftest import World, quiet, world_of
 from tests.conftest import http_client
 from tests.tenants.factories import committed_key
 
@@ -19,13 +19,13 @@ RESERVE = 71
 
 
 @pytest.fixture
-async def world(resources: Resources, clean_db: None) -> World:
-    return await make_world(resources, quiet())
+async def world(resources: Resources, clean_db: None) -> AsyncIterator[World]:
+    async with world_of(resources, quiet()) as made:
+        yield made
 
 
 @pytest.fixture
 async def api(app: Litestar, world: World) -> AsyncIterator[httpx.AsyncClient]:
-    app.state.givenergy_client_options = {"transport": httpx.ASGITransport(app=world.sim.app)}
     async with http_client(app) as client:
         yield client
 

@@ -8,6 +8,7 @@ import socket
 import uuid
 from collections import Counter
 from collections.abc import AsyncIterator, Sequence
+from contextlib import asynccontextmanager
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -21,10 +22,10 @@ from sqlalchemy.ext.asyncio import AsyncSession
 from service.campaigns.engine import CampaignEngine
 from service.campaigns.schemas import CampaignSpec
 from service.campaigns.service import CampaignService, prepare
-from service.campaigns.upstream import CampaignClients
+from service.core.principal import Principal
+from service.core.roles import Role
 from service.core.tenancy import TenantId
 from service.db.models import Campaign, CampaignTarget, SyncKind
-from service.db.models.api_key import Role
 from service.jobs.enqueue import unit_of_work
 from service.mirror.runner import SyncOptions, SyncRunner
 from service.mirror.upstream import UpstreamTarget
@@ -32,9 +33,9 @@ from service.runtime import Resources
 from service.simulator import Simulator, SimulatorConfig
 from service.simulator.records import ControlCall
 from service.tenants.crypto import load_key_ring
-from service.tenants.principal import Principal
 from service.tenants.service import CredentialService
-from tests.tenants.factories import SIM_BASE_URL, committed_tenant
+from service.upstream import Route
+from tests.tenants.factories import SIM_BASE_URL, committed_tenant, simulator_route
 
 
 @dataclass
@@ -45,7 +46,6 @@ class World:
     sim: Simulator
     tenant_id: TenantId
     admin_key_id: uuid.UUID
-    clients: CampaignClients
 
     def principal(self, role: Role = Role.OPERATOR, *, key_id: uuid.UUID | None = None,
                   restricted_account_id: str | None = None) -> Principal:
@@ -53,12 +53,13 @@ class World:
                          actor=f"apikey:{role.value}", restricted_account_id=restricted_account_id)
 
     def engine(self, **options: Any) -> CampaignEngine:
-        return CampaignEngine(self.resources.session_factory, self.clients, clock=self.sim.now, **options)
+        return CampaignEngine(self.resources.session_factory, self.resources.upstream, clock=self.sim.now,
+                              **options)
 
     async def create(self, spec: CampaignSpec | dict[str, Any], principal: Principal | None = None) -> uuid.UUID:
         spec = spec if isinstance(spec, CampaignSpec) else CampaignSpec.model_validate(spec)
         principal = principal or self.principal()
-        preparation = await prepare(self.resources.session_factory, self.clients, principal, spec)
+        preparation = await prepare(self.resources.session_factory, self.resources.upstream, principal, spec)
         async with unit_of_work(self.resources.session_factory, self.resources.redis) as session:
             campaign, _ = await CampaignService(session, principal).create(spec, preparation)
             return campaign.id
@@ -106,8 +107,14 @@ async def make_world(resources: Resources, sim: Simulator) -> World:
         await CredentialService(session, Principal.cli(tenant.tenant_id), load_key_ring(resources.settings)).add(
             sim.tokens["company"], label="simulator", base_url=SIM_BASE_URL, requests_per_minute=6000)
     await sync_mirror(resources, sim, tenant.tenant_id)
-    clients = CampaignClients.of(resources, transport=httpx.ASGITransport(app=sim.app))
-    return World(resources, sim, tenant.tenant_id, tenant.key_id, clients)
+    return World(resources, sim, tenant.tenant_id, tenant.key_id)
+
+
+@asynccontextmanager
+async def world_of(resources: Resources, sim: Simulator) -> AsyncIterator[World]:
+    """A world whose upstream requests go to ``sim`` in-process while the block runs."""
+    with resources.upstream.routed(simulator_route(sim)):
+        yield await make_world(resources, sim)
 
 
 def quiet(fleet_size: int = 30, **overrides: Any) -> Simulator:
@@ -117,8 +124,9 @@ def quiet(fleet_size: int = 30, **overrides: Any) -> Simulator:
 
 
 @pytest.fixture
-async def world(resources: Resources, clean_db: None) -> World:
-    return await make_world(resources, quiet())
+async def world(resources: Resources, clean_db: None) -> AsyncIterator[World]:
+    async with world_of(resources, quiet()) as made:
+        yield made
 
 
 def by_state(targets: dict[str, CampaignTarget], serials: Sequence[str] | None = None) -> dict[str, str]:
@@ -162,9 +170,9 @@ class FaultyTransport(httpx.AsyncBaseTransport):
 
 
 def with_faults(world: World, *faults: Fault) -> FaultyTransport:
-    """Make ``world``'s campaign clients go through a transport injecting ``faults``."""
+    """Make ``world``'s upstream requests go through a transport injecting ``faults`` (until the test ends)."""
     transport = FaultyTransport(world.sim, faults)
-    world.clients = CampaignClients.of(world.resources, transport=transport)
+    world.resources.upstream.route = Route(transport=transport, base_url=SIM_BASE_URL)
     return transport
 
 

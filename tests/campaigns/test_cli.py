@@ -9,10 +9,10 @@ import pytest
 
 from service import cli_campaigns
 from service.core.errors import InvalidInputError
+from service.core.principal import Principal
 from service.db.models import CampaignState
 from service.runtime import Resources
 from service.tenants.crypto import load_key_ring
-from service.tenants.principal import Principal
 from service.tenants.service import CredentialService
 from tests.campaigns.conftest import Served, World, sync_mirror
 from tests.tenants.factories import committed_tenant
@@ -61,7 +61,7 @@ async def test_plan_create_start_and_status(resources: Resources, clean_db: None
     assert campaign_id is not None
     assert plan == dry.model_copy(update={"catalogue_requests": plan.catalogue_requests})
     assert await cli_campaigns.act_op(resources, tenant.slug, str(campaign_id), "start") == "running"
-    world = World(resources, sim, tenant.tenant_id, tenant.key_id, cli_campaigns.CampaignClients.of(resources))
+    world = World(resources, sim, tenant.tenant_id, tenant.key_id)
     await world.engine().run(campaign_id)
 
     status = await cli_campaigns.status_op(resources, tenant.slug, str(campaign_id))

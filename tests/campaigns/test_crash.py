@@ -15,16 +15,16 @@ from pathlib import Path
 from sqlalchemy import select
 
 from service.campaigns.jobs import resume_stale
-from service.campaigns.upstream import CampaignClients
 from service.core.clock import utcnow
+from service.core.principal import Principal
 from service.db.models import CampaignChunk, CampaignState, ChunkKind, ChunkState, TargetState
 from service.jobs.enqueue import unit_of_work
 from service.jobs.worker import build_worker
 from service.runtime import Resources, redis_client
 from service.settings import CampaignSettings, RedisSettings, Settings
 from service.tenants.crypto import load_key_ring
-from service.tenants.principal import Principal
 from service.tenants.service import CredentialService
+from service.upstream import Upstream
 from tests.campaigns.conftest import Served, World, sync_mirror
 from tests.tenants.factories import committed_tenant
 
@@ -50,7 +50,7 @@ async def test_sigkill_mid_write_then_restart_writes_no_inverter_twice(
         await CredentialService(session, Principal.cli(tenant.tenant_id), load_key_ring(resources.settings)).add(
             sim.tokens["company"], label="simulator", base_url=base_url, requests_per_minute=6000)
     await sync_mirror(resources, sim, tenant.tenant_id)
-    world = World(resources, sim, tenant.tenant_id, tenant.key_id, CampaignClients.of(resources))
+    world = World(resources, sim, tenant.tenant_id, tenant.key_id)
     campaign_id = await world.create({"name": "reserve 33", "setting_id": RESERVE, "value": 33,
                                       "waves": {"canary_size": 5, "growth_factor": 2, "max_wave_size": 10}})
 
@@ -78,8 +78,9 @@ async def test_sigkill_mid_write_then_restart_writes_no_inverter_twice(
     settings = resources.settings.model_copy(update={
         "redis": RedisSettings(namespace=f"{resources.settings.redis.namespace}-restart"),
         "campaigns": CampaignSettings(lease_seconds=1)})
+    redis = redis_client(settings.configured_redis_url() or "", settings)
     restarted = Resources(settings=settings, engine=resources.engine, session_factory=resources.session_factory,
-                          redis=redis_client(settings.configured_redis_url() or "", settings))
+                          redis=redis, upstream=Upstream(settings, redis, resources.session_factory))
     try:
         async with unit_of_work(restarted.session_factory, restarted.redis) as session:
             assert await resume_stale(session, utcnow(), timedelta(0)) == [campaign_id]

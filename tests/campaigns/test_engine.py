@@ -6,7 +6,8 @@ from collections import Counter
 from datetime import timedelta
 
 from service.db.models import CampaignState, TargetState
-from tests.campaigns.conftest import Fault, World, with_faults
+from service.runtime import Resources
+from tests.campaigns.conftest import Fault, World, quiet, with_faults, world_of
 
 RESERVE = 71
 
@@ -122,10 +123,12 @@ async def test_timeouts_that_did_and_did_not_apply_are_decided_by_reading_never_
 
 
 async def test_clamped_values_are_applied_modified_and_invalid_ones_excluded_by_the_models_rule(
-        resources: object, clean_db: None) -> None:
-    from tests.campaigns.conftest import make_world, quiet
+        resources: Resources, clean_db: None) -> None:
+    async with world_of(resources, quiet(fleet_size=60)) as world:
+        await _clamping(world)
 
-    world = await make_world(resources, quiet(fleet_size=60))  # type: ignore[arg-type]
+
+async def _clamping(world: World) -> None:
     sim = world.sim
     charge = 72
     campaign_id = await world.create({"name": "charge 3600", "setting_id": charge, "value": 3600,

@@ -11,8 +11,8 @@ from sqlalchemy import select, update
 
 from service.campaigns.service import CampaignService
 from service.core.errors import ConflictError, NotFoundError, PermissionDeniedError
+from service.core.roles import Role
 from service.db.models import AuditEvent, CampaignState, TargetState, Tenant
-from service.db.models.api_key import Role
 from tests.campaigns.conftest import World
 
 RESERVE = 71

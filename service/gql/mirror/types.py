@@ -12,6 +12,7 @@ import strawberry
 from strawberry.scalars import JSON
 
 from service.db.models import mirror as m
+from service.gql.campaigns.types import CampaignHistoryEntry
 from service.gql.context import Info
 from service.gql.mirror.live import InverterLive
 from service.gql.types.common import Node, to_global_id
@@ -239,6 +240,10 @@ class Inverter(Node):
         if limit == 0:
             return []
         return await info.context.loaders.changes_by_inverter.load((self.serial, limit))
+
+    @strawberry.field(description="What campaigns did to this inverter, newest campaign first.")
+    async def campaign_history(self, info: Info) -> list[CampaignHistoryEntry]:
+        return await info.context.loaders.campaigns_by_inverter.load(self.serial)
 
     @strawberry.field(description="Live data read from the GivEnergy cloud (not the mirror); each field is one "
                                   "upstream call, rate-limited and cached briefly.")
