@@ -416,7 +416,7 @@ async def history(session: AsyncSession, scope: ReadScope, serials: Sequence[str
     rows = await session.execute(
         select(Campaign, CampaignTarget).join(CampaignTarget, CampaignTarget.campaign_id == Campaign.id)
         .where(*where).order_by(Campaign.created_at.desc(), Campaign.id))
-    return [(campaign, target) for campaign, target in rows.tuples().all()]
+    return [(row[0], row[1]) for row in rows.all()]
 
 
 async def add_chunks(session: AsyncSession, campaign: Campaign, kind: ChunkKind, serials: Sequence[str], *,
