@@ -191,3 +191,39 @@ async def test_lost_answers_are_resolved_by_reading_and_only_unchanged_inverters
     # reaching the devices: its inverters were read, found unchanged and written again
     assert campaign.rewrites == sum(1 for t in targets.values() if t.wave == 2) == 10
     assert sum(t.writes for t in targets.values()) == len(serials) + campaign.rewrites
+
+
+async def test_a_read_campaign_snapshots_the_setting_and_writes_nothing(world: World) -> None:
+    sim = world.sim
+    serials = world.serials_with(24)  # Enable Eco Mode
+    sim.drift_setting(serials[0], 24, False)
+    sim.set_offline([serials[1]])
+    campaign_id = await world.create({"kind": "read", "name": "eco audit", "setting_id": 24,
+                                      "waves": {"canary_size": 100}, "max_attempts": 1})
+    await world.act("start", campaign_id)
+    await world.engine().run(campaign_id)
+    targets = await world.targets(campaign_id)
+    assert (await world.campaign(campaign_id)).state is CampaignState.COMPLETED
+    for serial in serials[:1] + serials[2:]:
+        assert targets[serial].state is TargetState.RECORDED
+        assert targets[serial].value_read == str(sim.truth.setting(serial, 24)).lower()
+    assert targets[serials[0]].value_read == "false"
+    assert (targets[serials[1]].state, targets[serials[1]].reason) == (TargetState.FAILED, "offline")
+    assert not [call for call in sim.control_log if call.action == "multi-write"]
+
+
+async def test_a_restart_campaign_writes_83_equals_100_once_without_reading(world: World) -> None:
+    sim = world.sim
+    serials = world.serials_with(83)[:6]
+    sim.set_locked([serials[0]])
+    campaign_id = await world.create({"kind": "restart", "name": "restart", "targets": {"serials": serials},
+                                      "waves": {"canary_size": 100}})
+    await world.act("start", campaign_id)
+    await world.engine().run(campaign_id)
+    targets = await world.targets(campaign_id)
+    assert (targets[serials[0]].state, targets[serials[0]].code) == (TargetState.FAILED, -7)
+    assert {targets[s].state for s in serials[1:]} == {TargetState.APPLIED}
+    writes = world.writes(83)
+    assert sorted(call.serial for call in writes) == sorted(serials)
+    assert {call.value for call in writes} == {100}
+    assert not [call for call in sim.control_log if call.action == "multi-read"]
