@@ -27,12 +27,7 @@ from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
 from service.campaigns import outcomes
 from service.campaigns.lifecycle import ENGINE_STATES
 from service.campaigns.outcomes import Answer, Step
-from service.campaigns.service import (
-    CampaignService,
-    add_chunks,
-    stop_writing,
-    system_principal,
-)
+from service.campaigns.steps import add_chunks, stop_writing, system_principal, transition
 from service.campaigns.upstream import CAMPAIGN_LANE
 from service.campaigns.values import ValueKind, kind_of_value, wire
 from service.campaigns.window import in_window, next_opening
@@ -347,8 +342,8 @@ class CampaignEngine:
 
     async def _abort(self, session: AsyncSession, campaign: Campaign, reason: str) -> None:
         await stop_writing(session, campaign, "aborted")
-        await CampaignService(session, system_principal(tenant_id_from(campaign.tenant_id))).system_transition(
-            campaign, "abort", reason)
+        await transition(session, system_principal(tenant_id_from(campaign.tenant_id)), campaign, "abort",
+                         reason=reason)
         campaign.finished_at = self._clock()
         log.warning("campaigns.aborted", campaign_id=str(campaign.id), reason=reason)
 
@@ -356,9 +351,9 @@ class CampaignEngine:
 
     async def _advance(self, session: AsyncSession, campaign: Campaign, now: datetime) -> TickOutcome | None:
         """No chunk is pending: finish, wait, or start the next wave (``None``: chunks were staged)."""
-        service = CampaignService(session, system_principal(tenant_id_from(campaign.tenant_id)))
+        system = system_principal(tenant_id_from(campaign.tenant_id))
         if campaign.state is CampaignState.ROLLING_BACK:
-            await service.system_transition(campaign, "finish_rollback")
+            await transition(session, system, campaign, "finish_rollback")
             campaign.finished_at = now
             return TickOutcome("rolled back")
         if campaign.state in (CampaignState.CANCELLED, CampaignState.ABORTED):
@@ -374,7 +369,7 @@ class CampaignEngine:
         retries = await self._serials_where(session, campaign, [TargetState.RETRYING])
         reverify = await self._serials_where(session, campaign, [TargetState.WRITTEN, TargetState.UNVERIFIED])
         if not (planned or retries or reverify):
-            await service.system_transition(campaign, "complete")
+            await transition(session, system, campaign, "complete")
             campaign.finished_at = now
             return TickOutcome("completed")
         delay = campaign.wave_pause_seconds if planned else campaign.retry_after_seconds

@@ -20,22 +20,19 @@ from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
 
 from service.campaigns import catalogue, lifecycle, planner
 from service.campaigns.schemas import CampaignSpec
+from service.campaigns.steps import add_chunks, audit, stop_writing, transition
 from service.campaigns.upstream import requests_per_minute
 from service.campaigns.waves import MULTI_CONTROL_MAX, chunks
 from service.core.clock import utcnow
 from service.core.errors import ConflictError, InvalidInputError, NotFoundError, PermissionDeniedError
 from service.core.pagination import Cursor, Page
 from service.core.principal import Principal
-from service.core.roles import Role
-from service.core.tenancy import TenantId
 from service.db.models.campaign import (
     Campaign,
-    CampaignChunk,
     CampaignKind,
     CampaignState,
     CampaignTarget,
     ChunkKind,
-    ChunkState,
     TargetState,
 )
 from service.db.models.mirror import FleetAccount
@@ -43,19 +40,16 @@ from service.db.models.tenant import Tenant
 from service.db.uow import defer_job
 from service.mirror.queries import ReadScope
 from service.policy import Action, authorize
-from service.tenants.service import AuditService
 from service.upstream import Upstream
 
 TICK_JOB = "campaign.tick"
 INSERT_BATCH = 5000
-SYSTEM_ACTOR = "system"
 
 TERMINAL = frozenset({
     TargetState.APPLIED, TargetState.APPLIED_MODIFIED, TargetState.NOT_APPLIED, TargetState.FAILED,
     TargetState.SKIPPED, TargetState.EXCLUDED, TargetState.RECORDED, TargetState.ROLLED_BACK,
     TargetState.ROLLBACK_FAILED, TargetState.CHANGED_SINCE,
 })
-NOT_YET_WRITTEN = frozenset({TargetState.PENDING, TargetState.READY, TargetState.RETRYING})
 
 
 def schedule_tick(session: AsyncSession, campaign: Campaign, *, at: datetime | None = None) -> None:
@@ -65,11 +59,6 @@ def schedule_tick(session: AsyncSession, campaign: Campaign, *, at: datetime | N
     if at is not None:
         options["_defer_until"] = at
     defer_job(session, TICK_JOB, str(campaign.id), campaign.tick_seq, **options)
-
-
-def system_principal(tenant_id: TenantId) -> Principal:
-    """The actor of the engine's own transitions (completed, aborted, rolled back)."""
-    return Principal(tenant_id=tenant_id, role=Role.ADMIN, actor=SYSTEM_ACTOR)
 
 
 @dataclass(frozen=True)
@@ -126,7 +115,6 @@ class CampaignService:
         self.session = session
         self.principal = principal
         self.tenant_id = principal.tenant_id
-        self._audit = AuditService(session)
 
     # --- scope ----------------------------------------------------------------------------------------
 
@@ -195,10 +183,10 @@ class CampaignService:
         campaign = self._new(spec, plan)
         self.session.add(campaign)
         await self.session.flush()
-        await self._audit_move(campaign, "create", None, CampaignState.DRAFT, {"kind": campaign.kind.value,
-                               "setting_id": campaign.setting_id, "value": campaign.value})
+        await audit(self.session, self.principal, campaign, "create", None, CampaignState.DRAFT,
+                    {"kind": campaign.kind.value, "setting_id": campaign.setting_id, "value": campaign.value})
         await self._freeze(campaign, plan)
-        await self._transition(campaign, "plan", details={"targets": plan.view.targets,
+        await transition(self.session, self.principal, campaign, "plan", details={"targets": plan.view.targets,
                                                           "excluded": plan.view.matched - plan.view.targets})
         return campaign, plan
 
@@ -312,7 +300,7 @@ class CampaignService:
             raise PermissionDeniedError("a campaign must be approved by a different key than the one that created it")
         campaign.approved_by = self.principal.actor
         campaign.approved_by_key_id = self.principal.key_id
-        await self._transition(campaign, "approve")
+        await transition(self.session, self.principal, campaign, "approve")
         return campaign
 
     async def start(self, campaign_id: uuid.UUID) -> Campaign:
@@ -325,7 +313,7 @@ class CampaignService:
             raise ConflictError(f"this campaign targets {campaign.target_count} inverters, more than the tenant's "
                                 f"approval threshold ({tenant.campaign_approval_threshold}): an admin with another "
                                 "key must approve it first")
-        await self._transition(campaign, "start")
+        await transition(self.session, self.principal, campaign, "start")
         campaign.started_at = utcnow()
         schedule_tick(self.session, campaign)
         return campaign
@@ -334,14 +322,14 @@ class CampaignService:
         """Pause: takes effect before the next chunk (one in flight is recorded)."""
         authorize(self.principal, Action.CAMPAIGN_PAUSE)
         campaign = await self.get(campaign_id, lock=True)
-        await self._transition(campaign, "pause")
+        await transition(self.session, self.principal, campaign, "pause")
         return campaign
 
     async def resume(self, campaign_id: uuid.UUID) -> Campaign:
         """Resume a paused campaign."""
         authorize(self.principal, Action.CAMPAIGN_RESUME)
         campaign = await self.get(campaign_id, lock=True)
-        await self._transition(campaign, "resume")
+        await transition(self.session, self.principal, campaign, "resume")
         schedule_tick(self.session, campaign)
         return campaign
 
@@ -350,7 +338,7 @@ class CampaignService:
         authorize(self.principal, Action.CAMPAIGN_CANCEL)
         campaign = await self.get(campaign_id, lock=True)
         was_running = campaign.state in (CampaignState.RUNNING, CampaignState.PAUSED)
-        await self._transition(campaign, "cancel")
+        await transition(self.session, self.principal, campaign, "cancel")
         await stop_writing(self.session, campaign, "cancelled")
         campaign.finished_at = utcnow()
         if was_running:
@@ -370,7 +358,7 @@ class CampaignService:
         ).scalar_one()
         if busy:
             raise ConflictError(f"{busy} inverters are still being read back; roll back once they are settled")
-        await self._transition(campaign, "rollback")
+        await transition(self.session, self.principal, campaign, "rollback")
         await self.session.execute(
             update(CampaignTarget)
             .where(CampaignTarget.campaign_id == campaign.id,
@@ -385,26 +373,6 @@ class CampaignService:
         schedule_tick(self.session, campaign)
         return campaign
 
-    # --- transitions ----------------------------------------------------------------------------------
-
-    async def _transition(self, campaign: Campaign, action: str, *, reason: str | None = None,
-                          details: dict[str, Any] | None = None) -> None:
-        before = campaign.state
-        campaign.state = lifecycle.move(action, before)
-        if reason is not None:
-            campaign.state_reason = reason
-        await self._audit_move(campaign, action, before, campaign.state, details)
-
-    async def _audit_move(self, campaign: Campaign, action: str, before: CampaignState | None, after: CampaignState,
-                          details: dict[str, Any] | None) -> None:
-        facts = {"from": before.value if before else None, "to": after.value, **(details or {})}
-        await self._audit.record(self.principal, f"campaign.{action}", target_type="campaign",
-                                 target_id=campaign.id, details=facts)
-
-    async def system_transition(self, campaign: Campaign, action: str, reason: str | None = None) -> None:
-        """A move the engine makes on its own (completed, aborted, rolled back), audited as the system."""
-        await self._transition(campaign, action, reason=reason, details={"reason": reason} if reason else None)
-
 
 async def history(session: AsyncSession, scope: ReadScope, serials: Sequence[str]
                   ) -> list[tuple[Campaign, CampaignTarget]]:
@@ -417,35 +385,3 @@ async def history(session: AsyncSession, scope: ReadScope, serials: Sequence[str
         select(Campaign, CampaignTarget).join(CampaignTarget, CampaignTarget.campaign_id == Campaign.id)
         .where(*where).order_by(Campaign.created_at.desc(), Campaign.id))
     return [(row[0], row[1]) for row in rows.all()]
-
-
-async def add_chunks(session: AsyncSession, campaign: Campaign, kind: ChunkKind, serials: Sequence[str], *,
-                     wave: int, value: str | None = None) -> int:
-    """Stage chunks of <= 1,000 ``serials`` and point their targets at them; returns how many."""
-    count = 0
-    now = utcnow()
-    sequence = (await session.execute(select(func.coalesce(func.max(CampaignChunk.sequence), 0))
-                                      .where(CampaignChunk.campaign_id == campaign.id))).scalar_one()
-    for part in chunks(list(serials), MULTI_CONTROL_MAX):
-        count += 1
-        chunk = CampaignChunk(campaign_id=campaign.id, tenant_id=campaign.tenant_id, wave=wave,
-                              sequence=sequence + count, kind=kind, serials=part, value=value, created_at=now)
-        session.add(chunk)
-        await session.flush()
-        await session.execute(update(CampaignTarget)
-                              .where(CampaignTarget.campaign_id == campaign.id, CampaignTarget.serial.in_(part))
-                              .values(chunk_id=chunk.id))
-    return count
-
-
-async def stop_writing(session: AsyncSession, campaign: Campaign, reason: str) -> None:
-    """Cancel or abort: targets not written yet are skipped, and chunks that would write are dropped."""
-    await session.execute(update(CampaignTarget)
-                          .where(CampaignTarget.campaign_id == campaign.id,
-                                 CampaignTarget.state.in_(NOT_YET_WRITTEN))
-                          .values(state=TargetState.SKIPPED, reason=reason, updated_at=utcnow()))
-    await session.execute(update(CampaignChunk)
-                          .where(CampaignChunk.campaign_id == campaign.id,
-                                 CampaignChunk.state == ChunkState.PENDING,
-                                 CampaignChunk.kind.in_([ChunkKind.READ, ChunkKind.WRITE]))
-                          .values(state=ChunkState.CANCELLED, done_at=utcnow()))
