@@ -12,6 +12,7 @@ import strawberry
 from service.campaigns.schemas import CampaignView, TargetView
 from service.campaigns.service import CampaignService
 from service.campaigns.views import target_view
+from service.core.errors import InvalidInputError
 from service.core.pagination import page_size
 from service.db.models.campaign import Campaign as CampaignRow
 from service.db.models.campaign import CampaignTarget as CampaignTargetRow
@@ -47,6 +48,13 @@ class CampaignTarget:
         return cls(**view.model_dump())
 
 
+def _target_state(text: str) -> TargetState:
+    try:
+        return TargetState(text)
+    except ValueError:
+        raise InvalidInputError(f"unknown target state {text!r}", field="states") from None
+
+
 @strawberry.type(description="A bulk setting write, read or restart over a frozen set of inverters.")
 class Campaign:
     id: strawberry.ID = strawberry.field(description="The campaign's id (a UUID).")
@@ -79,7 +87,7 @@ class Campaign:
     @strawberry.field(description="The campaign's inverters by serial, optionally only in some states.")
     async def targets(self, info: Info, states: list[str] | None = None, first: int | None = None,
                       after: str | None = None) -> Connection[CampaignTarget]:
-        wanted = [TargetState(state) for state in states] if states else None
+        wanted = [_target_state(state) for state in states] if states else None
         async with info.context.session_factory() as session:
             page = await CampaignService(session, info.context.principal).targets(
                 uuid.UUID(str(self.id)), states=wanted, first=page_size(first), after=after)
