@@ -1,7 +1,7 @@
 """campaigns: campaigns, their targets and chunks, the learnt setting catalogue, the tenant's approval threshold
 
 Revision ID: 0009
-Revises: 0004
+Revises: 0005
 Create Date: 2026-12-01 04:19:51
 """
 
@@ -12,7 +12,7 @@ from alembic import op
 from sqlalchemy.dialects import postgresql
 
 revision: str = "0009"
-down_revision: str | None = "0004"
+down_revision: str | None = "0005"
 branch_labels: str | Sequence[str] | None = None
 depends_on: str | Sequence[str] | None = None
 

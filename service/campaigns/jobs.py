@@ -1,9 +1,9 @@
-"""The campaigns' arq jobs.
+"""The campaigns' jobs, on the ``control`` queue.
 
-- ``campaign.tick(campaign_id, seq)``: one step of a campaign (see :mod:`service.campaigns.engine`); it enqueues
-  the next tick of its chain after its own commit. Short: one upstream request at most.
-- ``campaign.sweep()``: cron, every minute: resumes campaigns whose tick chain died (a worker killed between
-  commit and enqueue, or mid-request), by starting a new chain; the old one stops at its next tick.
+- ``campaign.tick``: one step of a campaign (see :mod:`service.campaigns.engine`); it enqueues the next tick of
+  its chain itself, after its own commit. Short: one upstream request at most.
+- ``campaign.sweep``: cron, every minute: resumes campaigns whose tick chain died (a worker killed between commit
+  and enqueue, or mid-request) by starting a new chain; a tick of the old chain stops at once.
 """
 
 from __future__ import annotations
@@ -16,22 +16,40 @@ from sqlalchemy.ext.asyncio import AsyncSession
 
 from service.campaigns.engine import CampaignEngine
 from service.campaigns.lifecycle import ENGINE_STATES
-from service.campaigns.service import TICK_JOB, schedule_tick
 from service.core.clock import utcnow
 from service.db.models.campaign import Campaign, CampaignChunk, CampaignState, ChunkState
+from service.db.uow import DeferredJob, defer_job
 from service.jobs.context import JobContext
-from service.jobs.enqueue import unit_of_work
+from service.jobs.enqueue import enqueue, unit_of_work
+from service.jobs.typed import NoPayload, Payload, Queue, job
 
+TICK_JOB = "campaign.tick"
 SWEEP_JOB = "campaign.sweep"
 
 
-async def campaign_tick(ctx: JobContext, campaign_id: str, seq: int) -> str:
-    """Run one tick of a campaign and enqueue the next one of its chain.
+class TickPayload(Payload):
+    """One tick of a campaign's chain."""
 
-    Args:
-        ctx: The job context (``resources``).
-        campaign_id: The campaign.
-        seq: The chain's tick number (a tick of a superseded chain does nothing).
+    campaign_id: uuid.UUID
+    seq: int
+
+
+def tick_call(campaign_id: uuid.UUID, seq: int, *, at: datetime | None = None) -> DeferredJob:
+    """The checked call of tick ``seq`` of a campaign (unique per campaign and tick number)."""
+    return campaign_tick.call(TickPayload(campaign_id=campaign_id, seq=seq), key=f"{campaign_id}:{seq}",
+                              not_before=at)
+
+
+def schedule_tick(session: AsyncSession, campaign: Campaign, *, at: datetime | None = None) -> None:
+    """Start a new tick chain for ``campaign`` once the caller commits (a tick of an older chain stops)."""
+    campaign.tick_seq += 1
+    defer_job(session, tick_call(campaign.id, campaign.tick_seq, at=at))
+
+
+@job(TICK_JOB, queue=Queue.CONTROL, payload=TickPayload, max_tries=3, timeout=timedelta(minutes=10),
+     keep_result=timedelta(0))
+async def campaign_tick(ctx: JobContext, payload: TickPayload) -> str:
+    """Run one tick of a campaign and enqueue the next one of its chain.
 
     Returns:
         What the tick did.
@@ -39,11 +57,10 @@ async def campaign_tick(ctx: JobContext, campaign_id: str, seq: int) -> str:
     resources = ctx["resources"]
     engine = CampaignEngine(resources.session_factory, resources.upstream,
                             lease_seconds=resources.settings.campaigns.lease_seconds)
-    outcome = await engine.tick(uuid.UUID(campaign_id), seq)
+    outcome = await engine.tick(payload.campaign_id, payload.seq)
     if outcome.next_at is not None and outcome.seq is not None:
         when = outcome.next_at if outcome.next_at > utcnow() else None
-        await resources.redis.enqueue_job(TICK_JOB, campaign_id, outcome.seq,
-                                          _job_id=f"{TICK_JOB}:{campaign_id}:{outcome.seq}", _defer_until=when)
+        await enqueue(resources.redis, tick_call(payload.campaign_id, outcome.seq, at=when))
     return outcome.did
 
 
@@ -67,7 +84,8 @@ async def resume_stale(session: AsyncSession, now: datetime, stale_after: timede
     return [campaign.id for campaign in stale]
 
 
-async def sweep(ctx: JobContext) -> list[str]:
+@job(SWEEP_JOB, queue=Queue.CONTROL, payload=NoPayload, cron=30, max_tries=1)
+async def sweep(ctx: JobContext, payload: NoPayload) -> list[str]:
     """Resume campaigns whose tick chain died (cron)."""
     resources = ctx["resources"]
     stale_after = timedelta(seconds=resources.settings.campaigns.stale_after_seconds)

@@ -11,7 +11,6 @@ from __future__ import annotations
 import uuid
 from collections.abc import Sequence
 from dataclasses import dataclass
-from datetime import datetime
 from typing import Any
 
 from sqlalchemy import func, select, text, update
@@ -19,6 +18,7 @@ from sqlalchemy.dialects.postgresql import insert
 from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
 
 from service.campaigns import catalogue, lifecycle, planner
+from service.campaigns.jobs import schedule_tick
 from service.campaigns.schemas import CampaignSpec
 from service.campaigns.steps import add_chunks, audit, stop_writing, transition
 from service.campaigns.upstream import requests_per_minute
@@ -37,12 +37,10 @@ from service.db.models.campaign import (
 )
 from service.db.models.mirror import FleetAccount
 from service.db.models.tenant import Tenant
-from service.db.uow import defer_job
 from service.mirror.queries import ReadScope
 from service.policy import Action, authorize
 from service.upstream import Upstream
 
-TICK_JOB = "campaign.tick"
 INSERT_BATCH = 5000
 
 TERMINAL = frozenset({
@@ -50,15 +48,6 @@ TERMINAL = frozenset({
     TargetState.SKIPPED, TargetState.EXCLUDED, TargetState.RECORDED, TargetState.ROLLED_BACK,
     TargetState.ROLLBACK_FAILED, TargetState.CHANGED_SINCE,
 })
-
-
-def schedule_tick(session: AsyncSession, campaign: Campaign, *, at: datetime | None = None) -> None:
-    """Start a new tick chain for ``campaign`` once the caller commits (a tick of an older chain stops)."""
-    campaign.tick_seq += 1
-    options: dict[str, Any] = {"_job_id": f"{TICK_JOB}:{campaign.id}:{campaign.tick_seq}"}
-    if at is not None:
-        options["_defer_until"] = at
-    defer_job(session, TICK_JOB, str(campaign.id), campaign.tick_seq, **options)
 
 
 @dataclass(frozen=True)

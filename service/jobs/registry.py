@@ -4,8 +4,9 @@ from __future__ import annotations
 
 from typing import Any
 
+from service.campaigns.jobs import campaign_tick, sweep
 from service.jobs.heartbeat import heartbeat
 from service.jobs.typed import JobSpec
 from service.mirror.jobs import schedule_syncs, sweep_syncs, sync_tenant
 
-JOBS: list[JobSpec[Any]] = [heartbeat, sync_tenant, schedule_syncs, sweep_syncs]
+JOBS: list[JobSpec[Any]] = [heartbeat, sync_tenant, schedule_syncs, sweep_syncs, campaign_tick, sweep]

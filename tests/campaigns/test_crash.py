@@ -19,7 +19,8 @@ from service.core.clock import utcnow
 from service.core.principal import Principal
 from service.db.models import CampaignChunk, CampaignState, ChunkKind, ChunkState, TargetState
 from service.jobs.enqueue import unit_of_work
-from service.jobs.worker import build_worker
+from service.jobs.typed import Queue
+from service.jobs.worker import drain_queues
 from service.runtime import Resources, redis_client
 from service.settings import CampaignSettings, RedisSettings, Settings
 from service.tenants.crypto import load_key_ring
@@ -84,7 +85,7 @@ async def test_sigkill_mid_write_then_restart_writes_no_inverter_twice(
     try:
         async with unit_of_work(restarted.session_factory, restarted.redis) as session:
             assert await resume_stale(session, utcnow(), timedelta(0)) == [campaign_id]
-        await build_worker(restarted, burst=True, handle_signals=False).main()
+        await drain_queues(restarted, [Queue.CONTROL])
     finally:
         await restarted.redis.aclose()
 
