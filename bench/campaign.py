@@ -34,8 +34,8 @@ from pathlib import Path
 
 import httpx
 from pydantic import SecretStr
-from sqlalchemy import select, text
-from sqlalchemy.ext.asyncio import AsyncSession, create_async_engine
+from sqlalchemy import select
+from sqlalchemy.ext.asyncio import AsyncSession
 
 ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT))
@@ -52,24 +52,16 @@ from service.jobs.enqueue import unit_of_work  # noqa: E402
 from service.mirror.runner import SyncOptions, SyncRunner  # noqa: E402
 from service.mirror.upstream import UpstreamTarget  # noqa: E402
 from service.runtime import Resources  # noqa: E402
-from service.settings import RedisSettings, Settings, asyncpg_url  # noqa: E402
+from service.settings import RedisSettings, Settings  # noqa: E402
 from service.simulator import Simulator, SimulatorConfig  # noqa: E402
 from service.tenants.crypto import load_key_ring  # noqa: E402
 from service.tenants.service import CredentialService  # noqa: E402
 from service.upstream import Route  # noqa: E402
+from tests.conftest import create_database, drop_database  # noqa: E402
 
 SETTING, VALUE = 71, 10
 REAL_TIER = 300
 BASE_URL = "http://simulator.bench/v1"
-
-
-async def _admin(server_url: str, statement: str) -> None:
-    engine = create_async_engine(asyncpg_url(server_url), isolation_level="AUTOCOMMIT")
-    try:
-        async with engine.connect() as connection:
-            await connection.execute(text(statement))
-    finally:
-        await engine.dispose()
 
 
 async def _tenant(resources: Resources, sim: Simulator, token: str) -> TenantId:
@@ -94,8 +86,7 @@ async def _tenant(resources: Resources, sim: Simulator, token: str) -> TenantId:
 
 async def bench(inverters: int, server_url: str, redis_url: str) -> str:
     name = f"givfleet_bench_campaign_{uuid.uuid4().hex[:8]}"
-    await _admin(server_url, f'CREATE DATABASE "{name}"')
-    url = asyncpg_url(server_url).rsplit("/", 1)[0] + f"/{name}"
+    url = await create_database(server_url, name)
     resources: Resources | None = None
     try:
         await migrate.upgrade(url)
@@ -154,7 +145,7 @@ async def bench(inverters: int, server_url: str, redis_url: str) -> str:
     finally:
         if resources is not None:
             await resources.aclose()
-        await _admin(server_url, f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)')
+        await drop_database(server_url, name)
 
 
 def main() -> None:

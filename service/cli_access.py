@@ -58,7 +58,7 @@ def register(app: typer.Typer) -> None:
     app.add_typer(admin_app, name="admin")
 
 
-def _run(operation: Callable[[Resources], Awaitable[_T]]) -> _T:
+def run_op(operation: Callable[[Resources], Awaitable[_T]]) -> _T:
     """Run ``operation`` with resources for the configured (or embedded) servers; domain errors exit 1."""
 
     async def main(settings: Settings) -> _T:
@@ -202,7 +202,7 @@ def tenant_create(
     timezone: Annotated[str, typer.Option(help="IANA timezone of the company.")] = "Europe/London",
 ) -> None:
     """Create a tenant."""
-    tenant = _run(lambda resources: create_tenant_op(resources, slug, name, timezone))
+    tenant = run_op(lambda resources: create_tenant_op(resources, slug, name, timezone))
     console.print(f"Tenant {tenant.slug} created (id {tenant.id}).", highlight=False)
     console.print(f"Next: givfleet apikey create --tenant {tenant.slug} --role admin", highlight=False)
 
@@ -210,14 +210,14 @@ def tenant_create(
 @tenant_app.command("suspend")
 def tenant_suspend(slug: Annotated[str, typer.Argument(help="Tenant slug.")]) -> None:
     """Suspend a tenant: its API keys stop working until it is activated again."""
-    _run(lambda resources: set_tenant_status_op(resources, slug, TenantStatus.SUSPENDED))
+    run_op(lambda resources: set_tenant_status_op(resources, slug, TenantStatus.SUSPENDED))
     console.print(f"Tenant {slug} suspended.", highlight=False)
 
 
 @tenant_app.command("activate")
 def tenant_activate(slug: Annotated[str, typer.Argument(help="Tenant slug.")]) -> None:
     """Make a suspended tenant active again."""
-    _run(lambda resources: set_tenant_status_op(resources, slug, TenantStatus.ACTIVE))
+    run_op(lambda resources: set_tenant_status_op(resources, slug, TenantStatus.ACTIVE))
     console.print(f"Tenant {slug} active.", highlight=False)
 
 
@@ -225,7 +225,7 @@ def tenant_activate(slug: Annotated[str, typer.Argument(help="Tenant slug.")]) -
 def tenant_list() -> None:
     """List tenants."""
     table = Table("slug", "name", "timezone", "status", "id")
-    for tenant in _run(list_tenants_op):
+    for tenant in run_op(list_tenants_op):
         table.add_row(tenant.slug, tenant.name, tenant.timezone, tenant.status.value, str(tenant.id))
     console.print(table)
 
@@ -260,7 +260,7 @@ def credential_add(
 ) -> None:
     """Add a GivEnergy API token to a tenant (stored encrypted) and check it."""
     secret = token or typer.prompt("Portal password" if portal_username else "GivEnergy API token", hide_input=True)
-    credential, outcome = _run(lambda resources: add_credential_op(
+    credential, outcome = run_op(lambda resources: add_credential_op(
         resources, tenant, secret, label=label, requests_per_minute=requests_per_minute, base_url=base_url,
         portal_username=portal_username, check=check,
     ))
@@ -281,7 +281,7 @@ def credential_check(
         ids = [uuid.UUID(value) for value in credential_id or []]
     except ValueError:
         raise typer.BadParameter("credential ids are UUIDs (see `givfleet credential list`)") from None
-    outcomes = _run(lambda resources: check_credentials_op(resources, tenant, ids))
+    outcomes = run_op(lambda resources: check_credentials_op(resources, tenant, ids))
     if not outcomes:
         console.print("The tenant has no credentials.")
     for outcome in outcomes:
@@ -294,7 +294,7 @@ def credential_check(
 def credential_list(tenant: TenantOption) -> None:
     """List the tenant's credentials (never their tokens)."""
     table = Table("id", "label", "health", "account", "type", "scopes", "rpm", "checked", "key id")
-    for row in _run(lambda resources: list_credentials_op(resources, tenant)):
+    for row in run_op(lambda resources: list_credentials_op(resources, tenant)):
         table.add_row(str(row.id), row.label, row.health.value, row.upstream_username or "-", row.account_type or "-",
                       str(len(row.scopes)), str(row.requests_per_minute or "default"), _when(row.last_checked_at),
                       row.key_id)
@@ -312,7 +312,7 @@ def apikey_create(
 ) -> None:
     """Create an API key and print it (the only time it is shown)."""
     expires_at = parse_expiry(expires)
-    created = _run(lambda resources: create_api_key_op(
+    created = run_op(lambda resources: create_api_key_op(
         resources, tenant, role, name or f"{role.value} key", expires_at, account_id
     ))
     console.print(f"API key {created.key.prefix} ({role.value}) created. Store it now; it is not shown again:",
@@ -324,7 +324,7 @@ def apikey_create(
 def apikey_list(tenant: TenantOption) -> None:
     """List the tenant's API keys (never their secrets)."""
     table = Table("prefix", "name", "role", "expires", "last used", "revoked", "restricted to", "id")
-    for key in _run(lambda resources: list_api_keys_op(resources, tenant)):
+    for key in run_op(lambda resources: list_api_keys_op(resources, tenant)):
         table.add_row(key.prefix, key.name, key.role.value, _when(key.expires_at), _when(key.last_used_at),
                       _when(key.revoked_at), key.restricted_account_id or "-", str(key.id))
     console.print(table)
@@ -336,7 +336,7 @@ def apikey_revoke(
     key: Annotated[str, typer.Argument(help="The key's id or prefix (see `givfleet apikey list`).")],
 ) -> None:
     """Revoke an API key; it stops working at once."""
-    revoked = _run(lambda resources: revoke_api_key_op(resources, tenant, key))
+    revoked = run_op(lambda resources: revoke_api_key_op(resources, tenant, key))
     console.print(f"API key {revoked.prefix} revoked.", highlight=False)
 
 
@@ -357,5 +357,5 @@ def admin_rotate_key(
             console.print(f"[red]error:[/red] {exc}", highlight=False)
             raise typer.Exit(code=1) from None
         console.print(f"New encryption key {key_id} generated.", highlight=False)
-    count = _run(rotate_key_op)
+    count = run_op(rotate_key_op)
     console.print(f"{count} credential(s) re-encrypted with the active key.", highlight=False)

@@ -8,7 +8,6 @@ from __future__ import annotations
 
 import asyncio
 import uuid
-from collections.abc import Awaitable, Callable
 from pathlib import Path
 from typing import Annotated, TypeVar
 
@@ -19,17 +18,16 @@ from rich.console import Console
 from rich.progress import BarColumn, Progress, TextColumn
 from rich.table import Table
 
-from service import launcher
 from service.campaigns.schemas import CampaignSpec, CampaignView, PlanView
 from service.campaigns.service import TERMINAL, CampaignService, prepare
 from service.campaigns.upstream import requests_per_minute
 from service.campaigns.views import campaign_view
-from service.core.errors import GivfleetError, InvalidInputError
+from service.cli_access import run_op
+from service.core.errors import InvalidInputError
 from service.core.principal import Principal
 from service.core.tenancy import tenant_id_from
 from service.jobs.enqueue import unit_of_work
 from service.runtime import Resources
-from service.settings import Settings, get_settings
 from service.tenants.service import TenantService
 from service.upstream import NoCredentialError
 
@@ -46,22 +44,6 @@ FINISHED = {"completed", "aborted", "cancelled", "rolled_back"}
 def register(app: typer.Typer) -> None:
     """Add ``campaign`` to the ``givfleet`` command."""
     app.add_typer(campaign_app, name="campaign")
-
-
-def _run(operation: Callable[[Resources], Awaitable[_T]]) -> _T:
-    async def main(settings: Settings) -> _T:
-        resources = Resources.open(settings)
-        try:
-            return await operation(resources)
-        finally:
-            await resources.aclose()
-
-    with launcher.resolved_services(get_settings()) as settings:
-        try:
-            return asyncio.run(main(settings))
-        except GivfleetError as exc:
-            console.print(f"[red]error:[/red] {exc}", highlight=False)
-            raise typer.Exit(code=1) from None
 
 
 def read_spec(path: Path) -> CampaignSpec:
@@ -166,7 +148,7 @@ def _status_line(view: CampaignView) -> str:
 def plan(tenant: TenantOption, file: FileArgument) -> None:
     """Show what a campaign file would do (the dry run): targets, exclusions, waves, cost, ETA. Creates nothing."""
     spec = _spec(file)
-    _, view = _run(lambda resources: plan_op(resources, tenant, spec, create=False))
+    _, view = run_op(lambda resources: plan_op(resources, tenant, spec, create=False))
     print_plan(view)
 
 
@@ -174,7 +156,7 @@ def plan(tenant: TenantOption, file: FileArgument) -> None:
 def create(tenant: TenantOption, file: FileArgument) -> None:
     """Create a campaign from a file and plan it (its target set is frozen now)."""
     spec = _spec(file)
-    campaign_id, view = _run(lambda resources: plan_op(resources, tenant, spec, create=True))
+    campaign_id, view = run_op(lambda resources: plan_op(resources, tenant, spec, create=True))
     print_plan(view)
     console.print(f"created campaign [bold]{campaign_id}[/bold]; start it with "
                   f"'givfleet campaign start -t {tenant} {campaign_id}'", highlight=False)
@@ -190,7 +172,7 @@ def _spec(file: Path) -> CampaignSpec:
 
 def _action(name: str, help_text: str) -> None:
     def command(tenant: TenantOption, campaign_id: IdArgument) -> None:
-        state = _run(lambda resources: act_op(resources, tenant, campaign_id, name))
+        state = run_op(lambda resources: act_op(resources, tenant, campaign_id, name))
         console.print(f"campaign {campaign_id} is {state}", highlight=False)
 
     command.__doc__ = help_text
@@ -208,7 +190,7 @@ _action("rollback", "Put back each inverter's previous value where the campaign'
 def approve(tenant: TenantOption, campaign_id: IdArgument,
             approver: Annotated[str, typer.Option("--as", help="Who approves (recorded; not the creator).")]) -> None:
     """Approve a campaign above the tenant's approval threshold."""
-    state = _run(lambda resources: act_op(resources, tenant, campaign_id, "approve", f"cli:{approver}"))
+    state = run_op(lambda resources: act_op(resources, tenant, campaign_id, "approve", f"cli:{approver}"))
     console.print(f"campaign {campaign_id} is {state}", highlight=False)
 
 
@@ -218,7 +200,7 @@ def status(tenant: TenantOption, campaign_id: IdArgument,
            = False,
            interval: Annotated[float, typer.Option(help="Seconds between refreshes with --watch.")] = 2.0) -> None:
     """Per-state counts and the ETA; ``--watch`` shows a live progress bar."""
-    view = _run(lambda resources: status_op(resources, tenant, campaign_id))
+    view = run_op(lambda resources: status_op(resources, tenant, campaign_id))
     if not watch:
         console.print(_status_line(view), highlight=False)
         return
@@ -235,7 +217,7 @@ def status(tenant: TenantOption, campaign_id: IdArgument,
                 await asyncio.sleep(interval)
                 current = await status_op(resources, tenant, campaign_id)
 
-    final = _run(follow)
+    final = run_op(follow)
     console.print(_status_line(final), highlight=False)
 
 
@@ -262,7 +244,7 @@ def _detail(view: CampaignView) -> str:
 def list_campaigns(tenant: TenantOption,
                    as_json: Annotated[bool, typer.Option("--json", help="JSON lines.")] = False) -> None:
     """The tenant's newest campaigns."""
-    views = _run(lambda resources: list_op(resources, tenant))
+    views = run_op(lambda resources: list_op(resources, tenant))
     if as_json:
         for view in views:
             typer.echo(view.model_dump_json())

@@ -15,6 +15,7 @@ from typing import Any
 import httpx
 import pytest
 import uvicorn
+from litestar import Litestar
 from pydantic import SecretStr
 from sqlalchemy import select
 from sqlalchemy.ext.asyncio import AsyncSession
@@ -35,6 +36,7 @@ from service.simulator.records import ControlCall
 from service.tenants.crypto import load_key_ring
 from service.tenants.service import CredentialService
 from service.upstream import Route
+from tests.conftest import http_client
 from tests.tenants.factories import SIM_BASE_URL, committed_tenant, simulator_route
 
 
@@ -129,9 +131,11 @@ async def world(resources: Resources, clean_db: None) -> AsyncIterator[World]:
         yield made
 
 
-def by_state(targets: dict[str, CampaignTarget], serials: Sequence[str] | None = None) -> dict[str, str]:
-    return {serial: target.state.value for serial, target in targets.items()
-            if serials is None or serial in serials}
+@pytest.fixture
+async def api(app: Litestar, world: World) -> AsyncIterator[httpx.AsyncClient]:
+    """An HTTP client for the app (REST and GraphQL), over ``world``'s tenant."""
+    async with http_client(app) as client:
+        yield client
 
 
 @dataclass

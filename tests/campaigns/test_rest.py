@@ -3,31 +3,14 @@
 from __future__ import annotations
 
 import uuid
-from collections.abc import AsyncIterator
 
 import httpx
-import pytest
-from litestar import Litestar
 
 from service.core.roles import Role
-from service.runtime import Resources
-from tests.campaigns.conftest import World, quiet, world_of
-from tests.conftest import http_client
+from tests.campaigns.conftest import World
 from tests.tenants.factories import committed_key
 
 RESERVE = 71
-
-
-@pytest.fixture
-async def world(resources: Resources, clean_db: None) -> AsyncIterator[World]:
-    async with world_of(resources, quiet()) as made:
-        yield made
-
-
-@pytest.fixture
-async def api(app: Litestar, world: World) -> AsyncIterator[httpx.AsyncClient]:
-    async with http_client(app) as client:
-        yield client
 
 
 async def _headers(world: World, role: Role) -> dict[str, str]:
