@@ -38,7 +38,8 @@ from sqlalchemy import select
 from sqlalchemy.ext.asyncio import AsyncSession
 
 ROOT = Path(__file__).resolve().parents[1]
-sys.path.insert(0, str(ROOT))
+# The repository root instead of this script's directory, where bench/graphql.py would shadow graphql-core.
+sys.path[0] = str(ROOT)
 
 from service.campaigns.engine import CampaignEngine  # noqa: E402
 from service.campaigns.schemas import CampaignSpec  # noqa: E402
