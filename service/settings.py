@@ -67,6 +67,12 @@ class SimulatorSettings(BaseModel):
     port: int = Field(default=8081, ge=1, le=65535, description="Port of the simulator started by `givfleet up`.")
     fleet_size: int = Field(default=200, ge=1, description="Inverters generated for the demo fleet.")
     seed: int = Field(default=7, description="Seed of the generated fleet (same seed, same fleet).")
+    clock_speed: float = Field(
+        default=60.0, ge=0, description="Simulated seconds per real second (faults come and go while `up` runs)."
+    )
+    refresh_interval_seconds: int = Field(
+        default=60, ge=60, description="How often `up` refreshes the demo tenant (picks up what changed)."
+    )
 
 
 class SecuritySettings(BaseModel):

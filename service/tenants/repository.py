@@ -52,6 +52,20 @@ class TenantRepository:
         return (await self._session.execute(statement)).first() is not None
 
 
+    async def any_credential_using(self, base_url: str) -> bool:
+        """Whether any tenant has a credential whose base URL is ``base_url`` (deployment-wide)."""
+        statement = select(UpstreamCredential.id).where(UpstreamCredential.base_url == base_url).limit(1)
+        return (await self._session.execute(statement)).first() is not None
+
+    async def credential_base_urls(self) -> dict[str, Sequence[str | None]]:
+        """Every tenant's slug with the base URLs of its credentials (``None``: the configured default)."""
+        statement = (select(Tenant.slug, UpstreamCredential.id, UpstreamCredential.base_url)
+                     .outerjoin(UpstreamCredential, UpstreamCredential.tenant_id == Tenant.id).order_by(Tenant.slug))
+        rows = (await self._session.execute(statement)).all()
+        return {slug: [url for tenant, credential_id, url in rows if tenant == slug and credential_id is not None]
+                for slug, _, _ in rows}
+
+
 _Row = TypeVar("_Row", UpstreamCredential, ApiKey, AuditEvent)
 
 

@@ -406,17 +406,18 @@ class ApiKeyService:
             raise NotFoundError("no such API key")
         return key
 
-    async def find(self, id_or_prefix: str) -> ApiKey:
-        """A key by its id or its prefix (what ``apikey list`` shows).
+    async def find(self, reference: str) -> ApiKey:
+        """A key by its id, its prefix (what ``apikey list`` shows) or its full text.
 
         Raises:
             NotFoundError: No such key in this tenant.
         """
         try:
-            return await self.get(uuid.UUID(id_or_prefix))
+            return await self.get(uuid.UUID(reference))
         except ValueError:
-            key = await self._keys.get_by_prefix(id_or_prefix)
-        if key is None:
+            prefix = apikeys.prefix_of(reference)
+            key = await self._keys.get_by_prefix(prefix or reference)
+        if key is None or (prefix is not None and not apikeys.matches(reference, key.secret_hash)):
             raise NotFoundError("no such API key")
         return key
 
