@@ -307,13 +307,14 @@ def apikey_create(
     role: Annotated[Role, typer.Option(help="admin, operator or viewer.")],
     name: Annotated[str | None, typer.Option(help="What the key is for.")] = None,
     expires: Annotated[str | None, typer.Option(help="Expiry: 30d, 12h, 45m or an ISO 8601 time.")] = None,
-    account_id: Annotated[str | None, typer.Option(
-        help="Restrict the key to this upstream account's subtree (a sub-contractor key).")] = None,
+    restricted_account_id: Annotated[str | None, typer.Option(
+        help="Restrict the key to this upstream account's subtree (a sub-contractor key); the same name as the "
+             "REST field.")] = None,
 ) -> None:
     """Create an API key and print it (the only time it is shown)."""
     expires_at = parse_expiry(expires)
     created = _run(lambda resources: create_api_key_op(
-        resources, tenant, role, name or f"{role.value} key", expires_at, account_id
+        resources, tenant, role, name or f"{role.value} key", expires_at, restricted_account_id
     ))
     console.print(f"API key {created.key.prefix} ({role.value}) created. Store it now; it is not shown again:",
                   highlight=False)

@@ -18,6 +18,7 @@ import uvicorn
 from pydantic import SecretStr
 
 from service import demo
+from service.api.timeouts import server_options
 from service.app import create_app
 from service.db import migrate
 from service.embedded import EmbeddedServices, ServiceUrls
@@ -94,7 +95,7 @@ class Stack:
     async def _serve(self, resources: Resources, servers: list[tuple[QuietServer, asyncio.Task[None]]],
                      stop: asyncio.Event, announce: Callable[[str], None]) -> None:
         app_config = uvicorn.Config(create_app(self.settings, resources), host=self.host, port=self.port,
-                                    log_config=None, access_log=False, lifespan="on")
+                                    log_config=None, access_log=False, lifespan="on", **server_options(self.settings))
         servers.append(await start_server(QuietServer(app_config), "api"))
         worker = build_worker(resources, handle_signals=False)
         worker_task = asyncio.create_task(worker.async_run(), name="worker")
@@ -133,7 +134,8 @@ def run_api(settings: Settings, host: str, port: int) -> None:
     """``givfleet api``: the HTTP API alone (uvicorn handles SIGINT/SIGTERM)."""
     configure_logging(settings.log)
     with resolved_services(settings) as resolved:
-        uvicorn.run(create_app(resolved), host=host, port=port, log_config=None, access_log=False)
+        uvicorn.run(create_app(resolved), host=host, port=port, log_config=None, access_log=False,
+                    **server_options(resolved))
 
 
 def run_worker(settings: Settings) -> None:

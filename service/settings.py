@@ -95,6 +95,10 @@ class ApiSettings(BaseModel):
     host: str = Field(default="127.0.0.1", description="Bind address.")
     port: int = Field(default=8000, ge=1, le=65535, description="Bind port.")
     debug: bool = Field(default=False, description="Litestar debug mode (never in production).")
+    body_timeout_seconds: float = Field(default=10.0, gt=0, le=300, description=(
+        "Longest wait for the next chunk of a request body; a stalled upload is answered 408."))
+    keep_alive_seconds: int = Field(default=5, ge=1, le=300, description=(
+        "Idle keep-alive connections are closed after this."))
 
 
 class SyncSettings(BaseModel):

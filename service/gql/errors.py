@@ -12,7 +12,8 @@ from graphql import GraphQLError
 from strawberry.extensions import SchemaExtension
 from strawberry.types.execution import ExecutionResult
 
-from service.core.errors import GivfleetError, kind_of
+from service.core.errors import GivfleetError, InvalidParameterError, kind_of
+from service.runtime import unavailable_dependency
 
 log = structlog.get_logger(__name__)
 
@@ -40,7 +41,14 @@ class ErrorPolicy(SchemaExtension):
             message = error.message
         elif isinstance(original, GivfleetError):
             extensions["code"] = kind_of(original).code
+            if isinstance(original, InvalidParameterError) and original.allowed is not None:
+                extensions["allowed"] = original.allowed
             message = str(original)
+        elif (dependency := unavailable_dependency(original)) is not None:
+            log.warning("graphql.dependency_unavailable", path=error.path, dependency=dependency,
+                        error_type=type(original).__name__)
+            extensions["code"] = "SERVICE_UNAVAILABLE"
+            message = f"The {dependency} is unreachable; retry shortly."
         else:
             log.error("graphql.unexpected_error", path=error.path, error_type=type(original).__name__,
                       exc_info=original)

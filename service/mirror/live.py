@@ -79,7 +79,8 @@ def upstream_error(exc: GivEnergyError) -> UpstreamError:
 def to_json(value: Any) -> Any:
     """An upstream payload as plain JSON, without the withheld fields."""
     if isinstance(value, BaseModel):
-        return {k: v for k, v in value.model_dump(mode="json").items() if k not in _WITHHELD}
+        # By alias: upstream's own field names (``import``, not the Python-safe ``import_``).
+        return {k: v for k, v in value.model_dump(mode="json", by_alias=True).items() if k not in _WITHHELD}
     if isinstance(value, list | tuple):
         return [to_json(item) for item in value]
     if isinstance(value, dict):

@@ -26,6 +26,7 @@ from tests.tenants.factories import (
     clear_auth_failures,
     committed_key,
     committed_tenant,
+    mirrored_account,
     quiet_simulator,
     simulator_route,
 )
@@ -127,6 +128,8 @@ async def test_a_subtree_key_cannot_act_on_the_whole_tenant(client: httpx.AsyncC
 async def test_admin_manages_keys_and_every_write_is_audited(client: httpx.AsyncClient, resources: Resources
                                                              ) -> None:
     admin = await committed_tenant(resources)
+    async with resources.session_factory() as session, session.begin():
+        await mirrored_account(session, admin.tenant_id, 4711)
     created = await client.post("/api/v1/api-keys", headers={**admin.headers, "X-Request-ID": "req-123"},
                                 json={"name": "grafana", "role": "viewer", "restricted_account_id": "4711"})
     assert created.status_code == 201
