@@ -8,7 +8,7 @@ from typing import Any
 
 import structlog
 from graphql import ExecutionResult as GraphQLExecutionResult
-from graphql import GraphQLError
+from graphql import GraphQLError, GraphQLSyntaxError
 from strawberry.extensions import SchemaExtension
 from strawberry.types.execution import ExecutionResult
 
@@ -37,7 +37,7 @@ class ErrorPolicy(SchemaExtension):
         if request_id:
             extensions["request_id"] = request_id
         if original is None or isinstance(original, GraphQLError):
-            extensions.setdefault("code", "GRAPHQL_VALIDATION_FAILED" if error.path is None else "BAD_REQUEST")
+            extensions.setdefault("code", _deliberate_code(error))
             message = error.message
         elif isinstance(original, GivfleetError):
             extensions["code"] = kind_of(original).code
@@ -56,6 +56,12 @@ class ErrorPolicy(SchemaExtension):
             message = "Unexpected error; quote the request id when reporting it."
         return GraphQLError(message, nodes=error.nodes, source=error.source, positions=error.positions,
                             path=error.path, original_error=None, extensions=extensions)
+
+
+def _deliberate_code(error: GraphQLError) -> str:
+    if isinstance(error, GraphQLSyntaxError):
+        return "GRAPHQL_PARSE_FAILED"
+    return "GRAPHQL_VALIDATION_FAILED" if error.path is None else "BAD_REQUEST"
 
 
 def _request_id(context: object) -> str | None:

@@ -14,6 +14,7 @@ from typing import Any, ClassVar
 
 import structlog
 from cross_web import HTTPException as GraphQLTransportError
+from graphql import GraphQLSyntaxError
 from litestar import Controller, Request, Response
 from litestar.background_tasks import BackgroundTask, BackgroundTasks
 from litestar.connection import ASGIConnection
@@ -100,10 +101,6 @@ def _litestar_error(request: Request[Any, Any, Any], exc: HTTPException) -> Resp
     return transport_error(request, exc.status_code, exc.detail)
 
 
-def _parse_error_code(message: str) -> str:
-    return "GRAPHQL_PARSE_FAILED" if message.startswith("Syntax Error") else "GRAPHQL_VALIDATION_FAILED"
-
-
 def graphql_controller() -> type[Controller]:
     """The ``/graphql`` controller: POST and GET queries, GraphiQL for browsers.
 
@@ -152,12 +149,13 @@ def graphql_controller() -> type[Controller]:
                                  result: ExecutionResult) -> GraphQLHTTPResponse:
             processed: GraphQLHTTPResponse = await super().process_result(request, result)
             request_id = request_id_of(request.scope)
-            for error in processed.get("errors") or []:  # parse errors never reach the schema's error policy
-                if not isinstance(error, dict):
-                    continue
-                extensions = error.setdefault("extensions", {})
-                extensions.setdefault("code", _parse_error_code(str(error.get("message", ""))))
-                extensions.setdefault("request_id", request_id)
+            # Parse errors never reach the schema's error policy: give them its code and request id here.
+            for original, error in zip(result.errors or [], processed.get("errors") or [], strict=False):
+                if isinstance(error, dict):
+                    extensions = error.setdefault("extensions", {})
+                    extensions.setdefault("code", "GRAPHQL_PARSE_FAILED" if isinstance(original, GraphQLSyntaxError)
+                                          else "GRAPHQL_VALIDATION_FAILED")
+                    extensions.setdefault("request_id", request_id)
             return processed
 
     return GraphQLController
