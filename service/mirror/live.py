@@ -23,6 +23,7 @@ from typing import TYPE_CHECKING, Any, TypeVar
 from pydantic import BaseModel
 from redis.asyncio import Redis
 
+from service.core import limits
 from service.core.errors import InvalidInputError, UpstreamError
 from service.core.principal import Principal
 from service.core.tenancy import TenantId
@@ -216,6 +217,8 @@ class LiveService:
                      cleared: bool | None = None, limit: int = 100) -> Any:
         """The inverter's fault events between two times, at most ``limit`` (1 to :data:`MAX_ITEMS`)."""
         count = _limit(limit)
+        start = limits.moment(start, parameter="start") if start is not None else None
+        end = limits.moment(end, parameter="end") if end is not None else None
         return await self._read("events", (serial, start, end, cleared, count),
                                 lambda c: take(c.iter_events(serial, start=start, end=end, cleared=cleared), count))
 

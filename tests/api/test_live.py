@@ -149,3 +149,11 @@ async def test_live_data_keeps_upstreams_field_names(live_client: httpx.AsyncCli
         "query": "query($s: String!) { inverter(serial: $s) { live { meterData } } }", "variables": {"s": serials[0]}})
     assert '"import":' in graphql.text
     assert "import_" not in graphql.text
+
+
+async def test_times_without_a_utc_equivalent_are_400(live_client: httpx.AsyncClient, live_fleet: LiveFleet) -> None:
+    fleet, serials = live_fleet
+    extreme = "9999-12-31T23:59:59-14:00"
+    response = await get(live_client, fleet, f"/inverters/{serials[0]}/live/events", start=extreme, end=extreme)
+    assert_problem(response, 400)
+    assert response.json()["errors"][0]["key"] == "start"

@@ -10,7 +10,7 @@ from typing import Any
 import pytest
 
 from service.app import create_app
-from service.db.models.api_key import Role
+from service.core.roles import Role
 from service.runtime import Resources
 from service.settings import ApiSettings, Settings
 from tests.conftest import running
