@@ -31,10 +31,7 @@ import argparse  # noqa: E402
 import asyncio  # noqa: E402
 import base64  # noqa: E402
 import json  # noqa: E402
-import os  # noqa: E402
 import socket  # noqa: E402
-import subprocess  # noqa: E402
-import tempfile  # noqa: E402
 import threading  # noqa: E402
 import time  # noqa: E402
 import uuid  # noqa: E402
@@ -42,16 +39,12 @@ from dataclasses import dataclass  # noqa: E402
 from typing import Any  # noqa: E402
 
 import httpx  # noqa: E402
-from pydantic import SecretStr  # noqa: E402
 
-from service.db import migrate  # noqa: E402
-from service.db.models.api_key import Role  # noqa: E402
-from service.runtime import Resources  # noqa: E402
-from service.settings import RedisSettings, Settings  # noqa: E402
-from service.tenants.principal import Principal  # noqa: E402
+from bench.support import bench_database, free_port, python_tool, serve  # noqa: E402
+from service.core.principal import Principal  # noqa: E402
+from service.core.roles import Role  # noqa: E402
 from service.tenants.service import ApiKeyService  # noqa: E402
-from tests.conftest import create_database, drop_database  # noqa: E402
-from tests.gql.seed import inverter_serial, seed_mirror, subcontractor_id  # noqa: E402
+from tests.gql.seed import inverter_serial, seed_mirror  # noqa: E402
 
 BODY_TIMEOUT_SECONDS = 2
 
@@ -149,35 +142,6 @@ def cases() -> list[Case]:
     ]
 
 
-def free_port() -> int:
-    with socket.socket() as probe:
-        probe.bind(("127.0.0.1", 0))
-        port: int = probe.getsockname()[1]
-        return port
-
-
-def serve(settings: Settings, database_url: str, redis_url: str) -> tuple[subprocess.Popen[bytes], int]:
-    """``givfleet api`` in a process of its own, configured by environment."""
-    port = free_port()
-    env = {**os.environ, "GIVFLEET_DATABASE_URL": database_url, "GIVFLEET_REDIS_URL": redis_url,
-           "GIVFLEET_REDIS__NAMESPACE": settings.redis.namespace, "GIVFLEET_HOME": str(settings.home),
-           "GIVFLEET_LOG__LEVEL": "WARNING", "GIVFLEET_API__BODY_TIMEOUT_SECONDS": str(BODY_TIMEOUT_SECONDS)}
-    givfleet = str(Path(sys.executable).with_name("givfleet"))
-    process = subprocess.Popen([givfleet, "api", "--host", "127.0.0.1", "--port", str(port)],  # noqa: S603
-                               env=env, cwd=str(_HERE.parent), stdout=subprocess.DEVNULL)
-    deadline = time.monotonic() + 60
-    while True:
-        try:
-            if httpx.get(f"http://127.0.0.1:{port}/healthz", timeout=1).status_code == 200:
-                return process, port
-        except httpx.HTTPError:
-            pass
-        if time.monotonic() > deadline or process.poll() is not None:
-            process.kill()
-            raise RuntimeError("server did not start")
-        time.sleep(0.2)
-
-
 class RssSampler(threading.Thread):
     """The largest resident set size of a process, sampled every 20 ms from /proc."""
 
@@ -255,45 +219,34 @@ async def main() -> None:
     parser.add_argument("--inverters", type=int, default=2000)
     args = parser.parse_args()
 
-    name = f"givfleet_abuse_{uuid.uuid4().hex[:10]}"
-    url = await create_database(args.database_url, name)
-    home = Path(tempfile.mkdtemp(prefix="givfleet-abuse-"))
-    settings = Settings(_env_file=None, home=home, database_url=SecretStr(url),  # type: ignore[call-arg]
-                        redis_url=SecretStr(args.redis_url), redis=RedisSettings(namespace=name))
-    resources = Resources.open(settings)
-    server = None
-    try:
-        await migrate.upgrade(url)
+    async with bench_database(args.database_url, args.redis_url, "abuse") as resources:
         async with resources.engine.begin() as connection:
             seeded = await seed_mirror(connection, args.inverters, subcontractors=10)
         async with resources.session_factory() as session, session.begin():
             key = (await ApiKeyService(session, Principal.cli(seeded.tenant_id)).create(
                 name="abuse", role=Role.ADMIN)).text
-        print(f"seeded {args.inverters} inverters under 10 sub-contractors ({subcontractor_id(0)}, ...)")
-        server, port = serve(settings, url, args.redis_url)
-        sampler = RssSampler(server.pid)
-        sampler.start()
-        count, errors, slowest = await probe(port, key)
-        for chunked in (False, True):
-            status, seconds = await asyncio.to_thread(stalled_body, port, key, chunked)
-            label = "stalled chunked body" if chunked else "lying Content-Length"
-            errors += status >= 500 or status == 0
-            count += 1
-            print(f"{label:<40} {status:>4} {seconds * 1000:>8.1f} ms  (body timeout {BODY_TIMEOUT_SECONDS} s)")
-        sampler.stopped.set()
-        sampler.join()
-        print(f"abuse cases={count} server_errors={errors} slowest_ms={slowest:.0f} "
-              f"max_rss_mb={sampler.max_kb / 1024:.0f}")
-    finally:
-        if server is not None:
+        print(f"seeded {args.inverters} inverters under 10 sub-contractors")
+        port = free_port()
+        server = serve(resources.settings, [python_tool("givfleet"), "api", "--host", "127.0.0.1", "--port",
+                                            str(port)], port,
+                       {"GIVFLEET_API__BODY_TIMEOUT_SECONDS": str(BODY_TIMEOUT_SECONDS)})
+        try:
+            sampler = RssSampler(server.pid)
+            sampler.start()
+            count, errors, slowest = await probe(port, key)
+            for chunked in (False, True):
+                status, seconds = await asyncio.to_thread(stalled_body, port, key, chunked)
+                label = "stalled chunked body" if chunked else "lying Content-Length"
+                errors += status >= 500 or status == 0
+                count += 1
+                print(f"{label:<40} {status:>4} {seconds * 1000:>8.1f} ms  (body timeout {BODY_TIMEOUT_SECONDS} s)")
+            sampler.stopped.set()
+            sampler.join()
+        finally:
             server.terminate()
             server.wait(timeout=30)
-        keys = [k async for k in resources.redis.scan_iter(match=f"{name}*")]
-        if keys:
-            await resources.redis.delete(*keys)
-        await resources.aclose()
-        await drop_database(args.database_url, name)
-
+        print(f"abuse cases={count} server_errors={errors} slowest_ms={slowest:.0f} "
+              f"max_rss_mb={sampler.max_kb / 1024:.0f}")
 
 if __name__ == "__main__":
     asyncio.run(main())
