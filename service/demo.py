@@ -18,7 +18,8 @@ from service.core.clock import utcnow
 from service.core.tenancy import tenant_id_from
 from service.db.models.mirror import SyncKind
 from service.jobs.enqueue import unit_of_work
-from service.mirror.service import MirrorService, request_sync
+from service.mirror.jobs import request_sync
+from service.mirror.service import MirrorService
 from service.runtime import Resources
 from service.simulator import Simulator, SimulatorConfig
 from service.tenants import ensure_demo_tenant
@@ -72,7 +73,7 @@ async def prepare_demo_tenant(resources: Resources, demo: DemoSimulator, announc
         full = timedelta(seconds=intervals.full_interval_seconds)
         refresh = timedelta(seconds=intervals.refresh_interval_seconds)
         schedule = await MirrorService(session, tenant_id).set_schedule(full_interval=full, refresh_interval=refresh)
-        request_sync(session, tenant_id, SyncKind.FULL)
+        await request_sync(session, tenant_id, SyncKind.FULL)
         now = utcnow()
         schedule.next_full_at, schedule.next_refresh_at = now + full, now + refresh
     announce(f"Simulated GivEnergy Cloud: {demo.base_url} ({resources.settings.simulator.fleet_size} inverters); "

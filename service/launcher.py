@@ -22,7 +22,8 @@ from service.api.timeouts import server_options
 from service.app import create_app
 from service.db import migrate
 from service.embedded import EmbeddedServices, ServiceUrls
-from service.jobs.worker import build_worker
+from service.jobs.typed import Queue
+from service.jobs.worker import WorkerGroup, pool_size_for
 from service.observability import configure_logging
 from service.runtime import NotConfiguredError, Resources
 from service.settings import Settings
@@ -72,7 +73,7 @@ class Stack:
         if database_url is None:
             raise NotConfiguredError("run the stack inside resolved_services()")
         await migrate.upgrade(database_url)
-        resources = Resources.open(self.settings)
+        resources = Resources.open(with_worker_pool(self.settings, list(Queue), keep=self.settings.db.pool_size))
         stop = asyncio.Event()
         loop = asyncio.get_running_loop()
         for sig in (signal.SIGINT, signal.SIGTERM):
@@ -97,18 +98,16 @@ class Stack:
         app_config = uvicorn.Config(create_app(self.settings, resources), host=self.host, port=self.port,
                                     log_config=None, access_log=False, lifespan="on", **server_options(self.settings))
         servers.append(await start_server(QuietServer(app_config), "api"))
-        worker = build_worker(resources, handle_signals=False)
-        worker_task = asyncio.create_task(worker.async_run(), name="worker")
+        workers = asyncio.create_task(WorkerGroup(resources, list(Queue)).run(stop), name="workers")
         base = f"http://{self.host}:{self.port}"
         announce(f"givfleet is up: API {base}/api/v1  GraphQL {base}/graphql  health {base}/readyz  "
                  f"metrics {base}/metrics  docs {base}/schema")
         announce("Press Ctrl-C to stop.")
-        watched = [worker_task, *(task for _, task in servers), asyncio.create_task(stop.wait())]
+        watched = [workers, *(task for _, task in servers), asyncio.create_task(stop.wait())]
         await asyncio.wait(watched, return_when=asyncio.FIRST_COMPLETED)
         log.info("givfleet.stopping")
-        worker_task.cancel()
-        with contextlib.suppress(asyncio.CancelledError):
-            await worker_task
+        stop.set()  # the workers finish their jobs within the grace period (or leave them resumable)
+        await workers
 
 
 async def start_server(server: QuietServer, name: str) -> tuple[QuietServer, asyncio.Task[None]]:
@@ -138,17 +137,30 @@ def run_api(settings: Settings, host: str, port: int) -> None:
                     **server_options(resolved))
 
 
-def run_worker(settings: Settings) -> None:
-    """``givfleet worker``: the arq worker alone (arq handles SIGINT/SIGTERM)."""
+def with_worker_pool(settings: Settings, queues: list[Queue], *, keep: int = 0) -> Settings:
+    """``settings`` with a database pool of ``keep`` connections plus one per job the workers of ``queues`` may
+    run at once (``worker.max_jobs`` per queue); ``db.max_overflow`` stays as configured."""
+    db = settings.db.model_copy(update={"pool_size": keep + pool_size_for(settings, queues)})
+    return settings.model_copy(update={"db": db})
+
+
+def run_worker(settings: Settings, queues: list[Queue]) -> None:
+    """``givfleet worker``: one arq worker per queue in this process, until SIGINT/SIGTERM (then running jobs get
+    ``worker.shutdown_grace_seconds`` to finish; those still running are left resumable)."""
     configure_logging(settings.log)
 
     async def work(resolved: Settings) -> None:
-        resources = Resources.open(resolved)
-        worker = build_worker(resources)
+        resources = Resources.open(with_worker_pool(resolved, queues))
+        stop = asyncio.Event()
+        loop = asyncio.get_running_loop()
+        for sig in (signal.SIGINT, signal.SIGTERM):
+            loop.add_signal_handler(sig, stop.set)
+        log.info("worker.started", queues=[queue.value for queue in queues], max_jobs=resolved.worker.max_jobs)
         try:
-            await worker.async_run()
+            await WorkerGroup(resources, queues).run(stop)
         finally:
-            await worker.close()
+            for sig in (signal.SIGINT, signal.SIGTERM):
+                loop.remove_signal_handler(sig)
             await resources.aclose()
 
     with resolved_services(settings) as resolved:

@@ -30,6 +30,7 @@ from service.db.models.mirror import (
     InverterChangeKind,
     Meter,
     Site,
+    SyncCheckpoint,
     SyncKind,
     SyncRun,
     SyncSchedule,
@@ -333,9 +334,11 @@ class SyncRunRepository:
         self.session = session
         self.tenant_id = tenant_id
 
-    async def running(self) -> SyncRun | None:
-        """The tenant's unfinished run, if any (at most one exists)."""
+    async def running(self, *, for_update: bool = False) -> SyncRun | None:
+        """The tenant's unfinished run, if any (at most one exists); ``for_update`` locks its row."""
         statement = select(SyncRun).where(SyncRun.tenant_id == self.tenant_id, SyncRun.state == SyncState.RUNNING)
+        if for_update:
+            statement = statement.with_for_update()
         return (await self.session.execute(statement)).scalar_one_or_none()
 
     async def get(self, run_id: uuid.UUID) -> SyncRun | None:
@@ -358,17 +361,49 @@ class SyncRunRepository:
         self.session.add(run)
 
     async def new_run(
-        self, kind: SyncKind, *, now: datetime, credential_id: uuid.UUID | None, job_id: str | None
-    ) -> SyncRun:
-        """Create and flush a running run."""
-        run = SyncRun(
-            tenant_id=self.tenant_id, credential_id=credential_id, kind=kind, state=SyncState.RUNNING, job_id=job_id,
-            attempts=1, started_at=now, heartbeat_at=now, requests_used=0, rate_limited=0, server_errors=0,
-            rows_inserted=0, rows_updated=0, rows_removed=0, history_rows=0, site_status_included=False, progress={},
+        self,
+        kind: SyncKind,
+        *,
+        now: datetime,
+        job_id: str | None,
+        lease_owner: str | None,
+        lease_expires_at: datetime,
+        checkpoint: SyncCheckpoint | None = None,
+    ) -> SyncRun | None:
+        """Create and flush a running run; ``None`` when the tenant already has one (a concurrent request made
+        it first: the partial unique index decides).
+
+        A run asked for by a request has no ``lease_owner`` and no attempt yet (``attempts`` 0); the attempt
+        that takes its lease counts itself.
+        """
+        run_id = uuid.uuid4()
+        values = dict(
+            id=run_id, tenant_id=self.tenant_id, credential_id=None, kind=kind, state=SyncState.RUNNING,
+            job_id=job_id, attempts=0 if lease_owner is None else 1, started_at=now, heartbeat_at=now,
+            lease_owner=lease_owner, lease_expires_at=lease_expires_at, requests_used=0, rate_limited=0,
+            server_errors=0, rows_inserted=0, rows_updated=0, rows_removed=0, history_rows=0,
+            site_status_included=False, progress=checkpoint or SyncCheckpoint(),
         )  # fmt: skip
-        self.add(run)
-        await self.session.flush()
-        return run
+        statement = (
+            insert(SyncRun)
+            .values(**values)
+            .on_conflict_do_nothing(index_elements=["tenant_id"], index_where=text("state = 'running'"))
+            .returning(SyncRun.id)
+        )
+        if (await self.session.execute(statement)).scalar_one_or_none() is None:
+            return None
+        return await self.get(run_id)
+
+    async def renew_lease(self, run_id: uuid.UUID, owner: str, *, now: datetime, expires_at: datetime) -> bool:
+        """Move the lease of ``owner`` on run ``run_id`` on (a heartbeat); ``False`` if ``owner`` lost it."""
+        statement = (
+            update(SyncRun)
+            .where(SyncRun.tenant_id == self.tenant_id, SyncRun.id == run_id, SyncRun.lease_owner == owner,
+                   SyncRun.state == SyncState.RUNNING)
+            .values(heartbeat_at=now, lease_expires_at=expires_at)
+            .returning(SyncRun.id)
+        )  # fmt: skip
+        return (await self.session.execute(statement)).scalar_one_or_none() is not None
 
     async def schedule(self) -> SyncSchedule | None:
         """The tenant's sync schedule."""
@@ -438,3 +473,18 @@ async def due_schedules(session: AsyncSession, now: datetime) -> Sequence[SyncSc
         )
     )
     return (await session.execute(statement)).scalars().all()
+
+
+async def stale_runs(session: AsyncSession, now: datetime) -> Sequence[SyncRun]:
+    """Running runs whose lease lapsed before ``now`` (every tenant: for the sweeper only), locked and released
+    (``lease_owner`` cleared), so the attempt that lost them can no longer write a checkpoint and the revived
+    job takes them at once."""
+    statement = (
+        select(SyncRun)
+        .where(SyncRun.state == SyncState.RUNNING, SyncRun.lease_expires_at < now)
+        .with_for_update(skip_locked=True)
+    )
+    runs = (await session.execute(statement)).scalars().all()
+    for run in runs:
+        run.lease_owner = None
+    return runs
