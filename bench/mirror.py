@@ -66,7 +66,7 @@ async def _report(resources: Resources, label: str, outcome: SyncOutcome, second
     )
     async with resources.session_factory() as session:
         progress = (await session.execute(select(SyncRun.progress).where(SyncRun.id == outcome.run_id))).scalar_one()
-    phases = progress.get("seconds", {})
+    phases = progress.seconds
     if phases:
         write = phases.get("write", 0.0)
         write_rate = f", {rows / write:,.0f} rows/s" if write and rows else ""

@@ -13,9 +13,11 @@ from rich.table import Table
 from service import cli_access
 from service import doctor as doctor_checks
 from service.db import migrate as migrations
+from service.jobs.worker import UnknownQueueError, parse_queues
 from service.mirror import cli_view
 from service.observability import configure_logging
 from service.settings import Settings, get_settings
+from service.tenants.crypto import KeyRingError, load_key_ring
 
 app = typer.Typer(help="givfleet: fleet management for GivEnergy installers.", no_args_is_help=True,
                   pretty_exceptions_enable=False)
@@ -47,20 +49,31 @@ def api(host: HostOption = None, port: PortOption = None) -> None:
     from service import launcher
 
     settings = get_settings()
+    _require_encryption_keys(settings)
     with cli_access.one_line_errors():
         launcher.run_api(settings, host or settings.api.host, port or settings.api.port)
 
 
 @app.command()
-def worker() -> None:
-    """Run the arq worker (syncs, campaigns, monitoring).
+def worker(
+    queues: Annotated[str, typer.Option(help="Comma-separated queues to run: control, monitor, bulk, notify.")]
+    = "control,monitor,bulk,notify",
+) -> None:
+    """Run the arq workers (one per queue): control (campaigns, control), monitor, bulk (syncs), notify.
 
     With no database and Redis URLs configured, it uses those of the givfleet up running on the same home.
     """
     from service import launcher
 
+    try:
+        chosen = parse_queues(queues)
+    except UnknownQueueError as exc:
+        typer.echo(f"givfleet worker: {exc}", err=True)
+        raise typer.Exit(code=2) from None
+    settings = get_settings()
+    _require_encryption_keys(settings)
     with cli_access.one_line_errors():
-        launcher.run_worker(get_settings(), _announce)
+        launcher.run_worker(settings, chosen, _announce)
 
 
 @migrate_app.command("upgrade")
@@ -175,6 +188,16 @@ def _database_url(settings: Settings) -> str:
     if url is None:  # resolved_services() always fills it; this guards against misuse
         raise typer.BadParameter("no database URL could be resolved")
     return url
+
+
+def _require_encryption_keys(settings: Settings) -> None:
+    """Refuse to start a long-running process that could not open or seal tokens (no key configured and
+    generating one is off): better a pod that never becomes ready than one that fails each request."""
+    try:
+        load_key_ring(settings)
+    except KeyRingError as exc:
+        console.print(f"[red]Cannot start:[/red] {escape(str(exc))}", highlight=False, soft_wrap=True)
+        raise typer.Exit(code=2) from None
 
 
 def _announce(line: str) -> None:

@@ -20,7 +20,8 @@ from service.core.clock import utcnow
 from service.core.tenancy import tenant_id_from
 from service.db.models.mirror import SyncKind
 from service.jobs.enqueue import unit_of_work
-from service.mirror.service import MirrorService, request_sync
+from service.mirror.jobs import request_sync
+from service.mirror.service import MirrorService
 from service.runtime import Resources
 from service.settings import Settings
 from service.simulator import Simulator, SimulatorConfig
@@ -111,7 +112,7 @@ async def prepare_demo_tenant(resources: Resources, demo: DemoSimulator, announc
         full = timedelta(seconds=resources.settings.sync.full_interval_seconds)
         refresh = timedelta(seconds=resources.settings.simulator.refresh_interval_seconds)
         schedule = await MirrorService(session, tenant_id).set_schedule(full_interval=full, refresh_interval=refresh)
-        request_sync(session, tenant_id, SyncKind.FULL)
+        await request_sync(session, tenant_id, SyncKind.FULL)
         now = utcnow()
         schedule.next_full_at, schedule.next_refresh_at = now + full, now + refresh
     announce(f"Simulated GivEnergy Cloud: {demo.base_url} ({demo.inverters} inverters on the demo account); "

@@ -15,15 +15,16 @@ from dataclasses import dataclass
 
 import structlog
 import uvicorn
-from arq.worker import Worker
 
 from service import demo
+from service.api.timeouts import server_options
 from service.app import create_app
-from service.core.signals import cancel_and_wait, stop_on_signals, until_stopped
+from service.core.signals import stop_on_signals, until_stopped
 from service.db import migrate
 from service.doctor import resolved_services
 from service.embedded import Use, up_lock
-from service.jobs.worker import build_worker
+from service.jobs.typed import Queue
+from service.jobs.worker import WorkerGroup, pool_size_for
 from service.observability import configure_logging
 from service.runtime import NotConfiguredError, Resources
 from service.settings import Settings
@@ -50,15 +51,15 @@ class Stack:
     async def run(self, announce: Callable[[str], None]) -> None:
         """Migrate, then serve until SIGINT/SIGTERM (which stop it at any point, start-up included)."""
         with stop_on_signals() as stop:
-            await until_stopped(stop, asyncio.create_task(self._run(announce), name="givfleet up"))
+            await until_stopped(stop, asyncio.create_task(self._run(announce, stop), name="givfleet up"))
         announce("givfleet stopped.")
 
-    async def _run(self, announce: Callable[[str], None]) -> None:
+    async def _run(self, announce: Callable[[str], None], stop: asyncio.Event) -> None:
         database_url = self.settings.configured_database_url()
         if database_url is None:
             raise NotConfiguredError("run the stack inside resolved_services()")
         await migrate.upgrade(database_url)
-        resources = Resources.open(self.settings)
+        resources = Resources.open(with_worker_pool(self.settings, list(Queue), keep=self.settings.db.pool_size))
         servers: list[tuple[QuietServer, asyncio.Task[None]]] = []
         try:
             demo_banner: Callable[[str], list[str]] | None = None
@@ -68,7 +69,7 @@ class Stack:
                 admin_key = await demo.prepare_demo_tenant(resources, simulator, announce)
                 demo_banner = functools.partial(demo.banner, admin_key=admin_key)
             announce(await demo.describe_upstreams(resources))
-            await self._serve(resources, servers, announce, demo_banner)
+            await self._serve(resources, servers, announce, demo_banner, stop)
         finally:
             for server, task in reversed(servers):
                 server.should_exit = True
@@ -76,31 +77,24 @@ class Stack:
             await resources.aclose()
 
     async def _serve(self, resources: Resources, servers: list[tuple[QuietServer, asyncio.Task[None]]],
-                     announce: Callable[[str], None], demo_banner: Callable[[str], list[str]] | None) -> None:
+                     announce: Callable[[str], None], demo_banner: Callable[[str], list[str]] | None,
+                     stop: asyncio.Event) -> None:
         app_config = uvicorn.Config(create_app(self.settings, resources), host=self.host, port=self.port,
-                                    log_config=None, access_log=False, lifespan="on")
+                                    log_config=None, access_log=False, lifespan="on", **server_options(self.settings))
         servers.append(await start_server(QuietServer(app_config), "api"))
-        worker = build_worker(resources, handle_signals=False)
+        workers = asyncio.create_task(WorkerGroup(resources, list(Queue)).run(stop), name="workers")
         base = f"http://{self.host}:{self.port}"
         announce(f"givfleet is up: API {base}/api/v1  GraphQL {base}/graphql  health {base}/readyz  "
                  f"metrics {base}/metrics  docs {base}/schema")
         for line in demo_banner(base) if demo_banner is not None else []:
             announce(line)
         announce("Press Ctrl-C to stop.")
-        worker_task = asyncio.create_task(worker.async_run(), name="worker")
-        try:  # until cancelled by a signal, or until the worker or a server ends by itself
-            await asyncio.wait([worker_task, *(task for _, task in servers)], return_when=asyncio.FIRST_COMPLETED)
+        try:  # until cancelled by a signal, or until the workers or a server end by themselves
+            await asyncio.wait([workers, *(task for _, task in servers)], return_when=asyncio.FIRST_COMPLETED)
         finally:
             log.debug("givfleet.stopping")
-            await cancel_and_wait(worker_task)
-            await close_worker(worker)
-
-
-async def close_worker(worker: Worker) -> None:
-    """Cancel the worker's running jobs and wait for them (a job's ``CancelledError`` is expected here: its sync
-    run stays open and is resumed by the next attempt)."""
-    with contextlib.suppress(asyncio.CancelledError):
-        await worker.close()
+            stop.set()  # the workers finish their jobs within the grace period (or leave them resumable)
+            await asyncio.wait([workers])
 
 
 async def start_server(server: QuietServer, name: str) -> tuple[QuietServer, asyncio.Task[None]]:
@@ -126,21 +120,29 @@ def run_api(settings: Settings, host: str, port: int) -> None:
     """``givfleet api``: the HTTP API alone (uvicorn handles SIGINT/SIGTERM)."""
     configure_logging(settings.log)
     with resolved_services(settings, Use.ATTACH) as resolved:
-        uvicorn.run(create_app(resolved), host=host, port=port, log_config=None, access_log=False)
+        uvicorn.run(create_app(resolved), host=host, port=port, log_config=None, access_log=False,
+                    **server_options(resolved))
 
 
-def run_worker(settings: Settings, announce: Callable[[str], None]) -> None:
-    """``givfleet worker``: the arq worker alone, until SIGINT/SIGTERM."""
+def with_worker_pool(settings: Settings, queues: list[Queue], *, keep: int = 0) -> Settings:
+    """``settings`` with a database pool of ``keep`` connections plus one per job the workers of ``queues`` may
+    run at once (``worker.max_jobs`` per queue); ``db.max_overflow`` stays as configured."""
+    db = settings.db.model_copy(update={"pool_size": keep + pool_size_for(settings, queues)})
+    return settings.model_copy(update={"db": db})
+
+
+def run_worker(settings: Settings, queues: list[Queue], announce: Callable[[str], None]) -> None:
+    """``givfleet worker``: one arq worker per queue in this process, until SIGINT/SIGTERM (then running jobs get
+    ``worker.shutdown_grace_seconds`` to finish; those still running are left resumable)."""
     configure_logging(settings.log)
 
     async def work(resolved: Settings) -> None:
-        resources = Resources.open(resolved)
-        worker = build_worker(resources, handle_signals=False)
+        resources = Resources.open(with_worker_pool(resolved, queues))
+        log.info("worker.started", queues=[queue.value for queue in queues], max_jobs=resolved.worker.max_jobs)
         try:
             with stop_on_signals() as stop:
-                await until_stopped(stop, asyncio.create_task(worker.async_run(), name="worker"), insist=True)
+                await WorkerGroup(resources, queues).run(stop)
         finally:
-            await close_worker(worker)
             await resources.aclose()
         announce("givfleet worker stopped.")
 

@@ -7,30 +7,69 @@ The API, the worker and the CLI each open one :class:`Resources` from settings w
 
 from __future__ import annotations
 
+import uuid
 from dataclasses import dataclass
 
 from arq.connections import ArqRedis
 from redis.asyncio import ConnectionPool
+from redis.exceptions import BusyLoadingError
+from redis.exceptions import ConnectionError as RedisConnectionError
+from redis.exceptions import TimeoutError as RedisTimeoutError
+from sqlalchemy.exc import DBAPIError, OperationalError
+from sqlalchemy.exc import TimeoutError as SqlTimeoutError
 from sqlalchemy.ext.asyncio import AsyncEngine, AsyncSession, async_sessionmaker
 
 from service.db.engine import create_engine, create_session_factory
 from service.settings import Settings
 from service.upstream import Upstream
 
+OUTAGE_RETRY_AFTER_SECONDS = 5
+"""``Retry-After`` of the 503 answered while the database or Redis cannot be reached."""
+
+
+def unavailable_dependency(exc: BaseException) -> str | None:
+    """``"database"`` or ``"redis"`` when ``exc`` (or what caused it) says that server cannot be reached: an
+    outage to answer 503, not a bug. ``None`` for anything else."""
+    seen: BaseException | None = exc
+    while seen is not None:
+        if isinstance(seen, RedisConnectionError | RedisTimeoutError | BusyLoadingError):
+            return "redis"
+        if isinstance(seen, SqlTimeoutError | OperationalError) or (
+                isinstance(seen, DBAPIError) and seen.connection_invalidated):
+            return "database"
+        if isinstance(seen, OSError) and not isinstance(seen, FileNotFoundError | PermissionError):
+            # A refused or timed-out connect is a plain OSError from the driver's connect; Redis errors are not
+            # OSErrors (they are caught above), so it comes from the database driver.
+            return "database"
+        seen = seen.__cause__ or seen.__context__
+    return None
+
 
 class NotConfiguredError(RuntimeError):
     """A URL the process needs was neither configured nor resolved to an embedded server."""
 
 
-def queue_name(settings: Settings) -> str:
-    """The arq queue of this deployment (namespaced, so several deployments can share one Redis)."""
-    return f"{settings.redis.namespace}:queue"
+class NamespacedRedis(ArqRedis):
+    """An arq client that knows the deployment's Redis namespace: queue names, job ids and cron ids carry it, so
+    several deployments (or test runs) sharing one Redis never see each other's jobs."""
+
+    def __init__(self, *, connection_pool: ConnectionPool, namespace: str) -> None:
+        super().__init__(connection_pool=connection_pool, default_queue_name=f"{namespace}:queue:default")
+        self.namespace = namespace
+
+    def queue(self, queue: str) -> str:
+        """The Redis name of a worker queue (``control``, ``monitor``, ``bulk``, ``notify``)."""
+        return f"{self.namespace}:queue:{queue}"
+
+    def job_id(self, name: str, key: str | None = None) -> str:
+        """The arq job id of job ``name``: unique per ``key`` while queued or running, else a fresh one."""
+        return f"{self.namespace}:{name}:{key if key is not None else uuid.uuid4().hex}"
 
 
-def redis_client(url: str, settings: Settings) -> ArqRedis:
+def redis_client(url: str, settings: Settings) -> NamespacedRedis:
     """An arq-capable Redis client that connects on first use, with short connect timeouts."""
     pool = ConnectionPool.from_url(url, socket_connect_timeout=3, socket_timeout=10, health_check_interval=30)
-    client = ArqRedis(connection_pool=pool, default_queue_name=queue_name(settings))
+    client = NamespacedRedis(connection_pool=pool, namespace=settings.redis.namespace)
     client.auto_close_connection_pool = True  # the pool is the client's own: aclose() disconnects its connections
     return client
 
@@ -42,7 +81,7 @@ class Resources:
     settings: Settings
     engine: AsyncEngine
     session_factory: async_sessionmaker[AsyncSession]
-    redis: ArqRedis
+    redis: NamespacedRedis
     upstream: Upstream
     """The one way upstream (:mod:`service.upstream`): rate-limited GivEnergy clients per tenant and lane."""
 

@@ -83,6 +83,11 @@ class SecuritySettings(BaseModel):
         description='JSON object {"key-id": "base64 32-byte key"}; generated under GIVFLEET_HOME when empty.',
     )
     active_key_id: str | None = Field(default=None, description="Key id used for new ciphertexts (default: last).")
+    generate_key_file: bool = Field(
+        default=True,
+        description="With no keys configured, generate a key file under GIVFLEET_HOME; false (containers, "
+        "Kubernetes) makes missing keys an error, so no pod ever invents a key of its own.",
+    )
     auth_failure_limit: int = Field(
         default=20, ge=1, description="Failed API-key attempts per client address before it is answered 429."
     )
@@ -101,6 +106,10 @@ class ApiSettings(BaseModel):
     host: str = Field(default="127.0.0.1", description="Bind address.")
     port: int = Field(default=8000, ge=1, le=65535, description="Bind port.")
     debug: bool = Field(default=False, description="Litestar debug mode (never in production).")
+    body_timeout_seconds: float = Field(default=10.0, gt=0, le=300, description=(
+        "Longest wait for the next chunk of a request body; a stalled upload is answered 408."))
+    keep_alive_seconds: int = Field(default=5, ge=1, le=300, description=(
+        "Idle keep-alive connections are closed after this."))
 
 
 class SyncSettings(BaseModel):
@@ -114,6 +123,29 @@ class SyncSettings(BaseModel):
     )
     last_seen_granularity_seconds: int = Field(
         default=86400, ge=0, description="Refresh last_seen_at of unchanged rows at most this often."
+    )
+    status_batch: int = Field(
+        default=200, ge=1, description="Site statuses checked per checkpoint (a retried sync resumes after the last)."
+    )
+
+
+class WorkerSettings(BaseModel):
+    """The arq workers (``givfleet worker``; ``givfleet up`` runs one per queue too)."""
+
+    max_jobs: int = Field(
+        default=10, ge=1,
+        description="Jobs run at once per queue. The worker's database pool holds one connection per job it may run "
+        "(max_jobs x queues), plus db.max_overflow for short extra reads.",
+    )
+    stall_seconds: int = Field(
+        default=90, ge=10,
+        description="A job's lease: a running job renews it every third of this; a job not renewed for this long "
+        "(its worker died) is picked up again by any worker or by the sweeper.",
+    )
+    shutdown_grace_seconds: float = Field(
+        default=20.0, ge=0,
+        description="On SIGTERM, how long running jobs may take to finish before they are interrupted (they "
+        "stay resumable). Keep it below the pod's terminationGracePeriodSeconds.",
     )
 
 
@@ -145,6 +177,7 @@ class Settings(BaseSettings):
     api: ApiSettings = Field(default_factory=ApiSettings)
     log: LogSettings = Field(default_factory=LogSettings)
     sync: SyncSettings = Field(default_factory=SyncSettings)
+    worker: WorkerSettings = Field(default_factory=WorkerSettings)
 
     def configured_database_url(self) -> str | None:
         """The database URL the user configured, if any (``GIVFLEET_DATABASE_URL`` wins over ``db.url``).

@@ -109,17 +109,24 @@ def test_settings(database_url: str, redis_url: str, redis_namespace: str, tmp_p
     )
 
 
+@asynccontextmanager
+async def opened(settings: Settings) -> AsyncIterator[Resources]:
+    """Resources for ``settings``; the keys of its Redis namespace are deleted when the block ends."""
+    resources = Resources.open(settings)
+    try:
+        yield resources
+    finally:
+        keys = [key async for key in resources.redis.scan_iter(match=f"{settings.redis.namespace}*")]
+        if keys:
+            await resources.redis.delete(*keys)
+        await resources.aclose()
+
+
 @pytest.fixture(scope="session")
 async def resources(test_settings: Settings) -> AsyncIterator[Resources]:
     """Engine, session factory and Redis shared by the run; the run's Redis keys are deleted at the end."""
-    opened = Resources.open(test_settings)
-    try:
-        yield opened
-    finally:
-        keys = [key async for key in opened.redis.scan_iter(match=f"{test_settings.redis.namespace}*")]
-        if keys:
-            await opened.redis.delete(*keys)
-        await opened.aclose()
+    async with opened(test_settings) as shared:
+        yield shared
 
 
 @pytest.fixture
@@ -137,8 +144,15 @@ async def db_session(resources: Resources) -> AsyncIterator[AsyncSession]:
 
 @pytest.fixture
 async def clean_db(resources: Resources) -> AsyncIterator[None]:
-    """For tests whose code commits (API requests, jobs): empty every table afterwards."""
+    """For tests whose code commits (API requests, jobs): empty every table, and drop the jobs queued in this run's
+    namespace, afterwards (a job left queued would name rows that are gone)."""
     yield
+    namespace = resources.redis.namespace
+    for pattern in (f"{namespace}:queue:*", f"arq:job:{namespace}:*", f"arq:in-progress:{namespace}:*",
+                    f"arq:retry:{namespace}:*"):
+        keys = [key async for key in resources.redis.scan_iter(match=pattern)]
+        if keys:
+            await resources.redis.delete(*keys)
     async with resources.engine.begin() as connection:
         tables = (await connection.execute(text(
             "SELECT tablename FROM pg_tables WHERE schemaname = 'public' AND tablename <> 'alembic_version'"

@@ -15,7 +15,7 @@ from service.db.models import Tenant
 from service.db.models.credential import UpstreamCredential
 from service.db.models.mirror import SyncKind, SyncSchedule
 from service.launcher import QuietServer, start_server
-from service.mirror.service import sync_job_id
+from service.mirror.jobs import sync_job_id
 from service.runtime import Resources
 from service.settings import SimulatorSettings, SyncSettings
 from service.tenants import CredentialService, Principal, TenantService, load_key_ring
@@ -65,9 +65,9 @@ async def test_demo_tenant_is_created_once_with_a_key_and_a_first_sync(
     assert schedule.full_interval_seconds == demo_resources.settings.sync.full_interval_seconds
     assert schedule.refresh_interval_seconds == demo_resources.settings.simulator.refresh_interval_seconds
     assert schedule.next_full_at is not None
-    job_id = sync_job_id(tenant_id_from(tenant.id), SyncKind.FULL)
+    job_id = f"{demo_resources.redis.namespace}:{sync_job_id(tenant_id_from(tenant.id), SyncKind.FULL)}"
     assert await demo_resources.redis.exists(f"arq:job:{job_id}") == 1
-    await demo_resources.redis.delete(f"arq:job:{job_id}")
+    await demo_resources.redis.delete(f"arq:job:{job_id}", demo_resources.redis.queue("bulk"))
 
 
 async def test_a_real_credential_keeps_the_simulator_on_while_the_demo_uses_it(

@@ -39,6 +39,11 @@ def imports() -> dict[str, set[str]]:
     return found
 
 
+# Parse while the test module is collected, before any test runs: CPython 3.11's ast.parse can fail with
+# "AST constructor recursion depth mismatch" once an earlier test in the process has caught a RecursionError.
+imports()
+
+
 def _within(module: str, package: str) -> bool:
     return module == package or module.startswith(package + ".")
 

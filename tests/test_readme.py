@@ -13,7 +13,8 @@ from service.settings import Settings
 README = Path(__file__).resolve().parents[1] / "README.md"
 
 
-def _environment_variables() -> list[str]:
+def environment_variables() -> list[str]:
+    """Every GIVFLEET_ environment variable the settings read."""
     names = []
     for name, field in Settings.model_fields.items():
         group = field.annotation
@@ -33,5 +34,5 @@ def test_every_command_has_a_row_in_the_commands_table() -> None:
 
 def test_every_setting_has_a_row_in_the_configuration_table() -> None:
     text = README.read_text()
-    missing = [name for name in _environment_variables() if f"| `{name}` |" not in text]
+    missing = [name for name in environment_variables() if f"| `{name}` |" not in text]
     assert missing == []

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 from collections.abc import Callable
+from functools import lru_cache
 from pathlib import Path
 
 from alembic import command
@@ -37,10 +38,41 @@ async def downgrade(url: str, revision: str) -> None:
 
 async def current(url: str) -> tuple[str | None, str | None]:
     """The database's revision and the newest revision in ``migrations/``."""
-    head = ScriptDirectory.from_config(alembic_config()).get_current_head()
     revisions: list[str | None] = []
-    await _run(url, lambda connection: revisions.append(MigrationContext.configure(connection).get_current_revision()))
-    return revisions[0], head
+    await _run(url, lambda connection: revisions.append(revision_of(connection)))
+    return revisions[0], head_revision()
+
+
+@lru_cache(maxsize=1)
+def _scripts() -> ScriptDirectory:
+    return ScriptDirectory.from_config(alembic_config())  # read once: the files do not change under a process
+
+
+def head_revision() -> str | None:
+    """The newest revision in ``migrations/``."""
+    return _scripts().get_current_head()
+
+
+def is_behind(revision: str | None) -> bool:
+    """Whether a database at ``revision`` lacks migrations this code needs: never migrated, or at an older
+    revision of ours.
+
+    A revision this code does not know belongs to a newer release whose migration ran first (during a rolling
+    upgrade the old pods keep serving: each migration must work with the release before it).
+    """
+    if revision is None:
+        return True
+    return revision in _known_revisions() and revision != head_revision()
+
+
+@lru_cache(maxsize=1)
+def _known_revisions() -> frozenset[str]:
+    return frozenset(script.revision for script in _scripts().walk_revisions())
+
+
+def revision_of(connection: Connection) -> str | None:
+    """The revision the database behind ``connection`` is migrated to (``None``: never migrated)."""
+    return MigrationContext.configure(connection).get_current_revision()
 
 
 async def _run(url: str, action: Callable[[Connection], object]) -> None:

@@ -7,9 +7,10 @@ then enqueues the jobs deferred on it.
 
 Units of work: jobs a transaction asks for are enqueued only once it has committed.
 
-Services call :func:`defer_job` with the session they were given; the edge that owns the transaction (a REST
-request, a GraphQL mutation, a job) commits, then hands the deferred jobs to arq. A rolled-back transaction
-enqueues nothing, so a job never sees rows that were never written.
+Services call :func:`defer_job` with the session they were given and a checked call of a declared job
+(:meth:`service.jobs.typed.JobSpec.call`); the edge that owns the transaction (a REST request, a GraphQL
+mutation, a job) commits, then hands the deferred jobs to arq. A rolled-back transaction enqueues nothing, so a
+job never sees rows that were never written.
 """
 
 from __future__ import annotations
@@ -55,16 +56,21 @@ async def read_session(session_factory: async_sessionmaker[AsyncSession]) -> Asy
 
 @dataclass(frozen=True)
 class DeferredJob:
-    """A job to enqueue after commit: its registered name (``"domain.verb"``) and its arguments (ids)."""
+    """A job to enqueue: its name (``"domain.verb"``), queue, validated payload (JSON data) and uniqueness key.
+
+    Build it with :meth:`service.jobs.typed.JobSpec.call`, which checks the payload.
+    """
 
     name: str
-    args: tuple[Any, ...] = ()
-    kwargs: dict[str, Any] = field(default_factory=dict)
+    queue: str
+    payload: dict[str, Any] = field(default_factory=dict)
+    key: str | None = None
+    revive: bool = False
 
 
-def defer_job(session: AsyncSession, name: str, *args: Any, **kwargs: Any) -> None:
-    """Ask for ``name(*args, **kwargs)`` to be enqueued when ``session``'s transaction commits."""
-    session.info.setdefault(_DEFERRED_KEY, []).append(DeferredJob(name, args, kwargs))
+def defer_job(session: AsyncSession, job: DeferredJob) -> None:
+    """Ask for ``job`` to be enqueued when ``session``'s transaction commits."""
+    session.info.setdefault(_DEFERRED_KEY, []).append(job)
 
 
 def take_deferred_jobs(session: AsyncSession) -> list[DeferredJob]:

@@ -1,25 +1,41 @@
-"""Commit a unit of work, then enqueue what it deferred."""
+"""Enqueue checked job calls on their namespaced queues; commit a unit of work, then enqueue what it deferred."""
 
 from __future__ import annotations
 
 from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
+from typing import TYPE_CHECKING
 
-from arq.connections import ArqRedis
+from arq.constants import in_progress_key_prefix
 from arq.jobs import Job
 from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
 
 from service.db.uow import DeferredJob, take_deferred_jobs
 
+if TYPE_CHECKING:  # runtime -> upstream -> tenants -> enqueue: a real import would be a cycle
+    from service.runtime import NamespacedRedis
 
-async def enqueue_deferred(redis: ArqRedis, jobs: list[DeferredJob]) -> list[Job | None]:
-    """Enqueue ``jobs`` in order; arq returns ``None`` for a job whose ``_job_id`` is already queued."""
-    return [await redis.enqueue_job(job.name, *job.args, **job.kwargs) for job in jobs]
+
+async def enqueue(redis: NamespacedRedis, job: DeferredJob) -> Job | None:
+    """Enqueue one checked call (see :meth:`service.jobs.typed.JobSpec.call`).
+
+    Returns:
+        The arq job, or ``None`` when a job with the same key is already queued or running (the call joins it).
+    """
+    job_id = redis.job_id(job.name, job.key)
+    if job.revive:
+        await redis.delete(in_progress_key_prefix + job_id)
+    return await redis.enqueue_job(job.name, job.payload, _job_id=job_id, _queue_name=redis.queue(job.queue))
+
+
+async def enqueue_deferred(redis: NamespacedRedis, jobs: list[DeferredJob]) -> list[Job | None]:
+    """Enqueue ``jobs`` in order (``None`` for each that joined a job already queued or running)."""
+    return [await enqueue(redis, job) for job in jobs]
 
 
 @asynccontextmanager
 async def unit_of_work(
-    session_factory: async_sessionmaker[AsyncSession], redis: ArqRedis
+    session_factory: async_sessionmaker[AsyncSession], redis: NamespacedRedis
 ) -> AsyncIterator[AsyncSession]:
     """One transaction: commit on success (then enqueue deferred jobs), roll back on any exception."""
     async with session_factory() as session:

@@ -9,6 +9,7 @@ from typing import TypedDict
 from sqlalchemy import func, select
 
 from service.jobs.context import JobContext
+from service.jobs.typed import NoPayload, Queue, job
 
 
 class HeartbeatResult(TypedDict):
@@ -19,7 +20,8 @@ class HeartbeatResult(TypedDict):
     job_try: int
 
 
-async def heartbeat(ctx: JobContext) -> HeartbeatResult:
+@job("system.heartbeat", queue=Queue.CONTROL, payload=NoPayload, max_tries=1)
+async def heartbeat(ctx: JobContext, payload: NoPayload) -> HeartbeatResult:
     """Ask the database for its clock from inside a worker; the result shows which worker answered."""
     async with ctx["resources"].session_factory() as session:
         database_time = (await session.execute(select(func.now()))).scalar_one()

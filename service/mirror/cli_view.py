@@ -3,17 +3,22 @@
 from __future__ import annotations
 
 import asyncio
+import contextlib
+from collections.abc import Callable
 
 from rich.console import Console
 from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn
 from rich.table import Table
 
-from service.core.errors import GivfleetError
+from service.core.errors import GivfleetError, NotFoundError
 from service.core.signals import stop_on_signals, until_stopped
+from service.core.tenancy import tenant_id_from
 from service.db.models.mirror import SyncKind, SyncState
-from service.mirror.runner import SyncProgress, sync_tenant_now
+from service.mirror.repository import MirrorRepository
+from service.mirror.runner import SyncOptions, SyncOutcome, SyncProgress, SyncRunner, options_from
 from service.runtime import Resources
 from service.settings import Settings
+from service.tenants.repository import TenantRepository
 
 INTERRUPTED = 130
 """Exit code of a sync stopped by SIGINT or SIGTERM (the shell's convention for Ctrl-C)."""
@@ -86,3 +91,42 @@ async def sync_with_progress(settings: Settings, tenant: str, *, full: bool, con
         console.print(f"[red]sync failed: {outcome.error}[/red]")
         return 1
     return 0
+
+
+async def sync_tenant_now(
+    resources: Resources,
+    tenant: str,
+    kind: SyncKind,
+    *,
+    on_progress: Callable[[SyncProgress], None] | None = None,
+    options: SyncOptions | None = None,
+) -> tuple[SyncOutcome, dict[str, int]]:
+    """Sync a tenant (by slug or id) in this process, as ``givfleet sync`` does; joins a sync already running.
+
+    Returns:
+        The outcome, and the mirror's rows per entity afterwards.
+
+    Raises:
+        NotFoundError: No such tenant.
+    """
+
+    async with resources.session_factory() as session:
+        tenants = TenantRepository(session)
+        found = await tenants.get_by_slug(tenant)
+        if found is None:
+            with contextlib.suppress(ValueError):
+                found = await tenants.get(tenant_id_from(tenant))
+        if found is None:
+            raise NotFoundError(f"no tenant {tenant!r}")
+        tenant_id = tenant_id_from(found.id)
+    runner = SyncRunner(
+        resources.engine,
+        resources.session_factory,
+        resources.upstream.sync_target,
+        options or options_from(resources.settings),
+        on_progress,
+    )
+    outcome = await runner.run(tenant_id, kind, job_id="cli")
+    async with resources.session_factory() as session:
+        counts = await MirrorRepository(session, tenant_id).counts()
+    return outcome, counts

@@ -30,6 +30,7 @@ from service.db.models.mirror import (
     InverterChangeKind,
     Meter,
     Site,
+    SyncCheckpoint,
     SyncKind,
     SyncRun,
     SyncSchedule,
@@ -203,7 +204,8 @@ class MirrorRepository:
         return counts
 
     async def set_site_statuses(self, statuses: Sequence[tuple[int, str | None]], *, now: datetime) -> int:
-        """Store the scheme statuses that differ from the stored ones (a site not stored is left alone).
+        """Store the scheme statuses just checked: every checked site's ``scheme_status_checked_at`` becomes
+        ``now``; its status (and ``changed_at``) only when it differs (a site not stored is left alone).
 
         Returns:
             How many sites' status changed.
@@ -211,20 +213,18 @@ class MirrorRepository:
         sites = ENTITY_TABLES[Entity.SITES][0]
         changed = 0
         for chunk in _chunks(list(statuses)):
-            # One UPDATE ... FROM (VALUES ...) per chunk; the comparison is the database's, so unchanged rows
-            # are neither written nor read.
+            # Two UPDATE ... FROM (VALUES ...) per chunk: the changed statuses (the comparison is the database's),
+            # then the check time of every site checked.
             given = values(sql_column("sid", BigInteger), sql_column("st", String), name="given").data(list(chunk))
+            matching = (sites.c.tenant_id == self.tenant_id, sites.c.upstream_id == given.c.sid)
             result = await self.session.execute(
                 update(sites)
-                .where(
-                    sites.c.tenant_id == self.tenant_id,
-                    sites.c.upstream_id == given.c.sid,
-                    sites.c.scheme_status.is_distinct_from(given.c.st),
-                )
-                .values(scheme_status=given.c.st, scheme_status_checked_at=now, changed_at=now)
+                .where(*matching, sites.c.scheme_status.is_distinct_from(given.c.st))
+                .values(scheme_status=given.c.st, changed_at=now)
                 .returning(sites.c.upstream_id)
             )
             changed += len(result.all())
+            await self.session.execute(update(sites).where(*matching).values(scheme_status_checked_at=now))
         return changed
 
     async def _upsert(
@@ -334,9 +334,11 @@ class SyncRunRepository:
         self.session = session
         self.tenant_id = tenant_id
 
-    async def running(self) -> SyncRun | None:
-        """The tenant's unfinished run, if any (at most one exists)."""
+    async def running(self, *, for_update: bool = False) -> SyncRun | None:
+        """The tenant's unfinished run, if any (at most one exists); ``for_update`` locks its row."""
         statement = select(SyncRun).where(SyncRun.tenant_id == self.tenant_id, SyncRun.state == SyncState.RUNNING)
+        if for_update:
+            statement = statement.with_for_update()
         return (await self.session.execute(statement)).scalar_one_or_none()
 
     async def get(self, run_id: uuid.UUID) -> SyncRun | None:
@@ -359,17 +361,49 @@ class SyncRunRepository:
         self.session.add(run)
 
     async def new_run(
-        self, kind: SyncKind, *, now: datetime, credential_id: uuid.UUID | None, job_id: str | None
-    ) -> SyncRun:
-        """Create and flush a running run."""
-        run = SyncRun(
-            tenant_id=self.tenant_id, credential_id=credential_id, kind=kind, state=SyncState.RUNNING, job_id=job_id,
-            attempts=1, started_at=now, heartbeat_at=now, requests_used=0, rate_limited=0, server_errors=0,
-            rows_inserted=0, rows_updated=0, rows_removed=0, history_rows=0, site_status_included=False, progress={},
+        self,
+        kind: SyncKind,
+        *,
+        now: datetime,
+        job_id: str | None,
+        lease_owner: str | None,
+        lease_expires_at: datetime,
+        checkpoint: SyncCheckpoint | None = None,
+    ) -> SyncRun | None:
+        """Create and flush a running run; ``None`` when the tenant already has one (a concurrent request made
+        it first: the partial unique index decides).
+
+        A run asked for by a request has no ``lease_owner`` and no attempt yet (``attempts`` 0); the attempt
+        that takes its lease counts itself.
+        """
+        run_id = uuid.uuid4()
+        values = dict(
+            id=run_id, tenant_id=self.tenant_id, credential_id=None, kind=kind, state=SyncState.RUNNING,
+            job_id=job_id, attempts=0 if lease_owner is None else 1, started_at=now, heartbeat_at=now,
+            lease_owner=lease_owner, lease_expires_at=lease_expires_at, requests_used=0, rate_limited=0,
+            server_errors=0, rows_inserted=0, rows_updated=0, rows_removed=0, history_rows=0,
+            site_status_included=False, progress=checkpoint or SyncCheckpoint(),
         )  # fmt: skip
-        self.add(run)
-        await self.session.flush()
-        return run
+        statement = (
+            insert(SyncRun)
+            .values(**values)
+            .on_conflict_do_nothing(index_elements=["tenant_id"], index_where=text("state = 'running'"))
+            .returning(SyncRun.id)
+        )
+        if (await self.session.execute(statement)).scalar_one_or_none() is None:
+            return None
+        return await self.get(run_id)
+
+    async def renew_lease(self, run_id: uuid.UUID, owner: str, *, now: datetime, expires_at: datetime) -> bool:
+        """Move the lease of ``owner`` on run ``run_id`` on (a heartbeat); ``False`` if ``owner`` lost it."""
+        statement = (
+            update(SyncRun)
+            .where(SyncRun.tenant_id == self.tenant_id, SyncRun.id == run_id, SyncRun.lease_owner == owner,
+                   SyncRun.state == SyncState.RUNNING)
+            .values(heartbeat_at=now, lease_expires_at=expires_at)
+            .returning(SyncRun.id)
+        )  # fmt: skip
+        return (await self.session.execute(statement)).scalar_one_or_none() is not None
 
     async def schedule(self) -> SyncSchedule | None:
         """The tenant's sync schedule."""
@@ -439,3 +473,18 @@ async def due_schedules(session: AsyncSession, now: datetime) -> Sequence[SyncSc
         )
     )
     return (await session.execute(statement)).scalars().all()
+
+
+async def stale_runs(session: AsyncSession, now: datetime) -> Sequence[SyncRun]:
+    """Running runs whose lease lapsed before ``now`` (every tenant: for the sweeper only), locked and released
+    (``lease_owner`` cleared), so the attempt that lost them can no longer write a checkpoint and the revived
+    job takes them at once."""
+    statement = (
+        select(SyncRun)
+        .where(SyncRun.state == SyncState.RUNNING, SyncRun.lease_expires_at < now)
+        .with_for_update(skip_locked=True)
+    )
+    runs = (await session.execute(statement)).scalars().all()
+    for run in runs:
+        run.lease_owner = None
+    return runs

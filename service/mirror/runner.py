@@ -3,40 +3,49 @@
 A sync is long (a 10,000-inverter fleet with site statuses takes the better part of an hour at 300 requests a
 minute), so it commits at checkpoints instead of holding one transaction:
 
-1. **Lock**: a PostgreSQL session advisory lock per tenant, held on a connection of its own for the whole
-   run. A second request for the same tenant waits for the lock and then *joins*: it returns the run that
-   finished meanwhile when that run covers it (a full sync covers a refresh). A killed worker's connection
-   drops, so its lock is released by PostgreSQL itself.
-2. **Run row**: the tenant's ``running`` row left by a killed worker is adopted (``attempts`` + 1, progress
-   kept); otherwise a new one is created.
+1. **Lease**: the tenant's unfinished run row is the lease (at most one per tenant). The attempt takes it
+   (``lease_owner``, ``lease_expires_at``) in a short transaction and a heartbeat renews it every third of
+   ``lease``; no connection is held between checkpoints. A second attempt for the same tenant finds the lease
+   held, waits (polling, without a connection) and then *joins*: it returns the run that finished meanwhile
+   when that run covers it (a full sync covers a refresh). A run whose lease lapsed (a killed worker) is taken
+   over, ``attempts`` + 1, progress kept; the attempt that lost it can no longer write (every checkpoint checks
+   the owner).
+2. **Run row**: a run asked for by a request (``attempts`` 0, see :func:`service.mirror.service.request_sync`)
+   or left by a dead attempt is adopted; otherwise a new one is created.
 3. **Discovery and plan**: see :mod:`service.mirror.upstream`; the plan and its ETA are stored on the run.
 4. **Lists**: fetched whole, reconciled against the stored rows and written in one transaction (a worker
    killed while fetching leaves the mirror as it was; the next attempt fetches again).
 5. **Site statuses** (approved credentials): one call per site, written and checkpointed in batches; the
    next attempt resumes after the last checkpoint.
 6. **Record**: requests used, 429s, 5xx, rows inserted/updated/removed, history rows, outcome.
+
+A transient upstream failure (5xx, timeout, 429 after the client's own retries) of an attempt that is not the
+last leaves the run resumable and raises :class:`TransientSyncError`: the job is retried later and resumes from
+the checkpoint. A cancelled attempt (SIGTERM past the grace period) releases its lease the same way.
 """
 
 from __future__ import annotations
 
+import asyncio
 import contextlib
+import os
+import socket
 import time
 import uuid
 from collections.abc import AsyncIterator, Awaitable, Callable, Sequence
 from dataclasses import dataclass, field
 from datetime import timedelta
-from typing import Any
 
+import httpx
 import structlog
-from sqlalchemy import text
 from sqlalchemy.ext.asyncio import AsyncEngine, AsyncSession, async_sessionmaker
 
+from service.core.background import alongside
 from service.core.clock import utcnow
-from service.core.errors import NotFoundError
-from service.core.tenancy import TenantId, tenant_id_from
+from service.core.tenancy import TenantId
 from service.db.models.credential import CredentialHealth
-from service.db.models.mirror import SyncKind, SyncRun, SyncState
-from service.givenergy import PaymentRequiredError, UnauthorisedError
+from service.db.models.mirror import StatusWork, SyncCheckpoint, SyncKind, SyncRun, SyncState
+from service.givenergy import PaymentRequiredError, RateLimitedError, UnauthorisedError, UpstreamUnavailableError
 from service.mirror.reconcile import reconcile
 from service.mirror.repository import MirrorRepository, SyncRunRepository
 from service.mirror.schemas import Counts, Entity, SyncPlan
@@ -52,9 +61,8 @@ from service.mirror.upstream import (
     fetch_refresh,
     fetch_site_statuses,
 )
-from service.runtime import Resources
 from service.settings import Settings
-from service.tenants.repository import CredentialRepository, TenantRepository
+from service.tenants.repository import CredentialRepository
 from service.upstream import UpstreamTarget
 
 log = structlog.get_logger(__name__)
@@ -79,6 +87,8 @@ class SyncOptions:
             of refreshes per full interval): each run, full or refresh, checks the next slice of sites,
             round-robin, so every site is checked once per cycle instead of all in one burst. ``None``: a full
             sync checks every site, a refresh none (explicit syncs, ``givfleet sync``).
+        lease: How long an attempt's lease on its run lasts without a heartbeat (renewed every third of it).
+        lease_poll_seconds: How often an attempt waiting for another attempt's run looks again.
     """
 
     page_size: int = 1000
@@ -87,6 +97,8 @@ class SyncOptions:
     status_batch: int = 200
     site_status: bool = True
     site_status_spread: int | None = None
+    lease: timedelta = timedelta(seconds=90)
+    lease_poll_seconds: float = 1.0
 
 
 def options_from(settings: Settings, *, spread: int | None = None) -> SyncOptions:
@@ -96,7 +108,9 @@ def options_from(settings: Settings, *, spread: int | None = None) -> SyncOption
         page_size=group.page_size,
         concurrency=group.concurrency,
         seen_granularity=timedelta(seconds=group.last_seen_granularity_seconds),
+        status_batch=group.status_batch,
         site_status_spread=spread,
+        lease=timedelta(seconds=settings.worker.stall_seconds),
     )
 
 
@@ -143,30 +157,27 @@ class SyncOutcome:
         )
 
 
-def lock_key(tenant_id: TenantId) -> int:
-    """The advisory-lock key of a tenant's sync (64 bits of its id, signed as PostgreSQL wants)."""
-    return int.from_bytes(uuid.UUID(str(tenant_id)).bytes[:8], "big", signed=True) ^ 0x6D6972726F72  # "mirror"
+class TransientSyncError(Exception):
+    """An attempt stopped on a transient upstream failure; its run is resumable and the job should retry."""
 
 
-@contextlib.asynccontextmanager
-async def tenant_lock(engine: AsyncEngine, tenant_id: TenantId) -> AsyncIterator[bool]:
-    """Hold the tenant's sync lock for the block; yields whether it was free at once (``False``: we waited)."""
-    key = lock_key(tenant_id)
-    async with engine.connect() as connection:
-        free = bool((await connection.execute(text("SELECT pg_try_advisory_lock(:k)"), {"k": key})).scalar_one())
-        if not free:
-            await connection.execute(text("SELECT pg_advisory_lock(:k)"), {"k": key})
-        await connection.commit()
-        try:
-            yield free
-        finally:
-            with contextlib.suppress(Exception):
-                await connection.execute(text("SELECT pg_advisory_unlock(:k)"), {"k": key})
-                await connection.commit()
+class LeaseLostError(Exception):
+    """The attempt's lease on its run was taken over (it stalled past its expiry): it must stop writing."""
+
+
+TRANSIENT_ERRORS: tuple[type[BaseException], ...] = (
+    UpstreamUnavailableError, RateLimitedError, httpx.TimeoutException, httpx.TransportError,
+)
+"""Upstream failures worth another attempt later (the client has already retried each request)."""
 
 
 def _covers(done: SyncKind, wanted: SyncKind) -> bool:
     return done is SyncKind.FULL or wanted is SyncKind.REFRESH
+
+
+def _attempt_owner() -> str:
+    """A lease owner unique to this attempt, naming its host and process for operators."""
+    return f"{socket.gethostname()[:60]}:{os.getpid()}:{uuid.uuid4().hex[:12]}"
 
 
 class SyncRunner:
@@ -191,76 +202,154 @@ class SyncRunner:
         async with self.session_factory() as session, session.begin():
             yield session
 
-    async def run(self, tenant_id: TenantId, kind: SyncKind, *, job_id: str | None = None) -> SyncOutcome:
+    async def run(
+        self,
+        tenant_id: TenantId,
+        kind: SyncKind,
+        *,
+        job_id: str | None = None,
+        run_id: uuid.UUID | None = None,
+        final_attempt: bool = True,
+    ) -> SyncOutcome:
         """Sync one tenant (or join the sync already running for it).
 
         Args:
             tenant_id: The tenant.
             kind: Full sync or refresh.
             job_id: The arq job id (recorded on the run).
+            run_id: The run this attempt was asked to work on (a request creates it); when another attempt has
+                finished it meanwhile, its outcome is returned (joined).
+            final_attempt: Record a transient failure as the run's failure; otherwise leave the run resumable and
+                raise :class:`TransientSyncError` so that the job is retried.
 
         Returns:
             The outcome; a failed sync is recorded and returned with ``state`` failed, not raised.
-        """
-        requested_at = utcnow()
-        async with tenant_lock(self.engine, tenant_id) as free:
-            if not free:
-                async with self._transaction() as session:
-                    for done in await SyncRunRepository(session, tenant_id).latest(finished_after=requested_at):
-                        if done.state is SyncState.SUCCEEDED and _covers(done.kind, kind):
-                            return SyncOutcome.of(done, joined=True)
-            return await self._run_locked(tenant_id, kind, job_id)
 
-    async def _run_locked(self, tenant_id: TenantId, kind: SyncKind, job_id: str | None) -> SyncOutcome:
-        now = utcnow()
+        Raises:
+            TransientSyncError: A transient upstream failure on an attempt that is not the last.
+        """
+        owner = _attempt_owner()
+        wanted = run_id
+        while True:
+            claim = await self._claim(tenant_id, kind, job_id, owner, wanted)
+            if isinstance(claim, SyncOutcome):
+                return claim
+            if isinstance(claim, _Claimed):
+                return await self._run_claimed(tenant_id, claim, final_attempt)
+            if claim is not None:  # held by another attempt: wait for it, then join it if it covers us
+                wanted = wanted or claim
+                await asyncio.sleep(self.options.lease_poll_seconds)
+
+    async def _claim(
+        self, tenant_id: TenantId, kind: SyncKind, job_id: str | None, owner: str, wanted: uuid.UUID | None
+    ) -> SyncOutcome | _Claimed | uuid.UUID | None:
+        """Take the tenant's run: a joined outcome, the claimed run, or the id of the run another attempt holds
+        (``None``: held, but already gone again; try at once)."""
         async with self._transaction() as session:
             runs = SyncRunRepository(session, tenant_id)
-            run = await runs.running()
-            if run is not None:
+            if wanted is not None:
+                done = await runs.get(wanted)
+                if done is not None and done.state is not SyncState.RUNNING and _covers(done.kind, kind):
+                    return SyncOutcome.of(done, joined=True)
+            now = utcnow()
+            expires = now + self.options.lease
+            run = await runs.running(for_update=True)
+            if run is None:
+                checkpoint = SyncCheckpoint(spread=self.options.site_status_spread)
+                run = await runs.new_run(kind, now=now, job_id=job_id, lease_owner=owner, lease_expires_at=expires,
+                                         checkpoint=checkpoint)  # fmt: skip
+                if run is None:  # another attempt created one first: wait for it
+                    held = await runs.running()
+                    return held.id if held is not None else None
+            elif run.lease_owner is None or run.lease_expires_at is None or run.lease_expires_at <= now:
+                if run.attempts:
+                    log.info("mirror.sync.adopted", run_id=str(run.id), attempts=run.attempts + 1,
+                             previous_owner=run.lease_owner)  # fmt: skip
                 run.attempts += 1
-                run.heartbeat_at = now
+                run.lease_owner, run.lease_expires_at, run.heartbeat_at = owner, expires, now
                 run.job_id = job_id or run.job_id
                 if kind is SyncKind.FULL and run.kind is not SyncKind.FULL:
                     run.kind = SyncKind.FULL  # the refresh left unfinished becomes the full sync asked for now
-                    run.progress = {}
-                log.info("mirror.sync.adopted", run_id=str(run.id), attempts=run.attempts)
+                    run.progress = SyncCheckpoint(spread=run.progress.spread)
             else:
-                run = await runs.new_run(kind, now=now, credential_id=None, job_id=job_id)
+                return run.id
             try:
                 target = await self.resolver(session, tenant_id)
             except Exception as exc:
                 run.state, run.finished_at, run.error = SyncState.FAILED, utcnow(), f"no usable credential: {exc}"
+                run.lease_owner = None
                 return SyncOutcome.of(run)
             run.credential_id = target.credential_id
-            state = _RunState(run.id, run.kind, dict(run.progress), run.requests_used, run.rate_limited,
+            state = _RunState(run.id, run.kind, owner, run.progress, run.requests_used, run.rate_limited,
                               run.server_errors, run.attempts)  # fmt: skip
+            return _Claimed(state, target)
+
+    async def _run_claimed(self, tenant_id: TenantId, claim: _Claimed, final_attempt: bool) -> SyncOutcome:
+        state, target = claim.state, claim.target
         tap = RequestTap(on_response=lambda count: self._report(state, count))
         state.tap = tap
         try:
-            async with UpstreamSession(target, tap) as upstream:
+            async with self._heartbeat(tenant_id, state), UpstreamSession(target, tap) as upstream:
                 fetcher = Fetcher(upstream, page_size=self.options.page_size, concurrency=self.options.concurrency)
-                if state.progress.get("stage", "lists") == "lists":
+                if state.progress.stage == "lists":
                     await self._lists(tenant_id, state, fetcher, target)
-                if state.progress.get("stage") == "statuses":
+                if state.progress.stage == "statuses":
                     await self._statuses(tenant_id, state, fetcher, target)
+        except asyncio.CancelledError:
+            await asyncio.shield(self._release(tenant_id, state, None))
+            raise
+        except LeaseLostError:
+            log.warning("mirror.sync.lease_lost", tenant_id=str(tenant_id), run_id=str(state.run_id))
+            raise
         except Exception as exc:
+            if isinstance(exc, TRANSIENT_ERRORS) and not final_attempt:
+                log.warning("mirror.sync.interrupted", tenant_id=str(tenant_id), error=str(exc))
+                await self._release(tenant_id, state, f"{type(exc).__name__}: {exc} (will retry)")
+                raise TransientSyncError(str(exc)) from exc
             log.warning("mirror.sync.failed", tenant_id=str(tenant_id), error=str(exc))
             async with self._transaction() as session:
                 await _note_credential_state(session, tenant_id, target, exc)
                 run = await self._load(session, tenant_id, state)
                 run.state, run.finished_at, run.error = SyncState.FAILED, utcnow(), f"{type(exc).__name__}: {exc}"
+                run.lease_owner = None
                 return SyncOutcome.of(run, plan=state.plan)
         async with self._transaction() as session:
             run = await self._load(session, tenant_id, state)
-            run.state, run.finished_at, run.progress = (
-                SyncState.SUCCEEDED,
-                utcnow(),
-                {**state.progress, "stage": "done"},
-            )
+            run.state, run.finished_at, run.error = SyncState.SUCCEEDED, utcnow(), None
+            run.progress = state.progress.model_copy(update={"stage": "done"})
+            run.lease_owner = None
             log.info("mirror.sync.succeeded", tenant_id=str(tenant_id), run_id=str(run.id),
                      requests=run.requests_used, planned=run.planned_requests, inserted=run.rows_inserted,
                      updated=run.rows_updated, removed=run.rows_removed)  # fmt: skip
             return SyncOutcome.of(run, plan=state.plan)
+
+    async def _release(self, tenant_id: TenantId, state: _RunState, error: str | None) -> None:
+        """Record the attempt's counters and give the lease up: the run stays ``running``, resumable by the next
+        attempt (a retry, or the job the sweeper enqueues once the lease has lapsed)."""
+        async with self._transaction() as session:
+            run = await self._load(session, tenant_id, state)
+            run.lease_owner = None
+            run.error = error
+
+    @contextlib.asynccontextmanager
+    async def _heartbeat(self, tenant_id: TenantId, state: _RunState) -> AsyncIterator[None]:
+        """Renew the attempt's lease every third of its length while the block runs (the lists stage may fetch
+        for many minutes between checkpoints)."""
+
+        async def beat() -> None:
+            while True:
+                await asyncio.sleep(self.options.lease.total_seconds() / 3)
+                now = utcnow()
+                async with self._transaction() as session:
+                    renewed = await SyncRunRepository(session, tenant_id).renew_lease(
+                        state.run_id, state.owner, now=now, expires_at=now + self.options.lease
+                    )
+                if not renewed:
+                    log.warning("mirror.sync.lease_lost", tenant_id=str(tenant_id), run_id=str(state.run_id))
+                    return
+
+        async with alongside(beat(), f"sync-heartbeat:{tenant_id}"):
+            yield
 
     def _report(self, state: _RunState, count: int) -> None:
         if self.on_progress is not None:
@@ -272,12 +361,15 @@ class SyncRunner:
         run = await SyncRunRepository(session, tenant_id).get(state.run_id)
         if run is None:  # deleted under us (tenant removed): nothing sensible to record
             raise LookupError("sync run disappeared")
+        if run.lease_owner != state.owner:
+            raise LeaseLostError(f"sync run {run.id} is now held by {run.lease_owner}")
         tap = state.tap
         run.requests_used = state.base_requests + (tap.requests if tap else 0)
         run.rate_limited = state.base_rate_limited + (tap.rate_limited if tap else 0)
         run.server_errors = state.base_server_errors + (tap.server_errors if tap else 0)
         run.heartbeat_at = utcnow()
-        run.progress = dict(state.progress)
+        run.lease_expires_at = run.heartbeat_at + self.options.lease
+        run.progress = state.progress
         return run
 
     async def _set_plan(self, session: AsyncSession, tenant_id: TenantId, state: _RunState, plan: SyncPlan) -> None:
@@ -303,7 +395,7 @@ class SyncRunner:
                 approved = spread is not None and self.options.site_status and _was_approved(recent)
             work = await self._status_work(session, tenant_id, discovery, recent, approved=approved, spread=spread)
         plan = build_plan(discovery, full=full)
-        steps = {**plan.steps, "site_status": work["count"]}
+        steps = {**plan.steps, "site_status": work.count}
         plan = SyncPlan(sum(steps.values()), steps, None)
         plan = plan._replace(eta_seconds=await eta_seconds(target.limiter, plan.requests - discovery.requests))
         async with self._transaction() as session:
@@ -338,16 +430,15 @@ class SyncRunner:
             log.info("mirror.sync.lists", tenant_id=str(tenant_id), **{k: round(v, 3) for k, v in timings.items()})
             run = await self._load(session, tenant_id, state)
             _add_counts(run, counts)
-            state.progress = {
-                "stage": "statuses" if work["count"] else "done",
+            state.progress = state.progress.model_copy(update={
+                "stage": "statuses" if work.count else "done",
                 "seen": counts.seen,
                 "seconds": {k: round(v, 3) for k, v in timings.items()},
                 "status_work": work,
                 "status_done": 0,
-            }
-            if work["cursor"] is not None and not work["count"]:
-                state.progress["status_cursor"] = work["cursor"]
-            run.progress = dict(state.progress)
+                "status_cursor": work.cursor if work.cursor is not None and not work.count else None,
+            })  # fmt: skip
+            run.progress = state.progress
             run.site_status_included = approved
 
     async def _status_work(
@@ -359,36 +450,31 @@ class SyncRunner:
         *,
         approved: bool,
         spread: int | None,
-    ) -> dict[str, Any]:
-        """Which site statuses this run checks: ``after`` (start after this site id, round-robin), ``count``,
-        ``skip`` (the site discovery already probed) and ``cursor`` (where the previous cycle stopped, found in
-        the ``recent`` runs, newest first)."""
-        cursor: int | None = None
-        for run in recent:
-            if isinstance(run.progress.get("status_cursor"), int):
-                cursor = run.progress["status_cursor"]
-                break
+    ) -> StatusWork:
+        """Which site statuses this run checks (``cursor``: where the previous cycle stopped, found in the
+        ``recent`` runs, newest first)."""
+        cursor = next((run.progress.status_cursor for run in recent if run.progress.status_cursor is not None), None)
         skip = discovery.site_status_probe.upstream_id if discovery.site_status_probe is not None else None
         if not approved:
-            return {"after": None, "count": 0, "skip": skip, "cursor": cursor}
+            return StatusWork(after=None, count=0, skip=skip, cursor=cursor)
         if discovery.sites is not None and discovery.sites.first.total is not None:
             sites = discovery.sites.first.total
         else:
             sites = len(await MirrorRepository(session, tenant_id).site_ids())
         if spread is None:
-            return {"after": None, "count": max(0, sites - (1 if skip is not None else 0)), "skip": skip,
-                    "cursor": cursor}  # fmt: skip
-        return {"after": cursor, "count": min(sites, -(-sites // max(1, spread))), "skip": None, "cursor": cursor}
+            return StatusWork(after=None, count=max(0, sites - (1 if skip is not None else 0)), skip=skip,
+                              cursor=cursor)  # fmt: skip
+        return StatusWork(after=cursor, count=min(sites, -(-sites // max(1, spread))), skip=None, cursor=cursor)
 
     async def _statuses(self, tenant_id: TenantId, state: _RunState, fetcher: Fetcher, target: UpstreamTarget) -> None:
         state.phase = "site_status"
-        work: dict[str, Any] = state.progress.get("status_work") or {"after": None, "count": 0, "skip": None}
+        work = state.progress.status_work or StatusWork()
         async with self._transaction() as session:
-            site_ids = [s for s in await MirrorRepository(session, tenant_id).site_ids() if s != work.get("skip")]
-        after = work.get("after")
+            site_ids = [s for s in await MirrorRepository(session, tenant_id).site_ids() if s != work.skip]
+        after = work.after
         start = next((i for i, site in enumerate(site_ids) if after is None or site > after), 0)
-        ordered = (site_ids[start:] + site_ids[:start])[: work.get("count", 0)]
-        done = int(state.progress.get("status_done", 0))
+        ordered = (site_ids[start:] + site_ids[:start])[: work.count]
+        done = state.progress.status_done
         todo = ordered[done:]
         if state.plan is None:  # adopted at this stage: the rest of the plan is the statuses left
             plan = SyncPlan(len(todo), {"site_status": len(todo)}, await eta_seconds(target.limiter, len(todo)))
@@ -403,12 +489,12 @@ class SyncRunner:
                 mirror = MirrorRepository(session, tenant_id)
                 changed = await mirror.set_site_statuses([(s.upstream_id, s.scheme_status) for s in statuses], now=now)
                 done += len(chunk)
-                state.progress["status_done"] = done
-                if done == len(ordered):
-                    state.progress["status_cursor"] = ordered[-1]
+                state.progress = state.progress.model_copy(update={
+                    "status_done": done, "status_cursor": ordered[-1] if done == len(ordered) else None,
+                })  # fmt: skip
                 run = await self._load(session, tenant_id, state)
                 run.rows_updated += changed
-        state.progress["stage"] = "done"
+        state.progress = state.progress.model_copy(update={"stage": "done"})
 
 
 @dataclass
@@ -417,7 +503,8 @@ class _RunState:
 
     run_id: uuid.UUID
     kind: SyncKind
-    progress: dict[str, Any]
+    owner: str
+    progress: SyncCheckpoint
     base_requests: int
     base_rate_limited: int
     base_server_errors: int
@@ -425,6 +512,14 @@ class _RunState:
     plan: SyncPlan | None = None
     tap: RequestTap | None = None
     phase: str = "starting"
+
+
+@dataclass(frozen=True)
+class _Claimed:
+    """A run whose lease this attempt holds, and the upstream it syncs from."""
+
+    state: _RunState
+    target: UpstreamTarget
 
 
 async def _note_credential_state(
@@ -457,42 +552,3 @@ def _add_counts(run: SyncRun, counts: Counts) -> None:
     run.rows_updated += counts.updated
     run.rows_removed += counts.removed
     run.history_rows += counts.history
-
-
-async def sync_tenant_now(
-    resources: Resources,
-    tenant: str,
-    kind: SyncKind,
-    *,
-    on_progress: Callable[[SyncProgress], None] | None = None,
-    options: SyncOptions | None = None,
-) -> tuple[SyncOutcome, dict[str, int]]:
-    """Sync a tenant (by slug or id) in this process, as ``givfleet sync`` does; joins a sync already running.
-
-    Returns:
-        The outcome, and the mirror's rows per entity afterwards.
-
-    Raises:
-        NotFoundError: No such tenant.
-    """
-
-    async with resources.session_factory() as session:
-        tenants = TenantRepository(session)
-        found = await tenants.get_by_slug(tenant)
-        if found is None:
-            with contextlib.suppress(ValueError):
-                found = await tenants.get(tenant_id_from(tenant))
-        if found is None:
-            raise NotFoundError(f"no tenant {tenant!r}")
-        tenant_id = tenant_id_from(found.id)
-    runner = SyncRunner(
-        resources.engine,
-        resources.session_factory,
-        resources.upstream.sync_target,
-        options or options_from(resources.settings),
-        on_progress,
-    )
-    outcome = await runner.run(tenant_id, kind, job_id="cli")
-    async with resources.session_factory() as session:
-        counts = await MirrorRepository(session, tenant_id).counts()
-    return outcome, counts

@@ -5,7 +5,9 @@ active key, old ones still open with the key named by their id until ``givfleet 
 them. Associated data binds a ciphertext to its row (a ciphertext copied onto another row does not open).
 
 When no key is configured (``GIVFLEET_SECURITY__ENCRYPTION_KEYS`` empty), a key file is generated under
-``GIVFLEET_HOME`` (mode 0600) so a fresh machine works; configure keys explicitly in production.
+``GIVFLEET_HOME`` (mode 0600) so a fresh machine works; configure keys explicitly in production. Where the home
+is not durable or not shared (containers: each pod would seal with a key of its own and lose it on restart),
+``GIVFLEET_SECURITY__GENERATE_KEY_FILE=false`` turns a missing key into an error instead.
 """
 
 from __future__ import annotations
@@ -156,7 +158,8 @@ def _new_key_id() -> str:
 
 
 def load_key_ring(settings: Settings) -> KeyRing:
-    """The key ring named by settings, or by the key file under ``GIVFLEET_HOME`` (created when missing).
+    """The key ring named by settings, or by the key file under ``GIVFLEET_HOME`` (created when missing, unless
+    ``security.generate_key_file`` is off).
 
     The active key is ``security.active_key_id`` when set, else the last key listed. A key file is read again
     only when it has changed (``givfleet admin rotate-key --generate`` in another process), so long-running
@@ -167,6 +170,11 @@ def load_key_ring(settings: Settings) -> KeyRing:
         return _ring(configured, settings.security.active_key_id)
     path = key_file_path(settings)
     if not path.exists():
+        if not settings.security.generate_key_file:
+            raise KeyRingError(
+                "no encryption key is configured: set GIVFLEET_SECURITY__ENCRYPTION_KEYS "
+                "(generating a key file is off: GIVFLEET_SECURITY__GENERATE_KEY_FILE=false)"
+            )
         _write_key_file(path, {_new_key_id(): generate_key()}, exclusive=True)
     status = path.stat()  # size too: mtimes can be coarser than two quick writes, and a new key grows the file
     stamp = (path.resolve(), status.st_mtime_ns, status.st_size, settings.security.active_key_id)

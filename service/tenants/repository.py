@@ -19,6 +19,7 @@ from service.core.tenancy import TenantId
 from service.db.models.api_key import ApiKey
 from service.db.models.audit import AuditEvent
 from service.db.models.credential import UpstreamCredential
+from service.db.models.mirror import FleetAccount
 from service.db.models.tenant import Tenant, TenantStatus
 
 
@@ -134,6 +135,12 @@ class ApiKeyRepository(_TenantScoped[ApiKey]):
     async def get_by_prefix(self, prefix: str) -> ApiKey | None:
         """One of the tenant's keys by its public prefix."""
         return (await self._session.execute(self._select().where(ApiKey.prefix == prefix))).scalar_one_or_none()
+
+    async def restriction_exists(self, account_upstream_id: int) -> bool:
+        """Whether the tenant's mirror holds the account a key would be restricted to."""
+        found = (await self._session.execute(select(FleetAccount.id).where(
+            FleetAccount.tenant_id == self.tenant_id, FleetAccount.upstream_id == account_upstream_id))).first()
+        return found is not None
 
     def add(self, key: ApiKey) -> None:
         """Stage a new key of this tenant."""

@@ -16,6 +16,8 @@ from service.api.dependencies import DbSession, provide_db_session
 from service.api.errors import EXCEPTION_HANDLERS
 from service.db.models.tenant import Tenant
 from service.db.uow import defer_job
+from service.jobs.heartbeat import heartbeat
+from service.jobs.typed import NoPayload
 from service.runtime import Resources
 
 pytestmark = pytest.mark.usefixtures("clean_db")
@@ -24,13 +26,13 @@ pytestmark = pytest.mark.usefixtures("clean_db")
 @post("/ok/{slug:str}")
 async def write_ok(slug: FromPath[str], db_session: DbSession) -> None:
     db_session.add(Tenant(slug=slug, name=slug))
-    defer_job(db_session, "tests.noop", _job_id=f"job-{slug}")
+    defer_job(db_session, heartbeat.call(NoPayload(), key=slug))
 
 
 @post("/fail/{slug:str}")
 async def write_fail(slug: FromPath[str], db_session: DbSession) -> None:
     db_session.add(Tenant(slug=slug, name=slug))
-    defer_job(db_session, "tests.noop", _job_id=f"job-{slug}")
+    defer_job(db_session, heartbeat.call(NoPayload(), key=slug))
     await db_session.flush()
     raise RuntimeError("boom after the write")
 
@@ -38,8 +40,9 @@ async def write_fail(slug: FromPath[str], db_session: DbSession) -> None:
 async def state_of(resources: Resources, slug: str) -> tuple[bool, bool]:
     async with resources.session_factory() as session:
         stored = (await session.execute(select(Tenant).where(Tenant.slug == slug))).scalar_one_or_none() is not None
-    queued = bool(await resources.redis.exists(f"arq:job:job-{slug}"))
-    await resources.redis.delete(f"arq:job:job-{slug}")
+    job_key = f"arq:job:{resources.redis.job_id(heartbeat.name, slug)}"
+    queued = bool(await resources.redis.exists(job_key))
+    await resources.redis.delete(job_key, resources.redis.queue(heartbeat.queue))
     return stored, queued
 
 

@@ -13,7 +13,8 @@ from sqlalchemy import func, select
 
 from service.core.roles import Role
 from service.db.models import ApiKey, AuditEvent
-from service.runtime import Resources, queue_name
+from service.jobs.typed import Queue
+from service.runtime import Resources
 from service.simulator import Simulator
 from service.tenants.service import AuditService
 from tests.conftest import http_client
@@ -78,10 +79,11 @@ async def test_request_sync_enqueues_after_commit_and_is_audited(client: httpx.A
     assert payload["errors"] == []
     assert payload["kind"] == "FULL"
     assert payload["jobId"].endswith(f"{tenant.tenant_id}:full")
-    assert await resources.redis.zscore(queue_name(resources.settings), payload["jobId"]) is not None
+    arq_id = f"{resources.redis.namespace}:{payload['jobId']}"
+    assert await resources.redis.zscore(resources.redis.queue(Queue.BULK), arq_id) is not None
     assert "mirror.sync.request" in await audit_actions(resources, tenant)
-    await resources.redis.zrem(queue_name(resources.settings), payload["jobId"])
-    await resources.redis.delete(f"arq:job:{payload['jobId']}")
+    await resources.redis.zrem(resources.redis.queue(Queue.BULK), arq_id)
+    await resources.redis.delete(f"arq:job:{arq_id}")
 
 
 async def test_an_expected_failure_is_a_payload_error_and_writes_nothing(client: httpx.AsyncClient,
@@ -95,7 +97,7 @@ async def test_an_expected_failure_is_a_payload_error_and_writes_nothing(client:
     assert error["code"] == "CONFLICT"
     assert "credential" in error["message"]
     assert await audit_actions(resources, tenant) == before
-    assert await resources.redis.zcard(queue_name(resources.settings)) == 0
+    assert await resources.redis.zcard(resources.redis.queue(Queue.BULK)) == 0
 
 
 async def test_an_unexpected_failure_rolls_back_the_key_and_its_audit_row_and_is_masked(
@@ -173,5 +175,6 @@ async def test_the_example_mutations_run(client: httpx.AsyncClient, resources: R
     assert body["data"]["requestSync"]["errors"] == []
     job_id = body["data"]["requestSync"]["jobId"]
     assert job_id.endswith(f"{tenant.tenant_id}:refresh")
-    await resources.redis.zrem(queue_name(resources.settings), job_id)
-    await resources.redis.delete(f"arq:job:{job_id}")
+    arq_id = f"{resources.redis.namespace}:{job_id}"
+    await resources.redis.zrem(resources.redis.queue(Queue.BULK), arq_id)
+    await resources.redis.delete(f"arq:job:{arq_id}")

@@ -2,11 +2,8 @@
 
 from __future__ import annotations
 
-import asyncio
 import io
 import re
-import socket
-from collections.abc import AsyncIterator
 from datetime import timedelta
 
 import httpx
@@ -15,64 +12,52 @@ from rich.console import Console
 from sqlalchemy import select
 
 from service.core.clock import utcnow
-from service.core.principal import Principal
 from service.core.tenancy import TenantId
 from service.db.models import CredentialHealth, SyncKind, SyncRun, SyncSchedule, SyncState, UpstreamCredential
-from service.jobs.enqueue import unit_of_work
-from service.jobs.worker import build_worker
+from service.jobs.enqueue import enqueue, unit_of_work
+from service.jobs.typed import Queue
+from service.jobs.worker import drain_queues
 from service.mirror import cli_view
+from service.mirror.jobs import SyncPayload, enqueue_due, request_sync, sync_job_id, sync_tenant
 from service.mirror.runner import SyncRunner
-from service.mirror.service import MirrorService, enqueue_due, request_sync, sync_job_id
-from service.runtime import Resources, queue_name
+from service.mirror.service import MirrorService
+from service.runtime import Resources
 from service.settings import Settings
 from service.simulator import Simulator, SimulatorConfig
-from service.simulator.server import server as simulator_server
-from service.tenants.crypto import load_key_ring
-from service.tenants.service import CredentialService
 from service.upstream import Route
+from tests.mirror.conftest import GatedSimulator, add_credential
 from tests.mirror.truth import expected, mirrored
 
 
 @pytest.fixture
-async def served() -> AsyncIterator[tuple[Simulator, str]]:
-    """A quiet simulator served by uvicorn on a socket bound before it starts (no waiting for start-up)."""
-    sim, uv = simulator_server(SimulatorConfig.quiet(fleet_size=30, rate_limits_enabled=False))
-    sock = socket.socket(socket.AF_INET, socket.SOCK_STREAM)
-    sock.bind(("127.0.0.1", 0))
-    sock.listen(64)
-    port = sock.getsockname()[1]
-    task = asyncio.create_task(uv.serve(sockets=[sock]))
-    try:
-        yield sim, f"http://127.0.0.1:{port}/v1"
-    finally:
-        uv.should_exit = True
-        await task
-        sock.close()
+def served(gated_simulator: GatedSimulator) -> tuple[Simulator, str]:
+    """A quiet simulator served over HTTP: (simulator, base URL)."""
+    return gated_simulator.sim, gated_simulator.base_url
 
 
-async def _add_credential(resources: Resources, tenant_id: TenantId, token: str, base_url: str) -> None:
-    async with unit_of_work(resources.session_factory, resources.redis) as session:
-        service = CredentialService(session, Principal.cli(tenant_id), load_key_ring(resources.settings))
-        await service.add(token, label="simulator", base_url=base_url, requests_per_minute=6000)
+async def _forget_jobs(resources: Resources, job_ids: list[str]) -> None:
+    arq_ids = [f"{resources.redis.namespace}:{job_id}" for job_id in job_ids]
+    await resources.redis.zrem(resources.redis.queue(Queue.BULK), *arq_ids)
+    await resources.redis.delete(*(f"arq:job:{job_id}" for job_id in arq_ids))
 
 
 async def test_sync_job_in_a_worker_mirrors_the_fleet_from_the_stored_credential(
     resources: Resources, tenant_id: TenantId, served: tuple[Simulator, str]
 ) -> None:
     sim, base_url = served
-    await _add_credential(resources, tenant_id, sim.tokens["company"], base_url)
+    await add_credential(resources, tenant_id, sim.tokens["company"], base_url)
     async with unit_of_work(resources.session_factory, resources.redis) as session:
-        job_id = request_sync(session, tenant_id, SyncKind.FULL)
-    again = await resources.redis.enqueue_job("mirror.sync", str(tenant_id), "full", _job_id=job_id)
+        job_id = await request_sync(session, tenant_id, SyncKind.FULL)
+    again = await enqueue(resources.redis, sync_tenant.call(SyncPayload(tenant_id=tenant_id), key=f"{tenant_id}:full"))
     assert again is None  # asking while one is queued joins it
 
-    await build_worker(resources, burst=True, handle_signals=False).main()
+    await drain_queues(resources, [Queue.BULK])
 
     async with resources.session_factory() as session:
         assert await mirrored(session, tenant_id) == expected(sim)
         run = (await session.execute(select(SyncRun))).scalar_one()
     assert run.state is SyncState.SUCCEEDED
-    assert run.job_id == job_id
+    assert run.job_id == f"{resources.redis.namespace}:{job_id}"
     assert run.credential_id is not None
     assert run.requests_used == run.planned_requests
     assert run.rate_limited == 0
@@ -82,7 +67,7 @@ async def test_the_sync_command_shows_the_plan_and_the_counts(
     resources: Resources, test_settings: Settings, tenant_id: TenantId, served: tuple[Simulator, str]
 ) -> None:
     sim, base_url = served
-    await _add_credential(resources, tenant_id, sim.tokens["company"], base_url)
+    await add_credential(resources, tenant_id, sim.tokens["company"], base_url)
     out = io.StringIO()
 
     exit_code = await cli_view.sync_with_progress(
@@ -102,9 +87,9 @@ async def test_a_tenant_without_credential_gets_a_failed_run_with_the_reason(
     resources: Resources, tenant_id: TenantId
 ) -> None:
     async with unit_of_work(resources.session_factory, resources.redis) as session:
-        request_sync(session, tenant_id, SyncKind.REFRESH)
+        await request_sync(session, tenant_id, SyncKind.REFRESH)
 
-    await build_worker(resources, burst=True, handle_signals=False).main()
+    await drain_queues(resources, [Queue.BULK])
 
     async with resources.session_factory() as session:
         run = (await session.execute(select(SyncRun))).scalar_one()
@@ -132,16 +117,15 @@ async def test_schedules_ask_for_due_syncs_once(resources: Resources, tenant_id:
     assert soon == []
     assert later == [sync_job_id(tenant_id, SyncKind.REFRESH)]
     assert schedule.next_full_at == now + timedelta(hours=24)
-    assert await resources.redis.exists(f"arq:job:{sync_job_id(tenant_id, SyncKind.FULL)}") == 1
-    asked = [*first, *later]
-    await resources.redis.zrem(queue_name(resources.settings), *asked)  # leave no job for other tests' workers
-    await resources.redis.delete(*(f"arq:job:{job_id}" for job_id in asked))
+    namespace = resources.redis.namespace
+    assert await resources.redis.exists(f"arq:job:{namespace}:{sync_job_id(tenant_id, SyncKind.FULL)}") == 1
+    await _forget_jobs(resources, [*first, *later])  # leave no job for other tests' workers
 
 
 async def test_a_tenant_with_a_credential_and_no_schedule_is_scheduled_by_the_cron(
     resources: Resources, tenant_id: TenantId
 ) -> None:
-    await _add_credential(resources, tenant_id, "some-token", "http://127.0.0.1:9/v1")
+    await add_credential(resources, tenant_id, "some-token", "http://127.0.0.1:9/v1")
     now = utcnow()
 
     async with unit_of_work(resources.session_factory, resources.redis) as session:
@@ -151,15 +135,14 @@ async def test_a_tenant_with_a_credential_and_no_schedule_is_scheduled_by_the_cr
     assert asked == [sync_job_id(tenant_id, SyncKind.FULL)]
     assert schedule.tenant_id == tenant_id
     assert schedule.next_refresh_at == now + timedelta(minutes=15)
-    await resources.redis.zrem(queue_name(resources.settings), *asked)
-    await resources.redis.delete(*(f"arq:job:{job_id}" for job_id in asked))
+    await _forget_jobs(resources, asked)
 
 
 async def test_a_token_without_subscription_fails_the_sync_and_is_recorded_on_the_credential(
     resources: Resources, tenant_id: TenantId
 ) -> None:
     sim = Simulator(SimulatorConfig.quiet(fleet_size=10, no_subscription_status=402, rate_limits_enabled=False))
-    await _add_credential(resources, tenant_id, sim.tokens["no_subscription"], "http://simulator.test/v1")
+    await add_credential(resources, tenant_id, sim.tokens["no_subscription"], "http://simulator.test/v1")
     runner = SyncRunner(resources.engine, resources.session_factory, resources.upstream.sync_target)
 
     with resources.upstream.routed(Route(transport=httpx.ASGITransport(app=sim.app))):

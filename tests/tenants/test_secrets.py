@@ -10,10 +10,12 @@ from pathlib import Path
 import pytest
 from sqlalchemy import text
 from sqlalchemy.ext.asyncio import AsyncSession
+from typer.testing import CliRunner
 
+from service.cli import app as cli
 from service.core.principal import Principal
 from service.core.roles import Role
-from service.settings import SecuritySettings, Settings
+from service.settings import SecuritySettings, Settings, get_settings
 from service.tenants.crypto import (
     KeyRing,
     KeyRingError,
@@ -137,6 +139,33 @@ def test_configured_keys_win_over_the_key_file(tmp_path: Path) -> None:
     assert not key_file_path(settings).exists()
     with pytest.raises(KeyRingError, match="come from settings"):
         add_generated_key(settings)
+
+
+def test_with_key_generation_off_a_missing_key_is_an_error_and_no_file_is_written(tmp_path: Path) -> None:
+    settings = Settings(_env_file=None, home=tmp_path,  # type: ignore[call-arg]
+                        security=SecuritySettings(generate_key_file=False))
+    with pytest.raises(KeyRingError, match="GIVFLEET_SECURITY__ENCRYPTION_KEYS"):
+        load_key_ring(settings)
+    assert list(tmp_path.iterdir()) == []
+
+
+@pytest.mark.parametrize("command", ["api", "worker"])
+def test_api_and_worker_refuse_to_start_without_keys_when_generation_is_off(
+    command: str, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    monkeypatch.setenv("GIVFLEET_HOME", str(tmp_path))
+    monkeypatch.setenv("GIVFLEET_SECURITY__GENERATE_KEY_FILE", "false")
+    monkeypatch.delenv("GIVFLEET_SECURITY__ENCRYPTION_KEYS", raising=False)
+    monkeypatch.chdir(tmp_path)  # no .env of the developer
+    get_settings.cache_clear()
+    try:
+        result = CliRunner().invoke(cli, [command])
+    finally:
+        get_settings.cache_clear()
+    assert result.exit_code == 2
+    assert "Cannot start: no encryption key is configured" in result.output
+    assert result.exception is None or isinstance(result.exception, SystemExit)  # no traceback
+    assert list(tmp_path.iterdir()) == []  # neither a key file nor embedded servers
 
 
 def test_processes_generating_keys_at_once_end_up_with_one(tmp_path: Path) -> None:

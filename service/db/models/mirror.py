@@ -16,8 +16,9 @@ from __future__ import annotations
 import enum
 import uuid
 from datetime import date, datetime
-from typing import Any
+from typing import Any, Literal
 
+from pydantic import BaseModel, ConfigDict
 from sqlalchemy import (
     BigInteger,
     Boolean,
@@ -30,10 +31,12 @@ from sqlalchemy import (
     Integer,
     String,
     Text,
+    TypeDecorator,
     UniqueConstraint,
     text,
 )
 from sqlalchemy.dialects.postgresql import ARRAY, JSONB
+from sqlalchemy.engine import Dialect
 from sqlalchemy.orm import Mapped, mapped_column
 
 from service.db.base import Base, UUIDPrimaryKey
@@ -300,11 +303,63 @@ class SyncState(enum.StrEnum):
     FAILED = "failed"
 
 
-class SyncRun(UUIDPrimaryKey, Base):
-    """One sync of one tenant: its plan, progress checkpoint, counts and outcome.
+class StatusWork(BaseModel):
+    """Which site statuses a run checks: the ``count`` sites after site ``after`` (round-robin), skipping
+    ``skip`` (the site discovery already probed); ``cursor`` is where the previous cycle stopped."""
 
-    At most one run per tenant is unfinished (a partial unique index); a worker killed mid-run leaves it
-    ``running`` and the next attempt adopts it, resuming from ``progress``.
+    model_config = ConfigDict(frozen=True)
+
+    after: int | None = None
+    count: int = 0
+    skip: int | None = None
+    cursor: int | None = None
+
+
+class SyncCheckpoint(BaseModel):
+    """Where a sync run stands, written at every checkpoint; a new attempt resumes from it.
+
+    Attributes:
+        stage: ``lists`` (the lists are still to fetch and write), ``statuses`` (lists written, site statuses
+            being checked in batches), ``done``.
+        spread: Site statuses are checked in slices over this many runs (scheduled syncs); ``None``: all at once.
+        seen: Rows seen upstream by the lists stage.
+        seconds: Time the lists stage spent fetching, loading, reconciling and writing.
+        status_work: The site statuses this run checks (set when the lists are written).
+        status_done: How many of them are checked and written.
+        status_cursor: The last site checked when this run completed a slice (the next run starts after it).
+    """
+
+    model_config = ConfigDict(frozen=True, extra="ignore")
+
+    stage: Literal["lists", "statuses", "done"] = "lists"
+    spread: int | None = None
+    seen: int | None = None
+    seconds: dict[str, float] = {}
+    status_work: StatusWork | None = None
+    status_done: int = 0
+    status_cursor: int | None = None
+
+
+class CheckpointType(TypeDecorator[SyncCheckpoint]):
+    """A :class:`SyncCheckpoint` stored as JSONB."""
+
+    impl = JSONB
+    cache_ok = True
+
+    def process_bind_param(self, value: SyncCheckpoint | None, dialect: Dialect) -> dict[str, Any]:
+        return (value or SyncCheckpoint()).model_dump(mode="json")
+
+    def process_result_value(self, value: Any, dialect: Dialect) -> SyncCheckpoint:
+        return SyncCheckpoint.model_validate(value or {})
+
+
+class SyncRun(UUIDPrimaryKey, Base):
+    """One sync of one tenant: its plan, progress checkpoint, lease, counts and outcome.
+
+    At most one run per tenant is unfinished (a partial unique index). The attempt working on it holds its
+    lease (``lease_owner`` until ``lease_expires_at``, renewed by a heartbeat); an attempt that dies leaves it
+    ``running`` with a lease that lapses, and the next attempt (a retry, a restarted worker, or the job the
+    sweeper enqueues) takes the lease and resumes from ``progress``.
     """
 
     __tablename__ = "mirror_sync_runs"
@@ -316,6 +371,7 @@ class SyncRun(UUIDPrimaryKey, Base):
             postgresql_where=text("state = 'running'"),
         ),
         Index("ix_mirror_sync_runs_tenant_id_started_at", "tenant_id", "started_at"),
+        Index("ix_mirror_sync_runs_lease_expires_at", "lease_expires_at", postgresql_where=text("state = 'running'")),
     )
 
     tenant_id: Mapped[uuid.UUID] = mapped_column(ForeignKey("tenants.id", ondelete="CASCADE"))
@@ -339,7 +395,9 @@ class SyncRun(UUIDPrimaryKey, Base):
     rows_removed: Mapped[int] = mapped_column(Integer, default=0)
     history_rows: Mapped[int] = mapped_column(Integer, default=0)
     site_status_included: Mapped[bool] = mapped_column(Boolean, default=False)
-    progress: Mapped[dict[str, Any]] = mapped_column(JSONB, default=dict)
+    lease_owner: Mapped[str | None] = mapped_column(String(100))
+    lease_expires_at: Mapped[datetime | None]
+    progress: Mapped[SyncCheckpoint] = mapped_column(CheckpointType(), default=SyncCheckpoint)
     error: Mapped[str | None] = mapped_column(Text)
 
 
