@@ -130,10 +130,14 @@ async def check_database(settings: Settings, *, require_current_schema: bool = T
         return Check("database", False, f"cannot use {_where(url)}: {_reason(exc)}")
     finally:
         await engine.dispose()
-    schema = "up to date"
-    if revision != head:
+    behind = migrate.is_behind(revision)
+    if behind:
         schema = f"at {revision or 'no revision'}, newest is {head}: run `givfleet migrate upgrade`"
-    current = revision == head or not require_current_schema
+    elif revision != head:  # a newer release migrated first (a rolling upgrade): this release still works
+        schema = f"at {revision}, newer than this release's {head}"
+    else:
+        schema = "up to date"
+    current = not behind or not require_current_schema
     return Check("database", current, f"PostgreSQL {version} at {_where(url)}; schema {schema}")
 
 

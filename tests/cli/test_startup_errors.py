@@ -84,3 +84,21 @@ def test_a_database_behind_the_migrations_says_how_to_upgrade(monkeypatch: pytes
     assert result.exit_code == 2
     assert "schema at no revision" in result.output
     assert "run `givfleet migrate upgrade`" in result.output
+
+
+def test_a_database_a_newer_release_migrated_is_usable(monkeypatch: pytest.MonkeyPatch, redis_url: str,
+                                                        empty_database: str) -> None:
+    # A rolling upgrade: the new release's migration ran first; this release's pods must still start and serve.
+    async def stamp_a_future_revision() -> None:
+        engine = create_async_engine(empty_database)
+        async with engine.begin() as connection:
+            await connection.execute(text("CREATE TABLE alembic_version (version_num varchar(32) PRIMARY KEY)"))
+            await connection.execute(text("INSERT INTO alembic_version VALUES ('9999_from_a_newer_release')"))
+        await engine.dispose()
+
+    asyncio.run(stamp_a_future_revision())
+    monkeypatch.setenv("GIVFLEET_DATABASE_URL", empty_database)
+    monkeypatch.setenv("GIVFLEET_REDIS_URL", redis_url)
+    result = CliRunner().invoke(app, ["doctor"])
+    assert result.exit_code == 0, result.output
+    assert "schema at 9999_from_a_newer_release, newer than this release's" in result.output
