@@ -97,8 +97,9 @@ CASES = [
     Case("rest POST api-keys/{id}/revoke", Action.APIKEY_REVOKE, "rest", WRITERS, rest_revoke_api_key),
     Case("graphql revokeApiKey", Action.APIKEY_REVOKE, "graphql", WRITERS, graphql_revoke_api_key),
 ]
-WRITES = {Action.SYNC_REQUEST, Action.CREDENTIAL_ADD, Action.CREDENTIAL_CHECK, Action.CREDENTIAL_REMOVE,
-          Action.APIKEY_CREATE, Action.APIKEY_REVOKE}
+READS = {Action.SYNC_RUNS_READ, Action.CREDENTIAL_READ, Action.APIKEY_READ, Action.AUDIT_READ,
+         Action.LIVE_SETTINGS_READ, Action.LIVE_UNMIRRORED_READ}
+WRITES = set(Action) - READS  # a new action is a write, and must be in the matrix, unless listed as a read
 REST_ONLY = {Action.CREDENTIAL_ADD, Action.CREDENTIAL_REMOVE}  # no GraphQL mutation (yet)
 
 

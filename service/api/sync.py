@@ -17,7 +17,7 @@ from service.api.dependencies import DbSession, ReadDb
 from service.api.openapi import problems
 from service.authn import PrincipalDep, provide_principal
 from service.core import limits
-from service.core.errors import NotFoundError
+from service.core.errors import ConflictError, NotFoundError
 from service.db.models.mirror import SyncKind, SyncRun
 from service.mirror import queries as reads
 from service.mirror.service import MirrorService
@@ -68,7 +68,7 @@ class SyncRequestView(BaseModel):
 
     job_id: str = Field(description="The same for every request joining one queued or running sync.")
     kind: str
-    run_id: uuid.UUID | None = Field(description="The unfinished run, when there is one (also in `Location`).")
+    run_id: uuid.UUID = Field(description="The run this request asked for or joined (also in `Location`).")
 
 
 class SyncController(Controller):
@@ -107,9 +107,10 @@ class SyncController(Controller):
         kind = SyncKind((data or SyncRequestInput()).kind)
         job_id = await MirrorService(db_session, principal.tenant_id).ask_for_sync(principal, kind)
         run = await reads.FleetReader(db_session, scope_of(principal)).unfinished_sync_run()
-        location = f"{SYNC_RUNS_PATH}/{run.id}" if run is not None else SYNC_RUNS_PATH
-        view = SyncRequestView(job_id=job_id, kind=kind.value, run_id=run.id if run is not None else None)
-        return Response(view, status_code=HTTP_202_ACCEPTED, headers={"Location": location})
+        if run is None:  # asking records the run in this transaction; none here means it already finished
+            raise ConflictError("the sync finished before it could be shown; see GET /api/v1/sync-runs")
+        view = SyncRequestView(job_id=job_id, kind=kind.value, run_id=run.id)
+        return Response(view, status_code=HTTP_202_ACCEPTED, headers={"Location": f"{SYNC_RUNS_PATH}/{run.id}"})
 
 
 def _view(run: Any) -> SyncRunView:

@@ -2,7 +2,8 @@
 
 A request body that stalls (a chunked upload that stops, a ``Content-Length`` larger than what is sent) would
 otherwise hold a connection and its handler for as long as the client likes. :class:`BodyTimeoutMiddleware` gives
-each chunk ``api.body_timeout_seconds`` to arrive and answers 408 after that; :func:`server_options` are the
+the whole body ``api.body_timeout_seconds`` from its first read (a client trickling one byte at a time gets no
+more) and answers 408 after that; :func:`server_options` are the
 uvicorn settings every entry point serves the API with (idle keep-alive connections closed after
 ``api.keep_alive_seconds``, a bounded graceful shutdown).
 """
@@ -35,13 +36,16 @@ class BodyTimeoutMiddleware:
             return
 
         body_done = False
+        deadline: float | None = None
 
         async def receive_in_time() -> ReceiveMessage:
-            nonlocal body_done
+            nonlocal body_done, deadline
             if body_done:  # later receives wait for a disconnect, which may rightly take long
                 return await receive()
+            if deadline is None:
+                deadline = asyncio.get_running_loop().time() + self.timeout_seconds
             try:
-                async with asyncio.timeout(self.timeout_seconds):
+                async with asyncio.timeout_at(deadline):
                     message = await receive()
             except TimeoutError:
                 raise HTTPException(status_code=REQUEST_TIMEOUT, detail=(

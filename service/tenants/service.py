@@ -370,8 +370,9 @@ class ApiKeyService:
                 raise InvalidInputError("the expiry must carry a timezone")
             if limits.moment(expires_at, parameter="expires_at") <= utcnow():
                 raise InvalidInputError("the expiry is in the past")
-        if restricted_account_id:
-            await self._require_account(restricted_account_id)
+        restriction = None
+        if restricted_account_id is not None:  # "" is an error, never a whole-tenant key
+            restriction = str(await self._require_account(restricted_account_id))
         new = apikeys.generate()
         key = ApiKey(
             id=uuid.uuid4(),
@@ -381,7 +382,7 @@ class ApiKeyService:
             secret_hash=new.digest,
             role=role,
             expires_at=expires_at,
-            restricted_account_id=restricted_account_id or None,
+            restricted_account_id=restriction,
             created_by_key_id=self._principal.key_id,
         )
         self._keys.add(key)
@@ -390,12 +391,13 @@ class ApiKeyService:
                                  details={"prefix": key.prefix, "role": role.value, "name": key.name})
         return CreatedKey(key, new.text)
 
-    async def _require_account(self, restricted_account_id: str) -> None:
-        """Refuse a restriction to an account the tenant does not have: such a key would see nothing, and a typo
-        must not pass unnoticed."""
+    async def _require_account(self, restricted_account_id: str) -> int:
+        """The account id of a restriction; refuse an account the tenant does not have: such a key would see
+        nothing, and a typo must not pass unnoticed."""
         account_id = limits.upstream_id(restricted_account_id, parameter="restricted_account_id")
         if not await self._keys.restriction_exists(account_id):
             raise InvalidInputError(f"the tenant has no account {account_id} (sync its fleet first, or check the id)")
+        return account_id
 
     async def list(self, *, include_revoked: bool = True) -> Sequence[ApiKey]:
         """The tenant's keys (admin)."""

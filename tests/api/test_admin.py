@@ -265,6 +265,9 @@ async def test_security_inputs_refuse_unknown_fields_and_unknown_accounts(client
                                   json={"name": "portal", "role": "viewer", "restricted_account_id": "abc"})
     assert not_an_id.status_code == 400
     assert not_an_id.json()["errors"][0]["key"] == "restricted_account_id"
+    empty = await client.post("/api/v1/api-keys", headers=admin.headers,
+                              json={"name": "portal", "role": "viewer", "restricted_account_id": ""})
+    assert empty.status_code == 400, "an empty restriction is an error, never a whole-tenant key"
     credential = await client.post("/api/v1/credentials", headers=admin.headers,
                                    json={"token": "t", "check": False, "tier": 1000})
     assert credential.status_code == 400
