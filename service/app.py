@@ -8,6 +8,7 @@ from contextlib import asynccontextmanager
 from litestar import Litestar
 from litestar.datastructures import State
 from litestar.di import Provide
+from litestar.middleware.base import DefineMiddleware
 from litestar.openapi import OpenAPIConfig
 from litestar.openapi.spec import Components, SecurityScheme
 from litestar.plugins.prometheus import PrometheusConfig, PrometheusController
@@ -20,6 +21,7 @@ from service.api.fleet import FleetController
 from service.api.health import HealthController
 from service.api.live import LiveController
 from service.api.sync import SyncController
+from service.api.timeouts import BodyTimeoutMiddleware
 from service.authn import authentication_middleware
 from service.gql.http import graphql_controller
 from service.observability import RequestIdMiddleware
@@ -67,7 +69,9 @@ def create_app(settings: Settings | None = None, resources: Resources | None = N
             "db_session": Provide(provide_db_session),
             "read_session": Provide(provide_read_session),
         },
-        middleware=[RequestIdMiddleware, prometheus.middleware, authentication_middleware()],
+        middleware=[RequestIdMiddleware,
+                    DefineMiddleware(BodyTimeoutMiddleware, timeout_seconds=settings.api.body_timeout_seconds),
+                    prometheus.middleware, authentication_middleware()],
         exception_handlers=EXCEPTION_HANDLERS,
         lifespan=[lifespan],
         openapi_config=OpenAPIConfig(

@@ -174,8 +174,9 @@ CASES = [
     Case("graphql revokeApiKey", Action.APIKEY_REVOKE, "graphql", WRITERS, graphql_revoke_api_key),
     *CAMPAIGN_CASES,
 ]
-WRITES = {Action.SYNC_REQUEST, Action.CREDENTIAL_ADD, Action.CREDENTIAL_CHECK, Action.CREDENTIAL_REMOVE,
-          Action.APIKEY_CREATE, Action.APIKEY_REVOKE, Action.CAMPAIGN_CREATE, *CAMPAIGN_ACTIONS}
+READS = {Action.SYNC_RUNS_READ, Action.CREDENTIAL_READ, Action.APIKEY_READ, Action.AUDIT_READ,
+         Action.LIVE_SETTINGS_READ, Action.LIVE_UNMIRRORED_READ, Action.CAMPAIGN_READ}
+WRITES = set(Action) - READS  # a new action is a write, and must be in the matrix, unless listed as a read
 REST_ONLY = {Action.CREDENTIAL_ADD, Action.CREDENTIAL_REMOVE}  # no GraphQL mutation (yet)
 
 

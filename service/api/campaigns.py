@@ -21,7 +21,7 @@ from service.campaigns.schemas import CampaignSpec, CampaignView, CreatedView, T
 from service.campaigns.service import CampaignService, prepare
 from service.campaigns.upstream import requests_per_minute
 from service.campaigns.views import campaign_view, target_view
-from service.core.pagination import page_size
+from service.core.limits import page_size
 from service.core.principal import Principal
 from service.db.models.campaign import Campaign, CampaignState, TargetState
 from service.jobs.enqueue import unit_of_work

@@ -7,13 +7,12 @@ test fails when the committed file differs.
 
 from __future__ import annotations
 
-from functools import partial
 from pathlib import Path
 from typing import Any
 
 import strawberry
 from graphql import GraphQLError
-from strawberry.extensions import ParserCache, SchemaExtension, ValidationCache
+from strawberry.extensions import SchemaExtension
 from strawberry.tools import merge_types
 from strawberry.types import ExecutionContext
 
@@ -49,11 +48,10 @@ class GivfleetSchema(strawberry.Schema):
 
 def build_schema(**limits: Any) -> GivfleetSchema:
     """The schema; ``limits`` override :func:`service.gql.limits.limit_extensions`' defaults (tests)."""
-    # Parsing and validating a document costs more than running a small query: cache both per document text
-    # (the validation rules, depth and aliases, depend on the document only; the cost limit, which depends on
-    # the variables, runs at execution).
-    extensions: list[Any] = [partial(ParserCache, maxsize=512), partial(ValidationCache, maxsize=512),
-                             *limit_extensions(**limits), ErrorPolicy]
+    # Parsing and validating a document costs more than running a small query: both are cached per (small)
+    # document text (the validation rules, depth and aliases, depend on the document only; the cost limit, which
+    # depends on the variables, runs at execution).
+    extensions: list[Any] = [*limit_extensions(**limits), ErrorPolicy]
     typed: list[type[SchemaExtension]] = extensions
     return GivfleetSchema(query=Query, mutation=Mutation, types=NODE_TYPES, extensions=typed)
 

@@ -13,7 +13,7 @@ from service.campaigns.schemas import CampaignView, TargetView
 from service.campaigns.service import CampaignService
 from service.campaigns.views import target_view
 from service.core.errors import InvalidInputError
-from service.core.pagination import page_size
+from service.core.limits import page_size
 from service.db.models.campaign import Campaign as CampaignRow
 from service.db.models.campaign import CampaignTarget as CampaignTargetRow
 from service.db.models.campaign import TargetState
@@ -90,7 +90,7 @@ class Campaign:
         wanted = [_target_state(state) for state in states] if states else None
         async with info.context.session_factory() as session:
             page = await CampaignService(session, info.context.principal).targets(
-                uuid.UUID(str(self.id)), states=wanted, first=page_size(first), after=after)
+                uuid.UUID(str(self.id)), states=wanted, first=page_size(first, parameter="first"), after=after)
         return Connection[CampaignTarget].of(page, lambda row: CampaignTarget.of(target_view(row)), after=after)
 
 
