@@ -77,8 +77,8 @@ def resolved_services(settings: Settings, use: Use = Use.ANY, *, require_current
 
 def diagnose(settings: Settings) -> list[Check]:
     """Check the dependencies, and whether a ``givfleet up`` runs on the home; with no URLs configured, the
-    embedded servers are checked when a running ``givfleet`` process serves them (never started here)."""
-    embedded = EmbeddedServices(settings.home)
+    embedded servers are checked when a running ``givfleet up`` serves them (never started here)."""
+    embedded = EmbeddedServices(settings.home, on_wait=_to_stderr)
     try:
         if run_dir(settings.home).exists():  # a givfleet process has used this home (doctor creates nothing)
             with contextlib.suppress(StartupError):  # nothing serves them now: reported as not configured

@@ -8,8 +8,13 @@ always wins. Data lives under ``GIVFLEET_HOME``; ``GIVFLEET_HOME/run`` holds wha
   which writes their URLs to ``servers.json`` once they answer and stops them when it ends;
 - ``clients.lock``: held shared by every other process using them (they *attach*), so the owner waits for
   them before stopping anything;
-- ``state.lock``: held briefly while a process decides whether to own or attach, and while the owner stops;
-- ``up.lock`` / ``up.pid``: held by a running ``givfleet up`` (a second one on the same home is refused).
+- ``state.lock``: held while a process decides whether to own or attach, while the owner starts the servers and
+  while it stops them. ``owner.lock`` is only ever taken or released under it, so whoever holds ``state.lock``
+  sees either no owner or an owner whose ``servers.json`` is current (it also says whether the owner is a
+  ``givfleet up``, the only owner ``givfleet api`` and ``givfleet worker`` attach to);
+- ``up.lock`` / ``up.pid``: held by a running ``givfleet up`` (a second one on the same home is refused);
+  ``up.check.lock``: held for an instant by an ``up`` taking ``up.lock`` and by a probe asking whether one
+  runs, so a probe never makes a starting ``up`` believe another one runs.
 
 Locks die with their process, so a run killed with ``kill -9`` leaves nothing that blocks the next one: stale
 ``servers.json``/``up.pid`` files are overwritten, servers it left running are adopted (and stopped later) by
@@ -41,6 +46,7 @@ from service.settings import Settings, asyncpg_url
 log = structlog.get_logger(__name__)
 
 EMBEDDED_DATABASE = "givfleet"
+STATE_BUSY = "Waiting for another givfleet command on this home to start or stop the embedded servers..."
 
 
 class Use(enum.Enum):
@@ -91,8 +97,9 @@ def up_lock(home: Path) -> Iterator[None]:
     lock = _open_lock(directory / "up.lock")
     pid_file = directory / "up.pid"
     try:
-        if not _try_lock(lock, fcntl.LOCK_EX):
-            raise AlreadyRunningError(f"givfleet up is already running on {home} (pid {_read_pid(pid_file)})")
+        with _locked(directory / "up.check.lock"):
+            if not _try_lock(lock, fcntl.LOCK_EX):
+                raise AlreadyRunningError(f"givfleet up is already running on {home} (pid {_read_pid(pid_file)})")
         pid_file.write_text(f"{os.getpid()}\n", encoding="utf-8")
         try:
             yield
@@ -107,7 +114,7 @@ def running_up(home: Path) -> str | None:
     lock_path = run_dir(home) / "up.lock"
     if not lock_path.exists():
         return None
-    with _open_lock(lock_path) as lock:
+    with _locked(run_dir(home) / "up.check.lock"), _open_lock(lock_path) as lock:
         if _try_lock(lock, fcntl.LOCK_SH):
             return None
     return _read_pid(run_dir(home) / "up.pid")
@@ -122,7 +129,8 @@ class EmbeddedServices:
     _postgres: Any = field(default=None, init=False)
     _redis: Any = field(default=None, init=False)
     _locks: list[IO[bytes]] = field(default_factory=list, init=False)
-    _owner: bool = field(default=False, init=False)
+    _owner: IO[bytes] | None = field(default=None, init=False)
+    """``owner.lock``, held while this process owns the servers."""
 
     def resolve(self, settings: Settings, use: Use = Use.ANY) -> ServiceUrls:
         """Return the URLs to use: the configured ones, else the embedded servers' (attached or started)."""
@@ -149,34 +157,64 @@ class EmbeddedServices:
         directory = run_dir(self.home)
         owner = _open_lock(directory / "owner.lock")
         self._locks.append(owner)
-        if use is Use.OWN and not _try_lock(owner, fcntl.LOCK_EX):
-            self.on_wait("Waiting for another givfleet command on this home to finish...")
-            fcntl.flock(owner, fcntl.LOCK_EX)
-        with _locked(directory / "state.lock"):
-            if use is Use.OWN or _try_lock(owner, fcntl.LOCK_EX):
-                if use is Use.ATTACH:
-                    raise StartupError(
-                        f"no givfleet up is running on {self.home}: start `givfleet up` first, or set both "
-                        "GIVFLEET_DATABASE_URL and GIVFLEET_REDIS_URL")
-                self._owner = True
-                return self._start(need_database=need_database, need_redis=need_redis)
-            clients = _open_lock(directory / "clients.lock")
-            self._locks.append(clients)
-            fcntl.flock(clients, fcntl.LOCK_SH)
+        announced = False
+        while True:
+            with _locked(directory / "state.lock", self.on_wait, STATE_BUSY):
+                if _try_lock(owner, fcntl.LOCK_EX):
+                    if use is Use.ATTACH:
+                        fcntl.flock(owner, fcntl.LOCK_UN)
+                        raise StartupError(self._no_up())
+                    return self._own(owner, up=use is Use.OWN, need_database=need_database,
+                                     need_redis=need_redis)
+                if use is not Use.OWN:
+                    return self._attach(use, need_database=need_database, need_redis=need_redis)
+            if not announced:
+                self.on_wait("Waiting for another givfleet command on this home to finish...")
+                announced = True
+            fcntl.flock(owner, fcntl.LOCK_EX)  # until that command's owner ends; then decide again, under state.lock
+            fcntl.flock(owner, fcntl.LOCK_UN)
+
+    def _no_up(self) -> str:
+        return (f"no givfleet up is running on {self.home}: start `givfleet up` first, or set both "
+                "GIVFLEET_DATABASE_URL and GIVFLEET_REDIS_URL")
+
+    def _own(self, owner: IO[bytes], *, up: bool, need_database: bool, need_redis: bool) -> dict[str, str]:
+        """Start the servers (``owner.lock`` and ``state.lock`` held); if that fails, leave none running and no
+        owner."""
+        try:
+            servers = self._start(up=up, need_database=need_database, need_redis=need_redis)
+        except BaseException:
             try:
-                servers: dict[str, str] = json.loads((directory / "servers.json").read_text(encoding="utf-8"))
-            except FileNotFoundError:  # its owner failed to start them and is about to exit
-                raise StartupError(f"the embedded servers on {self.home} failed to start; try again") from None
+                self._stop()
+            finally:
+                fcntl.flock(owner, fcntl.LOCK_UN)
+            raise
+        self._owner = owner
+        return servers
+
+    def _attach(self, use: Use, *, need_database: bool, need_redis: bool) -> dict[str, str]:
+        """Use the servers of the running owner (``state.lock`` held)."""
+        directory = run_dir(self.home)
+        try:
+            servers: dict[str, Any] = json.loads((directory / "servers.json").read_text(encoding="utf-8"))
+        except FileNotFoundError:  # removed by hand: the owner always writes it before releasing state.lock
+            raise StartupError(f"{directory / 'servers.json'} is missing while a givfleet process uses the embedded "
+                               f"servers on {self.home}; stop the givfleet processes using it and try again") from None
+        if use is Use.ATTACH and not servers.get("up"):  # a short command's servers stop when it ends
+            raise StartupError(self._no_up())
         wanted = (("PostgreSQL", "database_url", need_database), ("Redis", "redis_url", need_redis))
         missing = [name for name, key, needed in wanted if needed and key not in servers]
         if missing:
             raise StartupError(f"the givfleet process using {self.home} runs no embedded {' or '.join(missing)}; "
                                 "set the same URLs it uses")
-        log.debug("embedded_services.attached", owner=servers.get("pid"))
+        clients = _open_lock(directory / "clients.lock")
+        self._locks.append(clients)
+        fcntl.flock(clients, fcntl.LOCK_SH)
+        log.debug("embedded_services.attached", owner=servers.get("pid"), up=servers.get("up"))
         return servers
 
-    def _start(self, *, need_database: bool, need_redis: bool) -> dict[str, str]:
-        servers: dict[str, Any] = {"pid": os.getpid()}
+    def _start(self, *, up: bool, need_database: bool, need_redis: bool) -> dict[str, str]:
+        servers: dict[str, Any] = {"pid": os.getpid(), "up": up}
         if need_database:
             servers["database_url"] = self._start_postgres()
         if need_redis:
@@ -216,14 +254,15 @@ class EmbeddedServices:
     def close(self) -> None:
         """Stop the servers if this process started them, once no other process uses them (idempotent)."""
         try:
-            if self._owner:
+            if self._owner is not None:
                 directory = run_dir(self.home)
                 waiting = "Waiting for the other givfleet commands using the embedded servers to exit..."
                 with _locked(directory / "state.lock"), _locked(directory / "clients.lock", self.on_wait, waiting):
                     (directory / "servers.json").unlink(missing_ok=True)
                     self._stop()
+                    fcntl.flock(self._owner, fcntl.LOCK_UN)  # under state.lock: no one sees an owner without servers
         finally:
-            self._owner = False
+            self._owner = None
             for lock in reversed(self._locks):
                 lock.close()
             self._locks.clear()

@@ -1,0 +1,136 @@
+"""Who may use a home's embedded servers, and when: `api` and `worker` attach only to a `givfleet up`, a command
+arriving while the owner stops them waits (and says so) and then starts them, and `doctor`'s probe never makes a
+starting `up` fail. Driven through service.embedded in this process (flock locks of two open files conflict
+within one process as between two), with real embedded servers; tests/cli/test_shared_home.py runs the commands."""
+
+from __future__ import annotations
+
+import asyncio
+import subprocess
+import sys
+import threading
+from collections.abc import Callable, Iterator
+from pathlib import Path
+from typing import Any
+
+import pytest
+
+from service.doctor import preflight
+from service.embedded import STATE_BUSY, EmbeddedServices, ServiceUrls, StartupError, Use, running_up, up_lock
+from service.settings import Settings
+
+
+@pytest.fixture
+def home(tmp_path: Path) -> Path:
+    return tmp_path / "home"
+
+
+@pytest.fixture
+def settings(monkeypatch: pytest.MonkeyPatch, home: Path) -> Settings:
+    """A user's settings with no URL configured."""
+    for name in ("GIVFLEET_DATABASE_URL", "GIVFLEET_REDIS_URL"):
+        monkeypatch.delenv(name, raising=False)
+    return Settings(_env_file=None, home=home)  # type: ignore[call-arg]
+
+
+@pytest.fixture
+def opened(home: Path) -> Iterator[Callable[..., EmbeddedServices]]:
+    """Makes the EmbeddedServices of one command; every one is closed at the end, whatever failed."""
+    made: list[EmbeddedServices] = []
+
+    def make(on_wait: Callable[[str], None] = lambda line: None) -> EmbeddedServices:
+        made.append(EmbeddedServices(home, on_wait=on_wait))
+        return made[-1]
+
+    yield make
+    for services in reversed(made):
+        services.close()
+
+
+def answers(urls: ServiceUrls, settings: Settings) -> bool:
+    """Both servers answer at ``urls``, in doctor's words."""
+    return asyncio.run(preflight(urls.applied_to(settings), require_current_schema=False)) is None
+
+
+def test_api_and_worker_attach_to_an_up_only(settings: Settings, home: Path,
+                                              opened: Callable[..., EmbeddedServices]) -> None:
+    short_command = opened()
+    short_urls = short_command.resolve(settings, Use.ANY)  # e.g. `tenant list`: owns them for its duration
+    with pytest.raises(StartupError) as refused:
+        opened().resolve(settings, Use.ATTACH)
+    assert str(refused.value) == (f"no givfleet up is running on {home}: start `givfleet up` first, or set both "
+                                  "GIVFLEET_DATABASE_URL and GIVFLEET_REDIS_URL")
+    other_command = opened()
+    assert other_command.resolve(settings, Use.ANY) == short_urls  # another short command still shares them
+    other_command.close()
+    short_command.close()  # nothing long-lived attached: it stops them
+
+    up = opened()
+    up_urls = up.resolve(settings, Use.OWN)
+    worker = opened()
+    assert worker.resolve(settings, Use.ATTACH) == up_urls
+    assert answers(up_urls, settings)
+
+
+def test_a_command_arriving_while_the_owner_stops_says_it_waits_then_starts_them(
+        settings: Settings, opened: Callable[..., EmbeddedServices]) -> None:
+    owner_waits = threading.Event()
+    owner = opened(on_wait=lambda line: owner_waits.set())
+    owner.resolve(settings, Use.ANY)
+    attached = opened()
+    attached.resolve(settings, Use.ANY)
+    closing = threading.Thread(target=owner.close)
+    closing.start()
+    assert owner_waits.wait(timeout=60), "the owner did not wait for the attached command"
+
+    said: list[str] = []
+    newcomer_waits = threading.Event()
+
+    def wait_line(line: str) -> None:
+        said.append(line)
+        newcomer_waits.set()
+
+    newcomer = opened(on_wait=wait_line)
+    outcome: dict[str, Any] = {}
+
+    def arrive() -> None:
+        try:
+            outcome["urls"] = newcomer.resolve(settings, Use.ANY)
+        except StartupError as error:
+            outcome["error"] = str(error)
+
+    arriving = threading.Thread(target=arrive)
+    arriving.start()
+    assert newcomer_waits.wait(timeout=60), "the newcomer did not say it waits"
+    attached.close()  # the owner may stop now; the newcomer then starts them afresh
+    closing.join(timeout=60)
+    arriving.join(timeout=60)
+
+    assert not closing.is_alive()
+    assert not arriving.is_alive()
+    assert "error" not in outcome, outcome["error"]
+    assert said == [STATE_BUSY]
+    assert answers(outcome["urls"], settings)
+
+
+def test_a_probe_never_makes_a_starting_up_fail(home: Path) -> None:
+    with up_lock(home):
+        pass  # the run directory and lock files exist, as after any `up`
+    probe = subprocess.Popen(  # noqa: S603 - doctor asking over and over whether `up` runs
+        [sys.executable, "-c", "import sys; from pathlib import Path; from service.embedded import running_up; "
+         "home = Path(sys.argv[1]); running_up(home); print('probing', flush=True)\n"
+         "while True: running_up(home)", str(home)], stdout=subprocess.PIPE, text=True)
+    try:
+        assert probe.stdout is not None
+        assert probe.stdout.readline() == "probing\n"
+        refused = 0
+        for _ in range(200):
+            try:
+                with up_lock(home):
+                    assert running_up(home) is not None
+            except StartupError:
+                refused += 1
+        assert refused == 0
+    finally:
+        probe.kill()
+        probe.wait()
