@@ -113,10 +113,12 @@ def test_an_occurrence_within_the_flap_window_of_a_clear_reopens_instead_of_rais
         for change in changes:
             previous = before.get(change.event)
             if change.opening is Opening.RAISE and previous is not None:
-                assert previous.cleared_at is not None and change.started_at is not None
+                assert previous.cleared_at is not None
+                assert change.started_at is not None
                 assert change.started_at - previous.cleared_at > WINDOW
             if change.opening is Opening.REOPEN:
-                assert previous is not None and previous.cleared_at is not None
+                assert previous is not None
+                assert previous.cleared_at is not None
         alerts = apply(alerts, changes)
 
 
