@@ -12,6 +12,7 @@ from sqlalchemy.dialects.postgresql import distinct_on, insert
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from service.core.tenancy import TenantId
+from service.db.models.credential import CredentialKind, UpstreamCredential
 from service.db.models.mirror import Inverter
 from service.db.models.monitoring import (
     Alert,
@@ -26,6 +27,7 @@ from service.db.models.monitoring import (
     SeverityOverride,
 )
 from service.db.models.notifications import NotificationEvent
+from service.db.models.tenant import Tenant, TenantStatus
 from service.mirror.queries import ReadScope
 
 _CHUNK = 1000
@@ -57,10 +59,12 @@ class MonitoringRepository:
 
     # --- per-inverter state ----------------------------------------------------------------------------
 
-    async def inverter_states(self) -> dict[str, MonitoredInverter]:
-        """Every monitored inverter by serial."""
-        rows = await self.session.scalars(
-            select(MonitoredInverter).where(MonitoredInverter.tenant_id == self.tenant_id))
+    async def inverter_states(self, serials: Sequence[str] | None = None) -> dict[str, MonitoredInverter]:
+        """Monitored inverters by serial: these ``serials``, or every one."""
+        statement = select(MonitoredInverter).where(MonitoredInverter.tenant_id == self.tenant_id)
+        if serials is not None:
+            statement = statement.where(MonitoredInverter.inverter_serial.in_(serials))
+        rows = await self.session.scalars(statement)
         return {row.inverter_serial: row for row in rows}
 
     async def save_states(self, rows: Sequence[dict[str, Any]]) -> None:
@@ -265,3 +269,23 @@ async def counts_by_severity(session: AsyncSession, conditions: Sequence[ColumnE
     found = {severity: 0 for severity in Severity}
     found.update({severity: count for severity, count in rows.all()})
     return found
+
+
+async def due_tenants(session: AsyncSession, now: datetime) -> list[uuid.UUID]:
+    """Active tenants with an API token whose monitoring is enabled (or not configured: on by default) and
+    whose next cycle is due (every tenant: for the scheduler only)."""
+    statement = (
+        select(UpstreamCredential.tenant_id)
+        .join(Tenant, Tenant.id == UpstreamCredential.tenant_id)
+        .outerjoin(MonitoringSettings, MonitoringSettings.tenant_id == UpstreamCredential.tenant_id)
+        .where(
+            UpstreamCredential.kind == CredentialKind.API_TOKEN,
+            Tenant.status == TenantStatus.ACTIVE,
+            or_(MonitoringSettings.tenant_id.is_(None),
+                and_(MonitoringSettings.enabled, or_(MonitoringSettings.next_sweep_at.is_(None),
+                                                     MonitoringSettings.next_sweep_at <= now))),
+        )
+        .distinct()
+    )
+    return list((await session.scalars(statement)).all())
+

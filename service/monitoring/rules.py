@@ -144,9 +144,10 @@ def diff_events(
 
 
 def needs_event_read(previous: str | None, current: str | None) -> bool:
-    """A sweep reads an inverter's events first when its status changed (leaving NORMAL is a change), or when
-    it is first seen in another status than NORMAL."""
-    return current != NORMAL if previous is None else current != previous
+    """A sweep reads an inverter's events first when its status changed since the last sweep (leaving NORMAL is
+    a change). A first sighting is no change: the round-robin reads never-read inverters first anyway, and a
+    new tenant's long-standing WAITING inverters would otherwise crowd out the changes of the next sweeps."""
+    return previous is not None and current != previous
 
 
 def communication_lost(status: str | None, last_online: datetime | None, now: datetime, grace: timedelta) -> bool:

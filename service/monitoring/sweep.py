@@ -260,7 +260,7 @@ class Monitor:
         for first in range(0, len(serials), self.options.batch):
             batch = serials[first : first + self.options.batch]
             async with self._transaction() as session:
-                states = await MonitoringRepository(session, tenant_id).inverter_states()
+                states = await MonitoringRepository(session, tenant_id).inverter_states(batch)
                 alerts = await MonitoringRepository(session, tenant_id).latest_alerts(batch)
             cursors = {serial: _cursor(states.get(serial), alerts.get(serial, {})) for serial in batch}
             read_at = self.options.clock()
@@ -329,9 +329,9 @@ async def _events(client: GivEnergyClient, serial: str, cursor: datetime | None,
 
 
 async def _feed_mirror(session: AsyncSession, tenant_id: TenantId, seen: Sequence[_Seen], now: datetime) -> None:
-    """Hand the statuses this sweep read to the mirror (one fetch serves both). Inverters the mirror does not
-    hold mean the fleet changed shape: the mirror is asked for a refresh (its scheduled refreshes are skipped
-    while the monitor sweeps, see :func:`service.mirror.service.enqueue_due`)."""
+    """Hand the statuses this sweep read to the mirror (one fetch serves both: the mirror's statuses and their
+    history are as fresh as the monitor's). Inverters the mirror does not hold mean the fleet changed shape:
+    the mirror is asked for a refresh at once rather than at its next scheduled one."""
     _, unknown = await MirrorRepository(session, tenant_id).set_inverter_statuses(
         [(item.serial, item.status, item.last_online) for item in seen], now=now)
     if unknown:
