@@ -239,32 +239,28 @@ class MirrorRepository:
             that the fleet changed shape and the mirror wants a refresh).
         """
         inverters = ENTITY_TABLES[Entity.INVERTERS][0]
-        before = inverters.alias("before")
-        changed: list[tuple[str, str | None, str | None]] = []
-        known = 0
-        for chunk in _chunks(list(statuses)):
+        stored = dict((await self.session.execute(
+            select(inverters.c.serial, inverters.c.status)
+            .where(inverters.c.tenant_id == self.tenant_id, inverters.c.removed_at.is_(None)))).all())
+        changed = [(serial, stored[serial], status, online) for serial, status, online in statuses
+                   if serial in stored and stored[serial] != status]
+        unknown = sum(1 for serial, _, _ in statuses if serial not in stored)
+        for chunk in _chunks(changed):
             given = values(sql_column("serial", String), sql_column("st", String),
-                           sql_column("online", inverters.c.last_online.type), name="given").data(list(chunk))
-            known += await self.session.scalar(
-                select(func.count()).select_from(inverters).where(
-                    inverters.c.tenant_id == self.tenant_id, inverters.c.removed_at.is_(None),
-                    inverters.c.serial.in_(select(given.c.serial)))) or 0
-            # ``before`` is the row as it was: the UPDATE's FROM list reads the snapshot the statement started on.
-            result = await self.session.execute(
+                           sql_column("online", inverters.c.last_online.type), name="given").data(
+                [(serial, status, online) for serial, _, status, online in chunk])
+            await self.session.execute(
                 update(inverters)
-                .where(inverters.c.tenant_id == self.tenant_id, inverters.c.serial == given.c.serial,
-                       before.c.id == inverters.c.id, inverters.c.status.is_distinct_from(given.c.st))
+                .where(inverters.c.tenant_id == self.tenant_id, inverters.c.serial == given.c.serial)
                 .values(status=given.c.st, last_online=given.c.online, status_since=now, changed_at=now,
                         last_seen_at=now)
-                .returning(inverters.c.serial, before.c.status, given.c.st)
             )
-            changed.extend((row[0], row[1], row[2]) for row in result)
         rows = [{"id": uuid.uuid4(), "tenant_id": self.tenant_id, "inverter_serial": serial,
                  "kind": InverterChangeKind.STATUS, "from_value": old, "to_value": new, "observed_at": now,
-                 "sync_run_id": None} for serial, old, new in changed]  # fmt: skip
+                 "sync_run_id": None} for serial, old, new, _ in changed]  # fmt: skip
         for chunk in _chunks(rows):
             await self.session.execute(insert(InverterChange).returning(InverterChange.id), list(chunk))
-        return len(changed), len(statuses) - known
+        return len(changed), unknown
 
     async def _upsert(
         self,

@@ -254,16 +254,15 @@ def plan_sweep(
 
 
 def split_reads(targeted: Sequence[str], healthy_by_age: Sequence[str], plan: SweepPlan) -> tuple[list[str], list[str]]:
-    """The event reads of one sweep: targeted inverters first (up to the reserve, plus whatever round-robin
-    budget is left once the round-robin has its share), then the healthy ones least recently read.
+    """The event reads of one sweep: targeted inverters first (their status changed: a fault shows within one
+    cycle), then the healthy ones least recently read with the rest of the budget.
 
-    The round-robin always gets ``plan.round_robin`` reads when it has that many inverters, so its bound holds
-    however many statuses changed; targeted reads beyond the budget wait for the next sweep (they stay marked).
+    The round-robin gets at least ``plan.round_robin`` reads whenever the targeted reads fit the reserve, which
+    is what the plan's bound assumes; a sweep with more status changes than that delays the round-robin, and
+    targeted reads beyond the whole budget wait for the next sweep (they stay marked).
     """
     room = max(0, plan.budget - plan.pages)
-    chosen = set(targeted)
-    rr_wanted = [serial for serial in healthy_by_age if serial not in chosen]
-    rr_count = min(len(rr_wanted), plan.round_robin)
-    targeted_count = min(len(targeted), room - rr_count)
-    rr_count = min(len(rr_wanted), room - targeted_count)
-    return list(targeted[:targeted_count]), rr_wanted[:rr_count]
+    chosen = list(targeted[:room])
+    picked = set(chosen)
+    rr = [serial for serial in healthy_by_age if serial not in picked][: room - len(chosen)]
+    return chosen, rr

@@ -172,7 +172,7 @@ def test_the_plan_for_ten_thousand_inverters_at_the_monitoring_share_of_300_per_
 
 
 @given(st.lists(st.integers(0, 200), unique=True, max_size=60), st.integers(0, 80), st.integers(1, 60))
-def test_reads_of_a_sweep_never_exceed_the_budget_and_the_round_robin_keeps_its_share(
+def test_reads_of_a_sweep_put_status_changes_first_and_the_round_robin_keeps_its_share_within_the_reserve(
     targeted_ids: list[int], healthy_count: int, round_robin: int
 ) -> None:
     targeted = [f"t{i}" for i in targeted_ids]
@@ -180,6 +180,9 @@ def test_reads_of_a_sweep_never_exceed_the_budget_and_the_round_robin_keeps_its_
     plan = plan_sweep(inverters=1000, healthy=healthy_count, page_size=1000,
                       requests_per_minute=(round_robin + 1) * 1.2, interval=timedelta(minutes=1))
     chosen_targeted, chosen_rr = split_reads(targeted, healthy, plan)
-    assert len(chosen_targeted) + len(chosen_rr) <= plan.budget - plan.pages
-    assert len(chosen_rr) >= min(plan.round_robin, healthy_count)
+    room = plan.budget - plan.pages
+    assert len(chosen_targeted) + len(chosen_rr) <= room
+    assert len(chosen_targeted) == min(len(targeted), room)  # status changes are read first
+    if len(targeted) <= plan.reserve:
+        assert len(chosen_rr) >= min(plan.round_robin, healthy_count)
     assert chosen_rr == healthy[: len(chosen_rr)]  # least recently read first

@@ -13,6 +13,9 @@ from service.db.models import (
     Incident,
     IncidentKind,
     IncidentState,
+    Inverter,
+    InverterChange,
+    InverterChangeKind,
     MaintenanceWindow,
     NotificationEvent,
     NotificationEventType,
@@ -70,6 +73,13 @@ async def test_a_fault_that_changes_the_status_raises_an_alert_in_the_next_cycle
     assert [(a.inverter_serial, a.event, a.state, a.severity) for a in alerts] == [
         (serial, "Isolation fault", AlertState.OPEN, Severity.CRITICAL) for serial in sorted(faulty)]
     assert report.targeted == 2
+    async with resources.session_factory() as session:  # the sweep's pages fed the mirror too
+        mirrored = dict((await session.execute(select(Inverter.serial, Inverter.status)
+                                                .where(Inverter.serial.in_(faulty)))).all())
+        history = (await session.execute(select(InverterChange.inverter_serial, InverterChange.to_value)
+                                          .where(InverterChange.kind == InverterChangeKind.STATUS))).all()
+    assert mirrored == dict.fromkeys(faulty, "ERROR")
+    assert sorted(history) == [(serial, "ERROR") for serial in sorted(faulty)]
     assert all(a.incident_id is not None for a in alerts)
     incidents = await _incidents(resources)
     assert {i.site_upstream_id for i in incidents} == {a.site_upstream_id for a in alerts}
