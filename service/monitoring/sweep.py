@@ -211,7 +211,7 @@ class Monitor:
         storm = await repo.open_storm()
         verdict = rules.storm_verdict(fleet=len(seen), newly_lost=newly_lost, lost_now=len(lost),
                                       share=settings.storm_share, storm_open=storm is not None)
-        writer = _AlertWriter(repo, settings.flap_window_seconds, await repo.overrides(), now)
+        writer = AlertWriter(repo, settings.flap_window_seconds, await repo.overrides(), now)
         await writer.load_maintenance()
         if verdict is rules.StormVerdict.OPEN:
             storm = writer.open_storm(len(lost), len(seen))
@@ -281,7 +281,7 @@ class Monitor:
         settings = await repo.settings()
         done = [serial for serial, found in results if found is not None]
         alerts = await repo.latest_alerts(done)
-        writer = _AlertWriter(repo, settings.flap_window_seconds, await repo.overrides(), read_at)
+        writer = AlertWriter(repo, settings.flap_window_seconds, await repo.overrides(), read_at)
         await writer.load_maintenance()
         accounts = await repo.accounts_of(done)
         for serial, found in results:
@@ -342,7 +342,7 @@ def _storm_summary(lost: int, fleet: int) -> str:
     return f"cloud or network outage suspected: {lost} of {fleet} inverters LOST"
 
 
-class _AlertWriter:
+class AlertWriter:
     """Applies alert changes of one transaction: alerts, their outbox events, the incidents of their sites."""
 
     def __init__(self, repo: MonitoringRepository, flap_window_seconds: int,
@@ -362,7 +362,7 @@ class _AlertWriter:
         sites, accounts = self.maintenance
         return (site is not None and site in sites) or (account is not None and account in accounts)
 
-    def _outbox(self, kind: NotificationEventType, key: str, summary: str, *, alert: Alert | None = None,
+    def outbox(self, kind: NotificationEventType, key: str, summary: str, *, alert: Alert | None = None,
                 incident: Incident | None = None, notify: bool = True) -> None:
         self.repo.add(NotificationEvent(
             tenant_id=self.repo.tenant_id, type=kind, idempotency_key=key, summary=summary[:500], notify=notify,
@@ -384,7 +384,7 @@ class _AlertWriter:
         self.raised += 1
         if site is not None:
             self.sites_touched.add(site)
-        self._outbox(NotificationEventType.ALERT_RAISED, f"alert:{alert.id}:raised",
+        self.outbox(NotificationEventType.ALERT_RAISED, f"alert:{alert.id}:raised",
                      f"{event} on inverter {serial}", alert=alert, notify=not alert.suppressed)
         return alert
 
@@ -408,7 +408,7 @@ class _AlertWriter:
                 alert.flaps += 1
                 alert.suppressed = self._suppressed(site, account)
                 self.reopened += 1
-                self._outbox(NotificationEventType.ALERT_REOPENED,
+                self.outbox(NotificationEventType.ALERT_REOPENED,
                              f"alert:{alert.id}:reopened:{change.started_at.isoformat()}",
                              f"{alert.event} on inverter {serial} again (flap {alert.flaps})", alert=alert,
                              notify=not alert.suppressed)
@@ -426,7 +426,7 @@ class _AlertWriter:
         self.cleared += 1
         if alert.site_upstream_id is not None:
             self.sites_touched.add(alert.site_upstream_id)
-        self._outbox(NotificationEventType.ALERT_CLEARED, f"alert:{alert.id}:cleared:{when.isoformat()}",
+        self.outbox(NotificationEventType.ALERT_CLEARED, f"alert:{alert.id}:cleared:{when.isoformat()}",
                      f"{alert.event} on inverter {alert.inverter_serial} cleared", alert=alert,
                      notify=not alert.suppressed)
 
@@ -435,13 +435,13 @@ class _AlertWriter:
                             state=IncidentState.OPEN, severity=Severity.CRITICAL, summary=_storm_summary(lost, fleet),
                             open_alerts=0, opened_at=self.now)  # fmt: skip
         self.repo.add(incident)
-        self._outbox(NotificationEventType.INCIDENT_OPENED, f"incident:{incident.id}:opened", incident.summary,
+        self.outbox(NotificationEventType.INCIDENT_OPENED, f"incident:{incident.id}:opened", incident.summary,
                      incident=incident)
         return incident
 
     def clear_storm(self, incident: Incident) -> None:
         incident.state, incident.cleared_at = IncidentState.CLEARED, self.now
-        self._outbox(NotificationEventType.INCIDENT_CLEARED, f"incident:{incident.id}:cleared",
+        self.outbox(NotificationEventType.INCIDENT_CLEARED, f"incident:{incident.id}:cleared",
                      "the fleet is back: " + incident.summary, incident=incident)
 
     async def refresh_incidents(self) -> None:
@@ -461,13 +461,13 @@ class _AlertWriter:
                                     severity=Severity.INFO, summary="", open_alerts=0)  # fmt: skip
                 self.repo.add(incident)
                 _describe(incident, site, alerts)
-                self._outbox(NotificationEventType.INCIDENT_OPENED, f"incident:{incident.id}:opened",
+                self.outbox(NotificationEventType.INCIDENT_OPENED, f"incident:{incident.id}:opened",
                              incident.summary, incident=incident, notify=not all(a.suppressed for a in alerts))
             elif alerts and incident is not None:
                 _describe(incident, site, alerts)
             elif incident is not None:
                 incident.state, incident.cleared_at, incident.open_alerts = IncidentState.CLEARED, self.now, 0
-                self._outbox(NotificationEventType.INCIDENT_CLEARED, f"incident:{incident.id}:cleared",
+                self.outbox(NotificationEventType.INCIDENT_CLEARED, f"incident:{incident.id}:cleared",
                              f"site {site}: every alert cleared", incident=incident)
             links.append((incident, alerts))
         await self.repo.session.flush()  # new incidents exist before alerts point at them
