@@ -58,6 +58,10 @@ class Action(enum.Enum):
     LIVE_READ = Rule("live.read", Role.VIEWER)
     LIVE_SETTINGS_READ = Rule("live.settings.read", Role.OPERATOR)
     LIVE_UNMIRRORED_READ = Rule("live.unmirrored.read", Role.VIEWER, whole_tenant=True)
+    ALERT_READ = Rule("monitoring.alert.read", Role.VIEWER)
+    ALERT_ACKNOWLEDGE = Rule("monitoring.alert.acknowledge", Role.OPERATOR)
+    ALERT_CLEAR = Rule("monitoring.alert.clear", Role.OPERATOR)
+    MAINTENANCE_MANAGE = Rule("monitoring.maintenance.manage", Role.OPERATOR, whole_tenant=True)
 
     @property
     def rule(self) -> Rule:

@@ -12,16 +12,16 @@ from litestar.params import FromPath, JSONBody, QueryParameter
 from litestar.status_codes import HTTP_204_NO_CONTENT
 from pydantic import BaseModel, ConfigDict, Field
 
-from service.api.auth import PrincipalDep, provide_principal, requires_role
-from service.api.dependencies import DbSession
-from service.api.fleet import Cursor, Limit, PageView, Upstream
+from service.api.common import Cursor, Limit, PageView
+from service.api.dependencies import DbSession, ReadDb
 from service.api.openapi import problems
+from service.authn import PrincipalDep, provide_principal
 from service.core.pagination import Page, page_size
-from service.db.models.api_key import Role
 from service.db.models.monitoring import AlertState, IncidentState, Severity
 from service.monitoring.service import AlertFilter, AlertService, IncidentFilter
 
 ERRORS = problems(400, 401, 403, 404, 422, 429)
+Upstream = Annotated[int | None, QueryParameter(ge=1, le=2**53, description="An upstream id.")]
 AlertStates = Annotated[list[AlertState] | None, QueryParameter(name="state", description="State is one of these.")]
 IncidentStates = Annotated[list[IncidentState] | None, QueryParameter(name="state",
                                                                       description="State is one of these.")]
@@ -122,7 +122,7 @@ class MonitoringController(Controller):
 
     @get("/alerts", responses=ERRORS)
     async def list_alerts(
-        self, principal: PrincipalDep, db_session: DbSession, alert_state: AlertStates = None,
+        self, principal: PrincipalDep, read_session: ReadDb, alert_state: AlertStates = None,
         severity: Severities = None, site_id: Upstream = None, account_id: Upstream = None,
         inverter: Annotated[str | None, QueryParameter(max_length=64)] = None, since: Since = None,
         until: Until = None, limit: Limit = 50, cursor: Cursor = None,
@@ -130,21 +130,21 @@ class MonitoringController(Controller):
         """Alerts, most recently seen first (a subtree key sees its subtree's only)."""
         where = AlertFilter(tuple(alert_state or ()), tuple(severity or ()), site_id, account_id, inverter, since,
                             until)
-        page = await AlertService(db_session, principal).alerts(where, page_size(limit), cursor)
+        page = await AlertService(read_session, principal).alerts(where, page_size(limit), cursor)
         return PageView[AlertView](items=[AlertView.model_validate(a) for a in page.items], next_cursor=_next(page),
                                    total_count=page.total_count)
 
     @get("/alerts/counts", responses=ERRORS)
     async def alert_counts(
-        self, principal: PrincipalDep, db_session: DbSession, alert_state: AlertStates = None,
+        self, principal: PrincipalDep, read_session: ReadDb, alert_state: AlertStates = None,
         site_id: Upstream = None, account_id: Upstream = None, since: Since = None, until: Until = None,
     ) -> SeverityCountsView:
         """Alerts per severity matching the filter (default: every state)."""
         where = AlertFilter(tuple(alert_state or ()), (), site_id, account_id, None, since, until)
-        counts = await AlertService(db_session, principal).alert_counts(where)
+        counts = await AlertService(read_session, principal).alert_counts(where)
         return SeverityCountsView(**{severity.value: count for severity, count in counts.items()})
 
-    @post("/alerts/{alert_id:uuid}/acknowledge", guards=[requires_role(Role.OPERATOR)], responses=problems(
+    @post("/alerts/{alert_id:uuid}/acknowledge", responses=problems(
         400, 401, 403, 404, 409, 422, 429), status_code=200)
     async def acknowledge(self, alert_id: FromPath[uuid.UUID], data: JSONBody[AcknowledgeInput],
                           principal: PrincipalDep, db_session: DbSession) -> AlertView:
@@ -152,7 +152,7 @@ class MonitoringController(Controller):
         alert = await AlertService(db_session, principal).acknowledge(alert_id, data.note)
         return AlertView.model_validate(alert)
 
-    @post("/alerts/{alert_id:uuid}/clear", guards=[requires_role(Role.OPERATOR)], responses=problems(
+    @post("/alerts/{alert_id:uuid}/clear", responses=problems(
         400, 401, 403, 404, 409, 429), status_code=200)
     async def clear(self, alert_id: FromPath[uuid.UUID], principal: PrincipalDep, db_session: DbSession) -> AlertView:
         """Clear an alert by hand (operator role; recorded, never deleted; reopened if the fault recurs)."""
@@ -160,24 +160,24 @@ class MonitoringController(Controller):
         return AlertView.model_validate(alert)
 
     @get("/incidents", responses=ERRORS)
-    async def list_incidents(self, principal: PrincipalDep, db_session: DbSession,
+    async def list_incidents(self, principal: PrincipalDep, read_session: ReadDb,
                              incident_state: IncidentStates = None,
                              severity: Severities = None, site_id: Upstream = None, account_id: Upstream = None,
                              since: Since = None, until: Until = None, limit: Limit = 50,
                              cursor: Cursor = None) -> PageView[IncidentView]:
         """Incidents, most recently opened first."""
         where = IncidentFilter(tuple(incident_state or ()), tuple(severity or ()), site_id, account_id, since, until)
-        page = await AlertService(db_session, principal).incidents(where, page_size(limit), cursor)
+        page = await AlertService(read_session, principal).incidents(where, page_size(limit), cursor)
         return PageView[IncidentView](items=[IncidentView.model_validate(i) for i in page.items],
                                       next_cursor=_next(page), total_count=page.total_count)
 
     @get("/maintenance-windows", responses=ERRORS)
-    async def list_windows(self, principal: PrincipalDep, db_session: DbSession) -> list[MaintenanceWindowView]:
+    async def list_windows(self, principal: PrincipalDep, read_session: ReadDb) -> list[MaintenanceWindowView]:
         """Maintenance windows not yet over."""
-        windows = await AlertService(db_session, principal).maintenance_windows()
+        windows = await AlertService(read_session, principal).maintenance_windows()
         return [MaintenanceWindowView.model_validate(window) for window in windows]
 
-    @post("/maintenance-windows", guards=[requires_role(Role.OPERATOR)], responses=problems(
+    @post("/maintenance-windows", responses=problems(
         400, 401, 403, 422, 429))
     async def create_window(self, data: JSONBody[MaintenanceWindowInput], principal: PrincipalDep,
                             db_session: DbSession) -> MaintenanceWindowView:
@@ -187,7 +187,7 @@ class MonitoringController(Controller):
             reason=data.reason)
         return MaintenanceWindowView.model_validate(window)
 
-    @delete("/maintenance-windows/{window_id:uuid}", guards=[requires_role(Role.OPERATOR)],
+    @delete("/maintenance-windows/{window_id:uuid}",
             responses=problems(400, 401, 403, 404, 429), status_code=HTTP_204_NO_CONTENT)
     async def delete_window(self, window_id: FromPath[uuid.UUID], principal: PrincipalDep,
                             db_session: DbSession) -> None:

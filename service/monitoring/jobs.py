@@ -9,7 +9,6 @@
 from __future__ import annotations
 
 import contextlib
-from collections.abc import AsyncIterator
 from typing import TypedDict
 
 from service.core.clock import utcnow
@@ -18,7 +17,6 @@ from service.db.uow import DeferredJob
 from service.givenergy import GivEnergyClient, Lane
 from service.jobs.context import JobContext
 from service.jobs.enqueue import enqueue_deferred, unit_of_work
-from service.mirror.service import credential_resolver
 from service.monitoring.repository import due_tenants
 from service.monitoring.sweep import ClientSource, Monitor
 from service.runtime import Resources
@@ -46,17 +44,10 @@ def cycle_job_id(tenant_id: TenantId) -> str:
 
 
 def monitoring_clients(resources: Resources) -> ClientSource:
-    """The tenant's client in the monitoring lane, through the shared rate limiter (the one place the monitor
-    gets a client; the write-side foundations replace it with ``resources.upstream.client``)."""
-    resolve = credential_resolver(resources.settings, resources.redis)
+    """The tenant's client in the monitoring lane, from the one upstream entry point."""
 
-    @contextlib.asynccontextmanager
-    async def clients(tenant_id: TenantId) -> AsyncIterator[GivEnergyClient]:
-        async with resources.session_factory() as session:
-            target = await resolve(session, tenant_id)
-        async with GivEnergyClient(target.token, base_url=target.base_url, timeout=target.timeout,
-                                   limiter=target.limiter, lane=Lane.MONITORING, transport=target.transport) as client:
-            yield client
+    def clients(tenant_id: TenantId) -> contextlib.AbstractAsyncContextManager[GivEnergyClient]:
+        return resources.upstream.client(tenant_id, Lane.MONITORING)
 
     return clients
 

@@ -18,7 +18,7 @@ from sqlalchemy.ext.asyncio import AsyncSession
 from service.core.clock import utcnow
 from service.core.errors import ConflictError, InvalidInputError, NotFoundError
 from service.core.pagination import Cursor, Page, cursor_value
-from service.db.models.api_key import Role
+from service.core.principal import Principal
 from service.db.models.monitoring import (
     Alert,
     AlertState,
@@ -31,7 +31,7 @@ from service.db.models.notifications import NotificationEventType
 from service.mirror.queries import ReadScope
 from service.monitoring.repository import MonitoringRepository, alert_filters, counts_by_severity, incident_filters
 from service.monitoring.sweep import AlertWriter
-from service.tenants.principal import Principal
+from service.policy import Action, authorize
 
 _Row = TypeVar("_Row", Alert, Incident)
 MAX_NOTE = 1000
@@ -81,25 +81,25 @@ class AlertService:
 
     async def alerts(self, where: AlertFilter, first: int, after: str | None) -> Page[Alert]:
         """Alerts matching ``where``, most recently seen first."""
-        self.principal.require(Role.VIEWER)
+        authorize(self.principal, Action.ALERT_READ)
         return await _page(self.session, Alert, Alert.last_seen_at, self._alert_conditions(where), first, after,
                            "alerts.last_seen")
 
     async def alert_counts(self, where: AlertFilter) -> dict[Severity, int]:
         """How many alerts match ``where``, per severity."""
-        self.principal.require(Role.VIEWER)
+        authorize(self.principal, Action.ALERT_READ)
         return await counts_by_severity(self.session, self._alert_conditions(where))
 
     async def incidents(self, where: IncidentFilter, first: int, after: str | None) -> Page[Incident]:
         """Incidents matching ``where``, most recently opened first (the fleet-wide one: whole-tenant keys)."""
-        self.principal.require(Role.VIEWER)
+        authorize(self.principal, Action.ALERT_READ)
         conditions = incident_filters(self.scope, states=where.states, severities=where.severities, site=where.site,
                                       account=where.account, since=where.since, until=where.until)
         return await _page(self.session, Incident, Incident.opened_at, conditions, first, after, "incidents.opened")
 
     async def maintenance_windows(self) -> list[MaintenanceWindow]:
         """Windows not yet over, soonest first."""
-        self.principal.require(Role.VIEWER)
+        authorize(self.principal, Action.ALERT_READ)
         rows = await self.session.scalars(select(MaintenanceWindow).where(
             MaintenanceWindow.tenant_id == self.principal.tenant_id, MaintenanceWindow.ends_at > utcnow())
             .order_by(MaintenanceWindow.starts_at))
@@ -125,7 +125,7 @@ class AlertService:
             NotFoundError: No such alert the principal may see.
             ConflictError: The alert is cleared.
         """
-        self.principal.require(Role.OPERATOR)
+        authorize(self.principal, Action.ALERT_ACKNOWLEDGE)
         note = _note(note)
         alert = await self._visible_alert(alert_id)
         if alert.state is AlertState.CLEARED:
@@ -149,7 +149,7 @@ class AlertService:
             NotFoundError: No such alert the principal may see.
             ConflictError: The alert is already cleared.
         """
-        self.principal.require(Role.OPERATOR)
+        authorize(self.principal, Action.ALERT_CLEAR)
         alert = await self._visible_alert(alert_id)
         if alert.state is AlertState.CLEARED:
             raise ConflictError("the alert is already cleared")
@@ -166,8 +166,7 @@ class AlertService:
             PermissionDeniedError: The role is below operator, or the key is restricted to a subtree.
             InvalidInputError: Not exactly one of site and account, or the window ends before it starts.
         """
-        self.principal.require(Role.OPERATOR)
-        self.principal.require_whole_tenant()
+        authorize(self.principal, Action.MAINTENANCE_MANAGE)
         if (site is None) == (account is None):
             raise InvalidInputError("give either a site or an account, not both")
         if starts_at.tzinfo is None or ends_at.tzinfo is None:
@@ -189,8 +188,7 @@ class AlertService:
             PermissionDeniedError: The role is below operator, or the key is restricted to a subtree.
             NotFoundError: No such window.
         """
-        self.principal.require(Role.OPERATOR)
-        self.principal.require_whole_tenant()
+        authorize(self.principal, Action.MAINTENANCE_MANAGE)
         window = await self.repo.window(window_id)
         if window is None:
             raise NotFoundError("no such maintenance window")
