@@ -2,16 +2,18 @@
 
 from __future__ import annotations
 
+import uuid
 from collections.abc import AsyncIterator
 
 import pytest
 from litestar import Litestar
 from sqlalchemy.ext.asyncio import AsyncSession
 
+from service.core.clock import utcnow
 from service.core.errors import PermissionDeniedError
 from service.core.principal import Principal
 from service.core.roles import Role
-from service.db.models import SyncKind
+from service.db.models import Alert, AlertState, Severity, SyncKind
 from service.mirror.service import MirrorService
 from service.policy import Action
 from service.runtime import Resources
@@ -24,6 +26,7 @@ pytestmark = pytest.mark.usefixtures("clean_db")
 
 WRITERS = frozenset({"admin"})
 OPERATORS = frozenset({"operator", "admin"})
+OUTSIDE_SUBTREE = {"subtree_admin": Outcome.NOT_FOUND}
 
 
 async def rest_request_sync(world: World, caller: str) -> Outcome:
@@ -82,6 +85,33 @@ async def graphql_revoke_api_key(world: World, caller: str) -> Outcome:
     return graphql_outcome(answer, "revokeApiKey")
 
 
+async def _fresh_alert(world: World) -> str:
+    """A new open alert of the home tenant, on an inverter outside the subtree key's subtree."""
+    async with world.resources.session_factory() as session, session.begin():
+        alert = Alert(tenant_id=world.tenant_id, inverter_serial=f"INV{uuid.uuid4().hex[:8]}", event="PV Over Voltage",
+                      severity=Severity.MAJOR, state=AlertState.OPEN, first_seen_at=utcnow(), last_seen_at=utcnow(),
+                      last_started_at=utcnow(), occurrences=1, flaps=0, suppressed=False)
+        session.add(alert)
+        await session.flush()
+        return str(alert.id)
+
+
+async def rest_acknowledge_alert(world: World, caller: str) -> Outcome:
+    target = await _fresh_alert(world)
+    return rest_outcome(await world.client.post(f"/api/v1/alerts/{target}/acknowledge", json={},
+                                                headers=world.headers(caller)))
+
+
+async def rest_clear_alert(world: World, caller: str) -> Outcome:
+    target = await _fresh_alert(world)
+    return rest_outcome(await world.client.post(f"/api/v1/alerts/{target}/clear", headers=world.headers(caller)))
+
+
+async def rest_create_maintenance_window(world: World, caller: str) -> Outcome:
+    return rest_outcome(await world.client.post("/api/v1/maintenance-windows", headers=world.headers(caller), json={
+        "site_id": 1, "starts_at": "2026-06-01T12:00:00Z", "ends_at": "2026-06-01T14:00:00Z"}))
+
+
 CASES = [
     Case("rest POST sync-runs", Action.SYNC_REQUEST, "rest", OPERATORS, rest_request_sync, targets_an_object=False),
     Case("graphql requestSync", Action.SYNC_REQUEST, "graphql", OPERATORS, graphql_request_sync,
@@ -96,10 +126,19 @@ CASES = [
          targets_an_object=False),
     Case("rest POST api-keys/{id}/revoke", Action.APIKEY_REVOKE, "rest", WRITERS, rest_revoke_api_key),
     Case("graphql revokeApiKey", Action.APIKEY_REVOKE, "graphql", WRITERS, graphql_revoke_api_key),
+    # a subtree key may act on the alerts of its subtree; one outside it reads as not found, like another tenant's
+    Case("rest POST alerts/{id}/acknowledge", Action.ALERT_ACKNOWLEDGE, "rest", OPERATORS, rest_acknowledge_alert,
+         exceptions=OUTSIDE_SUBTREE),
+    Case("rest POST alerts/{id}/clear", Action.ALERT_CLEAR, "rest", OPERATORS, rest_clear_alert,
+         exceptions=OUTSIDE_SUBTREE),
+    Case("rest POST maintenance-windows", Action.MAINTENANCE_MANAGE, "rest", OPERATORS,
+         rest_create_maintenance_window, targets_an_object=False),
 ]
 WRITES = {Action.SYNC_REQUEST, Action.CREDENTIAL_ADD, Action.CREDENTIAL_CHECK, Action.CREDENTIAL_REMOVE,
-          Action.APIKEY_CREATE, Action.APIKEY_REVOKE}
-REST_ONLY = {Action.CREDENTIAL_ADD, Action.CREDENTIAL_REMOVE}  # no GraphQL mutation (yet)
+          Action.APIKEY_CREATE, Action.APIKEY_REVOKE, Action.ALERT_ACKNOWLEDGE, Action.ALERT_CLEAR,
+          Action.MAINTENANCE_MANAGE}
+REST_ONLY = {Action.CREDENTIAL_ADD, Action.CREDENTIAL_REMOVE,  # no GraphQL mutation (yet)
+             Action.ALERT_ACKNOWLEDGE, Action.ALERT_CLEAR, Action.MAINTENANCE_MANAGE}
 
 
 @pytest.fixture(scope="module")
