@@ -58,7 +58,7 @@ def register(app: typer.Typer) -> None:
     app.add_typer(admin_app, name="admin")
 
 
-def _run(operation: Callable[[Resources], Awaitable[_T]]) -> _T:
+def run_with_resources(operation: Callable[[Resources], Awaitable[_T]]) -> _T:
     """Run ``operation`` with resources for the configured (or embedded) servers; domain errors exit 1."""
 
     async def main(settings: Settings) -> _T:
@@ -76,12 +76,13 @@ def _run(operation: Callable[[Resources], Awaitable[_T]]) -> _T:
             raise typer.Exit(code=1) from None
 
 
-async def _principal(session: Any, slug: str) -> Principal:
+async def principal_of_tenant(session: Any, slug: str) -> Principal:
+    """The command line's principal (admin, actor ``cli``) for the tenant ``slug``."""
     tenant = await TenantService(session).get_by_slug(slug)
     return Principal.cli(tenant_id_from(tenant.id))
 
 
-def _when(moment: datetime | None) -> str:
+def when(moment: datetime | None) -> str:
     return moment.astimezone(UTC).strftime("%Y-%m-%d %H:%M UTC") if moment else "-"
 
 
@@ -118,7 +119,7 @@ async def add_credential_op(resources: Resources, slug: str, token: str, *, labe
     """Store a credential (committed first), then check it unless ``check`` is false."""
     kind = CredentialKind.PORTAL_LOGIN if portal_username else CredentialKind.API_TOKEN
     async with unit_of_work(resources.session_factory, resources.redis) as session:
-        principal = await _principal(session, slug)
+        principal = await principal_of_tenant(session, slug)
         credential = await _credentials(session, principal, resources).add(
             token, label=label, requests_per_minute=requests_per_minute, base_url=base_url, kind=kind,
             portal_username=portal_username,
@@ -134,7 +135,7 @@ async def check_credentials_op(resources: Resources, slug: str, credential_ids: 
     """Check the given credentials (all of the tenant's when none are given): each probed upstream with no
     transaction open, its result recorded in a short one."""
     async with read_session(resources.session_factory) as session:
-        principal = await _principal(session, slug)
+        principal = await principal_of_tenant(session, slug)
         ids = list(credential_ids) or [row.id for row in await _credentials(session, principal, resources).list()]
     return [await check_credential(resources, principal, credential_id) for credential_id in ids]
 
@@ -142,14 +143,14 @@ async def check_credentials_op(resources: Resources, slug: str, credential_ids: 
 async def list_credentials_op(resources: Resources, slug: str) -> Sequence[UpstreamCredential]:
     """The tenant's credentials."""
     async with resources.session_factory() as session:
-        return await _credentials(session, await _principal(session, slug), resources).list()
+        return await _credentials(session, await principal_of_tenant(session, slug), resources).list()
 
 
 async def create_api_key_op(resources: Resources, slug: str, role: Role, name: str, expires_at: datetime | None,
                             restricted_account_id: str | None) -> CreatedKey:
     """Create an API key."""
     async with unit_of_work(resources.session_factory, resources.redis) as session:
-        return await ApiKeyService(session, await _principal(session, slug)).create(
+        return await ApiKeyService(session, await principal_of_tenant(session, slug)).create(
             name=name, role=role, expires_at=expires_at, restricted_account_id=restricted_account_id
         )
 
@@ -157,13 +158,13 @@ async def create_api_key_op(resources: Resources, slug: str, role: Role, name: s
 async def list_api_keys_op(resources: Resources, slug: str) -> Sequence[ApiKey]:
     """The tenant's keys."""
     async with resources.session_factory() as session:
-        return await ApiKeyService(session, await _principal(session, slug)).list()
+        return await ApiKeyService(session, await principal_of_tenant(session, slug)).list()
 
 
 async def revoke_api_key_op(resources: Resources, slug: str, id_or_prefix: str) -> ApiKey:
     """Revoke a key by id or prefix."""
     async with unit_of_work(resources.session_factory, resources.redis) as session:
-        keys = ApiKeyService(session, await _principal(session, slug))
+        keys = ApiKeyService(session, await principal_of_tenant(session, slug))
         return await keys.revoke((await keys.find(id_or_prefix)).id)
 
 
@@ -202,7 +203,7 @@ def tenant_create(
     timezone: Annotated[str, typer.Option(help="IANA timezone of the company.")] = "Europe/London",
 ) -> None:
     """Create a tenant."""
-    tenant = _run(lambda resources: create_tenant_op(resources, slug, name, timezone))
+    tenant = run_with_resources(lambda resources: create_tenant_op(resources, slug, name, timezone))
     console.print(f"Tenant {tenant.slug} created (id {tenant.id}).", highlight=False)
     console.print(f"Next: givfleet apikey create --tenant {tenant.slug} --role admin", highlight=False)
 
@@ -210,14 +211,14 @@ def tenant_create(
 @tenant_app.command("suspend")
 def tenant_suspend(slug: Annotated[str, typer.Argument(help="Tenant slug.")]) -> None:
     """Suspend a tenant: its API keys stop working until it is activated again."""
-    _run(lambda resources: set_tenant_status_op(resources, slug, TenantStatus.SUSPENDED))
+    run_with_resources(lambda resources: set_tenant_status_op(resources, slug, TenantStatus.SUSPENDED))
     console.print(f"Tenant {slug} suspended.", highlight=False)
 
 
 @tenant_app.command("activate")
 def tenant_activate(slug: Annotated[str, typer.Argument(help="Tenant slug.")]) -> None:
     """Make a suspended tenant active again."""
-    _run(lambda resources: set_tenant_status_op(resources, slug, TenantStatus.ACTIVE))
+    run_with_resources(lambda resources: set_tenant_status_op(resources, slug, TenantStatus.ACTIVE))
     console.print(f"Tenant {slug} active.", highlight=False)
 
 
@@ -225,7 +226,7 @@ def tenant_activate(slug: Annotated[str, typer.Argument(help="Tenant slug.")]) -
 def tenant_list() -> None:
     """List tenants."""
     table = Table("slug", "name", "timezone", "status", "id")
-    for tenant in _run(list_tenants_op):
+    for tenant in run_with_resources(list_tenants_op):
         table.add_row(tenant.slug, tenant.name, tenant.timezone, tenant.status.value, str(tenant.id))
     console.print(table)
 
@@ -260,7 +261,7 @@ def credential_add(
 ) -> None:
     """Add a GivEnergy API token to a tenant (stored encrypted) and check it."""
     secret = token or typer.prompt("Portal password" if portal_username else "GivEnergy API token", hide_input=True)
-    credential, outcome = _run(lambda resources: add_credential_op(
+    credential, outcome = run_with_resources(lambda resources: add_credential_op(
         resources, tenant, secret, label=label, requests_per_minute=requests_per_minute, base_url=base_url,
         portal_username=portal_username, check=check,
     ))
@@ -281,7 +282,7 @@ def credential_check(
         ids = [uuid.UUID(value) for value in credential_id or []]
     except ValueError:
         raise typer.BadParameter("credential ids are UUIDs (see `givfleet credential list`)") from None
-    outcomes = _run(lambda resources: check_credentials_op(resources, tenant, ids))
+    outcomes = run_with_resources(lambda resources: check_credentials_op(resources, tenant, ids))
     if not outcomes:
         console.print("The tenant has no credentials.")
     for outcome in outcomes:
@@ -294,9 +295,9 @@ def credential_check(
 def credential_list(tenant: TenantOption) -> None:
     """List the tenant's credentials (never their tokens)."""
     table = Table("id", "label", "health", "account", "type", "scopes", "rpm", "checked", "key id")
-    for row in _run(lambda resources: list_credentials_op(resources, tenant)):
+    for row in run_with_resources(lambda resources: list_credentials_op(resources, tenant)):
         table.add_row(str(row.id), row.label, row.health.value, row.upstream_username or "-", row.account_type or "-",
-                      str(len(row.scopes)), str(row.requests_per_minute or "default"), _when(row.last_checked_at),
+                      str(len(row.scopes)), str(row.requests_per_minute or "default"), when(row.last_checked_at),
                       row.key_id)
     console.print(table)
 
@@ -312,7 +313,7 @@ def apikey_create(
 ) -> None:
     """Create an API key and print it (the only time it is shown)."""
     expires_at = parse_expiry(expires)
-    created = _run(lambda resources: create_api_key_op(
+    created = run_with_resources(lambda resources: create_api_key_op(
         resources, tenant, role, name or f"{role.value} key", expires_at, account_id
     ))
     console.print(f"API key {created.key.prefix} ({role.value}) created. Store it now; it is not shown again:",
@@ -324,9 +325,9 @@ def apikey_create(
 def apikey_list(tenant: TenantOption) -> None:
     """List the tenant's API keys (never their secrets)."""
     table = Table("prefix", "name", "role", "expires", "last used", "revoked", "restricted to", "id")
-    for key in _run(lambda resources: list_api_keys_op(resources, tenant)):
-        table.add_row(key.prefix, key.name, key.role.value, _when(key.expires_at), _when(key.last_used_at),
-                      _when(key.revoked_at), key.restricted_account_id or "-", str(key.id))
+    for key in run_with_resources(lambda resources: list_api_keys_op(resources, tenant)):
+        table.add_row(key.prefix, key.name, key.role.value, when(key.expires_at), when(key.last_used_at),
+                      when(key.revoked_at), key.restricted_account_id or "-", str(key.id))
     console.print(table)
 
 
@@ -336,7 +337,7 @@ def apikey_revoke(
     key: Annotated[str, typer.Argument(help="The key's id or prefix (see `givfleet apikey list`).")],
 ) -> None:
     """Revoke an API key; it stops working at once."""
-    revoked = _run(lambda resources: revoke_api_key_op(resources, tenant, key))
+    revoked = run_with_resources(lambda resources: revoke_api_key_op(resources, tenant, key))
     console.print(f"API key {revoked.prefix} revoked.", highlight=False)
 
 
@@ -357,5 +358,5 @@ def admin_rotate_key(
             console.print(f"[red]error:[/red] {exc}", highlight=False)
             raise typer.Exit(code=1) from None
         console.print(f"New encryption key {key_id} generated.", highlight=False)
-    count = _run(rotate_key_op)
+    count = run_with_resources(rotate_key_op)
     console.print(f"{count} credential(s) re-encrypted with the active key.", highlight=False)

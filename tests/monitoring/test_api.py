@@ -10,7 +10,9 @@ import httpx
 import pytest
 from sqlalchemy import select
 
-from service.db.models import NotificationEvent, NotificationEventType
+from service.cli_alerts import list_alerts_op
+from service.core.errors import NotFoundError
+from service.db.models import AlertState, NotificationEvent, NotificationEventType
 from service.db.models.api_key import Role
 from service.runtime import Resources
 from service.simulator import Simulator
@@ -136,3 +138,14 @@ async def test_operators_manage_maintenance_windows_and_bad_input_is_refused_cle
     assert (await client.get("/api/v1/maintenance-windows", headers=tenant.headers)).json() == []
     missing = await client.delete(f"/api/v1/maintenance-windows/{created.json()['id']}", headers=tenant.headers)
     assert missing.status_code == 404
+
+
+async def test_the_alerts_command_lists_a_tenants_open_alerts(resources: Resources,
+                                                              make_monitor: MonitorFactory) -> None:
+    tenant, _ = await _tenant_with_faults(resources, make_monitor)
+    alerts, total = await list_alerts_op(resources, tenant.slug, [AlertState.OPEN])
+    assert total == 2
+    assert sorted(a.event for a in alerts) == ["Grid Under Voltage", "Isolation fault"]
+    assert await list_alerts_op(resources, tenant.slug, [AlertState.CLEARED]) == ([], 0)
+    with pytest.raises(NotFoundError):
+        await list_alerts_op(resources, "no-such-tenant")
