@@ -107,6 +107,27 @@ async def rest_clear_alert(world: World, caller: str) -> Outcome:
     return rest_outcome(await world.client.post(f"/api/v1/alerts/{target}/clear", headers=world.headers(caller)))
 
 
+async def graphql_acknowledge_alert(world: World, caller: str) -> Outcome:
+    target = await _fresh_alert(world)
+    answer = await world.graphql(caller, "mutation($id: ID!) { acknowledgeAlert(id: $id) { errors { code } } }",
+                                 {"id": target})
+    return graphql_outcome(answer, "acknowledgeAlert")
+
+
+async def graphql_clear_alert(world: World, caller: str) -> Outcome:
+    target = await _fresh_alert(world)
+    answer = await world.graphql(caller, "mutation($id: ID!) { clearAlert(id: $id) { errors { code } } }",
+                                 {"id": target})
+    return graphql_outcome(answer, "clearAlert")
+
+
+async def graphql_create_maintenance_window(world: World, caller: str) -> Outcome:
+    answer = await world.graphql(caller, "mutation { createMaintenanceWindow(input: {siteId: 1, "
+                                         'startsAt: "2026-06-01T12:00:00Z", endsAt: "2026-06-01T14:00:00Z"}) '
+                                         "{ errors { code } } }", {})
+    return graphql_outcome(answer, "createMaintenanceWindow")
+
+
 async def rest_create_maintenance_window(world: World, caller: str) -> Outcome:
     return rest_outcome(await world.client.post("/api/v1/maintenance-windows", headers=world.headers(caller), json={
         "site_id": 1, "starts_at": "2026-06-01T12:00:00Z", "ends_at": "2026-06-01T14:00:00Z"}))
@@ -131,14 +152,19 @@ CASES = [
          exceptions=OUTSIDE_SUBTREE),
     Case("rest POST alerts/{id}/clear", Action.ALERT_CLEAR, "rest", OPERATORS, rest_clear_alert,
          exceptions=OUTSIDE_SUBTREE),
+    Case("graphql acknowledgeAlert", Action.ALERT_ACKNOWLEDGE, "graphql", OPERATORS, graphql_acknowledge_alert,
+         exceptions=OUTSIDE_SUBTREE),
+    Case("graphql clearAlert", Action.ALERT_CLEAR, "graphql", OPERATORS, graphql_clear_alert,
+         exceptions=OUTSIDE_SUBTREE),
     Case("rest POST maintenance-windows", Action.MAINTENANCE_MANAGE, "rest", OPERATORS,
          rest_create_maintenance_window, targets_an_object=False),
+    Case("graphql createMaintenanceWindow", Action.MAINTENANCE_MANAGE, "graphql", OPERATORS,
+         graphql_create_maintenance_window, targets_an_object=False),
 ]
 WRITES = {Action.SYNC_REQUEST, Action.CREDENTIAL_ADD, Action.CREDENTIAL_CHECK, Action.CREDENTIAL_REMOVE,
           Action.APIKEY_CREATE, Action.APIKEY_REVOKE, Action.ALERT_ACKNOWLEDGE, Action.ALERT_CLEAR,
           Action.MAINTENANCE_MANAGE}
-REST_ONLY = {Action.CREDENTIAL_ADD, Action.CREDENTIAL_REMOVE,  # no GraphQL mutation (yet)
-             Action.ALERT_ACKNOWLEDGE, Action.ALERT_CLEAR, Action.MAINTENANCE_MANAGE}
+REST_ONLY = {Action.CREDENTIAL_ADD, Action.CREDENTIAL_REMOVE}  # no GraphQL mutation (yet)
 
 
 @pytest.fixture(scope="module")

@@ -149,3 +149,33 @@ async def test_the_alerts_command_lists_a_tenants_open_alerts(resources: Resourc
     assert await list_alerts_op(resources, tenant.slug, [AlertState.CLEARED]) == ([], 0)
     with pytest.raises(NotFoundError):
         await list_alerts_op(resources, "no-such-tenant")
+
+
+async def test_graphql_alerts_with_counts_and_the_acknowledge_mutation(
+    client: httpx.AsyncClient, resources: Resources, make_monitor: MonitorFactory
+) -> None:
+    tenant, _ = await _tenant_with_faults(resources, make_monitor)
+    viewer = {"Authorization": f"Bearer {await committed_key(resources, tenant.tenant_id, Role.VIEWER)}"}
+    query = """{ alerts(filter: {states: [OPEN], severities: [CRITICAL]}) { totalCount
+                 edges { node { id event severity state } } countsBySeverity { severity count } } }"""
+    answer = (await client.post("/graphql", json={"query": query}, headers=viewer)).json()
+    alerts = answer["data"]["alerts"]
+    assert alerts["totalCount"] == 1
+    (edge,) = alerts["edges"]
+    assert (edge["node"]["event"], edge["node"]["state"]) == ("Isolation fault", "OPEN")
+    assert {c["severity"]: c["count"] for c in alerts["countsBySeverity"]} == {
+        "CRITICAL": 1, "MAJOR": 0, "MINOR": 0, "INFO": 0}
+
+    mutation = "mutation($id: ID!) { acknowledgeAlert(id: $id, note: \"on it\") { alert { state acknowledgeNote } " \
+               "errors { code } } }"
+    refused = (await client.post("/graphql", json={"query": mutation, "variables": {"id": edge["node"]["id"]}},
+                                 headers=viewer)).json()
+    assert refused["data"]["acknowledgeAlert"] == {"alert": None, "errors": [{"code": "FORBIDDEN"}]}
+    done = (await client.post("/graphql", json={"query": mutation, "variables": {"id": edge["node"]["id"]}},
+                              headers=tenant.headers)).json()
+    assert done["data"]["acknowledgeAlert"] == {"alert": {"state": "ACKNOWLEDGED", "acknowledgeNote": "on it"},
+                                                "errors": []}
+    incidents = (await client.post("/graphql", json={"query": "{ incidents(filter: {states: [OPEN]}) { totalCount "
+                                                              "edges { node { severity summary } } } }"},
+                                   headers=viewer)).json()
+    assert incidents["data"]["incidents"]["totalCount"] == 2
