@@ -179,3 +179,7 @@ async def test_graphql_alerts_with_counts_and_the_acknowledge_mutation(
                                                               "edges { node { severity summary } } } }"},
                                    headers=viewer)).json()
     assert incidents["data"]["incidents"]["totalCount"] == 2
+    summary = (await client.post("/graphql", json={"query": "{ fleetSummary { total openAlertsBySeverity "
+                                                            "{ severity count } } }"}, headers=viewer)).json()
+    assert {c["severity"]: c["count"] for c in summary["data"]["fleetSummary"]["openAlertsBySeverity"]} == {
+        "CRITICAL": 1, "MAJOR": 0, "MINOR": 1, "INFO": 0}  # the acknowledged alert is still not cleared
