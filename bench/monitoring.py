@@ -33,12 +33,12 @@ from pathlib import Path
 
 import httpx
 from pydantic import SecretStr
-from sqlalchemy import make_url, select, text
-from sqlalchemy.ext.asyncio import create_async_engine
+from sqlalchemy import make_url, select
 
 ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT))
 
+from bench.mirror import _admin  # noqa: E402 - one way to create and drop a bench database
 from service.core.tenancy import TenantId, tenant_id_from  # noqa: E402
 from service.db import migrate  # noqa: E402
 from service.db.models import Alert, NotificationEvent, NotificationEventType, SyncKind, Tenant  # noqa: E402
@@ -54,15 +54,6 @@ from service.simulator import Simulator, SimulatorConfig  # noqa: E402
 BASE_URL = "http://simulator.bench/v1"
 REQUESTS_PER_MINUTE = 300
 INTERVAL = timedelta(minutes=5)
-
-
-async def _admin(server_url: str, statement: str) -> None:
-    engine = create_async_engine(asyncpg_url(server_url), isolation_level="AUTOCOMMIT")
-    try:
-        async with engine.connect() as connection:
-            await connection.execute(text(statement))
-    finally:
-        await engine.dispose()
 
 
 async def _alerts(resources: Resources) -> list[Alert]:

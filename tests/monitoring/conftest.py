@@ -3,49 +3,32 @@
 from __future__ import annotations
 
 import contextlib
-import uuid
 from collections.abc import AsyncIterator, Callable
-from typing import Any
 
 import httpx
 import pytest
 from pydantic import SecretStr
 
-from service.core.tenancy import TenantId, tenant_id_from
-from service.db.models import SyncKind, Tenant
+from service.core.tenancy import TenantId
+from service.db.models import SyncKind
 from service.db.uow import DeferredJob
 from service.givenergy import GivEnergyClient, Lane
 from service.mirror.runner import SyncRunner
 from service.mirror.upstream import UpstreamTarget
 from service.monitoring.sweep import Monitor, MonitorOptions
 from service.runtime import Resources
-from service.simulator import Simulator, SimulatorConfig
+from service.simulator import Simulator
+from tests.mirror.conftest import quiet_simulator, tenant_id  # noqa: F401 - the same tenant and calm fleet
 
 BASE_URL = "http://simulator.test/v1"
 
 
-@pytest.fixture
-async def tenant_id(resources: Resources, clean_db: None) -> TenantId:
-    """A committed tenant (every table is emptied after the test)."""
-    async with resources.session_factory() as session, session.begin():
-        tenant = Tenant(slug=f"t-{uuid.uuid4().hex[:8]}", name="Monitoring test")
-        session.add(tenant)
-        await session.flush()
-        return tenant_id_from(tenant.id)
-
-
-def quiet_simulator(fleet_size: int = 40, **overrides: Any) -> Simulator:
-    """A calm fleet: frozen clock (moved by the test), no spontaneous behaviour, no rate limit."""
-    overrides.setdefault("rate_limits_enabled", False)
-    return Simulator(SimulatorConfig.quiet(fleet_size=fleet_size, **overrides))
-
-
-async def mirror(resources: Resources, sim: Simulator, tenant_id: TenantId) -> None:
+async def mirror(resources: Resources, sim: Simulator, tenant: TenantId) -> None:
     """A full sync of the tenant from the simulator (sites and accounts for incidents and maintenance)."""
     target = UpstreamTarget(token=SecretStr(sim.tokens["company"]), base_url=BASE_URL,
                             transport=httpx.ASGITransport(app=sim.app))
     runner = SyncRunner(resources.engine, resources.session_factory, lambda *_: _target(target))
-    await runner.run(tenant_id, SyncKind.FULL)
+    await runner.run(tenant, SyncKind.FULL)
 
 
 async def _target(target: UpstreamTarget) -> UpstreamTarget:
@@ -63,7 +46,7 @@ def make_monitor(resources: Resources) -> MonitorFactory:
     def build(sim: Simulator, *, requests_per_minute: float = 90.0,
               transport: httpx.AsyncBaseTransport | None = None) -> Monitor:
         @contextlib.asynccontextmanager
-        async def clients(tenant_id: TenantId) -> AsyncIterator[GivEnergyClient]:
+        async def clients(_: TenantId) -> AsyncIterator[GivEnergyClient]:
             async with GivEnergyClient(sim.tokens["company"], base_url=BASE_URL, lane=Lane.MONITORING,
                                        transport=transport or httpx.ASGITransport(app=sim.app)) as client:
                 yield client

@@ -22,6 +22,7 @@ from service.db.models import (
     Severity,
 )
 from service.monitoring.rules import COMMUNICATION_LOST
+from service.monitoring.sweep import Monitor
 from service.runtime import Resources
 from service.simulator import Simulator
 from service.simulator.fleet import Device
@@ -51,6 +52,16 @@ def _visible(sim: Simulator) -> list[Device]:
     return sorted(devices, key=lambda device: device.status != "NORMAL")
 
 
+async def watched(resources: Resources, tenant_id: TenantId, make_monitor: MonitorFactory,
+                  size: int) -> tuple[Simulator, Monitor]:
+    """A mirrored simulated fleet of ``size`` devices and a monitor that has swept it once."""
+    sim = quiet_simulator(size)
+    await mirror(resources, sim, tenant_id)
+    monitor = make_monitor(sim)
+    await monitor.cycle(tenant_id)
+    return sim, monitor
+
+
 def _serials(sim: Simulator, count: int, start: int = 0) -> list[str]:
     return [device.serial for device in _visible(sim)[start : start + count]]
 
@@ -58,10 +69,7 @@ def _serials(sim: Simulator, count: int, start: int = 0) -> list[str]:
 async def test_a_fault_that_changes_the_status_raises_an_alert_in_the_next_cycle_and_its_end_clears_it(
     resources: Resources, tenant_id: TenantId, make_monitor: MonitorFactory
 ) -> None:
-    sim = quiet_simulator(40)
-    await mirror(resources, sim, tenant_id)
-    monitor = make_monitor(sim)
-    await monitor.cycle(tenant_id)
+    sim, monitor = await watched(resources, tenant_id, make_monitor, 40)
     assert await _alerts(resources) == []
 
     faulty = _serials(sim, 2)
@@ -129,10 +137,7 @@ async def test_a_fault_that_leaves_the_status_normal_is_found_within_the_round_r
 async def test_a_fault_raised_again_soon_after_it_cleared_reopens_the_same_alert(
     resources: Resources, tenant_id: TenantId, make_monitor: MonitorFactory
 ) -> None:
-    sim = quiet_simulator(20)
-    await mirror(resources, sim, tenant_id)
-    monitor = make_monitor(sim)
-    await monitor.cycle(tenant_id)
+    sim, monitor = await watched(resources, tenant_id, make_monitor, 20)
     flapping = _serials(sim, 1)
     for _ in range(3):
         sim.inject_fault(flapping, "PV Over Voltage", timedelta(hours=1))
@@ -155,10 +160,7 @@ async def test_a_fault_raised_again_soon_after_it_cleared_reopens_the_same_alert
 async def test_a_lost_inverter_raises_communication_lost_and_its_return_clears_it(
     resources: Resources, tenant_id: TenantId, make_monitor: MonitorFactory
 ) -> None:
-    sim = quiet_simulator(20)
-    await mirror(resources, sim, tenant_id)
-    monitor = make_monitor(sim)
-    await monitor.cycle(tenant_id)
+    sim, monitor = await watched(resources, tenant_id, make_monitor, 20)
     lost = _serials(sim, 1, start=3)
     sim.make_lost(lost, timedelta(minutes=20))
     sim.clock.advance(FIVE_MINUTES)
@@ -174,10 +176,7 @@ async def test_a_lost_inverter_raises_communication_lost_and_its_return_clears_i
 async def test_the_storm_guard_collapses_a_mass_lost_into_one_fleet_incident_until_they_return(
     resources: Resources, tenant_id: TenantId, make_monitor: MonitorFactory
 ) -> None:
-    sim = quiet_simulator(40)
-    await mirror(resources, sim, tenant_id)
-    monitor = make_monitor(sim)
-    await monitor.cycle(tenant_id)
+    sim, monitor = await watched(resources, tenant_id, make_monitor, 40)
     sim.make_lost(_serials(sim, 12), timedelta(minutes=30))  # a third of the 36 inverters the token sees
     sim.clock.advance(FIVE_MINUTES)
     report = await monitor.cycle(tenant_id)
@@ -200,10 +199,7 @@ async def test_the_storm_guard_collapses_a_mass_lost_into_one_fleet_incident_unt
 async def test_alerts_inside_a_maintenance_window_are_recorded_but_not_to_be_notified(
     resources: Resources, tenant_id: TenantId, make_monitor: MonitorFactory
 ) -> None:
-    sim = quiet_simulator(20)
-    await mirror(resources, sim, tenant_id)
-    monitor = make_monitor(sim)
-    await monitor.cycle(tenant_id)
+    sim, monitor = await watched(resources, tenant_id, make_monitor, 20)
     worked_on, elsewhere = _visible(sim)[0], _visible(sim)[-1]
     assert worked_on.site_id != elsewhere.site_id
     now = sim.now()
