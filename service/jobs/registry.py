@@ -7,5 +7,6 @@ from typing import Any
 from service.jobs.heartbeat import heartbeat
 from service.jobs.typed import JobSpec
 from service.mirror.jobs import schedule_syncs, sweep_syncs, sync_tenant
+from service.monitoring.jobs import run_cycle, schedule_cycles
 
-JOBS: list[JobSpec[Any]] = [heartbeat, sync_tenant, schedule_syncs, sweep_syncs]
+JOBS: list[JobSpec[Any]] = [heartbeat, sync_tenant, schedule_syncs, sweep_syncs, run_cycle, schedule_cycles]

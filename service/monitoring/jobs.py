@@ -1,14 +1,17 @@
 """The monitor's arq jobs.
 
-- ``monitoring.cycle(tenant_id)``: one monitoring cycle of a tenant (see :mod:`service.monitoring.sweep`).
-  Idempotent and resumable: a retry after a killed worker sweeps again and reads what is still marked, and
-  nothing it writes twice is duplicated. Its job id is per tenant, so asking while one is queued joins it.
-- ``monitoring.schedule()``: cron, every minute: asks for the cycles that are due.
+- ``monitoring.cycle`` (queue ``monitor``, :class:`CyclePayload`): one monitoring cycle of a tenant (see
+  :mod:`service.monitoring.sweep`). Idempotent and resumable: a retry after a killed worker sweeps again and
+  reads what is still marked, and nothing it writes twice is duplicated. Keyed per tenant: asking while one is
+  queued or running joins it.
+- ``monitoring.schedule`` (cron, every minute, ``monitor``): asks for the cycles that are due.
 """
 
 from __future__ import annotations
 
 import contextlib
+import uuid
+from datetime import timedelta
 from typing import TypedDict
 
 from service.core.clock import utcnow
@@ -16,13 +19,19 @@ from service.core.tenancy import TenantId, tenant_id_from
 from service.db.uow import DeferredJob
 from service.givenergy import GivEnergyClient, Lane
 from service.jobs.context import JobContext
-from service.jobs.enqueue import enqueue_deferred, unit_of_work
+from service.jobs.enqueue import enqueue_deferred
+from service.jobs.typed import NoPayload, Payload, Queue, job
 from service.monitoring.repository import due_tenants
 from service.monitoring.sweep import ClientSource, Monitor
 from service.runtime import Resources
 
 CYCLE_JOB = "monitoring.cycle"
-SCHEDULE_JOB = "monitoring.schedule"
+
+
+class CyclePayload(Payload):
+    """What ``monitoring.cycle`` works on."""
+
+    tenant_id: uuid.UUID
 
 
 class CycleResult(TypedDict):
@@ -36,11 +45,6 @@ class CycleResult(TypedDict):
     cleared: int
     storm: str
     bound_minutes: float | None
-
-
-def cycle_job_id(tenant_id: TenantId) -> str:
-    """The arq job id of a tenant's cycle (asking while one is queued or running joins it)."""
-    return f"{CYCLE_JOB}:{tenant_id}"
 
 
 def monitoring_clients(resources: Resources) -> ClientSource:
@@ -61,28 +65,29 @@ def build_monitor(resources: Resources, clients: ClientSource | None = None) -> 
     return Monitor(resources.session_factory, clients or monitoring_clients(resources), enqueue)
 
 
-async def run_cycle(ctx: JobContext, tenant_id: str) -> CycleResult:
-    """Run one monitoring cycle of a tenant.
-
-    Args:
-        ctx: The job context (``resources``).
-        tenant_id: The tenant's id.
-    """
-    report = await build_monitor(ctx["resources"]).cycle(tenant_id_from(tenant_id))
+# A cycle is short (one sweep interval's budget); a killed one is simply run again (nothing it wrote repeats). No
+# result is kept, so the tenant's key is free for the next cycle the moment one ends.
+@job(CYCLE_JOB, queue=Queue.MONITOR, payload=CyclePayload, max_tries=3, timeout=timedelta(minutes=15),
+     keep_result=timedelta(0))  # fmt: skip
+async def run_cycle(ctx: JobContext, payload: CyclePayload) -> CycleResult:
+    """Run one monitoring cycle of a tenant."""
+    report = await build_monitor(ctx["resources"]).cycle(tenant_id_from(payload.tenant_id))
     return CycleResult(inverters=report.inverters, requests=report.page_requests + report.event_requests,
                        targeted=report.targeted, round_robin=report.round_robin, raised=report.raised,
                        cleared=report.cleared, storm=report.storm,
                        bound_minutes=report.plan.bound_minutes if report.plan is not None else None)  # fmt: skip
 
 
-async def schedule_cycles(ctx: JobContext) -> list[str]:
-    """Ask for every due monitoring cycle (cron job)."""
+def cycle_call(tenant_id: TenantId | uuid.UUID) -> DeferredJob:
+    """The checked call of a tenant's cycle (keyed per tenant: asking while one is queued or running joins it)."""
+    return run_cycle.call(CyclePayload(tenant_id=uuid.UUID(str(tenant_id))), key=str(tenant_id))
+
+
+@job("monitoring.schedule", queue=Queue.MONITOR, payload=NoPayload, cron=15, max_tries=1)
+async def schedule_cycles(ctx: JobContext, payload: NoPayload) -> int:
+    """Ask for every due monitoring cycle (cron job); returns how many were asked for."""
     resources = ctx["resources"]
-    async with unit_of_work(resources.session_factory, resources.redis) as session:
+    async with resources.session_factory() as session:
         tenants = await due_tenants(session, utcnow())
-    asked = []
-    for tenant in tenants:
-        job_id = cycle_job_id(tenant_id_from(tenant))
-        await resources.redis.enqueue_job(CYCLE_JOB, str(tenant), _job_id=job_id)
-        asked.append(job_id)
-    return asked
+    await enqueue_deferred(resources.redis, [cycle_call(tenant) for tenant in tenants])
+    return len(tenants)

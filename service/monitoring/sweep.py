@@ -43,8 +43,8 @@ from service.db.models.monitoring import (
 from service.db.models.notifications import NotificationEvent, NotificationEventType
 from service.db.uow import DeferredJob, take_deferred_jobs
 from service.givenergy import DEFAULT_RESERVES, GivEnergyClient, GivEnergyError, Lane
+from service.mirror.jobs import request_sync
 from service.mirror.repository import MirrorRepository
-from service.mirror.service import request_sync
 from service.mirror.upstream import device_records, gather_all
 from service.monitoring import rules
 from service.monitoring.repository import MonitoringRepository
@@ -335,7 +335,7 @@ async def _feed_mirror(session: AsyncSession, tenant_id: TenantId, seen: Sequenc
     _, unknown = await MirrorRepository(session, tenant_id).set_inverter_statuses(
         [(item.serial, item.status, item.last_online) for item in seen], now=now)
     if unknown:
-        request_sync(session, tenant_id, SyncKind.REFRESH)
+        await request_sync(session, tenant_id, SyncKind.REFRESH)
 
 
 def _storm_summary(lost: int, fleet: int) -> str:

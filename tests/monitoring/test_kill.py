@@ -20,8 +20,8 @@ from sqlalchemy import select
 from service.core.principal import Principal
 from service.core.tenancy import TenantId
 from service.db.models import Alert, AlertState, NotificationEvent, NotificationEventType
-from service.jobs.enqueue import unit_of_work
-from service.monitoring.jobs import CYCLE_JOB, build_monitor, cycle_job_id
+from service.jobs.enqueue import enqueue_deferred, unit_of_work
+from service.monitoring.jobs import build_monitor, cycle_call
 from service.monitoring.rules import COMMUNICATION_LOST
 from service.runtime import Resources
 from service.simulator import Simulator, SimulatorConfig
@@ -84,15 +84,15 @@ async def test_a_cycle_killed_mid_read_and_resumed_creates_no_duplicate(
     async with unit_of_work(resources.session_factory, resources.redis) as session:
         await CredentialService(session, Principal.cli(tenant_id), load_key_ring(resources.settings)).add(
             sim.tokens["company"], label="simulator", base_url=base_url, requests_per_minute=6000)
-    await resources.redis.enqueue_job(CYCLE_JOB, str(tenant_id), _job_id=cycle_job_id(tenant_id))
+    await enqueue_deferred(resources.redis, [cycle_call(tenant_id)])
 
     settings = resources.settings
     env = {**os.environ, "GIVFLEET_DATABASE_URL": settings.configured_database_url() or "",
            "GIVFLEET_REDIS_URL": settings.configured_redis_url() or "",
            "GIVFLEET_REDIS__NAMESPACE": settings.redis.namespace, "GIVFLEET_HOME": str(settings.home),
            "GIVFLEET_SIMULATOR__ENABLED": "false"}
-    worker = await asyncio.create_subprocess_exec(str(GIVFLEET), "worker", env=env, stdout=subprocess.DEVNULL,
-                                                  stderr=subprocess.DEVNULL)
+    worker = await asyncio.create_subprocess_exec(str(GIVFLEET), "worker", "--queues", "monitor", env=env,
+                                                  stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
     try:
         await asyncio.wait_for(gate.held.wait(), timeout=120)
     finally:
