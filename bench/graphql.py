@@ -28,27 +28,20 @@ sys.path.insert(0, str(_HERE.parent))
 
 import argparse  # noqa: E402
 import asyncio  # noqa: E402
-import os  # noqa: E402
 import random  # noqa: E402
-import socket  # noqa: E402
 import statistics  # noqa: E402
 import subprocess  # noqa: E402
-import tempfile  # noqa: E402
 import time  # noqa: E402
-import uuid  # noqa: E402
 from typing import Any  # noqa: E402
 
 import httpx  # noqa: E402
-from pydantic import SecretStr  # noqa: E402
 from sqlalchemy import text  # noqa: E402
 
+from bench.support import bench_database, free_port, serve  # noqa: E402
 from service.core.principal import Principal  # noqa: E402
 from service.core.roles import Role  # noqa: E402
-from service.db import migrate  # noqa: E402
-from service.runtime import Resources  # noqa: E402
-from service.settings import RedisSettings, Settings  # noqa: E402
+from service.settings import Settings  # noqa: E402
 from service.tenants.service import ApiKeyService  # noqa: E402
-from tests.conftest import create_database, drop_database  # noqa: E402
 from tests.gql.seed import inverter_serial, seed_mirror  # noqa: E402
 
 ONE_INVERTER = """query($serial: String!) { inverter(serial: $serial) {
@@ -62,34 +55,11 @@ SUMMARY = """{ fleetSummary { total byStatus { value count } byModel { value cou
   byFirmwareDsp { value count } byBatteryType { value count } offline { hours count } } }"""
 
 
-def free_port() -> int:
-    with socket.socket() as probe:
-        probe.bind(("127.0.0.1", 0))
-        port: int = probe.getsockname()[1]
-        return port
-
-
-def serve(settings: Settings, database_url: str, redis_url: str) -> tuple[subprocess.Popen[bytes], str]:
+def serve_api(settings: Settings) -> tuple[subprocess.Popen[bytes], str]:
     """``givfleet``'s app under uvicorn in a process of its own (one worker), configured by environment."""
     port = free_port()
-    env = {**os.environ, "GIVFLEET_DATABASE_URL": database_url, "GIVFLEET_REDIS_URL": redis_url,
-           "GIVFLEET_REDIS__NAMESPACE": settings.redis.namespace, "GIVFLEET_HOME": str(settings.home),
-           "GIVFLEET_LOG__LEVEL": "WARNING"}
-    process = subprocess.Popen(  # noqa: S603 - our own interpreter and arguments
-        [sys.executable, "-m", "uvicorn", "service.app:create_app", "--factory", "--host", "127.0.0.1",
-         "--port", str(port), "--log-level", "warning", "--no-access-log"],
-        env=env, cwd=str(_HERE.parent))
-    deadline = time.monotonic() + 60
-    while True:
-        try:
-            if httpx.get(f"http://127.0.0.1:{port}/healthz", timeout=1).status_code == 200:
-                break
-        except httpx.HTTPError:
-            pass
-        if time.monotonic() > deadline or process.poll() is not None:
-            process.kill()
-            raise RuntimeError("server did not start")
-        time.sleep(0.2)
+    process = serve(settings, [sys.executable, "-m", "uvicorn", "service.app:create_app", "--factory", "--host",
+                               "127.0.0.1", "--port", str(port), "--log-level", "warning", "--no-access-log"], port)
     return process, f"http://127.0.0.1:{port}"
 
 
@@ -127,15 +97,7 @@ async def main() -> None:
     parser.add_argument("--concurrency", type=int, default=8)
     args = parser.parse_args()
 
-    name = f"givfleet_bench_{uuid.uuid4().hex[:10]}"
-    url = await create_database(args.database_url, name)
-    home = Path(tempfile.mkdtemp(prefix="givfleet-bench-"))
-    settings = Settings(_env_file=None, home=home, database_url=SecretStr(url),  # type: ignore[call-arg]
-                        redis_url=SecretStr(args.redis_url), redis=RedisSettings(namespace=name))
-    resources = Resources.open(settings)
-    server = None
-    try:
-        await migrate.upgrade(url)
+    async with bench_database(args.database_url, args.redis_url, "bench") as resources:
         started = time.perf_counter()
         async with resources.engine.begin() as connection:
             seeded = await seed_mirror(connection, args.inverters, subcontractors=10)
@@ -146,28 +108,22 @@ async def main() -> None:
         async with resources.session_factory() as session, session.begin():
             key = (await ApiKeyService(session, Principal.cli(seeded.tenant_id)).create(
                 name="bench", role=Role.VIEWER)).text
-        server, base_url = serve(settings, url, args.redis_url)
-        rng = random.Random(1)
-        limits = httpx.Limits(max_connections=args.concurrency * 2)
-        async with httpx.AsyncClient(base_url=base_url, headers={"Authorization": f"Bearer {key}"}, timeout=60,
-                                     limits=limits) as client:
-            print(f"{'scenario':<22} {'n':>6} {'p50 ms':>9} {'p95 ms':>9} {'req/s':>9}"
-                  f"   (concurrency {args.concurrency}, {args.inverters} inverters)")
-            await scenario(client, "inverter by serial",
-                           lambda: (ONE_INVERTER, {"serial": inverter_serial(rng.randrange(args.inverters))}),
-                           args.requests, args.concurrency)
-            await scenario(client, "page of 100", lambda: (PAGE_OF_100, {}), args.requests, args.concurrency)
-            await scenario(client, "fleetSummary", lambda: (SUMMARY, {}), args.requests, args.concurrency)
-    finally:
-        if server is not None:
+        server, base_url = serve_api(resources.settings)
+        try:
+            rng = random.Random(1)
+            limits = httpx.Limits(max_connections=args.concurrency * 2)
+            async with httpx.AsyncClient(base_url=base_url, headers={"Authorization": f"Bearer {key}"},
+                                         timeout=60, limits=limits) as client:
+                print(f"{'scenario':<22} {'n':>6} {'p50 ms':>9} {'p95 ms':>9} {'req/s':>9}"
+                      f"   (concurrency {args.concurrency}, {args.inverters} inverters)")
+                await scenario(client, "inverter by serial",
+                               lambda: (ONE_INVERTER, {"serial": inverter_serial(rng.randrange(args.inverters))}),
+                               args.requests, args.concurrency)
+                await scenario(client, "page of 100", lambda: (PAGE_OF_100, {}), args.requests, args.concurrency)
+                await scenario(client, "fleetSummary", lambda: (SUMMARY, {}), args.requests, args.concurrency)
+        finally:
             server.terminate()
             server.wait(timeout=30)
-        keys = [k async for k in resources.redis.scan_iter(match=f"{name}*")]
-        if keys:
-            await resources.redis.delete(*keys)
-        await resources.aclose()
-        await drop_database(args.database_url, name)
-
 
 if __name__ == "__main__":
     asyncio.run(main())

@@ -8,11 +8,13 @@ from contextlib import asynccontextmanager
 from litestar import Litestar
 from litestar.datastructures import State
 from litestar.di import Provide
+from litestar.middleware.base import DefineMiddleware
 from litestar.openapi import OpenAPIConfig
 from litestar.openapi.spec import Components, SecurityScheme
 from litestar.plugins.prometheus import PrometheusConfig, PrometheusController
 
 from service.api.admin import AccessController
+from service.api.campaigns import CampaignController
 from service.api.dependencies import provide_db_session, provide_read_session
 from service.api.errors import EXCEPTION_HANDLERS
 from service.api.fleet import FleetController
@@ -20,6 +22,7 @@ from service.api.health import HealthController
 from service.api.live import LiveController
 from service.api.monitoring import MonitoringController
 from service.api.sync import SyncController
+from service.api.timeouts import BodyTimeoutMiddleware
 from service.authn import authentication_middleware
 from service.gql.http import graphql_controller
 from service.observability import RequestIdMiddleware
@@ -61,13 +64,15 @@ def create_app(settings: Settings | None = None, resources: Resources | None = N
 
     return Litestar(
         route_handlers=[HealthController, MetricsController, AccessController, FleetController, LiveController,
-                        SyncController, MonitoringController, graphql_controller()],
+                        SyncController, CampaignController, MonitoringController, graphql_controller()],
         dependencies={
             "resources": Provide(provide_resources, sync_to_thread=False),
             "db_session": Provide(provide_db_session),
             "read_session": Provide(provide_read_session),
         },
-        middleware=[RequestIdMiddleware, prometheus.middleware, authentication_middleware()],
+        middleware=[RequestIdMiddleware,
+                    DefineMiddleware(BodyTimeoutMiddleware, timeout_seconds=settings.api.body_timeout_seconds),
+                    prometheus.middleware, authentication_middleware()],
         exception_handlers=EXCEPTION_HANDLERS,
         lifespan=[lifespan],
         openapi_config=OpenAPIConfig(

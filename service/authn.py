@@ -4,8 +4,11 @@ Every request except the health, metrics and API-docs paths must carry ``Authori
 :class:`ApiKeyAuthenticationMiddleware` resolves it to a :class:`~service.tenants.Principal` (placed in
 ``connection.user``); handlers receive it as the ``principal`` dependency. What it may do is decided by the
 services through :mod:`service.policy` (403 when refused). Missing, unknown, expired and revoked keys get 401,
-as problem+json. Failed attempts are counted per client address in Redis: past
-``security.auth_failure_limit`` within the window, the client is answered 429 with ``Retry-After``.
+as problem+json. Guesses (unknown or malformed keys) are counted per client address in Redis: past
+``security.auth_failure_limit`` within the window, that address's failed attempts are answered 429 with
+``Retry-After``. A valid, active key is always served, whatever its address did: a portal backend serving many
+customers must not lose every key to one customer's typo. Keys that exist but are revoked or expired, or whose
+tenant is suspended, are refused (401) without counting: they are not guesses.
 
 For the GraphQL adapter: read the principal with :func:`principal_of` (the middleware has already run), or
 call :func:`authenticate_connection` on any ``ASGIConnection``.
@@ -98,18 +101,11 @@ async def authenticate_connection(connection: ASGIConnection[Any, Any, Any, Any]
 
     Raises:
         NotAuthorizedException: No key, a malformed header, or an unknown/expired/revoked key (401).
-        TooManyRequestsException: Too many failed attempts from this client recently (429).
+        TooManyRequestsException: The key is not valid and this client made too many guesses recently (429).
     """
     resources: Resources = connection.app.state.resources
     settings = resources.settings
     client = client_address(connection, settings)
-    throttle = FailedAttemptThrottle(resources.redis, settings)
-    wait = await throttle.blocked_for(client)
-    if wait:
-        raise TooManyRequestsException(
-            detail=f"too many failed authentication attempts from {client}; retry in {wait} s",
-            headers={"Retry-After": str(wait)},
-        )
     presented = _bearer(connection)
     if presented is None:
         raise NotAuthorizedException(detail="an API key is required: send 'Authorization: Bearer <key>'",
@@ -122,8 +118,16 @@ async def authenticate_connection(connection: ASGIConnection[Any, Any, Any, Any]
                 presented, client_address=client, request_id=request_id_of(connection.scope)
             )
     except AuthenticationError as exc:
-        await throttle.record_failure(client)
         log.info("auth.failed", client=client, reason=exc.reason, path=connection.url.path)
+        throttle = FailedAttemptThrottle(resources.redis, settings)
+        wait = await throttle.blocked_for(client)
+        if exc.guess:
+            await throttle.record_failure(client)
+        if wait:
+            raise TooManyRequestsException(
+                detail=f"too many failed authentication attempts from {client}; retry in {wait} s",
+                headers={"Retry-After": str(wait)},
+            ) from None
         raise NotAuthorizedException(detail=exc.reason, headers=_CHALLENGE) from None
     return principal
 

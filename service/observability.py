@@ -5,13 +5,14 @@ from __future__ import annotations
 import logging
 import sys
 import uuid
-from typing import Any
+from typing import TYPE_CHECKING, Any, cast
 
 import structlog
-from litestar.enums import ScopeType
-from litestar.types import ASGIApp, Message, Receive, Scope, Send
 
 from service.settings import LogSettings
+
+if TYPE_CHECKING:  # the CLI configures logging too, and must not pay for importing Litestar
+    from litestar.types import ASGIApp, Message, Receive, Scope, Send
 
 REQUEST_ID_HEADER = "x-request-id"
 
@@ -67,7 +68,7 @@ class RequestIdMiddleware:
         self.app = app
 
     async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
-        if scope["type"] != ScopeType.HTTP:
+        if cast(str, scope["type"]) != "http":  # ASGI sends the plain string
             await self.app(scope, receive, send)
             return
         request_id = request_id_of(scope)

@@ -12,11 +12,37 @@ from dataclasses import dataclass
 
 from arq.connections import ArqRedis
 from redis.asyncio import ConnectionPool
+from redis.exceptions import BusyLoadingError
+from redis.exceptions import ConnectionError as RedisConnectionError
+from redis.exceptions import TimeoutError as RedisTimeoutError
+from sqlalchemy.exc import DBAPIError, OperationalError
+from sqlalchemy.exc import TimeoutError as SqlTimeoutError
 from sqlalchemy.ext.asyncio import AsyncEngine, AsyncSession, async_sessionmaker
 
 from service.db.engine import create_engine, create_session_factory
 from service.settings import Settings
 from service.upstream import Upstream
+
+OUTAGE_RETRY_AFTER_SECONDS = 5
+"""``Retry-After`` of the 503 answered while the database or Redis cannot be reached."""
+
+
+def unavailable_dependency(exc: BaseException) -> str | None:
+    """``"database"`` or ``"redis"`` when ``exc`` (or what caused it) says that server cannot be reached: an
+    outage to answer 503, not a bug. ``None`` for anything else."""
+    seen: BaseException | None = exc
+    while seen is not None:
+        if isinstance(seen, RedisConnectionError | RedisTimeoutError | BusyLoadingError):
+            return "redis"
+        if isinstance(seen, SqlTimeoutError | OperationalError) or (
+                isinstance(seen, DBAPIError) and seen.connection_invalidated):
+            return "database"
+        if isinstance(seen, OSError) and not isinstance(seen, FileNotFoundError | PermissionError):
+            # A refused or timed-out connect is a plain OSError from the driver's connect; Redis errors are not
+            # OSErrors (they are caught above), so it comes from the database driver.
+            return "database"
+        seen = seen.__cause__ or seen.__context__
+    return None
 
 
 class NotConfiguredError(RuntimeError):

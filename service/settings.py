@@ -67,6 +67,12 @@ class SimulatorSettings(BaseModel):
     port: int = Field(default=8081, ge=1, le=65535, description="Port of the simulator started by `givfleet up`.")
     fleet_size: int = Field(default=200, ge=1, description="Inverters generated for the demo fleet.")
     seed: int = Field(default=7, description="Seed of the generated fleet (same seed, same fleet).")
+    clock_speed: float = Field(
+        default=60.0, ge=0, description="Simulated seconds per real second (faults come and go while `up` runs)."
+    )
+    refresh_interval_seconds: int = Field(
+        default=60, ge=60, description="How often `up` refreshes the demo tenant (picks up what changed)."
+    )
 
 
 class SecuritySettings(BaseModel):
@@ -100,6 +106,10 @@ class ApiSettings(BaseModel):
     host: str = Field(default="127.0.0.1", description="Bind address.")
     port: int = Field(default=8000, ge=1, le=65535, description="Bind port.")
     debug: bool = Field(default=False, description="Litestar debug mode (never in production).")
+    body_timeout_seconds: float = Field(default=10.0, gt=0, le=300, description=(
+        "Longest wait for the next chunk of a request body; a stalled upload is answered 408."))
+    keep_alive_seconds: int = Field(default=5, ge=1, le=300, description=(
+        "Idle keep-alive connections are closed after this."))
 
 
 class SyncSettings(BaseModel):
@@ -139,6 +149,18 @@ class WorkerSettings(BaseModel):
     )
 
 
+class CampaignSettings(BaseModel):
+    """The campaign engine (``campaign.tick`` jobs)."""
+
+    lease_seconds: float = Field(
+        default=300.0, gt=0,
+        description="How long a chunk on the wire belongs to the tick that sent it (longer than a control call).",
+    )
+    stale_after_seconds: float = Field(
+        default=600.0, gt=0, description="A running campaign not ticked for this long is resumed by the sweeper."
+    )
+
+
 class LogSettings(BaseModel):
     """Structured logging."""
 
@@ -168,6 +190,7 @@ class Settings(BaseSettings):
     log: LogSettings = Field(default_factory=LogSettings)
     sync: SyncSettings = Field(default_factory=SyncSettings)
     worker: WorkerSettings = Field(default_factory=WorkerSettings)
+    campaigns: CampaignSettings = Field(default_factory=CampaignSettings)
 
     def configured_database_url(self) -> str | None:
         """The database URL the user configured, if any (``GIVFLEET_DATABASE_URL`` wins over ``db.url``).

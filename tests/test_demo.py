@@ -3,7 +3,8 @@
 from __future__ import annotations
 
 import dataclasses
-import socket
+from collections import Counter
+from datetime import timedelta
 
 import pytest
 from sqlalchemy import select
@@ -18,19 +19,13 @@ from service.mirror.jobs import sync_job_id
 from service.runtime import Resources
 from service.settings import SimulatorSettings, SyncSettings
 from service.tenants import CredentialService, Principal, TenantService, load_key_ring
-
-
-def _free_port() -> int:
-    with socket.socket() as probe:
-        probe.bind(("127.0.0.1", 0))
-        port: int = probe.getsockname()[1]
-        return port
+from tests.support import free_port
 
 
 @pytest.fixture
 def demo_resources(resources: Resources) -> Resources:
     settings = resources.settings.model_copy(
-        update={"simulator": SimulatorSettings(fleet_size=12, seed=3, port=_free_port()),
+        update={"simulator": SimulatorSettings(fleet_size=12, seed=3, port=free_port()),
                 "sync": SyncSettings(full_interval_seconds=7200, refresh_interval_seconds=600)}
     )
     return dataclasses.replace(resources, settings=settings)
@@ -44,15 +39,23 @@ async def test_demo_tenant_is_created_once_with_a_key_and_a_first_sync(
     server, task = await start_server(QuietServer(simulator.config), "simulator")
     lines: list[str] = []
     try:
-        await demo.prepare_demo_tenant(demo_resources, simulator, lines.append)
-        await demo.prepare_demo_tenant(demo_resources, simulator, lines.append)
+        first_key = await demo.prepare_demo_tenant(demo_resources, simulator, lines.append)
+        again = await demo.prepare_demo_tenant(demo_resources, simulator, lines.append)
     finally:
         server.should_exit = True
         await task
 
-    key_lines = [line for line in lines if line.startswith("Demo admin API key")]
-    assert len(key_lines) == 1, "the admin key is printed on first use only"
-    assert any("givfleet apikey create --tenant demo" in line for line in lines)
+    assert first_key is not None
+    assert again is None, "the admin key is returned (and printed) on first use only"
+    visible = len(simulator.simulator.truth.visible_devices("company"))
+    assert f"({visible} inverters on the demo account)" in lines[0]
+    box = demo.banner("http://127.0.0.1:8000", first_key)
+    assert box[0].startswith("╭")
+    assert box[3].startswith("╰")
+    assert first_key in box[2]
+    assert box[-2] == f'  curl -s http://127.0.0.1:8000/api/v1/fleet/summary -H "Authorization: Bearer {first_key}"'
+    assert box[-1].startswith(f'  curl -s http://127.0.0.1:8000/graphql -H "Authorization: Bearer {first_key}"')
+    assert any("givfleet apikey create --tenant demo" in line for line in demo.banner("http://x", None))
     async with demo_resources.session_factory() as session:
         tenant = (await session.execute(select(Tenant).where(Tenant.slug == "demo"))).scalar_one()
         credential = (await session.execute(select(UpstreamCredential))).scalar_one()
@@ -60,20 +63,46 @@ async def test_demo_tenant_is_created_once_with_a_key_and_a_first_sync(
     assert credential.base_url == simulator.base_url
     assert schedule.tenant_id == tenant.id
     assert schedule.full_interval_seconds == demo_resources.settings.sync.full_interval_seconds
+    assert schedule.refresh_interval_seconds == demo_resources.settings.simulator.refresh_interval_seconds
     assert schedule.next_full_at is not None
     job_id = f"{demo_resources.redis.namespace}:{sync_job_id(tenant_id_from(tenant.id), SyncKind.FULL)}"
     assert await demo_resources.redis.exists(f"arq:job:{job_id}") == 1
     await demo_resources.redis.delete(f"arq:job:{job_id}", demo_resources.redis.queue("bulk"))
 
 
-async def test_a_real_credential_turns_the_simulator_off(demo_resources: Resources, clean_db: None) -> None:
-    async with demo_resources.session_factory() as session, session.begin():
-        tenant = await TenantService(session).create("acme", name="Acme Solar", actor="test")
-        principal = Principal.cli(tenant_id_from(tenant.id), actor="test")
-        await CredentialService(session, principal, load_key_ring(demo_resources.settings)).add(
-            "a-real-givenergy-token", label="production"
-        )
-    assert not await demo.simulator_wanted(demo_resources)
+async def test_a_real_credential_keeps_the_simulator_on_while_the_demo_uses_it(
+    demo_resources: Resources, clean_db: None
+) -> None:
+    async def add_credential(slug: str, base_url: str | None) -> None:
+        async with demo_resources.session_factory() as session, session.begin():
+            tenant = await TenantService(session).create(slug, actor="test")
+            principal = Principal.cli(tenant_id_from(tenant.id), actor="test")
+            await CredentialService(session, principal, load_key_ring(demo_resources.settings)).add(
+                f"{slug}-token", label=slug, base_url=base_url)
 
-    forced = demo_resources.settings.model_copy(update={"simulator": SimulatorSettings(enabled=True)})
-    assert await demo.simulator_wanted(dataclasses.replace(demo_resources, settings=forced))
+    await add_credential("acme", None)
+    assert not await demo.simulator_wanted(demo_resources), "a real credential alone: no simulator"
+    await add_credential("demo", demo.simulator_base_url(demo_resources.settings))
+    assert await demo.simulator_wanted(demo_resources), "the demo credential still points at the simulator"
+    assert await demo.describe_upstreams(demo_resources) == (
+        "Upstreams: acme -> GivEnergy Cloud; demo -> the bundled simulator")
+
+    forced = demo_resources.settings.model_copy(update={"simulator": SimulatorSettings(enabled=False)})
+    assert not await demo.simulator_wanted(dataclasses.replace(demo_resources, settings=forced))
+
+
+def test_the_demo_fleet_is_worth_looking_at(resources: Resources) -> None:
+    settings = resources.settings.model_copy(update={"simulator": SimulatorSettings()})  # what `up` serves
+    simulator = demo.build_simulator(dataclasses.replace(resources, settings=settings)).simulator
+    devices = simulator.truth.visible_devices("company")
+    statuses = Counter(device.status for device in devices)
+    assert statuses["ERROR"] + statuses["WARNING"] >= 5
+    assert 2 <= statuses["LOST"] <= len(devices) // 5
+    assert len({device.arm for device in devices}) >= 5, "firmware spread across versions"
+    faulted = [device.serial for device in devices if device.status in {"ERROR", "WARNING"}]
+    assert all(simulator.truth.events(serial) for serial in faulted), "every fault comes with its events"
+
+    before = {device.serial: device.status for device in devices}
+    simulator.clock.advance(timedelta(hours=1))  # a minute of `up` at the demo's clock speed
+    after = {device.serial: device.status for device in simulator.truth.visible_devices("company")}
+    assert before != after, "the fleet changes while `up` runs, so refreshes record history"

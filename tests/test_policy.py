@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 import uuid
-from collections.abc import AsyncIterator
+from collections.abc import AsyncIterator, Awaitable, Callable
 
 import pytest
 from litestar import Litestar
@@ -13,13 +13,23 @@ from service.core.clock import utcnow
 from service.core.errors import PermissionDeniedError
 from service.core.principal import Principal
 from service.core.roles import Role
-from service.db.models import Alert, AlertState, Severity, SyncKind
+from service.db.models import Alert, AlertState, CampaignState, Severity, SyncKind
 from service.mirror.service import MirrorService
 from service.policy import Action
 from service.runtime import Resources
 from service.simulator import Simulator
+from tests.campaigns.factories import fresh_campaign
 from tests.conftest import http_client
-from tests.policy_matrix import CALLERS, Case, Outcome, World, build_world, graphql_outcome, rest_outcome
+from tests.policy_matrix import (
+    CALLERS,
+    SUBTREE_ACCOUNT,
+    Case,
+    Outcome,
+    World,
+    build_world,
+    graphql_outcome,
+    rest_outcome,
+)
 from tests.tenants.factories import clear_auth_failures, make_tenant, quiet_simulator, simulator_route
 
 pytestmark = pytest.mark.usefixtures("clean_db")
@@ -132,6 +142,71 @@ async def rest_create_maintenance_window(world: World, caller: str) -> Outcome:
     return rest_outcome(await world.client.post("/api/v1/maintenance-windows", headers=world.headers(caller), json={
         "site_id": 1, "starts_at": "2026-06-01T12:00:00Z", "ends_at": "2026-06-01T14:00:00Z"}))
 
+async def _campaign(world: World, state: CampaignState) -> str:
+    # Made within the subtree key's subtree, so that key sees it (whole-tenant keys see every campaign).
+    return str(await fresh_campaign(world.resources, world.tenant_id, state,
+                                    restricted_account_id=int(SUBTREE_ACCOUNT)))
+
+
+async def rest_plan_campaign(world: World, caller: str) -> Outcome:
+    spec = {"name": "matrix", "setting_id": 71, "value": 10}
+    return rest_outcome(await world.client.post("/api/v1/campaigns/?dry_run=true", json=spec,
+                                                headers=world.headers(caller)))
+
+
+async def graphql_plan_campaign(world: World, caller: str) -> Outcome:
+    answer = await world.graphql(caller, "mutation($spec: JSON!) { createCampaign(spec: $spec, dryRun: true) "
+                                         "{ plan errors { code } } }",
+                                 {"spec": {"name": "matrix", "setting_id": 71, "value": 10}})
+    return graphql_outcome(answer, "createCampaign")
+
+
+CAMPAIGN_ACTIONS = {  # action -> (REST path, GraphQL mutation, the state it acts from)
+    Action.CAMPAIGN_APPROVE: ("approve", "approveCampaign", CampaignState.PLANNED),
+    Action.CAMPAIGN_START: ("start", "startCampaign", CampaignState.PLANNED),
+    Action.CAMPAIGN_PAUSE: ("pause", "pauseCampaign", CampaignState.RUNNING),
+    Action.CAMPAIGN_RESUME: ("resume", "resumeCampaign", CampaignState.PAUSED),
+    Action.CAMPAIGN_CANCEL: ("cancel", "cancelCampaign", CampaignState.RUNNING),
+    Action.CAMPAIGN_ROLLBACK: ("rollback", "rollbackCampaign", CampaignState.COMPLETED),
+}
+
+
+def _rest_campaign_action(action: Action) -> Callable[[World, str], Awaitable[Outcome]]:
+    path, _, state = CAMPAIGN_ACTIONS[action]
+
+    async def call(world: World, caller: str) -> Outcome:
+        target = await _campaign(world, state)
+        return rest_outcome(await world.client.post(f"/api/v1/campaigns/{target}/{path}",
+                                                    headers=world.headers(caller)))
+
+    return call
+
+
+def _graphql_campaign_action(action: Action) -> Callable[[World, str], Awaitable[Outcome]]:
+    _, mutation, state = CAMPAIGN_ACTIONS[action]
+
+    async def call(world: World, caller: str) -> Outcome:
+        target = await _campaign(world, state)
+        answer = await world.graphql(caller, f"mutation($id: ID!) {{ {mutation}(id: $id) {{ errors {{ code }} }} }}",
+                                     {"id": target})
+        return graphql_outcome(answer, mutation)
+
+    return call
+
+
+SUBTREE_OPERATORS = OPERATORS | {"subtree_admin"}  # campaigns are scoped to the key's subtree, not tenant-wide
+CAMPAIGN_CASES = [
+    Case("rest POST campaigns?dry_run", Action.CAMPAIGN_CREATE, "rest", SUBTREE_OPERATORS, rest_plan_campaign,
+         targets_an_object=False),
+    Case("graphql createCampaign(dryRun)", Action.CAMPAIGN_CREATE, "graphql", SUBTREE_OPERATORS,
+         graphql_plan_campaign, targets_an_object=False),
+    *(Case(f"rest POST campaigns/{{id}}/{CAMPAIGN_ACTIONS[action][0]}", action, "rest",
+           frozenset({"admin", "subtree_admin"}) if action is Action.CAMPAIGN_APPROVE else SUBTREE_OPERATORS,
+           _rest_campaign_action(action)) for action in CAMPAIGN_ACTIONS),
+    *(Case(f"graphql {CAMPAIGN_ACTIONS[action][1]}", action, "graphql",
+           frozenset({"admin", "subtree_admin"}) if action is Action.CAMPAIGN_APPROVE else SUBTREE_OPERATORS,
+           _graphql_campaign_action(action)) for action in CAMPAIGN_ACTIONS),
+]
 
 CASES = [
     Case("rest POST sync-runs", Action.SYNC_REQUEST, "rest", OPERATORS, rest_request_sync, targets_an_object=False),
@@ -160,10 +235,11 @@ CASES = [
          rest_create_maintenance_window, targets_an_object=False),
     Case("graphql createMaintenanceWindow", Action.MAINTENANCE_MANAGE, "graphql", OPERATORS,
          graphql_create_maintenance_window, targets_an_object=False),
+    *CAMPAIGN_CASES,
 ]
-WRITES = {Action.SYNC_REQUEST, Action.CREDENTIAL_ADD, Action.CREDENTIAL_CHECK, Action.CREDENTIAL_REMOVE,
-          Action.APIKEY_CREATE, Action.APIKEY_REVOKE, Action.ALERT_ACKNOWLEDGE, Action.ALERT_CLEAR,
-          Action.MAINTENANCE_MANAGE}
+READS = {Action.SYNC_RUNS_READ, Action.CREDENTIAL_READ, Action.APIKEY_READ, Action.AUDIT_READ,
+         Action.LIVE_SETTINGS_READ, Action.LIVE_UNMIRRORED_READ, Action.CAMPAIGN_READ, Action.ALERT_READ}
+WRITES = set(Action) - READS  # a new action is a write, and must be in the matrix, unless listed as a read
 REST_ONLY = {Action.CREDENTIAL_ADD, Action.CREDENTIAL_REMOVE}  # no GraphQL mutation (yet)
 
 

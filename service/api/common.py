@@ -8,14 +8,15 @@ from typing import Annotated, Generic, TypeVar
 from litestar.params import Parameter
 from pydantic import BaseModel, Field
 
+from service.core import limits
 from service.core.errors import NotFoundError
-from service.core.pagination import MAX_PAGE_SIZE
 from service.core.principal import Principal
 from service.mirror import queries as reads
 
 T = TypeVar("T")
 
-Limit = Annotated[int, Parameter(ge=1, le=MAX_PAGE_SIZE, description="Page size.")]
+Limit = Annotated[int, Parameter(ge=0, le=limits.MAX_PAGE_SIZE, description=(
+    f"Page size (0 to {limits.MAX_PAGE_SIZE}; 0 answers the total only)."))]
 Cursor = Annotated[str | None, Parameter(description="`next_cursor` of the previous page.")]
 SerialPath = Annotated[str, Parameter(min_length=1, max_length=64, description="A serial number.")]
 

@@ -9,8 +9,9 @@ from litestar import Request, Response
 from litestar.exceptions import HTTPException, ValidationException
 from litestar.status_codes import HTTP_500_INTERNAL_SERVER_ERROR
 
-from service.core.errors import GivfleetError, UpstreamError, kind_of
+from service.core.errors import GivfleetError, InvalidParameterError, UpstreamError, kind_of
 from service.observability import REQUEST_ID_HEADER, request_id_of
+from service.runtime import OUTAGE_RETRY_AFTER_SECONDS, unavailable_dependency
 
 log = structlog.get_logger(__name__)
 
@@ -52,7 +53,22 @@ def _upstream_error(request: Request[Any, Any, Any], exc: UpstreamError) -> Resp
     return response
 
 
+def _invalid_parameter(request: Request[Any, Any, Any], exc: InvalidParameterError) -> Response[dict[str, Any]]:
+    error: dict[str, Any] = {"key": exc.parameter, "message": str(exc)}
+    if exc.allowed is not None:
+        error["allowed"] = exc.allowed
+    return problem(request, 400, _title(400), str(exc), errors=[error])
+
+
 def _unexpected(request: Request[Any, Any, Any], exc: Exception) -> Response[dict[str, Any]]:
+    dependency = unavailable_dependency(exc)
+    if dependency is not None:  # an outage, not a bug: one line, no traceback, and a hint to come back
+        log.warning("request.dependency_unavailable", path=request.url.path, dependency=dependency,
+                    error_type=type(exc).__name__)
+        response = problem(request, 503, _title(503), f"the {dependency} is unreachable; retry shortly",
+                           code="DEPENDENCY_UNAVAILABLE")
+        response.headers["Retry-After"] = str(OUTAGE_RETRY_AFTER_SECONDS)
+        return response
     log.exception("request.unhandled_error", path=request.url.path, error_type=type(exc).__name__)
     return problem(request, HTTP_500_INTERNAL_SERVER_ERROR, "Internal Server Error",
                    "An unexpected error occurred; quote the request id when reporting it.")
@@ -70,6 +86,7 @@ def _title(status: int) -> str:
 EXCEPTION_HANDLERS: dict[type[Exception] | int, Any] = {
     HTTPException: _http_exception,
     UpstreamError: _upstream_error,
+    InvalidParameterError: _invalid_parameter,
     GivfleetError: _domain_error,
     Exception: _unexpected,
 }

@@ -7,6 +7,7 @@ Lists answer ``{"items": [...], "next_cursor": ..., "total_count": N}``; pass ``
 
 from __future__ import annotations
 
+import enum
 from datetime import date, datetime
 from typing import Annotated, Any
 
@@ -19,8 +20,9 @@ from service.api.common import Cursor, Limit, PageView, SerialPath, require_inve
 from service.api.dependencies import ReadDb
 from service.api.openapi import problems
 from service.authn import PrincipalDep, provide_principal
+from service.core import limits
 from service.core.errors import NotFoundError
-from service.core.pagination import Page, page_size
+from service.core.pagination import Page
 from service.db.models import mirror as m
 from service.mirror import queries as reads
 
@@ -180,16 +182,26 @@ def _page(page: Page[Any], view: type[BaseModel]) -> dict[str, Any]:
             "next_cursor": page.end_cursor if page.has_next_page else None, "total_count": page.total_count}
 
 
-Direction = Annotated[reads.SortDirection, Parameter(description="Sort direction.")]
+HistoryLimit = Annotated[int, Parameter(ge=0, le=limits.MAX_HISTORY, description=(
+    f"How many changes (0 to {limits.MAX_HISTORY})."))]
+Direction = Annotated[str, Parameter(description="Sort direction: asc or desc (any case).")]
 Removed = Annotated[bool | None, Parameter(
     description="false: present upstream (default); true: removed upstream; omit with `include_removed` for both.")]
-Search = Annotated[str | None, Parameter(max_length=100, description="Text to search for.")]
-Upstream = Annotated[int | None, Parameter(ge=1, le=2**53, description="An upstream id.")]
-UpstreamPath = Annotated[int, Parameter(ge=1, le=2**53, description="An upstream id.")]
+Search = Annotated[str | None, Parameter(max_length=limits.MAX_SEARCH_LENGTH, description="Text to search for.")]
+Upstream = Annotated[int | None, Parameter(ge=1, le=limits.MAX_UPSTREAM_ID, description="An upstream id.")]
+UpstreamPath = Annotated[str, Parameter(min_length=1, max_length=20, description="An upstream id (positive integer).")]
 FirmwareBound = Annotated[int | None, Parameter(ge=-1, le=10**9, description="A firmware version number.")]
 
 
 
+
+
+def _sorts(options: type[enum.Enum]) -> str:
+    return "Sort order, any case: " + ", ".join(str(member.value) for member in options) + "."
+
+
+def _direction(value: str) -> reads.SortDirection:
+    return limits.choice(value, reads.SortDirection, parameter="direction")
 
 
 def _removed(removed: bool | None, include_removed: bool) -> bool | None:
@@ -212,12 +224,12 @@ class FleetController(Controller):
         battery_type: Annotated[list[str] | None, Parameter(description="Battery type is one of these.")] = None,
         firmware_arm_min: FirmwareBound = None, firmware_arm_max: FirmwareBound = None,
         firmware_dsp_min: FirmwareBound = None, firmware_dsp_max: FirmwareBound = None,
-        offline_for_hours: Annotated[float | None, Parameter(le=1e6, description="Last online more than "
-                                                             "this many hours ago (or never).")] = None,
+        offline_for_hours: Annotated[float | None, Parameter(description=(
+            f"Last online more than this many hours ago, or never (0 to {limits.MAX_OFFLINE_HOURS})."))] = None,
         account_id: Upstream = None, site_id: Upstream = None, q: Search = None,
         removed: Removed = None, include_removed: FromQuery[bool] = False,
-        sort: FromQuery[reads.InverterSort] = reads.InverterSort.SERIAL,
-        direction: Direction = reads.SortDirection.ASC, limit: Limit = 50, cursor: Cursor = None,
+        sort: Annotated[str, Parameter(description=_sorts(reads.InverterSort))] = reads.InverterSort.SERIAL,
+        direction: Direction = "asc", limit: Limit = limits.DEFAULT_PAGE_SIZE, cursor: Cursor = None,
     ) -> PageView[InverterView]:
         """Inverters matching every given filter, one page at a time."""
         criteria = reads.InverterFilter(
@@ -226,7 +238,8 @@ class FleetController(Controller):
             offline_for_hours=offline_for_hours, account_id=account_id, site_id=site_id, search=q,
             removed=_removed(removed, include_removed))
         reader = reads.FleetReader(read_session, scope_of(principal))
-        page = await reader.inverters(criteria, sort.value, direction, page_size(limit), cursor)
+        page = await reader.inverters(criteria, limits.choice(sort, reads.InverterSort, parameter="sort"),
+                                      _direction(direction), limit, cursor)
         return PageView[InverterView].model_validate(_page(page, InverterView))
 
     @get("/inverters/{serial:str}", responses=ERRORS)
@@ -248,11 +261,11 @@ class FleetController(Controller):
 
     @get("/inverters/{serial:str}/history", responses=ERRORS)
     async def inverter_history(self, principal: PrincipalDep, read_session: ReadDb, serial: SerialPath,
-                               limit: Limit = 50) -> list[InverterChangeView]:
+                               limit: HistoryLimit = limits.DEFAULT_HISTORY) -> list[InverterChangeView]:
         """Observed changes of an inverter, newest first."""
         reader = reads.FleetReader(read_session, scope_of(principal))
         await require_inverter(reader, serial)
-        rows = await reader.latest_changes([serial], limit)
+        rows = await reader.latest_changes([serial], limit) if limit else []
         return [InverterChangeView(kind=row.kind.value, from_value=row.from_value, to_value=row.to_value,
                                    observed_at=row.observed_at) for row in rows]
 
@@ -262,24 +275,25 @@ class FleetController(Controller):
         depth: Annotated[int | None, Parameter(ge=-1, le=100, description="Depth in the hierarchy.")] = None,
         q: Search = None,
         removed: Removed = None, include_removed: FromQuery[bool] = False,
-        sort: FromQuery[reads.AccountSort] = reads.AccountSort.USERNAME,
-        direction: Direction = reads.SortDirection.ASC, limit: Limit = 50, cursor: Cursor = None,
+        sort: Annotated[str, Parameter(description=_sorts(reads.AccountSort))] = reads.AccountSort.USERNAME,
+        direction: Direction = "asc", limit: Limit = limits.DEFAULT_PAGE_SIZE, cursor: Cursor = None,
     ) -> PageView[AccountView]:
         """Accounts of the hierarchy, one page at a time."""
         criteria = reads.AccountFilter(under_account_id=under_account_id, depth=depth, search=q,
                                    removed=_removed(removed, include_removed))
-        page = await reads.FleetReader(read_session, scope_of(principal)).accounts(criteria, sort.value, direction,
-                                                                          page_size(limit), cursor)
+        page = await reads.FleetReader(read_session, scope_of(principal)).accounts(
+            criteria, limits.choice(sort, reads.AccountSort, parameter="sort"), _direction(direction), limit, cursor)
         return PageView[AccountView].model_validate(_page(page, AccountView))
 
-    @get("/accounts/{upstream_id:int}", responses=ERRORS)
+    @get("/accounts/{upstream_id:str}", responses=ERRORS)
     async def get_account(self, principal: PrincipalDep, read_session: ReadDb,
                           upstream_id: UpstreamPath) -> AccountView:
         """One account by upstream id."""
+        account_id = limits.upstream_id(upstream_id, parameter="account id")
         rows = await reads.FleetReader(read_session, scope_of(principal)).load_many(
-            m.FleetAccount, m.FleetAccount.upstream_id, [upstream_id])
+            m.FleetAccount, m.FleetAccount.upstream_id, [account_id])
         if not rows:
-            raise NotFoundError(f"no account {upstream_id}")
+            raise NotFoundError(f"no account {account_id}")
         return AccountView.model_validate(rows[0])
 
     @get("/sites", responses=ERRORS)
@@ -287,36 +301,38 @@ class FleetController(Controller):
         self, principal: PrincipalDep, read_session: ReadDb, account_id: Upstream = None,
         site_status: Annotated[list[str] | None, Parameter(description="Site status is one of these.")] = None,
         q: Search = None, removed: Removed = None, include_removed: FromQuery[bool] = False,
-        sort: FromQuery[reads.SiteSort] = reads.SiteSort.NAME,
-        direction: Direction = reads.SortDirection.ASC, limit: Limit = 50, cursor: Cursor = None,
+        sort: Annotated[str, Parameter(description=_sorts(reads.SiteSort))] = reads.SiteSort.NAME,
+        direction: Direction = "asc", limit: Limit = limits.DEFAULT_PAGE_SIZE, cursor: Cursor = None,
     ) -> PageView[SiteView]:
         """Sites, one page at a time."""
         criteria = reads.SiteFilter(account_id=account_id, scheme_status_in=site_status, search=q,
                                 removed=_removed(removed, include_removed))
         reader = reads.FleetReader(read_session, scope_of(principal))
-        page = await reader.sites(criteria, sort.value, direction, page_size(limit), cursor)
+        page = await reader.sites(criteria, limits.choice(sort, reads.SiteSort, parameter="sort"),
+                                  _direction(direction), limit, cursor)
         return PageView[SiteView].model_validate(_page(page, SiteView))
 
-    @get("/sites/{upstream_id:int}", responses=ERRORS)
+    @get("/sites/{upstream_id:str}", responses=ERRORS)
     async def get_site(self, principal: PrincipalDep, read_session: ReadDb, upstream_id: UpstreamPath) -> SiteView:
         """One site by upstream id."""
+        site_id = limits.upstream_id(upstream_id, parameter="site id")
         reader = reads.FleetReader(read_session, scope_of(principal))
-        rows = await reader.load_many(m.Site, m.Site.upstream_id, [upstream_id])
+        rows = await reader.load_many(m.Site, m.Site.upstream_id, [site_id])
         if not rows:
-            raise NotFoundError(f"no site {upstream_id}")
+            raise NotFoundError(f"no site {site_id}")
         return SiteView.model_validate(rows[0])
 
     @get("/dongles", responses=ERRORS)
     async def list_dongles(
         self, principal: PrincipalDep, read_session: ReadDb, account_id: Upstream = None, site_id: Upstream = None,
         q: Search = None, removed: Removed = None, include_removed: FromQuery[bool] = False,
-        direction: Direction = reads.SortDirection.ASC, limit: Limit = 50, cursor: Cursor = None,
+        direction: Direction = "asc", limit: Limit = limits.DEFAULT_PAGE_SIZE, cursor: Cursor = None,
     ) -> PageView[DongleView]:
         """Dongles, one page at a time."""
         criteria = reads.DongleFilter(account_id=account_id, site_id=site_id, search=q,
                                   removed=_removed(removed, include_removed))
-        page = await reads.FleetReader(read_session, scope_of(principal)).dongles(criteria, "serial", direction,
-                                                                         page_size(limit), cursor)
+        page = await reads.FleetReader(read_session, scope_of(principal)).dongles(criteria, "serial",
+                                                                                _direction(direction), limit, cursor)
         return PageView[DongleView].model_validate(_page(page, DongleView))
 
     @get("/fleet/summary", responses=ERRORS)

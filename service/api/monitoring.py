@@ -16,7 +16,8 @@ from service.api.common import Cursor, Limit, PageView
 from service.api.dependencies import DbSession, ReadDb
 from service.api.openapi import problems
 from service.authn import PrincipalDep, provide_principal
-from service.core.pagination import Page, page_size
+from service.core.limits import page_size
+from service.core.pagination import Page
 from service.db.models.monitoring import AlertState, IncidentState, Severity
 from service.monitoring.service import AlertFilter, AlertService, IncidentFilter
 

@@ -1,46 +1,59 @@
-"""REST: the tenant's sync runs, and asking for a new one."""
+"""REST: the tenant's sync runs, one run, and asking for a new one."""
 
 from __future__ import annotations
 
 import uuid
 from datetime import datetime
-from typing import Literal
+from typing import Any, Literal
 
-from litestar import Controller, get, post
+from litestar import Controller, Response, get, post
 from litestar.di import Provide
-from litestar.params import JSONBody
+from litestar.params import FromPath, JSONBody
 from litestar.status_codes import HTTP_202_ACCEPTED
-from pydantic import BaseModel, Field
+from pydantic import BaseModel, ConfigDict, Field
 
 from service.api.common import Cursor, Limit, PageView, scope_of
 from service.api.dependencies import DbSession, ReadDb
 from service.api.openapi import problems
 from service.authn import PrincipalDep, provide_principal
-from service.core.pagination import page_size
-from service.db.models.mirror import SyncKind
+from service.core import limits
+from service.core.errors import ConflictError, NotFoundError
+from service.db.models.mirror import SyncKind, SyncRun
 from service.mirror import queries as reads
 from service.mirror.service import MirrorService
 from service.policy import Action, authorize
 
+SYNC_RUNS_PATH = "/api/v1/sync-runs"
+
 
 class SyncRunView(BaseModel):
-    """One sync run."""
+    """One sync run (the same fields as GraphQL's ``SyncRun``)."""
+
+    model_config = ConfigDict(from_attributes=True)
 
     id: uuid.UUID
-    kind: str
-    state: str
+    kind: str = Field(description="full or refresh.")
+    state: str = Field(description="running, succeeded or failed.")
     attempts: int
     started_at: datetime
+    heartbeat_at: datetime
     finished_at: datetime | None
+    planned_requests: int | None
     requests_used: int
+    rate_limited: int
+    server_errors: int
     rows_inserted: int
     rows_updated: int
     rows_removed: int
+    history_rows: int
+    site_status_included: bool
     error: str | None
 
 
 class SyncRequestInput(BaseModel):
-    """What to sync."""
+    """What to sync (an empty body asks for a refresh)."""
+
+    model_config = ConfigDict(extra="forbid")
 
     kind: Literal["full", "refresh"] = Field(
         default="refresh",
@@ -49,10 +62,13 @@ class SyncRequestInput(BaseModel):
 
 
 class SyncRequestView(BaseModel):
-    """The accepted request: poll ``GET /api/v1/sync-runs`` for its run."""
+    """The accepted request. ``run_id`` is the tenant's unfinished run when there is one (the sync this request
+    joins, or the run the worker will resume); otherwise the run starts when a worker takes the job: follow
+    ``GET /api/v1/sync-runs``."""
 
     job_id: str = Field(description="The same for every request joining one queued or running sync.")
     kind: str
+    run_id: uuid.UUID = Field(description="The run this request asked for or joined (also in `Location`).")
 
 
 class SyncController(Controller):
@@ -62,24 +78,42 @@ class SyncController(Controller):
     tags = ["fleet"]
     dependencies = {"principal": Provide(provide_principal, sync_to_thread=False)}
 
-    @get("/sync-runs", responses=problems(400, 401, 403, 422, 429))
-    async def sync_runs(self, principal: PrincipalDep, read_session: ReadDb, limit: Limit = 50,
-                        cursor: Cursor = None) -> PageView[SyncRunView]:
+    @get("/sync-runs", responses=problems(400, 401, 403, 429))
+    async def sync_runs(self, principal: PrincipalDep, read_session: ReadDb,
+                        limit: Limit = limits.DEFAULT_PAGE_SIZE, cursor: Cursor = None) -> PageView[SyncRunView]:
         """The tenant's sync runs, newest first (operator role; empty for subtree keys)."""
         authorize(principal, Action.SYNC_RUNS_READ)
-        page = await reads.FleetReader(read_session, scope_of(principal)).sync_runs(page_size(limit), cursor)
-        items = [SyncRunView(id=r.id, kind=r.kind.value, state=r.state.value, attempts=r.attempts,
-                             started_at=r.started_at, finished_at=r.finished_at, requests_used=r.requests_used,
-                             rows_inserted=r.rows_inserted, rows_updated=r.rows_updated, rows_removed=r.rows_removed,
-                             error=r.error) for r in page.items]
-        return PageView[SyncRunView](items=items, next_cursor=page.end_cursor if page.has_next_page else None,
+        page = await reads.FleetReader(read_session, scope_of(principal)).sync_runs(limit, cursor)
+        return PageView[SyncRunView](items=[_view(run) for run in page.items],
+                                     next_cursor=page.end_cursor if page.has_next_page else None,
                                      total_count=page.total_count)
+
+    @get("/sync-runs/{run_id:uuid}", responses=problems(400, 401, 403, 404, 429))
+    async def sync_run(self, run_id: FromPath[uuid.UUID], principal: PrincipalDep,
+                       read_session: ReadDb) -> SyncRunView:
+        """One sync run (operator role; subtree keys see none)."""
+        authorize(principal, Action.SYNC_RUNS_READ)
+        run = await reads.FleetReader(read_session, scope_of(principal)).get(SyncRun, run_id)
+        if run is None:
+            raise NotFoundError(f"no sync run {run_id}")
+        return _view(run)
 
     @post("/sync-runs", status_code=HTTP_202_ACCEPTED,
           responses=problems(400, 401, 403, 409, 429))
-    async def request_sync(self, data: JSONBody[SyncRequestInput], principal: PrincipalDep,
-                           db_session: DbSession) -> SyncRequestView:
-        """Ask for a sync now; it runs on a worker within the tenant's request budget, one per tenant at a time."""
-        kind = SyncKind(data.kind)
+    async def request_sync(self, principal: PrincipalDep, db_session: DbSession,
+                           data: JSONBody[SyncRequestInput | None] = None) -> Response[SyncRequestView]:
+        """Ask for a sync now; it runs on a worker within the tenant's request budget, one per tenant at a time.
+        An empty body asks for a refresh. ``Location`` names the run to follow."""
+        kind = SyncKind((data or SyncRequestInput()).kind)
         job_id = await MirrorService(db_session, principal.tenant_id).ask_for_sync(principal, kind)
-        return SyncRequestView(job_id=job_id, kind=kind.value)
+        run = await reads.FleetReader(db_session, scope_of(principal)).unfinished_sync_run()
+        if run is None:  # asking records the run in this transaction; none here means it already finished
+            raise ConflictError("the sync finished before it could be shown; see GET /api/v1/sync-runs")
+        view = SyncRequestView(job_id=job_id, kind=kind.value, run_id=run.id)
+        return Response(view, status_code=HTTP_202_ACCEPTED, headers={"Location": f"{SYNC_RUNS_PATH}/{run.id}"})
+
+
+def _view(run: Any) -> SyncRunView:
+    """A run row as the API shows it (enums by value)."""
+    fields = {name: getattr(run, name) for name in SyncRunView.model_fields}
+    return SyncRunView.model_validate({**fields, "kind": run.kind.value, "state": run.state.value})

@@ -29,6 +29,20 @@ class InvalidInputError(GivfleetError):
     """The input is malformed or out of range."""
 
 
+class InvalidParameterError(InvalidInputError):
+    """A request parameter is malformed or out of range (REST: 400; GraphQL: ``BAD_USER_INPUT``).
+
+    Attributes:
+        parameter: The parameter's name as the caller sent it (also ``field``).
+        allowed: The valid values, when they are few.
+    """
+
+    def __init__(self, message: str, *, parameter: str, allowed: list[str] | None = None) -> None:
+        super().__init__(message, field=parameter)
+        self.parameter = parameter
+        self.allowed = allowed
+
+
 class PermissionDeniedError(GivfleetError):
     """The principal is authenticated but its role does not allow the action."""
 
@@ -61,6 +75,7 @@ class ErrorKind:
 _KINDS: dict[type[GivfleetError], ErrorKind] = {
     NotFoundError: ErrorKind("NOT_FOUND", 404),
     PermissionDeniedError: ErrorKind("FORBIDDEN", 403),
+    InvalidParameterError: ErrorKind("BAD_USER_INPUT", 400),  # before its base class: the first match wins
     InvalidInputError: ErrorKind("BAD_USER_INPUT", 422),
     ConflictError: ErrorKind("CONFLICT", 409),
 }

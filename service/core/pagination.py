@@ -3,7 +3,8 @@
 A cursor encodes the sort key of the last row a client saw (the sort column's value and the row id, which
 breaks ties), so the next page is ``WHERE (sort, id) > (value, id)``: stable under concurrent inserts and as
 fast on page 1,000 as on page 1. Cursors are opaque to clients (URL-safe base64 of JSON); a malformed or
-tampered cursor is an :class:`~service.core.errors.InvalidInputError`, never a server error.
+tampered cursor is an :class:`~service.core.errors.InvalidParameterError` (400), never a server error. Page sizes
+and every other limit live in :mod:`service.core.limits`.
 """
 
 from __future__ import annotations
@@ -16,13 +17,12 @@ from dataclasses import dataclass
 from datetime import datetime
 from typing import Generic, TypeVar
 
-from service.core.errors import InvalidInputError
+from service.core import limits
+from service.core.errors import InvalidParameterError
 
 T = TypeVar("T")
 
-DEFAULT_PAGE_SIZE = 50
-MAX_PAGE_SIZE = 500
-
+MAX_CURSOR_LENGTH = 1024
 CursorValue = str | int | float | bool | None
 
 
@@ -42,8 +42,10 @@ class Cursor:
 
     @classmethod
     def decode(cls, text: str, *, sort: str) -> Cursor:
-        """Parse ``text`` made for ordering ``sort``; raise :class:`InvalidInputError` otherwise."""
+        """Parse ``text`` made for ordering ``sort``; raise :class:`InvalidParameterError` otherwise."""
         try:
+            if len(text) > MAX_CURSOR_LENGTH:
+                raise ValueError(text)
             padded = text + "=" * (-len(text) % 4)
             parsed = json.loads(base64.urlsafe_b64decode(padded.encode()))
             kind, value, row_id = parsed
@@ -51,11 +53,14 @@ class Cursor:
                 raise ValueError(text)
             if isinstance(value, str) and "\x00" in value:
                 raise ValueError(text)
+            if isinstance(value, str):
+                limits.text(value, parameter="cursor")
             cursor = cls(kind, value, uuid.UUID(str(row_id)))
         except (ValueError, TypeError, binascii.Error, UnicodeDecodeError) as exc:
-            raise InvalidInputError("malformed cursor") from exc
+            raise InvalidParameterError("malformed cursor", parameter="cursor") from exc
         if cursor.sort != sort:
-            raise InvalidInputError(f"cursor was made for ordering {cursor.sort!r}, not {sort!r}")
+            raise InvalidParameterError(f"cursor was made for ordering {cursor.sort!r}, not {sort!r}",
+                                        parameter="cursor")
         return cursor
 
 
@@ -66,15 +71,6 @@ def cursor_value(value: object) -> CursorValue:
     if value is None or isinstance(value, str | int | float | bool):
         return value
     return str(value)
-
-
-def page_size(first: int | None, *, default: int = DEFAULT_PAGE_SIZE, maximum: int = MAX_PAGE_SIZE) -> int:
-    """Validate a requested page size."""
-    if first is None:
-        return default
-    if first < 0 or first > maximum:
-        raise InvalidInputError(f"page size must be between 0 and {maximum}, got {first}")
-    return first
 
 
 @dataclass(frozen=True)

@@ -18,6 +18,7 @@ from __future__ import annotations
 from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
 from dataclasses import dataclass, field
+from datetime import datetime
 from typing import Any, NewType
 from weakref import WeakKeyDictionary
 
@@ -66,6 +67,8 @@ class DeferredJob:
     payload: dict[str, Any] = field(default_factory=dict)
     key: str | None = None
     revive: bool = False
+    not_before: datetime | None = None
+    """Run no earlier than this (a chain of short jobs waiting for a window or a retry delay)."""
 
 
 def defer_job(session: AsyncSession, job: DeferredJob) -> None:

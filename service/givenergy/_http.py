@@ -243,15 +243,13 @@ class RequestCore:
             REQUESTS.labels(endpoint=endpoint, status="timeout", lane=lane_label).inc()
             if limiter is not None and grant is not None:
                 await _quietly(limiter.settle(grant), endpoint)
-            raise UpstreamUnavailableError(
-                "timed out (for a write, the outcome is unknown)", endpoint=endpoint
-            ) from None
+            raise UpstreamUnavailableError(f"timed out{_outcome_note(method)}", endpoint=endpoint) from None
         except httpx.TransportError as exc:
             REQUESTS.labels(endpoint=endpoint, status="transport_error", lane=lane_label).inc()
             if limiter is not None and grant is not None:
                 await _quietly(limiter.settle(grant), endpoint)
             raise UpstreamUnavailableError(
-                f"connection failed: {type(exc).__name__} (for a write, the outcome is unknown)", endpoint=endpoint
+                f"connection failed: {type(exc).__name__}{_outcome_note(method)}", endpoint=endpoint
             ) from None
         REQUESTS.labels(endpoint=endpoint, status=str(response.status_code), lane=lane_label).inc()
         if limiter is not None and grant is not None:
@@ -269,3 +267,8 @@ class RequestCore:
         if response.is_success or (accept_redirects and response.is_redirect):
             return response
         raise error_for(response, endpoint)
+
+
+def _outcome_note(method: str) -> str:
+    """What a caller must know when a request got no answer: a write may or may not have been applied."""
+    return "" if method.upper() in {"GET", "HEAD"} else " (the write may or may not have been applied)"

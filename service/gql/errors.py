@@ -8,11 +8,12 @@ from typing import Any
 
 import structlog
 from graphql import ExecutionResult as GraphQLExecutionResult
-from graphql import GraphQLError
+from graphql import GraphQLError, GraphQLSyntaxError
 from strawberry.extensions import SchemaExtension
 from strawberry.types.execution import ExecutionResult
 
-from service.core.errors import GivfleetError, kind_of
+from service.core.errors import GivfleetError, InvalidParameterError, kind_of
+from service.runtime import unavailable_dependency
 
 log = structlog.get_logger(__name__)
 
@@ -36,11 +37,18 @@ class ErrorPolicy(SchemaExtension):
         if request_id:
             extensions["request_id"] = request_id
         if original is None or isinstance(original, GraphQLError):
-            extensions.setdefault("code", "GRAPHQL_VALIDATION_FAILED" if error.path is None else "BAD_REQUEST")
+            extensions.setdefault("code", _deliberate_code(error))
             message = error.message
         elif isinstance(original, GivfleetError):
             extensions["code"] = kind_of(original).code
+            if isinstance(original, InvalidParameterError) and original.allowed is not None:
+                extensions["allowed"] = original.allowed
             message = str(original)
+        elif (dependency := unavailable_dependency(original)) is not None:
+            log.warning("graphql.dependency_unavailable", path=error.path, dependency=dependency,
+                        error_type=type(original).__name__)
+            extensions["code"] = "SERVICE_UNAVAILABLE"
+            message = f"The {dependency} is unreachable; retry shortly."
         else:
             log.error("graphql.unexpected_error", path=error.path, error_type=type(original).__name__,
                       exc_info=original)
@@ -48,6 +56,12 @@ class ErrorPolicy(SchemaExtension):
             message = "Unexpected error; quote the request id when reporting it."
         return GraphQLError(message, nodes=error.nodes, source=error.source, positions=error.positions,
                             path=error.path, original_error=None, extensions=extensions)
+
+
+def _deliberate_code(error: GraphQLError) -> str:
+    if isinstance(error, GraphQLSyntaxError):
+        return "GRAPHQL_PARSE_FAILED"
+    return "GRAPHQL_VALIDATION_FAILED" if error.path is None else "BAD_REQUEST"
 
 
 def _request_id(context: object) -> str | None:

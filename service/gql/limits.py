@@ -1,10 +1,12 @@
-"""Guards against abusive operations: depth, alias count and an estimated cost, each refused with a clear
-message before any resolver runs.
+"""Guards against abusive operations, each refused with a clear message before the expensive step it guards:
+a token limit while parsing (:data:`~service.core.limits.MAX_GRAPHQL_TOKENS`), then depth and alias count while
+validating, then an estimated cost before any resolver runs.
 
-The cost of an operation estimates how many objects it can return: every field costs 1, and the selection
-under a list-returning field counts once per row it may return (its ``first``/``limit`` argument, else
-:data:`DEFAULT_PAGE_SIZE` for a connection, :data:`LONG_LISTS` for relation lists that can be long, and
-:data:`DEFAULT_LIST_SIZE` for other plural fields).
+The cost of an operation bounds how many objects it can return: every field costs 1, and the selection under a
+list-returning field counts once per row it may return: its ``first``/``limit`` argument (a variable counts with
+the value sent, else its declared default), else :data:`DEFAULT_PAGE_SIZE` for a connection,
+:data:`~service.core.limits.MAX_NESTED_LIST` for the relation lists (which return at most that many rows), and
+:data:`DEFAULT_LIST_SIZE` for other plural fields (short by nature: batteries, meters).
 ``inverters(first: 100) { edges { node { batteries { serial } } } }`` thus costs about
 1 + 100 x (1 + 1 + (1 + 8 x 1)). Fragments are expanded; introspection is free.
 """
@@ -12,11 +14,11 @@ under a list-returning field counts once per row it may return (its ``first``/``
 from __future__ import annotations
 
 from collections.abc import Callable, Iterator, Mapping
-from functools import partial
+from functools import lru_cache, partial
 from typing import Any
 
-from graphql import ExecutionResult as GraphQLExecutionResult
 from graphql import (
+    DocumentNode,
     FieldNode,
     FragmentDefinitionNode,
     FragmentSpreadNode,
@@ -25,16 +27,28 @@ from graphql import (
     OperationDefinitionNode,
     SelectionSetNode,
     VariableNode,
+    parse,
+    value_from_ast_untyped,
 )
-from strawberry.extensions import AddValidationRules, MaxAliasesLimiter, QueryDepthLimiter, SchemaExtension
+from graphql import ExecutionResult as GraphQLExecutionResult
+from strawberry.extensions import (
+    AddValidationRules,
+    MaxAliasesLimiter,
+    MaxTokensLimiter,
+    QueryDepthLimiter,
+    SchemaExtension,
+    ValidationCache,
+)
+
+from service.core.limits import CACHED_DOCUMENT_BYTES, DEFAULT_PAGE_SIZE, MAX_GRAPHQL_TOKENS, MAX_NESTED_LIST
 
 MAX_DEPTH = 12
 MAX_ALIASES = 20
 MAX_COST = 25_000
 DEFAULT_LIST_SIZE = 8
-DEFAULT_PAGE_SIZE = 50
-# Unpaged relation lists that can be long (an installer's sub-contractor has hundreds of customers).
-LONG_LISTS = {"children": 50, "sites": 50, "dongles": 50, "inverters": 50}
+# Relation lists that can be long (an installer's sub-contractor has hundreds of customers): their resolvers
+# return at most ``first`` rows, MAX_NESTED_LIST by default, so that is what they cost.
+LONG_LISTS = frozenset({"children", "sites", "dongles", "inverters"})
 # Arguments that bound how many rows a field returns (``first`` of connections, ``limit`` of lists); a
 # connection (a field selecting ``edges``) without one returns a default page.
 SIZE_ARGUMENTS = frozenset({"first", "limit"})
@@ -48,7 +62,10 @@ def operation_cost(document: Any, operation_name: str | None, variables: Mapping
         operations = [o for o in operations if o.name is not None and o.name.value == operation_name]
     if not operations:
         return 0
-    return _selection_cost(operations[0].selection_set, fragments, variables or {}, set())
+    operation = operations[0]
+    declared = {definition.variable.name.value: value_from_ast_untyped(definition.default_value)
+                for definition in operation.variable_definitions or () if definition.default_value is not None}
+    return _selection_cost(operation.selection_set, fragments, {**declared, **(variables or {})}, set())
 
 
 def _selection_cost(selection_set: SelectionSetNode | None, fragments: Mapping[str, FragmentDefinitionNode],
@@ -97,7 +114,7 @@ def _multiplier(field: FieldNode, variables: Mapping[str, Any]) -> int:
     if is_connection:
         return DEFAULT_PAGE_SIZE
     if field.name.value in LONG_LISTS:
-        return LONG_LISTS[field.name.value]
+        return MAX_NESTED_LIST
     return DEFAULT_LIST_SIZE if _looks_like_list(field) else 1
 
 
@@ -128,13 +145,43 @@ class QueryCostLimiter(SchemaExtension):
         yield
 
 
-def limit_extensions(max_depth: int = MAX_DEPTH, max_aliases: int = MAX_ALIASES,
-                     max_cost: int = MAX_COST) -> list[Callable[[], SchemaExtension]]:
-    """Factories of the extensions enforcing every limit (factories: each request gets its own instances).
+# The parses of the last 512 small documents (by text and parse options).
+cached_parse: Callable[..., DocumentNode] = lru_cache(maxsize=512)(parse)
+
+
+class SmallDocumentParserCache(SchemaExtension):
+    """Cache the parse of documents up to :data:`~service.core.limits.CACHED_DOCUMENT_BYTES`; larger ones are
+    parsed (under the token limit) each time and freed with the request, so they never pin memory."""
+
+    def on_parse(self) -> Iterator[None]:
+        context = self.execution_context
+        if context.query is not None and len(context.query) <= CACHED_DOCUMENT_BYTES:
+            context.graphql_document = cached_parse(context.query, **context.parse_options)
+        yield  # strawberry parses what no extension did
+
+
+class SmallDocumentValidationCache(ValidationCache):
+    """strawberry's validation cache, for small documents only (see :class:`SmallDocumentParserCache`)."""
+
+    def on_validate(self) -> Iterator[None]:
+        if len(self.execution_context.query or "") <= CACHED_DOCUMENT_BYTES:
+            yield from super().on_validate()
+        else:
+            yield  # strawberry validates what no extension did
+
+
+def limit_extensions(max_depth: int = MAX_DEPTH, max_aliases: int = MAX_ALIASES, max_cost: int = MAX_COST,
+                     max_tokens: int = MAX_GRAPHQL_TOKENS, cache_size: int = 512
+                     ) -> list[Callable[[], SchemaExtension]]:
+    """Factories of the extensions enforcing every limit, in the order they act (each request gets its own
+    instances): the token limit and the bounded caches at parsing, depth and aliases at validation, the cost at
+    execution.
 
     The depth and alias rules are built once, so every request validates with the very same rule classes and
-    strawberry's validation cache (keyed by document and rules) can hit.
+    the validation cache (keyed by document and rules) can hit.
     """
     rules = [*QueryDepthLimiter(max_depth=max_depth).validation_rules,
              *MaxAliasesLimiter(max_alias_count=max_aliases).validation_rules]
-    return [partial(AddValidationRules, rules), partial(QueryCostLimiter, max_cost)]
+    return [partial(MaxTokensLimiter, max_tokens), SmallDocumentParserCache,
+            partial(SmallDocumentValidationCache, maxsize=cache_size), partial(AddValidationRules, rules),
+            partial(QueryCostLimiter, max_cost)]

@@ -19,9 +19,12 @@ from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
 from sqlalchemy.orm import InstrumentedAttribute
 from strawberry.dataloader import DataLoader
 
+from service.campaigns.service import history as campaign_history
+from service.core.limits import MAX_HISTORY
 from service.db.models import mirror as m
+from service.gql.campaigns.types import CampaignHistoryEntry
 from service.gql.mirror import types as t
-from service.mirror.queries import MAX_HISTORY, FleetReader, ReadScope
+from service.mirror.queries import FleetReader, ReadScope
 
 R = TypeVar("R")
 T = TypeVar("T")
@@ -35,19 +38,19 @@ class Loaders:
         self.scope = scope
         self.now = now
         self.account_by_upstream_id = self._one(m.FleetAccount, m.FleetAccount.upstream_id, t.Account.from_row)
-        self.accounts_by_parent = self._many(m.FleetAccount, m.FleetAccount.parent_upstream_id, t.Account.from_row,
+        self.accounts_by_parent = self._capped(m.FleetAccount, m.FleetAccount.parent_upstream_id, t.Account.from_row,
                                              m.FleetAccount.username)
         self.site_by_upstream_id = self._one(m.Site, m.Site.upstream_id, t.Site.from_row)
-        self.sites_by_account = self._many(m.Site, m.Site.account_upstream_id, t.Site.from_row, m.Site.upstream_id)
+        self.sites_by_account = self._capped(m.Site, m.Site.account_upstream_id, t.Site.from_row, m.Site.upstream_id)
         self.dongle_by_serial = self._one(m.Dongle, m.Dongle.serial, t.Dongle.from_row)
-        self.dongles_by_account = self._many(m.Dongle, m.Dongle.account_upstream_id, t.Dongle.from_row,
+        self.dongles_by_account = self._capped(m.Dongle, m.Dongle.account_upstream_id, t.Dongle.from_row,
                                              m.Dongle.serial)
-        self.dongles_by_site = self._many(m.Dongle, m.Dongle.site_upstream_id, t.Dongle.from_row, m.Dongle.serial)
+        self.dongles_by_site = self._capped(m.Dongle, m.Dongle.site_upstream_id, t.Dongle.from_row, m.Dongle.serial)
         self.inverter_by_serial = self._one(m.Inverter, m.Inverter.serial, t.Inverter.from_row)
         self.inverter_by_dongle = self._one(m.Inverter, m.Inverter.dongle_serial, t.Inverter.from_row)
-        self.inverters_by_account = self._many(m.Inverter, m.Inverter.account_upstream_id, t.Inverter.from_row,
+        self.inverters_by_account = self._capped(m.Inverter, m.Inverter.account_upstream_id, t.Inverter.from_row,
                                                m.Inverter.serial)
-        self.inverters_by_site = self._many(m.Inverter, m.Inverter.site_upstream_id, t.Inverter.from_row,
+        self.inverters_by_site = self._capped(m.Inverter, m.Inverter.site_upstream_id, t.Inverter.from_row,
                                             m.Inverter.serial)
         self.batteries_by_inverter = self._many(m.BatteryModule, m.BatteryModule.inverter_serial,
                                                 t.BatteryModule.from_row, m.BatteryModule.position)
@@ -55,6 +58,16 @@ class Loaders:
         # Keyed by (serial, limit): each distinct limit is one windowed statement that reads no more rows than asked.
         self.changes_by_inverter: DataLoader[tuple[str, int], list[t.InverterChange]] = DataLoader(
             load_fn=self._load_changes)
+        self.campaigns_by_inverter: DataLoader[str, list[CampaignHistoryEntry]] = DataLoader(
+            load_fn=self._load_campaigns)
+
+    async def _load_campaigns(self, serials: list[str]) -> list[list[CampaignHistoryEntry]]:
+        async with self._session_factory() as session:
+            rows = await campaign_history(session, self.scope, serials)
+        grouped: dict[str, list[CampaignHistoryEntry]] = defaultdict(list)
+        for campaign, target in rows:
+            grouped[target.serial].append(CampaignHistoryEntry.of(campaign, target))
+        return [grouped.get(serial, []) for serial in serials]
 
     async def _load_changes(self, keys: list[tuple[str, int]]) -> list[list[t.InverterChange]]:
         serials_by_limit: dict[int, list[str]] = defaultdict(list)
@@ -68,6 +81,25 @@ class Loaders:
             for row in rows:
                 grouped[(row.inverter_serial, limit)].append(t.InverterChange.from_row(row))
         return [grouped.get((serial, min(limit, MAX_HISTORY)), []) for serial, limit in keys]
+
+    def _capped(self, model: type[R], column: InstrumentedAttribute[Any], convert: Callable[[R], T],
+                *order_by: Any) -> DataLoader[tuple[Any, int], list[T]]:
+        """A to-many loader keyed by (key, at most how many rows): one windowed statement per distinct size, so
+        a relation list never reads or returns more rows than its ``first:`` (which the cost limit counted)."""
+        ordering: Sequence[Any] = order_by
+
+        async def load(keys: list[tuple[Any, int]]) -> list[list[T]]:
+            keys_by_size: dict[int, list[Any]] = defaultdict(list)
+            for key, size in keys:
+                keys_by_size[size].append(key)
+            grouped: dict[tuple[Any, int], list[T]] = defaultdict(list)
+            for size, wanted in keys_by_size.items():
+                rows = await self._read(_first_rows(model, column, wanted, ordering, size))
+                for row in rows:
+                    grouped[(getattr(row, column.key), size)].append(convert(row))
+            return [grouped.get(key, []) for key in keys]
+
+        return DataLoader(load_fn=load)
 
     async def _read(self, action: Callable[[FleetReader], Awaitable[list[R]]]) -> list[R]:
         async with self._session_factory() as session:
@@ -100,3 +132,9 @@ class Loaders:
 def _latest_changes(serials: list[str], limit: int) -> Callable[[FleetReader], Awaitable[list[m.InverterChange]]]:
     """The read of the newest ``limit`` history rows of each of ``serials``."""
     return lambda reader: reader.latest_changes(serials, limit)
+
+
+def _first_rows(model: type[R], column: InstrumentedAttribute[Any], keys: list[Any], ordering: Sequence[Any],
+                size: int) -> Callable[[FleetReader], Awaitable[list[R]]]:
+    """The read of at most ``size`` present rows per key (the first in ``ordering``)."""
+    return lambda reader: reader.load_many(model, column, keys, order_by=ordering, present_only=True, per_key=size)

@@ -7,16 +7,17 @@ test fails when the committed file differs.
 
 from __future__ import annotations
 
-from functools import partial
 from pathlib import Path
 from typing import Any
 
 import strawberry
 from graphql import GraphQLError
-from strawberry.extensions import ParserCache, SchemaExtension, ValidationCache
+from strawberry.extensions import SchemaExtension
 from strawberry.tools import merge_types
 from strawberry.types import ExecutionContext
 
+from service.gql.campaigns.mutations import CampaignMutation
+from service.gql.campaigns.queries import CampaignQuery
 from service.gql.errors import ErrorPolicy
 from service.gql.limits import limit_extensions
 from service.gql.mirror import types as mirror_types
@@ -30,9 +31,9 @@ from service.gql.types.viewer import ViewerQuery
 
 SCHEMA_FILE = Path(__file__).resolve().parents[2] / "graphql" / "schema.graphql"
 
-Query = merge_types("Query", (ViewerQuery, MirrorQuery, LiveQuery, MonitoringQuery))
+Query = merge_types("Query", (ViewerQuery, MirrorQuery, LiveQuery, CampaignQuery, MonitoringQuery))
 # Every mutation follows service.gql.mutation (one unit of work, payload with typed errors).
-Mutation = merge_types("Mutation", (MirrorMutation, TenantsMutation, MonitoringMutation))
+Mutation = merge_types("Mutation", (MirrorMutation, TenantsMutation, CampaignMutation, MonitoringMutation))
 # Every Node implementation, so `node(id:)` can return any of them.
 NODE_TYPES: list[type] = [mirror_types.Account, mirror_types.Site, mirror_types.Dongle, mirror_types.Inverter,
                           mirror_types.BatteryModule, mirror_types.Meter, mirror_types.InverterChange,
@@ -49,11 +50,10 @@ class GivfleetSchema(strawberry.Schema):
 
 def build_schema(**limits: Any) -> GivfleetSchema:
     """The schema; ``limits`` override :func:`service.gql.limits.limit_extensions`' defaults (tests)."""
-    # Parsing and validating a document costs more than running a small query: cache both per document text
-    # (the validation rules, depth and aliases, depend on the document only; the cost limit, which depends on
-    # the variables, runs at execution).
-    extensions: list[Any] = [partial(ParserCache, maxsize=512), partial(ValidationCache, maxsize=512),
-                             *limit_extensions(**limits), ErrorPolicy]
+    # Parsing and validating a document costs more than running a small query: both are cached per (small)
+    # document text (the validation rules, depth and aliases, depend on the document only; the cost limit, which
+    # depends on the variables, runs at execution).
+    extensions: list[Any] = [*limit_extensions(**limits), ErrorPolicy]
     typed: list[type[SchemaExtension]] = extensions
     return GivfleetSchema(query=Query, mutation=Mutation, types=NODE_TYPES, extensions=typed)
 

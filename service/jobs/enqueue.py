@@ -25,7 +25,8 @@ async def enqueue(redis: NamespacedRedis, job: DeferredJob) -> Job | None:
     job_id = redis.job_id(job.name, job.key)
     if job.revive:
         await redis.delete(in_progress_key_prefix + job_id)
-    return await redis.enqueue_job(job.name, job.payload, _job_id=job_id, _queue_name=redis.queue(job.queue))
+    return await redis.enqueue_job(job.name, job.payload, _job_id=job_id, _queue_name=redis.queue(job.queue),
+                                   _defer_until=job.not_before)
 
 
 async def enqueue_deferred(redis: NamespacedRedis, jobs: list[DeferredJob]) -> list[Job | None]:

@@ -23,7 +23,7 @@ from __future__ import annotations
 import enum
 from collections.abc import Awaitable, Callable
 from dataclasses import dataclass
-from datetime import timedelta
+from datetime import datetime, timedelta
 from typing import Any, Generic, TypeVar
 
 from pydantic import BaseModel, ConfigDict, ValidationError
@@ -92,7 +92,8 @@ class JobSpec(Generic[P]):
     keep_result: timedelta = timedelta(hours=1)
     cron: int | None = None
 
-    def call(self, payload: P, *, key: str | None = None, revive: bool = False) -> DeferredJob:
+    def call(self, payload: P, *, key: str | None = None, revive: bool = False,
+             not_before: datetime | None = None) -> DeferredJob:
         """A checked call of this job, to hand to :func:`service.db.uow.defer_job` or enqueue directly.
 
         Args:
@@ -100,6 +101,7 @@ class JobSpec(Generic[P]):
             key: Makes the job unique while queued or running: asking again with the same key joins it.
             revive: The previous holder of ``key`` is known to be dead (its lease expired): forget arq's
                 in-progress mark so the queued job runs now instead of when that mark times out.
+            not_before: Run no earlier than this (``None``: as soon as a worker is free).
 
         Raises:
             PayloadError: ``payload`` is not a valid instance of the declared payload type.
@@ -111,7 +113,7 @@ class JobSpec(Generic[P]):
             self.payload.model_validate(data)
         except ValidationError as exc:
             raise PayloadError(f"invalid payload for {self.name}: {exc}") from exc
-        return DeferredJob(self.name, self.queue.value, data, key=key, revive=revive)
+        return DeferredJob(self.name, self.queue.value, data, key=key, revive=revive, not_before=not_before)
 
     def retry_delay_after(self, job_try: int) -> timedelta:
         """The back-off before the attempt after ``job_try``: ``retry_delay``, doubling each time."""

@@ -21,6 +21,7 @@ from arq.cron import CronJob, cron
 from arq.worker import Function, Worker
 
 from service.core.background import alongside
+from service.core.signals import cancel_and_wait
 from service.jobs.registry import JOBS
 from service.jobs.typed import JobSpec, Queue
 from service.runtime import NamespacedRedis, Resources
@@ -167,9 +168,9 @@ class WorkerGroup:
         finally:
             stopping.cancel()
             await self._drain()
-            for task in tasks:
-                task.cancel()
-            outcomes = await asyncio.gather(*tasks, return_exceptions=True)
+            for task in tasks:  # redis-py can swallow one cancellation, and arq's loop then goes on: insist
+                await cancel_and_wait(task)
+            outcomes = [task.exception() for task in tasks if not task.cancelled()]
         for outcome in outcomes:
             if isinstance(outcome, Exception):
                 raise outcome

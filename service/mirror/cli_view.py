@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import asyncio
 import contextlib
 from collections.abc import Callable
 
@@ -10,6 +11,7 @@ from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, T
 from rich.table import Table
 
 from service.core.errors import GivfleetError, NotFoundError
+from service.core.signals import stop_on_signals, until_stopped
 from service.core.tenancy import tenant_id_from
 from service.db.models.mirror import SyncKind, SyncState
 from service.mirror.repository import MirrorRepository
@@ -18,9 +20,15 @@ from service.runtime import Resources
 from service.settings import Settings
 from service.tenants.repository import TenantRepository
 
+INTERRUPTED = 130
+"""Exit code of a sync stopped by SIGINT or SIGTERM (the shell's convention for Ctrl-C)."""
 
-async def sync_with_progress(settings: Settings, tenant: str, *, full: bool, console: Console) -> bool:
-    """Run one sync of ``tenant`` and print its outcome; returns whether it succeeded."""
+
+async def sync_with_progress(settings: Settings, tenant: str, *, full: bool, console: Console) -> int:
+    """Run one sync of ``tenant`` and print its outcome; returns the exit code (0 when it succeeded).
+
+    SIGINT or SIGTERM stops it with one line: the run stays open, and the next sync of the tenant resumes it.
+    """
     resources = Resources.open(settings)
     kind = SyncKind.FULL if full else SyncKind.REFRESH
     try:
@@ -43,11 +51,20 @@ async def sync_with_progress(settings: Settings, tenant: str, *, full: bool, con
                     description=f"{kind.value} sync: {progress.phase}",
                 )
 
-            outcome, rows = await sync_tenant_now(resources, tenant, kind, on_progress=show)
+            with stop_on_signals() as stop:
+                work = asyncio.create_task(sync_tenant_now(resources, tenant, kind, on_progress=show))
+                await until_stopped(stop, work)
+            if work.cancelled():
+                bar.update(task, description=f"{kind.value} sync: interrupted")
+                bar.stop()
+                console.print("Interrupted: the sync stops here; the next sync of this tenant (givfleet sync, "
+                              "or the schedule) resumes it where it stopped.", highlight=False)
+                return INTERRUPTED
+            outcome, rows = work.result()
             bar.update(task, description=f"{kind.value} sync: {outcome.state.value}")
     except GivfleetError as exc:
         console.print(f"[red]{exc}[/red]")
-        return False
+        return 1
     finally:
         await resources.aclose()
 
@@ -72,8 +89,8 @@ async def sync_with_progress(settings: Settings, tenant: str, *, full: bool, con
     console.print(table)
     if outcome.state is not SyncState.SUCCEEDED:
         console.print(f"[red]sync failed: {outcome.error}[/red]")
-        return False
-    return True
+        return 1
+    return 0
 
 
 async def sync_tenant_now(

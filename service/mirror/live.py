@@ -23,6 +23,7 @@ from typing import TYPE_CHECKING, Any, TypeVar
 from pydantic import BaseModel
 from redis.asyncio import Redis
 
+from service.core import limits
 from service.core.errors import InvalidInputError, UpstreamError
 from service.core.principal import Principal
 from service.core.tenancy import TenantId
@@ -79,7 +80,8 @@ def upstream_error(exc: GivEnergyError) -> UpstreamError:
 def to_json(value: Any) -> Any:
     """An upstream payload as plain JSON, without the withheld fields."""
     if isinstance(value, BaseModel):
-        return {k: v for k, v in value.model_dump(mode="json").items() if k not in _WITHHELD}
+        # By alias: upstream's own field names (``import``, not the Python-safe ``import_``).
+        return {k: v for k, v in value.model_dump(mode="json", by_alias=True).items() if k not in _WITHHELD}
     if isinstance(value, list | tuple):
         return [to_json(item) for item in value]
     if isinstance(value, dict):
@@ -215,6 +217,8 @@ class LiveService:
                      cleared: bool | None = None, limit: int = 100) -> Any:
         """The inverter's fault events between two times, at most ``limit`` (1 to :data:`MAX_ITEMS`)."""
         count = _limit(limit)
+        start = limits.moment(start, parameter="start") if start is not None else None
+        end = limits.moment(end, parameter="end") if end is not None else None
         return await self._read("events", (serial, start, end, cleared, count),
                                 lambda c: take(c.iter_events(serial, start=start, end=end, cleared=cleared), count))
 

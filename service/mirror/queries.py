@@ -34,8 +34,9 @@ from sqlalchemy import (
 from sqlalchemy.ext.asyncio import AsyncSession
 from sqlalchemy.orm import InstrumentedAttribute
 
+from service.core import limits
 from service.core.clock import utcnow
-from service.core.errors import InvalidInputError
+from service.core.errors import InvalidParameterError
 from service.core.pagination import Cursor, Page, cursor_value
 from service.core.tenancy import TenantId
 from service.db.models.mirror import (
@@ -47,6 +48,7 @@ from service.db.models.mirror import (
     Meter,
     Site,
     SyncRun,
+    SyncState,
 )
 
 M = TypeVar("M")
@@ -56,9 +58,6 @@ MODELS: dict[str, type[Any]] = {
     "Account": FleetAccount, "Site": Site, "Dongle": Dongle, "Inverter": Inverter, "BatteryModule": BatteryModule,
     "Meter": Meter, "InverterChange": InverterChange, "SyncRun": SyncRun,
 }
-MAX_OFFLINE_HOURS = 24 * 365 * 50
-MAX_HISTORY = 200
-"""History rows loaded per inverter at most (the most ``history(limit:)`` may ask for)."""
 _EPOCH = datetime.fromisoformat("1970-01-01T00:00:00+00:00")
 
 
@@ -151,25 +150,31 @@ class SortKey:
     parse: Callable[[Any], Any] = lambda value: value
 
 
+def _malformed() -> InvalidParameterError:
+    return InvalidParameterError("malformed cursor", parameter="cursor")
+
+
 def _datetime(value: Any) -> datetime:
     if not isinstance(value, str):
-        raise InvalidInputError("malformed cursor")
+        raise _malformed()
     try:
-        return datetime.fromisoformat(value)
+        return limits.moment(datetime.fromisoformat(value), parameter="cursor")
     except ValueError as exc:
-        raise InvalidInputError("malformed cursor") from exc
+        raise _malformed() from exc
 
 
 def _text(value: Any) -> str:
     if not isinstance(value, str):
-        raise InvalidInputError("malformed cursor")
+        raise _malformed()
     return value
 
 
-def _int(value: Any) -> int:
-    if not isinstance(value, int) or isinstance(value, bool):
-        raise InvalidInputError("malformed cursor")
-    return value
+def _int32(value: Any) -> int:
+    return limits.int_of_width(value, limits.INT32, parameter="cursor")
+
+
+def _int64(value: Any) -> int:
+    return limits.int_of_width(value, limits.INT64, parameter="cursor")
 
 
 def _numeric(column: InstrumentedAttribute[str | None]) -> ColumnElement[int]:
@@ -190,17 +195,17 @@ INVERTER_SORTS: dict[str, SortKey] = {
     InverterSort.STATUS: SortKey("status", _coalesce_text(Inverter.status), _text),
     InverterSort.MODEL: SortKey("model", _coalesce_text(Inverter.model), _text),
     InverterSort.LAST_ONLINE: SortKey("last_online", _coalesce_time(Inverter.last_online), _datetime),
-    InverterSort.FIRMWARE_ARM: SortKey("firmware_arm", lambda: _numeric(Inverter.firmware_arm), _int),
+    InverterSort.FIRMWARE_ARM: SortKey("firmware_arm", lambda: _numeric(Inverter.firmware_arm), _int32),
     InverterSort.FIRST_SEEN: SortKey("first_seen", lambda: Inverter.first_seen_at, _datetime),
 }
 ACCOUNT_SORTS: dict[str, SortKey] = {
     AccountSort.USERNAME: SortKey("username", lambda: FleetAccount.username, _text),
-    AccountSort.DEPTH: SortKey("depth", lambda: FleetAccount.depth, _int),
+    AccountSort.DEPTH: SortKey("depth", lambda: FleetAccount.depth, _int32),
     AccountSort.FIRST_SEEN: SortKey("first_seen", lambda: FleetAccount.first_seen_at, _datetime),
 }
 SITE_SORTS: dict[str, SortKey] = {
     SiteSort.NAME: SortKey("name", _coalesce_text(Site.name), _text),
-    SiteSort.UPSTREAM_ID: SortKey("upstream_id", lambda: Site.upstream_id, _int),
+    SiteSort.UPSTREAM_ID: SortKey("upstream_id", lambda: Site.upstream_id, _int64),
 }
 DONGLE_SORTS: dict[str, SortKey] = {"serial": SortKey("serial", lambda: Dongle.serial, _text)}
 SYNC_RUN_SORTS: dict[str, SortKey] = {"started_at": SortKey("started_at", lambda: SyncRun.started_at, _datetime)}
@@ -220,12 +225,8 @@ def _storable(key: Any) -> bool:
     return not (isinstance(key, str) and "\x00" in key)
 
 
-MAX_SEARCH_LENGTH = 200
-
-
 def _like(text: str) -> str:
-    if len(text) > MAX_SEARCH_LENGTH:
-        raise InvalidInputError(f"search text is limited to {MAX_SEARCH_LENGTH} characters")
+    limits.search_text(text, parameter="search")
     escaped = text.strip().replace("\\", "\\\\").replace("%", "\\%").replace("_", "\\_")
     return f"%{escaped}%"
 
@@ -256,6 +257,8 @@ class InverterFilter:
     site_id: int | None = None
     search: str | None = None
     removed: bool | None = False
+    site_id_in: Sequence[int] | None = None
+    serial_in: Sequence[str] | None = None
 
     def conditions(self, scope: ReadScope, now: datetime) -> list[ColumnElement[bool]]:
         """SQL conditions for this filter (on ``Inverter``)."""
@@ -274,15 +277,25 @@ class InverterFilter:
             if high is not None:
                 where.append(and_(_numeric(column) <= high, _numeric(column) >= 0))
         if self.offline_for_hours is not None:
-            hours = min(max(self.offline_for_hours, 0.0), MAX_OFFLINE_HOURS)
-            cutoff = now - timedelta(hours=hours if hours == hours else 0.0)  # NaN != NaN: treat as 0
+            hours = limits.hours(self.offline_for_hours, parameter="offline_for_hours") or 0.0
+            cutoff = now - timedelta(hours=hours)
             where.append(or_(Inverter.last_online.is_(None), Inverter.last_online < cutoff))
         if self.account_id is not None:
             where.append(Inverter.account_upstream_id.in_(scope.subtree(self.account_id)))
         if self.site_id is not None:
             where.append(Inverter.site_upstream_id == self.site_id)
+        where += self._lists()
         if self.search:
             where.append(self._search(scope, _like(self.search)) if _texts([self.search]) else false())
+        return where
+
+    def _lists(self) -> list[ColumnElement[bool]]:
+        """Membership in explicit lists of sites and serials (campaign targets)."""
+        where: list[ColumnElement[bool]] = []
+        if self.site_id_in is not None:
+            where.append(Inverter.site_upstream_id.in_([key for key in self.site_id_in if _storable(key)]))
+        if self.serial_in is not None:
+            where.append(Inverter.serial.in_(_texts(self.serial_in)))
         return where
 
     @staticmethod
@@ -422,17 +435,25 @@ class FleetReader:
         return typed(M | None, row)
 
     async def load_many(self, model: type[M], column: InstrumentedAttribute[Any], keys: Iterable[Any],
-                        *, order_by: Sequence[Any] = (), present_only: bool = False) -> list[M]:
+                        *, order_by: Sequence[Any] = (), present_only: bool = False,
+                        per_key: int | None = None) -> list[M]:
         """Visible rows of ``model`` whose ``column`` is one of ``keys`` (one statement, for a dataloader);
-        ``present_only`` leaves out rows removed upstream."""
+        ``present_only`` leaves out rows removed upstream; ``per_key`` reads at most that many rows per key (the
+        first in ``order_by``), so a parent with thousands of children never costs more than asked."""
         wanted = list({key for key in keys if _storable(key)})
-        if not wanted:
+        if not wanted or per_key == 0:
             return []
         conditions = [column.in_(wanted), *self.scope.visible(model)]
         if present_only:
             conditions.append(model.removed_at.is_(None))  # type: ignore[attr-defined]
-        statement = select(*_columns(model)).where(*conditions).order_by(*order_by)
-        return typed(list[M], list((await self.session.execute(statement)).all()))
+        if per_key is None:
+            statement = select(*_columns(model)).where(*conditions).order_by(*order_by)
+            return typed(list[M], list((await self.session.execute(statement)).all()))
+        rank = func.row_number().over(partition_by=column, order_by=order_by or None)
+        ranked = select(*_columns(model), rank.label("rank")).where(*conditions).subquery()
+        capped = (select(*(ranked.c[c.name] for c in _columns(model))).where(ranked.c.rank <= per_key)
+                  .order_by(ranked.c.rank))
+        return typed(list[M], list((await self.session.execute(capped)).all()))
 
     async def latest_changes(self, serials: Iterable[str], per_inverter: int) -> list[InverterChange]:
         """The newest ``per_inverter`` history rows of each inverter (one statement, a window per inverter)."""
@@ -499,6 +520,12 @@ class FleetReader:
         return await self.page(SyncRun, self.scope.visible(SyncRun), SYNC_RUN_SORTS["started_at"],
                                SortDirection.DESC, first, after)
 
+    async def unfinished_sync_run(self) -> SyncRun | None:
+        """The tenant's running sync run, if any (at most one exists)."""
+        row = (await self.session.execute(select(*_columns(SyncRun)).where(
+            *self.scope.visible(SyncRun), SyncRun.state == SyncState.RUNNING))).first()
+        return typed(SyncRun | None, row)
+
     async def inverter_by_serial(self, serial: str) -> Inverter | None:
         """A visible inverter by serial (removed ones included)."""
         rows = await self.load_many(Inverter, Inverter.serial, [serial])
@@ -547,11 +574,12 @@ def _sort(options: dict[str, SortKey], name: str) -> SortKey:
     try:
         return options[name]
     except KeyError:
-        raise InvalidInputError(f"unknown sort {name!r}; one of {', '.join(sorted(options))}") from None
+        raise InvalidParameterError(f"unknown sort {name!r}; one of {', '.join(sorted(options))}", parameter="sort",
+                                    allowed=sorted(options)) from None
 
 
 __all__ = [
-    "ACCOUNT_SORTS", "DONGLE_SORTS", "INVERTER_SORTS", "MAX_HISTORY", "MODELS", "OFFLINE_THRESHOLDS_HOURS",
+    "ACCOUNT_SORTS", "DONGLE_SORTS", "INVERTER_SORTS", "MODELS", "OFFLINE_THRESHOLDS_HOURS",
     "SITE_SORTS",
     "AccountFilter", "Breakdown", "DongleFilter", "FleetReader", "FleetSummary", "InverterFilter", "ReadScope",
     "SiteFilter", "SortDirection", "SortKey",

@@ -204,7 +204,8 @@ class MirrorRepository:
         return counts
 
     async def set_site_statuses(self, statuses: Sequence[tuple[int, str | None]], *, now: datetime) -> int:
-        """Store the scheme statuses that differ from the stored ones (a site not stored is left alone).
+        """Store the scheme statuses just checked: every checked site's ``scheme_status_checked_at`` becomes
+        ``now``; its status (and ``changed_at``) only when it differs (a site not stored is left alone).
 
         Returns:
             How many sites' status changed.
@@ -212,20 +213,18 @@ class MirrorRepository:
         sites = ENTITY_TABLES[Entity.SITES][0]
         changed = 0
         for chunk in _chunks(list(statuses)):
-            # One UPDATE ... FROM (VALUES ...) per chunk; the comparison is the database's, so unchanged rows
-            # are neither written nor read.
+            # Two UPDATE ... FROM (VALUES ...) per chunk: the changed statuses (the comparison is the database's),
+            # then the check time of every site checked.
             given = values(sql_column("sid", BigInteger), sql_column("st", String), name="given").data(list(chunk))
+            matching = (sites.c.tenant_id == self.tenant_id, sites.c.upstream_id == given.c.sid)
             result = await self.session.execute(
                 update(sites)
-                .where(
-                    sites.c.tenant_id == self.tenant_id,
-                    sites.c.upstream_id == given.c.sid,
-                    sites.c.scheme_status.is_distinct_from(given.c.st),
-                )
-                .values(scheme_status=given.c.st, scheme_status_checked_at=now, changed_at=now)
+                .where(*matching, sites.c.scheme_status.is_distinct_from(given.c.st))
+                .values(scheme_status=given.c.st, changed_at=now)
                 .returning(sites.c.upstream_id)
             )
             changed += len(result.all())
+            await self.session.execute(update(sites).where(*matching).values(scheme_status_checked_at=now))
         return changed
 
     async def set_inverter_statuses(

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+import os
 import socket
 import sys
 from pathlib import Path
@@ -28,9 +29,12 @@ TOKEN_ORDER = (
 
 
 def write_tokens(sim: Simulator, path: Path) -> None:
-    """Write ``{"company": "...", "customer": "...", ...}`` to ``path`` (parent directories created)."""
+    """Write ``{"company": "...", "customer": "...", ...}`` to ``path`` (parent directories created), readable by
+    its owner only (mode 0600, also when the file existed)."""
     path.parent.mkdir(parents=True, exist_ok=True)
-    path.write_text(json.dumps(sim.tokens, indent=2) + "\n", encoding="utf-8")
+    with os.fdopen(os.open(path, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o600), "w", encoding="utf-8") as out:
+        os.fchmod(out.fileno(), 0o600)
+        out.write(json.dumps(sim.tokens, indent=2) + "\n")
 
 
 def describe(sim: Simulator, host: str, port: int, out: TextIO) -> None:

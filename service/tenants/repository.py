@@ -19,6 +19,7 @@ from service.core.tenancy import TenantId
 from service.db.models.api_key import ApiKey
 from service.db.models.audit import AuditEvent
 from service.db.models.credential import UpstreamCredential
+from service.db.models.mirror import FleetAccount
 from service.db.models.tenant import Tenant, TenantStatus
 
 
@@ -50,6 +51,20 @@ class TenantRepository:
         statement = (select(UpstreamCredential.id).join(Tenant, Tenant.id == UpstreamCredential.tenant_id)
                      .where(Tenant.slug != slug).limit(1))
         return (await self._session.execute(statement)).first() is not None
+
+
+    async def any_credential_using(self, base_url: str) -> bool:
+        """Whether any tenant has a credential whose base URL is ``base_url`` (deployment-wide)."""
+        statement = select(UpstreamCredential.id).where(UpstreamCredential.base_url == base_url).limit(1)
+        return (await self._session.execute(statement)).first() is not None
+
+    async def credential_base_urls(self) -> dict[str, Sequence[str | None]]:
+        """Every tenant's slug with the base URLs of its credentials (``None``: the configured default)."""
+        statement = (select(Tenant.slug, UpstreamCredential.id, UpstreamCredential.base_url)
+                     .outerjoin(UpstreamCredential, UpstreamCredential.tenant_id == Tenant.id).order_by(Tenant.slug))
+        rows = (await self._session.execute(statement)).all()
+        return {slug: [url for tenant, credential_id, url in rows if tenant == slug and credential_id is not None]
+                for slug, _, _ in rows}
 
 
 _Row = TypeVar("_Row", UpstreamCredential, ApiKey, AuditEvent)
@@ -120,6 +135,12 @@ class ApiKeyRepository(_TenantScoped[ApiKey]):
     async def get_by_prefix(self, prefix: str) -> ApiKey | None:
         """One of the tenant's keys by its public prefix."""
         return (await self._session.execute(self._select().where(ApiKey.prefix == prefix))).scalar_one_or_none()
+
+    async def restriction_exists(self, account_upstream_id: int) -> bool:
+        """Whether the tenant's mirror holds the account a key would be restricted to."""
+        found = (await self._session.execute(select(FleetAccount.id).where(
+            FleetAccount.tenant_id == self.tenant_id, FleetAccount.upstream_id == account_upstream_id))).first()
+        return found is not None
 
     def add(self, key: ApiKey) -> None:
         """Stage a new key of this tenant."""

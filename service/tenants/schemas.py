@@ -50,7 +50,10 @@ class CredentialView(_View):
 
 
 class CredentialInput(BaseModel):
-    """A new credential. The token is write-only."""
+    """A new credential. The token is write-only. Unknown fields are refused (a misspelt field must not be
+    silently ignored on a security-relevant write)."""
+
+    model_config = ConfigDict(extra="forbid")
 
     token: SecretStr = Field(description="GivEnergy API token (or the legacy portal password).")
     label: str | None = Field(default=None, max_length=100, pattern=_PLAIN_TEXT)
@@ -75,7 +78,10 @@ class ApiKeyView(_View):
 
 
 class ApiKeyInput(BaseModel):
-    """A new API key."""
+    """A new API key. Unknown fields are refused: a misspelt ``restricted_account_id`` must never yield a
+    whole-tenant key."""
+
+    model_config = ConfigDict(extra="forbid")
 
     name: str = Field(min_length=1, max_length=100, pattern=_PLAIN_TEXT)
     role: Role

@@ -19,6 +19,7 @@ import structlog
 from pydantic import SecretStr
 from sqlalchemy.ext.asyncio import AsyncSession
 
+from service.core import limits
 from service.core.clock import utcnow
 from service.core.errors import ConflictError, InvalidInputError, NotFoundError
 from service.core.principal import Principal
@@ -360,14 +361,18 @@ class ApiKeyService:
 
         Raises:
             PermissionDeniedError: The principal is not an admin.
-            InvalidInputError: The expiry is in the past or not timezone-aware.
+            InvalidInputError: The expiry is in the past or not timezone-aware, or the tenant has no account
+                ``restricted_account_id`` (in its mirror).
         """
         authorize(self._principal, Action.APIKEY_CREATE)
         if expires_at is not None:
             if expires_at.tzinfo is None:
                 raise InvalidInputError("the expiry must carry a timezone")
-            if expires_at <= utcnow():
+            if limits.moment(expires_at, parameter="expires_at") <= utcnow():
                 raise InvalidInputError("the expiry is in the past")
+        restriction = None
+        if restricted_account_id is not None:  # "" is an error, never a whole-tenant key
+            restriction = str(await self._require_account(restricted_account_id))
         new = apikeys.generate()
         key = ApiKey(
             id=uuid.uuid4(),
@@ -377,7 +382,7 @@ class ApiKeyService:
             secret_hash=new.digest,
             role=role,
             expires_at=expires_at,
-            restricted_account_id=restricted_account_id or None,
+            restricted_account_id=restriction,
             created_by_key_id=self._principal.key_id,
         )
         self._keys.add(key)
@@ -385,6 +390,14 @@ class ApiKeyService:
         await self._audit.record(self._principal, "apikey.create", target_type="api_key", target_id=key.id,
                                  details={"prefix": key.prefix, "role": role.value, "name": key.name})
         return CreatedKey(key, new.text)
+
+    async def _require_account(self, restricted_account_id: str) -> int:
+        """The account id of a restriction; refuse an account the tenant does not have: such a key would see
+        nothing, and a typo must not pass unnoticed."""
+        account_id = limits.upstream_id(restricted_account_id, parameter="restricted_account_id")
+        if not await self._keys.restriction_exists(account_id):
+            raise InvalidInputError(f"the tenant has no account {account_id} (sync its fleet first, or check the id)")
+        return account_id
 
     async def list(self, *, include_revoked: bool = True) -> Sequence[ApiKey]:
         """The tenant's keys (admin)."""
@@ -406,17 +419,18 @@ class ApiKeyService:
             raise NotFoundError("no such API key")
         return key
 
-    async def find(self, id_or_prefix: str) -> ApiKey:
-        """A key by its id or its prefix (what ``apikey list`` shows).
+    async def find(self, reference: str) -> ApiKey:
+        """A key by its id, its prefix (what ``apikey list`` shows) or its full text.
 
         Raises:
             NotFoundError: No such key in this tenant.
         """
         try:
-            return await self.get(uuid.UUID(id_or_prefix))
+            return await self.get(uuid.UUID(reference))
         except ValueError:
-            key = await self._keys.get_by_prefix(id_or_prefix)
-        if key is None:
+            prefix = apikeys.prefix_of(reference)
+            key = await self._keys.get_by_prefix(prefix or reference)
+        if key is None or (prefix is not None and not apikeys.matches(reference, key.secret_hash)):
             raise NotFoundError("no such API key")
         return key
 
@@ -438,11 +452,16 @@ class ApiKeyService:
 
 
 class AuthenticationError(Exception):
-    """A presented key is not valid; ``reason`` says why (safe to show)."""
+    """A presented key is not valid; ``reason`` says why (safe to show).
 
-    def __init__(self, reason: str) -> None:
+    ``guess`` is true when the key is unknown or malformed (what a brute-force attempt looks like); a key that
+    exists but is revoked, expired or of a suspended tenant is not a guess.
+    """
+
+    def __init__(self, reason: str, *, guess: bool = True) -> None:
         super().__init__(reason)
         self.reason = reason
+        self.guess = guess
 
 
 class AuthenticationService:
@@ -466,11 +485,11 @@ class AuthenticationService:
         key, tenant_status = found
         now = utcnow()
         if key.revoked_at is not None:
-            raise AuthenticationError("the API key has been revoked")
+            raise AuthenticationError("the API key has been revoked", guess=False)
         if key.expires_at is not None and key.expires_at <= now:
-            raise AuthenticationError("the API key has expired")
+            raise AuthenticationError("the API key has expired", guess=False)
         if tenant_status is not TenantStatus.ACTIVE:
-            raise AuthenticationError("the tenant of this API key is suspended")
+            raise AuthenticationError("the tenant of this API key is suspended", guess=False)
         if key.last_used_at is None or now - key.last_used_at >= LAST_USED_RESOLUTION:
             await self._lookup.touch(key.id, now)
         return Principal(

@@ -26,6 +26,7 @@ from tests.tenants.factories import (
     clear_auth_failures,
     committed_key,
     committed_tenant,
+    mirrored_account,
     quiet_simulator,
     simulator_route,
 )
@@ -127,6 +128,8 @@ async def test_a_subtree_key_cannot_act_on_the_whole_tenant(client: httpx.AsyncC
 async def test_admin_manages_keys_and_every_write_is_audited(client: httpx.AsyncClient, resources: Resources
                                                              ) -> None:
     admin = await committed_tenant(resources)
+    async with resources.session_factory() as session, session.begin():
+        await mirrored_account(session, admin.tenant_id, 4711)
     created = await client.post("/api/v1/api-keys", headers={**admin.headers, "X-Request-ID": "req-123"},
                                 json={"name": "grafana", "role": "viewer", "restricted_account_id": "4711"})
     assert created.status_code == 201
@@ -245,3 +248,29 @@ async def test_unstorable_input_is_refused_not_a_server_error(client: httpx.Asyn
                              params={"action": "x\u0000"})).status_code == 400
     assert [key["name"] for key in (await client.get("/api/v1/api-keys", headers=admin.headers)).json()
             if key["name"] != "admin key"] == []
+
+
+async def test_security_inputs_refuse_unknown_fields_and_unknown_accounts(client: httpx.AsyncClient,
+                                                                          resources: Resources) -> None:
+    admin = await committed_tenant(resources)
+    misspelt = await client.post("/api/v1/api-keys", headers=admin.headers,
+                                 json={"name": "portal", "role": "viewer", "account_id": 999999})
+    assert misspelt.status_code == 400, misspelt.text
+    assert [error["key"] for error in misspelt.json()["errors"]] == ["account_id"]
+    unknown = await client.post("/api/v1/api-keys", headers=admin.headers,
+                                json={"name": "portal", "role": "viewer", "restricted_account_id": "999999"})
+    assert unknown.status_code == 422
+    assert "no account 999999" in unknown.json()["detail"]
+    not_an_id = await client.post("/api/v1/api-keys", headers=admin.headers,
+                                  json={"name": "portal", "role": "viewer", "restricted_account_id": "abc"})
+    assert not_an_id.status_code == 400
+    assert not_an_id.json()["errors"][0]["key"] == "restricted_account_id"
+    empty = await client.post("/api/v1/api-keys", headers=admin.headers,
+                              json={"name": "portal", "role": "viewer", "restricted_account_id": ""})
+    assert empty.status_code == 400, "an empty restriction is an error, never a whole-tenant key"
+    credential = await client.post("/api/v1/credentials", headers=admin.headers,
+                                   json={"token": "t", "check": False, "tier": 1000})
+    assert credential.status_code == 400
+    assert [error["key"] for error in credential.json()["errors"]] == ["tier"]
+    keys = (await client.get("/api/v1/api-keys", headers=admin.headers)).json()
+    assert [key["name"] for key in keys] == ["admin key"], "nothing was created"

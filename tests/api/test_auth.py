@@ -119,27 +119,53 @@ async def test_use_records_last_used_time(api_client: httpx.AsyncClient, resourc
     assert datetime.fromisoformat(keys[0]["last_used_at"]) >= before - timedelta(seconds=1)
 
 
-async def test_repeated_failures_are_answered_429_per_client(app: Litestar, resources: Resources) -> None:
+async def test_repeated_guesses_are_answered_429_but_valid_keys_still_work(app: Litestar,
+                                                                           resources: Resources) -> None:
     strict = replace(resources, settings=resources.settings.model_copy(update={
         "security": SecuritySettings(auth_failure_limit=3, auth_failure_window_seconds=120)}))
     app.state.resources = strict  # what the lifespan installs; the test's resources are already open
     tenant = await committed_tenant(resources)
     async with running(app):
-        attacker = httpx.AsyncClient(transport=httpx.ASGITransport(app=app, client=("203.0.113.9", 4000)),
-                                     base_url="http://givfleet.test")
+        portal = httpx.AsyncClient(transport=httpx.ASGITransport(app=app, client=("203.0.113.9", 4000)),
+                                   base_url="http://givfleet.test")
         bystander = httpx.AsyncClient(transport=httpx.ASGITransport(app=app, client=("198.51.100.7", 4000)),
                                       base_url="http://givfleet.test")
-        async with attacker, bystander:
+        async with portal, bystander:
             app.state.resources = strict
+            guess = {"Authorization": "Bearer gvf_aaaaaaaaaa_guess"}
             for _ in range(3):
-                guess = await attacker.get("/api/v1/me", headers={"Authorization": "Bearer gvf_aaaaaaaaaa_guess"})
-                assert guess.status_code == 401
-            blocked = await attacker.get("/api/v1/me", headers=tenant.headers)  # even a valid key waits
+                assert (await portal.get("/api/v1/me", headers=guess)).status_code == 401
+            blocked = await portal.get("/api/v1/me", headers=guess)
             assert blocked.status_code == 429
             assert 1 <= int(blocked.headers["retry-after"]) <= 120
             assert blocked.headers["content-type"].startswith("application/problem+json")
             assert "too many failed" in blocked.json()["detail"]
-            assert (await bystander.get("/api/v1/me", headers=tenant.headers)).status_code == 200
+            # The address is throttled, but a request carrying a valid, active key is served from it.
+            assert (await portal.get("/api/v1/me", headers=tenant.headers)).status_code == 200
+            assert (await bystander.get("/api/v1/me", headers=guess)).status_code == 401
+
+
+async def test_keys_of_a_suspended_tenant_are_refused_but_not_counted_as_guesses(app: Litestar,
+                                                                                resources: Resources) -> None:
+    from service.db.models.tenant import Tenant, TenantStatus
+
+    strict = replace(resources, settings=resources.settings.model_copy(update={
+        "security": SecuritySettings(auth_failure_limit=3, auth_failure_window_seconds=120)}))
+    suspended = await committed_tenant(resources)
+    async with resources.session_factory() as session, session.begin():
+        await session.execute(update(Tenant).where(Tenant.id == suspended.tenant_id)
+                              .values(status=TenantStatus.SUSPENDED))
+    async with running(app):
+        portal = httpx.AsyncClient(transport=httpx.ASGITransport(app=app, client=("203.0.113.10", 4000)),
+                                   base_url="http://givfleet.test")
+        async with portal:
+            app.state.resources = strict
+            for _ in range(5):  # a portal still polling for a suspended customer
+                refused = await portal.get("/api/v1/me", headers=suspended.headers)
+                assert refused.status_code == 401
+                assert "suspended" in refused.json()["detail"]
+            guess = await portal.get("/api/v1/me", headers={"Authorization": "Bearer gvf_aaaaaaaaaa_guess"})
+            assert guess.status_code == 401, "the suspended tenant's refusals were not counted as guesses"
 
 
 def test_behind_a_trusted_proxy_the_address_is_the_one_the_proxy_appended(test_settings: Settings) -> None:

@@ -91,7 +91,7 @@ async def test_roles_and_bad_input(api_client: httpx.AsyncClient, fleet: KeyedFl
     runs = await get(api_client, fleet, "/api/v1/sync-runs", key="operator")
     assert runs.json()["total_count"] == 2
     bad_cursor = await get(api_client, fleet, "/api/v1/inverters", cursor="nope")
-    assert bad_cursor.status_code == 422
+    assert bad_cursor.status_code == 400
     assert bad_cursor.json()["detail"] == "malformed cursor"
     bad_sort = await get(api_client, fleet, "/api/v1/inverters", sort="password")
     assert bad_sort.status_code == 400

@@ -132,3 +132,28 @@ async def test_exhausted_upstream_budget_is_a_retryable_problem(app: Litestar, r
     problem = assert_problem(response, 503)
     assert (problem["code"], problem["upstream_status"]) == ("UPSTREAM_RATE_LIMITED", 429)
     assert response.headers["Retry-After"] == "7"
+
+
+async def test_live_data_keeps_upstreams_field_names(live_client: httpx.AsyncClient, live_fleet: LiveFleet,
+                                                     simulator: Simulator) -> None:
+    fleet, serials = live_fleet
+    today = simulator.clock.now().date()
+    meter = await get(live_client, fleet, f"/inverters/{serials[0]}/live/meter-data")
+    points = await get(live_client, fleet, f"/inverters/{serials[0]}/live/data-points/{today.isoformat()}", limit=3)
+    assert points.json(), "the simulator has today's points"
+    for response in (meter, points):
+        assert response.status_code == 200, response.text
+        assert '"import":' in response.text
+        assert "import_" not in response.text
+    graphql = await live_client.post("/graphql", headers=fleet.headers("viewer"), json={
+        "query": "query($s: String!) { inverter(serial: $s) { live { meterData } } }", "variables": {"s": serials[0]}})
+    assert '"import":' in graphql.text
+    assert "import_" not in graphql.text
+
+
+async def test_times_without_a_utc_equivalent_are_400(live_client: httpx.AsyncClient, live_fleet: LiveFleet) -> None:
+    fleet, serials = live_fleet
+    extreme = "9999-12-31T23:59:59-14:00"
+    response = await get(live_client, fleet, f"/inverters/{serials[0]}/live/events", start=extreme, end=extreme)
+    assert_problem(response, 400)
+    assert response.json()["errors"][0]["key"] == "start"

@@ -14,11 +14,13 @@ import time
 from collections.abc import AsyncIterator, Iterator
 from typing import Any
 
+import graphql
 import httpx
 import pytest
 import schemathesis
 import uvicorn
 from hypothesis import HealthCheck, given, settings
+from hypothesis import strategies as st
 from litestar import Litestar
 from schemathesis.checks import ignored_auth, not_a_server_error, positive_data_acceptance
 
@@ -31,6 +33,35 @@ from tests.gql.conftest import KeyedFleet, drop_tenant, keyed_fleet
 from tests.tenants.factories import make_key, quiet_simulator
 
 MAX_EXAMPLES = 25
+JsonValue = None | bool | int | float | str | list[Any] | dict[str, Any]
+
+
+def _json_node(value: JsonValue) -> graphql.ValueNode:
+    """A JSON value as a GraphQL literal (for arguments of the ``JSON`` scalar, e.g. a campaign spec)."""
+    if value is None:
+        return graphql.NullValueNode()
+    if isinstance(value, bool):
+        return graphql.BooleanValueNode(value=value)
+    if isinstance(value, int):
+        return graphql.IntValueNode(value=str(value))
+    if isinstance(value, float):
+        return graphql.FloatValueNode(value=repr(value))
+    if isinstance(value, str):
+        return graphql.StringValueNode(value=value)
+    if isinstance(value, list):
+        return graphql.ListValueNode(values=tuple(_json_node(item) for item in value))
+    return graphql.ObjectValueNode(fields=tuple(
+        graphql.ObjectFieldNode(name=graphql.NameNode(value=key), value=_json_node(item))
+        for key, item in value.items()))
+
+
+_JSON_LEAVES = st.none() | st.booleans() | st.integers(-(2**31), 2**31 - 1) | st.text(max_size=20)
+_JSON = st.recursive(_JSON_LEAVES, lambda inner: st.lists(inner, max_size=3)
+                     | st.dictionaries(st.sampled_from(["name", "kind", "setting_id", "value", "targets", "waves",
+                                                        "serials", "models", "x"]), inner, max_size=4),
+                     max_leaves=8)
+schemathesis.graphql.scalar("JSON", _JSON.map(_json_node))
+
 FUZZ_SETTINGS = settings(max_examples=MAX_EXAMPLES, deadline=None, derandomize=True,
                          suppress_health_check=list(HealthCheck))
 

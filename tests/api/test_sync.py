@@ -12,6 +12,7 @@ from sqlalchemy import select
 from service.core.principal import Principal
 from service.core.roles import Role
 from service.db.models.audit import AuditEvent
+from service.gql.mirror.types import SyncRun
 from service.runtime import Resources
 from service.tenants.crypto import load_key_ring
 from service.tenants.service import CredentialService
@@ -75,3 +76,39 @@ async def test_refusals_are_clear(client: httpx.AsyncClient, resources: Resource
     bad_kind = await client.post("/api/v1/sync-runs", json={"kind": "everything"}, headers=tenant.headers)
     assert bad_kind.status_code == 400
     assert await queued_for(resources, tenant.tenant_id) == []
+
+
+async def test_an_empty_body_asks_for_a_refresh_and_location_names_the_run(client: httpx.AsyncClient,
+                                                                           resources: Resources) -> None:
+    tenant = await committed_tenant(resources, Role.OPERATOR)
+    await _with_credential(resources, tenant)
+    queued = await client.post("/api/v1/sync-runs", content=b"", headers=tenant.headers)
+    assert queued.status_code == 202, queued.text
+    assert queued.json()["kind"] == "refresh"
+    run_id = queued.json()["run_id"]
+    assert run_id is not None, "the run is recorded with the request, before any worker takes it"
+    assert queued.headers["location"] == f"/api/v1/sync-runs/{run_id}"
+
+    joined = await client.post("/api/v1/sync-runs", json={}, headers=tenant.headers)
+    assert joined.json()["run_id"] == run_id
+    followed = await client.get(joined.headers["location"], headers=tenant.headers)
+    assert followed.status_code == 200
+    assert followed.json()["state"] == "running"
+    assert set(followed.json()) == {to_snake(name) for name in GRAPHQL_SYNC_RUN_FIELDS}, "as in GraphQL"
+    unknown = await client.get(f"/api/v1/sync-runs/{uuid.uuid4()}", headers=tenant.headers)
+    assert unknown.status_code == 404
+
+
+async def test_unknown_fields_in_a_sync_request_are_refused(client: httpx.AsyncClient, resources: Resources) -> None:
+    tenant = await committed_tenant(resources, Role.OPERATOR)
+    await _with_credential(resources, tenant)
+    refused = await client.post("/api/v1/sync-runs", json={"kind": "full", "force": True}, headers=tenant.headers)
+    assert refused.status_code == 400
+    assert "force" in refused.text
+
+
+GRAPHQL_SYNC_RUN_FIELDS = [field.name for field in SyncRun.__strawberry_definition__.fields]
+
+
+def to_snake(name: str) -> str:
+    return "".join(f"_{c.lower()}" if c.isupper() else c for c in name)

@@ -82,6 +82,18 @@ async def test_reads_give_up_after_max_attempts() -> None:
     assert len(recorder.requests) == FAST_RETRY.max_attempts
 
 
+async def test_an_unanswered_read_says_nothing_about_writes_and_a_write_warns() -> None:
+    recorder = Recorder(sequence(httpx.ConnectError("down")))
+    async with make_client(recorder) as client:
+        with pytest.raises(UpstreamUnavailableError) as read:
+            await client.get_system_data("CE1")
+        with pytest.raises(UpstreamUnavailableError) as write:
+            await client.write_setting("CE1", 71, 20)
+    assert "write" not in str(read.value)
+    assert "connection failed: ConnectError" in str(read.value)
+    assert "the write may or may not have been applied" in str(write.value)
+
+
 @pytest.mark.parametrize(
     "failure",
     [respond(500), respond(504), respond(429, headers={"Retry-After": "0"}), httpx.ConnectError("down")],

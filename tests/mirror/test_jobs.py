@@ -70,11 +70,11 @@ async def test_the_sync_command_shows_the_plan_and_the_counts(
     await add_credential(resources, tenant_id, sim.tokens["company"], base_url)
     out = io.StringIO()
 
-    ok = await cli_view.sync_with_progress(
+    exit_code = await cli_view.sync_with_progress(
         test_settings, str(tenant_id), full=True, console=Console(file=out, width=100)
     )
 
-    assert ok
+    assert exit_code == 0
     text = out.getvalue()
     async with resources.session_factory() as session:
         run = (await session.execute(select(SyncRun))).scalar_one()

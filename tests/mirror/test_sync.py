@@ -304,11 +304,28 @@ async def test_site_statuses_write_and_count_only_the_changed_sites(
             now=now,
         )
 
-    assert changed == 2  # the unchanged site and the site not stored are not written
+    assert changed == 2  # the unchanged site's status is not rewritten; the site not stored is left alone
     async with resources.session_factory() as session:
-        rows = dict((await session.execute(
-            select(Site.upstream_id, Site.scheme_status_checked_at).where(Site.upstream_id.in_([first, second, third]))
-        )).all())  # fmt: skip
-    assert rows[first] != now
-    assert rows[second] == now
-    assert rows[third] == now
+        rows = {row.upstream_id: row for row in (await session.execute(
+            select(Site.upstream_id, Site.scheme_status_checked_at, Site.changed_at)
+            .where(Site.tenant_id == tenant_id, Site.upstream_id.in_([first, second, third]))
+        )).all()}  # fmt: skip
+    assert [rows[site].scheme_status_checked_at for site in (first, second, third)] == [now, now, now], (
+        "every site checked records the check, changed or not")
+    assert rows[first].changed_at != now
+    assert rows[second].changed_at == rows[third].changed_at == now
+
+
+async def test_a_full_sync_records_when_every_site_status_was_checked(
+    resources: Resources, tenant_id: TenantId, make_runner: RunnerFactory
+) -> None:
+    sim = quiet_simulator(10)
+    for _ in range(2):  # the second sync finds every status unchanged, and still records the check
+        started = utcnow()
+        outcome = await make_runner(sim).run(tenant_id, SyncKind.FULL)
+        assert outcome.state is SyncState.SUCCEEDED, outcome.error
+        async with resources.session_factory() as session:
+            checked = (await session.execute(select(Site.scheme_status_checked_at).where(
+                Site.tenant_id == tenant_id, Site.removed_at.is_(None)))).scalars().all()
+        assert checked, "the simulator's fleet has sites"
+        assert all(moment is not None and moment >= started for moment in checked), checked

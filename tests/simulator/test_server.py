@@ -21,11 +21,15 @@ def test_cli_prints_tokens_and_writes_the_tokens_file(tmp_path: Path, monkeypatc
     served: list[dict[str, Any]] = []
     monkeypatch.setattr(runner.uvicorn, "run", lambda app, **options: served.append(options))
     tokens_file = tmp_path / "nested" / "tokens.json"
+    tokens_file.parent.mkdir()
+    tokens_file.write_text("{}")
+    tokens_file.chmod(0o644)  # an older, readable file is made private too
     result = CliRunner().invoke(
         cli, ["simulator", "--fleet-size", "12", "--seed", "3", "--port", "8199", "--tokens-file", str(tokens_file)]
     )
     assert result.exit_code == 0, result.output
     tokens = json.loads(tokens_file.read_text())
+    assert tokens_file.stat().st_mode & 0o777 == 0o600
     expected = Simulator(SimulatorConfig(fleet_size=12, seed=3)).tokens
     assert tokens == expected
     assert {"company", "customer", "engineer", "distributor", "company_unapproved"} <= set(tokens)

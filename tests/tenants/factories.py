@@ -8,11 +8,14 @@ from datetime import datetime
 from typing import Any
 
 import httpx
+from sqlalchemy.dialects.postgresql import insert
 from sqlalchemy.ext.asyncio import AsyncSession
 
+from service.core.clock import utcnow
 from service.core.principal import Principal
 from service.core.roles import Role
 from service.core.tenancy import TenantId, tenant_id_from
+from service.db.models.mirror import FleetAccount
 from service.runtime import Resources
 from service.simulator import Simulator, SimulatorConfig
 from service.tenants.crypto import KeyRing
@@ -49,10 +52,20 @@ async def make_key(
     session: AsyncSession, tenant_id: TenantId, role: Role = Role.ADMIN, *,
     expires_at: datetime | None = None, restricted_account_id: str | None = None,
 ) -> tuple[str, uuid.UUID]:
+    if restricted_account_id is not None:
+        await mirrored_account(session, tenant_id, int(restricted_account_id))
     created = await ApiKeyService(session, Principal.cli(tenant_id)).create(
         name=f"{role.value} key", role=role, expires_at=expires_at, restricted_account_id=restricted_account_id
     )
     return created.text, created.key.id
+
+
+async def mirrored_account(session: AsyncSession, tenant_id: TenantId, upstream_id: int) -> None:
+    """Make sure the tenant's mirror holds account ``upstream_id`` (a key may only be restricted to one it has)."""
+    now = utcnow()
+    await session.execute(insert(FleetAccount).values(
+        id=uuid.uuid4(), tenant_id=tenant_id, upstream_id=upstream_id, username=f"account-{upstream_id}",
+        first_seen_at=now, last_seen_at=now, changed_at=now).on_conflict_do_nothing())
 
 
 async def committed_tenant(resources: Resources, role: Role = Role.ADMIN, slug: str | None = None) -> TenantWithKey:

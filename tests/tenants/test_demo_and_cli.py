@@ -2,11 +2,14 @@
 
 from __future__ import annotations
 
+import re
 from collections.abc import Iterator
 from pathlib import Path
 
+import click
 import httpx
 import pytest
+import typer.main
 from rich.console import Console
 from sqlalchemy import select
 from typer.testing import CliRunner
@@ -16,10 +19,11 @@ from service.cli import app as cli
 from service.db.models.credential import CredentialHealth, UpstreamCredential
 from service.runtime import Resources
 from service.settings import Settings, get_settings
-from service.simulator import Simulator
+from service.simulator import Simulator, SimulatorConfig
 from service.tenants.demo import ensure_demo_tenant
 from service.tenants.service import AuthenticationService
 from service.upstream import Route
+from tests.support import served_simulator
 from tests.tenants.factories import SIM_BASE_URL, quiet_simulator, unique_slug
 
 
@@ -60,8 +64,8 @@ def cli_env(test_settings: Settings, monkeypatch: pytest.MonkeyPatch, tmp_path: 
     get_settings.cache_clear()
 
 
-def invoke(runner: CliRunner, *args: str) -> str:
-    result = runner.invoke(cli, list(args), catch_exceptions=False)
+def invoke(runner: CliRunner, *args: str, input: str | None = None) -> str:
+    result = runner.invoke(cli, list(args), input=input, catch_exceptions=False)
     assert result.exit_code == 0, result.output
     return result.output
 
@@ -100,3 +104,66 @@ def test_cli_reports_domain_errors_without_a_traceback(cli_env: CliRunner) -> No
     result = cli_env.invoke(cli, ["apikey", "list", "--tenant", "no-such-tenant"])
     assert result.exit_code == 1
     assert "no tenant with slug 'no-such-tenant'" in result.output
+
+
+@pytest.fixture(scope="module")
+def simulator_url() -> Iterator[tuple[str, Simulator]]:
+    with served_simulator(SimulatorConfig.quiet()) as (base_url, simulator, _):
+        yield base_url, simulator
+
+
+@pytest.mark.usefixtures("clean_db")
+def test_credential_add_refuses_a_token_givenergy_rejects(
+    cli_env: CliRunner, simulator_url: tuple[str, Simulator]
+) -> None:
+    base_url, simulator = simulator_url
+    slug = unique_slug("cred")
+    invoke(cli_env, "tenant", "create", slug)
+    add = ["credential", "add", "--tenant", slug, "--base-url", base_url, "--token-file", "-"]
+
+    refused = cli_env.invoke(cli, add, input="not-a-token-givenergy-knows\n")
+    assert refused.exit_code == 2
+    assert "unauthorised" in refused.output
+    assert "GivEnergy refused this token (401), so it was not stored" in refused.output
+    assert "unauthorised" not in invoke(cli_env, "credential", "list", "--tenant", slug)
+
+    stored_unchecked = invoke(cli_env, *add, "--no-check", "--label", "unchecked", input="not-checked\n")
+    assert "Credential unchecked added" in stored_unchecked
+
+    accepted = invoke(cli_env, *add, input=simulator.tokens["company"] + "\n")
+    assert "ok" in accepted
+    assert simulator.tokens["company"] not in accepted
+
+
+@pytest.mark.usefixtures("clean_db")
+def test_apikey_revoke_takes_the_full_key_and_says_already_revoked(cli_env: CliRunner) -> None:
+    slug = unique_slug("keys")
+    invoke(cli_env, "tenant", "create", slug)
+    key = invoke(cli_env, "apikey", "create", "--tenant", slug, "--role", "viewer").strip().splitlines()[-1]
+    prefix = key.split("_")[1]
+    assert f"API key {prefix} revoked." in invoke(cli_env, "apikey", "revoke", "--tenant", slug, key)
+    assert f"API key {prefix} was already revoked." in invoke(cli_env, "apikey", "revoke", "--tenant", slug, key)
+    wrong_secret = key[:-4] + ("AAAA" if not key.endswith("AAAA") else "BBBB")
+    mismatch = cli_env.invoke(cli, ["apikey", "revoke", "--tenant", slug, wrong_secret])
+    assert mismatch.exit_code == 1
+    assert "no such API key" in mismatch.output
+
+
+def test_an_expiry_too_far_away_is_a_clear_error(cli_env: CliRunner) -> None:
+    result = cli_env.invoke(cli, ["apikey", "create", "--tenant", "any", "--role", "viewer", "--expires", "99999999d"])
+    assert result.exit_code == 2
+    assert "99999999d is too far in the future" in result.output
+    assert result.exception is None or isinstance(result.exception, SystemExit)
+
+
+def test_help_texts_have_no_markup() -> None:
+    runner = CliRunner()
+
+    def paths(command: click.Command, prefix: list[str]) -> Iterator[list[str]]:
+        yield prefix
+        for name, sub in getattr(command, "commands", {}).items():
+            yield from paths(sub, [*prefix, name])
+
+    for path in paths(typer.main.get_command(cli), []):
+        text = runner.invoke(cli, [*path, "--help"], terminal_width=200).output
+        assert not re.search(r"``|`[^`]+`|:(func|class|meth):", text), (path, text)

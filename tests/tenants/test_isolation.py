@@ -16,9 +16,9 @@ from service.core.roles import Role
 from service.core.tenancy import TenantId
 from service.tenants.repository import ApiKeyRepository, AuditRepository, CredentialRepository
 from service.tenants.service import ApiKeyService, AuditService, CredentialService
-from tests.tenants.factories import fixed_key_ring, make_tenant
+from tests.tenants.factories import fixed_key_ring, make_tenant, mirrored_account
 
-upstream_ids = st.text(alphabet="0123456789", min_size=1, max_size=12)
+upstream_ids = st.integers(min_value=1, max_value=10**12).map(str)
 
 
 async def populate(session: AsyncSession, tenant: TenantId, account_ids: list[str]) -> dict[str, set[uuid.UUID]]:
@@ -29,6 +29,7 @@ async def populate(session: AsyncSession, tenant: TenantId, account_ids: list[st
         credential = await credentials.add("same-token-everywhere", label="shared label")
         credential.upstream_account_id = account_id
         made["credentials"].add(credential.id)
+        await mirrored_account(session, tenant, int(account_id))
         created = await keys.create(name="shared", role=Role.VIEWER, restricted_account_id=account_id)
         made["keys"].add(created.key.id)
     await session.flush()

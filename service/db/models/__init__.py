@@ -3,6 +3,18 @@
 
 from service.db.models.api_key import ApiKey
 from service.db.models.audit import AuditEvent
+from service.db.models.campaign import (
+    Campaign,
+    CampaignChunk,
+    CampaignKind,
+    CampaignState,
+    CampaignTarget,
+    CatalogueSetting,
+    ChunkKind,
+    ChunkState,
+    SettingCatalogue,
+    TargetState,
+)
 from service.db.models.credential import CredentialHealth, CredentialKind, UpstreamCredential
 from service.db.models.mirror import (
     BatteryModule,
@@ -39,6 +51,14 @@ __all__ = [
     "ApiKey",
     "AuditEvent",
     "BatteryModule",
+    "Campaign",
+    "CampaignChunk",
+    "CampaignKind",
+    "CampaignState",
+    "CampaignTarget",
+    "CatalogueSetting",
+    "ChunkKind",
+    "ChunkState",
     "CredentialHealth",
     "CredentialKind",
     "Dongle",
@@ -55,6 +75,7 @@ __all__ = [
     "MonitoringSettings",
     "NotificationEvent",
     "NotificationEventType",
+    "SettingCatalogue",
     "Severity",
     "SeverityOverride",
     "Site",
@@ -62,6 +83,7 @@ __all__ = [
     "SyncRun",
     "SyncSchedule",
     "SyncState",
+    "TargetState",
     "Tenant",
     "TenantStatus",
     "UpstreamCredential",

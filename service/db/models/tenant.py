@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import enum
 
-from sqlalchemy import Enum, String
+from sqlalchemy import Enum, Integer, String
 from sqlalchemy.orm import Mapped, mapped_column
 
 from service.db.base import Base, Timestamps, UUIDPrimaryKey
@@ -29,3 +29,5 @@ class Tenant(UUIDPrimaryKey, Timestamps, Base):
         Enum(TenantStatus, name="tenant_status", values_callable=lambda e: [m.value for m in e]),
         default=TenantStatus.ACTIVE,
     )
+    # Campaigns with more targets than this need an admin's approval (by another key) before they start.
+    campaign_approval_threshold: Mapped[int] = mapped_column(Integer, default=500, server_default="500")

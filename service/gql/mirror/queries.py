@@ -10,7 +10,7 @@ from typing import Annotated, Any
 import strawberry
 
 from service.core.errors import NotFoundError
-from service.core.pagination import page_size
+from service.core.limits import page_size
 from service.db.models import mirror as m
 from service.gql.context import Info
 from service.gql.mirror.filters import AccountFilter, DongleFilter, InverterFilter, SiteFilter
@@ -85,7 +85,7 @@ class MirrorQuery:
     ) -> Connection[Inverter]:
         criteria = (filter or InverterFilter()).to_query()
         async with info.context.reader() as reader:
-            page = await reader.inverters(criteria, sort.value, direction, page_size(first), after)
+            page = await reader.inverters(criteria, sort.value, direction, page_size(first, parameter="first"), after)
         return Connection[Inverter].of(page, Inverter.from_row, after=after)
 
     @strawberry.field(description="Accounts of the hierarchy, one page at a time.")
@@ -96,7 +96,7 @@ class MirrorQuery:
     ) -> Connection[Account]:
         criteria = (filter or AccountFilter()).to_query()
         async with info.context.reader() as reader:
-            page = await reader.accounts(criteria, sort.value, direction, page_size(first), after)
+            page = await reader.accounts(criteria, sort.value, direction, page_size(first, parameter="first"), after)
         return Connection[Account].of(page, Account.from_row, after=after)
 
     @strawberry.field(description="Sites, one page at a time.")
@@ -107,7 +107,7 @@ class MirrorQuery:
     ) -> Connection[Site]:
         criteria = (filter or SiteFilter()).to_query()
         async with info.context.reader() as reader:
-            page = await reader.sites(criteria, sort.value, direction, page_size(first), after)
+            page = await reader.sites(criteria, sort.value, direction, page_size(first, parameter="first"), after)
         return Connection[Site].of(page, Site.from_row, after=after)
 
     @strawberry.field(description="Dongles, one page at a time.")
@@ -117,7 +117,7 @@ class MirrorQuery:
     ) -> Connection[Dongle]:
         criteria = (filter or DongleFilter()).to_query()
         async with info.context.reader() as reader:
-            page = await reader.dongles(criteria, "serial", direction, page_size(first), after)
+            page = await reader.dongles(criteria, "serial", direction, page_size(first, parameter="first"), after)
         return Connection[Dongle].of(page, Dongle.from_row, after=after)
 
     @strawberry.field(description="The tenant's sync runs, newest first (operator role; not for subtree keys).")
@@ -125,7 +125,7 @@ class MirrorQuery:
                         ) -> Connection[SyncRun]:
         authorize(info.context.principal, Action.SYNC_RUNS_READ)
         async with info.context.reader() as reader:
-            page = await reader.sync_runs(page_size(first), after)
+            page = await reader.sync_runs(page_size(first, parameter="first"), after)
         return Connection[SyncRun].of(page, SyncRun.from_row, after=after)
 
     @strawberry.field(description="Counts over the inverters matching a filter: by status, model, firmware, "

@@ -6,18 +6,21 @@ from __future__ import annotations
 
 from collections.abc import Awaitable
 from datetime import date, datetime
-from typing import Any, TypeVar, cast
+from typing import Annotated, Any, TypeVar, cast
 
 import strawberry
 from strawberry.scalars import JSON
 
+from service.core.limits import DEFAULT_HISTORY, history_limit, nested_list_size
 from service.db.models import mirror as m
+from service.gql.campaigns.types import CampaignHistoryEntry
 from service.gql.context import Info
 from service.gql.mirror.live import InverterLive
 from service.gql.types.common import Node, to_global_id
-from service.mirror.queries import MAX_HISTORY
 
 T = TypeVar("T")
+NestedFirst = Annotated[int | None, strawberry.argument(
+    description="At most this many rows (default 100, at most 500); each counts towards the query cost.")]
 
 
 def deferred(awaitable: Awaitable[T]) -> T:
@@ -64,21 +67,23 @@ class Account(Node):
             return None
         return deferred(info.context.loaders.account_by_upstream_id.load(self.parent_upstream_id))
 
-    @strawberry.field(description="Accounts directly below this one (present upstream).")
-    def children(self, info: Info) -> list[Account]:
-        return deferred(info.context.loaders.accounts_by_parent.load(self.upstream_id))
+    @strawberry.field(description="Accounts directly below this one (present upstream); at most `first` "
+                                  "(default 100, at most 500).")
+    def children(self, info: Info, first: NestedFirst = None) -> list[Account]:
+        return deferred(info.context.loaders.accounts_by_parent.load((self.upstream_id, nested_list_size(first))))
 
-    @strawberry.field(description="Sites owned by this account.")
-    def sites(self, info: Info) -> list[Site]:
-        return deferred(info.context.loaders.sites_by_account.load(self.upstream_id))
+    @strawberry.field(description="Sites owned by this account; at most `first` (default 100, at most 500).")
+    def sites(self, info: Info, first: NestedFirst = None) -> list[Site]:
+        return deferred(info.context.loaders.sites_by_account.load((self.upstream_id, nested_list_size(first))))
 
-    @strawberry.field(description="Dongles registered to this account.")
-    def dongles(self, info: Info) -> list[Dongle]:
-        return deferred(info.context.loaders.dongles_by_account.load(self.upstream_id))
+    @strawberry.field(description="Dongles registered to this account; at most `first` (default 100, at most 500).")
+    def dongles(self, info: Info, first: NestedFirst = None) -> list[Dongle]:
+        return deferred(info.context.loaders.dongles_by_account.load((self.upstream_id, nested_list_size(first))))
 
-    @strawberry.field(description="Inverters owned by this account (directly, not by its children).")
-    def inverters(self, info: Info) -> list[Inverter]:
-        return deferred(info.context.loaders.inverters_by_account.load(self.upstream_id))
+    @strawberry.field(description="Inverters owned by this account (directly, not by its children); at most "
+                                  "`first` (default 100, at most 500).")
+    def inverters(self, info: Info, first: NestedFirst = None) -> list[Inverter]:
+        return deferred(info.context.loaders.inverters_by_account.load((self.upstream_id, nested_list_size(first))))
 
 
 @strawberry.type(description="An installation site.")
@@ -115,13 +120,13 @@ class Site(Node):
             return None
         return deferred(info.context.loaders.account_by_upstream_id.load(self.account_upstream_id))
 
-    @strawberry.field(description="Dongles at this site.")
-    def dongles(self, info: Info) -> list[Dongle]:
-        return deferred(info.context.loaders.dongles_by_site.load(self.upstream_id))
+    @strawberry.field(description="Dongles at this site; at most `first` (default 100, at most 500).")
+    def dongles(self, info: Info, first: NestedFirst = None) -> list[Dongle]:
+        return deferred(info.context.loaders.dongles_by_site.load((self.upstream_id, nested_list_size(first))))
 
-    @strawberry.field(description="Inverters at this site.")
-    def inverters(self, info: Info) -> list[Inverter]:
-        return deferred(info.context.loaders.inverters_by_site.load(self.upstream_id))
+    @strawberry.field(description="Inverters at this site; at most `first` (default 100, at most 500).")
+    def inverters(self, info: Info, first: NestedFirst = None) -> list[Inverter]:
+        return deferred(info.context.loaders.inverters_by_site.load((self.upstream_id, nested_list_size(first))))
 
 
 @strawberry.type(description="A communication device (WiFi/GPRS/LAN dongle).")
@@ -233,12 +238,17 @@ class Inverter(Node):
     def meters(self, info: Info) -> list[Meter]:
         return deferred(info.context.loaders.meters_by_inverter.load(self.serial))
 
-    @strawberry.field(description="Observed changes (status, firmware, account), newest first (at most 200).")
-    async def history(self, info: Info, limit: int = 20) -> list[InverterChange]:
-        limit = max(0, min(limit, MAX_HISTORY))
-        if limit == 0:
+    @strawberry.field(description="Observed changes (status, firmware, account), newest first: `limit` rows "
+                                  "(default 20, 0 to 200).")
+    async def history(self, info: Info, limit: int = DEFAULT_HISTORY) -> list[InverterChange]:
+        rows = history_limit(limit)
+        if rows == 0:
             return []
-        return await info.context.loaders.changes_by_inverter.load((self.serial, limit))
+        return await info.context.loaders.changes_by_inverter.load((self.serial, rows))
+
+    @strawberry.field(description="What campaigns did to this inverter, newest campaign first.")
+    async def campaign_history(self, info: Info) -> list[CampaignHistoryEntry]:
+        return await info.context.loaders.campaigns_by_inverter.load(self.serial)
 
     @strawberry.field(description="Live data read from the GivEnergy cloud (not the mirror); each field is one "
                                   "upstream call, rate-limited and cached briefly.")

@@ -5,7 +5,7 @@ from __future__ import annotations
 
 import strawberry
 
-from service.core.pagination import page_size
+from service.core.limits import page_size
 from service.gql.context import Info
 from service.gql.monitoring.types import AlertConnection, AlertFilter, Incident, IncidentFilter
 from service.gql.types.connection import Connection
@@ -23,7 +23,7 @@ class MonitoringQuery:
                                        given.account_id, given.inverter_serial, given.since, given.until)
         async with info.context.session_factory() as session:
             service = monitoring.AlertService(session, info.context.principal)
-            page = await service.alerts(where, page_size(first), after)
+            page = await service.alerts(where, page_size(first, parameter="first"), after)
             counts = await service.alert_counts(where)
         return AlertConnection.build(page, counts, after=after)
 
@@ -34,8 +34,8 @@ class MonitoringQuery:
         where = monitoring.IncidentFilter(tuple(given.states or ()), tuple(given.severities or ()), given.site_id,
                                           given.account_id, given.since, given.until)
         async with info.context.session_factory() as session:
-            page = await monitoring.AlertService(session, info.context.principal).incidents(where, page_size(first),
-                                                                                             after)
+            service = monitoring.AlertService(session, info.context.principal)
+            page = await service.incidents(where, page_size(first, parameter="first"), after)
         return Connection[Incident].of(page, Incident.from_row, after=after)
 
 

@@ -1,0 +1,148 @@
+"""REST: campaigns (``/api/v1/campaigns``): create with a plan (or only plan: ``?dry_run=true``), read, list,
+their targets by state, and every lifecycle action. Operators create, start, pause, resume, cancel and roll back;
+admins approve (with a key other than the creator's); any role reads."""
+
+from __future__ import annotations
+
+import uuid
+from typing import Annotated, Any
+
+from litestar import Controller, Request, get, post
+from litestar.di import Provide
+from litestar.params import JSONBody, Parameter, QueryParameter
+from litestar.status_codes import HTTP_200_OK, HTTP_201_CREATED
+from sqlalchemy.ext.asyncio import AsyncSession
+
+from service.api.common import Cursor, Limit, PageView
+from service.api.dependencies import DbSession
+from service.api.openapi import problems
+from service.authn import PrincipalDep, provide_principal
+from service.campaigns.schemas import CampaignSpec, CampaignView, CreatedView, TargetView
+from service.campaigns.service import CampaignService, prepare
+from service.campaigns.upstream import requests_per_minute
+from service.campaigns.views import campaign_view, target_view
+from service.core.limits import page_size
+from service.core.principal import Principal
+from service.db.models.campaign import Campaign, CampaignState, TargetState
+from service.jobs.enqueue import unit_of_work
+from service.runtime import Resources
+from service.upstream import NoCredentialError, Upstream
+
+IdPath = Annotated[uuid.UUID, Parameter(description="The campaign's id.")]
+States = Annotated[list[TargetState] | None,
+                   QueryParameter(name="state", description="Only targets in these states (repeat it).")]
+StateFilter = Annotated[CampaignState | None,
+                        QueryParameter(name="state", description="Only campaigns in this state.")]
+ERRORS = problems(400, 401, 403, 404, 409, 422, 429)
+
+
+def upstream_of(request: Request[Any, Any, Any]) -> Upstream:
+    """The one upstream entry point."""
+    resources: Resources = request.app.state.resources
+    return resources.upstream
+
+
+async def view_of(session: AsyncSession, principal: Principal, campaign: Campaign, upstream: Upstream
+                  ) -> CampaignView:
+    """A campaign's view with its progress and ETA (no ETA without a working credential)."""
+    try:
+        capacity: int | None = await requests_per_minute(upstream, principal.tenant_id)
+    except NoCredentialError:
+        capacity = None
+    return campaign_view(campaign, await CampaignService(session, principal).progress(campaign, capacity))
+
+
+class CampaignController(Controller):
+    """Campaigns: bulk setting writes, reads and restarts, planned, staged, verified and reversible."""
+
+    path = "/api/v1/campaigns"
+    tags = ["campaigns"]
+    dependencies = {"principal": Provide(provide_principal, sync_to_thread=False)}
+    security = [{"apiKey": []}]
+
+    @post("/", status_code=HTTP_201_CREATED, responses=ERRORS)
+    async def create(self, request: Request[Any, Any, Any], principal: PrincipalDep, data: JSONBody[CampaignSpec],
+                     dry_run: Annotated[bool, QueryParameter(description="Only plan: create nothing.")] = False
+                     ) -> CreatedView:
+        """Create a campaign and plan it (its targets are frozen now), or only show the plan (``dry_run``).
+
+        The plan lists exclusions with reasons, wave sizes, the upstream request cost and the ETA. Learning the
+        setting catalogue of new model/firmware groups reads one inverter of each from GivEnergy first.
+        """
+        resources: Resources = request.app.state.resources
+        upstream = resources.upstream
+        preparation = await prepare(resources.session_factory, upstream, principal, data)
+        if dry_run:
+            async with resources.session_factory() as session:
+                plan = await CampaignService(session, principal).preview(data, preparation)
+            return CreatedView(campaign=None, plan=plan.view)
+        async with unit_of_work(resources.session_factory, resources.redis) as session:
+            campaign, plan = await CampaignService(session, principal).create(data, preparation)
+            view = await view_of(session, principal, campaign, upstream)
+        return CreatedView(campaign=view, plan=plan.view)
+
+    @get("/", responses=ERRORS)
+    async def list_campaigns(self, request: Request[Any, Any, Any], principal: PrincipalDep, db_session: DbSession,
+                             in_state: StateFilter = None, limit: Limit = 50) -> list[CampaignView]:
+        """The newest campaigns (a subtree key sees only campaigns made within its subtree)."""
+        upstream = upstream_of(request)
+        rows = await CampaignService(db_session, principal).list(state=in_state, limit=limit)
+        return [await view_of(db_session, principal, row, upstream) for row in rows]
+
+    @get("/{campaign_id:uuid}", responses=ERRORS)
+    async def get_campaign(self, request: Request[Any, Any, Any], principal: PrincipalDep, db_session: DbSession,
+                           campaign_id: IdPath) -> CampaignView:
+        """A campaign with its progress per state and ETA."""
+        campaign = await CampaignService(db_session, principal).get(campaign_id)
+        return await view_of(db_session, principal, campaign, upstream_of(request))
+
+    @get("/{campaign_id:uuid}/targets", responses=ERRORS)
+    async def targets(self, principal: PrincipalDep, db_session: DbSession, campaign_id: IdPath,
+                      states: States = None, limit: Limit = 50, cursor: Cursor = None) -> PageView[TargetView]:
+        """The campaign's inverters by serial, optionally only in some states (repeat ``state``)."""
+        page = await CampaignService(db_session, principal).targets(campaign_id, states=states,
+                                                                    first=page_size(limit), after=cursor)
+        return PageView[TargetView](items=[target_view(t) for t in page.items],
+                                    next_cursor=page.end_cursor if page.has_next_page else None,
+                                    total_count=page.total_count)
+
+    async def _act(self, request: Request[Any, Any, Any], principal: Principal, db_session: AsyncSession,
+                   campaign_id: uuid.UUID, action: str) -> CampaignView:
+        campaign = await getattr(CampaignService(db_session, principal), action)(campaign_id)
+        return await view_of(db_session, principal, campaign, upstream_of(request))
+
+    @post("/{campaign_id:uuid}/approve", status_code=HTTP_200_OK, responses=ERRORS)
+    async def approve(self, request: Request[Any, Any, Any], principal: PrincipalDep, db_session: DbSession,
+                      campaign_id: IdPath) -> CampaignView:
+        """Approve a campaign above the tenant's threshold (admin, with a key other than the creator's)."""
+        return await self._act(request, principal, db_session, campaign_id, "approve")
+
+    @post("/{campaign_id:uuid}/start", status_code=HTTP_200_OK, responses=ERRORS)
+    async def start(self, request: Request[Any, Any, Any], principal: PrincipalDep, db_session: DbSession,
+                    campaign_id: IdPath) -> CampaignView:
+        """Start a planned (or approved) campaign."""
+        return await self._act(request, principal, db_session, campaign_id, "start")
+
+    @post("/{campaign_id:uuid}/pause", status_code=HTTP_200_OK, responses=ERRORS)
+    async def pause(self, request: Request[Any, Any, Any], principal: PrincipalDep, db_session: DbSession,
+                    campaign_id: IdPath) -> CampaignView:
+        """Pause before the next chunk."""
+        return await self._act(request, principal, db_session, campaign_id, "pause")
+
+    @post("/{campaign_id:uuid}/resume", status_code=HTTP_200_OK, responses=ERRORS)
+    async def resume(self, request: Request[Any, Any, Any], principal: PrincipalDep, db_session: DbSession,
+                     campaign_id: IdPath) -> CampaignView:
+        """Resume a paused campaign."""
+        return await self._act(request, principal, db_session, campaign_id, "resume")
+
+    @post("/{campaign_id:uuid}/cancel", status_code=HTTP_200_OK, responses=ERRORS)
+    async def cancel(self, request: Request[Any, Any, Any], principal: PrincipalDep, db_session: DbSession,
+                     campaign_id: IdPath) -> CampaignView:
+        """Stop writing; what was applied stays (and is still read back)."""
+        return await self._act(request, principal, db_session, campaign_id, "cancel")
+
+    @post("/{campaign_id:uuid}/rollback", status_code=HTTP_200_OK, responses=ERRORS)
+    async def rollback(self, request: Request[Any, Any, Any], principal: PrincipalDep, db_session: DbSession,
+                       campaign_id: IdPath) -> CampaignView:
+        """Put back every inverter's own previous value where the campaign's value is still stored."""
+        return await self._act(request, principal, db_session, campaign_id, "rollback")

@@ -1,0 +1,258 @@
+"""``givfleet campaign ...``: create, plan, run and watch campaigns from a campaign file (YAML or JSON).
+
+The commands act as the machine's operator (audit actor ``cli``). The async ``*_op`` functions hold the logic so
+tests can drive them without a shell; the engine runs on the worker (``givfleet worker`` or ``givfleet up``).
+"""
+
+from __future__ import annotations
+
+import asyncio
+import uuid
+from pathlib import Path
+from typing import Annotated, TypeVar
+
+import typer
+import yaml
+from pydantic import ValidationError
+from rich.console import Console
+from rich.progress import BarColumn, Progress, TextColumn
+from rich.table import Table
+
+from service.campaigns.schemas import CampaignSpec, CampaignView, PlanView
+from service.campaigns.service import TERMINAL, CampaignService, prepare
+from service.campaigns.upstream import requests_per_minute
+from service.campaigns.views import campaign_view
+from service.cli_access import run_op
+from service.core.errors import InvalidInputError
+from service.core.principal import Principal
+from service.core.tenancy import tenant_id_from
+from service.jobs.enqueue import unit_of_work
+from service.runtime import Resources
+from service.tenants.service import TenantService
+from service.upstream import NoCredentialError
+
+campaign_app = typer.Typer(help="Campaigns: bulk setting writes, reads and restarts.", no_args_is_help=True)
+console = Console()
+_T = TypeVar("_T")
+TenantOption = Annotated[str, typer.Option("--tenant", "-t", help="Tenant slug.")]
+FileArgument = Annotated[Path, typer.Argument(help="Campaign file (YAML or JSON; see the README).", exists=True,
+                                              dir_okay=False)]
+IdArgument = Annotated[str, typer.Argument(help="Campaign id.")]
+FINISHED = {"completed", "aborted", "cancelled", "rolled_back"}
+
+
+def register(app: typer.Typer) -> None:
+    """Add ``campaign`` to the ``givfleet`` command."""
+    app.add_typer(campaign_app, name="campaign")
+
+
+def read_spec(path: Path) -> CampaignSpec:
+    """A campaign file (YAML or JSON) as a checked spec.
+
+    Raises:
+        InvalidInputError: Unreadable, or not a valid campaign (the message lists the problems).
+    """
+    try:
+        loaded = yaml.safe_load(path.read_text(encoding="utf-8"))
+        return CampaignSpec.model_validate(loaded)
+    except yaml.YAMLError as exc:
+        raise InvalidInputError(f"{path} is not YAML or JSON: {exc}") from None
+    except ValidationError as exc:
+        problems = "; ".join(f"{'.'.join(str(p) for p in e['loc']) or 'file'}: {e['msg']}" for e in exc.errors())
+        raise InvalidInputError(f"{path}: {problems}") from None
+
+
+async def _principal(resources: Resources, slug: str, actor: str = "cli") -> Principal:
+    async with resources.session_factory() as session:
+        tenant = await TenantService(session).get_by_slug(slug)
+    return Principal.cli(tenant_id_from(tenant.id), actor=actor)
+
+
+async def plan_op(resources: Resources, slug: str, spec: CampaignSpec, *, create: bool) -> tuple[uuid.UUID | None,
+                                                                                                   PlanView]:
+    """Plan ``spec`` (and create it when ``create``)."""
+    principal = await _principal(resources, slug)
+    preparation = await prepare(resources.session_factory, resources.upstream, principal, spec)
+    if not create:
+        async with resources.session_factory() as session:
+            return None, (await CampaignService(session, principal).preview(spec, preparation)).view
+    async with unit_of_work(resources.session_factory, resources.redis) as session:
+        campaign, plan = await CampaignService(session, principal).create(spec, preparation)
+        return campaign.id, plan.view
+
+
+async def act_op(resources: Resources, slug: str, campaign_id: str, action: str, actor: str = "cli") -> str:
+    """Run a lifecycle action; returns the new state."""
+    principal = await _principal(resources, slug, actor)
+    async with unit_of_work(resources.session_factory, resources.redis) as session:
+        campaign = await getattr(CampaignService(session, principal), action)(_uuid(campaign_id))
+        return str(campaign.state.value)
+
+
+async def status_op(resources: Resources, slug: str, campaign_id: str) -> CampaignView:
+    """A campaign's progress and ETA."""
+    principal = await _principal(resources, slug)
+    try:
+        capacity: int | None = await requests_per_minute(resources.upstream, principal.tenant_id)
+    except NoCredentialError:
+        capacity = None
+    async with resources.session_factory() as session:
+        service = CampaignService(session, principal)
+        campaign = await service.get(_uuid(campaign_id))
+        return campaign_view(campaign, await service.progress(campaign, capacity))
+
+
+async def list_op(resources: Resources, slug: str) -> list[CampaignView]:
+    """The newest campaigns."""
+    principal = await _principal(resources, slug)
+    async with resources.session_factory() as session:
+        service = CampaignService(session, principal)
+        return [campaign_view(c, await service.progress(c)) for c in await service.list()]
+
+
+def _uuid(text: str) -> uuid.UUID:
+    try:
+        return uuid.UUID(text)
+    except ValueError:
+        raise InvalidInputError(f"{text!r} is not a campaign id") from None
+
+
+def print_plan(plan: PlanView) -> None:
+    """The plan as tables."""
+    console.print(f"[bold]{plan.targets}[/bold] of {plan.matched} matched inverters would be acted on, in "
+                  f"{len(plan.waves)} waves {plan.waves[:8]}{' ...' if len(plan.waves) > 8 else ''}")
+    console.print(f"upstream requests: {plan.requests} (+{plan.catalogue_requests} setting-catalogue reads); "
+                  f"ETA {plan.eta_seconds:.0f} s at {plan.requests_per_minute} requests/min")
+    for title, buckets in (("model", plan.by_model), ("firmware (ARM)", plan.by_firmware),
+                           ("status", plan.by_status), ("excluded, by reason", plan.exclusions_by_reason)):
+        if buckets:
+            table = Table(title=title, title_justify="left")
+            table.add_column(title)
+            table.add_column("inverters", justify="right")
+            for bucket in buckets:
+                table.add_row(bucket.value or "-", str(bucket.count))
+            console.print(table)
+    if plan.needs_approval:
+        console.print("[yellow]needs approval[/yellow] by an admin with another key before it can start")
+    for warning in plan.warnings:
+        console.print(f"[yellow]warning:[/yellow] {warning}", highlight=False)
+
+
+def _status_line(view: CampaignView) -> str:
+    counts = ", ".join(f"{state} {n}" for state, n in view.counts.items())
+    eta = f", ETA {view.eta_seconds:.0f} s" if view.eta_seconds else ""
+    return f"{view.name} [{view.state}] wave {view.current_wave}/{view.wave_count}: {counts}{eta}"
+
+
+@campaign_app.command("plan")
+def plan(tenant: TenantOption, file: FileArgument) -> None:
+    """Show what a campaign file would do (the dry run): targets, exclusions, waves, cost, ETA. Creates nothing."""
+    spec = _spec(file)
+    _, view = run_op(lambda resources: plan_op(resources, tenant, spec, create=False))
+    print_plan(view)
+
+
+@campaign_app.command("create")
+def create(tenant: TenantOption, file: FileArgument) -> None:
+    """Create a campaign from a file and plan it (its target set is frozen now)."""
+    spec = _spec(file)
+    campaign_id, view = run_op(lambda resources: plan_op(resources, tenant, spec, create=True))
+    print_plan(view)
+    console.print(f"created campaign [bold]{campaign_id}[/bold]; start it with "
+                  f"'givfleet campaign start -t {tenant} {campaign_id}'", highlight=False)
+
+
+def _spec(file: Path) -> CampaignSpec:
+    try:
+        return read_spec(file)
+    except InvalidInputError as exc:
+        console.print(f"[red]error:[/red] {exc}", highlight=False)
+        raise typer.Exit(code=1) from None
+
+
+def _action(name: str, help_text: str) -> None:
+    def command(tenant: TenantOption, campaign_id: IdArgument) -> None:
+        state = run_op(lambda resources: act_op(resources, tenant, campaign_id, name))
+        console.print(f"campaign {campaign_id} is {state}", highlight=False)
+
+    command.__doc__ = help_text
+    campaign_app.command(name)(command)
+
+
+_action("start", "Start a planned (or approved) campaign.")
+_action("pause", "Pause before the next chunk.")
+_action("resume", "Resume a paused campaign.")
+_action("cancel", "Stop writing; what was applied stays.")
+_action("rollback", "Put back each inverter's previous value where the campaign's value is still stored.")
+
+
+@campaign_app.command("approve")
+def approve(tenant: TenantOption, campaign_id: IdArgument,
+            approver: Annotated[str, typer.Option("--as", help="Who approves (recorded; not the creator).")]) -> None:
+    """Approve a campaign above the tenant's approval threshold."""
+    state = run_op(lambda resources: act_op(resources, tenant, campaign_id, "approve", f"cli:{approver}"))
+    console.print(f"campaign {campaign_id} is {state}", highlight=False)
+
+
+@campaign_app.command("status")
+def status(tenant: TenantOption, campaign_id: IdArgument,
+           watch: Annotated[bool, typer.Option("--watch", help="Follow progress until the campaign finishes.")]
+           = False,
+           interval: Annotated[float, typer.Option(help="Seconds between refreshes with --watch.")] = 2.0) -> None:
+    """Per-state counts and the ETA; ``--watch`` shows a live progress bar."""
+    view = run_op(lambda resources: status_op(resources, tenant, campaign_id))
+    if not watch:
+        console.print(_status_line(view), highlight=False)
+        return
+
+    async def follow(resources: Resources) -> CampaignView:
+        current = await status_op(resources, tenant, campaign_id)
+        with Progress(TextColumn("{task.description}"), BarColumn(), TextColumn("{task.completed}/{task.total}"),
+                      TextColumn("{task.fields[detail]}"), console=console) as progress:
+            task = progress.add_task(current.name, total=_total(current), detail="")
+            while True:
+                progress.update(task, completed=_done(current), total=_total(current), detail=_detail(current))
+                if current.state in FINISHED and not _busy(current):
+                    return current
+                await asyncio.sleep(interval)
+                current = await status_op(resources, tenant, campaign_id)
+
+    final = run_op(follow)
+    console.print(_status_line(final), highlight=False)
+
+
+def _total(view: CampaignView) -> int:
+    return sum(n for state, n in view.counts.items() if state != "excluded")
+
+
+def _done(view: CampaignView) -> int:
+    terminal = {state.value for state in TERMINAL} - {"excluded"}
+    return sum(n for state, n in view.counts.items() if state in terminal)
+
+
+def _busy(view: CampaignView) -> bool:
+    return _done(view) < _total(view) and view.state in ("cancelled", "aborted")
+
+
+def _detail(view: CampaignView) -> str:
+    shown = ", ".join(f"{state} {n}" for state, n in view.counts.items() if state != "excluded")
+    eta = f" ETA {view.eta_seconds:.0f}s" if view.eta_seconds else ""
+    return f"[{view.state}] {shown}{eta}"
+
+
+@campaign_app.command("list")
+def list_campaigns(tenant: TenantOption,
+                   as_json: Annotated[bool, typer.Option("--json", help="JSON lines.")] = False) -> None:
+    """The tenant's newest campaigns."""
+    views = run_op(lambda resources: list_op(resources, tenant))
+    if as_json:
+        for view in views:
+            typer.echo(view.model_dump_json())
+        return
+    table = Table()
+    for column in ("id", "name", "kind", "setting", "state", "targets", "created"):
+        table.add_column(column)
+    for view in views:
+        table.add_row(str(view.id), view.name, view.kind, f"{view.setting_id}={view.value or '-'}", view.state,
+                      str(view.target_count), view.created_at.strftime("%Y-%m-%d %H:%M"))
+    console.print(table)

@@ -1,0 +1,32 @@
+"""Campaign rows made directly (for tests that need a campaign in a given state without planning one)."""
+
+from __future__ import annotations
+
+import uuid
+
+from service.core.clock import utcnow
+from service.core.tenancy import TenantId
+from service.db.models import Campaign, CampaignKind, CampaignState, CampaignTarget, TargetState
+from service.runtime import Resources
+
+
+async def fresh_campaign(resources: Resources, tenant_id: TenantId, state: CampaignState, *,
+                         restricted_account_id: int | None = None) -> uuid.UUID:
+    """A one-inverter write campaign in ``state``, made by the CLI (so any API key may approve it); when it has
+    finished, its inverter is applied with a known previous value (so it can be rolled back)."""
+    finished = state in (CampaignState.COMPLETED, CampaignState.ABORTED, CampaignState.CANCELLED)
+    async with resources.session_factory() as session, session.begin():
+        campaign = Campaign(
+            tenant_id=tenant_id, name="matrix", kind=CampaignKind.WRITE, setting_id=71, value="10", state=state,
+            restricted_account_id=restricted_account_id, excluded_serials=[], canary_size=10, growth_factor=4.0,
+            max_wave_size=1000, wave_pause_seconds=0, abort_failure_rate=0.2, max_attempts=3,
+            retry_after_seconds=900, verify=True, skip_if_set=True, created_by="cli", target_count=1,
+            wave_count=1, current_wave=1 if finished else 0, tick_seq=0, requests_used=0, rewrites=0,
+            planned_at=utcnow())
+        session.add(campaign)
+        await session.flush()
+        session.add(CampaignTarget(
+            campaign_id=campaign.id, tenant_id=tenant_id, serial=f"SA{uuid.uuid4().hex[:8].upper()}", wave=1,
+            state=TargetState.APPLIED if finished else TargetState.PENDING, previous_value="5" if finished else None,
+            value_read="10" if finished else None, attempts=1 if finished else 0, writes=1 if finished else 0))
+        return campaign.id

@@ -1,0 +1,85 @@
+"""``givfleet campaign``: the campaign file, plan, create, start and status, driven through the command's ops
+against a simulator served over HTTP."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import pytest
+
+from service import cli_campaigns
+from service.core.errors import InvalidInputError
+from service.core.principal import Principal
+from service.db.models import CampaignState
+from service.runtime import Resources
+from service.tenants.crypto import load_key_ring
+from service.tenants.service import CredentialService
+from tests.campaigns.conftest import Served, World, sync_mirror
+from tests.tenants.factories import committed_tenant
+
+CAMPAIGN_FILE = """\
+name: Battery reserve 10 % for subcontractor X
+kind: write
+setting_id: 71
+value: 10
+targets:
+  statuses: [NORMAL, WARNING]
+waves: {canary_size: 2, growth_factor: 4, max_wave_size: 1000, pause_seconds: 0}
+abort: {failure_rate: 0.2}
+verify: true
+skip_if_set: true
+"""
+
+
+def test_a_campaign_file_with_mistakes_is_refused_with_every_problem_named(tmp_path: Path) -> None:
+    path = tmp_path / "bad.yaml"
+    path.write_text("name: x\nsetting_id: 71\nwaves: {canary_size: 0}\nwindow: {start: '22:00'}\n")
+    with pytest.raises(InvalidInputError) as caught:
+        cli_campaigns.read_spec(path)
+    message = str(caught.value)
+    assert "waves.canary_size: Input should be greater than or equal to 1" in message
+    assert "window.end: Field required" in message
+
+
+async def test_plan_create_start_and_status(resources: Resources, clean_db: None, served: Served,
+                                            tmp_path: Path) -> None:
+    sim = served.sim
+    tenant = await committed_tenant(resources)
+    async with resources.session_factory() as session, session.begin():
+        await CredentialService(session, Principal.cli(tenant.tenant_id), load_key_ring(resources.settings)).add(
+            sim.tokens["company"], label="simulator", base_url=served.base_url, requests_per_minute=6000)
+    await sync_mirror(resources, sim, tenant.tenant_id)
+    path = tmp_path / "reserve.yaml"
+    path.write_text(CAMPAIGN_FILE)
+    spec = cli_campaigns.read_spec(path)
+
+    campaign_id, dry = await cli_campaigns.plan_op(resources, tenant.slug, spec, create=False)
+    assert campaign_id is None
+    assert dry.waves[0] == 2
+    assert await cli_campaigns.list_op(resources, tenant.slug) == []
+    campaign_id, plan = await cli_campaigns.plan_op(resources, tenant.slug, spec, create=True)
+    assert campaign_id is not None
+    moving = {"catalogue_requests", "requests_per_minute", "eta_seconds"}  # the budget moved between the two
+    assert plan.model_dump(exclude=moving) == dry.model_dump(exclude=moving)
+    assert await cli_campaigns.act_op(resources, tenant.slug, str(campaign_id), "start") == "running"
+    world = World(resources, sim, tenant.tenant_id, tenant.key_id)
+    await world.engine().run(campaign_id)
+
+    status = await cli_campaigns.status_op(resources, tenant.slug, str(campaign_id))
+    assert status.state == CampaignState.COMPLETED.value
+    assert status.counts["applied"] == plan.targets
+    assert {sim.truth.setting(s, 71) for s, t in (await world.targets(campaign_id)).items()
+            if t.state.value == "applied"} == {10}
+    with pytest.raises(InvalidInputError, match="is not a campaign id"):
+        await cli_campaigns.status_op(resources, tenant.slug, "nonsense")
+
+
+def test_the_readme_campaign_file_is_a_valid_campaign(tmp_path: Path) -> None:
+    readme = (Path(__file__).resolve().parents[2] / "README.md").read_text()
+    example = readme.split("A campaign file (YAML or JSON", 1)[1].split("```yaml\n", 1)[1].split("```", 1)[0]
+    path = tmp_path / "readme.yaml"
+    path.write_text(example)
+    spec = cli_campaigns.read_spec(path)
+    assert (spec.setting_id, spec.value, spec.targets.firmware_arm_min) == (71, 10, 449)
+    assert spec.window is not None
+    assert spec.window.weekdays == [0, 1, 2, 3, 4]

@@ -1,0 +1,104 @@
+"""A misconfigured or unreachable dependency stops every command with doctor's one line and exit code 2, before
+anything is changed."""
+
+from __future__ import annotations
+
+import asyncio
+import uuid
+from collections.abc import Iterator
+from pathlib import Path
+
+import pytest
+from sqlalchemy import text
+from sqlalchemy.ext.asyncio import create_async_engine
+from typer.testing import CliRunner
+
+from service.cli import app
+from service.settings import get_settings
+from tests.conftest import create_database, drop_database
+
+UNREACHABLE_REDIS = "redis://:hunter2@127.0.0.1:1/0"
+
+
+@pytest.fixture
+def empty_database(server_urls: tuple[str, str]) -> Iterator[str]:
+    """A database nothing has migrated."""
+    name = f"givfleet_empty_{uuid.uuid4().hex[:12]}"
+    url = asyncio.run(create_database(server_urls[0], name))
+    yield url
+    asyncio.run(drop_database(server_urls[0], name))
+
+
+@pytest.fixture(autouse=True)
+def fresh_settings(monkeypatch: pytest.MonkeyPatch, tmp_path: Path) -> Iterator[None]:
+    monkeypatch.chdir(tmp_path)  # no developer .env file
+    monkeypatch.setenv("GIVFLEET_HOME", str(tmp_path / "home"))
+    get_settings.cache_clear()
+    yield
+    get_settings.cache_clear()
+
+
+def _tables(url: str) -> list[str]:
+    async def read() -> list[str]:
+        engine = create_async_engine(url)
+        try:
+            async with engine.connect() as connection:
+                rows = await connection.execute(text("SELECT tablename FROM pg_tables WHERE schemaname = 'public'"))
+                return [row[0] for row in rows]
+        finally:
+            await engine.dispose()
+
+    return asyncio.run(read())
+
+
+def test_up_checks_every_dependency_before_migrating(monkeypatch: pytest.MonkeyPatch, empty_database: str) -> None:
+    monkeypatch.setenv("GIVFLEET_DATABASE_URL", empty_database)
+    monkeypatch.setenv("GIVFLEET_REDIS_URL", UNREACHABLE_REDIS)
+    result = CliRunner().invoke(app, ["up", "--port", "1"])
+    assert result.exit_code == 2
+    lines = result.output.strip().splitlines()
+    assert len(lines) == 1, result.output
+    assert lines[0].startswith("error: redis: cannot use 127.0.0.1:1: ")
+    assert "hunter2" not in result.output
+    assert _tables(empty_database) == [], "nothing may be migrated or created before every dependency answers"
+
+
+@pytest.mark.parametrize("command", [["tenant", "list"], ["apikey", "list", "--tenant", "demo"],
+                                     ["sync", "--tenant", "demo"], ["migrate", "current"]])
+def test_a_bad_database_url_is_one_line_and_exit_2(monkeypatch: pytest.MonkeyPatch, redis_url: str,
+                                                    command: list[str]) -> None:
+    monkeypatch.setenv("GIVFLEET_DATABASE_URL", "not a url")
+    monkeypatch.setenv("GIVFLEET_REDIS_URL", redis_url)
+    result = CliRunner().invoke(app, command)
+    assert result.exit_code == 2
+    assert result.output.strip().splitlines() == [
+        "error: database: GIVFLEET_DATABASE_URL is not a valid URL: 'not a url' "
+        "(expected postgresql://user:password@host:port/database)"]
+
+
+def test_a_database_behind_the_migrations_says_how_to_upgrade(monkeypatch: pytest.MonkeyPatch, redis_url: str,
+                                                              empty_database: str) -> None:
+    monkeypatch.setenv("GIVFLEET_DATABASE_URL", empty_database)
+    monkeypatch.setenv("GIVFLEET_REDIS_URL", redis_url)
+    result = CliRunner().invoke(app, ["tenant", "create", "acme"])
+    assert result.exit_code == 2
+    assert "schema at no revision" in result.output
+    assert "run `givfleet migrate upgrade`" in result.output
+
+
+def test_a_database_a_newer_release_migrated_is_usable(monkeypatch: pytest.MonkeyPatch, redis_url: str,
+                                                        empty_database: str) -> None:
+    # A rolling upgrade: the new release's migration ran first; this release's pods must still start and serve.
+    async def stamp_a_future_revision() -> None:
+        engine = create_async_engine(empty_database)
+        async with engine.begin() as connection:
+            await connection.execute(text("CREATE TABLE alembic_version (version_num varchar(32) PRIMARY KEY)"))
+            await connection.execute(text("INSERT INTO alembic_version VALUES ('9999_from_a_newer_release')"))
+        await engine.dispose()
+
+    asyncio.run(stamp_a_future_revision())
+    monkeypatch.setenv("GIVFLEET_DATABASE_URL", empty_database)
+    monkeypatch.setenv("GIVFLEET_REDIS_URL", redis_url)
+    result = CliRunner().invoke(app, ["doctor"])
+    assert result.exit_code == 0, result.output
+    assert "schema at 9999_from_a_newer_release, newer than this release's" in result.output
