@@ -2,8 +2,9 @@
 
 - ``mirror.sync`` (queue ``bulk``, :class:`SyncPayload`): one sync of a tenant. Idempotent and resumable: a
   retry (transient upstream failure), a restarted worker or the sweeper resumes the run from its checkpoint
-  (see :mod:`service.mirror.runner`). Ask for it with :func:`request_sync`: the job key is per tenant and kind,
-  so asking while one is queued or running joins it.
+  (see :mod:`service.mirror.runner`). Ask for it with :func:`request_sync`: asking while an unfinished run
+  covers the request joins it (nothing is enqueued); the job key is per tenant and kind, and a revived run's job
+  has a key of its own (run and attempt), so that a stalled attempt ending cannot clear the live one's arq keys.
 - ``mirror.schedule`` (cron, every minute, ``bulk``): asks for the syncs the tenants' schedules say are due.
 - ``mirror.sweep`` (cron, every minute, ``bulk``): revives runs whose lease lapsed (a worker killed mid-run, or
   a job lost between the commit that asked for it and its enqueue).
@@ -138,11 +139,11 @@ async def request_sync(
     runs = SyncRunRepository(session, tenant_id)
     now = utcnow()
     run = await runs.running(for_update=True)
+    if run is not None and run.attempts == 0 and kind is SyncKind.FULL:
+        run.kind = SyncKind.FULL  # a refresh not yet started becomes the full sync asked for now
     if run is not None and run.lease_expires_at is not None and run.lease_expires_at <= now:
         _revive(session, run)  # stranded by a dead worker or a lost job: make it run now
         return sync_job_id(tenant_id, run.kind)
-    if run is not None and run.attempts == 0 and kind is SyncKind.FULL:
-        run.kind = SyncKind.FULL  # a refresh not yet started becomes the full sync asked for now
     if run is not None and covers(run.kind, kind):
         return sync_job_id(tenant_id, run.kind)  # its job does what is asked: the caller joins it
     if run is None:
@@ -211,8 +212,8 @@ async def sweep_syncs(ctx: JobContext, payload: NoPayload) -> list[str]:
 async def sweep_stale(session: AsyncSession, now: datetime) -> list[str]:
     """Enqueue again every running sync whose lease lapsed before ``now``, once the caller commits.
 
-    The lease is released in the same transaction, so the revived job takes the run at once, and arq's
-    in-progress mark left by a dead worker is dropped (the job would otherwise wait for it to time out).
+    The lease is released in the same transaction, so the revived job takes the run at once; it runs under a
+    job id of its own, and arq's in-progress mark of the old id, left by a dead worker, is dropped.
 
     Returns:
         The job ids asked for.

@@ -8,8 +8,9 @@ minute), so it commits at checkpoints instead of holding one transaction:
    ``lease``; no connection is held between checkpoints. A second attempt for the same tenant finds the lease
    held, waits (polling, without a connection) and then *joins*: it returns the run that finished meanwhile
    when that run covers it (a full sync covers a refresh). A run whose lease lapsed (a killed worker) is taken
-   over, ``attempts`` + 1, progress kept; the attempt that lost it can no longer write (every checkpoint checks
-   the owner).
+   over, ``attempts`` + 1, progress kept; the attempt that lost it can no longer write (every checkpoint locks
+   the run row and checks the owner) and stops at once (its heartbeat, finding the lease gone, cancels it:
+   :class:`LeaseLostError`).
 2. **Run row**: a run asked for by a request (``attempts`` 0, see :func:`service.mirror.service.request_sync`)
    or left by a dead attempt is adopted; otherwise a new one is created.
 3. **Discovery and plan**: see :mod:`service.mirror.upstream`; the plan and its ETA are stored on the run.
