@@ -375,9 +375,11 @@ class SyncRunRepository:
             statement = statement.with_for_update()
         return (await self.session.execute(statement)).scalar_one_or_none()
 
-    async def get(self, run_id: uuid.UUID) -> SyncRun | None:
-        """A run of this tenant by id."""
+    async def get(self, run_id: uuid.UUID, *, for_update: bool = False) -> SyncRun | None:
+        """A run of this tenant by id; ``for_update`` locks its row."""
         statement = select(SyncRun).where(SyncRun.tenant_id == self.tenant_id, SyncRun.id == run_id)
+        if for_update:
+            statement = statement.with_for_update()
         return (await self.session.execute(statement)).scalar_one_or_none()
 
     async def latest(self, *, finished_after: datetime | None = None, limit: int = 20) -> Sequence[SyncRun]:
