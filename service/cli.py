@@ -12,6 +12,7 @@ from rich.table import Table
 
 from service import cli_access, cli_campaigns
 from service import doctor as doctor_checks
+from service.cli_alerts import alerts_app
 from service.db import migrate as migrations
 from service.jobs.worker import UnknownQueueError, parse_queues
 from service.mirror import cli_view
@@ -25,6 +26,7 @@ migrate_app = typer.Typer(help="Database schema migrations (Alembic).", no_args_
 app.add_typer(migrate_app, name="migrate")
 cli_access.register(app)  # tenant, credential, apikey, admin
 cli_campaigns.register(app)  # campaign
+app.add_typer(alerts_app, name="alerts")
 
 console = Console()
 HostOption = Annotated[str | None, typer.Option(help="Bind address (default: GIVFLEET_API__HOST or 127.0.0.1).")]

@@ -107,12 +107,13 @@ def run_op(operation: Callable[[Resources], Awaitable[_T]]) -> _T:
             raise typer.Exit(code=1) from None
 
 
-async def _principal(session: Any, slug: str) -> Principal:
+async def principal_of_tenant(session: Any, slug: str) -> Principal:
+    """The command line's principal (admin, actor ``cli``) for the tenant ``slug``."""
     tenant = await TenantService(session).get_by_slug(slug)
     return Principal.cli(tenant_id_from(tenant.id))
 
 
-def _when(moment: datetime | None) -> str:
+def when(moment: datetime | None) -> str:
     return moment.astimezone(UTC).strftime("%Y-%m-%d %H:%M UTC") if moment else "-"
 
 
@@ -150,7 +151,7 @@ async def add_credential_op(resources: Resources, slug: str, token: str, *, labe
     (401) is removed again."""
     kind = CredentialKind.PORTAL_LOGIN if portal_username else CredentialKind.API_TOKEN
     async with unit_of_work(resources.session_factory, resources.redis) as session:
-        principal = await _principal(session, slug)
+        principal = await principal_of_tenant(session, slug)
         credential = await _credentials(session, principal, resources).add(
             token, label=label, requests_per_minute=requests_per_minute, base_url=base_url, kind=kind,
             portal_username=portal_username,
@@ -169,7 +170,7 @@ async def check_credentials_op(resources: Resources, slug: str, credential_ids: 
     """Check the given credentials (all of the tenant's when none are given): each probed upstream with no
     transaction open, its result recorded in a short one."""
     async with read_session(resources.session_factory) as session:
-        principal = await _principal(session, slug)
+        principal = await principal_of_tenant(session, slug)
         ids = list(credential_ids) or [row.id for row in await _credentials(session, principal, resources).list()]
     return [await check_credential(resources, principal, credential_id) for credential_id in ids]
 
@@ -177,14 +178,14 @@ async def check_credentials_op(resources: Resources, slug: str, credential_ids: 
 async def list_credentials_op(resources: Resources, slug: str) -> Sequence[UpstreamCredential]:
     """The tenant's credentials."""
     async with resources.session_factory() as session:
-        return await _credentials(session, await _principal(session, slug), resources).list()
+        return await _credentials(session, await principal_of_tenant(session, slug), resources).list()
 
 
 async def create_api_key_op(resources: Resources, slug: str, role: Role, name: str, expires_at: datetime | None,
                             restricted_account_id: str | None) -> CreatedKey:
     """Create an API key."""
     async with unit_of_work(resources.session_factory, resources.redis) as session:
-        return await ApiKeyService(session, await _principal(session, slug)).create(
+        return await ApiKeyService(session, await principal_of_tenant(session, slug)).create(
             name=name, role=role, expires_at=expires_at, restricted_account_id=restricted_account_id
         )
 
@@ -192,13 +193,13 @@ async def create_api_key_op(resources: Resources, slug: str, role: Role, name: s
 async def list_api_keys_op(resources: Resources, slug: str) -> Sequence[ApiKey]:
     """The tenant's keys."""
     async with resources.session_factory() as session:
-        return await ApiKeyService(session, await _principal(session, slug)).list()
+        return await ApiKeyService(session, await principal_of_tenant(session, slug)).list()
 
 
 async def revoke_api_key_op(resources: Resources, slug: str, reference: str) -> tuple[ApiKey, bool]:
     """Revoke a key by id, prefix or full text; returns it, and whether it was revoked already."""
     async with unit_of_work(resources.session_factory, resources.redis) as session:
-        keys = ApiKeyService(session, await _principal(session, slug))
+        keys = ApiKeyService(session, await principal_of_tenant(session, slug))
         key = await keys.find(reference)
         already = key.revoked_at is not None
         return await keys.revoke(key.id), already
@@ -365,7 +366,7 @@ def credential_list(tenant: TenantOption) -> None:
     table = Table("id", "label", "health", "account", "type", "scopes", "rpm", "checked", "key id")
     for row in run_op(lambda resources: list_credentials_op(resources, tenant)):
         table.add_row(str(row.id), row.label, row.health.value, row.upstream_username or "-", row.account_type or "-",
-                      str(len(row.scopes)), str(row.requests_per_minute or "default"), _when(row.last_checked_at),
+                      str(len(row.scopes)), str(row.requests_per_minute or "default"), when(row.last_checked_at),
                       row.key_id)
     console.print(table)
 
@@ -396,8 +397,8 @@ def apikey_list(tenant: TenantOption) -> None:
     """List the tenant's API keys (never their secrets)."""
     table = Table("prefix", "name", "role", "expires", "last used", "revoked", "restricted to", "id")
     for key in run_op(lambda resources: list_api_keys_op(resources, tenant)):
-        table.add_row(key.prefix, key.name, key.role.value, _when(key.expires_at), _when(key.last_used_at),
-                      _when(key.revoked_at), key.restricted_account_id or "-", str(key.id))
+        table.add_row(key.prefix, key.name, key.role.value, when(key.expires_at), when(key.last_used_at),
+                      when(key.revoked_at), key.restricted_account_id or "-", str(key.id))
     console.print(table)
 
 

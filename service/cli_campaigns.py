@@ -199,7 +199,7 @@ def status(tenant: TenantOption, campaign_id: IdArgument,
            watch: Annotated[bool, typer.Option("--watch", help="Follow progress until the campaign finishes.")]
            = False,
            interval: Annotated[float, typer.Option(help="Seconds between refreshes with --watch.")] = 2.0) -> None:
-    """Per-state counts and the ETA; ``--watch`` shows a live progress bar."""
+    """Per-state counts and the ETA; --watch shows a live progress bar."""
     view = run_op(lambda resources: status_op(resources, tenant, campaign_id))
     if not watch:
         console.print(_status_line(view), highlight=False)

@@ -58,6 +58,10 @@ class Action(enum.Enum):
     AUDIT_READ = Rule("audit.read", Role.ADMIN, whole_tenant=True)
     LIVE_SETTINGS_READ = Rule("live.settings.read", Role.OPERATOR)
     LIVE_UNMIRRORED_READ = Rule("live.unmirrored.read", Role.VIEWER, whole_tenant=True)
+    ALERT_READ = Rule("monitoring.alert.read", Role.VIEWER)
+    ALERT_ACKNOWLEDGE = Rule("monitoring.alert.acknowledge", Role.OPERATOR)
+    ALERT_CLEAR = Rule("monitoring.alert.clear", Role.OPERATOR)
+    MAINTENANCE_MANAGE = Rule("monitoring.maintenance.manage", Role.OPERATOR, whole_tenant=True)
     # Campaigns: a subtree key acts only on its subtree (targets and campaigns are scoped), so none is tenant-wide.
     CAMPAIGN_READ = Rule("campaign.read", Role.VIEWER)
     CAMPAIGN_CREATE = Rule("campaign.create", Role.OPERATOR)

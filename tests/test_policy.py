@@ -2,16 +2,18 @@
 
 from __future__ import annotations
 
+import uuid
 from collections.abc import AsyncIterator, Awaitable, Callable
 
 import pytest
 from litestar import Litestar
 from sqlalchemy.ext.asyncio import AsyncSession
 
+from service.core.clock import utcnow
 from service.core.errors import PermissionDeniedError
 from service.core.principal import Principal
 from service.core.roles import Role
-from service.db.models import CampaignState, SyncKind
+from service.db.models import Alert, AlertState, CampaignState, Severity, SyncKind
 from service.mirror.service import MirrorService
 from service.policy import Action
 from service.runtime import Resources
@@ -34,6 +36,7 @@ pytestmark = pytest.mark.usefixtures("clean_db")
 
 WRITERS = frozenset({"admin"})
 OPERATORS = frozenset({"operator", "admin"})
+OUTSIDE_SUBTREE = {"subtree_admin": Outcome.NOT_FOUND}
 
 
 async def rest_request_sync(world: World, caller: str) -> Outcome:
@@ -91,6 +94,53 @@ async def graphql_revoke_api_key(world: World, caller: str) -> Outcome:
                                  {"id": str(target)})
     return graphql_outcome(answer, "revokeApiKey")
 
+
+async def _fresh_alert(world: World) -> str:
+    """A new open alert of the home tenant, on an inverter outside the subtree key's subtree."""
+    async with world.resources.session_factory() as session, session.begin():
+        alert = Alert(tenant_id=world.tenant_id, inverter_serial=f"INV{uuid.uuid4().hex[:8]}", event="PV Over Voltage",
+                      severity=Severity.MAJOR, state=AlertState.OPEN, first_seen_at=utcnow(), last_seen_at=utcnow(),
+                      last_started_at=utcnow(), occurrences=1, flaps=0, suppressed=False)
+        session.add(alert)
+        await session.flush()
+        return str(alert.id)
+
+
+async def rest_acknowledge_alert(world: World, caller: str) -> Outcome:
+    target = await _fresh_alert(world)
+    return rest_outcome(await world.client.post(f"/api/v1/alerts/{target}/acknowledge", json={},
+                                                headers=world.headers(caller)))
+
+
+async def rest_clear_alert(world: World, caller: str) -> Outcome:
+    target = await _fresh_alert(world)
+    return rest_outcome(await world.client.post(f"/api/v1/alerts/{target}/clear", headers=world.headers(caller)))
+
+
+async def graphql_acknowledge_alert(world: World, caller: str) -> Outcome:
+    target = await _fresh_alert(world)
+    answer = await world.graphql(caller, "mutation($id: ID!) { acknowledgeAlert(id: $id) { errors { code } } }",
+                                 {"id": target})
+    return graphql_outcome(answer, "acknowledgeAlert")
+
+
+async def graphql_clear_alert(world: World, caller: str) -> Outcome:
+    target = await _fresh_alert(world)
+    answer = await world.graphql(caller, "mutation($id: ID!) { clearAlert(id: $id) { errors { code } } }",
+                                 {"id": target})
+    return graphql_outcome(answer, "clearAlert")
+
+
+async def graphql_create_maintenance_window(world: World, caller: str) -> Outcome:
+    answer = await world.graphql(caller, "mutation { createMaintenanceWindow(input: {siteId: 1, "
+                                         'startsAt: "2026-06-01T12:00:00Z", endsAt: "2026-06-01T14:00:00Z"}) '
+                                         "{ errors { code } } }", {})
+    return graphql_outcome(answer, "createMaintenanceWindow")
+
+
+async def rest_create_maintenance_window(world: World, caller: str) -> Outcome:
+    return rest_outcome(await world.client.post("/api/v1/maintenance-windows", headers=world.headers(caller), json={
+        "site_id": 1, "starts_at": "2026-06-01T12:00:00Z", "ends_at": "2026-06-01T14:00:00Z"}))
 
 async def _campaign(world: World, state: CampaignState) -> str:
     # Made within the subtree key's subtree, so that key sees it (whole-tenant keys see every campaign).
@@ -172,10 +222,23 @@ CASES = [
          targets_an_object=False),
     Case("rest POST api-keys/{id}/revoke", Action.APIKEY_REVOKE, "rest", WRITERS, rest_revoke_api_key),
     Case("graphql revokeApiKey", Action.APIKEY_REVOKE, "graphql", WRITERS, graphql_revoke_api_key),
+    # a subtree key may act on the alerts of its subtree; one outside it reads as not found, like another tenant's
+    Case("rest POST alerts/{id}/acknowledge", Action.ALERT_ACKNOWLEDGE, "rest", OPERATORS, rest_acknowledge_alert,
+         exceptions=OUTSIDE_SUBTREE),
+    Case("rest POST alerts/{id}/clear", Action.ALERT_CLEAR, "rest", OPERATORS, rest_clear_alert,
+         exceptions=OUTSIDE_SUBTREE),
+    Case("graphql acknowledgeAlert", Action.ALERT_ACKNOWLEDGE, "graphql", OPERATORS, graphql_acknowledge_alert,
+         exceptions=OUTSIDE_SUBTREE),
+    Case("graphql clearAlert", Action.ALERT_CLEAR, "graphql", OPERATORS, graphql_clear_alert,
+         exceptions=OUTSIDE_SUBTREE),
+    Case("rest POST maintenance-windows", Action.MAINTENANCE_MANAGE, "rest", OPERATORS,
+         rest_create_maintenance_window, targets_an_object=False),
+    Case("graphql createMaintenanceWindow", Action.MAINTENANCE_MANAGE, "graphql", OPERATORS,
+         graphql_create_maintenance_window, targets_an_object=False),
     *CAMPAIGN_CASES,
 ]
 READS = {Action.SYNC_RUNS_READ, Action.CREDENTIAL_READ, Action.APIKEY_READ, Action.AUDIT_READ,
-         Action.LIVE_SETTINGS_READ, Action.LIVE_UNMIRRORED_READ, Action.CAMPAIGN_READ}
+         Action.LIVE_SETTINGS_READ, Action.LIVE_UNMIRRORED_READ, Action.CAMPAIGN_READ, Action.ALERT_READ}
 WRITES = set(Action) - READS  # a new action is a write, and must be in the matrix, unless listed as a read
 REST_ONLY = {Action.CREDENTIAL_ADD, Action.CREDENTIAL_REMOVE}  # no GraphQL mutation (yet)
 

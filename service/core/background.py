@@ -1,20 +1,41 @@
-"""A coroutine run alongside a block (a heartbeat, a lease renewal), stopped when the block ends."""
+"""A tick repeated alongside a block (a heartbeat, a lease renewal), stopped when the block ends."""
 
 from __future__ import annotations
 
 import asyncio
 import contextlib
-from collections.abc import AsyncIterator, Coroutine
-from typing import Any
+from collections.abc import AsyncIterator, Awaitable, Callable
+
+import structlog
+
+log = structlog.get_logger(__name__)
 
 
 @contextlib.asynccontextmanager
-async def alongside(work: Coroutine[Any, Any, None], name: str) -> AsyncIterator[None]:
-    """Run ``work`` as a task for the duration of the block; cancel it (and wait for it) on the way out."""
-    task = asyncio.create_task(work, name=name)
+async def ticking(
+    tick: Callable[[], Awaitable[bool]], every: float, name: str, *, at_once: bool = False
+) -> AsyncIterator[None]:
+    """Call ``tick`` every ``every`` seconds while the block runs (the first time at once when ``at_once``); stop
+    when the block ends or a tick returns ``False``.
+
+    A tick that raises is logged (one line, no traceback) and the next one comes as usual: one failed renewal (a
+    database or Redis blip) must neither leave the rest of the block without a heartbeat nor fail the block.
+    """
+
+    async def repeat() -> None:
+        if not at_once:
+            await asyncio.sleep(every)
+        while True:
+            try:
+                if not await tick():
+                    return
+            except Exception as exc:
+                log.warning("background.tick_failed", task=name, error=f"{type(exc).__name__}: {exc}")
+            await asyncio.sleep(every)
+
+    task = asyncio.create_task(repeat(), name=name)
     try:
         yield
     finally:
         task.cancel()
-        with contextlib.suppress(asyncio.CancelledError):
-            await task
+        await asyncio.wait([task])  # unlike awaiting the task, never swallows a cancellation of this task

@@ -66,7 +66,7 @@ class DeferredJob:
     queue: str
     payload: dict[str, Any] = field(default_factory=dict)
     key: str | None = None
-    revive: bool = False
+    replaces: str | None = None
     not_before: datetime | None = None
     """Run no earlier than this (a chain of short jobs waiting for a window or a retry delay)."""
 

@@ -24,14 +24,16 @@ from service.gql.mirror import types as mirror_types
 from service.gql.mirror.live import LiveQuery
 from service.gql.mirror.mutations import MirrorMutation
 from service.gql.mirror.queries import MirrorQuery
+from service.gql.monitoring.mutations import MonitoringMutation
+from service.gql.monitoring.queries import MonitoringQuery
 from service.gql.tenants.mutations import TenantsMutation
 from service.gql.types.viewer import ViewerQuery
 
 SCHEMA_FILE = Path(__file__).resolve().parents[2] / "graphql" / "schema.graphql"
 
-Query = merge_types("Query", (ViewerQuery, MirrorQuery, LiveQuery, CampaignQuery))
+Query = merge_types("Query", (ViewerQuery, MirrorQuery, LiveQuery, CampaignQuery, MonitoringQuery))
 # Every mutation follows service.gql.mutation (one unit of work, payload with typed errors).
-Mutation = merge_types("Mutation", (MirrorMutation, TenantsMutation, CampaignMutation))
+Mutation = merge_types("Mutation", (MirrorMutation, TenantsMutation, CampaignMutation, MonitoringMutation))
 # Every Node implementation, so `node(id:)` can return any of them.
 NODE_TYPES: list[type] = [mirror_types.Account, mirror_types.Site, mirror_types.Dongle, mirror_types.Inverter,
                           mirror_types.BatteryModule, mirror_types.Meter, mirror_types.InverterChange,

@@ -23,8 +23,8 @@ async def enqueue(redis: NamespacedRedis, job: DeferredJob) -> Job | None:
         The arq job, or ``None`` when a job with the same key is already queued or running (the call joins it).
     """
     job_id = redis.job_id(job.name, job.key)
-    if job.revive:
-        await redis.delete(in_progress_key_prefix + job_id)
+    if job.replaces is not None:
+        await redis.delete(in_progress_key_prefix + redis.job_id(job.name, job.replaces))
     return await redis.enqueue_job(job.name, job.payload, _job_id=job_id, _queue_name=redis.queue(job.queue),
                                    _defer_until=job.not_before)
 

@@ -8,5 +8,7 @@ from service.campaigns.jobs import campaign_tick, sweep
 from service.jobs.heartbeat import heartbeat
 from service.jobs.typed import JobSpec
 from service.mirror.jobs import schedule_syncs, sweep_syncs, sync_tenant
+from service.monitoring.jobs import run_cycle, schedule_cycles
 
-JOBS: list[JobSpec[Any]] = [heartbeat, sync_tenant, schedule_syncs, sweep_syncs, campaign_tick, sweep]
+JOBS: list[JobSpec[Any]] = [heartbeat, sync_tenant, schedule_syncs, sweep_syncs, campaign_tick, sweep, run_cycle,
+                             schedule_cycles]

@@ -92,15 +92,16 @@ class JobSpec(Generic[P]):
     keep_result: timedelta = timedelta(hours=1)
     cron: int | None = None
 
-    def call(self, payload: P, *, key: str | None = None, revive: bool = False,
+    def call(self, payload: P, *, key: str | None = None, replaces: str | None = None,
              not_before: datetime | None = None) -> DeferredJob:
         """A checked call of this job, to hand to :func:`service.db.uow.defer_job` or enqueue directly.
 
         Args:
             payload: The job's payload (its declared type).
             key: Makes the job unique while queued or running: asking again with the same key joins it.
-            revive: The previous holder of ``key`` is known to be dead (its lease expired): forget arq's
-                in-progress mark so the queued job runs now instead of when that mark times out.
+            replaces: The key of a job known to be dead (its lease expired) that this one takes over: arq's
+                in-progress mark of it is forgotten, so a new request with that key is not refused until the
+                mark times out.
             not_before: Run no earlier than this (``None``: as soon as a worker is free).
 
         Raises:
@@ -113,7 +114,7 @@ class JobSpec(Generic[P]):
             self.payload.model_validate(data)
         except ValidationError as exc:
             raise PayloadError(f"invalid payload for {self.name}: {exc}") from exc
-        return DeferredJob(self.name, self.queue.value, data, key=key, revive=revive, not_before=not_before)
+        return DeferredJob(self.name, self.queue.value, data, key=key, replaces=replaces, not_before=not_before)
 
     def retry_delay_after(self, job_try: int) -> timedelta:
         """The back-off before the attempt after ``job_try``: ``retry_delay``, doubling each time."""

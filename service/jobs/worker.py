@@ -20,7 +20,7 @@ from arq.constants import in_progress_key_prefix
 from arq.cron import CronJob, cron
 from arq.worker import Function, Worker
 
-from service.core.background import alongside
+from service.core.background import ticking
 from service.core.signals import cancel_and_wait
 from service.jobs.registry import JOBS
 from service.jobs.typed import JobSpec, Queue
@@ -65,12 +65,11 @@ async def _keep_in_progress(redis: NamespacedRedis, job_id: str | None, stall_se
         return
     key = in_progress_key_prefix + job_id
 
-    async def renew() -> None:
-        while True:
-            await redis.pexpire(key, stall_seconds * 1000)
-            await asyncio.sleep(stall_seconds / 3)
+    async def renew() -> bool:
+        await redis.pexpire(key, stall_seconds * 1000)
+        return True
 
-    async with alongside(renew(), f"in-progress:{job_id}"):
+    async with ticking(renew, stall_seconds / 3, f"in-progress:{job_id}", at_once=True):
         yield
 
 

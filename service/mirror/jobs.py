@@ -2,8 +2,9 @@
 
 - ``mirror.sync`` (queue ``bulk``, :class:`SyncPayload`): one sync of a tenant. Idempotent and resumable: a
   retry (transient upstream failure), a restarted worker or the sweeper resumes the run from its checkpoint
-  (see :mod:`service.mirror.runner`). Ask for it with :func:`request_sync`: the job key is per tenant and kind,
-  so asking while one is queued or running joins it.
+  (see :mod:`service.mirror.runner`). Ask for it with :func:`request_sync`: asking while an unfinished run
+  covers the request joins it (nothing is enqueued); the job key is per tenant and kind, and a revived run's job
+  has a key of its own (run and attempt), so that a stalled attempt ending cannot clear the live one's arq keys.
 - ``mirror.schedule`` (cron, every minute, ``bulk``): asks for the syncs the tenants' schedules say are due.
 - ``mirror.sweep`` (cron, every minute, ``bulk``): revives runs whose lease lapsed (a worker killed mid-run, or
   a job lost between the commit that asked for it and its enqueue).
@@ -20,13 +21,13 @@ from sqlalchemy.ext.asyncio import AsyncSession
 
 from service.core.clock import utcnow
 from service.core.tenancy import TenantId, tenant_id_from
-from service.db.models.mirror import SyncCheckpoint, SyncKind
+from service.db.models.mirror import SyncCheckpoint, SyncKind, SyncRun
 from service.db.uow import defer_job
 from service.jobs.context import JobContext
 from service.jobs.enqueue import unit_of_work
 from service.jobs.typed import NoPayload, Payload, Queue, job
 from service.mirror.repository import SyncRunRepository, due_schedules, schedule_unscheduled_tenants, stale_runs
-from service.mirror.runner import SyncRunner, TransientSyncError, options_from
+from service.mirror.runner import SyncRunner, TransientSyncError, covers, options_from
 from service.settings import Settings
 
 SYNC_JOB = "mirror.sync"
@@ -123,7 +124,9 @@ async def request_sync(
 
     The run row is written in the caller's transaction with a lease nobody holds yet, lapsing after ``lease``:
     if the job is lost between the commit and its enqueue, or its worker dies, the sweeper revives the run.
-    A run already unfinished is joined (a refresh not yet started becomes the full sync asked for now).
+    An unfinished run that covers the request (see :func:`~service.mirror.runner.covers`) is joined: nothing is
+    enqueued and its job id is returned (a refresh not yet started becomes the full sync asked for now). Only a
+    full sync asked while a refresh is under way is enqueued to follow it; a stale run is revived.
 
     Args:
         session: The caller's session (the job is enqueued after its commit).
@@ -136,15 +139,29 @@ async def request_sync(
     runs = SyncRunRepository(session, tenant_id)
     now = utcnow()
     run = await runs.running(for_update=True)
+    if run is not None and run.attempts == 0 and kind is SyncKind.FULL:
+        run.kind = SyncKind.FULL  # a refresh not yet started becomes the full sync asked for now
+    if run is not None and run.lease_expires_at is not None and run.lease_expires_at <= now:
+        _revive(session, run)  # stranded by a dead worker or a lost job: make it run now
+        return sync_job_id(tenant_id, run.kind)
+    if run is not None and covers(run.kind, kind):
+        return sync_job_id(tenant_id, run.kind)  # its job does what is asked: the caller joins it
     if run is None:
         run = await runs.new_run(kind, now=now, job_id=None, lease_owner=None, lease_expires_at=now + lease,
                                  checkpoint=SyncCheckpoint(spread=spread))  # fmt: skip
-    elif kind is SyncKind.FULL and run.kind is SyncKind.REFRESH and run.attempts == 0:
-        run.kind = SyncKind.FULL
-    stale = run is not None and run.lease_expires_at is not None and run.lease_expires_at <= now
     payload = SyncPayload(tenant_id=tenant_id, kind=kind, spread=spread, run_id=run.id if run is not None else None)
-    defer_job(session, sync_tenant.call(payload, key=_sync_key(tenant_id, kind), revive=stale))
+    defer_job(session, sync_tenant.call(payload, key=_sync_key(tenant_id, kind)))
     return sync_job_id(tenant_id, kind)
+
+
+def _revive(session: AsyncSession, run: SyncRun) -> None:
+    """Enqueue the stale ``run`` again once the caller commits, under a job id of its own (the run and its
+    attempt number), so that an attempt still alive past its lease (a zombie, whose job has the old id) ends
+    without touching the revived job's arq keys; the old id's in-progress mark is dropped (a dead worker's)."""
+    tenant = tenant_id_from(run.tenant_id)
+    payload = SyncPayload(tenant_id=tenant, kind=run.kind, spread=run.progress.spread, run_id=run.id)
+    key = f"{_sync_key(tenant, run.kind)}:{run.id}:{run.attempts + 1}"
+    defer_job(session, sync_tenant.call(payload, key=key, replaces=_sync_key(tenant, run.kind)))
 
 
 @job("mirror.schedule", queue=Queue.BULK, payload=NoPayload, cron=0, max_tries=1)
@@ -195,16 +212,14 @@ async def sweep_syncs(ctx: JobContext, payload: NoPayload) -> list[str]:
 async def sweep_stale(session: AsyncSession, now: datetime) -> list[str]:
     """Enqueue again every running sync whose lease lapsed before ``now``, once the caller commits.
 
-    The lease is released in the same transaction, so the revived job takes the run at once, and arq's
-    in-progress mark left by a dead worker is dropped (the job would otherwise wait for it to time out).
+    The lease is released in the same transaction, so the revived job takes the run at once; it runs under a
+    job id of its own, and arq's in-progress mark of the old id, left by a dead worker, is dropped.
 
     Returns:
         The job ids asked for.
     """
     asked: list[str] = []
     for run in await stale_runs(session, now):
-        tenant = tenant_id_from(run.tenant_id)
-        payload = SyncPayload(tenant_id=tenant, kind=run.kind, spread=run.progress.spread, run_id=run.id)
-        defer_job(session, sync_tenant.call(payload, key=_sync_key(tenant, run.kind), revive=True))
-        asked.append(sync_job_id(tenant, run.kind))
+        _revive(session, run)
+        asked.append(sync_job_id(tenant_id_from(run.tenant_id), run.kind))
     return asked

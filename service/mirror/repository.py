@@ -227,6 +227,40 @@ class MirrorRepository:
             await self.session.execute(update(sites).where(*matching).values(scheme_status_checked_at=now))
         return changed
 
+    async def set_inverter_statuses(
+        self, statuses: Sequence[tuple[str, str | None, datetime | None]], *, now: datetime
+    ) -> tuple[int, int]:
+        """Store the statuses (``serial, status, last_online``) that differ from the stored ones, with their
+        history rows, as a sync would; used by the fault monitor's sweep, which reads the same device list.
+
+        Returns:
+            How many inverters' status changed, and how many of ``statuses`` the mirror does not hold (a sign
+            that the fleet changed shape and the mirror wants a refresh).
+        """
+        inverters = ENTITY_TABLES[Entity.INVERTERS][0]
+        stored = dict((await self.session.execute(
+            select(inverters.c.serial, inverters.c.status)
+            .where(inverters.c.tenant_id == self.tenant_id, inverters.c.removed_at.is_(None)))).all())
+        changed = [(serial, stored[serial], status, online) for serial, status, online in statuses
+                   if serial in stored and stored[serial] != status]
+        unknown = sum(1 for serial, _, _ in statuses if serial not in stored)
+        for chunk in _chunks(changed):
+            given = values(sql_column("serial", String), sql_column("st", String),
+                           sql_column("online", inverters.c.last_online.type), name="given").data(
+                [(serial, status, online) for serial, _, status, online in chunk])
+            await self.session.execute(
+                update(inverters)
+                .where(inverters.c.tenant_id == self.tenant_id, inverters.c.serial == given.c.serial)
+                .values(status=given.c.st, last_online=given.c.online, status_since=now, changed_at=now,
+                        last_seen_at=now)
+            )
+        rows = [{"id": uuid.uuid4(), "tenant_id": self.tenant_id, "inverter_serial": serial,
+                 "kind": InverterChangeKind.STATUS, "from_value": old, "to_value": new, "observed_at": now,
+                 "sync_run_id": None} for serial, old, new, _ in changed]  # fmt: skip
+        for chunk in _chunks(rows):
+            await self.session.execute(insert(InverterChange).returning(InverterChange.id), list(chunk))
+        return len(changed), unknown
+
     async def _upsert(
         self,
         entity: Entity,
@@ -341,9 +375,11 @@ class SyncRunRepository:
             statement = statement.with_for_update()
         return (await self.session.execute(statement)).scalar_one_or_none()
 
-    async def get(self, run_id: uuid.UUID) -> SyncRun | None:
-        """A run of this tenant by id."""
+    async def get(self, run_id: uuid.UUID, *, for_update: bool = False) -> SyncRun | None:
+        """A run of this tenant by id; ``for_update`` locks its row."""
         statement = select(SyncRun).where(SyncRun.tenant_id == self.tenant_id, SyncRun.id == run_id)
+        if for_update:
+            statement = statement.with_for_update()
         return (await self.session.execute(statement)).scalar_one_or_none()
 
     async def latest(self, *, finished_after: datetime | None = None, limit: int = 20) -> Sequence[SyncRun]:

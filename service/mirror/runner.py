@@ -8,8 +8,9 @@ minute), so it commits at checkpoints instead of holding one transaction:
    ``lease``; no connection is held between checkpoints. A second attempt for the same tenant finds the lease
    held, waits (polling, without a connection) and then *joins*: it returns the run that finished meanwhile
    when that run covers it (a full sync covers a refresh). A run whose lease lapsed (a killed worker) is taken
-   over, ``attempts`` + 1, progress kept; the attempt that lost it can no longer write (every checkpoint checks
-   the owner).
+   over, ``attempts`` + 1, progress kept; the attempt that lost it can no longer write (every checkpoint locks
+   the run row and checks the owner) and stops at once (its heartbeat, finding the lease gone, cancels it:
+   :class:`LeaseLostError`).
 2. **Run row**: a run asked for by a request (``attempts`` 0, see :func:`service.mirror.service.request_sync`)
    or left by a dead attempt is adopted; otherwise a new one is created.
 3. **Discovery and plan**: see :mod:`service.mirror.upstream`; the plan and its ETA are stored on the run.
@@ -40,7 +41,7 @@ import httpx
 import structlog
 from sqlalchemy.ext.asyncio import AsyncEngine, AsyncSession, async_sessionmaker
 
-from service.core.background import alongside
+from service.core.background import ticking
 from service.core.clock import utcnow
 from service.core.tenancy import TenantId
 from service.db.models.credential import CredentialHealth
@@ -171,7 +172,8 @@ TRANSIENT_ERRORS: tuple[type[BaseException], ...] = (
 """Upstream failures worth another attempt later (the client has already retried each request)."""
 
 
-def _covers(done: SyncKind, wanted: SyncKind) -> bool:
+def covers(done: SyncKind, wanted: SyncKind) -> bool:
+    """Whether a run of kind ``done`` does what a request for ``wanted`` asks (a full sync covers a refresh)."""
     return done is SyncKind.FULL or wanted is SyncKind.REFRESH
 
 
@@ -249,7 +251,7 @@ class SyncRunner:
             runs = SyncRunRepository(session, tenant_id)
             if wanted is not None:
                 done = await runs.get(wanted)
-                if done is not None and done.state is not SyncState.RUNNING and _covers(done.kind, kind):
+                if done is not None and done.state is not SyncState.RUNNING and covers(done.kind, kind):
                     return SyncOutcome.of(done, joined=True)
             now = utcnow()
             expires = now + self.options.lease
@@ -296,6 +298,10 @@ class SyncRunner:
                 if state.progress.stage == "statuses":
                     await self._statuses(tenant_id, state, fetcher, target)
         except asyncio.CancelledError:
+            task = asyncio.current_task()
+            if state.lease_lost and task is not None and task.uncancel() == 0:  # cancelled by the heartbeat only
+                log.warning("mirror.sync.lease_lost", tenant_id=str(tenant_id), run_id=str(state.run_id))
+                raise LeaseLostError(f"sync run {state.run_id} was taken over") from None
             await asyncio.shield(self._release(tenant_id, state, None))
             raise
         except LeaseLostError:
@@ -334,21 +340,23 @@ class SyncRunner:
     @contextlib.asynccontextmanager
     async def _heartbeat(self, tenant_id: TenantId, state: _RunState) -> AsyncIterator[None]:
         """Renew the attempt's lease every third of its length while the block runs (the lists stage may fetch
-        for many minutes between checkpoints)."""
+        for many minutes between checkpoints). When the lease is found lost (taken over by the sweeper), the
+        block's task is cancelled at once (``state.lease_lost`` tells why), so that it spends no more of the
+        shared request budget."""
+        work = asyncio.current_task()
 
-        async def beat() -> None:
-            while True:
-                await asyncio.sleep(self.options.lease.total_seconds() / 3)
-                now = utcnow()
-                async with self._transaction() as session:
-                    renewed = await SyncRunRepository(session, tenant_id).renew_lease(
-                        state.run_id, state.owner, now=now, expires_at=now + self.options.lease
-                    )
-                if not renewed:
-                    log.warning("mirror.sync.lease_lost", tenant_id=str(tenant_id), run_id=str(state.run_id))
-                    return
+        async def beat() -> bool:
+            now = utcnow()
+            async with self._transaction() as session:
+                renewed = await SyncRunRepository(session, tenant_id).renew_lease(
+                    state.run_id, state.owner, now=now, expires_at=now + self.options.lease
+                )
+            if not renewed and work is not None:
+                state.lease_lost = True
+                work.cancel()
+            return renewed
 
-        async with alongside(beat(), f"sync-heartbeat:{tenant_id}"):
+        async with ticking(beat, self.options.lease.total_seconds() / 3, f"sync-heartbeat:{tenant_id}"):
             yield
 
     def _report(self, state: _RunState, count: int) -> None:
@@ -357,8 +365,9 @@ class SyncRunner:
             self.on_progress(SyncProgress(state.phase, count, planned))
 
     async def _load(self, session: AsyncSession, tenant_id: TenantId, state: _RunState) -> SyncRun:
-        """Re-load the run and copy the attempt's counters onto it."""
-        run = await SyncRunRepository(session, tenant_id).get(state.run_id)
+        """Re-load and lock the run (a sweeper taking it over waits for this transaction, or this one sees it
+        taken), check the attempt still holds it and copy the attempt's counters onto it."""
+        run = await SyncRunRepository(session, tenant_id).get(state.run_id, for_update=True)
         if run is None:  # deleted under us (tenant removed): nothing sensible to record
             raise LookupError("sync run disappeared")
         if run.lease_owner != state.owner:
@@ -512,6 +521,7 @@ class _RunState:
     plan: SyncPlan | None = None
     tap: RequestTap | None = None
     phase: str = "starting"
+    lease_lost: bool = False
 
 
 @dataclass(frozen=True)

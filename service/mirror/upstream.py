@@ -16,6 +16,7 @@ wins; a VIEWER's parent is the OWNER whose devices it sees (one ``/account/{id}/
 from __future__ import annotations
 
 import asyncio
+import inspect
 import math
 from collections.abc import Awaitable, Callable, Sequence
 from dataclasses import dataclass, field
@@ -364,8 +365,12 @@ class Fetcher:
         self._gate = asyncio.Semaphore(concurrency)
 
     async def _gated(self, call: Awaitable[_T]) -> _T:
-        async with self._gate:
-            return await call
+        try:
+            async with self._gate:
+                return await call
+        finally:
+            if inspect.iscoroutine(call) and inspect.getcoroutinestate(call) == inspect.CORO_CREATED:
+                call.close()  # cancelled while waiting for a slot: the call never started
 
     async def page(
         self, endpoint: str, number: int, size: int, params: Sequence[tuple[str, Any]] = (), **path_params: str | int

@@ -173,7 +173,7 @@ def test_settings_with_urls_start_no_embedded_servers(tmp_path: object) -> None:
 
 
 async def test_a_worker_group_runs_the_queues_that_have_jobs_and_stops_when_asked(resources: Resources) -> None:
-    group = WorkerGroup(resources, [Queue.MONITOR, Queue.CONTROL])  # no job is declared on monitor yet
+    group = WorkerGroup(resources, [Queue.NOTIFY, Queue.CONTROL])  # no job is declared on notify yet
     job = await enqueue(resources.redis, heartbeat.call(NoPayload()))
     assert job is not None
     stop = asyncio.Event()

@@ -178,13 +178,20 @@ async def _log_line(worker: asyncio.subprocess.Process, event: str) -> None:
             return
 
 
+async def _sigterm_mid_statuses(resources: Resources, tenant_id: TenantId, served: GatedSimulator,
+                                 grace_seconds: int) -> asyncio.subprocess.Process:
+    """A worker subprocess mid-statuses (shutdown grace period ``grace_seconds``), sent SIGTERM."""
+    worker = await _worker_mid_statuses(resources, tenant_id, served,
+                                        GIVFLEET_WORKER__SHUTDOWN_GRACE_SECONDS=str(grace_seconds))  # fmt: skip
+    worker.send_signal(signal.SIGTERM)
+    return worker
+
+
 async def test_sigterm_mid_job_lets_the_sync_finish_within_the_grace_period(
     small_batches: Resources, tenant_id: TenantId, gated_simulator: GatedSimulator
 ) -> None:
     resources, served = small_batches, gated_simulator
-    worker = await _worker_mid_statuses(resources, tenant_id, served, GIVFLEET_WORKER__SHUTDOWN_GRACE_SECONDS="120")
-
-    worker.send_signal(signal.SIGTERM)
+    worker = await _sigterm_mid_statuses(resources, tenant_id, served, grace_seconds=120)
     await asyncio.wait_for(_log_line(worker, "worker.stopping"), timeout=60)  # it stopped taking jobs
     _open_gate(served)
     assert await asyncio.wait_for(worker.wait(), timeout=120) == 0
@@ -200,9 +207,7 @@ async def test_sigterm_past_the_grace_period_leaves_the_sync_resumable(
     small_batches: Resources, tenant_id: TenantId, gated_simulator: GatedSimulator
 ) -> None:
     resources, served = small_batches, gated_simulator
-    worker = await _worker_mid_statuses(resources, tenant_id, served, GIVFLEET_WORKER__SHUTDOWN_GRACE_SECONDS="0")
-
-    worker.send_signal(signal.SIGTERM)
+    worker = await _sigterm_mid_statuses(resources, tenant_id, served, grace_seconds=0)
     assert await asyncio.wait_for(worker.wait(), timeout=120) == 0
     mark = _open_gate(served)
     run = await _run(resources)

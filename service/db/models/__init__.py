@@ -30,9 +30,24 @@ from service.db.models.mirror import (
     SyncSchedule,
     SyncState,
 )
+from service.db.models.monitoring import (
+    Alert,
+    AlertState,
+    Incident,
+    IncidentKind,
+    IncidentState,
+    MaintenanceWindow,
+    MonitoredInverter,
+    MonitoringSettings,
+    Severity,
+    SeverityOverride,
+)
+from service.db.models.notifications import NotificationEvent, NotificationEventType
 from service.db.models.tenant import Tenant, TenantStatus
 
 __all__ = [
+    "Alert",
+    "AlertState",
     "ApiKey",
     "AuditEvent",
     "BatteryModule",
@@ -48,11 +63,21 @@ __all__ = [
     "CredentialKind",
     "Dongle",
     "FleetAccount",
+    "Incident",
+    "IncidentKind",
+    "IncidentState",
     "Inverter",
     "InverterChange",
     "InverterChangeKind",
+    "MaintenanceWindow",
     "Meter",
+    "MonitoredInverter",
+    "MonitoringSettings",
+    "NotificationEvent",
+    "NotificationEventType",
     "SettingCatalogue",
+    "Severity",
+    "SeverityOverride",
     "Site",
     "SyncKind",
     "SyncRun",

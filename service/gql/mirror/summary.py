@@ -1,10 +1,15 @@
+# mypy: disable-error-code="untyped-decorator"
 """The ``fleetSummary`` type."""
 
 from __future__ import annotations
 
 import strawberry
 
+from service.db.models.monitoring import AlertState
+from service.gql.context import Info
+from service.gql.monitoring.types import SeverityCount
 from service.mirror import queries as q
+from service.monitoring.service import AlertFilter, AlertService
 
 
 @strawberry.type(description="How many inverters have a value (null: unknown).")
@@ -39,3 +44,11 @@ class FleetSummary:
                    by_firmware_dsp=buckets(summary.by_firmware_dsp),
                    by_battery_type=buckets(summary.by_battery_type),
                    offline=[OfflineCount(hours=h, count=c) for h, c in summary.offline.items()])
+
+    @strawberry.field(description="Alerts not cleared (open or acknowledged) per severity, over every inverter the "
+                                  "key may see (the inverter filter does not apply).")
+    async def open_alerts_by_severity(self, info: Info) -> list[SeverityCount]:
+        where = AlertFilter(states=(AlertState.OPEN, AlertState.ACKNOWLEDGED))
+        async with info.context.session_factory() as session:
+            counts = await AlertService(session, info.context.principal).alert_counts(where)
+        return [SeverityCount(severity=severity, count=count) for severity, count in counts.items()]

@@ -1,0 +1,196 @@
+"""REST: alerts (list, counts by severity, acknowledge, clear), incidents and maintenance windows."""
+
+from __future__ import annotations
+
+import uuid
+from datetime import datetime
+from typing import Annotated, Any
+
+from litestar import Controller, delete, get, post
+from litestar.di import Provide
+from litestar.params import FromPath, JSONBody, QueryParameter
+from litestar.status_codes import HTTP_204_NO_CONTENT
+from pydantic import BaseModel, ConfigDict, Field
+
+from service.api.common import Cursor, Limit, PageView
+from service.api.dependencies import DbSession, ReadDb
+from service.api.openapi import problems
+from service.authn import PrincipalDep, provide_principal
+from service.core.limits import page_size
+from service.core.pagination import Page
+from service.db.models.monitoring import AlertState, IncidentState, Severity
+from service.monitoring.service import AlertFilter, AlertService, IncidentFilter
+
+ERRORS = problems(400, 401, 403, 404, 422, 429)
+Upstream = Annotated[int | None, QueryParameter(ge=1, le=2**53, description="An upstream id.")]
+AlertStates = Annotated[list[AlertState] | None, QueryParameter(name="state", description="State is one of these.")]
+IncidentStates = Annotated[list[IncidentState] | None, QueryParameter(name="state",
+                                                                      description="State is one of these.")]
+Since = Annotated[datetime | None, QueryParameter(description="Seen at or after this time (ISO 8601 with a zone).")]
+Until = Annotated[datetime | None, QueryParameter(description="First seen before this time (ISO 8601 with a zone).")]
+Severities = Annotated[list[Severity] | None, QueryParameter(description="Severity is one of these (repeat).")]
+
+
+class AlertView(BaseModel):
+    """An alert: one fault (or loss of communication) of one inverter."""
+
+    model_config = ConfigDict(from_attributes=True)
+
+    id: uuid.UUID
+    inverter_serial: str
+    site_upstream_id: int | None
+    event: str
+    severity: Severity
+    state: AlertState
+    first_seen_at: datetime
+    last_seen_at: datetime
+    occurrences: int
+    flaps: int
+    suppressed: bool = Field(description="Raised inside a maintenance window: recorded, not notified.")
+    acknowledged_by: str | None
+    acknowledged_at: datetime | None
+    acknowledge_note: str | None
+    cleared_at: datetime | None
+    cleared_by: str | None = Field(description="Who cleared it by hand; null when the monitor saw it end.")
+    incident_id: uuid.UUID | None
+
+
+class IncidentView(BaseModel):
+    """The open alerts of one site, or a suspected fleet-wide outage (``kind`` storm)."""
+
+    model_config = ConfigDict(from_attributes=True)
+
+    id: uuid.UUID
+    kind: str
+    site_upstream_id: int | None
+    state: IncidentState
+    severity: Severity
+    summary: str
+    open_alerts: int
+    opened_at: datetime
+    cleared_at: datetime | None
+
+
+class MaintenanceWindowView(BaseModel):
+    """A maintenance window."""
+
+    model_config = ConfigDict(from_attributes=True)
+
+    id: uuid.UUID
+    site_upstream_id: int | None
+    account_upstream_id: int | None
+    starts_at: datetime
+    ends_at: datetime
+    reason: str | None
+    created_by: str
+
+
+class AcknowledgeInput(BaseModel):
+    """An acknowledgement."""
+
+    note: str | None = Field(default=None, max_length=1000)
+
+
+class MaintenanceWindowInput(BaseModel):
+    """A window for one site or one account's subtree."""
+
+    site_id: int | None = Field(default=None, ge=1, le=2**53)
+    account_id: int | None = Field(default=None, ge=1, le=2**53)
+    starts_at: datetime
+    ends_at: datetime
+    reason: str | None = Field(default=None, max_length=500)
+
+
+class SeverityCountsView(BaseModel):
+    """Alerts per severity."""
+
+    critical: int
+    major: int
+    minor: int
+    info: int
+
+
+def _next(page: Page[Any]) -> str | None:
+    return page.end_cursor if page.has_next_page else None
+
+
+class MonitoringController(Controller):
+    """Alerts, incidents, maintenance windows: viewers read, operators act."""
+
+    path = "/api/v1"
+    tags = ["monitoring"]
+    dependencies = {"principal": Provide(provide_principal, sync_to_thread=False)}
+
+    @get("/alerts", responses=ERRORS)
+    async def list_alerts(
+        self, principal: PrincipalDep, read_session: ReadDb, alert_state: AlertStates = None,
+        severity: Severities = None, site_id: Upstream = None, account_id: Upstream = None,
+        inverter: Annotated[str | None, QueryParameter(max_length=64)] = None, since: Since = None,
+        until: Until = None, limit: Limit = 50, cursor: Cursor = None,
+    ) -> PageView[AlertView]:
+        """Alerts, most recently seen first (a subtree key sees its subtree's only)."""
+        where = AlertFilter(tuple(alert_state or ()), tuple(severity or ()), site_id, account_id, inverter, since,
+                            until)
+        page = await AlertService(read_session, principal).alerts(where, page_size(limit), cursor)
+        return PageView[AlertView](items=[AlertView.model_validate(a) for a in page.items], next_cursor=_next(page),
+                                   total_count=page.total_count)
+
+    @get("/alerts/counts", responses=ERRORS)
+    async def alert_counts(
+        self, principal: PrincipalDep, read_session: ReadDb, alert_state: AlertStates = None,
+        site_id: Upstream = None, account_id: Upstream = None, since: Since = None, until: Until = None,
+    ) -> SeverityCountsView:
+        """Alerts per severity matching the filter (default: every state)."""
+        where = AlertFilter(tuple(alert_state or ()), (), site_id, account_id, None, since, until)
+        counts = await AlertService(read_session, principal).alert_counts(where)
+        return SeverityCountsView(**{severity.value: count for severity, count in counts.items()})
+
+    @post("/alerts/{alert_id:uuid}/acknowledge", responses=problems(
+        400, 401, 403, 404, 409, 422, 429), status_code=200)
+    async def acknowledge(self, alert_id: FromPath[uuid.UUID], data: JSONBody[AcknowledgeInput],
+                          principal: PrincipalDep, db_session: DbSession) -> AlertView:
+        """Acknowledge an open alert (operator role)."""
+        alert = await AlertService(db_session, principal).acknowledge(alert_id, data.note)
+        return AlertView.model_validate(alert)
+
+    @post("/alerts/{alert_id:uuid}/clear", responses=problems(
+        400, 401, 403, 404, 409, 429), status_code=200)
+    async def clear(self, alert_id: FromPath[uuid.UUID], principal: PrincipalDep, db_session: DbSession) -> AlertView:
+        """Clear an alert by hand (operator role; recorded, never deleted; reopened if the fault recurs)."""
+        alert = await AlertService(db_session, principal).clear(alert_id)
+        return AlertView.model_validate(alert)
+
+    @get("/incidents", responses=ERRORS)
+    async def list_incidents(self, principal: PrincipalDep, read_session: ReadDb,
+                             incident_state: IncidentStates = None,
+                             severity: Severities = None, site_id: Upstream = None, account_id: Upstream = None,
+                             since: Since = None, until: Until = None, limit: Limit = 50,
+                             cursor: Cursor = None) -> PageView[IncidentView]:
+        """Incidents, most recently opened first."""
+        where = IncidentFilter(tuple(incident_state or ()), tuple(severity or ()), site_id, account_id, since, until)
+        page = await AlertService(read_session, principal).incidents(where, page_size(limit), cursor)
+        return PageView[IncidentView](items=[IncidentView.model_validate(i) for i in page.items],
+                                      next_cursor=_next(page), total_count=page.total_count)
+
+    @get("/maintenance-windows", responses=ERRORS)
+    async def list_windows(self, principal: PrincipalDep, read_session: ReadDb) -> list[MaintenanceWindowView]:
+        """Maintenance windows not yet over."""
+        windows = await AlertService(read_session, principal).maintenance_windows()
+        return [MaintenanceWindowView.model_validate(window) for window in windows]
+
+    @post("/maintenance-windows", responses=problems(
+        400, 401, 403, 422, 429))
+    async def create_window(self, data: JSONBody[MaintenanceWindowInput], principal: PrincipalDep,
+                            db_session: DbSession) -> MaintenanceWindowView:
+        """Create a maintenance window for a site or an account subtree (operator role, whole-tenant keys)."""
+        window = await AlertService(db_session, principal).create_maintenance_window(
+            starts_at=data.starts_at, ends_at=data.ends_at, site=data.site_id, account=data.account_id,
+            reason=data.reason)
+        return MaintenanceWindowView.model_validate(window)
+
+    @delete("/maintenance-windows/{window_id:uuid}",
+            responses=problems(400, 401, 403, 404, 429), status_code=HTTP_204_NO_CONTENT)
+    async def delete_window(self, window_id: FromPath[uuid.UUID], principal: PrincipalDep,
+                            db_session: DbSession) -> None:
+        """Delete a maintenance window (operator role, whole-tenant keys)."""
+        await AlertService(db_session, principal).delete_maintenance_window(window_id)

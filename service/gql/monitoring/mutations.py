@@ -1,0 +1,89 @@
+# mypy: disable-error-code="untyped-decorator"
+"""``acknowledgeAlert``, ``clearAlert``, ``createMaintenanceWindow``, ``deleteMaintenanceWindow`` (operator)."""
+
+from __future__ import annotations
+
+import datetime as dt
+
+import strawberry
+
+from service.gql.context import Info
+from service.gql.monitoring.types import Alert, MaintenanceWindow
+from service.gql.mutation import MutationError, attempt, parse_id, unit_of_work_of
+from service.monitoring.service import AlertService
+
+
+@strawberry.type(description="The alert after the change.")
+class AlertPayload:
+    alert: Alert | None
+    errors: list[MutationError]
+
+
+@strawberry.type(description="The window created.")
+class MaintenanceWindowPayload:
+    maintenance_window: MaintenanceWindow | None
+    errors: list[MutationError]
+
+
+@strawberry.type(description="Whether the window was deleted.")
+class DeletePayload:
+    deleted: bool
+    errors: list[MutationError]
+
+
+@strawberry.input(description="A window for one site or one account's subtree (exactly one of them).")
+class MaintenanceWindowInput:
+    site_id: int | None = None
+    account_id: int | None = None
+    starts_at: dt.datetime
+    ends_at: dt.datetime
+    reason: str | None = None
+
+
+@strawberry.type
+class MonitoringMutation:
+    @strawberry.mutation(description="Acknowledge an open alert (operator). CONFLICT when it is cleared.")
+    async def acknowledge_alert(self, info: Info, id: strawberry.ID, note: str | None = None) -> AlertPayload:
+        async def work() -> Alert:
+            async with unit_of_work_of(info) as session:
+                alert = await AlertService(session, info.context.principal).acknowledge(parse_id(id), note)
+                return Alert.from_row(alert)
+
+        alert, errors = await attempt(work())
+        return AlertPayload(alert=alert, errors=errors)
+
+    @strawberry.mutation(description="Clear an alert by hand (operator; recorded, reopened if the fault recurs).")
+    async def clear_alert(self, info: Info, id: strawberry.ID) -> AlertPayload:
+        async def work() -> Alert:
+            async with unit_of_work_of(info) as session:
+                return Alert.from_row(await AlertService(session, info.context.principal).clear(parse_id(id)))
+
+        alert, errors = await attempt(work())
+        return AlertPayload(alert=alert, errors=errors)
+
+    @strawberry.mutation(description="Suppress the alerts of a site or account subtree for a while (operator, "
+                                     "whole-tenant key).")
+    async def create_maintenance_window(self, info: Info, input: MaintenanceWindowInput
+                                        ) -> MaintenanceWindowPayload:
+        async def work() -> MaintenanceWindow:
+            async with unit_of_work_of(info) as session:
+                window = await AlertService(session, info.context.principal).create_maintenance_window(
+                    starts_at=input.starts_at, ends_at=input.ends_at, site=input.site_id, account=input.account_id,
+                    reason=input.reason)
+                return MaintenanceWindow.from_row(window)
+
+        window, errors = await attempt(work())
+        return MaintenanceWindowPayload(maintenance_window=window, errors=errors)
+
+    @strawberry.mutation(description="Delete a maintenance window (operator, whole-tenant key).")
+    async def delete_maintenance_window(self, info: Info, id: strawberry.ID) -> DeletePayload:
+        async def work() -> bool:
+            async with unit_of_work_of(info) as session:
+                await AlertService(session, info.context.principal).delete_maintenance_window(parse_id(id))
+                return True
+
+        deleted, errors = await attempt(work())
+        return DeletePayload(deleted=bool(deleted), errors=errors)
+
+
+__all__ = ["MonitoringMutation"]

@@ -1,0 +1,42 @@
+# mypy: disable-error-code="untyped-decorator"
+"""``alerts`` and ``incidents``."""
+
+from __future__ import annotations
+
+import strawberry
+
+from service.core.limits import page_size
+from service.gql.context import Info
+from service.gql.monitoring.types import AlertConnection, AlertFilter, Incident, IncidentFilter
+from service.gql.types.connection import Connection
+from service.monitoring import service as monitoring
+
+
+@strawberry.type
+class MonitoringQuery:
+    @strawberry.field(description="Alerts, most recently seen first, with counts by severity (a subtree key sees "
+                                  "its subtree's only).")
+    async def alerts(self, info: Info, filter: AlertFilter | None = None, first: int | None = None,
+                     after: str | None = None) -> AlertConnection:
+        given = filter or AlertFilter()
+        where = monitoring.AlertFilter(tuple(given.states or ()), tuple(given.severities or ()), given.site_id,
+                                       given.account_id, given.inverter_serial, given.since, given.until)
+        async with info.context.session_factory() as session:
+            service = monitoring.AlertService(session, info.context.principal)
+            page = await service.alerts(where, page_size(first, parameter="first"), after)
+            counts = await service.alert_counts(where)
+        return AlertConnection.build(page, counts, after=after)
+
+    @strawberry.field(description="Incidents, most recently opened first.")
+    async def incidents(self, info: Info, filter: IncidentFilter | None = None, first: int | None = None,
+                        after: str | None = None) -> Connection[Incident]:
+        given = filter or IncidentFilter()
+        where = monitoring.IncidentFilter(tuple(given.states or ()), tuple(given.severities or ()), given.site_id,
+                                          given.account_id, given.since, given.until)
+        async with info.context.session_factory() as session:
+            service = monitoring.AlertService(session, info.context.principal)
+            page = await service.incidents(where, page_size(first, parameter="first"), after)
+        return Connection[Incident].of(page, Incident.from_row, after=after)
+
+
+__all__ = ["MonitoringQuery"]

@@ -1,0 +1,221 @@
+"""What people do with alerts: read them (with counts by severity), acknowledge, clear, and manage maintenance
+windows. Every method takes the caller's :class:`Principal`, checks it first, and never commits (the edge
+owns the transaction). A key restricted to an account subtree sees and acts on the alerts of its subtree
+only; another alert reads as not found.
+"""
+
+from __future__ import annotations
+
+import uuid
+from collections.abc import Sequence
+from dataclasses import dataclass
+from datetime import datetime
+from typing import Any, TypeVar
+
+from sqlalchemy import ColumnElement, and_, func, select, tuple_
+from sqlalchemy.ext.asyncio import AsyncSession
+
+from service.core.clock import utcnow
+from service.core.errors import ConflictError, InvalidInputError, NotFoundError
+from service.core.pagination import Cursor, Page, cursor_value
+from service.core.principal import Principal
+from service.db.models.monitoring import (
+    Alert,
+    AlertState,
+    Incident,
+    IncidentState,
+    MaintenanceWindow,
+    Severity,
+)
+from service.db.models.notifications import NotificationEventType
+from service.mirror.queries import ReadScope
+from service.monitoring.repository import MonitoringRepository, alert_filters, counts_by_severity, incident_filters
+from service.monitoring.sweep import AlertWriter
+from service.policy import Action, authorize
+
+_Row = TypeVar("_Row", Alert, Incident)
+MAX_NOTE = 1000
+
+
+@dataclass(frozen=True)
+class AlertFilter:
+    """Which alerts to list (every field optional; the time range applies to when they were seen)."""
+
+    states: Sequence[AlertState] = ()
+    severities: Sequence[Severity] = ()
+    site: int | None = None
+    account: int | None = None
+    inverter: str | None = None
+    since: datetime | None = None
+    until: datetime | None = None
+
+
+@dataclass(frozen=True)
+class IncidentFilter:
+    """Which incidents to list."""
+
+    states: Sequence[IncidentState] = ()
+    severities: Sequence[Severity] = ()
+    site: int | None = None
+    account: int | None = None
+    since: datetime | None = None
+    until: datetime | None = None
+
+
+class AlertService:
+    """Alerts, incidents and maintenance windows of the principal's tenant (see the module docstring)."""
+
+    def __init__(self, session: AsyncSession, principal: Principal) -> None:
+        self.session = session
+        self.principal = principal
+        self.scope = ReadScope.of(principal.tenant_id, principal.restricted_account_id)
+        self.repo = MonitoringRepository(session, principal.tenant_id)
+
+    # --- reads (viewer) --------------------------------------------------------------------------------
+
+    def _alert_conditions(self, where: AlertFilter) -> list[ColumnElement[bool]]:
+        if where.since is not None and where.until is not None and where.since >= where.until:
+            raise InvalidInputError("the time range is empty: since must be before until")
+        return alert_filters(self.scope, states=where.states, severities=where.severities, site=where.site,
+                             account=where.account, inverter=where.inverter, since=where.since, until=where.until)
+
+    async def alerts(self, where: AlertFilter, first: int, after: str | None) -> Page[Alert]:
+        """Alerts matching ``where``, most recently seen first."""
+        authorize(self.principal, Action.ALERT_READ)
+        return await _page(self.session, Alert, Alert.last_seen_at, self._alert_conditions(where), first, after,
+                           "alerts.last_seen")
+
+    async def alert_counts(self, where: AlertFilter) -> dict[Severity, int]:
+        """How many alerts match ``where``, per severity."""
+        authorize(self.principal, Action.ALERT_READ)
+        return await counts_by_severity(self.session, self._alert_conditions(where))
+
+    async def incidents(self, where: IncidentFilter, first: int, after: str | None) -> Page[Incident]:
+        """Incidents matching ``where``, most recently opened first (the fleet-wide one: whole-tenant keys)."""
+        authorize(self.principal, Action.ALERT_READ)
+        conditions = incident_filters(self.scope, states=where.states, severities=where.severities, site=where.site,
+                                      account=where.account, since=where.since, until=where.until)
+        return await _page(self.session, Incident, Incident.opened_at, conditions, first, after, "incidents.opened")
+
+    async def maintenance_windows(self) -> list[MaintenanceWindow]:
+        """Windows not yet over, soonest first."""
+        authorize(self.principal, Action.ALERT_READ)
+        rows = await self.session.scalars(select(MaintenanceWindow).where(
+            MaintenanceWindow.tenant_id == self.principal.tenant_id, MaintenanceWindow.ends_at > utcnow())
+            .order_by(MaintenanceWindow.starts_at))
+        return list(rows.all())
+
+    # --- writes (operator) -----------------------------------------------------------------------------
+
+    async def _visible_alert(self, alert_id: uuid.UUID) -> Alert:
+        found = await self.session.scalar(select(Alert).where(
+            Alert.id == alert_id, *alert_filters(self.scope)).with_for_update())
+        if found is None:
+            raise NotFoundError("no such alert")
+        return found
+
+    def _writer(self) -> AlertWriter:
+        return AlertWriter(self.repo, 0, {}, utcnow())
+
+    async def acknowledge(self, alert_id: uuid.UUID, note: str | None = None) -> Alert:
+        """Acknowledge an open alert (who, when, note); acknowledging it again changes the note only.
+
+        Raises:
+            PermissionDeniedError: The role is below operator.
+            NotFoundError: No such alert the principal may see.
+            ConflictError: The alert is cleared.
+        """
+        authorize(self.principal, Action.ALERT_ACKNOWLEDGE)
+        note = _note(note)
+        alert = await self._visible_alert(alert_id)
+        if alert.state is AlertState.CLEARED:
+            raise ConflictError("the alert is cleared: there is nothing to acknowledge")
+        now = utcnow()
+        first_time = alert.state is AlertState.OPEN
+        alert.state, alert.acknowledged_by, alert.acknowledged_at = AlertState.ACKNOWLEDGED, self.principal.actor, now
+        alert.acknowledge_note = note
+        if first_time:
+            writer = self._writer()
+            writer.outbox(NotificationEventType.ALERT_ACKNOWLEDGED, f"alert:{alert.id}:acknowledged:{now.isoformat()}",
+                          f"{alert.event} on inverter {alert.inverter_serial} acknowledged by {self.principal.actor}",
+                          alert=alert, notify=not alert.suppressed)
+        return alert
+
+    async def clear(self, alert_id: uuid.UUID) -> Alert:
+        """Clear an alert by hand (recorded with who cleared it; the monitor reopens it if the fault recurs).
+
+        Raises:
+            PermissionDeniedError: The role is below operator.
+            NotFoundError: No such alert the principal may see.
+            ConflictError: The alert is already cleared.
+        """
+        authorize(self.principal, Action.ALERT_CLEAR)
+        alert = await self._visible_alert(alert_id)
+        if alert.state is AlertState.CLEARED:
+            raise ConflictError("the alert is already cleared")
+        writer = self._writer()
+        writer.clear(alert, writer.now, by=self.principal.actor)
+        await writer.refresh_incidents()
+        return alert
+
+    async def create_maintenance_window(self, *, starts_at: datetime, ends_at: datetime, site: int | None = None,
+                                        account: int | None = None, reason: str | None = None) -> MaintenanceWindow:
+        """A window during which alerts of a site, or of every site of an account subtree, are suppressed.
+
+        Raises:
+            PermissionDeniedError: The role is below operator, or the key is restricted to a subtree.
+            InvalidInputError: Not exactly one of site and account, or the window ends before it starts.
+        """
+        authorize(self.principal, Action.MAINTENANCE_MANAGE)
+        if (site is None) == (account is None):
+            raise InvalidInputError("give either a site or an account, not both")
+        if starts_at.tzinfo is None or ends_at.tzinfo is None:
+            raise InvalidInputError("times need a timezone (e.g. 2026-06-01T12:00:00Z)")
+        if ends_at <= starts_at:
+            raise InvalidInputError("the window must end after it starts")
+        window = MaintenanceWindow(id=uuid.uuid4(), tenant_id=self.principal.tenant_id, site_upstream_id=site,
+                                   account_upstream_id=account, starts_at=starts_at, ends_at=ends_at,
+                                   reason=(reason or None) and reason[:500], created_by=self.principal.actor,
+                                   created_at=utcnow())  # fmt: skip
+        self.repo.add(window)
+        await self.session.flush()
+        return window
+
+    async def delete_maintenance_window(self, window_id: uuid.UUID) -> None:
+        """Remove a window (alerts it suppressed stay suppressed: they were not notified).
+
+        Raises:
+            PermissionDeniedError: The role is below operator, or the key is restricted to a subtree.
+            NotFoundError: No such window.
+        """
+        authorize(self.principal, Action.MAINTENANCE_MANAGE)
+        window = await self.repo.window(window_id)
+        if window is None:
+            raise NotFoundError("no such maintenance window")
+        await self.repo.delete_window(window)
+
+
+def _note(note: str | None) -> str | None:
+    if note is not None and len(note) > MAX_NOTE:
+        raise InvalidInputError(f"the note is limited to {MAX_NOTE} characters")
+    return note or None
+
+
+async def _page(session: AsyncSession, model: type[_Row], column: Any, conditions: list[ColumnElement[bool]],
+                first: int, after: str | None, sort: str) -> Page[_Row]:
+    """A keyset page of ``model`` rows, newest ``column`` first (ties broken by id)."""
+    total = await session.scalar(select(func.count()).select_from(model).where(and_(*conditions))) or 0
+    statement = select(model).where(*conditions)
+    if after is not None:
+        cursor = Cursor.decode(after, sort=sort)
+        if not isinstance(cursor.value, str):
+            raise InvalidInputError("malformed cursor")
+        try:
+            value = datetime.fromisoformat(cursor.value)
+        except ValueError as exc:
+            raise InvalidInputError("malformed cursor") from exc
+        statement = statement.where(tuple_(column, model.id) < tuple_(value, cursor.id))
+    rows = list((await session.scalars(statement.order_by(column.desc(), model.id.desc()).limit(first + 1))).all())
+    items = rows[:first]
+    cursors = [Cursor(sort, cursor_value(getattr(row, column.key)), row.id).encode() for row in items]
+    return Page(items, cursors, len(rows) > first, total)

@@ -1,0 +1,185 @@
+"""Alerts over REST: viewers read (subtree keys their subtree only), operators acknowledge, clear and manage
+maintenance windows; refusals are clear problems, never 500s."""
+
+from __future__ import annotations
+
+from collections.abc import AsyncIterator
+from datetime import timedelta
+
+import httpx
+import pytest
+from sqlalchemy import select
+
+from service.cli_alerts import list_alerts_op
+from service.core.errors import NotFoundError
+from service.db.models import AlertState, NotificationEvent, NotificationEventType
+from service.db.models.api_key import Role
+from service.runtime import Resources
+from service.simulator import Simulator
+from tests.conftest import http_client
+from tests.monitoring.conftest import MonitorFactory, mirror, quiet_simulator
+from tests.tenants.factories import TenantWithKey, committed_key, committed_tenant
+
+pytestmark = pytest.mark.usefixtures("clean_db")
+
+
+@pytest.fixture
+async def client(app: object) -> AsyncIterator[httpx.AsyncClient]:
+    async with http_client(app) as client:  # type: ignore[arg-type]
+        yield client
+
+
+async def _tenant_with_faults(resources: Resources, make_monitor: MonitorFactory) -> tuple[TenantWithKey, Simulator]:
+    tenant = await committed_tenant(resources, Role.OPERATOR)
+    sim = quiet_simulator(20)
+    await mirror(resources, sim, tenant.tenant_id)
+    monitor = make_monitor(sim)
+    await monitor.cycle(tenant.tenant_id)
+    visible = sim.fleet.devices_of(sim.fleet.named_accounts["company"])
+    owners = {device.owner_id for device in visible}
+    assert len(owners) > 1
+    first_owner = min(owners)
+    faulty = [next(d for d in visible if d.owner_id == first_owner), next(d for d in visible
+                                                                             if d.owner_id != first_owner)]
+    sim.inject_fault([faulty[0].serial], "Isolation fault", timedelta(hours=2))
+    sim.inject_fault([faulty[1].serial], "Grid Under Voltage", timedelta(hours=2))
+    sim.clock.advance(timedelta(minutes=5))
+    await monitor.cycle(tenant.tenant_id)
+    return tenant, sim
+
+
+async def test_viewers_read_alerts_and_counts_operators_acknowledge_and_clear(
+    client: httpx.AsyncClient, resources: Resources, make_monitor: MonitorFactory
+) -> None:
+    tenant, _ = await _tenant_with_faults(resources, make_monitor)
+    viewer = {"Authorization": f"Bearer {await committed_key(resources, tenant.tenant_id, Role.VIEWER)}"}
+
+    listed = await client.get("/api/v1/alerts", params={"state": "open"}, headers=viewer)
+    assert listed.status_code == 200
+    alerts = listed.json()["items"]
+    assert sorted((a["event"], a["severity"]) for a in alerts) == [("Grid Under Voltage", "minor"),
+                                                                   ("Isolation fault", "critical")]
+    critical = next(a for a in alerts if a["severity"] == "critical")
+    counts = await client.get("/api/v1/alerts/counts", params={"state": "open"}, headers=viewer)
+    assert counts.json() == {"critical": 1, "major": 0, "minor": 1, "info": 0}
+    only_critical = await client.get("/api/v1/alerts", params={"severity": "critical"}, headers=viewer)
+    assert [a["id"] for a in only_critical.json()["items"]] == [critical["id"]]
+
+    denied = await client.post(f"/api/v1/alerts/{critical['id']}/acknowledge", json={}, headers=viewer)
+    assert denied.status_code == 403
+    acknowledged = await client.post(f"/api/v1/alerts/{critical['id']}/acknowledge",
+                                     json={"note": "engineer booked"}, headers=tenant.headers)
+    assert acknowledged.status_code == 200
+    assert acknowledged.json()["state"] == "acknowledged"
+    assert acknowledged.json()["acknowledge_note"] == "engineer booked"
+    assert acknowledged.json()["acknowledged_by"].startswith("apikey:")
+
+    cleared = await client.post(f"/api/v1/alerts/{critical['id']}/clear", headers=tenant.headers)
+    assert cleared.status_code == 200
+    assert (cleared.json()["state"], cleared.json()["cleared_by"]) == ("cleared", acknowledged.json()[
+        "acknowledged_by"])
+    again = await client.post(f"/api/v1/alerts/{critical['id']}/clear", headers=tenant.headers)
+    assert again.status_code == 409
+    late = await client.post(f"/api/v1/alerts/{critical['id']}/acknowledge", json={}, headers=tenant.headers)
+    assert late.status_code == 409
+    unknown = await client.post("/api/v1/alerts/00000000-0000-0000-0000-000000000000/clear", headers=tenant.headers)
+    assert unknown.status_code == 404
+
+    async with resources.session_factory() as session:
+        kinds = (await session.scalars(select(NotificationEvent.type).where(
+            NotificationEvent.alert_id == critical["id"]))).all()
+    assert sorted(kinds) == sorted([NotificationEventType.ALERT_RAISED, NotificationEventType.ALERT_ACKNOWLEDGED,
+                                    NotificationEventType.ALERT_CLEARED])
+    incidents = await client.get("/api/v1/incidents", params={"state": "open"}, headers=viewer)
+    assert [i["summary"] for i in incidents.json()["items"]] == [
+        f"site {alerts[0]['site_upstream_id'] if alerts[0]['severity'] == 'minor' else alerts[1]['site_upstream_id']}"
+        ": 1 open alert on 1 inverter (minor): Grid Under Voltage"]
+
+
+async def test_a_subtree_key_sees_only_the_alerts_of_its_subtree(
+    client: httpx.AsyncClient, resources: Resources, make_monitor: MonitorFactory
+) -> None:
+    tenant, sim = await _tenant_with_faults(resources, make_monitor)
+    alerts = (await client.get("/api/v1/alerts", headers=tenant.headers)).json()["items"]
+    owner = sim.fleet.by_serial[alerts[0]["inverter_serial"]].owner_id
+    restricted = await committed_key(resources, tenant.tenant_id, Role.OPERATOR, restricted_account_id=str(owner))
+    headers = {"Authorization": f"Bearer {restricted}"}
+
+    seen = (await client.get("/api/v1/alerts", headers=headers)).json()
+    assert [a["id"] for a in seen["items"]] == [alerts[0]["id"]]
+    assert seen["total_count"] == 1
+    other = alerts[1]["id"]
+    assert (await client.post(f"/api/v1/alerts/{other}/clear", headers=headers)).status_code == 404
+    window = await client.post("/api/v1/maintenance-windows", headers=headers, json={
+        "site_id": 1, "starts_at": "2026-06-01T12:00:00Z", "ends_at": "2026-06-01T14:00:00Z"})
+    assert window.status_code == 403
+
+
+async def test_operators_manage_maintenance_windows_and_bad_input_is_refused_clearly(
+    client: httpx.AsyncClient, resources: Resources
+) -> None:
+    tenant = await committed_tenant(resources, Role.OPERATOR)
+    created = await client.post("/api/v1/maintenance-windows", headers=tenant.headers, json={
+        "site_id": 7, "starts_at": "2999-06-01T12:00:00Z", "ends_at": "2999-06-01T14:00:00Z", "reason": "panels"})
+    assert created.status_code == 201
+    listed = await client.get("/api/v1/maintenance-windows", headers=tenant.headers)
+    assert [w["id"] for w in listed.json()] == [created.json()["id"]]
+
+    for body in ({"starts_at": "2999-06-01T12:00:00Z", "ends_at": "2999-06-01T14:00:00Z"},
+                 {"site_id": 7, "account_id": 3, "starts_at": "2999-06-01T12:00:00Z",
+                  "ends_at": "2999-06-01T14:00:00Z"},
+                 {"site_id": 7, "starts_at": "2999-06-01T14:00:00Z", "ends_at": "2999-06-01T12:00:00Z"}):
+        refused = await client.post("/api/v1/maintenance-windows", headers=tenant.headers, json=body)
+        assert refused.status_code == 422, body
+        assert refused.headers["content-type"].startswith("application/problem+json")
+
+    deleted = await client.delete(f"/api/v1/maintenance-windows/{created.json()['id']}", headers=tenant.headers)
+    assert deleted.status_code == 204
+    assert (await client.get("/api/v1/maintenance-windows", headers=tenant.headers)).json() == []
+    missing = await client.delete(f"/api/v1/maintenance-windows/{created.json()['id']}", headers=tenant.headers)
+    assert missing.status_code == 404
+
+
+async def test_the_alerts_command_lists_a_tenants_open_alerts(resources: Resources,
+                                                              make_monitor: MonitorFactory) -> None:
+    tenant, _ = await _tenant_with_faults(resources, make_monitor)
+    alerts, total = await list_alerts_op(resources, tenant.slug, [AlertState.OPEN])
+    assert total == 2
+    assert sorted(a.event for a in alerts) == ["Grid Under Voltage", "Isolation fault"]
+    assert await list_alerts_op(resources, tenant.slug, [AlertState.CLEARED]) == ([], 0)
+    with pytest.raises(NotFoundError):
+        await list_alerts_op(resources, "no-such-tenant")
+
+
+async def test_graphql_alerts_with_counts_and_the_acknowledge_mutation(
+    client: httpx.AsyncClient, resources: Resources, make_monitor: MonitorFactory
+) -> None:
+    tenant, _ = await _tenant_with_faults(resources, make_monitor)
+    viewer = {"Authorization": f"Bearer {await committed_key(resources, tenant.tenant_id, Role.VIEWER)}"}
+    query = """{ alerts(filter: {states: [OPEN], severities: [CRITICAL]}) { totalCount
+                 edges { node { id event severity state } } countsBySeverity { severity count } } }"""
+    answer = (await client.post("/graphql", json={"query": query}, headers=viewer)).json()
+    alerts = answer["data"]["alerts"]
+    assert alerts["totalCount"] == 1
+    (edge,) = alerts["edges"]
+    assert (edge["node"]["event"], edge["node"]["state"]) == ("Isolation fault", "OPEN")
+    assert {c["severity"]: c["count"] for c in alerts["countsBySeverity"]} == {
+        "CRITICAL": 1, "MAJOR": 0, "MINOR": 0, "INFO": 0}
+
+    mutation = "mutation($id: ID!) { acknowledgeAlert(id: $id, note: \"on it\") { alert { state acknowledgeNote } " \
+               "errors { code } } }"
+    refused = (await client.post("/graphql", json={"query": mutation, "variables": {"id": edge["node"]["id"]}},
+                                 headers=viewer)).json()
+    assert refused["data"]["acknowledgeAlert"] == {"alert": None, "errors": [{"code": "FORBIDDEN"}]}
+    done = (await client.post("/graphql", json={"query": mutation, "variables": {"id": edge["node"]["id"]}},
+                              headers=tenant.headers)).json()
+    assert done["data"]["acknowledgeAlert"] == {"alert": {"state": "ACKNOWLEDGED", "acknowledgeNote": "on it"},
+                                                "errors": []}
+    incidents = (await client.post("/graphql", json={"query": "{ incidents(filter: {states: [OPEN]}) { totalCount "
+                                                              "edges { node { severity summary } } } }"},
+                                   headers=viewer)).json()
+    assert incidents["data"]["incidents"]["totalCount"] == 2
+    summary = (await client.post("/graphql", json={"query": "{ fleetSummary { total openAlertsBySeverity "
+                                                            "{ severity count } } }"}, headers=viewer)).json()
+    assert {c["severity"]: c["count"] for c in summary["data"]["fleetSummary"]["openAlertsBySeverity"]} == {
+        "CRITICAL": 1, "MAJOR": 0, "MINOR": 1, "INFO": 0}  # the acknowledged alert is still not cleared
