@@ -29,6 +29,7 @@ from service.db.models.api_key import ApiKey
 from service.db.models.audit import AuditEvent
 from service.db.models.credential import CredentialHealth, CredentialKind, UpstreamCredential
 from service.db.models.tenant import Tenant, TenantStatus
+from service.notifications.outbox import note_unhealthy
 from service.policy import Action, authorize
 from service.settings import DEFAULT_REQUESTS_PER_MINUTE
 from service.tenants import apikeys
@@ -296,6 +297,7 @@ class CredentialService:
         """
         authorize(self._principal, Action.CREDENTIAL_CHECK)
         credential = await self._get(credential_id, for_update=True)
+        await note_unhealthy(self._session, credential, probe.health)
         self._apply(credential, probe)
         await self._session.flush()
         await self._audit.record(self._principal, "credential.check", target_type="upstream_credential",
