@@ -55,6 +55,14 @@ class NotificationRepository:
             .order_by(NotificationEvent.created_at, NotificationEvent.id).limit(limit)
             .with_for_update(skip_locked=True))).all()
 
+    async def claim_test_event(self, key: str, now: datetime) -> uuid.UUID:
+        """Mark the event of ``key`` routed (a test send goes to its one channel, not by the rules)."""
+        event = await self.session.scalar(select(NotificationEvent).where(
+            NotificationEvent.tenant_id == self.tenant_id, NotificationEvent.idempotency_key == key))
+        assert event is not None  # noqa: S101 - recorded on this session just before
+        event.processed_at = now
+        return event.id
+
     async def channels(self) -> Sequence[NotificationChannel]:
         """Every channel of the tenant, by name."""
         return (await self.session.scalars(select(NotificationChannel)
@@ -124,7 +132,8 @@ class NotificationRepository:
             NotificationAttempt.message_id == message_id, NotificationAttempt.status != AttemptStatus.THROTTLED))))
 
     async def attach(self, deliveries: Sequence[NotificationDelivery], message: NotificationMessage) -> None:
-        """Put ``deliveries`` into ``message``."""
+        """Put ``deliveries`` into ``message`` (added to the session already: it is written first)."""
+        await self.session.flush()
         for delivery in deliveries:
             delivery.message_id, delivery.state = message.id, DeliveryState.QUEUED
         message.event_count += len(deliveries)
