@@ -102,7 +102,7 @@ async def _run(notifier: Notifier, ask: Ask) -> None:
 
 def loopback_settings(**overrides: Any) -> NotificationSettings:
     """Notification settings that let webhooks reach loopback (the receivers of the tests)."""
-    return NotificationSettings(webhook_allowed_networks=["127.0.0.0/8"], **overrides)
+    return NotificationSettings(**{"webhook_allowed_networks": ["127.0.0.0/8"], **overrides})
 
 
 @dataclass
@@ -213,7 +213,7 @@ async def receiver() -> AsyncIterator[Receiver]:
         yield app
     finally:
         app.release.set()
-        server.should_exit = True
+        server.should_exit = server.force_exit = True
         await task
         sock.close()
 
