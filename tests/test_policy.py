@@ -142,6 +142,58 @@ async def rest_create_maintenance_window(world: World, caller: str) -> Outcome:
     return rest_outcome(await world.client.post("/api/v1/maintenance-windows", headers=world.headers(caller), json={
         "site_id": 1, "starts_at": "2026-06-01T12:00:00Z", "ends_at": "2026-06-01T14:00:00Z"}))
 
+async def rest_create_notification_channel(world: World, caller: str) -> Outcome:
+    return rest_outcome(await world.client.post("/api/v1/notifications/channels", headers=world.headers(caller),
+                                                json={"kind": "webhook", "name": f"hook-{uuid.uuid4().hex[:8]}",
+                                                      "url": "https://hooks.example.com/in"}))
+
+
+async def graphql_create_notification_channel(world: World, caller: str) -> Outcome:
+    answer = await world.graphql(caller, "mutation($name: String!) { createNotificationChannel(input: {kind: WEBHOOK, "
+                                         'name: $name, url: "https://hooks.example.com/in"}) { errors { code } } }',
+                                 {"name": f"hook-{uuid.uuid4().hex[:8]}"})
+    return graphql_outcome(answer, "createNotificationChannel")
+
+
+async def rest_rotate_webhook_secret(world: World, caller: str) -> Outcome:
+    target = await world.fresh_notification_channel()
+    return rest_outcome(await world.client.post(f"/api/v1/notifications/channels/{target}/rotate-secret",
+                                                headers=world.headers(caller)))
+
+
+async def graphql_rotate_webhook_secret(world: World, caller: str) -> Outcome:
+    target = await world.fresh_notification_channel()
+    answer = await world.graphql(caller, "mutation($id: ID!) { rotateWebhookSecret(id: $id) { errors { code } } }",
+                                 {"id": str(target)})
+    return graphql_outcome(answer, "rotateWebhookSecret")
+
+
+async def rest_replay_notification(world: World, caller: str) -> Outcome:
+    target = await world.fresh_notification_message()
+    return rest_outcome(await world.client.post(f"/api/v1/notifications/messages/{target}/replay",
+                                                headers=world.headers(caller)))
+
+
+async def graphql_replay_notification(world: World, caller: str) -> Outcome:
+    target = await world.fresh_notification_message()
+    answer = await world.graphql(caller, "mutation($id: ID!) { replayNotification(id: $id) { errors { code } } }",
+                                 {"id": str(target)})
+    return graphql_outcome(answer, "replayNotification")
+
+
+async def rest_test_notification(world: World, caller: str) -> Outcome:
+    target = await world.fresh_notification_channel()
+    return rest_outcome(await world.client.post(f"/api/v1/notifications/channels/{target}/test",
+                                                headers=world.headers(caller)))
+
+
+async def graphql_test_notification(world: World, caller: str) -> Outcome:
+    target = await world.fresh_notification_channel()
+    answer = await world.graphql(caller, "mutation($id: ID!) { sendTestNotification(channelId: $id) "
+                                         "{ errors { code } } }", {"id": str(target)})
+    return graphql_outcome(answer, "sendTestNotification")
+
+
 async def _campaign(world: World, state: CampaignState) -> str:
     # Made within the subtree key's subtree, so that key sees it (whole-tenant keys see every campaign).
     return str(await fresh_campaign(world.resources, world.tenant_id, state,
@@ -236,9 +288,26 @@ CASES = [
     Case("graphql createMaintenanceWindow", Action.MAINTENANCE_MANAGE, "graphql", OPERATORS,
          graphql_create_maintenance_window, targets_an_object=False),
     *CAMPAIGN_CASES,
+    # notifications are the tenant's: a subtree key is refused whatever its role
+    Case("rest POST notifications/channels", Action.NOTIFICATION_MANAGE, "rest", WRITERS,
+         rest_create_notification_channel, targets_an_object=False),
+    Case("graphql createNotificationChannel", Action.NOTIFICATION_MANAGE, "graphql", WRITERS,
+         graphql_create_notification_channel, targets_an_object=False),
+    Case("rest POST notifications/channels/{id}/rotate-secret", Action.NOTIFICATION_MANAGE, "rest", WRITERS,
+         rest_rotate_webhook_secret),
+    Case("graphql rotateWebhookSecret", Action.NOTIFICATION_MANAGE, "graphql", WRITERS,
+         graphql_rotate_webhook_secret),
+    Case("rest POST notifications/messages/{id}/replay", Action.NOTIFICATION_REPLAY, "rest", OPERATORS,
+         rest_replay_notification),
+    Case("graphql replayNotification", Action.NOTIFICATION_REPLAY, "graphql", OPERATORS,
+         graphql_replay_notification),
+    Case("rest POST notifications/channels/{id}/test", Action.NOTIFICATION_TEST, "rest", OPERATORS,
+         rest_test_notification),
+    Case("graphql sendTestNotification", Action.NOTIFICATION_TEST, "graphql", OPERATORS, graphql_test_notification),
 ]
 READS = {Action.SYNC_RUNS_READ, Action.CREDENTIAL_READ, Action.APIKEY_READ, Action.AUDIT_READ,
-         Action.LIVE_SETTINGS_READ, Action.LIVE_UNMIRRORED_READ, Action.CAMPAIGN_READ, Action.ALERT_READ}
+         Action.LIVE_SETTINGS_READ, Action.LIVE_UNMIRRORED_READ, Action.CAMPAIGN_READ, Action.ALERT_READ,
+         Action.NOTIFICATION_READ}
 WRITES = set(Action) - READS  # a new action is a write, and must be in the matrix, unless listed as a read
 REST_ONLY = {Action.CREDENTIAL_ADD, Action.CREDENTIAL_REMOVE}  # no GraphQL mutation (yet)
 
