@@ -126,6 +126,14 @@ class NotificationRepository:
                                                       NotificationMessage.id == message_id)
         return await self.session.scalar(statement.with_for_update() if lock else statement)
 
+    async def message_of(self, event_id: uuid.UUID, channel_id: uuid.UUID) -> NotificationMessage | None:
+        """The message carrying an event to a channel."""
+        return await self.session.scalar(
+            select(NotificationMessage).join(NotificationDelivery, NotificationDelivery.message_id
+                                             == NotificationMessage.id)
+            .where(NotificationDelivery.tenant_id == self.tenant_id, NotificationDelivery.event_id == event_id,
+                   NotificationDelivery.channel_id == channel_id))
+
     async def went_on_the_wire(self, message_id: uuid.UUID) -> bool:
         """Whether any attempt of the message may have reached its recipient (throttled ones did not)."""
         return bool(await self.session.scalar(select(exists().where(

@@ -214,6 +214,18 @@ class NotificationService:
         await self._audit.record(self._principal, "notification.channel.delete", target_type="notification_channel",
                                  target_id=channel_id)
 
+    async def find_channel(self, name_or_id: str) -> NotificationChannel:
+        """A channel by id or by name.
+
+        Raises:
+            NotFoundError: No channel has this id or name.
+        """
+        authorize(self._principal, Action.NOTIFICATION_READ)
+        for channel in await self._repo.channels():
+            if name_or_id in (str(channel.id), channel.name):
+                return channel
+        raise NotFoundError(f"no notification channel is named {name_or_id!r}")
+
     async def _channel(self, channel_id: uuid.UUID, *, lock: bool = False) -> NotificationChannel:
         channel = await self._repo.channel(channel_id, lock=lock)
         if channel is None:
@@ -266,6 +278,11 @@ class NotificationService:
         messages = await self._repo.messages(channel_id=channel_id, limit=limit)
         attempts = await self._repo.attempts_of([m.id for m in messages])
         return [LogEntry(m, [a for a in attempts if a.message_id == m.id]) for m in messages]
+
+    async def message_of(self, event_id: uuid.UUID, channel_id: uuid.UUID) -> NotificationMessage | None:
+        """The message carrying an event to a channel (``None``: not packed yet)."""
+        authorize(self._principal, Action.NOTIFICATION_READ)
+        return await self._repo.message_of(event_id, channel_id)
 
     async def replay(self, message_id: uuid.UUID) -> NotificationMessage:
         """Send a message again, as it was, with the same id (any message: delivered, failed or waiting)."""
