@@ -155,43 +155,31 @@ async def graphql_create_notification_channel(world: World, caller: str) -> Outc
     return graphql_outcome(answer, "createNotificationChannel")
 
 
-async def rest_rotate_webhook_secret(world: World, caller: str) -> Outcome:
-    target = await world.fresh_notification_channel()
-    return rest_outcome(await world.client.post(f"/api/v1/notifications/channels/{target}/rotate-secret",
-                                                headers=world.headers(caller)))
+def _rest_on_notification(path: str, target: Callable[[World], Awaitable[uuid.UUID]]
+                          ) -> Callable[[World, str], Awaitable[Outcome]]:
+    async def call(world: World, caller: str) -> Outcome:
+        url = f"/api/v1/notifications/{path.format(id=await target(world))}"
+        return rest_outcome(await world.client.post(url, headers=world.headers(caller)))
+
+    return call
 
 
-async def graphql_rotate_webhook_secret(world: World, caller: str) -> Outcome:
-    target = await world.fresh_notification_channel()
-    answer = await world.graphql(caller, "mutation($id: ID!) { rotateWebhookSecret(id: $id) { errors { code } } }",
-                                 {"id": str(target)})
-    return graphql_outcome(answer, "rotateWebhookSecret")
+def _graphql_on_notification(mutation: str, argument: str, target: Callable[[World], Awaitable[uuid.UUID]]
+                             ) -> Callable[[World, str], Awaitable[Outcome]]:
+    async def call(world: World, caller: str) -> Outcome:
+        answer = await world.graphql(caller, f"mutation($id: ID!) {{ {mutation}({argument}: $id) "
+                                             "{ errors { code } } }", {"id": str(await target(world))})
+        return graphql_outcome(answer, mutation)
+
+    return call
 
 
-async def rest_replay_notification(world: World, caller: str) -> Outcome:
-    target = await world.fresh_notification_message()
-    return rest_outcome(await world.client.post(f"/api/v1/notifications/messages/{target}/replay",
-                                                headers=world.headers(caller)))
+def _channel(world: World) -> Awaitable[uuid.UUID]:
+    return world.fresh_notification_channel()
 
 
-async def graphql_replay_notification(world: World, caller: str) -> Outcome:
-    target = await world.fresh_notification_message()
-    answer = await world.graphql(caller, "mutation($id: ID!) { replayNotification(id: $id) { errors { code } } }",
-                                 {"id": str(target)})
-    return graphql_outcome(answer, "replayNotification")
-
-
-async def rest_test_notification(world: World, caller: str) -> Outcome:
-    target = await world.fresh_notification_channel()
-    return rest_outcome(await world.client.post(f"/api/v1/notifications/channels/{target}/test",
-                                                headers=world.headers(caller)))
-
-
-async def graphql_test_notification(world: World, caller: str) -> Outcome:
-    target = await world.fresh_notification_channel()
-    answer = await world.graphql(caller, "mutation($id: ID!) { sendTestNotification(channelId: $id) "
-                                         "{ errors { code } } }", {"id": str(target)})
-    return graphql_outcome(answer, "sendTestNotification")
+def _message(world: World) -> Awaitable[uuid.UUID]:
+    return world.fresh_notification_message()
 
 
 async def _campaign(world: World, state: CampaignState) -> str:
@@ -294,16 +282,17 @@ CASES = [
     Case("graphql createNotificationChannel", Action.NOTIFICATION_MANAGE, "graphql", WRITERS,
          graphql_create_notification_channel, targets_an_object=False),
     Case("rest POST notifications/channels/{id}/rotate-secret", Action.NOTIFICATION_MANAGE, "rest", WRITERS,
-         rest_rotate_webhook_secret),
+         _rest_on_notification("channels/{id}/rotate-secret", _channel)),
     Case("graphql rotateWebhookSecret", Action.NOTIFICATION_MANAGE, "graphql", WRITERS,
-         graphql_rotate_webhook_secret),
+         _graphql_on_notification("rotateWebhookSecret", "id", _channel)),
     Case("rest POST notifications/messages/{id}/replay", Action.NOTIFICATION_REPLAY, "rest", OPERATORS,
-         rest_replay_notification),
+         _rest_on_notification("messages/{id}/replay", _message)),
     Case("graphql replayNotification", Action.NOTIFICATION_REPLAY, "graphql", OPERATORS,
-         graphql_replay_notification),
+         _graphql_on_notification("replayNotification", "id", _message)),
     Case("rest POST notifications/channels/{id}/test", Action.NOTIFICATION_TEST, "rest", OPERATORS,
-         rest_test_notification),
-    Case("graphql sendTestNotification", Action.NOTIFICATION_TEST, "graphql", OPERATORS, graphql_test_notification),
+         _rest_on_notification("channels/{id}/test", _channel)),
+    Case("graphql sendTestNotification", Action.NOTIFICATION_TEST, "graphql", OPERATORS,
+         _graphql_on_notification("sendTestNotification", "channelId", _channel)),
 ]
 READS = {Action.SYNC_RUNS_READ, Action.CREDENTIAL_READ, Action.APIKEY_READ, Action.AUDIT_READ,
          Action.LIVE_SETTINGS_READ, Action.LIVE_UNMIRRORED_READ, Action.CAMPAIGN_READ, Action.ALERT_READ,
