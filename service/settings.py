@@ -182,6 +182,8 @@ class NotificationSettings(BaseModel):
     givenergy_max_wait_seconds: float = Field(
         default=2.0, ge=0, description="Longest wait for a notification slot; beyond it the digest is deferred.")
     webhook_timeout_seconds: float = Field(default=10.0, gt=0, le=120, description="Timeout of one webhook POST.")
+    webhook_concurrency: int = Field(
+        default=10, ge=1, le=100, description="Webhook messages a flush sends at once (first attempts).")
     webhook_max_response_bytes: int = Field(
         default=65536, ge=0, description="Most bytes of a webhook answer read (the rest is dropped).")
     webhook_allowed_networks: list[str] = Field(

@@ -5,9 +5,10 @@ Three short steps, each its own job and transactions (never a transaction across
 - **relay** (per tenant): locks unrouted events (``SKIP LOCKED``), creates one delivery per matching channel,
   marks the events processed, commits. Non-critical deliveries to GivEnergy and e-mail channels inside quiet
   hours are held until the hours end.
-- **flush** (per channel): packs due deliveries into messages: one per event for a webhook; for GivEnergy and
-  e-mail one digest at a time (at most ``digest_max_events``), topped up with newer events while it has not been
-  on the wire, and no sooner than the channel's digest interval after the last one.
+- **flush** (per channel): packs due deliveries into messages: one per event for a webhook (and sends their first
+  attempts, a few at once); for GivEnergy and e-mail one digest at a time (at most ``digest_max_events``), topped
+  up with newer events while it has not been on the wire, and no sooner than the channel's digest interval after
+  the last one.
 - **send** (per message): records the attempt as started and takes a lease (commit), sends, then records how it
   went (commit). Success settles the deliveries; a throttled send (no GivEnergy budget) waits for the budget; a
   failure is retried with exponential back-off and jitter until ``webhook_retry_horizon_seconds`` after the
@@ -20,6 +21,7 @@ message again, the attempt is marked interrupted, and the message is sent again 
 
 from __future__ import annotations
 
+import asyncio
 import random
 import time
 import uuid
@@ -48,6 +50,9 @@ from service.notifications.signing import webhook_id
 from service.settings import NotificationSettings
 from service.tenants.crypto import KeyRing, Sealed
 from service.upstream import Upstream
+
+WEBHOOK_BATCH = 100
+"""Webhook messages made (and first sent) by one flush; a fuller backlog asks for another flush."""
 
 THROTTLE_FALLBACK_SECONDS = 60.0
 """Wait after a throttled send whose answer said nothing of when the budget frees."""
@@ -166,6 +171,7 @@ class Notifier:
             How many deliveries were packed.
         """
         asks: list[Ask] = []
+        webhooks: list[uuid.UUID] = []
         async with self._sessions() as session, session.begin():
             repo = NotificationRepository(session, tenant_id)
             channel = await repo.channel(channel_id, lock=True)
@@ -173,23 +179,37 @@ class Notifier:
                 return 0
             now = self._clock()
             if channel.kind is ChannelKind.WEBHOOK:
-                packed = await self._pack_each(repo, channel, now, asks)
+                webhooks = await self._pack_each(repo, channel, now, asks)
+                packed = len(webhooks)
             else:
                 packed = await self._pack_digest(repo, channel, now, asks)
         await self._enqueue(asks)
+        await self._send_each(tenant_id, webhooks)
         return packed
 
     async def _pack_each(self, repo: NotificationRepository, channel: NotificationChannel, now: datetime,
-                         asks: list[Ask]) -> int:
-        deliveries = await repo.due_deliveries(channel.id, now, 500)
+                         asks: list[Ask]) -> list[uuid.UUID]:
+        deliveries = await repo.due_deliveries(channel.id, now, WEBHOOK_BATCH)
+        messages = []
         for delivery in deliveries:
             message = self._new_message(channel, now)
             repo.session.add(message)
             await repo.attach([delivery], message)
-            asks.append(Ask("send", channel.tenant_id, message.id))
-        if len(deliveries) == 500:
+            messages.append(message.id)
+        if len(deliveries) == WEBHOOK_BATCH:
             asks.append(Ask("flush", channel.tenant_id, channel.id))
-        return len(deliveries)
+        return messages
+
+    async def _send_each(self, tenant_id: TenantId, message_ids: list[uuid.UUID]) -> None:
+        # The first attempt of each new webhook message goes out from here, a few at once (one job per message
+        # costs a queue round trip each). Messages left unsent by a dead worker are due: the sweeper asks for them.
+        gate = asyncio.Semaphore(self.settings.webhook_concurrency)
+
+        async def one(message_id: uuid.UUID) -> None:
+            async with gate:
+                await self.send(tenant_id, message_id)
+
+        await asyncio.gather(*(one(message_id) for message_id in message_ids))
 
     async def _pack_digest(self, repo: NotificationRepository, channel: NotificationChannel, now: datetime,
                            asks: list[Ask]) -> int:

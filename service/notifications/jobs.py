@@ -74,7 +74,8 @@ async def relay_events(ctx: JobContext, payload: TenantPayload) -> int:
     return await build_notifier(ctx["resources"]).relay(tenant_id_from(payload.tenant_id))
 
 
-@job("notifications.flush", queue=Queue.NOTIFY, payload=ChannelPayload, max_tries=5, timeout=timedelta(minutes=2),
+# A webhook flush also sends the first attempts of up to 100 messages (WEBHOOK_BATCH), a few at once.
+@job("notifications.flush", queue=Queue.NOTIFY, payload=ChannelPayload, max_tries=5, timeout=timedelta(minutes=10),
      keep_result=timedelta(0))  # fmt: skip
 async def flush_channel(ctx: JobContext, payload: ChannelPayload) -> int:
     """Pack a channel's due deliveries into messages; returns how many deliveries."""

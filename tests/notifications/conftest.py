@@ -6,7 +6,7 @@ from __future__ import annotations
 import asyncio
 import socket
 import uuid
-from collections.abc import AsyncIterator, Callable
+from collections.abc import AsyncIterator, Callable, Sequence
 from dataclasses import dataclass, field
 from datetime import datetime, timedelta
 from typing import Any
@@ -136,15 +136,18 @@ class Harness:
                                        _target(job.payload), job.not_before) for job in jobs])
         return result
 
-    async def alerts(self, serials: list[str], event: str = "PV Over Voltage", *, site: int = 1,
+    async def alerts(self, serials: list[str], event: str = "PV Over Voltage", *, site: int | Sequence[int] = 1,
                      severity: Severity = Severity.MAJOR) -> list[str]:
-        """Record an alert event per serial in the outbox (one committed transaction); returns their summaries."""
+        """Record an alert event per serial in the outbox (one committed transaction; ``site`` one for all, or
+        cycled through); returns their summaries."""
+        sites = [site] if isinstance(site, int) else list(site)
         summaries = [f"{event} on inverter {serial}" for serial in serials]
         async with unit_of_work(self.resources.session_factory, self.resources.redis) as session:
-            for serial, summary in zip(serials, summaries, strict=True):
+            for index, (serial, summary) in enumerate(zip(serials, summaries, strict=True)):
                 await record_event(session, self.tenant_id, NotificationEventType.ALERT_RAISED,
                                    f"alert:{uuid.uuid4()}:raised", summary, severity=severity,
-                                   inverter_serial=serial, site_upstream_id=site, now=self.clock())
+                                   inverter_serial=serial, site_upstream_id=sites[index % len(sites)],
+                                   now=self.clock())
         return summaries
 
     async def deliver(self, *, wait: bool = True, limit_seconds: float = 30.0) -> None:
