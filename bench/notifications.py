@@ -2,7 +2,7 @@
 
 Usage::
 
-    .venv/bin/python bench/notifications.py [--events 1000] [--window-seconds 1]
+    .venv/bin/python bench/notifications.py [--events 1000] [--window-seconds 30]
         [--database-url postgresql://postgres@127.0.0.1:5432/postgres] [--redis-url redis://127.0.0.1:6379/0]
 
 A fresh database (created, migrated, dropped), one tenant with a GivEnergy channel (the simulator in-process, its
@@ -181,7 +181,7 @@ async def _bench(resources: Resources, events: int, window: float) -> None:
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0] if __doc__ else None)
     parser.add_argument("--events", type=int, default=1000)
-    parser.add_argument("--window-seconds", type=float, default=1.0,
+    parser.add_argument("--window-seconds", type=float, default=30.0,
                         help="Real seconds per simulated hour (the notification window).")
     parser.add_argument("--database-url", default=os.environ.get("TEST_DATABASE_URL",
                                                                  "postgresql://postgres@127.0.0.1:5432/postgres"))
