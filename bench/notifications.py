@@ -21,6 +21,7 @@ from __future__ import annotations
 
 import argparse
 import asyncio
+import contextlib
 import json
 import os
 import socket
@@ -163,7 +164,8 @@ async def _bench(resources: Resources, events: int, window: float) -> None:
             drain = time.perf_counter() - started
         finally:
             working.cancel()
-            await worker.close()
+            with contextlib.suppress(asyncio.CancelledError):  # jobs still running (a last flush) are cancelled
+                await worker.close()
             server.should_exit = server.force_exit = True
             await serving
             sock.close()
