@@ -122,12 +122,20 @@ class CampaignService:
         Raises:
             PermissionDeniedError: ``account_id`` lies outside the key's subtree.
         """
+        await self.check_account(spec.targets.account_id)
+
+    async def check_account(self, account_id: int | None) -> None:
+        """A subtree key may only name an account inside its subtree (``None``: no account named).
+
+        Raises:
+            PermissionDeniedError: ``account_id`` lies outside the key's subtree.
+        """
         scope = _scope(self.principal)
-        if scope.restricted_account_id is None or spec.targets.account_id is None:
+        if scope.restricted_account_id is None or account_id is None:
             return
         inside = (await self.session.execute(
             select(func.count()).select_from(FleetAccount).where(
-                FleetAccount.tenant_id == self.tenant_id, FleetAccount.upstream_id == spec.targets.account_id,
+                FleetAccount.tenant_id == self.tenant_id, FleetAccount.upstream_id == account_id,
                 FleetAccount.upstream_id.in_(scope.subtree(scope.restricted_account_id))))).scalar_one()
         if not inside:
             raise PermissionDeniedError("this key is restricted to an account subtree and can only target "

@@ -12,6 +12,8 @@ from service.db.models.campaign import (
     CatalogueSetting,
     ChunkKind,
     ChunkState,
+    FirmwareWatch,
+    FirmwareWatchMember,
     SettingCatalogue,
     TargetState,
 )
@@ -59,6 +61,8 @@ __all__ = [
     "CatalogueSetting",
     "ChunkKind",
     "ChunkState",
+    "FirmwareWatch",
+    "FirmwareWatchMember",
     "CredentialHealth",
     "CredentialKind",
     "Dongle",
