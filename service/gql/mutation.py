@@ -28,11 +28,12 @@ Writing one::
 from __future__ import annotations
 
 import uuid
-from collections.abc import AsyncIterator, Awaitable
+from collections.abc import AsyncIterator, Awaitable, Mapping, Sequence
 from contextlib import asynccontextmanager
-from typing import TypeVar
+from typing import Any, TypeVar
 
 import strawberry
+from pydantic import BaseModel, ValidationError
 
 from service.core.errors import GivfleetError, InvalidInputError, kind_of
 from service.db.uow import UnitOfWork
@@ -41,6 +42,7 @@ from service.jobs.enqueue import unit_of_work
 from service.runtime import Resources
 
 T = TypeVar("T")
+M = TypeVar("M", bound=BaseModel)
 
 
 @strawberry.type(description="An expected failure of a mutation (nothing was changed).")
@@ -72,10 +74,48 @@ async def unit_of_work_of(info: Info) -> AsyncIterator[UnitOfWork]:
         yield UnitOfWork(session)
 
 
+class InvalidFieldsError(InvalidInputError):
+    """Several input fields at fault at once: each problem becomes one payload error on its field.
+
+    Attributes:
+        problems: ``(field, message)`` pairs; ``field`` is the GraphQL path (``input.targets.modelIn``).
+    """
+
+    def __init__(self, problems: Sequence[tuple[str | None, str]]) -> None:
+        super().__init__("; ".join(f"{field}: {message}" if field else message for field, message in problems),
+                         field=problems[0][0])
+        self.problems = list(problems)
+
+
+def _camel(name: str) -> str:
+    head, *rest = name.split("_")
+    return head + "".join(part.title() for part in rest)
+
+
+def validated(model: type[M], data: Mapping[str, Any], *, root: str = "input",
+              renames: Mapping[str, str] | None = None) -> M:
+    """``data`` checked by ``model`` (the domain's own rules, shared with REST and the CLI).
+
+    Raises:
+        InvalidFieldsError: Every problem, on its GraphQL field path: ``root`` then each part in camelCase, or as
+            ``renames`` names it where the input type's field differs from the model's.
+    """
+    try:
+        return model.model_validate(data)
+    except ValidationError as exc:
+        names = renames or {}
+        problems = [(".".join([root, *(names.get(str(part), _camel(str(part))) for part in error["loc"])]),
+                     error["msg"].removeprefix("Value error, ")) for error in exc.errors()]
+        raise InvalidFieldsError(problems) from None
+
+
 async def attempt(work: Awaitable[T]) -> tuple[T | None, list[MutationError]]:
     """Run ``work``; an expected failure becomes the payload's errors (its transaction already rolled back)."""
     try:
         return await work, []
+    except InvalidFieldsError as error:
+        code = kind_of(error).code
+        return None, [MutationError(code=code, field=field, message=message) for field, message in error.problems]
     except GivfleetError as error:
         return None, [MutationError.of(error)]
 
@@ -92,4 +132,4 @@ def parse_id(value: strawberry.ID, field: str = "id") -> uuid.UUID:
         raise InvalidInputError(f"{field} is not a valid id", field=field) from None
 
 
-__all__ = ["MutationError", "attempt", "parse_id", "resources_of", "unit_of_work_of"]
+__all__ = ["InvalidFieldsError", "MutationError", "attempt", "parse_id", "resources_of", "unit_of_work_of", "validated"]
