@@ -84,7 +84,7 @@ async def test_stragglers_after_n_days_get_a_restart_campaign_of_exactly_them(wo
         campaign_id = campaign.id
     assert (campaign.kind, campaign.state, campaign.setting_id, campaign.value) == (
         CampaignKind.RESTART, CampaignState.PLANNED, 83, "100")
-    assert sorted((await world.targets(campaign_id))) == behind
+    assert sorted(await world.targets(campaign_id)) == behind
     assert plan.view.targets == len(behind)
     watch = await read(world, principal, lambda s: s.get(watch_id))
     assert watch.last_restart_campaign_id == campaign_id
