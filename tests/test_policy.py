@@ -155,9 +155,9 @@ async def rest_plan_campaign(world: World, caller: str) -> Outcome:
 
 
 async def graphql_plan_campaign(world: World, caller: str) -> Outcome:
-    answer = await world.graphql(caller, "mutation($spec: JSON!) { createCampaign(spec: $spec, dryRun: true) "
-                                         "{ plan errors { code } } }",
-                                 {"spec": {"name": "matrix", "setting_id": 71, "value": 10}})
+    answer = await world.graphql(caller, "mutation($input: CampaignInput!) { createCampaign(input: $input, "
+                                         "dryRun: true) { plan errors { code } } }",
+                                 {"input": {"name": "matrix", "settingId": 71, "value": "10"}})
     return graphql_outcome(answer, "createCampaign")
 
 

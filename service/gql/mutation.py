@@ -27,13 +27,16 @@ Writing one::
 
 from __future__ import annotations
 
+import dataclasses
+import enum
 import uuid
-from collections.abc import AsyncIterator, Awaitable, Mapping, Sequence
+from collections.abc import AsyncIterator, Awaitable, Sequence
 from contextlib import asynccontextmanager
 from typing import Any, TypeVar
 
 import strawberry
 from pydantic import BaseModel, ValidationError
+from strawberry.utils.str_converters import to_camel_case
 
 from service.core.errors import GivfleetError, InvalidInputError, kind_of
 from service.db.uow import UnitOfWork
@@ -87,26 +90,46 @@ class InvalidFieldsError(InvalidInputError):
         self.problems = list(problems)
 
 
-def _camel(name: str) -> str:
-    head, *rest = name.split("_")
-    return head + "".join(part.title() for part in rest)
+def _input_data(value: object) -> Any:
+    """A strawberry input as plain data under its Python names (fields left null are left out, so the domain
+    model's defaults apply; enums become their values)."""
+    if dataclasses.is_dataclass(value) and not isinstance(value, type):
+        return {field.name: _input_data(getattr(value, field.name)) for field in dataclasses.fields(value)
+                if getattr(value, field.name) is not None}
+    if isinstance(value, list):
+        return [_input_data(item) for item in value]
+    if isinstance(value, enum.Enum):
+        return value.value
+    return value
 
 
-def validated(model: type[M], data: Mapping[str, Any], *, root: str = "input",
-              renames: Mapping[str, str] | None = None) -> M:
-    """``data`` checked by ``model`` (the domain's own rules, shared with REST and the CLI).
+def _field_path(root: str, value: object, location: Sequence[int | str]) -> str:
+    """The GraphQL path of a pydantic error location inside input ``value`` (Python names become the GraphQL
+    names the input types declare, camelCase by default)."""
+    parts = [root]
+    for part in location:
+        if isinstance(part, int):
+            parts.append(str(part))
+            value = value[part] if isinstance(value, list) and 0 <= part < len(value) else None
+            continue
+        definition = getattr(type(value), "__strawberry_definition__", None)
+        declared = next((f for f in definition.fields if f.python_name == part), None) if definition else None
+        parts.append(declared.graphql_name or to_camel_case(part) if declared else to_camel_case(part))
+        value = getattr(value, part, None)
+    return ".".join(parts)
+
+
+def validated(model: type[M], value: object, *, root: str = "input") -> M:
+    """Strawberry input ``value`` checked by ``model`` (the domain's own rules, shared with REST and the CLI).
 
     Raises:
-        InvalidFieldsError: Every problem, on its GraphQL field path: ``root`` then each part in camelCase, or as
-            ``renames`` names it where the input type's field differs from the model's.
+        InvalidFieldsError: Every problem, on its GraphQL field path (``input.targets.modelIn``).
     """
     try:
-        return model.model_validate(data)
+        return model.model_validate(_input_data(value))
     except ValidationError as exc:
-        names = renames or {}
-        problems = [(".".join([root, *(names.get(str(part), _camel(str(part))) for part in error["loc"])]),
-                     error["msg"].removeprefix("Value error, ")) for error in exc.errors()]
-        raise InvalidFieldsError(problems) from None
+        raise InvalidFieldsError([(_field_path(root, value, error["loc"]), error["msg"].removeprefix("Value error, "))
+                                  for error in exc.errors()]) from None
 
 
 async def attempt(work: Awaitable[T]) -> tuple[T | None, list[MutationError]]:
@@ -132,4 +155,5 @@ def parse_id(value: strawberry.ID, field: str = "id") -> uuid.UUID:
         raise InvalidInputError(f"{field} is not a valid id", field=field) from None
 
 
-__all__ = ["InvalidFieldsError", "MutationError", "attempt", "parse_id", "resources_of", "unit_of_work_of", "validated"]
+__all__ = ["InvalidFieldsError", "MutationError", "attempt", "parse_id", "resources_of",
+           "unit_of_work_of", "validated"]

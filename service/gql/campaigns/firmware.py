@@ -146,7 +146,7 @@ class FirmwareWatchMutation:
     @strawberry.mutation(description="Start watching a cohort; its members are frozen now (operator).")
     async def create_firmware_watch(self, info: Info, input: FirmwareWatchInput) -> FirmwareWatchPayload:
         async def work() -> FirmwareWatch:
-            spec = validated(WatchSpec, vars(input))
+            spec = validated(WatchSpec, input)
             async with unit_of_work_of(info) as session:
                 service = FirmwareWatchService(session, info.context.principal)
                 return await _watch_of(service, await service.create(spec))
