@@ -3,20 +3,24 @@ after N days on the simulator clock, and a restart campaign targeted at exactly 
 
 from __future__ import annotations
 
+import uuid
 from collections.abc import Callable
 from datetime import timedelta
 from typing import Any
 
+import httpx
 import pytest
 from sqlalchemy import select
 
+from service import cli_firmware_watch
 from service.campaigns.firmware import FirmwareWatchService, WatchSpec, prepare_restart
 from service.core.errors import ConflictError, InvalidInputError, NotFoundError, PermissionDeniedError
 from service.core.principal import Principal
 from service.core.roles import Role
-from service.db.models import AuditEvent, CampaignKind, CampaignState
+from service.db.models import AuditEvent, CampaignKind, CampaignState, Tenant
 from service.jobs.enqueue import unit_of_work
 from tests.campaigns.conftest import World, sync_mirror
+from tests.tenants.factories import committed_key
 
 MODEL = "GIV-AC3.6"
 TARGET = 500
@@ -131,3 +135,108 @@ async def test_a_subtree_key_watches_only_its_subtree_and_sees_only_its_watches(
 def test_a_watch_spec_refuses_an_empty_firmware_range() -> None:
     with pytest.raises(ValueError, match="must not exceed"):
         WatchSpec(name="x", model=MODEL, firmware_arm_min=500, firmware_arm_max=400, target_firmware_arm=TARGET)
+
+
+WATCH = """query($id: ID!, $after: String) {
+  firmwareWatch(id: $id) {
+    name memberCount stragglers counts { state count }
+    members(stragglersOnly: true, first: 2, after: $after) {
+      totalCount pageInfo { hasNextPage endCursor } edges { node { serial state straggler since } }
+    }
+  }
+}"""
+
+
+async def test_rest_and_graphql_follow_a_watch_and_restart_its_stragglers(api: httpx.AsyncClient,
+                                                                          world: World) -> None:
+    sim = world.sim
+    operator = {"Authorization": f"Bearer {await committed_key(world.resources, world.tenant_id, Role.OPERATOR)}"}
+    viewer_key = await committed_key(world.resources, world.tenant_id, Role.VIEWER)
+    viewer = {"Authorization": f"Bearer {viewer_key}"}
+    cohort = cohort_of(world)
+    spec = {"name": "ARM 500", "model": MODEL, "firmware_arm_min": 100, "firmware_arm_max": TARGET - 1,
+            "target_firmware_arm": TARGET, "straggler_days": 0}
+    assert (await api.post("/api/v1/firmware-watches/", json=spec, headers=viewer)).status_code == 403
+    bad = await api.post("/api/v1/firmware-watches/", json={**spec, "firmware_arm_min": TARGET}, headers=operator)
+    assert bad.status_code in (400, 422), bad.text
+    created = await api.post("/api/v1/firmware-watches/", json=spec, headers=operator)
+    assert created.status_code == 201, created.text
+    watch = created.json()
+    assert (watch["member_count"], watch["counts"]["behind"]) == (len(cohort), len(cohort))
+    sim.update_firmware(cohort[0], arm=TARGET)
+    await sync_mirror(world.resources, sim, world.tenant_id)
+
+    got = (await api.get(f"/api/v1/firmware-watches/{watch['id']}", headers=viewer)).json()
+    assert got["counts"] == {"at_target": 1, "updating": 0, "behind": len(cohort) - 1, "removed": 0}
+    assert got["stragglers"] == len(cohort) - 1  # straggler_days 0: every member still behind
+    page = (await api.get(f"/api/v1/firmware-watches/{watch['id']}/progress?state=at_target",
+                          headers=viewer)).json()
+    assert [(m["serial"], m["firmware_arm"], m["state"]) for m in page["items"]] == [(cohort[0], str(TARGET),
+                                                                                     "at_target")]
+    assert (await api.get(f"/api/v1/firmware-watches/{watch['id']}/progress?state=late",
+                          headers=viewer)).status_code in (400, 422)
+    listed = (await api.get("/api/v1/firmware-watches/", headers=viewer)).json()
+    assert [w["id"] for w in listed] == [watch["id"]]
+
+    seen: list[str] = []
+    after = None
+    while True:
+        body = await api.post("/graphql", json={"query": WATCH, "variables": {"id": watch["id"], "after": after}},
+                              headers=viewer)
+        data = body.json()["data"]["firmwareWatch"]
+        members = data["members"]
+        seen += [edge["node"]["serial"] for edge in members["edges"]]
+        assert {(e["node"]["state"], e["node"]["straggler"]) for e in members["edges"]} == {("behind", True)}
+        if not members["pageInfo"]["hasNextPage"]:
+            break
+        after = members["pageInfo"]["endCursor"]
+    assert seen == cohort[1:]
+
+    refused = await api.post(f"/api/v1/firmware-watches/{watch['id']}/restart-stragglers", headers=viewer)
+    assert refused.status_code == 403
+    restarted = await api.post(f"/api/v1/firmware-watches/{watch['id']}/restart-stragglers", headers=operator)
+    assert restarted.status_code == 201, restarted.text
+    campaign = restarted.json()["campaign"]
+    assert (campaign["kind"], campaign["state"], campaign["setting_id"]) == ("restart", "planned", 83)
+    assert sorted(await world.targets(uuid.UUID(campaign["id"]))) == cohort[1:]
+    again = await api.post("/graphql", headers=operator, json={
+        "query": "mutation($id: ID!) { restartFirmwareWatchStragglers(id: $id) { campaign { id } "
+                 "errors { code message } } }", "variables": {"id": watch["id"]}})
+    errors = again.json()["data"]["restartFirmwareWatchStragglers"]["errors"]
+    assert errors[0]["code"] == "CONFLICT"
+    assert campaign["id"] in errors[0]["message"]
+
+
+async def test_create_firmware_watch_reports_bad_input_field_by_field(api: httpx.AsyncClient, world: World) -> None:
+    operator = {"Authorization": f"Bearer {await committed_key(world.resources, world.tenant_id, Role.OPERATOR)}"}
+    mutation = """mutation($input: FirmwareWatchInput!) { createFirmwareWatch(input: $input) {
+      firmwareWatch { id memberCount } errors { code field message } } }"""
+    bad = {"name": "x", "model": MODEL, "targetFirmwareArm": -1, "stragglerDays": -2}
+    answer = (await api.post("/graphql", json={"query": mutation, "variables": {"input": bad}}, headers=operator)
+              ).json()["data"]["createFirmwareWatch"]
+    assert answer["firmwareWatch"] is None
+    assert {e["field"] for e in answer["errors"]} == {"input.targetFirmwareArm", "input.stragglerDays"}
+    good = {"name": "x", "model": MODEL, "targetFirmwareArm": TARGET, "firmwareArmMax": TARGET - 1}
+    answer = (await api.post("/graphql", json={"query": mutation, "variables": {"input": good}}, headers=operator)
+              ).json()["data"]["createFirmwareWatch"]
+    assert answer["errors"] == []
+    assert answer["firmwareWatch"]["memberCount"] == len(cohort_of(world))
+
+
+async def test_the_cli_creates_a_watch_shows_its_stragglers_and_restarts_them(world: World) -> None:
+    async with world.resources.session_factory() as session:
+        slug = (await session.execute(select(Tenant.slug).where(Tenant.id == world.tenant_id))).scalar_one()
+    cohort = cohort_of(world)
+    spec = WatchSpec(name="ARM 500", model=MODEL, firmware_arm_max=TARGET - 1, target_firmware_arm=TARGET,
+                     straggler_days=0)
+    created = await cli_firmware_watch.create_op(world.resources, slug, spec)
+    assert created.member_count == len(cohort)
+    view, stragglers = await cli_firmware_watch.status_op(world.resources, slug, str(created.id))
+    assert view.stragglers == len(cohort)
+    assert [m.serial for m in stragglers] == cohort
+    assert [w.id for w in await cli_firmware_watch.list_op(world.resources, slug)] == [created.id]
+    campaign_id, plan = await cli_firmware_watch.restart_op(world.resources, slug, str(created.id))
+    assert plan.targets == len(cohort)
+    assert sorted(await world.targets(campaign_id)) == cohort
+    with pytest.raises(InvalidInputError, match="is not a firmware watch id"):
+        await cli_firmware_watch.status_op(world.resources, slug, "nonsense")
