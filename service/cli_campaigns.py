@@ -8,12 +8,13 @@ from __future__ import annotations
 
 import asyncio
 import uuid
+from collections.abc import Sequence
 from pathlib import Path
 from typing import Annotated, TypeVar
 
 import typer
 import yaml
-from pydantic import ValidationError
+from pydantic import BaseModel, ValidationError
 from rich.console import Console
 from rich.progress import BarColumn, Progress, TextColumn
 from rich.table import Table
@@ -59,6 +60,12 @@ def read_spec(path: Path) -> CampaignSpec:
         raise InvalidInputError(f"{path} is not YAML or JSON: {exc}") from None
     except ValidationError as exc:
         raise InvalidInputError(f"{path}: {problems_of(exc, 'file')}") from None
+
+
+def echo_json_lines(views: Sequence[BaseModel]) -> None:
+    """One JSON document per line (``--json``)."""
+    for view in views:
+        typer.echo(view.model_dump_json())
 
 
 def problems_of(exc: ValidationError, whole: str) -> str:
@@ -251,8 +258,7 @@ def list_campaigns(tenant: TenantOption,
     """The tenant's newest campaigns."""
     views = run_op(lambda resources: list_op(resources, tenant))
     if as_json:
-        for view in views:
-            typer.echo(view.model_dump_json())
+        echo_json_lines(views)
         return
     table = Table()
     for column in ("id", "name", "kind", "setting", "state", "targets", "created"):

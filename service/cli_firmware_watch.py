@@ -25,7 +25,15 @@ from service.campaigns.firmware import (
 )
 from service.campaigns.schemas import PlanView
 from service.cli_access import run_op
-from service.cli_campaigns import TenantOption, cli_principal, console, parse_uuid, print_plan, problems_of
+from service.cli_campaigns import (
+    TenantOption,
+    cli_principal,
+    console,
+    echo_json_lines,
+    parse_uuid,
+    print_plan,
+    problems_of,
+)
 from service.jobs.enqueue import unit_of_work
 from service.runtime import Resources
 
@@ -111,8 +119,7 @@ def list_watches(tenant: TenantOption,
     """The tenant's newest firmware watches."""
     views = run_op(lambda resources: list_op(resources, tenant))
     if as_json:
-        for view in views:
-            typer.echo(view.model_dump_json())
+        echo_json_lines(views)
         return
     table = Table()
     for column in ("id", "name", "model", "target", "members", "at target", "stragglers", "started"):

@@ -22,7 +22,6 @@ import uuid
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from datetime import datetime, timedelta
-from typing import Any
 
 from pydantic import BaseModel, ConfigDict, Field, model_validator
 from sqlalchemy import ColumnElement, and_, case, false, func, insert, literal, select
@@ -30,10 +29,10 @@ from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
 
 from service.campaigns import planner
 from service.campaigns.schemas import CampaignSpec, TargetSpec
-from service.campaigns.service import CampaignService, Preparation, prepare
+from service.campaigns.service import CampaignService, Preparation, get_visible, prepare, visible
 from service.campaigns.waves import chunks
 from service.core.clock import utcnow
-from service.core.errors import ConflictError, InvalidInputError, NotFoundError
+from service.core.errors import ConflictError, InvalidInputError
 from service.core.pagination import Cursor, Page
 from service.core.principal import Principal
 from service.db.models.campaign import Campaign, FirmwareWatch, FirmwareWatchMember
@@ -164,14 +163,6 @@ class FirmwareWatchService:
         self.scope = q.ReadScope.of(principal.tenant_id, principal.restricted_account_id)
         self.clock = clock
 
-    def _visible(self) -> list[Any]:
-        authorize(self.principal, Action.FIRMWARE_WATCH_READ)
-        where: list[Any] = [FirmwareWatch.tenant_id == self.tenant_id]
-        if self.scope.restricted_account_id is not None:
-            # A subtree key sees only watches made within its own subtree.
-            where.append(FirmwareWatch.restricted_account_id == self.scope.restricted_account_id)
-        return where
-
     async def create(self, spec: WatchSpec) -> FirmwareWatch:
         """Freeze the cohort (in the caller's scope) and start watching it.
 
@@ -212,17 +203,12 @@ class FirmwareWatchService:
         Raises:
             NotFoundError: Unknown, another tenant's, or made outside the key's subtree.
         """
-        statement = select(FirmwareWatch).where(FirmwareWatch.id == watch_id, *self._visible())
-        if lock:
-            statement = statement.with_for_update()
-        watch = (await self.session.execute(statement)).scalar_one_or_none()
-        if watch is None:
-            raise NotFoundError("firmware watch not found")
-        return watch
+        return await get_visible(self.session, self.principal, FirmwareWatch, watch_id, Action.FIRMWARE_WATCH_READ,
+                                 what="firmware watch", lock=lock)
 
     async def list(self, *, limit: int = 50) -> Sequence[FirmwareWatch]:
         """The newest watches."""
-        statement = (select(FirmwareWatch).where(*self._visible())
+        statement = (select(FirmwareWatch).where(*visible(self.principal, FirmwareWatch, Action.FIRMWARE_WATCH_READ))
                      .order_by(FirmwareWatch.created_at.desc(), FirmwareWatch.id).limit(limit))
         return (await self.session.execute(statement)).scalars().all()
 

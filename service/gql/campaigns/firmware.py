@@ -8,10 +8,8 @@ from __future__ import annotations
 
 import uuid
 from datetime import datetime
-from typing import cast
 
 import strawberry
-from strawberry.scalars import JSON
 
 from service.campaigns.firmware import (
     FirmwareWatchService,
@@ -166,6 +164,4 @@ class FirmwareWatchMutation:
                 return await campaign_of(info, session, row), plan.view
 
         done, errors = await attempt(work())
-        if done is None:
-            return CreateCampaignPayload(campaign=None, plan=None, errors=errors)
-        return CreateCampaignPayload(campaign=done[0], plan=cast(JSON, done[1].model_dump(mode="json")), errors=[])
+        return CreateCampaignPayload.of(done, errors)

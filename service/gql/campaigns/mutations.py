@@ -27,6 +27,13 @@ class CreateCampaignPayload:
                                                      "cost, ETA, warnings (the REST plan's shape).")
     errors: list[MutationError]
 
+    @classmethod
+    def of(cls, done: tuple[Campaign | None, PlanView] | None, errors: list[MutationError]) -> CreateCampaignPayload:
+        """The payload of an attempt that made ``done`` (campaign, plan) or failed with ``errors``."""
+        if done is None:
+            return cls(campaign=None, plan=None, errors=errors)
+        return cls(campaign=done[0], plan=cast(JSON, done[1].model_dump(mode="json")), errors=[])
+
 
 @strawberry.type(description="The campaign after the action.")
 class CampaignPayload:
@@ -64,10 +71,7 @@ class CampaignMutation:
                 return await campaign_of(info, session, row), plan.view
 
         done, errors = await attempt(work())
-        if done is None:
-            return CreateCampaignPayload(campaign=None, plan=None, errors=errors)
-        return CreateCampaignPayload(campaign=done[0], plan=cast(JSON, done[1].model_dump(mode="json")),
-                                     errors=[])
+        return CreateCampaignPayload.of(done, errors)
 
     @strawberry.mutation(description="Approve a campaign above the tenant's threshold (admin, another key).")
     async def approve_campaign(self, info: Info, id: strawberry.ID) -> CampaignPayload:
