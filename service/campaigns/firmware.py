@@ -28,11 +28,11 @@ from sqlalchemy import ColumnElement, and_, case, false, func, insert, literal, 
 from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
 
 from service.campaigns import planner
-from service.campaigns.schemas import CampaignSpec, TargetSpec
+from service.campaigns.schemas import MAX_LISTED_SERIALS, CampaignSpec, TargetSpec
 from service.campaigns.service import CampaignService, Preparation, get_visible, prepare, visible
 from service.campaigns.waves import chunks
 from service.core.clock import utcnow
-from service.core.errors import ConflictError, InvalidInputError
+from service.core.errors import ConflictError, InvalidInputError, InvalidParameterError
 from service.core.pagination import Cursor, Page
 from service.core.principal import Principal
 from service.db.models.campaign import Campaign, FirmwareWatch, FirmwareWatchMember
@@ -247,12 +247,12 @@ class FirmwareWatchService:
         """A page of a watch's members by serial, optionally only in ``states`` or only the stragglers.
 
         Raises:
-            InvalidInputError: An unknown state.
+            InvalidParameterError: An unknown state.
         """
         unknown = sorted(set(states or []) - set(MEMBER_STATES))
         if unknown:
-            raise InvalidInputError(f"unknown member state(s) {', '.join(unknown)}; one of "
-                                    f"{', '.join(MEMBER_STATES)}", field="state")
+            raise InvalidParameterError(f"unknown member state(s) {', '.join(unknown)}; one of "
+                                        f"{', '.join(MEMBER_STATES)}", parameter="state", allowed=[*MEMBER_STATES])
         watch = await self.get(watch_id)
         straggling = _straggling(watch, self.clock())
         joined, state, since = self._members(watch)
@@ -304,6 +304,9 @@ class FirmwareWatchService:
             why = (f"members count as stragglers from {when.isoformat()}" if when > self.clock()
                    else "no member is behind")
             raise ConflictError(f"firmware watch {watch.name!r} has no stragglers to restart: {why}")
+        if len(serials) > MAX_LISTED_SERIALS:
+            raise ConflictError(f"{len(serials)} stragglers are more than one campaign lists ({MAX_LISTED_SERIALS}): "
+                                "watch smaller cohorts (by firmware range or account)")
         return CampaignSpec(name=f"{watch.name}: restart stragglers"[:200], kind="restart",
                             targets=TargetSpec(serials=[*serials]))
 
