@@ -52,9 +52,10 @@ async def test_stragglers_after_n_days_get_a_restart_campaign_of_exactly_them(wo
     cohort = cohort_of(world)
     assert len(cohort) >= 4
     watch_id = await create(world, principal, straggler_days=7)
-    updated, updating, *behind = cohort
+    updated, updating, gone, *behind = cohort
     sim.update_firmware(updated, arm=TARGET + 2)
     sim.update_firmware(updating, duration=timedelta(days=30))
+    sim.remove_dongle(gone)
     await sync_mirror(world.resources, sim, world.tenant_id)
 
     async def status(service: FirmwareWatchService) -> tuple[Any, Any]:
@@ -62,10 +63,10 @@ async def test_stragglers_after_n_days_get_a_restart_campaign_of_exactly_them(wo
         return await service.progress(watch), await service.members(watch_id, first=50)
 
     progress, page = await read(world, principal, status)
-    assert progress.counts == {"at_target": 1, "updating": 1, "behind": len(behind), "removed": 0}
+    assert progress.counts == {"at_target": 1, "updating": 1, "behind": len(behind), "removed": 1}
     assert progress.stragglers == 0  # not yet 7 days
     states = {m.serial: (m.state, m.straggler) for m in page.items}
-    assert states == {updated: ("at_target", False), updating: ("updating", False),
+    assert states == {updated: ("at_target", False), updating: ("updating", False), gone: ("removed", False),
                       **{serial: ("behind", False) for serial in behind}}
     since = {m.serial: m.since for m in page.items}
     assert since[updated] is not None  # when the sync saw the new firmware
