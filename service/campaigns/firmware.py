@@ -318,8 +318,9 @@ class FirmwareWatchService:
         Raises:
             ConflictError: No stragglers, or an unfinished campaign already restarts some of them.
         """
+        authorize(self.principal, Action.FIRMWARE_WATCH_RESTART)
+        watch = await self.get(watch_id, lock=True)  # one restart of a watch at a time
         spec = await self.restart_spec(watch_id)
-        watch = await self.get(watch_id, lock=True)
         campaign, plan = await CampaignService(self.session, self.principal).create(spec, preparation)
         watch.last_restart_campaign_id = campaign.id
         await AuditService(self.session).record(
