@@ -12,6 +12,8 @@ from service.db.models.campaign import (
     CatalogueSetting,
     ChunkKind,
     ChunkState,
+    FirmwareWatch,
+    FirmwareWatchMember,
     SettingCatalogue,
     TargetState,
 )
@@ -78,6 +80,8 @@ __all__ = [
     "CredentialKind",
     "DeliveryState",
     "Dongle",
+    "FirmwareWatch",
+    "FirmwareWatchMember",
     "FleetAccount",
     "Incident",
     "IncidentKind",
