@@ -24,7 +24,6 @@ import asyncio
 import contextlib
 import json
 import os
-import socket
 import sys
 import time
 import uuid
@@ -32,7 +31,6 @@ from datetime import timedelta
 from pathlib import Path
 
 import httpx
-import uvicorn
 from pydantic import SecretStr
 from sqlalchemy import func, select
 
@@ -67,7 +65,7 @@ from service.simulator import Simulator, SimulatorConfig  # noqa: E402
 from service.tenants.crypto import load_key_ring  # noqa: E402
 from service.tenants.service import CredentialService  # noqa: E402
 from service.upstream import Route  # noqa: E402
-from tests.notifications.conftest import Receiver  # noqa: E402 - the tests' webhook receiver
+from tests.notifications.conftest import served_receiver  # noqa: E402 - the tests' webhook receiver
 
 VOLLEY = 20
 
@@ -136,39 +134,30 @@ async def _drained(resources: Resources, done: asyncio.Event) -> None:
 async def _bench(resources: Resources, events: int, window: float) -> None:
     sim = Simulator(SimulatorConfig.quiet(fleet_size=20, rate_limits_enabled=True, clock_speed=3600.0 / window,
                                           notification_window_seconds=window))
-    receiver = Receiver()
-    sock = socket.socket(socket.AF_INET, socket.SOCK_STREAM)
-    sock.bind(("127.0.0.1", 0))
-    sock.listen(256)
-    receiver.url = f"http://127.0.0.1:{sock.getsockname()[1]}/hooks"
-    server = uvicorn.Server(uvicorn.Config(receiver, log_level="warning", lifespan="off"))  # type: ignore[arg-type]
-    serving = asyncio.create_task(server.serve(sockets=[sock]))
     worker = build_worker(resources, Queue.NOTIFY)
     with resources.upstream.routed(Route(transport=httpx.ASGITransport(app=sim.app))):
-        tenant_id = await _tenant(resources, sim, receiver.url)
-        working = asyncio.create_task(worker.main())
-        started = time.perf_counter()
-        summaries: list[str] = []
-        try:
-            for volley in range(0, events, VOLLEY):
-                async with unit_of_work(resources.session_factory, resources.redis) as session:
-                    for index in range(volley, min(events, volley + VOLLEY)):
-                        summary = f"{('PV Over Voltage', 'Battery Low')[index % 2]} on inverter BX{index:04d}Y"
-                        summaries.append(summary)
-                        await record_event(session, tenant_id, NotificationEventType.ALERT_RAISED,
-                                           f"alert:{uuid.uuid4()}:raised", summary, severity=Severity.MAJOR,
-                                           inverter_serial=f"BX{index:04d}Y", site_upstream_id=index % 37)
-                await enqueue_deferred(resources.redis, [call_of(Ask("relay", tenant_id))])
-            done = asyncio.Event()
-            await _drained(resources, done)
-            drain = time.perf_counter() - started
-        finally:
-            working.cancel()
-            with contextlib.suppress(asyncio.CancelledError):  # jobs still running (a last flush) are cancelled
-                await worker.close()
-            server.should_exit = server.force_exit = True
-            await serving
-            sock.close()
+        async with served_receiver() as receiver:
+            tenant_id = await _tenant(resources, sim, receiver.url)
+            working = asyncio.create_task(worker.main())
+            started = time.perf_counter()
+            summaries: list[str] = []
+            try:
+                for volley in range(0, events, VOLLEY):
+                    async with unit_of_work(resources.session_factory, resources.redis) as session:
+                        for index in range(volley, min(events, volley + VOLLEY)):
+                            summary = f"{('PV Over Voltage', 'Battery Low')[index % 2]} on inverter BX{index:04d}Y"
+                            summaries.append(summary)
+                            await record_event(session, tenant_id, NotificationEventType.ALERT_RAISED,
+                                               f"alert:{uuid.uuid4()}:raised", summary, severity=Severity.MAJOR,
+                                               inverter_serial=f"BX{index:04d}Y", site_upstream_id=index % 37)
+                    await enqueue_deferred(resources.redis, [call_of(Ask("relay", tenant_id))])
+                done = asyncio.Event()
+                await _drained(resources, done)
+                drain = time.perf_counter() - started
+            finally:
+                working.cancel()
+                with contextlib.suppress(asyncio.CancelledError):  # jobs still running (a last flush) are cancelled
+                    await worker.close()
     sent = sim.truth.notifications()
     bodies = [note["body"] for note in sent]
     hooked = {json.loads(request.body)["data"]["summary"] for request in receiver.received}

@@ -7,6 +7,7 @@ import asyncio
 import socket
 import uuid
 from collections.abc import AsyncIterator, Callable, Sequence
+from contextlib import asynccontextmanager
 from dataclasses import dataclass, field
 from datetime import datetime, timedelta
 from typing import Any
@@ -202,13 +203,13 @@ class Receiver:
         await send({"type": "http.response.body", "body": b"" if status == 204 else f"answer {status}".encode()})
 
 
-@pytest.fixture
-async def receiver() -> AsyncIterator[Receiver]:
-    """A :class:`Receiver` served by uvicorn on 127.0.0.1."""
+@asynccontextmanager
+async def served_receiver() -> AsyncIterator[Receiver]:
+    """A :class:`Receiver` served by uvicorn on 127.0.0.1 until the block ends."""
     app = Receiver()
     sock = socket.socket(socket.AF_INET, socket.SOCK_STREAM)
     sock.bind(("127.0.0.1", 0))
-    sock.listen(64)
+    sock.listen(256)
     app.url = f"http://127.0.0.1:{sock.getsockname()[1]}/hooks/givfleet"
     server = uvicorn.Server(uvicorn.Config(app, log_level="warning", lifespan="off"))  # type: ignore[arg-type]
     task = asyncio.create_task(server.serve(sockets=[sock]))
@@ -219,6 +220,13 @@ async def receiver() -> AsyncIterator[Receiver]:
         server.should_exit = server.force_exit = True
         await task
         sock.close()
+
+
+@pytest.fixture
+async def receiver() -> AsyncIterator[Receiver]:
+    """A webhook receiver over real HTTP on loopback."""
+    async with served_receiver() as app:
+        yield app
 
 
 class Mailbox:
