@@ -1,13 +1,14 @@
 """The typed context every resolver receives: who asks (the :class:`~service.core.principal.Principal`), the
 session factory, this request's dataloaders, and the live service for pass-through fields. Built once per HTTP
-request."""
+request, and once per WebSocket connection (which authenticates with its ``connection_init`` message, then
+runs subscriptions only, fed by the process's change hub)."""
 
 from __future__ import annotations
 
 from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
 from datetime import datetime
-from typing import TYPE_CHECKING
+from typing import TYPE_CHECKING, Any
 
 from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
 from strawberry.litestar import BaseContext
@@ -19,6 +20,7 @@ from service.db.uow import read_only_sessions
 from service.mirror.queries import FleetReader, ReadScope
 
 if TYPE_CHECKING:
+    from service.changefeed import ChangeHub
     from service.gql.loaders import Loaders
     from service.mirror.live import LiveService
     from service.runtime import Resources
@@ -35,6 +37,18 @@ class Context(BaseContext, kw_only=True):
     loaders: Loaders
     live: LiveService | None = None
     resources: Resources | None = None
+    changes: ChangeHub | None = None
+    """The process's change hub (WebSocket connections: what subscriptions listen to)."""
+    connection_params: dict[str, Any] | None = None
+    """The payload of a WebSocket connection's ``connection_init`` message (set by strawberry)."""
+
+    def act_as(self, principal: Principal) -> None:
+        """Serve ``principal`` from now on (a WebSocket connection once its ``connection_init`` authenticated)."""
+        from service.gql.loaders import Loaders
+
+        self.principal = principal
+        self.scope = ReadScope.of(principal.tenant_id, principal.restricted_account_id)
+        self.loaders = Loaders(self.session_factory, self.scope, self.now)
 
     @asynccontextmanager
     async def reader(self) -> AsyncIterator[FleetReader]:
@@ -45,7 +59,7 @@ class Context(BaseContext, kw_only=True):
 
 def build_context(principal: Principal, session_factory: async_sessionmaker[AsyncSession], *, request_id: str,
                   live: LiveService | None = None, now: datetime | None = None,
-                  resources: Resources | None = None) -> Context:
+                  resources: Resources | None = None, changes: ChangeHub | None = None) -> Context:
     """A fresh context (new dataloaders) for one operation."""
     from service.gql.loaders import Loaders
 
@@ -53,7 +67,7 @@ def build_context(principal: Principal, session_factory: async_sessionmaker[Asyn
     moment = now or utcnow()
     reads = read_only_sessions(session_factory)
     return Context(request_id=request_id, principal=principal, scope=scope, now=moment, session_factory=reads,
-                   loaders=Loaders(reads, scope, moment), live=live, resources=resources)
+                   loaders=Loaders(reads, scope, moment), live=live, resources=resources, changes=changes)
 
 
 Info = StrawberryInfo[Context, None]

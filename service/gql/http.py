@@ -1,8 +1,14 @@
-"""Mounting the schema in Litestar: the ``/graphql`` controller (with GraphiQL) and its per-request context.
+"""Mounting the schema in Litestar: the ``/graphql`` controller (with GraphiQL and subscriptions) and its context.
 
 The context getter authenticates the request (as the API-key middleware does for REST), builds fresh dataloaders
 for the principal, and a live service whose reader opens the tenant's upstream client (interactive lane) only when
 a live field asks for it.
+
+Subscriptions speak graphql-transport-ws on the same path. A browser cannot set headers on a WebSocket, so the
+key travels in the ``connection_init`` payload (``{"Authorization": "Bearer <key>"}``; the upgrade request's own
+``Authorization`` header is the fallback) and is checked exactly as an HTTP request's key: a connection without a
+valid key is closed with 4403 before any subscription runs, one that sends no ``connection_init`` in time with 4408,
+a subscription before the acknowledgement with 4401.
 """
 
 from __future__ import annotations
@@ -10,6 +16,7 @@ from __future__ import annotations
 import json
 import uuid
 from collections.abc import Awaitable, Callable
+from datetime import timedelta
 from typing import Any, ClassVar
 
 import structlog
@@ -19,13 +26,15 @@ from litestar import Controller, Request, Response
 from litestar.background_tasks import BackgroundTask, BackgroundTasks
 from litestar.connection import ASGIConnection
 from litestar.di import NamedDependency
-from litestar.exceptions import HTTPException, WebSocketException
-from litestar.status_codes import WS_1008_POLICY_VIOLATION
+from litestar.exceptions import HTTPException, NotAuthorizedException, TooManyRequestsException
+from strawberry.exceptions import ConnectionRejectionError
 from strawberry.http import GraphQLHTTPResponse
 from strawberry.litestar import make_graphql_controller
+from strawberry.subscriptions import GRAPHQL_TRANSPORT_WS_PROTOCOL
 from strawberry.types import ExecutionResult
 
-from service.authn import authenticate_connection
+from service.authn import authenticate_authorization, authenticate_connection
+from service.changefeed import ChangeHub
 from service.core import limits
 from service.core.errors import InvalidParameterError
 from service.core.principal import Principal
@@ -36,6 +45,7 @@ from service.gql.schema import schema
 from service.mirror.live import CloseLater, LiveService, live_reader
 from service.observability import REQUEST_ID_HEADER, request_id_of
 from service.runtime import Resources
+from service.settings import ApiSettings
 
 GRAPHQL_PATH = "/graphql"
 
@@ -67,10 +77,12 @@ _NOBODY = Principal(tenant_id=TenantId(uuid.UUID(int=0)), role=Role.VIEWER, acto
 async def graphql_context(request: ASGIConnection[Any, Any, Any, Any],
                           resources: NamedDependency[Resources]) -> Context:
     """The context of one GraphQL request (a Litestar dependency); authenticates every request that can run an
-    operation (401/429 problem+json as for REST). A WebSocket (the controller's subscription endpoint) is refused
-    before anything is looked up: subscriptions are not offered."""
+    operation (401/429 problem+json as for REST). A WebSocket's context serves nobody until its
+    ``connection_init`` authenticates (see :func:`authenticate_websocket`)."""
     if not isinstance(request, Request):
-        raise WebSocketException(detail="GraphQL subscriptions are not offered", code=WS_1008_POLICY_VIOLATION)
+        changes: ChangeHub = request.app.state.changes
+        return build_context(_NOBODY, resources.session_factory, request_id=request_id_of(request.scope),
+                             resources=resources, changes=changes)
     if request.method == "GET" and "query" not in request.query_params:
         return build_context(_NOBODY, resources.session_factory, request_id=request_id_of(request.scope))
     user = request.scope.get("user")
@@ -101,23 +113,53 @@ def _litestar_error(request: Request[Any, Any, Any], exc: HTTPException) -> Resp
     return transport_error(request, exc.status_code, exc.detail)
 
 
-def graphql_controller() -> type[Controller]:
-    """The ``/graphql`` controller: POST and GET queries, GraphiQL for browsers.
+async def authenticate_websocket(context: Context) -> None:
+    """Authenticate a WebSocket connection by the key of its ``connection_init`` payload (see the module
+    docstring); the connection then serves that key's principal.
+
+    Raises:
+        ConnectionRejectionError: No valid key (strawberry closes the connection with 4403).
+    """
+    socket = context.websocket
+    if socket is None:
+        raise ConnectionRejectionError
+    params = context.connection_params or {}
+    authorization = params.get("Authorization", params.get("authorization"))
+    if authorization is None:
+        authorization = socket.headers.get("authorization")
+    if not isinstance(authorization, str):
+        raise ConnectionRejectionError
+    try:
+        principal = await authenticate_authorization(socket, authorization)
+    except (NotAuthorizedException, TooManyRequestsException):
+        raise ConnectionRejectionError from None
+    context.act_as(principal)
+
+
+def graphql_controller(api: ApiSettings) -> type[Controller]:
+    """The ``/graphql`` controller: POST and GET queries, GraphiQL for browsers, subscriptions over a WebSocket
+    (graphql-transport-ws) with the connection limits of ``api``.
 
     The API-key middleware skips it (``exclude_from_auth``) because :func:`graphql_context` authenticates
     itself, so that GraphiQL's page loads without a key. Bodies are capped at
     :data:`~service.core.limits.MAX_GRAPHQL_BODY_BYTES`; a body that is not a JSON object of valid UTF-8 text, or
     whose variables hold text PostgreSQL cannot store, is refused before anything runs.
     """
-    base = make_graphql_controller(schema, path=GRAPHQL_PATH, graphql_ide="graphiql",
-                                   context_getter=graphql_context, allow_queries_via_get=True,
-                                   subscription_protocols=())  # no subscriptions: refuse WebSocket upgrades
+    # Any origin may open a WebSocket: it carries no ambient credentials (no cookies), only the key a page sends.
+    base = make_graphql_controller(
+        schema, path=GRAPHQL_PATH, graphql_ide="graphiql", context_getter=graphql_context, allow_queries_via_get=True,
+        subscription_protocols=(GRAPHQL_TRANSPORT_WS_PROTOCOL,), allowed_origins=("*",),
+        connection_init_wait_timeout=timedelta(seconds=api.subscription_init_timeout_seconds),
+        max_subscriptions_per_connection=api.subscriptions_per_connection)
 
     class GraphQLController(base):  # type: ignore[valid-type,misc]
         opt: ClassVar[dict[str, Any]] = {"exclude_from_auth": True}
         request_max_body_size = limits.MAX_GRAPHQL_BODY_BYTES
         # By status: authentication failures (401, 429) keep the app's problem+json handler.
         exception_handlers: ClassVar[dict[Any, Any]] = dict.fromkeys(_TRANSPORT_CODES, _litestar_error)
+
+        async def on_ws_connect(self, context: Context) -> None:
+            await authenticate_websocket(context)
 
         def decode_json(self, data: str | bytes) -> object:
             text = data.decode("utf-8") if isinstance(data, bytes) else data  # UnicodeDecodeError is a ValueError
