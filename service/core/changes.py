@@ -54,14 +54,14 @@ class Change:
         """The change in a JSON message of :meth:`encode`.
 
         Raises:
-            ValueError: Not such a message (``KeyError``/``TypeError`` are turned into it).
+            ValueError: Not such a message.
         """
         try:
             fields = json.loads(data)
             return cls(topic=Topic(fields["topic"]), tenant_id=uuid.UUID(fields["tenant_id"]),
                        id=uuid.UUID(fields["id"]), kind=str(fields["kind"]), site_id=_int(fields.get("site_id")),
                        account_id=_int(fields.get("account_id")))
-        except (KeyError, TypeError, AttributeError) as exc:
+        except (ValueError, KeyError, TypeError, AttributeError) as exc:
             raise ValueError(f"not a change message: {exc}") from exc
 
 

@@ -30,10 +30,12 @@ BUDGETS: dict[str, tuple[int, dict[str, Any]]] = {
 
 # Mutations: run by tests/gql/test_mutations.py::test_the_example_mutations_run (their cost is a unit of work).
 MUTATIONS = {"request_sync"}
+# Subscriptions: run by tests/gql/test_subscriptions.py (over a WebSocket, one scoped read per change).
+SUBSCRIPTIONS = {"alert_changes"}
 
 
 def test_every_operation_has_a_budget() -> None:
-    assert {path.stem for path in OPERATIONS.glob("*.graphql")} == set(BUDGETS) | MUTATIONS
+    assert {path.stem for path in OPERATIONS.glob("*.graphql")} == set(BUDGETS) | MUTATIONS | SUBSCRIPTIONS
 
 
 @pytest.mark.parametrize("name", sorted(BUDGETS))

@@ -21,6 +21,8 @@ from websockets.asyncio.client import ClientConnection, connect
 from websockets.exceptions import ConnectionClosed
 from websockets.typing import Subprotocol
 
+from service.changefeed import publish_changes
+from service.core.changes import Change, Topic
 from service.core.clock import utcnow
 from service.core.roles import Role
 from service.core.tenancy import tenant_id_from
@@ -39,7 +41,8 @@ GIVFLEET = Path(sys.executable).with_name("givfleet")
 PROTOCOL = [Subprotocol("graphql-transport-ws")]
 WAIT = 60  # seconds: a bound on waits that end as soon as what they wait for happens
 
-ALERTS = "subscription($site: Int) { alertChanged(siteId: $site) { kind alert { id inverterSerial state } } }"
+OPERATIONS = Path(__file__).resolve().parents[2] / "graphql" / "operations"
+ALERTS = (OPERATIONS / "alert_changes.graphql").read_text()  # the example for portal developers
 INCIDENTS = "subscription { incidentChanged { kind incident { id siteId openAlerts } } }"
 CAMPAIGN = ("subscription($id: ID!) { campaignProgress(id: $id) { state targetCount "
             "counts { state count } } }")
@@ -53,7 +56,8 @@ async def second_api(resources: Resources) -> AsyncIterator[str]:
     env = {**os.environ, "GIVFLEET_DATABASE_URL": settings.configured_database_url() or "",
            "GIVFLEET_REDIS_URL": settings.configured_redis_url() or "",
            "GIVFLEET_REDIS__NAMESPACE": settings.redis.namespace, "GIVFLEET_HOME": str(settings.home),
-           "GIVFLEET_SIMULATOR__ENABLED": "false", "GIVFLEET_API__SUBSCRIPTIONS_PER_CONNECTION": "2"}
+           "GIVFLEET_SIMULATOR__ENABLED": "false", "GIVFLEET_API__SUBSCRIPTIONS_PER_CONNECTION": "2",
+           "GIVFLEET_API__SUBSCRIPTION_BACKLOG": "4"}
     process = await asyncio.create_subprocess_exec(str(GIVFLEET), "api", "--port", str(port), env=env,
                                                    stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
     base = f"http://127.0.0.1:{port}"
@@ -148,8 +152,9 @@ async def test_an_alert_raised_here_reaches_subscribers_of_another_api_process_w
         seen = [await next_data(everyone), await next_data(everyone)]
         assert [(d["alertChanged"]["kind"], d["alertChanged"]["alert"]["id"]) for d in seen] == [
             ("RAISED", foreign), ("RAISED", own)]
-        assert seen[0]["alertChanged"]["alert"] == {"id": foreign, "inverterSerial": inverter_serial(1),
-                                                     "state": "OPEN"}
+        assert seen[0]["alertChanged"]["alert"] | {"lastSeenAt": None} == {
+            "id": foreign, "inverterSerial": inverter_serial(1), "siteId": site_id(1), "event": "Communication lost",
+            "severity": "MAJOR", "state": "OPEN", "lastSeenAt": None, "acknowledgedBy": None, "clearedAt": None}
         # The subtree key's first change is its own: the foreign one, published first, never reached it.
         assert (await next_data(subtree))["alertChanged"]["alert"]["id"] == own
         opened = [(await next_data(incidents))["incidentChanged"] for _ in range(2)]
@@ -184,6 +189,24 @@ async def test_connections_without_a_valid_key_are_closed_forbidden(second_api: 
             await receive(socket)
     assert closed.value.rcvd is not None
     assert closed.value.rcvd.code == 4401
+
+
+async def test_a_client_that_falls_behind_is_disconnected_rather_than_buffered_for(
+    second_api: str, resources: Resources, fleet_with_keys: KeyedFleet
+) -> None:
+    await until_active(second_api, 0)
+    async with subscribed(second_api, fleet_with_keys.keys["viewer"], ALERTS) as socket:
+        await until_active(second_api, 1)
+        # A burst far beyond the process's backlog of 4, faster than the subscription re-reads each change.
+        tenant_id = fleet_with_keys.mirror.tenant_id
+        await publish_changes(resources.redis, [Change(Topic.ALERT, tenant_id, uuid.uuid4(), "alert.raised")
+                                                for _ in range(50)])
+        with pytest.raises(ConnectionClosed) as closed:
+            await receive(socket)
+    assert closed.value.rcvd is not None
+    assert closed.value.rcvd.code == 1013  # try again later
+    async with httpx.AsyncClient(base_url=second_api) as client:
+        assert "givfleet_subscriptions_dropped_total 1.0" in (await client.get("/metrics")).text
 
 
 async def test_limits_apply_to_subscriptions(second_api: str, fleet_with_keys: KeyedFleet) -> None:
