@@ -26,14 +26,13 @@ from litestar import Controller, Request, Response
 from litestar.background_tasks import BackgroundTask, BackgroundTasks
 from litestar.connection import ASGIConnection
 from litestar.di import NamedDependency
-from litestar.exceptions import HTTPException, NotAuthorizedException, TooManyRequestsException
-from strawberry.exceptions import ConnectionRejectionError
+from litestar.exceptions import HTTPException
 from strawberry.http import GraphQLHTTPResponse
 from strawberry.litestar import make_graphql_controller
 from strawberry.subscriptions import GRAPHQL_TRANSPORT_WS_PROTOCOL
 from strawberry.types import ExecutionResult
 
-from service.authn import authenticate_authorization, authenticate_connection
+from service.authn import authenticate_connection
 from service.changefeed import ChangeHub
 from service.core import limits
 from service.core.errors import InvalidParameterError
@@ -78,7 +77,7 @@ async def graphql_context(request: ASGIConnection[Any, Any, Any, Any],
                           resources: NamedDependency[Resources]) -> Context:
     """The context of one GraphQL request (a Litestar dependency); authenticates every request that can run an
     operation (401/429 problem+json as for REST). A WebSocket's context serves nobody until its
-    ``connection_init`` authenticates (see :func:`authenticate_websocket`)."""
+    ``connection_init`` authenticates (see :meth:`Context.authenticate_websocket`)."""
     if not isinstance(request, Request):
         changes: ChangeHub = request.app.state.changes
         return build_context(_NOBODY, resources.session_factory, request_id=request_id_of(request.scope),
@@ -113,29 +112,6 @@ def _litestar_error(request: Request[Any, Any, Any], exc: HTTPException) -> Resp
     return transport_error(request, exc.status_code, exc.detail)
 
 
-async def authenticate_websocket(context: Context) -> None:
-    """Authenticate a WebSocket connection by the key of its ``connection_init`` payload (see the module
-    docstring); the connection then serves that key's principal.
-
-    Raises:
-        ConnectionRejectionError: No valid key (strawberry closes the connection with 4403).
-    """
-    socket = context.websocket
-    if socket is None:
-        raise ConnectionRejectionError
-    params = context.connection_params or {}
-    authorization = params.get("Authorization", params.get("authorization"))
-    if authorization is None:
-        authorization = socket.headers.get("authorization")
-    if not isinstance(authorization, str):
-        raise ConnectionRejectionError
-    try:
-        principal = await authenticate_authorization(socket, authorization)
-    except (NotAuthorizedException, TooManyRequestsException):
-        raise ConnectionRejectionError from None
-    context.act_as(principal)
-
-
 def graphql_controller(api: ApiSettings) -> type[Controller]:
     """The ``/graphql`` controller: POST and GET queries, GraphiQL for browsers, subscriptions over a WebSocket
     (graphql-transport-ws) with the connection limits of ``api``.
@@ -159,7 +135,7 @@ def graphql_controller(api: ApiSettings) -> type[Controller]:
         exception_handlers: ClassVar[dict[Any, Any]] = dict.fromkeys(_TRANSPORT_CODES, _litestar_error)
 
         async def on_ws_connect(self, context: Context) -> None:
-            await authenticate_websocket(context)
+            await context.authenticate_websocket()
 
         def decode_json(self, data: str | bytes) -> object:
             text = data.decode("utf-8") if isinstance(data, bytes) else data  # UnicodeDecodeError is a ValueError

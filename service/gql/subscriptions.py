@@ -41,6 +41,8 @@ from service.policy import Action, authorize
 
 SLOW_CLIENT_CLOSE_CODE = 1013
 """WebSocket close code for a client that fell behind ("try again later": reconnect, then re-query)."""
+FORBIDDEN_CLOSE_CODE = 4403
+"""WebSocket close code for a connection whose key was revoked or expired (graphql-transport-ws' Forbidden)."""
 
 
 @strawberry.enum(description="What happened to an alert.")
@@ -77,20 +79,29 @@ async def _changes(info: Info, topic: Topic) -> AsyncIterator[AsyncIterator[Chan
     if hub is None:
         raise GraphQLError("subscriptions are served over a WebSocket (graphql-transport-ws) on /graphql")
     async with hub.subscribe(info.context.principal.tenant_id, {topic}) as feed:
-        yield _closing_when_slow(info, feed)
+        yield _guarded(info, feed)
 
 
-async def _closing_when_slow(info: Info, feed: AsyncIterator[Change]) -> AsyncIterator[Change]:
+async def _guarded(info: Info, feed: AsyncIterator[Change]) -> AsyncIterator[Change]:
+    """``feed`` while the connection's key is valid and the client keeps up; else the connection is closed."""
+    resources = info.context.resources
+    recheck = resources.settings.api.subscription_key_recheck_seconds if resources is not None else 0.0
     try:
         async for change in feed:
+            if not await info.context.key_still_valid(recheck):
+                await _close(info, FORBIDDEN_CLOSE_CODE, "Forbidden: the key was revoked or has expired")
             yield change
     except SlowSubscriberError as exc:
-        socket = info.context.websocket
-        if socket is not None:
-            await socket.close(code=SLOW_CLIENT_CLOSE_CODE, reason=str(exc)[:120])
-        # The connection's handler cancels its operations once the close is through; ending here instead would
-        # make strawberry try to send "complete" on a closed socket.
-        await asyncio.Event().wait()
+        await _close(info, SLOW_CLIENT_CLOSE_CODE, str(exc))
+
+
+async def _close(info: Info, code: int, reason: str) -> None:
+    """Close the connection, then wait for its handler to cancel this operation (ending it instead would make
+    strawberry send "complete" on a closed socket)."""
+    socket = info.context.websocket
+    if socket is not None:
+        await socket.close(code=code, reason=reason[:120])
+    await asyncio.Event().wait()
 
 
 @strawberry.type

@@ -24,6 +24,7 @@ from websockets.typing import Subprotocol
 from service.changefeed import publish_changes
 from service.core.changes import Change, Topic
 from service.core.clock import utcnow
+from service.core.principal import Principal
 from service.core.roles import Role
 from service.core.tenancy import tenant_id_from
 from service.db.models import Alert
@@ -31,11 +32,12 @@ from service.jobs.enqueue import unit_of_work
 from service.monitoring.repository import MonitoringRepository
 from service.monitoring.sweep import AlertWriter
 from service.runtime import Resources
+from service.tenants.service import ApiKeyService
 from tests.campaigns.conftest import quiet, world_of
 from tests.gql.conftest import KeyedFleet
 from tests.gql.seed import customer_id, inverter_serial, site_id
 from tests.support import free_port
-from tests.tenants.factories import committed_key
+from tests.tenants.factories import committed_key, make_key
 
 GIVFLEET = Path(sys.executable).with_name("givfleet")
 PROTOCOL = [Subprotocol("graphql-transport-ws")]
@@ -57,7 +59,7 @@ async def second_api(resources: Resources) -> AsyncIterator[str]:
            "GIVFLEET_REDIS_URL": settings.configured_redis_url() or "",
            "GIVFLEET_REDIS__NAMESPACE": settings.redis.namespace, "GIVFLEET_HOME": str(settings.home),
            "GIVFLEET_SIMULATOR__ENABLED": "false", "GIVFLEET_API__SUBSCRIPTIONS_PER_CONNECTION": "2",
-           "GIVFLEET_API__SUBSCRIPTION_BACKLOG": "4"}
+           "GIVFLEET_API__SUBSCRIPTION_BACKLOG": "4", "GIVFLEET_API__SUBSCRIPTION_KEY_RECHECK_SECONDS": "0"}
     process = await asyncio.create_subprocess_exec(str(GIVFLEET), "api", "--port", str(port), env=env,
                                                    stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
     base = f"http://127.0.0.1:{port}"
@@ -189,6 +191,24 @@ async def test_connections_without_a_valid_key_are_closed_forbidden(second_api: 
             await receive(socket)
     assert closed.value.rcvd is not None
     assert closed.value.rcvd.code == 4401
+
+
+async def test_a_revoked_keys_subscription_is_closed_before_its_next_change(
+    second_api: str, resources: Resources, fleet_with_keys: KeyedFleet
+) -> None:
+    tenant_id = tenant_id_from(fleet_with_keys.mirror.tenant_id)
+    async with resources.session_factory() as session, session.begin():
+        key, key_id = await make_key(session, tenant_id, Role.VIEWER)
+    await until_active(second_api, 0)
+    async with subscribed(second_api, key, ALERTS) as socket:
+        await until_active(second_api, 1)
+        async with resources.session_factory() as session, session.begin():
+            await ApiKeyService(session, Principal.cli(tenant_id)).revoke(key_id)
+        await raise_lost(resources, fleet_with_keys, 6)
+        with pytest.raises(ConnectionClosed) as closed:
+            await receive(socket)
+    assert closed.value.rcvd is not None
+    assert closed.value.rcvd.code == 4403
 
 
 async def test_a_client_that_falls_behind_is_disconnected_rather_than_buffered_for(
