@@ -26,7 +26,7 @@ from service.gql.mirror.mutations import MirrorMutation
 from service.gql.mirror.queries import MirrorQuery
 from service.gql.monitoring.mutations import MonitoringMutation
 from service.gql.monitoring.queries import MonitoringQuery
-from service.gql.subscriptions import Subscription, SubscriptionsOnlyOverWebSocket
+from service.gql.subscriptions import Subscription, SubscriptionTransport
 from service.gql.tenants.mutations import TenantsMutation
 from service.gql.types.viewer import ViewerQuery
 
@@ -54,7 +54,7 @@ def build_schema(**limits: Any) -> GivfleetSchema:
     # Parsing and validating a document costs more than running a small query: both are cached per (small)
     # document text (the validation rules, depth and aliases, depend on the document only; the cost limit, which
     # depends on the variables, runs at execution).
-    extensions: list[Any] = [*limit_extensions(**limits), SubscriptionsOnlyOverWebSocket, ErrorPolicy]
+    extensions: list[Any] = [*limit_extensions(**limits), SubscriptionTransport, ErrorPolicy]
     typed: list[type[SchemaExtension]] = extensions
     return GivfleetSchema(query=Query, mutation=Mutation, subscription=Subscription, types=NODE_TYPES,
                           extensions=typed)

@@ -7,8 +7,8 @@ changed row through the key's own scope, as the matching query would: a subtree 
 its subtree, and another tenant's changes never reach it at all. A client that reads too slowly is disconnected
 (close code 1013, "try again later") instead of being buffered for.
 
-Over a WebSocket only subscriptions run (:class:`SubscriptionsOnlyOverWebSocket`): queries and mutations go over
-HTTP, where each gets its own context and transaction.
+Subscriptions run over a WebSocket only, and over a WebSocket only subscriptions run (:class:`SubscriptionTransport`):
+queries and mutations go over HTTP, where each gets its own context and transaction.
 """
 
 from __future__ import annotations
@@ -76,8 +76,8 @@ class IncidentChange:
 async def _changes(info: Info, topic: Topic) -> AsyncIterator[AsyncIterator[Change]]:
     """The principal's tenant's changes of ``topic``, live when the block starts (the hub is subscribed)."""
     hub = info.context.changes
-    if hub is None:
-        raise GraphQLError("subscriptions are served over a WebSocket (graphql-transport-ws) on /graphql")
+    if hub is None:  # not a WebSocket: SubscriptionTransport refused it before it could get here
+        raise GraphQLError("subscriptions are served over a WebSocket on /graphql (graphql-transport-ws)")
     async with hub.subscribe(info.context.principal.tenant_id, {topic}) as feed:
         yield _guarded(info, feed)
 
@@ -151,18 +151,24 @@ async def _campaign(info: Info, campaign_id: uuid.UUID) -> Campaign:
         return await campaign_of(info, session, await CampaignService(session, info.context.principal).get(campaign_id))
 
 
-class SubscriptionsOnlyOverWebSocket(SchemaExtension):
-    """Over a WebSocket, refuse queries and mutations (they belong on HTTP, where each request has its own
-    context and transaction; a connection's context lives as long as the connection)."""
+class SubscriptionTransport(SchemaExtension):
+    """Subscriptions run over a WebSocket only, and a WebSocket runs subscriptions only: queries and mutations
+    belong on HTTP, where each request has its own context and transaction (a connection's context lives as long
+    as the connection)."""
 
     def on_execute(self) -> Iterator[None]:
         context = self.execution_context
         over_websocket = getattr(context.context, "websocket", None) is not None
-        if over_websocket and context.result is None and context.operation_type is not OperationType.SUBSCRIPTION:
+        subscription = context.operation_type is OperationType.SUBSCRIPTION
+        if subscription and not over_websocket:
+            # A subscription's stream starts whatever result is set here; an error raised here ends it instead.
+            raise GraphQLError("subscriptions are served over a WebSocket on /graphql (graphql-transport-ws)",
+                               extensions={"code": "BAD_REQUEST"})
+        if over_websocket and not subscription and context.result is None:
             context.result = GraphQLExecutionResult(data=None, errors=[GraphQLError(
                 "only subscriptions run over a WebSocket: send queries and mutations with HTTP POST /graphql",
                 extensions={"code": "BAD_REQUEST"})])
         yield
 
 
-__all__ = ["Subscription", "SubscriptionsOnlyOverWebSocket"]
+__all__ = ["Subscription", "SubscriptionTransport"]

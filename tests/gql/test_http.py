@@ -187,6 +187,13 @@ async def test_unexpected_errors_are_masked_with_the_request_id(api_client: http
     assert response.headers["x-request-id"] == "trace-me-123"
 
 
+async def test_a_subscription_over_http_is_refused_clearly(api_client: httpx.AsyncClient,
+                                                           fleet_with_keys: KeyedFleet) -> None:
+    body = await gql(api_client, fleet_with_keys, "viewer", "subscription { alertChanged { kind } }")
+    assert codes(body) == ["BAD_REQUEST"]
+    assert "WebSocket" in body["errors"][0]["message"]
+
+
 async def test_search_is_bounded_and_escaped(api_client: httpx.AsyncClient, fleet_with_keys: KeyedFleet) -> None:
     too_long = await gql(api_client, fleet_with_keys, "viewer",
                          "query($q: String) { inverters(filter: {search: $q}) { totalCount } }", {"q": "x" * 201})
