@@ -15,7 +15,7 @@ from __future__ import annotations
 
 import json
 import uuid
-from collections.abc import Awaitable, Callable
+from collections.abc import AsyncGenerator, Awaitable, Callable
 from datetime import timedelta
 from typing import Any, ClassVar
 
@@ -28,7 +28,9 @@ from litestar.connection import ASGIConnection
 from litestar.di import NamedDependency
 from litestar.exceptions import HTTPException
 from strawberry.http import GraphQLHTTPResponse
+from strawberry.http.exceptions import NonJsonMessageReceived
 from strawberry.litestar import make_graphql_controller
+from strawberry.litestar.controller import LitestarWebSocketAdapter
 from strawberry.subscriptions import GRAPHQL_TRANSPORT_WS_PROTOCOL
 from strawberry.types import ExecutionResult
 
@@ -112,6 +114,44 @@ def _litestar_error(request: Request[Any, Any, Any], exc: HTTPException) -> Resp
     return transport_error(request, exc.status_code, exc.detail)
 
 
+class WebSocketMessages(LitestarWebSocketAdapter):
+    """A WebSocket's messages, checked as HTTP bodies are (:meth:`decode_json`), and their fields' types checked
+    (:func:`malformed`): a message that fails closes the connection with 4400, as invalid JSON does, never an
+    internal error."""
+
+    async def iter_json(self, *, ignore_parsing_errors: bool = False) -> AsyncGenerator[object, None]:
+        try:
+            async for message in super().iter_json(ignore_parsing_errors=ignore_parsing_errors):
+                problem = malformed(message)
+                if problem is not None:
+                    await self.close(4400, problem)
+                    return
+                yield message
+        except GraphQLTransportError:
+            raise NonJsonMessageReceived from None
+
+
+_OPTIONAL_FIELDS: dict[str, type] = {"variables": dict, "operationName": str, "extensions": dict}
+
+
+def malformed(message: object) -> str | None:
+    """What is wrong with the types of a graphql-transport-ws message's fields (``None``: nothing; unknown types
+    and missing fields are the protocol handler's to refuse)."""
+    if not isinstance(message, dict) or message.get("type") not in ("subscribe", "complete"):
+        return None
+    if not isinstance(message.get("id", ""), str):
+        return "the message id must be a string"
+    if message["type"] == "complete":
+        return None
+    payload = message.get("payload")
+    if not isinstance(payload, dict) or not isinstance(payload.get("query"), str):
+        return "a subscribe message needs a payload with the query as a string"
+    for name, kind in _OPTIONAL_FIELDS.items():
+        if payload.get(name) is not None and not isinstance(payload[name], kind):
+            return f"the payload's {name} must be {'an object' if kind is dict else 'a string'}"
+    return None
+
+
 def graphql_controller(api: ApiSettings) -> type[Controller]:
     """The ``/graphql`` controller: POST and GET queries, GraphiQL for browsers, subscriptions over a WebSocket
     (graphql-transport-ws) with the connection limits of ``api``.
@@ -130,6 +170,7 @@ def graphql_controller(api: ApiSettings) -> type[Controller]:
 
     class GraphQLController(base):  # type: ignore[valid-type,misc]
         opt: ClassVar[dict[str, Any]] = {"exclude_from_auth": True}
+        websocket_adapter_class = WebSocketMessages
         request_max_body_size = limits.MAX_GRAPHQL_BODY_BYTES
         # By status: authentication failures (401, 429) keep the app's problem+json handler.
         exception_handlers: ClassVar[dict[Any, Any]] = dict.fromkeys(_TRANSPORT_CODES, _litestar_error)

@@ -229,6 +229,22 @@ async def test_a_client_that_falls_behind_is_disconnected_rather_than_buffered_f
         assert "givfleet_subscriptions_dropped_total 1.0" in (await client.get("/metrics")).text
 
 
+async def test_malformed_messages_close_the_connection_as_the_protocol_says(second_api: str,
+                                                                            fleet_with_keys: KeyedFleet) -> None:
+    subscription = "subscription { alertChanged { kind } }"
+    for message in ("[1]", '{"type": "connection_init", "payload": {"x": "\\ud800"}}',
+                    json.dumps({"id": 7, "type": "subscribe", "payload": {"query": subscription}}),
+                    json.dumps({"id": "1", "type": "subscribe", "payload": {"query": 5}}),
+                    json.dumps({"id": "1", "type": "subscribe", "payload": {"query": subscription, "variables": [1]}})):
+        async with connection(second_api, {"Authorization": f"Bearer {fleet_with_keys.keys['viewer']}"}) as socket:
+            assert (await receive(socket))["type"] == "connection_ack"
+            await socket.send(message)
+            with pytest.raises(ConnectionClosed) as closed:
+                await receive(socket)
+        assert closed.value.rcvd is not None
+        assert closed.value.rcvd.code == 4400, (message, closed.value.rcvd)
+
+
 async def test_limits_apply_to_subscriptions(second_api: str, fleet_with_keys: KeyedFleet) -> None:
     key = fleet_with_keys.keys["viewer"]
     async with subscribed(second_api, key, ALERTS) as socket:  # the process allows 2 per connection
