@@ -137,15 +137,17 @@ class ChangeHub:
             raise RuntimeError("the change hub is closed")
         feed = Feed(tenant_id, topics, self.capacity)
         self._feeds.add(feed)
-        SUBSCRIBERS.inc()
         try:
             if self._listener is None:
                 self._listener = asyncio.create_task(self._listen(), name="changefeed")
             await self._subscribed.wait()
-            yield feed
+            SUBSCRIBERS.inc()  # counted once live: what /metrics shows is being listened for
+            try:
+                yield feed
+            finally:
+                SUBSCRIBERS.dec()
         finally:
             self._feeds.discard(feed)
-            SUBSCRIBERS.dec()
 
     async def aclose(self) -> None:
         """Stop listening and end every feed (their subscriptions complete)."""
@@ -158,7 +160,7 @@ class ChangeHub:
             feed.end()
 
     async def _listen(self) -> None:
-        """Receive changes until cancelled; reconnect after a Redis failure."""
+        """Receive changes until cancelled; subscribe again after a failure."""
         channel = channel_of(self.redis.namespace)
         while True:
             try:
@@ -174,6 +176,10 @@ class ChangeHub:
             except (RedisError, OSError) as exc:
                 self._subscribed.clear()
                 log.warning("changes.listener_lost", error=type(exc).__name__)
+                await asyncio.sleep(RECONNECT_DELAY_SECONDS)
+            except Exception:  # a bug must not silence every subscription of the process: log it, listen again
+                self._subscribed.clear()
+                log.exception("changes.listener_failed")
                 await asyncio.sleep(RECONNECT_DELAY_SECONDS)
 
     def _dispatch(self, data: object) -> None:
