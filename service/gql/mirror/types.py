@@ -18,6 +18,7 @@ from service.gql.context import Info
 from service.gql.mirror.live import InverterLive
 from service.gql.types.common import Node, read_fields, to_global_id
 from service.mirror.read_model import DongleRead, InverterRead, SiteRead, SyncRunRead, read_values
+from service.mirror.schemas import BatteryRecord, MeterRecord
 
 T = TypeVar("T")
 NestedFirst = Annotated[int | None, strawberry.argument(
@@ -199,26 +200,16 @@ class Inverter(Node, InverterRead):
 
 
 @strawberry.type(description="A battery module of an inverter.")
+@read_fields(BatteryRecord)
 class BatteryModule(Node):
     inverter_serial: str
     position: int = strawberry.field(description="Position in the inverter's list (module numbers can repeat).")
-    module_number: int | None
-    serial: str | None
-    firmware_version: str | None
-    capacity_full: float | None
-    capacity_design: float | None
-    cell_count: int | None
-    has_usb: bool | None
-    nominal_voltage: float | None
     removed_at: datetime | None
 
     @classmethod
     def from_row(cls, row: m.BatteryModule) -> BatteryModule:
-        return cls(id=to_global_id("BatteryModule", row.id), inverter_serial=row.inverter_serial,
-                   position=row.position, module_number=row.module_number, serial=row.serial,
-                   firmware_version=row.firmware_version, capacity_full=row.capacity_full,
-                   capacity_design=row.capacity_design, cell_count=row.cell_count, has_usb=row.has_usb,
-                   nominal_voltage=row.nominal_voltage, removed_at=row.removed_at)
+        return cls(id=to_global_id("BatteryModule", row.id), **read_values(BatteryRecord, row),
+                   removed_at=row.removed_at)
 
     @strawberry.field(description="The inverter the module belongs to.")
     def inverter(self, info: Info) -> Inverter | None:
@@ -226,23 +217,14 @@ class BatteryModule(Node):
 
 
 @strawberry.type(description="An energy meter connected to an inverter.")
+@read_fields(MeterRecord)
 class Meter(Node):
     inverter_serial: str
-    address: int
-    serial_number: str | None
-    manufacturer_code: str | None
-    type_code: int | None
-    hardware_version: int | None
-    software_version: int | None
-    baud_rate: int | None
     removed_at: datetime | None
 
     @classmethod
     def from_row(cls, row: m.Meter) -> Meter:
-        return cls(id=to_global_id("Meter", row.id), inverter_serial=row.inverter_serial, address=row.address,
-                   serial_number=row.serial_number, manufacturer_code=row.manufacturer_code,
-                   type_code=row.type_code, hardware_version=row.hardware_version,
-                   software_version=row.software_version, baud_rate=row.baud_rate, removed_at=row.removed_at)
+        return cls(id=to_global_id("Meter", row.id), **read_values(MeterRecord, row), removed_at=row.removed_at)
 
     @strawberry.field(description="The inverter the meter is connected to.")
     def inverter(self, info: Info) -> Inverter | None:
