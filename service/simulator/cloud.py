@@ -5,7 +5,7 @@ from __future__ import annotations
 import copy
 import re
 import uuid
-from collections.abc import Callable, Iterable, Mapping, Sequence
+from collections.abc import Callable, Iterable, Iterator, Mapping, Sequence
 from dataclasses import dataclass
 from datetime import UTC, date, datetime, timedelta
 from typing import TYPE_CHECKING, Any, TypeVar
@@ -562,16 +562,22 @@ class CloudApi:
             raise invalid(errors)
         return serials, setting_id, body.get("value")
 
+    def _multi_devices(self, ctx: Ctx, serials: list[str], result: dict[str, dict[str, Any]]
+                       ) -> Iterator[tuple[str, Device]]:
+        """Each serial once with its device; a serial the caller cannot see answers -3 in ``result``."""
+        for serial in dict.fromkeys(serials):
+            device = self.sim.fleet.visible_device(ctx.account.id, serial)
+            if device is None:
+                result[serial] = {"response": -3}
+            else:
+                yield serial, device
+
     async def multi_write(self, request: Request, ctx: Ctx) -> Response:
         """POST /multi-control/write: per-serial value or remote-control code, no ``data`` envelope."""
         serials, setting_id, raw = self._multi_body(request, write=True)
         await self.sim.device_latency()
         result: dict[str, dict[str, Any]] = {}
-        for serial in dict.fromkeys(serials):
-            device = self.sim.fleet.visible_device(ctx.account.id, serial)
-            if device is None:
-                result[serial] = {"response": -3}
-                continue
+        for serial, device in self._multi_devices(ctx, serials, result):
             entry = device.setting_index.get(setting_id)
             try:
                 if entry is None:
@@ -598,11 +604,7 @@ class CloudApi:
         serials, setting_id, _ = self._multi_body(request, write=False)
         await self.sim.device_latency()
         result: dict[str, dict[str, Any]] = {}
-        for serial in dict.fromkeys(serials):
-            device = self.sim.fleet.visible_device(ctx.account.id, serial)
-            if device is None:
-                result[serial] = {"response": -3}
-                continue
+        for serial, device in self._multi_devices(ctx, serials, result):
             entry = device.setting_index.get(setting_id)
             if entry is None:
                 result[serial] = {"response": -4}
