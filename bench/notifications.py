@@ -32,12 +32,10 @@ from pathlib import Path
 
 import httpx
 from pydantic import SecretStr
-from sqlalchemy import func, select
+from sqlalchemy import func, make_url, select
 
 ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT))
-
-from sqlalchemy import make_url  # noqa: E402
 
 from bench.mirror import _admin  # noqa: E402 - one way to create and drop a bench database
 from service.core.principal import Principal  # noqa: E402
@@ -54,7 +52,6 @@ from service.db.models.notifications import (  # noqa: E402
 )
 from service.jobs.enqueue import enqueue_deferred, unit_of_work  # noqa: E402
 from service.jobs.typed import Queue  # noqa: E402
-from service.jobs.worker import build_worker  # noqa: E402
 from service.notifications.delivery import Ask  # noqa: E402
 from service.notifications.jobs import call_of  # noqa: E402
 from service.notifications.outbox import record_event  # noqa: E402
@@ -65,6 +62,7 @@ from service.simulator import Simulator, SimulatorConfig  # noqa: E402
 from service.tenants.crypto import load_key_ring  # noqa: E402
 from service.tenants.service import CredentialService  # noqa: E402
 from service.upstream import Route  # noqa: E402
+from service.worker.build import build_worker  # noqa: E402
 from tests.notifications.conftest import served_receiver  # noqa: E402 - the tests' webhook receiver
 
 VOLLEY = 20

@@ -10,6 +10,7 @@ from sqlalchemy.ext.asyncio import AsyncSession
 
 from service.campaigns import lifecycle
 from service.campaigns.waves import MULTI_CONTROL_MAX, chunks
+from service.core.changes import Change, Topic
 from service.core.clock import utcnow
 from service.core.principal import Principal
 from service.core.roles import Role
@@ -25,10 +26,13 @@ from service.db.models.campaign import (
 )
 from service.db.models.monitoring import Severity
 from service.db.models.notifications import NotificationEventType
+from service.db.uow import defer_change
 from service.notifications.outbox import record_event
 from service.tenants.service import AuditService
 
 SYSTEM_ACTOR = "system"
+PROGRESS = "campaign.progress"
+"""The change announced when a campaign's state or its targets' states change."""
 _NOTIFIED_ENDS = {CampaignState.COMPLETED: (NotificationEventType.CAMPAIGN_FINISHED, Severity.INFO, "finished"),
                   CampaignState.ABORTED: (NotificationEventType.CAMPAIGN_ABORTED, Severity.MAJOR, "aborted")}
 NOT_YET_WRITTEN = frozenset({TargetState.PENDING, TargetState.READY, TargetState.RETRYING})
@@ -54,6 +58,13 @@ async def transition(session: AsyncSession, principal: Principal, campaign: Camp
         because = f": {reason}" if reason else ""
         await record_event(session, campaign.tenant_id, kind, f"campaign:{campaign.id}:{campaign.state.value}",
                            f"campaign {campaign.name} {verb}{because}", severity=severity, campaign_id=campaign.id)
+    announce_progress(session, campaign)
+
+
+def announce_progress(session: AsyncSession, campaign: Campaign) -> None:
+    """Tell live subscribers of ``campaign`` that its progress changed, once ``session`` commits."""
+    defer_change(session, Change(Topic.CAMPAIGN, campaign.tenant_id, campaign.id, PROGRESS,
+                                 account_id=campaign.restricted_account_id))
 
 
 async def audit(session: AsyncSession, principal: Principal, campaign: Campaign, action: str,
