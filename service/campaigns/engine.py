@@ -34,6 +34,7 @@ from service.campaigns.window import in_window, next_opening
 from service.core.clock import utcnow
 from service.core.errors import GivfleetError
 from service.core.tenancy import TenantId, tenant_id_from
+from service.db.lists import one_of
 from service.db.models.campaign import (
     Campaign,
     CampaignChunk,
@@ -199,7 +200,7 @@ class CampaignEngine:
             serials = await self._serials_in(session, campaign, chunk.serials, [ready])
             await session.execute(
                 update(CampaignTarget)
-                .where(CampaignTarget.campaign_id == campaign.id, CampaignTarget.serial.in_(serials))
+                .where(CampaignTarget.campaign_id == campaign.id, one_of(CampaignTarget.serial, serials))
                 .values(state=writing, writes=CampaignTarget.writes + 1, updated_at=now))
         campaign.requests_used += 1
         campaign.tick_seq += 1
@@ -252,7 +253,7 @@ class CampaignEngine:
                               else (TargetState.ROLLBACK_WRITING, TargetState.ROLLBACK_READY))
             await session.execute(
                 update(CampaignTarget)
-                .where(CampaignTarget.campaign_id == campaign.id, CampaignTarget.serial.in_(chunk.serials),
+                .where(CampaignTarget.campaign_id == campaign.id, one_of(CampaignTarget.serial, chunk.serials),
                        CampaignTarget.state == writing)
                 .values(state=ready, writes=CampaignTarget.writes - 1))
             chunk.state, chunk.lease_until, chunk.error = ChunkState.PENDING, None, str(error)[:300]
@@ -270,7 +271,7 @@ class CampaignEngine:
         expected = _EXPECTED[chunk.kind]
         targets = (await session.execute(
             select(CampaignTarget).where(CampaignTarget.campaign_id == campaign.id,
-                                         CampaignTarget.serial.in_(chunk.serials),
+                                         one_of(CampaignTarget.serial, chunk.serials),
                                          CampaignTarget.state.in_(expected)))).scalars().all()
         now = self._clock()
         follow: dict[TargetState, list[CampaignTarget]] = {}
@@ -394,7 +395,7 @@ class CampaignEngine:
         campaign.current_wave = wave
         everyone = fresh + reverify
         await session.execute(update(CampaignTarget)
-                              .where(CampaignTarget.campaign_id == campaign.id, CampaignTarget.serial.in_(everyone))
+                              .where(CampaignTarget.campaign_id == campaign.id, one_of(CampaignTarget.serial, everyone))
                               .values(wave=wave, attempts=CampaignTarget.attempts + 1))
         if campaign.kind is CampaignKind.RESTART:
             await self._set(session, campaign, fresh, [TargetState.PENDING, TargetState.RETRYING], TargetState.READY)
@@ -464,14 +465,14 @@ class CampaignEngine:
     async def _serials_in(self, session: AsyncSession, campaign: Campaign, serials: Sequence[str],
                           states: Sequence[TargetState]) -> list[str]:
         rows = await session.execute(select(CampaignTarget.serial).where(
-            CampaignTarget.campaign_id == campaign.id, CampaignTarget.serial.in_(serials),
+            CampaignTarget.campaign_id == campaign.id, one_of(CampaignTarget.serial, serials),
             CampaignTarget.state.in_(states)).order_by(CampaignTarget.serial))
         return list(rows.scalars().all())
 
     async def _set(self, session: AsyncSession, campaign: Campaign, serials: Sequence[str],
                    states: Sequence[TargetState], to: TargetState, reason: str | None = None) -> None:
         await session.execute(update(CampaignTarget).where(
-            CampaignTarget.campaign_id == campaign.id, CampaignTarget.serial.in_(serials),
+            CampaignTarget.campaign_id == campaign.id, one_of(CampaignTarget.serial, serials),
             CampaignTarget.state.in_(states)).values(state=to, reason=reason, updated_at=self._clock()))
 
 
