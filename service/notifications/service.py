@@ -15,6 +15,7 @@ from sqlalchemy.ext.asyncio import AsyncSession
 from service.core.clock import utcnow
 from service.core.errors import ConflictError, InvalidInputError, NotFoundError
 from service.core.principal import Principal
+from service.core.text import plain
 from service.db.models.monitoring import Severity
 from service.db.models.notifications import (
     ChannelKind,
@@ -116,7 +117,7 @@ class NotificationService:
             ConflictError: A channel with this name exists.
         """
         authorize(self._principal, Action.NOTIFICATION_MANAGE)
-        name = spec.name.strip()
+        name = _plain(spec.name.strip(), "name")
         if not name or len(name) > 200:
             raise InvalidInputError("a channel needs a name of 1 to 200 characters", field="name")
         self._check_target(spec)
@@ -144,14 +145,14 @@ class NotificationService:
     def _check_target(self, spec: ChannelSpec) -> None:
         if spec.kind is ChannelKind.WEBHOOK:
             try:
-                parse_url(spec.url or "")
+                parse_url(_plain(spec.url or "", "url"))
             except UnsafeTargetError as exc:
                 raise InvalidInputError(str(exc), field="url") from None
         elif spec.kind is ChannelKind.EMAIL:
             if not spec.email_to or len(spec.email_to) > MAX_RECIPIENTS:
                 raise InvalidInputError(f"an e-mail channel has 1 to {MAX_RECIPIENTS} recipients", field="emailTo")
             bad = [address for address in spec.email_to if "@" not in address or len(address) > 320
-                   or any(c.isspace() or c in "<>,;" for c in address)]
+                   or any(c.isspace() or c in "<>,;" or not c.isprintable() for c in address)]
             if bad:
                 raise InvalidInputError(f"not an e-mail address: {bad[0]!r}", field="emailTo")
 
@@ -318,6 +319,13 @@ class NotificationService:
 
     def _ask(self, ask: Ask) -> None:
         defer_job(self._session, call_of(ask))
+
+
+def _plain(text: str, field: str) -> str:
+    try:
+        return plain(text)
+    except ValueError as exc:
+        raise InvalidInputError(f"{field} {exc}", field=field) from None
 
 
 def _check_quiet(start: time | None, end: time | None) -> None:

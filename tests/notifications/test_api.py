@@ -56,6 +56,9 @@ async def test_a_webhook_secret_is_shown_once_and_rules_route_to_the_channel(
 
 @pytest.mark.parametrize(("payload", "field"), [
     ({"kind": "webhook", "name": "a", "url": "ftp://files.example.com/"}, "url"),
+    ({"kind": "webhook", "name": "a", "url": "https://hooks.example.com/\u0000"}, "url"),
+    ({"kind": "webhook", "name": "a\u0000b", "url": "https://hooks.example.com/"}, "name"),
+    ({"kind": "email", "name": "a", "email_to": ["ops\u0000@example.com"]}, "emailTo"),
     ({"kind": "webhook", "name": "a", "url": "https://user:pw@hooks.example.com/"}, "url"),
     ({"kind": "email", "name": "a", "email_to": []}, "emailTo"),
     ({"kind": "email", "name": "a", "email_to": ["not an address"]}, "emailTo"),
