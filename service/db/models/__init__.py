@@ -17,7 +17,7 @@ from service.db.models.campaign import (
     SettingCatalogue,
     TargetState,
 )
-from service.db.models.credential import CredentialHealth, CredentialKind, UpstreamCredential
+from service.db.models.credential import BudgetSalt, CredentialHealth, CredentialKind, UpstreamCredential
 from service.db.models.mirror import (
     BatteryModule,
     Dongle,
@@ -53,6 +53,7 @@ __all__ = [
     "ApiKey",
     "AuditEvent",
     "BatteryModule",
+    "BudgetSalt",
     "Campaign",
     "CampaignChunk",
     "CampaignKind",
