@@ -67,6 +67,8 @@ def offenders(importer: str, forbidden: str, *, except_for: tuple[str, ...] = ()
     # reaches back into it (a domain declares jobs with service.jobs and defers them, it never builds a worker).
     *[("service.jobs", f"service.{domain}") for domain in DOMAINS],
     *[(f"service.{domain}", "service.worker") for domain in DOMAINS],
+    # Reconciliation is pure functions over value types: no ORM.
+    ("service.mirror.reconcile", "service.db"),
 ])
 def test_layer_rule(importer: str, forbidden: str) -> None:
     assert offenders(importer, forbidden) == []

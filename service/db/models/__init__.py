@@ -24,7 +24,6 @@ from service.db.models.mirror import (
     FleetAccount,
     Inverter,
     InverterChange,
-    InverterChangeKind,
     Meter,
     Site,
     SyncKind,
@@ -46,6 +45,7 @@ from service.db.models.monitoring import (
 )
 from service.db.models.notifications import NotificationEvent, NotificationEventType
 from service.db.models.tenant import Tenant, TenantStatus
+from service.mirror.schemas import InverterChangeKind
 
 __all__ = [
     "Alert",
