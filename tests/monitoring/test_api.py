@@ -183,3 +183,40 @@ async def test_graphql_alerts_with_counts_and_the_acknowledge_mutation(
                                                             "{ severity count } } }"}, headers=viewer)).json()
     assert {c["severity"]: c["count"] for c in summary["data"]["fleetSummary"]["openAlertsBySeverity"]} == {
         "CRITICAL": 1, "MAJOR": 0, "MINOR": 1, "INFO": 0}  # the acknowledged alert is still not cleared
+
+
+async def test_graphql_inverter_alerts_and_site_incident(
+    client: httpx.AsyncClient, resources: Resources, make_monitor: MonitorFactory
+) -> None:
+    tenant, sim = await _tenant_with_faults(resources, make_monitor)
+    query = """{ inverters(first: 100) { edges { node { serial
+                   open: alerts(states: [OPEN]) { event severity state }
+                   minor: alerts(severities: [MINOR]) { event }
+                   site { upstreamId incident { severity summary } } } } } }"""
+
+    async def fleet(headers: dict[str, str]) -> dict[str, dict[str, object]]:
+        answer = (await client.post("/graphql", json={"query": query}, headers=headers)).json()
+        assert "errors" not in answer
+        return {edge["node"]["serial"]: edge["node"] for edge in answer["data"]["inverters"]["edges"]}
+
+    seen = await fleet(tenant.headers)
+    faulty = {serial: node for serial, node in seen.items() if node["open"]}
+    assert sorted((node["open"][0]["event"], node["open"][0]["severity"]) for node in faulty.values()) == [
+        ("Grid Under Voltage", "MINOR"), ("Isolation fault", "CRITICAL")]
+    assert sorted(event["event"] for node in seen.values() for event in node["minor"]) == ["Grid Under Voltage"]
+    for node in faulty.values():
+        incident = node["site"]["incident"]  # type: ignore[index]
+        assert incident["summary"].startswith(f"site {node['site']['upstreamId']}: 1 open alert")  # type: ignore[index]
+        assert incident["severity"] == node["open"][0]["severity"]  # type: ignore[index]
+    sites_with_faults = {node["site"]["upstreamId"] for node in faulty.values()}  # type: ignore[index]
+    assert all(node["site"]["incident"] is None for node in seen.values()  # type: ignore[index]
+               if node["site"]["upstreamId"] not in sites_with_faults)  # type: ignore[index]
+
+    # A subtree key sees its own inverter's alert and site incident, nothing of the other subtree.
+    mine = next(iter(faulty))
+    owner = sim.fleet.by_serial[mine].owner_id
+    restricted = await committed_key(resources, tenant.tenant_id, Role.VIEWER, restricted_account_id=str(owner))
+    scoped = await fleet({"Authorization": f"Bearer {restricted}"})
+    assert [serial for serial, node in scoped.items() if node["open"]] == [mine]
+    assert [node["site"]["incident"] is not None for serial, node in scoped.items()  # type: ignore[index]
+            if serial == mine] == [True]
