@@ -14,6 +14,9 @@ from service.cli_alerts import list_alerts_op
 from service.core.errors import NotFoundError
 from service.db.models import AlertState, NotificationEvent, NotificationEventType
 from service.db.models.api_key import Role
+from service.db.models.audit import AuditEvent
+from service.db.models.monitoring import Severity
+from service.monitoring.repository import MonitoringRepository
 from service.runtime import Resources
 from service.simulator import Simulator
 from tests.conftest import http_client
@@ -220,3 +223,53 @@ async def test_graphql_inverter_alerts_and_site_incident(
     assert [serial for serial, node in scoped.items() if node["open"]] == [mine]
     assert [node["site"]["incident"] is not None for serial, node in scoped.items()  # type: ignore[index]
             if serial == mine] == [True]
+
+
+async def test_admins_change_the_monitoring_settings_the_monitor_reads_and_bad_values_are_refused(
+    client: httpx.AsyncClient, resources: Resources
+) -> None:
+    tenant = await committed_tenant(resources, Role.ADMIN)
+    viewer = {"Authorization": f"Bearer {await committed_key(resources, tenant.tenant_id, Role.VIEWER)}"}
+    defaults = await client.get("/api/v1/monitoring/settings", headers=viewer)
+    assert defaults.status_code == 200
+    assert defaults.json() == {"enabled": True, "sweep_interval_seconds": 300, "grace_seconds": 1800,
+                               "flap_window_seconds": 3600, "storm_share": 0.2, "severity_overrides": {}}
+
+    changed = await client.patch("/api/v1/monitoring/settings", headers=tenant.headers, json={
+        "sweep_interval_seconds": 600, "storm_share": 0.5, "severity_overrides": {"Isolation fault": "minor"}})
+    assert changed.status_code == 200
+    assert (changed.json()["sweep_interval_seconds"], changed.json()["grace_seconds"]) == (600, 1800)
+    async with resources.session_factory() as session:  # what the monitor reads
+        repo = MonitoringRepository(session, tenant.tenant_id)
+        row = await repo.settings()
+        assert (row.sweep_interval_seconds, row.storm_share) == (600, 0.5)
+        assert await repo.overrides() == {"Isolation fault": Severity.MINOR}
+        audit = (await session.scalars(select(AuditEvent).where(
+            AuditEvent.tenant_id == tenant.tenant_id, AuditEvent.action == "monitoring.settings.write"))).one()
+    assert audit.details["changed"]["storm_share"] == {"from": 0.2, "to": 0.5}
+
+    refusals = [({"sweep_interval_seconds": 10}, "sweep_interval_seconds"), ({"storm_share": 0}, "storm_share"),
+                ({"grace_seconds": 10**9}, "grace_seconds"),
+                ({"severity_overrides": {"bad\u0000name": "major"}}, "severity_overrides")]
+    for body, field in refusals:
+        refused = await client.patch("/api/v1/monitoring/settings", headers=tenant.headers, json=body)
+        assert refused.status_code == 400, body
+        assert field in refused.text
+    unknown = await client.patch("/api/v1/monitoring/settings", headers=tenant.headers, json={"interval": 5})
+    assert unknown.status_code == 400
+    assert (await client.get("/api/v1/monitoring/settings", headers=viewer)).json() == changed.json()  # unchanged
+
+    mutation = """mutation { updateMonitoringSettings(input: {graceSeconds: 3600, severityOverrides: []}) {
+                  settings { graceSeconds sweepIntervalSeconds severityOverrides { event } }
+                  errors { code field } } }"""
+    done = (await client.post("/graphql", json={"query": mutation}, headers=tenant.headers)).json()
+    assert done["data"]["updateMonitoringSettings"] == {"settings": {
+        "graceSeconds": 3600, "sweepIntervalSeconds": 600, "severityOverrides": []}, "errors": []}
+    bad = (await client.post("/graphql", json={"query": "mutation { updateMonitoringSettings(input: "
+                                                        "{stormShare: 1.5}) { settings { stormShare } "
+                                                        "errors { code field } } }"}, headers=tenant.headers)).json()
+    assert bad["data"]["updateMonitoringSettings"]["settings"] is None
+    assert [e["field"] for e in bad["data"]["updateMonitoringSettings"]["errors"]] == ["storm_share"]
+    read = (await client.post("/graphql", json={"query": "{ monitoringSettings { stormShare graceSeconds } }"},
+                              headers=viewer)).json()
+    assert read["data"]["monitoringSettings"] == {"stormShare": 0.5, "graceSeconds": 3600}
