@@ -206,7 +206,8 @@ async def _overlap(resources: Resources, sim: Simulator, token: str, tenant_id: 
         return None
 
     monitor = Monitor(resources.session_factory, clients, enqueue,
-                      MonitorOptions(requests_per_minute=share, clock=sim.now))
+                      MonitorOptions(requests_per_minute=share, clock=sim.now),
+                      publish=partial(publish_changes, resources.redis))
     load = asyncio.create_task(campaign())
     try:
         await saturated.wait()

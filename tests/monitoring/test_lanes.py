@@ -17,6 +17,7 @@ from datetime import timedelta
 import httpx
 from sqlalchemy import select
 
+from service.core.changes import Change
 from service.core.tenancy import TenantId
 from service.db.models import Alert
 from service.db.uow import DeferredJob
@@ -62,11 +63,14 @@ async def test_a_cycle_completes_on_its_reserved_share_while_a_campaign_saturate
     async def enqueue(jobs: list[DeferredJob]) -> None:
         return None
 
+    async def publish(changes: list[Change]) -> None:
+        return None
+
     load = asyncio.create_task(campaign())
     try:
         await asyncio.wait_for(saturated.wait(), timeout=60)  # the campaign holds the whole budget
         before = campaign_answers
-        monitor = Monitor(resources.session_factory, clients, enqueue, MonitorOptions(clock=sim.now))
+        monitor = Monitor(resources.session_factory, clients, enqueue, MonitorOptions(clock=sim.now), publish=publish)
         report = await asyncio.wait_for(monitor.cycle(tenant_id), timeout=120)
         during = campaign_answers - before
     finally:
