@@ -182,6 +182,17 @@ def _message(world: World) -> Awaitable[uuid.UUID]:
     return world.fresh_notification_message()
 
 
+async def rest_update_monitoring_settings(world: World, caller: str) -> Outcome:
+    return rest_outcome(await world.client.patch("/api/v1/monitoring/settings", headers=world.headers(caller),
+                                                 json={"grace_seconds": 2400}))
+
+
+async def graphql_update_monitoring_settings(world: World, caller: str) -> Outcome:
+    answer = await world.graphql(caller, "mutation { updateMonitoringSettings(input: {graceSeconds: 2400}) "
+                                         "{ errors { code } } }", {})
+    return graphql_outcome(answer, "updateMonitoringSettings")
+
+
 async def _campaign(world: World, state: CampaignState) -> str:
     # Made within the subtree key's subtree, so that key sees it (whole-tenant keys see every campaign).
     return str(await fresh_campaign(world.resources, world.tenant_id, state,
@@ -329,6 +340,10 @@ CASES = [
          rest_create_maintenance_window, targets_an_object=False),
     Case("graphql createMaintenanceWindow", Action.MAINTENANCE_MANAGE, "graphql", OPERATORS,
          graphql_create_maintenance_window, targets_an_object=False),
+    Case("rest PATCH monitoring/settings", Action.MONITORING_SETTINGS_WRITE, "rest", WRITERS,
+         rest_update_monitoring_settings, targets_an_object=False),
+    Case("graphql updateMonitoringSettings", Action.MONITORING_SETTINGS_WRITE, "graphql", WRITERS,
+         graphql_update_monitoring_settings, targets_an_object=False),
     *CAMPAIGN_CASES,
     # notifications are the tenant's: a subtree key is refused whatever its role
     Case("rest POST notifications/channels", Action.NOTIFICATION_MANAGE, "rest", WRITERS,
@@ -351,7 +366,7 @@ CASES = [
 ]
 READS = {Action.SYNC_RUNS_READ, Action.CREDENTIAL_READ, Action.APIKEY_READ, Action.AUDIT_READ,
          Action.LIVE_SETTINGS_READ, Action.LIVE_UNMIRRORED_READ, Action.CAMPAIGN_READ, Action.ALERT_READ,
-         Action.FIRMWARE_WATCH_READ, Action.NOTIFICATION_READ}
+         Action.FIRMWARE_WATCH_READ, Action.MONITORING_SETTINGS_READ, Action.NOTIFICATION_READ}
 WRITES = set(Action) - READS  # a new action is a write, and must be in the matrix, unless listed as a read
 REST_ONLY = {Action.CREDENTIAL_ADD, Action.CREDENTIAL_REMOVE}  # no GraphQL mutation (yet)
 

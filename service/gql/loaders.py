@@ -22,11 +22,16 @@ from strawberry.dataloader import DataLoader
 from service.campaigns.service import history as campaign_history
 from service.core.limits import MAX_HISTORY
 from service.db.models import mirror as m
+from service.db.models.monitoring import AlertState, Severity
 from service.gql.campaigns.types import CampaignHistoryEntry
 from service.gql.mirror import types as t
+from service.gql.monitoring.types import Alert, Incident
 from service.mirror.queries import FleetReader, ReadScope
+from service.monitoring.service import alerts_of_inverters, open_incidents_of_sites
 
 R = TypeVar("R")
+AlertKey = tuple[str, tuple[AlertState, ...], tuple[Severity, ...], int]
+"""An inverter's serial, the states and severities asked for (empty: any), at most how many alerts."""
 T = TypeVar("T")
 
 
@@ -60,6 +65,31 @@ class Loaders:
             load_fn=self._load_changes)
         self.campaigns_by_inverter: DataLoader[str, list[CampaignHistoryEntry]] = DataLoader(
             load_fn=self._load_campaigns)
+        # One statement per distinct filter asked for in the request, whatever the number of inverters.
+        self.alerts_by_inverter: DataLoader[AlertKey, list[Alert]] = DataLoader(load_fn=self._load_alerts)
+        self.incident_by_site: DataLoader[int, Incident | None] = DataLoader(load_fn=self._load_incidents)
+
+    async def _load_alerts(self, keys: list[AlertKey]) -> list[list[Alert]]:
+        serials_by_filter: dict[tuple[tuple[AlertState, ...], tuple[Severity, ...], int], list[str]] = \
+            defaultdict(list)
+        for serial, states, severities, size in keys:
+            serials_by_filter[(states, severities, size)].append(serial)
+        grouped: dict[AlertKey, list[Alert]] = defaultdict(list)
+        async with self._session_factory() as session:
+            for (states, severities, size), serials in serials_by_filter.items():
+                if size <= 0:
+                    continue
+                rows = await alerts_of_inverters(session, self.scope, serials, states=states,
+                                                 severities=severities, per_inverter=size)
+                for row in rows:
+                    grouped[(row.inverter_serial, states, severities, size)].append(Alert.from_row(row))
+        return [grouped.get(key, []) for key in keys]
+
+    async def _load_incidents(self, sites: list[int]) -> list[Incident | None]:
+        async with self._session_factory() as session:
+            rows = await open_incidents_of_sites(session, self.scope, sites)
+        found = {row.site_upstream_id: Incident.from_row(row) for row in rows}
+        return [found.get(site) for site in sites]
 
     async def _load_campaigns(self, serials: list[str]) -> list[list[CampaignHistoryEntry]]:
         async with self._session_factory() as session:
