@@ -1,6 +1,10 @@
 """Per-request dataloaders: one batched statement per relation per request, each batch on its own session
 (sibling resolvers run concurrently, and one ``AsyncSession`` must not be used by two tasks at once).
 
+Every caller of a loader gets a future of its own (:class:`IsolatedLoader`): graphql-core cancels the pending
+siblings of a field that fails, and cancelling a future shared with another field (two objects at the same
+site) would hand that other field a ``CancelledError`` instead of its row.
+
 Loaders hand out GraphQL objects (converted once per batch), so a relation resolver can return the loader's
 future as is: graphql-core awaits it, and no coroutine is created per row (see
 :func:`service.gql.mirror.types.deferred`).
@@ -10,6 +14,7 @@ to-many loaders return the rows still present upstream.
 
 from __future__ import annotations
 
+import asyncio
 from collections import defaultdict
 from collections.abc import Awaitable, Callable, Sequence
 from datetime import datetime
@@ -26,8 +31,18 @@ from service.gql.campaigns.types import CampaignHistoryEntry
 from service.gql.mirror import types as t
 from service.mirror.queries import FleetReader, ReadScope
 
+K = TypeVar("K")
 R = TypeVar("R")
 T = TypeVar("T")
+
+
+class IsolatedLoader(DataLoader[K, T]):
+    """A dataloader whose callers each await their own future: cancelling one (graphql-core does, when a
+    sibling field fails) leaves the shared, cached load and every other caller of the same key untouched."""
+
+    def load(self, key: K) -> Awaitable[T]:
+        shared = super().load(key)
+        return asyncio.shield(shared)  # the shared future itself once it is done (nothing left to cancel)
 
 
 class Loaders:
@@ -56,9 +71,9 @@ class Loaders:
                                                 t.BatteryModule.from_row, m.BatteryModule.position)
         self.meters_by_inverter = self._many(m.Meter, m.Meter.inverter_serial, t.Meter.from_row, m.Meter.address)
         # Keyed by (serial, limit): each distinct limit is one windowed statement that reads no more rows than asked.
-        self.changes_by_inverter: DataLoader[tuple[str, int], list[t.InverterChange]] = DataLoader(
+        self.changes_by_inverter: DataLoader[tuple[str, int], list[t.InverterChange]] = IsolatedLoader(
             load_fn=self._load_changes)
-        self.campaigns_by_inverter: DataLoader[str, list[CampaignHistoryEntry]] = DataLoader(
+        self.campaigns_by_inverter: DataLoader[str, list[CampaignHistoryEntry]] = IsolatedLoader(
             load_fn=self._load_campaigns)
 
     async def _load_campaigns(self, serials: list[str]) -> list[list[CampaignHistoryEntry]]:
@@ -99,7 +114,7 @@ class Loaders:
                     grouped[(getattr(row, column.key), size)].append(convert(row))
             return [grouped.get(key, []) for key in keys]
 
-        return DataLoader(load_fn=load)
+        return IsolatedLoader(load_fn=load)
 
     async def _read(self, action: Callable[[FleetReader], Awaitable[list[R]]]) -> list[R]:
         async with self._session_factory() as session:
@@ -112,7 +127,7 @@ class Loaders:
             found = {getattr(row, column.key): convert(row) for row in rows}
             return [found.get(key) for key in keys]
 
-        return DataLoader(load_fn=load)
+        return IsolatedLoader(load_fn=load)
 
     def _many(self, model: type[R], column: InstrumentedAttribute[Any], convert: Callable[[R], T],
               *order_by: Any) -> DataLoader[Any, list[T]]:
@@ -126,7 +141,7 @@ class Loaders:
                 grouped[getattr(row, column.key)].append(convert(row))
             return [grouped.get(key, []) for key in keys]
 
-        return DataLoader(load_fn=load)
+        return IsolatedLoader(load_fn=load)
 
 
 def _latest_changes(serials: list[str], limit: int) -> Callable[[FleetReader], Awaitable[list[m.InverterChange]]]:
