@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import gc
 from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
 
@@ -29,6 +30,19 @@ from service.observability import RequestIdMiddleware
 from service.runtime import Resources
 from service.settings import Settings, get_settings
 
+GC_THRESHOLDS = (20_000, 50, 100)
+"""Young-generation collections every 20,000 net allocations instead of 700: a page of 100 inverters allocates
+tens of thousands of short-lived objects, which reference counting frees without the collector's help."""
+
+
+def settle_heap() -> None:
+    """Once start-up is done: collect, then freeze what survives (modules, the GraphQL schema, the app) so no
+    later collection walks it again, and make collections rarer (:data:`GC_THRESHOLDS`). Full collections of
+    the whole heap were most of the API's p95 tail."""
+    gc.collect()
+    gc.freeze()
+    gc.set_threshold(*GC_THRESHOLDS)
+
 
 def create_app(settings: Settings | None = None, resources: Resources | None = None) -> Litestar:
     """Assemble the app.
@@ -44,6 +58,7 @@ def create_app(settings: Settings | None = None, resources: Resources | None = N
     async def lifespan(app: Litestar) -> AsyncIterator[None]:
         owned = resources is None
         app.state.resources = resources or Resources.open(settings)
+        settle_heap()
         try:
             yield
         finally:
