@@ -20,6 +20,9 @@ class DatabaseSettings(BaseModel):
     url: SecretStr | None = Field(default=None, description="SQLAlchemy URL (postgresql+asyncpg://...).")
     pool_size: int = Field(default=10, ge=1, description="Connections kept open per process.")
     max_overflow: int = Field(default=10, ge=0, description="Extra connections allowed under load.")
+    idle_ping_seconds: float = Field(default=30.0, ge=0, description=(
+        "A pooled connection idle longer than this is pinged when checked out (replaced if dead); busy ones are "
+        "not. 0 pings at every checkout."))
     echo: bool = Field(default=False, description="Log every SQL statement (development only).")
 
 
