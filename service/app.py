@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import asyncio
+import contextlib
 import gc
 from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
@@ -25,10 +27,12 @@ from service.api.monitoring import MonitoringController
 from service.api.sync import SyncController
 from service.api.timeouts import BodyTimeoutMiddleware
 from service.authn import authentication_middleware
+from service.db.uow import listen_locally
 from service.gql.http import graphql_controller
 from service.observability import RequestIdMiddleware
 from service.runtime import Resources
 from service.settings import Settings, get_settings
+from service.tenants.keycache import REVOCATIONS, ApiKeyCache
 
 GC_THRESHOLDS = (20_000, 50, 100)
 """Young-generation collections every 20,000 net allocations instead of 700: a page of 100 inverters allocates
@@ -57,11 +61,19 @@ def create_app(settings: Settings | None = None, resources: Resources | None = N
     @asynccontextmanager
     async def lifespan(app: Litestar) -> AsyncIterator[None]:
         owned = resources is None
-        app.state.resources = resources or Resources.open(settings)
+        app.state.resources = current = resources or Resources.open(settings)
+        app.state.api_keys = keys = ApiKeyCache(settings.security.api_key_cache_seconds)
+        listener = asyncio.create_task(keys.listen(current.redis, current.redis.channel(REVOCATIONS)))
+        stop_local = listen_locally(REVOCATIONS, keys.forget)
         settle_heap()
         try:
             yield
         finally:
+            stop_local()
+            keys.stop()
+            listener.cancel()
+            with contextlib.suppress(asyncio.CancelledError):
+                await listener
             if owned:
                 await app.state.resources.aclose()
 
