@@ -1,5 +1,5 @@
-"""Per-request dataloaders: one batched statement per relation per request, each batch on its own session
-(sibling resolvers run concurrently, and one ``AsyncSession`` must not be used by two tasks at once).
+"""Per-request dataloaders: one batched statement per relation per request, all on the operation's read
+session (:class:`service.gql.context.RequestReads`: batches take turns on its one connection).
 
 Every caller of a loader gets a future of its own (:class:`IsolatedLoader`): graphql-core cancels the pending
 siblings of a field that fails, and cancelling a future shared with another field (two objects at the same
@@ -20,7 +20,6 @@ from collections.abc import Awaitable, Callable, Sequence
 from datetime import datetime
 from typing import Any, TypeVar
 
-from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
 from sqlalchemy.orm import InstrumentedAttribute
 from strawberry.dataloader import DataLoader
 
@@ -28,6 +27,7 @@ from service.campaigns.service import history as campaign_history
 from service.core.limits import MAX_HISTORY
 from service.db.models import mirror as m
 from service.gql.campaigns.types import CampaignHistoryEntry
+from service.gql.context import RequestReads
 from service.gql.mirror import types as t
 from service.mirror.queries import FleetReader, ReadScope
 
@@ -48,8 +48,8 @@ class IsolatedLoader(DataLoader[K, T]):
 class Loaders:
     """The dataloaders of one request, all bound to the caller's scope."""
 
-    def __init__(self, session_factory: async_sessionmaker[AsyncSession], scope: ReadScope, now: datetime) -> None:
-        self._session_factory = session_factory
+    def __init__(self, reads: RequestReads, scope: ReadScope, now: datetime) -> None:
+        self._reads = reads
         self.scope = scope
         self.now = now
         self.account_by_upstream_id = self._one(m.FleetAccount, m.FleetAccount.upstream_id, t.Account.from_row)
@@ -77,7 +77,7 @@ class Loaders:
             load_fn=self._load_campaigns)
 
     async def _load_campaigns(self, serials: list[str]) -> list[list[CampaignHistoryEntry]]:
-        async with self._session_factory() as session:
+        async with self._reads.session() as session:
             rows = await campaign_history(session, self.scope, serials)
         grouped: dict[str, list[CampaignHistoryEntry]] = defaultdict(list)
         for campaign, target in rows:
@@ -117,7 +117,7 @@ class Loaders:
         return IsolatedLoader(load_fn=load)
 
     async def _read(self, action: Callable[[FleetReader], Awaitable[list[R]]]) -> list[R]:
-        async with self._session_factory() as session:
+        async with self._reads.session() as session:
             return await action(FleetReader(session, self.scope, now=self.now))
 
     def _one(self, model: type[R], column: InstrumentedAttribute[Any], convert: Callable[[R], T]
