@@ -15,7 +15,6 @@ from __future__ import annotations
 import os
 import shutil
 import subprocess
-import time
 import uuid
 from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
@@ -26,7 +25,7 @@ from sqlalchemy import text
 from sqlalchemy.engine import make_url
 from sqlalchemy.ext.asyncio import AsyncEngine
 
-from bench.support import free_port
+from bench.support import free_port, wait_until_ready
 
 VERSION = "~4.14.0"
 CACHE = Path(os.environ.get("XDG_CACHE_HOME", Path.home() / ".cache")) / "givfleet-bench" / "postgraphile"
@@ -83,14 +82,6 @@ def serve(database_url: str) -> tuple[subprocess.Popen[bytes], str]:
                                 "--disable-default-mutations", "--disable-query-log"],
                                env=env, stdout=subprocess.DEVNULL)
     base_url = f"http://127.0.0.1:{port}"
-    deadline = time.monotonic() + 120
-    while True:
-        try:
-            if httpx.post(f"{base_url}/graphql", json={"query": "{ __typename }"}, timeout=2).status_code == 200:
-                return process, base_url
-        except httpx.HTTPError:
-            pass
-        if time.monotonic() > deadline or process.poll() is not None:
-            process.kill()
-            raise RuntimeError("PostGraphile did not start")
-        time.sleep(0.3)
+    wait_until_ready(process, lambda: httpx.post(f"{base_url}/graphql", json={"query": "{ __typename }"},
+                                                 timeout=2).status_code == 200, seconds=120)
+    return process, base_url
