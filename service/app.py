@@ -64,7 +64,7 @@ def create_app(settings: Settings | None = None, resources: Resources | None = N
         owned = resources is None
         app.state.resources = current = resources or Resources.open(settings)
         app.state.api_keys = keys = ApiKeyCache(settings.security.api_key_cache_seconds)
-        listener = asyncio.create_task(keys.listen(current.redis, current.redis.channel(REVOCATIONS)))
+        listener = asyncio.create_task(keys.listen(current.redis.connection_pool, current.redis.channel(REVOCATIONS)))
         stop_local = listen_locally(REVOCATIONS, keys.forget)
         settle_heap()
         try:

@@ -21,8 +21,7 @@ from dataclasses import dataclass
 from datetime import datetime
 
 import structlog
-from redis.asyncio import Redis
-from redis.exceptions import RedisError
+from redis.asyncio import ConnectionPool, Redis
 
 from service.core.principal import Principal
 from service.tenants import apikeys
@@ -108,24 +107,34 @@ class ApiKeyCache:
         being cancelled)."""
         self._stopping.set()
 
-    async def listen(self, redis: Redis, channel: str) -> None:
-        """Apply the notices of ``channel`` until :meth:`stop`, subscribing again after a disconnection."""
-        while not self._stopping.is_set():
-            try:
-                async with redis.pubsub() as pubsub:
-                    await pubsub.subscribe(channel)
-                    while not self._stopping.is_set():
-                        message = await pubsub.get_message(timeout=0.5)
-                        if message is None:
-                            continue
-                        if message["type"] == "subscribe":
-                            self.subscribed = True
-                        elif message["type"] == "message":
-                            data = message["data"]
-                            self.forget(data.decode() if isinstance(data, bytes) else str(data))
-            except (RedisError, OSError) as exc:
-                log.warning("apikeys.cache_unsubscribed", error_type=type(exc).__name__)
-            finally:
-                self._drop_all()
-            with contextlib.suppress(TimeoutError):
-                await asyncio.wait_for(self._stopping.wait(), RESUBSCRIBE_SECONDS)
+    async def listen(self, pool: ConnectionPool, channel: str) -> None:
+        """Apply the notices of ``channel`` until :meth:`stop`, subscribing again after a disconnection. The
+        subscription has a connection of its own (configured as ``pool``'s, made in this event loop)."""
+        redis = Redis(connection_pool=ConnectionPool(connection_class=pool.connection_class,
+                                                     **pool.connection_kwargs))
+        try:
+            while not self._stopping.is_set():
+                await self._follow(redis, channel)
+                with contextlib.suppress(TimeoutError):
+                    await asyncio.wait_for(self._stopping.wait(), RESUBSCRIBE_SECONDS)
+        finally:
+            await redis.aclose(close_connection_pool=True)
+
+    async def _follow(self, redis: Redis, channel: str) -> None:
+        """One subscription, until it drops or :meth:`stop`; the cache serves only while it lasts."""
+        try:
+            async with redis.pubsub() as pubsub:
+                await pubsub.subscribe(channel)
+                while not self._stopping.is_set():
+                    message = await pubsub.get_message(timeout=0.5)
+                    if message is None:
+                        continue
+                    if message["type"] == "subscribe":
+                        self.subscribed = True
+                    elif message["type"] == "message":
+                        data = message["data"]
+                        self.forget(data.decode() if isinstance(data, bytes) else str(data))
+        except Exception as exc:  # whatever broke the subscription, the cache must not serve
+            log.warning("apikeys.cache_unsubscribed", error_type=type(exc).__name__)
+        finally:
+            self._drop_all()
