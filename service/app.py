@@ -28,6 +28,7 @@ from service.api.monitoring import MonitoringController
 from service.api.sync import SyncController
 from service.api.timeouts import BodyTimeoutMiddleware
 from service.authn import authentication_middleware
+from service.changefeed import ChangeHub
 from service.db.uow import listen_locally
 from service.gql.http import graphql_controller
 from service.observability import RequestIdMiddleware
@@ -63,6 +64,7 @@ def create_app(settings: Settings | None = None, resources: Resources | None = N
     async def lifespan(app: Litestar) -> AsyncIterator[None]:
         owned = resources is None
         app.state.resources = current = resources or Resources.open(settings)
+        app.state.changes = ChangeHub(current.redis, capacity=settings.api.subscription_backlog)
         app.state.api_keys = keys = ApiKeyCache(settings.security.api_key_cache_seconds)
         listener = asyncio.create_task(keys.listen(current.redis.connection_pool, current.redis.channel(REVOCATIONS)))
         stop_local = listen_locally(REVOCATIONS, keys.forget)
@@ -75,6 +77,7 @@ def create_app(settings: Settings | None = None, resources: Resources | None = N
             listener.cancel()
             with contextlib.suppress(asyncio.CancelledError):
                 await listener
+            await app.state.changes.aclose()
             if owned:
                 await app.state.resources.aclose()
 
@@ -93,7 +96,7 @@ def create_app(settings: Settings | None = None, resources: Resources | None = N
     return Litestar(
         route_handlers=[HealthController, MetricsController, AccessController, FleetController, LiveController,
                         SyncController, CampaignController, FirmwareWatchController, MonitoringController,
-                        graphql_controller()],
+                        graphql_controller(settings.api)],
         dependencies={
             "resources": Provide(provide_resources, sync_to_thread=False),
             "db_session": Provide(provide_db_session),

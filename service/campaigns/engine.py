@@ -14,8 +14,8 @@ pause, retries of offline inverters until the deadline, and the window in the te
 from __future__ import annotations
 
 import uuid
-from collections.abc import Callable, Sequence
-from contextlib import AbstractAsyncContextManager
+from collections.abc import AsyncIterator, Callable, Sequence
+from contextlib import AbstractAsyncContextManager, asynccontextmanager
 from dataclasses import dataclass
 from datetime import datetime, timedelta
 from typing import Protocol
@@ -27,10 +27,11 @@ from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
 from service.campaigns import outcomes
 from service.campaigns.lifecycle import ENGINE_STATES
 from service.campaigns.outcomes import Answer, Step
-from service.campaigns.steps import add_chunks, stop_writing, system_principal, transition
+from service.campaigns.steps import add_chunks, announce_progress, stop_writing, system_principal, transition
 from service.campaigns.upstream import CAMPAIGN_LANE
 from service.campaigns.values import ValueKind, kind_of_value, wire
 from service.campaigns.window import in_window, next_opening
+from service.core.changes import Publish
 from service.core.clock import utcnow
 from service.core.errors import GivfleetError
 from service.core.tenancy import TenantId, tenant_id_from
@@ -45,6 +46,7 @@ from service.db.models.campaign import (
     TargetState,
 )
 from service.db.models.tenant import Tenant
+from service.db.uow import take_deferred_changes
 from service.givenergy import ControlResult, GivEnergyClient, GivEnergyError, Lane, RateLimitedError
 
 log = structlog.get_logger(__name__)
@@ -93,14 +95,26 @@ class CampaignEngine:
         clients: The one upstream entry point (``resources.upstream``).
         clock: "Now" (the simulator's clock in tests; windows and deadlines are judged by it).
         lease_seconds: How long a ``sending`` chunk belongs to the tick that sent it (longer than a control call).
+        publish: Where the progress of each committed tick goes (live subscribers).
     """
 
     def __init__(self, session_factory: async_sessionmaker[AsyncSession], clients: ClientSource, *,
-                 clock: Callable[[], datetime] = utcnow, lease_seconds: float = 300.0) -> None:
+                 publish: Publish, clock: Callable[[], datetime] = utcnow, lease_seconds: float = 300.0) -> None:
         self._sessions = session_factory
         self._clients = clients
+        self._publish = publish
         self._clock = clock
         self._lease = timedelta(seconds=lease_seconds)
+
+    @asynccontextmanager
+    async def _transaction(self) -> AsyncIterator[AsyncSession]:
+        """One short transaction; the progress it recorded is published once it has committed."""
+        async with self._sessions() as session:
+            async with session.begin():
+                yield session
+            changes = take_deferred_changes(session)
+            if changes:
+                await self._publish(changes)
 
     async def tick(self, campaign_id: uuid.UUID, seq: int | None = None) -> TickOutcome:
         """Claim one step, act, record. ``seq``: the tick chain's number (``None``: act whatever the chain)."""
@@ -123,7 +137,7 @@ class CampaignEngine:
     # --- claim ----------------------------------------------------------------------------------------
 
     async def _claim(self, campaign_id: uuid.UUID, seq: int | None) -> _Claim | TickOutcome:
-        async with self._sessions() as session, session.begin():
+        async with self._transaction() as session:
             campaign = (await session.execute(
                 select(Campaign).where(Campaign.id == campaign_id).with_for_update(skip_locked=True)
             )).scalar_one_or_none()
@@ -227,7 +241,7 @@ class CampaignEngine:
     # --- record ---------------------------------------------------------------------------------------
 
     async def _record(self, claim: _Claim, results: dict[str, ControlResult], error: Exception | None) -> TickOutcome:
-        async with self._sessions() as session, session.begin():
+        async with self._transaction() as session:
             campaign = (await session.execute(
                 select(Campaign).where(Campaign.id == claim.campaign_id).with_for_update())).scalar_one()
             chunk = (await session.execute(
@@ -238,6 +252,7 @@ class CampaignEngine:
             if error is not None:
                 return await self._failed_request(session, campaign, chunk, error, now)
             chunk.state, chunk.done_at, chunk.lease_until = ChunkState.DONE, now, None
+            announce_progress(session, campaign)
             answers = {serial: Answer.of(result) for serial, result in results.items()}
             await self._apply(session, campaign, chunk, answers)
             await self._check_total_failures(session, campaign)
