@@ -22,6 +22,7 @@ import structlog
 from litestar import Request
 from litestar.connection import ASGIConnection
 from litestar.di import NamedDependency
+from litestar.enums import ScopeType
 from litestar.exceptions import NotAuthorizedException, TooManyRequestsException
 from litestar.middleware import AbstractAuthenticationMiddleware, AuthenticationResult
 from litestar.middleware.base import DefineMiddleware
@@ -98,7 +99,10 @@ def _bearer(header: str | None) -> str | None:
 
 
 def api_key_cache(connection: ASGIConnection[Any, Any, Any, Any]) -> ApiKeyCache | None:
-    """The app's cache of authenticated keys (``None`` outside the app's lifespan)."""
+    """The app's cache of authenticated keys for an HTTP request (``None`` outside the app's lifespan, and for a
+    WebSocket, whose ``connection_init`` and periodic re-checks look its key up on purpose)."""
+    if connection.scope["type"] != ScopeType.HTTP:
+        return None
     cache = getattr(connection.app.state, "api_keys", None)
     return cache if isinstance(cache, ApiKeyCache) else None
 
