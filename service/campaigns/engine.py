@@ -35,6 +35,7 @@ from service.core.changes import Publish
 from service.core.clock import utcnow
 from service.core.errors import GivfleetError
 from service.core.tenancy import TenantId, tenant_id_from
+from service.db.lists import one_of
 from service.db.models.campaign import (
     Campaign,
     CampaignChunk,
@@ -213,7 +214,7 @@ class CampaignEngine:
             serials = await self._serials_in(session, campaign, chunk.serials, [ready])
             await session.execute(
                 update(CampaignTarget)
-                .where(CampaignTarget.campaign_id == campaign.id, CampaignTarget.serial.in_(serials))
+                .where(CampaignTarget.campaign_id == campaign.id, one_of(CampaignTarget.serial, serials))
                 .values(state=writing, writes=CampaignTarget.writes + 1, updated_at=now))
         campaign.requests_used += 1
         campaign.tick_seq += 1
@@ -267,7 +268,7 @@ class CampaignEngine:
                               else (TargetState.ROLLBACK_WRITING, TargetState.ROLLBACK_READY))
             await session.execute(
                 update(CampaignTarget)
-                .where(CampaignTarget.campaign_id == campaign.id, CampaignTarget.serial.in_(chunk.serials),
+                .where(CampaignTarget.campaign_id == campaign.id, one_of(CampaignTarget.serial, chunk.serials),
                        CampaignTarget.state == writing)
                 .values(state=ready, writes=CampaignTarget.writes - 1))
             chunk.state, chunk.lease_until, chunk.error = ChunkState.PENDING, None, str(error)[:300]
@@ -285,7 +286,7 @@ class CampaignEngine:
         expected = _EXPECTED[chunk.kind]
         targets = (await session.execute(
             select(CampaignTarget).where(CampaignTarget.campaign_id == campaign.id,
-                                         CampaignTarget.serial.in_(chunk.serials),
+                                         one_of(CampaignTarget.serial, chunk.serials),
                                          CampaignTarget.state.in_(expected)))).scalars().all()
         now = self._clock()
         follow: dict[TargetState, list[CampaignTarget]] = {}
@@ -409,7 +410,7 @@ class CampaignEngine:
         campaign.current_wave = wave
         everyone = fresh + reverify
         await session.execute(update(CampaignTarget)
-                              .where(CampaignTarget.campaign_id == campaign.id, CampaignTarget.serial.in_(everyone))
+                              .where(CampaignTarget.campaign_id == campaign.id, one_of(CampaignTarget.serial, everyone))
                               .values(wave=wave, attempts=CampaignTarget.attempts + 1))
         if campaign.kind is CampaignKind.RESTART:
             await self._set(session, campaign, fresh, [TargetState.PENDING, TargetState.RETRYING], TargetState.READY)
@@ -479,14 +480,14 @@ class CampaignEngine:
     async def _serials_in(self, session: AsyncSession, campaign: Campaign, serials: Sequence[str],
                           states: Sequence[TargetState]) -> list[str]:
         rows = await session.execute(select(CampaignTarget.serial).where(
-            CampaignTarget.campaign_id == campaign.id, CampaignTarget.serial.in_(serials),
+            CampaignTarget.campaign_id == campaign.id, one_of(CampaignTarget.serial, serials),
             CampaignTarget.state.in_(states)).order_by(CampaignTarget.serial))
         return list(rows.scalars().all())
 
     async def _set(self, session: AsyncSession, campaign: Campaign, serials: Sequence[str],
                    states: Sequence[TargetState], to: TargetState, reason: str | None = None) -> None:
         await session.execute(update(CampaignTarget).where(
-            CampaignTarget.campaign_id == campaign.id, CampaignTarget.serial.in_(serials),
+            CampaignTarget.campaign_id == campaign.id, one_of(CampaignTarget.serial, serials),
             CampaignTarget.state.in_(states)).values(state=to, reason=reason, updated_at=self._clock()))
 
 

@@ -40,6 +40,7 @@ from sqlalchemy.engine import Dialect
 from sqlalchemy.orm import Mapped, mapped_column
 
 from service.db.base import Base, UUIDPrimaryKey
+from service.mirror.schemas import InverterChangeKind
 
 FOLDED_STATUS = "upper(coalesce(status, ''))"
 """An inverter's status as the ``statusIn`` filter compares it (case-insensitively, a missing one as ``''``);
@@ -226,17 +227,6 @@ class Meter(Mirrored, Base):
     hardware_version: Mapped[int | None] = mapped_column(Integer)
     software_version: Mapped[int | None] = mapped_column(Integer)
     baud_rate: Mapped[int | None] = mapped_column(Integer)
-
-
-class InverterChangeKind(enum.StrEnum):
-    """What an inverter history row records."""
-
-    STATUS = "status"
-    FIRMWARE_ARM = "firmware_arm"
-    FIRMWARE_DSP = "firmware_dsp"
-    ACCOUNT = "account"
-    REMOVED = "removed"
-    RESTORED = "restored"
 
 
 class InverterChange(UUIDPrimaryKey, Base):

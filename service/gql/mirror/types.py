@@ -101,6 +101,7 @@ class Site(Node, SiteRead):
 
     @classmethod
     def from_row(cls, row: m.Site) -> Site:
+        # GraphQL's timezone is the IANA name when upstream gives one (REST shows upstream's label: SiteRead).
         return cls(id=to_global_id("Site", row.id),
                    **read_values(SiteRead, row) | {"timezone": row.tz_timezone or row.timezone},
                    products=cast(Any, row.products), site_status=row.scheme_status,
