@@ -81,8 +81,8 @@ class Loaders:
         self.campaigns_by_inverter: DataLoader[str, list[CampaignHistoryEntry]] = IsolatedLoader(
             load_fn=self._load_campaigns)
         # One statement per distinct filter asked for in the request, whatever the number of inverters.
-        self.alerts_by_inverter: DataLoader[AlertKey, list[Alert]] = DataLoader(load_fn=self._load_alerts)
-        self.incident_by_site: DataLoader[int, Incident | None] = DataLoader(load_fn=self._load_incidents)
+        self.alerts_by_inverter: DataLoader[AlertKey, list[Alert]] = IsolatedLoader(load_fn=self._load_alerts)
+        self.incident_by_site: DataLoader[int, Incident | None] = IsolatedLoader(load_fn=self._load_incidents)
 
     async def _load_alerts(self, keys: list[AlertKey]) -> list[list[Alert]]:
         serials_by_filter: dict[tuple[tuple[AlertState, ...], tuple[Severity, ...], int], list[str]] = \
@@ -90,7 +90,7 @@ class Loaders:
         for serial, states, severities, size in keys:
             serials_by_filter[(states, severities, size)].append(serial)
         grouped: dict[AlertKey, list[Alert]] = defaultdict(list)
-        async with self._session_factory() as session:
+        async with self._reads.session() as session:
             for (states, severities, size), serials in serials_by_filter.items():
                 if size <= 0:
                     continue
@@ -101,7 +101,7 @@ class Loaders:
         return [grouped.get(key, []) for key in keys]
 
     async def _load_incidents(self, sites: list[int]) -> list[Incident | None]:
-        async with self._session_factory() as session:
+        async with self._reads.session() as session:
             rows = await open_incidents_of_sites(session, self.scope, sites)
         found = {row.site_upstream_id: Incident.from_row(row) for row in rows}
         return [found.get(site) for site in sites]
