@@ -1,7 +1,7 @@
 """notifications: channels, rules, deliveries, messages, attempts; more outbox event types
 
 Revision ID: 0013
-Revises: 0017
+Revises: 0018
 Create Date: 2026-12-01 09:51:17.973783
 """
 
@@ -12,7 +12,7 @@ from alembic import op
 from sqlalchemy.dialects import postgresql
 
 revision: str = "0013"
-down_revision: str | None = "0017"
+down_revision: str | None = "0018"
 branch_labels: str | Sequence[str] | None = None
 depends_on: str | Sequence[str] | None = None
 
