@@ -1,6 +1,6 @@
 """notifications: channels, rules, deliveries, messages, attempts; more outbox event types
 
-Revision ID: 0013
+Revision ID: 0019
 Revises: 0018
 Create Date: 2026-12-01 09:51:17.973783
 """
@@ -11,7 +11,7 @@ import sqlalchemy as sa
 from alembic import op
 from sqlalchemy.dialects import postgresql
 
-revision: str = "0013"
+revision: str = "0019"
 down_revision: str | None = "0018"
 branch_labels: str | Sequence[str] | None = None
 depends_on: str | Sequence[str] | None = None
