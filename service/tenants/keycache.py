@@ -11,7 +11,8 @@ a revoked key cached); it is emptied whenever the subscription drops. A connecti
 reset; a proxy or network that swallows packets), so the subscription pings Redis every
 :data:`PING_SECONDS` and the cache serves only while Redis was heard (a pong or a notice) within
 :data:`HEARD_WITHIN_SECONDS`; after a longer silence it is emptied and the subscription made again.
-A lookup that started before a notice arrived is not cached (:attr:`ApiKeyCache.generation`). Expiry is checked on every hit.
+A lookup that started before a notice arrived is not cached (:attr:`ApiKeyCache.generation`).
+Expiry is checked on every hit.
 """
 
 from __future__ import annotations
