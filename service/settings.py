@@ -23,7 +23,7 @@ class DatabaseSettings(BaseModel):
     max_overflow: int = Field(default=10, ge=0, description="Extra connections allowed under load.")
     idle_ping_seconds: float = Field(default=30.0, ge=0, description=(
         "A pooled connection idle longer than this is pinged when checked out (replaced if dead); busy ones are "
-        "not. 0 pings at every checkout."))
+        "not. 0 pings at every checkout. Set it below any server or proxy idle timeout."))
     echo: bool = Field(default=False, description="Log every SQL statement (development only).")
 
 
