@@ -1,5 +1,5 @@
-"""Enqueue checked job calls on their namespaced queues; commit a unit of work, then publish its notices, enqueue
-its jobs and publish the live changes it deferred."""
+"""Enqueue checked job calls on their namespaced queues; commit a unit of work, then enqueue its jobs and publish
+the notices and live changes it deferred."""
 
 from __future__ import annotations
 
@@ -7,8 +7,10 @@ from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
 from typing import TYPE_CHECKING
 
+import structlog
 from arq.constants import in_progress_key_prefix
 from arq.jobs import Job
+from redis.exceptions import RedisError
 from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
 
 from service.changefeed import publish_changes
@@ -19,6 +21,8 @@ from service.db.uow import (
     take_deferred_jobs,
     take_deferred_notices,
 )
+
+log = structlog.get_logger(__name__)
 
 if TYPE_CHECKING:  # runtime -> upstream -> tenants -> enqueue: a real import would be a cycle
     from service.runtime import NamespacedRedis
@@ -46,13 +50,28 @@ async def enqueue_deferred(redis: NamespacedRedis, jobs: list[DeferredJob]) -> l
 async def unit_of_work(
     session_factory: async_sessionmaker[AsyncSession], redis: NamespacedRedis
 ) -> AsyncIterator[AsyncSession]:
-    """One transaction: commit on success (then publish deferred notices, enqueue deferred jobs and publish
-    deferred changes), roll back on any exception."""
+    """One transaction: commit on success (then hand deferred notices to this process's listeners, enqueue
+    deferred jobs, publish the notices to the other processes and publish deferred changes; a failed
+    publication is logged, not raised), roll back on any exception."""
     async with session_factory() as session:
         async with session.begin():
             yield session
-        for channel, message in take_deferred_notices(session):
+        notices = take_deferred_notices(session)
+        for channel, message in notices:
             deliver_locally(channel, message)
-            await redis.publish(redis.channel(channel), message)
-        await enqueue_deferred(redis, take_deferred_jobs(session))
+        try:
+            await enqueue_deferred(redis, take_deferred_jobs(session))
+        finally:
+            await publish_notices(redis, notices)
         await publish_changes(redis, take_deferred_changes(session))
+
+
+async def publish_notices(redis: NamespacedRedis, notices: list[tuple[str, str]]) -> None:
+    """Publish committed (channel, message) notices to the other processes. A Redis failure is logged, not raised:
+    the transaction stands (the listeners that matter, the API-key caches, stop serving while they cannot hear
+    Redis)."""
+    try:
+        for channel, message in notices:
+            await redis.publish(redis.channel(channel), message)
+    except (RedisError, OSError) as exc:
+        log.warning("notices.publish_failed", notices=len(notices), error=type(exc).__name__)

@@ -13,6 +13,7 @@ import httpx
 import pytest
 from litestar import Litestar, Request
 from redis.asyncio import ConnectionPool
+from redis.exceptions import ConnectionError as RedisConnectionError
 from sqlalchemy import update
 
 from service.app import create_app
@@ -172,6 +173,24 @@ async def test_keys_of_a_suspended_tenant_are_refused_but_not_counted_as_guesses
                 assert "suspended" in refused.json()["detail"]
             guess = await portal.get("/api/v1/me", headers={"Authorization": "Bearer gvf_aaaaaaaaaa_guess"})
             assert guess.status_code == 401, "the suspended tenant's refusals were not counted as guesses"
+
+
+async def test_a_revocation_whose_notice_cannot_be_published_still_succeeds(
+        api_client: httpx.AsyncClient, resources: Resources, monkeypatch: pytest.MonkeyPatch) -> None:
+    """Redis refuses the revocation notice after the revocation committed: the admin is told it worked (it did),
+    and the key is refused."""
+    async def unreachable(*_: object) -> int:
+        raise RedisConnectionError("injected: Redis unreachable at publish")
+
+    admin = await committed_tenant(resources)
+    created = await api_client.post("/api/v1/api-keys", json={"name": "ci", "role": "viewer"}, headers=admin.headers)
+    victim = {"Authorization": f"Bearer {created.json()['secret']}"}
+    assert (await api_client.get("/api/v1/me", headers=victim)).status_code == 200  # now cached
+    monkeypatch.setattr(resources.redis, "publish", unreachable)
+    revoked = await api_client.post(f"/api/v1/api-keys/{created.json()['key']['id']}/revoke", headers=admin.headers)
+    assert revoked.status_code == 200, revoked.text
+    assert revoked.json()["revoked_at"] is not None
+    assert (await api_client.get("/api/v1/me", headers=victim)).status_code == 401
 
 
 def test_behind_a_trusted_proxy_the_address_is_the_one_the_proxy_appended(test_settings: Settings) -> None:
