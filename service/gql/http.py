@@ -15,7 +15,7 @@ from typing import Any, ClassVar
 import structlog
 from cross_web import HTTPException as GraphQLTransportError
 from graphql import GraphQLSyntaxError
-from litestar import Controller, Request, Response
+from litestar import Controller, MediaType, Request, Response
 from litestar.background_tasks import BackgroundTask, BackgroundTasks
 from litestar.connection import ASGIConnection
 from litestar.di import NamedDependency
@@ -31,6 +31,7 @@ from service.core.errors import InvalidParameterError
 from service.core.principal import Principal
 from service.core.roles import Role
 from service.core.tenancy import TenantId
+from service.docs_pages import PAGE_SECURITY_HEADERS, graphiql_page
 from service.gql.context import Context, build_context
 from service.gql.schema import schema
 from service.mirror.live import CloseLater, LiveService, live_reader
@@ -102,7 +103,7 @@ def _litestar_error(request: Request[Any, Any, Any], exc: HTTPException) -> Resp
 
 
 def graphql_controller() -> type[Controller]:
-    """The ``/graphql`` controller: POST and GET queries, GraphiQL for browsers.
+    """The ``/graphql`` controller: POST and GET queries, GraphiQL for browsers (from bundled assets).
 
     The API-key middleware skips it (``exclude_from_auth``) because :func:`graphql_context` authenticates
     itself, so that GraphiQL's page loads without a key. Bodies are capped at
@@ -118,6 +119,10 @@ def graphql_controller() -> type[Controller]:
         request_max_body_size = limits.MAX_GRAPHQL_BODY_BYTES
         # By status: authentication failures (401, 429) keep the app's problem+json handler.
         exception_handlers: ClassVar[dict[Any, Any]] = dict.fromkeys(_TRANSPORT_CODES, _litestar_error)
+
+        async def render_graphql_ide(self, request: Request[Any, Any, Any]) -> Response[str]:
+            """GraphiQL from the bundled assets (strawberry's own page loads them from a CDN)."""
+            return Response(graphiql_page(), media_type=MediaType.HTML, headers=PAGE_SECURITY_HEADERS)
 
         def decode_json(self, data: str | bytes) -> object:
             text = data.decode("utf-8") if isinstance(data, bytes) else data  # UnicodeDecodeError is a ValueError
