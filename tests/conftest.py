@@ -10,6 +10,7 @@ machine do not see each other. Tests isolate themselves with ``db_session`` (rol
 from __future__ import annotations
 
 import asyncio
+import graphlib
 import os
 import uuid
 from collections.abc import AsyncIterator, Iterator
@@ -21,7 +22,7 @@ import pytest
 from litestar import Litestar
 from pydantic import SecretStr
 from sqlalchemy import make_url, text
-from sqlalchemy.ext.asyncio import AsyncSession, create_async_engine
+from sqlalchemy.ext.asyncio import AsyncConnection, AsyncSession, create_async_engine
 
 from service.app import create_app
 from service.db import migrate
@@ -154,12 +155,29 @@ async def clean_db(resources: Resources) -> AsyncIterator[None]:
         if keys:
             await resources.redis.delete(*keys)
     async with resources.engine.begin() as connection:
-        tables = (await connection.execute(text(
-            "SELECT tablename FROM pg_tables WHERE schemaname = 'public' AND tablename <> 'alembic_version'"
-        ))).scalars().all()
+        tables = await _tables_referencing_first(connection)
         if tables:
-            quoted = ", ".join(f'"{table}"' for table in tables)
-            await connection.execute(text(f"TRUNCATE {quoted} CASCADE"))
+            # DELETE, not TRUNCATE: a TRUNCATE gives every table and index a new file (about 0.5 s for the schema,
+            # after each of ~160 tests); these tables hold a few rows. The lock waits for writers still running,
+            # as TRUNCATE's did, so nothing they commit survives the clean-up.
+            await connection.execute(text(f"LOCK TABLE {', '.join(tables)} IN EXCLUSIVE MODE"))
+            for table in tables:
+                await connection.execute(text(f"DELETE FROM {table}"))  # noqa: S608 (names from the catalog)
+
+
+async def _tables_referencing_first(connection: AsyncConnection) -> list[str]:
+    """The schema's tables (quoted), each after every table whose foreign keys reference it is listed."""
+    tables = (await connection.execute(text(
+        "SELECT tablename FROM pg_tables WHERE schemaname = 'public' AND tablename <> 'alembic_version'"
+    ))).scalars().all()
+    references = (await connection.execute(text(
+        "SELECT conrelid::regclass::text, confrelid::regclass::text FROM pg_constraint "
+        "WHERE contype = 'f' AND connamespace = 'public'::regnamespace AND conrelid <> confrelid"
+    ))).all()
+    referenced_by: dict[str, set[str]] = {table: set() for table in tables}
+    for referencing, referenced in references:
+        referenced_by.setdefault(referenced.strip('"'), set()).add(referencing.strip('"'))
+    return [f'"{table}"' for table in graphlib.TopologicalSorter(referenced_by).static_order()]
 
 
 @pytest.fixture
