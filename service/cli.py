@@ -10,15 +10,15 @@ from rich.console import Console
 from rich.markup import escape
 from rich.table import Table
 
-from service import cli_access, cli_campaigns
+from service import cli_access, cli_campaigns, cli_firmware_watch
 from service import doctor as doctor_checks
 from service.cli_alerts import alerts_app
 from service.db import migrate as migrations
-from service.jobs.worker import UnknownQueueError, parse_queues
 from service.mirror import cli_view
 from service.observability import configure_logging
 from service.settings import Settings, get_settings
 from service.tenants.crypto import KeyRingError, load_key_ring
+from service.worker.build import UnknownQueueError, parse_queues
 
 app = typer.Typer(help="givfleet: fleet management for GivEnergy installers.", no_args_is_help=True,
                   pretty_exceptions_enable=False)
@@ -26,6 +26,7 @@ migrate_app = typer.Typer(help="Database schema migrations (Alembic).", no_args_
 app.add_typer(migrate_app, name="migrate")
 cli_access.register(app)  # tenant, credential, apikey, admin
 cli_campaigns.register(app)  # campaign
+cli_firmware_watch.register(app)  # firmware-watch
 app.add_typer(alerts_app, name="alerts")
 
 console = Console()
