@@ -25,8 +25,8 @@ from service.api.monitoring import MonitoringController
 from service.api.sync import SyncController
 from service.api.timeouts import BodyTimeoutMiddleware
 from service.authn import authentication_middleware
-from service.docs_pages import docs_router, openapi_render_plugins, static_assets_router
 from service.changefeed import ChangeHub
+from service.docs_pages import docs_router, openapi_render_plugins, static_assets_router
 from service.gql.http import graphql_controller
 from service.observability import RequestIdMiddleware
 from service.runtime import Resources

@@ -153,6 +153,13 @@ def malformed(message: object) -> str | None:
     return None
 
 
+class BundledGraphiQL:
+    """Mixed into the controller: GraphiQL from the bundled assets (strawberry's own page loads them from a CDN)."""
+
+    async def render_graphql_ide(self, request: Request[Any, Any, Any]) -> Response[str]:
+        return Response(graphiql_page(), media_type=MediaType.HTML, headers=PAGE_SECURITY_HEADERS)
+
+
 def graphql_controller(api: ApiSettings) -> type[Controller]:
     """The ``/graphql`` controller: POST and GET queries, GraphiQL for browsers (from bundled assets), subscriptions
     over a WebSocket (graphql-transport-ws) with the connection limits of ``api``.
@@ -169,16 +176,12 @@ def graphql_controller(api: ApiSettings) -> type[Controller]:
         connection_init_wait_timeout=timedelta(seconds=api.subscription_init_timeout_seconds),
         max_subscriptions_per_connection=api.subscriptions_per_connection)
 
-    class GraphQLController(base):  # type: ignore[valid-type,misc]
+    class GraphQLController(BundledGraphiQL, base):  # type: ignore[valid-type,misc]
         opt: ClassVar[dict[str, Any]] = {"exclude_from_auth": True}
         websocket_adapter_class = WebSocketMessages
         request_max_body_size = limits.MAX_GRAPHQL_BODY_BYTES
         # By status: authentication failures (401, 429) keep the app's problem+json handler.
         exception_handlers: ClassVar[dict[Any, Any]] = dict.fromkeys(_TRANSPORT_CODES, _litestar_error)
-
-        async def render_graphql_ide(self, request: Request[Any, Any, Any]) -> Response[str]:
-            """GraphiQL from the bundled assets (strawberry's own page loads them from a CDN)."""
-            return Response(graphiql_page(), media_type=MediaType.HTML, headers=PAGE_SECURITY_HEADERS)
 
         async def on_ws_connect(self, context: Context) -> None:
             await context.authenticate_websocket()
