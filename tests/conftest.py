@@ -158,9 +158,9 @@ async def clean_db(resources: Resources) -> AsyncIterator[None]:
         tables = await _tables_referencing_first(connection)
         if tables:
             # DELETE, not TRUNCATE: a TRUNCATE gives every table and index a new file (about 0.5 s for the schema,
-            # after each of ~160 tests); these tables hold a few rows. The lock waits for writers still running,
-            # as TRUNCATE's did, so nothing they commit survives the clean-up.
-            await connection.execute(text(f"LOCK TABLE {', '.join(tables)} IN EXCLUSIVE MODE"))
+            # after each of ~160 tests); these tables hold a few rows. The lock is TRUNCATE's own: it waits for
+            # every transaction still using a table, so nothing they go on to commit survives the clean-up.
+            await connection.execute(text(f"LOCK TABLE {', '.join(tables)} IN ACCESS EXCLUSIVE MODE"))
             for table in tables:
                 await connection.execute(text(f"DELETE FROM {table}"))  # noqa: S608 (names from the catalog)
 
