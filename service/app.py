@@ -25,6 +25,7 @@ from service.api.fleet import FleetController
 from service.api.health import HealthController
 from service.api.live import LiveController
 from service.api.monitoring import MonitoringController
+from service.api.notifications import NotificationController
 from service.api.sync import SyncController
 from service.api.timeouts import BodyTimeoutMiddleware
 from service.authn import authentication_middleware
@@ -97,6 +98,7 @@ def create_app(settings: Settings | None = None, resources: Resources | None = N
     return Litestar(
         route_handlers=[HealthController, MetricsController, AccessController, FleetController, LiveController,
                         SyncController, CampaignController, FirmwareWatchController, MonitoringController,
+                        NotificationController,
                         graphql_controller(settings.api), static_assets_router()],
         dependencies={
             "resources": Provide(provide_resources, sync_to_thread=False),
