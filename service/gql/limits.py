@@ -18,6 +18,7 @@ from functools import lru_cache, partial
 from typing import Any
 
 from graphql import (
+    ASTValidationRule,
     DocumentNode,
     FieldNode,
     FragmentDefinitionNode,
@@ -170,6 +171,12 @@ class SmallDocumentValidationCache(ValidationCache):
             yield  # strawberry validates what no extension did
 
 
+def limit_rules(max_depth: int = MAX_DEPTH, max_aliases: int = MAX_ALIASES) -> list[type[ASTValidationRule]]:
+    """The validation rules of the depth and alias limits (the compiled path validates with them too)."""
+    return [*QueryDepthLimiter(max_depth=max_depth).validation_rules,
+            *MaxAliasesLimiter(max_alias_count=max_aliases).validation_rules]
+
+
 def limit_extensions(max_depth: int = MAX_DEPTH, max_aliases: int = MAX_ALIASES, max_cost: int = MAX_COST,
                      max_tokens: int = MAX_GRAPHQL_TOKENS, cache_size: int = 512
                      ) -> list[Callable[[], SchemaExtension]]:
@@ -180,8 +187,7 @@ def limit_extensions(max_depth: int = MAX_DEPTH, max_aliases: int = MAX_ALIASES,
     The depth and alias rules are built once, so every request validates with the very same rule classes and
     the validation cache (keyed by document and rules) can hit.
     """
-    rules = [*QueryDepthLimiter(max_depth=max_depth).validation_rules,
-             *MaxAliasesLimiter(max_alias_count=max_aliases).validation_rules]
     return [partial(MaxTokensLimiter, max_tokens), SmallDocumentParserCache,
-            partial(SmallDocumentValidationCache, maxsize=cache_size), partial(AddValidationRules, rules),
+            partial(SmallDocumentValidationCache, maxsize=cache_size),
+            partial(AddValidationRules, limit_rules(max_depth, max_aliases)),
             partial(QueryCostLimiter, max_cost)]
