@@ -32,7 +32,7 @@ from graphql import (
     get_named_type,
 )
 from graphql.execution.values import VariableValues, get_argument_values, get_directive_values
-from sqlalchemy import BigInteger, DateTime, FromClause, Integer, Select, String, func, select
+from sqlalchemy import BigInteger, DateTime, FromClause, Integer, Select, bindparam, func, select
 from sqlalchemy.sql.elements import ColumnElement
 
 from service.core.limits import MAX_HISTORY, history_limit, nested_list_size, page_size
@@ -128,6 +128,7 @@ LOOKUPS: dict[str, tuple[str, str, str]] = {
     "site": ("Site", "upstream_id", "upstreamId"),
 }
 Fields = dict[str, list[FieldNode]]
+LOOKUP_KEY = "lookup_key"
 
 
 @dataclass
@@ -139,6 +140,8 @@ class Builder:
     variables: VariableValues
     scope: ReadScope
     now: datetime
+    uses_now: bool = False
+    """Whether a statement depends on the moment of the request (an ``offlineForHours`` filter)."""
 
     # -- selections -------------------------------------------------------------------------------------------
 
@@ -261,8 +264,9 @@ class Builder:
 
     # -- root fields --------------------------------------------------------------------------------------------
 
-    def lookup(self, type_name: str, column: str, value: Any, nodes: list[FieldNode]) -> Select[tuple[str]]:
-        """The JSON of the ``type_name`` row whose ``column`` is ``value``: no row when none is visible."""
+    def lookup(self, type_name: str, column: str, nodes: list[FieldNode]) -> Select[tuple[str]]:
+        """The JSON of the ``type_name`` row whose ``column`` is the parameter :data:`LOOKUP_KEY` (bound at
+        execution, so one statement serves every key): no row when none is visible."""
         model = COMPILED_TYPES.get(type_name)
         type_ = self.schema.get_type(type_name)
         if model is None or not isinstance(type_, GraphQLObjectType):
@@ -270,7 +274,8 @@ class Builder:
         rows = model.__table__.alias()
         fields = self.collect(type_, (node.selection_set for node in nodes))
         return (select(self.object_json(type_, rows, fields))
-                .where(*self.scope.visible(model, on=rows), rows.c[column] == value).limit(1))
+                .where(*self.scope.visible(model, on=rows), rows.c[column] == bindparam(LOOKUP_KEY, type_=rows.c[column].type))
+                .limit(1))
 
     def connection(self, name: str, definition: GraphQLField, nodes: list[FieldNode]) -> Select[tuple[str]]:
         """A page of a root connection as ``{edges, pageInfo, totalCount}`` in the order selected."""
@@ -278,6 +283,7 @@ class Builder:
         arguments = self.arguments(definition, nodes[0])
         criteria = spec.filter_type(**{_snake(key): value for key, value in (arguments.get("filter") or {}).items()})
         conditions = spec.conditions(criteria, self.scope, self.now)
+        self.uses_now = self.uses_now or getattr(criteria, "offline_for_hours", None) is not None
         first = page_size(arguments.get("first"), parameter="first")
         after = arguments.get("after")
         sort = arguments.get("sort")

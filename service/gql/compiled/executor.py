@@ -25,26 +25,28 @@ from graphql import (
     OperationDefinitionNode,
     OperationType,
     SelectionSetNode,
+    VariableNode,
+    Visitor,
     execute,
-    specified_rules,
+    visit,
 )
 from graphql.execution.values import get_variable_values
 from graphql.pyutils import is_awaitable
 from sqlalchemy import Select
+from sqlalchemy.dialects.postgresql.asyncpg import PGDialect_asyncpg
 from strawberry.schema._graphql_core import execution_context_class_kwargs
-from strawberry.schema.schema import validate_document
 
 from service.core.errors import GivfleetError
 from service.core.limits import CACHED_DOCUMENT_BYTES, MAX_GRAPHQL_TOKENS
-from service.gql.compiled.builder import CONNECTIONS, LOOKUPS, Builder, NotCompilable
+from service.gql.compiled.builder import CONNECTIONS, LOOKUP_KEY, LOOKUPS, Builder, NotCompilable
 from service.gql.context import Context
 from service.gql.errors import presented
-from service.gql.limits import MAX_COST, cached_parse, limit_rules, operation_cost
+from service.gql.limits import MAX_COST, cached_parse, cached_validation, operation_cost
 from service.gql.schema import GivfleetSchema, schema
 from service.gql.types.common import from_global_id
 
-_RULES = (*specified_rules, *limit_rules())
 _ENCODER = msgspec.json.Encoder()
+_DIALECT = PGDialect_asyncpg()
 
 
 @dataclass(frozen=True)
@@ -54,6 +56,8 @@ class Prepared:
     document: DocumentNode
     operation: OperationDefinitionNode
     fragments: dict[str, FragmentDefinitionNode]
+    lookup_variables: frozenset[str]
+    """Variables used once, as the key of a root lookup (``inverter(serial: $serial)``): bound at execution."""
 
 
 @functools.lru_cache(maxsize=512)
@@ -65,7 +69,7 @@ def prepare(query: str, operation_name: str | None) -> Prepared | None:
         document = cached_parse(query, max_tokens=MAX_GRAPHQL_TOKENS)
     except GraphQLError:
         return None
-    if validate_document(schema._schema, document, _RULES):
+    if cached_validation(schema._schema, document):
         return None
     operations = [d for d in document.definitions if isinstance(d, OperationDefinitionNode)]
     if operation_name is not None:
@@ -73,7 +77,27 @@ def prepare(query: str, operation_name: str | None) -> Prepared | None:
     if len(operations) != 1 or operations[0].operation is not OperationType.QUERY:
         return None
     fragments = {d.name.value: d for d in document.definitions if isinstance(d, FragmentDefinitionNode)}
-    return Prepared(document, operations[0], fragments)
+    return Prepared(document, operations[0], fragments, _lookup_variables(document, operations[0]))
+
+
+def _lookup_variables(document: DocumentNode, operation: OperationDefinitionNode) -> frozenset[str]:
+    uses: dict[str, int] = {}
+
+    class Uses(Visitor):
+        def enter_variable(self, node: VariableNode, *_: Any) -> None:
+            uses[node.name.value] = uses.get(node.name.value, 0) + 1
+
+    for definition in document.definitions:
+        if not isinstance(definition, OperationDefinitionNode):
+            visit(definition, Uses())
+    visit(operation.selection_set, Uses())
+    keys = set()
+    for selection in operation.selection_set.selections:
+        if isinstance(selection, FieldNode) and selection.name.value in LOOKUPS:
+            for argument in selection.arguments or ():
+                if argument.name.value == LOOKUPS[selection.name.value][2] and isinstance(argument.value, VariableNode):
+                    keys.add(argument.value.name.value)
+    return frozenset(name for name in keys if uses.get(name) == 1)
 
 
 def result_body_of(response: object) -> bytes:
@@ -90,6 +114,25 @@ def result_body(result: ExecutionResult) -> bytes:
     if result.extensions:
         body["extensions"] = result.extensions
     return result_body_of(body)
+
+
+@dataclass(frozen=True)
+class Statement:
+    """A root field's SQL, compiled once: its text, the names of its positional parameters and their values
+    (all but :data:`~service.gql.compiled.builder.LOOKUP_KEY`, bound at each execution)."""
+
+    sql: str
+    names: tuple[str, ...]
+    values: dict[str, Any]
+
+    def parameters(self, key: Any) -> tuple[Any, ...]:
+        return tuple(key if name == LOOKUP_KEY else self.values[name] for name in self.names)
+
+
+Plan = Statement | str | None
+"""How a root field is answered: a statement, a constant JSON text (``__typename``), or the resolvers."""
+_PLANS: dict[tuple[Any, ...], dict[str, Plan]] = {}
+_MAX_PLANS = 512
 
 
 async def answer(context: Context, query: Any, variables: Any, operation_name: Any, *,
@@ -109,36 +152,81 @@ async def answer(context: Context, query: Any, variables: Any, operation_name: A
     assert query_type is not None
     try:
         root_fields = builder.collect(query_type, [prepared.operation.selection_set])
-        statements = {key: _root_statement(builder, query_type, nodes) for key, nodes in root_fields.items()}
+        keys = {name: _lookup_key(builder, query_type, nodes) for name, nodes in root_fields.items()}
+        plans = _plans(builder, prepared, query, operation_name, variables, root_fields)
     except (GivfleetError, NotCompilable):
-        return None  # a refused argument, a directive the compiler does not know: the resolvers answer
-    if all(statement is None for statement in statements.values()):
+        return None  # a refused argument, a key no row can have, a directive the compiler does not know
+    if all(plan is None for plan in plans.values()):
         return None
     texts: dict[str, str] = {}
     async with context.session_factory() as session:
-        for key, statement in statements.items():
-            if isinstance(statement, str):
-                texts[key] = statement
-            elif statement is not None:
-                text = (await session.execute(statement)).scalar_one_or_none()
+        connection = await session.connection()
+        for name, plan in plans.items():
+            if isinstance(plan, str):
+                texts[name] = plan
+            elif plan is not None:
+                text = (await connection.exec_driver_sql(plan.sql, plan.parameters(keys[name]))).scalar()
                 if text is None:
                     return None  # not found: the resolvers report it, with their message and path
-                texts[key] = text
-    resolved = [key for key, statement in statements.items() if statement is None]
+                texts[name] = text
+    resolved = [name for name, plan in plans.items() if plan is None]
+    errors = b""
     if resolved:
         result = await _resolve(on, prepared, root_fields, resolved, variables, context)
         if result.errors:
             result.errors = [presented(error, context.request_id) for error in result.errors]
+            errors = b',"errors":' + _ENCODER.encode([error.formatted for error in result.errors])
         if result.data is None:
             return result_body(result)
-        for key in resolved:
-            texts[key] = _ENCODER.encode(result.data[key]).decode()
-        errors = b',"errors":' + _ENCODER.encode([error.formatted for error in result.errors]) if result.errors \
-            else b""
-    else:
-        errors = b""
-    data = ",".join(f'"{key}":{texts[key]}' for key in root_fields)
+        for name in resolved:
+            texts[name] = _ENCODER.encode(result.data[name]).decode()
+    data = ",".join(f'"{name}":{texts[name]}' for name in root_fields)
     return b'{"data":{' + data.encode() + b"}" + errors + b"}"
+
+
+def _plans(builder: Builder, prepared: Prepared, query: str, operation_name: str | None,
+           variables: dict[str, Any] | None, root_fields: dict[str, list[FieldNode]]) -> dict[str, Plan]:
+    """The plans of the root fields: compiled once per document, operation, caller scope and the variables that
+    shape the statements (a lookup's key is a parameter, so by-serial lookups share one statement)."""
+    shaping = {name: value for name, value in (variables or {}).items() if name not in prepared.lookup_variables}
+    cache_key = (query, operation_name, builder.scope, msgspec.json.encode(shaping))
+    plans = _PLANS.get(cache_key)
+    if plans is not None:
+        return plans
+    query_type = builder.schema.query_type
+    assert query_type is not None
+    plans = {}
+    for name, nodes in root_fields.items():
+        statement = _root_statement(builder, query_type, nodes)
+        plans[name] = statement if statement is None or isinstance(statement, str) else _compiled(statement)
+    if not builder.uses_now:  # a statement with the request's moment in it serves that request only
+        if len(_PLANS) >= _MAX_PLANS:
+            _PLANS.clear()
+        _PLANS[cache_key] = plans
+    return plans
+
+
+def _compiled(statement: Select[tuple[str]]) -> Statement:
+    compiled = statement.compile(dialect=_DIALECT, compile_kwargs={"render_postcompile": True})
+    names = tuple(compiled.positiontup or ())
+    values = compiled.construct_params(_check=False)
+    return Statement(compiled.string, names, {name: values[name] for name in names if name != LOOKUP_KEY})
+
+
+def _lookup_key(builder: Builder, query_type: GraphQLObjectType, nodes: list[FieldNode]) -> Any:
+    """The key a lookup root field names (``serial`` stripped, a node's row id), else ``None``."""
+    name = nodes[0].name.value
+    if name not in LOOKUPS and name != "node":
+        return None
+    arguments = builder.arguments(query_type.fields[name], nodes[0])
+    if name == "node":
+        return from_global_id(arguments["id"])[1]
+    value = arguments[LOOKUPS[name][2]]
+    if isinstance(value, str):
+        value = value.strip()
+        if "\x00" in value:
+            raise NotCompilable("a key PostgreSQL cannot store")  # not found, as the resolvers say
+    return value
 
 
 def _root_statement(builder: Builder, query_type: GraphQLObjectType, nodes: list[FieldNode]
@@ -152,16 +240,11 @@ def _root_statement(builder: Builder, query_type: GraphQLObjectType, nodes: list
         if name in CONNECTIONS:
             return builder.connection(name, definition, nodes)
         if name in LOOKUPS:
-            type_name, column, argument = LOOKUPS[name]
-            value = builder.arguments(definition, nodes[0])[argument]
-            if isinstance(value, str):
-                value = value.strip()
-                if "\x00" in value:
-                    raise NotCompilable("a key PostgreSQL cannot store")  # not found, as the resolvers say
-            return builder.lookup(type_name, column, value, nodes)
+            type_name, column, _argument = LOOKUPS[name]
+            return builder.lookup(type_name, column, nodes)
         if name == "node":
-            type_name, row_id = from_global_id(builder.arguments(definition, nodes[0])["id"])
-            return builder.lookup(type_name, "id", row_id, nodes)
+            type_name, _row_id = from_global_id(builder.arguments(definition, nodes[0])["id"])
+            return builder.lookup(type_name, "id", nodes)
     except NotCompilable:
         return None
     return None
