@@ -102,6 +102,31 @@ def _litestar_error(request: Request[Any, Any, Any], exc: HTTPException) -> Resp
     return transport_error(request, exc.status_code, exc.detail)
 
 
+class CompiledFirst:
+    """The controller's compiled path: a query POSTed as JSON that :func:`service.gql.compiled.answer` can answer
+    never reaches strawberry; everything else (refusals included) goes on to the resolver path. Both write the
+    same compact JSON."""
+
+    def encode_json(self, data: object) -> bytes:
+        return compiled.result_body_of(data)
+
+    async def run(self, request: Request[Any, Any, Any], context: Any = None, root_value: Any = None) -> Any:
+        body = await self._compiled_body(request, context)
+        if body is not None:
+            return Response(body, media_type="application/json")
+        return await super().run(request, context=context, root_value=root_value)  # type: ignore[misc]
+
+    async def _compiled_body(self, request: Request[Any, Any, Any], context: Any) -> bytes | None:
+        if request.method != "POST" or not isinstance(context, Context) or \
+                not request.headers.get("content-type", "").startswith("application/json"):
+            return None
+        try:
+            data = self.decode_json(await request.body())  # type: ignore[attr-defined]
+        except (ValueError, GraphQLTransportError):
+            return None
+        return await compiled.answer(context, data.get("query"), data.get("variables"), data.get("operationName"))
+
+
 def graphql_controller() -> type[Controller]:
     """The ``/graphql`` controller: POST and GET queries, GraphiQL for browsers.
 
@@ -114,7 +139,7 @@ def graphql_controller() -> type[Controller]:
                                    context_getter=graphql_context, allow_queries_via_get=True,
                                    subscription_protocols=())  # no subscriptions: refuse WebSocket upgrades
 
-    class GraphQLController(base):  # type: ignore[valid-type,misc]
+    class GraphQLController(CompiledFirst, base):  # type: ignore[valid-type,misc]
         opt: ClassVar[dict[str, Any]] = {"exclude_from_auth": True}
         request_max_body_size = limits.MAX_GRAPHQL_BODY_BYTES
         # By status: authentication failures (401, 429) keep the app's problem+json handler.
@@ -138,31 +163,13 @@ def graphql_controller() -> type[Controller]:
             except ValueError:  # JSONDecodeError, UnicodeDecodeError
                 raise GraphQLTransportError(400, "the body is not valid JSON (UTF-8)") from None
 
-        def encode_json(self, data: object) -> bytes:
-            return compiled.result_body_of(data)
-
         async def execute_request(self, request: Request[Any, Any, Any], context: Any,
                                   root_value: Any) -> Response[Any]:
-            body = await self._compiled(request, context)
-            if body is not None:
-                return Response(body, media_type="application/json")
             try:
                 answer: Response[Any] = await self.run(request, context=context, root_value=root_value)
             except GraphQLTransportError as exc:
                 return transport_error(request, exc.status_code, exc.reason)
             return answer
-
-        async def _compiled(self, request: Request[Any, Any, Any], context: Any) -> bytes | None:
-            """The body of a query the compiled path answers (POSTed as JSON), else ``None``."""
-            if request.method != "POST" or not isinstance(context, Context) or \
-                    not request.headers.get("content-type", "").startswith("application/json"):
-                return None
-            try:
-                data = self.decode_json(await request.body())
-            except (ValueError, GraphQLTransportError):
-                return None  # the resolver path refuses it, in its words
-            assert isinstance(data, dict)
-            return await compiled.answer(context, data.get("query"), data.get("variables"), data.get("operationName"))
 
         async def process_result(self, request: Request[Any, Any, Any],
                                  result: ExecutionResult) -> GraphQLHTTPResponse:

@@ -13,19 +13,19 @@ the value sent, else its declared default), else :data:`DEFAULT_PAGE_SIZE` for a
 
 from __future__ import annotations
 
-from collections.abc import Callable, Iterator, Mapping
 import functools
+from collections.abc import Callable, Iterator, Mapping
 from functools import lru_cache, partial
 from typing import Any
 
 from graphql import (
     ASTValidationRule,
-    GraphQLSchema,
     DocumentNode,
     FieldNode,
     FragmentDefinitionNode,
     FragmentSpreadNode,
     GraphQLError,
+    GraphQLSchema,
     InlineFragmentNode,
     OperationDefinitionNode,
     SelectionSetNode,

@@ -609,8 +609,21 @@ def _sort(options: dict[str, SortKey], name: str) -> SortKey:
 
 
 __all__ = [
-    "ACCOUNT_SORTS", "DONGLE_SORTS", "INVERTER_SORTS", "MODELS", "OFFLINE_THRESHOLDS_HOURS",
+    "ACCOUNT_SORTS",
+    "DONGLE_SORTS",
+    "INVERTER_SORTS",
+    "MODELS",
+    "OFFLINE_THRESHOLDS_HOURS",
     "SITE_SORTS",
-    "AccountFilter", "Breakdown", "DongleFilter", "FleetReader", "FleetSummary", "InverterFilter", "ReadScope",
-    "PageWindow", "SiteFilter", "SortDirection", "SortKey",
+    "AccountFilter",
+    "Breakdown",
+    "DongleFilter",
+    "FleetReader",
+    "FleetSummary",
+    "InverterFilter",
+    "PageWindow",
+    "ReadScope",
+    "SiteFilter",
+    "SortDirection",
+    "SortKey",
 ]

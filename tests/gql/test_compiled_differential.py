@@ -66,7 +66,8 @@ SCALARS = {
 # Relations: (field, target type, argument name or None).
 RELATIONS = {
     "Inverter": [("dongle", "Dongle", None), ("account", "Account", None), ("site", "Site", None),
-                 ("batteries", "BatteryModule", None), ("meters", "Meter", None), ("history", "InverterChange", "limit")],
+                 ("batteries", "BatteryModule", None), ("meters", "Meter", None),
+                 ("history", "InverterChange", "limit")],
     "Account": [("parent", "Account", None), ("children", "Account", "first"), ("sites", "Site", "first"),
                 ("dongles", "Dongle", "first"), ("inverters", "Inverter", "first")],
     "Site": [("account", "Account", None), ("dongles", "Dongle", "first"), ("inverters", "Inverter", "first")],
@@ -269,7 +270,8 @@ def _lookup(rng: random.Random, root: str, index: int, ids: list[str], variables
     if root == "node":
         variables[f"id{index}"] = rng.choice(ids)
         type_name = rng.choice(sorted(SCALARS))
-        return f"r{index}: node(id: $id{index}) {{ id __typename ... on {type_name} {{ {_selection(rng, type_name, 1)} }} }}"
+        selection = _selection(rng, type_name, 1)
+        return f"r{index}: node(id: $id{index}) {{ id __typename ... on {type_name} {{ {selection} }} }}"
     type_name, argument, keys = {
         "inverter": ("Inverter", "serial", [f'"{inverter_serial(i)}"' for i in (0, 1, 2, 5)] + ['" CE00000003 "']),
         "account": ("Account", "upstreamId", [str(customer_id(i)) for i in (0, 1, 3)] + ["1000", "2001"]),

@@ -22,7 +22,6 @@ from graphql import (
     GraphQLField,
     GraphQLIncludeDirective,
     GraphQLList,
-    GraphQLNamedType,
     GraphQLNonNull,
     GraphQLObjectType,
     GraphQLSchema,
@@ -47,7 +46,6 @@ from service.mirror.queries import (
     SITE_SORTS,
     PageWindow,
     ReadScope,
-    SortDirection,
     SortKey,
 )
 
@@ -118,7 +116,8 @@ CONNECTIONS: dict[str, Connection] = {
                             lambda f, scope, now: f.to_query().conditions(scope, now)),
     "accounts": Connection(m.FleetAccount, ACCOUNT_SORTS, gql_filters.AccountFilter,
                            lambda f, scope, _now: f.to_query().conditions(scope)),
-    "sites": Connection(m.Site, SITE_SORTS, gql_filters.SiteFilter, lambda f, scope, _now: f.to_query().conditions(scope)),
+    "sites": Connection(m.Site, SITE_SORTS, gql_filters.SiteFilter,
+                        lambda f, scope, _now: f.to_query().conditions(scope)),
     "dongles": Connection(m.Dongle, DONGLE_SORTS, gql_filters.DongleFilter,
                           lambda f, scope, _now: f.to_query().conditions(scope)),
 }
@@ -162,7 +161,8 @@ class Builder:
                 key = selection.alias.value if selection.alias else selection.name.value
                 fields.setdefault(key, []).append(selection)
             elif isinstance(selection, InlineFragmentNode):
-                if self._matches(selection.type_condition and selection.type_condition.name.value, type_):
+                condition = selection.type_condition
+                if self._matches(condition.name.value if condition else None, type_):
                     self._collect(type_, selection.selection_set, fields, visited)
             elif isinstance(selection, FragmentSpreadNode):
                 name = selection.name.value
@@ -222,15 +222,15 @@ class Builder:
     def _scalar(self, type_name: str, name: str, definition: GraphQLField, source: FromClause
                 ) -> ColumnElement[str]:
         if name == "id":
-            return js.global_id_json(js.sql_text(f"{type_name}:"), source.c.id)
+            return js.GlobalIdJson(js.sql_text(f"{type_name}:"), source.c.id)
         scalar = get_named_type(definition.type).name
         if type_name == "Site" and name == "timezone":  # the site's own zone first, as Site.from_row does
-            return js.text_json(func.coalesce(func.nullif(source.c.tz_timezone, ""), source.c.timezone))
+            return js.TextJson(func.coalesce(func.nullif(source.c.tz_timezone, ""), source.c.timezone))
         column = source.c.get(_COLUMNS.get((type_name, name), _snake(name)))
         if column is None:
             raise NotCompilable(f"{type_name}.{name}")
         if isinstance(_unwrapped(definition.type), GraphQLList) and scalar == "String":
-            return js.text_array_json(column)
+            return js.TextArrayJson(column)
         render = _SCALARS.get(scalar)
         if render is None:
             raise NotCompilable(f"{type_name}.{name}: {scalar}")
@@ -238,8 +238,7 @@ class Builder:
 
     def _relation(self, relation: Relation, definition: GraphQLField, source: FromClause, nodes: list[FieldNode]
                   ) -> ColumnElement[str] | str:
-        target = get_named_type(definition.type)
-        assert isinstance(target, GraphQLObjectType)
+        target = _object_type(definition.type)
         arguments = self.arguments(definition, nodes[0])
         rows = relation.model.__table__.alias()
         fields = self.collect(target, (node.selection_set for node in nodes))
@@ -260,11 +259,11 @@ class Builder:
         ordering = [rows.c[column].desc() if descending else rows.c[column] for column, descending in relation.order]
         ordering.append(rows.c.id.desc() if relation.kind == "history" else rows.c.id)
         listed = select(row_json).where(*conditions).order_by(*ordering).limit(limit)
-        return _concat(["[", js.array_joined(listed.scalar_subquery()), "]"])
+        return _concat(["[", js.ArrayJoined(listed.scalar_subquery()), "]"])
 
     # -- root fields --------------------------------------------------------------------------------------------
 
-    def lookup(self, type_name: str, column: str, nodes: list[FieldNode]) -> Select[tuple[str]]:
+    def lookup(self, type_name: str, column: str, nodes: list[FieldNode]) -> Select[Any]:
         """The JSON of the ``type_name`` row whose ``column`` is the parameter :data:`LOOKUP_KEY` (bound at
         execution, so one statement serves every key): no row when none is visible."""
         model = COMPILED_TYPES.get(type_name)
@@ -273,15 +272,17 @@ class Builder:
             raise NotCompilable(type_name)
         rows = model.__table__.alias()
         fields = self.collect(type_, (node.selection_set for node in nodes))
-        return (select(self.object_json(type_, rows, fields))
-                .where(*self.scope.visible(model, on=rows), rows.c[column] == bindparam(LOOKUP_KEY, type_=rows.c[column].type))
-                .limit(1))
+        key = bindparam(LOOKUP_KEY, type_=rows.c[column].type)
+        statement: Select[Any] = (select(self.object_json(type_, rows, fields))
+                                         .where(*self.scope.visible(model, on=rows), rows.c[column] == key).limit(1))
+        return statement
 
-    def connection(self, name: str, definition: GraphQLField, nodes: list[FieldNode]) -> Select[tuple[str]]:
+    def connection(self, name: str, definition: GraphQLField, nodes: list[FieldNode]) -> Select[Any]:
         """A page of a root connection as ``{edges, pageInfo, totalCount}`` in the order selected."""
         spec = CONNECTIONS[name]
         arguments = self.arguments(definition, nodes[0])
-        criteria = spec.filter_type(**{_snake(key): value for key, value in (arguments.get("filter") or {}).items()})
+        given = arguments.get("filter") or {}
+        criteria = spec.filter_type(**{_snake(key): value for key, value in given.items()})
         conditions = spec.conditions(criteria, self.scope, self.now)
         self.uses_now = self.uses_now or getattr(criteria, "offline_for_hours", None) is not None
         first = page_size(arguments.get("first"), parameter="first")
@@ -293,10 +294,9 @@ class Builder:
         page = (select(*table.c, window.key.label("sort_key"),
                        func.row_number().over(order_by=window.ordering).label("rn"))
                 .where(*conditions, *window.after).order_by(*window.ordering).limit(first + 1).cte("page"))
-        cursor = js.cursor_json(js.sql_text(f'["{window.cursor_kind}",'), _sort_value_json(page.c.sort_key),
+        cursor = js.CursorJson(js.sql_text(f'["{window.cursor_kind}",'), _sort_value_json(page.c.sort_key),
                                 page.c.id)
-        connection_type = get_named_type(definition.type)
-        assert isinstance(connection_type, GraphQLObjectType)
+        connection_type = _object_type(definition.type)
         parts: list[ColumnElement[str] | str] = []
         for index, (key, field_nodes) in enumerate(self.collect(connection_type, (n.selection_set for n in nodes))
                                                    .items()):
@@ -306,13 +306,11 @@ class Builder:
                 parts.append(f'"{connection_type.name}"')
             elif field_name == "totalCount":
                 total = select(func.count()).select_from(table).where(*conditions).scalar_subquery()
-                parts.append(js.number_json(total))
+                parts.append(js.NumberJson(total))
             elif field_name == "edges":
-                edge_type = get_named_type(connection_type.fields["edges"].type)
-                assert isinstance(edge_type, GraphQLObjectType)
-                edge = self._edge(edge_type, page, cursor, field_nodes)
+                edge = self._edge(_object_type(connection_type.fields["edges"].type), page, cursor, field_nodes)
                 listed = select(edge).select_from(page).where(page.c.rn <= first).order_by(page.c.rn)
-                parts += ["[", js.array_joined(listed.scalar_subquery()), "]"]
+                parts += ["[", js.ArrayJoined(listed.scalar_subquery()), "]"]
             else:
                 parts.append(self._page_info(connection_type, page, cursor, field_nodes, first, after))
         parts.append("}" if len(parts) else "{}")
@@ -330,8 +328,7 @@ class Builder:
             elif field_name == "cursor":
                 parts.append(cursor)
             else:
-                node_type = get_named_type(edge_type.fields["node"].type)
-                assert isinstance(node_type, GraphQLObjectType)
+                node_type = _object_type(edge_type.fields["node"].type)
                 parts.append(self.object_json(node_type, page, self.collect(
                     node_type, (field_node.selection_set for field_node in field_nodes))))
         parts.append("}" if fields else "{}")
@@ -339,8 +336,7 @@ class Builder:
 
     def _page_info(self, connection_type: GraphQLObjectType, page: Any, cursor: ColumnElement[str],
                    nodes: list[FieldNode], first: int, after: str | None) -> ColumnElement[str]:
-        info_type = get_named_type(connection_type.fields["pageInfo"].type)
-        assert isinstance(info_type, GraphQLObjectType)
+        info_type = _object_type(connection_type.fields["pageInfo"].type)
         parts: list[ColumnElement[str] | str] = []
         fields = self.collect(info_type, (node.selection_set for node in nodes))
         for index, (key, field_nodes) in enumerate(fields.items()):
@@ -352,7 +348,7 @@ class Builder:
                 parts.append("true" if after is not None else "false")
             elif field_name == "hasNextPage":
                 more = select(func.count()).select_from(page).scalar_subquery() > first
-                parts.append(js.number_json(more))
+                parts.append(js.NumberJson(more))
             else:
                 rows = select(cursor).select_from(page).where(page.c.rn <= first)
                 edge = rows.order_by(page.c.rn if field_name == "startCursor" else page.c.rn.desc()).limit(1)
@@ -361,18 +357,25 @@ class Builder:
         return _concat(parts)
 
 
+def _object_type(type_: Any) -> GraphQLObjectType:
+    named = get_named_type(type_)
+    if not isinstance(named, GraphQLObjectType):
+        raise NotCompilable(f"{named}: an abstract type")
+    return named
+
+
 def _sort_value_json(column: ColumnElement[Any]) -> ColumnElement[str]:
     """A sort key as ``json.dumps(cursor_value(value))`` (cursors are ASCII JSON inside base64)."""
     if isinstance(column.type, DateTime):
-        return js.iso_json(column)
+        return js.IsoJson(column)
     if isinstance(column.type, Integer | BigInteger):
-        return js.number_json(column)
-    return js.ascii_json(column)
+        return js.NumberJson(column)
+    return js.AsciiJson(column)
 
 
 _SCALARS: dict[str, Callable[[ColumnElement[Any]], ColumnElement[str]]] = {
-    "String": js.text_json, "Int": js.number_json, "Boolean": js.number_json, "Float": js.float_json,
-    "DateTime": js.datetime_json, "Date": js.date_json,
+    "String": js.TextJson, "Int": js.NumberJson, "Boolean": js.NumberJson, "Float": js.FloatJson,
+    "DateTime": js.DatetimeJson, "Date": js.DateJson,
 }
 
 

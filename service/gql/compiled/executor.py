@@ -12,7 +12,7 @@ from __future__ import annotations
 
 import functools
 from dataclasses import dataclass
-from typing import Any
+from typing import Any, cast
 
 import msgspec
 from graphql import (
@@ -46,7 +46,8 @@ from service.gql.schema import GivfleetSchema, schema
 from service.gql.types.common import from_global_id
 
 _ENCODER = msgspec.json.Encoder()
-_DIALECT = PGDialect_asyncpg()
+_DIALECT = PGDialect_asyncpg()  # type: ignore[no-untyped-call]
+_QUERY: GraphQLObjectType = cast(GraphQLObjectType, schema._schema.query_type)
 
 
 @dataclass(frozen=True)
@@ -148,27 +149,17 @@ async def answer(context: Context, query: Any, variables: Any, operation_name: A
     if isinstance(coerced, list) or operation_cost(prepared.document, operation_name, variables) > MAX_COST:
         return None
     builder = Builder(on._schema, prepared.fragments, coerced, context.scope, context.now)
-    query_type = on._schema.query_type
-    assert query_type is not None
     try:
-        root_fields = builder.collect(query_type, [prepared.operation.selection_set])
-        keys = {name: _lookup_key(builder, query_type, nodes) for name, nodes in root_fields.items()}
+        root_fields = builder.collect(_QUERY, [prepared.operation.selection_set])
+        keys = {name: _lookup_key(builder, nodes) for name, nodes in root_fields.items()}
         plans = _plans(builder, prepared, query, operation_name, variables, root_fields)
     except (GivfleetError, NotCompilable):
         return None  # a refused argument, a key no row can have, a directive the compiler does not know
     if all(plan is None for plan in plans.values()):
         return None
-    texts: dict[str, str] = {}
-    async with context.session_factory() as session:
-        connection = await session.connection()
-        for name, plan in plans.items():
-            if isinstance(plan, str):
-                texts[name] = plan
-            elif plan is not None:
-                text = (await connection.exec_driver_sql(plan.sql, plan.parameters(keys[name]))).scalar()
-                if text is None:
-                    return None  # not found: the resolvers report it, with their message and path
-                texts[name] = text
+    texts = await _run(context, plans, keys)
+    if texts is None:
+        return None  # not found: the resolvers report it, with their message and path
     resolved = [name for name, plan in plans.items() if plan is None]
     errors = b""
     if resolved:
@@ -178,10 +169,26 @@ async def answer(context: Context, query: Any, variables: Any, operation_name: A
             errors = b',"errors":' + _ENCODER.encode([error.formatted for error in result.errors])
         if result.data is None:
             return result_body(result)
-        for name in resolved:
-            texts[name] = _ENCODER.encode(result.data[name]).decode()
+        texts |= {name: _ENCODER.encode(result.data[name]).decode() for name in resolved}
     data = ",".join(f'"{name}":{texts[name]}' for name in root_fields)
     return b'{"data":{' + data.encode() + b"}" + errors + b"}"
+
+
+async def _run(context: Context, plans: dict[str, Plan], keys: dict[str, Any]) -> dict[str, str] | None:
+    """The JSON texts of the compiled root fields (one statement each, on one connection); ``None`` when a lookup
+    finds nothing."""
+    texts: dict[str, str] = {}
+    async with context.session_factory() as session:
+        connection = await session.connection()
+        for name, plan in plans.items():
+            if isinstance(plan, str):
+                texts[name] = plan
+            elif plan is not None:
+                text = (await connection.exec_driver_sql(plan.sql, plan.parameters(keys[name]))).scalar()
+                if text is None:
+                    return None
+                texts[name] = text
+    return texts
 
 
 def _plans(builder: Builder, prepared: Prepared, query: str, operation_name: str | None,
@@ -193,11 +200,9 @@ def _plans(builder: Builder, prepared: Prepared, query: str, operation_name: str
     plans = _PLANS.get(cache_key)
     if plans is not None:
         return plans
-    query_type = builder.schema.query_type
-    assert query_type is not None
     plans = {}
     for name, nodes in root_fields.items():
-        statement = _root_statement(builder, query_type, nodes)
+        statement = _root_statement(builder, nodes)
         plans[name] = statement if statement is None or isinstance(statement, str) else _compiled(statement)
     if not builder.uses_now:  # a statement with the request's moment in it serves that request only
         if len(_PLANS) >= _MAX_PLANS:
@@ -206,19 +211,19 @@ def _plans(builder: Builder, prepared: Prepared, query: str, operation_name: str
     return plans
 
 
-def _compiled(statement: Select[tuple[str]]) -> Statement:
+def _compiled(statement: Select[Any]) -> Statement:
     compiled = statement.compile(dialect=_DIALECT, compile_kwargs={"render_postcompile": True})
     names = tuple(compiled.positiontup or ())
     values = compiled.construct_params(_check=False)
     return Statement(compiled.string, names, {name: values[name] for name in names if name != LOOKUP_KEY})
 
 
-def _lookup_key(builder: Builder, query_type: GraphQLObjectType, nodes: list[FieldNode]) -> Any:
+def _lookup_key(builder: Builder, nodes: list[FieldNode]) -> Any:
     """The key a lookup root field names (``serial`` stripped, a node's row id), else ``None``."""
     name = nodes[0].name.value
     if name not in LOOKUPS and name != "node":
         return None
-    arguments = builder.arguments(query_type.fields[name], nodes[0])
+    arguments = builder.arguments(_QUERY.fields[name], nodes[0])
     if name == "node":
         return from_global_id(arguments["id"])[1]
     value = arguments[LOOKUPS[name][2]]
@@ -229,13 +234,12 @@ def _lookup_key(builder: Builder, query_type: GraphQLObjectType, nodes: list[Fie
     return value
 
 
-def _root_statement(builder: Builder, query_type: GraphQLObjectType, nodes: list[FieldNode]
-                    ) -> Select[tuple[str]] | str | None:
+def _root_statement(builder: Builder, nodes: list[FieldNode]) -> Select[Any] | str | None:
     """The statement of one root field, a constant, or ``None`` for a field the resolvers answer."""
     name = nodes[0].name.value
     if name == "__typename":
-        return f'"{query_type.name}"'
-    definition = query_type.fields[name]
+        return f'"{_QUERY.name}"'
+    definition = _QUERY.fields[name]
     try:
         if name in CONNECTIONS:
             return builder.connection(name, definition, nodes)
@@ -266,5 +270,4 @@ async def _resolve(on: GivfleetSchema, prepared: Prepared, root_fields: dict[str
                      **execution_context_class_kwargs(on.execution_context_class))
     if is_awaitable(result):
         result = await result
-    assert isinstance(result, ExecutionResult)
-    return result
+    return cast(ExecutionResult, result)

@@ -35,28 +35,28 @@ def _render(element: _Template, compiler: SQLCompiler, **kw: Any) -> str:
     return text
 
 
-class text_json(_Template):
+class TextJson(_Template):
     """A text column as a JSON string (or ``null``)."""
 
     inherit_cache = True
     template = "coalesce(to_json({0})::text, 'null')"
 
 
-class number_json(_Template):
+class NumberJson(_Template):
     """An integer or boolean column as JSON (or ``null``)."""
 
     inherit_cache = True
     template = "coalesce(({0})::text, 'null')"
 
 
-class text_array_json(_Template):
+class TextArrayJson(_Template):
     """A text array as a JSON array of strings (``[]`` for null)."""
 
     inherit_cache = True
     template = "coalesce(array_to_json({0})::text, '[]')"
 
 
-class float_json(_Template):
+class FloatJson(_Template):
     """A double as msgspec writes it: shortest digits, ``.0`` on integral values, fixed notation from 1e-5 to
     below 1e16 and ``1e16``/``1.5e-7`` style outside; NaN and infinities as ``null``.
 
@@ -85,14 +85,14 @@ _ISO_FRACTION = "CASE WHEN date_trunc('second', {0}) = {0} THEN '' ELSE to_char(
 ISO_DATETIME = f"{_ISO_SECONDS} || {_ISO_FRACTION} || '+00:00'"
 
 
-class datetime_json(_Template):
+class DatetimeJson(_Template):
     """A timestamptz as ``datetime.isoformat()`` of the UTC value (what asyncpg hands the resolvers)."""
 
     inherit_cache = True
     template = f"CASE WHEN {{0}} IS NULL THEN 'null' ELSE '\"' || {ISO_DATETIME} || '\"' END"
 
 
-class date_json(_Template):
+class DateJson(_Template):
     """A date as ``date.isoformat()``."""
 
     inherit_cache = True
@@ -102,7 +102,7 @@ class date_json(_Template):
 _BASE64URL = "rtrim(translate(encode(convert_to({text}, 'UTF8'), 'base64'), E'+/\\n', '-_'), '=')"
 
 
-class global_id_json(_Template):
+class GlobalIdJson(_Template):
     """``to_global_id(type, id)`` as a JSON string: URL-safe base64 of ``Type:uuid`` without padding
     (``{0}`` is the SQL string literal ``'Type:'``)."""
 
@@ -110,9 +110,9 @@ class global_id_json(_Template):
     template = "'\"' || " + _BASE64URL.replace("{text}", "{0} || ({1})::text") + " || '\"'"
 
 
-class ascii_json(_Template):
-    """A text as ``json.dumps`` writes it (``ensure_ascii``: DEL and non-ASCII as ``\\uXXXX``, surrogate pairs beyond the
-    BMP); the per-character rewrite runs only for texts that hold non-ASCII characters."""
+class AsciiJson(_Template):
+    """A text as ``json.dumps`` writes it (``ensure_ascii``: DEL and non-ASCII as ``\\uXXXX``, surrogate pairs
+    beyond the BMP); the per-character rewrite runs only for texts that hold such characters."""
 
     inherit_cache = True
     template = (
@@ -125,14 +125,14 @@ class ascii_json(_Template):
     )
 
 
-class iso_json(_Template):
+class IsoJson(_Template):
     """A non-null timestamptz as the JSON string of its ``isoformat()`` (a cursor's sort value)."""
 
     inherit_cache = True
     template = f"'\"' || {ISO_DATETIME} || '\"'"
 
 
-class cursor_json(_Template):
+class CursorJson(_Template):
     """``Cursor(kind, value, id).encode()`` as a JSON string: ``{0}`` is the SQL literal ``'["kind",'``, ``{1}``
     the sort value already as ``json.dumps`` text, ``{2}`` the row id."""
 
@@ -140,7 +140,7 @@ class cursor_json(_Template):
     template = "'\"' || " + _BASE64URL.replace("{text}", "{0} || {1} || ',\"' || ({2})::text || '\"]'") + " || '\"'"
 
 
-class array_joined(_Template):
+class ArrayJoined(_Template):
     """The texts an ``ARRAY(sub-select)`` collects, joined by commas (empty for no rows); ``{0}`` is the
     parenthesised sub-select."""
 
