@@ -200,17 +200,24 @@ class Builder:
 
     def object_json(self, type_: GraphQLObjectType, source: FromClause, fields: Fields) -> ColumnElement[str]:
         """The JSON text of one ``type_`` row of ``source`` with the selected ``fields``."""
+        return self._rendered(type_, fields, lambda name, nodes: self._value(type_, source, name, nodes))
+
+    def _rendered(self, type_: GraphQLObjectType, fields: Fields,
+                  value: Callable[[str, list[FieldNode]], ColumnElement[str] | str]) -> ColumnElement[str]:
+        """An object's JSON text: its keys in order, each with ``value(field name, field nodes)``."""
         parts: list[ColumnElement[str] | str] = []
         for index, (key, nodes) in enumerate(fields.items()):
             parts.append(("{" if index == 0 else ",") + f'"{key}":')
-            parts.append(self._value(type_, source, nodes))
+            name = nodes[0].name.value
+            parts.append(f'"{type_.name}"' if name == "__typename" else value(name, nodes))
         parts.append("}" if fields else "{}")
         return _concat(parts)
 
-    def _value(self, type_: GraphQLObjectType, source: FromClause, nodes: list[FieldNode]) -> ColumnElement[str] | str:
-        name = nodes[0].name.value
-        if name == "__typename":
-            return f'"{type_.name}"'
+    def _selected(self, type_: GraphQLObjectType, nodes: list[FieldNode]) -> Fields:
+        return self.collect(type_, (node.selection_set for node in nodes))
+
+    def _value(self, type_: GraphQLObjectType, source: FromClause, name: str, nodes: list[FieldNode]
+               ) -> ColumnElement[str] | str:
         definition = type_.fields.get(name)
         if definition is None:
             raise NotCompilable(f"{type_.name}.{name}")
@@ -241,8 +248,7 @@ class Builder:
         target = _object_type(definition.type)
         arguments = self.arguments(definition, nodes[0])
         rows = relation.model.__table__.alias()
-        fields = self.collect(target, (node.selection_set for node in nodes))
-        row_json = self.object_json(target, rows, fields)
+        row_json = self.object_json(target, rows, self._selected(target, nodes))
         conditions = [*self.scope.visible(relation.model, on=rows), rows.c[relation.remote] == source.c[relation.local]]
         if relation.kind == "one":
             one = select(row_json).where(*conditions).limit(1).scalar_subquery()
@@ -271,7 +277,7 @@ class Builder:
         if model is None or not isinstance(type_, GraphQLObjectType):
             raise NotCompilable(type_name)
         rows = model.__table__.alias()
-        fields = self.collect(type_, (node.selection_set for node in nodes))
+        fields = self._selected(type_, nodes)
         key = bindparam(LOOKUP_KEY, type_=rows.c[column].type)
         statement: Select[Any] = (select(self.object_json(type_, rows, fields))
                                          .where(*self.scope.visible(model, on=rows), rows.c[column] == key).limit(1))
@@ -297,64 +303,42 @@ class Builder:
         cursor = js.CursorJson(js.sql_text(f'["{window.cursor_kind}",'), _sort_value_json(page.c.sort_key),
                                 page.c.id)
         connection_type = _object_type(definition.type)
-        parts: list[ColumnElement[str] | str] = []
-        for index, (key, field_nodes) in enumerate(self.collect(connection_type, (n.selection_set for n in nodes))
-                                                   .items()):
-            parts.append(("{" if index == 0 else ",") + f'"{key}":')
-            field_name = field_nodes[0].name.value
-            if field_name == "__typename":
-                parts.append(f'"{connection_type.name}"')
-            elif field_name == "totalCount":
-                total = select(func.count()).select_from(table).where(*conditions).scalar_subquery()
-                parts.append(js.NumberJson(total))
-            elif field_name == "edges":
+
+        def value(name: str, field_nodes: list[FieldNode]) -> ColumnElement[str] | str:
+            if name == "totalCount":
+                return js.NumberJson(select(func.count()).select_from(table).where(*conditions).scalar_subquery())
+            if name == "edges":
                 edge = self._edge(_object_type(connection_type.fields["edges"].type), page, cursor, field_nodes)
                 listed = select(edge).select_from(page).where(page.c.rn <= first).order_by(page.c.rn)
-                parts += ["[", js.ArrayJoined(listed.scalar_subquery()), "]"]
-            else:
-                parts.append(self._page_info(connection_type, page, cursor, field_nodes, first, after))
-        parts.append("}" if len(parts) else "{}")
-        return select(_concat(parts))
+                return _concat(["[", js.ArrayJoined(listed.scalar_subquery()), "]"])
+            return self._page_info(_object_type(connection_type.fields["pageInfo"].type), page, cursor,
+                                   field_nodes, first, after)
+
+        statement: Select[Any] = select(self._rendered(connection_type, self._selected(connection_type, nodes), value))
+        return statement
 
     def _edge(self, edge_type: GraphQLObjectType, page: Any, cursor: ColumnElement[str], nodes: list[FieldNode]
               ) -> ColumnElement[str]:
-        parts: list[ColumnElement[str] | str] = []
-        fields = self.collect(edge_type, (node.selection_set for node in nodes))
-        for index, (key, field_nodes) in enumerate(fields.items()):
-            parts.append(("{" if index == 0 else ",") + f'"{key}":')
-            field_name = field_nodes[0].name.value
-            if field_name == "__typename":
-                parts.append(f'"{edge_type.name}"')
-            elif field_name == "cursor":
-                parts.append(cursor)
-            else:
-                node_type = _object_type(edge_type.fields["node"].type)
-                parts.append(self.object_json(node_type, page, self.collect(
-                    node_type, (field_node.selection_set for field_node in field_nodes))))
-        parts.append("}" if fields else "{}")
-        return _concat(parts)
+        def value(name: str, field_nodes: list[FieldNode]) -> ColumnElement[str]:
+            if name == "cursor":
+                return cursor
+            node_type = _object_type(edge_type.fields["node"].type)
+            return self.object_json(node_type, page, self._selected(node_type, field_nodes))
 
-    def _page_info(self, connection_type: GraphQLObjectType, page: Any, cursor: ColumnElement[str],
+        return self._rendered(edge_type, self._selected(edge_type, nodes), value)
+
+    def _page_info(self, info_type: GraphQLObjectType, page: Any, cursor: ColumnElement[str],
                    nodes: list[FieldNode], first: int, after: str | None) -> ColumnElement[str]:
-        info_type = _object_type(connection_type.fields["pageInfo"].type)
-        parts: list[ColumnElement[str] | str] = []
-        fields = self.collect(info_type, (node.selection_set for node in nodes))
-        for index, (key, field_nodes) in enumerate(fields.items()):
-            parts.append(("{" if index == 0 else ",") + f'"{key}":')
-            field_name = field_nodes[0].name.value
-            if field_name == "__typename":
-                parts.append(f'"{info_type.name}"')
-            elif field_name == "hasPreviousPage":
-                parts.append("true" if after is not None else "false")
-            elif field_name == "hasNextPage":
-                more = select(func.count()).select_from(page).scalar_subquery() > first
-                parts.append(js.NumberJson(more))
-            else:
-                rows = select(cursor).select_from(page).where(page.c.rn <= first)
-                edge = rows.order_by(page.c.rn if field_name == "startCursor" else page.c.rn.desc()).limit(1)
-                parts.append(func.coalesce(edge.scalar_subquery(), js.sql_text("null")))
-        parts.append("}" if fields else "{}")
-        return _concat(parts)
+        def value(name: str, _nodes: list[FieldNode]) -> ColumnElement[str] | str:
+            if name == "hasPreviousPage":
+                return "true" if after is not None else "false"
+            if name == "hasNextPage":
+                return js.NumberJson(select(func.count()).select_from(page).scalar_subquery() > first)
+            rows = select(cursor).select_from(page).where(page.c.rn <= first)
+            edge = rows.order_by(page.c.rn if name == "startCursor" else page.c.rn.desc()).limit(1)
+            return func.coalesce(edge.scalar_subquery(), js.sql_text("null"))
+
+        return self._rendered(info_type, self._selected(info_type, nodes), value)
 
 
 def _object_type(type_: Any) -> GraphQLObjectType:
