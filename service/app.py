@@ -17,6 +17,7 @@ from service.api.admin import AccessController
 from service.api.campaigns import CampaignController
 from service.api.dependencies import provide_db_session, provide_read_session
 from service.api.errors import EXCEPTION_HANDLERS
+from service.api.firmware_watches import FirmwareWatchController
 from service.api.fleet import FleetController
 from service.api.health import HealthController
 from service.api.live import LiveController
@@ -64,7 +65,8 @@ def create_app(settings: Settings | None = None, resources: Resources | None = N
 
     return Litestar(
         route_handlers=[HealthController, MetricsController, AccessController, FleetController, LiveController,
-                        SyncController, CampaignController, MonitoringController, graphql_controller()],
+                        SyncController, CampaignController, FirmwareWatchController, MonitoringController,
+                        graphql_controller()],
         dependencies={
             "resources": Provide(provide_resources, sync_to_thread=False),
             "db_session": Provide(provide_db_session),

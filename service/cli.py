@@ -10,7 +10,7 @@ from rich.console import Console
 from rich.markup import escape
 from rich.table import Table
 
-from service import cli_access, cli_campaigns
+from service import cli_access, cli_campaigns, cli_firmware_watch
 from service import doctor as doctor_checks
 from service.cli_alerts import alerts_app
 from service.db import migrate as migrations
@@ -26,6 +26,7 @@ migrate_app = typer.Typer(help="Database schema migrations (Alembic).", no_args_
 app.add_typer(migrate_app, name="migrate")
 cli_access.register(app)  # tenant, credential, apikey, admin
 cli_campaigns.register(app)  # campaign
+cli_firmware_watch.register(app)  # firmware-watch
 app.add_typer(alerts_app, name="alerts")
 
 console = Console()

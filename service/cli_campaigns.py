@@ -8,12 +8,13 @@ from __future__ import annotations
 
 import asyncio
 import uuid
+from collections.abc import Sequence
 from pathlib import Path
 from typing import Annotated, TypeVar
 
 import typer
 import yaml
-from pydantic import ValidationError
+from pydantic import BaseModel, ValidationError
 from rich.console import Console
 from rich.progress import BarColumn, Progress, TextColumn
 from rich.table import Table
@@ -58,11 +59,22 @@ def read_spec(path: Path) -> CampaignSpec:
     except yaml.YAMLError as exc:
         raise InvalidInputError(f"{path} is not YAML or JSON: {exc}") from None
     except ValidationError as exc:
-        problems = "; ".join(f"{'.'.join(str(p) for p in e['loc']) or 'file'}: {e['msg']}" for e in exc.errors())
-        raise InvalidInputError(f"{path}: {problems}") from None
+        raise InvalidInputError(f"{path}: {problems_of(exc, 'file')}") from None
 
 
-async def _principal(resources: Resources, slug: str, actor: str = "cli") -> Principal:
+def echo_json_lines(views: Sequence[BaseModel]) -> None:
+    """One JSON document per line (``--json``)."""
+    for view in views:
+        typer.echo(view.model_dump_json())
+
+
+def problems_of(exc: ValidationError, whole: str) -> str:
+    """Every problem of a validation error on one line (``whole`` names a problem of the whole input)."""
+    return "; ".join(f"{'.'.join(str(p) for p in e['loc']) or whole}: {e['msg']}" for e in exc.errors())
+
+
+async def cli_principal(resources: Resources, slug: str, actor: str = "cli") -> Principal:
+    """The machine's operator acting on tenant ``slug`` (audit actor ``actor``)."""
     async with resources.session_factory() as session:
         tenant = await TenantService(session).get_by_slug(slug)
     return Principal.cli(tenant_id_from(tenant.id), actor=actor)
@@ -71,7 +83,7 @@ async def _principal(resources: Resources, slug: str, actor: str = "cli") -> Pri
 async def plan_op(resources: Resources, slug: str, spec: CampaignSpec, *, create: bool) -> tuple[uuid.UUID | None,
                                                                                                    PlanView]:
     """Plan ``spec`` (and create it when ``create``)."""
-    principal = await _principal(resources, slug)
+    principal = await cli_principal(resources, slug)
     preparation = await prepare(resources.session_factory, resources.upstream, principal, spec)
     if not create:
         async with resources.session_factory() as session:
@@ -83,38 +95,38 @@ async def plan_op(resources: Resources, slug: str, spec: CampaignSpec, *, create
 
 async def act_op(resources: Resources, slug: str, campaign_id: str, action: str, actor: str = "cli") -> str:
     """Run a lifecycle action; returns the new state."""
-    principal = await _principal(resources, slug, actor)
+    principal = await cli_principal(resources, slug, actor)
     async with unit_of_work(resources.session_factory, resources.redis) as session:
-        campaign = await getattr(CampaignService(session, principal), action)(_uuid(campaign_id))
+        campaign = await getattr(CampaignService(session, principal), action)(parse_uuid(campaign_id))
         return str(campaign.state.value)
 
 
 async def status_op(resources: Resources, slug: str, campaign_id: str) -> CampaignView:
     """A campaign's progress and ETA."""
-    principal = await _principal(resources, slug)
+    principal = await cli_principal(resources, slug)
     try:
         capacity: int | None = await requests_per_minute(resources.upstream, principal.tenant_id)
     except NoCredentialError:
         capacity = None
     async with resources.session_factory() as session:
         service = CampaignService(session, principal)
-        campaign = await service.get(_uuid(campaign_id))
+        campaign = await service.get(parse_uuid(campaign_id))
         return campaign_view(campaign, await service.progress(campaign, capacity))
 
 
 async def list_op(resources: Resources, slug: str) -> list[CampaignView]:
     """The newest campaigns."""
-    principal = await _principal(resources, slug)
+    principal = await cli_principal(resources, slug)
     async with resources.session_factory() as session:
         service = CampaignService(session, principal)
         return [campaign_view(c, await service.progress(c)) for c in await service.list()]
 
 
-def _uuid(text: str) -> uuid.UUID:
+def parse_uuid(text: str, what: str = "campaign") -> uuid.UUID:
     try:
         return uuid.UUID(text)
     except ValueError:
-        raise InvalidInputError(f"{text!r} is not a campaign id") from None
+        raise InvalidInputError(f"{text!r} is not a {what} id") from None
 
 
 def print_plan(plan: PlanView) -> None:
@@ -246,8 +258,7 @@ def list_campaigns(tenant: TenantOption,
     """The tenant's newest campaigns."""
     views = run_op(lambda resources: list_op(resources, tenant))
     if as_json:
-        for view in views:
-            typer.echo(view.model_dump_json())
+        echo_json_lines(views)
         return
     table = Table()
     for column in ("id", "name", "kind", "setting", "state", "targets", "created"):

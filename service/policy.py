@@ -71,6 +71,10 @@ class Action(enum.Enum):
     CAMPAIGN_RESUME = Rule("campaign.resume", Role.OPERATOR)
     CAMPAIGN_CANCEL = Rule("campaign.cancel", Role.OPERATOR)
     CAMPAIGN_ROLLBACK = Rule("campaign.rollback", Role.OPERATOR)
+    # Firmware watches are scoped like campaigns; restarting stragglers also needs campaign.create.
+    FIRMWARE_WATCH_READ = Rule("firmware_watch.read", Role.VIEWER)
+    FIRMWARE_WATCH_CREATE = Rule("firmware_watch.create", Role.OPERATOR)
+    FIRMWARE_WATCH_RESTART = Rule("firmware_watch.restart_stragglers", Role.OPERATOR)
 
     @property
     def rule(self) -> Rule:

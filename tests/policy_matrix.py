@@ -66,6 +66,7 @@ class World:
     tenant_id: TenantId
     keys: dict[str, str]
     token: str
+    other_tenant_id: TenantId
     created: list[uuid.UUID] = field(default_factory=list)
 
     def headers(self, caller: str) -> dict[str, str]:
@@ -107,7 +108,7 @@ async def build_world(resources: Resources, client: httpx.AsyncClient, token: st
     async with resources.session_factory() as session, session.begin():
         await session.execute(update(ApiKey).where(ApiKey.id == expired_id).values(expires_at=utcnow() - timedelta(1)))
         await session.execute(update(ApiKey).where(ApiKey.id == revoked_id).values(revoked_at=utcnow()))
-    return World(resources, client, home, keys, token)
+    return World(resources, client, home, keys, token, other)
 
 
 def rest_outcome(response: httpx.Response) -> Outcome:

@@ -18,7 +18,7 @@ from service.mirror.service import MirrorService
 from service.policy import Action
 from service.runtime import Resources
 from service.simulator import Simulator
-from tests.campaigns.factories import fresh_campaign
+from tests.campaigns.factories import fresh_campaign, fresh_firmware_watch, fresh_subtree_inverter
 from tests.conftest import http_client
 from tests.policy_matrix import (
     CALLERS,
@@ -155,9 +155,9 @@ async def rest_plan_campaign(world: World, caller: str) -> Outcome:
 
 
 async def graphql_plan_campaign(world: World, caller: str) -> Outcome:
-    answer = await world.graphql(caller, "mutation($spec: JSON!) { createCampaign(spec: $spec, dryRun: true) "
-                                         "{ plan errors { code } } }",
-                                 {"spec": {"name": "matrix", "setting_id": 71, "value": 10}})
+    answer = await world.graphql(caller, "mutation($input: CampaignInput!) { createCampaign(input: $input, "
+                                         "dryRun: true) { plan errors { code } } }",
+                                 {"input": {"name": "matrix", "settingId": 71, "value": "10"}})
     return graphql_outcome(answer, "createCampaign")
 
 
@@ -208,6 +208,60 @@ CAMPAIGN_CASES = [
            _graphql_campaign_action(action)) for action in CAMPAIGN_ACTIONS),
 ]
 
+WATCH_SPEC = {"name": "matrix", "model": "GIV-HY5.0", "target_firmware_arm": 500}
+
+
+async def _cohort(world: World) -> None:
+    # An inverter in the subtree key's subtree, and one in the other tenant (whose admin acts on its own fleet):
+    # every allowed caller's cohort has a member.
+    for tenant_id in (world.tenant_id, world.other_tenant_id):
+        await fresh_subtree_inverter(world.resources, tenant_id, int(SUBTREE_ACCOUNT))
+
+
+async def rest_create_firmware_watch(world: World, caller: str) -> Outcome:
+    await _cohort(world)
+    return rest_outcome(await world.client.post("/api/v1/firmware-watches/", json=WATCH_SPEC,
+                                                headers=world.headers(caller)))
+
+
+async def graphql_create_firmware_watch(world: World, caller: str) -> Outcome:
+    await _cohort(world)
+    answer = await world.graphql(caller, "mutation($input: FirmwareWatchInput!) { createFirmwareWatch(input: "
+                                         "$input) { errors { code } } }",
+                                 {"input": {"name": "matrix", "model": "GIV-HY5.0", "targetFirmwareArm": 500}})
+    return graphql_outcome(answer, "createFirmwareWatch")
+
+
+async def _watch(world: World) -> str:
+    # Each call restarts its own straggler (a second restart of the same inverter is a conflict).
+    return str(await fresh_firmware_watch(world.resources, world.tenant_id,
+                                          restricted_account_id=int(SUBTREE_ACCOUNT)))
+
+
+async def rest_restart_stragglers(world: World, caller: str) -> Outcome:
+    target = await _watch(world)
+    return rest_outcome(await world.client.post(f"/api/v1/firmware-watches/{target}/restart-stragglers",
+                                                headers=world.headers(caller)))
+
+
+async def graphql_restart_stragglers(world: World, caller: str) -> Outcome:
+    target = await _watch(world)
+    answer = await world.graphql(caller, "mutation($id: ID!) { restartFirmwareWatchStragglers(id: $id) "
+                                         "{ errors { code } } }", {"id": target})
+    return graphql_outcome(answer, "restartFirmwareWatchStragglers")
+
+
+FIRMWARE_WATCH_CASES = [
+    Case("rest POST firmware-watches", Action.FIRMWARE_WATCH_CREATE, "rest", SUBTREE_OPERATORS,
+         rest_create_firmware_watch, targets_an_object=False),
+    Case("graphql createFirmwareWatch", Action.FIRMWARE_WATCH_CREATE, "graphql", SUBTREE_OPERATORS,
+         graphql_create_firmware_watch, targets_an_object=False),
+    Case("rest POST firmware-watches/{id}/restart-stragglers", Action.FIRMWARE_WATCH_RESTART, "rest",
+         SUBTREE_OPERATORS, rest_restart_stragglers),
+    Case("graphql restartFirmwareWatchStragglers", Action.FIRMWARE_WATCH_RESTART, "graphql", SUBTREE_OPERATORS,
+         graphql_restart_stragglers),
+]
+
 CASES = [
     Case("rest POST sync-runs", Action.SYNC_REQUEST, "rest", OPERATORS, rest_request_sync, targets_an_object=False),
     Case("graphql requestSync", Action.SYNC_REQUEST, "graphql", OPERATORS, graphql_request_sync,
@@ -236,9 +290,11 @@ CASES = [
     Case("graphql createMaintenanceWindow", Action.MAINTENANCE_MANAGE, "graphql", OPERATORS,
          graphql_create_maintenance_window, targets_an_object=False),
     *CAMPAIGN_CASES,
+    *FIRMWARE_WATCH_CASES,
 ]
 READS = {Action.SYNC_RUNS_READ, Action.CREDENTIAL_READ, Action.APIKEY_READ, Action.AUDIT_READ,
-         Action.LIVE_SETTINGS_READ, Action.LIVE_UNMIRRORED_READ, Action.CAMPAIGN_READ, Action.ALERT_READ}
+         Action.LIVE_SETTINGS_READ, Action.LIVE_UNMIRRORED_READ, Action.CAMPAIGN_READ, Action.ALERT_READ,
+         Action.FIRMWARE_WATCH_READ}
 WRITES = set(Action) - READS  # a new action is a write, and must be in the matrix, unless listed as a read
 REST_ONLY = {Action.CREDENTIAL_ADD, Action.CREDENTIAL_REMOVE}  # no GraphQL mutation (yet)
 

@@ -10,6 +10,8 @@ from pydantic import BaseModel, ConfigDict, Field, model_validator
 
 RESTART_SETTING = 83
 RESTART_VALUE = 100
+MAX_LISTED_SERIALS = 100_000
+"""Serials a campaign may list (targets or exclusions)."""
 
 
 class _Strict(BaseModel):
@@ -27,8 +29,8 @@ class TargetSpec(_Strict):
     firmware_arm_max: int | None = Field(default=None, description="ARM firmware at most this.")
     firmware_dsp_min: int | None = Field(default=None, description="DSP firmware at least this.")
     firmware_dsp_max: int | None = Field(default=None, description="DSP firmware at most this.")
-    serials: list[str] | None = Field(default=None, max_length=100_000, description="Only these inverters.")
-    exclude_serials: list[str] = Field(default_factory=list, max_length=100_000,
+    serials: list[str] | None = Field(default=None, max_length=MAX_LISTED_SERIALS, description="Only these inverters.")
+    exclude_serials: list[str] = Field(default_factory=list, max_length=MAX_LISTED_SERIALS,
                                        description="Never these inverters (reported as excluded by the filter).")
 
 

@@ -11,7 +11,7 @@ from __future__ import annotations
 import uuid
 from collections.abc import Sequence
 from dataclasses import dataclass
-from typing import Any
+from typing import Any, TypeVar
 
 from sqlalchemy import func, select, text, update
 from sqlalchemy.dialects.postgresql import insert
@@ -33,6 +33,7 @@ from service.db.models.campaign import (
     CampaignState,
     CampaignTarget,
     ChunkKind,
+    FirmwareWatch,
     TargetState,
 )
 from service.db.models.mirror import FleetAccount
@@ -79,6 +80,41 @@ def _scope(principal: Principal) -> ReadScope:
     return ReadScope.of(principal.tenant_id, principal.restricted_account_id)
 
 
+Owned = TypeVar("Owned", Campaign, FirmwareWatch)
+"""What a key sees only when made within its own subtree (or when it is a whole-tenant key)."""
+
+
+def visible(principal: Principal, model: type[Owned], action: Action) -> list[Any]:
+    """Conditions selecting the ``model`` rows ``principal`` may see; checks it may ``action`` first.
+
+    Raises:
+        PermissionDeniedError: The principal may not ``action``.
+    """
+    authorize(principal, action)
+    where: list[Any] = [model.tenant_id == principal.tenant_id]
+    restricted = _scope(principal).restricted_account_id
+    if restricted is not None:
+        # A subtree key sees only what was made within its own subtree.
+        where.append(model.restricted_account_id == restricted)
+    return where
+
+
+async def get_visible(session: AsyncSession, principal: Principal, model: type[Owned], row_id: uuid.UUID,
+                      action: Action, *, what: str, lock: bool = False) -> Owned:
+    """One visible ``model`` row (locked for update when ``lock``); ``what`` names it in the error.
+
+    Raises:
+        NotFoundError: Unknown, another tenant's, or made outside the key's subtree.
+    """
+    statement = select(model).where(model.id == row_id, *visible(principal, model, action))
+    if lock:
+        statement = statement.with_for_update()
+    row = (await session.execute(statement)).scalar_one_or_none()
+    if row is None:
+        raise NotFoundError(f"{what} not found")
+    return row
+
+
 @dataclass(frozen=True)
 class Progress:
     """A campaign's targets counted by state, and its expected remaining time."""
@@ -108,13 +144,7 @@ class CampaignService:
     # --- scope ----------------------------------------------------------------------------------------
 
     def _visible(self) -> list[Any]:
-        authorize(self.principal, Action.CAMPAIGN_READ)
-        where: list[Any] = [Campaign.tenant_id == self.tenant_id]
-        restricted = _scope(self.principal).restricted_account_id
-        if restricted is not None:
-            # A subtree key sees only campaigns made within its own subtree.
-            where.append(Campaign.restricted_account_id == restricted)
-        return where
+        return visible(self.principal, Campaign, Action.CAMPAIGN_READ)
 
     async def check_scope(self, spec: CampaignSpec) -> None:
         """A subtree key may only aim inside its subtree.
@@ -122,12 +152,20 @@ class CampaignService:
         Raises:
             PermissionDeniedError: ``account_id`` lies outside the key's subtree.
         """
+        await self.check_account(spec.targets.account_id)
+
+    async def check_account(self, account_id: int | None) -> None:
+        """A subtree key may only name an account inside its subtree (``None``: no account named).
+
+        Raises:
+            PermissionDeniedError: ``account_id`` lies outside the key's subtree.
+        """
         scope = _scope(self.principal)
-        if scope.restricted_account_id is None or spec.targets.account_id is None:
+        if scope.restricted_account_id is None or account_id is None:
             return
         inside = (await self.session.execute(
             select(func.count()).select_from(FleetAccount).where(
-                FleetAccount.tenant_id == self.tenant_id, FleetAccount.upstream_id == spec.targets.account_id,
+                FleetAccount.tenant_id == self.tenant_id, FleetAccount.upstream_id == account_id,
                 FleetAccount.upstream_id.in_(scope.subtree(scope.restricted_account_id))))).scalar_one()
         if not inside:
             raise PermissionDeniedError("this key is restricted to an account subtree and can only target "
@@ -230,13 +268,8 @@ class CampaignService:
         Raises:
             NotFoundError: Unknown, another tenant's, or outside the key's subtree.
         """
-        statement = select(Campaign).where(Campaign.id == campaign_id, *self._visible())
-        if lock:
-            statement = statement.with_for_update()
-        campaign = (await self.session.execute(statement)).scalar_one_or_none()
-        if campaign is None:
-            raise NotFoundError("campaign not found")
-        return campaign
+        return await get_visible(self.session, self.principal, Campaign, campaign_id, Action.CAMPAIGN_READ,
+                                 what="campaign", lock=lock)
 
     async def list(self, *, state: CampaignState | None = None, limit: int = 50) -> Sequence[Campaign]:
         """The newest campaigns."""

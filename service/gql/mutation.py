@@ -27,12 +27,16 @@ Writing one::
 
 from __future__ import annotations
 
+import dataclasses
+import enum
 import uuid
-from collections.abc import AsyncIterator, Awaitable
+from collections.abc import AsyncIterator, Awaitable, Sequence
 from contextlib import asynccontextmanager
-from typing import TypeVar
+from typing import Any, TypeVar
 
 import strawberry
+from pydantic import BaseModel, ValidationError
+from strawberry.utils.str_converters import to_camel_case
 
 from service.core.errors import GivfleetError, InvalidInputError, kind_of
 from service.db.uow import UnitOfWork
@@ -41,6 +45,7 @@ from service.jobs.enqueue import unit_of_work
 from service.runtime import Resources
 
 T = TypeVar("T")
+M = TypeVar("M", bound=BaseModel)
 
 
 @strawberry.type(description="An expected failure of a mutation (nothing was changed).")
@@ -72,10 +77,68 @@ async def unit_of_work_of(info: Info) -> AsyncIterator[UnitOfWork]:
         yield UnitOfWork(session)
 
 
+class InvalidFieldsError(InvalidInputError):
+    """Several input fields at fault at once: each problem becomes one payload error on its field.
+
+    Attributes:
+        problems: ``(field, message)`` pairs; ``field`` is the GraphQL path (``input.targets.modelIn``).
+    """
+
+    def __init__(self, problems: Sequence[tuple[str | None, str]]) -> None:
+        super().__init__("; ".join(f"{field}: {message}" if field else message for field, message in problems),
+                         field=problems[0][0])
+        self.problems = list(problems)
+
+
+def _input_data(value: object) -> Any:
+    """A strawberry input as plain data under its Python names (fields left null are left out, so the domain
+    model's defaults apply; enums become their values)."""
+    if dataclasses.is_dataclass(value) and not isinstance(value, type):
+        return {field.name: _input_data(getattr(value, field.name)) for field in dataclasses.fields(value)
+                if getattr(value, field.name) is not None}
+    if isinstance(value, list):
+        return [_input_data(item) for item in value]
+    if isinstance(value, enum.Enum):
+        return value.value
+    return value
+
+
+def _field_path(root: str, value: object, location: Sequence[int | str]) -> str:
+    """The GraphQL path of a pydantic error location inside input ``value`` (Python names become the GraphQL
+    names the input types declare, camelCase by default)."""
+    parts = [root]
+    for part in location:
+        if isinstance(part, int):
+            parts.append(str(part))
+            value = value[part] if isinstance(value, list) and 0 <= part < len(value) else None
+            continue
+        definition = getattr(type(value), "__strawberry_definition__", None)
+        declared = next((f for f in definition.fields if f.python_name == part), None) if definition else None
+        parts.append(declared.graphql_name or to_camel_case(part) if declared else to_camel_case(part))
+        value = getattr(value, part, None)
+    return ".".join(parts)
+
+
+def validated(model: type[M], value: object, *, root: str = "input") -> M:
+    """Strawberry input ``value`` checked by ``model`` (the domain's own rules, shared with REST and the CLI).
+
+    Raises:
+        InvalidFieldsError: Every problem, on its GraphQL field path (``input.targets.modelIn``).
+    """
+    try:
+        return model.model_validate(_input_data(value))
+    except ValidationError as exc:
+        raise InvalidFieldsError([(_field_path(root, value, error["loc"]), error["msg"].removeprefix("Value error, "))
+                                  for error in exc.errors()]) from None
+
+
 async def attempt(work: Awaitable[T]) -> tuple[T | None, list[MutationError]]:
     """Run ``work``; an expected failure becomes the payload's errors (its transaction already rolled back)."""
     try:
         return await work, []
+    except InvalidFieldsError as error:
+        code = kind_of(error).code
+        return None, [MutationError(code=code, field=field, message=message) for field, message in error.problems]
     except GivfleetError as error:
         return None, [MutationError.of(error)]
 
@@ -92,4 +155,5 @@ def parse_id(value: strawberry.ID, field: str = "id") -> uuid.UUID:
         raise InvalidInputError(f"{field} is not a valid id", field=field) from None
 
 
-__all__ = ["MutationError", "attempt", "parse_id", "resources_of", "unit_of_work_of"]
+__all__ = ["InvalidFieldsError", "MutationError", "attempt", "parse_id", "resources_of",
+           "unit_of_work_of", "validated"]

@@ -16,6 +16,7 @@ from strawberry.extensions import SchemaExtension
 from strawberry.tools import merge_types
 from strawberry.types import ExecutionContext
 
+from service.gql.campaigns.firmware import FirmwareWatchMutation, FirmwareWatchQuery
 from service.gql.campaigns.mutations import CampaignMutation
 from service.gql.campaigns.queries import CampaignQuery
 from service.gql.errors import ErrorPolicy
@@ -31,9 +32,11 @@ from service.gql.types.viewer import ViewerQuery
 
 SCHEMA_FILE = Path(__file__).resolve().parents[2] / "graphql" / "schema.graphql"
 
-Query = merge_types("Query", (ViewerQuery, MirrorQuery, LiveQuery, CampaignQuery, MonitoringQuery))
+Query = merge_types("Query", (ViewerQuery, MirrorQuery, LiveQuery, CampaignQuery, FirmwareWatchQuery,
+                              MonitoringQuery))
 # Every mutation follows service.gql.mutation (one unit of work, payload with typed errors).
-Mutation = merge_types("Mutation", (MirrorMutation, TenantsMutation, CampaignMutation, MonitoringMutation))
+Mutation = merge_types("Mutation", (MirrorMutation, TenantsMutation, CampaignMutation, FirmwareWatchMutation,
+                                    MonitoringMutation))
 # Every Node implementation, so `node(id:)` can return any of them.
 NODE_TYPES: list[type] = [mirror_types.Account, mirror_types.Site, mirror_types.Dongle, mirror_types.Inverter,
                           mirror_types.BatteryModule, mirror_types.Meter, mirror_types.InverterChange,

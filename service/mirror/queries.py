@@ -215,7 +215,7 @@ def _int64(value: Any) -> int:
     return limits.int_of_width(value, limits.INT64, parameter="cursor")
 
 
-def _numeric(column: InstrumentedAttribute[str | None]) -> ColumnElement[int]:
+def numeric_version(column: InstrumentedAttribute[str | None]) -> ColumnElement[int]:
     """A firmware version as a number (non-numeric versions sort first, as -1)."""
     return case((column.op("~")("^[0-9]{1,9}$"), cast(column, Integer)), else_=literal(-1))
 
@@ -233,7 +233,7 @@ INVERTER_SORTS: dict[str, SortKey] = {
     InverterSort.STATUS: SortKey("status", _coalesce_text(Inverter.status), _text),
     InverterSort.MODEL: SortKey("model", _coalesce_text(Inverter.model), _text),
     InverterSort.LAST_ONLINE: SortKey("last_online", _coalesce_time(Inverter.last_online), _datetime),
-    InverterSort.FIRMWARE_ARM: SortKey("firmware_arm", lambda: _numeric(Inverter.firmware_arm), _int32),
+    InverterSort.FIRMWARE_ARM: SortKey("firmware_arm", lambda: numeric_version(Inverter.firmware_arm), _int32),
     InverterSort.FIRST_SEEN: SortKey("first_seen", lambda: Inverter.first_seen_at, _datetime),
 }
 ACCOUNT_SORTS: dict[str, SortKey] = {
@@ -311,9 +311,9 @@ class InverterFilter:
         for column, low, high in ((Inverter.firmware_arm, self.firmware_arm_min, self.firmware_arm_max),
                                   (Inverter.firmware_dsp, self.firmware_dsp_min, self.firmware_dsp_max)):
             if low is not None:
-                where.append(_numeric(column) >= low)
+                where.append(numeric_version(column) >= low)
             if high is not None:
-                where.append(and_(_numeric(column) <= high, _numeric(column) >= 0))
+                where.append(and_(numeric_version(column) <= high, numeric_version(column) >= 0))
         if self.offline_for_hours is not None:
             hours = limits.hours(self.offline_for_hours, parameter="offline_for_hours") or 0.0
             cutoff = now - timedelta(hours=hours)

@@ -4,9 +4,21 @@ from __future__ import annotations
 
 import uuid
 
+from sqlalchemy.dialects.postgresql import insert
+
 from service.core.clock import utcnow
 from service.core.tenancy import TenantId
-from service.db.models import Campaign, CampaignKind, CampaignState, CampaignTarget, TargetState
+from service.db.models import (
+    Campaign,
+    CampaignKind,
+    CampaignState,
+    CampaignTarget,
+    FirmwareWatch,
+    FirmwareWatchMember,
+    FleetAccount,
+    Inverter,
+    TargetState,
+)
 from service.runtime import Resources
 
 
@@ -30,3 +42,33 @@ async def fresh_campaign(resources: Resources, tenant_id: TenantId, state: Campa
             state=TargetState.APPLIED if finished else TargetState.PENDING, previous_value="5" if finished else None,
             value_read="10" if finished else None, attempts=1 if finished else 0, writes=1 if finished else 0))
         return campaign.id
+
+
+async def fresh_subtree_inverter(resources: Resources, tenant_id: TenantId, account: int,
+                                 model: str = "GIV-HY5.0") -> str:
+    """A new mirrored inverter (ARM 449, NORMAL) of ``account`` (mirrored too, if it was not yet)."""
+    now = utcnow()
+    serial = f"FW{uuid.uuid4().hex[:8].upper()}"
+    seen = {"tenant_id": tenant_id, "first_seen_at": now, "last_seen_at": now, "changed_at": now}
+    async with resources.session_factory() as session, session.begin():
+        await session.execute(insert(FleetAccount).values(upstream_id=account, username=f"account{account}", depth=0,
+                                                          **seen).on_conflict_do_nothing())
+        session.add(Inverter(serial=serial, account_upstream_id=account, model=model, firmware_arm="449",
+                             status="NORMAL", flags=[], **seen))
+    return serial
+
+
+async def fresh_firmware_watch(resources: Resources, tenant_id: TenantId, *, restricted_account_id: int
+                               ) -> uuid.UUID:
+    """A firmware watch made within ``restricted_account_id``'s subtree of one new inverter, behind its target
+    and already a straggler (straggler_days 0)."""
+    serial = await fresh_subtree_inverter(resources, tenant_id, restricted_account_id)
+    async with resources.session_factory() as session, session.begin():
+        watch = FirmwareWatch(tenant_id=tenant_id, name="matrix", model="GIV-HY5.0", target_firmware_arm=500,
+                              straggler_days=0, restricted_account_id=restricted_account_id, started_at=utcnow(),
+                              member_count=1, created_by="cli")
+        session.add(watch)
+        await session.flush()
+        session.add(FirmwareWatchMember(watch_id=watch.id, tenant_id=tenant_id, serial=serial,
+                                        firmware_arm_at_start="449"))
+        return watch.id

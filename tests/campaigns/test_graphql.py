@@ -2,13 +2,19 @@
 
 from __future__ import annotations
 
+import json
 import uuid
 from typing import Any
 
 import httpx
+import pytest
 
+from service.campaigns.schemas import CampaignSpec
 from service.core.roles import Role
+from service.gql.campaigns.inputs import CampaignInput, CampaignTargetsInput
+from service.gql.mutation import InvalidFieldsError, validated
 from tests.campaigns.conftest import World
+from tests.gql.test_operations import OPERATIONS
 from tests.tenants.factories import committed_key
 
 RESERVE = 71
@@ -22,8 +28,8 @@ async def _graphql(api: httpx.AsyncClient, key: str, query: str, variables: dict
     return body["data"]
 
 
-CREATE = """mutation($spec: JSON!, $dry: Boolean!) {
-  createCampaign(spec: $spec, dryRun: $dry) { campaign { id state targetCount } plan errors { code field message } }
+CREATE = """mutation($input: CampaignInput!, $dry: Boolean!) {
+  createCampaign(input: $input, dryRun: $dry) { campaign { id state targetCount } plan errors { code field message } }
 }"""
 CAMPAIGN = """query($id: ID!, $after: String) {
   campaign(id: $id) {
@@ -37,18 +43,18 @@ CAMPAIGN = """query($id: ID!, $after: String) {
 
 async def test_create_start_follow_and_history_over_graphql(api: httpx.AsyncClient, world: World) -> None:
     operator = await committed_key(world.resources, world.tenant_id, Role.OPERATOR)
-    spec = {"name": "reserve 11", "setting_id": RESERVE, "value": 11, "waves": {"canary_size": 3}}
-    bad = (await _graphql(api, operator, CREATE, {"spec": {"name": "x", "setting_id": RESERVE}, "dry": True})
+    spec = {"name": "reserve 11", "settingId": RESERVE, "value": "11", "waves": {"canarySize": 3}}
+    bad = (await _graphql(api, operator, CREATE, {"input": {"name": "x", "settingId": RESERVE}, "dry": True})
            )["createCampaign"]
-    assert bad["errors"][0]["code"] == "BAD_USER_INPUT"
-    dry = (await _graphql(api, operator, CREATE, {"spec": spec, "dry": True}))["createCampaign"]
+    assert bad["errors"] == [{"code": "BAD_USER_INPUT", "field": "input", "message": "a write campaign needs a value"}]
+    dry = (await _graphql(api, operator, CREATE, {"input": spec, "dry": True}))["createCampaign"]
     assert dry["campaign"] is None
     assert dry["plan"]["targets"] == len(world.serials_with(RESERVE))
-    created = (await _graphql(api, operator, CREATE, {"spec": spec, "dry": False}))["createCampaign"]
+    created = (await _graphql(api, operator, CREATE, {"input": spec, "dry": False}))["createCampaign"]
     assert created["errors"] == []
     campaign_id = created["campaign"]["id"]
     assert created["campaign"]["state"] == "planned"
-    conflict = (await _graphql(api, operator, CREATE, {"spec": spec, "dry": False}))["createCampaign"]
+    conflict = (await _graphql(api, operator, CREATE, {"input": spec, "dry": False}))["createCampaign"]
     assert conflict["errors"][0]["code"] == "CONFLICT"
     assert campaign_id in conflict["errors"][0]["message"]
     started = await _graphql(api, operator, "mutation($id: ID!) { startCampaign(id: $id) { campaign { state } "
@@ -81,3 +87,42 @@ async def test_create_start_follow_and_history_over_graphql(api: httpx.AsyncClie
         campaign_id, "completed", "applied")
     listed = await _graphql(api, viewer, "{ campaigns { id name } }", {})
     assert listed["campaigns"] == [{"id": campaign_id, "name": "reserve 11"}]
+
+
+async def test_invalid_campaign_input_comes_back_field_by_field_and_creates_nothing(api: httpx.AsyncClient,
+                                                                                    world: World) -> None:
+    operator = await committed_key(world.resources, world.tenant_id, Role.OPERATOR)
+    bad = {"name": "", "settingId": RESERVE, "value": "10", "waves": {"canarySize": 0, "growthFactor": 2},
+           "abort": {"failureRate": 2}, "window": {"start": "17:00:00", "end": "21:00:00", "weekdays": [9]}}
+    answer = (await _graphql(api, operator, CREATE, {"input": bad, "dry": False}))["createCampaign"]
+    assert answer["campaign"] is None
+    assert {(e["code"], e["field"]) for e in answer["errors"]} == {
+        ("BAD_USER_INPUT", "input.name"), ("BAD_USER_INPUT", "input.waves.canarySize"),
+        ("BAD_USER_INPUT", "input.abort.failureRate"), ("BAD_USER_INPUT", "input.window")}
+    assert "weekdays" in next(e["message"] for e in answer["errors"] if e["field"] == "input.window")
+    assert (await _graphql(api, operator, "{ campaigns { id } }", {}))["campaigns"] == []
+
+
+def test_a_problem_is_reported_on_the_graphql_name_of_its_field() -> None:
+    # The targets use the inverter filter's words (serialIn), not the campaign file's (serials).
+    too_many = CampaignInput(name="x", setting_id=RESERVE, value="10",
+                             targets=CampaignTargetsInput(serials=["SA0000001"] * 100_001))
+    with pytest.raises(InvalidFieldsError) as raised:
+        validated(CampaignSpec, too_many)
+    assert [field for field, _ in raised.value.problems] == ["input.targets.serialIn"]
+
+
+async def test_the_example_create_campaign_operation_plans_what_it_says(api: httpx.AsyncClient,
+                                                                        world: World) -> None:
+    operator = await committed_key(world.resources, world.tenant_id, Role.OPERATOR)
+    variables = json.loads((OPERATIONS / "create_campaign.variables.json").read_text())
+    answer = (await _graphql(api, operator, (OPERATIONS / "create_campaign.graphql").read_text(), variables)
+              )["createCampaign"]
+    assert answer["errors"] == []
+    assert answer["campaign"] is None  # a dry run
+    models = set(variables["input"]["targets"]["modelIn"])
+    expected = [d.serial for d in world.sim.fleet.devices
+                if d.model.name in models and d.arm >= 449 and RESERVE in world.sim.truth.settings(d.serial)]
+    assert expected
+    assert answer["plan"]["targets"] == len(expected)
+    assert "waves start only inside the window (tenant timezone)" in answer["plan"]["warnings"]

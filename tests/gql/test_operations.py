@@ -28,8 +28,9 @@ BUDGETS: dict[str, tuple[int, dict[str, Any]]] = {
 }
 
 
-# Mutations: run by tests/gql/test_mutations.py::test_the_example_mutations_run (their cost is a unit of work).
-MUTATIONS = {"request_sync"}
+# Mutations: their cost is a unit of work. request_sync runs in tests/gql/test_mutations.py, create_campaign in
+# tests/campaigns/test_graphql.py (against a simulated fleet).
+MUTATIONS = {"request_sync", "create_campaign"}
 
 
 def test_every_operation_has_a_budget() -> None:

@@ -12,6 +12,8 @@ from service.db.models.campaign import (
     CatalogueSetting,
     ChunkKind,
     ChunkState,
+    FirmwareWatch,
+    FirmwareWatchMember,
     SettingCatalogue,
     TargetState,
 )
@@ -62,6 +64,8 @@ __all__ = [
     "CredentialHealth",
     "CredentialKind",
     "Dongle",
+    "FirmwareWatch",
+    "FirmwareWatchMember",
     "FleetAccount",
     "Incident",
     "IncidentKind",

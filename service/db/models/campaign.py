@@ -283,3 +283,43 @@ class CatalogueSetting(UUIDPrimaryKey, Base):
     name: Mapped[str | None] = mapped_column(String(200))
     validation: Mapped[str | None] = mapped_column(String(300))
     rules: Mapped[list[str]] = mapped_column(ARRAY(String(100)), default=list)
+
+
+class FirmwareWatch(UUIDPrimaryKey, Timestamps, Base):
+    """A firmware cohort (one model, an ARM firmware range, optionally an account subtree) followed towards a
+    target ARM version. Its members are frozen when it is created (:class:`FirmwareWatchMember`); their progress
+    is read from the mirror (firmware, status, firmware history)."""
+
+    __tablename__ = "firmware_watches"
+    __table_args__ = (Index("ix_firmware_watches_tenant_id_created_at", "tenant_id", "created_at"),)
+
+    tenant_id: Mapped[uuid.UUID] = mapped_column(ForeignKey("tenants.id", ondelete="CASCADE"))
+    name: Mapped[str] = mapped_column(String(200))
+    model: Mapped[str] = mapped_column(String(64))
+    firmware_arm_min: Mapped[int | None] = mapped_column(Integer)
+    firmware_arm_max: Mapped[int | None] = mapped_column(Integer)
+    account_id: Mapped[int | None] = mapped_column(BigInteger)
+    target_firmware_arm: Mapped[int] = mapped_column(Integer)
+    straggler_days: Mapped[int] = mapped_column(Integer)
+    """A member still behind this many days after the watch started is a straggler."""
+    restricted_account_id: Mapped[int | None] = mapped_column(BigInteger)
+    """The subtree of the key that created the watch: only keys of that subtree (or whole-tenant ones) see it."""
+    started_at: Mapped[datetime]
+    member_count: Mapped[int] = mapped_column(Integer)
+    created_by: Mapped[str] = mapped_column(String(100))
+    created_by_key_id: Mapped[uuid.UUID | None]
+    last_restart_campaign_id: Mapped[uuid.UUID | None] = mapped_column(
+        ForeignKey("campaigns.id", ondelete="SET NULL"))
+    """The newest restart campaign made for its stragglers."""
+
+
+class FirmwareWatchMember(UUIDPrimaryKey, Base):
+    """An inverter of a firmware watch's cohort, with the ARM firmware it had when the watch started."""
+
+    __tablename__ = "firmware_watch_members"
+    __table_args__ = (UniqueConstraint("watch_id", "serial"),)
+
+    watch_id: Mapped[uuid.UUID] = mapped_column(ForeignKey("firmware_watches.id", ondelete="CASCADE"))
+    tenant_id: Mapped[uuid.UUID] = mapped_column(ForeignKey("tenants.id", ondelete="CASCADE"))
+    serial: Mapped[str] = mapped_column(String(64))
+    firmware_arm_at_start: Mapped[str | None] = mapped_column(String(32))

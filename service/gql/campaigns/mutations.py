@@ -6,19 +6,18 @@ plan with ``dryRun``) and ``approveCampaign``, ``startCampaign``, ``pauseCampaig
 
 from __future__ import annotations
 
-from typing import Any, cast
+from typing import cast
 
 import strawberry
-from pydantic import ValidationError
 from strawberry.scalars import JSON
 
 from service.campaigns.schemas import CampaignSpec, PlanView
 from service.campaigns.service import CampaignService, prepare
-from service.core.errors import InvalidInputError
+from service.gql.campaigns.inputs import CampaignInput
 from service.gql.campaigns.queries import campaign_of
 from service.gql.campaigns.types import Campaign
 from service.gql.context import Info
-from service.gql.mutation import MutationError, attempt, parse_id, resources_of, unit_of_work_of
+from service.gql.mutation import MutationError, attempt, parse_id, resources_of, unit_of_work_of, validated
 
 
 @strawberry.type(description="The created campaign (null for a dry run) and its plan.")
@@ -28,20 +27,18 @@ class CreateCampaignPayload:
                                                      "cost, ETA, warnings (the REST plan's shape).")
     errors: list[MutationError]
 
+    @classmethod
+    def of(cls, done: tuple[Campaign | None, PlanView] | None, errors: list[MutationError]) -> CreateCampaignPayload:
+        """The payload of an attempt that made ``done`` (campaign, plan) or failed with ``errors``."""
+        if done is None:
+            return cls(campaign=None, plan=None, errors=errors)
+        return cls(campaign=done[0], plan=cast(JSON, done[1].model_dump(mode="json")), errors=[])
+
 
 @strawberry.type(description="The campaign after the action.")
 class CampaignPayload:
     campaign: Campaign | None
     errors: list[MutationError]
-
-
-def _spec(raw: Any) -> CampaignSpec:
-    try:
-        return CampaignSpec.model_validate(raw)
-    except ValidationError as exc:
-        first = exc.errors()[0]
-        field = ".".join(str(part) for part in first["loc"]) or None
-        raise InvalidInputError(f"{field or 'spec'}: {first['msg']}", field=field) from None
 
 
 async def _act(info: Info, id: strawberry.ID, action: str) -> CampaignPayload:
@@ -57,12 +54,13 @@ async def _act(info: Info, id: strawberry.ID, action: str) -> CampaignPayload:
 
 @strawberry.type
 class CampaignMutation:
-    @strawberry.mutation(description="Create a campaign from its spec (the campaign file as JSON) and plan it: its "
-                                     "targets are frozen now (operator). dryRun: only the plan, nothing created.")
-    async def create_campaign(self, info: Info, spec: JSON, dry_run: bool = False) -> CreateCampaignPayload:
+    @strawberry.mutation(description="Create a campaign and plan it: its targets are frozen now (operator). dryRun: "
+                                     "only the plan, nothing created. Invalid input: one BAD_USER_INPUT error per "
+                                     "field at fault (field = its path, e.g. input.waves.canarySize).")
+    async def create_campaign(self, info: Info, input: CampaignInput, dry_run: bool = False) -> CreateCampaignPayload:
         async def work() -> tuple[Campaign | None, PlanView]:
             resources = resources_of(info)
-            parsed = _spec(spec)
+            parsed = validated(CampaignSpec, input)
             principal = info.context.principal
             preparation = await prepare(resources.session_factory, resources.upstream, principal, parsed)
             if dry_run:
@@ -73,10 +71,7 @@ class CampaignMutation:
                 return await campaign_of(info, session, row), plan.view
 
         done, errors = await attempt(work())
-        if done is None:
-            return CreateCampaignPayload(campaign=None, plan=None, errors=errors)
-        return CreateCampaignPayload(campaign=done[0], plan=cast(JSON, done[1].model_dump(mode="json")),
-                                     errors=[])
+        return CreateCampaignPayload.of(done, errors)
 
     @strawberry.mutation(description="Approve a campaign above the tenant's threshold (admin, another key).")
     async def approve_campaign(self, info: Info, id: strawberry.ID) -> CampaignPayload:

@@ -1,0 +1,100 @@
+"""REST: firmware watches (``/api/v1/firmware-watches``): create, list, get, each member's progress (cursor pages
+filtered by state, or only the stragglers), and a restart campaign for the stragglers. Operators create watches
+and restart stragglers; any role reads."""
+
+from __future__ import annotations
+
+import uuid
+from typing import Annotated, Any
+
+from litestar import Controller, Request, get, post
+from litestar.di import Provide
+from litestar.params import JSONBody, Parameter, QueryParameter
+from litestar.status_codes import HTTP_201_CREATED
+from sqlalchemy.ext.asyncio import AsyncSession
+
+from service.api.common import Cursor, Limit, PageView
+from service.api.dependencies import DbSession, ReadDb
+from service.api.openapi import problems
+from service.authn import PrincipalDep, provide_principal
+from service.campaigns.firmware import (
+    FirmwareWatchService,
+    MemberView,
+    WatchSpec,
+    WatchView,
+    member_view,
+    prepare_restart,
+    watch_view,
+)
+from service.campaigns.schemas import CreatedView
+from service.campaigns.service import CampaignService
+from service.campaigns.views import campaign_view
+from service.core.limits import page_size
+from service.core.principal import Principal
+from service.db.models.campaign import FirmwareWatch
+from service.jobs.enqueue import unit_of_work
+from service.runtime import Resources
+
+IdPath = Annotated[uuid.UUID, Parameter(description="The firmware watch's id.")]
+States = Annotated[list[str] | None, QueryParameter(
+    name="state", description="Only members in these states: at_target, updating, behind, removed (repeat it).")]
+StragglersOnly = Annotated[bool, QueryParameter(
+    description="Only the stragglers (behind once the watch's straggler_days have passed).")]
+ERRORS = problems(400, 401, 403, 404, 409, 422, 429)
+
+
+async def view_of(session: AsyncSession, principal: Principal, watch: FirmwareWatch) -> WatchView:
+    """A watch with its cohort's progress."""
+    return watch_view(watch, await FirmwareWatchService(session, principal).progress(watch))
+
+
+class FirmwareWatchController(Controller):
+    """Firmware watches: a cohort followed towards a target firmware, and its stragglers."""
+
+    path = "/api/v1/firmware-watches"
+    tags = ["firmware watches"]
+    dependencies = {"principal": Provide(provide_principal, sync_to_thread=False)}
+    security = [{"apiKey": []}]
+
+    @post("/", status_code=HTTP_201_CREATED, responses=ERRORS)
+    async def create(self, principal: PrincipalDep, db_session: DbSession, data: JSONBody[WatchSpec]) -> WatchView:
+        """Start watching a cohort (model, ARM firmware range, optionally an account subtree): its members are
+        frozen now; their progress towards the target is read from the mirror."""
+        watch = await FirmwareWatchService(db_session, principal).create(data)
+        return await view_of(db_session, principal, watch)
+
+    @get("/", responses=ERRORS)
+    async def list_watches(self, principal: PrincipalDep, read_session: ReadDb, limit: Limit = 50
+                           ) -> list[WatchView]:
+        """The newest watches (a subtree key sees only watches made within its subtree)."""
+        rows = await FirmwareWatchService(read_session, principal).list(limit=limit)
+        return [await view_of(read_session, principal, row) for row in rows]
+
+    @get("/{watch_id:uuid}", responses=ERRORS)
+    async def get_watch(self, principal: PrincipalDep, read_session: ReadDb, watch_id: IdPath) -> WatchView:
+        """A watch with its members per state and its stragglers."""
+        watch = await FirmwareWatchService(read_session, principal).get(watch_id)
+        return await view_of(read_session, principal, watch)
+
+    @get("/{watch_id:uuid}/progress", responses=ERRORS)
+    async def progress(self, principal: PrincipalDep, read_session: ReadDb, watch_id: IdPath,
+                       states: States = None, stragglers: StragglersOnly = False, limit: Limit = 50,
+                       cursor: Cursor = None) -> PageView[MemberView]:
+        """Each member by serial: its firmware, status, state and since when, and whether it is a straggler."""
+        page = await FirmwareWatchService(read_session, principal).members(
+            watch_id, states=states, stragglers_only=stragglers, first=page_size(limit), after=cursor)
+        return PageView[MemberView](items=[member_view(m) for m in page.items],
+                                    next_cursor=page.end_cursor if page.has_next_page else None,
+                                    total_count=page.total_count)
+
+    @post("/{watch_id:uuid}/restart-stragglers", status_code=HTTP_201_CREATED, responses=ERRORS)
+    async def restart_stragglers(self, request: Request[Any, Any, Any], principal: PrincipalDep,
+                                 watch_id: IdPath) -> CreatedView:
+        """Create a ``restart`` campaign targeted at exactly the stragglers, planned and not started (start it
+        with ``POST /api/v1/campaigns/{id}/start``); the campaign rules apply (approval threshold, conflicts)."""
+        resources: Resources = request.app.state.resources
+        preparation = await prepare_restart(resources.session_factory, resources.upstream, principal, watch_id)
+        async with unit_of_work(resources.session_factory, resources.redis) as session:
+            campaign, plan = await FirmwareWatchService(session, principal).restart_stragglers(watch_id, preparation)
+            progress = await CampaignService(session, principal).progress(campaign)
+        return CreatedView(campaign=campaign_view(campaign, progress), plan=plan.view)
