@@ -191,9 +191,10 @@ async def test_bundled_operations_answer_alike(resources: Resources, fixture: Fi
             for caller in fixture.callers:
                 answered = await _compare(resources, caller, path.read_text(), variables)
                 compiled[path.stem] = compiled.get(path.stem, 0) + answered
-    # The mutation and the site tree (its `products` is a JSON scalar) stay on the resolvers; the others are
+    # The mutations and the site tree (its `products` is a JSON scalar) stay on the resolvers; the others are
     # compiled, in whole or in part, for every caller that may see the rows they name.
-    assert compiled == {"faulted_inverters_of_subcontractor": 4, "firmware_distribution": 14, "fleet_overview": 14,
+    assert compiled == {"create_campaign": 0, "faulted_inverters_of_subcontractor": 4, "firmware_distribution": 14,
+                        "fleet_overview": 14,
                         "request_sync": 0, "site_tree": 0}
 
 
