@@ -112,9 +112,14 @@ class CompiledFirst:
 
     async def run(self, request: Request[Any, Any, Any], context: Any = None, root_value: Any = None) -> Any:
         body = await self._compiled_body(request, context)
-        if body is not None:
-            return Response(body, media_type="application/json")
-        return await super().run(request, context=context, root_value=root_value)  # type: ignore[misc]
+        if body is None:
+            return await super().run(request, context=context, root_value=root_value)  # type: ignore[misc]
+        answer = Response(body, media_type="application/json")
+        scratch = context.response  # what resolvers of a mixed operation scheduled (a live client's closing)
+        if scratch is not None:
+            answer.headers.update(scratch.headers)
+            answer.background = scratch.background
+        return answer
 
     async def _compiled_body(self, request: Request[Any, Any, Any], context: Any) -> bytes | None:
         if request.method != "POST" or not isinstance(context, Context) or \

@@ -15,6 +15,7 @@ from dataclasses import dataclass
 from typing import Any, cast
 
 import msgspec
+import structlog
 from graphql import (
     DocumentNode,
     ExecutionResult,
@@ -34,6 +35,7 @@ from graphql.execution.values import get_variable_values
 from graphql.pyutils import is_awaitable
 from sqlalchemy import Select
 from sqlalchemy.dialects.postgresql.asyncpg import PGDialect_asyncpg
+from sqlalchemy.exc import SQLAlchemyError
 from strawberry.schema._graphql_core import execution_context_class_kwargs
 
 from service.core.errors import GivfleetError
@@ -45,6 +47,7 @@ from service.gql.limits import MAX_COST, cached_parse, cached_validation, operat
 from service.gql.schema import GivfleetSchema, schema
 from service.gql.types.common import from_global_id
 
+log = structlog.get_logger(__name__)
 _ENCODER = msgspec.json.Encoder()
 _DIALECT = PGDialect_asyncpg()  # type: ignore[no-untyped-call]
 _QUERY: GraphQLObjectType = cast(GraphQLObjectType, schema._schema.query_type)
@@ -176,18 +179,22 @@ async def answer(context: Context, query: Any, variables: Any, operation_name: A
 
 async def _run(context: Context, plans: dict[str, Plan], keys: dict[str, Any]) -> dict[str, str] | None:
     """The JSON texts of the compiled root fields (one statement each, on one connection); ``None`` when a lookup
-    finds nothing."""
+    finds nothing or the database fails (the resolvers then answer, and report what they find)."""
     texts: dict[str, str] = {}
-    async with context.session_factory() as session:
-        connection = await session.connection()
-        for name, plan in plans.items():
-            if isinstance(plan, str):
-                texts[name] = plan
-            elif plan is not None:
-                text = (await connection.exec_driver_sql(plan.sql, plan.parameters(keys[name]))).scalar()
-                if text is None:
-                    return None
-                texts[name] = text
+    try:
+        async with context.session_factory() as session:
+            connection = await session.connection()
+            for name, plan in plans.items():
+                if isinstance(plan, str):
+                    texts[name] = plan
+                elif plan is not None:
+                    text = (await connection.exec_driver_sql(plan.sql, plan.parameters(keys[name]))).scalar()
+                    if text is None:
+                        return None
+                    texts[name] = text
+    except (SQLAlchemyError, OSError) as exc:  # the resolver path reports it (e.g. SERVICE_UNAVAILABLE)
+        log.warning("graphql.compiled_failed", error_type=type(exc).__name__)
+        return None
     return texts
 
 
@@ -239,6 +246,8 @@ def _root_statement(builder: Builder, nodes: list[FieldNode]) -> Select[Any] | s
     name = nodes[0].name.value
     if name == "__typename":
         return f'"{_QUERY.name}"'
+    if name not in CONNECTIONS and name not in LOOKUPS and name != "node":
+        return None  # introspection, summaries, live data, campaigns, alerts...
     definition = _QUERY.fields[name]
     try:
         if name in CONNECTIONS:
