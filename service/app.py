@@ -25,6 +25,7 @@ from service.api.monitoring import MonitoringController
 from service.api.sync import SyncController
 from service.api.timeouts import BodyTimeoutMiddleware
 from service.authn import authentication_middleware
+from service.changefeed import ChangeHub
 from service.gql.http import graphql_controller
 from service.observability import RequestIdMiddleware
 from service.runtime import Resources
@@ -45,9 +46,11 @@ def create_app(settings: Settings | None = None, resources: Resources | None = N
     async def lifespan(app: Litestar) -> AsyncIterator[None]:
         owned = resources is None
         app.state.resources = resources or Resources.open(settings)
+        app.state.changes = ChangeHub(app.state.resources.redis, capacity=settings.api.subscription_backlog)
         try:
             yield
         finally:
+            await app.state.changes.aclose()
             if owned:
                 await app.state.resources.aclose()
 
@@ -66,7 +69,7 @@ def create_app(settings: Settings | None = None, resources: Resources | None = N
     return Litestar(
         route_handlers=[HealthController, MetricsController, AccessController, FleetController, LiveController,
                         SyncController, CampaignController, FirmwareWatchController, MonitoringController,
-                        graphql_controller()],
+                        graphql_controller(settings.api)],
         dependencies={
             "resources": Provide(provide_resources, sync_to_thread=False),
             "db_session": Provide(provide_db_session),

@@ -88,8 +88,7 @@ def client_address(connection: ASGIConnection[Any, Any, Any, Any], settings: Set
     return connection.client.host if connection.client else "unknown"
 
 
-def _bearer(connection: ASGIConnection[Any, Any, Any, Any]) -> str | None:
-    header = connection.headers.get("authorization")
+def _bearer(header: str | None) -> str | None:
     if not header:
         return None
     scheme, _, credentials = header.partition(" ")
@@ -97,16 +96,28 @@ def _bearer(connection: ASGIConnection[Any, Any, Any, Any]) -> str | None:
 
 
 async def authenticate_connection(connection: ASGIConnection[Any, Any, Any, Any]) -> Principal:
-    """Resolve the API key of ``connection`` to its principal.
+    """Resolve the API key of ``connection`` (its ``Authorization`` header) to its principal.
 
     Raises:
         NotAuthorizedException: No key, a malformed header, or an unknown/expired/revoked key (401).
         TooManyRequestsException: The key is not valid and this client made too many guesses recently (429).
     """
+    return await authenticate_authorization(connection, connection.headers.get("authorization"))
+
+
+async def authenticate_authorization(connection: ASGIConnection[Any, Any, Any, Any],
+                                     authorization: str | None) -> Principal:
+    """Resolve an ``Authorization`` value (``Bearer <key>``) presented on ``connection`` to its principal, as
+    :func:`authenticate_connection` does (a WebSocket presents it in its ``connection_init`` message).
+
+    Raises:
+        NotAuthorizedException: See :func:`authenticate_connection`.
+        TooManyRequestsException: See :func:`authenticate_connection`.
+    """
     resources: Resources = connection.app.state.resources
     settings = resources.settings
     client = client_address(connection, settings)
-    presented = _bearer(connection)
+    presented = _bearer(authorization)
     if presented is None:
         raise NotAuthorizedException(detail="an API key is required: send 'Authorization: Bearer <key>'",
                                      headers=_CHALLENGE)

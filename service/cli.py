@@ -14,11 +14,11 @@ from service import cli_access, cli_campaigns, cli_firmware_watch
 from service import doctor as doctor_checks
 from service.cli_alerts import alerts_app
 from service.db import migrate as migrations
-from service.jobs.worker import UnknownQueueError, parse_queues
 from service.mirror import cli_view
 from service.observability import configure_logging
 from service.settings import Settings, get_settings
 from service.tenants.crypto import KeyRingError, load_key_ring
+from service.worker.build import UnknownQueueError, parse_queues
 
 app = typer.Typer(help="givfleet: fleet management for GivEnergy installers.", no_args_is_help=True,
                   pretty_exceptions_enable=False)

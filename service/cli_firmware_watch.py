@@ -21,7 +21,6 @@ from service.campaigns.firmware import (
     WatchView,
     member_view,
     prepare_restart,
-    watch_view,
 )
 from service.campaigns.schemas import PlanView
 from service.cli_access import run_op
@@ -53,8 +52,7 @@ async def create_op(resources: Resources, slug: str, spec: WatchSpec) -> WatchVi
     principal = await cli_principal(resources, slug)
     async with unit_of_work(resources.session_factory, resources.redis) as session:
         service = FirmwareWatchService(session, principal)
-        watch = await service.create(spec)
-        return watch_view(watch, await service.progress(watch))
+        return await service.view(await service.create(spec))
 
 
 async def list_op(resources: Resources, slug: str) -> list[WatchView]:
@@ -62,7 +60,7 @@ async def list_op(resources: Resources, slug: str) -> list[WatchView]:
     principal = await cli_principal(resources, slug)
     async with resources.session_factory() as session:
         service = FirmwareWatchService(session, principal)
-        return [watch_view(w, await service.progress(w)) for w in await service.list()]
+        return await service.views(await service.list())
 
 
 async def status_op(resources: Resources, slug: str, watch_id: str) -> tuple[WatchView, list[MemberView]]:
@@ -72,7 +70,7 @@ async def status_op(resources: Resources, slug: str, watch_id: str) -> tuple[Wat
         service = FirmwareWatchService(session, principal)
         watch = await service.get(parse_uuid(watch_id, "firmware watch"))
         stragglers = await service.members(watch.id, stragglers_only=True, first=STRAGGLERS_SHOWN)
-        return watch_view(watch, await service.progress(watch)), [member_view(m) for m in stragglers.items]
+        return await service.view(watch), [member_view(m) for m in stragglers.items]
 
 
 async def restart_op(resources: Resources, slug: str, watch_id: str) -> tuple[uuid.UUID, PlanView]:

@@ -9,8 +9,9 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import sys
-from collections.abc import Callable, Iterator
+from collections.abc import Awaitable, Callable, Iterator
 from dataclasses import dataclass
+from typing import TypeVar
 from urllib.parse import urlsplit
 
 from sqlalchemy import text
@@ -24,6 +25,7 @@ from service.runtime import redis_client
 from service.settings import Settings
 
 CHECK_TIMEOUT_SECONDS = 5.0
+T = TypeVar("T")
 
 
 @dataclass(frozen=True)
@@ -105,6 +107,21 @@ async def preflight(settings: Settings, *, require_current_schema: bool = True) 
     return "; ".join(failed) or None
 
 
+async def _ask(name: str, url: str, question: Callable[[], Awaitable[T]],
+               close: Callable[[], Awaitable[object]]) -> T | Check:
+    """The answer to ``question``, or the failed check when it errs or takes longer than
+    :data:`CHECK_TIMEOUT_SECONDS`; ``close`` runs either way."""
+    try:
+        async with asyncio.timeout(CHECK_TIMEOUT_SECONDS):
+            return await question()
+    except TimeoutError:
+        return Check(name, False, f"no answer from {_where(url)} within {CHECK_TIMEOUT_SECONDS:.0f} s")
+    except Exception as exc:  # a doctor reports every failure as a line, never a traceback
+        return Check(name, False, f"cannot use {_where(url)}: {_reason(exc)}")
+    finally:
+        await close()
+
+
 async def check_database(settings: Settings, *, require_current_schema: bool = True) -> Check:
     """Connect, ask for the server version, and compare the schema revision with the newest migration (a schema
     behind it fails the check unless ``require_current_schema`` is false: ``givfleet up`` migrates it)."""
@@ -119,17 +136,16 @@ async def check_database(settings: Settings, *, require_current_schema: bool = T
     if parsed.get_backend_name() != "postgresql":
         return Check("database", False, f"GIVFLEET_DATABASE_URL must point at PostgreSQL, not {parsed.drivername!r}")
     engine = create_engine(url)
-    try:
-        async with asyncio.timeout(CHECK_TIMEOUT_SECONDS):
-            async with engine.connect() as connection:
-                version = (await connection.execute(text("SHOW server_version"))).scalar_one()
-            revision, head = await migrate.current(url)
-    except TimeoutError:
-        return Check("database", False, f"no answer from {_where(url)} within {CHECK_TIMEOUT_SECONDS:.0f} s")
-    except Exception as exc:  # a doctor reports every failure as a line, never a traceback
-        return Check("database", False, f"cannot use {_where(url)}: {_reason(exc)}")
-    finally:
-        await engine.dispose()
+
+    async def versions() -> tuple[str, str | None, str | None]:
+        async with engine.connect() as connection:
+            version = str((await connection.execute(text("SHOW server_version"))).scalar_one())
+        return (version, *await migrate.current(url))
+
+    answer = await _ask("database", url, versions, engine.dispose)
+    if isinstance(answer, Check):
+        return answer
+    version, revision, head = answer
     behind = migrate.is_behind(revision)
     if behind:
         schema = f"at {revision or 'no revision'}, newest is {head}: run `givfleet migrate upgrade`"
@@ -153,15 +169,9 @@ async def check_redis(settings: Settings) -> Check:
         client = redis_client(url, settings)
     except ValueError as exc:
         return Check("redis", False, f"GIVFLEET_REDIS_URL is invalid: {exc}")
-    try:
-        async with asyncio.timeout(CHECK_TIMEOUT_SECONDS):
-            info = await client.info("server")
-    except TimeoutError:
-        return Check("redis", False, f"no answer from {_where(url)} within {CHECK_TIMEOUT_SECONDS:.0f} s")
-    except Exception as exc:  # a doctor reports every failure as a line, never a traceback
-        return Check("redis", False, f"cannot use {_where(url)}: {_reason(exc)}")
-    finally:
-        await client.aclose()
+    info = await _ask("redis", url, lambda: client.info("server"), client.aclose)
+    if isinstance(info, Check):
+        return info
     return Check("redis", True, f"Redis {info.get('redis_version', '?')} at {_where(url)}")
 
 

@@ -24,10 +24,10 @@ from service.db import migrate
 from service.doctor import resolved_services
 from service.embedded import Use, up_lock
 from service.jobs.typed import Queue
-from service.jobs.worker import WorkerGroup, pool_size_for
 from service.observability import configure_logging
 from service.runtime import NotConfiguredError, Resources
 from service.settings import Settings
+from service.worker.build import WorkerGroup, pool_size_for
 
 log = structlog.get_logger(__name__)
 

@@ -110,6 +110,15 @@ class ApiSettings(BaseModel):
         "Longest wait for the next chunk of a request body; a stalled upload is answered 408."))
     keep_alive_seconds: int = Field(default=5, ge=1, le=300, description=(
         "Idle keep-alive connections are closed after this."))
+    subscriptions_per_connection: int = Field(default=10, ge=1, le=100, description=(
+        "GraphQL subscriptions one WebSocket connection may hold at once."))
+    subscription_init_timeout_seconds: float = Field(default=10.0, gt=0, le=300, description=(
+        "A WebSocket that sends no connection_init within this is closed (4408)."))
+    subscription_key_recheck_seconds: float = Field(default=30.0, ge=0, le=3600, description=(
+        "A subscription's key is looked up again before a change is sent once this long has passed since the last "
+        "check: a revoked or expired key's connection is closed (4403)."))
+    subscription_backlog: int = Field(default=256, ge=1, le=100_000, description=(
+        "Changes a subscriber may fall behind before its connection is closed (1013) rather than buffered."))
 
 
 class SyncSettings(BaseModel):

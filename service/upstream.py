@@ -6,9 +6,11 @@ Built once per process (``resources.upstream``), it owns what each caller used t
   credential named by id (a credential check);
 - **decryption** of the token, which never leaves this module except inside a client;
 - **the shared budget and lane**: every client goes through the Redis rate limiter, in the lane the caller
-  names. The budget is keyed by a keyed hash of the token (HMAC with a secret derived from the deployment's
-  encryption key), never by the credential row, so two credentials holding the same token (in two tenants, or
-  twice in one) share one budget, as GivEnergy counts them;
+  names. The budget is keyed by a keyed hash of the token (HMAC under the deployment's budget salt, a random
+  secret stored once beside the budgets in Redis), never by the credential row, so two credentials holding the
+  same token (in two tenants, or twice in one) share one budget, as GivEnergy counts them. The salt does not
+  depend on the encryption keys, so a key rotation (processes on the old and the new key ring at once) keeps
+  one budget per token;
 - **the legacy portal client** (:meth:`Upstream.portal`), rate limited like the API client;
 - **the route**: where requests go. Tests and the demo point it at the in-process simulator with
   :meth:`Upstream.routed` (or by setting :attr:`Upstream.route`).
@@ -27,6 +29,7 @@ from __future__ import annotations
 
 import hashlib
 import hmac
+import secrets
 import uuid
 from collections.abc import AsyncIterator, Iterator
 from contextlib import asynccontextmanager, contextmanager
@@ -44,7 +47,7 @@ from service.db.models.credential import CredentialKind, UpstreamCredential
 from service.givenergy import CredentialLimiter, GivEnergyClient, Lane, LegacyPortalClient, RateLimiter, RetryPolicy
 from service.settings import Settings
 from service.tenants.choice import pick_api_token
-from service.tenants.crypto import KeyRing, load_key_ring
+from service.tenants.crypto import load_key_ring
 from service.tenants.repository import CredentialRepository
 from service.tenants.service import open_token
 
@@ -102,11 +105,10 @@ class ChosenCredential:
         return f"ChosenCredential(id={self.id}, kind={self.kind.value})"
 
 
-def budget_key(key_ring: KeyRing, secret: str) -> str:
-    """The limiter key of a secret: an HMAC-SHA256 of it under a secret derived from the deployment's active
-    encryption key (stable across processes, never reversible to the token, never the token itself)."""
-    derived = key_ring.derive(b"givfleet rate-limit budget")
-    return "tok-" + hmac.new(derived, secret.encode(), hashlib.sha256).hexdigest()[:40]
+def budget_key(salt: bytes, secret: str) -> str:
+    """The limiter key of a secret: an HMAC-SHA256 of it under the deployment's budget salt (stable across
+    processes and key rotations, never reversible to the token, never the token itself)."""
+    return "tok-" + hmac.new(salt, secret.encode(), hashlib.sha256).hexdigest()[:40]
 
 
 class Upstream:
@@ -124,6 +126,7 @@ class Upstream:
         self.settings = settings
         self.route = route or Route()
         self._session_factory = session_factory
+        self._redis = redis
         self._limiter = RateLimiter(redis, namespace=settings.redis.namespace)
 
     @contextmanager
@@ -168,13 +171,26 @@ class Upstream:
                                 requests_per_minute=row.requests_per_minute, portal_username=row.portal_username,
                                 secret=open_token(load_key_ring(self.settings), row))
 
-    def budget(self, credential: ChosenCredential) -> CredentialLimiter:
+    async def budget_salt(self) -> bytes:
+        """The deployment's budget salt: made once by whichever process asks first, then read by all.
+
+        It is not cached: were Redis emptied, every process moves to the new salt at once (the budgets went
+        with the old one).
+        """
+        key = f"{self.settings.redis.namespace}:ratelimit:budget-salt"
+        async with self._redis.pipeline(transaction=True) as pipe:
+            pipe.set(key, secrets.token_hex(32), nx=True)
+            pipe.get(key)
+            _, salt = await pipe.execute()
+        return salt if isinstance(salt, bytes) else str(salt).encode()
+
+    async def budget(self, credential: ChosenCredential) -> CredentialLimiter:
         """The shared budget of the credential's secret (its tier, else the deployment's default)."""
         identity = credential.secret.get_secret_value()
         if credential.kind is CredentialKind.PORTAL_LOGIN:
             identity = f"portal:{credential.portal_username}:{identity}"
         return self._limiter.credential(
-            budget_key(load_key_ring(self.settings), identity),
+            budget_key(await self.budget_salt(), identity),
             requests_per_minute=credential.requests_per_minute or self.settings.givenergy.default_requests_per_minute,
             window_seconds=self.settings.givenergy.rate_limit_window_seconds,
         )
@@ -209,7 +225,7 @@ class Upstream:
             raise InvalidInputError("this credential is a legacy portal login, not an API token")
         if max_limiter_wait is None and lane is Lane.INTERACTIVE:
             max_limiter_wait = INTERACTIVE_LIMITER_WAIT
-        return api_client(credential.secret, self.settings, limiter=self.budget(credential), lane=lane,
+        return api_client(credential.secret, self.settings, limiter=await self.budget(credential), lane=lane,
                           max_limiter_wait=max_limiter_wait, **self._options(credential.base_url, self.route.base_url))
 
     @asynccontextmanager
@@ -230,7 +246,7 @@ class Upstream:
             options["retry"] = self.route.retry
         async with LegacyPortalClient(credential.portal_username or "", credential.secret, base_url=base_url,
                                       timeout=self.settings.givenergy.timeout_seconds,
-                                      limiter=self.budget(credential), lane=lane, **options) as portal:
+                                      limiter=await self.budget(credential), lane=lane, **options) as portal:
             yield portal
 
     async def sync_target(self, session: AsyncSession, tenant_id: TenantId) -> UpstreamTarget:
@@ -243,7 +259,7 @@ class Upstream:
         credential = await self.choose(tenant_id, session=session)
         return UpstreamTarget(token=credential.secret,
                           base_url=self.route.base_url or credential.base_url or self.settings.givenergy.base_url,
-                          credential_id=credential.id, limiter=self.budget(credential),
+                          credential_id=credential.id, limiter=await self.budget(credential),
                           transport=self.route.transport, timeout=self.settings.givenergy.timeout_seconds)
 
     def _options(self, *base_urls: str | None) -> dict[str, Any]:

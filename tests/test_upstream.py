@@ -9,15 +9,17 @@ from pathlib import Path
 
 import httpx
 import pytest
+from pydantic import SecretStr
 
 from service.core.principal import Principal
 from service.core.tenancy import TenantId, tenant_id_from
 from service.db.models import SyncKind, SyncState
+from service.givenergy import Lane
 from service.jobs.enqueue import unit_of_work
 from service.mirror.runner import SyncOptions, SyncRunner
 from service.runtime import Resources
-from service.settings import GivEnergySettings
-from service.tenants.crypto import load_key_ring
+from service.settings import GivEnergySettings, SecuritySettings, Settings
+from service.tenants.crypto import generate_key, load_key_ring
 from service.tenants.service import CredentialService, TenantService
 from service.upstream import Route, Upstream
 from tests.mirror.conftest import quiet_simulator
@@ -54,6 +56,38 @@ async def test_two_tenants_holding_one_token_share_its_budget_and_see_no_429(res
     for tenant in tenants:
         async with resources.session_factory() as session:
             assert await mirrored(session, tenant) == expected(sim)
+
+
+def _with_keys(settings: Settings, keys: dict[str, str], active_key_id: str) -> Settings:
+    security = SecuritySettings(encryption_keys={key_id: SecretStr(key) for key_id, key in keys.items()},
+                                active_key_id=active_key_id)
+    return settings.model_copy(update={"security": security})
+
+
+@pytest.mark.usefixtures("clean_db")
+async def test_a_key_rotation_keeps_one_budget_per_token(resources: Resources) -> None:
+    # While a rotation rolls out, one process still has the old key ring and another the new one (a new active
+    # key): requests either sends with the token must count in one budget, not two of 300 a minute each.
+    old_key, new_key = generate_key(), generate_key()
+    before = _with_keys(resources.settings, {"old": old_key}, "old")
+    during = _with_keys(resources.settings, {"old": old_key, "new": new_key}, "new")
+    async with unit_of_work(resources.session_factory, resources.redis) as session:
+        tenant = await TenantService(session).create(f"t-{uuid.uuid4().hex[:8]}")
+        tenant_id = tenant_id_from(tenant.id)
+        await CredentialService(session, Principal.cli(tenant_id), load_key_ring(before)).add(
+            "rotating-token", base_url="http://simulator.test/v1", requests_per_minute=5)
+    old_process, new_process = (Upstream(settings, resources.redis, resources.session_factory)
+                                for settings in (before, during))
+    old_budget = await old_process.budget(await old_process.choose(tenant_id))
+    new_budget = await new_process.budget(await new_process.choose(tenant_id))
+
+    for _ in range(3):
+        await old_budget.acquire(lane=Lane.SYNC)
+    await new_budget.acquire(lane=Lane.INTERACTIVE)
+
+    assert (await new_budget.state()).used == 4
+    assert (await old_budget.state()).used == 4
+    assert "rotating-token" not in new_budget.credential_id
 
 
 def _constructions(path: Path, tree: ast.Module, names: set[str]) -> list[str]:

@@ -84,7 +84,7 @@ class CampaignController(Controller):
     @get("/", responses=ERRORS)
     async def list_campaigns(self, request: Request[Any, Any, Any], principal: PrincipalDep, db_session: DbSession,
                              in_state: StateFilter = None, limit: Limit = 50) -> list[CampaignView]:
-        """The newest campaigns (a subtree key sees only campaigns made within its subtree)."""
+        """The newest campaigns (a subtree key sees only those made by keys restricted to the same account)."""
         upstream = upstream_of(request)
         rows = await CampaignService(db_session, principal).list(state=in_state, limit=limit)
         return [await view_of(db_session, principal, row, upstream) for row in rows]

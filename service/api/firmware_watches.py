@@ -11,7 +11,6 @@ from litestar import Controller, Request, get, post
 from litestar.di import Provide
 from litestar.params import JSONBody, Parameter, QueryParameter
 from litestar.status_codes import HTTP_201_CREATED
-from sqlalchemy.ext.asyncio import AsyncSession
 
 from service.api.common import Cursor, Limit, PageView
 from service.api.dependencies import DbSession, ReadDb
@@ -24,14 +23,11 @@ from service.campaigns.firmware import (
     WatchView,
     member_view,
     prepare_restart,
-    watch_view,
 )
 from service.campaigns.schemas import CreatedView
 from service.campaigns.service import CampaignService
 from service.campaigns.views import campaign_view
 from service.core.limits import page_size
-from service.core.principal import Principal
-from service.db.models.campaign import FirmwareWatch
 from service.jobs.enqueue import unit_of_work
 from service.runtime import Resources
 
@@ -41,11 +37,6 @@ States = Annotated[list[str] | None, QueryParameter(
 StragglersOnly = Annotated[bool, QueryParameter(
     description="Only the stragglers (behind once the watch's straggler_days have passed).")]
 ERRORS = problems(400, 401, 403, 404, 409, 422, 429)
-
-
-async def view_of(session: AsyncSession, principal: Principal, watch: FirmwareWatch) -> WatchView:
-    """A watch with its cohort's progress."""
-    return watch_view(watch, await FirmwareWatchService(session, principal).progress(watch))
 
 
 class FirmwareWatchController(Controller):
@@ -60,21 +51,21 @@ class FirmwareWatchController(Controller):
     async def create(self, principal: PrincipalDep, db_session: DbSession, data: JSONBody[WatchSpec]) -> WatchView:
         """Start watching a cohort (model, ARM firmware range, optionally an account subtree): its members are
         frozen now; their progress towards the target is read from the mirror."""
-        watch = await FirmwareWatchService(db_session, principal).create(data)
-        return await view_of(db_session, principal, watch)
+        service = FirmwareWatchService(db_session, principal)
+        return await service.view(await service.create(data))
 
     @get("/", responses=ERRORS)
     async def list_watches(self, principal: PrincipalDep, read_session: ReadDb, limit: Limit = 50
                            ) -> list[WatchView]:
-        """The newest watches (a subtree key sees only watches made within its subtree)."""
-        rows = await FirmwareWatchService(read_session, principal).list(limit=limit)
-        return [await view_of(read_session, principal, row) for row in rows]
+        """The newest watches (a subtree key sees only watches made by keys restricted to the same account)."""
+        service = FirmwareWatchService(read_session, principal)
+        return await service.views(await service.list(limit=limit))
 
     @get("/{watch_id:uuid}", responses=ERRORS)
     async def get_watch(self, principal: PrincipalDep, read_session: ReadDb, watch_id: IdPath) -> WatchView:
         """A watch with its members per state and its stragglers."""
-        watch = await FirmwareWatchService(read_session, principal).get(watch_id)
-        return await view_of(read_session, principal, watch)
+        service = FirmwareWatchService(read_session, principal)
+        return await service.view(await service.get(watch_id))
 
     @get("/{watch_id:uuid}/progress", responses=ERRORS)
     async def progress(self, principal: PrincipalDep, read_session: ReadDb, watch_id: IdPath,

@@ -8,7 +8,7 @@ Lists answer ``{"items": [...], "next_cursor": ..., "total_count": N}``; pass ``
 from __future__ import annotations
 
 import enum
-from datetime import date, datetime
+from datetime import datetime
 from typing import Annotated, Any
 
 from litestar import Controller, get
@@ -25,6 +25,7 @@ from service.core.errors import NotFoundError
 from service.core.pagination import Page
 from service.db.models import mirror as m
 from service.mirror import queries as reads
+from service.mirror.read_model import DongleRead, InverterRead, SiteRead
 
 ERRORS = problems(400, 401, 403, 404, 422, 429)
 
@@ -52,38 +53,17 @@ class AccountView(_Row):
     removed_at: datetime | None
 
 
-class SiteView(_Row):
+class SiteView(_Row, SiteRead):
     """An installation site; ``scheme_status`` is its site status."""
 
-    upstream_id: int
-    name: str | None
-    account_upstream_id: int | None
-    account_username: str | None
-    date_created: date | None
-    country: str | None
-    timezone: str | None
-    latitude: float | None
-    longitude: float | None
-    type: str | None
     scheme_status: str | None
     first_seen_at: datetime
     last_seen_at: datetime
     removed_at: datetime | None
 
 
-class DongleView(_Row):
+class DongleView(_Row, DongleRead):
     """A communication device."""
-
-    serial: str
-    type: str | None
-    firmware_version: str | None
-    commission_date: datetime | None
-    account_upstream_id: int | None
-    site_upstream_id: int | None
-    inverter_serial: str | None
-    first_seen_at: datetime
-    last_seen_at: datetime
-    removed_at: datetime | None
 
 
 class BatteryModuleView(_Row):
@@ -111,35 +91,8 @@ class MeterView(_Row):
     baud_rate: int | None
 
 
-class InverterView(_Row):
+class InverterView(_Row, InverterRead):
     """An inverter as mirrored."""
-
-    serial: str
-    status: str | None
-    status_since: datetime | None
-    last_online: datetime | None
-    last_updated: datetime | None
-    commission_date: datetime | None
-    model: str | None
-    battery_type: str | None
-    battery_nominal_capacity: float | None
-    battery_nominal_voltage: float | None
-    battery_depth_of_discharge: float | None
-    max_charge_rate: float | None
-    max_discharge_rate: float | None
-    warranty_type: str | None
-    warranty_expiry: datetime | None
-    firmware_arm: str | None
-    firmware_dsp: str | None
-    flags: list[str]
-    is_controllable: bool | None
-    dongle_serial: str | None
-    account_upstream_id: int | None
-    site_upstream_id: int | None
-    first_seen_at: datetime
-    last_seen_at: datetime
-    changed_at: datetime
-    removed_at: datetime | None
 
 
 class InverterDetailView(InverterView):

@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import uuid
-from datetime import datetime
 from typing import Any, Literal
 
 from litestar import Controller, Response, get, post
@@ -20,34 +19,24 @@ from service.core import limits
 from service.core.errors import ConflictError, NotFoundError
 from service.db.models.mirror import SyncKind, SyncRun
 from service.mirror import queries as reads
+from service.mirror.read_model import SyncRunRead
 from service.mirror.service import MirrorService
 from service.policy import Action, authorize
 
 SYNC_RUNS_PATH = "/api/v1/sync-runs"
 
 
-class SyncRunView(BaseModel):
-    """One sync run (the same fields as GraphQL's ``SyncRun``)."""
-
+class _RunId(BaseModel):
     model_config = ConfigDict(from_attributes=True)
 
     id: uuid.UUID
+
+
+class SyncRunView(SyncRunRead, _RunId):
+    """One sync run (the same fields as GraphQL's ``SyncRun``)."""
+
     kind: str = Field(description="full or refresh.")
     state: str = Field(description="running, succeeded or failed.")
-    attempts: int
-    started_at: datetime
-    heartbeat_at: datetime
-    finished_at: datetime | None
-    planned_requests: int | None
-    requests_used: int
-    rate_limited: int
-    server_errors: int
-    rows_inserted: int
-    rows_updated: int
-    rows_removed: int
-    history_rows: int
-    site_status_included: bool
-    error: str | None
 
 
 class SyncRequestInput(BaseModel):

@@ -14,8 +14,8 @@ pause, retries of offline inverters until the deadline, and the window in the te
 from __future__ import annotations
 
 import uuid
-from collections.abc import Callable, Sequence
-from contextlib import AbstractAsyncContextManager
+from collections.abc import AsyncIterator, Callable, Sequence
+from contextlib import AbstractAsyncContextManager, asynccontextmanager
 from dataclasses import dataclass
 from datetime import datetime, timedelta
 from typing import Protocol
@@ -27,13 +27,15 @@ from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
 from service.campaigns import outcomes
 from service.campaigns.lifecycle import ENGINE_STATES
 from service.campaigns.outcomes import Answer, Step
-from service.campaigns.steps import add_chunks, stop_writing, system_principal, transition
+from service.campaigns.steps import add_chunks, announce_progress, stop_writing, system_principal, transition
 from service.campaigns.upstream import CAMPAIGN_LANE
 from service.campaigns.values import ValueKind, kind_of_value, wire
 from service.campaigns.window import in_window, next_opening
+from service.core.changes import Publish
 from service.core.clock import utcnow
 from service.core.errors import GivfleetError
 from service.core.tenancy import TenantId, tenant_id_from
+from service.db.lists import one_of
 from service.db.models.campaign import (
     Campaign,
     CampaignChunk,
@@ -45,6 +47,7 @@ from service.db.models.campaign import (
     TargetState,
 )
 from service.db.models.tenant import Tenant
+from service.db.uow import take_deferred_changes
 from service.givenergy import ControlResult, GivEnergyClient, GivEnergyError, Lane, RateLimitedError
 
 log = structlog.get_logger(__name__)
@@ -93,14 +96,26 @@ class CampaignEngine:
         clients: The one upstream entry point (``resources.upstream``).
         clock: "Now" (the simulator's clock in tests; windows and deadlines are judged by it).
         lease_seconds: How long a ``sending`` chunk belongs to the tick that sent it (longer than a control call).
+        publish: Where the progress of each committed tick goes (live subscribers).
     """
 
     def __init__(self, session_factory: async_sessionmaker[AsyncSession], clients: ClientSource, *,
-                 clock: Callable[[], datetime] = utcnow, lease_seconds: float = 300.0) -> None:
+                 publish: Publish, clock: Callable[[], datetime] = utcnow, lease_seconds: float = 300.0) -> None:
         self._sessions = session_factory
         self._clients = clients
+        self._publish = publish
         self._clock = clock
         self._lease = timedelta(seconds=lease_seconds)
+
+    @asynccontextmanager
+    async def _transaction(self) -> AsyncIterator[AsyncSession]:
+        """One short transaction; the progress it recorded is published once it has committed."""
+        async with self._sessions() as session:
+            async with session.begin():
+                yield session
+            changes = take_deferred_changes(session)
+            if changes:
+                await self._publish(changes)
 
     async def tick(self, campaign_id: uuid.UUID, seq: int | None = None) -> TickOutcome:
         """Claim one step, act, record. ``seq``: the tick chain's number (``None``: act whatever the chain)."""
@@ -123,7 +138,7 @@ class CampaignEngine:
     # --- claim ----------------------------------------------------------------------------------------
 
     async def _claim(self, campaign_id: uuid.UUID, seq: int | None) -> _Claim | TickOutcome:
-        async with self._sessions() as session, session.begin():
+        async with self._transaction() as session:
             campaign = (await session.execute(
                 select(Campaign).where(Campaign.id == campaign_id).with_for_update(skip_locked=True)
             )).scalar_one_or_none()
@@ -199,7 +214,7 @@ class CampaignEngine:
             serials = await self._serials_in(session, campaign, chunk.serials, [ready])
             await session.execute(
                 update(CampaignTarget)
-                .where(CampaignTarget.campaign_id == campaign.id, CampaignTarget.serial.in_(serials))
+                .where(CampaignTarget.campaign_id == campaign.id, one_of(CampaignTarget.serial, serials))
                 .values(state=writing, writes=CampaignTarget.writes + 1, updated_at=now))
         campaign.requests_used += 1
         campaign.tick_seq += 1
@@ -227,7 +242,7 @@ class CampaignEngine:
     # --- record ---------------------------------------------------------------------------------------
 
     async def _record(self, claim: _Claim, results: dict[str, ControlResult], error: Exception | None) -> TickOutcome:
-        async with self._sessions() as session, session.begin():
+        async with self._transaction() as session:
             campaign = (await session.execute(
                 select(Campaign).where(Campaign.id == claim.campaign_id).with_for_update())).scalar_one()
             chunk = (await session.execute(
@@ -238,6 +253,7 @@ class CampaignEngine:
             if error is not None:
                 return await self._failed_request(session, campaign, chunk, error, now)
             chunk.state, chunk.done_at, chunk.lease_until = ChunkState.DONE, now, None
+            announce_progress(session, campaign)
             answers = {serial: Answer.of(result) for serial, result in results.items()}
             await self._apply(session, campaign, chunk, answers)
             await self._check_total_failures(session, campaign)
@@ -252,7 +268,7 @@ class CampaignEngine:
                               else (TargetState.ROLLBACK_WRITING, TargetState.ROLLBACK_READY))
             await session.execute(
                 update(CampaignTarget)
-                .where(CampaignTarget.campaign_id == campaign.id, CampaignTarget.serial.in_(chunk.serials),
+                .where(CampaignTarget.campaign_id == campaign.id, one_of(CampaignTarget.serial, chunk.serials),
                        CampaignTarget.state == writing)
                 .values(state=ready, writes=CampaignTarget.writes - 1))
             chunk.state, chunk.lease_until, chunk.error = ChunkState.PENDING, None, str(error)[:300]
@@ -270,7 +286,7 @@ class CampaignEngine:
         expected = _EXPECTED[chunk.kind]
         targets = (await session.execute(
             select(CampaignTarget).where(CampaignTarget.campaign_id == campaign.id,
-                                         CampaignTarget.serial.in_(chunk.serials),
+                                         one_of(CampaignTarget.serial, chunk.serials),
                                          CampaignTarget.state.in_(expected)))).scalars().all()
         now = self._clock()
         follow: dict[TargetState, list[CampaignTarget]] = {}
@@ -394,7 +410,7 @@ class CampaignEngine:
         campaign.current_wave = wave
         everyone = fresh + reverify
         await session.execute(update(CampaignTarget)
-                              .where(CampaignTarget.campaign_id == campaign.id, CampaignTarget.serial.in_(everyone))
+                              .where(CampaignTarget.campaign_id == campaign.id, one_of(CampaignTarget.serial, everyone))
                               .values(wave=wave, attempts=CampaignTarget.attempts + 1))
         if campaign.kind is CampaignKind.RESTART:
             await self._set(session, campaign, fresh, [TargetState.PENDING, TargetState.RETRYING], TargetState.READY)
@@ -464,14 +480,14 @@ class CampaignEngine:
     async def _serials_in(self, session: AsyncSession, campaign: Campaign, serials: Sequence[str],
                           states: Sequence[TargetState]) -> list[str]:
         rows = await session.execute(select(CampaignTarget.serial).where(
-            CampaignTarget.campaign_id == campaign.id, CampaignTarget.serial.in_(serials),
+            CampaignTarget.campaign_id == campaign.id, one_of(CampaignTarget.serial, serials),
             CampaignTarget.state.in_(states)).order_by(CampaignTarget.serial))
         return list(rows.scalars().all())
 
     async def _set(self, session: AsyncSession, campaign: Campaign, serials: Sequence[str],
                    states: Sequence[TargetState], to: TargetState, reason: str | None = None) -> None:
         await session.execute(update(CampaignTarget).where(
-            CampaignTarget.campaign_id == campaign.id, CampaignTarget.serial.in_(serials),
+            CampaignTarget.campaign_id == campaign.id, one_of(CampaignTarget.serial, serials),
             CampaignTarget.state.in_(states)).values(state=to, reason=reason, updated_at=self._clock()))
 
 

@@ -18,23 +18,26 @@ approval threshold, exclusions and conflict refusal all apply; the campaign is p
 
 from __future__ import annotations
 
+import builtins
 import uuid
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from datetime import datetime, timedelta
 
-from pydantic import BaseModel, ConfigDict, Field, model_validator
-from sqlalchemy import ColumnElement, and_, case, false, func, insert, literal, select
+from pydantic import BaseModel, ConfigDict, Field, ValidationInfo, field_validator, model_validator
+from sqlalchemy import ColumnElement, SQLColumnExpression, and_, case, false, func, insert, literal, select
 from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
 
 from service.campaigns import planner
-from service.campaigns.schemas import MAX_LISTED_SERIALS, CampaignSpec, TargetSpec
-from service.campaigns.service import CampaignService, Preparation, get_visible, prepare, visible
+from service.campaigns.schemas import MAX_LISTED_SERIALS, CampaignSpec, ModelName, TargetSpec
+from service.campaigns.service import INSERT_BATCH, CampaignService, Preparation, get_visible, prepare, visible
 from service.campaigns.waves import chunks
 from service.core.clock import utcnow
 from service.core.errors import ConflictError, InvalidInputError, InvalidParameterError
 from service.core.pagination import Cursor, Page
 from service.core.principal import Principal
+from service.core.text import Name
+from service.db.lists import one_of
 from service.db.models.campaign import Campaign, FirmwareWatch, FirmwareWatchMember
 from service.db.models.mirror import Inverter, InverterChange, InverterChangeKind
 from service.mirror import queries as q
@@ -43,7 +46,6 @@ from service.tenants.service import AuditService
 from service.upstream import Upstream
 
 MEMBER_STATES = ("at_target", "updating", "behind", "removed")
-INSERT_BATCH = 5000
 _SAME_INVERTER = and_(Inverter.tenant_id == FirmwareWatchMember.tenant_id,
                       Inverter.serial == FirmwareWatchMember.serial)
 
@@ -53,8 +55,8 @@ class WatchSpec(BaseModel):
 
     model_config = ConfigDict(extra="forbid")
 
-    name: str = Field(min_length=1, max_length=200)
-    model: str = Field(min_length=1, max_length=64, description="The cohort's model, e.g. \"GIV-HY5.0\".")
+    name: Name
+    model: ModelName = Field(description="The cohort's model, e.g. \"GIV-HY5.0\".")
     firmware_arm_min: int | None = Field(default=None, ge=0, le=2**31 - 1,
                                          description="The cohort's ARM firmware at least this.")
     firmware_arm_max: int | None = Field(default=None, ge=0, le=2**31 - 1,
@@ -64,6 +66,15 @@ class WatchSpec(BaseModel):
     target_firmware_arm: int = Field(ge=0, le=2**31 - 1, description="The ARM firmware version to reach.")
     straggler_days: int = Field(default=7, ge=0, le=3650,
                                 description="A member still behind this many days after the start is a straggler.")
+
+    @field_validator("target_firmware_arm")
+    @classmethod
+    def _above_range(cls, target: int, info: ValidationInfo) -> int:
+        low = info.data.get("firmware_arm_min")
+        if low is not None and target <= low:
+            raise ValueError(f"must be above firmware_arm_min ({low}): every member would be at the target from "
+                             "the start")
+        return target
 
     @model_validator(mode="after")
     def _range(self) -> WatchSpec:
@@ -120,6 +131,20 @@ class Member:
     straggler: bool
 
 
+def _conditions(target_firmware_arm: SQLColumnExpression[int]) -> tuple[ColumnElement[bool], ColumnElement[bool],
+                                                                  ColumnElement[bool]]:
+    """Whether a member (joined with its inverter) is removed, at the target, updating."""
+    return (Inverter.removed_at.is_not(None), q.numeric_version(Inverter.firmware_arm) >= target_firmware_arm,
+            func.upper(func.coalesce(Inverter.status, "")) == "UPDATING")
+
+
+def _state(target_firmware_arm: SQLColumnExpression[int]) -> ColumnElement[str]:
+    """A member's state (one of :data:`MEMBER_STATES`), the first that holds."""
+    removed, at_target, updating = _conditions(target_firmware_arm)
+    return case((removed, literal("removed")), (at_target, literal("at_target")),
+                (updating, literal("updating")), else_=literal("behind"))
+
+
 @dataclass(frozen=True)
 class Progress:
     """Members per state and the stragglers among them."""
@@ -133,7 +158,7 @@ def _straggling(watch: FirmwareWatch, now: datetime) -> bool:
     return now >= watch.started_at + timedelta(days=watch.straggler_days)
 
 
-def watch_view(watch: FirmwareWatch, progress: Progress) -> WatchView:
+def _watch_view(watch: FirmwareWatch, progress: Progress) -> WatchView:
     """A watch with its progress."""
     return WatchView(
         id=watch.id, name=watch.name, model=watch.model, firmware_arm_min=watch.firmware_arm_min,
@@ -201,7 +226,7 @@ class FirmwareWatchService:
         """A visible watch.
 
         Raises:
-            NotFoundError: Unknown, another tenant's, or made outside the key's subtree.
+            NotFoundError: Unknown, another tenant's, or made by a key of another restriction.
         """
         return await get_visible(self.session, self.principal, FirmwareWatch, watch_id, Action.FIRMWARE_WATCH_READ,
                                  what="firmware watch", lock=lock)
@@ -219,11 +244,8 @@ class FirmwareWatchService:
         """The conditions selecting ``watch``'s members visible to the caller (over members joined with their
         inverters), their state and since when."""
         joined: list[ColumnElement[bool]] = [FirmwareWatchMember.watch_id == watch.id, *self.scope.visible(Inverter)]
-        removed = Inverter.removed_at.is_not(None)
-        at_target = q.numeric_version(Inverter.firmware_arm) >= watch.target_firmware_arm
-        updating = func.upper(func.coalesce(Inverter.status, "")) == "UPDATING"
-        state = case((removed, literal("removed")), (at_target, literal("at_target")),
-                     (updating, literal("updating")), else_=literal("behind"))
+        removed, at_target, updating = _conditions(literal(watch.target_firmware_arm))
+        state = _state(literal(watch.target_firmware_arm))
         changed = (select(func.max(InverterChange.observed_at))
                    .where(InverterChange.tenant_id == Inverter.tenant_id,
                           InverterChange.inverter_serial == Inverter.serial,
@@ -233,14 +255,28 @@ class FirmwareWatchService:
                      else_=literal(watch.started_at))
         return joined, state, since
 
-    async def progress(self, watch: FirmwareWatch) -> Progress:
-        """Members per state, and how many are stragglers."""
-        joined, state, _ = self._members(watch)
+    async def views(self, watches: Sequence[FirmwareWatch]) -> builtins.list[WatchView]:
+        """``watches`` with their progress: members per state and how many are stragglers (one statement)."""
+        if not watches:
+            return []
+        state = _state(FirmwareWatch.target_firmware_arm)
         rows = (await self.session.execute(
-            select(state, func.count()).select_from(FirmwareWatchMember).join(Inverter, _SAME_INVERTER)
-            .where(*joined).group_by(state))).all()
-        counts = {name: 0 for name in MEMBER_STATES} | {name: count for name, count in rows}
-        return Progress(counts, counts["behind"] if _straggling(watch, self.clock()) else 0)
+            select(FirmwareWatchMember.watch_id, state, func.count()).select_from(FirmwareWatchMember)
+            .join(Inverter, _SAME_INVERTER).join(FirmwareWatch, FirmwareWatch.id == FirmwareWatchMember.watch_id)
+            .where(one_of(FirmwareWatchMember.watch_id, [watch.id for watch in watches]),
+                   *self.scope.visible(Inverter))
+            .group_by(FirmwareWatchMember.watch_id, state))).all()
+        counts = {watch.id: dict.fromkeys(MEMBER_STATES, 0) for watch in watches}
+        for watch_id, name, count in rows:
+            counts[watch_id][name] = count
+        now = self.clock()
+        return [_watch_view(watch, Progress(counts[watch.id], counts[watch.id]["behind"]
+                                            if _straggling(watch, now) else 0))
+                for watch in watches]
+
+    async def view(self, watch: FirmwareWatch) -> WatchView:
+        """``watch`` with its progress."""
+        return (await self.views([watch]))[0]
 
     async def members(self, watch_id: uuid.UUID, *, states: Sequence[str] | None = None,
                       stragglers_only: bool = False, first: int = 50, after: str | None = None) -> Page[Member]:

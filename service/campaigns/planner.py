@@ -21,6 +21,7 @@ from service.campaigns.catalogue import Group, KnownSetting, group_of
 from service.campaigns.schemas import Bucket, CampaignSpec, Exclusion, PlanView
 from service.campaigns.values import canonical, check
 from service.campaigns.waves import request_cost, wave_sizes
+from service.db.lists import one_of
 from service.db.models.campaign import CampaignTarget
 from service.db.models.mirror import Inverter
 from service.mirror import queries as q
@@ -85,7 +86,7 @@ async def locked_last_time(session: AsyncSession, tenant_id: object, serials: Se
     if not serials:
         return set()
     latest = (select(CampaignTarget.serial, CampaignTarget.code)
-              .where(CampaignTarget.tenant_id == tenant_id, CampaignTarget.serial.in_(serials),
+              .where(CampaignTarget.tenant_id == tenant_id, one_of(CampaignTarget.serial, serials),
                      CampaignTarget.attempts > 0)
               .order_by(CampaignTarget.serial, CampaignTarget.updated_at.desc().nulls_last())
               .ext(distinct_on(CampaignTarget.serial)))

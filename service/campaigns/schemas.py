@@ -4,14 +4,33 @@ from __future__ import annotations
 
 import uuid
 from datetime import datetime, time
-from typing import Literal
+from typing import Annotated, Literal
 
-from pydantic import BaseModel, ConfigDict, Field, model_validator
+from pydantic import (
+    BaseModel,
+    ConfigDict,
+    Field,
+    StringConstraints,
+    ValidationInfo,
+    field_validator,
+    model_validator,
+)
+
+from service.campaigns.values import canonical
+from service.core.text import NO_CONTROL, Name, plain
 
 RESTART_SETTING = 83
 RESTART_VALUE = 100
 MAX_LISTED_SERIALS = 100_000
 """Serials a campaign may list (targets or exclusions)."""
+
+MAX_VALUE_LENGTH = 64
+"""Characters of a value as text (what the campaign's value column keeps)."""
+
+Serial = Annotated[str, StringConstraints(max_length=64), NO_CONTROL]
+ModelName = Annotated[str, StringConstraints(min_length=1, max_length=64), NO_CONTROL]
+"""An inverter model, e.g. ``GIV-HY5.0``."""
+Status = Annotated[str, StringConstraints(max_length=32), NO_CONTROL]
 
 
 class _Strict(BaseModel):
@@ -23,14 +42,15 @@ class TargetSpec(_Strict):
 
     account_id: int | None = Field(default=None, description="In the subtree of this account (upstream id).")
     site_ids: list[int] | None = Field(default=None, description="At one of these sites (upstream ids).")
-    models: list[str] | None = Field(default=None, description="Model is one of these, e.g. [\"GIV-HY5.0\"].")
-    statuses: list[str] | None = Field(default=None, description="Status is one of these (case-insensitive).")
+    models: list[ModelName] | None = Field(default=None, description="Model is one of these, e.g. [\"GIV-HY5.0\"].")
+    statuses: list[Status] | None = Field(default=None, description="Status is one of these (case-insensitive).")
     firmware_arm_min: int | None = Field(default=None, description="ARM firmware at least this.")
     firmware_arm_max: int | None = Field(default=None, description="ARM firmware at most this.")
     firmware_dsp_min: int | None = Field(default=None, description="DSP firmware at least this.")
     firmware_dsp_max: int | None = Field(default=None, description="DSP firmware at most this.")
-    serials: list[str] | None = Field(default=None, max_length=MAX_LISTED_SERIALS, description="Only these inverters.")
-    exclude_serials: list[str] = Field(default_factory=list, max_length=MAX_LISTED_SERIALS,
+    serials: list[Serial] | None = Field(default=None, max_length=MAX_LISTED_SERIALS,
+                                            description="Only these inverters.")
+    exclude_serials: list[Serial] = Field(default_factory=list, max_length=MAX_LISTED_SERIALS,
                                        description="Never these inverters (reported as excluded by the filter).")
 
 
@@ -57,10 +77,15 @@ class WindowSpec(_Strict):
     end: time
     weekdays: list[int] | None = Field(default=None, description="0 = Monday ... 6 = Sunday; every day if omitted.")
 
-    @model_validator(mode="after")
-    def _days(self) -> WindowSpec:
-        if self.weekdays is not None and (not self.weekdays or any(day not in range(7) for day in self.weekdays)):
+    @field_validator("weekdays")
+    @classmethod
+    def _days(cls, weekdays: list[int] | None) -> list[int] | None:
+        if weekdays is not None and (not weekdays or any(day not in range(7) for day in weekdays)):
             raise ValueError("weekdays must be numbers 0 (Monday) to 6 (Sunday), at least one")
+        return weekdays
+
+    @model_validator(mode="after")
+    def _span(self) -> WindowSpec:
         if self.start == self.end:
             raise ValueError("the window's start and end must differ")
         return self
@@ -69,11 +94,12 @@ class WindowSpec(_Strict):
 class CampaignSpec(_Strict):
     """A campaign as its author writes it (the README shows a campaign file)."""
 
-    name: str = Field(min_length=1, max_length=200)
+    name: Name
     kind: Literal["write", "read", "restart"] = "write"
-    setting_id: int | None = Field(default=None, ge=0, le=100_000,
+    setting_id: int | None = Field(default=None, ge=0, le=100_000, validate_default=True,
                                    description="The setting (restart: 83, implied).")
-    value: bool | int | float | str | None = Field(default=None, description="The value to write (write only).")
+    value: bool | int | float | str | None = Field(default=None, validate_default=True,
+                                                  description="The value to write (write only).")
     targets: TargetSpec = Field(default_factory=TargetSpec)
     waves: WaveSpec = Field(default_factory=WaveSpec)
     abort: AbortSpec = Field(default_factory=AbortSpec)
@@ -84,21 +110,42 @@ class CampaignSpec(_Strict):
     verify: bool = Field(default=True, description="Read every written value back.")
     skip_if_set: bool = Field(default=True, description="Never write a value that is already stored (EEPROM wear).")
 
-    @model_validator(mode="after")
-    def _kind(self) -> CampaignSpec:
-        if self.kind == "restart":
-            if self.setting_id not in (None, RESTART_SETTING) or self.value not in (None, RESTART_VALUE):
-                raise ValueError("a restart campaign writes setting 83 = 100; leave setting_id and value out")
-            self.setting_id, self.value = RESTART_SETTING, RESTART_VALUE
-        elif self.setting_id is None:
+    # Each rule is checked on its own field (so an error names it); kind is declared first, so it is known here.
+
+    @field_validator("setting_id")
+    @classmethod
+    def _setting(cls, setting_id: int | None, info: ValidationInfo) -> int | None:
+        kind = info.data.get("kind")
+        if kind == "restart":
+            if setting_id not in (None, RESTART_SETTING):
+                raise ValueError(f"a restart campaign writes setting {RESTART_SETTING}; leave setting_id out")
+            return RESTART_SETTING
+        if kind is not None and setting_id is None:
             raise ValueError("setting_id is required")
-        if self.kind == "write" and self.value is None:
+        return setting_id
+
+    @field_validator("value")
+    @classmethod
+    def _value(cls, value: bool | int | float | str | None, info: ValidationInfo) -> bool | int | float | str | None:
+        kind = info.data.get("kind")
+        if kind == "restart":
+            if canonical(value) not in (None, canonical(RESTART_VALUE)):
+                raise ValueError(f"a restart campaign writes the value {RESTART_VALUE}; leave value out")
+            return RESTART_VALUE
+        if kind == "write" and value is None:
             raise ValueError("a write campaign needs a value")
-        if self.kind == "read" and self.value is not None:
+        if kind == "read" and value is not None:
             raise ValueError("a read campaign takes no value")
-        if self.deadline is not None and self.deadline.tzinfo is None:
+        if isinstance(value, str) and len(plain(value)) > MAX_VALUE_LENGTH:
+            raise ValueError(f"must be at most {MAX_VALUE_LENGTH} characters")
+        return value
+
+    @field_validator("deadline")
+    @classmethod
+    def _deadline(cls, deadline: datetime | None) -> datetime | None:
+        if deadline is not None and deadline.tzinfo is None:
             raise ValueError("the deadline needs a timezone (e.g. 2026-12-01T18:00:00Z)")
-        return self
+        return deadline
 
 
 class Bucket(BaseModel):

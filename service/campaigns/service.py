@@ -27,6 +27,7 @@ from service.core.clock import utcnow
 from service.core.errors import ConflictError, InvalidInputError, NotFoundError, PermissionDeniedError
 from service.core.pagination import Cursor, Page
 from service.core.principal import Principal
+from service.db.lists import one_of
 from service.db.models.campaign import (
     Campaign,
     CampaignKind,
@@ -81,7 +82,7 @@ def _scope(principal: Principal) -> ReadScope:
 
 
 Owned = TypeVar("Owned", Campaign, FirmwareWatch)
-"""What a key sees only when made within its own subtree (or when it is a whole-tenant key)."""
+"""What a subtree key sees only when made by a key restricted to the same account (a whole-tenant key sees all)."""
 
 
 def visible(principal: Principal, model: type[Owned], action: Action) -> list[Any]:
@@ -94,7 +95,7 @@ def visible(principal: Principal, model: type[Owned], action: Action) -> list[An
     where: list[Any] = [model.tenant_id == principal.tenant_id]
     restricted = _scope(principal).restricted_account_id
     if restricted is not None:
-        # A subtree key sees only what was made within its own subtree.
+        # A subtree key sees only what a key restricted to the same account made.
         where.append(model.restricted_account_id == restricted)
     return where
 
@@ -104,7 +105,7 @@ async def get_visible(session: AsyncSession, principal: Principal, model: type[O
     """One visible ``model`` row (locked for update when ``lock``); ``what`` names it in the error.
 
     Raises:
-        NotFoundError: Unknown, another tenant's, or made outside the key's subtree.
+        NotFoundError: Unknown, another tenant's, or made by a key of another restriction.
     """
     statement = select(model).where(model.id == row_id, *visible(principal, model, action))
     if lock:
@@ -226,7 +227,7 @@ class CampaignService:
             .join(CampaignTarget, CampaignTarget.campaign_id == Campaign.id)
             .where(Campaign.tenant_id == self.tenant_id, Campaign.setting_id == setting_id,
                    Campaign.kind != CampaignKind.READ, Campaign.state.in_(lifecycle.UNFINISHED),
-                   CampaignTarget.state != TargetState.EXCLUDED, CampaignTarget.serial.in_(serials))
+                   CampaignTarget.state != TargetState.EXCLUDED, one_of(CampaignTarget.serial, serials))
             .limit(1))).first()
         if other is not None:
             raise ConflictError(f"campaign {other.name!r} ({other.id}, {other.state.value}) already writes setting "
@@ -399,8 +400,8 @@ class CampaignService:
 async def history(session: AsyncSession, scope: ReadScope, serials: Sequence[str]
                   ) -> list[tuple[Campaign, CampaignTarget]]:
     """What campaigns did to these inverters (one statement), newest campaign first. A subtree scope sees only
-    campaigns made within its subtree."""
-    where: list[Any] = [Campaign.tenant_id == scope.tenant_id, CampaignTarget.serial.in_(list(serials))]
+    campaigns made by a key restricted to the same account."""
+    where: list[Any] = [Campaign.tenant_id == scope.tenant_id, one_of(CampaignTarget.serial, serials)]
     if scope.restricted_account_id is not None:
         where.append(Campaign.restricted_account_id == scope.restricted_account_id)
     rows = await session.execute(

@@ -10,6 +10,7 @@ from sqlalchemy.ext.asyncio import AsyncSession
 
 from service.campaigns import lifecycle
 from service.campaigns.waves import MULTI_CONTROL_MAX, chunks
+from service.core.changes import Change, Topic
 from service.core.clock import utcnow
 from service.core.principal import Principal
 from service.core.roles import Role
@@ -23,9 +24,12 @@ from service.db.models.campaign import (
     ChunkState,
     TargetState,
 )
+from service.db.uow import defer_change
 from service.tenants.service import AuditService
 
 SYSTEM_ACTOR = "system"
+PROGRESS = "campaign.progress"
+"""The change announced when a campaign's state or its targets' states change."""
 NOT_YET_WRITTEN = frozenset({TargetState.PENDING, TargetState.READY, TargetState.RETRYING})
 
 
@@ -43,6 +47,13 @@ async def transition(session: AsyncSession, principal: Principal, campaign: Camp
         campaign.state_reason = reason
     await audit(session, principal, campaign, action, before, campaign.state,
                 {"reason": reason, **(details or {})} if reason else details)
+    announce_progress(session, campaign)
+
+
+def announce_progress(session: AsyncSession, campaign: Campaign) -> None:
+    """Tell live subscribers of ``campaign`` that its progress changed, once ``session`` commits."""
+    defer_change(session, Change(Topic.CAMPAIGN, campaign.tenant_id, campaign.id, PROGRESS,
+                                 account_id=campaign.restricted_account_id))
 
 
 async def audit(session: AsyncSession, principal: Principal, campaign: Campaign, action: str,

@@ -19,6 +19,6 @@ async def requests_per_minute(upstream: Upstream, tenant_id: TenantId) -> int:
     Raises:
         NoCredentialError: The tenant has no usable API token.
     """
-    budget = upstream.budget(await upstream.choose(tenant_id))
+    budget = await upstream.budget(await upstream.choose(tenant_id))
     capacity: int = await budget.capacity(CAMPAIGN_LANE, horizon_seconds=60)
     return max(1, capacity)

@@ -11,6 +11,10 @@ Services call :func:`defer_job` with the session they were given and a checked c
 (:meth:`service.jobs.typed.JobSpec.call`); the edge that owns the transaction (a REST request, a GraphQL
 mutation, a job) commits, then hands the deferred jobs to arq. A rolled-back transaction enqueues nothing, so a
 job never sees rows that were never written.
+
+Live changes likewise: :func:`defer_change` records a :class:`~service.core.changes.Change` on the transaction, and
+the edge publishes it (:func:`service.changefeed.publish_changes`) once the transaction has committed, so a
+subscriber never hears of a row it cannot read yet, nor of one that was rolled back.
 """
 
 from __future__ import annotations
@@ -24,7 +28,10 @@ from weakref import WeakKeyDictionary
 
 from sqlalchemy.ext.asyncio import AsyncEngine, AsyncSession, async_sessionmaker
 
+from service.core.changes import Change
+
 _DEFERRED_KEY = "givfleet.deferred_jobs"
+_CHANGES_KEY = "givfleet.deferred_changes"
 
 ReadSession = NewType("ReadSession", AsyncSession)
 """A session that only reads (autocommit: each statement stands alone; nothing is ever committed)."""
@@ -80,3 +87,15 @@ def take_deferred_jobs(session: AsyncSession) -> list[DeferredJob]:
     """Remove and return the jobs deferred on ``session``."""
     jobs: list[DeferredJob] = session.info.pop(_DEFERRED_KEY, [])
     return jobs
+
+
+def defer_change(session: AsyncSession, change: Change) -> None:
+    """Ask for ``change`` to be published when ``session``'s transaction commits."""
+    session.info.setdefault(_CHANGES_KEY, {})[(change.topic, change.id)] = change
+
+
+def take_deferred_changes(session: AsyncSession) -> list[Change]:
+    """Remove and return the changes deferred on ``session``: one per row (its last), in the order rows first
+    changed (a row that changed several times in one transaction is announced once, as it ended)."""
+    changes: dict[tuple[object, object], Change] = session.info.pop(_CHANGES_KEY, {})
+    return list(changes.values())

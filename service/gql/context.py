@@ -1,24 +1,30 @@
 """The typed context every resolver receives: who asks (the :class:`~service.core.principal.Principal`), the
 session factory, this request's dataloaders, and the live service for pass-through fields. Built once per HTTP
-request."""
+request, and once per WebSocket connection (which authenticates with its ``connection_init`` message, then
+runs subscriptions only, fed by the process's change hub)."""
 
 from __future__ import annotations
 
+import time
 from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
 from datetime import datetime
-from typing import TYPE_CHECKING
+from typing import TYPE_CHECKING, Any
 
+from litestar.exceptions import NotAuthorizedException, TooManyRequestsException
 from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
+from strawberry.exceptions import ConnectionRejectionError
 from strawberry.litestar import BaseContext
 from strawberry.types import Info as StrawberryInfo
 
+from service.authn import authenticate_authorization
 from service.core.clock import utcnow
 from service.core.principal import Principal
 from service.db.uow import read_only_sessions
 from service.mirror.queries import FleetReader, ReadScope
 
 if TYPE_CHECKING:
+    from service.changefeed import ChangeHub
     from service.gql.loaders import Loaders
     from service.mirror.live import LiveService
     from service.runtime import Resources
@@ -35,6 +41,55 @@ class Context(BaseContext, kw_only=True):
     loaders: Loaders
     live: LiveService | None = None
     resources: Resources | None = None
+    changes: ChangeHub | None = None
+    """The process's change hub (WebSocket connections: what subscriptions listen to)."""
+    connection_params: dict[str, Any] | None = None
+    """The payload of a WebSocket connection's ``connection_init`` message (set by strawberry)."""
+    key_checked_at: float | None = None
+    """When a WebSocket connection's key was last found valid (``time.monotonic()``)."""
+
+    async def authenticate_websocket(self) -> None:
+        """Authenticate a WebSocket connection by the key of its ``connection_init`` payload
+        (``{"Authorization": "Bearer <key>"}``; the upgrade request's own header is the fallback), exactly as an
+        HTTP request's key; the connection then serves that key's principal.
+
+        Raises:
+            ConnectionRejectionError: No valid key (strawberry closes the connection with 4403).
+        """
+        socket = self.websocket
+        if socket is None:
+            raise ConnectionRejectionError
+        params = self.connection_params or {}
+        authorization = params.get("Authorization", params.get("authorization"))
+        if authorization is None:
+            authorization = socket.headers.get("authorization")
+        if not isinstance(authorization, str):
+            raise ConnectionRejectionError
+        try:
+            principal = await authenticate_authorization(socket, authorization)
+        except (NotAuthorizedException, TooManyRequestsException):
+            raise ConnectionRejectionError from None
+        self.act_as(principal)
+        self.key_checked_at = time.monotonic()
+
+    async def key_still_valid(self, recheck_seconds: float) -> bool:
+        """Whether a WebSocket connection's key is still valid (looked up again once ``recheck_seconds`` have
+        passed since the last check): a key revoked or expired since ``connection_init`` stops receiving."""
+        if self.key_checked_at is not None and time.monotonic() - self.key_checked_at < recheck_seconds:
+            return True
+        try:
+            await self.authenticate_websocket()
+        except ConnectionRejectionError:
+            return False
+        return True
+
+    def act_as(self, principal: Principal) -> None:
+        """Serve ``principal`` from now on (a WebSocket connection once its ``connection_init`` authenticated)."""
+        from service.gql.loaders import Loaders
+
+        self.principal = principal
+        self.scope = ReadScope.of(principal.tenant_id, principal.restricted_account_id)
+        self.loaders = Loaders(self.session_factory, self.scope, self.now)
 
     @asynccontextmanager
     async def reader(self) -> AsyncIterator[FleetReader]:
@@ -45,7 +100,7 @@ class Context(BaseContext, kw_only=True):
 
 def build_context(principal: Principal, session_factory: async_sessionmaker[AsyncSession], *, request_id: str,
                   live: LiveService | None = None, now: datetime | None = None,
-                  resources: Resources | None = None) -> Context:
+                  resources: Resources | None = None, changes: ChangeHub | None = None) -> Context:
     """A fresh context (new dataloaders) for one operation."""
     from service.gql.loaders import Loaders
 
@@ -53,7 +108,7 @@ def build_context(principal: Principal, session_factory: async_sessionmaker[Asyn
     moment = now or utcnow()
     reads = read_only_sessions(session_factory)
     return Context(request_id=request_id, principal=principal, scope=scope, now=moment, session_factory=reads,
-                   loaders=Loaders(reads, scope, moment), live=live, resources=resources)
+                   loaders=Loaders(reads, scope, moment), live=live, resources=resources, changes=changes)
 
 
 Info = StrawberryInfo[Context, None]

@@ -31,6 +31,13 @@ class ErrorPolicy(SchemaExtension):
             request_id = _request_id(self.execution_context.context)
             result.errors = [presented(error, request_id) for error in result.errors]
 
+    def on_stream_result(self, result: Any) -> Iterator[None]:
+        """The same for each result of a subscription (streamed results never reach :meth:`on_operation`'s)."""
+        if isinstance(result, GraphQLExecutionResult | ExecutionResult) and result.errors:
+            request_id = _request_id(self.execution_context.context)
+            result.errors = [presented(error, request_id) for error in result.errors]
+        yield
+
 
 def presented(error: GraphQLError, request_id: str | None) -> GraphQLError:
     """``error`` as clients see it: with a ``code`` and the request id, masked unless deliberate."""

@@ -1,15 +1,22 @@
-"""Mounting the schema in Litestar: the ``/graphql`` controller (with GraphiQL) and its per-request context.
+"""Mounting the schema in Litestar: the ``/graphql`` controller (with GraphiQL and subscriptions) and its context.
 
 The context getter authenticates the request (as the API-key middleware does for REST), builds fresh dataloaders
 for the principal, and a live service whose reader opens the tenant's upstream client (interactive lane) only when
 a live field asks for it.
+
+Subscriptions speak graphql-transport-ws on the same path. A browser cannot set headers on a WebSocket, so the
+key travels in the ``connection_init`` payload (``{"Authorization": "Bearer <key>"}``; the upgrade request's own
+``Authorization`` header is the fallback) and is checked exactly as an HTTP request's key: a connection without a
+valid key is closed with 4403 before any subscription runs, one that sends no ``connection_init`` in time with 4408,
+a subscription before the acknowledgement with 4401.
 """
 
 from __future__ import annotations
 
 import json
 import uuid
-from collections.abc import Awaitable, Callable
+from collections.abc import AsyncGenerator, Awaitable, Callable
+from datetime import timedelta
 from typing import Any, ClassVar
 
 import structlog
@@ -19,13 +26,16 @@ from litestar import Controller, Request, Response
 from litestar.background_tasks import BackgroundTask, BackgroundTasks
 from litestar.connection import ASGIConnection
 from litestar.di import NamedDependency
-from litestar.exceptions import HTTPException, WebSocketException
-from litestar.status_codes import WS_1008_POLICY_VIOLATION
+from litestar.exceptions import HTTPException
 from strawberry.http import GraphQLHTTPResponse
+from strawberry.http.exceptions import NonJsonMessageReceived
 from strawberry.litestar import make_graphql_controller
+from strawberry.litestar.controller import LitestarWebSocketAdapter
+from strawberry.subscriptions import GRAPHQL_TRANSPORT_WS_PROTOCOL
 from strawberry.types import ExecutionResult
 
 from service.authn import authenticate_connection
+from service.changefeed import ChangeHub
 from service.core import limits
 from service.core.errors import InvalidParameterError
 from service.core.principal import Principal
@@ -37,6 +47,7 @@ from service.gql.schema import schema
 from service.mirror.live import CloseLater, LiveService, live_reader
 from service.observability import REQUEST_ID_HEADER, request_id_of
 from service.runtime import Resources
+from service.settings import ApiSettings
 
 GRAPHQL_PATH = "/graphql"
 
@@ -68,10 +79,12 @@ _NOBODY = Principal(tenant_id=TenantId(uuid.UUID(int=0)), role=Role.VIEWER, acto
 async def graphql_context(request: ASGIConnection[Any, Any, Any, Any],
                           resources: NamedDependency[Resources]) -> Context:
     """The context of one GraphQL request (a Litestar dependency); authenticates every request that can run an
-    operation (401/429 problem+json as for REST). A WebSocket (the controller's subscription endpoint) is refused
-    before anything is looked up: subscriptions are not offered."""
+    operation (401/429 problem+json as for REST). A WebSocket's context serves nobody until its
+    ``connection_init`` authenticates (see :meth:`Context.authenticate_websocket`)."""
     if not isinstance(request, Request):
-        raise WebSocketException(detail="GraphQL subscriptions are not offered", code=WS_1008_POLICY_VIOLATION)
+        changes: ChangeHub = request.app.state.changes
+        return build_context(_NOBODY, resources.session_factory, request_id=request_id_of(request.scope),
+                             resources=resources, changes=changes)
     if request.method == "GET" and "query" not in request.query_params:
         return build_context(_NOBODY, resources.session_factory, request_id=request_id_of(request.scope))
     user = request.scope.get("user")
@@ -107,8 +120,8 @@ class CompiledFirst:
     never reaches strawberry; everything else (refusals included) goes on to the resolver path. Both write the
     same compact JSON."""
 
-    def encode_json(self, data: object) -> bytes:
-        return compiled.result_body_of(data)
+    def encode_json(self, data: object) -> str:
+        return compiled.result_body_of(data).decode()  # text: WebSocket messages are text frames
 
     async def run(self, request: Request[Any, Any, Any], context: Any = None, root_value: Any = None) -> Any:
         body = await self._compiled_body(request, context)
@@ -132,23 +145,69 @@ class CompiledFirst:
         return await compiled.answer(context, data.get("query"), data.get("variables"), data.get("operationName"))
 
 
-def graphql_controller() -> type[Controller]:
-    """The ``/graphql`` controller: POST and GET queries, GraphiQL for browsers.
+class WebSocketMessages(LitestarWebSocketAdapter):
+    """A WebSocket's messages, checked as HTTP bodies are (:meth:`decode_json`), and their fields' types checked
+    (:func:`malformed`): a message that fails closes the connection with 4400, as invalid JSON does, never an
+    internal error."""
+
+    async def iter_json(self, *, ignore_parsing_errors: bool = False) -> AsyncGenerator[object, None]:
+        try:
+            async for message in super().iter_json(ignore_parsing_errors=ignore_parsing_errors):
+                problem = malformed(message)
+                if problem is not None:
+                    await self.close(4400, problem)
+                    return
+                yield message
+        except GraphQLTransportError:
+            raise NonJsonMessageReceived from None
+
+
+_OPTIONAL_FIELDS: dict[str, type] = {"variables": dict, "operationName": str, "extensions": dict}
+
+
+def malformed(message: object) -> str | None:
+    """What is wrong with the types of a graphql-transport-ws message's fields (``None``: nothing; unknown types
+    and missing fields are the protocol handler's to refuse)."""
+    if not isinstance(message, dict) or message.get("type") not in ("subscribe", "complete"):
+        return None
+    if not isinstance(message.get("id", ""), str):
+        return "the message id must be a string"
+    if message["type"] == "complete":
+        return None
+    payload = message.get("payload")
+    if not isinstance(payload, dict) or not isinstance(payload.get("query"), str):
+        return "a subscribe message needs a payload with the query as a string"
+    for name, kind in _OPTIONAL_FIELDS.items():
+        if payload.get(name) is not None and not isinstance(payload[name], kind):
+            return f"the payload's {name} must be {'an object' if kind is dict else 'a string'}"
+    return None
+
+
+def graphql_controller(api: ApiSettings) -> type[Controller]:
+    """The ``/graphql`` controller: POST and GET queries, GraphiQL for browsers, subscriptions over a WebSocket
+    (graphql-transport-ws) with the connection limits of ``api``.
 
     The API-key middleware skips it (``exclude_from_auth``) because :func:`graphql_context` authenticates
     itself, so that GraphiQL's page loads without a key. Bodies are capped at
     :data:`~service.core.limits.MAX_GRAPHQL_BODY_BYTES`; a body that is not a JSON object of valid UTF-8 text, or
     whose variables hold text PostgreSQL cannot store, is refused before anything runs.
     """
-    base = make_graphql_controller(schema, path=GRAPHQL_PATH, graphql_ide="graphiql",
-                                   context_getter=graphql_context, allow_queries_via_get=True,
-                                   subscription_protocols=())  # no subscriptions: refuse WebSocket upgrades
+    # Any origin may open a WebSocket: it carries no ambient credentials (no cookies), only the key a page sends.
+    base = make_graphql_controller(
+        schema, path=GRAPHQL_PATH, graphql_ide="graphiql", context_getter=graphql_context, allow_queries_via_get=True,
+        subscription_protocols=(GRAPHQL_TRANSPORT_WS_PROTOCOL,), allowed_origins=("*",),
+        connection_init_wait_timeout=timedelta(seconds=api.subscription_init_timeout_seconds),
+        max_subscriptions_per_connection=api.subscriptions_per_connection)
 
     class GraphQLController(CompiledFirst, base):  # type: ignore[valid-type,misc]
         opt: ClassVar[dict[str, Any]] = {"exclude_from_auth": True}
+        websocket_adapter_class = WebSocketMessages
         request_max_body_size = limits.MAX_GRAPHQL_BODY_BYTES
         # By status: authentication failures (401, 429) keep the app's problem+json handler.
         exception_handlers: ClassVar[dict[Any, Any]] = dict.fromkeys(_TRANSPORT_CODES, _litestar_error)
+
+        async def on_ws_connect(self, context: Context) -> None:
+            await context.authenticate_websocket()
 
         def decode_json(self, data: str | bytes) -> object:
             text = data.decode("utf-8") if isinstance(data, bytes) else data  # UnicodeDecodeError is a ValueError

@@ -44,6 +44,7 @@ from strawberry.extensions import (
     ValidationCache,
 )
 from strawberry.extensions.validation_cache import _get_validate_cache
+from strawberry.types.graphql import OperationType
 
 from service.core.limits import CACHED_DOCUMENT_BYTES, DEFAULT_PAGE_SIZE, MAX_GRAPHQL_TOKENS, MAX_NESTED_LIST
 
@@ -143,11 +144,14 @@ class QueryCostLimiter(SchemaExtension):
         if context.graphql_document is not None and context.result is None:
             cost = operation_cost(context.graphql_document, context.operation_name, context.variables)
             if cost > self.max_cost:
-                context.result = GraphQLExecutionResult(data=None, errors=[GraphQLError(
+                error = GraphQLError(
                     f"Query cost {cost} exceeds the limit of {self.max_cost}: ask for fewer rows (first:) "
                     "or fewer nested lists.",
                     extensions={"code": "QUERY_TOO_COSTLY", "cost": cost, "limit": self.max_cost},
-                )])
+                )
+                if context.operation_type is OperationType.SUBSCRIPTION:
+                    raise error  # a subscription starts regardless of a result set here; an error ends it
+                context.result = GraphQLExecutionResult(data=None, errors=[error])
         yield
 
 

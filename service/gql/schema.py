@@ -1,5 +1,5 @@
-"""The root schema: per-domain query and mutation types merged into one ``Query`` and one ``Mutation``, with
-limits and the error policy.
+"""The root schema: per-domain query and mutation types merged into one ``Query`` and one ``Mutation``, the
+``Subscription`` root (:mod:`service.gql.subscriptions`), limits and the error policy.
 
 ``export_sdl()`` renders it as SDL; ``givfleet export-schema`` writes that to ``graphql/schema.graphql`` and a
 test fails when the committed file differs.
@@ -27,6 +27,7 @@ from service.gql.mirror.mutations import MirrorMutation
 from service.gql.mirror.queries import MirrorQuery
 from service.gql.monitoring.mutations import MonitoringMutation
 from service.gql.monitoring.queries import MonitoringQuery
+from service.gql.subscriptions import Subscription, SubscriptionTransport
 from service.gql.tenants.mutations import TenantsMutation
 from service.gql.types.viewer import ViewerQuery
 
@@ -56,9 +57,10 @@ def build_schema(**limits: Any) -> GivfleetSchema:
     # Parsing and validating a document costs more than running a small query: both are cached per (small)
     # document text (the validation rules, depth and aliases, depend on the document only; the cost limit, which
     # depends on the variables, runs at execution).
-    extensions: list[Any] = [*limit_extensions(**limits), ErrorPolicy]
+    extensions: list[Any] = [*limit_extensions(**limits), SubscriptionTransport, ErrorPolicy]
     typed: list[type[SchemaExtension]] = extensions
-    return GivfleetSchema(query=Query, mutation=Mutation, types=NODE_TYPES, extensions=typed)
+    return GivfleetSchema(query=Query, mutation=Mutation, subscription=Subscription, types=NODE_TYPES,
+                          extensions=typed)
 
 
 schema = build_schema()

@@ -1,5 +1,6 @@
-"""The arq adapter: worker settings, the typed job context, and enqueue-after-commit.
+"""The arq adapter's domain-free half: typed job declarations, queues, the job context, enqueue-after-commit.
 
-Jobs are plain coroutines named ``"domain.verb"`` that take ids, living in each domain's ``jobs.py`` and listed
-in :mod:`service.jobs.registry`. Shared resources are placed in the context at worker start-up.
+Jobs are plain coroutines named ``"domain.verb"`` that take ids, declared with :func:`service.jobs.typed.job` in
+each domain's ``jobs.py``. This package imports no domain; :mod:`service.worker` assembles every domain's jobs into
+workers.
 """

@@ -41,6 +41,7 @@ from service.core.clock import utcnow
 from service.core.errors import InvalidParameterError
 from service.core.pagination import Cursor, Page, cursor_value
 from service.core.tenancy import TenantId
+from service.db.lists import one_of
 from service.db.models.mirror import (
     BatteryModule,
     Dongle,
@@ -331,9 +332,9 @@ class InverterFilter:
         """Membership in explicit lists of sites and serials (campaign targets)."""
         where: list[ColumnElement[bool]] = []
         if self.site_id_in is not None:
-            where.append(Inverter.site_upstream_id.in_([key for key in self.site_id_in if _storable(key)]))
+            where.append(one_of(Inverter.site_upstream_id, [key for key in self.site_id_in if _storable(key)]))
         if self.serial_in is not None:
-            where.append(Inverter.serial.in_(_texts(self.serial_in)))
+            where.append(one_of(Inverter.serial, _texts(self.serial_in)))
         return where
 
     @staticmethod

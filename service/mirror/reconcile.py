@@ -10,12 +10,12 @@ from upstream keys, and a link to a row the mirror does not know becomes ``None`
 
 from __future__ import annotations
 
-import enum
 from collections.abc import Hashable, Iterable, Mapping
 from dataclasses import dataclass, field
 from datetime import datetime, timedelta
 from typing import Any, Generic, NamedTuple, TypeVar
 
+from service.db.models.mirror import InverterChangeKind
 from service.mirror.schemas import (
     KEY_WIDTH,
     AccountRecord,
@@ -28,6 +28,7 @@ from service.mirror.schemas import (
 )
 
 R = TypeVar("R", bound=tuple[Any, ...])
+Device = TypeVar("Device", DongleRecord, InverterRecord)
 
 
 class Stored(NamedTuple, Generic[R]):
@@ -38,22 +39,11 @@ class Stored(NamedTuple, Generic[R]):
     last_seen_at: datetime
 
 
-class ChangeKind(enum.StrEnum):
-    """Kinds of inverter history (values match ``InverterChangeKind`` of the model)."""
-
-    STATUS = "status"
-    FIRMWARE_ARM = "firmware_arm"
-    FIRMWARE_DSP = "firmware_dsp"
-    ACCOUNT = "account"
-    REMOVED = "removed"
-    RESTORED = "restored"
-
-
 class Change(NamedTuple):
     """One history row of an inverter."""
 
     inverter_serial: str
-    kind: ChangeKind
+    kind: InverterChangeKind
     from_value: str | None
     to_value: str | None
 
@@ -223,24 +213,18 @@ def resolve_links(snapshot: Snapshot, stored: StoredRows, links: KnownLinks | No
             site_account[fetched_site.upstream_id] = owner
         snapshot.sites = sites
 
-    def link(account: int | None, site: int | None) -> tuple[int | None, int | None]:
+    def link(device: Device) -> Device:
+        account, site = device.account_upstream_id, device.site_upstream_id
         known_site = site if site is not None and site in site_account else None
         if account is None and known_site is not None:
             account = site_account[known_site]
-        return (account if account in account_ids else None), known_site
+        return device._replace(account_upstream_id=account if account in account_ids else None,
+                               site_upstream_id=known_site)
 
     if snapshot.dongles is not None:
-        dongles: list[DongleRecord] = []
-        for dongle in snapshot.dongles:
-            owner, site_id = link(dongle.account_upstream_id, dongle.site_upstream_id)
-            dongles.append(dongle._replace(account_upstream_id=owner, site_upstream_id=site_id))
-        snapshot.dongles = dongles
+        snapshot.dongles = [link(dongle) for dongle in snapshot.dongles]
     if snapshot.inverters is not None:
-        inverters: list[InverterRecord] = []
-        for inverter in snapshot.inverters:
-            owner, site_id = link(inverter.account_upstream_id, inverter.site_upstream_id)
-            inverters.append(inverter._replace(account_upstream_id=owner, site_upstream_id=site_id))
-        snapshot.inverters = inverters
+        snapshot.inverters = [link(inverter) for inverter in snapshot.inverters]
     return snapshot
 
 
@@ -254,17 +238,16 @@ def inverter_changes(diff: EntityDiff[InverterRecord]) -> list[Change]:
     for current, new in diff.updates:
         old = current.record
         if current.removed:
-            changes.append(Change(new.serial, ChangeKind.RESTORED, None, new.status))
+            changes.append(Change(new.serial, InverterChangeKind.RESTORED, None, new.status))
         if old.status != new.status:
-            changes.append(Change(new.serial, ChangeKind.STATUS, old.status, new.status))
+            changes.append(Change(new.serial, InverterChangeKind.STATUS, old.status, new.status))
         if old.firmware_arm != new.firmware_arm:
-            changes.append(Change(new.serial, ChangeKind.FIRMWARE_ARM, old.firmware_arm, new.firmware_arm))
+            changes.append(Change(new.serial, InverterChangeKind.FIRMWARE_ARM, old.firmware_arm, new.firmware_arm))
         if old.firmware_dsp != new.firmware_dsp:
-            changes.append(Change(new.serial, ChangeKind.FIRMWARE_DSP, old.firmware_dsp, new.firmware_dsp))
+            changes.append(Change(new.serial, InverterChangeKind.FIRMWARE_DSP, old.firmware_dsp, new.firmware_dsp))
         if old.account_upstream_id != new.account_upstream_id and old.account_upstream_id is not None:
-            changes.append(
-                Change(new.serial, ChangeKind.ACCOUNT, _text(old.account_upstream_id), _text(new.account_upstream_id))
-            )
+            changes.append(Change(new.serial, InverterChangeKind.ACCOUNT, _text(old.account_upstream_id),
+                                  _text(new.account_upstream_id)))
     return changes
 
 
@@ -306,7 +289,7 @@ def reconcile(
     stored_inverters = stored.get(Entity.INVERTERS, {})
     for key in inverters.removals:
         row = stored_inverters[key]
-        result.changes.append(Change(str(key), ChangeKind.REMOVED, row.record.status, None))
+        result.changes.append(Change(str(key), InverterChangeKind.REMOVED, row.record.status, None))
     if site_statuses is not None:
         result.site_statuses = list(site_statuses)
     return result

@@ -190,7 +190,7 @@ class MirrorRepository:
                     "id": uuid.uuid4(),
                     "tenant_id": self.tenant_id,
                     "inverter_serial": change.inverter_serial,
-                    "kind": InverterChangeKind(change.kind.value),
+                    "kind": change.kind,
                     "from_value": change.from_value,
                     "to_value": change.to_value,
                     "observed_at": now,

@@ -12,8 +12,10 @@ from __future__ import annotations
 import contextlib
 import uuid
 from datetime import timedelta
+from functools import partial
 from typing import TypedDict
 
+from service.changefeed import publish_changes
 from service.core.clock import utcnow
 from service.core.tenancy import TenantId, tenant_id_from
 from service.db.uow import DeferredJob
@@ -62,7 +64,8 @@ def build_monitor(resources: Resources, clients: ClientSource | None = None) -> 
     async def enqueue(jobs: list[DeferredJob]) -> None:
         await enqueue_deferred(resources.redis, jobs)
 
-    return Monitor(resources.session_factory, clients or monitoring_clients(resources), enqueue)
+    return Monitor(resources.session_factory, clients or monitoring_clients(resources), enqueue,
+                   publish=partial(publish_changes, resources.redis))
 
 
 # A cycle is short (one sweep interval's budget); a killed one is simply run again (nothing it wrote repeats). No

@@ -97,6 +97,28 @@ class AlertService:
                                       account=where.account, since=where.since, until=where.until)
         return await _page(self.session, Incident, Incident.opened_at, conditions, first, after, "incidents.opened")
 
+    async def alert(self, alert_id: uuid.UUID) -> Alert:
+        """One alert the principal may see.
+
+        Raises:
+            NotFoundError: No such alert the principal may see.
+        """
+        authorize(self.principal, Action.ALERT_READ)
+        return await self._visible_alert(alert_id, lock=False)
+
+    async def incident(self, incident_id: uuid.UUID) -> Incident:
+        """One incident the principal may see (the fleet-wide one: whole-tenant keys only).
+
+        Raises:
+            NotFoundError: No such incident the principal may see.
+        """
+        authorize(self.principal, Action.ALERT_READ)
+        found = await self.session.scalar(select(Incident).where(Incident.id == incident_id,
+                                                                 *incident_filters(self.scope)))
+        if found is None:
+            raise NotFoundError("no such incident")
+        return found
+
     async def maintenance_windows(self) -> list[MaintenanceWindow]:
         """Windows not yet over, soonest first."""
         authorize(self.principal, Action.ALERT_READ)
@@ -107,9 +129,9 @@ class AlertService:
 
     # --- writes (operator) -----------------------------------------------------------------------------
 
-    async def _visible_alert(self, alert_id: uuid.UUID) -> Alert:
-        found = await self.session.scalar(select(Alert).where(
-            Alert.id == alert_id, *alert_filters(self.scope)).with_for_update())
+    async def _visible_alert(self, alert_id: uuid.UUID, *, lock: bool = True) -> Alert:
+        statement = select(Alert).where(Alert.id == alert_id, *alert_filters(self.scope))
+        found = await self.session.scalar(statement.with_for_update() if lock else statement)
         if found is None:
             raise NotFoundError("no such alert")
         return found

@@ -28,6 +28,7 @@ from typing import Any, Protocol
 import structlog
 from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
 
+from service.core.changes import Change, Publish, Topic
 from service.core.clock import utcnow
 from service.core.tenancy import TenantId
 from service.db.models.mirror import SyncKind
@@ -41,7 +42,7 @@ from service.db.models.monitoring import (
     Severity,
 )
 from service.db.models.notifications import NotificationEvent, NotificationEventType
-from service.db.uow import DeferredJob, take_deferred_jobs
+from service.db.uow import DeferredJob, defer_change, take_deferred_changes, take_deferred_jobs
 from service.givenergy import DEFAULT_RESERVES, GivEnergyClient, GivEnergyError, Lane
 from service.mirror.jobs import request_sync
 from service.mirror.repository import MirrorRepository
@@ -53,6 +54,8 @@ from service.monitoring.rules import COMMUNICATION_LOST, AlertChange, KnownAlert
 log = structlog.get_logger(__name__)
 
 PAGE_SIZE = 1000
+INCIDENT_UPDATED = "incident.updated"
+"""The change announced when an open incident's alerts change (its count, severity or summary)."""
 _WORST_FIRST = list(Severity)
 
 
@@ -114,21 +117,26 @@ class Monitor:
     """Runs monitoring cycles (see the module docstring)."""
 
     def __init__(self, session_factory: async_sessionmaker[AsyncSession], clients: ClientSource,
-                 enqueue: Enqueue, options: MonitorOptions | None = None) -> None:
+                 enqueue: Enqueue, options: MonitorOptions | None = None, *, publish: Publish) -> None:
         self.session_factory = session_factory
         self.clients = clients
         self.enqueue = enqueue
+        self.publish = publish
         self.options = options or MonitorOptions()
 
     @contextlib.asynccontextmanager
     async def _transaction(self) -> AsyncIterator[AsyncSession]:
-        """One short transaction; the jobs it asked for are enqueued once it has committed."""
+        """One short transaction; the jobs it asked for are enqueued, and its changes published, once it has
+        committed."""
         async with self.session_factory() as session:
             async with session.begin():
                 yield session
             deferred = take_deferred_jobs(session)
             if deferred:
                 await self.enqueue(deferred)
+            changes = take_deferred_changes(session)
+            if changes:
+                await self.publish(changes)
 
     async def cycle(self, tenant_id: TenantId) -> CycleReport:
         """Sweep the tenant's fleet and read the events the plan allows."""
@@ -373,6 +381,16 @@ class AlertWriter:
                               else incident.site_upstream_id if incident is not None else None),
             created_at=self.now,
         ))  # fmt: skip
+        if alert is not None:
+            self._changed(Change(Topic.ALERT, self.repo.tenant_id, alert.id, kind.value, alert.site_upstream_id,
+                                 alert.account_upstream_id))
+        elif incident is not None:
+            self._changed(Change(Topic.INCIDENT, self.repo.tenant_id, incident.id, kind.value,
+                                 incident.site_upstream_id))
+
+    def _changed(self, change: Change) -> None:
+        """Announce a change to live subscribers once the transaction commits."""
+        defer_change(self.repo.session, change)
 
     def _new_alert(self, serial: str, site: int | None, account: int | None, event: str, started: datetime,
                    occurrences: int) -> Alert:
@@ -465,6 +483,7 @@ class AlertWriter:
                              incident.summary, incident=incident, notify=not all(a.suppressed for a in alerts))
             elif alerts and incident is not None:
                 _describe(incident, site, alerts)
+                self._changed(Change(Topic.INCIDENT, self.repo.tenant_id, incident.id, INCIDENT_UPDATED, site))
             elif incident is not None:
                 incident.state, incident.cleared_at, incident.open_alerts = IncidentState.CLEARED, self.now, 0
                 self.outbox(NotificationEventType.INCIDENT_CLEARED, f"incident:{incident.id}:cleared",

@@ -5,10 +5,10 @@ from __future__ import annotations
 import copy
 import re
 import uuid
-from collections.abc import Callable, Sequence
+from collections.abc import Callable, Iterable, Iterator, Mapping, Sequence
 from dataclasses import dataclass
 from datetime import UTC, date, datetime, timedelta
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING, Any, TypeVar
 from zoneinfo import ZoneInfo
 
 from service.simulator import render, telemetry
@@ -21,6 +21,8 @@ if TYPE_CHECKING:
     from service.simulator.core import Simulator
 
 ANY = AccountType.CUSTOMER
+Owned = TypeVar("Owned", EvCharger, SmartDevice)
+"""Things a customer account owns (``owner_id``)."""
 
 
 @dataclass(frozen=True, slots=True)
@@ -560,16 +562,22 @@ class CloudApi:
             raise invalid(errors)
         return serials, setting_id, body.get("value")
 
+    def _multi_devices(self, ctx: Ctx, serials: list[str], result: dict[str, dict[str, Any]]
+                       ) -> Iterator[tuple[str, Device]]:
+        """Each serial once with its device; a serial the caller cannot see answers -3 in ``result``."""
+        for serial in dict.fromkeys(serials):
+            device = self.sim.fleet.visible_device(ctx.account.id, serial)
+            if device is None:
+                result[serial] = {"response": -3}
+            else:
+                yield serial, device
+
     async def multi_write(self, request: Request, ctx: Ctx) -> Response:
         """POST /multi-control/write: per-serial value or remote-control code, no ``data`` envelope."""
         serials, setting_id, raw = self._multi_body(request, write=True)
         await self.sim.device_latency()
         result: dict[str, dict[str, Any]] = {}
-        for serial in dict.fromkeys(serials):
-            device = self.sim.fleet.visible_device(ctx.account.id, serial)
-            if device is None:
-                result[serial] = {"response": -3}
-                continue
+        for serial, device in self._multi_devices(ctx, serials, result):
             entry = device.setting_index.get(setting_id)
             try:
                 if entry is None:
@@ -596,11 +604,7 @@ class CloudApi:
         serials, setting_id, _ = self._multi_body(request, write=False)
         await self.sim.device_latency()
         result: dict[str, dict[str, Any]] = {}
-        for serial in dict.fromkeys(serials):
-            device = self.sim.fleet.visible_device(ctx.account.id, serial)
-            if device is None:
-                result[serial] = {"response": -3}
-                continue
+        for serial, device in self._multi_devices(ctx, serials, result):
             entry = device.setting_index.get(setting_id)
             if entry is None:
                 result[serial] = {"response": -4}
@@ -728,16 +732,24 @@ class CloudApi:
 
     # ---- EV chargers --------------------------------------------------------------------------------------
 
-    def _charger(self, ctx: Ctx, key: str) -> EvCharger:
-        charger = self.sim.fleet.ev_chargers.get(key)
-        if charger is None or not self.sim.fleet.can_see_owner(ctx.account.id, charger.owner_id):
+    def _owned(self, ctx: Ctx, things: Mapping[str, Owned], key: str) -> Owned:
+        """The thing under ``key`` (EV charger, smart device) if the caller sees its owner; else 404."""
+        thing = things.get(key)
+        if thing is None or not self.sim.fleet.can_see_owner(ctx.account.id, thing.owner_id):
             raise not_found()
-        return charger
+        return thing
+
+    def _owned_by_customers(self, ctx: Ctx, things: Iterable[Owned]) -> list[Owned]:
+        """The things owned by the customer accounts the caller sees."""
+        owners = set(self.sim.fleet.customers_of(ctx.account.id))
+        return [thing for thing in things if thing.owner_id in owners]
+
+    def _charger(self, ctx: Ctx, key: str) -> EvCharger:
+        return self._owned(ctx, self.sim.fleet.ev_chargers, key)
 
     async def ev_list(self, request: Request, ctx: Ctx) -> Response:
         """GET /ev-charger (customer accounts only)."""
-        owners = set(self.sim.fleet.customers_of(ctx.account.id))
-        chargers = [c for c in self.sim.fleet.ev_chargers.values() if c.owner_id in owners]
+        chargers = self._owned_by_customers(ctx, self.sim.fleet.ev_chargers.values())
         return self.pager.of(request, chargers, render.ev_charger)
 
     async def ev_get(self, request: Request, ctx: Ctx) -> Response:
@@ -834,15 +846,11 @@ class CloudApi:
     # ---- smart devices ------------------------------------------------------------------------------------
 
     def _smart(self, ctx: Ctx, key: str) -> SmartDevice:
-        device = self.sim.fleet.smart_devices.get(key)
-        if device is None or not self.sim.fleet.can_see_owner(ctx.account.id, device.owner_id):
-            raise not_found()
-        return device
+        return self._owned(ctx, self.sim.fleet.smart_devices, key)
 
     async def smart_list(self, request: Request, ctx: Ctx) -> Response:
         """GET /smart-device."""
-        owners = set(self.sim.fleet.customers_of(ctx.account.id))
-        devices = [d for d in self.sim.fleet.smart_devices.values() if d.owner_id in owners]
+        devices = self._owned_by_customers(ctx, self.sim.fleet.smart_devices.values())
         return self.pager.of(request, devices, render.smart_device)
 
     async def smart_create(self, request: Request, ctx: Ctx) -> Response:

@@ -15,8 +15,6 @@ from __future__ import annotations
 import base64
 import binascii
 import contextlib
-import hashlib
-import hmac
 import json
 import os
 import secrets
@@ -66,7 +64,6 @@ class KeyRing:
         for key_id, key in keys.items():
             if len(key) != _KEY_BYTES:
                 raise KeyRingError(f"key {key_id!r} must be {_KEY_BYTES} bytes (base64 of 32 random bytes)")
-        self._keys = dict(keys)
         self._ciphers = {key_id: AESGCM(key) for key_id, key in keys.items()}
         self.active_key_id = active_key_id
 
@@ -77,10 +74,6 @@ class KeyRing:
     def key_ids(self) -> frozenset[str]:
         """Every id this ring can open."""
         return frozenset(self._ciphers)
-
-    def derive(self, purpose: bytes) -> bytes:
-        """A 32-byte secret for ``purpose``, derived from the active key (HMAC-SHA256; the key stays unexposed)."""
-        return hmac.new(self._keys[self.active_key_id], purpose, hashlib.sha256).digest()
 
     def seal(self, plaintext: str, associated_data: bytes) -> Sealed:
         """Encrypt ``plaintext`` with the active key, binding ``associated_data``."""

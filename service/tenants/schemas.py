@@ -5,15 +5,13 @@ from __future__ import annotations
 
 import uuid
 from datetime import datetime
-from typing import Any
+from typing import Annotated, Any
 
-from pydantic import BaseModel, ConfigDict, Field, SecretStr
+from pydantic import BaseModel, ConfigDict, Field, SecretStr, StringConstraints
 
 from service.core.roles import Role
+from service.core.text import NO_CONTROL
 from service.db.models.credential import CredentialHealth, CredentialKind
-
-# Names and ids are stored as text, which cannot hold control characters (PostgreSQL refuses NUL outright).
-_PLAIN_TEXT = r"^[^\x00-\x1f\x7f]*$"
 
 
 class _View(BaseModel):
@@ -56,9 +54,9 @@ class CredentialInput(BaseModel):
     model_config = ConfigDict(extra="forbid")
 
     token: SecretStr = Field(description="GivEnergy API token (or the legacy portal password).")
-    label: str | None = Field(default=None, max_length=100, pattern=_PLAIN_TEXT)
+    label: Annotated[str, StringConstraints(max_length=100), NO_CONTROL] | None = None
     kind: CredentialKind = CredentialKind.API_TOKEN
-    portal_username: str | None = Field(default=None, max_length=200, pattern=_PLAIN_TEXT)
+    portal_username: Annotated[str, StringConstraints(max_length=200), NO_CONTROL] | None = None
     requests_per_minute: int | None = Field(default=None, ge=1, le=1_000_000)
     check: bool = Field(default=True, description="Check the credential upstream right away.")
 
@@ -83,10 +81,10 @@ class ApiKeyInput(BaseModel):
 
     model_config = ConfigDict(extra="forbid")
 
-    name: str = Field(min_length=1, max_length=100, pattern=_PLAIN_TEXT)
+    name: Annotated[str, StringConstraints(min_length=1, max_length=100), NO_CONTROL]
     role: Role
     expires_at: datetime | None = None
-    restricted_account_id: str | None = Field(default=None, max_length=64, pattern=_PLAIN_TEXT)
+    restricted_account_id: Annotated[str, StringConstraints(max_length=64), NO_CONTROL] | None = None
 
 
 class CreatedApiKeyView(BaseModel):

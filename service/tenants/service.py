@@ -13,7 +13,7 @@ import zoneinfo
 from collections.abc import Sequence
 from dataclasses import dataclass
 from datetime import datetime, timedelta
-from typing import Any
+from typing import Any, TypeVar
 
 import structlog
 from pydantic import SecretStr
@@ -44,6 +44,14 @@ from service.tenants.repository import (
 from service.tenants.upstream import AccountProbe
 
 log = structlog.get_logger(__name__)
+Row = TypeVar("Row")
+
+
+def _found(row: Row | None, message: str) -> Row:
+    """``row``, or :class:`NotFoundError` with ``message`` when there is none."""
+    if row is None:
+        raise NotFoundError(message)
+    return row
 
 SLUG_PATTERN = re.compile(r"^[a-z0-9](?:[a-z0-9-]{0,61}[a-z0-9])?$")
 # A key's last-used time is written at most this often (not on every request).
@@ -159,10 +167,7 @@ class TenantService:
         Raises:
             NotFoundError: No such tenant.
         """
-        tenant = await self._tenants.get_by_slug(slug)
-        if tenant is None:
-            raise NotFoundError(f"no tenant with slug {slug!r}")
-        return tenant
+        return _found(await self._tenants.get_by_slug(slug), f"no tenant with slug {slug!r}")
 
     async def get(self, tenant_id: TenantId) -> Tenant:
         """The tenant with this id.
@@ -170,10 +175,7 @@ class TenantService:
         Raises:
             NotFoundError: No such tenant.
         """
-        tenant = await self._tenants.get(tenant_id)
-        if tenant is None:
-            raise NotFoundError("no such tenant")
-        return tenant
+        return _found(await self._tenants.get(tenant_id), "no such tenant")
 
 
 def _associated_data(credential: UpstreamCredential) -> bytes:
@@ -271,10 +273,7 @@ class CredentialService:
         return await self._get(credential_id)
 
     async def _get(self, credential_id: uuid.UUID, *, for_update: bool = False) -> UpstreamCredential:
-        credential = await self._credentials.get(credential_id, for_update=for_update)
-        if credential is None:
-            raise NotFoundError("no such credential")
-        return credential
+        return _found(await self._credentials.get(credential_id, for_update=for_update), "no such credential")
 
     async def remove(self, credential_id: uuid.UUID) -> None:
         """Delete a credential (admin)."""
@@ -414,10 +413,7 @@ class ApiKeyService:
         return await self._get(key_id)
 
     async def _get(self, key_id: uuid.UUID) -> ApiKey:
-        key = await self._keys.get(key_id)
-        if key is None:
-            raise NotFoundError("no such API key")
-        return key
+        return _found(await self._keys.get(key_id), "no such API key")
 
     async def find(self, reference: str) -> ApiKey:
         """A key by its id, its prefix (what ``apikey list`` shows) or its full text.

@@ -16,9 +16,9 @@ from service.api.dependencies import DbSession, provide_db_session
 from service.api.errors import EXCEPTION_HANDLERS
 from service.db.models.tenant import Tenant
 from service.db.uow import defer_job
-from service.jobs.heartbeat import heartbeat
 from service.jobs.typed import NoPayload
 from service.runtime import Resources
+from service.worker.heartbeat import heartbeat
 
 pytestmark = pytest.mark.usefixtures("clean_db")
 

@@ -20,12 +20,12 @@ from service.core.principal import Principal
 from service.db.models import CampaignChunk, CampaignState, ChunkKind, ChunkState, TargetState
 from service.jobs.enqueue import unit_of_work
 from service.jobs.typed import Queue
-from service.jobs.worker import drain_queues
 from service.runtime import Resources, redis_client
 from service.settings import CampaignSettings, RedisSettings, Settings
 from service.tenants.crypto import load_key_ring
 from service.tenants.service import CredentialService
 from service.upstream import Upstream
+from service.worker.build import drain_queues
 from tests.campaigns.conftest import Served, World, sync_mirror
 from tests.tenants.factories import committed_tenant
 

@@ -60,7 +60,7 @@ async def test_stragglers_after_n_days_get_a_restart_campaign_of_exactly_them(wo
 
     async def status(service: FirmwareWatchService) -> tuple[Any, Any]:
         watch = await service.get(watch_id)
-        return await service.progress(watch), await service.members(watch_id, first=50)
+        return await service.view(watch), await service.members(watch_id, first=50)
 
     progress, page = await read(world, principal, status)
     assert progress.counts == {"at_target": 1, "updating": 1, "behind": len(behind), "removed": 1}
@@ -109,7 +109,7 @@ async def test_stragglers_after_n_days_get_a_restart_campaign_of_exactly_them(wo
 
 
 async def _progress(service: FirmwareWatchService, watch_id: Any) -> Any:
-    return await service.progress(await service.get(watch_id))
+    return await service.view(await service.get(watch_id))
 
 
 async def test_a_subtree_key_watches_only_its_subtree_and_sees_only_its_watches(world: World) -> None:
@@ -135,7 +135,7 @@ async def test_a_subtree_key_watches_only_its_subtree_and_sees_only_its_watches(
 
 def test_a_watch_spec_refuses_an_empty_firmware_range() -> None:
     with pytest.raises(ValueError, match="must not exceed"):
-        WatchSpec(name="x", model=MODEL, firmware_arm_min=500, firmware_arm_max=400, target_firmware_arm=TARGET)
+        WatchSpec(name="x", model=MODEL, firmware_arm_min=500, firmware_arm_max=400, target_firmware_arm=TARGET + 100)
 
 
 WATCH = """query($id: ID!, $after: String) {

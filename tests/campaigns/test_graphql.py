@@ -46,7 +46,8 @@ async def test_create_start_follow_and_history_over_graphql(api: httpx.AsyncClie
     spec = {"name": "reserve 11", "settingId": RESERVE, "value": "11", "waves": {"canarySize": 3}}
     bad = (await _graphql(api, operator, CREATE, {"input": {"name": "x", "settingId": RESERVE}, "dry": True})
            )["createCampaign"]
-    assert bad["errors"] == [{"code": "BAD_USER_INPUT", "field": "input", "message": "a write campaign needs a value"}]
+    assert bad["errors"] == [{"code": "BAD_USER_INPUT", "field": "input.value",
+                              "message": "a write campaign needs a value"}]
     dry = (await _graphql(api, operator, CREATE, {"input": spec, "dry": True}))["createCampaign"]
     assert dry["campaign"] is None
     assert dry["plan"]["targets"] == len(world.serials_with(RESERVE))
@@ -98,8 +99,8 @@ async def test_invalid_campaign_input_comes_back_field_by_field_and_creates_noth
     assert answer["campaign"] is None
     assert {(e["code"], e["field"]) for e in answer["errors"]} == {
         ("BAD_USER_INPUT", "input.name"), ("BAD_USER_INPUT", "input.waves.canarySize"),
-        ("BAD_USER_INPUT", "input.abort.failureRate"), ("BAD_USER_INPUT", "input.window")}
-    assert "weekdays" in next(e["message"] for e in answer["errors"] if e["field"] == "input.window")
+        ("BAD_USER_INPUT", "input.abort.failureRate"), ("BAD_USER_INPUT", "input.window.weekdays")}
+    assert "weekdays" in next(e["message"] for e in answer["errors"] if e["field"] == "input.window.weekdays")
     assert (await _graphql(api, operator, "{ campaigns { id } }", {}))["campaigns"] == []
 
 

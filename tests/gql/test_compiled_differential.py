@@ -193,7 +193,8 @@ async def test_bundled_operations_answer_alike(resources: Resources, fixture: Fi
                 compiled[path.stem] = compiled.get(path.stem, 0) + answered
     # The mutations and the site tree (its `products` is a JSON scalar) stay on the resolvers; the others are
     # compiled, in whole or in part, for every caller that may see the rows they name.
-    assert compiled == {"create_campaign": 0, "faulted_inverters_of_subcontractor": 4, "firmware_distribution": 14,
+    assert compiled == {"alert_changes": 0, "create_campaign": 0, "faulted_inverters_of_subcontractor": 4,
+                        "firmware_distribution": 14,
                         "fleet_overview": 14,
                         "request_sync": 0, "site_tree": 0}
 

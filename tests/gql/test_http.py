@@ -187,19 +187,11 @@ async def test_unexpected_errors_are_masked_with_the_request_id(api_client: http
     assert response.headers["x-request-id"] == "trace-me-123"
 
 
-def _try_websocket_operation(client: Any) -> None:
-    with client.websocket_connect("/graphql", subprotocols=["graphql-transport-ws"]) as socket:
-        socket.send_json({"type": "connection_init"})
-        socket.receive_json()
-
-
-async def test_websocket_operations_are_refused(app: Any) -> None:
-    from litestar.exceptions import WebSocketDisconnect
-    from litestar.testing import TestClient
-
-    # The sync test client runs the app in its own loop; a refused upgrade never reaches the database.
-    with TestClient(app) as client, pytest.raises(WebSocketDisconnect):
-        _try_websocket_operation(client)
+async def test_a_subscription_over_http_is_refused_clearly(api_client: httpx.AsyncClient,
+                                                           fleet_with_keys: KeyedFleet) -> None:
+    body = await gql(api_client, fleet_with_keys, "viewer", "subscription { alertChanged { kind } }")
+    assert codes(body) == ["BAD_REQUEST"]
+    assert "WebSocket" in body["errors"][0]["message"]
 
 
 async def test_search_is_bounded_and_escaped(api_client: httpx.AsyncClient, fleet_with_keys: KeyedFleet) -> None:

@@ -31,10 +31,12 @@ BUDGETS: dict[str, tuple[int, dict[str, Any]]] = {
 # Mutations: their cost is a unit of work. request_sync runs in tests/gql/test_mutations.py, create_campaign in
 # tests/campaigns/test_graphql.py (against a simulated fleet).
 MUTATIONS = {"request_sync", "create_campaign"}
+# Subscriptions: run by tests/gql/test_subscriptions.py (over a WebSocket, one scoped read per change).
+SUBSCRIPTIONS = {"alert_changes"}
 
 
 def test_every_operation_has_a_budget() -> None:
-    assert {path.stem for path in OPERATIONS.glob("*.graphql")} == set(BUDGETS) | MUTATIONS
+    assert {path.stem for path in OPERATIONS.glob("*.graphql")} == set(BUDGETS) | MUTATIONS | SUBSCRIPTIONS
 
 
 @pytest.mark.parametrize("name", sorted(BUDGETS))

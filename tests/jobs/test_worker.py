@@ -17,12 +17,12 @@ from service.core.tenancy import tenant_id_from
 from service.db.models import SyncKind, Tenant
 from service.db.uow import defer_job
 from service.jobs.enqueue import enqueue, unit_of_work
-from service.jobs.heartbeat import heartbeat
 from service.jobs.typed import NoPayload, PayloadError, Queue
-from service.jobs.worker import WorkerGroup, build_worker, drain_queues, parse_queues
 from service.mirror.jobs import SyncPayload, sweep_syncs, sync_tenant
 from service.runtime import Resources
 from service.settings import RedisSettings, Settings
+from service.worker.build import WorkerGroup, build_worker, drain_queues, parse_queues
+from service.worker.heartbeat import heartbeat
 from tests.conftest import opened
 
 

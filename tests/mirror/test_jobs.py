@@ -16,7 +16,6 @@ from service.core.tenancy import TenantId
 from service.db.models import CredentialHealth, SyncKind, SyncRun, SyncSchedule, SyncState, UpstreamCredential
 from service.jobs.enqueue import enqueue, unit_of_work
 from service.jobs.typed import Queue
-from service.jobs.worker import drain_queues
 from service.mirror import cli_view
 from service.mirror.jobs import SyncPayload, enqueue_due, request_sync, sync_job_id, sync_tenant
 from service.mirror.runner import SyncRunner
@@ -25,6 +24,7 @@ from service.runtime import Resources
 from service.settings import Settings
 from service.simulator import Simulator, SimulatorConfig
 from service.upstream import Route
+from service.worker.build import drain_queues
 from tests.mirror.conftest import GatedSimulator, add_credential
 from tests.mirror.truth import expected, mirrored
 

@@ -6,7 +6,8 @@ from collections.abc import Hashable
 from datetime import timedelta
 from typing import Any
 
-from service.mirror.reconcile import ChangeKind, Reconciliation, Stored, key_of, reconcile
+from service.db.models.mirror import InverterChangeKind
+from service.mirror.reconcile import Reconciliation, Stored, key_of, reconcile
 from service.mirror.schemas import Entity, SiteStatusRecord, Snapshot
 from tests.mirror.factories import NOW, account, battery, dongle, inverter, meter, site
 
@@ -75,9 +76,9 @@ def test_status_firmware_and_account_changes_are_updates_with_history() -> None:
     assert updated["CE2"].account_upstream_id == 3
     assert sorted(result.changes) == sorted(
         [
-            ("CE1", ChangeKind.STATUS, "NORMAL", "LOST"),
-            ("CE2", ChangeKind.FIRMWARE_ARM, "449", "452"),
-            ("CE2", ChangeKind.ACCOUNT, "4", "3"),
+            ("CE1", InverterChangeKind.STATUS, "NORMAL", "LOST"),
+            ("CE2", InverterChangeKind.FIRMWARE_ARM, "449", "452"),
+            ("CE2", InverterChangeKind.ACCOUNT, "4", "3"),
         ]
     )
     assert result.diffs[Entity.INVERTERS].inserts == []
@@ -98,14 +99,14 @@ def test_a_device_gone_upstream_is_removed_with_its_parts_and_comes_back_restore
     assert result.diffs[Entity.INVERTERS].removals == ["CE1"]
     assert sorted(result.diffs[Entity.BATTERIES].removals) == [("CE1", 1), ("CE1", 2)]  # type: ignore[type-var]
     assert result.diffs[Entity.METERS].removals == [("CE1", 1)]
-    assert result.changes == [("CE1", ChangeKind.REMOVED, "NORMAL", None)]
+    assert result.changes == [("CE1", InverterChangeKind.REMOVED, "NORMAL", None)]
 
     for entity, keys in ((Entity.DONGLES, ["WF1"]), (Entity.INVERTERS, ["CE1"])):
         for key in keys:
             stored[entity][key] = stored[entity][key]._replace(removed=True)
     back = reconcile(fleet(), stored, now=NOW)
     assert [new.serial for _, new in back.diffs[Entity.INVERTERS].updates] == ["CE1"]
-    assert back.changes == [("CE1", ChangeKind.RESTORED, None, "NORMAL")]
+    assert back.changes == [("CE1", InverterChangeKind.RESTORED, None, "NORMAL")]
 
 
 def test_lists_not_fetched_or_incomplete_remove_nothing() -> None:

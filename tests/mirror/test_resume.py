@@ -25,10 +25,10 @@ from service.db.models import SyncKind, SyncRun, SyncState
 from service.db.models.api_key import Role
 from service.jobs.enqueue import unit_of_work
 from service.jobs.typed import Queue
-from service.jobs.worker import build_worker, drain_queues
 from service.mirror.jobs import request_sync, sweep_stale, sync_job_id
 from service.runtime import Resources
 from service.settings import Settings, SyncSettings
+from service.worker.build import build_worker, drain_queues
 from tests.conftest import http_client
 from tests.mirror.conftest import GatedSimulator, add_credential
 from tests.mirror.truth import expected, mirrored

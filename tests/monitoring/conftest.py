@@ -9,6 +9,7 @@ import httpx
 import pytest
 from pydantic import SecretStr
 
+from service.core.changes import Change
 from service.core.tenancy import TenantId
 from service.db.models import SyncKind
 from service.db.uow import DeferredJob
@@ -41,7 +42,7 @@ MonitorFactory = Callable[..., Monitor]
 @pytest.fixture
 def make_monitor(resources: Resources) -> MonitorFactory:
     """A monitor reading ``sim`` as the company token, on the simulator's clock; jobs it asks for are kept in
-    ``monitor.asked`` (the tests run no worker here)."""
+    ``monitor.asked`` (the tests run no worker here), the changes it announces in ``monitor.announced``."""
 
     def build(sim: Simulator, *, requests_per_minute: float = 90.0,
               transport: httpx.AsyncBaseTransport | None = None) -> Monitor:
@@ -56,9 +57,15 @@ def make_monitor(resources: Resources) -> MonitorFactory:
         async def enqueue(jobs: list[DeferredJob]) -> None:
             asked.extend(jobs)
 
+        announced: list[Change] = []
+
+        async def publish(changes: list[Change]) -> None:
+            announced.extend(changes)
+
         monitor = Monitor(resources.session_factory, clients, enqueue,
-                          MonitorOptions(requests_per_minute=requests_per_minute, clock=sim.now))
+                          MonitorOptions(requests_per_minute=requests_per_minute, clock=sim.now), publish=publish)
         monitor.asked = asked  # type: ignore[attr-defined]
+        monitor.announced = announced  # type: ignore[attr-defined]
         return monitor
 
     return build

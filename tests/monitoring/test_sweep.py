@@ -6,6 +6,7 @@ from datetime import timedelta
 
 from sqlalchemy import func, select
 
+from service.core.changes import Topic
 from service.core.tenancy import TenantId
 from service.db.models import (
     Alert,
@@ -106,6 +107,13 @@ async def test_a_fault_that_changes_the_status_raises_an_alert_in_the_next_cycle
     kinds = [(e.type, e.inverter_serial) for e in await _outbox(resources) if e.alert_id is not None]
     assert sorted(kinds) == sorted([(NotificationEventType.ALERT_RAISED, s) for s in faulty]
                                    + [(NotificationEventType.ALERT_CLEARED, s) for s in faulty])
+    # Live subscribers heard of each alert (raised, then cleared) and of each site's incident, after commit.
+    announced = [(c.topic, c.id, c.kind) for c in monitor.announced]  # type: ignore[attr-defined]
+    alert_changes = [(c_id, kind) for topic, c_id, kind in announced if topic is Topic.ALERT]
+    assert sorted(alert_changes[:2]) == sorted((a.id, "alert.raised") for a in alerts)
+    assert sorted(alert_changes[2:]) == sorted((a.id, "alert.cleared") for a in alerts)
+    assert {(c_id, kind) for topic, c_id, kind in announced if topic is Topic.INCIDENT} >= {
+        (i.id, kind) for i in incidents for kind in ("incident.opened", "incident.cleared")}
 
 
 async def test_a_fault_that_leaves_the_status_normal_is_found_within_the_round_robin_bound(

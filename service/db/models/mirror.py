@@ -42,6 +42,17 @@ from sqlalchemy.orm import Mapped, mapped_column
 from service.db.base import Base, UUIDPrimaryKey
 
 
+def _tenant_link(column: str, target: str, *, name: str) -> ForeignKeyConstraint:
+    """A link to another mirrored row of the same tenant: ``(tenant_id, column)`` -> ``target`` (``"table.key"``)."""
+    table = target.split(".")[0]
+    return ForeignKeyConstraint(["tenant_id", column], [f"{table}.tenant_id", target], name=name)
+
+
+def _tenant_index(table: str, column: str) -> Index:
+    """An index on ``(tenant_id, column)`` of ``table``."""
+    return Index(f"ix_{table}_tenant_id_{column}", "tenant_id", column)
+
+
 def _enum_values(kind: type[enum.Enum]) -> list[str]:
     return [str(member.value) for member in kind]
 
@@ -62,13 +73,9 @@ class FleetAccount(Mirrored, Base):
     __tablename__ = "mirror_accounts"
     __table_args__ = (
         UniqueConstraint("tenant_id", "upstream_id"),
-        ForeignKeyConstraint(
-            ["tenant_id", "parent_upstream_id"],
-            ["mirror_accounts.tenant_id", "mirror_accounts.upstream_id"],
-            name="fk_mirror_accounts_parent",
-        ),
-        Index("ix_mirror_accounts_tenant_id_username", "tenant_id", "username"),
-        Index("ix_mirror_accounts_tenant_id_parent_upstream_id", "tenant_id", "parent_upstream_id"),
+        _tenant_link("parent_upstream_id", "mirror_accounts.upstream_id", name="fk_mirror_accounts_parent"),
+        _tenant_index("mirror_accounts", "username"),
+        _tenant_index("mirror_accounts", "parent_upstream_id"),
     )
 
     upstream_id: Mapped[int] = mapped_column(BigInteger)
@@ -93,12 +100,8 @@ class Site(Mirrored, Base):
     __tablename__ = "mirror_sites"
     __table_args__ = (
         UniqueConstraint("tenant_id", "upstream_id"),
-        ForeignKeyConstraint(
-            ["tenant_id", "account_upstream_id"],
-            ["mirror_accounts.tenant_id", "mirror_accounts.upstream_id"],
-            name="fk_mirror_sites_account",
-        ),
-        Index("ix_mirror_sites_tenant_id_account_upstream_id", "tenant_id", "account_upstream_id"),
+        _tenant_link("account_upstream_id", "mirror_accounts.upstream_id", name="fk_mirror_sites_account"),
+        _tenant_index("mirror_sites", "account_upstream_id"),
     )
 
     upstream_id: Mapped[int] = mapped_column(BigInteger)
@@ -124,18 +127,10 @@ class Dongle(Mirrored, Base):
     __tablename__ = "mirror_dongles"
     __table_args__ = (
         UniqueConstraint("tenant_id", "serial"),
-        ForeignKeyConstraint(
-            ["tenant_id", "account_upstream_id"],
-            ["mirror_accounts.tenant_id", "mirror_accounts.upstream_id"],
-            name="fk_mirror_dongles_account",
-        ),
-        ForeignKeyConstraint(
-            ["tenant_id", "site_upstream_id"],
-            ["mirror_sites.tenant_id", "mirror_sites.upstream_id"],
-            name="fk_mirror_dongles_site",
-        ),
-        Index("ix_mirror_dongles_tenant_id_account_upstream_id", "tenant_id", "account_upstream_id"),
-        Index("ix_mirror_dongles_tenant_id_site_upstream_id", "tenant_id", "site_upstream_id"),
+        _tenant_link("account_upstream_id", "mirror_accounts.upstream_id", name="fk_mirror_dongles_account"),
+        _tenant_link("site_upstream_id", "mirror_sites.upstream_id", name="fk_mirror_dongles_site"),
+        _tenant_index("mirror_dongles", "account_upstream_id"),
+        _tenant_index("mirror_dongles", "site_upstream_id"),
     )
 
     serial: Mapped[str] = mapped_column(String(64))
@@ -153,26 +148,14 @@ class Inverter(Mirrored, Base):
     __tablename__ = "mirror_inverters"
     __table_args__ = (
         UniqueConstraint("tenant_id", "serial"),
-        ForeignKeyConstraint(
-            ["tenant_id", "dongle_serial"],
-            ["mirror_dongles.tenant_id", "mirror_dongles.serial"],
-            name="fk_mirror_inverters_dongle",
-        ),
-        ForeignKeyConstraint(
-            ["tenant_id", "account_upstream_id"],
-            ["mirror_accounts.tenant_id", "mirror_accounts.upstream_id"],
-            name="fk_mirror_inverters_account",
-        ),
-        ForeignKeyConstraint(
-            ["tenant_id", "site_upstream_id"],
-            ["mirror_sites.tenant_id", "mirror_sites.upstream_id"],
-            name="fk_mirror_inverters_site",
-        ),
-        Index("ix_mirror_inverters_tenant_id_dongle_serial", "tenant_id", "dongle_serial"),
-        Index("ix_mirror_inverters_tenant_id_status", "tenant_id", "status"),
-        Index("ix_mirror_inverters_tenant_id_account_upstream_id", "tenant_id", "account_upstream_id"),
-        Index("ix_mirror_inverters_tenant_id_site_upstream_id", "tenant_id", "site_upstream_id"),
-        Index("ix_mirror_inverters_tenant_id_firmware_arm", "tenant_id", "firmware_arm"),
+        _tenant_link("dongle_serial", "mirror_dongles.serial", name="fk_mirror_inverters_dongle"),
+        _tenant_link("account_upstream_id", "mirror_accounts.upstream_id", name="fk_mirror_inverters_account"),
+        _tenant_link("site_upstream_id", "mirror_sites.upstream_id", name="fk_mirror_inverters_site"),
+        _tenant_index("mirror_inverters", "dongle_serial"),
+        _tenant_index("mirror_inverters", "status"),
+        _tenant_index("mirror_inverters", "account_upstream_id"),
+        _tenant_index("mirror_inverters", "site_upstream_id"),
+        _tenant_index("mirror_inverters", "firmware_arm"),
     )
 
     serial: Mapped[str] = mapped_column(String(64))
@@ -206,11 +189,7 @@ class BatteryModule(Mirrored, Base):
     __tablename__ = "mirror_battery_modules"
     __table_args__ = (
         UniqueConstraint("tenant_id", "inverter_serial", "position"),
-        ForeignKeyConstraint(
-            ["tenant_id", "inverter_serial"],
-            ["mirror_inverters.tenant_id", "mirror_inverters.serial"],
-            name="fk_mirror_battery_modules_inverter",
-        ),
+        _tenant_link("inverter_serial", "mirror_inverters.serial", name="fk_mirror_battery_modules_inverter"),
     )
 
     inverter_serial: Mapped[str] = mapped_column(String(64))
@@ -231,11 +210,7 @@ class Meter(Mirrored, Base):
     __tablename__ = "mirror_meters"
     __table_args__ = (
         UniqueConstraint("tenant_id", "inverter_serial", "address"),
-        ForeignKeyConstraint(
-            ["tenant_id", "inverter_serial"],
-            ["mirror_inverters.tenant_id", "mirror_inverters.serial"],
-            name="fk_mirror_meters_inverter",
-        ),
+        _tenant_link("inverter_serial", "mirror_inverters.serial", name="fk_mirror_meters_inverter"),
     )
 
     inverter_serial: Mapped[str] = mapped_column(String(64))
@@ -268,11 +243,7 @@ class InverterChange(UUIDPrimaryKey, Base):
 
     __tablename__ = "mirror_inverter_changes"
     __table_args__ = (
-        ForeignKeyConstraint(
-            ["tenant_id", "inverter_serial"],
-            ["mirror_inverters.tenant_id", "mirror_inverters.serial"],
-            name="fk_mirror_inverter_changes_inverter",
-        ),
+        _tenant_link("inverter_serial", "mirror_inverters.serial", name="fk_mirror_inverter_changes_inverter"),
         Index("ix_mirror_inverter_changes_inverter", "tenant_id", "inverter_serial", "observed_at"),
         Index("ix_mirror_inverter_changes_kind", "tenant_id", "kind", "to_value"),
     )
@@ -370,7 +341,7 @@ class SyncRun(UUIDPrimaryKey, Base):
             unique=True,
             postgresql_where=text("state = 'running'"),
         ),
-        Index("ix_mirror_sync_runs_tenant_id_started_at", "tenant_id", "started_at"),
+        _tenant_index("mirror_sync_runs", "started_at"),
         Index("ix_mirror_sync_runs_lease_expires_at", "lease_expires_at", postgresql_where=text("state = 'running'")),
     )
 

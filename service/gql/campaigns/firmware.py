@@ -19,11 +19,9 @@ from service.campaigns.firmware import (
     WatchView,
     member_view,
     prepare_restart,
-    watch_view,
 )
 from service.campaigns.schemas import PlanView
-from service.core.limits import page_size
-from service.db.models.campaign import FirmwareWatch as FirmwareWatchRow
+from service.core.limits import DEFAULT_PAGE_SIZE, page_size
 from service.gql.campaigns.mutations import CreateCampaignPayload
 from service.gql.campaigns.queries import campaign_of
 from service.gql.campaigns.types import Campaign
@@ -98,24 +96,21 @@ class FirmwareWatch:
         return Connection[FirmwareWatchMember].of(page, node, after=after)
 
 
-async def _watch_of(service: FirmwareWatchService, row: FirmwareWatchRow) -> FirmwareWatch:
-    return FirmwareWatch.of(watch_view(row, await service.progress(row)))
-
-
 @strawberry.type
 class FirmwareWatchQuery:
     @strawberry.field(description="A firmware watch by id, with its members per state and its stragglers.")
     async def firmware_watch(self, info: Info, id: strawberry.ID) -> FirmwareWatch:
         async with info.context.session_factory() as session:
             service = FirmwareWatchService(session, info.context.principal)
-            return await _watch_of(service, await service.get(parse_id(id)))
+            return FirmwareWatch.of(await service.view(await service.get(parse_id(id))))
 
-    @strawberry.field(description="The newest firmware watches (a subtree key sees only those made within its "
-                                  "subtree).")
-    async def firmware_watches(self, info: Info, first: int = 50) -> list[FirmwareWatch]:
+    @strawberry.field(description="The newest firmware watches (a subtree key sees only those made by keys "
+                                  "restricted to the same account).")
+    async def firmware_watches(self, info: Info, first: int = DEFAULT_PAGE_SIZE) -> list[FirmwareWatch]:
         async with info.context.session_factory() as session:
             service = FirmwareWatchService(session, info.context.principal)
-            return [await _watch_of(service, row) for row in await service.list(limit=max(1, min(first, 200)))]
+            watches = await service.list(limit=page_size(first, parameter="first"))
+            return [FirmwareWatch.of(view) for view in await service.views(watches)]
 
 
 @strawberry.input(description="A firmware watch: the cohort, the target and when a member becomes a straggler.")
@@ -147,7 +142,7 @@ class FirmwareWatchMutation:
             spec = validated(WatchSpec, input)
             async with unit_of_work_of(info) as session:
                 service = FirmwareWatchService(session, info.context.principal)
-                return await _watch_of(service, await service.create(spec))
+                return FirmwareWatch.of(await service.view(await service.create(spec)))
 
         watch, errors = await attempt(work())
         return FirmwareWatchPayload(firmware_watch=watch, errors=errors)

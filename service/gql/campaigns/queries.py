@@ -11,6 +11,7 @@ from service.campaigns.service import CampaignService
 from service.campaigns.upstream import requests_per_minute
 from service.campaigns.views import campaign_view
 from service.core.errors import InvalidInputError
+from service.core.limits import DEFAULT_PAGE_SIZE, page_size
 from service.db.models.campaign import Campaign as CampaignRow
 from service.db.models.campaign import CampaignState
 from service.gql.campaigns.types import Campaign
@@ -48,9 +49,11 @@ class CampaignQuery:
             row = await CampaignService(session, info.context.principal).get(parse_id(id))
             return await campaign_of(info, session, row)
 
-    @strawberry.field(description="The newest campaigns (a subtree key sees only those made within its subtree).")
-    async def campaigns(self, info: Info, state: str | None = None, first: int = 50) -> list[Campaign]:
+    @strawberry.field(description="The newest campaigns (a subtree key sees only those made by keys restricted "
+                                  "to the same account).")
+    async def campaigns(self, info: Info, state: str | None = None,
+                        first: int = DEFAULT_PAGE_SIZE) -> list[Campaign]:
         async with info.context.session_factory() as session:
             rows = await CampaignService(session, info.context.principal).list(
-                state=_state(state), limit=max(1, min(first, 200)))
+                state=_state(state), limit=page_size(first, parameter="first"))
             return [await campaign_of(info, session, row) for row in rows]

@@ -5,7 +5,7 @@
 from __future__ import annotations
 
 from collections.abc import Awaitable
-from datetime import date, datetime
+from datetime import datetime
 from typing import Annotated, Any, TypeVar, cast
 
 import strawberry
@@ -16,7 +16,9 @@ from service.db.models import mirror as m
 from service.gql.campaigns.types import CampaignHistoryEntry
 from service.gql.context import Info
 from service.gql.mirror.live import InverterLive
-from service.gql.types.common import Node, to_global_id
+from service.gql.types.common import Node, read_fields, to_global_id
+from service.mirror.read_model import DongleRead, InverterRead, SiteRead, SyncRunRead, read_values
+from service.mirror.schemas import BatteryRecord, MeterRecord
 
 T = TypeVar("T")
 NestedFirst = Annotated[int | None, strawberry.argument(
@@ -87,17 +89,9 @@ class Account(Node):
 
 
 @strawberry.type(description="An installation site.")
-class Site(Node):
+@read_fields(SiteRead)
+class Site(Node, SiteRead):
     upstream_id: int = strawberry.field(description="The site's id at GivEnergy.")
-    name: str | None
-    account_upstream_id: int | None
-    account_username: str | None
-    date_created: date | None
-    country: str | None
-    timezone: str | None
-    latitude: float | None
-    longitude: float | None
-    type: str | None
     products: JSON = strawberry.field(description="Products installed, as reported upstream.")
     site_status: str | None = strawberry.field(description="Site status (vacant, opted_in, opted_out), if known.")
     site_status_checked_at: datetime | None
@@ -107,12 +101,11 @@ class Site(Node):
 
     @classmethod
     def from_row(cls, row: m.Site) -> Site:
-        return cls(id=to_global_id("Site", row.id), upstream_id=row.upstream_id, name=row.name,
-                   account_upstream_id=row.account_upstream_id, account_username=row.account_username,
-                   date_created=row.date_created, country=row.country, timezone=row.tz_timezone or row.timezone,
-                   latitude=row.latitude, longitude=row.longitude, type=row.type, products=cast(Any, row.products),
-                   site_status=row.scheme_status, site_status_checked_at=row.scheme_status_checked_at,
-                   first_seen_at=row.first_seen_at, last_seen_at=row.last_seen_at, removed_at=row.removed_at)
+        return cls(id=to_global_id("Site", row.id),
+                   **read_values(SiteRead, row) | {"timezone": row.tz_timezone or row.timezone},
+                   products=cast(Any, row.products), site_status=row.scheme_status,
+                   site_status_checked_at=row.scheme_status_checked_at, first_seen_at=row.first_seen_at,
+                   last_seen_at=row.last_seen_at, removed_at=row.removed_at)
 
     @strawberry.field(description="The owning account.")
     def account(self, info: Info) -> Account | None:
@@ -130,25 +123,11 @@ class Site(Node):
 
 
 @strawberry.type(description="A communication device (WiFi/GPRS/LAN dongle).")
-class Dongle(Node):
-    serial: str
-    type: str | None
-    firmware_version: str | None
-    commission_date: datetime | None
-    account_upstream_id: int | None
-    site_upstream_id: int | None
-    inverter_serial: str | None
-    first_seen_at: datetime
-    last_seen_at: datetime
-    removed_at: datetime | None
-
+@read_fields(DongleRead)
+class Dongle(Node, DongleRead):
     @classmethod
     def from_row(cls, row: m.Dongle) -> Dongle:
-        return cls(id=to_global_id("Dongle", row.id), serial=row.serial, type=row.type,
-                   firmware_version=row.firmware_version, commission_date=row.commission_date,
-                   account_upstream_id=row.account_upstream_id, site_upstream_id=row.site_upstream_id,
-                   inverter_serial=row.inverter_serial, first_seen_at=row.first_seen_at,
-                   last_seen_at=row.last_seen_at, removed_at=row.removed_at)
+        return cls(id=to_global_id("Dongle", row.id), **read_values(DongleRead, row))
 
     @strawberry.field(description="The account the dongle is registered to.")
     def account(self, info: Info) -> Account | None:
@@ -168,49 +147,13 @@ class Dongle(Node):
 
 
 @strawberry.type(description="An inverter as mirrored: rating, firmware and current status.")
-class Inverter(Node):
-    serial: str
+@read_fields(InverterRead)
+class Inverter(Node, InverterRead):
     status: str | None = strawberry.field(description="Upstream status (NORMAL, WAITING, LOST, ERROR, ...).")
-    status_since: datetime | None
-    last_online: datetime | None
-    last_updated: datetime | None
-    commission_date: datetime | None
-    model: str | None
-    battery_type: str | None
-    battery_nominal_capacity: float | None
-    battery_nominal_voltage: float | None
-    battery_depth_of_discharge: float | None
-    max_charge_rate: float | None
-    max_discharge_rate: float | None
-    warranty_type: str | None
-    warranty_expiry: datetime | None
-    firmware_arm: str | None
-    firmware_dsp: str | None
-    flags: list[str]
-    is_controllable: bool | None
-    dongle_serial: str | None
-    account_upstream_id: int | None
-    site_upstream_id: int | None
-    first_seen_at: datetime
-    last_seen_at: datetime
-    changed_at: datetime
-    removed_at: datetime | None
 
     @classmethod
     def from_row(cls, row: m.Inverter) -> Inverter:
-        return cls(
-            id=to_global_id("Inverter", row.id), serial=row.serial, status=row.status, status_since=row.status_since,
-            last_online=row.last_online, last_updated=row.last_updated, commission_date=row.commission_date,
-            model=row.model, battery_type=row.battery_type, battery_nominal_capacity=row.battery_nominal_capacity,
-            battery_nominal_voltage=row.battery_nominal_voltage,
-            battery_depth_of_discharge=row.battery_depth_of_discharge, max_charge_rate=row.max_charge_rate,
-            max_discharge_rate=row.max_discharge_rate, warranty_type=row.warranty_type,
-            warranty_expiry=row.warranty_expiry, firmware_arm=row.firmware_arm, firmware_dsp=row.firmware_dsp,
-            flags=list(row.flags or []), is_controllable=row.is_controllable, dongle_serial=row.dongle_serial,
-            account_upstream_id=row.account_upstream_id, site_upstream_id=row.site_upstream_id,
-            first_seen_at=row.first_seen_at, last_seen_at=row.last_seen_at, changed_at=row.changed_at,
-            removed_at=row.removed_at,
-        )
+        return cls(id=to_global_id("Inverter", row.id), **read_values(InverterRead, row))
 
     @strawberry.field(description="The dongle the inverter talks through.")
     def dongle(self, info: Info) -> Dongle | None:
@@ -257,26 +200,16 @@ class Inverter(Node):
 
 
 @strawberry.type(description="A battery module of an inverter.")
+@read_fields(BatteryRecord)
 class BatteryModule(Node):
     inverter_serial: str
     position: int = strawberry.field(description="Position in the inverter's list (module numbers can repeat).")
-    module_number: int | None
-    serial: str | None
-    firmware_version: str | None
-    capacity_full: float | None
-    capacity_design: float | None
-    cell_count: int | None
-    has_usb: bool | None
-    nominal_voltage: float | None
     removed_at: datetime | None
 
     @classmethod
     def from_row(cls, row: m.BatteryModule) -> BatteryModule:
-        return cls(id=to_global_id("BatteryModule", row.id), inverter_serial=row.inverter_serial,
-                   position=row.position, module_number=row.module_number, serial=row.serial,
-                   firmware_version=row.firmware_version, capacity_full=row.capacity_full,
-                   capacity_design=row.capacity_design, cell_count=row.cell_count, has_usb=row.has_usb,
-                   nominal_voltage=row.nominal_voltage, removed_at=row.removed_at)
+        return cls(id=to_global_id("BatteryModule", row.id), **read_values(BatteryRecord, row),
+                   removed_at=row.removed_at)
 
     @strawberry.field(description="The inverter the module belongs to.")
     def inverter(self, info: Info) -> Inverter | None:
@@ -284,23 +217,14 @@ class BatteryModule(Node):
 
 
 @strawberry.type(description="An energy meter connected to an inverter.")
+@read_fields(MeterRecord)
 class Meter(Node):
     inverter_serial: str
-    address: int
-    serial_number: str | None
-    manufacturer_code: str | None
-    type_code: int | None
-    hardware_version: int | None
-    software_version: int | None
-    baud_rate: int | None
     removed_at: datetime | None
 
     @classmethod
     def from_row(cls, row: m.Meter) -> Meter:
-        return cls(id=to_global_id("Meter", row.id), inverter_serial=row.inverter_serial, address=row.address,
-                   serial_number=row.serial_number, manufacturer_code=row.manufacturer_code,
-                   type_code=row.type_code, hardware_version=row.hardware_version,
-                   software_version=row.software_version, baud_rate=row.baud_rate, removed_at=row.removed_at)
+        return cls(id=to_global_id("Meter", row.id), **read_values(MeterRecord, row), removed_at=row.removed_at)
 
     @strawberry.field(description="The inverter the meter is connected to.")
     def inverter(self, info: Info) -> Inverter | None:
@@ -323,29 +247,12 @@ class InverterChange(Node):
 
 
 @strawberry.type(description="One sync of the tenant's mirror from GivEnergy.")
-class SyncRun(Node):
+@read_fields(SyncRunRead)
+class SyncRun(Node, SyncRunRead):
     kind: str = strawberry.field(description="full or refresh.")
     state: str = strawberry.field(description="running, succeeded or failed.")
-    attempts: int
-    started_at: datetime
-    heartbeat_at: datetime
-    finished_at: datetime | None
-    planned_requests: int | None
-    requests_used: int
-    rate_limited: int
-    server_errors: int
-    rows_inserted: int
-    rows_updated: int
-    rows_removed: int
-    history_rows: int
-    site_status_included: bool
-    error: str | None
 
     @classmethod
     def from_row(cls, row: m.SyncRun) -> SyncRun:
-        return cls(id=to_global_id("SyncRun", row.id), kind=str(row.kind.value), state=str(row.state.value),
-                   attempts=row.attempts, started_at=row.started_at, heartbeat_at=row.heartbeat_at,
-                   finished_at=row.finished_at, planned_requests=row.planned_requests,
-                   requests_used=row.requests_used, rate_limited=row.rate_limited, server_errors=row.server_errors,
-                   rows_inserted=row.rows_inserted, rows_updated=row.rows_updated, rows_removed=row.rows_removed,
-                   history_rows=row.history_rows, site_status_included=row.site_status_included, error=row.error)
+        values = read_values(SyncRunRead, row) | {"kind": row.kind.value, "state": row.state.value}
+        return cls(id=to_global_id("SyncRun", row.id), **values)

@@ -5,10 +5,10 @@ from __future__ import annotations
 from typing import Any
 
 from service.campaigns.jobs import campaign_tick, sweep
-from service.jobs.heartbeat import heartbeat
 from service.jobs.typed import JobSpec
 from service.mirror.jobs import schedule_syncs, sweep_syncs, sync_tenant
 from service.monitoring.jobs import run_cycle, schedule_cycles
+from service.worker.heartbeat import heartbeat
 
 JOBS: list[JobSpec[Any]] = [heartbeat, sync_tenant, schedule_syncs, sweep_syncs, campaign_tick, sweep, run_cycle,
                              schedule_cycles]

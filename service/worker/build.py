@@ -22,10 +22,10 @@ from arq.worker import Function, Worker
 
 from service.core.background import ticking
 from service.core.signals import cancel_and_wait
-from service.jobs.registry import JOBS
 from service.jobs.typed import JobSpec, Queue
 from service.runtime import NamespacedRedis, Resources
 from service.settings import Settings
+from service.worker.registry import JOBS
 
 log = structlog.get_logger(__name__)
 

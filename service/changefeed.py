@@ -1,0 +1,195 @@
+"""Live changes across processes: published on Redis after commit, fanned out to each API process's subscribers.
+
+Any process (API, worker, CLI) publishes the :class:`~service.core.changes.Change` records a committed transaction
+deferred (:func:`publish_changes`) on one channel of the deployment's namespace, ``<namespace>:changes``.
+
+Each API process holds one :class:`ChangeHub`: a single Redis subscription, opened when its first subscriber
+arrives, whose listener hands every change to the local subscribers of that change's tenant and topics. Each
+subscriber has a bounded queue: one that falls :attr:`ChangeHub.capacity` changes behind is dropped (its
+:class:`Feed` raises :class:`SlowSubscriberError`) rather than let memory grow. Redis pub/sub delivers at most
+once: a change published while the hub is reconnecting is not seen live (the database has it: subscribers
+re-query after they reconnect).
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import uuid
+from collections.abc import AsyncIterator, Collection, Sequence
+from typing import TYPE_CHECKING
+
+import structlog
+from prometheus_client import Counter, Gauge
+from redis.exceptions import RedisError
+
+from service.core.changes import Change, Topic
+
+if TYPE_CHECKING:  # runtime -> upstream -> tenants -> enqueue -> here: a real import would be a cycle
+    from service.runtime import NamespacedRedis
+
+log = structlog.get_logger(__name__)
+
+SUBSCRIBERS = Gauge("givfleet_subscriptions_active", "Live GraphQL subscriptions served by this process.")
+DROPPED = Counter("givfleet_subscriptions_dropped_total",
+                  "Subscriptions ended because their client read changes more slowly than they came.")
+RECONNECT_DELAY_SECONDS = 1.0
+LISTEN_WAIT_SECONDS = 5.0
+
+
+def channel_of(namespace: str) -> str:
+    """The Redis channel of the deployment's changes."""
+    return f"{namespace}:changes"
+
+
+async def publish_changes(redis: NamespacedRedis, changes: Sequence[Change]) -> None:
+    """Publish ``changes`` (their transaction has committed). A Redis failure is logged, not raised: the
+    transaction stands, and live subscribers simply miss these changes."""
+    if not changes:
+        return
+    try:
+        async with redis.pipeline(transaction=False) as pipe:
+            for change in changes:
+                pipe.publish(channel_of(redis.namespace), change.encode())
+            await pipe.execute()
+    except (RedisError, OSError) as exc:
+        log.warning("changes.publish_failed", changes=len(changes), error=type(exc).__name__)
+
+
+class SlowSubscriberError(Exception):
+    """The subscriber fell too far behind: its changes were dropped and it must reconnect."""
+
+
+class _End:
+    """Queued to end a feed: the hub stopped, or the subscriber overflowed."""
+
+    def __init__(self, error: Exception | None) -> None:
+        self.error = error
+
+
+class Feed:
+    """One subscriber's changes: an async iterator over a bounded queue (see :class:`ChangeHub`)."""
+
+    def __init__(self, tenant_id: uuid.UUID, topics: Collection[Topic], capacity: int) -> None:
+        self.tenant_id = tenant_id
+        self.topics = frozenset(topics)
+        self._queue: asyncio.Queue[Change | _End] = asyncio.Queue(capacity + 1)  # + 1: room for the end
+        self._capacity = capacity
+        self._ended = False
+
+    def wants(self, change: Change) -> bool:
+        """Whether the change is of this feed's tenant and topics."""
+        return change.tenant_id == self.tenant_id and change.topic in self.topics
+
+    def offer(self, change: Change) -> None:
+        """Queue ``change``; a full queue ends the feed (its pending changes are dropped)."""
+        if self._ended:
+            return
+        if self._queue.qsize() >= self._capacity:
+            DROPPED.inc()
+            self.end(SlowSubscriberError(f"more than {self._capacity} changes were waiting to be read"))
+            return
+        self._queue.put_nowait(change)
+
+    def end(self, error: Exception | None = None) -> None:
+        """End the feed: the iterator stops (raising ``error`` when given) once it reaches the end."""
+        if self._ended:
+            return
+        self._ended = True
+        if error is not None:
+            while not self._queue.empty():  # free what a slow reader would never catch up with
+                self._queue.get_nowait()
+        self._queue.put_nowait(_End(error))
+
+    def __aiter__(self) -> Feed:
+        return self
+
+    async def __anext__(self) -> Change:
+        item = await self._queue.get()
+        if isinstance(item, _End):
+            self._queue.put_nowait(item)  # every later read ends too
+            if item.error is not None:
+                raise item.error
+            raise StopAsyncIteration
+        return item
+
+
+class ChangeHub:
+    """The API process's one Redis subscription, shared by all its subscribers (see the module docstring).
+
+    Args:
+        redis: The process's Redis client (its namespace names the channel).
+        capacity: Changes a subscriber may fall behind before it is dropped.
+    """
+
+    def __init__(self, redis: NamespacedRedis, *, capacity: int = 256) -> None:
+        self.redis = redis
+        self.capacity = capacity
+        self._feeds: set[Feed] = set()
+        self._listener: asyncio.Task[None] | None = None
+        self._subscribed = asyncio.Event()
+        self._closed = False
+
+    @contextlib.asynccontextmanager
+    async def subscribe(self, tenant_id: uuid.UUID, topics: Collection[Topic]) -> AsyncIterator[Feed]:
+        """A feed of the tenant's changes of ``topics``, live once this returns (the hub is subscribed)."""
+        if self._closed:
+            raise RuntimeError("the change hub is closed")
+        feed = Feed(tenant_id, topics, self.capacity)
+        self._feeds.add(feed)
+        try:
+            if self._listener is None:
+                self._listener = asyncio.create_task(self._listen(), name="changefeed")
+            await self._subscribed.wait()
+            SUBSCRIBERS.inc()  # counted once live: what /metrics shows is being listened for
+            try:
+                yield feed
+            finally:
+                SUBSCRIBERS.dec()
+        finally:
+            self._feeds.discard(feed)
+
+    async def aclose(self) -> None:
+        """Stop listening and end every feed (their subscriptions complete)."""
+        self._closed = True
+        if self._listener is not None:
+            self._listener.cancel()
+            with contextlib.suppress(asyncio.CancelledError):
+                await self._listener
+        for feed in list(self._feeds):
+            feed.end()
+
+    async def _listen(self) -> None:
+        """Receive changes until cancelled; subscribe again after a failure."""
+        channel = channel_of(self.redis.namespace)
+        while True:
+            try:
+                async with self.redis.pubsub(ignore_subscribe_messages=True) as pubsub:
+                    await pubsub.subscribe(channel)
+                    self._subscribed.set()
+                    while True:
+                        # A bounded wait: listen() would wait on the client's socket timeout and fail when idle.
+                        message = await pubsub.get_message(ignore_subscribe_messages=True,
+                                                           timeout=LISTEN_WAIT_SECONDS)
+                        if message is not None:
+                            self._dispatch(message.get("data"))
+            except (RedisError, OSError) as exc:
+                self._subscribed.clear()
+                log.warning("changes.listener_lost", error=type(exc).__name__)
+                await asyncio.sleep(RECONNECT_DELAY_SECONDS)
+            except Exception:  # a bug must not silence every subscription of the process: log it, listen again
+                self._subscribed.clear()
+                log.exception("changes.listener_failed")
+                await asyncio.sleep(RECONNECT_DELAY_SECONDS)
+
+    def _dispatch(self, data: object) -> None:
+        if not isinstance(data, str | bytes):
+            return
+        try:
+            change = Change.decode(data)
+        except ValueError:
+            log.warning("changes.malformed_message")
+            return
+        for feed in list(self._feeds):
+            if feed.wants(change):
+                feed.offer(change)

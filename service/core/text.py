@@ -1,0 +1,29 @@
+"""Text a user writes that is stored and shown again (names, models, serials, labels).
+
+PostgreSQL text cannot hold NUL (asyncpg refuses it outright), and a control character in a name shown in a
+terminal or a page is a trap: such text is refused at the edge as bad input, never sent to the database.
+"""
+
+from __future__ import annotations
+
+from typing import Annotated
+
+from pydantic import AfterValidator, StringConstraints
+
+
+def plain(text: str) -> str:
+    """``text`` if it holds no control character (``\\x00``-``\\x1f``, ``\\x7f``).
+
+    Raises:
+        ValueError: It does.
+    """
+    if any(ord(character) < 0x20 or ord(character) == 0x7F for character in text):
+        raise ValueError("must not contain control characters (tab, newline, NUL, ...)")
+    return text
+
+
+NO_CONTROL = AfterValidator(plain)
+"""Refuses control characters; put it after the length, ``Annotated[str, StringConstraints(max_length=64),
+NO_CONTROL]``, so that a length error reads as one on text."""
+Name = Annotated[str, StringConstraints(min_length=1, max_length=200), NO_CONTROL]
+"""A user-visible name (a campaign's, a firmware watch's): 1 to 200 characters, no control characters."""

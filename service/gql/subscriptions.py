@@ -1,0 +1,174 @@
+# mypy: disable-error-code="untyped-decorator"
+# (strawberry.subscription(description=...) is typed as returning Any)
+"""Root subscription fields: ``alertChanged``, ``incidentChanged`` and ``campaignProgress``.
+
+Each listens to the process's :class:`~service.changefeed.ChangeHub` for its tenant's changes and re-reads every
+changed row through the key's own scope, as the matching query would: a subtree key never receives a row outside
+its subtree, and another tenant's changes never reach it at all. A client that reads too slowly is disconnected
+(close code 1013, "try again later") instead of being buffered for.
+
+Subscriptions run over a WebSocket only, and over a WebSocket only subscriptions run (:class:`SubscriptionTransport`):
+queries and mutations go over HTTP, where each gets its own context and transaction.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import enum
+import uuid
+from collections.abc import AsyncGenerator, AsyncIterator, Iterator
+from contextlib import asynccontextmanager
+
+import strawberry
+from graphql import ExecutionResult as GraphQLExecutionResult
+from graphql import GraphQLError
+from strawberry.extensions import SchemaExtension
+from strawberry.types.graphql import OperationType
+
+from service.campaigns.service import CampaignService
+from service.changefeed import SlowSubscriberError
+from service.core.changes import Change, Topic
+from service.core.errors import NotFoundError
+from service.db.models.notifications import NotificationEventType
+from service.gql.campaigns.queries import campaign_of
+from service.gql.campaigns.types import Campaign
+from service.gql.context import Info
+from service.gql.monitoring.types import Alert, Incident
+from service.gql.mutation import parse_id
+from service.monitoring.service import AlertService
+from service.monitoring.sweep import INCIDENT_UPDATED
+from service.policy import Action, authorize
+
+SLOW_CLIENT_CLOSE_CODE = 1013
+"""WebSocket close code for a client that fell behind ("try again later": reconnect, then re-query)."""
+FORBIDDEN_CLOSE_CODE = 4403
+"""WebSocket close code for a connection whose key was revoked or expired (graphql-transport-ws' Forbidden)."""
+
+
+@strawberry.enum(description="What happened to an alert.")
+class AlertChangeKind(enum.Enum):
+    RAISED = NotificationEventType.ALERT_RAISED.value
+    REOPENED = NotificationEventType.ALERT_REOPENED.value
+    ACKNOWLEDGED = NotificationEventType.ALERT_ACKNOWLEDGED.value
+    CLEARED = NotificationEventType.ALERT_CLEARED.value
+
+
+@strawberry.enum(description="What happened to an incident.")
+class IncidentChangeKind(enum.Enum):
+    OPENED = NotificationEventType.INCIDENT_OPENED.value
+    UPDATED = INCIDENT_UPDATED
+    CLEARED = NotificationEventType.INCIDENT_CLEARED.value
+
+
+@strawberry.type(description="An alert that changed, as it is now.")
+class AlertChange:
+    kind: AlertChangeKind
+    alert: Alert
+
+
+@strawberry.type(description="An incident that changed, as it is now.")
+class IncidentChange:
+    kind: IncidentChangeKind
+    incident: Incident
+
+
+@asynccontextmanager
+async def _changes(info: Info, topic: Topic) -> AsyncIterator[AsyncIterator[Change]]:
+    """The principal's tenant's changes of ``topic``, live when the block starts (the hub is subscribed)."""
+    hub = info.context.changes
+    if hub is None:  # not a WebSocket: SubscriptionTransport refused it before it could get here
+        raise GraphQLError("subscriptions are served over a WebSocket on /graphql (graphql-transport-ws)")
+    async with hub.subscribe(info.context.principal.tenant_id, {topic}) as feed:
+        yield _guarded(info, feed)
+
+
+async def _guarded(info: Info, feed: AsyncIterator[Change]) -> AsyncIterator[Change]:
+    """``feed`` while the connection's key is valid and the client keeps up; else the connection is closed."""
+    resources = info.context.resources
+    recheck = resources.settings.api.subscription_key_recheck_seconds if resources is not None else 0.0
+    try:
+        async for change in feed:
+            if not await info.context.key_still_valid(recheck):
+                await _close(info, FORBIDDEN_CLOSE_CODE, "Forbidden: the key was revoked or has expired")
+            yield change
+    except SlowSubscriberError as exc:
+        await _close(info, SLOW_CLIENT_CLOSE_CODE, str(exc))
+
+
+async def _close(info: Info, code: int, reason: str) -> None:
+    """Close the connection, then wait for its handler to cancel this operation (ending it instead would make
+    strawberry send "complete" on a closed socket)."""
+    socket = info.context.websocket
+    if socket is not None:
+        await socket.close(code=code, reason=reason[:120])
+    await asyncio.Event().wait()
+
+
+@strawberry.type
+class Subscription:
+    @strawberry.subscription(description="Alerts as they are raised, reopened, acknowledged or cleared (a subtree "
+                                         "key receives its subtree's only); optionally of one site.")
+    async def alert_changed(self, info: Info, site_id: int | None = None) -> AsyncGenerator[AlertChange, None]:
+        authorize(info.context.principal, Action.ALERT_READ)
+        async with _changes(info, Topic.ALERT) as changes:
+            async for change in changes:
+                if site_id is not None and change.site_id != site_id:
+                    continue
+                try:
+                    async with info.context.session_factory() as session:
+                        row = await AlertService(session, info.context.principal).alert(change.id)
+                except NotFoundError:  # outside the key's subtree
+                    continue
+                yield AlertChange(kind=AlertChangeKind(change.kind), alert=Alert.from_row(row))
+
+    @strawberry.subscription(description="Incidents as they open, change or clear (a subtree key receives its "
+                                         "sites' only, never the fleet-wide one).")
+    async def incident_changed(self, info: Info) -> AsyncGenerator[IncidentChange, None]:
+        authorize(info.context.principal, Action.ALERT_READ)
+        async with _changes(info, Topic.INCIDENT) as changes:
+            async for change in changes:
+                try:
+                    async with info.context.session_factory() as session:
+                        row = await AlertService(session, info.context.principal).incident(change.id)
+                except NotFoundError:
+                    continue
+                yield IncidentChange(kind=IncidentChangeKind(change.kind), incident=Incident.from_row(row))
+
+    @strawberry.subscription(description="A campaign's state and progress: first as it is now, then after every "
+                                         "change (each recorded answer, each transition).")
+    async def campaign_progress(self, info: Info, id: strawberry.ID) -> AsyncGenerator[Campaign, None]:
+        campaign_id = parse_id(id)
+        async with _changes(info, Topic.CAMPAIGN) as changes:  # subscribed before the first read: nothing is missed
+            yield await _campaign(info, campaign_id)
+            async for change in changes:
+                if change.id == campaign_id:
+                    yield await _campaign(info, campaign_id)
+
+
+async def _campaign(info: Info, campaign_id: uuid.UUID) -> Campaign:
+    """The campaign as the key may see it (its session is released before the result is sent)."""
+    async with info.context.session_factory() as session:
+        return await campaign_of(info, session, await CampaignService(session, info.context.principal).get(campaign_id))
+
+
+class SubscriptionTransport(SchemaExtension):
+    """Subscriptions run over a WebSocket only, and a WebSocket runs subscriptions only: queries and mutations
+    belong on HTTP, where each request has its own context and transaction (a connection's context lives as long
+    as the connection)."""
+
+    def on_execute(self) -> Iterator[None]:
+        context = self.execution_context
+        over_websocket = getattr(context.context, "websocket", None) is not None
+        subscription = context.operation_type is OperationType.SUBSCRIPTION
+        if subscription and not over_websocket:
+            # A subscription's stream starts whatever result is set here; an error raised here ends it instead.
+            raise GraphQLError("subscriptions are served over a WebSocket on /graphql (graphql-transport-ws)",
+                               extensions={"code": "BAD_REQUEST"})
+        if over_websocket and not subscription and context.result is None:
+            context.result = GraphQLExecutionResult(data=None, errors=[GraphQLError(
+                "only subscriptions run over a WebSocket: send queries and mutations with HTTP POST /graphql",
+                extensions={"code": "BAD_REQUEST"})])
+        yield
+
+
+__all__ = ["Subscription", "SubscriptionTransport"]
