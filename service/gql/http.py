@@ -135,8 +135,8 @@ class CompiledFirst:
         return answer
 
     async def _compiled_body(self, request: Request[Any, Any, Any], context: Any) -> bytes | None:
-        if request.method != "POST" or not isinstance(context, Context) or \
-                not request.headers.get("content-type", "").startswith("application/json"):
+        if not isinstance(request, Request) or request.method != "POST" or not isinstance(context, Context) or \
+                not request.headers.get("content-type", "").startswith("application/json"):  # WebSockets too
             return None
         try:
             data = self.decode_json(await request.body())  # type: ignore[attr-defined]
