@@ -19,7 +19,7 @@ subscriber never hears of a row it cannot read yet, nor of one that was rolled b
 
 from __future__ import annotations
 
-from collections.abc import AsyncIterator
+from collections.abc import AsyncIterator, Callable
 from contextlib import asynccontextmanager
 from dataclasses import dataclass, field
 from datetime import datetime
@@ -31,6 +31,7 @@ from sqlalchemy.ext.asyncio import AsyncEngine, AsyncSession, async_sessionmaker
 from service.core.changes import Change
 
 _DEFERRED_KEY = "givfleet.deferred_jobs"
+_NOTICES_KEY = "givfleet.deferred_notices"
 _CHANGES_KEY = "givfleet.deferred_changes"
 
 ReadSession = NewType("ReadSession", AsyncSession)
@@ -87,6 +88,34 @@ def take_deferred_jobs(session: AsyncSession) -> list[DeferredJob]:
     """Remove and return the jobs deferred on ``session``."""
     jobs: list[DeferredJob] = session.info.pop(_DEFERRED_KEY, [])
     return jobs
+
+
+def defer_notice(session: AsyncSession, channel: str, message: str) -> None:
+    """Ask for ``message`` to be published on the (namespaced) Redis channel ``channel`` when ``session``'s
+    transaction commits (and handed to this process's own listeners first): other processes hear of a change
+    only once they can read it, and this one before its next request."""
+    session.info.setdefault(_NOTICES_KEY, []).append((channel, message))
+
+
+def take_deferred_notices(session: AsyncSession) -> list[tuple[str, str]]:
+    """Remove and return the (channel, message) notices deferred on ``session``."""
+    notices: list[tuple[str, str]] = session.info.pop(_NOTICES_KEY, [])
+    return notices
+
+
+_LOCAL_LISTENERS: dict[str, list[Callable[[str], None]]] = {}
+
+
+def listen_locally(channel: str, listener: Callable[[str], None]) -> Callable[[], None]:
+    """Call ``listener`` with each notice of ``channel`` committed by this process; returns the way to stop."""
+    _LOCAL_LISTENERS.setdefault(channel, []).append(listener)
+    return lambda: _LOCAL_LISTENERS[channel].remove(listener)
+
+
+def deliver_locally(channel: str, message: str) -> None:
+    """Hand a committed notice to this process's listeners of ``channel``."""
+    for listener in list(_LOCAL_LISTENERS.get(channel, ())):
+        listener(message)
 
 
 def defer_change(session: AsyncSession, change: Change) -> None:

@@ -1,5 +1,5 @@
-"""Enqueue checked job calls on their namespaced queues; commit a unit of work, then enqueue the jobs and publish
-the live changes it deferred."""
+"""Enqueue checked job calls on their namespaced queues; commit a unit of work, then publish its notices, enqueue
+its jobs and publish the live changes it deferred."""
 
 from __future__ import annotations
 
@@ -12,7 +12,13 @@ from arq.jobs import Job
 from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
 
 from service.changefeed import publish_changes
-from service.db.uow import DeferredJob, take_deferred_changes, take_deferred_jobs
+from service.db.uow import (
+    DeferredJob,
+    deliver_locally,
+    take_deferred_changes,
+    take_deferred_jobs,
+    take_deferred_notices,
+)
 
 if TYPE_CHECKING:  # runtime -> upstream -> tenants -> enqueue: a real import would be a cycle
     from service.runtime import NamespacedRedis
@@ -40,10 +46,13 @@ async def enqueue_deferred(redis: NamespacedRedis, jobs: list[DeferredJob]) -> l
 async def unit_of_work(
     session_factory: async_sessionmaker[AsyncSession], redis: NamespacedRedis
 ) -> AsyncIterator[AsyncSession]:
-    """One transaction: commit on success (then enqueue deferred jobs and publish deferred changes), roll back on
-    any exception."""
+    """One transaction: commit on success (then publish deferred notices, enqueue deferred jobs and publish
+    deferred changes), roll back on any exception."""
     async with session_factory() as session:
         async with session.begin():
             yield session
+        for channel, message in take_deferred_notices(session):
+            deliver_locally(channel, message)
+            await redis.publish(redis.channel(channel), message)
         await enqueue_deferred(redis, take_deferred_jobs(session))
         await publish_changes(redis, take_deferred_changes(session))
