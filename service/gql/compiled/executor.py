@@ -160,6 +160,16 @@ async def answer(context: Context, query: Any, variables: Any, operation_name: A
         return None  # a refused argument, a key no row can have, a directive the compiler does not know
     if all(plan is None for plan in plans.values()):
         return None
+    try:
+        return await _respond(on, context, prepared, root_fields, plans, keys, variables)
+    finally:
+        await context.reads.close()  # the operation's one connection goes back to the pool (strawberry's
+        # ReleaseReads does it on the resolver path)
+
+
+async def _respond(on: GivfleetSchema, context: Context, prepared: Prepared, root_fields: dict[str, list[FieldNode]],
+                   plans: dict[str, Plan], keys: dict[str, Any], variables: dict[str, Any] | None) -> bytes | None:
+    """Run the plans (and the resolvers of the others) and assemble the body."""
     texts = await _run(context, plans, keys)
     if texts is None:
         return None  # not found: the resolvers report it, with their message and path
@@ -182,7 +192,7 @@ async def _run(context: Context, plans: dict[str, Plan], keys: dict[str, Any]) -
     finds nothing or the database fails (the resolvers then answer, and report what they find)."""
     texts: dict[str, str] = {}
     try:
-        async with context.session_factory() as session:
+        async with context.reads.session() as session:
             connection = await session.connection()
             for name, plan in plans.items():
                 if isinstance(plan, str):
