@@ -7,8 +7,11 @@ Each API process holds one :class:`ChangeHub`: a single Redis subscription, open
 arrives, whose listener hands every change to the local subscribers of that change's tenant and topics. Each
 subscriber has a bounded queue: one that falls :attr:`ChangeHub.capacity` changes behind is dropped (its
 :class:`Feed` raises :class:`SlowSubscriberError`) rather than let memory grow. Redis pub/sub delivers at most
-once: a change published while the hub is reconnecting is not seen live (the database has it: subscribers
-re-query after they reconnect).
+once, so the hub never pretends otherwise: when its Redis connection drops, every feed ends with
+:class:`ChangeFeedLostError` (changes published until the hub is subscribed again would be missed silently), and
+a subscriber that arrives while Redis is unreachable gets :class:`ChangeFeedLostError` after
+:attr:`ChangeHub.subscribe_timeout` instead of waiting forever. Either way its client reconnects and re-queries:
+the database has every change.
 """
 
 from __future__ import annotations
@@ -17,13 +20,14 @@ import asyncio
 import contextlib
 import uuid
 from collections.abc import AsyncIterator, Collection, Sequence
+from functools import partial
 from typing import TYPE_CHECKING
 
 import structlog
 from prometheus_client import Counter, Gauge
 from redis.exceptions import RedisError
 
-from service.core.changes import Change, Topic
+from service.core.changes import Change, Publish, Topic
 
 if TYPE_CHECKING:  # runtime -> upstream -> tenants -> enqueue -> here: a real import would be a cycle
     from service.runtime import NamespacedRedis
@@ -56,12 +60,22 @@ async def publish_changes(redis: NamespacedRedis, changes: Sequence[Change]) -> 
         log.warning("changes.publish_failed", changes=len(changes), error=type(exc).__name__)
 
 
+def publisher(redis: NamespacedRedis) -> Publish:
+    """What publishes a committed transaction's changes on ``redis`` (:func:`publish_changes`)."""
+    return partial(publish_changes, redis)
+
+
 class SlowSubscriberError(Exception):
     """The subscriber fell too far behind: its changes were dropped and it must reconnect."""
 
 
+class ChangeFeedLostError(Exception):
+    """The hub lost (or could not open) its Redis subscription: changes may have been missed, so the subscriber
+    must reconnect and re-query."""
+
+
 class _End:
-    """Queued to end a feed: the hub stopped, or the subscriber overflowed."""
+    """Queued to end a feed: the hub stopped or lost Redis, or the subscriber overflowed."""
 
     def __init__(self, error: Exception | None) -> None:
         self.error = error
@@ -120,11 +134,13 @@ class ChangeHub:
     Args:
         redis: The process's Redis client (its namespace names the channel).
         capacity: Changes a subscriber may fall behind before it is dropped.
+        subscribe_timeout: Longest wait for the hub's Redis subscription when a subscriber arrives.
     """
 
-    def __init__(self, redis: NamespacedRedis, *, capacity: int = 256) -> None:
+    def __init__(self, redis: NamespacedRedis, *, capacity: int = 256, subscribe_timeout: float = 10.0) -> None:
         self.redis = redis
         self.capacity = capacity
+        self.subscribe_timeout = subscribe_timeout
         self._feeds: set[Feed] = set()
         self._listener: asyncio.Task[None] | None = None
         self._subscribed = asyncio.Event()
@@ -132,7 +148,11 @@ class ChangeHub:
 
     @contextlib.asynccontextmanager
     async def subscribe(self, tenant_id: uuid.UUID, topics: Collection[Topic]) -> AsyncIterator[Feed]:
-        """A feed of the tenant's changes of ``topics``, live once this returns (the hub is subscribed)."""
+        """A feed of the tenant's changes of ``topics``, live once this returns (the hub is subscribed).
+
+        Raises:
+            ChangeFeedLostError: The hub could not subscribe within :attr:`subscribe_timeout`.
+        """
         if self._closed:
             raise RuntimeError("the change hub is closed")
         feed = Feed(tenant_id, topics, self.capacity)
@@ -140,7 +160,11 @@ class ChangeHub:
         try:
             if self._listener is None:
                 self._listener = asyncio.create_task(self._listen(), name="changefeed")
-            await self._subscribed.wait()
+            try:
+                async with asyncio.timeout(self.subscribe_timeout):
+                    await self._subscribed.wait()
+            except TimeoutError:
+                raise ChangeFeedLostError("live changes are unavailable (Redis is unreachable)") from None
             SUBSCRIBERS.inc()  # counted once live: what /metrics shows is being listened for
             try:
                 yield feed
@@ -174,13 +198,19 @@ class ChangeHub:
                         if message is not None:
                             self._dispatch(message.get("data"))
             except (RedisError, OSError) as exc:
-                self._subscribed.clear()
                 log.warning("changes.listener_lost", error=type(exc).__name__)
+                self._lost()
                 await asyncio.sleep(RECONNECT_DELAY_SECONDS)
             except Exception:  # a bug must not silence every subscription of the process: log it, listen again
-                self._subscribed.clear()
                 log.exception("changes.listener_failed")
+                self._lost()
                 await asyncio.sleep(RECONNECT_DELAY_SECONDS)
+
+    def _lost(self) -> None:
+        """The subscription is gone: end every feed (what is published until it is back would never reach them)."""
+        self._subscribed.clear()
+        for feed in list(self._feeds):
+            feed.end(ChangeFeedLostError("the live change feed was interrupted: reconnect, then re-query"))
 
     def _dispatch(self, data: object) -> None:
         if not isinstance(data, str | bytes):
