@@ -1,16 +1,26 @@
 """The change hub on the run's Redis: changes reach the feeds of their tenant and topic only, a feed that falls
-behind ends with an error instead of growing, and closing the hub ends every feed."""
+behind ends with an error instead of growing, losing Redis ends every feed with an error, and closing the hub ends
+every feed. Changes are published after commit only, and a failure to publish never undoes a commit."""
 
 from __future__ import annotations
 
+import asyncio
 import json
 import uuid
 
 import pytest
+from redis.asyncio import ConnectionPool
+from sqlalchemy import select
 
-from service.changefeed import ChangeHub, SlowSubscriberError, publish_changes
+from service.changefeed import ChangeFeedLostError, ChangeHub, SlowSubscriberError, publish_changes
 from service.core.changes import Change, Topic
-from service.runtime import Resources
+from service.db.models import Tenant
+from service.db.uow import defer_change
+from service.jobs.enqueue import unit_of_work
+from service.runtime import NamespacedRedis, Resources, redis_client
+from tests.support import free_port
+
+WAIT = 30  # seconds: a bound on waits that end as soon as what they wait for happens
 
 
 def change(topic: Topic, tenant_id: uuid.UUID) -> Change:
@@ -49,3 +59,85 @@ def test_a_message_that_is_not_a_change_is_refused() -> None:
         with pytest.raises(ValueError, match=r"^not a change message"):
             Change.decode(data)
     assert Change.decode(json.dumps(fine)).encode() == json.dumps(fine)
+
+
+def unreachable_redis(resources: Resources) -> NamespacedRedis:
+    """A client of the run's namespace on a port nothing listens on."""
+    return redis_client(f"redis://127.0.0.1:{free_port()}/0", resources.settings)
+
+
+async def test_when_the_hub_loses_its_redis_connection_every_feed_ends_and_later_ones_are_live_again(
+    resources: Resources,
+) -> None:
+    name = f"hub-{uuid.uuid4().hex[:12]}"  # the hub's connections, told apart from every other client of Redis
+    pool = ConnectionPool.from_url(resources.settings.configured_redis_url() or "", client_name=name)
+    hub = ChangeHub(NamespacedRedis(connection_pool=pool, namespace=resources.redis.namespace))
+    tenant_id = uuid.uuid4()
+    try:
+        async with hub.subscribe(tenant_id, {Topic.ALERT}) as feed:
+            killed = [client["id"] for client in await resources.redis.client_list() if client["name"] == name]
+            assert killed
+            for client_id in killed:
+                await resources.redis.client_kill_filter(_id=client_id)
+            async with asyncio.timeout(WAIT):
+                with pytest.raises(ChangeFeedLostError):  # not a silent gap: the subscriber must re-query
+                    await anext(feed)
+        async with hub.subscribe(tenant_id, {Topic.ALERT}) as feed:  # the hub subscribed again
+            wanted = change(Topic.ALERT, tenant_id)
+            await publish_changes(resources.redis, [wanted])
+            async with asyncio.timeout(WAIT):
+                assert await anext(feed) == wanted
+    finally:
+        await hub.aclose()
+        await pool.aclose()
+
+
+async def test_a_subscriber_is_refused_rather_than_left_waiting_while_redis_is_unreachable(
+    resources: Resources,
+) -> None:
+    redis = unreachable_redis(resources)
+    hub = ChangeHub(redis, subscribe_timeout=0.2)
+    try:
+        with pytest.raises(ChangeFeedLostError, match="unavailable"):
+            async with hub.subscribe(uuid.uuid4(), {Topic.ALERT}):
+                pytest.fail("subscribed without Redis")
+    finally:
+        await hub.aclose()
+        await redis.aclose()
+
+
+@pytest.mark.usefixtures("clean_db")
+async def test_a_rolled_back_transaction_publishes_nothing_and_a_failed_publish_keeps_the_commit(
+    resources: Resources,
+) -> None:
+    tenant_id = uuid.uuid4()
+    hub = ChangeHub(resources.redis)
+    try:
+        async with hub.subscribe(tenant_id, {Topic.ALERT}) as feed:
+            rolled_back, committed = change(Topic.ALERT, tenant_id), change(Topic.ALERT, tenant_id)
+
+            async def failing_transaction() -> None:
+                async with unit_of_work(resources.session_factory, resources.redis) as session:
+                    defer_change(session, rolled_back)
+                    raise RuntimeError("the transaction fails")
+
+            with pytest.raises(RuntimeError):
+                await failing_transaction()
+            async with unit_of_work(resources.session_factory, resources.redis) as session:
+                defer_change(session, committed)
+            async with asyncio.timeout(WAIT):
+                assert await anext(feed) == committed  # and nothing before it
+    finally:
+        await hub.aclose()
+
+    redis = unreachable_redis(resources)
+    try:
+        async with unit_of_work(resources.session_factory, redis) as session:  # the publish fails after commit
+            tenant = Tenant(slug=f"t-{uuid.uuid4().hex[:8]}", name="Published nowhere")
+            session.add(tenant)
+            await session.flush()
+            defer_change(session, change(Topic.ALERT, tenant.id))
+    finally:
+        await redis.aclose()
+    async with resources.session_factory() as session:
+        assert await session.scalar(select(Tenant.name).where(Tenant.id == tenant.id)) == "Published nowhere"
