@@ -3,7 +3,7 @@
 Usage::
 
     .venv/bin/python bench/monitoring.py [--inverters 10000] [--database-url postgresql://postgres@127.0.0.1:5432/postgres]
-                                         [--redis-url redis://127.0.0.1:6379/0]
+                                         [--redis-url redis://127.0.0.1:6379/0] [--with-campaign]
 
 A fresh database (created, migrated, dropped) and a simulated fleet served in-process (ASGI transport, rate
 limit off, frozen clock moved by the bench). The tenant's mirror is filled by a full sync; then the monitor
@@ -12,6 +12,10 @@ inverter's status, half leave it NORMAL), and cycles run on the simulator's cloc
 until every fault has an alert or the round-robin bound has passed. The monitor plans each cycle within the
 monitoring lane's share of 300 requests/min (90/min, 30 %), so requests per cycle are what they would be in
 production; only the waiting is skipped.
+
+``--with-campaign`` then runs one more cycle through the shared rate limiter (300 requests per 2 s window: the
+real budget with time compressed 30 times) while a campaign-lane load takes every slot it is granted, and
+prints each lane's share of the requests answered during the overlap (``lanes ...``).
 
 The last line reads ``monitoring inverters=N requests_per_sweep=S detected=D injected=I duplicates=X
 status_fault_cycles=C1 silent_fault_bound_min=M``.
@@ -44,7 +48,7 @@ from service.core.tenancy import TenantId, tenant_id_from  # noqa: E402
 from service.db import migrate  # noqa: E402
 from service.db.models import Alert, NotificationEvent, NotificationEventType, SyncKind, Tenant  # noqa: E402
 from service.db.uow import DeferredJob  # noqa: E402
-from service.givenergy import DEFAULT_RESERVES, GivEnergyClient, Lane  # noqa: E402
+from service.givenergy import DEFAULT_RESERVES, GivEnergyClient, Lane, RateLimiter  # noqa: E402
 from service.mirror.runner import SyncOptions, SyncRunner  # noqa: E402
 from service.mirror.upstream import UpstreamTarget  # noqa: E402
 from service.monitoring.sweep import Monitor, MonitorOptions  # noqa: E402
@@ -55,6 +59,7 @@ from service.simulator import Simulator, SimulatorConfig  # noqa: E402
 BASE_URL = "http://simulator.bench/v1"
 REQUESTS_PER_MINUTE = 300
 INTERVAL = timedelta(minutes=5)
+OVERLAP_WINDOW_SECONDS = 2.0
 
 
 async def _alerts(resources: Resources) -> list[Alert]:
@@ -62,7 +67,7 @@ async def _alerts(resources: Resources) -> list[Alert]:
         return list((await session.scalars(select(Alert))).all())
 
 
-async def run(inverters: int, server_url: str, redis_url: str) -> None:
+async def run(inverters: int, server_url: str, redis_url: str, *, with_campaign: bool) -> None:
     name = f"givfleet_bench_monitoring_{uuid.uuid4().hex[:8]}"
     await _admin(server_url, f'CREATE DATABASE "{name}"')
     url = make_url(asyncpg_url(server_url)).set(database=name).render_as_string(hide_password=False)
@@ -72,14 +77,14 @@ async def run(inverters: int, server_url: str, redis_url: str) -> None:
                             redis=RedisSettings(namespace=f"bench-{uuid.uuid4().hex[:8]}"))
         resources = Resources.open(settings)
         try:
-            await _bench(resources, inverters)
+            await _bench(resources, inverters, with_campaign=with_campaign)
         finally:
             await resources.aclose()
     finally:
         await _admin(server_url, f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)')
 
 
-async def _bench(resources: Resources, size: int) -> None:
+async def _bench(resources: Resources, size: int, *, with_campaign: bool) -> None:
     sim = Simulator(SimulatorConfig.quiet(fleet_size=size, rate_limits_enabled=False))
     transport = httpx.ASGITransport(app=sim.app)
     token = sim.tokens["distributor"]
@@ -161,9 +166,63 @@ async def _bench(resources: Resources, size: int) -> None:
     print(f"silent faults: all found within {silent_cycles} cycles ({silent_cycles * INTERVAL.total_seconds() / 60:g}"
           f" min); the plan's bound is {bound} cycles; false alerts: "
           f"{sum(1 for key in per_key if key not in injected)}")
+    if with_campaign:
+        sim.clock.advance(INTERVAL)
+        print(await _overlap(resources, sim, token, tenant_id, share))
     print(f"monitoring inverters={baseline.inverters} requests_per_sweep={max(requests, default=0)} "
           f"detected={len(found_at)} injected={len(injected)} duplicates={duplicates} "
           f"status_fault_cycles={status_cycles} silent_fault_bound_min={baseline.plan.bound_minutes:g}")
+
+
+async def _overlap(resources: Resources, sim: Simulator, token: str, tenant_id: TenantId, share: float) -> str:
+    """One cycle through the shared limiter while a campaign-lane load saturates it; each lane's share."""
+    limiter = RateLimiter(resources.redis, namespace=f"{resources.settings.redis.namespace}:overlap")
+    budget = limiter.credential("bench-token", requests_per_minute=REQUESTS_PER_MINUTE,
+                                window_seconds=OVERLAP_WINDOW_SECONDS)
+    transport = httpx.ASGITransport(app=sim.app)
+
+    def client(lane: Lane) -> GivEnergyClient:
+        return GivEnergyClient(token, base_url=BASE_URL, limiter=budget, lane=lane, transport=transport)
+
+    campaign_answers = 0
+    saturated = asyncio.Event()
+
+    async def campaign() -> None:
+        nonlocal campaign_answers
+        async with client(Lane.CAMPAIGN) as campaign_client:
+            while True:
+                await campaign_client.get_page("/communication-device", page=1, page_size=1)
+                campaign_answers += 1
+                if campaign_answers >= REQUESTS_PER_MINUTE:
+                    saturated.set()
+
+    @contextlib.asynccontextmanager
+    async def clients(_: TenantId) -> AsyncIterator[GivEnergyClient]:
+        async with client(Lane.MONITORING) as monitoring_client:
+            yield monitoring_client
+
+    async def enqueue(jobs: list[DeferredJob]) -> None:
+        return None
+
+    monitor = Monitor(resources.session_factory, clients, enqueue,
+                      MonitorOptions(requests_per_minute=share, clock=sim.now),
+                      publish=publisher(resources.redis))
+    load = asyncio.create_task(campaign())
+    try:
+        await saturated.wait()
+        before, clock = campaign_answers, time.perf_counter()
+        report = await monitor.cycle(tenant_id)
+        elapsed, during = time.perf_counter() - clock, campaign_answers - before
+    finally:
+        load.cancel()
+        with contextlib.suppress(asyncio.CancelledError):
+            await load
+    monitoring = report.page_requests + report.event_requests
+    total = max(1, monitoring + during)
+    return (f"lanes overlap_s={elapsed:.1f} budget={REQUESTS_PER_MINUTE}/{OVERLAP_WINDOW_SECONDS:g}s "
+            f"monitoring={monitoring} ({100 * monitoring / total:.0f} %, reserve "
+            f"{100 * DEFAULT_RESERVES[Lane.MONITORING]:.0f} %) campaign={during} ({100 * during / total:.0f} %) "
+            f"cycle_complete={'yes' if not report.errors else 'no'}")
 
 
 def main() -> None:
@@ -172,8 +231,10 @@ def main() -> None:
     parser.add_argument("--database-url", default=os.environ.get("TEST_DATABASE_URL",
                                                                  "postgresql://postgres@127.0.0.1:5432/postgres"))
     parser.add_argument("--redis-url", default=os.environ.get("TEST_REDIS_URL", "redis://127.0.0.1:6379/0"))
+    parser.add_argument("--with-campaign", action="store_true",
+                        help="also run a cycle while a campaign-lane load saturates the shared limiter")
     args = parser.parse_args()
-    asyncio.run(run(args.inverters, args.database_url, args.redis_url))
+    asyncio.run(run(args.inverters, args.database_url, args.redis_url, with_campaign=args.with_campaign))
 
 
 if __name__ == "__main__":

@@ -12,7 +12,7 @@ import sys
 import tempfile
 import time
 import uuid
-from collections.abc import AsyncIterator, Sequence
+from collections.abc import AsyncIterator, Callable, Sequence
 from contextlib import asynccontextmanager
 from pathlib import Path
 
@@ -66,16 +66,23 @@ def serve(settings: Settings, command: Sequence[str], port: int,
            "GIVFLEET_LOG__LEVEL": "WARNING", **(extra_env or {})}
     process = subprocess.Popen(list(command), env=env, cwd=str(REPOSITORY),  # noqa: S603 - our own commands
                                stdout=subprocess.DEVNULL)
-    deadline = time.monotonic() + 60
+    wait_until_ready(process, lambda: httpx.get(f"http://127.0.0.1:{port}/healthz", timeout=1).status_code == 200)
+    return process
+
+
+def wait_until_ready(process: subprocess.Popen[bytes], ready: Callable[[], bool], seconds: float = 60) -> None:
+    """Return once ``ready()`` holds (an HTTP error counts as not yet); kill ``process`` and raise if it exits or
+    ``seconds`` pass first."""
+    deadline = time.monotonic() + seconds
     while True:
         try:
-            if httpx.get(f"http://127.0.0.1:{port}/healthz", timeout=1).status_code == 200:
-                return process
+            if ready():
+                return
         except httpx.HTTPError:
             pass
         if time.monotonic() > deadline or process.poll() is not None:
             process.kill()
-            raise RuntimeError("server did not start")
+            raise RuntimeError(f"{process.args!r} did not start")
         time.sleep(0.2)
 
 

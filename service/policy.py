@@ -62,6 +62,8 @@ class Action(enum.Enum):
     ALERT_ACKNOWLEDGE = Rule("monitoring.alert.acknowledge", Role.OPERATOR)
     ALERT_CLEAR = Rule("monitoring.alert.clear", Role.OPERATOR)
     MAINTENANCE_MANAGE = Rule("monitoring.maintenance.manage", Role.OPERATOR, whole_tenant=True)
+    MONITORING_SETTINGS_READ = Rule("monitoring.settings.read", Role.VIEWER)
+    MONITORING_SETTINGS_WRITE = Rule("monitoring.settings.write", Role.ADMIN, whole_tenant=True)
     # Campaigns: a subtree key acts only on its subtree (targets and campaigns are scoped), so none is tenant-wide.
     CAMPAIGN_READ = Rule("campaign.read", Role.VIEWER)
     CAMPAIGN_CREATE = Rule("campaign.create", Role.OPERATOR)

@@ -61,6 +61,10 @@ class NamespacedRedis(ArqRedis):
         """The Redis name of a worker queue (``control``, ``monitor``, ``bulk``, ``notify``)."""
         return f"{self.namespace}:queue:{queue}"
 
+    def channel(self, name: str) -> str:
+        """The Redis name of a pub/sub channel."""
+        return f"{self.namespace}:channel:{name}"
+
     def job_id(self, name: str, key: str | None = None) -> str:
         """The arq job id of job ``name``: unique per ``key`` while queued or running, else a fresh one."""
         return f"{self.namespace}:{name}:{key if key is not None else uuid.uuid4().hex}"

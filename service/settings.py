@@ -20,6 +20,9 @@ class DatabaseSettings(BaseModel):
     url: SecretStr | None = Field(default=None, description="SQLAlchemy URL (postgresql+asyncpg://...).")
     pool_size: int = Field(default=10, ge=1, description="Connections kept open per process.")
     max_overflow: int = Field(default=10, ge=0, description="Extra connections allowed under load.")
+    idle_ping_seconds: float = Field(default=30.0, ge=0, description=(
+        "A pooled connection idle longer than this is pinged when checked out (replaced if dead); busy ones are "
+        "not. 0 pings at every checkout."))
     echo: bool = Field(default=False, description="Log every SQL statement (development only).")
 
 
@@ -94,6 +97,9 @@ class SecuritySettings(BaseModel):
     auth_failure_window_seconds: int = Field(
         default=300, ge=1, description="Window of the failed-attempt count (and the longest 429 Retry-After)."
     )
+    api_key_cache_seconds: float = Field(default=10.0, ge=0, le=300, description=(
+        "How long a process answers an authenticated API key from memory; revocations and suspensions reach "
+        "every process at once over Redis pub/sub. 0: look every key up."))
     trust_forwarded_for: bool = Field(
         default=False,
         description="Take the client address from the last X-Forwarded-For entry (the one a trusted proxy appends).",

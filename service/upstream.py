@@ -7,10 +7,12 @@ Built once per process (``resources.upstream``), it owns what each caller used t
 - **decryption** of the token, which never leaves this module except inside a client;
 - **the shared budget and lane**: every client goes through the Redis rate limiter, in the lane the caller
   names. The budget is keyed by a keyed hash of the token (HMAC under the deployment's budget salt, a random
-  secret stored once beside the budgets in Redis), never by the credential row, so two credentials holding the
-  same token (in two tenants, or twice in one) share one budget, as GivEnergy counts them. The salt does not
-  depend on the encryption keys, so a key rotation (processes on the old and the new key ring at once) keeps
-  one budget per token;
+  secret stored once in PostgreSQL, :class:`~service.db.models.BudgetSalt`), never by the credential row, so
+  two credentials holding the same token (in two tenants, or twice in one) share one budget, as GivEnergy counts
+  them. The salt is kept apart from Redis, so reading Redis does not allow testing guessed tokens or portal
+  passwords against the budgets' names, and emptying Redis does not re-key them; it does not depend on the
+  encryption keys, so a key rotation (processes on the old and the new key ring at once) keeps one budget per
+  token;
 - **the legacy portal client** (:meth:`Upstream.portal`), rate limited like the API client;
 - **the route**: where requests go. Tests and the demo point it at the in-process simulator with
   :meth:`Upstream.routed` (or by setting :attr:`Upstream.route`).
@@ -29,6 +31,7 @@ from __future__ import annotations
 
 import hashlib
 import hmac
+import json
 import secrets
 import uuid
 from collections.abc import AsyncIterator, Iterator
@@ -39,11 +42,13 @@ from typing import Any
 import httpx
 from pydantic import SecretStr
 from redis.asyncio import Redis
+from sqlalchemy import select
+from sqlalchemy.dialects.postgresql import insert
 from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
 
 from service.core.errors import InvalidInputError, NotFoundError, UpstreamError
 from service.core.tenancy import TenantId
-from service.db.models.credential import CredentialKind, UpstreamCredential
+from service.db.models.credential import BudgetSalt, CredentialKind, UpstreamCredential
 from service.givenergy import CredentialLimiter, GivEnergyClient, Lane, LegacyPortalClient, RateLimiter, RetryPolicy
 from service.settings import Settings
 from service.tenants.choice import pick_api_token
@@ -105,10 +110,26 @@ class ChosenCredential:
         return f"ChosenCredential(id={self.id}, kind={self.kind.value})"
 
 
-def budget_key(salt: bytes, secret: str) -> str:
-    """The limiter key of a secret: an HMAC-SHA256 of it under the deployment's budget salt (stable across
-    processes and key rotations, never reversible to the token, never the token itself)."""
-    return "tok-" + hmac.new(salt, secret.encode(), hashlib.sha256).hexdigest()[:40]
+def budget_key(salt: bytes, credential: ChosenCredential) -> str:
+    """The limiter key of a credential's secret: an HMAC-SHA256 of it under the deployment's budget salt (stable
+    across processes and key rotations, never reversible to the secret, never the secret itself).
+
+    What is hashed is a JSON array of the kind and the secret's parts (a portal login: username and password),
+    so no two different logins read as one: user ``a:b`` with password ``c`` is not user ``a`` with ``b:c``.
+    """
+    parts = [credential.kind.value, credential.secret.get_secret_value()]
+    if credential.kind is CredentialKind.PORTAL_LOGIN:
+        parts.insert(1, credential.portal_username or "")
+    return "tok-" + hmac.new(salt, json.dumps(parts).encode(), hashlib.sha256).hexdigest()[:40]
+
+
+async def load_budget_salt(session_factory: async_sessionmaker[AsyncSession]) -> bytes:
+    """The deployment's budget salt, made by whichever process asks first (racing processes all read the one
+    that was stored: the insert of a second does nothing)."""
+    async with session_factory.begin() as session:
+        await session.execute(insert(BudgetSalt).values(id=1, salt=secrets.token_bytes(32))
+                              .on_conflict_do_nothing(index_elements=[BudgetSalt.id]))
+        return (await session.execute(select(BudgetSalt.salt))).scalar_one()
 
 
 class Upstream:
@@ -117,7 +138,7 @@ class Upstream:
     Args:
         settings: Configuration (``givenergy`` group: base URLs, timeouts, default tier; ``redis.namespace``).
         redis: The Redis of the shared rate limiter.
-        session_factory: Where credentials are read (on a short session of its own).
+        session_factory: Where credentials and the budget salt are read (on a short session of their own).
         route: Where requests go (default: the real cloud).
     """
 
@@ -126,8 +147,8 @@ class Upstream:
         self.settings = settings
         self.route = route or Route()
         self._session_factory = session_factory
-        self._redis = redis
         self._limiter = RateLimiter(redis, namespace=settings.redis.namespace)
+        self._budget_salt: bytes | None = None
 
     @contextmanager
     def routed(self, route: Route) -> Iterator[Upstream]:
@@ -172,25 +193,16 @@ class Upstream:
                                 secret=open_token(load_key_ring(self.settings), row))
 
     async def budget_salt(self) -> bytes:
-        """The deployment's budget salt: made once by whichever process asks first, then read by all.
-
-        It is not cached: were Redis emptied, every process moves to the new salt at once (the budgets went
-        with the old one).
-        """
-        key = f"{self.settings.redis.namespace}:ratelimit:budget-salt"
-        async with self._redis.pipeline(transaction=True) as pipe:
-            pipe.set(key, secrets.token_hex(32), nx=True)
-            pipe.get(key)
-            _, salt = await pipe.execute()
-        return salt if isinstance(salt, bytes) else str(salt).encode()
+        """The deployment's budget salt, read from the database on first use and kept for the life of the
+        process (it never changes once made)."""
+        if self._budget_salt is None:
+            self._budget_salt = await load_budget_salt(self._session_factory)
+        return self._budget_salt
 
     async def budget(self, credential: ChosenCredential) -> CredentialLimiter:
         """The shared budget of the credential's secret (its tier, else the deployment's default)."""
-        identity = credential.secret.get_secret_value()
-        if credential.kind is CredentialKind.PORTAL_LOGIN:
-            identity = f"portal:{credential.portal_username}:{identity}"
         return self._limiter.credential(
-            budget_key(await self.budget_salt(), identity),
+            budget_key(await self.budget_salt(), credential),
             requests_per_minute=credential.requests_per_minute or self.settings.givenergy.default_requests_per_minute,
             window_seconds=self.settings.givenergy.rate_limit_window_seconds,
         )

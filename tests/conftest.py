@@ -144,8 +144,9 @@ async def db_session(resources: Resources) -> AsyncIterator[AsyncSession]:
 
 @pytest.fixture
 async def clean_db(resources: Resources) -> AsyncIterator[None]:
-    """For tests whose code commits (API requests, jobs): empty every table, and drop the jobs queued in this run's
-    namespace, afterwards (a job left queued would name rows that are gone)."""
+    """For tests whose code commits (API requests, jobs): empty every table but the budget salt (every process of
+    the run keeps its salt, as in a deployment), and drop the jobs queued in this run's namespace, afterwards (a job
+    left queued would name rows that are gone)."""
     yield
     namespace = resources.redis.namespace
     for pattern in (f"{namespace}:queue:*", f"arq:job:{namespace}:*", f"arq:in-progress:{namespace}:*",
@@ -155,7 +156,8 @@ async def clean_db(resources: Resources) -> AsyncIterator[None]:
             await resources.redis.delete(*keys)
     async with resources.engine.begin() as connection:
         tables = (await connection.execute(text(
-            "SELECT tablename FROM pg_tables WHERE schemaname = 'public' AND tablename <> 'alembic_version'"
+            "SELECT tablename FROM pg_tables WHERE schemaname = 'public'"
+            " AND tablename NOT IN ('alembic_version', 'budget_salt')"  # the deployment's, kept like its Redis budgets
         ))).scalars().all()
         if tables:
             quoted = ", ".join(f'"{table}"' for table in tables)

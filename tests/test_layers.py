@@ -67,9 +67,67 @@ def offenders(importer: str, forbidden: str, *, except_for: tuple[str, ...] = ()
     # reaches back into it (a domain declares jobs with service.jobs and defers them, it never builds a worker).
     *[("service.jobs", f"service.{domain}") for domain in DOMAINS],
     *[(f"service.{domain}", "service.worker") for domain in DOMAINS],
+    # Reconciliation is pure functions over value types: no ORM.
+    ("service.mirror.reconcile", "service.db"),
 ])
 def test_layer_rule(importer: str, forbidden: str) -> None:
     assert offenders(importer, forbidden) == []
+
+
+def _is_type_checking(node: ast.stmt) -> bool:
+    test = node.test if isinstance(node, ast.If) else None
+    return (isinstance(test, ast.Name) and test.id == "TYPE_CHECKING") or (
+        isinstance(test, ast.Attribute) and test.attr == "TYPE_CHECKING")
+
+
+def _load_time_names(body: list[ast.stmt]) -> set[str]:
+    """What a module body imports when the module is loaded: its top-level imports, also inside ``if``/``try``
+    blocks, but not those under ``if TYPE_CHECKING`` nor inside functions (they run later, if ever)."""
+    names: set[str] = set()
+    for node in body:
+        if isinstance(node, ast.Import):
+            names.update(alias.name for alias in node.names)
+        elif isinstance(node, ast.ImportFrom) and node.module and node.level == 0:
+            names.add(node.module)
+            names.update(f"{node.module}.{alias.name}" for alias in node.names)
+        elif isinstance(node, ast.If) and not _is_type_checking(node):
+            names |= _load_time_names(node.body) | _load_time_names(node.orelse)
+        elif isinstance(node, ast.Try):
+            for block in (node.body, node.orelse, node.finalbody, *(handler.body for handler in node.handlers)):
+                names |= _load_time_names(block)
+    return names
+
+
+@functools.cache
+def load_time_imports() -> dict[str, set[str]]:
+    """Every module of ``service`` and the modules of ``service`` it loads with it, directly or through others
+    (an imported module's enclosing packages are loaded too)."""
+    known = {_module(path) for path in trees()}
+    direct: dict[str, set[str]] = {}
+    for path, tree in trees().items():
+        modules: set[str] = set()
+        for name in _load_time_names(tree.body):
+            parts = name.split(".")
+            modules.update(".".join(parts[:depth]) for depth in range(1, len(parts) + 1))
+        direct[_module(path)] = modules & known
+    closure: dict[str, set[str]] = {}
+    for module in direct:
+        seen: set[str] = set()
+        todo = [module]
+        while todo:
+            for name in direct[todo.pop()] - seen:
+                seen.add(name)
+                todo.append(name)
+        closure[module] = seen
+    return closure
+
+
+@pytest.mark.parametrize("domain", DOMAINS)
+def test_job_declarations_load_no_domain_even_indirectly(domain: str) -> None:
+    # A direct-import rule misses service.jobs -> service.runtime -> service.upstream -> service.tenants.
+    loaded = sorted(f"{module} loads {name}" for module, names in load_time_imports().items()
+                    if _within(module, "service.jobs") for name in names if _within(name, f"service.{domain}"))
+    assert loaded == []
 
 
 def test_controllers_do_not_import_each_other() -> None:

@@ -142,6 +142,17 @@ async def rest_create_maintenance_window(world: World, caller: str) -> Outcome:
     return rest_outcome(await world.client.post("/api/v1/maintenance-windows", headers=world.headers(caller), json={
         "site_id": 1, "starts_at": "2026-06-01T12:00:00Z", "ends_at": "2026-06-01T14:00:00Z"}))
 
+async def rest_update_monitoring_settings(world: World, caller: str) -> Outcome:
+    return rest_outcome(await world.client.patch("/api/v1/monitoring/settings", headers=world.headers(caller),
+                                                 json={"grace_seconds": 2400}))
+
+
+async def graphql_update_monitoring_settings(world: World, caller: str) -> Outcome:
+    answer = await world.graphql(caller, "mutation { updateMonitoringSettings(input: {graceSeconds: 2400}) "
+                                         "{ errors { code } } }", {})
+    return graphql_outcome(answer, "updateMonitoringSettings")
+
+
 async def _campaign(world: World, state: CampaignState) -> str:
     # Made within the subtree key's subtree, so that key sees it (whole-tenant keys see every campaign).
     return str(await fresh_campaign(world.resources, world.tenant_id, state,
@@ -289,12 +300,16 @@ CASES = [
          rest_create_maintenance_window, targets_an_object=False),
     Case("graphql createMaintenanceWindow", Action.MAINTENANCE_MANAGE, "graphql", OPERATORS,
          graphql_create_maintenance_window, targets_an_object=False),
+    Case("rest PATCH monitoring/settings", Action.MONITORING_SETTINGS_WRITE, "rest", WRITERS,
+         rest_update_monitoring_settings, targets_an_object=False),
+    Case("graphql updateMonitoringSettings", Action.MONITORING_SETTINGS_WRITE, "graphql", WRITERS,
+         graphql_update_monitoring_settings, targets_an_object=False),
     *CAMPAIGN_CASES,
     *FIRMWARE_WATCH_CASES,
 ]
 READS = {Action.SYNC_RUNS_READ, Action.CREDENTIAL_READ, Action.APIKEY_READ, Action.AUDIT_READ,
          Action.LIVE_SETTINGS_READ, Action.LIVE_UNMIRRORED_READ, Action.CAMPAIGN_READ, Action.ALERT_READ,
-         Action.FIRMWARE_WATCH_READ}
+         Action.FIRMWARE_WATCH_READ, Action.MONITORING_SETTINGS_READ}
 WRITES = set(Action) - READS  # a new action is a write, and must be in the matrix, unless listed as a read
 REST_ONLY = {Action.CREDENTIAL_ADD, Action.CREDENTIAL_REMOVE}  # no GraphQL mutation (yet)
 

@@ -10,10 +10,11 @@ from pathlib import Path
 import httpx
 import pytest
 from pydantic import SecretStr
+from sqlalchemy import delete, func, select
 
 from service.core.principal import Principal
 from service.core.tenancy import TenantId, tenant_id_from
-from service.db.models import SyncKind, SyncState
+from service.db.models import BudgetSalt, CredentialKind, SyncKind, SyncState
 from service.givenergy import Lane
 from service.jobs.enqueue import unit_of_work
 from service.mirror.runner import SyncOptions, SyncRunner
@@ -21,7 +22,7 @@ from service.runtime import Resources
 from service.settings import GivEnergySettings, SecuritySettings, Settings
 from service.tenants.crypto import generate_key, load_key_ring
 from service.tenants.service import CredentialService, TenantService
-from service.upstream import Route, Upstream
+from service.upstream import ChosenCredential, Route, Upstream
 from tests.mirror.conftest import quiet_simulator
 from tests.mirror.truth import expected, mirrored
 from tests.test_layers import SERVICE, trees
@@ -88,6 +89,76 @@ async def test_a_key_rotation_keeps_one_budget_per_token(resources: Resources) -
     assert (await new_budget.state()).used == 4
     assert (await old_budget.state()).used == 4
     assert "rotating-token" not in new_budget.credential_id
+
+
+@pytest.mark.usefixtures("clean_db")
+async def test_processes_starting_at_once_make_one_budget_salt(resources: Resources) -> None:
+    kept = await resources.upstream.budget_salt()
+    async with resources.session_factory.begin() as session:
+        await session.execute(delete(BudgetSalt))
+    processes = [Upstream(resources.settings, resources.redis, resources.session_factory) for _ in range(6)]
+
+    try:
+        salts = await asyncio.gather(*(process.budget_salt() for process in processes))
+
+        assert len(set(salts)) == 1
+        async with resources.session_factory() as session:
+            assert await session.scalar(select(func.count()).select_from(BudgetSalt)) == 1
+    finally:  # the run's other processes (resources.upstream) keep theirs
+        async with resources.session_factory.begin() as session:
+            await session.execute(delete(BudgetSalt))
+            session.add(BudgetSalt(salt=kept))
+
+
+async def _delete_namespace(resources: Resources) -> None:
+    keys = [key async for key in resources.redis.scan_iter(match=f"{resources.settings.redis.namespace}:*")]
+    if keys:
+        await resources.redis.delete(*keys)
+
+
+@pytest.mark.usefixtures("clean_db")
+async def test_emptying_redis_keeps_one_budget_per_token(resources: Resources) -> None:
+    # A sync run holds its limiter for minutes; Redis is flushed (or evicts) meanwhile and a new client is made:
+    # both must count in the token's one budget, else GivEnergy sees twice the requests and answers 429.
+    tenant_id = await _tenant_holding(resources, "long-lived-token", 5)
+    running = Upstream(resources.settings, resources.redis, resources.session_factory)
+    sync_budget = await running.budget(await running.choose(tenant_id))
+
+    await _delete_namespace(resources)
+    started_later = Upstream(resources.settings, resources.redis, resources.session_factory)
+    new_budget = await started_later.budget(await started_later.choose(tenant_id))
+    await sync_budget.acquire(lane=Lane.SYNC)
+    await new_budget.acquire(lane=Lane.INTERACTIVE)
+
+    assert (await new_budget.state()).used == 2
+
+
+@pytest.mark.usefixtures("clean_db")
+async def test_redis_holds_no_budget_salt(resources: Resources) -> None:
+    tenant_id = await _tenant_holding(resources, "some-token", 5)
+    process = Upstream(resources.settings, resources.redis, resources.session_factory)
+    await (await process.budget(await process.choose(tenant_id))).acquire(lane=Lane.SYNC)
+    salt = await process.budget_salt()
+
+    keys = [key async for key in resources.redis.scan_iter(match=f"{resources.settings.redis.namespace}:*")]
+    values = [await resources.redis.get(key) for key in keys if await resources.redis.type(key) == b"string"]
+    assert keys  # the budget itself is in Redis
+    assert not any(b"salt" in key for key in keys)
+    assert salt not in values
+
+
+def _portal_login(username: str, password: str) -> ChosenCredential:
+    return ChosenCredential(id=uuid.uuid4(), kind=CredentialKind.PORTAL_LOGIN, base_url=None,
+                            requests_per_minute=None, portal_username=username, secret=SecretStr(password))
+
+
+async def test_portal_logins_differing_only_where_a_colon_falls_have_their_own_budgets(resources: Resources) -> None:
+    upstream = resources.upstream
+
+    first = await upstream.budget(_portal_login("installer:north", "hunter2"))
+    second = await upstream.budget(_portal_login("installer", "north:hunter2"))
+
+    assert first.credential_id != second.credential_id
 
 
 def _constructions(path: Path, tree: ast.Module, names: set[str]) -> list[str]:

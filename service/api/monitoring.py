@@ -6,7 +6,7 @@ import uuid
 from datetime import datetime
 from typing import Annotated, Any
 
-from litestar import Controller, delete, get, post
+from litestar import Controller, delete, get, patch, post
 from litestar.di import Provide
 from litestar.params import FromPath, JSONBody, QueryParameter
 from litestar.status_codes import HTTP_204_NO_CONTENT
@@ -20,6 +20,7 @@ from service.core.limits import page_size
 from service.core.pagination import Page
 from service.db.models.monitoring import AlertState, IncidentState, Severity
 from service.monitoring.service import AlertFilter, AlertService, IncidentFilter
+from service.monitoring.settings import MonitoringSettingsView, SettingsChange, read_settings, update_settings
 
 ERRORS = problems(400, 401, 403, 404, 422, 429)
 Upstream = Annotated[int | None, QueryParameter(ge=1, le=2**53, description="An upstream id.")]
@@ -101,6 +102,38 @@ class MaintenanceWindowInput(BaseModel):
     reason: str | None = Field(default=None, max_length=500)
 
 
+class MonitoringSettingsBody(BaseModel):
+    """The tenant's monitoring settings, as the monitor uses them."""
+
+    enabled: bool
+    sweep_interval_seconds: int = Field(description="Seconds between sweeps (default 300).")
+    grace_seconds: int = Field(description="An inverter not seen for longer is 'Communication lost' (default 1800).")
+    flap_window_seconds: int = Field(description="An alert raised again within this time of clearing reopens "
+                                                 "(default 3600).")
+    storm_share: float = Field(description="Share of the fleet going LOST in one sweep that opens one fleet-wide "
+                                           "incident instead of alerts (default 0.2).")
+    severity_overrides: dict[str, Severity] = Field(description="Cloud event name -> severity, over the catalogue.")
+
+    @classmethod
+    def of(cls, view: MonitoringSettingsView) -> MonitoringSettingsBody:
+        return cls(enabled=view.enabled, sweep_interval_seconds=view.sweep_interval_seconds,
+                   grace_seconds=view.grace_seconds, flap_window_seconds=view.flap_window_seconds,
+                   storm_share=view.storm_share, severity_overrides=view.severity_overrides)
+
+
+class MonitoringSettingsPatch(BaseModel):
+    """What to change (omitted: unchanged); ``severity_overrides`` replaces the whole set."""
+
+    model_config = ConfigDict(extra="forbid")
+
+    enabled: bool | None = None
+    sweep_interval_seconds: int | None = None
+    grace_seconds: int | None = None
+    flap_window_seconds: int | None = None
+    storm_share: float | None = None
+    severity_overrides: dict[str, Severity] | None = None
+
+
 class SeverityCountsView(BaseModel):
     """Alerts per severity."""
 
@@ -177,6 +210,19 @@ class MonitoringController(Controller):
         """Maintenance windows not yet over."""
         windows = await AlertService(read_session, principal).maintenance_windows()
         return [MaintenanceWindowView.model_validate(window) for window in windows]
+
+    @get("/monitoring/settings", responses=problems(401, 403, 429))
+    async def get_settings(self, principal: PrincipalDep, read_session: ReadDb) -> MonitoringSettingsBody:
+        """The tenant's monitoring settings (the defaults until an admin changes them)."""
+        return MonitoringSettingsBody.of(await read_settings(read_session, principal))
+
+    @patch("/monitoring/settings", responses=problems(400, 401, 403, 422, 429))
+    async def patch_settings(self, data: JSONBody[MonitoringSettingsPatch], principal: PrincipalDep,
+                             db_session: DbSession) -> MonitoringSettingsBody:
+        """Change the tenant's monitoring settings (admin, whole-tenant key; audited). A value out of range is a
+        400 naming it, and nothing changes."""
+        change = SettingsChange(**data.model_dump(exclude_unset=True))
+        return MonitoringSettingsBody.of(await update_settings(db_session, principal, change))
 
     @post("/maintenance-windows", responses=problems(
         400, 401, 403, 422, 429))

@@ -39,8 +39,9 @@ from service.core.principal import Principal
 from service.core.text import Name
 from service.db.lists import one_of
 from service.db.models.campaign import Campaign, FirmwareWatch, FirmwareWatchMember
-from service.db.models.mirror import Inverter, InverterChange, InverterChangeKind
+from service.db.models.mirror import Inverter, InverterChange
 from service.mirror import queries as q
+from service.mirror.schemas import InverterChangeKind
 from service.policy import Action, authorize
 from service.tenants.service import AuditService
 from service.upstream import Upstream

@@ -31,6 +31,7 @@ from sqlalchemy.ext.asyncio import AsyncEngine, AsyncSession, async_sessionmaker
 from service.core.changes import Change, Publish
 
 _DEFERRED_KEY = "givfleet.deferred_jobs"
+_NOTICES_KEY = "givfleet.deferred_notices"
 _CHANGES_KEY = "givfleet.deferred_changes"
 
 ReadSession = NewType("ReadSession", AsyncSession)
@@ -89,6 +90,34 @@ def take_deferred_jobs(session: AsyncSession) -> list[DeferredJob]:
     return jobs
 
 
+def defer_notice(session: AsyncSession, channel: str, message: str) -> None:
+    """Ask for ``message`` to be published on the (namespaced) Redis channel ``channel`` when ``session``'s
+    transaction commits (and handed to this process's own listeners first): other processes hear of a change
+    only once they can read it, and this one before its next request."""
+    session.info.setdefault(_NOTICES_KEY, []).append((channel, message))
+
+
+def take_deferred_notices(session: AsyncSession) -> list[tuple[str, str]]:
+    """Remove and return the (channel, message) notices deferred on ``session``."""
+    notices: list[tuple[str, str]] = session.info.pop(_NOTICES_KEY, [])
+    return notices
+
+
+_LOCAL_LISTENERS: dict[str, list[Callable[[str], None]]] = {}
+
+
+def listen_locally(channel: str, listener: Callable[[str], None]) -> Callable[[], None]:
+    """Call ``listener`` with each notice of ``channel`` committed by this process; returns the way to stop."""
+    _LOCAL_LISTENERS.setdefault(channel, []).append(listener)
+    return lambda: _LOCAL_LISTENERS[channel].remove(listener)
+
+
+def deliver_locally(channel: str, message: str) -> None:
+    """Hand a committed notice to this process's listeners of ``channel``."""
+    for listener in list(_LOCAL_LISTENERS.get(channel, ())):
+        listener(message)
+
+
 def defer_change(session: AsyncSession, change: Change) -> None:
     """Ask for ``change`` to be published when ``session``'s transaction commits."""
     first_and_last: list[Change] = session.info.setdefault(_CHANGES_KEY, {}).setdefault((change.topic, change.id), [])
@@ -107,16 +136,25 @@ def take_deferred_changes(session: AsyncSession) -> list[Change]:
 EnqueueJobs = Callable[[list[DeferredJob]], Awaitable[object]]
 """Hands the jobs a committed transaction deferred to the queue (``service.jobs.enqueue.enqueue_deferred``)."""
 
+PublishNotices = Callable[[list[tuple[str, str]]], Awaitable[object]]
+"""Publishes the (channel, message) notices a committed transaction deferred (:func:`defer_notice`)."""
+
 
 @asynccontextmanager
 async def committed(session_factory: async_sessionmaker[AsyncSession], *, publish: Publish,
-                    enqueue: EnqueueJobs | None = None) -> AsyncIterator[AsyncSession]:
-    """One transaction: commit it, then enqueue the jobs it deferred (when ``enqueue`` is given), then publish the
-    changes it deferred. A transaction that rolls back (any exception in the block) enqueues and publishes nothing;
-    a failure to publish leaves the commit standing (:data:`~service.core.changes.Publish` logs, never raises)."""
+                    enqueue: EnqueueJobs | None = None,
+                    notify: PublishNotices | None = None) -> AsyncIterator[AsyncSession]:
+    """One transaction: commit it, then publish the notices it deferred (when ``notify`` is given), enqueue the
+    jobs it deferred (when ``enqueue`` is given), and publish the changes it deferred. A transaction that rolls
+    back (any exception in the block) does none of these; a failure to publish the changes leaves the commit
+    standing (:data:`~service.core.changes.Publish` logs, never raises)."""
     async with session_factory() as session:
         async with session.begin():
             yield session
+        if notify is not None:
+            notices = take_deferred_notices(session)
+            if notices:
+                await notify(notices)
         if enqueue is not None:
             jobs = take_deferred_jobs(session)
             if jobs:

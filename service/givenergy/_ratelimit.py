@@ -435,6 +435,8 @@ class CredentialLimiter:
         member = self._limiter._member()
         started = time.monotonic()
         grace_ms = self._limiter._grace_ms(self._buckets[bucket].window_seconds)
+        task = asyncio.current_task()
+        cancels_before = task.cancelling() if task is not None else 0
         try:
             while True:
                 granted, wait_ms, remaining, limit = await self._limiter._acquire(
@@ -448,6 +450,11 @@ class CredentialLimiter:
                         grace_ms,
                     ],
                 )
+                if task is not None and task.cancelling() > cancels_before:
+                    # redis-py (5.x on Python 3.11) can lose a cancellation that arrives while a command is in
+                    # flight: a zero timeout inside its connection pool consumes the CancelledError. Honour it
+                    # here, or a cancelled caller would go on taking slots (and sending requests) for ever.
+                    raise asyncio.CancelledError
                 if granted:
                     waited = time.monotonic() - started
                     LIMITER_WAIT.labels(lane=lane.name.lower()).observe(waited)

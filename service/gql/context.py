@@ -1,10 +1,12 @@
 """The typed context every resolver receives: who asks (the :class:`~service.core.principal.Principal`), the
-session factory, this request's dataloaders, and the live service for pass-through fields. Built once per HTTP
-request, and once per WebSocket connection (which authenticates with its ``connection_init`` message, then
-runs subscriptions only, fed by the process's change hub)."""
+session factory, this request's read session and dataloaders, and the live service for pass-through fields.
+Built once per HTTP request, and once per WebSocket connection (which authenticates with its ``connection_init``
+message, then runs subscriptions only, fed by the process's change hub)."""
 
 from __future__ import annotations
 
+import asyncio
+import contextlib
 import time
 from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
@@ -14,6 +16,7 @@ from typing import TYPE_CHECKING, Any
 from litestar.exceptions import NotAuthorizedException, TooManyRequestsException
 from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
 from strawberry.exceptions import ConnectionRejectionError
+from strawberry.extensions import SchemaExtension
 from strawberry.litestar import BaseContext
 from strawberry.types import Info as StrawberryInfo
 
@@ -30,6 +33,47 @@ if TYPE_CHECKING:
     from service.runtime import Resources
 
 
+class RequestReads:
+    """One read session (so one pooled connection) for a whole operation, instead of one per root field and per
+    loader batch. An ``AsyncSession`` serves one task at a time, so concurrent resolvers and batches take turns:
+    each holds it for one statement's worth of work. Closed (the connection returned) when the operation ends
+    (:class:`service.gql.context.ReleaseReads`). ``per_use``: closed after every use instead (a WebSocket
+    connection's subscriptions last for hours and must not pin a pooled connection)."""
+
+    def __init__(self, session_factory: async_sessionmaker[AsyncSession], *, per_use: bool = False) -> None:
+        self._session_factory = session_factory
+        self._per_use = per_use
+        self._session: AsyncSession | None = None
+        self._turn = asyncio.Lock()
+
+    @asynccontextmanager
+    async def session(self) -> AsyncIterator[AsyncSession]:
+        """The operation's session, for this task alone until the block ends."""
+        async with self._turn:
+            if self._session is None:
+                self._session = self._session_factory()
+            session = self._session
+            try:
+                yield session
+            except BaseException:
+                # A failed or cancelled statement (graphql-core cancels the siblings of a failed field) can leave
+                # the connection unusable: the next read of the operation starts on a fresh one.
+                self._session = None
+                with contextlib.suppress(Exception):
+                    await session.close()
+                raise
+            if self._per_use:
+                self._session = None
+                await session.close()
+
+    async def close(self) -> None:
+        """Give the connection back (a later read opens a new session)."""
+        async with self._turn:
+            session, self._session = self._session, None
+            if session is not None:
+                await session.close()
+
+
 class Context(BaseContext, kw_only=True):
     """Per-request GraphQL context."""
 
@@ -38,6 +82,7 @@ class Context(BaseContext, kw_only=True):
     scope: ReadScope
     now: datetime
     session_factory: async_sessionmaker[AsyncSession]
+    reads: RequestReads
     loaders: Loaders
     live: LiveService | None = None
     resources: Resources | None = None
@@ -89,12 +134,13 @@ class Context(BaseContext, kw_only=True):
 
         self.principal = principal
         self.scope = ReadScope.of(principal.tenant_id, principal.restricted_account_id)
-        self.loaders = Loaders(self.session_factory, self.scope, self.now)
+        self.reads = RequestReads(self.session_factory, per_use=True)
+        self.loaders = Loaders(self.reads, self.scope, self.now)
 
     @asynccontextmanager
     async def reader(self) -> AsyncIterator[FleetReader]:
-        """A scoped reader on a session of its own (root fields run concurrently)."""
-        async with self.session_factory() as session:
+        """A scoped reader on the operation's session (for this task until the block ends)."""
+        async with self.reads.session() as session:
             yield FleetReader(session, self.scope, now=self.now)
 
 
@@ -106,9 +152,21 @@ def build_context(principal: Principal, session_factory: async_sessionmaker[Asyn
 
     scope = ReadScope.of(principal.tenant_id, principal.restricted_account_id)
     moment = now or utcnow()
-    reads = read_only_sessions(session_factory)
-    return Context(request_id=request_id, principal=principal, scope=scope, now=moment, session_factory=reads,
-                   loaders=Loaders(reads, scope, moment), live=live, resources=resources, changes=changes)
+    factory = read_only_sessions(session_factory)
+    reads = RequestReads(factory)
+    return Context(request_id=request_id, principal=principal, scope=scope, now=moment, session_factory=factory,
+                   reads=reads, loaders=Loaders(reads, scope, moment), live=live, resources=resources,
+                   changes=changes)
+
+
+class ReleaseReads(SchemaExtension):
+    """Return the operation's read connection to the pool as soon as the operation is done."""
+
+    async def on_operation(self) -> AsyncIterator[None]:
+        yield
+        context = self.execution_context.context
+        if isinstance(context, Context):
+            await context.reads.close()
 
 
 Info = StrawberryInfo[Context, None]

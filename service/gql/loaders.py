@@ -1,5 +1,9 @@
-"""Per-request dataloaders: one batched statement per relation per request, each batch on its own session
-(sibling resolvers run concurrently, and one ``AsyncSession`` must not be used by two tasks at once).
+"""Per-request dataloaders: one batched statement per relation per request, all on the operation's read
+session (:class:`service.gql.context.RequestReads`: batches take turns on its one connection).
+
+Every caller of a loader gets a future of its own (:class:`IsolatedLoader`): graphql-core cancels the pending
+siblings of a field that fails, and cancelling a future shared with another field (two objects at the same
+site) would hand that other field a ``CancelledError`` instead of its row.
 
 Loaders hand out GraphQL objects (converted once per batch), so a relation resolver can return the loader's
 future as is: graphql-core awaits it, and no coroutine is created per row (see
@@ -10,31 +14,47 @@ to-many loaders return the rows still present upstream.
 
 from __future__ import annotations
 
+import asyncio
 from collections import defaultdict
 from collections.abc import Awaitable, Callable, Sequence
 from datetime import datetime
 from typing import Any, TypeVar
 
-from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
 from sqlalchemy.orm import InstrumentedAttribute
 from strawberry.dataloader import DataLoader
 
 from service.campaigns.service import history as campaign_history
 from service.core.limits import MAX_HISTORY
 from service.db.models import mirror as m
+from service.db.models.monitoring import AlertState, Severity
 from service.gql.campaigns.types import CampaignHistoryEntry
+from service.gql.context import RequestReads
 from service.gql.mirror import types as t
+from service.gql.monitoring.types import Alert, Incident
 from service.mirror.queries import FleetReader, ReadScope
+from service.monitoring.service import alerts_of_inverters, open_incidents_of_sites
 
+K = TypeVar("K")
 R = TypeVar("R")
+AlertKey = tuple[str, tuple[AlertState, ...], tuple[Severity, ...], int]
+"""An inverter's serial, the states and severities asked for (empty: any), at most how many alerts."""
 T = TypeVar("T")
+
+
+class IsolatedLoader(DataLoader[K, T]):
+    """A dataloader whose callers each await their own future: cancelling one (graphql-core does, when a
+    sibling field fails) leaves the shared, cached load and every other caller of the same key untouched."""
+
+    def load(self, key: K) -> Awaitable[T]:
+        shared = super().load(key)
+        return asyncio.shield(shared)  # the shared future itself once it is done (nothing left to cancel)
 
 
 class Loaders:
     """The dataloaders of one request, all bound to the caller's scope."""
 
-    def __init__(self, session_factory: async_sessionmaker[AsyncSession], scope: ReadScope, now: datetime) -> None:
-        self._session_factory = session_factory
+    def __init__(self, reads: RequestReads, scope: ReadScope, now: datetime) -> None:
+        self._reads = reads
         self.scope = scope
         self.now = now
         self.account_by_upstream_id = self._one(m.FleetAccount, m.FleetAccount.upstream_id, t.Account.from_row)
@@ -56,13 +76,38 @@ class Loaders:
                                                 t.BatteryModule.from_row, m.BatteryModule.position)
         self.meters_by_inverter = self._many(m.Meter, m.Meter.inverter_serial, t.Meter.from_row, m.Meter.address)
         # Keyed by (serial, limit): each distinct limit is one windowed statement that reads no more rows than asked.
-        self.changes_by_inverter: DataLoader[tuple[str, int], list[t.InverterChange]] = DataLoader(
+        self.changes_by_inverter: DataLoader[tuple[str, int], list[t.InverterChange]] = IsolatedLoader(
             load_fn=self._load_changes)
-        self.campaigns_by_inverter: DataLoader[str, list[CampaignHistoryEntry]] = DataLoader(
+        self.campaigns_by_inverter: DataLoader[str, list[CampaignHistoryEntry]] = IsolatedLoader(
             load_fn=self._load_campaigns)
+        # One statement per distinct filter asked for in the request, whatever the number of inverters.
+        self.alerts_by_inverter: DataLoader[AlertKey, list[Alert]] = DataLoader(load_fn=self._load_alerts)
+        self.incident_by_site: DataLoader[int, Incident | None] = DataLoader(load_fn=self._load_incidents)
+
+    async def _load_alerts(self, keys: list[AlertKey]) -> list[list[Alert]]:
+        serials_by_filter: dict[tuple[tuple[AlertState, ...], tuple[Severity, ...], int], list[str]] = \
+            defaultdict(list)
+        for serial, states, severities, size in keys:
+            serials_by_filter[(states, severities, size)].append(serial)
+        grouped: dict[AlertKey, list[Alert]] = defaultdict(list)
+        async with self._reads.session() as session:
+            for (states, severities, size), serials in serials_by_filter.items():
+                if size <= 0:
+                    continue
+                rows = await alerts_of_inverters(session, self.scope, serials, states=states,
+                                                 severities=severities, per_inverter=size)
+                for row in rows:
+                    grouped[(row.inverter_serial, states, severities, size)].append(Alert.from_row(row))
+        return [grouped.get(key, []) for key in keys]
+
+    async def _load_incidents(self, sites: list[int]) -> list[Incident | None]:
+        async with self._reads.session() as session:
+            rows = await open_incidents_of_sites(session, self.scope, sites)
+        found = {row.site_upstream_id: Incident.from_row(row) for row in rows}
+        return [found.get(site) for site in sites]
 
     async def _load_campaigns(self, serials: list[str]) -> list[list[CampaignHistoryEntry]]:
-        async with self._session_factory() as session:
+        async with self._reads.session() as session:
             rows = await campaign_history(session, self.scope, serials)
         grouped: dict[str, list[CampaignHistoryEntry]] = defaultdict(list)
         for campaign, target in rows:
@@ -99,10 +144,10 @@ class Loaders:
                     grouped[(getattr(row, column.key), size)].append(convert(row))
             return [grouped.get(key, []) for key in keys]
 
-        return DataLoader(load_fn=load)
+        return IsolatedLoader(load_fn=load)
 
     async def _read(self, action: Callable[[FleetReader], Awaitable[list[R]]]) -> list[R]:
-        async with self._session_factory() as session:
+        async with self._reads.session() as session:
             return await action(FleetReader(session, self.scope, now=self.now))
 
     def _one(self, model: type[R], column: InstrumentedAttribute[Any], convert: Callable[[R], T]
@@ -112,7 +157,7 @@ class Loaders:
             found = {getattr(row, column.key): convert(row) for row in rows}
             return [found.get(key) for key in keys]
 
-        return DataLoader(load_fn=load)
+        return IsolatedLoader(load_fn=load)
 
     def _many(self, model: type[R], column: InstrumentedAttribute[Any], convert: Callable[[R], T],
               *order_by: Any) -> DataLoader[Any, list[T]]:
@@ -126,7 +171,7 @@ class Loaders:
                 grouped[getattr(row, column.key)].append(convert(row))
             return [grouped.get(key, []) for key in keys]
 
-        return DataLoader(load_fn=load)
+        return IsolatedLoader(load_fn=load)
 
 
 def _latest_changes(serials: list[str], limit: int) -> Callable[[FleetReader], Awaitable[list[m.InverterChange]]]:

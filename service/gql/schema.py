@@ -19,6 +19,7 @@ from strawberry.types import ExecutionContext
 from service.gql.campaigns.firmware import FirmwareWatchMutation, FirmwareWatchQuery
 from service.gql.campaigns.mutations import CampaignMutation
 from service.gql.campaigns.queries import CampaignQuery
+from service.gql.context import ReleaseReads
 from service.gql.errors import ErrorPolicy
 from service.gql.limits import limit_extensions
 from service.gql.mirror import types as mirror_types
@@ -57,7 +58,7 @@ def build_schema(**limits: Any) -> GivfleetSchema:
     # Parsing and validating a document costs more than running a small query: both are cached per (small)
     # document text (the validation rules, depth and aliases, depend on the document only; the cost limit, which
     # depends on the variables, runs at execution).
-    extensions: list[Any] = [*limit_extensions(**limits), SubscriptionTransport, ErrorPolicy]
+    extensions: list[Any] = [*limit_extensions(**limits), SubscriptionTransport, ErrorPolicy, ReleaseReads]
     typed: list[type[SchemaExtension]] = extensions
     return GivfleetSchema(query=Query, mutation=Mutation, subscription=Subscription, types=NODE_TYPES,
                           extensions=typed)

@@ -3,11 +3,14 @@
 from __future__ import annotations
 
 from datetime import datetime
-from typing import TypedDict
+from typing import TYPE_CHECKING, TypedDict
 
 from arq.connections import ArqRedis
 
-from service.runtime import Resources
+if TYPE_CHECKING:
+    # Only for the annotation: importing service.runtime would pull in service.upstream and through it the
+    # tenants domain, which job declarations must not depend on.
+    from service.runtime import Resources
 
 
 class JobContext(TypedDict, total=False):

@@ -1,5 +1,5 @@
-"""Enqueue checked job calls on their namespaced queues; commit a unit of work, then enqueue the jobs and publish
-the live changes it deferred."""
+"""Enqueue checked job calls on their namespaced queues; commit a unit of work, then publish its notices, enqueue
+its jobs and publish the live changes it deferred."""
 
 from __future__ import annotations
 
@@ -13,7 +13,7 @@ from arq.jobs import Job
 from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
 
 from service.changefeed import publisher
-from service.db.uow import DeferredJob, committed
+from service.db.uow import DeferredJob, committed, deliver_locally
 
 if TYPE_CHECKING:  # runtime -> upstream -> tenants -> enqueue: a real import would be a cycle
     from service.runtime import NamespacedRedis
@@ -41,8 +41,15 @@ async def enqueue_deferred(redis: NamespacedRedis, jobs: list[DeferredJob]) -> l
 async def unit_of_work(
     session_factory: async_sessionmaker[AsyncSession], redis: NamespacedRedis
 ) -> AsyncIterator[AsyncSession]:
-    """One transaction: commit on success (then enqueue deferred jobs and publish deferred changes), roll back on
-    any exception."""
-    async with committed(session_factory, enqueue=partial(enqueue_deferred, redis),
-                         publish=publisher(redis)) as session:
+    """One transaction: commit on success (then publish deferred notices, enqueue deferred jobs and publish
+    deferred changes), roll back on any exception."""
+    async with committed(session_factory, notify=partial(publish_notices, redis),
+                         enqueue=partial(enqueue_deferred, redis), publish=publisher(redis)) as session:
         yield session
+
+
+async def publish_notices(redis: NamespacedRedis, notices: list[tuple[str, str]]) -> None:
+    """Hand committed (channel, message) notices to this process's listeners, then to the other processes."""
+    for channel, message in notices:
+        deliver_locally(channel, message)
+        await redis.publish(redis.channel(channel), message)

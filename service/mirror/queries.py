@@ -27,6 +27,7 @@ from sqlalchemy import (
     false,
     func,
     literal,
+    literal_column,
     or_,
     select,
     tuple_,
@@ -265,8 +266,9 @@ class InverterFilter:
         """SQL conditions for this filter (on ``Inverter``)."""
         where = [*scope.visible(Inverter), *_removed(Inverter, self.removed)]
         if self.status_in is not None:
-            where.append(func.upper(func.coalesce(Inverter.status, "")).in_(
-                [s.upper() for s in _texts(self.status_in)]))
+            # exactly the expression ix_mirror_inverters_tenant_id_status_folded indexes (mirror.FOLDED_STATUS)
+            folded = func.upper(func.coalesce(Inverter.status, literal_column("''")))
+            where.append(folded.in_([s.upper() for s in _texts(self.status_in)]))
         if self.model_in is not None:
             where.append(Inverter.model.in_(_texts(self.model_in)))
         if self.battery_type_in is not None:

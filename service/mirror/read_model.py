@@ -16,18 +16,18 @@ keeps that list honest.
 from __future__ import annotations
 
 import typing
-from collections.abc import Mapping
 from datetime import date, datetime
 from typing import Any
 
-from sqlalchemy.orm import InstrumentedAttribute
-
-from service.db.base import Base
-from service.db.models import mirror as m
-
 
 class SiteRead:
-    """The fields REST and GraphQL both show of a site, first (each adds its own after them)."""
+    """The fields REST and GraphQL both show of a site, first (each adds its own after them).
+
+    ``timezone`` is shared for its name, place and type only; each adapter fills it as it always has: REST with
+    the upstream's ``timezone`` label (``GMT``, ``GMT +6``: :class:`service.api.fleet.SiteView`), GraphQL with the
+    site's IANA name (upstream ``tz_timezone``, e.g. ``Europe/London``) when known, else that label
+    (:meth:`service.gql.mirror.types.Site.from_row`).
+    """
 
     upstream_id: int
     name: str | None
@@ -123,16 +123,3 @@ _FIELD_TYPES: dict[type[object], dict[str, Any]] = {}
 def read_values(read_model: type[object], row: object) -> dict[str, Any]:
     """The values of ``read_model``'s fields, taken by name from an ORM ``row``."""
     return {name: getattr(row, name) for name in field_types(read_model)}
-
-
-def field_columns(read_model: type[object], orm_model: type[Base]) -> Mapping[str, InstrumentedAttribute[Any]]:
-    """Read field (snake_case; GraphQL shows it camelCased) -> the ORM column it is read from.
-
-    Raises:
-        AttributeError: A field has no column of its name (a read model must only name columns).
-    """
-    return {name: getattr(orm_model, name) for name in field_types(read_model)}
-
-
-INVERTER_FIELD_COLUMNS: Mapping[str, InstrumentedAttribute[Any]] = field_columns(InverterRead, m.Inverter)
-"""Each inverter read field and its ``mirror_inverters`` column (for SQL built from a GraphQL selection)."""

@@ -15,12 +15,12 @@ from dataclasses import dataclass, field
 from datetime import datetime, timedelta
 from typing import Any, Generic, NamedTuple, TypeVar
 
-from service.db.models.mirror import InverterChangeKind
 from service.mirror.schemas import (
     KEY_WIDTH,
     AccountRecord,
     DongleRecord,
     Entity,
+    InverterChangeKind,
     InverterRecord,
     SiteRecord,
     SiteStatusRecord,

@@ -121,6 +121,17 @@ class MeterRecord(NamedTuple):
     baud_rate: int | None
 
 
+class InverterChangeKind(enum.StrEnum):
+    """What an inverter history row records."""
+
+    STATUS = "status"
+    FIRMWARE_ARM = "firmware_arm"
+    FIRMWARE_DSP = "firmware_dsp"
+    ACCOUNT = "account"
+    REMOVED = "removed"
+    RESTORED = "restored"
+
+
 class Entity(enum.StrEnum):
     """The mirrored tables, in the order they are written (links point to earlier entities)."""
 

@@ -23,6 +23,7 @@ from service.db.models.monitoring import (
     Alert,
     AlertState,
     Incident,
+    IncidentKind,
     IncidentState,
     MaintenanceWindow,
     Severity,
@@ -60,6 +61,30 @@ class IncidentFilter:
     account: int | None = None
     since: datetime | None = None
     until: datetime | None = None
+
+
+async def alerts_of_inverters(session: AsyncSession, scope: ReadScope, serials: Sequence[str], *,
+                              states: Sequence[AlertState], severities: Sequence[Severity],
+                              per_inverter: int) -> list[Alert]:
+    """The alerts of ``serials`` the reader may see (a subtree key: its subtree's), matching the filters, at most
+    ``per_inverter`` of each inverter, most recently seen first: one statement for any number of inverters."""
+    rank = func.row_number().over(partition_by=Alert.inverter_serial,
+                                  order_by=(Alert.last_seen_at.desc(), Alert.id.desc())).label("rank")
+    ranked = (select(Alert.id, rank)
+              .where(*alert_filters(scope, states=states, severities=severities), Alert.inverter_serial.in_(serials))
+              .subquery())
+    rows = await session.scalars(select(Alert).join(ranked, ranked.c.id == Alert.id)
+                                 .where(ranked.c.rank <= per_inverter)
+                                 .order_by(Alert.inverter_serial, Alert.last_seen_at.desc(), Alert.id.desc()))
+    return list(rows.all())
+
+
+async def open_incidents_of_sites(session: AsyncSession, scope: ReadScope, sites: Sequence[int]) -> list[Incident]:
+    """The open incident of each of ``sites`` that has one (and the reader may see)."""
+    rows = await session.scalars(select(Incident).where(
+        *incident_filters(scope, states=(IncidentState.OPEN,)), Incident.kind == IncidentKind.SITE,
+        Incident.site_upstream_id.in_(sites)))
+    return list(rows.all())
 
 
 class AlertService:

@@ -11,7 +11,7 @@ import re
 import uuid
 import zoneinfo
 from collections.abc import Sequence
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from datetime import datetime, timedelta
 from typing import Any, TypeVar
 
@@ -29,10 +29,12 @@ from service.db.models.api_key import ApiKey
 from service.db.models.audit import AuditEvent
 from service.db.models.credential import CredentialHealth, CredentialKind, UpstreamCredential
 from service.db.models.tenant import Tenant, TenantStatus
+from service.db.uow import defer_notice
 from service.policy import Action, authorize
 from service.settings import DEFAULT_REQUESTS_PER_MINUTE
 from service.tenants import apikeys
 from service.tenants.crypto import KeyRing, Sealed
+from service.tenants.keycache import REVOCATIONS, ApiKeyCache, key_notice, tenant_notice
 from service.tenants.repository import (
     ApiKeyLookup,
     ApiKeyRepository,
@@ -152,6 +154,8 @@ class TenantService:
             NotFoundError: No such tenant.
         """
         tenant = await self.get_by_slug(slug)
+        if status is not TenantStatus.ACTIVE:
+            defer_notice(self._session, REVOCATIONS, tenant_notice(tenant.id))
         if tenant.status is not status:
             tenant.status = status
             await self._session.flush()
@@ -444,6 +448,7 @@ class ApiKeyService:
             await self._session.flush()
             await self._audit.record(self._principal, "apikey.revoke", target_type="api_key", target_id=key.id,
                                      details={"prefix": key.prefix})
+        defer_notice(self._session, REVOCATIONS, key_notice(key.id))  # again on a retry: the last may be lost
         return key
 
 
@@ -461,11 +466,16 @@ class AuthenticationError(Exception):
 
 
 class AuthenticationService:
-    """Turns a presented API key into a :class:`Principal` (the only place one is minted from a key)."""
+    """Turns a presented API key into a :class:`Principal` (the only place one is minted from a key).
 
-    def __init__(self, session: AsyncSession) -> None:
+    With a ``cache``, a key authenticated moments ago is answered from it (no statement at all); see
+    :mod:`service.tenants.keycache`.
+    """
+
+    def __init__(self, session: AsyncSession, cache: ApiKeyCache | None = None) -> None:
         self._session = session
         self._lookup = ApiKeyLookup(session)
+        self._cache = cache
 
     async def authenticate(self, presented: str, *, client_address: str | None = None,
                            request_id: str | None = None) -> Principal:
@@ -474,12 +484,15 @@ class AuthenticationService:
         Raises:
             AuthenticationError: Unknown, malformed, expired or revoked key, or a suspended tenant.
         """
+        now = utcnow()
+        if self._cache is not None and (known := self._cache.get(presented, now)) is not None:
+            return replace(known, client_address=client_address, request_id=request_id)
+        generation = self._cache.generation if self._cache is not None else 0
         prefix = apikeys.prefix_of(presented)
         found = await self._lookup.by_prefix(prefix) if prefix else None
         if found is None or not apikeys.matches(presented, found[0].secret_hash):
             raise AuthenticationError("the API key is not valid")
         key, tenant_status = found
-        now = utcnow()
         if key.revoked_at is not None:
             raise AuthenticationError("the API key has been revoked", guess=False)
         if key.expires_at is not None and key.expires_at <= now:
@@ -488,7 +501,7 @@ class AuthenticationService:
             raise AuthenticationError("the tenant of this API key is suspended", guess=False)
         if key.last_used_at is None or now - key.last_used_at >= LAST_USED_RESOLUTION:
             await self._lookup.touch(key.id, now)
-        return Principal(
+        principal = Principal(
             tenant_id=tenant_id_from(key.tenant_id),
             role=key.role,
             key_id=key.id,
@@ -497,3 +510,6 @@ class AuthenticationService:
             client_address=client_address,
             request_id=request_id,
         )
+        if self._cache is not None:
+            self._cache.put(presented, principal, key.expires_at, generation)
+        return principal

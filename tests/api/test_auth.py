@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import asyncio
+import time
 from collections.abc import AsyncIterator
 from dataclasses import replace
 from datetime import UTC, datetime, timedelta
@@ -12,12 +14,15 @@ import pytest
 from litestar import Litestar, Request
 from sqlalchemy import update
 
+from service.app import create_app
 from service.authn import client_address
 from service.core.roles import Role
-from service.db.models.api_key import ApiKey
+from service.jobs import enqueue
 from service.runtime import Resources
 from service.settings import SecuritySettings, Settings
-from tests.conftest import running
+from service.tenants import service as tenant_service
+from tests.conftest import http_client, running
+from tests.gql.conftest import count_statements
 from tests.tenants.factories import clear_auth_failures, committed_key, committed_tenant
 
 pytestmark = pytest.mark.usefixtures("clean_db")
@@ -71,15 +76,14 @@ async def test_right_prefix_wrong_secret_is_401(api_client: httpx.AsyncClient, r
     assert response.status_code == 401
 
 
-async def test_expired_key_is_refused(api_client: httpx.AsyncClient, resources: Resources) -> None:
+async def test_expired_key_is_refused(api_client: httpx.AsyncClient, resources: Resources,
+                                     monkeypatch: pytest.MonkeyPatch) -> None:
     tenant = await committed_tenant(resources)
-    key = await committed_key(resources, tenant.tenant_id, Role.ADMIN,
-                              expires_at=datetime.now(UTC) + timedelta(hours=1))
+    expiry = datetime.now(UTC) + timedelta(hours=1)
+    key = await committed_key(resources, tenant.tenant_id, Role.ADMIN, expires_at=expiry)
     headers = {"Authorization": f"Bearer {key}"}
-    assert (await api_client.get("/api/v1/me", headers=headers)).status_code == 200
-    async with resources.session_factory() as session, session.begin():  # time passes
-        await session.execute(update(ApiKey).where(ApiKey.tenant_id == tenant.tenant_id, ApiKey.id != tenant.key_id)
-                              .values(expires_at=datetime.now(UTC) - timedelta(seconds=1)))
+    assert (await api_client.get("/api/v1/me", headers=headers)).status_code == 200  # now known to the cache
+    monkeypatch.setattr(tenant_service, "utcnow", lambda: expiry + timedelta(seconds=1))  # time passes
     response = await api_client.get("/api/v1/me", headers=headers)
     assert response.status_code == 401
     assert "expired" in response.json()["detail"]
@@ -179,3 +183,36 @@ def test_behind_a_trusted_proxy_the_address_is_the_one_the_proxy_appended(test_s
     assert address("203.0.113.7", trusted=True) == "203.0.113.7"
     assert address(None, trusted=True) == "10.0.0.9"
     assert address("6.6.6.6", trusted=False) == "10.0.0.9"
+
+
+async def test_a_key_revoked_through_one_process_is_refused_by_another_at_once(
+        test_settings: Settings, resources: Resources, monkeypatch: pytest.MonkeyPatch) -> None:
+    """Two API processes (apps with caches of their own) sharing Redis: a key the second one has cached stops
+    working there as soon as the first one revokes it, long before the cache's lifetime is over."""
+    # Both apps live in this process: only Redis may carry the notice, as between two processes.
+    monkeypatch.setattr(enqueue, "deliver_locally", lambda _channel, _message: None)
+    admin = await committed_tenant(resources)
+    key = await committed_key(resources, admin.tenant_id, Role.VIEWER)
+    victim = {"Authorization": f"Bearer {key}"}
+    one, other = (create_app(test_settings, resources) for _ in range(2))
+    async with http_client(one) as first, http_client(other) as second:
+        deadline = time.monotonic() + 5
+        while not other.state.api_keys.subscribed and time.monotonic() < deadline:  # noqa: ASYNC110 - a flag
+            await asyncio.sleep(0.01)
+        assert (await second.get("/api/v1/me", headers=victim)).status_code == 200
+        with count_statements(resources.engine) as statements:
+            assert (await second.get("/api/v1/me", headers=victim)).status_code == 200
+        assert not [sql for sql in statements.sql if "api_keys" in sql]  # answered from the cache
+
+        listed = await first.get("/api/v1/api-keys", headers=admin.headers)
+        [victim_id] = [k["id"] for k in listed.json() if k["role"] == "viewer"]
+        assert (await first.post(f"/api/v1/api-keys/{victim_id}/revoke", headers=admin.headers)).status_code == 200
+        refused, deadline = None, time.monotonic() + 1
+        while time.monotonic() < deadline:
+            refused = await second.get("/api/v1/me", headers=victim)
+            if refused.status_code == 401:
+                break
+            await asyncio.sleep(0.01)
+        assert refused is not None
+        assert refused.status_code == 401, "the other process still serves the revoked key"
+        assert "revoked" in refused.json()["detail"]

@@ -2,16 +2,18 @@
 
 from __future__ import annotations
 
+import gc
 import uuid
 from collections.abc import AsyncIterator
 
 import httpx
 import pytest
+from litestar import Litestar
 from pydantic import SecretStr
 from sqlalchemy import text
 from sqlalchemy.ext.asyncio import create_async_engine
 
-from service.app import create_app
+from service.app import GC_THRESHOLDS, create_app
 from service.db import migrate
 from service.settings import Settings
 from tests.conftest import create_database, drop_database, http_client
@@ -118,3 +120,12 @@ async def test_unknown_path_is_a_problem_document_not_a_traceback(api_client: ht
     body = response.json()
     assert body["status"] == 404
     assert body["request_id"] == response.headers["x-request-id"]
+
+
+async def test_start_up_freezes_the_heap_and_makes_collections_rarer(app: Litestar) -> None:
+    gc.unfreeze()
+    gc.set_threshold(700, 10, 10)
+    async with http_client(app) as client:
+        assert (await client.get("/healthz")).status_code == 200
+        assert gc.get_freeze_count() > 10_000  # modules, the schema and the app survive start-up
+        assert gc.get_threshold() == GC_THRESHOLDS

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import asyncio
+import contextlib
 
 import pytest
 from redis.asyncio import Redis
@@ -180,3 +181,33 @@ async def test_a_settled_slot_stays_taken_for_a_window_after_the_answer(limiter:
     state = await budget.state()
     assert state.used == 1
     assert state.used_by_lane[Lane.SYNC] == 1
+
+
+class CancelLosingRedis(Redis):
+    """A real Redis client whose script calls lose a cancellation that arrives while they are in flight, as
+    redis-py 5 on Python 3.11 sometimes does (a zero timeout in its connection pool consumes the CancelledError)."""
+
+    in_flight: asyncio.Event
+
+    async def evalsha(self, *args: object, **kwargs: object) -> object:  # type: ignore[override]
+        self.in_flight.set()
+        with contextlib.suppress(asyncio.CancelledError):  # the library's fault, injected
+            await asyncio.get_running_loop().create_future()
+        return await super().evalsha(*args, **kwargs)  # type: ignore[arg-type]
+
+
+async def test_a_cancelled_acquire_ends_even_when_redis_loses_the_cancellation(
+    redis_url: str, redis_namespace: str
+) -> None:
+    client = CancelLosingRedis.from_url(redis_url)
+    client.in_flight = asyncio.Event()
+    try:
+        budget = RateLimiter(client, namespace=f"{redis_namespace}:lost-cancel").credential("cred-m")
+        caller = asyncio.create_task(budget.acquire(lane=Lane.CAMPAIGN))
+        await client.in_flight.wait()
+        caller.cancel()
+        # Without the guard the caller would get its slot and go on (a cancelled campaign tick sending requests).
+        with pytest.raises(asyncio.CancelledError):
+            await asyncio.wait_for(caller, timeout=10)
+    finally:
+        await client.aclose()

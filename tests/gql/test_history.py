@@ -84,3 +84,19 @@ async def test_each_distinct_history_limit_is_one_load_reading_only_what_it_retu
     assert [h["toValue"] for h in nodes[serial]["some"][1:]] == ["405", "404", "403"]
     assert len(nodes[serial]["again"]) == 4
     assert all(node["none"] == [] for node in nodes.values())
+
+
+async def test_an_out_of_range_nested_limit_fails_its_field_only(resources: Resources, small_fleet: SeededMirror
+                                                                 ) -> None:
+    """``b`` fails on its history limit while ``a`` waits for the very same site (one shared loader future):
+    ``a`` is answered, ``b`` gets the error a top-level out-of-range argument gets, and nothing is cancelled."""
+    serial = inverter_serial(2)
+    query = """query($s: String!) { a: inverter(serial: $s) { serial site { name } }
+        b: inverter(serial: $s) { history(limit: -2) { kind } site { name } } }"""
+    result = await run(resources, small_fleet.tenant_id, query, {"s": serial})
+    assert result.data == {"a": {"serial": serial, "site": {"name": "Home 2"}}, "b": None}
+    [error] = result.errors
+    assert error.path == ["b", "history"]
+    top_level = await run(resources, small_fleet.tenant_id, "{ inverters(first: -2) { totalCount } }")
+    assert error.extensions["code"] == top_level.errors[0].extensions["code"] == "BAD_USER_INPUT"
+    assert error.message == "limit must be an integer from 0 to 200, got -2"

@@ -2,12 +2,16 @@
 
 What a new inverter field touches: the ORM model and a migration, the upstream record and its normaliser, and
 the read model. These tests fail when one of them is missed: a column no API shows, an API field without a
-column, a record field not stored, or a REST view or GraphQL type that lists fields of its own.
+column, a record field not stored, or an inverter or dongle REST view or GraphQL type that lists fields of its
+own. Sites and sync runs add fields of their own to the shared ones: for them, a shared field missing from REST
+or GraphQL (or out of the read model's order) fails.
 """
 
 from __future__ import annotations
 
 import types
+import uuid
+from datetime import UTC, datetime
 from typing import Any, get_args
 
 import pytest
@@ -15,11 +19,13 @@ from pydantic import BaseModel
 from sqlalchemy import inspect
 from strawberry.types.base import StrawberryObjectDefinition
 
-from service.api.fleet import DongleView, InverterView
+from service.api.fleet import DongleView, InverterView, SiteView
+from service.api.sync import SyncRunView
 from service.db.base import Base
 from service.db.models import mirror as m
+from service.gql.mirror.types import Site
 from service.gql.schema import schema
-from service.mirror.read_model import INVERTER_FIELD_COLUMNS, DongleRead, InverterRead, field_columns, field_types
+from service.mirror.read_model import DongleRead, InverterRead, SiteRead, SyncRunRead, field_types
 from service.mirror.schemas import DongleRecord, InverterRecord
 
 INTERNAL = {"id", "tenant_id"}  # never shown: the surrogate key, and the tenant (implied by the caller)
@@ -38,6 +44,12 @@ def _nullable(annotation: Any) -> bool:
     return isinstance(annotation, types.UnionType) and type(None) in get_args(annotation)
 
 
+def _plain_graphql_fields(graphql_type: str) -> list[str]:
+    definition = schema.get_type_by_name(graphql_type)
+    assert isinstance(definition, StrawberryObjectDefinition)
+    return [field.name for field in definition.fields if field.base_resolver is None and field.name != "id"]
+
+
 @pytest.mark.parametrize(("read_model", "orm_model", "record", "view", "graphql_type", "hidden"), CASES)
 def test_every_column_is_shown_by_rest_and_graphql_from_the_read_model(
     read_model: type[object], orm_model: type[Base], record: type[Any], view: type[BaseModel],
@@ -49,23 +61,44 @@ def test_every_column_is_shown_by_rest_and_graphql_from_the_read_model(
     assert set(fields) == columns  # a new column without a read field (or the reverse) fails here
     assert set(record._fields) <= columns  # the normaliser's record is stored in shown columns of the same name
     assert list(view.model_fields) == fields
-    definition = schema.get_type_by_name(graphql_type)
-    assert isinstance(definition, StrawberryObjectDefinition)
-    plain = [field.name for field in definition.fields if field.base_resolver is None and field.name != "id"]
-    assert [_camel(name) for name in plain] == [_camel(name) for name in fields]
+    assert [_camel(name) for name in _plain_graphql_fields(graphql_type)] == [_camel(name) for name in fields]
 
 
 @pytest.mark.parametrize(("read_model", "orm_model"), [case.values[:2] for case in CASES])
 def test_a_read_field_is_optional_exactly_when_its_column_is_nullable(
     read_model: type[object], orm_model: type[Base]
 ) -> None:
-    columns = field_columns(read_model, orm_model)
+    columns = inspect(orm_model).columns
     mismatched = [name for name, annotation in field_types(read_model).items()
                   if _nullable(annotation) != columns[name].nullable]
     assert mismatched == []
 
 
-def test_the_inverter_field_column_table_names_mirror_inverters_columns() -> None:
-    assert {column.table.name for column in (attribute.property.columns[0]
-                                             for attribute in INVERTER_FIELD_COLUMNS.values())} == {"mirror_inverters"}
-    assert INVERTER_FIELD_COLUMNS["firmware_arm"] is m.Inverter.firmware_arm
+@pytest.mark.parametrize(("read_model", "view", "graphql_type"), [
+    pytest.param(SiteRead, SiteView, "Site", id="site"),
+    pytest.param(SyncRunRead, SyncRunView, "SyncRun", id="sync-run"),
+])
+def test_rest_and_graphql_show_every_shared_field_in_the_read_models_order(
+    read_model: type[object], view: type[BaseModel], graphql_type: str,
+) -> None:
+    # Sites and sync runs add fields of their own to the shared ones; those must all be there, in one order.
+    shared = [_camel(name) for name in field_types(read_model)]
+    rest = [_camel(name) for name in view.model_fields]
+    graphql = [_camel(name) for name in _plain_graphql_fields(graphql_type)]
+
+    assert [name for name in rest if name in shared] == shared
+    assert [name for name in graphql if name in shared] == shared
+
+
+@pytest.mark.parametrize(("tz_timezone", "graphql_timezone"), [("Europe/Astrakhan", "Europe/Astrakhan"),
+                                                                (None, "GMT +4")])
+def test_a_sites_timezone_is_upstreams_label_over_rest_and_its_iana_name_when_known_over_graphql(
+    tz_timezone: str | None, graphql_timezone: str,
+) -> None:
+    # The one shared site field each adapter fills in its own way (SiteRead); neither may drift to the other.
+    seen = datetime(2026, 12, 1, tzinfo=UTC)
+    row = m.Site(id=uuid.uuid4(), upstream_id=7, timezone="GMT +4", tz_timezone=tz_timezone, products=[],
+                 first_seen_at=seen, last_seen_at=seen)
+
+    assert SiteView.model_validate(row).timezone == "GMT +4"
+    assert Site.from_row(row).timezone == graphql_timezone

@@ -6,9 +6,8 @@ from collections.abc import Hashable
 from datetime import timedelta
 from typing import Any
 
-from service.db.models.mirror import InverterChangeKind
 from service.mirror.reconcile import Reconciliation, Stored, key_of, reconcile
-from service.mirror.schemas import Entity, SiteStatusRecord, Snapshot
+from service.mirror.schemas import Entity, InverterChangeKind, SiteStatusRecord, Snapshot
 from tests.mirror.factories import NOW, account, battery, dongle, inverter, meter, site
 
 

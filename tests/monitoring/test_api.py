@@ -14,6 +14,9 @@ from service.cli_alerts import list_alerts_op
 from service.core.errors import NotFoundError
 from service.db.models import AlertState, NotificationEvent, NotificationEventType
 from service.db.models.api_key import Role
+from service.db.models.audit import AuditEvent
+from service.db.models.monitoring import Severity
+from service.monitoring.repository import MonitoringRepository
 from service.runtime import Resources
 from service.simulator import Simulator
 from tests.conftest import http_client
@@ -183,3 +186,90 @@ async def test_graphql_alerts_with_counts_and_the_acknowledge_mutation(
                                                             "{ severity count } } }"}, headers=viewer)).json()
     assert {c["severity"]: c["count"] for c in summary["data"]["fleetSummary"]["openAlertsBySeverity"]} == {
         "CRITICAL": 1, "MAJOR": 0, "MINOR": 1, "INFO": 0}  # the acknowledged alert is still not cleared
+
+
+async def test_graphql_inverter_alerts_and_site_incident(
+    client: httpx.AsyncClient, resources: Resources, make_monitor: MonitorFactory
+) -> None:
+    tenant, sim = await _tenant_with_faults(resources, make_monitor)
+    query = """{ inverters(first: 100) { edges { node { serial
+                   open: alerts(states: [OPEN]) { event severity state }
+                   minor: alerts(severities: [MINOR]) { event }
+                   site { upstreamId incident { severity summary } } } } } }"""
+
+    async def fleet(headers: dict[str, str]) -> dict[str, dict[str, object]]:
+        answer = (await client.post("/graphql", json={"query": query}, headers=headers)).json()
+        assert "errors" not in answer
+        return {edge["node"]["serial"]: edge["node"] for edge in answer["data"]["inverters"]["edges"]}
+
+    seen = await fleet(tenant.headers)
+    faulty = {serial: node for serial, node in seen.items() if node["open"]}
+    assert sorted((node["open"][0]["event"], node["open"][0]["severity"]) for node in faulty.values()) == [
+        ("Grid Under Voltage", "MINOR"), ("Isolation fault", "CRITICAL")]
+    assert sorted(event["event"] for node in seen.values() for event in node["minor"]) == ["Grid Under Voltage"]
+    for node in faulty.values():
+        incident = node["site"]["incident"]  # type: ignore[index]
+        assert incident["summary"].startswith(f"site {node['site']['upstreamId']}: 1 open alert")  # type: ignore[index]
+        assert incident["severity"] == node["open"][0]["severity"]  # type: ignore[index]
+    sites_with_faults = {node["site"]["upstreamId"] for node in faulty.values()}  # type: ignore[index]
+    assert all(node["site"]["incident"] is None for node in seen.values()  # type: ignore[index]
+               if node["site"]["upstreamId"] not in sites_with_faults)  # type: ignore[index]
+
+    # A subtree key sees its own inverter's alert and site incident, nothing of the other subtree.
+    mine = next(iter(faulty))
+    owner = sim.fleet.by_serial[mine].owner_id
+    restricted = await committed_key(resources, tenant.tenant_id, Role.VIEWER, restricted_account_id=str(owner))
+    scoped = await fleet({"Authorization": f"Bearer {restricted}"})
+    assert [serial for serial, node in scoped.items() if node["open"]] == [mine]
+    assert [node["site"]["incident"] is not None for serial, node in scoped.items()  # type: ignore[index]
+            if serial == mine] == [True]
+
+
+async def test_admins_change_the_monitoring_settings_the_monitor_reads_and_bad_values_are_refused(
+    client: httpx.AsyncClient, resources: Resources
+) -> None:
+    tenant = await committed_tenant(resources, Role.ADMIN)
+    viewer = {"Authorization": f"Bearer {await committed_key(resources, tenant.tenant_id, Role.VIEWER)}"}
+    defaults = await client.get("/api/v1/monitoring/settings", headers=viewer)
+    assert defaults.status_code == 200
+    assert defaults.json() == {"enabled": True, "sweep_interval_seconds": 300, "grace_seconds": 1800,
+                               "flap_window_seconds": 3600, "storm_share": 0.2, "severity_overrides": {}}
+
+    changed = await client.patch("/api/v1/monitoring/settings", headers=tenant.headers, json={
+        "sweep_interval_seconds": 600, "storm_share": 0.5, "severity_overrides": {"Isolation fault": "minor"}})
+    assert changed.status_code == 200
+    assert (changed.json()["sweep_interval_seconds"], changed.json()["grace_seconds"]) == (600, 1800)
+    async with resources.session_factory() as session:  # what the monitor reads
+        repo = MonitoringRepository(session, tenant.tenant_id)
+        row = await repo.settings()
+        assert (row.sweep_interval_seconds, row.storm_share) == (600, 0.5)
+        assert await repo.overrides() == {"Isolation fault": Severity.MINOR}
+        audit = (await session.scalars(select(AuditEvent).where(
+            AuditEvent.tenant_id == tenant.tenant_id, AuditEvent.action == "monitoring.settings.write"))).one()
+    assert audit.details["changed"]["storm_share"] == {"from": 0.2, "to": 0.5}
+
+    refusals = [({"sweep_interval_seconds": 10}, "sweep_interval_seconds"), ({"storm_share": 0}, "storm_share"),
+                ({"grace_seconds": 10**9}, "grace_seconds"),
+                ({"severity_overrides": {"bad\u0000name": "major"}}, "severity_overrides")]
+    for body, field in refusals:
+        refused = await client.patch("/api/v1/monitoring/settings", headers=tenant.headers, json=body)
+        assert refused.status_code == 400, body
+        assert field in refused.text
+    unknown = await client.patch("/api/v1/monitoring/settings", headers=tenant.headers, json={"interval": 5})
+    assert unknown.status_code == 400
+    assert (await client.get("/api/v1/monitoring/settings", headers=viewer)).json() == changed.json()  # unchanged
+
+    mutation = """mutation { updateMonitoringSettings(input: {graceSeconds: 3600, severityOverrides: []}) {
+                  settings { graceSeconds sweepIntervalSeconds severityOverrides { event } }
+                  errors { code field } } }"""
+    done = (await client.post("/graphql", json={"query": mutation}, headers=tenant.headers)).json()
+    assert done["data"]["updateMonitoringSettings"] == {"settings": {
+        "graceSeconds": 3600, "sweepIntervalSeconds": 600, "severityOverrides": []}, "errors": []}
+    bad = (await client.post("/graphql", json={"query": "mutation { updateMonitoringSettings(input: "
+                                                        "{stormShare: 1.5}) { settings { stormShare } "
+                                                        "errors { code field } } }"}, headers=tenant.headers)).json()
+    assert bad["data"]["updateMonitoringSettings"]["settings"] is None
+    assert [e["field"] for e in bad["data"]["updateMonitoringSettings"]["errors"]] == ["storm_share"]
+    read = (await client.post("/graphql", json={"query": "{ monitoringSettings { stormShare graceSeconds } }"},
+                              headers=viewer)).json()
+    assert read["data"]["monitoringSettings"] == {"stormShare": 0.5, "graceSeconds": 3600}

@@ -17,14 +17,13 @@ from service.db.models.campaign import (
     SettingCatalogue,
     TargetState,
 )
-from service.db.models.credential import CredentialHealth, CredentialKind, UpstreamCredential
+from service.db.models.credential import BudgetSalt, CredentialHealth, CredentialKind, UpstreamCredential
 from service.db.models.mirror import (
     BatteryModule,
     Dongle,
     FleetAccount,
     Inverter,
     InverterChange,
-    InverterChangeKind,
     Meter,
     Site,
     SyncKind,
@@ -46,6 +45,7 @@ from service.db.models.monitoring import (
 )
 from service.db.models.notifications import NotificationEvent, NotificationEventType
 from service.db.models.tenant import Tenant, TenantStatus
+from service.mirror.schemas import InverterChangeKind
 
 __all__ = [
     "Alert",
@@ -53,6 +53,7 @@ __all__ = [
     "ApiKey",
     "AuditEvent",
     "BatteryModule",
+    "BudgetSalt",
     "Campaign",
     "CampaignChunk",
     "CampaignKind",

@@ -6,7 +6,7 @@ import enum
 import uuid
 from datetime import datetime
 
-from sqlalchemy import Enum, ForeignKey, Integer, LargeBinary, String
+from sqlalchemy import CheckConstraint, Enum, ForeignKey, Integer, LargeBinary, SmallInteger, String
 from sqlalchemy.dialects.postgresql import ARRAY
 from sqlalchemy.orm import Mapped, mapped_column
 
@@ -65,3 +65,19 @@ class UpstreamCredential(UUIDPrimaryKey, Timestamps, Base):
 
     def __repr__(self) -> str:
         return f"<UpstreamCredential id={self.id} tenant_id={self.tenant_id} label={self.label!r} health={self.health}>"
+
+
+class BudgetSalt(Base):
+    """The deployment's budget salt: one row, made by the first process that needs it
+    (:func:`service.upstream.load_budget_salt`).
+
+    It keys the HMAC that names each token's rate budget in Redis. It lives here, not beside the budgets, so
+    whoever can read Redis cannot test guessed tokens or portal passwords against the key names, and emptying
+    Redis does not re-key the budgets (a long-running sync and a new client keep one budget per token).
+    """
+
+    __tablename__ = "budget_salt"
+    __table_args__ = (CheckConstraint("id = 1", name="one_row"),)
+
+    id: Mapped[int] = mapped_column(SmallInteger, primary_key=True, default=1)
+    salt: Mapped[bytes] = mapped_column(LargeBinary)

@@ -40,6 +40,11 @@ from sqlalchemy.engine import Dialect
 from sqlalchemy.orm import Mapped, mapped_column
 
 from service.db.base import Base, UUIDPrimaryKey
+from service.mirror.schemas import InverterChangeKind
+
+FOLDED_STATUS = "upper(coalesce(status, ''))"
+"""An inverter's status as the ``statusIn`` filter compares it (case-insensitively, a missing one as ``''``);
+indexed as it is, so a filter on a status is an index scan."""
 
 
 def _tenant_link(column: str, target: str, *, name: str) -> ForeignKeyConstraint:
@@ -153,6 +158,7 @@ class Inverter(Mirrored, Base):
         _tenant_link("site_upstream_id", "mirror_sites.upstream_id", name="fk_mirror_inverters_site"),
         _tenant_index("mirror_inverters", "dongle_serial"),
         _tenant_index("mirror_inverters", "status"),
+        Index("ix_mirror_inverters_tenant_id_status_folded", "tenant_id", text(FOLDED_STATUS)),
         _tenant_index("mirror_inverters", "account_upstream_id"),
         _tenant_index("mirror_inverters", "site_upstream_id"),
         _tenant_index("mirror_inverters", "firmware_arm"),
@@ -221,17 +227,6 @@ class Meter(Mirrored, Base):
     hardware_version: Mapped[int | None] = mapped_column(Integer)
     software_version: Mapped[int | None] = mapped_column(Integer)
     baud_rate: Mapped[int | None] = mapped_column(Integer)
-
-
-class InverterChangeKind(enum.StrEnum):
-    """What an inverter history row records."""
-
-    STATUS = "status"
-    FIRMWARE_ARM = "firmware_arm"
-    FIRMWARE_DSP = "firmware_dsp"
-    ACCOUNT = "account"
-    REMOVED = "removed"
-    RESTORED = "restored"
 
 
 class InverterChange(UUIDPrimaryKey, Base):

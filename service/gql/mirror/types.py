@@ -13,9 +13,11 @@ from strawberry.scalars import JSON
 
 from service.core.limits import DEFAULT_HISTORY, history_limit, nested_list_size
 from service.db.models import mirror as m
+from service.db.models.monitoring import AlertState, Severity
 from service.gql.campaigns.types import CampaignHistoryEntry
 from service.gql.context import Info
 from service.gql.mirror.live import InverterLive
+from service.gql.monitoring.types import Alert, Incident
 from service.gql.types.common import Node, read_fields, to_global_id
 from service.mirror.read_model import DongleRead, InverterRead, SiteRead, SyncRunRead, read_values
 from service.mirror.schemas import BatteryRecord, MeterRecord
@@ -101,6 +103,7 @@ class Site(Node, SiteRead):
 
     @classmethod
     def from_row(cls, row: m.Site) -> Site:
+        # GraphQL's timezone is the IANA name when upstream gives one (REST shows upstream's label: SiteRead).
         return cls(id=to_global_id("Site", row.id),
                    **read_values(SiteRead, row) | {"timezone": row.tz_timezone or row.timezone},
                    products=cast(Any, row.products), site_status=row.scheme_status,
@@ -120,6 +123,11 @@ class Site(Node, SiteRead):
     @strawberry.field(description="Inverters at this site; at most `first` (default 100, at most 500).")
     def inverters(self, info: Info, first: NestedFirst = None) -> list[Inverter]:
         return deferred(info.context.loaders.inverters_by_site.load((self.upstream_id, nested_list_size(first))))
+
+    @strawberry.field(description="The site's open incident (its open alerts grouped, with a one-line summary), "
+                                  "or null.")
+    def incident(self, info: Info) -> Incident | None:
+        return deferred(info.context.loaders.incident_by_site.load(self.upstream_id))
 
 
 @strawberry.type(description="A communication device (WiFi/GPRS/LAN dongle).")
@@ -188,6 +196,14 @@ class Inverter(Node, InverterRead):
         if rows == 0:
             return []
         return await info.context.loaders.changes_by_inverter.load((self.serial, rows))
+
+    @strawberry.field(description="The inverter's alerts, most recently seen first: those in `states` and "
+                                  "`severities` (default: any), at most `first` (default 100, at most 500).")
+    def alerts(self, info: Info, states: list[AlertState] | None = None, severities: list[Severity] | None = None,
+               first: NestedFirst = None) -> list[Alert]:
+        key = (self.serial, tuple(dict.fromkeys(states or ())), tuple(dict.fromkeys(severities or ())),
+               nested_list_size(first))
+        return deferred(info.context.loaders.alerts_by_inverter.load(key))
 
     @strawberry.field(description="What campaigns did to this inverter, newest campaign first.")
     async def campaign_history(self, info: Info) -> list[CampaignHistoryEntry]:

@@ -8,9 +8,10 @@ import datetime as dt
 import strawberry
 
 from service.gql.context import Info
-from service.gql.monitoring.types import Alert, MaintenanceWindow
+from service.gql.monitoring.types import Alert, MaintenanceWindow, MonitoringSettings, MonitoringSettingsInput
 from service.gql.mutation import MutationError, attempt, parse_id, unit_of_work_of
 from service.monitoring.service import AlertService
+from service.monitoring.settings import SettingsChange, update_settings
 
 
 @strawberry.type(description="The alert after the change.")
@@ -28,6 +29,12 @@ class MaintenanceWindowPayload:
 @strawberry.type(description="Whether the window was deleted.")
 class DeletePayload:
     deleted: bool
+    errors: list[MutationError]
+
+
+@strawberry.type(description="The settings after the change.")
+class MonitoringSettingsPayload:
+    settings: MonitoringSettings | None
     errors: list[MutationError]
 
 
@@ -84,6 +91,24 @@ class MonitoringMutation:
 
         deleted, errors = await attempt(work())
         return DeletePayload(deleted=bool(deleted), errors=errors)
+
+    @strawberry.mutation(description="Change the tenant's monitoring settings (admin, whole-tenant key; audited). "
+                                     "BAD_USER_INPUT names a value out of range; nothing changes then.")
+    async def update_monitoring_settings(self, info: Info, input: MonitoringSettingsInput
+                                         ) -> MonitoringSettingsPayload:
+        overrides = input.severity_overrides
+        change = SettingsChange(
+            enabled=input.enabled, sweep_interval_seconds=input.sweep_interval_seconds,
+            grace_seconds=input.grace_seconds, flap_window_seconds=input.flap_window_seconds,
+            storm_share=input.storm_share,
+            severity_overrides=None if overrides is None else {o.event: o.severity for o in overrides})
+
+        async def work() -> MonitoringSettings:
+            async with unit_of_work_of(info) as session:
+                return MonitoringSettings.of(await update_settings(session, info.context.principal, change))
+
+        settings, errors = await attempt(work())
+        return MonitoringSettingsPayload(settings=settings, errors=errors)
 
 
 __all__ = ["MonitoringMutation"]

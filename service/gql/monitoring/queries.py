@@ -7,9 +7,10 @@ import strawberry
 
 from service.core.limits import page_size
 from service.gql.context import Info
-from service.gql.monitoring.types import AlertConnection, AlertFilter, Incident, IncidentFilter
+from service.gql.monitoring.types import AlertConnection, AlertFilter, Incident, IncidentFilter, MonitoringSettings
 from service.gql.types.connection import Connection
 from service.monitoring import service as monitoring
+from service.monitoring.settings import read_settings
 
 
 @strawberry.type
@@ -37,6 +38,11 @@ class MonitoringQuery:
             service = monitoring.AlertService(session, info.context.principal)
             page = await service.incidents(where, page_size(first, parameter="first"), after)
         return Connection[Incident].of(page, Incident.from_row, after=after)
+
+    @strawberry.field(description="The tenant's monitoring settings.")
+    async def monitoring_settings(self, info: Info) -> MonitoringSettings:
+        async with info.context.session_factory() as session:
+            return MonitoringSettings.of(await read_settings(session, info.context.principal))
 
 
 __all__ = ["MonitoringQuery"]

@@ -13,6 +13,7 @@ from service.core.pagination import Page
 from service.db.models import monitoring as m
 from service.db.models.monitoring import AlertState, IncidentKind, IncidentState, Severity
 from service.gql.types.connection import Connection
+from service.monitoring.settings import MonitoringSettingsView
 
 strawberry.enum(AlertState, description="open -> acknowledged -> cleared.")
 strawberry.enum(Severity, description="How bad an alert is.")
@@ -120,3 +121,46 @@ class IncidentFilter:
     account_id: int | None = strawberry.field(default=None, description="This account's subtree.")
     since: dt.datetime | None = None
     until: dt.datetime | None = None
+
+
+@strawberry.type(description="A cloud event name whose severity the tenant overrides.")
+class SeverityOverride:
+    event: str
+    severity: Severity
+
+
+@strawberry.type(description="The tenant's monitoring settings, as the monitor uses them.")
+class MonitoringSettings:
+    enabled: bool
+    sweep_interval_seconds: int = strawberry.field(description="Seconds between sweeps (default 300).")
+    grace_seconds: int = strawberry.field(description="An inverter not seen for longer is 'Communication lost' "
+                                                      "(default 1800).")
+    flap_window_seconds: int = strawberry.field(description="An alert raised again within this time of clearing "
+                                                            "reopens (a flap) (default 3600).")
+    storm_share: float = strawberry.field(description="Share of the fleet going LOST in one sweep that opens one "
+                                                      "fleet-wide incident instead of alerts (default 0.2).")
+    severity_overrides: list[SeverityOverride]
+
+    @classmethod
+    def of(cls, view: MonitoringSettingsView) -> MonitoringSettings:
+        return cls(enabled=view.enabled, sweep_interval_seconds=view.sweep_interval_seconds,
+                   grace_seconds=view.grace_seconds, flap_window_seconds=view.flap_window_seconds,
+                   storm_share=view.storm_share,
+                   severity_overrides=[SeverityOverride(event=event, severity=severity)
+                                       for event, severity in view.severity_overrides.items()])
+
+
+@strawberry.input(description="A severity for one cloud event name.")
+class SeverityOverrideInput:
+    event: str
+    severity: Severity
+
+
+@strawberry.input(description="What to change (omitted: unchanged); severityOverrides replaces the whole set.")
+class MonitoringSettingsInput:
+    enabled: bool | None = None
+    sweep_interval_seconds: int | None = None
+    grace_seconds: int | None = None
+    flap_window_seconds: int | None = None
+    storm_share: float | None = None
+    severity_overrides: list[SeverityOverrideInput] | None = None
