@@ -7,6 +7,7 @@ from __future__ import annotations
 import asyncio
 import json
 import uuid
+from collections.abc import Awaitable, Callable
 
 import pytest
 from redis.asyncio import ConnectionPool
@@ -14,6 +15,7 @@ from sqlalchemy import select
 
 from service.changefeed import ChangeFeedLostError, ChangeHub, SlowSubscriberError, publish_changes
 from service.core.changes import Change, Topic
+from service.core.errors import ConflictError
 from service.db.models import Tenant
 from service.db.uow import defer_change
 from service.jobs.enqueue import unit_of_work
@@ -24,7 +26,7 @@ WAIT = 30  # seconds: a bound on waits that end as soon as what they wait for ha
 
 
 def change(topic: Topic, tenant_id: uuid.UUID) -> Change:
-    return Change(topic, tenant_id, uuid.uuid4(), f"{topic.value}.raised", site_id=7, account_id=70)
+    return Change(topic, tenant_id, uuid.uuid4(), f"{topic.value}.raised", site_id=7)
 
 
 async def test_feeds_get_their_tenants_changes_of_their_topics_and_a_slow_one_is_dropped(
@@ -141,3 +143,55 @@ async def test_a_rolled_back_transaction_publishes_nothing_and_a_failed_publish_
         await redis.aclose()
     async with resources.session_factory() as session:
         assert await session.scalar(select(Tenant.name).where(Tenant.id == tenant.id)) == "Published nowhere"
+
+
+async def test_subscribers_of_one_scope_share_each_re_read_and_re_reads_are_bounded(resources: Resources) -> None:
+    tenant_id = uuid.uuid4()
+    hub = ChangeHub(resources.redis, concurrent_reads=1)
+    loads: list[str] = []
+    in_flight = most_in_flight = 0
+
+    def loader(scope: str) -> Callable[[], Awaitable[str]]:
+        async def load() -> str:
+            nonlocal in_flight, most_in_flight
+            loads.append(scope)
+            in_flight += 1
+            most_in_flight = max(most_in_flight, in_flight)
+            for _ in range(3):  # let every other read start, if nothing stops it
+                await asyncio.sleep(0)
+            in_flight -= 1
+            return f"{scope} row"
+        return load
+
+    try:
+        async with hub.subscribe(tenant_id, {Topic.ALERT}) as one, hub.subscribe(tenant_id, {Topic.ALERT}) as two:
+            sent = change(Topic.ALERT, tenant_id)
+            await publish_changes(resources.redis, [sent, sent])  # the same change, announced twice
+            async with asyncio.timeout(WAIT):
+                first = [await anext(one), await anext(two)]
+                again = [await anext(one), await anext(two)]
+            reads = [hub.read(seen, scope, loader(scope)) for seen in first for scope in ("whole", "subtree")]
+            assert await asyncio.gather(*reads) == ["whole row", "subtree row"] * 2
+            assert sorted(loads) == ["subtree", "whole"]  # one read per change and scope, not per subscriber
+            assert most_in_flight == 1
+            assert await hub.read(again[0], "whole", loader("whole")) == "whole row"
+            assert loads.count("whole") == 2  # a later announcement is read again, however alike
+    finally:
+        await hub.aclose()
+
+
+async def test_a_key_holds_at_most_its_share_of_subscriptions(resources: Resources) -> None:
+    tenant_id = uuid.uuid4()
+    hub = ChangeHub(resources.redis, per_key=2)
+    try:
+        async with hub.subscribe(tenant_id, {Topic.ALERT}, holder="key"), \
+                hub.subscribe(tenant_id, {Topic.INCIDENT}, holder="key"):
+            with pytest.raises(ConflictError, match="already holds 2 subscriptions"):
+                async with hub.subscribe(tenant_id, {Topic.CAMPAIGN}, holder="key"):
+                    pytest.fail("a third subscription")
+            async with hub.subscribe(tenant_id, {Topic.CAMPAIGN}, holder="another key"):
+                pass
+        async with hub.subscribe(tenant_id, {Topic.CAMPAIGN}, holder="key"):  # ended ones free their place
+            pass
+    finally:
+        await hub.aclose()

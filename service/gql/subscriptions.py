@@ -20,14 +20,16 @@ from __future__ import annotations
 import asyncio
 import enum
 import uuid
-from collections.abc import AsyncGenerator, AsyncIterator, Iterator
+from collections.abc import AsyncGenerator, AsyncIterator, Awaitable, Callable, Iterator
 from contextlib import asynccontextmanager
+from functools import partial
 from typing import TypeVar
 
 import strawberry
 import structlog
 from graphql import ExecutionResult as GraphQLExecutionResult
 from graphql import GraphQLError
+from sqlalchemy.ext.asyncio import AsyncSession
 from strawberry.extensions import SchemaExtension
 from strawberry.types.graphql import OperationType
 
@@ -88,8 +90,9 @@ async def _changes(info: Info, topic: Topic) -> AsyncIterator[AsyncIterator[Chan
     if hub is None:  # not a WebSocket: SubscriptionTransport refused it before it could get here
         raise GraphQLError("subscriptions are served over a WebSocket on /graphql (graphql-transport-ws)")
     await _check_key(info, recheck_seconds=0.0)  # a new subscription reads nothing for a key revoked since init
+    principal = info.context.principal
     try:
-        async with hub.subscribe(info.context.principal.tenant_id, {topic}) as feed:
+        async with hub.subscribe(principal.tenant_id, {topic}, holder=principal.key_id) as feed:
             yield _guarded(info, feed)
     except ChangeFeedLostError as exc:
         await _close(info, TRY_AGAIN_CLOSE_CODE, str(exc))
@@ -115,6 +118,7 @@ async def _check_key(info: Info, recheck_seconds: float) -> None:
 
 
 _Kind = TypeVar("_Kind", bound=enum.Enum)
+_Row = TypeVar("_Row")
 
 
 def _kind_of(kinds: type[_Kind], change: Change) -> _Kind | None:
@@ -148,11 +152,10 @@ class Subscription:
                 if kind is None or (site_id is not None and change.site_id != site_id):
                     continue
                 try:
-                    async with info.context.session_factory() as session:
-                        row = await AlertService(session, info.context.principal).alert(change.id)
+                    alert = await _reread(info, change, partial(_alert, info, change.id))
                 except NotFoundError:  # outside the key's subtree
                     continue
-                yield AlertChange(kind=kind, alert=Alert.from_row(row))
+                yield AlertChange(kind=kind, alert=alert)
 
     @strawberry.subscription(description="Incidents as they open, change or clear (a subtree key receives its "
                                          "sites' only, never the fleet-wide one).")
@@ -164,27 +167,50 @@ class Subscription:
                 if kind is None:
                     continue
                 try:
-                    async with info.context.session_factory() as session:
-                        row = await AlertService(session, info.context.principal).incident(change.id)
+                    incident = await _reread(info, change, partial(_incident, info, change.id))
                 except NotFoundError:
                     continue
-                yield IncidentChange(kind=kind, incident=Incident.from_row(row))
+                yield IncidentChange(kind=kind, incident=incident)
 
     @strawberry.subscription(description="A campaign's state and progress: first as it is now, then after every "
                                          "change (each recorded answer, each transition).")
     async def campaign_progress(self, info: Info, id: strawberry.ID) -> AsyncGenerator[Campaign, None]:
         campaign_id = parse_id(id)
         async with _changes(info, Topic.CAMPAIGN) as changes:  # subscribed before the first read: nothing is missed
-            yield await _campaign(info, campaign_id)
+            yield await _reread(info, None, partial(_campaign, info, campaign_id))
             async for change in changes:
                 if change.id == campaign_id:
-                    yield await _campaign(info, campaign_id)
+                    yield await _reread(info, change, partial(_campaign, info, campaign_id))
 
 
-async def _campaign(info: Info, campaign_id: uuid.UUID) -> Campaign:
-    """The campaign as the key may see it (its session is released before the result is sent)."""
-    async with info.context.session_factory() as session:
-        return await campaign_of(info, session, await CampaignService(session, info.context.principal).get(campaign_id))
+async def _reread(info: Info, change: Change | None, load: Callable[[AsyncSession], Awaitable[_Row]]) -> _Row:
+    """What ``load`` reads on a session of its own (released before the result is sent), through the process's
+    change hub: read once per ``change`` for every subscriber of the same read scope (tenant, role, subtree), and
+    counted among the process's concurrent re-reads (``None``: the subscription's first read, its own)."""
+    hub = info.context.changes
+    assert hub is not None  # noqa: S101 - _changes refused a context without one before any read
+
+    async def read() -> _Row:
+        async with info.context.session_factory() as session:
+            return await load(session)
+
+    if change is None:
+        return await hub.gated(read)
+    principal = info.context.principal
+    return await hub.read(change, (principal.role, principal.restricted_account_id), read)
+
+
+async def _alert(info: Info, alert_id: uuid.UUID, session: AsyncSession) -> Alert:
+    return Alert.from_row(await AlertService(session, info.context.principal).alert(alert_id))
+
+
+async def _incident(info: Info, incident_id: uuid.UUID, session: AsyncSession) -> Incident:
+    return Incident.from_row(await AlertService(session, info.context.principal).incident(incident_id))
+
+
+async def _campaign(info: Info, campaign_id: uuid.UUID, session: AsyncSession) -> Campaign:
+    """The campaign as the key may see it."""
+    return await campaign_of(info, session, await CampaignService(session, info.context.principal).get(campaign_id))
 
 
 class SubscriptionTransport(SchemaExtension):

@@ -369,8 +369,7 @@ class AlertWriter:
             created_at=self.now,
         ))  # fmt: skip
         if alert is not None:
-            self._changed(Change(Topic.ALERT, self.repo.tenant_id, alert.id, kind.value, alert.site_upstream_id,
-                                 alert.account_upstream_id))
+            self._changed(Change(Topic.ALERT, self.repo.tenant_id, alert.id, kind.value, alert.site_upstream_id))
         elif incident is not None:
             self._changed(Change(Topic.INCIDENT, self.repo.tenant_id, incident.id, kind.value,
                                  incident.site_upstream_id))
