@@ -25,11 +25,13 @@ from service.api.fleet import FleetController
 from service.api.health import HealthController
 from service.api.live import LiveController
 from service.api.monitoring import MonitoringController
+from service.api.notifications import NotificationController
 from service.api.sync import SyncController
 from service.api.timeouts import BodyTimeoutMiddleware
 from service.authn import authentication_middleware
 from service.changefeed import ChangeHub
 from service.db.uow import listen_locally
+from service.docs_pages import docs_router, openapi_render_plugins, static_assets_router
 from service.gql.http import graphql_controller
 from service.observability import RequestIdMiddleware
 from service.runtime import Resources
@@ -99,7 +101,8 @@ def create_app(settings: Settings | None = None, resources: Resources | None = N
     return Litestar(
         route_handlers=[HealthController, MetricsController, AccessController, FleetController, LiveController,
                         SyncController, CampaignController, FirmwareWatchController, MonitoringController,
-                        graphql_controller(settings.api)],
+                        NotificationController,
+                        graphql_controller(settings.api), static_assets_router()],
         dependencies={
             "resources": Provide(provide_resources, sync_to_thread=False),
             "db_session": Provide(provide_db_session),
@@ -111,7 +114,8 @@ def create_app(settings: Settings | None = None, resources: Resources | None = N
         exception_handlers=EXCEPTION_HANDLERS,
         lifespan=[lifespan],
         openapi_config=OpenAPIConfig(
-            title="givfleet", version="0.1.0", path="/schema",
+            title="givfleet", version="0.1.0", openapi_router=docs_router("/schema"),
+            render_plugins=openapi_render_plugins(),
             components=Components(security_schemes={"apiKey": SecurityScheme(
                 type="http", scheme="bearer", description="A givfleet API key: 'Authorization: Bearer <key>'.")}),
             security=[{"apiKey": []}],

@@ -1,6 +1,7 @@
 """Authentication of every REST and GraphQL request (shared by both HTTP adapters).
 
-Every request except the health, metrics and API-docs paths must carry ``Authorization: Bearer <api key>``.
+Every request except the health, metrics and API-docs paths (and the docs pages' assets) must carry
+``Authorization: Bearer <api key>``.
 :class:`ApiKeyAuthenticationMiddleware` resolves it to a :class:`~service.tenants.Principal` (placed in
 ``connection.user``); handlers receive it as the ``principal`` dependency. What it may do is decided by the
 services through :mod:`service.policy` (403 when refused). Missing, unknown, expired and revoked keys get 401,
@@ -39,8 +40,8 @@ from service.tenants.service import AuthenticationError, AuthenticationService
 
 log = structlog.get_logger(__name__)
 
-PUBLIC_PATHS = ["^/healthz$", "^/readyz$", "^/metrics", "^/schema"]
-"""Paths served without a key (patterns): liveness, readiness, Prometheus, OpenAPI docs."""
+PUBLIC_PATHS = ["^/healthz$", "^/readyz$", "^/metrics", "^/schema", "^/static/"]
+"""Paths served without a key (patterns): liveness, readiness, Prometheus, OpenAPI docs and the docs' assets."""
 
 _CHALLENGE = {"WWW-Authenticate": 'Bearer realm="givfleet"'}
 

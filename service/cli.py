@@ -13,6 +13,7 @@ from rich.table import Table
 from service import cli_access, cli_campaigns, cli_firmware_watch
 from service import doctor as doctor_checks
 from service.cli_alerts import alerts_app
+from service.cli_notify import notify_app
 from service.db import migrate as migrations
 from service.mirror import cli_view
 from service.observability import configure_logging
@@ -28,6 +29,7 @@ cli_access.register(app)  # tenant, credential, apikey, admin
 cli_campaigns.register(app)  # campaign
 cli_firmware_watch.register(app)  # firmware-watch
 app.add_typer(alerts_app, name="alerts")
+app.add_typer(notify_app, name="notify")
 
 console = Console()
 HostOption = Annotated[str | None, typer.Option(help="Bind address (default: GIVFLEET_API__HOST or 127.0.0.1).")]

@@ -78,6 +78,12 @@ class Action(enum.Enum):
     FIRMWARE_WATCH_CREATE = Rule("firmware_watch.create", Role.OPERATOR)
     FIRMWARE_WATCH_RESTART = Rule("firmware_watch.restart_stragglers", Role.OPERATOR)
 
+    # Notifications: channels and rules are the tenant's (a subtree key neither reads nor changes them).
+    NOTIFICATION_READ = Rule("notification.read", Role.OPERATOR, whole_tenant=True)
+    NOTIFICATION_MANAGE = Rule("notification.manage", Role.ADMIN, whole_tenant=True)
+    NOTIFICATION_REPLAY = Rule("notification.replay", Role.OPERATOR, whole_tenant=True)
+    NOTIFICATION_TEST = Rule("notification.test", Role.OPERATOR, whole_tenant=True)
+
     @property
     def rule(self) -> Rule:
         """The action's rule."""

@@ -9,6 +9,7 @@ from __future__ import annotations
 
 from functools import lru_cache
 from pathlib import Path
+from typing import Literal
 
 from pydantic import BaseModel, Field, SecretStr
 from pydantic_settings import BaseSettings, SettingsConfigDict
@@ -58,6 +59,10 @@ class GivEnergySettings(BaseModel):
     )
     rate_limit_window_seconds: float = Field(
         default=60.0, gt=0, description="Length of the upstream rate-limit window (a minute at GivEnergy)."
+    )
+    notification_window_seconds: float = Field(
+        default=3600.0, gt=0,
+        description="Window of the notification/send custom limit (10 per hour at GivEnergy; tests scale it down).",
     )
 
 
@@ -179,6 +184,43 @@ class CampaignSettings(BaseModel):
     )
 
 
+class NotificationSettings(BaseModel):
+    """Notification deliveries (``notify`` queue): GivEnergy digests, e-mail over SMTP, Standard Webhooks."""
+
+    smtp_host: str | None = Field(default=None, description="SMTP server for e-mail channels (none: e-mail is off).")
+    smtp_port: int = Field(default=587, ge=1, le=65535, description="SMTP port.")
+    smtp_security: Literal["starttls", "tls", "none"] = Field(
+        default="starttls", description="starttls (upgrade a plain connection), tls (implicit TLS) or none.")
+    smtp_username: str | None = Field(default=None, description="SMTP login, if the server asks for one.")
+    smtp_password: SecretStr | None = Field(default=None, description="SMTP password.")
+    smtp_from: str = Field(default="givfleet@localhost", description="From address of notification e-mails.")
+    smtp_timeout_seconds: float = Field(default=30.0, gt=0, description="Timeout of one SMTP session.")
+    digest_max_events: int = Field(
+        default=25, ge=1, le=200, description="Most events in one GivEnergy or e-mail digest (the rest wait).")
+    givenergy_max_wait_seconds: float = Field(
+        default=2.0, ge=0, description="Longest wait for a notification slot; beyond it the digest is deferred.")
+    webhook_timeout_seconds: float = Field(default=10.0, gt=0, le=120, description="Timeout of one webhook POST.")
+    webhook_concurrency: int = Field(
+        default=10, ge=1, le=100, description="Webhook messages a flush sends at once (first attempts).")
+    webhook_max_response_bytes: int = Field(
+        default=65536, ge=0, description="Most bytes of a webhook answer read (the rest is dropped).")
+    webhook_allowed_networks: list[str] = Field(
+        default_factory=list,
+        description="CIDRs a webhook may target although private, loopback or link-local (default: none).")
+    webhook_retry_base_seconds: float = Field(
+        default=10.0, gt=0, description="Delay before the first webhook retry; doubled per failure, with jitter.")
+    webhook_retry_horizon_seconds: float = Field(
+        default=86400.0, gt=0, description="A message is given up when its next retry would fall this long after "
+                                           "it was created (24 h).")
+    webhook_disable_after: int = Field(
+        default=10, ge=1, description="Consecutive failed attempts after which a webhook endpoint is disabled.")
+    webhook_rotation_overlap_seconds: int = Field(
+        default=86400, ge=0, description="How long the old secret keeps signing after a webhook secret rotation.")
+    lease_seconds: float = Field(
+        default=120.0, gt=0, description="An attempt in flight longer than this is taken as lost (its worker died) "
+                                         "and the message is sent again.")
+
+
 class LogSettings(BaseModel):
     """Structured logging."""
 
@@ -209,6 +251,7 @@ class Settings(BaseSettings):
     sync: SyncSettings = Field(default_factory=SyncSettings)
     worker: WorkerSettings = Field(default_factory=WorkerSettings)
     campaigns: CampaignSettings = Field(default_factory=CampaignSettings)
+    notifications: NotificationSettings = Field(default_factory=NotificationSettings)
 
     def configured_database_url(self) -> str | None:
         """The database URL the user configured, if any (``GIVFLEET_DATABASE_URL`` wins over ``db.url``).

@@ -49,12 +49,24 @@ from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
 from service.core.errors import InvalidInputError, NotFoundError, UpstreamError
 from service.core.tenancy import TenantId
 from service.db.models.credential import BudgetSalt, CredentialKind, UpstreamCredential
-from service.givenergy import CredentialLimiter, GivEnergyClient, Lane, LegacyPortalClient, RateLimiter, RetryPolicy
+from service.givenergy import (
+    NOTIFICATION_BUCKET,
+    BucketPolicy,
+    CredentialLimiter,
+    GivEnergyClient,
+    Lane,
+    LegacyPortalClient,
+    RateLimiter,
+    RetryPolicy,
+)
 from service.settings import Settings
 from service.tenants.choice import pick_api_token
 from service.tenants.crypto import load_key_ring
 from service.tenants.repository import CredentialRepository
 from service.tenants.service import open_token
+
+NOTIFICATION_LIMIT = 10
+"""Notifications GivEnergy accepts per notification window (``givenergy.notification_window_seconds``)."""
 
 INTERACTIVE_LIMITER_WAIT = 30.0
 """Longest wait for the limiter in the interactive lane (a person is waiting; beyond it the answer is 503)."""
@@ -205,6 +217,9 @@ class Upstream:
             budget_key(await self.budget_salt(), credential),
             requests_per_minute=credential.requests_per_minute or self.settings.givenergy.default_requests_per_minute,
             window_seconds=self.settings.givenergy.rate_limit_window_seconds,
+            custom_buckets={NOTIFICATION_BUCKET: BucketPolicy(
+                limit=NOTIFICATION_LIMIT,
+                window_seconds=self.settings.givenergy.notification_window_seconds)},
         )
 
     @asynccontextmanager

@@ -39,7 +39,9 @@ from service.core.principal import Principal
 from service.core.roles import Role
 from service.core.tenancy import TenantId
 from service.db.models.api_key import ApiKey
+from service.db.models.notifications import ChannelKind, MessageState, NotificationMessage
 from service.jobs.enqueue import unit_of_work
+from service.notifications.service import ChannelSpec, NotificationService
 from service.policy import Action
 from service.runtime import Resources
 from service.tenants.crypto import load_key_ring
@@ -85,6 +87,27 @@ class World:
             created = await ApiKeyService(session, Principal.cli(self.tenant_id)).create(name="target",
                                                                                          role=Role.VIEWER)
         return created.key.id
+
+    async def fresh_notification_channel(self) -> uuid.UUID:
+        """A new webhook channel of the home tenant."""
+        async with unit_of_work(self.resources.session_factory, self.resources.redis) as session:
+            created = await NotificationService(session, Principal.cli(self.tenant_id),
+                                                load_key_ring(self.resources.settings),
+                                                self.resources.settings.notifications).create_channel(
+                ChannelSpec(ChannelKind.WEBHOOK, f"hook-{uuid.uuid4().hex[:8]}", url="https://hooks.example.com/in"))
+        return created.channel.id
+
+    async def fresh_notification_message(self) -> uuid.UUID:
+        """A delivered message of a new webhook channel of the home tenant (something to replay)."""
+        channel_id = await self.fresh_notification_channel()
+        now = utcnow()
+        async with unit_of_work(self.resources.session_factory, self.resources.redis) as session:
+            message = NotificationMessage(tenant_id=self.tenant_id, channel_id=channel_id,
+                                          state=MessageState.DELIVERED, event_count=0, attempts=1, failures=0,
+                                          plain_fallback=False, next_attempt_at=now, created_at=now, delivered_at=now)
+            session.add(message)
+            await session.flush()
+            return message.id
 
     async def graphql(self, caller: str, query: str, variables: dict[str, Any]) -> httpx.Response:
         return await self.client.post("/graphql", json={"query": query, "variables": variables},

@@ -142,6 +142,46 @@ async def rest_create_maintenance_window(world: World, caller: str) -> Outcome:
     return rest_outcome(await world.client.post("/api/v1/maintenance-windows", headers=world.headers(caller), json={
         "site_id": 1, "starts_at": "2026-06-01T12:00:00Z", "ends_at": "2026-06-01T14:00:00Z"}))
 
+async def rest_create_notification_channel(world: World, caller: str) -> Outcome:
+    return rest_outcome(await world.client.post("/api/v1/notifications/channels", headers=world.headers(caller),
+                                                json={"kind": "webhook", "name": f"hook-{uuid.uuid4().hex[:8]}",
+                                                      "url": "https://hooks.example.com/in"}))
+
+
+async def graphql_create_notification_channel(world: World, caller: str) -> Outcome:
+    answer = await world.graphql(caller, "mutation($name: String!) { createNotificationChannel(input: {kind: WEBHOOK, "
+                                         'name: $name, url: "https://hooks.example.com/in"}) { errors { code } } }',
+                                 {"name": f"hook-{uuid.uuid4().hex[:8]}"})
+    return graphql_outcome(answer, "createNotificationChannel")
+
+
+def _rest_on_notification(path: str, target: Callable[[World], Awaitable[uuid.UUID]]
+                          ) -> Callable[[World, str], Awaitable[Outcome]]:
+    async def call(world: World, caller: str) -> Outcome:
+        url = f"/api/v1/notifications/{path.format(id=await target(world))}"
+        return rest_outcome(await world.client.post(url, headers=world.headers(caller)))
+
+    return call
+
+
+def _graphql_on_notification(mutation: str, argument: str, target: Callable[[World], Awaitable[uuid.UUID]]
+                             ) -> Callable[[World, str], Awaitable[Outcome]]:
+    async def call(world: World, caller: str) -> Outcome:
+        answer = await world.graphql(caller, f"mutation($id: ID!) {{ {mutation}({argument}: $id) "
+                                             "{ errors { code } } }", {"id": str(await target(world))})
+        return graphql_outcome(answer, mutation)
+
+    return call
+
+
+def _channel(world: World) -> Awaitable[uuid.UUID]:
+    return world.fresh_notification_channel()
+
+
+def _message(world: World) -> Awaitable[uuid.UUID]:
+    return world.fresh_notification_message()
+
+
 async def rest_update_monitoring_settings(world: World, caller: str) -> Outcome:
     return rest_outcome(await world.client.patch("/api/v1/monitoring/settings", headers=world.headers(caller),
                                                  json={"grace_seconds": 2400}))
@@ -305,11 +345,28 @@ CASES = [
     Case("graphql updateMonitoringSettings", Action.MONITORING_SETTINGS_WRITE, "graphql", WRITERS,
          graphql_update_monitoring_settings, targets_an_object=False),
     *CAMPAIGN_CASES,
+    # notifications are the tenant's: a subtree key is refused whatever its role
+    Case("rest POST notifications/channels", Action.NOTIFICATION_MANAGE, "rest", WRITERS,
+         rest_create_notification_channel, targets_an_object=False),
+    Case("graphql createNotificationChannel", Action.NOTIFICATION_MANAGE, "graphql", WRITERS,
+         graphql_create_notification_channel, targets_an_object=False),
+    Case("rest POST notifications/channels/{id}/rotate-secret", Action.NOTIFICATION_MANAGE, "rest", WRITERS,
+         _rest_on_notification("channels/{id}/rotate-secret", _channel)),
+    Case("graphql rotateWebhookSecret", Action.NOTIFICATION_MANAGE, "graphql", WRITERS,
+         _graphql_on_notification("rotateWebhookSecret", "id", _channel)),
+    Case("rest POST notifications/messages/{id}/replay", Action.NOTIFICATION_REPLAY, "rest", OPERATORS,
+         _rest_on_notification("messages/{id}/replay", _message)),
+    Case("graphql replayNotification", Action.NOTIFICATION_REPLAY, "graphql", OPERATORS,
+         _graphql_on_notification("replayNotification", "id", _message)),
+    Case("rest POST notifications/channels/{id}/test", Action.NOTIFICATION_TEST, "rest", OPERATORS,
+         _rest_on_notification("channels/{id}/test", _channel)),
+    Case("graphql sendTestNotification", Action.NOTIFICATION_TEST, "graphql", OPERATORS,
+         _graphql_on_notification("sendTestNotification", "channelId", _channel)),
     *FIRMWARE_WATCH_CASES,
 ]
 READS = {Action.SYNC_RUNS_READ, Action.CREDENTIAL_READ, Action.APIKEY_READ, Action.AUDIT_READ,
          Action.LIVE_SETTINGS_READ, Action.LIVE_UNMIRRORED_READ, Action.CAMPAIGN_READ, Action.ALERT_READ,
-         Action.FIRMWARE_WATCH_READ, Action.MONITORING_SETTINGS_READ}
+         Action.FIRMWARE_WATCH_READ, Action.MONITORING_SETTINGS_READ, Action.NOTIFICATION_READ}
 WRITES = set(Action) - READS  # a new action is a write, and must be in the matrix, unless listed as a read
 REST_ONLY = {Action.CREDENTIAL_ADD, Action.CREDENTIAL_REMOVE}  # no GraphQL mutation (yet)
 

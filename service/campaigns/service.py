@@ -38,8 +38,11 @@ from service.db.models.campaign import (
     TargetState,
 )
 from service.db.models.mirror import FleetAccount
+from service.db.models.monitoring import Severity
+from service.db.models.notifications import NotificationEventType
 from service.db.models.tenant import Tenant
 from service.mirror.queries import ReadScope
+from service.notifications.outbox import record_event
 from service.policy import Action, authorize
 from service.upstream import Upstream
 
@@ -216,6 +219,11 @@ class CampaignService:
         await self._freeze(campaign, plan)
         await transition(self.session, self.principal, campaign, "plan", details={"targets": plan.view.targets,
                                                           "excluded": plan.view.matched - plan.view.targets})
+        if plan.view.needs_approval:
+            await record_event(self.session, campaign.tenant_id, NotificationEventType.CAMPAIGN_AWAITING_APPROVAL,
+                               f"campaign:{campaign.id}:awaiting_approval",
+                               f"campaign {campaign.name} awaits approval ({plan.view.targets} inverters)",
+                               severity=Severity.MINOR, campaign_id=campaign.id)
         return campaign, plan
 
     async def _refuse_conflicts(self, setting_id: int, serials: Sequence[str]) -> None:

@@ -24,12 +24,17 @@ from service.db.models.campaign import (
     ChunkState,
     TargetState,
 )
+from service.db.models.monitoring import Severity
+from service.db.models.notifications import NotificationEventType
 from service.db.uow import defer_change
+from service.notifications.outbox import record_event
 from service.tenants.service import AuditService
 
 SYSTEM_ACTOR = "system"
 PROGRESS = "campaign.progress"
 """The change announced when a campaign's state or its targets' states change."""
+_NOTIFIED_ENDS = {CampaignState.COMPLETED: (NotificationEventType.CAMPAIGN_FINISHED, Severity.INFO, "finished"),
+                  CampaignState.ABORTED: (NotificationEventType.CAMPAIGN_ABORTED, Severity.MAJOR, "aborted")}
 NOT_YET_WRITTEN = frozenset({TargetState.PENDING, TargetState.READY, TargetState.RETRYING})
 
 
@@ -47,6 +52,12 @@ async def transition(session: AsyncSession, principal: Principal, campaign: Camp
         campaign.state_reason = reason
     await audit(session, principal, campaign, action, before, campaign.state,
                 {"reason": reason, **(details or {})} if reason else details)
+    ending = _NOTIFIED_ENDS.get(campaign.state)
+    if ending is not None:
+        kind, severity, verb = ending
+        because = f": {reason}" if reason else ""
+        await record_event(session, campaign.tenant_id, kind, f"campaign:{campaign.id}:{campaign.state.value}",
+                           f"campaign {campaign.name} {verb}{because}", severity=severity, campaign_id=campaign.id)
     announce_progress(session, campaign)
 
 

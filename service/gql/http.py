@@ -22,7 +22,7 @@ from typing import Any, ClassVar
 import structlog
 from cross_web import HTTPException as GraphQLTransportError
 from graphql import GraphQLSyntaxError
-from litestar import Controller, Request, Response
+from litestar import Controller, MediaType, Request, Response
 from litestar.background_tasks import BackgroundTask, BackgroundTasks
 from litestar.connection import ASGIConnection
 from litestar.di import NamedDependency
@@ -41,6 +41,7 @@ from service.core.errors import InvalidParameterError
 from service.core.principal import Principal
 from service.core.roles import Role
 from service.core.tenancy import TenantId
+from service.docs_pages import PAGE_SECURITY_HEADERS, graphiql_page
 from service.gql.context import Context, build_context
 from service.gql.schema import schema
 from service.mirror.live import CloseLater, LiveService, live_reader
@@ -152,9 +153,16 @@ def malformed(message: object) -> str | None:
     return None
 
 
+class BundledGraphiQL:
+    """Mixed into the controller: GraphiQL from the bundled assets (strawberry's own page loads them from a CDN)."""
+
+    async def render_graphql_ide(self, request: Request[Any, Any, Any]) -> Response[str]:
+        return Response(graphiql_page(), media_type=MediaType.HTML, headers=PAGE_SECURITY_HEADERS)
+
+
 def graphql_controller(api: ApiSettings) -> type[Controller]:
-    """The ``/graphql`` controller: POST and GET queries, GraphiQL for browsers, subscriptions over a WebSocket
-    (graphql-transport-ws) with the connection limits of ``api``.
+    """The ``/graphql`` controller: POST and GET queries, GraphiQL for browsers (from bundled assets), subscriptions
+    over a WebSocket (graphql-transport-ws) with the connection limits of ``api``.
 
     The API-key middleware skips it (``exclude_from_auth``) because :func:`graphql_context` authenticates
     itself, so that GraphiQL's page loads without a key. Bodies are capped at
@@ -168,7 +176,7 @@ def graphql_controller(api: ApiSettings) -> type[Controller]:
         connection_init_wait_timeout=timedelta(seconds=api.subscription_init_timeout_seconds),
         max_subscriptions_per_connection=api.subscriptions_per_connection)
 
-    class GraphQLController(base):  # type: ignore[valid-type,misc]
+    class GraphQLController(BundledGraphiQL, base):  # type: ignore[valid-type,misc]
         opt: ClassVar[dict[str, Any]] = {"exclude_from_auth": True}
         websocket_adapter_class = WebSocketMessages
         request_max_body_size = limits.MAX_GRAPHQL_BODY_BYTES

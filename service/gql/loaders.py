@@ -81,8 +81,8 @@ class Loaders:
         self.campaigns_by_inverter: DataLoader[str, list[CampaignHistoryEntry]] = IsolatedLoader(
             load_fn=self._load_campaigns)
         # One statement per distinct filter asked for in the request, whatever the number of inverters.
-        self.alerts_by_inverter: DataLoader[AlertKey, list[Alert]] = DataLoader(load_fn=self._load_alerts)
-        self.incident_by_site: DataLoader[int, Incident | None] = DataLoader(load_fn=self._load_incidents)
+        self.alerts_by_inverter: DataLoader[AlertKey, list[Alert]] = IsolatedLoader(load_fn=self._load_alerts)
+        self.incident_by_site: DataLoader[int, Incident | None] = IsolatedLoader(load_fn=self._load_incidents)
 
     async def _load_alerts(self, keys: list[AlertKey]) -> list[list[Alert]]:
         serials_by_filter: dict[tuple[tuple[AlertState, ...], tuple[Severity, ...], int], list[str]] = \

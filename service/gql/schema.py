@@ -28,6 +28,8 @@ from service.gql.mirror.mutations import MirrorMutation
 from service.gql.mirror.queries import MirrorQuery
 from service.gql.monitoring.mutations import MonitoringMutation
 from service.gql.monitoring.queries import MonitoringQuery
+from service.gql.notifications.mutations import NotificationMutation
+from service.gql.notifications.queries import NotificationQuery
 from service.gql.subscriptions import Subscription, SubscriptionTransport
 from service.gql.tenants.mutations import TenantsMutation
 from service.gql.types.viewer import ViewerQuery
@@ -35,10 +37,10 @@ from service.gql.types.viewer import ViewerQuery
 SCHEMA_FILE = Path(__file__).resolve().parents[2] / "graphql" / "schema.graphql"
 
 Query = merge_types("Query", (ViewerQuery, MirrorQuery, LiveQuery, CampaignQuery, FirmwareWatchQuery,
-                              MonitoringQuery))
+                              MonitoringQuery, NotificationQuery))
 # Every mutation follows service.gql.mutation (one unit of work, payload with typed errors).
 Mutation = merge_types("Mutation", (MirrorMutation, TenantsMutation, CampaignMutation, FirmwareWatchMutation,
-                                    MonitoringMutation))
+                                    MonitoringMutation, NotificationMutation))
 # Every Node implementation, so `node(id:)` can return any of them.
 NODE_TYPES: list[type] = [mirror_types.Account, mirror_types.Site, mirror_types.Dongle, mirror_types.Inverter,
                           mirror_types.BatteryModule, mirror_types.Meter, mirror_types.InverterChange,

@@ -46,6 +46,8 @@ from service.core.clock import utcnow
 from service.core.tenancy import TenantId
 from service.db.models.credential import CredentialHealth
 from service.db.models.mirror import StatusWork, SyncCheckpoint, SyncKind, SyncRun, SyncState
+from service.db.models.monitoring import Severity
+from service.db.models.notifications import NotificationEventType
 from service.givenergy import PaymentRequiredError, RateLimitedError, UnauthorisedError, UpstreamUnavailableError
 from service.mirror.reconcile import reconcile
 from service.mirror.repository import MirrorRepository, SyncRunRepository
@@ -62,6 +64,7 @@ from service.mirror.upstream import (
     fetch_refresh,
     fetch_site_statuses,
 )
+from service.notifications.outbox import note_unhealthy, record_event
 from service.settings import Settings
 from service.tenants.repository import CredentialRepository
 from service.upstream import UpstreamTarget
@@ -280,6 +283,7 @@ class SyncRunner:
             except Exception as exc:
                 run.state, run.finished_at, run.error = SyncState.FAILED, utcnow(), f"no usable credential: {exc}"
                 run.lease_owner = None
+                await _note_failure(session, tenant_id, run)
                 return SyncOutcome.of(run)
             run.credential_id = target.credential_id
             state = _RunState(run.id, run.kind, owner, run.progress, run.requests_used, run.rate_limited,
@@ -318,6 +322,7 @@ class SyncRunner:
                 run = await self._load(session, tenant_id, state)
                 run.state, run.finished_at, run.error = SyncState.FAILED, utcnow(), f"{type(exc).__name__}: {exc}"
                 run.lease_owner = None
+                await _note_failure(session, tenant_id, run)
                 return SyncOutcome.of(run, plan=state.plan)
         async with self._transaction() as session:
             run = await self._load(session, tenant_id, state)
@@ -543,9 +548,15 @@ async def _note_credential_state(
         return
     credential = await CredentialRepository(session, tenant_id).get(target.credential_id)
     if credential is not None:
+        await note_unhealthy(session, credential, found)
         credential.health = found
         credential.health_message = f"sync refused by GivEnergy: {error}"[:500]
         credential.last_checked_at = utcnow()
+
+
+async def _note_failure(session: AsyncSession, tenant_id: TenantId, run: SyncRun) -> None:
+    await record_event(session, tenant_id, NotificationEventType.SYNC_FAILED, f"sync:{run.id}:failed",
+                       f"{run.kind.value} sync failed: {run.error}", severity=Severity.MAJOR)
 
 
 def _was_approved(recent: Sequence[SyncRun]) -> bool:

@@ -30,6 +30,7 @@ from service.db.models.audit import AuditEvent
 from service.db.models.credential import CredentialHealth, CredentialKind, UpstreamCredential
 from service.db.models.tenant import Tenant, TenantStatus
 from service.db.uow import defer_notice
+from service.notifications.outbox import note_unhealthy
 from service.policy import Action, authorize
 from service.settings import DEFAULT_REQUESTS_PER_MINUTE
 from service.tenants import apikeys
@@ -299,6 +300,7 @@ class CredentialService:
         """
         authorize(self._principal, Action.CREDENTIAL_CHECK)
         credential = await self._get(credential_id, for_update=True)
+        await note_unhealthy(self._session, credential, probe.health)
         self._apply(credential, probe)
         await self._session.flush()
         await self._audit.record(self._principal, "credential.check", target_type="upstream_credential",

@@ -4,6 +4,7 @@ the expensive step, and never keeps a big document in memory."""
 from __future__ import annotations
 
 import json
+from collections.abc import AsyncIterator
 from typing import Any
 
 import httpx
@@ -15,7 +16,7 @@ from service.core import limits
 from service.db.models.mirror import FleetAccount
 from service.gql.limits import MAX_COST, cached_parse, operation_cost
 from service.runtime import Resources
-from tests.gql.conftest import KeyedFleet, run
+from tests.gql.conftest import KeyedFleet, drop_tenant, run, seed_committed
 from tests.gql.seed import SeededMirror, subcontractor_id
 
 
@@ -98,16 +99,24 @@ async def test_the_default_bypass_is_refused(api_client: httpx.AsyncClient, flee
     assert [e["extensions"]["code"] for e in response.json()["errors"]] == ["QUERY_TOO_COSTLY"]
 
 
+@pytest.fixture(scope="module")
+async def crowded_account(resources: Resources) -> AsyncIterator[SeededMirror]:
+    """A mirror whose one sub-contractor has 120 customers: more than a nested list may return."""
+    seeded = await seed_committed(resources, 120, subcontractors=1)
+    yield seeded
+    await drop_tenant(resources, seeded.tenant_id)
+
+
 async def test_nested_lists_return_at_most_what_the_cost_counted(resources: Resources,
-                                                                 large_fleet: SeededMirror) -> None:
-    parent = subcontractor_id(0)
+                                                                 crowded_account: SeededMirror) -> None:
+    parent, tenant_id = subcontractor_id(0), crowded_account.tenant_id
     async with resources.session_factory() as session:
         customers = (await session.execute(select(func.count()).select_from(FleetAccount).where(
-            FleetAccount.tenant_id == large_fleet.tenant_id, FleetAccount.parent_upstream_id == parent))).scalar_one()
+            FleetAccount.tenant_id == tenant_id, FleetAccount.parent_upstream_id == parent))).scalar_one()
     assert customers > limits.MAX_NESTED_LIST
 
     async def children(first: int | None) -> list[Any]:
-        result = await run(resources, large_fleet.tenant_id, "query($id: Int!, $n: Int) { account(upstreamId: $id) "
+        result = await run(resources, tenant_id, "query($id: Int!, $n: Int) { account(upstreamId: $id) "
                            "{ children(first: $n) { upstreamId } } }", {"id": parent, "n": first})
         assert result.errors is None, result.errors
         rows: list[Any] = result.data["account"]["children"]
@@ -116,6 +125,6 @@ async def test_nested_lists_return_at_most_what_the_cost_counted(resources: Reso
     assert len(await children(None)) == limits.MAX_NESTED_LIST
     assert len(await children(3)) == 3
     assert len(await children(limits.MAX_PAGE_SIZE)) == customers
-    refused = await run(resources, large_fleet.tenant_id, f"{{ account(upstreamId: {parent}) "
+    refused = await run(resources, tenant_id, f"{{ account(upstreamId: {parent}) "
                         "{ children(first: 501) { upstreamId } } }")
     assert refused.errors[0].extensions["code"] == "BAD_USER_INPUT"

@@ -173,7 +173,7 @@ def test_settings_with_urls_start_no_embedded_servers(tmp_path: object) -> None:
 
 
 async def test_a_worker_group_runs_the_queues_that_have_jobs_and_stops_when_asked(resources: Resources) -> None:
-    group = WorkerGroup(resources, [Queue.NOTIFY, Queue.CONTROL])  # no job is declared on notify yet
+    group = WorkerGroup(resources, [Queue.NOTIFY, Queue.CONTROL])
     job = await enqueue(resources.redis, heartbeat.call(NoPayload()))
     assert job is not None
     stop = asyncio.Event()
@@ -183,5 +183,6 @@ async def test_a_worker_group_runs_the_queues_that_have_jobs_and_stops_when_aske
     stop.set()
     await asyncio.wait_for(running, timeout=60)
 
-    assert [worker.queue_name for worker in group.workers] == [resources.redis.queue(Queue.CONTROL)]
+    assert [worker.queue_name for worker in group.workers] == [resources.redis.queue(Queue.NOTIFY),
+                                                               resources.redis.queue(Queue.CONTROL)]
     assert result["job_try"] == 1

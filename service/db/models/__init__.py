@@ -43,7 +43,20 @@ from service.db.models.monitoring import (
     Severity,
     SeverityOverride,
 )
-from service.db.models.notifications import NotificationEvent, NotificationEventType
+from service.db.models.notifications import (
+    AttemptStatus,
+    ChannelKind,
+    DeliveryState,
+    MessageState,
+    NotificationAttempt,
+    NotificationChannel,
+    NotificationDelivery,
+    NotificationEvent,
+    NotificationEventType,
+    NotificationMessage,
+    NotificationRule,
+    WebhookSecret,
+)
 from service.db.models.tenant import Tenant, TenantStatus
 from service.mirror.schemas import InverterChangeKind
 
@@ -51,6 +64,7 @@ __all__ = [
     "Alert",
     "AlertState",
     "ApiKey",
+    "AttemptStatus",
     "AuditEvent",
     "BatteryModule",
     "BudgetSalt",
@@ -60,10 +74,12 @@ __all__ = [
     "CampaignState",
     "CampaignTarget",
     "CatalogueSetting",
+    "ChannelKind",
     "ChunkKind",
     "ChunkState",
     "CredentialHealth",
     "CredentialKind",
+    "DeliveryState",
     "Dongle",
     "FirmwareWatch",
     "FirmwareWatchMember",
@@ -75,11 +91,17 @@ __all__ = [
     "InverterChange",
     "InverterChangeKind",
     "MaintenanceWindow",
+    "MessageState",
     "Meter",
     "MonitoredInverter",
     "MonitoringSettings",
+    "NotificationAttempt",
+    "NotificationChannel",
+    "NotificationDelivery",
     "NotificationEvent",
     "NotificationEventType",
+    "NotificationMessage",
+    "NotificationRule",
     "SettingCatalogue",
     "Severity",
     "SeverityOverride",
@@ -92,4 +114,5 @@ __all__ = [
     "Tenant",
     "TenantStatus",
     "UpstreamCredential",
+    "WebhookSecret",
 ]

@@ -1,21 +1,46 @@
-"""The notifications outbox: events inserted in the same transaction as the change that caused them.
+"""Notifications: the outbox of events, the channels they go to, and every delivery and attempt.
 
-Deliveries (issue 14) read unprocessed rows and mark them processed; nothing here delivers. ``idempotency_key``
-is unique per tenant, so a change recorded twice (a resumed poll) cannot queue two notifications, and every
-delivery can carry it as its idempotency id.
+``notification_events`` is the outbox: a row is inserted in the same transaction as the change that caused it
+(alerts, incidents, campaigns, syncs, credentials). ``idempotency_key`` is unique per tenant, so a change recorded
+twice (a resumed poll) cannot queue two notifications. The relay routes each event once (``processed_at``) into
+``notification_deliveries`` (one per event and channel); deliveries are packed into ``notification_messages`` (what
+goes on the wire once: one event for a webhook, a digest for GivEnergy and e-mail), and every try of a message is a
+``notification_attempts`` row. A message's id is its idempotency id (the webhook's ``webhook-id``, the e-mail's
+``Message-ID``), the same on every retry.
 """
 
 from __future__ import annotations
 
 import enum
 import uuid
-from datetime import datetime
+from datetime import datetime, time
 
-from sqlalchemy import BigInteger, Boolean, Enum, ForeignKey, Index, String, UniqueConstraint, text
+from sqlalchemy import (
+    BigInteger,
+    Boolean,
+    Enum,
+    ForeignKey,
+    Index,
+    Integer,
+    LargeBinary,
+    String,
+    Time,
+    UniqueConstraint,
+    text,
+)
+from sqlalchemy.dialects.postgresql import ARRAY
 from sqlalchemy.orm import Mapped, mapped_column
 
 from service.db.base import Base, UUIDPrimaryKey
 from service.db.models.monitoring import Severity
+
+
+def _values(kind: type[enum.Enum]) -> list[str]:
+    return [str(member.value) for member in kind]
+
+
+def _tenant_fk() -> ForeignKey:
+    return ForeignKey("tenants.id", ondelete="CASCADE")
 
 
 class NotificationEventType(enum.StrEnum):
@@ -27,13 +52,19 @@ class NotificationEventType(enum.StrEnum):
     ALERT_CLEARED = "alert.cleared"
     INCIDENT_OPENED = "incident.opened"
     INCIDENT_CLEARED = "incident.cleared"
+    CAMPAIGN_FINISHED = "campaign.finished"
+    CAMPAIGN_ABORTED = "campaign.aborted"
+    CAMPAIGN_AWAITING_APPROVAL = "campaign.awaiting_approval"
+    SYNC_FAILED = "sync.failed"
+    CREDENTIAL_UNHEALTHY = "credential.unhealthy"
+    TEST = "notification.test"
 
 
 class NotificationEvent(UUIDPrimaryKey, Base):
     """One thing to tell people about (see the module docstring).
 
     ``notify`` is false for events that are recorded but must not be sent (an alert inside a maintenance
-    window). ``processed_at`` is set by the delivery side once it has routed the event.
+    window). ``processed_at`` is set by the relay in the transaction that creates the event's deliveries.
     """
 
     __tablename__ = "notification_events"
@@ -43,21 +74,201 @@ class NotificationEvent(UUIDPrimaryKey, Base):
               postgresql_where=text("processed_at IS NULL")),
     )
 
-    tenant_id: Mapped[uuid.UUID] = mapped_column(ForeignKey("tenants.id", ondelete="CASCADE"))
+    tenant_id: Mapped[uuid.UUID] = mapped_column(_tenant_fk())
     type: Mapped[NotificationEventType] = mapped_column(
-        Enum(NotificationEventType, name="notification_event_type",
-             values_callable=lambda kind: [member.value for member in kind])
+        Enum(NotificationEventType, name="notification_event_type", values_callable=_values)
     )
     idempotency_key: Mapped[str] = mapped_column(String(200))
     severity: Mapped[Severity | None] = mapped_column(
-        Enum(Severity, name="monitoring_severity", values_callable=lambda kind: [member.value for member in kind],
-             create_type=False)
+        Enum(Severity, name="monitoring_severity", values_callable=_values, create_type=False)
     )
     alert_id: Mapped[uuid.UUID | None] = mapped_column(ForeignKey("monitoring_alerts.id"))
     incident_id: Mapped[uuid.UUID | None] = mapped_column(ForeignKey("monitoring_incidents.id"))
+    campaign_id: Mapped[uuid.UUID | None] = mapped_column(ForeignKey("campaigns.id", ondelete="SET NULL"))
+    credential_id: Mapped[uuid.UUID | None] = mapped_column(
+        ForeignKey("upstream_credentials.id", ondelete="SET NULL"))
     inverter_serial: Mapped[str | None] = mapped_column(String(64))
     site_upstream_id: Mapped[int | None] = mapped_column(BigInteger)
     summary: Mapped[str] = mapped_column(String(500))
     notify: Mapped[bool] = mapped_column(Boolean, default=True)
     created_at: Mapped[datetime]
     processed_at: Mapped[datetime | None]
+
+
+class ChannelKind(enum.StrEnum):
+    """Where a channel's messages go."""
+
+    GIVENERGY = "givenergy"
+    """``POST /notification/send`` with a tenant credential (10 per hour: digests)."""
+    EMAIL = "email"
+    """E-mail over SMTP to the channel's recipients (digests)."""
+    WEBHOOK = "webhook"
+    """A signed POST per event to the channel's URL (Standard Webhooks)."""
+
+
+class NotificationChannel(UUIDPrimaryKey, Base):
+    """One recipient of a tenant's notifications: a GivEnergy account, a list of e-mail addresses or a webhook.
+
+    ``quiet_start``/``quiet_end`` are local times in the tenant's timezone (the span may cross midnight); during
+    them non-critical events are held and sent afterwards as one digest. ``digest_interval_seconds`` is the
+    least time between two digests. A webhook is disabled (``disabled_at``) after too many consecutive failed
+    attempts.
+    """
+
+    __tablename__ = "notification_channels"
+    __table_args__ = (UniqueConstraint("tenant_id", "name"),)
+
+    tenant_id: Mapped[uuid.UUID] = mapped_column(_tenant_fk())
+    kind: Mapped[ChannelKind] = mapped_column(Enum(ChannelKind, name="notification_channel_kind",
+                                                   values_callable=_values))
+    name: Mapped[str] = mapped_column(String(200))
+    enabled: Mapped[bool] = mapped_column(Boolean, default=True)
+    url: Mapped[str | None] = mapped_column(String(2000))
+    email_to: Mapped[list[str] | None] = mapped_column(ARRAY(String(320)))
+    credential_id: Mapped[uuid.UUID | None] = mapped_column(
+        ForeignKey("upstream_credentials.id", ondelete="SET NULL"))
+    digest_interval_seconds: Mapped[int] = mapped_column(Integer, default=0)
+    quiet_start: Mapped[time | None] = mapped_column(Time)
+    quiet_end: Mapped[time | None] = mapped_column(Time)
+    consecutive_failures: Mapped[int] = mapped_column(Integer, default=0)
+    disabled_at: Mapped[datetime | None]
+    disabled_reason: Mapped[str | None] = mapped_column(String(500))
+    last_sent_at: Mapped[datetime | None]
+    created_at: Mapped[datetime]
+
+
+class WebhookSecret(UUIDPrimaryKey, Base):
+    """A signing secret of a webhook channel, sealed at rest. During a rotation two are active (the old one until
+    ``expires_at``), and every delivery is signed with each active secret."""
+
+    __tablename__ = "notification_webhook_secrets"
+
+    tenant_id: Mapped[uuid.UUID] = mapped_column(_tenant_fk())
+    channel_id: Mapped[uuid.UUID] = mapped_column(ForeignKey("notification_channels.id", ondelete="CASCADE"),
+                                                  index=True)
+    secret_ciphertext: Mapped[bytes] = mapped_column(LargeBinary)
+    key_id: Mapped[str] = mapped_column(String(64))
+    created_at: Mapped[datetime]
+    expires_at: Mapped[datetime | None]
+
+
+class NotificationRule(UUIDPrimaryKey, Base):
+    """Which events go to a channel: these types (empty: every type) at or above ``min_severity`` (``None``: any,
+    events without a severity included)."""
+
+    __tablename__ = "notification_rules"
+
+    tenant_id: Mapped[uuid.UUID] = mapped_column(_tenant_fk(), index=True)
+    channel_id: Mapped[uuid.UUID] = mapped_column(ForeignKey("notification_channels.id", ondelete="CASCADE"))
+    event_types: Mapped[list[str]] = mapped_column(ARRAY(String(64)), default=list)
+    min_severity: Mapped[Severity | None] = mapped_column(
+        Enum(Severity, name="monitoring_severity", values_callable=_values, create_type=False))
+    enabled: Mapped[bool] = mapped_column(Boolean, default=True)
+    created_at: Mapped[datetime]
+
+
+class DeliveryState(enum.StrEnum):
+    """Where one event stands on one channel."""
+
+    PENDING = "pending"
+    """Routed, not yet in a message."""
+    HELD = "held"
+    """Quiet hours: waits until ``hold_until``."""
+    QUEUED = "queued"
+    """In a message not yet delivered."""
+    DELIVERED = "delivered"
+    FAILED = "failed"
+    """Its message gave up (replayable)."""
+
+
+class NotificationDelivery(UUIDPrimaryKey, Base):
+    """One event for one channel."""
+
+    __tablename__ = "notification_deliveries"
+    __table_args__ = (
+        UniqueConstraint("event_id", "channel_id"),
+        Index("ix_notification_deliveries_waiting", "channel_id", "created_at",
+              postgresql_where=text("state IN ('pending', 'held')")),
+    )
+
+    tenant_id: Mapped[uuid.UUID] = mapped_column(_tenant_fk())
+    event_id: Mapped[uuid.UUID] = mapped_column(ForeignKey("notification_events.id", ondelete="CASCADE"))
+    channel_id: Mapped[uuid.UUID] = mapped_column(ForeignKey("notification_channels.id", ondelete="CASCADE"))
+    state: Mapped[DeliveryState] = mapped_column(Enum(DeliveryState, name="notification_delivery_state",
+                                                      values_callable=_values))
+    hold_until: Mapped[datetime | None]
+    message_id: Mapped[uuid.UUID | None] = mapped_column(
+        ForeignKey("notification_messages.id", ondelete="SET NULL"), index=True)
+    created_at: Mapped[datetime]
+
+
+class MessageState(enum.StrEnum):
+    """Where a message stands."""
+
+    PENDING = "pending"
+    """Due at ``next_attempt_at`` (the first try, a retry, a replay)."""
+    DELIVERED = "delivered"
+    FAILED = "failed"
+    """Gave up: retries exhausted, or its webhook was disabled (replayable)."""
+
+
+class NotificationMessage(UUIDPrimaryKey, Base):
+    """What goes on the wire once, and again on each retry with the same id (see the module docstring).
+
+    ``lease_until`` is set while an attempt is in flight: a worker killed mid-attempt leaves it to expire, and
+    the sweeper then asks for the message again.
+    """
+
+    __tablename__ = "notification_messages"
+    __table_args__ = (
+        Index("ix_notification_messages_due", "next_attempt_at", postgresql_where=text("state = 'pending'")),
+    )
+
+    tenant_id: Mapped[uuid.UUID] = mapped_column(_tenant_fk())
+    channel_id: Mapped[uuid.UUID] = mapped_column(ForeignKey("notification_channels.id", ondelete="CASCADE"),
+                                                  index=True)
+    state: Mapped[MessageState] = mapped_column(Enum(MessageState, name="notification_message_state",
+                                                     values_callable=_values))
+    title: Mapped[str | None] = mapped_column(String(300))
+    event_count: Mapped[int] = mapped_column(Integer, default=0)
+    attempts: Mapped[int] = mapped_column(Integer, default=0)
+    failures: Mapped[int] = mapped_column(Integer, default=0)
+    """Failed attempts since the last replay (the back-off exponent; throttled tries are not failures)."""
+    plain_fallback: Mapped[bool] = mapped_column(Boolean, default=False)
+    """GivEnergy refused the text: send the plain fallback instead."""
+    next_attempt_at: Mapped[datetime]
+    lease_until: Mapped[datetime | None]
+    created_at: Mapped[datetime]
+    delivered_at: Mapped[datetime | None]
+
+
+class AttemptStatus(enum.StrEnum):
+    """How one try of a message ended."""
+
+    STARTED = "started"
+    """On its way (or the worker died: then the sweeper marks it interrupted)."""
+    SUCCEEDED = "succeeded"
+    FAILED = "failed"
+    THROTTLED = "throttled"
+    """Not sent: the budget was spent (limiter or 429); tried again when it frees."""
+    INTERRUPTED = "interrupted"
+    """The worker died with the attempt in flight; whether it arrived is unknown."""
+
+
+class NotificationAttempt(UUIDPrimaryKey, Base):
+    """One try of a message: its number, how it ended, the answer's code or an excerpt, and its latency."""
+
+    __tablename__ = "notification_attempts"
+    __table_args__ = (UniqueConstraint("message_id", "number"),)
+
+    tenant_id: Mapped[uuid.UUID] = mapped_column(_tenant_fk())
+    message_id: Mapped[uuid.UUID] = mapped_column(ForeignKey("notification_messages.id", ondelete="CASCADE"))
+    channel_id: Mapped[uuid.UUID] = mapped_column(ForeignKey("notification_channels.id", ondelete="CASCADE"))
+    number: Mapped[int] = mapped_column(Integer)
+    status: Mapped[AttemptStatus] = mapped_column(Enum(AttemptStatus, name="notification_attempt_status",
+                                                       values_callable=_values))
+    response_code: Mapped[int | None] = mapped_column(Integer)
+    excerpt: Mapped[str | None] = mapped_column(String(500))
+    latency_ms: Mapped[int | None] = mapped_column(Integer)
+    started_at: Mapped[datetime]
+    finished_at: Mapped[datetime | None]

@@ -1,0 +1,97 @@
+"""The notification API over REST and GraphQL: the secret is shown once, bad input is a clear problem, the log
+shows attempts, replay queues the message again."""
+
+from __future__ import annotations
+
+import uuid
+from collections.abc import AsyncIterator
+
+import httpx
+import pytest
+
+from service.runtime import Resources
+from tests.conftest import http_client
+from tests.tenants.factories import TenantWithKey, committed_tenant
+
+pytestmark = pytest.mark.usefixtures("clean_db")
+
+
+@pytest.fixture
+async def client(app: object) -> AsyncIterator[httpx.AsyncClient]:
+    async with http_client(app) as client:  # type: ignore[arg-type]
+        yield client
+
+
+@pytest.fixture
+async def admin(resources: Resources) -> TenantWithKey:
+    return await committed_tenant(resources)
+
+
+def auth(tenant: TenantWithKey) -> dict[str, str]:
+    return {"Authorization": f"Bearer {tenant.key}"}
+
+
+async def test_a_webhook_secret_is_shown_once_and_rules_route_to_the_channel(
+        client: httpx.AsyncClient, admin: TenantWithKey) -> None:
+    created = await client.post("/api/v1/notifications/channels", headers=auth(admin), json={
+        "kind": "webhook", "name": "ops", "url": "https://hooks.example.com/in"})
+    assert created.status_code == 201, created.text
+    body = created.json()
+    assert body["secret"].startswith("whsec_")
+    channel_id = body["channel"]["id"]
+    listed = await client.get("/api/v1/notifications/channels", headers=auth(admin))
+    assert [c["id"] for c in listed.json()] == [channel_id]
+    assert "whsec_" not in listed.text
+    rotated = await client.post(f"/api/v1/notifications/channels/{channel_id}/rotate-secret", headers=auth(admin))
+    assert rotated.json()["secret"] not in (body["secret"], None)
+
+    rule = await client.post("/api/v1/notifications/rules", headers=auth(admin), json={
+        "channel_id": channel_id, "event_types": ["alert.raised"], "min_severity": "major"})
+    assert rule.status_code == 201, rule.text
+    answer = await client.post("/graphql", headers=auth(admin), json={"query": """
+        { notificationChannels { name kind } notificationRules { eventTypes minSeverity } }"""})
+    assert answer.json()["data"] == {"notificationChannels": [{"name": "ops", "kind": "WEBHOOK"}],
+                                     "notificationRules": [{"eventTypes": ["alert.raised"], "minSeverity": "MAJOR"}]}
+
+
+@pytest.mark.parametrize(("payload", "field"), [
+    ({"kind": "webhook", "name": "a", "url": "ftp://files.example.com/"}, "url"),
+    ({"kind": "webhook", "name": "a", "url": "https://hooks.example.com/\u0000"}, "url"),
+    ({"kind": "webhook", "name": "a\u0000b", "url": "https://hooks.example.com/"}, "name"),
+    ({"kind": "email", "name": "a", "email_to": ["ops\u0000@example.com"]}, "emailTo"),
+    ({"kind": "webhook", "name": "a", "url": "https://user:pw@hooks.example.com/"}, "url"),
+    ({"kind": "email", "name": "a", "email_to": []}, "emailTo"),
+    ({"kind": "email", "name": "a", "email_to": ["not an address"]}, "emailTo"),
+    ({"kind": "givenergy", "name": "a", "quiet_start": "22:00:00"}, "quietStart"),
+])
+async def test_bad_channels_are_refused_with_a_clear_problem(client: httpx.AsyncClient, admin: TenantWithKey,
+                                                             payload: dict[str, object], field: str) -> None:
+    answer = await client.post("/api/v1/notifications/channels", headers=auth(admin), json=payload)
+    assert answer.status_code in (400, 422), answer.text
+    graphql = await client.post("/graphql", headers=auth(admin), json={
+        "query": "mutation($input: NotificationChannelInput!) { createNotificationChannel(input: $input) "
+                 "{ channel { id } errors { code field } } }",
+        "variables": {"input": {_camel(k): (v.upper() if k == "kind" else v) for k, v in payload.items()}}})
+    assert graphql.json()["data"]["createNotificationChannel"]["errors"][0]["field"] == field
+
+
+def _camel(name: str) -> str:
+    head, *rest = name.split("_")
+    return head + "".join(part.capitalize() for part in rest)
+
+
+async def test_an_unknown_event_type_a_duplicate_name_and_a_foreign_message_are_clear_problems(
+        client: httpx.AsyncClient, admin: TenantWithKey) -> None:
+    spec = {"kind": "givenergy", "name": "phone"}
+    channel_id = (await client.post("/api/v1/notifications/channels", headers=auth(admin), json=spec)).json()[
+        "channel"]["id"]
+    again = await client.post("/api/v1/notifications/channels", headers=auth(admin), json=spec)
+    assert again.status_code == 409
+    rule = await client.post("/api/v1/notifications/rules", headers=auth(admin), json={
+        "channel_id": channel_id, "event_types": ["alert.exploded"]})
+    assert rule.status_code in (400, 422)
+    assert "alert.exploded" in rule.text
+    replay = await client.post(f"/api/v1/notifications/messages/{uuid.uuid4()}/replay", headers=auth(admin))
+    assert replay.status_code == 404
+    log = await client.get("/api/v1/notifications/messages?limit=500", headers=auth(admin))
+    assert log.status_code == 400

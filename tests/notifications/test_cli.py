@@ -1,0 +1,42 @@
+"""``givfleet notify test``: a test notification sent from the command line, each attempt reported."""
+
+from __future__ import annotations
+
+from collections.abc import Iterator
+
+import pytest
+
+from service.cli_notify import list_channels_op, send_test_op
+from service.core.errors import NotFoundError
+from service.db.models.notifications import AttemptStatus, ChannelKind
+from service.db.models.tenant import Tenant
+from service.notifications.service import ChannelSpec
+from service.runtime import Resources
+from tests.notifications.conftest import Harness, Receiver, loopback_settings
+
+
+@pytest.fixture
+def loopback_allowed(resources: Resources) -> Iterator[None]:
+    """The process's settings let webhooks reach the loopback receiver for the test."""
+    kept = resources.settings.notifications
+    resources.settings.notifications = loopback_settings()
+    try:
+        yield
+    finally:
+        resources.settings.notifications = kept
+
+
+@pytest.mark.usefixtures("loopback_allowed")
+async def test_a_test_send_reaches_the_webhook_and_reports_its_attempt(harness: Harness, receiver: Receiver) -> None:
+    await harness.manage(lambda s: s.create_channel(ChannelSpec(ChannelKind.WEBHOOK, "ops", url=receiver.url)))
+    async with harness.resources.session_factory() as session:
+        tenant = await session.get(Tenant, harness.tenant_id)
+    assert tenant is not None
+
+    attempts = await send_test_op(harness.resources, tenant.slug, "ops")
+
+    assert [(a.number, a.status, a.response_code) for a in attempts] == [(1, AttemptStatus.SUCCEEDED, 204)]
+    assert len(receiver.received) == 1
+    assert [c.name for c in await list_channels_op(harness.resources, tenant.slug)] == ["ops"]
+    with pytest.raises(NotFoundError):
+        await send_test_op(harness.resources, tenant.slug, "nope")

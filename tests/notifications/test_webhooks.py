@@ -1,0 +1,159 @@
+"""Webhooks: Standard Webhooks signatures (checked with the independent ``standardwebhooks`` package), retries
+after 500s and time-outs, disabling after N failures, replay, and the SSRF guard."""
+
+from __future__ import annotations
+
+import ipaddress
+import json
+from datetime import timedelta
+
+import pytest
+from sqlalchemy import select
+from standardwebhooks.webhooks import Webhook, WebhookVerificationError
+
+from service.db.models.notifications import (
+    AttemptStatus,
+    ChannelKind,
+    MessageState,
+    NotificationAttempt,
+    NotificationChannel,
+    NotificationMessage,
+)
+from service.notifications.addresses import networks, refusal
+from service.notifications.channels import send_webhook
+from service.notifications.service import ChannelSpec, CreatedChannel
+from tests.notifications.conftest import Harness, Receiver, loopback_settings
+
+
+async def webhook(harness: Harness, receiver: Receiver) -> CreatedChannel:
+    created: CreatedChannel = await harness.manage(
+        lambda s: s.create_channel(ChannelSpec(ChannelKind.WEBHOOK, "ops", url=receiver.url)))
+    await harness.manage(lambda s: s.add_rule(created.channel.id, ["alert.raised"], None))
+    return created
+
+
+async def only_message(harness: Harness) -> NotificationMessage:
+    async with harness.resources.session_factory() as session:
+        return (await session.scalars(select(NotificationMessage))).one()
+
+
+async def attempts(harness: Harness) -> list[NotificationAttempt]:
+    async with harness.resources.session_factory() as session:
+        return list((await session.scalars(select(NotificationAttempt).order_by(NotificationAttempt.number))).all())
+
+
+async def test_deliveries_are_signed_with_every_active_secret_during_a_rotation(
+        harness: Harness, receiver: Receiver) -> None:
+    created = await webhook(harness, receiver)
+    assert created.secret is not None
+    assert created.secret.startswith("whsec_")
+    await harness.alerts(["SA001"])
+    await harness.deliver()
+    rotated: str = await harness.manage(lambda s: s.rotate_secret(created.channel.id))
+    await harness.alerts(["SA002"])
+    await harness.deliver()
+
+    first, second = receiver.received
+    assert json.loads(first.body)["data"]["inverter_serial"] == "SA001"
+    Webhook(created.secret).verify(first.body, first.headers)
+    with pytest.raises(WebhookVerificationError):
+        Webhook(rotated).verify(first.body, first.headers)
+    for secret in (created.secret, rotated):  # both verify the delivery made during the overlap
+        Webhook(secret).verify(second.body, second.headers)
+    assert first.headers["webhook-id"] != second.headers["webhook-id"]
+
+
+async def test_retries_follow_the_back_off_after_a_500_and_a_time_out_then_succeed(
+        harness: Harness, receiver: Receiver) -> None:
+    await webhook(harness, receiver)
+    receiver.statuses = [500]
+    await harness.alerts(["SA001"])
+    await harness.deliver(wait=False)
+    message = await only_message(harness)
+    base = harness.settings.webhook_retry_base_seconds
+    first_wait = (message.next_attempt_at - harness.clock()).total_seconds()
+    assert 0.5 * base - 1 <= first_wait <= base
+
+    receiver.hold = True  # the next attempt gets no answer within the time-out
+    harness.clock.offset += timedelta(seconds=base)
+    await harness.driver.run(harness.notifier, harness.clock, wait=False)
+    message = await only_message(harness)
+    second_wait = (message.next_attempt_at - harness.clock()).total_seconds()
+    assert base - 1 <= second_wait <= 2 * base
+
+    receiver.hold = False
+    harness.clock.offset += timedelta(seconds=2 * base)
+    await harness.driver.run(harness.notifier, harness.clock, wait=False)
+
+    tries = await attempts(harness)
+    assert [(a.number, a.status, a.response_code) for a in tries] == [
+        (1, AttemptStatus.FAILED, 500), (2, AttemptStatus.FAILED, None), (3, AttemptStatus.SUCCEEDED, 204)]
+    assert tries[0].excerpt == "answer 500"
+    assert tries[1].excerpt == "timed out"
+    assert all(a.latency_ms is not None for a in tries)
+    assert (await only_message(harness)).state is MessageState.DELIVERED
+    assert len({r.headers["webhook-id"] for r in receiver.received}) == 1  # one id on every retry
+
+
+async def test_an_endpoint_failing_n_times_is_disabled_and_a_replay_delivers_with_the_same_id(
+        harness: Harness, receiver: Receiver) -> None:
+    harness.settings = loopback_settings(webhook_disable_after=3, webhook_retry_base_seconds=1.0)
+    created = await webhook(harness, receiver)
+    receiver.statuses = [500, 502, 503]
+    await harness.alerts(["SA001"])
+    for _ in range(3):
+        await harness.deliver(wait=False)
+        harness.clock.offset += timedelta(seconds=5)
+    async with harness.resources.session_factory() as session:
+        channel = await session.get(NotificationChannel, created.channel.id)
+    assert channel is not None
+    assert channel.disabled_at is not None
+    assert channel.disabled_reason == "3 consecutive failed attempts"
+    message = await only_message(harness)
+    assert message.state is MessageState.FAILED
+
+    await harness.alerts(["SA002"])  # routed, but held back while the endpoint is disabled
+    await harness.deliver()
+    assert len(receiver.received) == 3
+
+    await harness.manage(lambda s: s.update_channel(created.channel.id, enabled=True))
+    await harness.manage(lambda s: s.replay(message.id))
+    await harness.driver.run(harness.notifier, harness.clock)
+    serials = [json.loads(r.body)["data"]["inverter_serial"] for r in receiver.received]
+    assert sorted(serials) == ["SA001"] * 4 + ["SA002"]
+    assert len({r.headers["webhook-id"] for r in receiver.received if b"SA001" in r.body}) == 1
+    async with harness.resources.session_factory() as session:
+        states = (await session.scalars(select(NotificationMessage.state))).all()
+    assert sorted(states) == [MessageState.DELIVERED, MessageState.DELIVERED]
+
+
+@pytest.mark.parametrize("address", ["10.0.0.1", "172.16.5.4", "192.168.1.1", "127.0.0.1", "169.254.169.254",
+                                     "0.0.0.0", "224.0.0.1", "::1", "fe80::1", "fd00::1",  # noqa: S104 - refused
+                                     "::ffff:127.0.0.1", "::"])
+def test_the_guard_refuses_private_loopback_link_local_unspecified_and_multicast_addresses(address: str) -> None:
+    assert refusal(ipaddress.ip_address(address), []) is not None
+
+
+def test_the_guard_lets_public_addresses_and_allowed_networks_through() -> None:
+    assert refusal(ipaddress.ip_address("93.184.216.34"), []) is None
+    assert refusal(ipaddress.ip_address("2606:4700::1111"), []) is None
+    assert refusal(ipaddress.ip_address("127.0.0.1"), networks(["127.0.0.0/8"])) is None
+
+
+async def test_a_webhook_to_a_name_resolving_to_loopback_is_refused_before_any_request(receiver: Receiver) -> None:
+    port = receiver.url.split(":")[2].split("/")[0]
+    for url in (f"http://localhost:{port}/hooks", receiver.url, f"http://[::1]:{port}/"):
+        outcome = await send_webhook(loopback_settings(webhook_allowed_networks=[]), url, ["whsec_" + "A" * 44],
+                                     "msg_1", b"{}", timestamp=1)
+        assert outcome.status is AttemptStatus.FAILED
+        assert outcome.excerpt is not None
+        assert "refused" in outcome.excerpt
+    assert receiver.received == []
+
+
+async def test_a_large_answer_is_read_only_up_to_the_cap(receiver: Receiver) -> None:
+    receiver.statuses = [200]
+    outcome = await send_webhook(loopback_settings(webhook_max_response_bytes=4), receiver.url,
+                                 ["whsec_" + "A" * 44], "msg_1", b"{}", timestamp=1)
+    assert outcome.status is AttemptStatus.SUCCEEDED
+    assert outcome.excerpt == "answ"
