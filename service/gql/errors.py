@@ -29,40 +29,42 @@ class ErrorPolicy(SchemaExtension):
         result = self.execution_context.result
         if isinstance(result, GraphQLExecutionResult | ExecutionResult) and result.errors:
             request_id = _request_id(self.execution_context.context)
-            result.errors = [self._process(error, request_id) for error in result.errors]
+            result.errors = [presented(error, request_id) for error in result.errors]
 
     def on_stream_result(self, result: Any) -> Iterator[None]:
         """The same for each result of a subscription (streamed results never reach :meth:`on_operation`'s)."""
         if isinstance(result, GraphQLExecutionResult | ExecutionResult) and result.errors:
             request_id = _request_id(self.execution_context.context)
-            result.errors = [self._process(error, request_id) for error in result.errors]
+            result.errors = [presented(error, request_id) for error in result.errors]
         yield
 
-    def _process(self, error: GraphQLError, request_id: str | None) -> GraphQLError:
-        original = error.original_error
-        extensions: dict[str, Any] = dict(error.extensions or {})
-        if request_id:
-            extensions["request_id"] = request_id
-        if original is None or isinstance(original, GraphQLError):
-            extensions.setdefault("code", _deliberate_code(error))
-            message = error.message
-        elif isinstance(original, GivfleetError):
-            extensions["code"] = kind_of(original).code
-            if isinstance(original, InvalidParameterError) and original.allowed is not None:
-                extensions["allowed"] = original.allowed
-            message = str(original)
-        elif (dependency := unavailable_dependency(original)) is not None:
-            log.warning("graphql.dependency_unavailable", path=error.path, dependency=dependency,
-                        error_type=type(original).__name__)
-            extensions["code"] = "SERVICE_UNAVAILABLE"
-            message = f"The {dependency} is unreachable; retry shortly."
-        else:
-            log.error("graphql.unexpected_error", path=error.path, error_type=type(original).__name__,
-                      exc_info=original)
-            extensions["code"] = "INTERNAL_SERVER_ERROR"
-            message = "Unexpected error; quote the request id when reporting it."
-        return GraphQLError(message, nodes=error.nodes, source=error.source, positions=error.positions,
-                            path=error.path, original_error=None, extensions=extensions)
+
+def presented(error: GraphQLError, request_id: str | None) -> GraphQLError:
+    """``error`` as clients see it: with a ``code`` and the request id, masked unless deliberate."""
+    original = error.original_error
+    extensions: dict[str, Any] = dict(error.extensions or {})
+    if request_id:
+        extensions["request_id"] = request_id
+    if original is None or isinstance(original, GraphQLError):
+        extensions.setdefault("code", _deliberate_code(error))
+        message = error.message
+    elif isinstance(original, GivfleetError):
+        extensions["code"] = kind_of(original).code
+        if isinstance(original, InvalidParameterError) and original.allowed is not None:
+            extensions["allowed"] = original.allowed
+        message = str(original)
+    elif (dependency := unavailable_dependency(original)) is not None:
+        log.warning("graphql.dependency_unavailable", path=error.path, dependency=dependency,
+                    error_type=type(original).__name__)
+        extensions["code"] = "SERVICE_UNAVAILABLE"
+        message = f"The {dependency} is unreachable; retry shortly."
+    else:
+        log.error("graphql.unexpected_error", path=error.path, error_type=type(original).__name__,
+                  exc_info=original)
+        extensions["code"] = "INTERNAL_SERVER_ERROR"
+        message = "Unexpected error; quote the request id when reporting it."
+    return GraphQLError(message, nodes=error.nodes, source=error.source, positions=error.positions,
+                        path=error.path, original_error=None, extensions=extensions)
 
 
 def _deliberate_code(error: GraphQLError) -> str:

@@ -42,6 +42,7 @@ from service.core.principal import Principal
 from service.core.roles import Role
 from service.core.tenancy import TenantId
 from service.docs_pages import PAGE_SECURITY_HEADERS, graphiql_page
+from service.gql import compiled
 from service.gql.context import Context, build_context
 from service.gql.schema import schema
 from service.mirror.live import CloseLater, LiveService, live_reader
@@ -115,6 +116,36 @@ def _litestar_error(request: Request[Any, Any, Any], exc: HTTPException) -> Resp
     return transport_error(request, exc.status_code, exc.detail)
 
 
+class CompiledFirst:
+    """The controller's compiled path: a query POSTed as JSON that :func:`service.gql.compiled.answer` can answer
+    never reaches strawberry; everything else (refusals included) goes on to the resolver path. Both write the
+    same compact JSON."""
+
+    def encode_json(self, data: object) -> str:
+        return compiled.result_body_of(data).decode()  # text: WebSocket messages are text frames
+
+    async def run(self, request: Request[Any, Any, Any], context: Any = None, root_value: Any = None) -> Any:
+        body = await self._compiled_body(request, context)
+        if body is None:
+            return await super().run(request, context=context, root_value=root_value)  # type: ignore[misc]
+        answer = Response(body, media_type="application/json")
+        scratch = context.response  # what resolvers of a mixed operation scheduled (a live client's closing)
+        if scratch is not None:
+            answer.headers.update(scratch.headers)
+            answer.background = scratch.background
+        return answer
+
+    async def _compiled_body(self, request: Request[Any, Any, Any], context: Any) -> bytes | None:
+        if not isinstance(request, Request) or request.method != "POST" or not isinstance(context, Context) or \
+                not request.headers.get("content-type", "").startswith("application/json"):  # WebSockets too
+            return None
+        try:
+            data = self.decode_json(await request.body())  # type: ignore[attr-defined]
+        except (ValueError, GraphQLTransportError):
+            return None
+        return await compiled.answer(context, data.get("query"), data.get("variables"), data.get("operationName"))
+
+
 class WebSocketMessages(LitestarWebSocketAdapter):
     """A WebSocket's messages, checked as HTTP bodies are (:meth:`decode_json`), and their fields' types checked
     (:func:`malformed`): a message that fails closes the connection with 4400, as invalid JSON does, never an
@@ -176,7 +207,7 @@ def graphql_controller(api: ApiSettings) -> type[Controller]:
         connection_init_wait_timeout=timedelta(seconds=api.subscription_init_timeout_seconds),
         max_subscriptions_per_connection=api.subscriptions_per_connection)
 
-    class GraphQLController(BundledGraphiQL, base):  # type: ignore[valid-type,misc]
+    class GraphQLController(CompiledFirst, BundledGraphiQL, base):  # type: ignore[valid-type,misc]
         opt: ClassVar[dict[str, Any]] = {"exclude_from_auth": True}
         websocket_adapter_class = WebSocketMessages
         request_max_body_size = limits.MAX_GRAPHQL_BODY_BYTES

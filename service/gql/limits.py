@@ -13,21 +13,25 @@ the value sent, else its declared default), else :data:`DEFAULT_PAGE_SIZE` for a
 
 from __future__ import annotations
 
+import functools
 from collections.abc import Callable, Iterator, Mapping
 from functools import lru_cache, partial
 from typing import Any
 
 from graphql import (
+    ASTValidationRule,
     DocumentNode,
     FieldNode,
     FragmentDefinitionNode,
     FragmentSpreadNode,
     GraphQLError,
+    GraphQLSchema,
     InlineFragmentNode,
     OperationDefinitionNode,
     SelectionSetNode,
     VariableNode,
     parse,
+    specified_rules,
     value_from_ast_untyped,
 )
 from graphql import ExecutionResult as GraphQLExecutionResult
@@ -39,6 +43,7 @@ from strawberry.extensions import (
     SchemaExtension,
     ValidationCache,
 )
+from strawberry.extensions.validation_cache import _get_validate_cache
 from strawberry.types.graphql import OperationType
 
 from service.core.limits import CACHED_DOCUMENT_BYTES, DEFAULT_PAGE_SIZE, MAX_GRAPHQL_TOKENS, MAX_NESTED_LIST
@@ -46,6 +51,7 @@ from service.core.limits import CACHED_DOCUMENT_BYTES, DEFAULT_PAGE_SIZE, MAX_GR
 MAX_DEPTH = 12
 MAX_ALIASES = 20
 MAX_COST = 25_000
+VALIDATION_CACHE_SIZE = 512
 DEFAULT_LIST_SIZE = 8
 # Relation lists that can be long (an installer's sub-contractor has hundreds of customers): their resolvers
 # return at most ``first`` rows, MAX_NESTED_LIST by default, so that is what they cost.
@@ -174,8 +180,24 @@ class SmallDocumentValidationCache(ValidationCache):
             yield  # strawberry validates what no extension did
 
 
+@functools.cache
+def limit_rules(max_depth: int = MAX_DEPTH, max_aliases: int = MAX_ALIASES) -> tuple[type[ASTValidationRule], ...]:
+    """The validation rules of the depth and alias limits, built once per limit (the very same classes for every
+    request and for the compiled path, so the validation cache, keyed by document and rules, is shared)."""
+    return (*QueryDepthLimiter(max_depth=max_depth).validation_rules,
+            *MaxAliasesLimiter(max_alias_count=max_aliases).validation_rules)
+
+
+def cached_validation(schema: GraphQLSchema, document: DocumentNode) -> list[GraphQLError]:
+    """The errors of ``document`` under the default limits, from the cache the resolver path fills (strawberry's
+    validation cache of :data:`VALIDATION_CACHE_SIZE` entries, keyed by schema, document and rules)."""
+    validate = _get_validate_cache(VALIDATION_CACHE_SIZE)
+    errors: list[GraphQLError] = validate(schema, document, (*specified_rules, *limit_rules()))
+    return errors
+
+
 def limit_extensions(max_depth: int = MAX_DEPTH, max_aliases: int = MAX_ALIASES, max_cost: int = MAX_COST,
-                     max_tokens: int = MAX_GRAPHQL_TOKENS, cache_size: int = 512
+                     max_tokens: int = MAX_GRAPHQL_TOKENS, cache_size: int = VALIDATION_CACHE_SIZE
                      ) -> list[Callable[[], SchemaExtension]]:
     """Factories of the extensions enforcing every limit, in the order they act (each request gets its own
     instances): the token limit and the bounded caches at parsing, depth and aliases at validation, the cost at
@@ -184,8 +206,7 @@ def limit_extensions(max_depth: int = MAX_DEPTH, max_aliases: int = MAX_ALIASES,
     The depth and alias rules are built once, so every request validates with the very same rule classes and
     the validation cache (keyed by document and rules) can hit.
     """
-    rules = [*QueryDepthLimiter(max_depth=max_depth).validation_rules,
-             *MaxAliasesLimiter(max_alias_count=max_aliases).validation_rules]
     return [partial(MaxTokensLimiter, max_tokens), SmallDocumentParserCache,
-            partial(SmallDocumentValidationCache, maxsize=cache_size), partial(AddValidationRules, rules),
+            partial(SmallDocumentValidationCache, maxsize=cache_size),
+            partial(AddValidationRules, list(limit_rules(max_depth, max_aliases))),
             partial(QueryCostLimiter, max_cost)]

@@ -9,6 +9,7 @@ never costs an extra round trip. Lists page by keyset (see :mod:`service.core.pa
 from __future__ import annotations
 
 import enum
+import functools
 import uuid
 from collections.abc import Callable, Iterable, Sequence
 from dataclasses import dataclass, field
@@ -19,6 +20,7 @@ from typing import cast as typed
 from sqlalchemy import (
     ColumnElement,
     DateTime,
+    FromClause,
     Integer,
     Select,
     and_,
@@ -63,6 +65,17 @@ MODELS: dict[str, type[Any]] = {
 _EPOCH = datetime.fromisoformat("1970-01-01T00:00:00+00:00")
 
 
+@functools.lru_cache(maxsize=1024)
+def _subtree(tenant_id: TenantId, root_upstream_id: int) -> Select[int]:
+    base = (select(FleetAccount.upstream_id)
+            .where(FleetAccount.tenant_id == tenant_id, FleetAccount.upstream_id == root_upstream_id)
+            .cte(name=f"subtree_{abs(root_upstream_id)}", recursive=True))
+    below = select(FleetAccount.upstream_id).where(
+        FleetAccount.tenant_id == tenant_id, FleetAccount.parent_upstream_id == base.c.upstream_id)
+    tree = base.union_all(below)
+    return select(tree.c.upstream_id)
+
+
 @dataclass(frozen=True)
 class ReadScope:
     """Whose rows a read may return: one tenant, optionally one account's subtree (by upstream id)."""
@@ -82,27 +95,24 @@ class ReadScope:
         return cls(tenant_id, root if _storable(root) else -1)
 
     def subtree(self, root_upstream_id: int) -> Select[int]:
-        """Upstream ids of ``root_upstream_id`` and every account below it, in this tenant."""
-        base = (select(FleetAccount.upstream_id)
-                .where(FleetAccount.tenant_id == self.tenant_id, FleetAccount.upstream_id == root_upstream_id)
-                .cte(name=f"subtree_{abs(root_upstream_id)}", recursive=True))
-        below = select(FleetAccount.upstream_id).where(
-            FleetAccount.tenant_id == self.tenant_id, FleetAccount.parent_upstream_id == base.c.upstream_id)
-        tree = base.union_all(below)
-        return select(tree.c.upstream_id)
+        """Upstream ids of ``root_upstream_id`` and every account below it, in this tenant (one CTE per tenant and
+        root, so a statement naming the subtree several times renders it once)."""
+        return _subtree(self.tenant_id, root_upstream_id)
 
-    def visible(self, model: type[Any]) -> list[ColumnElement[bool]]:
-        """Conditions restricting ``model``'s rows to this scope."""
-        conditions: list[ColumnElement[bool]] = [model.tenant_id == self.tenant_id]
+    def visible(self, model: type[Any], on: FromClause | None = None) -> list[ColumnElement[bool]]:
+        """Conditions restricting ``model``'s rows to this scope; ``on``: an alias of the model's table to
+        restrict instead (a statement that reads the table at several levels)."""
+        columns = (on if on is not None else model.__table__).c
+        conditions: list[ColumnElement[bool]] = [columns.tenant_id == self.tenant_id]
         if self.restricted_account_id is None:
             return conditions
         allowed = self.subtree(self.restricted_account_id)
         if model is FleetAccount:
-            conditions.append(FleetAccount.upstream_id.in_(allowed))
+            conditions.append(columns.upstream_id.in_(allowed))
         elif model in (Site, Dongle, Inverter):
-            conditions.append(model.account_upstream_id.in_(allowed))
+            conditions.append(columns.account_upstream_id.in_(allowed))
         elif model in (BatteryModule, Meter, InverterChange):
-            conditions.append(model.inverter_serial.in_(
+            conditions.append(columns.inverter_serial.in_(
                 select(Inverter.serial).where(Inverter.tenant_id == self.tenant_id,
                                               Inverter.account_upstream_id.in_(allowed))))
         elif model is SyncRun:
@@ -150,6 +160,34 @@ class SortKey:
     name: str
     expression: Callable[[], ColumnElement[Any] | InstrumentedAttribute[Any]]
     parse: Callable[[Any], Any] = lambda value: value
+
+
+@dataclass(frozen=True)
+class PageWindow:
+    """Where a keyset page of ``model`` starts and how it is ordered: the sort expression, the name its cursors
+    carry, the condition of rows after cursor ``after`` (none on the first page) and the ordering (ties broken
+    by id). A malformed cursor, or one made for another ordering, is an :class:`InvalidParameterError`."""
+
+    key: ColumnElement[Any]
+    cursor_kind: str
+    after: list[ColumnElement[bool]]
+    ordering: tuple[ColumnElement[Any], ColumnElement[Any]]
+
+    @classmethod
+    def of(cls, model: type[Any], sort: SortKey, direction: SortDirection, after: str | None) -> PageWindow:
+        """The window of ``model`` sorted by ``sort`` after cursor ``after``."""
+        key = typed(ColumnElement[Any], sort.expression())
+        id_column = model.id
+        cursor_kind = f"{model.__name__}.{sort.name}.{direction.value}"
+        conditions: list[ColumnElement[bool]] = []
+        if after is not None:
+            cursor = Cursor.decode(after, sort=cursor_kind)
+            position = tuple_(key, id_column)
+            bound = tuple_(literal(sort.parse(cursor.value), key.type), literal(cursor.id, id_column.type))
+            conditions.append(position > bound if direction is SortDirection.ASC else position < bound)
+        ascending = direction is SortDirection.ASC
+        ordering = (key.asc(), id_column.asc()) if ascending else (key.desc(), id_column.desc())
+        return cls(key, cursor_kind, conditions, ordering)
 
 
 def _malformed() -> InvalidParameterError:
@@ -476,21 +514,13 @@ class FleetReader:
     async def page(self, model: type[M], conditions: Sequence[ColumnElement[bool]], sort: SortKey,
                    direction: SortDirection, first: int, after: str | None) -> Page[M]:
         """One page after cursor ``after`` (two statements: the rows and the total)."""
-        key = sort.expression()
-        id_column = model.id  # type: ignore[attr-defined]
-        statement = select(*_columns(model), key.label("sort_key")).where(*conditions)
-        cursor_kind = f"{model.__name__}.{sort.name}.{direction.value}"
-        if after is not None:
-            cursor = Cursor.decode(after, sort=cursor_kind)
-            position = tuple_(key, id_column)
-            bound = tuple_(literal(sort.parse(cursor.value), key.type), literal(cursor.id, id_column.type))
-            statement = statement.where(position > bound if direction is SortDirection.ASC else position < bound)
-        ordering = (key.asc(), id_column.asc()) if direction is SortDirection.ASC else (key.desc(), id_column.desc())
-        rows = (await self.session.execute(statement.order_by(*ordering).limit(first + 1))).all()
+        window = PageWindow.of(model, sort, direction, after)
+        statement = select(*_columns(model), window.key.label("sort_key")).where(*conditions, *window.after)
+        rows = (await self.session.execute(statement.order_by(*window.ordering).limit(first + 1))).all()
         total = (await self.session.execute(
             select(func.count()).select_from(model).where(*conditions))).scalar_one()
         items = typed(list[M], rows[:first])
-        cursors = [Cursor(cursor_kind, cursor_value(row.sort_key), row.id).encode() for row in rows[:first]]
+        cursors = [Cursor(window.cursor_kind, cursor_value(row.sort_key), row.id).encode() for row in rows[:first]]
         return Page(items=items, cursors=cursors, has_next_page=len(rows) > first, total_count=total)
 
     async def inverters(self, where: InverterFilter, sort: str = "serial",
@@ -582,8 +612,21 @@ def _sort(options: dict[str, SortKey], name: str) -> SortKey:
 
 
 __all__ = [
-    "ACCOUNT_SORTS", "DONGLE_SORTS", "INVERTER_SORTS", "MODELS", "OFFLINE_THRESHOLDS_HOURS",
+    "ACCOUNT_SORTS",
+    "DONGLE_SORTS",
+    "INVERTER_SORTS",
+    "MODELS",
+    "OFFLINE_THRESHOLDS_HOURS",
     "SITE_SORTS",
-    "AccountFilter", "Breakdown", "DongleFilter", "FleetReader", "FleetSummary", "InverterFilter", "ReadScope",
-    "SiteFilter", "SortDirection", "SortKey",
+    "AccountFilter",
+    "Breakdown",
+    "DongleFilter",
+    "FleetReader",
+    "FleetSummary",
+    "InverterFilter",
+    "PageWindow",
+    "ReadScope",
+    "SiteFilter",
+    "SortDirection",
+    "SortKey",
 ]

@@ -58,16 +58,17 @@ async def _ask_for_full_sync(resources: Resources, tenant_id: TenantId, served: 
         await request_sync(session, tenant_id, SyncKind.FULL)
 
 
-async def _run(resources: Resources) -> SyncRun:
+async def _run(resources: Resources, tenant_id: TenantId) -> SyncRun:
+    """The tenant's one sync run (rows another test left behind are not ours)."""
     async with resources.session_factory() as session:
-        return (await session.execute(select(SyncRun))).scalar_one()
+        return (await session.execute(select(SyncRun).where(SyncRun.tenant_id == tenant_id))).scalar_one()
 
 
 async def _assert_resumed_and_complete(resources: Resources, tenant_id: TenantId, served: GatedSimulator,
                                        mark: int) -> None:
     """The run succeeded on its second attempt, equal to ground truth, and after ``mark`` only the site statuses
     not yet checkpointed were fetched (no list, no discovery, no status twice)."""
-    run = await _run(resources)
+    run = await _run(resources, tenant_id)
     assert run.state is SyncState.SUCCEEDED, run.error
     assert run.attempts == 2
     async with resources.session_factory() as session:
@@ -87,7 +88,7 @@ async def test_a_transient_failure_is_retried_by_arq_and_resumes_from_the_checkp
 
     await build_worker(resources, Queue.BULK, burst=True, max_burst_jobs=1).main()
 
-    run = await _run(resources)
+    run = await _run(resources, tenant_id)
     assert run.state is SyncState.RUNNING  # not failed: resumable
     assert run.error is not None
     assert "will retry" in run.error
@@ -155,7 +156,7 @@ async def test_a_worker_killed_mid_statuses_is_picked_up_after_one_sweeper_tick(
     worker.kill()  # kill -9: no cleanup, the lease row and arq's in-progress mark stay behind
     await worker.wait()
     mark = _open_gate(served)
-    run = await _run(resources)
+    run = await _run(resources, tenant_id)
     assert run.state is SyncState.RUNNING
     assert run.lease_owner is not None  # the dead worker's
     assert run.progress.status_done == CHECKED_BEFORE_FAULT
@@ -196,7 +197,7 @@ async def test_sigterm_mid_job_lets_the_sync_finish_within_the_grace_period(
     _open_gate(served)
     assert await asyncio.wait_for(worker.wait(), timeout=120) == 0
 
-    run = await _run(resources)
+    run = await _run(resources, tenant_id)
     assert run.state is SyncState.SUCCEEDED, run.error
     assert run.attempts == 1
     async with resources.session_factory() as session:
@@ -210,7 +211,7 @@ async def test_sigterm_past_the_grace_period_leaves_the_sync_resumable(
     worker = await _sigterm_mid_statuses(resources, tenant_id, served, grace_seconds=0)
     assert await asyncio.wait_for(worker.wait(), timeout=120) == 0
     mark = _open_gate(served)
-    run = await _run(resources)
+    run = await _run(resources, tenant_id)
     assert run.state is SyncState.RUNNING
     assert run.lease_owner is None  # released: the next worker takes it at once, no sweeper needed
     assert run.progress.status_done == CHECKED_BEFORE_FAULT
@@ -240,7 +241,7 @@ async def test_asking_for_a_sync_stranded_by_a_dead_worker_makes_it_run_now(
     assert response.status_code == 202
 
     await asyncio.wait_for(drain_queues(resources, [Queue.BULK]), timeout=120)  # runs now, not in 6 h
-    run = await _run(resources)
+    run = await _run(resources, tenant.tenant_id)
     assert run.state is SyncState.SUCCEEDED, run.error
     async with resources.session_factory() as session:
         assert await mirrored(session, tenant.tenant_id) == expected(served.sim)
