@@ -1,10 +1,11 @@
-"""Enqueue checked job calls on their namespaced queues; commit a unit of work, then enqueue its jobs and publish
-the notices and live changes it deferred."""
+"""Enqueue checked job calls on their namespaced queues; commit a unit of work, then publish its notices, enqueue
+its jobs and publish the live changes it deferred."""
 
 from __future__ import annotations
 
 from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
+from functools import partial
 from typing import TYPE_CHECKING
 
 import structlog
@@ -13,14 +14,8 @@ from arq.jobs import Job
 from redis.exceptions import RedisError
 from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
 
-from service.changefeed import publish_changes
-from service.db.uow import (
-    DeferredJob,
-    deliver_locally,
-    take_deferred_changes,
-    take_deferred_jobs,
-    take_deferred_notices,
-)
+from service.changefeed import publisher
+from service.db.uow import DeferredJob, committed, deliver_locally
 
 log = structlog.get_logger(__name__)
 
@@ -50,26 +45,19 @@ async def enqueue_deferred(redis: NamespacedRedis, jobs: list[DeferredJob]) -> l
 async def unit_of_work(
     session_factory: async_sessionmaker[AsyncSession], redis: NamespacedRedis
 ) -> AsyncIterator[AsyncSession]:
-    """One transaction: commit on success (then hand deferred notices to this process's listeners, enqueue
-    deferred jobs, publish the notices to the other processes and publish deferred changes; a failed
-    publication is logged, not raised), roll back on any exception."""
-    async with session_factory() as session:
-        async with session.begin():
-            yield session
-        notices = take_deferred_notices(session)
-        for channel, message in notices:
-            deliver_locally(channel, message)
-        try:
-            await enqueue_deferred(redis, take_deferred_jobs(session))
-        finally:
-            await publish_notices(redis, notices)
-        await publish_changes(redis, take_deferred_changes(session))
+    """One transaction: commit on success (then enqueue deferred jobs, publish deferred notices and publish
+    deferred changes; a failed publication is logged, not raised), roll back on any exception."""
+    async with committed(session_factory, notify=partial(publish_notices, redis),
+                         enqueue=partial(enqueue_deferred, redis), publish=publisher(redis)) as session:
+        yield session
 
 
 async def publish_notices(redis: NamespacedRedis, notices: list[tuple[str, str]]) -> None:
-    """Publish committed (channel, message) notices to the other processes. A Redis failure is logged, not raised:
-    the transaction stands (the listeners that matter, the API-key caches, stop serving while they cannot hear
-    Redis)."""
+    """Hand committed (channel, message) notices to this process's listeners, then to the other processes. A
+    Redis failure is logged, not raised: the transaction stands (the listeners that matter, the API-key caches,
+    stop serving while they cannot hear Redis)."""
+    for channel, message in notices:
+        deliver_locally(channel, message)
     try:
         for channel, message in notices:
             await redis.publish(redis.channel(channel), message)
