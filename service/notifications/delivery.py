@@ -12,7 +12,8 @@ Three short steps, each its own job and transactions (never a transaction across
 - **send** (per message): records the attempt as started and takes a lease (commit), sends, then records how it
   went (commit). Success settles the deliveries; a throttled send (no GivEnergy budget) waits for the budget; a
   failure is retried with exponential back-off and jitter until ``webhook_retry_horizon_seconds`` after the
-  message was created; a webhook failing ``webhook_disable_after`` times in a row is disabled.
+  message was created; a webhook failing ``webhook_disable_after`` attempts in a row, over at least
+  ``webhook_disable_min_span_seconds``, is disabled (its messages stay pending and go out once it is enabled).
 
 A worker killed mid-send leaves a started attempt and a lease: once the lease expires the sweeper asks for the
 message again, the attempt is marked interrupted, and the message is sent again with the same id (a webhook's
@@ -268,7 +269,7 @@ class Notifier:
         return outcome.status
 
     async def _start(self, repo: NotificationRepository, message_id: uuid.UUID, asks: list[Ask]) -> _Prepared | None:
-        message = await repo.message(message_id, lock=True)
+        message, channel = await repo.locked_message(message_id)
         if message is None or message.state is not MessageState.PENDING:
             return None
         now = self._clock()
@@ -277,7 +278,6 @@ class Notifier:
         if message.next_attempt_at > now:
             asks.append(Ask("send", message.tenant_id, message.id, not_before=message.next_attempt_at))
             return None
-        channel = await repo.channel(message.channel_id)
         if channel is None or not channel.enabled or channel.disabled_at is not None:
             return None  # waits: enabling the channel again asks for its messages
         await repo.interrupt_started(message.id, now)
@@ -317,9 +317,8 @@ class Notifier:
 
     async def _record(self, repo: NotificationRepository, prepared: _Prepared, outcome: channels.Outcome,
                       asks: list[Ask]) -> None:
-        message = await repo.message(prepared.message_id, lock=True)
+        message, channel = await repo.locked_message(prepared.message_id)
         attempt = await repo.attempt(prepared.message_id, prepared.number)
-        channel = await repo.channel(prepared.channel.id, lock=True)
         if message is None or attempt is None or channel is None:
             return  # deleted meanwhile (the channel, or the tenant)
         now = self._clock()
@@ -351,10 +350,10 @@ class Notifier:
         message.failures += 1
         if channel.kind is ChannelKind.WEBHOOK:
             channel.consecutive_failures += 1
-            if channel.consecutive_failures >= self.settings.webhook_disable_after:
+            if await self._disable_due(repo, channel, now):
+                # The message stays pending: enabling the channel again sends it (and those behind it).
                 channel.disabled_at = now
                 channel.disabled_reason = f"{channel.consecutive_failures} consecutive failed attempts"
-                await self._give_up(repo, message)
                 return
         delay = retry_delay(message.failures, self.settings.webhook_retry_base_seconds, self._rng)
         retry_at = now + timedelta(seconds=delay)
@@ -363,6 +362,15 @@ class Notifier:
             return
         message.next_attempt_at = retry_at
         asks.append(Ask("send", message.tenant_id, message.id, not_before=retry_at))
+
+    async def _disable_due(self, repo: NotificationRepository, channel: NotificationChannel, now: datetime) -> bool:
+        # At least webhook_disable_after failed attempts in a row, the first of them at least
+        # webhook_disable_min_span_seconds ago: a burst of events failing together does not disable an endpoint
+        # within seconds; an endpoint down through its retries does.
+        if channel.consecutive_failures < self.settings.webhook_disable_after:
+            return False
+        first = await repo.first_failure_since(channel.id, channel.last_sent_at)
+        return first is not None and (now - first).total_seconds() >= self.settings.webhook_disable_min_span_seconds
 
     @staticmethod
     async def _give_up(repo: NotificationRepository, message: NotificationMessage) -> None:

@@ -209,7 +209,7 @@ class MessageState(enum.StrEnum):
     """Due at ``next_attempt_at`` (the first try, a retry, a replay)."""
     DELIVERED = "delivered"
     FAILED = "failed"
-    """Gave up: retries exhausted, or its webhook was disabled (replayable)."""
+    """Gave up: retries exhausted (replayable). A disabled webhook's messages stay pending."""
 
 
 class NotificationMessage(UUIDPrimaryKey, Base):
