@@ -134,7 +134,7 @@ async def test_an_endpoint_failing_n_times_is_disabled_resumes_its_message_when_
 
 async def test_a_burst_failing_at_once_does_not_disable_the_endpoint_until_the_failures_span_the_minimum(
         harness: Harness, receiver: Receiver) -> None:
-    harness.settings = loopback_settings(webhook_disable_after=3, webhook_retry_base_seconds=1.0,
+    harness.settings = loopback_settings(webhook_disable_after=3, webhook_retry_base_seconds=30.0,
                                          webhook_disable_min_span_seconds=60)
     created = await webhook(harness, receiver)
     receiver.statuses = [500] * 10
