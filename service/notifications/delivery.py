@@ -6,9 +6,9 @@ Three short steps, each its own job and transactions (never a transaction across
   marks the events processed, commits. Non-critical deliveries to GivEnergy and e-mail channels inside quiet
   hours are held until the hours end.
 - **flush** (per channel): packs due deliveries into messages: one per event for a webhook (and sends their first
-  attempts, a few at once); for GivEnergy and e-mail one digest at a time (at most ``digest_max_events``), topped
-  up with newer events while it has not been on the wire, and no sooner than the channel's digest interval after
-  the last one.
+  attempts, a few at once); for GivEnergy and e-mail one digest at a time (at most ``digest_max_events``, and for
+  GivEnergy only as many as fit its body length: the rest wait for the next digest), topped up with newer events
+  while it has not been on the wire, and no sooner than the channel's digest interval after the last one.
 - **send** (per message): records the attempt as started and takes a lease (commit), sends, then records how it
   went (commit). Success settles the deliveries; a throttled send (no GivEnergy budget) waits for the budget; a
   failure is retried with exponential back-off and jitter until ``webhook_retry_horizon_seconds`` after the
@@ -26,7 +26,7 @@ import asyncio
 import random
 import time
 import uuid
-from collections.abc import Awaitable, Callable
+from collections.abc import Awaitable, Callable, Sequence
 from dataclasses import dataclass, field
 from datetime import datetime, timedelta
 from typing import Literal
@@ -43,6 +43,7 @@ from service.db.models.notifications import (
     MessageState,
     NotificationAttempt,
     NotificationChannel,
+    NotificationDelivery,
     NotificationMessage,
 )
 from service.notifications import channels, digest, routing
@@ -219,7 +220,8 @@ class Notifier:
         if message is not None:
             packed = 0
             if message.event_count < cap and not await repo.went_on_the_wire(message.id):
-                deliveries = await repo.due_deliveries(channel.id, now, cap - message.event_count)
+                deliveries = await self._fitting(repo, channel, message.id,
+                                                 await repo.due_deliveries(channel.id, now, cap - message.event_count))
                 await repo.attach(deliveries, message)
                 packed = len(deliveries)
             asks.append(Ask("send", channel.tenant_id, message.id, not_before=message.next_attempt_at))
@@ -235,11 +237,22 @@ class Notifier:
             if next_digest > now:
                 asks.append(Ask("flush", channel.tenant_id, channel.id, not_before=next_digest))
                 return 0
+        deliveries = await self._fitting(repo, channel, None, deliveries)
         message = self._new_message(channel, now)
         repo.session.add(message)
         await repo.attach(deliveries, message)
         asks.append(Ask("send", channel.tenant_id, message.id))
         return len(deliveries)
+
+    @staticmethod
+    async def _fitting(repo: NotificationRepository, channel: NotificationChannel, message_id: uuid.UUID | None,
+                       deliveries: Sequence[NotificationDelivery]) -> Sequence[NotificationDelivery]:
+        # A GivEnergy body has a length cap: what does not fit stays due, for the next digest.
+        if channel.kind is not ChannelKind.GIVENERGY or not deliveries:
+            return deliveries
+        held = await repo.events_of(message_id) if message_id is not None else []
+        views = await repo.views([delivery.event_id for delivery in deliveries])
+        return deliveries[:digest.fitting(held, [views[delivery.event_id] for delivery in deliveries])]
 
     @staticmethod
     def _new_message(channel: NotificationChannel, now: datetime) -> NotificationMessage:

@@ -166,6 +166,12 @@ class NotificationRepository:
             .order_by(NotificationEvent.created_at, NotificationEvent.id))).all()
         return [view(row) for row in rows]
 
+    async def views(self, event_ids: Sequence[uuid.UUID]) -> dict[uuid.UUID, EventView]:
+        """The events of these ids, by id."""
+        rows = (await self.session.scalars(select(NotificationEvent).where(
+            NotificationEvent.tenant_id == self.tenant_id, NotificationEvent.id.in_(event_ids)))).all()
+        return {row.id: view(row) for row in rows}
+
     async def settle_deliveries(self, message_id: uuid.UUID, state: DeliveryState) -> None:
         """Move every delivery of a message to ``state``."""
         await self.session.execute(update(NotificationDelivery)

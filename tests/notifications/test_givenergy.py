@@ -13,7 +13,7 @@ from service.core.clock import utcnow
 from service.core.principal import Principal
 from service.db.models.notifications import AttemptStatus, ChannelKind, NotificationAttempt
 from service.jobs.enqueue import unit_of_work
-from service.notifications.digest import EventView, for_givenergy, sanitize
+from service.notifications.digest import BODY_MAX, EventView, for_givenergy, sanitize
 from service.notifications.service import ChannelSpec
 from service.settings import GivEnergySettings
 from service.simulator import Simulator
@@ -61,12 +61,11 @@ def test_the_sanitizer_removes_what_givenergy_refuses() -> None:
     assert "site 12" in cleaned
 
 
-def test_a_plain_fallback_says_how_many_events_without_any_detail() -> None:
-
-
+def test_a_plain_fallback_counts_every_event_by_type_without_any_detail() -> None:
     events = [EventView(uuid.uuid4(), "alert.raised", "major", f"Fault on inverter X{i}", utcnow()) for i in range(3)]
+    events.append(EventView(uuid.uuid4(), "campaign.finished", None, "Campaign X9 finished", utcnow()))
     plain = for_givenergy(events, plain=True)
-    assert plain.body.startswith("3 new events")
+    assert plain.body == "4 new events (3 alert raised, 1 campaign finished); open givfleet for the details"
     assert "X1" not in plain.body
     assert "X1" in for_givenergy(events).body
 
@@ -101,6 +100,19 @@ async def test_a_429_from_a_budget_spent_elsewhere_pauses_the_channel_until_retr
     assert summary in sim.truth.notifications()[-1]["body"]
 
 
+async def test_a_digest_too_long_for_one_body_is_split_and_every_alert_is_in_full_in_one(harness: Harness) -> None:
+    sim = quiet_simulator(20)
+    await _givenergy_channel(harness, sim, 3600.0)
+    long_name = " ".join(["Battery Over Temperature"] * 5)
+    summaries = await harness.alerts([f"LG{index:03d}X" for index in range(25)], long_name)
+    await harness.deliver()
+
+    bodies = [note["body"] for note in sim.truth.notifications()]
+    assert len(bodies) >= 2
+    assert all(len(body) <= BODY_MAX for body in bodies)
+    assert [s for s in summaries if not any(s in body for body in bodies)] == []
+
+
 class RefusingIsolation(httpx.AsyncBaseTransport):
     """GivEnergy changed its validation: bodies naming "Isolation" are refused (422)."""
 
@@ -121,7 +133,7 @@ async def test_a_text_givenergy_newly_refuses_is_sent_as_a_plain_count(harness: 
     await harness.deliver()
 
     (note,) = sim.truth.notifications()
-    assert note["body"] == "1 new events; open givfleet for the details"
+    assert note["body"] == "1 new events (1 alert raised); open givfleet for the details"
     async with harness.resources.session_factory() as session:
         tries = (await session.scalars(select(NotificationAttempt).order_by(NotificationAttempt.number))).all()
     assert [(a.status, a.response_code) for a in tries] == [(AttemptStatus.FAILED, 422),
