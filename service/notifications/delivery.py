@@ -316,6 +316,9 @@ class Notifier:
     async def _transmit(self, tenant_id: TenantId, prepared: _Prepared) -> channels.Outcome:
         channel, events = prepared.channel, prepared.events
         if channel.kind is ChannelKind.GIVENERGY:
+            if channel.credential_pinned and channel.credential_id is None:
+                return channels.Outcome(AttemptStatus.FAILED,
+                                        excerpt="the channel's credential was deleted: no other token is used")
             return await channels.send_givenergy(
                 self._upstream, tenant_id, channel.credential_id, digest.for_givenergy(events, plain=prepared.plain),
                 max_wait=self.settings.givenergy_max_wait_seconds)

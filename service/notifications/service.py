@@ -134,6 +134,7 @@ class NotificationService:
             url=spec.url if spec.kind is ChannelKind.WEBHOOK else None,
             email_to=list(spec.email_to) if spec.kind is ChannelKind.EMAIL else None,
             credential_id=spec.credential_id if spec.kind is ChannelKind.GIVENERGY else None,
+            credential_pinned=spec.kind is ChannelKind.GIVENERGY and spec.credential_id is not None,
             digest_interval_seconds=spec.digest_interval_seconds, quiet_start=spec.quiet_start,
             quiet_end=spec.quiet_end, consecutive_failures=0, created_at=utcnow())  # fmt: skip
         try:

@@ -114,6 +114,31 @@ async def test_a_digest_too_long_for_one_body_is_split_and_every_alert_is_in_ful
     assert [s for s in summaries if not any(s in body for body in bodies)] == []
 
 
+async def test_a_channel_whose_credential_was_deleted_fails_clearly_and_uses_no_other_token(
+        harness: Harness) -> None:
+    sim = quiet_simulator(20)
+    await _givenergy_channel(harness, sim, 3600.0)  # a tenant credential, and a channel using the best one
+    resources = harness.resources
+    async with unit_of_work(resources.session_factory, resources.redis) as session:
+        pinned = await CredentialService(session, Principal.cli(harness.tenant_id), load_key_ring(
+            resources.settings)).add(sim.tokens["company"], label="pinned", base_url="http://simulator.test/v1")
+    created = await harness.manage(lambda s: s.create_channel(ChannelSpec(ChannelKind.GIVENERGY, "pinned",
+                                                                          credential_id=pinned.id)))
+    await harness.manage(lambda s: s.add_rule(created.channel.id, [], None))
+    async with unit_of_work(resources.session_factory, resources.redis) as session:
+        await CredentialService(session, Principal.cli(harness.tenant_id), load_key_ring(
+            resources.settings)).remove(pinned.id)
+    await harness.alerts(["SA700"])
+    await harness.deliver(wait=False)
+
+    assert len(sim.truth.notifications()) == 1  # the other channel's only
+    async with harness.resources.session_factory() as session:
+        (attempt,) = (await session.scalars(select(NotificationAttempt).where(
+            NotificationAttempt.channel_id == created.channel.id))).all()
+    assert attempt.status is AttemptStatus.FAILED
+    assert attempt.excerpt == "the channel's credential was deleted: no other token is used"
+
+
 class RefusingIsolation(httpx.AsyncBaseTransport):
     """GivEnergy changed its validation: bodies naming "Isolation" are refused (422)."""
 
