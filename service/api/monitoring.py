@@ -10,7 +10,7 @@ from litestar import Controller, delete, get, patch, post
 from litestar.di import Provide
 from litestar.params import FromPath, JSONBody, QueryParameter
 from litestar.status_codes import HTTP_204_NO_CONTENT
-from pydantic import BaseModel, ConfigDict, Field
+from pydantic import BaseModel, ConfigDict, Field, model_validator
 
 from service.api.common import Cursor, Limit, PageView
 from service.api.dependencies import DbSession, ReadDb
@@ -20,7 +20,13 @@ from service.core.limits import page_size
 from service.core.pagination import Page
 from service.db.models.monitoring import AlertState, IncidentState, Severity
 from service.monitoring.service import AlertFilter, AlertService, IncidentFilter
-from service.monitoring.settings import MonitoringSettingsView, SettingsChange, read_settings, update_settings
+from service.monitoring.settings import (
+    MIN_STORM_SHARE,
+    MonitoringSettingsView,
+    SettingsChange,
+    read_settings,
+    update_settings,
+)
 
 ERRORS = problems(400, 401, 403, 404, 422, 429)
 Upstream = Annotated[int | None, QueryParameter(ge=1, le=2**53, description="An upstream id.")]
@@ -124,14 +130,23 @@ class MonitoringSettingsBody(BaseModel):
 class MonitoringSettingsPatch(BaseModel):
     """What to change (omitted: unchanged); ``severity_overrides`` replaces the whole set."""
 
-    model_config = ConfigDict(extra="forbid")
+    model_config = ConfigDict(extra="forbid", strict=True)  # no "0.5" for a number, no true for 1
 
     enabled: bool | None = None
     sweep_interval_seconds: int | None = None
     grace_seconds: int | None = None
     flap_window_seconds: int | None = None
-    storm_share: float | None = None
-    severity_overrides: dict[str, Severity] | None = None
+    storm_share: float | None = Field(default=None, description=f"From {MIN_STORM_SHARE} to 1.")
+    severity_overrides: dict[str, Annotated[Severity, Field(strict=False)]] | None = None
+
+    @model_validator(mode="before")
+    @classmethod
+    def _no_nulls(cls, data: Any) -> Any:
+        if isinstance(data, dict):
+            nulls = sorted(name for name, value in data.items() if value is None)
+            if nulls:
+                raise ValueError(f"omit a field to keep its value; null is not a value ({', '.join(nulls)})")
+        return data
 
 
 class SeverityCountsView(BaseModel):
