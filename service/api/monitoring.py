@@ -130,23 +130,33 @@ class MonitoringSettingsBody(BaseModel):
 class MonitoringSettingsPatch(BaseModel):
     """What to change (omitted: unchanged); ``severity_overrides`` replaces the whole set."""
 
-    model_config = ConfigDict(extra="forbid", strict=True)  # no "0.5" for a number, no true for 1
+    model_config = ConfigDict(extra="forbid")
 
     enabled: bool | None = None
     sweep_interval_seconds: int | None = None
     grace_seconds: int | None = None
     flap_window_seconds: int | None = None
     storm_share: float | None = Field(default=None, description=f"From {MIN_STORM_SHARE} to 1.")
-    severity_overrides: dict[str, Annotated[Severity, Field(strict=False)]] | None = None
+    severity_overrides: dict[str, Severity] | None = None
 
     @model_validator(mode="before")
     @classmethod
-    def _no_nulls(cls, data: Any) -> Any:
+    def _json_types(cls, data: Any) -> Any:
+        """No null (omit a field to keep it), no string or boolean for a number, no number for a boolean."""
         if isinstance(data, dict):
-            nulls = sorted(name for name, value in data.items() if value is None)
-            if nulls:
-                raise ValueError(f"omit a field to keep its value; null is not a value ({', '.join(nulls)})")
+            for name, value in data.items():
+                if value is None:
+                    raise ValueError(f"{name}: omit the field to keep its value; null is not a value")
+                expected = _PATCH_TYPES.get(name)
+                if expected is not None and (type(value) not in expected):
+                    raise ValueError(f"{name}: expected a JSON {expected[0].__name__}, got {value!r}")
         return data
+
+
+_PATCH_TYPES: dict[str, tuple[type, ...]] = {
+    "enabled": (bool,), "sweep_interval_seconds": (int,), "grace_seconds": (int,), "flap_window_seconds": (int,),
+    "storm_share": (float, int),
+}
 
 
 class SeverityCountsView(BaseModel):
