@@ -31,7 +31,7 @@ from service.gql.campaigns.types import CampaignHistoryEntry
 from service.gql.context import RequestReads
 from service.gql.mirror import types as t
 from service.gql.monitoring.types import Alert, Incident
-from service.mirror.queries import FleetReader, ReadScope
+from service.mirror.queries import FleetReader, ReadScope, present_first
 from service.monitoring.service import alerts_of_inverters, open_incidents_of_sites
 
 K = TypeVar("K")
@@ -67,7 +67,9 @@ class Loaders:
                                              m.Dongle.serial)
         self.dongles_by_site = self._capped(m.Dongle, m.Dongle.site_upstream_id, t.Dongle.from_row, m.Dongle.serial)
         self.inverter_by_serial = self._one(m.Inverter, m.Inverter.serial, t.Inverter.from_row)
-        self.inverter_by_dongle = self._one(m.Inverter, m.Inverter.dongle_serial, t.Inverter.from_row)
+        # A dongle moved from a removed inverter to a new one names both: the present one answers (as compiled).
+        self.inverter_by_dongle = self._one(m.Inverter, m.Inverter.dongle_serial, t.Inverter.from_row,
+                                            *present_first(m.Inverter.__table__))
         self.inverters_by_account = self._capped(m.Inverter, m.Inverter.account_upstream_id, t.Inverter.from_row,
                                                m.Inverter.serial)
         self.inverters_by_site = self._capped(m.Inverter, m.Inverter.site_upstream_id, t.Inverter.from_row,
@@ -130,8 +132,9 @@ class Loaders:
     def _capped(self, model: type[R], column: InstrumentedAttribute[Any], convert: Callable[[R], T],
                 *order_by: Any) -> DataLoader[tuple[Any, int], list[T]]:
         """A to-many loader keyed by (key, at most how many rows): one windowed statement per distinct size, so
-        a relation list never reads or returns more rows than its ``first:`` (which the cost limit counted)."""
-        ordering: Sequence[Any] = order_by
+        a relation list never reads or returns more rows than its ``first:`` (which the cost limit counted);
+        ties in ``order_by`` go by id, as on the compiled path."""
+        ordering: Sequence[Any] = (*order_by, column.class_.id)
 
         async def load(keys: list[tuple[Any, int]]) -> list[list[T]]:
             keys_by_size: dict[int, list[Any]] = defaultdict(list)
@@ -150,18 +153,24 @@ class Loaders:
         async with self._reads.session() as session:
             return await action(FleetReader(session, self.scope, now=self.now))
 
-    def _one(self, model: type[R], column: InstrumentedAttribute[Any], convert: Callable[[R], T]
-             ) -> DataLoader[Any, T | None]:
+    def _one(self, model: type[R], column: InstrumentedAttribute[Any], convert: Callable[[R], T],
+             *order_by: Any) -> DataLoader[Any, T | None]:
+        """A to-one loader: of several rows sharing a key, the first in ``order_by``."""
+        ordering: Sequence[Any] = order_by
+
         async def load(keys: list[Any]) -> list[T | None]:
-            rows = await self._read(lambda reader: reader.load_many(model, column, keys))
-            found = {getattr(row, column.key): convert(row) for row in rows}
+            rows = await self._read(lambda reader: reader.load_many(model, column, keys, order_by=ordering))
+            found: dict[Any, T] = {}
+            for row in rows:
+                found.setdefault(getattr(row, column.key), convert(row))
             return [found.get(key) for key in keys]
 
         return IsolatedLoader(load_fn=load)
 
     def _many(self, model: type[R], column: InstrumentedAttribute[Any], convert: Callable[[R], T],
               *order_by: Any) -> DataLoader[Any, list[T]]:
-        ordering: Sequence[Any] = order_by
+        """A to-many loader of every present row per key, in ``order_by`` then id (as on the compiled path)."""
+        ordering: Sequence[Any] = (*order_by, column.class_.id)
 
         async def load(keys: list[Any]) -> list[list[T]]:
             rows = await self._read(lambda reader: reader.load_many(

@@ -65,11 +65,22 @@ MODELS: dict[str, type[Any]] = {
 _EPOCH = datetime.fromisoformat("1970-01-01T00:00:00+00:00")
 
 
+def _subtree_name(root_upstream_id: int) -> str:
+    """The CTE's name: one per root (``subtree_m2000`` for -2000, so it never clashes with 2000's)."""
+    return f"subtree_{'m' if root_upstream_id < 0 else ''}{abs(root_upstream_id)}"
+
+
+def present_first(rows: FromClause) -> list[ColumnElement[Any]]:
+    """The order that picks one of several mirrored rows sharing a key (a dongle moved from a removed inverter
+    to a new one): rows still present upstream first, then the most recently seen, then the id."""
+    return [rows.c.removed_at.is_(None).desc(), rows.c.last_seen_at.desc(), rows.c.id]
+
+
 @functools.lru_cache(maxsize=1024)
 def _subtree(tenant_id: TenantId, root_upstream_id: int) -> Select[int]:
     base = (select(FleetAccount.upstream_id)
             .where(FleetAccount.tenant_id == tenant_id, FleetAccount.upstream_id == root_upstream_id)
-            .cte(name=f"subtree_{abs(root_upstream_id)}", recursive=True))
+            .cte(name=_subtree_name(root_upstream_id), recursive=True))
     below = select(FleetAccount.upstream_id).where(
         FleetAccount.tenant_id == tenant_id, FleetAccount.parent_upstream_id == base.c.upstream_id)
     tree = base.union_all(below)

@@ -47,6 +47,7 @@ from service.mirror.queries import (
     PageWindow,
     ReadScope,
     SortKey,
+    present_first,
 )
 
 
@@ -66,6 +67,7 @@ class Relation:
 
     ``kind``: ``one`` (any row, removed or not), ``capped`` (present rows, at most ``first:``), ``all`` (present
     rows) or ``history`` (the newest ``limit:`` changes). ``order``: (column, descending) pairs, then the id.
+    ``ambiguous``: a to-one relation several rows may match, answered by :func:`present_first` (as its loader).
     """
 
     model: type[Any]
@@ -73,6 +75,7 @@ class Relation:
     remote: str
     kind: str
     order: tuple[tuple[str, bool], ...] = ()
+    ambiguous: bool = False
 
 
 _ACCOUNT = m.FleetAccount
@@ -88,7 +91,7 @@ RELATIONS: dict[tuple[str, str], Relation] = {
     ("Site", "inverters"): Relation(m.Inverter, "upstream_id", "site_upstream_id", "capped", (("serial", False),)),
     ("Dongle", "account"): Relation(_ACCOUNT, "account_upstream_id", "upstream_id", "one"),
     ("Dongle", "site"): Relation(m.Site, "site_upstream_id", "upstream_id", "one"),
-    ("Dongle", "inverter"): Relation(m.Inverter, "serial", "dongle_serial", "one"),
+    ("Dongle", "inverter"): Relation(m.Inverter, "serial", "dongle_serial", "one", ambiguous=True),
     ("Inverter", "dongle"): Relation(m.Dongle, "dongle_serial", "serial", "one"),
     ("Inverter", "account"): Relation(_ACCOUNT, "account_upstream_id", "upstream_id", "one"),
     ("Inverter", "site"): Relation(m.Site, "site_upstream_id", "upstream_id", "one"),
@@ -128,6 +131,10 @@ LOOKUPS: dict[str, tuple[str, str, str]] = {
 }
 Fields = dict[str, list[FieldNode]]
 LOOKUP_KEY = "lookup_key"
+MAX_COMPILED_NODES = 300
+"""At most how many field nodes one operation's statements may render, fragments expanded: fragments that
+re-enter a type through its relations (``dongle { inverter }``, ``site { inverters }``) multiply within the cost
+limit, and compiling such a document takes seconds and megabytes of SQL. Above it the resolvers answer."""
 
 
 @dataclass
@@ -141,6 +148,8 @@ class Builder:
     now: datetime
     uses_now: bool = False
     """Whether a statement depends on the moment of the request (an ``offlineForHours`` filter)."""
+    collected: int = 0
+    """Field nodes collected so far (bounded by :data:`MAX_COMPILED_NODES`)."""
 
     # -- selections -------------------------------------------------------------------------------------------
 
@@ -158,6 +167,9 @@ class Builder:
             if not self._included(selection):
                 continue
             if isinstance(selection, FieldNode):
+                self.collected += 1
+                if self.collected > MAX_COMPILED_NODES:
+                    raise NotCompilable("too many fields once fragments are expanded")
                 key = selection.alias.value if selection.alias else selection.name.value
                 fields.setdefault(key, []).append(selection)
             elif isinstance(selection, InlineFragmentNode):
@@ -251,8 +263,10 @@ class Builder:
         row_json = self.object_json(target, rows, self._selected(target, nodes))
         conditions = [*self.scope.visible(relation.model, on=rows), rows.c[relation.remote] == source.c[relation.local]]
         if relation.kind == "one":
-            one = select(row_json).where(*conditions).limit(1).scalar_subquery()
-            return func.coalesce(one, js.sql_text("null"))
+            one = select(row_json).where(*conditions)
+            if relation.ambiguous:
+                one = one.order_by(*present_first(rows))
+            return func.coalesce(one.limit(1).scalar_subquery(), js.sql_text("null"))
         limit: int | None = None
         if relation.kind == "capped":
             limit = nested_list_size(arguments.get("first"))

@@ -11,6 +11,7 @@ the order of the operation's root fields.
 from __future__ import annotations
 
 import functools
+from collections import OrderedDict
 from dataclasses import dataclass
 from typing import Any, cast
 
@@ -135,8 +136,44 @@ class Statement:
 
 Plan = Statement | str | None
 """How a root field is answered: a statement, a constant JSON text (``__typename``), or the resolvers."""
-_PLANS: dict[tuple[Any, ...], dict[str, Plan]] = {}
-_MAX_PLANS = 512
+MAX_PLAN_BYTES = 16 * 1024 * 1024
+"""At most how many bytes of SQL (and of the documents keying it) the plan cache holds; the least recently used
+plans go first."""
+
+
+class PlanCache:
+    """Compiled plans by document, operation, scope and shaping variables, bounded by the size of their SQL and
+    keys (a key's texts count too: plans the resolvers answer hold no SQL, but their documents take room)."""
+
+    def __init__(self, max_bytes: int) -> None:
+        self.max_bytes = max_bytes
+        self.bytes = 0
+        self._plans: OrderedDict[tuple[Any, ...], tuple[dict[str, Plan], int]] = OrderedDict()
+
+    def get(self, key: tuple[Any, ...]) -> dict[str, Plan] | None:
+        entry = self._plans.get(key)
+        if entry is None:
+            return None
+        self._plans.move_to_end(key)
+        return entry[0]
+
+    def put(self, key: tuple[Any, ...], plans: dict[str, Plan]) -> None:
+        size = sum(len(plan.sql) for plan in plans.values() if isinstance(plan, Statement)) + \
+            sum(len(part) for part in key if isinstance(part, str | bytes))
+        if size > self.max_bytes:
+            return
+        previous = self._plans.pop(key, None)
+        self.bytes += size - (previous[1] if previous else 0)
+        self._plans[key] = (plans, size)
+        while self.bytes > self.max_bytes:
+            _key, (_plans, evicted) = self._plans.popitem(last=False)
+            self.bytes -= evicted
+
+    def __len__(self) -> int:
+        return len(self._plans)
+
+
+_PLANS = PlanCache(MAX_PLAN_BYTES)
 
 
 async def answer(context: Context, query: Any, variables: Any, operation_name: Any, *,
@@ -158,13 +195,25 @@ async def answer(context: Context, query: Any, variables: Any, operation_name: A
         plans = _plans(builder, prepared, query, operation_name, variables, root_fields)
     except (GivfleetError, NotCompilable):
         return None  # a refused argument, a key no row can have, a directive the compiler does not know
+    except Exception as exc:  # a compiler bug: the resolvers answer, with their error shapes
+        _failed(context, "build", exc)
+        return None
     if all(plan is None for plan in plans.values()):
         return None
     try:
         return await _respond(on, context, prepared, root_fields, plans, keys, variables)
+    except Exception as exc:  # a query only reads: the resolvers answer it afresh
+        _failed(context, "execute", exc)
+        return None
     finally:
         await context.reads.close()  # the operation's one connection goes back to the pool (strawberry's
         # ReleaseReads does it on the resolver path)
+
+
+def _failed(context: Context, stage: str, exc: Exception) -> None:
+    """Log an unexpected failure of the compiled path once (the resolver path then answers the request)."""
+    log.error("graphql.compiled_unexpected", stage=stage, request_id=context.request_id,
+              error_type=type(exc).__name__, error=str(exc)[:500], exc_info=exc)
 
 
 async def _respond(on: GivfleetSchema, context: Context, prepared: Prepared, root_fields: dict[str, list[FieldNode]],
@@ -222,9 +271,7 @@ def _plans(builder: Builder, prepared: Prepared, query: str, operation_name: str
         statement = _root_statement(builder, nodes)
         plans[name] = statement if statement is None or isinstance(statement, str) else _compiled(statement)
     if not builder.uses_now:  # a statement with the request's moment in it serves that request only
-        if len(_PLANS) >= _MAX_PLANS:
-            _PLANS.clear()
-        _PLANS[cache_key] = plans
+        _PLANS.put(cache_key, plans)
     return plans
 
 

@@ -9,6 +9,7 @@ is always a plain column or a short expression).
 
 from __future__ import annotations
 
+import re
 from typing import Any
 
 from sqlalchemy import String, literal_column
@@ -26,13 +27,14 @@ class _Template(FunctionElement[str]):
     template = "{0}"
 
 
+_PLACEHOLDER = re.compile(r"\{(\d+)\}")
+
+
 @compiles(_Template)
 def _render(element: _Template, compiler: SQLCompiler, **kw: Any) -> str:
     arguments = [compiler.process(argument, **kw) for argument in element.clauses.clauses]
-    text = element.template
-    for index, argument in enumerate(arguments):
-        text = text.replace("{%d}" % index, argument)  # noqa: UP031 (str.format would trip on SQL's braces)
-    return text
+    # One pass (an argument's own SQL is never searched for placeholders); not str.format: SQL has braces.
+    return _PLACEHOLDER.sub(lambda match: arguments[int(match.group(1))], element.template)
 
 
 class TextJson(_Template):
@@ -149,7 +151,8 @@ class ArrayJoined(_Template):
 
 
 def sql_text(value: str) -> ColumnElement[str]:
-    """A constant text as an SQL literal (names and punctuation only: never user input)."""
+    """A text as an SQL string literal, quotes doubled. Response keys (aliases) reach it, so it does see user
+    input: GraphQL names are ``[_A-Za-z0-9]`` only, and doubling the quotes keeps any text inside the literal."""
     return literal_column("'" + value.replace("'", "''") + "'", String())
 
 
