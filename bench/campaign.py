@@ -30,7 +30,6 @@ import sys
 import time
 import uuid
 from collections import Counter
-from functools import partial
 from pathlib import Path
 
 import httpx
@@ -45,7 +44,7 @@ sys.path[0] = str(ROOT)
 from service.campaigns.engine import CampaignEngine  # noqa: E402
 from service.campaigns.schemas import CampaignSpec  # noqa: E402
 from service.campaigns.service import CampaignService, prepare  # noqa: E402
-from service.changefeed import publish_changes  # noqa: E402
+from service.changefeed import publisher  # noqa: E402
 from service.core.principal import Principal  # noqa: E402
 from service.core.roles import Role  # noqa: E402
 from service.core.tenancy import TenantId, tenant_id_from  # noqa: E402
@@ -131,7 +130,7 @@ async def bench(inverters: int, server_url: str, redis_url: str) -> str:
         log_start = len(sim.control_log)
         started = time.perf_counter()
         outcomes = await CampaignEngine(resources.session_factory, clients, clock=sim.now,
-                                        publish=partial(publish_changes, resources.redis)).run(campaign_id)
+                                        publish=publisher(resources.redis)).run(campaign_id)
         wall = time.perf_counter() - started
         async with resources.session_factory() as session:
             campaign = (await session.execute(select(Campaign).where(Campaign.id == campaign_id))).scalar_one()

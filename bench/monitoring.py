@@ -33,7 +33,6 @@ import uuid
 from collections import Counter
 from collections.abc import AsyncIterator
 from datetime import timedelta
-from functools import partial
 from pathlib import Path
 
 import httpx
@@ -44,7 +43,7 @@ ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT))
 
 from bench.mirror import _admin  # noqa: E402 - one way to create and drop a bench database
-from service.changefeed import publish_changes  # noqa: E402
+from service.changefeed import publisher  # noqa: E402
 from service.core.tenancy import TenantId, tenant_id_from  # noqa: E402
 from service.db import migrate  # noqa: E402
 from service.db.models import Alert, NotificationEvent, NotificationEventType, SyncKind, Tenant  # noqa: E402
@@ -118,7 +117,7 @@ async def _bench(resources: Resources, size: int, *, with_campaign: bool) -> Non
     share = REQUESTS_PER_MINUTE * DEFAULT_RESERVES[Lane.MONITORING]
     monitor = Monitor(resources.session_factory, clients, enqueue,
                       MonitorOptions(requests_per_minute=share, clock=sim.now),
-                      publish=partial(publish_changes, resources.redis))
+                      publish=publisher(resources.redis))
     clock = time.perf_counter()
     baseline = await monitor.cycle(tenant_id)
     assert baseline.plan is not None
@@ -207,7 +206,7 @@ async def _overlap(resources: Resources, sim: Simulator, token: str, tenant_id: 
 
     monitor = Monitor(resources.session_factory, clients, enqueue,
                       MonitorOptions(requests_per_minute=share, clock=sim.now),
-                      publish=partial(publish_changes, resources.redis))
+                      publish=publisher(resources.redis))
     load = asyncio.create_task(campaign())
     try:
         await saturated.wait()

@@ -66,7 +66,10 @@ def create_app(settings: Settings | None = None, resources: Resources | None = N
     async def lifespan(app: Litestar) -> AsyncIterator[None]:
         owned = resources is None
         app.state.resources = current = resources or Resources.open(settings)
-        app.state.changes = ChangeHub(current.redis, capacity=settings.api.subscription_backlog)
+        app.state.changes = ChangeHub(current.redis, capacity=settings.api.subscription_backlog,
+                                      subscribe_timeout=settings.api.subscription_init_timeout_seconds,
+                                      concurrent_reads=max(1, settings.db.pool_size // 4),
+                                      per_key=settings.api.subscriptions_per_key)
         app.state.api_keys = keys = ApiKeyCache(settings.security.api_key_cache_seconds)
         listener = asyncio.create_task(keys.listen(current.redis.connection_pool, current.redis.channel(REVOCATIONS)))
         stop_local = listen_locally(REVOCATIONS, keys.forget)

@@ -4,11 +4,18 @@ Any process (API, worker, CLI) publishes the :class:`~service.core.changes.Chang
 deferred (:func:`publish_changes`) on one channel of the deployment's namespace, ``<namespace>:changes``.
 
 Each API process holds one :class:`ChangeHub`: a single Redis subscription, opened when its first subscriber
-arrives, whose listener hands every change to the local subscribers of that change's tenant and topics. Each
+arrives, whose listener hands every change to the local subscribers of that change's tenant and topics. Every
+subscriber re-reads a changed row through its own scope; :meth:`ChangeHub.read` makes that one read per change and
+scope however many subscribers share it, at most :attr:`ChangeHub.concurrent_reads` at once in the process (well
+below the database pool, which requests need too), and a key holds at most :attr:`ChangeHub.per_key`
+subscriptions in the process. Each
 subscriber has a bounded queue: one that falls :attr:`ChangeHub.capacity` changes behind is dropped (its
 :class:`Feed` raises :class:`SlowSubscriberError`) rather than let memory grow. Redis pub/sub delivers at most
-once: a change published while the hub is reconnecting is not seen live (the database has it: subscribers
-re-query after they reconnect).
+once, so the hub never pretends otherwise: when its Redis connection drops, every feed ends with
+:class:`ChangeFeedLostError` (changes published until the hub is subscribed again would be missed silently), and
+a subscriber that arrives while Redis is unreachable gets :class:`ChangeFeedLostError` after
+:attr:`ChangeHub.subscribe_timeout` instead of waiting forever. Either way its client reconnects and re-queries:
+the database has every change.
 """
 
 from __future__ import annotations
@@ -16,14 +23,18 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import uuid
-from collections.abc import AsyncIterator, Collection, Sequence
-from typing import TYPE_CHECKING
+from collections import Counter as Tally
+from collections import OrderedDict
+from collections.abc import AsyncIterator, Awaitable, Callable, Collection, Hashable, Sequence
+from functools import partial
+from typing import TYPE_CHECKING, Any, TypeVar, cast
 
 import structlog
 from prometheus_client import Counter, Gauge
 from redis.exceptions import RedisError
 
-from service.core.changes import Change, Topic
+from service.core.changes import Change, Publish, Topic
+from service.core.errors import ConflictError
 
 if TYPE_CHECKING:  # runtime -> upstream -> tenants -> enqueue -> here: a real import would be a cycle
     from service.runtime import NamespacedRedis
@@ -35,6 +46,10 @@ DROPPED = Counter("givfleet_subscriptions_dropped_total",
                   "Subscriptions ended because their client read changes more slowly than they came.")
 RECONNECT_DELAY_SECONDS = 1.0
 LISTEN_WAIT_SECONDS = 5.0
+SHARED_READS = 1024
+"""Changes whose re-reads :meth:`ChangeHub.read` remembers (the oldest are forgotten first)."""
+
+_Read = TypeVar("_Read")
 
 
 def channel_of(namespace: str) -> str:
@@ -56,12 +71,22 @@ async def publish_changes(redis: NamespacedRedis, changes: Sequence[Change]) -> 
         log.warning("changes.publish_failed", changes=len(changes), error=type(exc).__name__)
 
 
+def publisher(redis: NamespacedRedis) -> Publish:
+    """What publishes a committed transaction's changes on ``redis`` (:func:`publish_changes`)."""
+    return partial(publish_changes, redis)
+
+
 class SlowSubscriberError(Exception):
     """The subscriber fell too far behind: its changes were dropped and it must reconnect."""
 
 
+class ChangeFeedLostError(Exception):
+    """The hub lost (or could not open) its Redis subscription: changes may have been missed, so the subscriber
+    must reconnect and re-query."""
+
+
 class _End:
-    """Queued to end a feed: the hub stopped, or the subscriber overflowed."""
+    """Queued to end a feed: the hub stopped or lost Redis, or the subscriber overflowed."""
 
     def __init__(self, error: Exception | None) -> None:
         self.error = error
@@ -120,27 +145,53 @@ class ChangeHub:
     Args:
         redis: The process's Redis client (its namespace names the channel).
         capacity: Changes a subscriber may fall behind before it is dropped.
+        subscribe_timeout: Longest wait for the hub's Redis subscription when a subscriber arrives.
+        concurrent_reads: Re-reads of changed rows (:meth:`read`) running at once, for all subscribers.
+        per_key: Subscriptions one API key may hold in this process.
     """
 
-    def __init__(self, redis: NamespacedRedis, *, capacity: int = 256) -> None:
+    def __init__(self, redis: NamespacedRedis, *, capacity: int = 256, subscribe_timeout: float = 10.0,
+                 concurrent_reads: int = 4, per_key: int = 50) -> None:
         self.redis = redis
         self.capacity = capacity
+        self.subscribe_timeout = subscribe_timeout
+        self.concurrent_reads = concurrent_reads
+        self.per_key = per_key
+        self._read_gate = asyncio.Semaphore(concurrent_reads)
+        self._shared_reads: OrderedDict[int, tuple[Change, dict[Hashable, asyncio.Task[Any]]]] = OrderedDict()
+        self._held: Tally[Hashable] = Tally()
         self._feeds: set[Feed] = set()
         self._listener: asyncio.Task[None] | None = None
         self._subscribed = asyncio.Event()
         self._closed = False
 
     @contextlib.asynccontextmanager
-    async def subscribe(self, tenant_id: uuid.UUID, topics: Collection[Topic]) -> AsyncIterator[Feed]:
-        """A feed of the tenant's changes of ``topics``, live once this returns (the hub is subscribed)."""
+    async def subscribe(self, tenant_id: uuid.UUID, topics: Collection[Topic],
+                        holder: Hashable = None) -> AsyncIterator[Feed]:
+        """A feed of the tenant's changes of ``topics``, live once this returns (the hub is subscribed).
+
+        Args:
+            holder: Who subscribes (an API key's id): one holder has at most :attr:`per_key` feeds at once.
+
+        Raises:
+            ConflictError: ``holder`` already has :attr:`per_key` feeds.
+            ChangeFeedLostError: The hub could not subscribe within :attr:`subscribe_timeout`.
+        """
         if self._closed:
             raise RuntimeError("the change hub is closed")
+        if holder is not None and self._held[holder] >= self.per_key:
+            raise ConflictError(f"this key already holds {self.per_key} subscriptions on this server: end one first")
         feed = Feed(tenant_id, topics, self.capacity)
         self._feeds.add(feed)
+        self._held[holder] += 1
         try:
             if self._listener is None:
                 self._listener = asyncio.create_task(self._listen(), name="changefeed")
-            await self._subscribed.wait()
+            try:
+                async with asyncio.timeout(self.subscribe_timeout):
+                    await self._subscribed.wait()
+            except TimeoutError:
+                raise ChangeFeedLostError("live changes are unavailable (Redis is unreachable)") from None
             SUBSCRIBERS.inc()  # counted once live: what /metrics shows is being listened for
             try:
                 yield feed
@@ -148,6 +199,31 @@ class ChangeHub:
                 SUBSCRIBERS.dec()
         finally:
             self._feeds.discard(feed)
+            self._held[holder] -= 1
+            if not self._held[holder]:
+                del self._held[holder]
+
+    async def read(self, change: Change, scope: Hashable, load: Callable[[], Awaitable[_Read]]) -> _Read:
+        """What ``load`` reads of ``change``'s row for ``scope``: loaded once per change this hub dispatched and
+        ``scope`` (every subscriber of that scope waits on the same read), at most :attr:`concurrent_reads` loads
+        at once. A load's error is every sharer's."""
+        shared = self._shared_reads.get(id(change))
+        if shared is None or shared[0] is not change:  # keyed by identity: the dispatched change itself
+            shared = (change, {})
+            self._shared_reads[id(change)] = shared
+            while len(self._shared_reads) > SHARED_READS:
+                self._shared_reads.popitem(last=False)
+        task = shared[1].get(scope)
+        if task is None:
+            task = asyncio.create_task(self.gated(load))
+            task.add_done_callback(_retrieve)
+            shared[1][scope] = task
+        return cast("_Read", await asyncio.shield(task))  # a sharer that goes away does not cancel the others'
+
+    async def gated(self, load: Callable[[], Awaitable[_Read]]) -> _Read:
+        """``load()``, counted among the process's :attr:`concurrent_reads`."""
+        async with self._read_gate:
+            return await load()
 
     async def aclose(self) -> None:
         """Stop listening and end every feed (their subscriptions complete)."""
@@ -174,13 +250,19 @@ class ChangeHub:
                         if message is not None:
                             self._dispatch(message.get("data"))
             except (RedisError, OSError) as exc:
-                self._subscribed.clear()
                 log.warning("changes.listener_lost", error=type(exc).__name__)
+                self._lost()
                 await asyncio.sleep(RECONNECT_DELAY_SECONDS)
             except Exception:  # a bug must not silence every subscription of the process: log it, listen again
-                self._subscribed.clear()
                 log.exception("changes.listener_failed")
+                self._lost()
                 await asyncio.sleep(RECONNECT_DELAY_SECONDS)
+
+    def _lost(self) -> None:
+        """The subscription is gone: end every feed (what is published until it is back would never reach them)."""
+        self._subscribed.clear()
+        for feed in list(self._feeds):
+            feed.end(ChangeFeedLostError("the live change feed was interrupted: reconnect, then re-query"))
 
     def _dispatch(self, data: object) -> None:
         if not isinstance(data, str | bytes):
@@ -193,3 +275,9 @@ class ChangeHub:
         for feed in list(self._feeds):
             if feed.wants(change):
                 feed.offer(change)
+
+
+def _retrieve(task: asyncio.Task[Any]) -> None:
+    """Mark a shared read's outcome as seen (its sharers may all have gone)."""
+    if not task.cancelled():
+        task.exception()

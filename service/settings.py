@@ -123,8 +123,11 @@ class ApiSettings(BaseModel):
         "Idle keep-alive connections are closed after this."))
     subscriptions_per_connection: int = Field(default=10, ge=1, le=100, description=(
         "GraphQL subscriptions one WebSocket connection may hold at once."))
+    subscriptions_per_key: int = Field(default=50, ge=1, le=10_000, description=(
+        "GraphQL subscriptions one API key may hold at once in one API process, over all its connections."))
     subscription_init_timeout_seconds: float = Field(default=10.0, gt=0, le=300, description=(
-        "A WebSocket that sends no connection_init within this is closed (4408)."))
+        "A WebSocket that sends no connection_init within this is closed (4408); also the longest wait for "
+        "the process's Redis subscription when a subscription starts (1013 after it)."))
     subscription_key_recheck_seconds: float = Field(default=30.0, ge=0, le=3600, description=(
         "A subscription's key is looked up again before a change is sent once this long has passed since the last "
         "check: a revoked or expired key's connection is closed (4403)."))

@@ -1,20 +1,32 @@
 """The change hub on the run's Redis: changes reach the feeds of their tenant and topic only, a feed that falls
-behind ends with an error instead of growing, and closing the hub ends every feed."""
+behind ends with an error instead of growing, losing Redis ends every feed with an error, and closing the hub ends
+every feed. Changes are published after commit only, and a failure to publish never undoes a commit."""
 
 from __future__ import annotations
 
+import asyncio
 import json
 import uuid
+from collections.abc import Awaitable, Callable
 
 import pytest
+from redis.asyncio import ConnectionPool
+from sqlalchemy import select
 
-from service.changefeed import ChangeHub, SlowSubscriberError, publish_changes
+from service.changefeed import ChangeFeedLostError, ChangeHub, SlowSubscriberError, publish_changes
 from service.core.changes import Change, Topic
-from service.runtime import Resources
+from service.core.errors import ConflictError
+from service.db.models import Tenant
+from service.db.uow import defer_change
+from service.jobs.enqueue import unit_of_work
+from service.runtime import NamespacedRedis, Resources, redis_client
+from tests.support import free_port
+
+WAIT = 30  # seconds: a bound on waits that end as soon as what they wait for happens
 
 
 def change(topic: Topic, tenant_id: uuid.UUID) -> Change:
-    return Change(topic, tenant_id, uuid.uuid4(), f"{topic.value}.raised", site_id=7, account_id=70)
+    return Change(topic, tenant_id, uuid.uuid4(), f"{topic.value}.raised", site_id=7)
 
 
 async def test_feeds_get_their_tenants_changes_of_their_topics_and_a_slow_one_is_dropped(
@@ -49,3 +61,137 @@ def test_a_message_that_is_not_a_change_is_refused() -> None:
         with pytest.raises(ValueError, match=r"^not a change message"):
             Change.decode(data)
     assert Change.decode(json.dumps(fine)).encode() == json.dumps(fine)
+
+
+def unreachable_redis(resources: Resources) -> NamespacedRedis:
+    """A client of the run's namespace on a port nothing listens on."""
+    return redis_client(f"redis://127.0.0.1:{free_port()}/0", resources.settings)
+
+
+async def test_when_the_hub_loses_its_redis_connection_every_feed_ends_and_later_ones_are_live_again(
+    resources: Resources,
+) -> None:
+    name = f"hub-{uuid.uuid4().hex[:12]}"  # the hub's connections, told apart from every other client of Redis
+    pool = ConnectionPool.from_url(resources.settings.configured_redis_url() or "", client_name=name)
+    hub = ChangeHub(NamespacedRedis(connection_pool=pool, namespace=resources.redis.namespace))
+    tenant_id = uuid.uuid4()
+    try:
+        async with hub.subscribe(tenant_id, {Topic.ALERT}) as feed:
+            killed = [client["id"] for client in await resources.redis.client_list() if client["name"] == name]
+            assert killed
+            for client_id in killed:
+                await resources.redis.client_kill_filter(_id=client_id)
+            async with asyncio.timeout(WAIT):
+                with pytest.raises(ChangeFeedLostError):  # not a silent gap: the subscriber must re-query
+                    await anext(feed)
+        async with hub.subscribe(tenant_id, {Topic.ALERT}) as feed:  # the hub subscribed again
+            wanted = change(Topic.ALERT, tenant_id)
+            await publish_changes(resources.redis, [wanted])
+            async with asyncio.timeout(WAIT):
+                assert await anext(feed) == wanted
+    finally:
+        await hub.aclose()
+        await pool.aclose()
+
+
+async def test_a_subscriber_is_refused_rather_than_left_waiting_while_redis_is_unreachable(
+    resources: Resources,
+) -> None:
+    redis = unreachable_redis(resources)
+    hub = ChangeHub(redis, subscribe_timeout=0.2)
+    try:
+        with pytest.raises(ChangeFeedLostError, match="unavailable"):
+            async with hub.subscribe(uuid.uuid4(), {Topic.ALERT}):
+                pytest.fail("subscribed without Redis")
+    finally:
+        await hub.aclose()
+        await redis.aclose()
+
+
+@pytest.mark.usefixtures("clean_db")
+async def test_a_rolled_back_transaction_publishes_nothing_and_a_failed_publish_keeps_the_commit(
+    resources: Resources,
+) -> None:
+    tenant_id = uuid.uuid4()
+    hub = ChangeHub(resources.redis)
+    try:
+        async with hub.subscribe(tenant_id, {Topic.ALERT}) as feed:
+            rolled_back, committed = change(Topic.ALERT, tenant_id), change(Topic.ALERT, tenant_id)
+
+            async def failing_transaction() -> None:
+                async with unit_of_work(resources.session_factory, resources.redis) as session:
+                    defer_change(session, rolled_back)
+                    raise RuntimeError("the transaction fails")
+
+            with pytest.raises(RuntimeError):
+                await failing_transaction()
+            async with unit_of_work(resources.session_factory, resources.redis) as session:
+                defer_change(session, committed)
+            async with asyncio.timeout(WAIT):
+                assert await anext(feed) == committed  # and nothing before it
+    finally:
+        await hub.aclose()
+
+    redis = unreachable_redis(resources)
+    try:
+        async with unit_of_work(resources.session_factory, redis) as session:  # the publish fails after commit
+            tenant = Tenant(slug=f"t-{uuid.uuid4().hex[:8]}", name="Published nowhere")
+            session.add(tenant)
+            await session.flush()
+            defer_change(session, change(Topic.ALERT, tenant.id))
+    finally:
+        await redis.aclose()
+    async with resources.session_factory() as session:
+        assert await session.scalar(select(Tenant.name).where(Tenant.id == tenant.id)) == "Published nowhere"
+
+
+async def test_subscribers_of_one_scope_share_each_re_read_and_re_reads_are_bounded(resources: Resources) -> None:
+    tenant_id = uuid.uuid4()
+    hub = ChangeHub(resources.redis, concurrent_reads=1)
+    loads: list[str] = []
+    in_flight = most_in_flight = 0
+
+    def loader(scope: str) -> Callable[[], Awaitable[str]]:
+        async def load() -> str:
+            nonlocal in_flight, most_in_flight
+            loads.append(scope)
+            in_flight += 1
+            most_in_flight = max(most_in_flight, in_flight)
+            for _ in range(3):  # let every other read start, if nothing stops it
+                await asyncio.sleep(0)
+            in_flight -= 1
+            return f"{scope} row"
+        return load
+
+    try:
+        async with hub.subscribe(tenant_id, {Topic.ALERT}) as one, hub.subscribe(tenant_id, {Topic.ALERT}) as two:
+            sent = change(Topic.ALERT, tenant_id)
+            await publish_changes(resources.redis, [sent, sent])  # the same change, announced twice
+            async with asyncio.timeout(WAIT):
+                first = [await anext(one), await anext(two)]
+                again = [await anext(one), await anext(two)]
+            reads = [hub.read(seen, scope, loader(scope)) for seen in first for scope in ("whole", "subtree")]
+            assert await asyncio.gather(*reads) == ["whole row", "subtree row"] * 2
+            assert sorted(loads) == ["subtree", "whole"]  # one read per change and scope, not per subscriber
+            assert most_in_flight == 1
+            assert await hub.read(again[0], "whole", loader("whole")) == "whole row"
+            assert loads.count("whole") == 2  # a later announcement is read again, however alike
+    finally:
+        await hub.aclose()
+
+
+async def test_a_key_holds_at_most_its_share_of_subscriptions(resources: Resources) -> None:
+    tenant_id = uuid.uuid4()
+    hub = ChangeHub(resources.redis, per_key=2)
+    try:
+        async with hub.subscribe(tenant_id, {Topic.ALERT}, holder="key"), \
+                hub.subscribe(tenant_id, {Topic.INCIDENT}, holder="key"):
+            with pytest.raises(ConflictError, match="already holds 2 subscriptions"):
+                async with hub.subscribe(tenant_id, {Topic.CAMPAIGN}, holder="key"):
+                    pytest.fail("a third subscription")
+            async with hub.subscribe(tenant_id, {Topic.CAMPAIGN}, holder="another key"):
+                pass
+        async with hub.subscribe(tenant_id, {Topic.CAMPAIGN}, holder="key"):  # ended ones free their place
+            pass
+    finally:
+        await hub.aclose()

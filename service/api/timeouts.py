@@ -5,7 +5,9 @@ otherwise hold a connection and its handler for as long as the client likes. :cl
 the whole body ``api.body_timeout_seconds`` from its first read (a client trickling one byte at a time gets no
 more) and answers 408 after that; :func:`server_options` are the
 uvicorn settings every entry point serves the API with (idle keep-alive connections closed after
-``api.keep_alive_seconds``, a bounded graceful shutdown).
+``api.keep_alive_seconds``, a bounded graceful shutdown, and WebSocket messages no larger than a GraphQL request
+body, :data:`~service.core.limits.MAX_GRAPHQL_BODY_BYTES`: uvicorn refuses a larger one (close code 1009) before
+anything reads it, authenticated or not).
 """
 
 from __future__ import annotations
@@ -17,6 +19,7 @@ from litestar.enums import ScopeType
 from litestar.exceptions import HTTPException
 from litestar.types import ASGIApp, Receive, ReceiveMessage, Scope, Send
 
+from service.core.limits import MAX_GRAPHQL_BODY_BYTES
 from service.settings import Settings
 
 REQUEST_TIMEOUT = 408
@@ -59,4 +62,4 @@ class BodyTimeoutMiddleware:
 def server_options(settings: Settings) -> dict[str, Any]:
     """uvicorn keyword arguments for the API (``givfleet up``, ``givfleet api``, bench servers)."""
     return {"timeout_keep_alive": settings.api.keep_alive_seconds, "timeout_graceful_shutdown": 10,
-            "h11_max_incomplete_event_size": 64 * 1024}
+            "h11_max_incomplete_event_size": 64 * 1024, "ws_max_size": MAX_GRAPHQL_BODY_BYTES}

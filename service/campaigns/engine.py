@@ -14,8 +14,8 @@ pause, retries of offline inverters until the deadline, and the window in the te
 from __future__ import annotations
 
 import uuid
-from collections.abc import AsyncIterator, Callable, Sequence
-from contextlib import AbstractAsyncContextManager, asynccontextmanager
+from collections.abc import Callable, Sequence
+from contextlib import AbstractAsyncContextManager
 from dataclasses import dataclass
 from datetime import datetime, timedelta
 from typing import Protocol
@@ -47,7 +47,7 @@ from service.db.models.campaign import (
     TargetState,
 )
 from service.db.models.tenant import Tenant
-from service.db.uow import take_deferred_changes
+from service.db.uow import committed
 from service.givenergy import ControlResult, GivEnergyClient, GivEnergyError, Lane, RateLimitedError
 
 log = structlog.get_logger(__name__)
@@ -107,15 +107,9 @@ class CampaignEngine:
         self._clock = clock
         self._lease = timedelta(seconds=lease_seconds)
 
-    @asynccontextmanager
-    async def _transaction(self) -> AsyncIterator[AsyncSession]:
+    def _transaction(self) -> AbstractAsyncContextManager[AsyncSession]:
         """One short transaction; the progress it recorded is published once it has committed."""
-        async with self._sessions() as session:
-            async with session.begin():
-                yield session
-            changes = take_deferred_changes(session)
-            if changes:
-                await self._publish(changes)
+        return committed(self._sessions, publish=self._publish)
 
     async def tick(self, campaign_id: uuid.UUID, seq: int | None = None) -> TickOutcome:
         """Claim one step, act, record. ``seq``: the tick chain's number (``None``: act whatever the chain)."""

@@ -10,14 +10,13 @@ from __future__ import annotations
 
 import uuid
 from datetime import datetime, timedelta
-from functools import partial
 
 from sqlalchemy import exists, or_, select
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from service.campaigns.engine import CampaignEngine
 from service.campaigns.lifecycle import ENGINE_STATES
-from service.changefeed import publish_changes
+from service.changefeed import publisher
 from service.core.clock import utcnow
 from service.db.models.campaign import Campaign, CampaignChunk, CampaignState, ChunkState
 from service.db.uow import DeferredJob, defer_job
@@ -58,7 +57,7 @@ async def campaign_tick(ctx: JobContext, payload: TickPayload) -> str:
     """
     resources = ctx["resources"]
     engine = CampaignEngine(resources.session_factory, resources.upstream,
-                            publish=partial(publish_changes, resources.redis),
+                            publish=publisher(resources.redis),
                             lease_seconds=resources.settings.campaigns.lease_seconds)
     outcome = await engine.tick(payload.campaign_id, payload.seq)
     if outcome.next_at is not None and outcome.seq is not None:

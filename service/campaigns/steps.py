@@ -63,8 +63,7 @@ async def transition(session: AsyncSession, principal: Principal, campaign: Camp
 
 def announce_progress(session: AsyncSession, campaign: Campaign) -> None:
     """Tell live subscribers of ``campaign`` that its progress changed, once ``session`` commits."""
-    defer_change(session, Change(Topic.CAMPAIGN, campaign.tenant_id, campaign.id, PROGRESS,
-                                 account_id=campaign.restricted_account_id))
+    defer_change(session, Change(Topic.CAMPAIGN, campaign.tenant_id, campaign.id, PROGRESS))
 
 
 async def audit(session: AsyncSession, principal: Principal, campaign: Campaign, action: str,

@@ -32,9 +32,8 @@ class Change:
         tenant_id: Whose row it is (subscribers of other tenants never see it).
         id: The row's id.
         kind: What happened, e.g. ``"alert.raised"``, ``"incident.updated"``, ``"campaign.progress"``.
-        site_id: The row's site (upstream id), when it has one: lets a subscriber skip other sites unread.
-        account_id: The account (upstream id) the row belongs to (an alert's inverter account, a campaign's
-            restricted account), when it has one: lets a subtree subscriber skip rows that cannot be its own.
+        site_id: The row's site (upstream id), when it has one: lets a subscriber of one site skip the others
+            unread.
     """
 
     topic: Topic
@@ -42,12 +41,11 @@ class Change:
     id: uuid.UUID
     kind: str
     site_id: int | None = None
-    account_id: int | None = None
 
     def encode(self) -> str:
         """The change as a JSON message."""
         return json.dumps({"topic": self.topic.value, "tenant_id": str(self.tenant_id), "id": str(self.id),
-                           "kind": self.kind, "site_id": self.site_id, "account_id": self.account_id})
+                           "kind": self.kind, "site_id": self.site_id})
 
     @classmethod
     def decode(cls, data: str | bytes) -> Change:
@@ -59,8 +57,7 @@ class Change:
         try:
             fields = json.loads(data)
             return cls(topic=Topic(fields["topic"]), tenant_id=uuid.UUID(fields["tenant_id"]),
-                       id=uuid.UUID(fields["id"]), kind=str(fields["kind"]), site_id=_int(fields.get("site_id")),
-                       account_id=_int(fields.get("account_id")))
+                       id=uuid.UUID(fields["id"]), kind=str(fields["kind"]), site_id=_int(fields.get("site_id")))
         except (ValueError, KeyError, TypeError, AttributeError) as exc:
             raise ValueError(f"not a change message: {exc}") from exc
 

@@ -19,7 +19,7 @@ subscriber never hears of a row it cannot read yet, nor of one that was rolled b
 
 from __future__ import annotations
 
-from collections.abc import AsyncIterator, Callable
+from collections.abc import AsyncIterator, Awaitable, Callable
 from contextlib import asynccontextmanager
 from dataclasses import dataclass, field
 from datetime import datetime
@@ -28,7 +28,7 @@ from weakref import WeakKeyDictionary
 
 from sqlalchemy.ext.asyncio import AsyncEngine, AsyncSession, async_sessionmaker
 
-from service.core.changes import Change
+from service.core.changes import Change, Publish
 
 _DEFERRED_KEY = "givfleet.deferred_jobs"
 _NOTICES_KEY = "givfleet.deferred_notices"
@@ -120,11 +120,45 @@ def deliver_locally(channel: str, message: str) -> None:
 
 def defer_change(session: AsyncSession, change: Change) -> None:
     """Ask for ``change`` to be published when ``session``'s transaction commits."""
-    session.info.setdefault(_CHANGES_KEY, {})[(change.topic, change.id)] = change
+    first_and_last: list[Change] = session.info.setdefault(_CHANGES_KEY, {}).setdefault((change.topic, change.id), [])
+    first_and_last[1:] = [change]
 
 
 def take_deferred_changes(session: AsyncSession) -> list[Change]:
-    """Remove and return the changes deferred on ``session``: one per row (its last), in the order rows first
-    changed (a row that changed several times in one transaction is announced once, as it ended)."""
-    changes: dict[tuple[object, object], Change] = session.info.pop(_CHANGES_KEY, {})
-    return list(changes.values())
+    """Remove and return the changes deferred on ``session``, in the order rows first changed: per row its first
+    change, then its last when that is of another kind. A row that changed several times in one transaction is
+    announced as it began (an alert raised: ``alert.raised``) and as it ended (then cleared: ``alert.cleared``)."""
+    rows: dict[tuple[object, object], list[Change]] = session.info.pop(_CHANGES_KEY, {})
+    return [change for first, *rest in rows.values()
+            for change in (first, *[last for last in rest if last.kind != first.kind])]
+
+
+EnqueueJobs = Callable[[list[DeferredJob]], Awaitable[object]]
+"""Hands the jobs a committed transaction deferred to the queue (``service.jobs.enqueue.enqueue_deferred``)."""
+
+PublishNotices = Callable[[list[tuple[str, str]]], Awaitable[object]]
+"""Publishes the (channel, message) notices a committed transaction deferred (:func:`defer_notice`)."""
+
+
+@asynccontextmanager
+async def committed(session_factory: async_sessionmaker[AsyncSession], *, publish: Publish,
+                    enqueue: EnqueueJobs | None = None,
+                    notify: PublishNotices | None = None) -> AsyncIterator[AsyncSession]:
+    """One transaction: commit it, then publish the notices it deferred (when ``notify`` is given), enqueue the
+    jobs it deferred (when ``enqueue`` is given), and publish the changes it deferred. A transaction that rolls
+    back (any exception in the block) does none of these; a failure to publish the changes leaves the commit
+    standing (:data:`~service.core.changes.Publish` logs, never raises)."""
+    async with session_factory() as session:
+        async with session.begin():
+            yield session
+        if notify is not None:
+            notices = take_deferred_notices(session)
+            if notices:
+                await notify(notices)
+        if enqueue is not None:
+            jobs = take_deferred_jobs(session)
+            if jobs:
+                await enqueue(jobs)
+        changes = take_deferred_changes(session)
+        if changes:
+            await publish(changes)

@@ -5,20 +5,15 @@ from __future__ import annotations
 
 from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
+from functools import partial
 from typing import TYPE_CHECKING
 
 from arq.constants import in_progress_key_prefix
 from arq.jobs import Job
 from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
 
-from service.changefeed import publish_changes
-from service.db.uow import (
-    DeferredJob,
-    deliver_locally,
-    take_deferred_changes,
-    take_deferred_jobs,
-    take_deferred_notices,
-)
+from service.changefeed import publisher
+from service.db.uow import DeferredJob, committed, deliver_locally
 
 if TYPE_CHECKING:  # runtime -> upstream -> tenants -> enqueue: a real import would be a cycle
     from service.runtime import NamespacedRedis
@@ -48,11 +43,13 @@ async def unit_of_work(
 ) -> AsyncIterator[AsyncSession]:
     """One transaction: commit on success (then publish deferred notices, enqueue deferred jobs and publish
     deferred changes), roll back on any exception."""
-    async with session_factory() as session:
-        async with session.begin():
-            yield session
-        for channel, message in take_deferred_notices(session):
-            deliver_locally(channel, message)
-            await redis.publish(redis.channel(channel), message)
-        await enqueue_deferred(redis, take_deferred_jobs(session))
-        await publish_changes(redis, take_deferred_changes(session))
+    async with committed(session_factory, notify=partial(publish_notices, redis),
+                         enqueue=partial(enqueue_deferred, redis), publish=publisher(redis)) as session:
+        yield session
+
+
+async def publish_notices(redis: NamespacedRedis, notices: list[tuple[str, str]]) -> None:
+    """Hand committed (channel, message) notices to this process's listeners, then to the other processes."""
+    for channel, message in notices:
+        deliver_locally(channel, message)
+        await redis.publish(redis.channel(channel), message)

@@ -12,10 +12,9 @@ from __future__ import annotations
 import contextlib
 import uuid
 from datetime import timedelta
-from functools import partial
 from typing import TypedDict
 
-from service.changefeed import publish_changes
+from service.changefeed import publisher
 from service.core.clock import utcnow
 from service.core.tenancy import TenantId, tenant_id_from
 from service.db.uow import DeferredJob
@@ -65,7 +64,7 @@ def build_monitor(resources: Resources, clients: ClientSource | None = None) -> 
         await enqueue_deferred(resources.redis, jobs)
 
     return Monitor(resources.session_factory, clients or monitoring_clients(resources), enqueue,
-                   publish=partial(publish_changes, resources.redis))
+                   publish=publisher(resources.redis))
 
 
 # A cycle is short (one sweep interval's budget); a killed one is simply run again (nothing it wrote repeats). No

@@ -20,7 +20,7 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import uuid
-from collections.abc import AsyncIterator, Awaitable, Callable, Iterable, Sequence
+from collections.abc import Callable, Iterable, Sequence
 from dataclasses import dataclass, field
 from datetime import datetime, timedelta
 from typing import Any, Protocol
@@ -42,7 +42,7 @@ from service.db.models.monitoring import (
     Severity,
 )
 from service.db.models.notifications import NotificationEvent, NotificationEventType
-from service.db.uow import DeferredJob, defer_change, take_deferred_changes, take_deferred_jobs
+from service.db.uow import EnqueueJobs, committed, defer_change
 from service.givenergy import DEFAULT_RESERVES, GivEnergyClient, GivEnergyError, Lane
 from service.mirror.jobs import request_sync
 from service.mirror.repository import MirrorRepository
@@ -64,10 +64,6 @@ class ClientSource(Protocol):
     with the upstream entry point)."""
 
     def __call__(self, tenant_id: TenantId) -> contextlib.AbstractAsyncContextManager[GivEnergyClient]: ...
-
-
-Enqueue = Callable[[list[DeferredJob]], Awaitable[object]]
-"""Hands jobs asked for by a committed transaction to the queue (the job adapter's enqueue-after-commit)."""
 
 
 @dataclass(frozen=True)
@@ -117,26 +113,17 @@ class Monitor:
     """Runs monitoring cycles (see the module docstring)."""
 
     def __init__(self, session_factory: async_sessionmaker[AsyncSession], clients: ClientSource,
-                 enqueue: Enqueue, options: MonitorOptions | None = None, *, publish: Publish) -> None:
+                 enqueue: EnqueueJobs, options: MonitorOptions | None = None, *, publish: Publish) -> None:
         self.session_factory = session_factory
         self.clients = clients
         self.enqueue = enqueue
         self.publish = publish
         self.options = options or MonitorOptions()
 
-    @contextlib.asynccontextmanager
-    async def _transaction(self) -> AsyncIterator[AsyncSession]:
+    def _transaction(self) -> contextlib.AbstractAsyncContextManager[AsyncSession]:
         """One short transaction; the jobs it asked for are enqueued, and its changes published, once it has
         committed."""
-        async with self.session_factory() as session:
-            async with session.begin():
-                yield session
-            deferred = take_deferred_jobs(session)
-            if deferred:
-                await self.enqueue(deferred)
-            changes = take_deferred_changes(session)
-            if changes:
-                await self.publish(changes)
+        return committed(self.session_factory, enqueue=self.enqueue, publish=self.publish)
 
     async def cycle(self, tenant_id: TenantId) -> CycleReport:
         """Sweep the tenant's fleet and read the events the plan allows."""
@@ -382,8 +369,7 @@ class AlertWriter:
             created_at=self.now,
         ))  # fmt: skip
         if alert is not None:
-            self._changed(Change(Topic.ALERT, self.repo.tenant_id, alert.id, kind.value, alert.site_upstream_id,
-                                 alert.account_upstream_id))
+            self._changed(Change(Topic.ALERT, self.repo.tenant_id, alert.id, kind.value, alert.site_upstream_id))
         elif incident is not None:
             self._changed(Change(Topic.INCIDENT, self.repo.tenant_id, incident.id, kind.value,
                                  incident.site_upstream_id))
@@ -482,8 +468,10 @@ class AlertWriter:
                 self.outbox(NotificationEventType.INCIDENT_OPENED, f"incident:{incident.id}:opened",
                              incident.summary, incident=incident, notify=not all(a.suppressed for a in alerts))
             elif alerts and incident is not None:
+                before = (incident.open_alerts, incident.severity, incident.summary)
                 _describe(incident, site, alerts)
-                self._changed(Change(Topic.INCIDENT, self.repo.tenant_id, incident.id, INCIDENT_UPDATED, site))
+                if (incident.open_alerts, incident.severity, incident.summary) != before:  # a real change only
+                    self._changed(Change(Topic.INCIDENT, self.repo.tenant_id, incident.id, INCIDENT_UPDATED, site))
             elif incident is not None:
                 incident.state, incident.cleared_at, incident.open_alerts = IncidentState.CLEARED, self.now, 0
                 self.outbox(NotificationEventType.INCIDENT_CLEARED, f"incident:{incident.id}:cleared",

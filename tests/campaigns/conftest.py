@@ -10,7 +10,6 @@ from collections import Counter
 from collections.abc import AsyncIterator, Sequence
 from contextlib import asynccontextmanager
 from dataclasses import dataclass, field
-from functools import partial
 from typing import Any
 
 import httpx
@@ -24,7 +23,7 @@ from sqlalchemy.ext.asyncio import AsyncSession
 from service.campaigns.engine import CampaignEngine
 from service.campaigns.schemas import CampaignSpec
 from service.campaigns.service import CampaignService, prepare
-from service.changefeed import publish_changes
+from service.changefeed import publisher
 from service.core.principal import Principal
 from service.core.roles import Role
 from service.core.tenancy import TenantId
@@ -58,7 +57,7 @@ class World:
 
     def engine(self, **options: Any) -> CampaignEngine:
         return CampaignEngine(self.resources.session_factory, self.resources.upstream, clock=self.sim.now,
-                              publish=partial(publish_changes, self.resources.redis), **options)
+                              publish=publisher(self.resources.redis), **options)
 
     async def create(self, spec: CampaignSpec | dict[str, Any], principal: Principal | None = None) -> uuid.UUID:
         spec = spec if isinstance(spec, CampaignSpec) else CampaignSpec.model_validate(spec)

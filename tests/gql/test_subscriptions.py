@@ -16,7 +16,7 @@ from typing import Any
 
 import httpx
 import pytest
-from sqlalchemy import select
+from sqlalchemy import select, text
 from websockets.asyncio.client import ClientConnection, connect
 from websockets.exceptions import ConnectionClosed
 from websockets.typing import Subprotocol
@@ -24,10 +24,11 @@ from websockets.typing import Subprotocol
 from service.changefeed import publish_changes
 from service.core.changes import Change, Topic
 from service.core.clock import utcnow
+from service.core.limits import MAX_GRAPHQL_BODY_BYTES
 from service.core.principal import Principal
 from service.core.roles import Role
 from service.core.tenancy import tenant_id_from
-from service.db.models import Alert
+from service.db.models import Alert, Incident
 from service.jobs.enqueue import unit_of_work
 from service.monitoring.repository import MonitoringRepository
 from service.monitoring.sweep import AlertWriter
@@ -78,12 +79,21 @@ async def second_api(resources: Resources) -> AsyncIterator[str]:
         await process.wait()
 
 
+async def metric(base: str, name: str) -> float:
+    """The value of the second process's metric ``name``."""
+    async with httpx.AsyncClient(base_url=base) as client:
+        exposition = (await client.get("/metrics")).text
+    return next(float(line.split()[-1]) for line in exposition.splitlines() if line.startswith(f"{name} "))
+
+
 async def active_subscriptions(base: str) -> float:
     """The second process's gauge of live subscriptions."""
-    async with httpx.AsyncClient(base_url=base) as client:
-        text = (await client.get("/metrics")).text
-    return next(float(line.split()[-1]) for line in text.splitlines()
-                if line.startswith("givfleet_subscriptions_active "))
+    return await metric(base, "givfleet_subscriptions_active")
+
+
+async def dropped_subscriptions(base: str) -> float:
+    """The second process's count of subscriptions dropped for falling behind."""
+    return await metric(base, "givfleet_subscriptions_dropped_total")
 
 
 async def until_active(base: str, count: int) -> None:
@@ -211,22 +221,77 @@ async def test_a_revoked_keys_subscription_is_closed_before_its_next_change(
     assert closed.value.rcvd.code == 4403
 
 
-async def test_a_client_that_falls_behind_is_disconnected_rather_than_buffered_for(
+async def test_a_key_revoked_after_the_ack_gets_no_first_campaign_snapshot(
+    second_api: str, resources: Resources, fleet_with_keys: KeyedFleet
+) -> None:
+    tenant_id = tenant_id_from(fleet_with_keys.mirror.tenant_id)
+    async with resources.session_factory() as session, session.begin():
+        key, key_id = await make_key(session, tenant_id, Role.VIEWER)
+    async with connection(second_api, {"Authorization": f"Bearer {key}"}) as socket:
+        assert (await receive(socket))["type"] == "connection_ack"
+        async with resources.session_factory() as session, session.begin():
+            await ApiKeyService(session, Principal.cli(tenant_id)).revoke(key_id)
+        await socket.send(json.dumps({"id": "1", "type": "subscribe",
+                                      "payload": {"query": CAMPAIGN, "variables": {"id": str(uuid.uuid4())}}}))
+        with pytest.raises(ConnectionClosed) as closed:
+            await receive(socket)
+    assert closed.value.rcvd is not None
+    assert closed.value.rcvd.code == 4403
+
+
+async def test_a_websocket_message_larger_than_a_graphql_body_is_refused_before_authentication(
+    second_api: str,
+) -> None:
+    padding = "x" * MAX_GRAPHQL_BODY_BYTES
+    async with connection(second_api, {"Authorization": f"Bearer gvf_{padding}"}) as socket:
+        with pytest.raises(ConnectionClosed) as closed:
+            await receive(socket)
+    assert closed.value.rcvd is not None
+    assert closed.value.rcvd.code == 1009  # message too big
+
+
+async def test_a_change_of_a_kind_this_version_does_not_know_is_skipped(
     second_api: str, resources: Resources, fleet_with_keys: KeyedFleet
 ) -> None:
     await until_active(second_api, 0)
     async with subscribed(second_api, fleet_with_keys.keys["viewer"], ALERTS) as socket:
         await until_active(second_api, 1)
-        # A burst far beyond the process's backlog of 4, faster than the subscription re-reads each change.
-        tenant_id = fleet_with_keys.mirror.tenant_id
-        await publish_changes(resources.redis, [Change(Topic.ALERT, tenant_id, uuid.uuid4(), "alert.raised")
-                                                for _ in range(50)])
+        first = await raise_lost(resources, fleet_with_keys, 8)
+        assert (await next_data(socket))["alertChanged"]["alert"]["id"] == first
+        tenant_id = fleet_with_keys.mirror.tenant_id  # a newer process, mid rolling deploy, announces a new kind
+        await publish_changes(resources.redis, [Change(Topic.ALERT, tenant_id, uuid.UUID(first), "alert.snoozed")])
+        second = await raise_lost(resources, fleet_with_keys, 9)
+        assert (await next_data(socket))["alertChanged"]["alert"]["id"] == second
+
+
+async def test_a_client_that_falls_behind_is_disconnected_rather_than_buffered_for(
+    second_api: str, resources: Resources, fleet_with_keys: KeyedFleet
+) -> None:
+    await raise_lost(resources, fleet_with_keys, 7)
+    tenant_id = fleet_with_keys.mirror.tenant_id
+    async with resources.session_factory() as session:
+        incident_id = await session.scalar(select(Incident.id).where(Incident.tenant_id == tenant_id,
+                                                                     Incident.site_upstream_id == site_id(7)))
+    assert incident_id is not None
+    dropped_before = await dropped_subscriptions(second_api)
+    await until_active(second_api, 0)
+    async with subscribed(second_api, fleet_with_keys.keys["viewer"], ALERTS) as slow, \
+            subscribed(second_api, fleet_with_keys.keys["viewer"], INCIDENTS) as marker:
+        await until_active(second_api, 2)
+        async with resources.session_factory() as session, session.begin():
+            # The slow subscriber's first re-read waits on this lock: it cannot keep up, whatever the machine.
+            await session.execute(text(f"LOCK TABLE {Alert.__tablename__} IN ACCESS EXCLUSIVE MODE"))
+            await publish_changes(resources.redis, [Change(Topic.ALERT, tenant_id, uuid.uuid4(), "alert.raised")
+                                                    for _ in range(10)])  # beyond the process's backlog of 4
+            await publish_changes(resources.redis, [Change(Topic.INCIDENT, tenant_id, incident_id,
+                                                           "incident.updated")])
+            # Changes are dispatched in order: once this arrives, the alerts have overflowed the slow one's feed.
+            assert (await next_data(marker))["incidentChanged"]["incident"]["id"] == str(incident_id)
         with pytest.raises(ConnectionClosed) as closed:
-            await receive(socket)
+            await receive(slow)
     assert closed.value.rcvd is not None
     assert closed.value.rcvd.code == 1013  # try again later
-    async with httpx.AsyncClient(base_url=second_api) as client:
-        assert "givfleet_subscriptions_dropped_total 1.0" in (await client.get("/metrics")).text
+    assert await dropped_subscriptions(second_api) == dropped_before + 1
 
 
 async def test_malformed_messages_close_the_connection_as_the_protocol_says(second_api: str,

@@ -2,11 +2,13 @@
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from datetime import timedelta
 
 from sqlalchemy import func, select
 
 from service.core.changes import Topic
+from service.core.clock import utcnow
 from service.core.tenancy import TenantId
 from service.db.models import (
     Alert,
@@ -22,8 +24,10 @@ from service.db.models import (
     NotificationEventType,
     Severity,
 )
-from service.monitoring.rules import COMMUNICATION_LOST
-from service.monitoring.sweep import Monitor
+from service.db.uow import take_deferred_changes
+from service.monitoring.repository import MonitoringRepository
+from service.monitoring.rules import COMMUNICATION_LOST, AlertChange, Opening
+from service.monitoring.sweep import AlertWriter, Monitor
 from service.runtime import Resources
 from service.simulator import Simulator
 from service.simulator.fleet import Device
@@ -225,3 +229,24 @@ async def test_alerts_inside_a_maintenance_window_are_recorded_but_not_to_be_not
                       (NotificationEventType.ALERT_RAISED, elsewhere.serial): True}
     async with resources.session_factory() as session:
         assert await session.scalar(select(func.count()).select_from(Alert)) == 2
+
+
+async def test_subscribers_hear_of_an_alert_raised_and_cleared_in_one_sweep_and_of_real_incident_changes_only(
+    resources: Resources, tenant_id: TenantId
+) -> None:
+    async def sweep(change: Callable[[AlertWriter], None]) -> list[str]:
+        """The changes one sweep announces, having applied ``change``."""
+        async with resources.session_factory() as session, session.begin():
+            writer = AlertWriter(MonitoringRepository(session, tenant_id), 0, {}, utcnow())
+            change(writer)
+            await writer.refresh_incidents()
+            return [change.kind for change in take_deferred_changes(session)]
+
+    now = utcnow()
+    assert await sweep(lambda writer: writer.raise_lost("SA1", 901, None, now)) == [
+        "alert.raised", "incident.opened"]
+    blip = AlertChange("Isolation fault", Opening.RAISE, 1, now, clears_at=now)  # over before the sweep
+    assert await sweep(lambda writer: writer.apply("SA2", 901, None, None, blip)) == [
+        "alert.raised", "alert.cleared"]  # the incident's open alerts are as they were
+    assert await sweep(lambda writer: writer.raise_lost("SA3", 901, None, now)) == [
+        "alert.raised", "incident.updated"]
