@@ -279,9 +279,12 @@ async def against_postgraphile(resources: Any, tenant_id: uuid.UUID, key: str, a
                    lambda: None),
     ]
     async with postgraphile.tenant_role(resources.engine, tenant_id) as peer_url:
-        api, api_url = serve_api(resources.settings)
-        peer, peer_url_http = postgraphile.serve(peer_url)
-        try:
+        started: list[subprocess.Popen[bytes]] = []
+        try:  # both servers stop whatever fails, PostGraphile's start-up included
+            api, api_url = serve_api(resources.settings)
+            started.append(api)
+            peer, peer_url_http = postgraphile.serve(peer_url)
+            started.append(peer)
             limits = httpx.Limits(max_connections=args.concurrency * 2)
             async with httpx.AsyncClient(base_url=api_url, headers={"Authorization": f"Bearer {key}"}, timeout=60,
                                          limits=limits) as ours, \
@@ -295,7 +298,7 @@ async def against_postgraphile(resources: Any, tenant_id: uuid.UUID, key: str, a
                       f"server and query, blocks of {args.block}; answers compared: identical)")
                 results = await compare(ours, theirs, comparisons, args.requests, args.block)
         finally:
-            for process in (api, peer):
+            for process in started:
                 process.terminate()
                 process.wait(timeout=30)
     page_ours, page_theirs = results["page c=8"]

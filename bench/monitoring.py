@@ -14,8 +14,9 @@ monitoring lane's share of 300 requests/min (90/min, 30 %), so requests per cycl
 production; only the waiting is skipped.
 
 ``--with-campaign`` then runs one more cycle through the shared rate limiter (300 requests per 2 s window: the
-real budget with time compressed 30 times) while a campaign-lane load takes every slot it is granted, and
-prints each lane's share of the requests answered during the overlap (``lanes ...``).
+real budget with time compressed 30 times, a fresh limiter namespace) while eight campaign-lane workers take every
+slot they are granted, and prints each lane's count and share of the requests answered during the overlap
+(``lanes ...``; the same counting as ``tests/monitoring/test_lanes.py``).
 
 The last line reads ``monitoring inverters=N requests_per_sweep=S detected=D injected=I duplicates=X
 status_fault_cycles=C1 silent_fault_bound_min=M``.
@@ -33,6 +34,7 @@ import uuid
 from collections import Counter
 from collections.abc import AsyncIterator
 from datetime import timedelta
+from functools import partial
 from pathlib import Path
 
 import httpx
@@ -55,11 +57,14 @@ from service.monitoring.sweep import Monitor, MonitorOptions  # noqa: E402
 from service.runtime import Resources  # noqa: E402
 from service.settings import RedisSettings, Settings, asyncpg_url  # noqa: E402
 from service.simulator import Simulator, SimulatorConfig  # noqa: E402
+from tests.monitoring.overlap import cycle_under_campaign_load  # noqa: E402 - shared with the lanes test
 
 BASE_URL = "http://simulator.bench/v1"
 REQUESTS_PER_MINUTE = 300
 INTERVAL = timedelta(minutes=5)
 OVERLAP_WINDOW_SECONDS = 2.0
+OVERLAP_WORKERS = 8
+OVERLAP_TIMEOUT_SECONDS = 300.0
 
 
 async def _alerts(resources: Resources) -> list[Alert]:
@@ -176,25 +181,13 @@ async def _bench(resources: Resources, size: int, *, with_campaign: bool) -> Non
 
 async def _overlap(resources: Resources, sim: Simulator, token: str, tenant_id: TenantId, share: float) -> str:
     """One cycle through the shared limiter while a campaign-lane load saturates it; each lane's share."""
-    limiter = RateLimiter(resources.redis, namespace=f"{resources.settings.redis.namespace}:overlap")
+    limiter = RateLimiter(resources.redis, namespace=f"{resources.settings.redis.namespace}:overlap-{uuid.uuid4().hex}")
     budget = limiter.credential("bench-token", requests_per_minute=REQUESTS_PER_MINUTE,
                                 window_seconds=OVERLAP_WINDOW_SECONDS)
     transport = httpx.ASGITransport(app=sim.app)
 
     def client(lane: Lane) -> GivEnergyClient:
         return GivEnergyClient(token, base_url=BASE_URL, limiter=budget, lane=lane, transport=transport)
-
-    campaign_answers = 0
-    saturated = asyncio.Event()
-
-    async def campaign() -> None:
-        nonlocal campaign_answers
-        async with client(Lane.CAMPAIGN) as campaign_client:
-            while True:
-                await campaign_client.get_page("/communication-device", page=1, page_size=1)
-                campaign_answers += 1
-                if campaign_answers >= REQUESTS_PER_MINUTE:
-                    saturated.set()
 
     @contextlib.asynccontextmanager
     async def clients(_: TenantId) -> AsyncIterator[GivEnergyClient]:
@@ -207,22 +200,19 @@ async def _overlap(resources: Resources, sim: Simulator, token: str, tenant_id: 
     monitor = Monitor(resources.session_factory, clients, enqueue,
                       MonitorOptions(requests_per_minute=share, clock=sim.now),
                       publish=publisher(resources.redis))
-    load = asyncio.create_task(campaign())
+    clock = time.perf_counter()
     try:
-        await saturated.wait()
-        before, clock = campaign_answers, time.perf_counter()
-        report = await monitor.cycle(tenant_id)
-        elapsed, during = time.perf_counter() - clock, campaign_answers - before
+        overlap = await cycle_under_campaign_load(monitor, tenant_id, partial(client, Lane.CAMPAIGN),
+                                                  workers=OVERLAP_WORKERS, saturated_after=REQUESTS_PER_MINUTE,
+                                                  wait_seconds=OVERLAP_TIMEOUT_SECONDS)
     finally:
-        load.cancel()
-        with contextlib.suppress(asyncio.CancelledError):
-            await load
-    monitoring = report.page_requests + report.event_requests
-    total = max(1, monitoring + during)
-    return (f"lanes overlap_s={elapsed:.1f} budget={REQUESTS_PER_MINUTE}/{OVERLAP_WINDOW_SECONDS:g}s "
-            f"monitoring={monitoring} ({100 * monitoring / total:.0f} %, reserve "
-            f"{100 * DEFAULT_RESERVES[Lane.MONITORING]:.0f} %) campaign={during} ({100 * during / total:.0f} %) "
-            f"cycle_complete={'yes' if not report.errors else 'no'}")
+        await budget.clear()
+    monitoring, campaign = overlap.monitoring, overlap.campaign
+    return (f"lanes overlap_s={time.perf_counter() - clock:.1f} budget={REQUESTS_PER_MINUTE}/"
+            f"{OVERLAP_WINDOW_SECONDS:g}s campaign_workers={OVERLAP_WORKERS} monitoring={monitoring} "
+            f"({100 * overlap.monitoring_share:.0f} %, reserve {100 * DEFAULT_RESERVES[Lane.MONITORING]:.0f} %) "
+            f"campaign={campaign} ({100 - 100 * overlap.monitoring_share:.0f} %) "
+            f"cycle_complete={'yes' if not overlap.report.errors else 'no'}")
 
 
 def main() -> None:

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from dataclasses import dataclass
 from typing import Annotated
 
 import typer
@@ -10,7 +11,7 @@ from sqlalchemy.ext.asyncio import AsyncSession
 
 from service.cli_access import TenantOption, console, principal_of_tenant, run_op, when
 from service.core.principal import Principal
-from service.db.models.notifications import NotificationAttempt, NotificationChannel
+from service.db.models.notifications import NotificationAttempt, NotificationChannel, NotificationMessage
 from service.db.uow import read_session
 from service.jobs.enqueue import unit_of_work
 from service.notifications.jobs import build_notifier
@@ -31,7 +32,25 @@ async def list_channels_op(resources: Resources, slug: str) -> list[Notification
         return list(await _service(resources, session, await principal_of_tenant(session, slug)).channels())
 
 
-async def send_test_op(resources: Resources, slug: str, channel: str) -> list[NotificationAttempt]:
+@dataclass(frozen=True)
+class TestSend:
+    """How a test send went: its message's attempts, or why nothing was sent."""
+
+    attempts: list[NotificationAttempt]
+    not_sent: str | None = None
+
+
+def _held_back(channel: NotificationChannel, message: NotificationMessage | None) -> str:
+    if not channel.enabled:
+        return "the channel is switched off (enable it to send)"
+    if channel.disabled_at is not None:
+        return f"the channel was disabled ({channel.disabled_reason}); enable it again to resume"
+    if message is None:
+        return "the channel's digest interval has not passed since its last message: the test goes in the next one"
+    return f"its message waits for its next attempt, due {when(message.next_attempt_at)}"
+
+
+async def send_test_op(resources: Resources, slug: str, channel: str) -> TestSend:
     """Send a test notification to a channel (by name or id) from this process; the attempts it took."""
     async with unit_of_work(resources.session_factory, resources.redis) as session:
         principal = await principal_of_tenant(session, slug)
@@ -41,12 +60,14 @@ async def send_test_op(resources: Resources, slug: str, channel: str) -> list[No
     await notifier.flush(principal.tenant_id, target.id)
     async with read_session(resources.session_factory) as session:
         message = await _service(resources, session, principal).message_of(event_id, target.id)
-    if message is None:  # held back: the channel is disabled
-        return []
-    await notifier.send(principal.tenant_id, message.id)
-    async with read_session(resources.session_factory) as session:
-        entries = await _service(resources, session, principal).log(channel_id=target.id, limit=200)
-    return next((entry.attempts for entry in entries if entry.message.id == message.id), [])
+    if message is not None:  # a webhook's flush made the first attempt already; a digest's is made here
+        await notifier.send(principal.tenant_id, message.id)
+        async with read_session(resources.session_factory) as session:
+            entries = await _service(resources, session, principal).log(channel_id=target.id, limit=200)
+        attempts = next((entry.attempts for entry in entries if entry.message.id == message.id), [])
+        if attempts:
+            return TestSend(attempts)
+    return TestSend([], _held_back(target, message))
 
 
 @notify_app.command("channels")
@@ -67,9 +88,10 @@ def notify_test(
     channel: Annotated[str, typer.Option("--channel", "-c", help="Channel name or id.")],
 ) -> None:
     """Send a test notification to a channel now and show how it went (exit 1 when it was not delivered)."""
-    attempts = run_op(lambda resources: send_test_op(resources, tenant, channel))
+    result = run_op(lambda resources: send_test_op(resources, tenant, channel))
+    attempts = result.attempts
     if not attempts:
-        console.print("not sent: the channel is disabled", highlight=False)
+        console.print(f"not sent: {result.not_sent}", highlight=False)
         raise typer.Exit(1)
     for attempt in attempts:
         console.print(f"attempt {attempt.number}: {attempt.status.value}"

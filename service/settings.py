@@ -7,11 +7,12 @@ The README's configuration table lists every setting; keep the two in step.
 
 from __future__ import annotations
 
+import ipaddress
 from functools import lru_cache
 from pathlib import Path
 from typing import Literal
 
-from pydantic import BaseModel, Field, SecretStr
+from pydantic import BaseModel, Field, SecretStr, field_validator, model_validator
 from pydantic_settings import BaseSettings, SettingsConfigDict
 
 
@@ -23,7 +24,7 @@ class DatabaseSettings(BaseModel):
     max_overflow: int = Field(default=10, ge=0, description="Extra connections allowed under load.")
     idle_ping_seconds: float = Field(default=30.0, ge=0, description=(
         "A pooled connection idle longer than this is pinged when checked out (replaced if dead); busy ones are "
-        "not. 0 pings at every checkout."))
+        "not. 0 pings at every checkout. Set it below any server or proxy idle timeout."))
     echo: bool = Field(default=False, description="Log every SQL statement (development only).")
 
 
@@ -199,26 +200,50 @@ class NotificationSettings(BaseModel):
         default=25, ge=1, le=200, description="Most events in one GivEnergy or e-mail digest (the rest wait).")
     givenergy_max_wait_seconds: float = Field(
         default=2.0, ge=0, description="Longest wait for a notification slot; beyond it the digest is deferred.")
-    webhook_timeout_seconds: float = Field(default=10.0, gt=0, le=120, description="Timeout of one webhook POST.")
+    webhook_timeout_seconds: float = Field(
+        default=10.0, gt=0, le=120,
+        description="Deadline of one webhook POST, connect to last byte read (below lease_seconds).")
     webhook_concurrency: int = Field(
         default=10, ge=1, le=100, description="Webhook messages a flush sends at once (first attempts).")
     webhook_max_response_bytes: int = Field(
         default=65536, ge=0, description="Most bytes of a webhook answer read (the rest is dropped).")
     webhook_allowed_networks: list[str] = Field(
         default_factory=list,
-        description="CIDRs a webhook may target although private, loopback or link-local (default: none).")
+        description="CIDRs a webhook may target although not globally reachable (default: none).")
     webhook_retry_base_seconds: float = Field(
         default=10.0, gt=0, description="Delay before the first webhook retry; doubled per failure, with jitter.")
     webhook_retry_horizon_seconds: float = Field(
         default=86400.0, gt=0, description="A message is given up when its next retry would fall this long after "
                                            "it was created (24 h).")
     webhook_disable_after: int = Field(
-        default=10, ge=1, description="Consecutive failed attempts after which a webhook endpoint is disabled.")
+        default=10, ge=1, description="Consecutive failed attempts after which a webhook endpoint is disabled "
+                                      "(the first of them at least webhook_disable_min_span_seconds earlier).")
+    webhook_disable_min_span_seconds: float = Field(
+        default=900.0, ge=0, description="A webhook is disabled only when its run of failed attempts spans at "
+                                         "least this long (a burst failing together does not disable it).")
     webhook_rotation_overlap_seconds: int = Field(
         default=86400, ge=0, description="How long the old secret keeps signing after a webhook secret rotation.")
     lease_seconds: float = Field(
         default=120.0, gt=0, description="An attempt in flight longer than this is taken as lost (its worker died) "
                                          "and the message is sent again.")
+
+    @field_validator("webhook_allowed_networks")
+    @classmethod
+    def _networks_parse(cls, cidrs: list[str]) -> list[str]:
+        # Checked at start-up: a bad entry found at send time would fail every webhook.
+        for cidr in cidrs:
+            try:
+                ipaddress.ip_network(cidr, strict=False)
+            except ValueError:
+                raise ValueError(f"{cidr!r} is not an IP network in CIDR notation (e.g. 10.0.0.0/8)") from None
+        return cidrs
+
+    @model_validator(mode="after")
+    def _deadline_within_lease(self) -> NotificationSettings:
+        # An attempt outliving its lease would be sent again while still in flight.
+        if self.webhook_timeout_seconds >= self.lease_seconds:
+            raise ValueError("webhook_timeout_seconds must be below lease_seconds")
+        return self
 
 
 class LogSettings(BaseModel):

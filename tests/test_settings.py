@@ -2,9 +2,11 @@
 
 from __future__ import annotations
 
+import json
 from pathlib import Path
 
 import pytest
+from pydantic import ValidationError
 
 from service.settings import Settings
 
@@ -34,3 +36,12 @@ def test_secrets_are_not_in_the_repr(monkeypatch: pytest.MonkeyPatch, tmp_path: 
     monkeypatch.chdir(tmp_path)
     monkeypatch.setenv("GIVFLEET_DATABASE_URL", "postgresql://u:topsecret@db/fleet")
     assert "topsecret" not in repr(Settings())
+
+
+@pytest.mark.parametrize("cidr", ["10.0.0.0/8 ", "localhost", "10.0.0.0/33"])
+def test_a_bad_webhook_allowed_network_is_refused_at_start_up(monkeypatch: pytest.MonkeyPatch, tmp_path: Path,
+                                                              cidr: str) -> None:
+    monkeypatch.chdir(tmp_path)
+    monkeypatch.setenv("GIVFLEET_NOTIFICATIONS__WEBHOOK_ALLOWED_NETWORKS", json.dumps([cidr]))
+    with pytest.raises(ValidationError, match="webhook_allowed_networks"):
+        Settings()

@@ -10,7 +10,7 @@ from litestar import Controller, delete, get, patch, post
 from litestar.di import Provide
 from litestar.params import FromPath, JSONBody, QueryParameter
 from litestar.status_codes import HTTP_204_NO_CONTENT
-from pydantic import BaseModel, ConfigDict, Field
+from pydantic import BaseModel, ConfigDict, Field, model_validator
 
 from service.api.common import Cursor, Limit, PageView
 from service.api.dependencies import DbSession, ReadDb
@@ -20,7 +20,13 @@ from service.core.limits import page_size
 from service.core.pagination import Page
 from service.db.models.monitoring import AlertState, IncidentState, Severity
 from service.monitoring.service import AlertFilter, AlertService, IncidentFilter
-from service.monitoring.settings import MonitoringSettingsView, SettingsChange, read_settings, update_settings
+from service.monitoring.settings import (
+    MIN_STORM_SHARE,
+    MonitoringSettingsView,
+    SettingsChange,
+    read_settings,
+    update_settings,
+)
 
 ERRORS = problems(400, 401, 403, 404, 422, 429)
 Upstream = Annotated[int | None, QueryParameter(ge=1, le=2**53, description="An upstream id.")]
@@ -130,8 +136,27 @@ class MonitoringSettingsPatch(BaseModel):
     sweep_interval_seconds: int | None = None
     grace_seconds: int | None = None
     flap_window_seconds: int | None = None
-    storm_share: float | None = None
+    storm_share: float | None = Field(default=None, description=f"From {MIN_STORM_SHARE} to 1.")
     severity_overrides: dict[str, Severity] | None = None
+
+    @model_validator(mode="before")
+    @classmethod
+    def _json_types(cls, data: Any) -> Any:
+        """No null (omit a field to keep it), no string or boolean for a number, no number for a boolean."""
+        if isinstance(data, dict):
+            for name, value in data.items():
+                if value is None:
+                    raise ValueError(f"{name}: omit the field to keep its value; null is not a value")
+                expected = _PATCH_TYPES.get(name)
+                if expected is not None and (type(value) not in expected):
+                    raise ValueError(f"{name}: expected a JSON {expected[0].__name__}, got {value!r}")
+        return data
+
+
+_PATCH_TYPES: dict[str, tuple[type, ...]] = {
+    "enabled": (bool,), "sweep_interval_seconds": (int,), "grace_seconds": (int,), "flap_window_seconds": (int,),
+    "storm_share": (float, int),
+}
 
 
 class SeverityCountsView(BaseModel):

@@ -8,6 +8,8 @@ from collections.abc import AsyncIterator, Awaitable, Callable
 
 import structlog
 
+from service.core.signals import cancel_and_wait
+
 log = structlog.get_logger(__name__)
 
 
@@ -37,5 +39,6 @@ async def ticking(
     try:
         yield
     finally:
-        task.cancel()
-        await asyncio.wait([task])  # unlike awaiting the task, never swallows a cancellation of this task
+        # Repeated cancellation: a tick's Redis call can lose one (redis-py 5.x, mid-command), and a single
+        # cancel would then leave the block waiting for ever on a loop that goes on ticking.
+        await cancel_and_wait(task)

@@ -137,28 +137,31 @@ EnqueueJobs = Callable[[list[DeferredJob]], Awaitable[object]]
 """Hands the jobs a committed transaction deferred to the queue (``service.jobs.enqueue.enqueue_deferred``)."""
 
 PublishNotices = Callable[[list[tuple[str, str]]], Awaitable[object]]
-"""Publishes the (channel, message) notices a committed transaction deferred (:func:`defer_notice`)."""
+"""Publishes the (channel, message) notices a committed transaction deferred (:func:`defer_notice`); logs, never
+raises."""
 
 
 @asynccontextmanager
 async def committed(session_factory: async_sessionmaker[AsyncSession], *, publish: Publish,
                     enqueue: EnqueueJobs | None = None,
                     notify: PublishNotices | None = None) -> AsyncIterator[AsyncSession]:
-    """One transaction: commit it, then publish the notices it deferred (when ``notify`` is given), enqueue the
-    jobs it deferred (when ``enqueue`` is given), and publish the changes it deferred. A transaction that rolls
-    back (any exception in the block) does none of these; a failure to publish the changes leaves the commit
-    standing (:data:`~service.core.changes.Publish` logs, never raises)."""
+    """One transaction: commit it, then enqueue the jobs it deferred (when ``enqueue`` is given), publish the
+    notices it deferred (when ``notify`` is given; even if enqueuing failed), and publish the changes it
+    deferred. A transaction that rolls back (any exception in the block) does none of these; a failure to
+    publish notices or changes leaves the commit standing (``notify`` and
+    :data:`~service.core.changes.Publish` log, never raise)."""
     async with session_factory() as session:
         async with session.begin():
             yield session
-        if notify is not None:
-            notices = take_deferred_notices(session)
-            if notices:
+        notices = take_deferred_notices(session) if notify is not None else []
+        try:
+            if enqueue is not None:
+                jobs = take_deferred_jobs(session)
+                if jobs:
+                    await enqueue(jobs)
+        finally:  # even when enqueuing failed: a notice may tell processes to stop serving a revoked key
+            if notify is not None and notices:
                 await notify(notices)
-        if enqueue is not None:
-            jobs = take_deferred_jobs(session)
-            if jobs:
-                await enqueue(jobs)
         changes = take_deferred_changes(session)
         if changes:
             await publish(changes)

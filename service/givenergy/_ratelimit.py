@@ -451,9 +451,12 @@ class CredentialLimiter:
                     ],
                 )
                 if task is not None and task.cancelling() > cancels_before:
-                    # redis-py (5.x on Python 3.11) can lose a cancellation that arrives while a command is in
-                    # flight: a zero timeout inside its connection pool consumes the CancelledError. Honour it
-                    # here, or a cancelled caller would go on taking slots (and sending requests) for ever.
+                    # redis-py (5.x) can lose a cancellation that arrives while a command is in flight. One that
+                    # reached this call is honoured here (a slot just granted is given back first), or a
+                    # cancelled caller would take its slot and send its request. Cancellations lost elsewhere
+                    # are the stopping side's business: stop background work with `cancel_and_wait`.
+                    if granted:
+                        await self._release(keys, lane, member)
                     raise asyncio.CancelledError
                 if granted:
                     waited = time.monotonic() - started
@@ -478,6 +481,11 @@ class CredentialLimiter:
         except BaseException:
             await self._withdraw(keys, lane, member)
             raise
+
+    async def _release(self, keys: list[str], lane: Lane, member: str) -> None:
+        # A slot granted to a caller that will not use it: free it now rather than one window later.
+        await asyncio.shield(self._limiter._redis.zrem(keys[0], member))
+        await asyncio.shield(self._limiter._redis.zrem(keys[1 + lane.value], member))
 
     async def _withdraw(self, keys: list[str], lane: Lane, member: str) -> None:
         # Best effort: an abandoned claim also expires on its own.

@@ -36,20 +36,28 @@ if TYPE_CHECKING:
 class RequestReads:
     """One read session (so one pooled connection) for a whole operation, instead of one per root field and per
     loader batch. An ``AsyncSession`` serves one task at a time, so concurrent resolvers and batches take turns:
-    each holds it for one statement's worth of work. Closed (the connection returned) when the operation ends
-    (:class:`service.gql.context.ReleaseReads`). ``per_use``: closed after every use instead (a WebSocket
-    connection's subscriptions last for hours and must not pin a pooled connection)."""
+    each holds it for one statement's worth of work. Closed (the connection returned) whenever no other task is
+    waiting for it, so no connection is held while the operation waits on anything else (GivEnergy, for live
+    fields and mutations), and at the latest when the operation ends (:class:`service.gql.context.ReleaseReads`).
+    ``per_use``: closed after every use instead (a WebSocket connection's subscriptions last for hours and must
+    not pin a pooled connection)."""
 
     def __init__(self, session_factory: async_sessionmaker[AsyncSession], *, per_use: bool = False) -> None:
         self._session_factory = session_factory
         self._per_use = per_use
         self._session: AsyncSession | None = None
         self._turn = asyncio.Lock()
+        self._waiting = 0
 
     @asynccontextmanager
     async def session(self) -> AsyncIterator[AsyncSession]:
         """The operation's session, for this task alone until the block ends."""
-        async with self._turn:
+        self._waiting += 1
+        try:
+            await self._turn.acquire()
+        finally:
+            self._waiting -= 1
+        try:
             if self._session is None:
                 self._session = self._session_factory()
             session = self._session
@@ -62,9 +70,11 @@ class RequestReads:
                 with contextlib.suppress(Exception):
                     await session.close()
                 raise
-            if self._per_use:
+            if self._per_use or not self._waiting:
                 self._session = None
                 await session.close()
+        finally:
+            self._turn.release()
 
     async def close(self) -> None:
         """Give the connection back (a later read opens a new session)."""
@@ -163,10 +173,12 @@ class ReleaseReads(SchemaExtension):
     """Return the operation's read connection to the pool as soon as the operation is done."""
 
     async def on_operation(self) -> AsyncIterator[None]:
-        yield
-        context = self.execution_context.context
-        if isinstance(context, Context):
-            await context.reads.close()
+        try:
+            yield
+        finally:
+            context = self.execution_context.context
+            if isinstance(context, Context):
+                await context.reads.close()
 
 
 Info = StrawberryInfo[Context, None]

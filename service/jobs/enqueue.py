@@ -8,12 +8,16 @@ from contextlib import asynccontextmanager
 from functools import partial
 from typing import TYPE_CHECKING
 
+import structlog
 from arq.constants import in_progress_key_prefix
 from arq.jobs import Job
+from redis.exceptions import RedisError
 from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
 
 from service.changefeed import publisher
 from service.db.uow import DeferredJob, committed, deliver_locally
+
+log = structlog.get_logger(__name__)
 
 if TYPE_CHECKING:  # runtime -> upstream -> tenants -> enqueue: a real import would be a cycle
     from service.runtime import NamespacedRedis
@@ -41,15 +45,21 @@ async def enqueue_deferred(redis: NamespacedRedis, jobs: list[DeferredJob]) -> l
 async def unit_of_work(
     session_factory: async_sessionmaker[AsyncSession], redis: NamespacedRedis
 ) -> AsyncIterator[AsyncSession]:
-    """One transaction: commit on success (then publish deferred notices, enqueue deferred jobs and publish
-    deferred changes), roll back on any exception."""
+    """One transaction: commit on success (then enqueue deferred jobs, publish deferred notices and publish
+    deferred changes; a failed publication is logged, not raised), roll back on any exception."""
     async with committed(session_factory, notify=partial(publish_notices, redis),
                          enqueue=partial(enqueue_deferred, redis), publish=publisher(redis)) as session:
         yield session
 
 
 async def publish_notices(redis: NamespacedRedis, notices: list[tuple[str, str]]) -> None:
-    """Hand committed (channel, message) notices to this process's listeners, then to the other processes."""
+    """Hand committed (channel, message) notices to this process's listeners, then to the other processes. A
+    Redis failure is logged, not raised: the transaction stands (the listeners that matter, the API-key caches,
+    stop serving while they cannot hear Redis)."""
     for channel, message in notices:
         deliver_locally(channel, message)
-        await redis.publish(redis.channel(channel), message)
+    try:
+        for channel, message in notices:
+            await redis.publish(redis.channel(channel), message)
+    except (RedisError, OSError) as exc:
+        log.warning("notices.publish_failed", notices=len(notices), error=type(exc).__name__)

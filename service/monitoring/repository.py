@@ -42,12 +42,14 @@ class MonitoringRepository:
 
     # --- settings --------------------------------------------------------------------------------------
 
-    async def settings(self) -> MonitoringSettings:
-        """The tenant's settings row, created with the defaults when missing."""
+    async def settings(self, *, for_update: bool = False) -> MonitoringSettings:
+        """The tenant's settings row, created with the defaults when missing; locked until the transaction ends
+        when ``for_update`` (a change: concurrent changes then apply one after the other)."""
         await self.session.execute(
             insert(MonitoringSettings).values(tenant_id=self.tenant_id).on_conflict_do_nothing()
         )
-        found = await self.session.get(MonitoringSettings, self.tenant_id, populate_existing=True)
+        found = await self.session.get(MonitoringSettings, self.tenant_id, populate_existing=True,
+                                       with_for_update=for_update)
         assert found is not None  # noqa: S101 - inserted just above
         return found
 

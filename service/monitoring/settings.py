@@ -26,6 +26,8 @@ LIMITS: Mapping[str, tuple[int, int]] = {
     "flap_window_seconds": (0, 7 * DAY),
 }
 """Allowed range of each duration, in seconds (the database checks the lower bounds too)."""
+MIN_STORM_SHARE = 0.01
+"""The lowest storm share: below it, a handful of inverters going LOST would open a fleet-wide incident."""
 MAX_OVERRIDES = 500
 MAX_EVENT_NAME = 200
 
@@ -72,7 +74,7 @@ async def update_settings(session: AsyncSession, principal: Principal,
     authorize(principal, Action.MONITORING_SETTINGS_WRITE)
     _validate(change)
     repo = MonitoringRepository(session, principal.tenant_id)
-    row = await repo.settings()
+    row = await repo.settings(for_update=True)  # before any read: a concurrent change waits, then sees this one
     before = _view(row, await repo.overrides())
     if change.enabled is not None:
         row.enabled = change.enabled
@@ -110,16 +112,16 @@ def _validate(change: SettingsChange) -> None:
         if value is not None and (isinstance(value, bool) or not low <= value <= high):
             raise InvalidParameterError(f"{name} must be from {low} to {high} seconds, got {value!r}", parameter=name)
     share = change.storm_share
-    if share is not None and not 0 < share <= 1:
-        raise InvalidParameterError(f"storm_share must be above 0 and at most 1 (a share of the fleet), got {share!r}",
-                                    parameter="storm_share")
+    if share is not None and (isinstance(share, bool) or not MIN_STORM_SHARE <= share <= 1):
+        raise InvalidParameterError(f"storm_share must be from {MIN_STORM_SHARE} to 1 (a share of the fleet), got "
+                                    f"{share!r}", parameter="storm_share")
     overrides = change.severity_overrides or {}
     if len(overrides) > MAX_OVERRIDES:
         raise InvalidParameterError(f"at most {MAX_OVERRIDES} severity overrides", parameter="severity_overrides")
     for event in overrides:
-        if not event.strip() or len(event) > MAX_EVENT_NAME or not event.isprintable():
-            raise InvalidParameterError(f"an event name must be 1 to {MAX_EVENT_NAME} printable characters, got "
-                                        f"{event!r}", parameter="severity_overrides")
+        if event != event.strip() or not event or len(event) > MAX_EVENT_NAME or not event.isprintable():
+            raise InvalidParameterError(f"an event name must be 1 to {MAX_EVENT_NAME} printable characters, without "
+                                        f"leading or trailing spaces, got {event!r}", parameter="severity_overrides")
 
 
 def _view(row: MonitoringSettings, overrides: Mapping[str, Severity]) -> MonitoringSettingsView:
@@ -134,4 +136,4 @@ def _plain(value: object) -> object:
     return value
 
 
-__all__ = ["MonitoringSettingsView", "SettingsChange", "read_settings", "update_settings"]
+__all__ = ["MIN_STORM_SHARE", "MonitoringSettingsView", "SettingsChange", "read_settings", "update_settings"]

@@ -1,5 +1,6 @@
-"""The SSRF guard of webhooks: a target must resolve only to public addresses.
+"""The SSRF guard of webhooks: a target must resolve only to globally reachable (``is_global``) addresses.
 
+An IPv6 address carrying an IPv4 address (IPv4-mapped, 6to4, Teredo, NAT64) is checked for that address too.
 Every address the name resolves to is checked (a name with one public and one private address is refused), and
 the connection then goes to a checked address, so a second lookup (DNS rebinding) cannot point it elsewhere.
 Networks listed in ``notifications.webhook_allowed_networks`` are exempt (a deployment's own receivers; tests
@@ -19,7 +20,7 @@ IPAddress = ipaddress.IPv4Address | ipaddress.IPv6Address
 
 
 class UnsafeTargetError(ValueError):
-    """The URL is malformed, or names a private, loopback, link-local, unspecified or multicast address."""
+    """The URL is malformed, or names an address that is not globally reachable (or is multicast)."""
 
 
 @dataclass(frozen=True)
@@ -58,22 +59,53 @@ def parse_url(url: str) -> tuple[str, str, int, str]:
     return parts.scheme, parts.hostname, port or (443 if parts.scheme == "https" else 80), path
 
 
-def refusal(address: IPAddress, allowed: Sequence[ipaddress.IPv4Network | ipaddress.IPv6Network]) -> str | None:
-    """Why ``address`` may not be a webhook target (``None``: it may)."""
-    if isinstance(address, ipaddress.IPv6Address) and address.ipv4_mapped is not None:
-        address = address.ipv4_mapped
-    if any(address in network for network in allowed):
-        return None
-    for reason, flagged in (("loopback", address.is_loopback), ("link-local", address.is_link_local),
-                            ("unspecified", address.is_unspecified), ("multicast", address.is_multicast),
-                            ("private", address.is_private), ("reserved", address.is_reserved)):
-        if flagged:
-            return reason
+Network = ipaddress.IPv4Network | ipaddress.IPv6Network
+
+NAT64 = ipaddress.IPv6Network("64:ff9b::/96")
+"""The well-known NAT64 prefix: its last 32 bits are an IPv4 address the gateway connects to."""
+
+
+def embedded_ipv4(address: ipaddress.IPv6Address) -> ipaddress.IPv4Address | None:
+    """The IPv4 address an IPv6 address carries to its destination (IPv4-mapped, 6to4, Teredo, NAT64), if any."""
+    if address.ipv4_mapped is not None:
+        return address.ipv4_mapped
+    if address.sixtofour is not None:
+        return address.sixtofour
+    if address.teredo is not None:
+        return address.teredo[1]
+    if address in NAT64:
+        return ipaddress.IPv4Address(int(address) & 0xFFFFFFFF)
     return None
 
 
-def networks(cidrs: Sequence[str]) -> list[ipaddress.IPv4Network | ipaddress.IPv6Network]:
-    """The allowed networks of the settings."""
+def refusal(address: IPAddress, allowed: Sequence[Network]) -> str | None:
+    """Why ``address`` may not be a webhook target (``None``: it may).
+
+    Only globally reachable addresses pass (``is_global``: not private, shared 100.64.0.0/10, loopback, link-local,
+    site-local, reserved, ...), unless an allowed network holds them; an IPv6 address carrying an IPv4 address
+    (IPv4-mapped, 6to4, Teredo, NAT64) must pass for that IPv4 address too.
+    """
+    if any(address in network for network in allowed):
+        return None
+    if isinstance(address, ipaddress.IPv6Address):
+        inner = embedded_ipv4(address)
+        if inner is not None:
+            reason = refusal(inner, allowed)
+            if reason is not None:
+                return f"{reason} (carried in {address})"
+            if address.ipv4_mapped is not None:
+                return None
+    if address.is_multicast:
+        return "multicast"
+    if isinstance(address, ipaddress.IPv6Address) and address.is_site_local:
+        return "site-local"  # deprecated fec0::/10, which ipaddress still calls global
+    if not address.is_global:
+        return "non-global"
+    return None
+
+
+def networks(cidrs: Sequence[str]) -> list[Network]:
+    """The allowed networks of the settings (the settings check them at start-up)."""
     return [ipaddress.ip_network(cidr, strict=False) for cidr in cidrs]
 
 

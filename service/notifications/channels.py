@@ -5,11 +5,13 @@
   finds no slot within ``givenergy_max_wait_seconds`` is *throttled*: nothing went on the wire.
 - E-mail: one SMTP session per message (aiosmtplib), text and HTML, ``Message-ID`` from the message id.
 - Webhooks: the SSRF guard resolves and checks the target, the POST goes to the checked address, with Standard
-  Webhooks signatures, a timeout, no redirects, and at most ``webhook_max_response_bytes`` of the answer read.
+  Webhooks signatures, one overall deadline (connect to last byte), no redirects, and at most
+  ``webhook_max_response_bytes`` of the answer read.
 """
 
 from __future__ import annotations
 
+import asyncio
 import functools
 import ssl
 import time
@@ -135,15 +137,18 @@ async def send_webhook(settings: NotificationSettings, url: str, secrets: list[s
     extensions = {"sni_hostname": target.host} if target.scheme == "https" else {}
     started = time.monotonic()
     try:
-        async with httpx.AsyncClient(timeout=settings.webhook_timeout_seconds, follow_redirects=False,
-                                     trust_env=False, verify=_tls()) as client:
+        # One deadline over connect, send and the whole answer: httpx's timeout is per read, so a receiver
+        # trickling a byte at a time would otherwise hold the attempt past its lease.
+        async with asyncio.timeout(settings.webhook_timeout_seconds), httpx.AsyncClient(
+                timeout=settings.webhook_timeout_seconds, follow_redirects=False, trust_env=False,
+                verify=_tls()) as client:
             request = client.build_request("POST", target.url, content=body, headers=headers, extensions=extensions)
             response = await client.send(request, stream=True)
             try:
                 answer = await _read_capped(response, settings.webhook_max_response_bytes)
             finally:
                 await response.aclose()
-    except httpx.TimeoutException:
+    except (httpx.TimeoutException, TimeoutError):
         return Outcome(AttemptStatus.FAILED, excerpt="timed out", latency_ms=round((time.monotonic() - started) * 1000))
     except httpx.HTTPError as exc:
         return Outcome(AttemptStatus.FAILED, excerpt=_excerpt(f"{type(exc).__name__}: {exc}"),

@@ -6,13 +6,14 @@ Three short steps, each its own job and transactions (never a transaction across
   marks the events processed, commits. Non-critical deliveries to GivEnergy and e-mail channels inside quiet
   hours are held until the hours end.
 - **flush** (per channel): packs due deliveries into messages: one per event for a webhook (and sends their first
-  attempts, a few at once); for GivEnergy and e-mail one digest at a time (at most ``digest_max_events``), topped
-  up with newer events while it has not been on the wire, and no sooner than the channel's digest interval after
-  the last one.
+  attempts, a few at once); for GivEnergy and e-mail one digest at a time (at most ``digest_max_events``, and for
+  GivEnergy only as many as fit its body length: the rest wait for the next digest), topped up with newer events
+  while it has not been on the wire, and no sooner than the channel's digest interval after the last one.
 - **send** (per message): records the attempt as started and takes a lease (commit), sends, then records how it
   went (commit). Success settles the deliveries; a throttled send (no GivEnergy budget) waits for the budget; a
   failure is retried with exponential back-off and jitter until ``webhook_retry_horizon_seconds`` after the
-  message was created; a webhook failing ``webhook_disable_after`` times in a row is disabled.
+  message was created; a webhook failing ``webhook_disable_after`` attempts in a row, over at least
+  ``webhook_disable_min_span_seconds``, is disabled (its messages stay pending and go out once it is enabled).
 
 A worker killed mid-send leaves a started attempt and a lease: once the lease expires the sweeper asks for the
 message again, the attempt is marked interrupted, and the message is sent again with the same id (a webhook's
@@ -25,7 +26,7 @@ import asyncio
 import random
 import time
 import uuid
-from collections.abc import Awaitable, Callable
+from collections.abc import Awaitable, Callable, Sequence
 from dataclasses import dataclass, field
 from datetime import datetime, timedelta
 from typing import Literal
@@ -42,6 +43,7 @@ from service.db.models.notifications import (
     MessageState,
     NotificationAttempt,
     NotificationChannel,
+    NotificationDelivery,
     NotificationMessage,
 )
 from service.notifications import channels, digest, routing
@@ -218,7 +220,8 @@ class Notifier:
         if message is not None:
             packed = 0
             if message.event_count < cap and not await repo.went_on_the_wire(message.id):
-                deliveries = await repo.due_deliveries(channel.id, now, cap - message.event_count)
+                deliveries = await self._fitting(repo, channel, message.id,
+                                                 await repo.due_deliveries(channel.id, now, cap - message.event_count))
                 await repo.attach(deliveries, message)
                 packed = len(deliveries)
             asks.append(Ask("send", channel.tenant_id, message.id, not_before=message.next_attempt_at))
@@ -234,11 +237,22 @@ class Notifier:
             if next_digest > now:
                 asks.append(Ask("flush", channel.tenant_id, channel.id, not_before=next_digest))
                 return 0
+        deliveries = await self._fitting(repo, channel, None, deliveries)
         message = self._new_message(channel, now)
         repo.session.add(message)
         await repo.attach(deliveries, message)
         asks.append(Ask("send", channel.tenant_id, message.id))
         return len(deliveries)
+
+    @staticmethod
+    async def _fitting(repo: NotificationRepository, channel: NotificationChannel, message_id: uuid.UUID | None,
+                       deliveries: Sequence[NotificationDelivery]) -> Sequence[NotificationDelivery]:
+        # A GivEnergy body has a length cap: what does not fit stays due, for the next digest.
+        if channel.kind is not ChannelKind.GIVENERGY or not deliveries:
+            return deliveries
+        held = await repo.events_of(message_id) if message_id is not None else []
+        views = await repo.views([delivery.event_id for delivery in deliveries])
+        return deliveries[:digest.fitting(held, [views[delivery.event_id] for delivery in deliveries])]
 
     @staticmethod
     def _new_message(channel: NotificationChannel, now: datetime) -> NotificationMessage:
@@ -268,7 +282,7 @@ class Notifier:
         return outcome.status
 
     async def _start(self, repo: NotificationRepository, message_id: uuid.UUID, asks: list[Ask]) -> _Prepared | None:
-        message = await repo.message(message_id, lock=True)
+        message, channel = await repo.locked_message(message_id)
         if message is None or message.state is not MessageState.PENDING:
             return None
         now = self._clock()
@@ -277,7 +291,6 @@ class Notifier:
         if message.next_attempt_at > now:
             asks.append(Ask("send", message.tenant_id, message.id, not_before=message.next_attempt_at))
             return None
-        channel = await repo.channel(message.channel_id)
         if channel is None or not channel.enabled or channel.disabled_at is not None:
             return None  # waits: enabling the channel again asks for its messages
         await repo.interrupt_started(message.id, now)
@@ -303,6 +316,9 @@ class Notifier:
     async def _transmit(self, tenant_id: TenantId, prepared: _Prepared) -> channels.Outcome:
         channel, events = prepared.channel, prepared.events
         if channel.kind is ChannelKind.GIVENERGY:
+            if channel.credential_pinned and channel.credential_id is None:
+                return channels.Outcome(AttemptStatus.FAILED,
+                                        excerpt="the channel's credential was deleted: no other token is used")
             return await channels.send_givenergy(
                 self._upstream, tenant_id, channel.credential_id, digest.for_givenergy(events, plain=prepared.plain),
                 max_wait=self.settings.givenergy_max_wait_seconds)
@@ -317,9 +333,8 @@ class Notifier:
 
     async def _record(self, repo: NotificationRepository, prepared: _Prepared, outcome: channels.Outcome,
                       asks: list[Ask]) -> None:
-        message = await repo.message(prepared.message_id, lock=True)
+        message, channel = await repo.locked_message(prepared.message_id)
         attempt = await repo.attempt(prepared.message_id, prepared.number)
-        channel = await repo.channel(prepared.channel.id, lock=True)
         if message is None or attempt is None or channel is None:
             return  # deleted meanwhile (the channel, or the tenant)
         now = self._clock()
@@ -351,10 +366,10 @@ class Notifier:
         message.failures += 1
         if channel.kind is ChannelKind.WEBHOOK:
             channel.consecutive_failures += 1
-            if channel.consecutive_failures >= self.settings.webhook_disable_after:
+            if await self._disable_due(repo, channel, now):
+                # The message stays pending: enabling the channel again sends it (and those behind it).
                 channel.disabled_at = now
                 channel.disabled_reason = f"{channel.consecutive_failures} consecutive failed attempts"
-                await self._give_up(repo, message)
                 return
         delay = retry_delay(message.failures, self.settings.webhook_retry_base_seconds, self._rng)
         retry_at = now + timedelta(seconds=delay)
@@ -363,6 +378,15 @@ class Notifier:
             return
         message.next_attempt_at = retry_at
         asks.append(Ask("send", message.tenant_id, message.id, not_before=retry_at))
+
+    async def _disable_due(self, repo: NotificationRepository, channel: NotificationChannel, now: datetime) -> bool:
+        # At least webhook_disable_after failed attempts in a row, the first of them at least
+        # webhook_disable_min_span_seconds ago: a burst of events failing together does not disable an endpoint
+        # within seconds; an endpoint down through its retries does.
+        if channel.consecutive_failures < self.settings.webhook_disable_after:
+            return False
+        first = await repo.first_failure_since(channel.id, channel.last_sent_at)
+        return first is not None and (now - first).total_seconds() >= self.settings.webhook_disable_min_span_seconds
 
     @staticmethod
     async def _give_up(repo: NotificationRepository, message: NotificationMessage) -> None:

@@ -88,16 +88,32 @@ def compose(events: Sequence[EventView]) -> Text:
 
 
 def for_givenergy(events: Sequence[EventView], *, plain: bool = False) -> Text:
-    """GivEnergy's title and body: sanitized and within its lengths, or (``plain``) words and counts only."""
+    """GivEnergy's title and body: sanitized and within its lengths (a digest is packed to fit, see
+    :func:`fitting`: only a single over-long summary is cut), or (``plain``) words and counts only."""
     if plain:
         return plain_text(events)
     text = compose(events)
     return Text(sanitize(text.title)[:TITLE_MAX], sanitize(text.body)[:BODY_MAX])
 
 
+def fitting(held: Sequence[EventView], more: Sequence[EventView]) -> int:
+    """How many of ``more`` (a prefix) join ``held`` in one GivEnergy message without its body passing
+    ``BODY_MAX`` (at least one when ``held`` is empty: a single over-long summary is cut, not left out)."""
+    fit = 0
+    while fit < len(more):
+        events = sorted([*held, *more[: fit + 1]], key=lambda e: (e.created_at, e.id))
+        if len(sanitize(compose(events).body)) > BODY_MAX and (held or fit):
+            break
+        fit += 1
+    return fit
+
+
 def plain_text(events: Sequence[EventView]) -> Text:
-    """A text that no validation can refuse: letters, spaces and small counts."""
-    return Text("givfleet notification", f"{len(events)} new events; open givfleet for the details")
+    """A text that no validation can refuse: letters, spaces and small counts, by event type, of every event the
+    message carries."""
+    counted = Counter(e.type for e in events)
+    kinds = ", ".join(f"{n} {kind.replace('.', ' ').replace('_', ' ')}" for kind, n in sorted(counted.items()))
+    return Text("givfleet notification", f"{len(events)} new events ({kinds}); open givfleet for the details")
 
 
 def email_bodies(events: Sequence[EventView], *, timezone_name: str) -> tuple[str, str]:

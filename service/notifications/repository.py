@@ -7,7 +7,7 @@ from collections.abc import Sequence
 from dataclasses import dataclass
 from datetime import datetime
 
-from sqlalchemy import ColumnElement, and_, exists, or_, select, update
+from sqlalchemy import ColumnElement, and_, exists, func, or_, select, update
 from sqlalchemy.dialects.postgresql import insert
 from sqlalchemy.ext.asyncio import AsyncSession
 
@@ -126,6 +126,18 @@ class NotificationRepository:
                                                       NotificationMessage.id == message_id)
         return await self.session.scalar(statement.with_for_update() if lock else statement)
 
+    async def locked_message(self, message_id: uuid.UUID,
+                             ) -> tuple[NotificationMessage | None, NotificationChannel | None]:
+        """A message and its channel, both locked, the channel first: the order a flush takes them in (a send
+        taking the message first would deadlock against a flush of its channel)."""
+        channel_id = await self.session.scalar(
+            select(NotificationMessage.channel_id).where(NotificationMessage.tenant_id == self.tenant_id,
+                                                         NotificationMessage.id == message_id))
+        if channel_id is None:
+            return None, None
+        channel = await self.channel(channel_id, lock=True)
+        return await self.message(message_id, lock=True), channel
+
     async def message_of(self, event_id: uuid.UUID, channel_id: uuid.UUID) -> NotificationMessage | None:
         """The message carrying an event to a channel."""
         return await self.session.scalar(
@@ -154,6 +166,12 @@ class NotificationRepository:
             .order_by(NotificationEvent.created_at, NotificationEvent.id))).all()
         return [view(row) for row in rows]
 
+    async def views(self, event_ids: Sequence[uuid.UUID]) -> dict[uuid.UUID, EventView]:
+        """The events of these ids, by id."""
+        rows = (await self.session.scalars(select(NotificationEvent).where(
+            NotificationEvent.tenant_id == self.tenant_id, NotificationEvent.id.in_(event_ids)))).all()
+        return {row.id: view(row) for row in rows}
+
     async def settle_deliveries(self, message_id: uuid.UUID, state: DeliveryState) -> None:
         """Move every delivery of a message to ``state``."""
         await self.session.execute(update(NotificationDelivery)
@@ -174,6 +192,15 @@ class NotificationRepository:
         return await self.session.scalar(select(NotificationAttempt).where(
             NotificationAttempt.tenant_id == self.tenant_id, NotificationAttempt.message_id == message_id,
             NotificationAttempt.number == number))
+
+    async def first_failure_since(self, channel_id: uuid.UUID, since: datetime | None) -> datetime | None:
+        """When the channel's first failed attempt after ``since`` (its last success; ``None``: ever) started."""
+        statement = select(func.min(NotificationAttempt.started_at)).where(
+            NotificationAttempt.tenant_id == self.tenant_id, NotificationAttempt.channel_id == channel_id,
+            NotificationAttempt.status == AttemptStatus.FAILED)
+        if since is not None:
+            statement = statement.where(NotificationAttempt.started_at > since)
+        return await self.session.scalar(statement)
 
     async def active_secrets(self, channel_id: uuid.UUID, now: datetime) -> Sequence[WebhookSecret]:
         """The webhook's secrets that still sign (newest first)."""

@@ -38,6 +38,7 @@ from service.notifications.signing import new_secret
 from service.policy import Action, authorize
 from service.settings import NotificationSettings
 from service.tenants.crypto import KeyRing
+from service.tenants.repository import CredentialRepository
 from service.tenants.service import AuditService
 
 MAX_RECIPIENTS = 20
@@ -113,7 +114,8 @@ class NotificationService:
         """Add a channel (a webhook gets a signing secret, returned this once).
 
         Raises:
-            InvalidInputError: The target does not fit the kind, or the quiet hours are half given.
+            InvalidInputError: The target does not fit the kind (a GivEnergy channel's credential is not the
+                tenant's), or the quiet hours are half given.
             ConflictError: A channel with this name exists.
         """
         authorize(self._principal, Action.NOTIFICATION_MANAGE)
@@ -121,6 +123,9 @@ class NotificationService:
         if not name or len(name) > 200:
             raise InvalidInputError("a channel needs a name of 1 to 200 characters", field="name")
         self._check_target(spec)
+        if spec.kind is ChannelKind.GIVENERGY and spec.credential_id is not None and await CredentialRepository(
+                self._session, self._principal.tenant_id).get(spec.credential_id) is None:
+            raise InvalidInputError("no credential of this tenant has this id", field="credentialId")
         _check_quiet(spec.quiet_start, spec.quiet_end)
         if spec.digest_interval_seconds < 0 or spec.digest_interval_seconds > 7 * 86400:
             raise InvalidInputError("the digest interval is 0 to 604800 seconds", field="digestIntervalSeconds")
@@ -129,6 +134,7 @@ class NotificationService:
             url=spec.url if spec.kind is ChannelKind.WEBHOOK else None,
             email_to=list(spec.email_to) if spec.kind is ChannelKind.EMAIL else None,
             credential_id=spec.credential_id if spec.kind is ChannelKind.GIVENERGY else None,
+            credential_pinned=spec.kind is ChannelKind.GIVENERGY and spec.credential_id is not None,
             digest_interval_seconds=spec.digest_interval_seconds, quiet_start=spec.quiet_start,
             quiet_end=spec.quiet_end, consecutive_failures=0, created_at=utcnow())  # fmt: skip
         try:

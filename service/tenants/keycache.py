@@ -7,8 +7,12 @@ process forgets the key at once (the one that committed it before its next reque
 notice arrives), so a revoked key stops working within milliseconds, not the cache's lifetime.
 
 Safety: the cache serves only while its process is subscribed (a notice missed while disconnected could leave
-a revoked key cached); it is emptied whenever the subscription drops. A lookup that started before a notice
-arrived is not cached (:attr:`ApiKeyCache.generation`). Expiry is checked on every hit.
+a revoked key cached); it is emptied whenever the subscription drops. A connection can also die silently (no
+reset; a proxy or network that swallows packets), so the subscription pings Redis every
+:data:`PING_SECONDS` and the cache serves only while Redis was heard (a pong or a notice) within
+:data:`HEARD_WITHIN_SECONDS`; after a longer silence it is emptied and the subscription made again.
+A lookup that started before a notice arrived is not cached (:attr:`ApiKeyCache.generation`).
+Expiry is checked on every hit.
 """
 
 from __future__ import annotations
@@ -33,6 +37,10 @@ REVOCATIONS = "api-key-revocations"
 MAX_ENTRIES = 10_000
 """Keys cached at most; when full, the cache starts again empty (a deployment has far fewer active keys)."""
 RESUBSCRIBE_SECONDS = 1.0
+PING_SECONDS = 0.5
+"""How often the subscription pings Redis to prove the connection still carries notices."""
+HEARD_WITHIN_SECONDS = 1.0
+"""The cache serves only if Redis answered on the subscription within this long (else notices may be lost)."""
 
 
 def key_notice(key_id: uuid.UUID) -> str:
@@ -60,6 +68,7 @@ class ApiKeyCache:
         self._entries: dict[bytes, _Entry] = {}
         self._generation = 0
         self.subscribed = False
+        self._heard_at = -HEARD_WITHIN_SECONDS
         self._stopping = asyncio.Event()
 
     @property
@@ -68,9 +77,14 @@ class ApiKeyCache:
         :meth:`put`."""
         return self._generation
 
+    @property
+    def listening(self) -> bool:
+        """Whether notices are being heard: subscribed, and Redis heard from recently."""
+        return self.subscribed and time.monotonic() - self._heard_at <= HEARD_WITHIN_SECONDS
+
     def get(self, presented: str, now: datetime) -> Principal | None:
         """The cached principal of ``presented``, if it is fresh, unexpired, and notices are being heard."""
-        if not self.subscribed:
+        if not self.listening:
             return None
         entry = self._entries.get(apikeys.digest(presented))
         if entry is None or entry.fresh_until < time.monotonic() or (
@@ -80,7 +94,7 @@ class ApiKeyCache:
 
     def put(self, presented: str, principal: Principal, expires_at: datetime | None, generation: int) -> None:
         """Remember a key just authenticated, unless a notice arrived since ``generation`` was taken."""
-        if self._ttl <= 0 or not self.subscribed or generation != self._generation:
+        if self._ttl <= 0 or not self.listening or generation != self._generation:
             return
         if len(self._entries) >= MAX_ENTRIES:
             self._entries.clear()
@@ -121,14 +135,23 @@ class ApiKeyCache:
             await redis.aclose(close_connection_pool=True)
 
     async def _follow(self, redis: Redis, channel: str) -> None:
-        """One subscription, until it drops or :meth:`stop`; the cache serves only while it lasts."""
+        """One subscription, until it drops, falls silent or :meth:`stop`; the cache serves only while it lasts."""
         try:
             async with redis.pubsub() as pubsub:
                 await pubsub.subscribe(channel)
+                started = pinged = time.monotonic()
                 while not self._stopping.is_set():
-                    message = await pubsub.get_message(timeout=0.5)
+                    now = time.monotonic()
+                    if now - max(started, self._heard_at) > HEARD_WITHIN_SECONDS:
+                        log.warning("apikeys.cache_subscription_silent")
+                        return
+                    if now - pinged >= PING_SECONDS:
+                        await pubsub.ping()
+                        pinged = now
+                    message = await pubsub.get_message(timeout=PING_SECONDS / 2)
                     if message is None:
                         continue
+                    self._heard_at = time.monotonic()
                     if message["type"] == "subscribe":
                         self.subscribed = True
                     elif message["type"] == "message":

@@ -12,6 +12,8 @@ from typing import Any
 import httpx
 import pytest
 from litestar import Litestar, Request
+from redis.asyncio import ConnectionPool
+from redis.exceptions import ConnectionError as RedisConnectionError
 from sqlalchemy import update
 
 from service.app import create_app
@@ -20,6 +22,7 @@ from service.core.roles import Role
 from service.jobs import enqueue
 from service.runtime import Resources
 from service.settings import SecuritySettings, Settings
+from service.tenants import keycache
 from service.tenants import service as tenant_service
 from tests.conftest import http_client, running
 from tests.gql.conftest import count_statements
@@ -172,6 +175,24 @@ async def test_keys_of_a_suspended_tenant_are_refused_but_not_counted_as_guesses
             assert guess.status_code == 401, "the suspended tenant's refusals were not counted as guesses"
 
 
+async def test_a_revocation_whose_notice_cannot_be_published_still_succeeds(
+        api_client: httpx.AsyncClient, resources: Resources, monkeypatch: pytest.MonkeyPatch) -> None:
+    """Redis refuses the revocation notice after the revocation committed: the admin is told it worked (it did),
+    and the key is refused."""
+    async def unreachable(*_: object) -> int:
+        raise RedisConnectionError("injected: Redis unreachable at publish")
+
+    admin = await committed_tenant(resources)
+    created = await api_client.post("/api/v1/api-keys", json={"name": "ci", "role": "viewer"}, headers=admin.headers)
+    victim = {"Authorization": f"Bearer {created.json()['secret']}"}
+    assert (await api_client.get("/api/v1/me", headers=victim)).status_code == 200  # now cached
+    monkeypatch.setattr(resources.redis, "publish", unreachable)
+    revoked = await api_client.post(f"/api/v1/api-keys/{created.json()['key']['id']}/revoke", headers=admin.headers)
+    assert revoked.status_code == 200, revoked.text
+    assert revoked.json()["revoked_at"] is not None
+    assert (await api_client.get("/api/v1/me", headers=victim)).status_code == 401
+
+
 def test_behind_a_trusted_proxy_the_address_is_the_one_the_proxy_appended(test_settings: Settings) -> None:
     def address(forwarded: str | None, *, trusted: bool) -> str:
         headers = [(b"x-forwarded-for", forwarded.encode())] if forwarded is not None else []
@@ -216,3 +237,77 @@ async def test_a_key_revoked_through_one_process_is_refused_by_another_at_once(
         assert refused is not None
         assert refused.status_code == 401, "the other process still serves the revoked key"
         assert "revoked" in refused.json()["detail"]
+
+
+class SwallowingProxy:
+    """A TCP proxy to Redis that can be switched to swallow every byte both ways without closing anything: a
+    connection that died silently (a dropped NAT entry, a proxy that lost its peer)."""
+
+    def __init__(self, host: str, port: int) -> None:
+        self.target = (host, port)
+        self.swallowing = False
+        self.port = 0
+        self._server: asyncio.Server | None = None
+
+    async def __aenter__(self) -> SwallowingProxy:
+        self._server = await asyncio.start_server(self._serve, "127.0.0.1", 0)
+        self.port = self._server.sockets[0].getsockname()[1]
+        return self
+
+    async def __aexit__(self, *_: object) -> None:
+        assert self._server is not None
+        self._server.close()
+
+    async def _serve(self, client_reader: asyncio.StreamReader, client_writer: asyncio.StreamWriter) -> None:
+        server_reader, server_writer = await asyncio.open_connection(*self.target)
+        await asyncio.gather(self._pump(client_reader, server_writer), self._pump(server_reader, client_writer),
+                             return_exceptions=True)
+        for writer in (client_writer, server_writer):
+            writer.close()
+
+    async def _pump(self, reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:
+        while data := await reader.read(65536):
+            if not self.swallowing:
+                writer.write(data)
+                await writer.drain()
+
+
+async def test_a_silently_dead_subscription_stops_the_cache_serving_revoked_keys(
+        test_settings: Settings, resources: Resources, monkeypatch: pytest.MonkeyPatch) -> None:
+    """The other process's notices travel over a connection that goes silent (no reset, packets swallowed): it
+    must stop answering from its cache rather than serve a key revoked meanwhile for the cache's lifetime."""
+    monkeypatch.setattr(enqueue, "deliver_locally", lambda _channel, _message: None)  # only Redis carries notices
+    redis_at = resources.redis.connection_pool.connection_kwargs
+    async with SwallowingProxy(redis_at["host"], redis_at["port"]) as proxy:
+        monkeypatch.setattr(keycache, "ConnectionPool", lambda **options: ConnectionPool(
+            **{**options, "host": "127.0.0.1", "port": proxy.port}))
+        settings = test_settings.model_copy(update={"security": test_settings.security.model_copy(
+            update={"api_key_cache_seconds": 300})})
+        admin = await committed_tenant(resources)
+        victim = {"Authorization": f"Bearer {await committed_key(resources, admin.tenant_id, Role.VIEWER)}"}
+        one, other = (create_app(settings, resources) for _ in range(2))
+        async with http_client(one) as first, http_client(other) as second:
+            deadline = time.monotonic() + 5
+            while not other.state.api_keys.subscribed and time.monotonic() < deadline:  # noqa: ASYNC110 - a flag
+                await asyncio.sleep(0.01)
+            assert (await second.get("/api/v1/me", headers=victim)).status_code == 200  # now cached
+
+            proxy.swallowing = True
+            listed = await first.get("/api/v1/api-keys", headers=admin.headers)
+            [victim_id] = [k["id"] for k in listed.json() if k["role"] == "viewer"]
+            assert (await first.post(f"/api/v1/api-keys/{victim_id}/revoke", headers=admin.headers)
+                    ).status_code == 200
+            refused, deadline = None, time.monotonic() + 5
+            while time.monotonic() < deadline:
+                refused = await second.get("/api/v1/me", headers=victim)
+                if refused.status_code == 401:
+                    break
+                await asyncio.sleep(0.05)
+            assert refused is not None
+            assert refused.status_code == 401, "a silent subscription kept serving a revoked key from the cache"
+
+            proxy.swallowing = False  # the network heals: the cache subscribes again and serves again
+            deadline = time.monotonic() + 5
+            while not other.state.api_keys.listening and time.monotonic() < deadline:  # noqa: ASYNC110 - a flag
+                await asyncio.sleep(0.05)
+            assert other.state.api_keys.listening

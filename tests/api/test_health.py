@@ -123,9 +123,14 @@ async def test_unknown_path_is_a_problem_document_not_a_traceback(api_client: ht
 
 
 async def test_start_up_freezes_the_heap_and_makes_collections_rarer(app: Litestar) -> None:
+    thresholds = gc.get_threshold()
     gc.unfreeze()
     gc.set_threshold(700, 10, 10)
-    async with http_client(app) as client:
-        assert (await client.get("/healthz")).status_code == 200
-        assert gc.get_freeze_count() > 10_000  # modules, the schema and the app survive start-up
-        assert gc.get_threshold() == GC_THRESHOLDS
+    try:
+        async with http_client(app) as client:
+            assert (await client.get("/healthz")).status_code == 200
+            assert gc.get_freeze_count() > 10_000  # modules, the schema and the app survive start-up
+            assert gc.get_threshold() == GC_THRESHOLDS
+    finally:  # the rest of the run keeps the collector as it found it
+        gc.unfreeze()
+        gc.set_threshold(*thresholds)

@@ -145,3 +145,23 @@ async def test_a_credential_check_holds_no_connection_and_racing_a_delete_is_a_4
     assert answer.status_code == 404, answer.text
     assert answer.headers["content-type"].startswith("application/problem+json")
     assert set(slow.held_connections) == {0}  # every probe request went out with no connection checked out
+
+
+async def test_a_graphql_operation_holds_no_connection_while_its_live_fields_wait(scene: Scene,
+                                                                                  small_pool: SmallPool) -> None:
+    """One operation mixing mirror fields (read from the database) and a live field (from GivEnergy): while
+    GivEnergy is slow to answer, the operation holds no pooled connection."""
+    client, fleet, serial, slow = scene.client, scene.fleet, scene.serial, scene.slow
+    query = ("query($s: String!) { viewer { role } inverters(first: 5) { totalCount }"
+             " inverter(serial: $s) { serial live { systemData } } }")
+    answer = asyncio.create_task(client.post("/graphql", json={"query": query, "variables": {"s": serial}},
+                                             headers=fleet.headers("viewer")))
+    await slow.arrived(1)
+    assert small_pool.checked_out() == 0, "the operation holds a connection while GivEnergy answers"
+
+    slow.release()
+    body = (await answer).json()
+    assert "errors" not in body, body
+    assert body["data"]["inverter"]["serial"] == serial
+    assert body["data"]["inverter"]["live"]["systemData"] is not None
+    assert small_pool.checked_out() == 0

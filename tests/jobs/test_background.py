@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import asyncio
+import contextlib
 
 from structlog.testing import capture_logs
 
@@ -48,3 +49,24 @@ async def test_a_tick_answering_false_stops_the_heartbeat_and_not_the_block() ->
             await asyncio.sleep(0)  # let a loop that did not stop tick again
 
     assert ticks == 1
+
+
+async def test_the_block_ends_even_when_a_tick_loses_the_cancellation() -> None:
+    ticks = 0
+    in_flight = asyncio.Event()
+
+    async def renew() -> bool:  # the first renewal's Redis call loses the cancellation that stops the loop
+        nonlocal ticks
+        ticks += 1
+        if ticks == 1:
+            in_flight.set()
+            with contextlib.suppress(asyncio.CancelledError):  # the library's fault, injected
+                await asyncio.get_running_loop().create_future()
+        return True
+
+    async def block() -> None:
+        async with ticking(renew, 0.01, "in-progress:test", at_once=True):
+            await in_flight.wait()
+
+    await asyncio.wait_for(block(), timeout=10)  # a single cancel left the block waiting for ever
+    assert ticks >= 2  # the loop went on after the lost cancellation, and the next one stopped it

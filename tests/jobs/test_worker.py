@@ -9,13 +9,14 @@ from datetime import UTC, datetime, timedelta
 
 import pytest
 from pydantic import SecretStr, ValidationError
+from redis.exceptions import ConnectionError as RedisConnectionError
 from sqlalchemy import select
 from typer.testing import CliRunner
 
 from service.cli import app as cli_app
 from service.core.tenancy import tenant_id_from
 from service.db.models import SyncKind, Tenant
-from service.db.uow import defer_job
+from service.db.uow import defer_job, defer_notice, listen_locally
 from service.jobs.enqueue import enqueue, unit_of_work
 from service.jobs.typed import NoPayload, PayloadError, Queue
 from service.mirror.jobs import SyncPayload, sweep_syncs, sync_tenant
@@ -50,6 +51,29 @@ async def test_a_bad_payload_raises_where_it_is_enqueued(resources: Resources) -
     with pytest.raises(PayloadError, match="invalid payload"):
         sync_tenant.call(forged)
     assert await resources.redis.zcard(resources.redis.queue(Queue.BULK)) == 0
+
+
+async def test_a_failed_notice_publication_raises_nothing_and_the_jobs_are_still_enqueued(
+        resources: Resources, clean_db: None, monkeypatch: pytest.MonkeyPatch) -> None:
+    """Redis refuses the publication of a committed unit of work's notices: the caller sees its commit succeed,
+    this process's listeners still hear the notice, and the deferred job is still queued."""
+    async def unreachable(*_: object) -> int:
+        raise RedisConnectionError("injected: Redis unreachable at publish")
+
+    monkeypatch.setattr(resources.redis, "publish", unreachable)
+    heard: list[str] = []
+    stop = listen_locally("test-notices", heard.append)
+    key = f"notice-{uuid.uuid4()}"
+    try:
+        async with unit_of_work(resources.session_factory, resources.redis) as session:
+            session.add(Tenant(slug="acme", name="Acme Solar"))
+            defer_notice(session, "test-notices", "tenant:acme")
+            defer_job(session, heartbeat.call(NoPayload(), key=key))
+    finally:
+        stop()
+    assert heard == ["tenant:acme"]
+    assert await resources.redis.exists(f"arq:job:{resources.redis.job_id('system.heartbeat', key)}") == 1
+    await drain_queues(resources, [Queue.CONTROL])
 
 
 async def test_deferred_job_is_enqueued_only_after_commit(resources: Resources, clean_db: None) -> None:

@@ -3,6 +3,7 @@ maintenance windows; refusals are clear problems, never 500s."""
 
 from __future__ import annotations
 
+import asyncio
 from collections.abc import AsyncIterator
 from datetime import timedelta
 
@@ -250,7 +251,11 @@ async def test_admins_change_the_monitoring_settings_the_monitor_reads_and_bad_v
 
     refusals = [({"sweep_interval_seconds": 10}, "sweep_interval_seconds"), ({"storm_share": 0}, "storm_share"),
                 ({"grace_seconds": 10**9}, "grace_seconds"),
-                ({"severity_overrides": {"bad\u0000name": "major"}}, "severity_overrides")]
+                ({"severity_overrides": {"bad\u0000name": "major"}}, "severity_overrides"),
+                ({"severity_overrides": {" Isolation fault": "major"}}, "severity_overrides"),
+                ({"storm_share": 0.005}, "storm_share"), ({"storm_share": True}, "storm_share"),
+                ({"storm_share": "0.5"}, "storm_share"), ({"sweep_interval_seconds": True}, "sweep_interval_seconds"),
+                ({"enabled": None}, "enabled")]
     for body, field in refusals:
         refused = await client.patch("/api/v1/monitoring/settings", headers=tenant.headers, json=body)
         assert refused.status_code == 400, body
@@ -270,6 +275,32 @@ async def test_admins_change_the_monitoring_settings_the_monitor_reads_and_bad_v
                                                         "errors { code field } } }"}, headers=tenant.headers)).json()
     assert bad["data"]["updateMonitoringSettings"]["settings"] is None
     assert [e["field"] for e in bad["data"]["updateMonitoringSettings"]["errors"]] == ["storm_share"]
+    twice = (await client.post("/graphql", json={"query": """mutation { updateMonitoringSettings(input: {
+        severityOverrides: [{event: "Isolation fault", severity: MINOR}, {event: "Isolation fault", severity: MAJOR}]})
+        { settings { stormShare } errors { code field } } }"""}, headers=tenant.headers)).json()
+    assert twice["data"]["updateMonitoringSettings"] == {
+        "settings": None, "errors": [{"code": "BAD_USER_INPUT", "field": "severity_overrides"}]}
     read = (await client.post("/graphql", json={"query": "{ monitoringSettings { stormShare graceSeconds } }"},
                               headers=viewer)).json()
     assert read["data"]["monitoringSettings"] == {"stormShare": 0.5, "graceSeconds": 3600}
+
+
+async def test_concurrent_settings_changes_apply_one_after_the_other(
+    client: httpx.AsyncClient, resources: Resources
+) -> None:
+    tenant = await committed_tenant(resources, Role.ADMIN)
+    writes = [{"storm_share": round(0.3 + i / 100, 2), "severity_overrides": {"Isolation fault": "minor",
+                                                                               f"Event {i}": "major"}}
+              for i in range(8)]
+    answers = await asyncio.gather(*(client.patch("/api/v1/monitoring/settings", headers=tenant.headers, json=body)
+                                     for body in writes))
+    assert [answer.status_code for answer in answers] == [200] * len(writes)  # no unique violation, no 500
+    final = (await client.get("/api/v1/monitoring/settings", headers=tenant.headers)).json()
+    assert {key: final[key] for key in ("storm_share", "severity_overrides")} in writes
+    async with resources.session_factory() as session:
+        audits = (await session.scalars(select(AuditEvent).where(
+            AuditEvent.tenant_id == tenant.tenant_id, AuditEvent.action == "monitoring.settings.write"))).all()
+    shares = [audit.details["changed"]["storm_share"] for audit in audits]
+    # Each change saw the one before it: the from-values are the default and every write but the last one.
+    assert sorted(share["from"] for share in shares) == sorted(
+        [0.2] + [write["storm_share"] for write in writes if write["storm_share"] != final["storm_share"]])

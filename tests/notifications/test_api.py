@@ -63,6 +63,7 @@ async def test_a_webhook_secret_is_shown_once_and_rules_route_to_the_channel(
     ({"kind": "email", "name": "a", "email_to": []}, "emailTo"),
     ({"kind": "email", "name": "a", "email_to": ["not an address"]}, "emailTo"),
     ({"kind": "givenergy", "name": "a", "quiet_start": "22:00:00"}, "quietStart"),
+    ({"kind": "givenergy", "name": "a", "credential_id": "6f1c0d52-8a43-4a0e-9b1e-3f7d5c2a9e10"}, "credentialId"),
 ])
 async def test_bad_channels_are_refused_with_a_clear_problem(client: httpx.AsyncClient, admin: TenantWithKey,
                                                              payload: dict[str, object], field: str) -> None:

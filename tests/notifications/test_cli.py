@@ -33,10 +33,23 @@ async def test_a_test_send_reaches_the_webhook_and_reports_its_attempt(harness: 
         tenant = await session.get(Tenant, harness.tenant_id)
     assert tenant is not None
 
-    attempts = await send_test_op(harness.resources, tenant.slug, "ops")
+    attempts = (await send_test_op(harness.resources, tenant.slug, "ops")).attempts
 
     assert [(a.number, a.status, a.response_code) for a in attempts] == [(1, AttemptStatus.SUCCEEDED, 204)]
     assert len(receiver.received) == 1
     assert [c.name for c in await list_channels_op(harness.resources, tenant.slug)] == ["ops"]
     with pytest.raises(NotFoundError):
         await send_test_op(harness.resources, tenant.slug, "nope")
+
+
+async def test_a_test_send_that_sends_nothing_says_why(harness: Harness) -> None:
+    created = await harness.manage(lambda s: s.create_channel(ChannelSpec(ChannelKind.GIVENERGY, "phone")))
+    await harness.manage(lambda s: s.update_channel(created.channel.id, enabled=False))
+    async with harness.resources.session_factory() as session:
+        tenant = await session.get(Tenant, harness.tenant_id)
+    assert tenant is not None
+
+    result = await send_test_op(harness.resources, tenant.slug, "phone")
+
+    assert result.attempts == []
+    assert result.not_sent == "the channel is switched off (enable it to send)"

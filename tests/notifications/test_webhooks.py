@@ -3,12 +3,14 @@ after 500s and time-outs, disabling after N failures, replay, and the SSRF guard
 
 from __future__ import annotations
 
+import asyncio
+import contextlib
 import ipaddress
 import json
 from datetime import timedelta
 
 import pytest
-from sqlalchemy import select
+from sqlalchemy import select, text
 from standardwebhooks.webhooks import Webhook, WebhookVerificationError
 
 from service.db.models.notifications import (
@@ -95,9 +97,10 @@ async def test_retries_follow_the_back_off_after_a_500_and_a_time_out_then_succe
     assert len({r.headers["webhook-id"] for r in receiver.received}) == 1  # one id on every retry
 
 
-async def test_an_endpoint_failing_n_times_is_disabled_and_a_replay_delivers_with_the_same_id(
+async def test_an_endpoint_failing_n_times_is_disabled_resumes_its_message_when_enabled_and_replays(
         harness: Harness, receiver: Receiver) -> None:
-    harness.settings = loopback_settings(webhook_disable_after=3, webhook_retry_base_seconds=1.0)
+    harness.settings = loopback_settings(webhook_disable_after=3, webhook_retry_base_seconds=1.0,
+                                         webhook_disable_min_span_seconds=0)
     created = await webhook(harness, receiver)
     receiver.statuses = [500, 502, 503]
     await harness.alerts(["SA001"])
@@ -110,26 +113,52 @@ async def test_an_endpoint_failing_n_times_is_disabled_and_a_replay_delivers_wit
     assert channel.disabled_at is not None
     assert channel.disabled_reason == "3 consecutive failed attempts"
     message = await only_message(harness)
-    assert message.state is MessageState.FAILED
+    assert message.state is MessageState.PENDING  # not given up: it goes once the endpoint is enabled again
 
     await harness.alerts(["SA002"])  # routed, but held back while the endpoint is disabled
     await harness.deliver()
     assert len(receiver.received) == 3
 
     await harness.manage(lambda s: s.update_channel(created.channel.id, enabled=True))
-    await harness.manage(lambda s: s.replay(message.id))
     await harness.driver.run(harness.notifier, harness.clock)
     serials = [json.loads(r.body)["data"]["inverter_serial"] for r in receiver.received]
     assert sorted(serials) == ["SA001"] * 4 + ["SA002"]
+    await harness.manage(lambda s: s.replay(message.id))
+    await harness.driver.run(harness.notifier, harness.clock)
+    assert len(receiver.received) == 6
     assert len({r.headers["webhook-id"] for r in receiver.received if b"SA001" in r.body}) == 1
     async with harness.resources.session_factory() as session:
         states = (await session.scalars(select(NotificationMessage.state))).all()
     assert sorted(states) == [MessageState.DELIVERED, MessageState.DELIVERED]
 
 
+async def test_a_burst_failing_at_once_does_not_disable_the_endpoint_until_the_failures_span_the_minimum(
+        harness: Harness, receiver: Receiver) -> None:
+    harness.settings = loopback_settings(webhook_disable_after=3, webhook_retry_base_seconds=30.0,
+                                         webhook_disable_min_span_seconds=60)
+    created = await webhook(harness, receiver)
+    receiver.statuses = [500] * 10
+    await harness.alerts([f"SA00{n}" for n in range(5)])
+    await harness.deliver(wait=False)
+    async with harness.resources.session_factory() as session:
+        channel = await session.get(NotificationChannel, created.channel.id)
+    assert channel is not None
+    assert channel.consecutive_failures == 5
+    assert channel.disabled_at is None
+
+    harness.clock.offset += timedelta(seconds=61)
+    await harness.driver.run(harness.notifier, harness.clock, wait=False)
+    async with harness.resources.session_factory() as session:
+        channel = await session.get(NotificationChannel, created.channel.id)
+    assert channel is not None
+    assert channel.disabled_at is not None
+
+
 @pytest.mark.parametrize("address", ["10.0.0.1", "172.16.5.4", "192.168.1.1", "127.0.0.1", "169.254.169.254",
                                      "0.0.0.0", "224.0.0.1", "::1", "fe80::1", "fd00::1",  # noqa: S104 - refused
-                                     "::ffff:127.0.0.1", "::"])
+                                     "::ffff:127.0.0.1", "::", "100.100.100.200", "100.64.0.1", "fec0::1",
+                                     "2002:a00:1::1", "2002:7f00:1::", "64:ff9b::a9fe:a9fe",
+                                     "2001:0:4136:e378:8000:63bf:f5ff:fffe"])
 def test_the_guard_refuses_private_loopback_link_local_unspecified_and_multicast_addresses(address: str) -> None:
     assert refusal(ipaddress.ip_address(address), []) is not None
 
@@ -157,3 +186,50 @@ async def test_a_large_answer_is_read_only_up_to_the_cap(receiver: Receiver) -> 
                                  ["whsec_" + "A" * 44], "msg_1", b"{}", timestamp=1)
     assert outcome.status is AttemptStatus.SUCCEEDED
     assert outcome.excerpt == "answ"
+
+
+async def test_a_receiver_trickling_its_answer_is_cut_off_by_the_overall_deadline() -> None:
+    async def trickle(reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:
+        await reader.readuntil(b"\r\n\r\n")
+        writer.write(b"HTTP/1.1 200 OK\r\ncontent-length: 100000\r\n\r\n")
+        with contextlib.suppress(ConnectionError):
+            for _ in range(200):  # a byte every 50 ms: each read is quick, the answer never ends
+                writer.write(b"x")
+                await writer.drain()
+                await asyncio.sleep(0.05)
+        writer.close()
+
+    server = await asyncio.start_server(trickle, "127.0.0.1", 0)
+    port = server.sockets[0].getsockname()[1]
+    async with server:
+        outcome = await asyncio.wait_for(
+            send_webhook(loopback_settings(webhook_timeout_seconds=0.5), f"http://127.0.0.1:{port}/hooks",
+                         ["whsec_" + "A" * 44], "msg_1", b"{}", timestamp=1), timeout=5)
+    assert outcome.status is AttemptStatus.FAILED
+    assert outcome.excerpt == "timed out"
+
+
+async def test_a_send_waits_for_a_flush_holding_its_channel_without_holding_the_message(
+        harness: Harness, receiver: Receiver) -> None:
+    # A flush locks the channel, then its messages; a send taking the message first would deadlock against it.
+    created = await webhook(harness, receiver)
+    receiver.statuses = [500]
+    await harness.alerts(["SA001"])
+    await harness.deliver(wait=False)
+    message = await only_message(harness)
+    harness.clock.offset += timedelta(seconds=3 * harness.settings.webhook_retry_base_seconds)
+    async with harness.resources.session_factory() as flush, flush.begin():
+        await flush.execute(select(NotificationChannel).where(NotificationChannel.id == created.channel.id)
+                            .with_for_update())
+        send = asyncio.create_task(harness.notifier.send(harness.tenant_id, message.id))
+        for _ in range(500):  # until the send waits for a lock (bounded)
+            waiting = await flush.scalar(text(
+                "SELECT count(*) FROM pg_stat_activity WHERE pg_backend_pid() = ANY(pg_blocking_pids(pid))"))
+            if waiting or send.done():
+                break
+            await asyncio.sleep(0.01)
+        assert not send.done(), "the send went ahead although a flush held its channel"
+        locked = await flush.scalar(select(NotificationMessage.id).where(NotificationMessage.id == message.id)
+                                    .with_for_update(nowait=True))
+        assert locked == message.id
+    assert await asyncio.wait_for(send, timeout=10) is AttemptStatus.SUCCEEDED

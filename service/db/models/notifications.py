@@ -26,6 +26,7 @@ from sqlalchemy import (
     String,
     Time,
     UniqueConstraint,
+    false,
     text,
 )
 from sqlalchemy.dialects.postgresql import ARRAY
@@ -127,6 +128,9 @@ class NotificationChannel(UUIDPrimaryKey, Base):
     email_to: Mapped[list[str] | None] = mapped_column(ARRAY(String(320)))
     credential_id: Mapped[uuid.UUID | None] = mapped_column(
         ForeignKey("upstream_credentials.id", ondelete="SET NULL"))
+    credential_pinned: Mapped[bool] = mapped_column(Boolean, default=False, server_default=false())
+    """The channel named a credential: once it is deleted (``credential_id`` nulled) the channel fails, it does
+    not fall back to another token."""
     digest_interval_seconds: Mapped[int] = mapped_column(Integer, default=0)
     quiet_start: Mapped[time | None] = mapped_column(Time)
     quiet_end: Mapped[time | None] = mapped_column(Time)
@@ -209,7 +213,7 @@ class MessageState(enum.StrEnum):
     """Due at ``next_attempt_at`` (the first try, a retry, a replay)."""
     DELIVERED = "delivered"
     FAILED = "failed"
-    """Gave up: retries exhausted, or its webhook was disabled (replayable)."""
+    """Gave up: retries exhausted (replayable). A disabled webhook's messages stay pending."""
 
 
 class NotificationMessage(UUIDPrimaryKey, Base):

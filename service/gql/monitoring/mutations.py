@@ -7,6 +7,7 @@ import datetime as dt
 
 import strawberry
 
+from service.core.errors import InvalidParameterError
 from service.gql.context import Info
 from service.gql.monitoring.types import Alert, MaintenanceWindow, MonitoringSettings, MonitoringSettingsInput
 from service.gql.mutation import MutationError, attempt, parse_id, unit_of_work_of
@@ -97,13 +98,17 @@ class MonitoringMutation:
     async def update_monitoring_settings(self, info: Info, input: MonitoringSettingsInput
                                          ) -> MonitoringSettingsPayload:
         overrides = input.severity_overrides
-        change = SettingsChange(
-            enabled=input.enabled, sweep_interval_seconds=input.sweep_interval_seconds,
-            grace_seconds=input.grace_seconds, flap_window_seconds=input.flap_window_seconds,
-            storm_share=input.storm_share,
-            severity_overrides=None if overrides is None else {o.event: o.severity for o in overrides})
 
         async def work() -> MonitoringSettings:
+            events = [o.event for o in overrides or ()]
+            if len(set(events)) != len(events):  # a dict would silently keep the last one
+                raise InvalidParameterError("each event may appear once in severityOverrides",
+                                            parameter="severity_overrides")
+            change = SettingsChange(
+                enabled=input.enabled, sweep_interval_seconds=input.sweep_interval_seconds,
+                grace_seconds=input.grace_seconds, flap_window_seconds=input.flap_window_seconds,
+                storm_share=input.storm_share,
+                severity_overrides=None if overrides is None else {o.event: o.severity for o in overrides})
             async with unit_of_work_of(info) as session:
                 return MonitoringSettings.of(await update_settings(session, info.context.principal, change))
 
