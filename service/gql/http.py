@@ -25,8 +25,9 @@ from graphql import GraphQLSyntaxError
 from litestar import Controller, MediaType, Request, Response
 from litestar.background_tasks import BackgroundTask, BackgroundTasks
 from litestar.connection import ASGIConnection
-from litestar.di import NamedDependency
+from litestar.di import NamedDependency, Provide
 from litestar.exceptions import HTTPException
+from litestar.types import Dependencies
 from strawberry.http import GraphQLHTTPResponse
 from strawberry.http.exceptions import NonJsonMessageReceived
 from strawberry.litestar import make_graphql_controller
@@ -70,6 +71,11 @@ def after_response(context: Context) -> CloseLater:
             response.background = BackgroundTasks([existing, task])
 
     return schedule
+
+
+def _empty_response() -> Response[Any]:
+    """The response strawberry's controller fills in (status, headers, background tasks)."""
+    return Response({}, background=BackgroundTasks([]))
 
 
 # A GET without a query executes nothing (strawberry renders GraphiQL or answers 400), so it needs no key: a
@@ -209,6 +215,10 @@ def graphql_controller(api: ApiSettings) -> type[Controller]:
 
     class GraphQLController(CompiledFirst, BundledGraphiQL, base):  # type: ignore[valid-type,misc]
         opt: ClassVar[dict[str, Any]] = {"exclude_from_auth": True}
+        # strawberry provides the response (an empty Response) in a worker thread: a thread hop per request for
+        # building one object. Built on the event loop instead.
+        dependencies: ClassVar[Dependencies] = {**base.dependencies,
+                                                "response": Provide(_empty_response, sync_to_thread=False)}
         websocket_adapter_class = WebSocketMessages
         request_max_body_size = limits.MAX_GRAPHQL_BODY_BYTES
         # By status: authentication failures (401, 429) keep the app's problem+json handler.
