@@ -142,15 +142,7 @@ def check_graphiql(page: Page, api: str, key: str, shots: Path, traffic: Traffic
     if '"role": "admin"' not in text or total is None or int(total.group(1)) == 0:
         raise SystemExit(f"ui_check: GraphiQL's result pane shows no fleet:\n{text}")
     page.screenshot(path=shots / "graphiql.png")
-    # The key stays in the headers pane (kept in the browser): reloaded, GraphiQL reads the schema with it.
-    with page.expect_response(lambda answer: answer.request.method == "POST" and answer.ok) as introspection:
-        page.reload()
-    if "__schema" not in introspection.value.text():
-        raise SystemExit("ui_check: reloaded with the key, GraphiQL did not get the schema")
-    page.get_by_label("Show Documentation Explorer").click()
-    expect(page.locator(".graphiql-doc-explorer")).to_contain_text("Query", timeout=30_000)
-    page.screenshot(path=shots / "graphiql-docs.png")
-    return f"GraphiQL ran the query ({total.group(1)} inverters) and, reloaded, read the schema with the key"
+    return f"GraphiQL ran the query ({total.group(1)} inverters)"
 
 
 def check_swagger(page: Page, api: str, shots: Path) -> str:
