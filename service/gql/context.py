@@ -38,13 +38,10 @@ class RequestReads:
     loader batch. An ``AsyncSession`` serves one task at a time, so concurrent resolvers and batches take turns:
     each holds it for one statement's worth of work. Closed (the connection returned) whenever no other task is
     waiting for it, so no connection is held while the operation waits on anything else (GivEnergy, for live
-    fields and mutations), and at the latest when the operation ends (:class:`service.gql.context.ReleaseReads`).
-    ``per_use``: closed after every use instead (a WebSocket connection's subscriptions last for hours and must
-    not pin a pooled connection)."""
+    fields and mutations), and at the latest when the operation ends (:class:`service.gql.context.ReleaseReads`)."""
 
-    def __init__(self, session_factory: async_sessionmaker[AsyncSession], *, per_use: bool = False) -> None:
+    def __init__(self, session_factory: async_sessionmaker[AsyncSession]) -> None:
         self._session_factory = session_factory
-        self._per_use = per_use
         self._session: AsyncSession | None = None
         self._turn = asyncio.Lock()
         self._waiting = 0
@@ -70,7 +67,7 @@ class RequestReads:
                 with contextlib.suppress(Exception):
                     await session.close()
                 raise
-            if self._per_use or not self._waiting:
+            if not self._waiting:
                 self._session = None
                 await session.close()
         finally:
@@ -93,7 +90,7 @@ class Context(BaseContext, kw_only=True):
     now: datetime
     session_factory: async_sessionmaker[AsyncSession]
     reads: RequestReads
-    loaders: Loaders
+    _loaders: Loaders | None = None
     live: LiveService | None = None
     resources: Resources | None = None
     changes: ChangeHub | None = None
@@ -140,12 +137,20 @@ class Context(BaseContext, kw_only=True):
 
     def act_as(self, principal: Principal) -> None:
         """Serve ``principal`` from now on (a WebSocket connection once its ``connection_init`` authenticated)."""
-        from service.gql.loaders import Loaders
-
         self.principal = principal
         self.scope = ReadScope.of(principal.tenant_id, principal.restricted_account_id)
-        self.reads = RequestReads(self.session_factory, per_use=True)
-        self.loaders = Loaders(self.reads, self.scope, self.now)
+        self.reads = RequestReads(self.session_factory)
+        self._loaders = None  # bound to the old principal's scope (and a cache that would live for hours)
+
+    @property
+    def loaders(self) -> Loaders:
+        """This operation's dataloaders, built on first use: an operation the compiled path answers, a WebSocket
+        connection's subscriptions and the key-less GraphiQL page never need them."""
+        from service.gql.loaders import Loaders
+
+        if self._loaders is None:
+            self._loaders = Loaders(self.reads, self.scope, self.now)
+        return self._loaders
 
     @asynccontextmanager
     async def reader(self) -> AsyncIterator[FleetReader]:
@@ -157,15 +162,13 @@ class Context(BaseContext, kw_only=True):
 def build_context(principal: Principal, session_factory: async_sessionmaker[AsyncSession], *, request_id: str,
                   live: LiveService | None = None, now: datetime | None = None,
                   resources: Resources | None = None, changes: ChangeHub | None = None) -> Context:
-    """A fresh context (new dataloaders) for one operation."""
-    from service.gql.loaders import Loaders
-
+    """A fresh context (its dataloaders built when a resolver first asks) for one operation."""
     scope = ReadScope.of(principal.tenant_id, principal.restricted_account_id)
     moment = now or utcnow()
     factory = read_only_sessions(session_factory)
     reads = RequestReads(factory)
     return Context(request_id=request_id, principal=principal, scope=scope, now=moment, session_factory=factory,
-                   reads=reads, loaders=Loaders(reads, scope, moment), live=live, resources=resources,
+                   reads=reads, live=live, resources=resources,
                    changes=changes)
 
 

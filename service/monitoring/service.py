@@ -19,6 +19,7 @@ from service.core.clock import utcnow
 from service.core.errors import ConflictError, InvalidInputError, NotFoundError
 from service.core.pagination import Cursor, Page, cursor_value
 from service.core.principal import Principal
+from service.db.lists import one_of
 from service.db.models.monitoring import (
     Alert,
     AlertState,
@@ -71,7 +72,8 @@ async def alerts_of_inverters(session: AsyncSession, scope: ReadScope, serials: 
     rank = func.row_number().over(partition_by=Alert.inverter_serial,
                                   order_by=(Alert.last_seen_at.desc(), Alert.id.desc())).label("rank")
     ranked = (select(Alert.id, rank)
-              .where(*alert_filters(scope, states=states, severities=severities), Alert.inverter_serial.in_(serials))
+              .where(*alert_filters(scope, states=states, severities=severities),
+                     one_of(Alert.inverter_serial, serials))
               .subquery())
     rows = await session.scalars(select(Alert).join(ranked, ranked.c.id == Alert.id)
                                  .where(ranked.c.rank <= per_inverter)
@@ -83,7 +85,7 @@ async def open_incidents_of_sites(session: AsyncSession, scope: ReadScope, sites
     """The open incident of each of ``sites`` that has one (and the reader may see)."""
     rows = await session.scalars(select(Incident).where(
         *incident_filters(scope, states=(IncidentState.OPEN,)), Incident.kind == IncidentKind.SITE,
-        Incident.site_upstream_id.in_(sites)))
+        one_of(Incident.site_upstream_id, sites)))
     return list(rows.all())
 
 
