@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import asyncio
-import contextlib
 import gc
 from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
@@ -30,6 +29,7 @@ from service.api.sync import SyncController
 from service.api.timeouts import BodyTimeoutMiddleware
 from service.authn import authentication_middleware
 from service.changefeed import ChangeHub
+from service.core.signals import cancel_and_wait
 from service.db.uow import listen_locally
 from service.docs_pages import docs_router, openapi_render_plugins, static_assets_router
 from service.gql.http import graphql_controller
@@ -79,9 +79,7 @@ def create_app(settings: Settings | None = None, resources: Resources | None = N
         finally:
             stop_local()
             keys.stop()
-            listener.cancel()
-            with contextlib.suppress(asyncio.CancelledError):
-                await listener
+            await cancel_and_wait(listener)  # redis-py can swallow a single cancel mid-command
             await app.state.changes.aclose()
             if owned:
                 await app.state.resources.aclose()

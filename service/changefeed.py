@@ -35,6 +35,7 @@ from redis.exceptions import RedisError
 
 from service.core.changes import Change, Publish, Topic
 from service.core.errors import ConflictError
+from service.core.signals import cancel_and_wait
 
 if TYPE_CHECKING:  # runtime -> upstream -> tenants -> enqueue -> here: a real import would be a cycle
     from service.runtime import NamespacedRedis
@@ -52,9 +53,8 @@ SHARED_READS = 1024
 _Read = TypeVar("_Read")
 
 
-def channel_of(namespace: str) -> str:
-    """The Redis channel of the deployment's changes."""
-    return f"{namespace}:changes"
+CHANGES = "changes"
+"""The pub/sub channel of the deployment's changes (named by :meth:`NamespacedRedis.channel`)."""
 
 
 async def publish_changes(redis: NamespacedRedis, changes: Sequence[Change]) -> None:
@@ -65,7 +65,7 @@ async def publish_changes(redis: NamespacedRedis, changes: Sequence[Change]) -> 
     try:
         async with redis.pipeline(transaction=False) as pipe:
             for change in changes:
-                pipe.publish(channel_of(redis.namespace), change.encode())
+                pipe.publish(redis.channel(CHANGES), change.encode())
             await pipe.execute()
     except (RedisError, OSError) as exc:
         log.warning("changes.publish_failed", changes=len(changes), error=type(exc).__name__)
@@ -229,15 +229,13 @@ class ChangeHub:
         """Stop listening and end every feed (their subscriptions complete)."""
         self._closed = True
         if self._listener is not None:
-            self._listener.cancel()
-            with contextlib.suppress(asyncio.CancelledError):
-                await self._listener
+            await cancel_and_wait(self._listener)  # redis-py can swallow a single cancel mid-command
         for feed in list(self._feeds):
             feed.end()
 
     async def _listen(self) -> None:
         """Receive changes until cancelled; subscribe again after a failure."""
-        channel = channel_of(self.redis.namespace)
+        channel = self.redis.channel(CHANGES)
         while True:
             try:
                 async with self.redis.pubsub(ignore_subscribe_messages=True) as pubsub:

@@ -36,7 +36,7 @@ import secrets
 import uuid
 from collections.abc import AsyncIterator, Iterator
 from contextlib import asynccontextmanager, contextmanager
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from typing import Any
 
 import httpx
@@ -50,8 +50,8 @@ from service.core.errors import InvalidInputError, NotFoundError, UpstreamError
 from service.core.tenancy import TenantId
 from service.db.models.credential import BudgetSalt, CredentialKind, UpstreamCredential
 from service.givenergy import (
+    DEFAULT_CUSTOM_BUCKETS,
     NOTIFICATION_BUCKET,
-    BucketPolicy,
     CredentialLimiter,
     GivEnergyClient,
     Lane,
@@ -64,9 +64,6 @@ from service.tenants.choice import pick_api_token
 from service.tenants.crypto import load_key_ring
 from service.tenants.repository import CredentialRepository
 from service.tenants.service import open_token
-
-NOTIFICATION_LIMIT = 10
-"""Notifications GivEnergy accepts per notification window (``givenergy.notification_window_seconds``)."""
 
 INTERACTIVE_LIMITER_WAIT = 30.0
 """Longest wait for the limiter in the interactive lane (a person is waiting; beyond it the answer is 503)."""
@@ -217,8 +214,8 @@ class Upstream:
             budget_key(await self.budget_salt(), credential),
             requests_per_minute=credential.requests_per_minute or self.settings.givenergy.default_requests_per_minute,
             window_seconds=self.settings.givenergy.rate_limit_window_seconds,
-            custom_buckets={NOTIFICATION_BUCKET: BucketPolicy(
-                limit=NOTIFICATION_LIMIT,
+            custom_buckets={NOTIFICATION_BUCKET: replace(  # GivEnergy's limit, over the configured window
+                DEFAULT_CUSTOM_BUCKETS[NOTIFICATION_BUCKET],
                 window_seconds=self.settings.givenergy.notification_window_seconds)},
         )
 

@@ -97,6 +97,7 @@ from service.givenergy._models import (
     Warranty,
 )
 from service.givenergy._ratelimit import (
+    DEFAULT_CUSTOM_BUCKETS,
     DEFAULT_RESERVES,
     GLOBAL_BUCKET,
     NOTIFICATION_BUCKET,
@@ -110,6 +111,7 @@ from service.givenergy._ratelimit import (
 
 __all__ = [
     "DEFAULT_BASE_URL",
+    "DEFAULT_CUSTOM_BUCKETS",
     "DEFAULT_LEGACY_BASE_URL",
     "DEFAULT_PAGE_SIZE",
     "DEFAULT_RESERVES",
