@@ -139,7 +139,7 @@ class Notifier:
             zone = await repo.timezone()
             by_id = {channel.id: channel for channel in await repo.channels() if channel.enabled}
             rules = await repo.rules(enabled_only=True)
-            touched: set[uuid.UUID] = set()
+            routes: list[tuple[uuid.UUID, uuid.UUID, datetime | None]] = []
             for event in events:
                 event.processed_at = now
                 if not event.notify:
@@ -147,10 +147,10 @@ class Notifier:
                 targets = {rule.channel_id for rule in rules
                            if rule.channel_id in by_id
                            and routing.matches(rule.event_types, rule.min_severity, event.type.value, event.severity)}
-                for channel_id in targets:
-                    await repo.add_delivery(event.id, channel_id, self._hold(by_id[channel_id], event.severity, zone,
-                                                                              now), now)
-                    touched.add(channel_id)
+                routes.extend((event.id, channel_id, self._hold(by_id[channel_id], event.severity, zone, now))
+                              for channel_id in targets)
+            await repo.add_deliveries(routes, now)
+            touched = {channel_id for _, channel_id, _ in routes}
             asks = [Ask("flush", tenant_id, channel_id) for channel_id in sorted(touched)]
             if len(events) == batch:
                 asks.append(Ask("relay", tenant_id))
@@ -192,12 +192,12 @@ class Notifier:
     async def _pack_each(self, repo: NotificationRepository, channel: NotificationChannel, now: datetime,
                          asks: list[Ask]) -> list[uuid.UUID]:
         deliveries = await repo.due_deliveries(channel.id, now, WEBHOOK_BATCH)
-        messages = []
-        for delivery in deliveries:
-            message = self._new_message(channel, now)
-            repo.session.add(message)
-            await repo.attach([delivery], message)
-            messages.append(message.id)
+        pairs = [(delivery, self._new_message(channel, now)) for delivery in deliveries]  # one message each
+        repo.session.add_all([message for _, message in pairs])
+        await repo.session.flush()  # the messages first: the deliveries refer to them
+        for delivery, message in pairs:
+            repo.put_in(delivery, message)
+        messages = [message.id for _, message in pairs]
         if len(deliveries) == WEBHOOK_BATCH:
             asks.append(Ask("flush", channel.tenant_id, channel.id))
         return messages

@@ -87,13 +87,18 @@ class NotificationRepository:
         return await self.session.scalar(select(NotificationRule).where(NotificationRule.tenant_id == self.tenant_id,
                                                                         NotificationRule.id == rule_id))
 
-    async def add_delivery(self, event_id: uuid.UUID, channel_id: uuid.UUID, hold_until: datetime | None,
-                           now: datetime) -> None:
-        """Route an event to a channel (once: a second routing adds nothing)."""
-        await self.session.execute(insert(NotificationDelivery).values(
-            id=uuid.uuid4(), tenant_id=self.tenant_id, event_id=event_id, channel_id=channel_id,
-            state=DeliveryState.HELD if hold_until is not None else DeliveryState.PENDING, hold_until=hold_until,
-            created_at=now).on_conflict_do_nothing(index_elements=["event_id", "channel_id"]))
+    async def add_deliveries(self, routes: Sequence[tuple[uuid.UUID, uuid.UUID, datetime | None]],
+                             now: datetime) -> None:
+        """Route events to channels, ``(event id, channel id, held until)`` each, in one statement (each pair
+        once: a second routing adds nothing)."""
+        if not routes:
+            return
+        await self.session.execute(insert(NotificationDelivery).values([
+            {"id": uuid.uuid4(), "tenant_id": self.tenant_id, "event_id": event_id, "channel_id": channel_id,
+             "state": DeliveryState.HELD if hold_until is not None else DeliveryState.PENDING,
+             "hold_until": hold_until, "created_at": now}
+            for event_id, channel_id, hold_until in routes]).on_conflict_do_nothing(
+                index_elements=["event_id", "channel_id"]))
 
     async def due_deliveries(self, channel_id: uuid.UUID, now: datetime, limit: int) -> Sequence[NotificationDelivery]:
         """Deliveries of the channel ready for a message (pending, or held until a time now past), oldest first."""
@@ -155,8 +160,13 @@ class NotificationRepository:
         """Put ``deliveries`` into ``message`` (added to the session already: it is written first)."""
         await self.session.flush()
         for delivery in deliveries:
-            delivery.message_id, delivery.state = message.id, DeliveryState.QUEUED
-        message.event_count += len(deliveries)
+            self.put_in(delivery, message)
+
+    @staticmethod
+    def put_in(delivery: NotificationDelivery, message: NotificationMessage) -> None:
+        """Put ``delivery`` into ``message`` (written already)."""
+        delivery.message_id, delivery.state = message.id, DeliveryState.QUEUED
+        message.event_count += 1
 
     async def events_of(self, message_id: uuid.UUID) -> list[EventView]:
         """The events of a message, oldest first."""

@@ -143,7 +143,7 @@ class NotificationService:
                 await self._session.flush()
         except IntegrityError:
             raise ConflictError(f"a channel named {name!r} exists", field="name") from None
-        secret = await self._add_secret(channel) if spec.kind is ChannelKind.WEBHOOK else None
+        secret = self._add_secret(channel) if spec.kind is ChannelKind.WEBHOOK else None
         await self._audit.record(self._principal, "notification.channel.create", target_type="notification_channel",
                                  target_id=channel.id, details={"kind": spec.kind.value, "name": name})
         return CreatedChannel(channel, secret)
@@ -162,7 +162,7 @@ class NotificationService:
             if bad:
                 raise InvalidInputError(f"not an e-mail address: {bad[0]!r}", field="emailTo")
 
-    async def _add_secret(self, channel: NotificationChannel) -> str:
+    def _add_secret(self, channel: NotificationChannel) -> str:
         secret = new_secret()
         sealed = self._key_ring.seal(secret, secret_associated_data(channel.tenant_id, channel.id))
         self._session.add(WebhookSecret(tenant_id=channel.tenant_id, channel_id=channel.id,
@@ -180,7 +180,7 @@ class NotificationService:
         overlap = now + timedelta(seconds=self._settings.webhook_rotation_overlap_seconds)
         for old in await self._repo.active_secrets(channel.id, now):
             old.expires_at = min(old.expires_at or overlap, overlap)
-        secret = await self._add_secret(channel)
+        secret = self._add_secret(channel)
         await self._audit.record(self._principal, "notification.secret.rotate", target_type="notification_channel",
                                  target_id=channel.id)
         return secret
@@ -317,7 +317,7 @@ class NotificationService:
         await record_event(self._session, channel.tenant_id, NotificationEventType.TEST, key,
                            f"Test notification for channel {channel.name}", severity=Severity.INFO, now=now)
         event_id = await self._repo.claim_test_event(key, now)
-        await self._repo.add_delivery(event_id, channel.id, None, now)
+        await self._repo.add_deliveries([(event_id, channel.id, None)], now)
         self._ask(Ask("flush", channel.tenant_id, channel.id))
         await self._audit.record(self._principal, "notification.test", target_type="notification_channel",
                                  target_id=channel.id)
