@@ -79,10 +79,20 @@ def prepare(query: str, operation_name: str | None) -> Prepared | None:
     operations = [d for d in document.definitions if isinstance(d, OperationDefinitionNode)]
     if operation_name is not None:
         operations = [o for o in operations if o.name is not None and o.name.value == operation_name]
-    if len(operations) != 1 or operations[0].operation is not OperationType.QUERY:
+    if len(operations) != 1 or operations[0].operation is not OperationType.QUERY \
+            or not _may_compile(operations[0]):
         return None
     fragments = {d.name.value: d for d in document.definitions if isinstance(d, FragmentDefinitionNode)}
     return Prepared(document, operations[0], fragments, _lookup_variables(document, operations[0]))
+
+
+def _may_compile(operation: OperationDefinitionNode) -> bool:
+    """Whether a root field of ``operation`` could be compiled: when none can (campaigns, alerts, fleetSummary,
+    viewer, ...), the resolver path answers at once, without coercing the variables and costing it twice.
+    A fragment at the root may hold any field, so it counts as compilable."""
+    return any(not isinstance(selection, FieldNode) or selection.name.value in CONNECTIONS
+               or selection.name.value in LOOKUPS or selection.name.value == "node"
+               for selection in operation.selection_set.selections)
 
 
 def _lookup_variables(document: DocumentNode, operation: OperationDefinitionNode) -> frozenset[str]:
