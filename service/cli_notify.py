@@ -15,6 +15,7 @@ from service.db.models.notifications import NotificationAttempt, NotificationCha
 from service.db.uow import read_session
 from service.jobs.enqueue import unit_of_work
 from service.notifications.jobs import build_notifier
+from service.notifications.repository import NotificationRepository
 from service.notifications.service import NotificationService
 from service.runtime import Resources
 from service.tenants.crypto import load_key_ring
@@ -54,8 +55,9 @@ async def send_test_op(resources: Resources, slug: str, channel: str) -> TestSen
     """Send a test notification to a channel (by name or id) from this process; the attempts it took."""
     async with unit_of_work(resources.session_factory, resources.redis) as session:
         principal = await principal_of_tenant(session, slug)
-        target = await _service(resources, session, principal).find_channel(channel)
-        event_id = await _service(resources, session, principal).test_send(target.id)
+        service = _service(resources, session, principal)
+        target = await service.find_channel(channel)
+        event_id = await service.test_send(target.id)
     notifier = build_notifier(resources)
     await notifier.flush(principal.tenant_id, target.id)
     async with read_session(resources.session_factory) as session:
@@ -63,8 +65,7 @@ async def send_test_op(resources: Resources, slug: str, channel: str) -> TestSen
     if message is not None:  # a webhook's flush made the first attempt already; a digest's is made here
         await notifier.send(principal.tenant_id, message.id)
         async with read_session(resources.session_factory) as session:
-            entries = await _service(resources, session, principal).log(channel_id=target.id, limit=200)
-        attempts = next((entry.attempts for entry in entries if entry.message.id == message.id), [])
+            attempts = list(await NotificationRepository(session, principal.tenant_id).attempts_of([message.id]))
         if attempts:
             return TestSend(attempts)
     return TestSend([], _held_back(target, message))

@@ -26,7 +26,7 @@ from service.db.models.notifications import (
     NotificationChannel,
     NotificationMessage,
 )
-from service.notifications.service import ChannelSpec, LogEntry, NotificationService
+from service.notifications.service import MAX_DIGEST_INTERVAL, ChannelSpec, LogEntry, NotificationService
 from service.runtime import Resources
 from service.tenants.crypto import KeyRing
 
@@ -77,7 +77,7 @@ class ChannelInput(BaseModel):
     url: str | None = Field(default=None, max_length=2000)
     email_to: list[str] = Field(default_factory=list, max_length=20)
     credential_id: uuid.UUID | None = None
-    digest_interval_seconds: int = Field(default=0, ge=0, le=604800)
+    digest_interval_seconds: int = Field(default=0, ge=0, le=MAX_DIGEST_INTERVAL)
     quiet_start: time | None = Field(default=None, description="Start of quiet hours, tenant-local.")
     quiet_end: time | None = Field(default=None, description="End of quiet hours, tenant-local.")
 
@@ -86,7 +86,7 @@ class ChannelUpdate(BaseModel):
     """Changes to a channel; ``enabled: true`` also re-enables a webhook disabled after failures."""
 
     enabled: bool | None = None
-    digest_interval_seconds: int | None = Field(default=None, ge=0, le=604800)
+    digest_interval_seconds: int | None = Field(default=None, ge=0, le=MAX_DIGEST_INTERVAL)
     quiet_start: time | None = None
     quiet_end: time | None = None
     clear_quiet_hours: bool = False

@@ -45,6 +45,9 @@ MAX_RECIPIENTS = 20
 LOG_PAGE = 200
 
 
+MAX_DIGEST_INTERVAL = 7 * 86400
+"""The longest digest interval, in seconds (a week)."""
+
 @dataclass(frozen=True)
 class ChannelSpec:
     """A new channel: its kind, a unique name, and the kind's target.
@@ -127,8 +130,7 @@ class NotificationService:
                 self._session, self._principal.tenant_id).get(spec.credential_id) is None:
             raise InvalidInputError("no credential of this tenant has this id", field="credentialId")
         _check_quiet(spec.quiet_start, spec.quiet_end)
-        if spec.digest_interval_seconds < 0 or spec.digest_interval_seconds > 7 * 86400:
-            raise InvalidInputError("the digest interval is 0 to 604800 seconds", field="digestIntervalSeconds")
+        _check_interval(spec.digest_interval_seconds)
         channel = NotificationChannel(
             id=uuid.uuid4(), tenant_id=self._principal.tenant_id, kind=spec.kind, name=name, enabled=True,
             url=spec.url if spec.kind is ChannelKind.WEBHOOK else None,
@@ -201,8 +203,7 @@ class NotificationService:
                 if message is not None:
                     self._ask(Ask("send", channel.tenant_id, message.id))
         if digest_interval_seconds is not None:
-            if not 0 <= digest_interval_seconds <= 7 * 86400:
-                raise InvalidInputError("the digest interval is 0 to 604800 seconds", field="digestIntervalSeconds")
+            _check_interval(digest_interval_seconds)
             channel.digest_interval_seconds = digest_interval_seconds
         if clear_quiet_hours:
             channel.quiet_start = channel.quiet_end = None
@@ -332,6 +333,12 @@ def _plain(text: str, field: str) -> str:
         return plain(text)
     except ValueError as exc:
         raise InvalidInputError(f"{field} {exc}", field=field) from None
+
+
+def _check_interval(seconds: int) -> None:
+    if not 0 <= seconds <= MAX_DIGEST_INTERVAL:
+        raise InvalidInputError(f"the digest interval is 0 to {MAX_DIGEST_INTERVAL} seconds",
+                                field="digestIntervalSeconds")
 
 
 def _check_quiet(start: time | None, end: time | None) -> None:
