@@ -3,7 +3,8 @@
 - ``monitoring.cycle`` (queue ``monitor``, :class:`CyclePayload`): one monitoring cycle of a tenant (see
   :mod:`service.monitoring.sweep`). Idempotent and resumable: a retry after a killed worker sweeps again and
   reads what is still marked, and nothing it writes twice is duplicated. Keyed per tenant: asking while one is
-  queued or running joins it.
+  queued or running joins it. An expected upstream failure (cloud unreachable, 5xx, 429, credential refused)
+  ends it normally with one warning and its next attempt one sweep interval later (no arq failure, no retry).
 - ``monitoring.schedule`` (cron, every minute, ``monitor``): asks for the cycles that are due.
 """
 
@@ -46,6 +47,7 @@ class CycleResult(TypedDict):
     cleared: int
     storm: str
     bound_minutes: float | None
+    failure: str | None
 
 
 def monitoring_clients(resources: Resources) -> ClientSource:
@@ -77,7 +79,8 @@ async def run_cycle(ctx: JobContext, payload: CyclePayload) -> CycleResult:
     return CycleResult(inverters=report.inverters, requests=report.page_requests + report.event_requests,
                        targeted=report.targeted, round_robin=report.round_robin, raised=report.raised,
                        cleared=report.cleared, storm=report.storm,
-                       bound_minutes=report.plan.bound_minutes if report.plan is not None else None)  # fmt: skip
+                       bound_minutes=report.plan.bound_minutes if report.plan is not None else None,
+                       failure=report.failure)  # fmt: skip
 
 
 def cycle_call(tenant_id: TenantId | uuid.UUID) -> DeferredJob:

@@ -43,13 +43,22 @@ from service.db.models.monitoring import (
 )
 from service.db.models.notifications import NotificationEvent, NotificationEventType
 from service.db.uow import EnqueueJobs, committed, defer_change
-from service.givenergy import DEFAULT_RESERVES, GivEnergyClient, GivEnergyError, Lane
+from service.givenergy import (
+    DEFAULT_RESERVES,
+    CredentialError,
+    GivEnergyClient,
+    GivEnergyError,
+    Lane,
+    RateLimitedError,
+    UpstreamUnavailableError,
+)
 from service.mirror.jobs import request_sync
 from service.mirror.repository import MirrorRepository
 from service.mirror.upstream import device_records, gather_all
 from service.monitoring import rules
 from service.monitoring.repository import MonitoringRepository
 from service.monitoring.rules import COMMUNICATION_LOST, AlertChange, KnownAlert, Occurrence, Opening
+from service.upstream import NoCredentialError
 
 log = structlog.get_logger(__name__)
 
@@ -57,6 +66,10 @@ PAGE_SIZE = 1000
 INCIDENT_UPDATED = "incident.updated"
 """The change announced when an open incident's alerts change (its count, severity or summary)."""
 _WORST_FIRST = list(Severity)
+UPSTREAM_FAILURES: tuple[type[Exception], ...] = (UpstreamUnavailableError, RateLimitedError, CredentialError,
+                                                  NoCredentialError)
+"""What a cycle expects of an upstream that is down, busy or refusing the tenant's credential: the cycle ends
+as failed and the next attempt waits a full sweep interval (anything else is a bug and propagates)."""
 
 
 class ClientSource(Protocol):
@@ -99,6 +112,8 @@ class CycleReport:
     storm: str = "none"
     plan: rules.SweepPlan | None = None
     errors: list[str] = field(default_factory=list)
+    failure: str | None = None
+    """The kind of upstream failure that ended the cycle early (one of :data:`UPSTREAM_FAILURES`), if any."""
 
 
 @dataclass(frozen=True)
@@ -126,26 +141,46 @@ class Monitor:
         return committed(self.session_factory, enqueue=self.enqueue, publish=self.publish)
 
     async def cycle(self, tenant_id: TenantId) -> CycleReport:
-        """Sweep the tenant's fleet and read the events the plan allows."""
+        """Sweep the tenant's fleet and read the events the plan allows.
+
+        An upstream failure of :data:`UPSTREAM_FAILURES` (the cloud unreachable or answering 5xx, a 429, the
+        credential refused or none usable) ends the cycle with one warning; it is not recorded as run, and its
+        next attempt is due one sweep interval later, so an unreachable cloud costs one attempt per interval.
+        What the cycle committed before the failure (the sweep's marks) is kept for that attempt.
+        """
         report = CycleReport()
-        async with self.clients(tenant_id) as client:
-            seen, pages = await self._sweep_pages(client)
-            report.inverters, report.page_requests = len(seen), pages
-            rpm = await self._budget(client)
-            async with self._transaction() as session:
-                plan, targeted, rr = await self._record_sweep(session, tenant_id, seen, rpm, report)
-            report.plan = plan
-            report.targeted, report.round_robin = len(targeted), len(rr)
-            await self._read_events(client, tenant_id, [*targeted, *rr], report)
-        async with self._transaction() as session:
-            monitor_settings = await MonitoringRepository(session, tenant_id).settings()
-            now = self.options.clock()
-            monitor_settings.last_sweep_at = now
-            monitor_settings.next_sweep_at = now + timedelta(seconds=monitor_settings.sweep_interval_seconds)
+        try:
+            async with self.clients(tenant_id) as client:
+                seen, pages = await self._sweep_pages(client)
+                report.inverters, report.page_requests = len(seen), pages
+                rpm = await self._budget(client)
+                async with self._transaction() as session:
+                    plan, targeted, rr = await self._record_sweep(session, tenant_id, seen, rpm, report)
+                report.plan = plan
+                report.targeted, report.round_robin = len(targeted), len(rr)
+                await self._read_events(client, tenant_id, [*targeted, *rr], report)
+        except UPSTREAM_FAILURES as exc:
+            report.failure = type(exc).__name__
+            next_attempt_at = await self._schedule_next(tenant_id, ran=False)
+            log.warning("monitoring.cycle.failed", tenant_id=str(tenant_id), error=report.failure, detail=str(exc),
+                        next_attempt_at=next_attempt_at.isoformat())  # fmt: skip
+            return report
+        await self._schedule_next(tenant_id, ran=True)
         log.info("monitoring.cycle", tenant_id=str(tenant_id), inverters=report.inverters, pages=report.page_requests,
                  targeted=report.targeted, round_robin=report.round_robin, raised=report.raised,
                  cleared=report.cleared, storm=report.storm)  # fmt: skip
         return report
+
+    async def _schedule_next(self, tenant_id: TenantId, *, ran: bool) -> datetime:
+        """Set the tenant's next cycle one sweep interval from now (and its last sweep to now when it ``ran``);
+        returns when the next is due."""
+        async with self._transaction() as session:
+            monitor_settings = await MonitoringRepository(session, tenant_id).settings()
+            now = self.options.clock()
+            if ran:
+                monitor_settings.last_sweep_at = now
+            monitor_settings.next_sweep_at = now + timedelta(seconds=monitor_settings.sweep_interval_seconds)
+            return monitor_settings.next_sweep_at
 
     async def _budget(self, client: GivEnergyClient) -> float:
         if self.options.requests_per_minute is not None:
