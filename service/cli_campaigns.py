@@ -150,10 +150,12 @@ def print_plan(plan: PlanView) -> None:
         console.print(f"[yellow]warning:[/yellow] {warning}", highlight=False)
 
 
-def _status_line(view: CampaignView) -> str:
+def print_status(view: CampaignView) -> None:
+    """One line: name, state, wave and per-state counts (printed as is: ``[completed]`` is no markup)."""
     counts = ", ".join(f"{state} {n}" for state, n in view.counts.items())
     eta = f", ETA {view.eta_seconds:.0f} s" if view.eta_seconds else ""
-    return f"{view.name} [{view.state}] wave {view.current_wave}/{view.wave_count}: {counts}{eta}"
+    console.print(f"{view.name} [{view.state}] wave {view.current_wave}/{view.wave_count}: {counts}{eta}",
+                  markup=False, highlight=False)
 
 
 @campaign_app.command("plan")
@@ -214,7 +216,7 @@ def status(tenant: TenantOption, campaign_id: IdArgument,
     """Per-state counts and the ETA; --watch shows a live progress bar."""
     view = run_op(lambda resources: status_op(resources, tenant, campaign_id))
     if not watch:
-        console.print(_status_line(view), highlight=False)
+        print_status(view)
         return
 
     async def follow(resources: Resources) -> CampaignView:
@@ -230,7 +232,7 @@ def status(tenant: TenantOption, campaign_id: IdArgument,
                 current = await status_op(resources, tenant, campaign_id)
 
     final = run_op(follow)
-    console.print(_status_line(final), highlight=False)
+    print_status(final)
 
 
 def _total(view: CampaignView) -> int:

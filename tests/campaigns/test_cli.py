@@ -42,7 +42,7 @@ def test_a_campaign_file_with_mistakes_is_refused_with_every_problem_named(tmp_p
 
 
 async def test_plan_create_start_and_status(resources: Resources, clean_db: None, served: Served,
-                                            tmp_path: Path) -> None:
+                                            tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
     sim = served.sim
     tenant = await committed_tenant(resources)
     async with resources.session_factory() as session, session.begin():
@@ -68,6 +68,10 @@ async def test_plan_create_start_and_status(resources: Resources, clean_db: None
     status = await cli_campaigns.status_op(resources, tenant.slug, str(campaign_id))
     assert status.state == CampaignState.COMPLETED.value
     assert status.counts["applied"] == plan.targets
+    cli_campaigns.print_status(status)
+    printed = capsys.readouterr().out
+    assert "[completed]" in printed  # the state shows (no markup eats it)
+    assert f"applied {plan.targets}" in printed
     assert {sim.truth.setting(s, 71) for s, t in (await world.targets(campaign_id)).items()
             if t.state.value == "applied"} == {10}
     with pytest.raises(InvalidInputError, match="is not a campaign id"):
