@@ -113,7 +113,8 @@ def build_worker(
     Args:
         resources: Shared engine, session factory and Redis; the worker reuses the Redis connection pool.
         queue: The queue it takes jobs from.
-        burst: Stop once the queue is empty (tests, one-off runs).
+        burst: Stop once the queue is empty (tests, one-off runs). A burst worker runs no cron jobs: whether a
+            tick fired would depend on the wall clock crossing a minute while it drains.
         handle_signals: Let arq install SIGINT/SIGTERM handlers (only for a lone worker; a :class:`WorkerGroup`
             handles signals for all its workers).
         max_burst_jobs: In burst mode, stop after this many jobs (``-1``: no limit).
@@ -123,7 +124,7 @@ def build_worker(
     crons: list[CronJob] = [
         cron(arq_function(spec, resources).coroutine, name=f"{resources.redis.namespace}:{spec.name}",
              second=spec.cron, unique=True, timeout=spec.timeout.total_seconds(), max_tries=spec.max_tries)
-        for spec in specs if spec.cron is not None
+        for spec in specs if spec.cron is not None and not burst
     ]  # fmt: skip
     ctx: dict[str, Any] = {"resources": resources}
     return Worker(

@@ -210,3 +210,12 @@ async def test_a_worker_group_runs_the_queues_that_have_jobs_and_stops_when_aske
     assert [worker.queue_name for worker in group.workers] == [resources.redis.queue(Queue.NOTIFY),
                                                                resources.redis.queue(Queue.CONTROL)]
     assert result["job_try"] == 1
+
+
+async def test_a_draining_burst_worker_starts_no_cron_job(resources: Resources, clean_db: None) -> None:
+    """A drain (tests, one-off runs) that happens to cross a minute starts no scheduled sync or sweep."""
+    tick = datetime.now(UTC).replace(second=0, microsecond=0)
+
+    await _tick(build_worker(resources, Queue.BULK, burst=True), tick, sweep_syncs.name)
+
+    assert await resources.redis.zcard(resources.redis.queue(Queue.BULK)) == 0
