@@ -95,19 +95,14 @@ def build_simulator(resources: Resources) -> DemoSimulator:
     return DemoSimulator(simulator, config, len(simulator.truth.visible_devices("company")))
 
 
-async def prepare_demo_tenant(resources: Resources, demo: DemoSimulator, announce: Callable[[str], None]
-                              ) -> str | None:
-    """Create the demo tenant on first use, then ask for a full sync now and schedule the next ones.
-
-    Returns:
-        The demo admin key's text when the tenant was created now (print it once), else ``None``.
-    """
-    admin_key = await ensure_demo_tenant(resources, simulator_base_url=demo.base_url,
-                                         token=demo.simulator.tokens["company"])
+async def prepare_demo_tenant(resources: Resources, demo: DemoSimulator, announce: Callable[[str], None]) -> None:
+    """Create the demo tenant on first use, then ask for a full sync now and schedule the next ones (its admin
+    key is made when ``up`` prints it: :func:`~service.tenants.issue_demo_admin_key`)."""
+    await ensure_demo_tenant(resources, simulator_base_url=demo.base_url, token=demo.simulator.tokens["company"])
     async with unit_of_work(resources.session_factory, resources.redis) as session:
         tenant = await TenantRepository(session).get_by_slug(DEMO_SLUG)
         if tenant is None:  # created above; absent only if someone deleted it meanwhile
-            return admin_key
+            return
         tenant_id = tenant_id_from(tenant.id)
         full = timedelta(seconds=resources.settings.sync.full_interval_seconds)
         refresh = timedelta(seconds=resources.settings.simulator.refresh_interval_seconds)
@@ -117,13 +112,12 @@ async def prepare_demo_tenant(resources: Resources, demo: DemoSimulator, announc
         schedule.next_full_at, schedule.next_refresh_at = now + full, now + refresh
     announce(f"Simulated GivEnergy Cloud: {demo.base_url} ({demo.inverters} inverters on the demo account); "
              f"demo tenant '{DEMO_SLUG}' is syncing.")
-    return admin_key
 
 
 def banner(api_base: str, admin_key: str | None) -> list[str]:
     """What ``givfleet up`` prints once it serves: the demo admin key in a box, then two requests to try."""
     if admin_key is None:
-        lines = ["The demo admin key was shown when the demo tenant was created; for a new one:",
+        lines = ["The demo admin key was shown by an earlier givfleet up; for a new one:",
                  f"  KEY=$(givfleet apikey create --tenant {DEMO_SLUG} --role admin | tail -1)"]
         key = "$KEY"
     else:

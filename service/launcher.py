@@ -9,7 +9,8 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
-import functools
+import errno
+import socket
 from collections.abc import Callable, Iterator
 from dataclasses import dataclass
 
@@ -22,11 +23,12 @@ from service.app import create_app
 from service.core.signals import stop_on_signals, until_stopped
 from service.db import migrate
 from service.doctor import resolved_services
-from service.embedded import Use, up_lock
+from service.embedded import StartupError, Use, up_lock
 from service.jobs.typed import Queue
 from service.observability import configure_logging
 from service.runtime import NotConfiguredError, Resources
 from service.settings import Settings
+from service.tenants import issue_demo_admin_key
 from service.worker.build import WorkerGroup, pool_size_for
 
 log = structlog.get_logger(__name__)
@@ -62,14 +64,13 @@ class Stack:
         resources = Resources.open(with_worker_pool(self.settings, list(Queue), keep=self.settings.db.pool_size))
         servers: list[tuple[QuietServer, asyncio.Task[None]]] = []
         try:
-            demo_banner: Callable[[str], list[str]] | None = None
-            if await demo.simulator_wanted(resources):
+            with_demo = await demo.simulator_wanted(resources)
+            if with_demo:
                 simulator = demo.build_simulator(resources)
                 servers.append(await start_server(QuietServer(simulator.config), "simulator"))
-                admin_key = await demo.prepare_demo_tenant(resources, simulator, announce)
-                demo_banner = functools.partial(demo.banner, admin_key=admin_key)
+                await demo.prepare_demo_tenant(resources, simulator, announce)
             announce(await demo.describe_upstreams(resources))
-            await self._serve(resources, servers, announce, demo_banner, stop)
+            await self._serve(resources, servers, announce, with_demo, stop)
         finally:
             for server, task in reversed(servers):
                 server.should_exit = True
@@ -77,8 +78,7 @@ class Stack:
             await resources.aclose()
 
     async def _serve(self, resources: Resources, servers: list[tuple[QuietServer, asyncio.Task[None]]],
-                     announce: Callable[[str], None], demo_banner: Callable[[str], list[str]] | None,
-                     stop: asyncio.Event) -> None:
+                     announce: Callable[[str], None], with_demo: bool, stop: asyncio.Event) -> None:
         app_config = uvicorn.Config(create_app(self.settings, resources), host=self.host, port=self.port,
                                     log_config=None, access_log=False, lifespan="on", **server_options(self.settings))
         servers.append(await start_server(QuietServer(app_config), "api"))
@@ -86,8 +86,9 @@ class Stack:
         base = f"http://{self.host}:{self.port}"
         announce(f"givfleet is up: API {base}/api/v1  GraphQL {base}/graphql  health {base}/readyz  "
                  f"metrics {base}/metrics  docs {base}/schema")
-        for line in demo_banner(base) if demo_banner is not None else []:
-            announce(line)
+        if with_demo:  # the key is made only now, and printed at once: one that was never shown is never made
+            for line in demo.banner(base, await issue_demo_admin_key(resources)):
+                announce(line)
         announce("Press Ctrl-C to stop.")
         try:  # until cancelled by a signal, or until the workers or a server end by themselves
             await asyncio.wait([workers, *(task for _, task in servers)], return_when=asyncio.FIRST_COMPLETED)
@@ -111,9 +112,49 @@ async def start_server(server: QuietServer, name: str) -> tuple[QuietServer, asy
 def run_up(settings: Settings, host: str, port: int, announce: Callable[[str], None]) -> None:
     """``givfleet up``: the whole stack in this process tree (one per ``GIVFLEET_HOME``)."""
     configure_logging(settings.log)
-    with up_lock(settings.home), resolved_services(settings, Use.OWN, require_current_schema=False,
-                                                    announce=announce) as resolved:
-        asyncio.run(Stack(resolved, host, port).run(announce))
+    with up_lock(settings.home):
+        refuse_taken_ports(settings, host, port)
+        with resolved_services(settings, Use.OWN, require_current_schema=False, announce=announce) as resolved:
+            asyncio.run(Stack(resolved, host, port).run(announce))
+
+
+def refuse_taken_ports(settings: Settings, host: str, port: int) -> None:
+    """Check, before ``up`` starts or changes anything, that it can listen on the API's port and (unless the
+    simulator is switched off) the demo simulator's.
+
+    Raises:
+        StartupError: A port is taken (or cannot be listened on); the message names it and what changes it.
+    """
+    wanted = [(host, port, "the API's port: --port or GIVFLEET_API__PORT changes it")]
+    if settings.simulator.enabled is not False:  # on by default until a real credential exists: not known yet
+        wanted.append((demo.SIMULATOR_HOST, settings.simulator.port,
+                       "the demo simulator's port: GIVFLEET_SIMULATOR__PORT changes it (GIVFLEET_SIMULATOR__ENABLED"
+                       "=false runs without the simulator)"))
+        if settings.simulator.port == port:
+            raise StartupError(f"the API and the demo simulator cannot both listen on port {port}: --port or "
+                               "GIVFLEET_API__PORT, or GIVFLEET_SIMULATOR__PORT, changes one of them")
+    for address, number, which in wanted:
+        problem = _cannot_listen(address, number)
+        if problem is not None:
+            raise StartupError(f"{address}:{number} {problem} ({which})")
+
+
+def _cannot_listen(host: str, port: int) -> str | None:
+    """Why nothing could listen on ``host:port`` now (as uvicorn binds: with SO_REUSEADDR), or ``None``."""
+    try:
+        addresses = socket.getaddrinfo(host, port, type=socket.SOCK_STREAM, flags=socket.AI_PASSIVE)
+    except socket.gaierror as exc:
+        return f"cannot be listened on: {exc.strerror}"
+    for family, kind, protocol, _, address in addresses:
+        with socket.socket(family, kind, protocol) as probe:
+            probe.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
+            try:
+                probe.bind(address)
+            except OSError as exc:
+                if exc.errno == errno.EADDRINUSE:
+                    return "is already in use"
+                return f"cannot be listened on: {exc.strerror}"
+    return None
 
 
 def run_api(settings: Settings, host: str, port: int) -> None:

@@ -22,10 +22,12 @@ if TYPE_CHECKING:
 log = structlog.get_logger(__name__)
 
 DEMO_SLUG = "demo"
+DEMO_KEY_NAME = "demo admin"
 
 
-async def ensure_demo_tenant(resources: Resources, *, simulator_base_url: str, token: str) -> str | None:
-    """Create the demo tenant with a simulator credential and an admin key, unless it exists.
+async def ensure_demo_tenant(resources: Resources, *, simulator_base_url: str, token: str) -> bool:
+    """Create the demo tenant with a simulator credential, unless it exists (its admin key comes from
+    :func:`issue_demo_admin_key`, once it can be shown).
 
     The credential is checked against the simulator (a failure leaves its health ``unknown``; the tenant is
     created anyway).
@@ -36,22 +38,39 @@ async def ensure_demo_tenant(resources: Resources, *, simulator_base_url: str, t
         token: A simulator bearer token (e.g. ``Simulator.tokens["company"]``).
 
     Returns:
-        The new admin key's full text (print it once), or ``None`` when the demo tenant already existed
-        (then tell the user: ``givfleet apikey create --tenant demo --role admin``).
+        Whether the tenant was created now.
     """
     async with unit_of_work(resources.session_factory, resources.redis) as session:
         if await TenantRepository(session).get_by_slug(DEMO_SLUG) is not None:
-            return None
+            return False
         tenant = await TenantService(session).create(DEMO_SLUG, name="Demo installer (simulated fleet)",
                                                      actor="givfleet-up")
         principal = Principal.cli(tenant_id_from(tenant.id), actor="givfleet-up")
         credentials = CredentialService(session, principal, load_key_ring(resources.settings))
         credential = await credentials.add(token, label="simulator", base_url=simulator_base_url)
-        created = await ApiKeyService(session, principal).create(name="demo admin", role=Role.ADMIN)
         credential_id = credential.id
     try:
         outcome = await check_credential(resources, principal, credential_id)
         log.info("demo_tenant.created", health=outcome.probe.health.value, account_type=outcome.probe.account_type)
     except GivfleetError as exc:  # the demo works without a checked credential
         log.warning("demo_tenant.check_failed", error=str(exc))
+    return True
+
+
+async def issue_demo_admin_key(resources: Resources) -> str | None:
+    """The demo tenant's admin key, made the first time this is asked (the caller prints it at once: a key made
+    is a key shown).
+
+    Returns:
+        The new key's full text, or ``None`` when the demo tenant has had its admin key already (then tell the
+        user: ``givfleet apikey create --tenant demo --role admin``) or does not exist.
+    """
+    async with unit_of_work(resources.session_factory, resources.redis) as session:
+        tenant = await TenantRepository(session).get_by_slug(DEMO_SLUG)
+        if tenant is None:
+            return None
+        keys = ApiKeyService(session, Principal.cli(tenant_id_from(tenant.id), actor="givfleet-up"))
+        if any(key.name == DEMO_KEY_NAME for key in await keys.list()):
+            return None
+        created = await keys.create(name=DEMO_KEY_NAME, role=Role.ADMIN)
     return created.text

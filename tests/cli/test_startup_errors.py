@@ -4,6 +4,7 @@ anything is changed."""
 from __future__ import annotations
 
 import asyncio
+import socket
 import uuid
 from collections.abc import Iterator
 from pathlib import Path
@@ -16,6 +17,7 @@ from typer.testing import CliRunner
 from service.cli import app
 from service.settings import get_settings
 from tests.conftest import create_database, drop_database
+from tests.support import free_port
 
 UNREACHABLE_REDIS = "redis://:hunter2@127.0.0.1:1/0"
 
@@ -102,3 +104,27 @@ def test_a_database_a_newer_release_migrated_is_usable(monkeypatch: pytest.Monke
     result = CliRunner().invoke(app, ["doctor"])
     assert result.exit_code == 0, result.output
     assert "schema at 9999_from_a_newer_release, newer than this release's" in result.output
+
+
+@pytest.mark.parametrize(("flag", "setting", "names"), [
+    (True, None, "(the API's port: --port or GIVFLEET_API__PORT changes it)"),
+    (False, "GIVFLEET_SIMULATOR__PORT", "(the demo simulator's port: GIVFLEET_SIMULATOR__PORT changes it "
+                                        "(GIVFLEET_SIMULATOR__ENABLED=false runs without the simulator))"),
+])
+def test_up_refuses_a_taken_port_before_it_starts_anything(monkeypatch: pytest.MonkeyPatch, empty_database: str,
+                                                           redis_url: str, flag: bool, setting: str | None,
+                                                           names: str) -> None:
+    monkeypatch.setenv("GIVFLEET_DATABASE_URL", empty_database)
+    monkeypatch.setenv("GIVFLEET_REDIS_URL", redis_url)
+    monkeypatch.setenv("GIVFLEET_SIMULATOR__PORT", str(free_port()))
+    with socket.socket() as taken:
+        taken.bind(("127.0.0.1", 0))
+        taken.listen()
+        port = taken.getsockname()[1]
+        if setting is not None:
+            monkeypatch.setenv(setting, str(port))
+            get_settings.cache_clear()
+        result = CliRunner().invoke(app, ["up", "--port", str(port if flag else free_port())])
+    assert result.exit_code == 2, result.output
+    assert result.output.splitlines() == [f"error: 127.0.0.1:{port} is already in use {names}"]
+    assert _tables(empty_database) == [], "nothing may be migrated or created before the ports are known free"
