@@ -28,7 +28,7 @@ from service.jobs.typed import Queue
 from service.observability import configure_logging
 from service.runtime import NotConfiguredError, Resources
 from service.settings import Settings
-from service.tenants import issue_demo_admin_key
+from service.tenants.demo import issue_demo_admin_key
 from service.worker.build import WorkerGroup, pool_size_for
 
 log = structlog.get_logger(__name__)

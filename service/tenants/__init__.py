@@ -7,13 +7,13 @@ Public surface:
 - :class:`AuditService` (``record()`` every write), :class:`TenantService`, :class:`CredentialService`,
   :class:`ApiKeyService`, :class:`AuthenticationService`.
 - :func:`open_token` (decrypt a credential's token to build an upstream client), :func:`load_key_ring`.
-- :func:`ensure_demo_tenant`, :func:`issue_demo_admin_key` (the demo set-up of ``givfleet up``).
+- :func:`ensure_demo_tenant` (the demo set-up of ``givfleet up``).
 """
 
 from service.core.principal import Principal
 from service.core.roles import Role
 from service.tenants.crypto import KeyRing, KeyRingError, load_key_ring
-from service.tenants.demo import ensure_demo_tenant, issue_demo_admin_key
+from service.tenants.demo import ensure_demo_tenant
 from service.tenants.service import (
     ApiKeyService,
     AuditService,
@@ -43,7 +43,6 @@ __all__ = [
     "Role",
     "TenantService",
     "ensure_demo_tenant",
-    "issue_demo_admin_key",
     "load_key_ring",
     "open_token",
     "probe_account",
