@@ -25,6 +25,7 @@ from service import doctor
 from service.core.errors import GivfleetError
 from service.core.principal import Principal
 from service.core.roles import Role
+from service.core.tables import print_table
 from service.core.tenancy import tenant_id_from
 from service.db.models.api_key import ApiKey
 from service.db.models.credential import CredentialHealth, CredentialKind, UpstreamCredential
@@ -268,14 +269,14 @@ def tenant_list() -> None:
     table = Table("slug", "name", "timezone", "status", "id")
     for tenant in run_op(list_tenants_op):
         table.add_row(tenant.slug, tenant.name, tenant.timezone, tenant.status.value, str(tenant.id))
-    console.print(table)
+    print_table(console, table)
 
 
 def _print_check(outcome: CheckOutcome) -> None:
     probe, credential = outcome.probe, outcome.credential
     colour = "green" if probe.health.value == "ok" else "red"
     console.print(f"[{colour}]{probe.health.value}[/{colour}] {credential.label} ({credential.id}): {probe.message}",
-                  highlight=False)
+                  highlight=False, soft_wrap=True)
     if probe.health.value == "ok":
         console.print(f"  account: {probe.username} (id {probe.account_id}), type {probe.account_type or 'unknown'}",
                       highlight=False)
@@ -317,11 +318,21 @@ def credential_add(
         error_console.print("[red]error:[/red] GivEnergy refused this token (401), so it was not stored; "
                             "--no-check stores it without asking.", highlight=False)
         raise typer.Exit(code=2)
-    console.print(f"Credential {credential.label} added (id {credential.id}).", highlight=False)
-    if outcome is not None:
+    if outcome is None:
+        console.print(f"Credential {credential.label} added (id {credential.id}), not checked.", highlight=False)
+        return
+    if outcome.probe.health is CredentialHealth.OK:
+        console.print(f"Credential {credential.label} added (id {credential.id}).", highlight=False)
         _print_check(outcome)
-        if outcome.probe.health is not CredentialHealth.OK:
-            raise typer.Exit(code=2)
+        return
+    _print_check(outcome)
+    again = f"`givfleet credential check --tenant {tenant}` checks it again"
+    if outcome.probe.health is CredentialHealth.UNKNOWN:
+        problem = f"the token could not be checked; it is stored unchecked (health unknown): {again} later"
+    else:
+        problem = f"the token is stored with health {outcome.probe.health.value}: {again} once that is fixed"
+    error_console.print(f"[red]error:[/red] {problem}", highlight=False, soft_wrap=True)
+    raise typer.Exit(code=2)
 
 
 def _read_secret(path: str | None, given: str | None, prompt: str) -> str:
@@ -368,7 +379,7 @@ def credential_list(tenant: TenantOption) -> None:
         table.add_row(str(row.id), row.label, row.health.value, row.upstream_username or "-", row.account_type or "-",
                       str(len(row.scopes)), str(row.requests_per_minute or "default"), when(row.last_checked_at),
                       row.key_id)
-    console.print(table)
+    print_table(console, table, whole=("id", "key id"))
 
 
 @apikey_app.command("create")
@@ -399,7 +410,7 @@ def apikey_list(tenant: TenantOption) -> None:
     for key in run_op(lambda resources: list_api_keys_op(resources, tenant)):
         table.add_row(key.prefix, key.name, key.role.value, when(key.expires_at), when(key.last_used_at),
                       when(key.revoked_at), key.restricted_account_id or "-", str(key.id))
-    console.print(table)
+    print_table(console, table, whole=("prefix", "id"))
 
 
 @apikey_app.command("revoke")

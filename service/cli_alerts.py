@@ -10,6 +10,7 @@ from rich.table import Table
 
 from service.cli_access import TenantOption, console, principal_of_tenant, run_op, when
 from service.core.limits import MAX_PAGE_SIZE
+from service.core.tables import print_table
 from service.db.models.monitoring import Alert, AlertState, Severity
 from service.db.uow import read_session
 from service.monitoring.service import AlertFilter, AlertService
@@ -44,5 +45,5 @@ def alerts_list(
                       alert.inverter_serial, str(alert.site_upstream_id or "-"), alert.event,
                       when(alert.first_seen_at), when(alert.last_seen_at), str(alert.occurrences), str(alert.flaps),
                       alert.acknowledged_by or "-", str(alert.id))
-    console.print(table)
+    print_table(console, table, whole=("inverter", "id"))
     console.print(f"{len(alerts)} of {total} alerts", highlight=False)

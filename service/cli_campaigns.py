@@ -26,6 +26,7 @@ from service.campaigns.views import campaign_view
 from service.cli_access import run_op
 from service.core.errors import InvalidInputError
 from service.core.principal import Principal
+from service.core.tables import print_table
 from service.core.tenancy import tenant_id_from
 from service.jobs.enqueue import unit_of_work
 from service.runtime import Resources
@@ -268,4 +269,4 @@ def list_campaigns(tenant: TenantOption,
     for view in views:
         table.add_row(str(view.id), view.name, view.kind, f"{view.setting_id}={view.value or '-'}", view.state,
                       str(view.target_count), view.created_at.strftime("%Y-%m-%d %H:%M"))
-    console.print(table)
+    print_table(console, table)

@@ -33,6 +33,7 @@ from service.cli_campaigns import (
     print_plan,
     problems_of,
 )
+from service.core.tables import print_table
 from service.jobs.enqueue import unit_of_work
 from service.runtime import Resources
 
@@ -126,7 +127,7 @@ def list_watches(tenant: TenantOption,
         table.add_row(str(view.id), view.name, view.model, str(view.target_firmware_arm), str(view.member_count),
                       str(view.counts.get("at_target", 0)), str(view.stragglers),
                       view.started_at.strftime("%Y-%m-%d %H:%M"))
-    console.print(table)
+    print_table(console, table)
 
 
 @firmware_watch_app.command("status")
@@ -141,7 +142,7 @@ def status(tenant: TenantOption, watch_id: IdArgument) -> None:
         for member in stragglers:
             table.add_row(member.serial, member.firmware_arm or "-", member.status or "-",
                           member.since.strftime("%Y-%m-%d %H:%M") if member.since else "-")
-        console.print(table)
+        print_table(console, table, whole=("serial",))
         if view.stragglers > len(stragglers):
             console.print(f"... and {view.stragglers - len(stragglers)} more", highlight=False)
 

@@ -11,6 +11,7 @@ from sqlalchemy.ext.asyncio import AsyncSession
 
 from service.cli_access import TenantOption, console, principal_of_tenant, run_op, when
 from service.core.principal import Principal
+from service.core.tables import print_table
 from service.db.models.notifications import NotificationAttempt, NotificationChannel, NotificationMessage
 from service.db.uow import read_session
 from service.jobs.enqueue import unit_of_work
@@ -80,7 +81,7 @@ def notify_channels(tenant: TenantOption) -> None:
         target = channel.url or ", ".join(channel.email_to or []) or str(channel.credential_id or "best token")
         table.add_row(channel.name, channel.kind.value, target, "yes" if channel.enabled else "no",
                       channel.disabled_reason or "-", when(channel.last_sent_at), str(channel.id))
-    console.print(table)
+    print_table(console, table)
 
 
 @notify_app.command("test")

@@ -97,7 +97,7 @@ def build_simulator(resources: Resources) -> DemoSimulator:
 
 async def prepare_demo_tenant(resources: Resources, demo: DemoSimulator, announce: Callable[[str], None]) -> None:
     """Create the demo tenant on first use, then ask for a full sync now and schedule the next ones (its admin
-    key is made when ``up`` prints it: :func:`~service.tenants.issue_demo_admin_key`)."""
+    key is made when ``up`` prints it: :func:`~service.tenants.demo.issue_demo_admin_key`)."""
     await ensure_demo_tenant(resources, simulator_base_url=demo.base_url, token=demo.simulator.tokens["company"])
     async with unit_of_work(resources.session_factory, resources.redis) as session:
         tenant = await TenantRepository(session).get_by_slug(DEMO_SLUG)

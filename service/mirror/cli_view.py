@@ -12,6 +12,7 @@ from rich.table import Table
 
 from service.core.errors import GivfleetError, NotFoundError
 from service.core.signals import stop_on_signals, until_stopped
+from service.core.tables import print_table
 from service.core.tenancy import TenantId, tenant_id_from
 from service.db.models.mirror import SyncKind, SyncState
 from service.mirror.repository import MirrorRepository
@@ -74,12 +75,10 @@ async def sync_with_progress(settings: Settings, tenant: str, *, full: bool, con
     finally:
         await resources.aclose()
 
-    table = Table(
-        title=f"{kind.value} sync" + (" (joined the one running)" if outcome.joined else ""),
-        caption=f"run {outcome.run_id}",
-    )
+    table = Table(title=f"{kind.value} sync" + (" (joined the one running)" if outcome.joined else ""))
     table.add_column("")
     table.add_column("value", justify="right")
+    table.add_row("run", str(outcome.run_id))
     planned = outcome.plan.requests if outcome.plan is not None else None
     eta = outcome.plan.eta_seconds if outcome.plan is not None else None
     table.add_row("requests used / planned", f"{outcome.requests_used} / {planned if planned is not None else '?'}")
@@ -92,7 +91,7 @@ async def sync_with_progress(settings: Settings, tenant: str, *, full: bool, con
     table.add_row("history rows", str(outcome.counts.history))
     for entity, count in rows.items():
         table.add_row(f"mirrored {entity}", str(count))
-    console.print(table)
+    print_table(console, table, whole=("value",))
     if outcome.state is not SyncState.SUCCEEDED:
         console.print(f"[red]sync failed: {outcome.error}[/red]")
         return 1

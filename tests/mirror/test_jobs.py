@@ -79,6 +79,7 @@ async def test_the_sync_command_shows_the_plan_and_the_counts(
     async with resources.session_factory() as session:
         run = (await session.execute(select(SyncRun))).scalar_one()
     assert f"{run.requests_used} / {run.planned_requests}" in text
+    assert re.search(rf"run\s+.\s+{run.id}\s", text), "the run id comes out whole"
     assert re.search(rf"mirrored inverters\s+.\s+{len(sim.truth.visible_devices('company'))}\b", text)
     assert "rows inserted" in text
 

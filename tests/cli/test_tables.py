@@ -1,0 +1,34 @@
+"""Tables printed down a pipe (no terminal, 80 columns assumed) keep every id whole and every row on one line."""
+
+from __future__ import annotations
+
+import re
+
+import pytest
+from rich.console import Console
+from typer.testing import CliRunner
+
+from service import cli_access
+from service.cli import app
+
+UUID = re.compile(r"[0-9a-f]{8}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{12}")
+
+
+@pytest.mark.usefixtures("cli_env", "clean_db")
+def test_ids_print_whole_down_a_pipe(monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setattr(cli_access, "console", Console(width=80))
+    runner = CliRunner()
+    created = runner.invoke(app, ["tenant", "create", "acme", "--name", "A company whose name is long enough to wrap"])
+    assert created.exit_code == 0, created.output
+    tenant_id = UUID.search(created.output)
+    key = runner.invoke(app, ["apikey", "create", "--tenant", "acme", "--role", "viewer"])
+    assert key.exit_code == 0, key.output
+    prefix = key.output.splitlines()[0].split()[2]
+
+    tenants = runner.invoke(app, ["tenant", "list"]).output
+    keys = runner.invoke(app, ["apikey", "list", "--tenant", "acme"]).output
+
+    assert tenant_id is not None
+    assert re.search(rf"│ acme +│ A company whose name is long enough to wrap +│ .* │ {tenant_id[0]} │\n", tenants)
+    row = next(line for line in keys.splitlines() if prefix in line)
+    assert re.search(rf"│ {prefix} +│ viewer key +│ viewer │ .* │ {UUID.pattern} │$", row), keys
