@@ -8,6 +8,7 @@ tests can drive them without a shell.
 from __future__ import annotations
 
 import uuid
+from datetime import datetime
 from typing import Annotated
 
 import typer
@@ -33,6 +34,7 @@ from service.cli_campaigns import (
     print_plan,
     problems_of,
 )
+from service.core.clock import utcnow
 from service.core.tables import print_table
 from service.jobs.enqueue import unit_of_work
 from service.runtime import Resources
@@ -84,10 +86,15 @@ async def restart_op(resources: Resources, slug: str, watch_id: str) -> tuple[uu
         return campaign.id, plan.view
 
 
-def _status_line(view: WatchView) -> str:
+def status_line(view: WatchView, now: datetime) -> str:
+    """The watch in one line: members per state, and its stragglers (none can be before ``stragglers_from``)."""
     counts = ", ".join(f"{state} {n}" for state, n in view.counts.items())
-    return (f"{view.name}: {view.model} -> ARM {view.target_firmware_arm}: {counts}; stragglers {view.stragglers} "
-            f"(behind from {view.stragglers_from:%Y-%m-%d %H:%M} UTC)")
+    moment = f"{view.stragglers_from:%Y-%m-%d %H:%M} UTC"
+    if view.stragglers_from > now:
+        stragglers = f"no stragglers before {moment} (members still behind then become stragglers)"
+    else:
+        stragglers = f"stragglers {view.stragglers} (members still behind after {moment})"
+    return f"{view.name}: {view.model} -> ARM {view.target_firmware_arm}: {counts}; {stragglers}"
 
 
 @firmware_watch_app.command("create")
@@ -109,7 +116,7 @@ def create(tenant: TenantOption,
         raise typer.Exit(code=1) from None
     view = run_op(lambda resources: create_op(resources, tenant, spec))
     console.print(f"created firmware watch [bold]{view.id}[/bold] of {view.member_count} inverters", highlight=False)
-    console.print(_status_line(view), highlight=False)
+    console.print(status_line(view, utcnow()), highlight=False)
 
 
 @firmware_watch_app.command("list")
@@ -134,7 +141,7 @@ def list_watches(tenant: TenantOption,
 def status(tenant: TenantOption, watch_id: IdArgument) -> None:
     """Members per state and the first stragglers."""
     view, stragglers = run_op(lambda resources: status_op(resources, tenant, watch_id))
-    console.print(_status_line(view), highlight=False)
+    console.print(status_line(view, utcnow()), highlight=False)
     if stragglers:
         table = Table(title="stragglers", title_justify="left")
         for column in ("serial", "firmware (ARM)", "status", "behind since"):
