@@ -15,6 +15,7 @@ from service import doctor as doctor_checks
 from service.cli_alerts import alerts_app
 from service.cli_notify import notify_app
 from service.core.errors import NotFoundError
+from service.core.tables import print_table
 from service.db import migrate as migrations
 from service.mirror import cli_view
 from service.observability import configure_logging
@@ -114,7 +115,7 @@ def doctor() -> None:
     table = Table("setting", "value", title="givfleet configuration")
     for name, value in doctor_checks.describe_configuration(settings):
         table.add_row(name, value)
-    console.print(table)
+    print_table(console, table, whole=())
     checks = doctor_checks.diagnose(settings)
     for check in checks:
         mark = "[green]ok[/green]" if check.ok else "[red]FAIL[/red]"

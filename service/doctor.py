@@ -20,7 +20,7 @@ from sqlalchemy.exc import ArgumentError
 
 from service.db import migrate
 from service.db.engine import create_engine
-from service.embedded import EmbeddedServices, StartupError, Use, run_dir, running_up
+from service.embedded import EmbeddedServices, StartupError, Use, run_dir, running_up, running_up_api
 from service.runtime import redis_client
 from service.settings import Settings
 
@@ -47,8 +47,17 @@ def describe_configuration(settings: Settings) -> list[tuple[str, str]]:
         ("redis", _mask(redis_url) if redis_url else f"embedded Redis under {settings.home}/redis"),
         ("redis namespace", settings.redis.namespace),
         ("givenergy base URL", settings.givenergy.base_url),
-        ("api", f"{settings.api.host}:{settings.api.port}"),
+        ("api", _api_address(settings)),
     ]
+
+
+def _api_address(settings: Settings) -> str:
+    """Where the API listens: the running ``givfleet up``'s, else the settings' (with where they come from)."""
+    running = running_up_api(settings.home)
+    if running is not None:
+        return f"{running} (where the running givfleet up serves it)"
+    return (f"{settings.api.host}:{settings.api.port} (GIVFLEET_API__HOST and GIVFLEET_API__PORT, or their defaults; "
+            "givfleet up --host/--port override them)")
 
 
 def _to_stderr(line: str) -> None:

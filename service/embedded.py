@@ -12,7 +12,8 @@ always wins. Data lives under ``GIVFLEET_HOME``; ``GIVFLEET_HOME/run`` holds wha
   while it stops them. ``owner.lock`` is only ever taken or released under it, so whoever holds ``state.lock``
   sees either no owner or an owner whose ``servers.json`` is current (it also says whether the owner is a
   ``givfleet up``, the only owner ``givfleet api`` and ``givfleet worker`` attach to);
-- ``up.lock`` / ``up.pid``: held by a running ``givfleet up`` (a second one on the same home is refused);
+- ``up.lock`` / ``up.pid`` / ``up.api``: held by a running ``givfleet up`` (a second one on the same home is
+  refused), with its pid and where its API listens (what ``givfleet doctor`` shows);
   ``up.check.lock``: held for an instant by an ``up`` taking ``up.lock`` and by a probe asking whether one
   runs, so a probe never makes a starting ``up`` believe another one runs.
 
@@ -90,21 +91,24 @@ def run_dir(home: Path) -> Path:
 
 
 @contextlib.contextmanager
-def up_lock(home: Path) -> Iterator[None]:
-    """Hold the home's ``givfleet up`` lock for the block; :class:`AlreadyRunningError` when another holds it."""
+def up_lock(home: Path, *, api: str) -> Iterator[None]:
+    """Hold the home's ``givfleet up`` lock for the block, recording this process's pid and where its API listens
+    (``api``, ``host:port``: see :func:`running_up_api`); :class:`AlreadyRunningError` when another holds it."""
     directory = run_dir(home)
     directory.mkdir(mode=0o700, parents=True, exist_ok=True)
     lock = _open_lock(directory / "up.lock")
-    pid_file = directory / "up.pid"
+    pid_file, api_file = directory / "up.pid", directory / "up.api"
     try:
         with _locked(directory / "up.check.lock"):
             if not _try_lock(lock, fcntl.LOCK_EX):
                 raise AlreadyRunningError(f"givfleet up is already running on {home} (pid {_read_pid(pid_file)})")
         pid_file.write_text(f"{os.getpid()}\n", encoding="utf-8")
+        api_file.write_text(f"{api}\n", encoding="utf-8")
         try:
             yield
         finally:
             pid_file.unlink(missing_ok=True)
+            api_file.unlink(missing_ok=True)
     finally:
         lock.close()
 
@@ -118,6 +122,16 @@ def running_up(home: Path) -> str | None:
         if _try_lock(lock, fcntl.LOCK_SH):
             return None
     return _read_pid(run_dir(home) / "up.pid")
+
+
+def running_up_api(home: Path) -> str | None:
+    """Where (``host:port``) the API of the ``givfleet up`` running on ``home`` listens, if one runs."""
+    if running_up(home) is None:
+        return None
+    try:
+        return (run_dir(home) / "up.api").read_text(encoding="utf-8").strip() or None
+    except FileNotFoundError:  # an up from before this file existed
+        return None
 
 
 @dataclass

@@ -112,7 +112,7 @@ async def start_server(server: QuietServer, name: str) -> tuple[QuietServer, asy
 def run_up(settings: Settings, host: str, port: int, announce: Callable[[str], None]) -> None:
     """``givfleet up``: the whole stack in this process tree (one per ``GIVFLEET_HOME``)."""
     configure_logging(settings.log)
-    with up_lock(settings.home):
+    with up_lock(settings.home, api=f"{host}:{port}"):
         refuse_taken_ports(settings, host, port)
         with resolved_services(settings, Use.OWN, require_current_schema=False, announce=announce) as resolved:
             asyncio.run(Stack(resolved, host, port).run(announce))

@@ -2,10 +2,13 @@
 
 from __future__ import annotations
 
+from pathlib import Path
+
 import pytest
 from typer.testing import CliRunner
 
 from service.cli import app
+from service.embedded import up_lock
 from service.settings import get_settings
 
 
@@ -63,3 +66,19 @@ def test_unconfigured_means_embedded(monkeypatch: pytest.MonkeyPatch) -> None:
     assert "embedded PostgreSQL" in lines[0]
     assert "embedded Redis" in lines[1]
     assert lines[2] == "ok givfleet up: not running on .givfleet"
+
+
+def test_the_api_address_is_the_running_ups_else_the_settings(monkeypatch: pytest.MonkeyPatch,
+                                                             tmp_path: Path) -> None:
+    home = tmp_path / "home"
+    monkeypatch.setenv("GIVFLEET_HOME", str(home))
+    with up_lock(home, api="127.0.0.1:9123"):
+        running = CliRunner().invoke(app, ["doctor"]).output
+    stopped = CliRunner().invoke(app, ["doctor"]).output
+
+    def api_row(output: str) -> str:
+        return next(line for line in output.splitlines() if line.startswith("│ api "))
+
+    assert "│ 127.0.0.1:9123 (where the running givfleet up serves it) " in api_row(running)
+    assert ("│ 127.0.0.1:8000 (GIVFLEET_API__HOST and GIVFLEET_API__PORT, or their defaults; givfleet up --host/--port "
+            "override them) ") in api_row(stopped)

@@ -114,7 +114,7 @@ def test_a_command_arriving_while_the_owner_stops_says_it_waits_then_starts_them
 
 
 def test_a_probe_never_makes_a_starting_up_fail(home: Path) -> None:
-    with up_lock(home):
+    with up_lock(home, api="127.0.0.1:8000"):
         pass  # the run directory and lock files exist, as after any `up`
     probe = subprocess.Popen(  # noqa: S603 - doctor asking over and over whether `up` runs
         [sys.executable, "-c", "import sys; from pathlib import Path; from service.embedded import running_up; "
@@ -126,7 +126,7 @@ def test_a_probe_never_makes_a_starting_up_fail(home: Path) -> None:
         refused = 0
         for _ in range(200):
             try:
-                with up_lock(home):
+                with up_lock(home, api="127.0.0.1:8000"):
                     assert running_up(home) is not None
             except StartupError:
                 refused += 1
