@@ -3,9 +3,12 @@
 from __future__ import annotations
 
 import asyncio
+import re
 from typing import Annotated
 
 import typer
+from pydantic import ValidationError
+from pydantic_settings import SettingsError
 from rich.console import Console
 from rich.markup import escape
 from rich.table import Table
@@ -218,6 +221,27 @@ def _announce(line: str) -> None:
 
 def main() -> None:
     """Console-script entry point: logs go through one renderer from the start (embedded servers' start and
-    stop at debug level, so short commands print only their own output)."""
-    configure_logging(get_settings().log)
+    stop at debug level, so short commands print only their own output). A setting that is not valid stops every
+    command with one line naming its environment variable (exit 2)."""
+    try:
+        settings = get_settings()
+    except (ValidationError, SettingsError) as exc:
+        cli_access.error_console.print(f"[red]error:[/red] {escape(_invalid_setting(exc))}", highlight=False,
+                                       soft_wrap=True)
+        raise SystemExit(2) from None
+    configure_logging(settings.log)
     app()
+
+
+def _invalid_setting(exc: ValidationError | SettingsError) -> str:
+    if isinstance(exc, ValidationError):
+        return cli_access.invalid_input(exc, _variable)
+    group = re.search(r'field "(\w+)"', str(exc))  # a JSON value that does not parse names only its group
+    return f"a GIVFLEET_{group[1].upper() if group else ''}__* variable is not valid JSON: {exc.__cause__ or exc}"
+
+
+def _variable(location: tuple[str | int, ...]) -> str:
+    """The environment variable of a setting (``("api", "port")``: ``GIVFLEET_API__PORT``), and the part of its
+    value (a key of a JSON setting) that is wrong."""
+    variable = "GIVFLEET_" + "__".join(str(part).upper() for part in location[:2])
+    return f"{variable} ({'.'.join(str(part) for part in location[2:])})" if location[2:] else variable

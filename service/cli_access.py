@@ -17,6 +17,8 @@ from pathlib import Path
 from typing import Annotated, Any, TypeVar
 
 import typer
+from pydantic import ValidationError
+from pydantic_core import ErrorDetails
 from rich.console import Console
 from rich.markup import escape
 from rich.table import Table
@@ -63,6 +65,42 @@ def register(app: typer.Typer) -> None:
     app.add_typer(credential_app, name="credential")
     app.add_typer(apikey_app, name="apikey")
     app.add_typer(admin_app, name="admin")
+
+
+_EXPECTED = {
+    "missing": "required",
+    "extra_forbidden": "not a known field",
+    "int_parsing": "expected a whole number", "int_type": "expected a whole number",
+    "int_from_float": "expected a whole number",
+    "float_parsing": "expected a number", "float_type": "expected a number",
+    "bool_parsing": "expected true or false", "bool_type": "expected true or false",
+    "greater_than_equal": "expected at least {ge}", "greater_than": "expected more than {gt}",
+    "less_than_equal": "expected at most {le}", "less_than": "expected less than {lt}",
+    "string_too_long": "expected at most {max_length} characters",
+    "enum": "expected {expected}", "literal_error": "expected {expected}",
+    "dict_type": "expected key: value pairs", "model_type": "expected key: value pairs",
+    "model_attributes_type": "expected key: value pairs", "list_type": "expected a list",
+    "json_invalid": "expected JSON",
+}
+
+
+def invalid_input(exc: ValidationError, name_of: Callable[[tuple[str | int, ...]], str]) -> str:
+    """Every problem of a validation error on one line, in the user's terms and without pydantic's wording:
+    ``name_of`` names a location as the user wrote it (an option, an environment variable, a key of a file)."""
+    return "; ".join(f"{name_of(tuple(error['loc']))}: {_expected(error)}" for error in exc.errors())
+
+
+def _expected(error: ErrorDetails) -> str:
+    kind, context = error["type"], error.get("ctx", {})
+    if kind in ("value_error", "assertion_error"):
+        return str(context.get("error", error["msg"]))
+    if kind == "string_too_short":
+        shortest = context.get("min_length")
+        return "must not be empty" if shortest == 1 else f"expected at least {shortest} characters"
+    template = _EXPECTED.get(kind)
+    if template is not None:
+        return template.format(**context)
+    return re.sub(r"^\w+ should (be )?", "expected ", error["msg"])
 
 
 @contextlib.contextmanager

@@ -23,7 +23,7 @@ from service.campaigns.schemas import CampaignSpec, CampaignView, PlanView
 from service.campaigns.service import TERMINAL, CampaignService, prepare
 from service.campaigns.upstream import requests_per_minute
 from service.campaigns.views import campaign_view
-from service.cli_access import run_op
+from service.cli_access import invalid_input, run_op
 from service.core.errors import InvalidInputError
 from service.core.principal import Principal
 from service.core.tables import print_table
@@ -60,7 +60,7 @@ def read_spec(path: Path) -> CampaignSpec:
     except yaml.YAMLError as exc:
         raise InvalidInputError(f"{path} is not YAML or JSON: {exc}") from None
     except ValidationError as exc:
-        raise InvalidInputError(f"{path}: {problems_of(exc, 'file')}") from None
+        raise InvalidInputError(f"{path}: {invalid_input(exc, _file_key)}") from None
 
 
 def echo_json_lines(views: Sequence[BaseModel]) -> None:
@@ -69,9 +69,8 @@ def echo_json_lines(views: Sequence[BaseModel]) -> None:
         typer.echo(view.model_dump_json())
 
 
-def problems_of(exc: ValidationError, whole: str) -> str:
-    """Every problem of a validation error on one line (``whole`` names a problem of the whole input)."""
-    return "; ".join(f"{'.'.join(str(p) for p in e['loc']) or whole}: {e['msg']}" for e in exc.errors())
+def _file_key(location: tuple[str | int, ...]) -> str:
+    return ".".join(str(part) for part in location) or "the file"
 
 
 async def cli_principal(resources: Resources, slug: str, actor: str = "cli") -> Principal:

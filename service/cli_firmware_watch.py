@@ -7,6 +7,7 @@ tests can drive them without a shell.
 
 from __future__ import annotations
 
+import re
 import uuid
 from datetime import datetime
 from typing import Annotated
@@ -24,7 +25,7 @@ from service.campaigns.firmware import (
     prepare_restart,
 )
 from service.campaigns.schemas import PlanView
-from service.cli_access import run_op
+from service.cli_access import invalid_input, run_op
 from service.cli_campaigns import (
     TenantOption,
     cli_principal,
@@ -32,7 +33,6 @@ from service.cli_campaigns import (
     echo_json_lines,
     parse_uuid,
     print_plan,
-    problems_of,
 )
 from service.core.clock import utcnow
 from service.core.tables import print_table
@@ -43,6 +43,9 @@ firmware_watch_app = typer.Typer(help="Firmware watches: a cohort followed towar
                                  no_args_is_help=True)
 IdArgument = Annotated[str, typer.Argument(help="Firmware watch id.")]
 STRAGGLERS_SHOWN = 50
+OPTIONS = {"name": "--name", "model": "--model", "target_firmware_arm": "--target", "firmware_arm_min": "--arm-min",
+           "firmware_arm_max": "--arm-max", "account_id": "--account", "straggler_days": "--straggler-days"}
+"""The option of ``firmware-watch create`` that sets each field of a watch."""
 
 
 def register(app: typer.Typer) -> None:
@@ -112,7 +115,12 @@ def create(tenant: TenantOption,
         spec = WatchSpec(name=name, model=model, target_firmware_arm=target, firmware_arm_min=arm_min,
                          firmware_arm_max=arm_max, account_id=account, straggler_days=straggler_days)
     except ValidationError as exc:
-        console.print(f"[red]error:[/red] {problems_of(exc, 'watch')}", highlight=False)
+        problems = invalid_input(exc, lambda location: OPTIONS.get(str(location[0]), "the watch") if location
+                                 else "the watch")
+        for field, option in OPTIONS.items():  # a validator's own message names fields: say them as options
+            if "_" in field:
+                problems = re.sub(rf"\b{field}\b", option, problems)
+        console.print(f"[red]error:[/red] {problems}", highlight=False, soft_wrap=True)
         raise typer.Exit(code=1) from None
     view = run_op(lambda resources: create_op(resources, tenant, spec))
     console.print(f"created firmware watch [bold]{view.id}[/bold] of {view.member_count} inverters", highlight=False)

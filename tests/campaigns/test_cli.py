@@ -37,8 +37,8 @@ def test_a_campaign_file_with_mistakes_is_refused_with_every_problem_named(tmp_p
     with pytest.raises(InvalidInputError) as caught:
         cli_campaigns.read_spec(path)
     message = str(caught.value)
-    assert "waves.canary_size: Input should be greater than or equal to 1" in message
-    assert "window.end: Field required" in message
+    assert "waves.canary_size: expected at least 1" in message
+    assert "window.end: required" in message
 
 
 async def test_plan_create_start_and_status(resources: Resources, clean_db: None, served: Served,

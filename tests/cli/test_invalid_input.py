@@ -1,0 +1,60 @@
+"""Input checked by a pydantic model (settings, command options) is refused in one line naming the environment
+variable or option and what it expects: no traceback, no pydantic wording."""
+
+from __future__ import annotations
+
+import sys
+from collections.abc import Iterator
+from pathlib import Path
+
+import pytest
+from typer.testing import CliRunner
+
+from service import cli
+from service.settings import get_settings
+
+PYDANTIC = ("validation error", "Input should", "String should", "Field required", "errors.pydantic.dev")
+
+
+@pytest.fixture(autouse=True)
+def fresh_settings(monkeypatch: pytest.MonkeyPatch, tmp_path: Path) -> Iterator[None]:
+    monkeypatch.chdir(tmp_path)  # no developer .env file
+    get_settings.cache_clear()
+    yield
+    get_settings.cache_clear()
+
+
+def test_a_setting_that_is_not_valid_names_its_variable(monkeypatch: pytest.MonkeyPatch,
+                                                         capsys: pytest.CaptureFixture[str]) -> None:
+    monkeypatch.setenv("GIVFLEET_API__PORT", "abc")
+    monkeypatch.setenv("GIVFLEET_SIMULATOR__ENABLED", "maybe")
+    monkeypatch.setattr(sys, "argv", ["givfleet", "doctor"])
+    with pytest.raises(SystemExit) as stopped:
+        cli.main()
+    assert stopped.value.code == 2
+    assert capsys.readouterr().err.splitlines() == [
+        "error: GIVFLEET_SIMULATOR__ENABLED: expected true or false; GIVFLEET_API__PORT: expected a whole number"]
+
+
+def test_a_setting_that_is_not_json_names_its_group(monkeypatch: pytest.MonkeyPatch,
+                                                     capsys: pytest.CaptureFixture[str]) -> None:
+    monkeypatch.setenv("GIVFLEET_SECURITY__ENCRYPTION_KEYS", "k1=abc")
+    monkeypatch.setattr(sys, "argv", ["givfleet", "doctor"])
+    with pytest.raises(SystemExit) as stopped:
+        cli.main()
+    assert stopped.value.code == 2
+    assert capsys.readouterr().err.splitlines() == [
+        "error: a GIVFLEET_SECURITY__* variable is not valid JSON: Expecting value: line 1 column 1 (char 0)"]
+
+
+@pytest.mark.parametrize(("options", "line"), [
+    (["--straggler-days", "-1"], "error: --straggler-days: expected at least 0"),
+    (["--name", ""], "error: --name: must not be empty"),
+    (["--arm-min", "500", "--arm-max", "400"], "error: the watch: --arm-min must not exceed --arm-max"),
+])
+def test_firmware_watch_options_are_named(options: list[str], line: str) -> None:
+    result = CliRunner().invoke(cli.app, ["firmware-watch", "create", "--tenant", "acme", "--name", "rollout",
+                                          "--model", "GIV-HY5.0", "--target", "600", *options])
+    assert result.exit_code == 1
+    assert result.output.splitlines() == [line]
+    assert not [words for words in PYDANTIC if words in result.output]
