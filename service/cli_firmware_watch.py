@@ -94,7 +94,7 @@ def status_line(view: WatchView, now: datetime) -> str:
     counts = ", ".join(f"{state} {n}" for state, n in view.counts.items())
     moment = f"{view.stragglers_from:%Y-%m-%d %H:%M} UTC"
     if view.stragglers_from > now:
-        stragglers = f"no stragglers before {moment} (members still behind then become stragglers)"
+        stragglers = f"no stragglers yet: members still behind at {moment} become stragglers"
     else:
         stragglers = f"stragglers {view.stragglers} (members still behind after {moment})"
     return f"{view.name}: {view.model} -> ARM {view.target_firmware_arm}: {counts}; {stragglers}"
@@ -124,7 +124,7 @@ def create(tenant: TenantOption,
         raise typer.Exit(code=1) from None
     view = run_op(lambda resources: create_op(resources, tenant, spec))
     console.print(f"created firmware watch [bold]{view.id}[/bold] of {view.member_count} inverters", highlight=False)
-    console.print(status_line(view, utcnow()), highlight=False)
+    console.print(status_line(view, utcnow()), highlight=False, soft_wrap=True)
 
 
 @firmware_watch_app.command("list")
@@ -149,7 +149,7 @@ def list_watches(tenant: TenantOption,
 def status(tenant: TenantOption, watch_id: IdArgument) -> None:
     """Members per state and the first stragglers."""
     view, stragglers = run_op(lambda resources: status_op(resources, tenant, watch_id))
-    console.print(status_line(view, utcnow()), highlight=False)
+    console.print(status_line(view, utcnow()), highlight=False, soft_wrap=True)
     if stragglers:
         table = Table(title="stragglers", title_justify="left")
         for column in ("serial", "firmware (ARM)", "status", "behind since"):

@@ -240,8 +240,7 @@ async def test_the_cli_creates_a_watch_shows_its_stragglers_and_restarts_them(wo
         f"; stragglers {len(cohort)} (members still behind after {since})")
     week = view.model_copy(update={"stragglers_from": view.started_at + timedelta(days=7), "stragglers": 0})
     assert cli_firmware_watch.status_line(week, view.started_at).endswith(
-        f"; no stragglers before {week.stragglers_from:%Y-%m-%d %H:%M} UTC (members still behind then become "
-        "stragglers)")
+        f"; no stragglers yet: members still behind at {week.stragglers_from:%Y-%m-%d %H:%M} UTC become stragglers")
     assert [w.id for w in await cli_firmware_watch.list_op(world.resources, slug)] == [created.id]
     campaign_id, plan = await cli_firmware_watch.restart_op(world.resources, slug, str(created.id))
     assert plan.targets == len(cohort)
