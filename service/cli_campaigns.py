@@ -173,7 +173,7 @@ def create(tenant: TenantOption, file: FileArgument) -> None:
     campaign_id, view = run_op(lambda resources: plan_op(resources, tenant, spec, create=True))
     print_plan(view)
     console.print(f"created campaign [bold]{campaign_id}[/bold]; start it with "
-                  f"'givfleet campaign start -t {tenant} {campaign_id}'", highlight=False)
+                  f"'givfleet campaign start -t {tenant} {campaign_id}'", highlight=False, soft_wrap=True)
 
 
 def _spec(file: Path) -> CampaignSpec:

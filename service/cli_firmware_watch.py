@@ -168,4 +168,4 @@ def restart_stragglers(tenant: TenantOption, watch_id: IdArgument) -> None:
     campaign_id, plan = run_op(lambda resources: restart_op(resources, tenant, watch_id))
     print_plan(plan)
     console.print(f"created restart campaign [bold]{campaign_id}[/bold]; start it with "
-                  f"'givfleet campaign start -t {tenant} {campaign_id}'", highlight=False)
+                  f"'givfleet campaign start -t {tenant} {campaign_id}'", highlight=False, soft_wrap=True)
