@@ -24,27 +24,22 @@ def fresh_settings(monkeypatch: pytest.MonkeyPatch, tmp_path: Path) -> Iterator[
     get_settings.cache_clear()
 
 
+@pytest.mark.parametrize(("variables", "line"), [
+    ({"GIVFLEET_API__PORT": "abc", "GIVFLEET_SIMULATOR__ENABLED": "maybe"},
+     "error: GIVFLEET_SIMULATOR__ENABLED: expected true or false; GIVFLEET_API__PORT: expected a whole number"),
+    ({"GIVFLEET_SECURITY__ENCRYPTION_KEYS": "k1=abc"},
+     "error: a GIVFLEET_SECURITY__* variable is not valid JSON: Expecting value: line 1 column 1 (char 0)"),
+])
 def test_a_setting_that_is_not_valid_names_its_variable(monkeypatch: pytest.MonkeyPatch,
-                                                         capsys: pytest.CaptureFixture[str]) -> None:
-    monkeypatch.setenv("GIVFLEET_API__PORT", "abc")
-    monkeypatch.setenv("GIVFLEET_SIMULATOR__ENABLED", "maybe")
+                                                         capsys: pytest.CaptureFixture[str],
+                                                         variables: dict[str, str], line: str) -> None:
+    for name, value in variables.items():
+        monkeypatch.setenv(name, value)
     monkeypatch.setattr(sys, "argv", ["givfleet", "doctor"])
     with pytest.raises(SystemExit) as stopped:
         cli.main()
     assert stopped.value.code == 2
-    assert capsys.readouterr().err.splitlines() == [
-        "error: GIVFLEET_SIMULATOR__ENABLED: expected true or false; GIVFLEET_API__PORT: expected a whole number"]
-
-
-def test_a_setting_that_is_not_json_names_its_group(monkeypatch: pytest.MonkeyPatch,
-                                                     capsys: pytest.CaptureFixture[str]) -> None:
-    monkeypatch.setenv("GIVFLEET_SECURITY__ENCRYPTION_KEYS", "k1=abc")
-    monkeypatch.setattr(sys, "argv", ["givfleet", "doctor"])
-    with pytest.raises(SystemExit) as stopped:
-        cli.main()
-    assert stopped.value.code == 2
-    assert capsys.readouterr().err.splitlines() == [
-        "error: a GIVFLEET_SECURITY__* variable is not valid JSON: Expecting value: line 1 column 1 (char 0)"]
+    assert capsys.readouterr().err.splitlines() == [line]
 
 
 @pytest.mark.parametrize(("options", "line"), [
