@@ -5,7 +5,7 @@ from __future__ import annotations
 from collections import Counter
 from datetime import timedelta
 
-from service.db.models import CampaignState, TargetState
+from service.db.models.campaign import CampaignState, TargetState
 from service.runtime import Resources
 from tests.campaigns.conftest import Fault, World, quiet, with_faults, world_of
 
