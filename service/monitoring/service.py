@@ -59,12 +59,7 @@ class AlertFilter:
             conditions.append(Alert.inverter_serial.in_(_serials_under(scope, scope.restricted_account_id)))
         if self.account is not None:
             conditions.append(Alert.inverter_serial.in_(_serials_under(scope, self.account)))
-        if self.states:
-            conditions.append(Alert.state.in_(self.states))
-        if self.severities:
-            conditions.append(Alert.severity.in_(self.severities))
-        if self.site is not None:
-            conditions.append(Alert.site_upstream_id == self.site)
+        conditions += _states_severities_site(Alert, self.states, self.severities, self.site)
         if self.inverter is not None:
             conditions.append(Alert.inverter_serial == self.inverter)
         if self.since is not None:
@@ -72,6 +67,19 @@ class AlertFilter:
         if self.until is not None:
             conditions.append(Alert.first_seen_at < self.until)
         return conditions
+
+
+def _states_severities_site(model: type[Alert | Incident], states: Sequence[AlertState | IncidentState],
+                            severities: Sequence[Severity], site: int | None) -> list[ColumnElement[bool]]:
+    """The conditions alert and incident filters share: in one of ``states``, of ``severities``, at ``site``."""
+    conditions: list[ColumnElement[bool]] = []
+    if states:
+        conditions.append(model.state.in_(states))
+    if severities:
+        conditions.append(model.severity.in_(severities))
+    if site is not None:
+        conditions.append(model.site_upstream_id == site)
+    return conditions
 
 
 def _serials_under(scope: ReadScope, account: int) -> Select[str]:
@@ -99,12 +107,7 @@ class IncidentFilter:
                 sites = select(Inverter.site_upstream_id).where(Inverter.tenant_id == scope.tenant_id,
                                                                  Inverter.account_upstream_id.in_(scope.subtree(root)))
                 conditions.append(Incident.site_upstream_id.in_(sites))
-        if self.states:
-            conditions.append(Incident.state.in_(self.states))
-        if self.severities:
-            conditions.append(Incident.severity.in_(self.severities))
-        if self.site is not None:
-            conditions.append(Incident.site_upstream_id == self.site)
+        conditions += _states_severities_site(Incident, self.states, self.severities, self.site)
         if self.since is not None:
             conditions.append(or_(Incident.cleared_at.is_(None), Incident.cleared_at >= self.since))
         if self.until is not None:
