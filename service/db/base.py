@@ -2,10 +2,12 @@
 
 from __future__ import annotations
 
+import enum
 import uuid
 from datetime import datetime
+from typing import Any
 
-from sqlalchemy import DateTime, MetaData, func
+from sqlalchemy import DateTime, Enum, MetaData, func
 from sqlalchemy.orm import DeclarativeBase, Mapped, mapped_column
 
 NAMING_CONVENTION = {
@@ -35,3 +37,8 @@ class Timestamps:
 
     created_at: Mapped[datetime] = mapped_column(server_default=func.now())
     updated_at: Mapped[datetime] = mapped_column(server_default=func.now(), onupdate=func.now())
+
+
+def value_enum(kind: type[enum.Enum], name: str, **options: Any) -> Enum:
+    """The PostgreSQL enum type ``name`` of ``kind``, holding its members' values (``"open"``, not ``OPEN``)."""
+    return Enum(kind, name=name, values_callable=lambda members: [str(member.value) for member in members], **options)

@@ -18,7 +18,6 @@ from datetime import datetime, time
 from sqlalchemy import (
     BigInteger,
     Boolean,
-    Enum,
     Float,
     ForeignKey,
     Index,
@@ -31,11 +30,7 @@ from sqlalchemy import (
 from sqlalchemy.dialects.postgresql import ARRAY
 from sqlalchemy.orm import Mapped, mapped_column
 
-from service.db.base import Base, Timestamps, UUIDPrimaryKey
-
-
-def _values(kind: type[enum.Enum]) -> list[str]:
-    return [str(member.value) for member in kind]
+from service.db.base import Base, Timestamps, UUIDPrimaryKey, value_enum
 
 
 class CampaignKind(enum.StrEnum):
@@ -120,8 +115,8 @@ class ChunkState(enum.StrEnum):
     CANCELLED = "cancelled"
 
 
-_CAMPAIGN_STATE = Enum(CampaignState, name="campaign_state", values_callable=_values)
-_TARGET_STATE = Enum(TargetState, name="campaign_target_state", values_callable=_values)
+_CAMPAIGN_STATE = value_enum(CampaignState, "campaign_state")
+_TARGET_STATE = value_enum(TargetState, "campaign_target_state")
 
 
 class Campaign(UUIDPrimaryKey, Timestamps, Base):
@@ -132,7 +127,7 @@ class Campaign(UUIDPrimaryKey, Timestamps, Base):
 
     tenant_id: Mapped[uuid.UUID] = mapped_column(ForeignKey("tenants.id", ondelete="CASCADE"))
     name: Mapped[str] = mapped_column(String(200))
-    kind: Mapped[CampaignKind] = mapped_column(Enum(CampaignKind, name="campaign_kind", values_callable=_values))
+    kind: Mapped[CampaignKind] = mapped_column(value_enum(CampaignKind, "campaign_kind"))
     setting_id: Mapped[int] = mapped_column(Integer)
     # The value as text (``true``/``false``, ``20``, ``07:30``); ``None`` for read campaigns.
     value: Mapped[str | None] = mapped_column(String(64))
@@ -244,9 +239,9 @@ class CampaignChunk(UUIDPrimaryKey, Base):
     wave: Mapped[int] = mapped_column(Integer)
     sequence: Mapped[int] = mapped_column(Integer)
     """Order of creation within the campaign (chunks are taken in this order)."""
-    kind: Mapped[ChunkKind] = mapped_column(Enum(ChunkKind, name="campaign_chunk_kind", values_callable=_values))
+    kind: Mapped[ChunkKind] = mapped_column(value_enum(ChunkKind, "campaign_chunk_kind"))
     state: Mapped[ChunkState] = mapped_column(
-        Enum(ChunkState, name="campaign_chunk_state", values_callable=_values), default=ChunkState.PENDING
+        value_enum(ChunkState, "campaign_chunk_state"), default=ChunkState.PENDING
     )
     serials: Mapped[list[str]] = mapped_column(ARRAY(String(64)))
     value: Mapped[str | None] = mapped_column(String(64))

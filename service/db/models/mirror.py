@@ -23,7 +23,6 @@ from sqlalchemy import (
     BigInteger,
     Boolean,
     Date,
-    Enum,
     Float,
     ForeignKey,
     ForeignKeyConstraint,
@@ -39,7 +38,7 @@ from sqlalchemy.dialects.postgresql import ARRAY, JSONB
 from sqlalchemy.engine import Dialect
 from sqlalchemy.orm import Mapped, mapped_column
 
-from service.db.base import Base, UUIDPrimaryKey
+from service.db.base import Base, UUIDPrimaryKey, value_enum
 from service.mirror.schemas import InverterChangeKind
 
 FOLDED_STATUS = "upper(coalesce(status, ''))"
@@ -57,9 +56,6 @@ def _tenant_index(table: str, column: str) -> Index:
     """An index on ``(tenant_id, column)`` of ``table``."""
     return Index(f"ix_{table}_tenant_id_{column}", "tenant_id", column)
 
-
-def _enum_values(kind: type[enum.Enum]) -> list[str]:
-    return [str(member.value) for member in kind]
 
 
 class Mirrored(UUIDPrimaryKey):
@@ -246,7 +242,7 @@ class InverterChange(UUIDPrimaryKey, Base):
     tenant_id: Mapped[uuid.UUID] = mapped_column(ForeignKey("tenants.id", ondelete="CASCADE"))
     inverter_serial: Mapped[str] = mapped_column(String(64))
     kind: Mapped[InverterChangeKind] = mapped_column(
-        Enum(InverterChangeKind, name="inverter_change_kind", values_callable=_enum_values)
+        value_enum(InverterChangeKind, "inverter_change_kind")
     )
     from_value: Mapped[str | None] = mapped_column(String(64))
     to_value: Mapped[str | None] = mapped_column(String(64))
@@ -342,9 +338,9 @@ class SyncRun(UUIDPrimaryKey, Base):
 
     tenant_id: Mapped[uuid.UUID] = mapped_column(ForeignKey("tenants.id", ondelete="CASCADE"))
     credential_id: Mapped[uuid.UUID | None] = mapped_column(ForeignKey("upstream_credentials.id", ondelete="SET NULL"))
-    kind: Mapped[SyncKind] = mapped_column(Enum(SyncKind, name="sync_kind", values_callable=_enum_values))
+    kind: Mapped[SyncKind] = mapped_column(value_enum(SyncKind, "sync_kind"))
     state: Mapped[SyncState] = mapped_column(
-        Enum(SyncState, name="sync_state", values_callable=_enum_values), default=SyncState.RUNNING
+        value_enum(SyncState, "sync_state"), default=SyncState.RUNNING
     )
     job_id: Mapped[str | None] = mapped_column(String(200))
     attempts: Mapped[int] = mapped_column(Integer, default=1)

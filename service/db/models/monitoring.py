@@ -15,7 +15,6 @@ from sqlalchemy import (
     BigInteger,
     Boolean,
     CheckConstraint,
-    Enum,
     Float,
     ForeignKey,
     Index,
@@ -26,11 +25,7 @@ from sqlalchemy import (
 )
 from sqlalchemy.orm import Mapped, mapped_column
 
-from service.db.base import Base, UUIDPrimaryKey
-
-
-def _values(kind: type[enum.Enum]) -> list[str]:
-    return [str(member.value) for member in kind]
+from service.db.base import Base, UUIDPrimaryKey, value_enum
 
 
 class Severity(enum.StrEnum):
@@ -97,7 +92,7 @@ class SeverityOverride(UUIDPrimaryKey, Base):
 
     tenant_id: Mapped[uuid.UUID] = mapped_column(_tenant_fk())
     event: Mapped[str] = mapped_column(String(200))
-    severity: Mapped[Severity] = mapped_column(Enum(Severity, name="monitoring_severity", values_callable=_values))
+    severity: Mapped[Severity] = mapped_column(value_enum(Severity, "monitoring_severity"))
 
 
 class MonitoredInverter(UUIDPrimaryKey, Base):
@@ -140,12 +135,11 @@ class Incident(UUIDPrimaryKey, Base):
     )
 
     tenant_id: Mapped[uuid.UUID] = mapped_column(_tenant_fk())
-    kind: Mapped[IncidentKind] = mapped_column(Enum(IncidentKind, name="monitoring_incident_kind",
-                                                    values_callable=_values))
+    kind: Mapped[IncidentKind] = mapped_column(value_enum(IncidentKind, "monitoring_incident_kind"))
     site_upstream_id: Mapped[int | None] = mapped_column(BigInteger)
-    state: Mapped[IncidentState] = mapped_column(Enum(IncidentState, name="monitoring_incident_state",
-                                                      values_callable=_values), default=IncidentState.OPEN)
-    severity: Mapped[Severity] = mapped_column(Enum(Severity, name="monitoring_severity", values_callable=_values))
+    state: Mapped[IncidentState] = mapped_column(value_enum(IncidentState, "monitoring_incident_state"),
+                                                 default=IncidentState.OPEN)
+    severity: Mapped[Severity] = mapped_column(value_enum(Severity, "monitoring_severity"))
     summary: Mapped[str] = mapped_column(String(500))
     open_alerts: Mapped[int] = mapped_column(Integer, default=0)
     opened_at: Mapped[datetime]
@@ -174,9 +168,8 @@ class Alert(UUIDPrimaryKey, Base):
     site_upstream_id: Mapped[int | None] = mapped_column(BigInteger)
     account_upstream_id: Mapped[int | None] = mapped_column(BigInteger)
     event: Mapped[str] = mapped_column(String(200))
-    severity: Mapped[Severity] = mapped_column(Enum(Severity, name="monitoring_severity", values_callable=_values))
-    state: Mapped[AlertState] = mapped_column(Enum(AlertState, name="monitoring_alert_state",
-                                                   values_callable=_values), default=AlertState.OPEN)
+    severity: Mapped[Severity] = mapped_column(value_enum(Severity, "monitoring_severity"))
+    state: Mapped[AlertState] = mapped_column(value_enum(AlertState, "monitoring_alert_state"), default=AlertState.OPEN)
     first_seen_at: Mapped[datetime]
     last_seen_at: Mapped[datetime]
     last_started_at: Mapped[datetime]
