@@ -7,7 +7,7 @@ import uuid
 from datetime import datetime
 from typing import Any
 
-from sqlalchemy import DateTime, Enum, MetaData, func
+from sqlalchemy import DateTime, Enum, ForeignKey, MetaData, func
 from sqlalchemy.orm import DeclarativeBase, Mapped, mapped_column
 
 NAMING_CONVENTION = {
@@ -24,6 +24,11 @@ class Base(DeclarativeBase):
 
     metadata = MetaData(naming_convention=NAMING_CONVENTION)
     type_annotation_map = {datetime: DateTime(timezone=True)}
+
+
+def tenant_fk() -> ForeignKey:
+    """The link of a tenant's row to its tenant (deleting the tenant deletes the row)."""
+    return ForeignKey("tenants.id", ondelete="CASCADE")
 
 
 class UUIDPrimaryKey:

@@ -30,7 +30,7 @@ from sqlalchemy import (
 from sqlalchemy.dialects.postgresql import ARRAY
 from sqlalchemy.orm import Mapped, mapped_column
 
-from service.db.base import Base, Timestamps, UUIDPrimaryKey, value_enum
+from service.db.base import Base, Timestamps, UUIDPrimaryKey, tenant_fk, value_enum
 
 
 class CampaignKind(enum.StrEnum):
@@ -125,7 +125,7 @@ class Campaign(UUIDPrimaryKey, Timestamps, Base):
     __tablename__ = "campaigns"
     __table_args__ = (Index("ix_campaigns_tenant_id_state", "tenant_id", "state"),)
 
-    tenant_id: Mapped[uuid.UUID] = mapped_column(ForeignKey("tenants.id", ondelete="CASCADE"))
+    tenant_id: Mapped[uuid.UUID] = mapped_column(tenant_fk())
     name: Mapped[str] = mapped_column(String(200))
     kind: Mapped[CampaignKind] = mapped_column(value_enum(CampaignKind, "campaign_kind"))
     setting_id: Mapped[int] = mapped_column(Integer)
@@ -202,7 +202,7 @@ class CampaignTarget(UUIDPrimaryKey, Base):
     )
 
     campaign_id: Mapped[uuid.UUID] = mapped_column(ForeignKey("campaigns.id", ondelete="CASCADE"))
-    tenant_id: Mapped[uuid.UUID] = mapped_column(ForeignKey("tenants.id", ondelete="CASCADE"))
+    tenant_id: Mapped[uuid.UUID] = mapped_column(tenant_fk())
     serial: Mapped[str] = mapped_column(String(64))
     model: Mapped[str | None] = mapped_column(String(64))
     firmware_arm: Mapped[str | None] = mapped_column(String(32))
@@ -235,7 +235,7 @@ class CampaignChunk(UUIDPrimaryKey, Base):
     __table_args__ = (Index("ix_campaign_chunks_campaign_id_state", "campaign_id", "state"),)
 
     campaign_id: Mapped[uuid.UUID] = mapped_column(ForeignKey("campaigns.id", ondelete="CASCADE"))
-    tenant_id: Mapped[uuid.UUID] = mapped_column(ForeignKey("tenants.id", ondelete="CASCADE"))
+    tenant_id: Mapped[uuid.UUID] = mapped_column(tenant_fk())
     wave: Mapped[int] = mapped_column(Integer)
     sequence: Mapped[int] = mapped_column(Integer)
     """Order of creation within the campaign (chunks are taken in this order)."""
@@ -260,7 +260,7 @@ class SettingCatalogue(UUIDPrimaryKey, Base):
     __tablename__ = "setting_catalogues"
     __table_args__ = (UniqueConstraint("tenant_id", "model", "firmware_arm"),)
 
-    tenant_id: Mapped[uuid.UUID] = mapped_column(ForeignKey("tenants.id", ondelete="CASCADE"))
+    tenant_id: Mapped[uuid.UUID] = mapped_column(tenant_fk())
     model: Mapped[str] = mapped_column(String(64))
     firmware_arm: Mapped[str] = mapped_column(String(32))
     source_serial: Mapped[str] = mapped_column(String(64))
@@ -288,7 +288,7 @@ class FirmwareWatch(UUIDPrimaryKey, Timestamps, Base):
     __tablename__ = "firmware_watches"
     __table_args__ = (Index("ix_firmware_watches_tenant_id_created_at", "tenant_id", "created_at"),)
 
-    tenant_id: Mapped[uuid.UUID] = mapped_column(ForeignKey("tenants.id", ondelete="CASCADE"))
+    tenant_id: Mapped[uuid.UUID] = mapped_column(tenant_fk())
     name: Mapped[str] = mapped_column(String(200))
     model: Mapped[str] = mapped_column(String(64))
     firmware_arm_min: Mapped[int | None] = mapped_column(Integer)
@@ -315,6 +315,6 @@ class FirmwareWatchMember(UUIDPrimaryKey, Base):
     __table_args__ = (UniqueConstraint("watch_id", "serial"),)
 
     watch_id: Mapped[uuid.UUID] = mapped_column(ForeignKey("firmware_watches.id", ondelete="CASCADE"))
-    tenant_id: Mapped[uuid.UUID] = mapped_column(ForeignKey("tenants.id", ondelete="CASCADE"))
+    tenant_id: Mapped[uuid.UUID] = mapped_column(tenant_fk())
     serial: Mapped[str] = mapped_column(String(64))
     firmware_arm_at_start: Mapped[str | None] = mapped_column(String(32))

@@ -6,11 +6,11 @@ import enum
 import uuid
 from datetime import datetime
 
-from sqlalchemy import CheckConstraint, ForeignKey, Integer, LargeBinary, SmallInteger, String
+from sqlalchemy import CheckConstraint, Integer, LargeBinary, SmallInteger, String
 from sqlalchemy.dialects.postgresql import ARRAY
 from sqlalchemy.orm import Mapped, mapped_column
 
-from service.db.base import Base, Timestamps, UUIDPrimaryKey, value_enum
+from service.db.base import Base, Timestamps, UUIDPrimaryKey, tenant_fk, value_enum
 
 
 class CredentialKind(enum.StrEnum):
@@ -36,7 +36,7 @@ class UpstreamCredential(UUIDPrimaryKey, Timestamps, Base):
 
     __tablename__ = "upstream_credentials"
 
-    tenant_id: Mapped[uuid.UUID] = mapped_column(ForeignKey("tenants.id", ondelete="CASCADE"), index=True)
+    tenant_id: Mapped[uuid.UUID] = mapped_column(tenant_fk(), index=True)
     label: Mapped[str] = mapped_column(String(100))
     kind: Mapped[CredentialKind] = mapped_column(
         value_enum(CredentialKind, "credential_kind"), default=CredentialKind.API_TOKEN

@@ -31,12 +31,8 @@ from sqlalchemy import (
 from sqlalchemy.dialects.postgresql import ARRAY
 from sqlalchemy.orm import Mapped, mapped_column
 
-from service.db.base import Base, UUIDPrimaryKey, value_enum
+from service.db.base import Base, UUIDPrimaryKey, tenant_fk, value_enum
 from service.db.models.monitoring import Severity
-
-
-def _tenant_fk() -> ForeignKey:
-    return ForeignKey("tenants.id", ondelete="CASCADE")
 
 
 class NotificationEventType(enum.StrEnum):
@@ -70,7 +66,7 @@ class NotificationEvent(UUIDPrimaryKey, Base):
               postgresql_where=text("processed_at IS NULL")),
     )
 
-    tenant_id: Mapped[uuid.UUID] = mapped_column(_tenant_fk())
+    tenant_id: Mapped[uuid.UUID] = mapped_column(tenant_fk())
     type: Mapped[NotificationEventType] = mapped_column(
         value_enum(NotificationEventType, "notification_event_type")
     )
@@ -114,7 +110,7 @@ class NotificationChannel(UUIDPrimaryKey, Base):
     __tablename__ = "notification_channels"
     __table_args__ = (UniqueConstraint("tenant_id", "name"),)
 
-    tenant_id: Mapped[uuid.UUID] = mapped_column(_tenant_fk())
+    tenant_id: Mapped[uuid.UUID] = mapped_column(tenant_fk())
     kind: Mapped[ChannelKind] = mapped_column(value_enum(ChannelKind, "notification_channel_kind"))
     name: Mapped[str] = mapped_column(String(200))
     enabled: Mapped[bool] = mapped_column(Boolean, default=True)
@@ -141,7 +137,7 @@ class WebhookSecret(UUIDPrimaryKey, Base):
 
     __tablename__ = "notification_webhook_secrets"
 
-    tenant_id: Mapped[uuid.UUID] = mapped_column(_tenant_fk())
+    tenant_id: Mapped[uuid.UUID] = mapped_column(tenant_fk())
     channel_id: Mapped[uuid.UUID] = mapped_column(ForeignKey("notification_channels.id", ondelete="CASCADE"),
                                                   index=True)
     secret_ciphertext: Mapped[bytes] = mapped_column(LargeBinary)
@@ -156,7 +152,7 @@ class NotificationRule(UUIDPrimaryKey, Base):
 
     __tablename__ = "notification_rules"
 
-    tenant_id: Mapped[uuid.UUID] = mapped_column(_tenant_fk(), index=True)
+    tenant_id: Mapped[uuid.UUID] = mapped_column(tenant_fk(), index=True)
     channel_id: Mapped[uuid.UUID] = mapped_column(ForeignKey("notification_channels.id", ondelete="CASCADE"))
     event_types: Mapped[list[str]] = mapped_column(ARRAY(String(64)), default=list)
     min_severity: Mapped[Severity | None] = mapped_column(
@@ -189,7 +185,7 @@ class NotificationDelivery(UUIDPrimaryKey, Base):
               postgresql_where=text("state IN ('pending', 'held')")),
     )
 
-    tenant_id: Mapped[uuid.UUID] = mapped_column(_tenant_fk())
+    tenant_id: Mapped[uuid.UUID] = mapped_column(tenant_fk())
     event_id: Mapped[uuid.UUID] = mapped_column(ForeignKey("notification_events.id", ondelete="CASCADE"))
     channel_id: Mapped[uuid.UUID] = mapped_column(ForeignKey("notification_channels.id", ondelete="CASCADE"))
     state: Mapped[DeliveryState] = mapped_column(value_enum(DeliveryState, "notification_delivery_state"))
@@ -221,7 +217,7 @@ class NotificationMessage(UUIDPrimaryKey, Base):
         Index("ix_notification_messages_due", "next_attempt_at", postgresql_where=text("state = 'pending'")),
     )
 
-    tenant_id: Mapped[uuid.UUID] = mapped_column(_tenant_fk())
+    tenant_id: Mapped[uuid.UUID] = mapped_column(tenant_fk())
     channel_id: Mapped[uuid.UUID] = mapped_column(ForeignKey("notification_channels.id", ondelete="CASCADE"),
                                                   index=True)
     state: Mapped[MessageState] = mapped_column(value_enum(MessageState, "notification_message_state"))
@@ -257,7 +253,7 @@ class NotificationAttempt(UUIDPrimaryKey, Base):
     __tablename__ = "notification_attempts"
     __table_args__ = (UniqueConstraint("message_id", "number"),)
 
-    tenant_id: Mapped[uuid.UUID] = mapped_column(_tenant_fk())
+    tenant_id: Mapped[uuid.UUID] = mapped_column(tenant_fk())
     message_id: Mapped[uuid.UUID] = mapped_column(ForeignKey("notification_messages.id", ondelete="CASCADE"))
     channel_id: Mapped[uuid.UUID] = mapped_column(ForeignKey("notification_channels.id", ondelete="CASCADE"))
     number: Mapped[int] = mapped_column(Integer)
