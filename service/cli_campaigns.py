@@ -154,7 +154,8 @@ def print_status(view: CampaignView) -> None:
     """One line: name, state, wave and per-state counts (printed as is: ``[completed]`` is no markup)."""
     counts = ", ".join(f"{state} {n}" for state, n in view.counts.items())
     eta = f", ETA {view.eta_seconds:.0f} s" if view.eta_seconds else ""
-    console.print(f"{view.name} [{view.state}] wave {view.current_wave}/{view.wave_count}: {counts}{eta}",
+    waiting = f", next wave at {view.next_step_at:%Y-%m-%d %H:%M:%S} UTC" if view.next_step_at else ""
+    console.print(f"{view.name} [{view.state}] wave {view.current_wave}/{view.wave_count}: {counts}{waiting}{eta}",
                   markup=False, highlight=False)
 
 
