@@ -128,8 +128,8 @@ def refuse_taken_ports(settings: Settings, host: str, port: int) -> None:
     wanted = [(host, port, "the API's port: --port or GIVFLEET_API__PORT changes it")]
     if settings.simulator.enabled is not False:  # on by default until a real credential exists: not known yet
         wanted.append((demo.SIMULATOR_HOST, settings.simulator.port,
-                       "the demo simulator's port: GIVFLEET_SIMULATOR__PORT changes it (GIVFLEET_SIMULATOR__ENABLED"
-                       "=false runs without the simulator)"))
+                       "the demo simulator's port: GIVFLEET_SIMULATOR__PORT changes it, GIVFLEET_SIMULATOR__ENABLED"
+                       "=false turns the simulator off"))
         if settings.simulator.port == port:
             raise StartupError(f"the API and the demo simulator cannot both listen on port {port}: --port or "
                                "GIVFLEET_API__PORT, or GIVFLEET_SIMULATOR__PORT, changes one of them")

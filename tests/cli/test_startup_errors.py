@@ -108,8 +108,8 @@ def test_a_database_a_newer_release_migrated_is_usable(monkeypatch: pytest.Monke
 
 @pytest.mark.parametrize(("flag", "setting", "names"), [
     (True, None, "(the API's port: --port or GIVFLEET_API__PORT changes it)"),
-    (False, "GIVFLEET_SIMULATOR__PORT", "(the demo simulator's port: GIVFLEET_SIMULATOR__PORT changes it "
-                                        "(GIVFLEET_SIMULATOR__ENABLED=false runs without the simulator))"),
+    (False, "GIVFLEET_SIMULATOR__PORT", "(the demo simulator's port: GIVFLEET_SIMULATOR__PORT changes it, "
+                                        "GIVFLEET_SIMULATOR__ENABLED=false turns the simulator off)"),
 ])
 def test_up_refuses_a_taken_port_before_it_starts_anything(monkeypatch: pytest.MonkeyPatch, empty_database: str,
                                                            redis_url: str, flag: bool, setting: str | None,
