@@ -56,7 +56,8 @@ def _tables(url: str) -> list[str]:
 def test_up_checks_every_dependency_before_migrating(monkeypatch: pytest.MonkeyPatch, empty_database: str) -> None:
     monkeypatch.setenv("GIVFLEET_DATABASE_URL", empty_database)
     monkeypatch.setenv("GIVFLEET_REDIS_URL", UNREACHABLE_REDIS)
-    result = CliRunner().invoke(app, ["up", "--port", "1"])
+    monkeypatch.setenv("GIVFLEET_SIMULATOR__PORT", str(free_port()))  # up checks its ports first: free ones
+    result = CliRunner().invoke(app, ["up", "--port", str(free_port())])
     assert result.exit_code == 2
     lines = result.output.strip().splitlines()
     assert len(lines) == 1, result.output
