@@ -8,7 +8,7 @@ from __future__ import annotations
 
 import asyncio
 import uuid
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from pathlib import Path
 from typing import Annotated, TypeVar
 
@@ -35,7 +35,9 @@ from service.upstream import NoCredentialError
 campaign_app = typer.Typer(help="Campaigns: bulk setting writes, reads and restarts.", no_args_is_help=True)
 console = Console()
 _T = TypeVar("_T")
+_View = TypeVar("_View", bound=BaseModel)
 TenantOption = Annotated[str, typer.Option("--tenant", "-t", help="Tenant slug.")]
+JsonOption = Annotated[bool, typer.Option("--json", help="JSON lines.")]
 FileArgument = Annotated[Path, typer.Argument(help="Campaign file (YAML or JSON; see the README).", exists=True,
                                               dir_okay=False)]
 IdArgument = Annotated[str, typer.Argument(help="Campaign id.")]
@@ -62,10 +64,19 @@ def read_spec(path: Path) -> CampaignSpec:
         raise InvalidInputError(f"{path}: {problems_of(exc, 'file')}") from None
 
 
-def echo_json_lines(views: Sequence[BaseModel]) -> None:
-    """One JSON document per line (``--json``)."""
+def print_views(views: Sequence[_View], as_json: bool, columns: Sequence[str], row: Callable[[_View], Sequence[str]]
+                ) -> None:
+    """``views`` as one JSON document per line (``--json``), or as a table of ``columns``, one ``row`` a view."""
+    if as_json:
+        for view in views:
+            typer.echo(view.model_dump_json())
+        return
+    table = Table()
+    for column in columns:
+        table.add_column(column)
     for view in views:
-        typer.echo(view.model_dump_json())
+        table.add_row(*row(view))
+    console.print(table)
 
 
 def problems_of(exc: ValidationError, whole: str) -> str:
@@ -255,17 +266,9 @@ def _detail(view: CampaignView) -> str:
 
 
 @campaign_app.command("list")
-def list_campaigns(tenant: TenantOption,
-                   as_json: Annotated[bool, typer.Option("--json", help="JSON lines.")] = False) -> None:
+def list_campaigns(tenant: TenantOption, as_json: JsonOption = False) -> None:
     """The tenant's newest campaigns."""
-    views = run_op(lambda resources: list_op(resources, tenant))
-    if as_json:
-        echo_json_lines(views)
-        return
-    table = Table()
-    for column in ("id", "name", "kind", "setting", "state", "targets", "created"):
-        table.add_column(column)
-    for view in views:
-        table.add_row(str(view.id), view.name, view.kind, f"{view.setting_id}={view.value or '-'}", view.state,
-                      str(view.target_count), view.created_at.strftime("%Y-%m-%d %H:%M"))
-    console.print(table)
+    print_views(run_op(lambda resources: list_op(resources, tenant)), as_json,
+                ("id", "name", "kind", "setting", "state", "targets", "created"),
+                lambda view: (str(view.id), view.name, view.kind, f"{view.setting_id}={view.value or '-'}", view.state,
+                              str(view.target_count), view.created_at.strftime("%Y-%m-%d %H:%M")))

@@ -22,11 +22,20 @@ from service.campaigns.firmware import (
 )
 from service.campaigns.schemas import PlanView
 from service.core.limits import DEFAULT_PAGE_SIZE, page_size
+from service.db.uow import UnitOfWork
 from service.gql.campaigns.mutations import CreateCampaignPayload
 from service.gql.campaigns.queries import campaign_of
 from service.gql.campaigns.types import Campaign
 from service.gql.context import Info
-from service.gql.mutation import MutationError, attempt, parse_id, resources_of, unit_of_work_of, validated
+from service.gql.mutation import (
+    MutationError,
+    attempt,
+    in_unit_of_work,
+    parse_id,
+    resources_of,
+    unit_of_work_of,
+    validated,
+)
 from service.gql.types.connection import Connection
 
 
@@ -138,13 +147,11 @@ class FirmwareWatchPayload:
 class FirmwareWatchMutation:
     @strawberry.mutation(description="Start watching a cohort; its members are frozen now (operator).")
     async def create_firmware_watch(self, info: Info, input: FirmwareWatchInput) -> FirmwareWatchPayload:
-        async def work() -> FirmwareWatch:
-            spec = validated(WatchSpec, input)
-            async with unit_of_work_of(info) as session:
-                service = FirmwareWatchService(session, info.context.principal)
-                return FirmwareWatch.of(await service.view(await service.create(spec)))
+        async def work(session: UnitOfWork) -> FirmwareWatch:
+            service = FirmwareWatchService(session, info.context.principal)
+            return FirmwareWatch.of(await service.view(await service.create(validated(WatchSpec, input))))
 
-        watch, errors = await attempt(work())
+        watch, errors = await in_unit_of_work(info, work)
         return FirmwareWatchPayload(firmware_watch=watch, errors=errors)
 
     @strawberry.mutation(description="Create a restart campaign targeted at exactly the watch's stragglers, planned "
