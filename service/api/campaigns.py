@@ -102,9 +102,7 @@ class CampaignController(Controller):
         """The campaign's inverters by serial, optionally only in some states (repeat ``state``)."""
         page = await CampaignService(db_session, principal).targets(campaign_id, states=states,
                                                                     first=page_size(limit), after=cursor)
-        return PageView[TargetView](items=[target_view(t) for t in page.items],
-                                    next_cursor=page.end_cursor if page.has_next_page else None,
-                                    total_count=page.total_count)
+        return PageView[TargetView].of(page, target_view)
 
     async def _act(self, request: Request[Any, Any, Any], principal: Principal, db_session: AsyncSession,
                    campaign_id: uuid.UUID, action: str) -> CampaignView:

@@ -74,9 +74,7 @@ class FirmwareWatchController(Controller):
         """Each member by serial: its firmware, status, state and since when, and whether it is a straggler."""
         page = await FirmwareWatchService(read_session, principal).members(
             watch_id, states=states, stragglers_only=stragglers, first=page_size(limit), after=cursor)
-        return PageView[MemberView](items=[member_view(m) for m in page.items],
-                                    next_cursor=page.end_cursor if page.has_next_page else None,
-                                    total_count=page.total_count)
+        return PageView[MemberView].of(page, member_view)
 
     @post("/{watch_id:uuid}/restart-stragglers", status_code=HTTP_201_CREATED, responses=ERRORS)
     async def restart_stragglers(self, request: Request[Any, Any, Any], principal: PrincipalDep,

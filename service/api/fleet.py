@@ -9,7 +9,7 @@ from __future__ import annotations
 
 import enum
 from datetime import datetime
-from typing import Annotated, Any
+from typing import Annotated
 
 from litestar import Controller, get
 from litestar.di import Provide
@@ -22,7 +22,6 @@ from service.api.openapi import problems
 from service.authn import PrincipalDep, provide_principal
 from service.core import limits
 from service.core.errors import NotFoundError
-from service.core.pagination import Page
 from service.db.models import mirror as m
 from service.mirror import queries as reads
 from service.mirror.read_model import DongleRead, InverterRead, SiteRead
@@ -130,11 +129,6 @@ class FleetSummaryView(BaseModel):
     offline_for_more_than_hours: dict[str, int]
 
 
-def _page(page: Page[Any], view: type[BaseModel]) -> dict[str, Any]:
-    return {"items": [view.model_validate(item) for item in page.items],
-            "next_cursor": page.end_cursor if page.has_next_page else None, "total_count": page.total_count}
-
-
 HistoryLimit = Annotated[int, Parameter(ge=0, le=limits.MAX_HISTORY, description=(
     f"How many changes (0 to {limits.MAX_HISTORY})."))]
 Direction = Annotated[str, Parameter(description="Sort direction: asc or desc (any case).")]
@@ -193,7 +187,7 @@ class FleetController(Controller):
         reader = reads.FleetReader(read_session, scope_of(principal))
         page = await reader.inverters(criteria, limits.choice(sort, reads.InverterSort, parameter="sort"),
                                       _direction(direction), limit, cursor)
-        return PageView[InverterView].model_validate(_page(page, InverterView))
+        return PageView[InverterView].of(page, InverterView.model_validate)
 
     @get("/inverters/{serial:str}", responses=ERRORS)
     async def get_inverter(self, principal: PrincipalDep, read_session: ReadDb,
@@ -236,7 +230,7 @@ class FleetController(Controller):
                                    removed=_removed(removed, include_removed))
         page = await reads.FleetReader(read_session, scope_of(principal)).accounts(
             criteria, limits.choice(sort, reads.AccountSort, parameter="sort"), _direction(direction), limit, cursor)
-        return PageView[AccountView].model_validate(_page(page, AccountView))
+        return PageView[AccountView].of(page, AccountView.model_validate)
 
     @get("/accounts/{upstream_id:str}", responses=ERRORS)
     async def get_account(self, principal: PrincipalDep, read_session: ReadDb,
@@ -263,7 +257,7 @@ class FleetController(Controller):
         reader = reads.FleetReader(read_session, scope_of(principal))
         page = await reader.sites(criteria, limits.choice(sort, reads.SiteSort, parameter="sort"),
                                   _direction(direction), limit, cursor)
-        return PageView[SiteView].model_validate(_page(page, SiteView))
+        return PageView[SiteView].of(page, SiteView.model_validate)
 
     @get("/sites/{upstream_id:str}", responses=ERRORS)
     async def get_site(self, principal: PrincipalDep, read_session: ReadDb, upstream_id: UpstreamPath) -> SiteView:
@@ -286,7 +280,7 @@ class FleetController(Controller):
                                   removed=_removed(removed, include_removed))
         page = await reads.FleetReader(read_session, scope_of(principal)).dongles(criteria, "serial",
                                                                                 _direction(direction), limit, cursor)
-        return PageView[DongleView].model_validate(_page(page, DongleView))
+        return PageView[DongleView].of(page, DongleView.model_validate)
 
     @get("/fleet/summary", responses=ERRORS)
     async def fleet_summary(

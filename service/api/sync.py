@@ -73,9 +73,7 @@ class SyncController(Controller):
         """The tenant's sync runs, newest first (operator role; empty for subtree keys)."""
         authorize(principal, Action.SYNC_RUNS_READ)
         page = await reads.FleetReader(read_session, scope_of(principal)).sync_runs(limit, cursor)
-        return PageView[SyncRunView](items=[_view(run) for run in page.items],
-                                     next_cursor=page.end_cursor if page.has_next_page else None,
-                                     total_count=page.total_count)
+        return PageView[SyncRunView].of(page, _view)
 
     @get("/sync-runs/{run_id:uuid}", responses=problems(400, 401, 403, 404, 429))
     async def sync_run(self, run_id: FromPath[uuid.UUID], principal: PrincipalDep,

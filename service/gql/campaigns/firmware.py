@@ -23,19 +23,10 @@ from service.campaigns.firmware import (
 from service.campaigns.schemas import PlanView
 from service.core.limits import DEFAULT_PAGE_SIZE, page_size
 from service.db.uow import UnitOfWork
-from service.gql.campaigns.mutations import CreateCampaignPayload
-from service.gql.campaigns.queries import campaign_of
+from service.gql.campaigns.mutations import CreateCampaignPayload, created
 from service.gql.campaigns.types import Campaign
 from service.gql.context import Info
-from service.gql.mutation import (
-    MutationError,
-    attempt,
-    in_unit_of_work,
-    parse_id,
-    resources_of,
-    unit_of_work_of,
-    validated,
-)
+from service.gql.mutation import MutationError, attempt, in_unit_of_work, parse_id, resources_of, validated
 from service.gql.types.connection import Connection
 
 
@@ -161,9 +152,8 @@ class FirmwareWatchMutation:
             resources = resources_of(info)
             watch_id, principal = parse_id(id), info.context.principal
             preparation = await prepare_restart(resources.session_factory, resources.upstream, principal, watch_id)
-            async with unit_of_work_of(info) as session:
-                row, plan = await FirmwareWatchService(session, principal).restart_stragglers(watch_id, preparation)
-                return await campaign_of(info, session, row), plan.view
+            return await created(info, lambda session: FirmwareWatchService(session, principal).restart_stragglers(
+                watch_id, preparation))
 
         done, errors = await attempt(work())
         return CreateCampaignPayload.of(done, errors)

@@ -6,13 +6,16 @@ plan with ``dryRun``) and ``approveCampaign``, ``startCampaign``, ``pauseCampaig
 
 from __future__ import annotations
 
+from collections.abc import Awaitable, Callable
 from typing import Any, cast
 
 import strawberry
 from strawberry.scalars import JSON
 
+from service.campaigns import planner
 from service.campaigns.schemas import CampaignSpec, PlanView
 from service.campaigns.service import CampaignService, prepare
+from service.db.models.campaign import Campaign as CampaignRow
 from service.db.uow import UnitOfWork
 from service.gql.campaigns.inputs import CampaignInput
 from service.gql.campaigns.queries import campaign_of
@@ -50,6 +53,15 @@ class CampaignPayload:
     errors: list[MutationError]
 
 
+async def created(info: Info, create: Callable[[UnitOfWork], Awaitable[tuple[CampaignRow, planner.Plan]]]
+                  ) -> tuple[Campaign, PlanView]:
+    """The campaign ``create`` makes (and plans) in the mutation's unit of work, with its plan; the preparation
+    that reads GivEnergy comes before it, outside any transaction."""
+    async with unit_of_work_of(info) as session:
+        row, plan = await create(session)
+        return await campaign_of(info, session, row), plan.view
+
+
 def _action(action: str, description: str) -> Any:
     """The mutation that runs :class:`CampaignService` ``action`` on the campaign ``id``."""
 
@@ -78,9 +90,7 @@ class CampaignMutation:
             if dry_run:
                 async with resources.session_factory() as session:
                     return None, (await CampaignService(session, principal).preview(parsed, preparation)).view
-            async with unit_of_work_of(info) as session:
-                row, plan = await CampaignService(session, principal).create(parsed, preparation)
-                return await campaign_of(info, session, row), plan.view
+            return await created(info, lambda session: CampaignService(session, principal).create(parsed, preparation))
 
         done, errors = await attempt(work())
         return CreateCampaignPayload.of(done, errors)
@@ -94,4 +104,4 @@ class CampaignMutation:
                                             "still stored; others are reported changed_since (operator).")
 
 
-__all__ = ["CampaignMutation"]
+__all__ = ["CampaignMutation", "CreateCampaignPayload", "created"]
