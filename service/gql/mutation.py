@@ -1,7 +1,7 @@
 """The convention every GraphQL mutation follows (Saleor's ``BaseMutation`` shape).
 
 - It belongs to the ``Mutation`` root (per-domain classes merged in :mod:`service.gql.schema`).
-- It owns one unit of work: open it with :func:`unit_of_work_of`; the service inside starts with its policy
+- It owns one unit of work: its work runs in :func:`in_unit_of_work`; the service inside starts with its policy
   check and writes its audit row in the same transaction; deferred jobs are enqueued only after the commit.
   Work that calls GivEnergy (e.g. a credential check) never holds the unit of work across the call: the service
   reads, releases, calls upstream and then opens its own short one.
