@@ -17,7 +17,7 @@ from litestar.plugins.prometheus import PrometheusConfig, PrometheusController
 
 from service.api.admin import AccessController
 from service.api.campaigns import CampaignController
-from service.api.dependencies import provide_db_session, provide_read_session
+from service.api.dependencies import provide_db_session, provide_key_ring, provide_read_session
 from service.api.errors import EXCEPTION_HANDLERS
 from service.api.firmware_watches import FirmwareWatchController
 from service.api.fleet import FleetController
@@ -27,7 +27,7 @@ from service.api.monitoring import MonitoringController
 from service.api.notifications import NotificationController
 from service.api.sync import SyncController
 from service.api.timeouts import BodyTimeoutMiddleware
-from service.authn import authentication_middleware
+from service.authn import authentication_middleware, provide_principal
 from service.changefeed import ChangeHub
 from service.core.signals import cancel_and_wait
 from service.db.uow import listen_locally
@@ -105,6 +105,8 @@ def create_app(settings: Settings | None = None, resources: Resources | None = N
             "resources": Provide(provide_resources, sync_to_thread=False),
             "db_session": Provide(provide_db_session),
             "read_session": Provide(provide_read_session),
+            "principal": Provide(provide_principal, sync_to_thread=False),
+            "key_ring": Provide(provide_key_ring, sync_to_thread=False),
         },
         middleware=[RequestIdMiddleware,
                     DefineMiddleware(BodyTimeoutMiddleware, timeout_seconds=settings.api.body_timeout_seconds),

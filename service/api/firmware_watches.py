@@ -8,14 +8,13 @@ import uuid
 from typing import Annotated, Any
 
 from litestar import Controller, Request, get, post
-from litestar.di import Provide
 from litestar.params import JSONBody, Parameter, QueryParameter
 from litestar.status_codes import HTTP_201_CREATED
 
 from service.api.common import Cursor, Limit, PageView
 from service.api.dependencies import DbSession, ReadDb
 from service.api.openapi import problems
-from service.authn import PrincipalDep, provide_principal
+from service.authn import PrincipalDep
 from service.campaigns.firmware import (
     FirmwareWatchService,
     MemberView,
@@ -44,7 +43,6 @@ class FirmwareWatchController(Controller):
 
     path = "/api/v1/firmware-watches"
     tags = ["firmware watches"]
-    dependencies = {"principal": Provide(provide_principal, sync_to_thread=False)}
     security = [{"apiKey": []}]
 
     @post("/", status_code=HTTP_201_CREATED, responses=ERRORS)

@@ -12,14 +12,13 @@ from datetime import datetime
 from typing import Annotated
 
 from litestar import Controller, get
-from litestar.di import Provide
 from litestar.params import FromQuery, Parameter
 from pydantic import BaseModel, ConfigDict, Field
 
 from service.api.common import Cursor, Limit, PageView, SerialPath, require_inverter, scope_of
 from service.api.dependencies import ReadDb
 from service.api.openapi import problems
-from service.authn import PrincipalDep, provide_principal
+from service.authn import PrincipalDep
 from service.core import limits
 from service.core.errors import NotFoundError
 from service.db.models import mirror as m
@@ -160,7 +159,6 @@ class FleetController(Controller):
 
     path = "/api/v1"
     tags = ["fleet"]
-    dependencies = {"principal": Provide(provide_principal, sync_to_thread=False)}
     security = [{"apiKey": []}]
 
     @get("/inverters", responses=ERRORS)

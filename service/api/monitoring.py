@@ -7,7 +7,6 @@ from datetime import datetime
 from typing import Annotated, Any
 
 from litestar import Controller, delete, get, patch, post
-from litestar.di import Provide
 from litestar.params import FromPath, JSONBody, QueryParameter
 from litestar.status_codes import HTTP_204_NO_CONTENT
 from pydantic import BaseModel, ConfigDict, Field, model_validator
@@ -15,7 +14,7 @@ from pydantic import BaseModel, ConfigDict, Field, model_validator
 from service.api.common import Cursor, Limit, PageView
 from service.api.dependencies import DbSession, ReadDb
 from service.api.openapi import problems
-from service.authn import PrincipalDep, provide_principal
+from service.authn import PrincipalDep
 from service.core.limits import page_size
 from service.db.models.monitoring import AlertState, IncidentState, Severity
 from service.monitoring.service import AlertFilter, AlertService, IncidentFilter
@@ -172,7 +171,6 @@ class MonitoringController(Controller):
 
     path = "/api/v1"
     tags = ["monitoring"]
-    dependencies = {"principal": Provide(provide_principal, sync_to_thread=False)}
 
     @get("/alerts", responses=ERRORS)
     async def list_alerts(

@@ -6,6 +6,7 @@ plan with ``dryRun``) and ``approveCampaign``, ``startCampaign``, ``pauseCampaig
 
 from __future__ import annotations
 
+import uuid
 from collections.abc import Awaitable, Callable
 from typing import Any, cast
 
@@ -62,12 +63,12 @@ async def created(info: Info, create: Callable[[UnitOfWork], Awaitable[tuple[Cam
         return await campaign_of(info, session, row), plan.view
 
 
-def _action(action: str, description: str) -> Any:
-    """The mutation that runs :class:`CampaignService` ``action`` on the campaign ``id``."""
+def _action(action: Callable[[CampaignService, uuid.UUID], Awaitable[CampaignRow]], description: str) -> Any:
+    """The mutation that runs the lifecycle ``action`` (a :class:`CampaignService` method) on the campaign ``id``."""
 
     async def act(self: Any, info: Info, id: strawberry.ID) -> CampaignPayload:
         async def work(session: UnitOfWork) -> Campaign:
-            row = await getattr(CampaignService(session, info.context.principal), action)(parse_id(id))
+            row = await action(CampaignService(session, info.context.principal), parse_id(id))
             return await campaign_of(info, session, row)
 
         campaign, errors = await in_unit_of_work(info, work)
@@ -95,13 +96,16 @@ class CampaignMutation:
         done, errors = await attempt(work())
         return CreateCampaignPayload.of(done, errors)
 
-    approve_campaign = _action("approve", "Approve a campaign above the tenant's threshold (admin, another key).")
-    start_campaign = _action("start", "Start a planned (or approved) campaign (operator).")
-    pause_campaign = _action("pause", "Pause a running campaign before its next request (operator).")
-    resume_campaign = _action("resume", "Resume a paused campaign (operator).")
-    cancel_campaign = _action("cancel", "Stop writing; what was applied stays and is still read back (operator).")
-    rollback_campaign = _action("rollback", "Put back each inverter's previous value where the campaign's value is "
-                                            "still stored; others are reported changed_since (operator).")
+    approve_campaign = _action(CampaignService.approve, "Approve a campaign above the tenant's threshold (admin, "
+                                                        "another key).")
+    start_campaign = _action(CampaignService.start, "Start a planned (or approved) campaign (operator).")
+    pause_campaign = _action(CampaignService.pause, "Pause a running campaign before its next request (operator).")
+    resume_campaign = _action(CampaignService.resume, "Resume a paused campaign (operator).")
+    cancel_campaign = _action(CampaignService.cancel, "Stop writing; what was applied stays and is still read back "
+                                                      "(operator).")
+    rollback_campaign = _action(CampaignService.rollback, "Put back each inverter's previous value where the "
+                                                          "campaign's value is still stored; others are reported "
+                                                          "changed_since (operator).")
 
 
 __all__ = ["CampaignMutation", "CreateCampaignPayload", "created"]
