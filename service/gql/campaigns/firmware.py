@@ -24,16 +24,15 @@ from service.campaigns.schemas import PlanView
 from service.core.limits import DEFAULT_PAGE_SIZE, page_size
 from service.db.uow import UnitOfWork
 from service.gql.campaigns.mutations import CreateCampaignPayload, created
-from service.gql.campaigns.types import Campaign
+from service.gql.campaigns.types import Campaign, StateCount
 from service.gql.context import Info
 from service.gql.mutation import MutationError, attempt, in_unit_of_work, parse_id, resources_of, validated
 from service.gql.types.connection import Connection
 
 
 @strawberry.type(description="How many members of a firmware watch are in one state.")
-class FirmwareWatchStateCount:
-    state: str
-    count: int
+class FirmwareWatchStateCount(StateCount):
+    pass
 
 
 @strawberry.type(description="One inverter of a firmware watch's cohort and where it stands.")
@@ -78,7 +77,7 @@ class FirmwareWatch:
         fields = view.model_dump(exclude={"id", "counts", "last_restart_campaign_id"})
         restart = view.last_restart_campaign_id
         return cls(id=strawberry.ID(str(view.id)), **fields,
-                   counts=[FirmwareWatchStateCount(state=state, count=n) for state, n in view.counts.items()],
+                   counts=FirmwareWatchStateCount.each(view.counts),
                    last_restart_campaign_id=strawberry.ID(str(restart)) if restart else None)
 
     @strawberry.field(description="The cohort's inverters by serial, optionally only in some states (at_target, "
