@@ -9,7 +9,7 @@ from __future__ import annotations
 
 import enum
 from datetime import datetime
-from typing import Annotated
+from typing import Annotated, TypeVar
 
 from litestar import Controller, get
 from litestar.params import FromQuery, Parameter
@@ -26,6 +26,7 @@ from service.mirror import queries as reads
 from service.mirror.read_model import DongleRead, InverterRead, SiteRead
 
 ERRORS = problems(400, 401, 403, 404, 422, 429)
+_Sort = TypeVar("_Sort", bound=enum.Enum)
 
 
 class _Row(BaseModel):
@@ -150,6 +151,11 @@ def _direction(value: str) -> reads.SortDirection:
     return limits.choice(value, reads.SortDirection, parameter="direction")
 
 
+def _sorting(sort: str, options: type[_Sort], direction: str) -> tuple[_Sort, reads.SortDirection]:
+    """The ``sort`` (one of ``options``) and ``direction`` parameters as the reader takes them, checked in turn."""
+    return limits.choice(sort, options, parameter="sort"), _direction(direction)
+
+
 def _removed(removed: bool | None, include_removed: bool) -> bool | None:
     return None if include_removed else (False if removed is None else removed)
 
@@ -183,8 +189,7 @@ class FleetController(Controller):
             offline_for_hours=offline_for_hours, account_id=account_id, site_id=site_id, search=q,
             removed=_removed(removed, include_removed))
         reader = reads.FleetReader(read_session, scope_of(principal))
-        page = await reader.inverters(criteria, limits.choice(sort, reads.InverterSort, parameter="sort"),
-                                      _direction(direction), limit, cursor)
+        page = await reader.inverters(criteria, *_sorting(sort, reads.InverterSort, direction), limit, cursor)
         return PageView[InverterView].of(page, InverterView.model_validate)
 
     @get("/inverters/{serial:str}", responses=ERRORS)
@@ -227,7 +232,7 @@ class FleetController(Controller):
         criteria = reads.AccountFilter(under_account_id=under_account_id, depth=depth, search=q,
                                    removed=_removed(removed, include_removed))
         page = await reads.FleetReader(read_session, scope_of(principal)).accounts(
-            criteria, limits.choice(sort, reads.AccountSort, parameter="sort"), _direction(direction), limit, cursor)
+            criteria, *_sorting(sort, reads.AccountSort, direction), limit, cursor)
         return PageView[AccountView].of(page, AccountView.model_validate)
 
     @get("/accounts/{upstream_id:str}", responses=ERRORS)
@@ -253,8 +258,7 @@ class FleetController(Controller):
         criteria = reads.SiteFilter(account_id=account_id, scheme_status_in=site_status, search=q,
                                 removed=_removed(removed, include_removed))
         reader = reads.FleetReader(read_session, scope_of(principal))
-        page = await reader.sites(criteria, limits.choice(sort, reads.SiteSort, parameter="sort"),
-                                  _direction(direction), limit, cursor)
+        page = await reader.sites(criteria, *_sorting(sort, reads.SiteSort, direction), limit, cursor)
         return PageView[SiteView].of(page, SiteView.model_validate)
 
     @get("/sites/{upstream_id:str}", responses=ERRORS)
