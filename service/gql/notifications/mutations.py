@@ -4,6 +4,7 @@
 from __future__ import annotations
 
 import datetime as dt
+from collections.abc import Awaitable, Callable
 
 import strawberry
 
@@ -14,7 +15,7 @@ from service.gql.context import Info
 from service.gql.mutation import MutationError, in_unit_of_work, parse_id
 from service.gql.notifications.queries import service_of
 from service.gql.notifications.types import NotificationChannel, NotificationMessage, NotificationRule
-from service.notifications.service import ChannelSpec
+from service.notifications.service import ChannelSpec, NotificationService
 
 
 @strawberry.input(description="A new channel: url for a webhook, emailTo for e-mail, credentialId for GivEnergy "
@@ -76,6 +77,17 @@ class NotificationDonePayload:
     errors: list[MutationError]
 
 
+async def _done(info: Info, act: Callable[[NotificationService], Awaitable[object]]) -> NotificationDonePayload:
+    """``ok: true`` once ``act`` has run on the notification service in the mutation's unit of work."""
+
+    async def work(session: UnitOfWork) -> bool:
+        await act(service_of(info, session))
+        return True
+
+    ok, errors = await in_unit_of_work(info, work)
+    return NotificationDonePayload(ok=bool(ok), errors=errors)
+
+
 @strawberry.type
 class NotificationMutation:
     @strawberry.mutation(description="Add a notification channel (admin).")
@@ -108,12 +120,7 @@ class NotificationMutation:
 
     @strawberry.mutation(description="Remove a channel with its rules and log (admin).")
     async def delete_notification_channel(self, info: Info, id: strawberry.ID) -> NotificationDonePayload:
-        async def work(session: UnitOfWork) -> bool:
-            await service_of(info, session).delete_channel(parse_id(id))
-            return True
-
-        ok, errors = await in_unit_of_work(info, work)
-        return NotificationDonePayload(ok=bool(ok), errors=errors)
+        return await _done(info, lambda service: service.delete_channel(parse_id(id)))
 
     @strawberry.mutation(description="A new webhook signing secret; the old one signs too during the overlap "
                                      "(admin).")
@@ -139,12 +146,7 @@ class NotificationMutation:
 
     @strawberry.mutation(description="Remove a routing rule (admin).")
     async def delete_notification_rule(self, info: Info, id: strawberry.ID) -> NotificationDonePayload:
-        async def work(session: UnitOfWork) -> bool:
-            await service_of(info, session).delete_rule(parse_id(id))
-            return True
-
-        ok, errors = await in_unit_of_work(info, work)
-        return NotificationDonePayload(ok=bool(ok), errors=errors)
+        return await _done(info, lambda service: service.delete_rule(parse_id(id)))
 
     @strawberry.mutation(description="Send a message again with the same id (operator).")
     async def replay_notification(self, info: Info, id: strawberry.ID) -> NotificationMessagePayload:
@@ -156,12 +158,7 @@ class NotificationMutation:
 
     @strawberry.mutation(description="Send a test notification to a channel (operator).")
     async def send_test_notification(self, info: Info, channel_id: strawberry.ID) -> NotificationDonePayload:
-        async def work(session: UnitOfWork) -> bool:
-            await service_of(info, session).test_send(parse_id(channel_id, "channelId"))
-            return True
-
-        ok, errors = await in_unit_of_work(info, work)
-        return NotificationDonePayload(ok=bool(ok), errors=errors)
+        return await _done(info, lambda service: service.test_send(parse_id(channel_id, "channelId")))
 
 
 __all__ = ["NotificationMutation"]
