@@ -84,27 +84,39 @@ def unreachable_redis(resources: Resources) -> NamespacedRedis:
     return redis_client(f"redis://127.0.0.1:{free_port()}/0", resources.settings)
 
 
+async def feeds_end_on_loss_then_live_again(resources: Resources, hub: ChangeHub, lose: Callable[[], Awaitable[None]],
+                                           mend: Callable[[], None] = lambda: None) -> None:
+    """A live feed of ``hub`` ends with :class:`ChangeFeedLostError` once ``lose`` breaks the hub's Redis
+    connection; once ``mend`` has repaired it, a new feed is live."""
+    tenant_id = uuid.uuid4()
+    async with hub.subscribe(tenant_id, {Topic.ALERT}) as feed:
+        await lose()
+        async with asyncio.timeout(WAIT):
+            with pytest.raises(ChangeFeedLostError):  # not a silent gap: the subscriber must re-query
+                await anext(feed)
+    mend()
+    async with hub.subscribe(tenant_id, {Topic.ALERT}) as feed:  # the hub subscribed again
+        wanted = change(Topic.ALERT, tenant_id)
+        await publish_changes(resources.redis, [wanted])
+        async with asyncio.timeout(WAIT):
+            assert await anext(feed) == wanted
+
+
 async def test_when_the_hub_loses_its_redis_connection_every_feed_ends_and_later_ones_are_live_again(
     resources: Resources,
 ) -> None:
     name = f"hub-{uuid.uuid4().hex[:12]}"  # the hub's connections, told apart from every other client of Redis
     pool = ConnectionPool.from_url(resources.settings.configured_redis_url() or "", client_name=name)
-    tenant_id = uuid.uuid4()
+
+    async def kill_its_connections() -> None:
+        killed = [client["id"] for client in await resources.redis.client_list() if client["name"] == name]
+        assert killed
+        for client_id in killed:
+            await resources.redis.client_kill_filter(_id=client_id)
+
     try:
         async with subscribed_hub(NamespacedRedis(connection_pool=pool, namespace=resources.redis.namespace)) as hub:
-            async with hub.subscribe(tenant_id, {Topic.ALERT}) as feed:
-                killed = [client["id"] for client in await resources.redis.client_list() if client["name"] == name]
-                assert killed
-                for client_id in killed:
-                    await resources.redis.client_kill_filter(_id=client_id)
-                async with asyncio.timeout(WAIT):
-                    with pytest.raises(ChangeFeedLostError):  # not a silent gap: the subscriber must re-query
-                        await anext(feed)
-            async with hub.subscribe(tenant_id, {Topic.ALERT}) as feed:  # the hub subscribed again
-                wanted = change(Topic.ALERT, tenant_id)
-                await publish_changes(resources.redis, [wanted])
-                async with asyncio.timeout(WAIT):
-                    assert await anext(feed) == wanted
+            await feeds_end_on_loss_then_live_again(resources, hub, kill_its_connections)
     finally:
         await pool.aclose()
 
@@ -115,23 +127,19 @@ async def test_a_feed_whose_redis_connection_falls_silent_ends_and_later_ones_ar
     """The connection dies without a reset (a proxy or network swallowing packets): the feeds must end with an
     error (the hub hears nothing more, not even its pings answered), not wait forever for changes."""
     redis_at = resources.redis.connection_pool.connection_kwargs
-    tenant_id = uuid.uuid4()
     async with SwallowingProxy(redis_at["host"], redis_at["port"]) as proxy:
         pool = proxy.pools(**redis_at)
+
+        async def swallow() -> None:
+            proxy.swallowing = True
+
+        def heal() -> None:
+            proxy.swallowing = False
+
         try:
             async with subscribed_hub(NamespacedRedis(connection_pool=pool, namespace=resources.redis.namespace),
-                                      subscribe_timeout=WAIT) as hub:
-                async with hub.subscribe(tenant_id, {Topic.ALERT}) as feed:
-                    proxy.swallowing = True
-                    async with asyncio.timeout(WAIT):
-                        with pytest.raises(ChangeFeedLostError):  # not a silent gap: the subscriber must re-query
-                            await anext(feed)
-                proxy.swallowing = False
-                async with hub.subscribe(tenant_id, {Topic.ALERT}) as feed:  # the hub subscribed again
-                    wanted = change(Topic.ALERT, tenant_id)
-                    await publish_changes(resources.redis, [wanted])
-                    async with asyncio.timeout(WAIT):
-                        assert await anext(feed) == wanted
+                                      subscribe_timeout=WAIT) as hub:  # a new connection may wait out a timeout
+                await feeds_end_on_loss_then_live_again(resources, hub, swallow, heal)
         finally:
             await pool.aclose()
 
