@@ -11,7 +11,7 @@ import pytest
 from service import cli_campaigns
 from service.core.errors import InvalidInputError
 from service.core.principal import Principal
-from service.db.models import CampaignState
+from service.db.models.campaign import CampaignState
 from service.runtime import Resources
 from service.tenants.crypto import load_key_ring
 from service.tenants.service import CredentialService

@@ -9,7 +9,7 @@ from service.campaigns.service import CampaignService
 from service.campaigns.views import campaign_view
 from service.cli_campaigns import console, print_status
 from service.core.clock import utcnow
-from service.db.models import CampaignState, TargetState
+from service.db.models.campaign import CampaignState, TargetState
 from service.runtime import Resources
 from tests.campaigns.conftest import Fault, World, quiet, with_faults, world_of
 
