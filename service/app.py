@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import asyncio
 import gc
 from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
@@ -17,7 +16,7 @@ from litestar.plugins.prometheus import PrometheusConfig, PrometheusController
 
 from service.api.admin import AccessController
 from service.api.campaigns import CampaignController
-from service.api.dependencies import provide_db_session, provide_read_session
+from service.api.dependencies import provide_db_session, provide_key_ring, provide_read_session
 from service.api.errors import EXCEPTION_HANDLERS
 from service.api.firmware_watches import FirmwareWatchController
 from service.api.fleet import FleetController
@@ -27,15 +26,15 @@ from service.api.monitoring import MonitoringController
 from service.api.notifications import NotificationController
 from service.api.sync import SyncController
 from service.api.timeouts import BodyTimeoutMiddleware
-from service.authn import authentication_middleware
-from service.changefeed import ChangeHub
-from service.core.signals import cancel_and_wait
+from service.authn import authentication_middleware, provide_principal
+from service.changefeed import CHANGES, ChangeHub
 from service.db.uow import listen_locally
 from service.docs_pages import docs_router, openapi_render_plugins, static_assets_router
 from service.gql.http import graphql_controller
 from service.observability import RequestIdMiddleware
 from service.runtime import Resources
 from service.settings import Settings, get_settings
+from service.subscription import RedisSubscription
 from service.tenants.keycache import REVOCATIONS, ApiKeyCache
 
 GC_THRESHOLDS = (20_000, 50, 100)
@@ -66,21 +65,23 @@ def create_app(settings: Settings | None = None, resources: Resources | None = N
     async def lifespan(app: Litestar) -> AsyncIterator[None]:
         owned = resources is None
         app.state.resources = current = resources or Resources.open(settings)
-        app.state.changes = ChangeHub(current.redis, capacity=settings.api.subscription_backlog,
-                                      subscribe_timeout=settings.api.subscription_init_timeout_seconds,
-                                      concurrent_reads=max(1, settings.db.pool_size // 4),
-                                      per_key=settings.api.subscriptions_per_key)
-        app.state.api_keys = keys = ApiKeyCache(settings.security.api_key_cache_seconds)
-        listener = asyncio.create_task(keys.listen(current.redis.connection_pool, current.redis.channel(REVOCATIONS)))
-        stop_local = listen_locally(REVOCATIONS, keys.forget)
+        subscription = RedisSubscription(current.redis.connection_pool)  # the process's one, for both listeners
+        app.state.changes = changes = ChangeHub(
+            capacity=settings.api.subscription_backlog,
+            subscribe_timeout=settings.api.subscription_init_timeout_seconds,
+            concurrent_reads=max(1, settings.db.pool_size // 4), per_key=settings.api.subscriptions_per_key)
+        app.state.api_keys = keys = ApiKeyCache(settings.security.api_key_cache_seconds, subscription)
+        subscription.listen(current.redis.channel(CHANGES), changes)
+        subscription.listen(current.redis.channel(REVOCATIONS), keys)
+        subscription.start()
+        stop_local = listen_locally(REVOCATIONS, keys.receive)
         settle_heap()
         try:
             yield
         finally:
             stop_local()
-            keys.stop()
-            await cancel_and_wait(listener)  # redis-py can swallow a single cancel mid-command
-            await app.state.changes.aclose()
+            changes.close()  # first: live subscriptions end cleanly, not as if Redis were lost
+            await subscription.aclose()
             if owned:
                 await app.state.resources.aclose()
 
@@ -105,6 +106,8 @@ def create_app(settings: Settings | None = None, resources: Resources | None = N
             "resources": Provide(provide_resources, sync_to_thread=False),
             "db_session": Provide(provide_db_session),
             "read_session": Provide(provide_read_session),
+            "principal": Provide(provide_principal, sync_to_thread=False),
+            "key_ring": Provide(provide_key_ring, sync_to_thread=False),
         },
         middleware=[RequestIdMiddleware,
                     DefineMiddleware(BodyTimeoutMiddleware, timeout_seconds=settings.api.body_timeout_seconds),

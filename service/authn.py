@@ -46,7 +46,7 @@ PUBLIC_PATHS = ["^/healthz$", "^/readyz$", "^/metrics", "^/schema", "^/static/"]
 _CHALLENGE = {"WWW-Authenticate": 'Bearer realm="givfleet"'}
 
 PrincipalDep = NamedDependency[Principal]
-"""Annotate a handler parameter named ``principal`` with this to receive the caller (register
+"""Annotate a handler parameter named ``principal`` with this to receive the caller (the app registers
 :func:`provide_principal` as the ``principal`` dependency)."""
 
 

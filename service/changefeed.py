@@ -3,19 +3,20 @@
 Any process (API, worker, CLI) publishes the :class:`~service.core.changes.Change` records a committed transaction
 deferred (:func:`publish_changes`) on one channel of the deployment's namespace, ``<namespace>:changes``.
 
-Each API process holds one :class:`ChangeHub`: a single Redis subscription, opened when its first subscriber
-arrives, whose listener hands every change to the local subscribers of that change's tenant and topics. Every
-subscriber re-reads a changed row through its own scope; :meth:`ChangeHub.read` makes that one read per change and
-scope however many subscribers share it, at most :attr:`ChangeHub.concurrent_reads` at once in the process (well
-below the database pool, which requests need too), and a key holds at most :attr:`ChangeHub.per_key`
-subscriptions in the process. Each
+Each API process holds one :class:`ChangeHub`: the listener of that channel on the process's one Redis
+subscription (:class:`~service.subscription.RedisSubscription`, shared with the API-key cache), which hands every
+change to the local subscribers of that change's tenant and topics. Every subscriber re-reads a changed row
+through its own scope; :meth:`ChangeHub.read` makes that one read per change and scope however many subscribers
+share it, at most :attr:`ChangeHub.concurrent_reads` at once in the process (well below the database pool, which
+requests need too), and a key holds at most :attr:`ChangeHub.per_key` subscriptions in the process. Each
 subscriber has a bounded queue: one that falls :attr:`ChangeHub.capacity` changes behind is dropped (its
 :class:`Feed` raises :class:`SlowSubscriberError`) rather than let memory grow. Redis pub/sub delivers at most
-once, so the hub never pretends otherwise: when its Redis connection drops, every feed ends with
-:class:`ChangeFeedLostError` (changes published until the hub is subscribed again would be missed silently), and
-a subscriber that arrives while Redis is unreachable gets :class:`ChangeFeedLostError` after
-:attr:`ChangeHub.subscribe_timeout` instead of waiting forever. Either way its client reconnects and re-queries:
-the database has every change.
+once, so the hub never pretends otherwise: when the Redis subscription is lost, because its connection dropped or
+fell silent (nothing heard for :data:`~service.subscription.HEARD_WITHIN_SECONDS`: every feed ends within about
+that long and a ping), every feed ends with :class:`ChangeFeedLostError` (changes published until the channel is
+subscribed again would be missed silently), and a subscriber that arrives while Redis is unreachable gets
+:class:`ChangeFeedLostError` after :attr:`ChangeHub.subscribe_timeout` instead of waiting forever. Either way its
+client reconnects and re-queries: the database has every change.
 """
 
 from __future__ import annotations
@@ -35,7 +36,6 @@ from redis.exceptions import RedisError
 
 from service.core.changes import Change, Publish, Topic
 from service.core.errors import ConflictError
-from service.core.signals import cancel_and_wait
 
 if TYPE_CHECKING:  # runtime -> upstream -> tenants -> enqueue -> here: a real import would be a cycle
     from service.runtime import NamespacedRedis
@@ -45,8 +45,6 @@ log = structlog.get_logger(__name__)
 SUBSCRIBERS = Gauge("givfleet_subscriptions_active", "Live GraphQL subscriptions served by this process.")
 DROPPED = Counter("givfleet_subscriptions_dropped_total",
                   "Subscriptions ended because their client read changes more slowly than they came.")
-RECONNECT_DELAY_SECONDS = 1.0
-LISTEN_WAIT_SECONDS = 5.0
 SHARED_READS = 1024
 """Changes whose re-reads :meth:`ChangeHub.read` remembers (the oldest are forgotten first)."""
 
@@ -81,12 +79,12 @@ class SlowSubscriberError(Exception):
 
 
 class ChangeFeedLostError(Exception):
-    """The hub lost (or could not open) its Redis subscription: changes may have been missed, so the subscriber
+    """The Redis subscription was lost (or could not be made): changes may have been missed, so the subscriber
     must reconnect and re-query."""
 
 
 class _End:
-    """Queued to end a feed: the hub stopped or lost Redis, or the subscriber overflowed."""
+    """Queued to end a feed: the hub closed or lost Redis, or the subscriber overflowed."""
 
     def __init__(self, error: Exception | None) -> None:
         self.error = error
@@ -140,19 +138,18 @@ class Feed:
 
 
 class ChangeHub:
-    """The API process's one Redis subscription, shared by all its subscribers (see the module docstring).
+    """The API process's live changes, shared by all its subscribers: the :data:`CHANGES` channel's listener on
+    the process's Redis subscription (see the module docstring).
 
     Args:
-        redis: The process's Redis client (its namespace names the channel).
         capacity: Changes a subscriber may fall behind before it is dropped.
-        subscribe_timeout: Longest wait for the hub's Redis subscription when a subscriber arrives.
+        subscribe_timeout: Longest wait for the channel to be subscribed when a subscriber arrives.
         concurrent_reads: Re-reads of changed rows (:meth:`read`) running at once, for all subscribers.
         per_key: Subscriptions one API key may hold in this process.
     """
 
-    def __init__(self, redis: NamespacedRedis, *, capacity: int = 256, subscribe_timeout: float = 10.0,
-                 concurrent_reads: int = 4, per_key: int = 50) -> None:
-        self.redis = redis
+    def __init__(self, *, capacity: int = 256, subscribe_timeout: float = 10.0, concurrent_reads: int = 4,
+                 per_key: int = 50) -> None:
         self.capacity = capacity
         self.subscribe_timeout = subscribe_timeout
         self.concurrent_reads = concurrent_reads
@@ -161,21 +158,20 @@ class ChangeHub:
         self._shared_reads: OrderedDict[int, tuple[Change, dict[Hashable, asyncio.Task[Any]]]] = OrderedDict()
         self._held: Tally[Hashable] = Tally()
         self._feeds: set[Feed] = set()
-        self._listener: asyncio.Task[None] | None = None
         self._subscribed = asyncio.Event()
         self._closed = False
 
     @contextlib.asynccontextmanager
     async def subscribe(self, tenant_id: uuid.UUID, topics: Collection[Topic],
                         holder: Hashable = None) -> AsyncIterator[Feed]:
-        """A feed of the tenant's changes of ``topics``, live once this returns (the hub is subscribed).
+        """A feed of the tenant's changes of ``topics``, live once this returns (the channel is subscribed).
 
         Args:
             holder: Who subscribes (an API key's id): one holder has at most :attr:`per_key` feeds at once.
 
         Raises:
             ConflictError: ``holder`` already has :attr:`per_key` feeds.
-            ChangeFeedLostError: The hub could not subscribe within :attr:`subscribe_timeout`.
+            ChangeFeedLostError: The channel was not subscribed within :attr:`subscribe_timeout`.
         """
         if self._closed:
             raise RuntimeError("the change hub is closed")
@@ -185,8 +181,6 @@ class ChangeHub:
         self._feeds.add(feed)
         self._held[holder] += 1
         try:
-            if self._listener is None:
-                self._listener = asyncio.create_task(self._listen(), name="changefeed")
             try:
                 async with asyncio.timeout(self.subscribe_timeout):
                     await self._subscribed.wait()
@@ -225,54 +219,32 @@ class ChangeHub:
         async with self._read_gate:
             return await load()
 
-    async def aclose(self) -> None:
-        """Stop listening and end every feed (their subscriptions complete)."""
+    def close(self) -> None:
+        """End every feed (their subscriptions complete) and take no more."""
         self._closed = True
-        if self._listener is not None:
-            await cancel_and_wait(self._listener)  # redis-py can swallow a single cancel mid-command
         for feed in list(self._feeds):
             feed.end()
 
-    async def _listen(self) -> None:
-        """Receive changes until cancelled; subscribe again after a failure."""
-        channel = self.redis.channel(CHANGES)
-        while True:
-            try:
-                async with self.redis.pubsub(ignore_subscribe_messages=True) as pubsub:
-                    await pubsub.subscribe(channel)
-                    self._subscribed.set()
-                    while True:
-                        # A bounded wait: listen() would wait on the client's socket timeout and fail when idle.
-                        message = await pubsub.get_message(ignore_subscribe_messages=True,
-                                                           timeout=LISTEN_WAIT_SECONDS)
-                        if message is not None:
-                            self._dispatch(message.get("data"))
-            except (RedisError, OSError) as exc:
-                log.warning("changes.listener_lost", error=type(exc).__name__)
-                self._lost()
-                await asyncio.sleep(RECONNECT_DELAY_SECONDS)
-            except Exception:  # a bug must not silence every subscription of the process: log it, listen again
-                log.exception("changes.listener_failed")
-                self._lost()
-                await asyncio.sleep(RECONNECT_DELAY_SECONDS)
+    def live(self) -> None:
+        """The channel is subscribed: subscribers are live."""
+        self._subscribed.set()
 
-    def _lost(self) -> None:
-        """The subscription is gone: end every feed (what is published until it is back would never reach them)."""
-        self._subscribed.clear()
-        for feed in list(self._feeds):
-            feed.end(ChangeFeedLostError("the live change feed was interrupted: reconnect, then re-query"))
-
-    def _dispatch(self, data: object) -> None:
-        if not isinstance(data, str | bytes):
-            return
+    def receive(self, message: str) -> None:
+        """Hand a published change to the feeds that want it."""
         try:
-            change = Change.decode(data)
+            change = Change.decode(message)
         except ValueError:
             log.warning("changes.malformed_message")
             return
         for feed in list(self._feeds):
             if feed.wants(change):
                 feed.offer(change)
+
+    def lost(self) -> None:
+        """The subscription is lost: end every feed (what is published until it is back would never reach them)."""
+        self._subscribed.clear()
+        for feed in list(self._feeds):
+            feed.end(ChangeFeedLostError("the live change feed was interrupted: reconnect, then re-query"))
 
 
 def _retrieve(task: asyncio.Task[Any]) -> None:

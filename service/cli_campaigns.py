@@ -36,7 +36,9 @@ from service.upstream import NoCredentialError
 campaign_app = typer.Typer(help="Campaigns: bulk setting writes, reads and restarts.", no_args_is_help=True)
 console = Console()
 _T = TypeVar("_T")
+_View = TypeVar("_View", bound=BaseModel)
 TenantOption = Annotated[str, typer.Option("--tenant", "-t", help="Tenant slug.")]
+JsonOption = Annotated[bool, typer.Option("--json", help="JSON lines.")]
 FileArgument = Annotated[Path, typer.Argument(help="Campaign file (YAML or JSON; see the README).", exists=True,
                                               dir_okay=False)]
 IdArgument = Annotated[str, typer.Argument(help="Campaign id.")]
@@ -63,10 +65,19 @@ def read_spec(path: Path) -> CampaignSpec:
         raise InvalidInputError(f"{path}: {invalid_input(exc, _file_key)}") from None
 
 
-def echo_json_lines(views: Sequence[BaseModel]) -> None:
-    """One JSON document per line (``--json``)."""
+def print_views(views: Sequence[_View], as_json: bool, columns: Sequence[str], row: Callable[[_View], Sequence[str]]
+                ) -> None:
+    """``views`` as one JSON document per line (``--json``), or as a table of ``columns``, one ``row`` a view."""
+    if as_json:
+        for view in views:
+            typer.echo(view.model_dump_json())
+        return
+    table = Table()
+    for column in columns:
+        table.add_column(column)
     for view in views:
-        typer.echo(view.model_dump_json())
+        table.add_row(*row(view))
+    print_table(console, table)
 
 
 def _file_key(location: tuple[str | int, ...]) -> str:
@@ -282,17 +293,9 @@ def _detail(view: CampaignView) -> str:
 
 
 @campaign_app.command("list")
-def list_campaigns(tenant: TenantOption,
-                   as_json: Annotated[bool, typer.Option("--json", help="JSON lines.")] = False) -> None:
+def list_campaigns(tenant: TenantOption, as_json: JsonOption = False) -> None:
     """The tenant's newest campaigns."""
-    views = run_op(lambda resources: list_op(resources, tenant))
-    if as_json:
-        echo_json_lines(views)
-        return
-    table = Table()
-    for column in ("id", "name", "kind", "setting", "state", "targets", "created"):
-        table.add_column(column)
-    for view in views:
-        table.add_row(str(view.id), view.name, view.kind, f"{view.setting_id}={view.value or '-'}", view.state,
-                      str(view.target_count), view.created_at.strftime("%Y-%m-%d %H:%M"))
-    print_table(console, table)
+    print_views(run_op(lambda resources: list_op(resources, tenant)), as_json,
+                ("id", "name", "kind", "setting", "state", "targets", "created"),
+                lambda view: (str(view.id), view.name, view.kind, f"{view.setting_id}={view.value or '-'}", view.state,
+                              str(view.target_count), view.created_at.strftime("%Y-%m-%d %H:%M")))

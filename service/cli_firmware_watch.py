@@ -27,12 +27,13 @@ from service.campaigns.firmware import (
 from service.campaigns.schemas import PlanView
 from service.cli_access import invalid_input, run_op
 from service.cli_campaigns import (
+    JsonOption,
     TenantOption,
     cli_principal,
     console,
-    echo_json_lines,
     parse_uuid,
     print_plan,
+    print_views,
 )
 from service.core.clock import utcnow
 from service.core.tables import print_table
@@ -128,21 +129,13 @@ def create(tenant: TenantOption,
 
 
 @firmware_watch_app.command("list")
-def list_watches(tenant: TenantOption,
-                 as_json: Annotated[bool, typer.Option("--json", help="JSON lines.")] = False) -> None:
+def list_watches(tenant: TenantOption, as_json: JsonOption = False) -> None:
     """The tenant's newest firmware watches."""
-    views = run_op(lambda resources: list_op(resources, tenant))
-    if as_json:
-        echo_json_lines(views)
-        return
-    table = Table()
-    for column in ("id", "name", "model", "target", "members", "at target", "stragglers", "started"):
-        table.add_column(column)
-    for view in views:
-        table.add_row(str(view.id), view.name, view.model, str(view.target_firmware_arm), str(view.member_count),
-                      str(view.counts.get("at_target", 0)), str(view.stragglers),
-                      view.started_at.strftime("%Y-%m-%d %H:%M"))
-    print_table(console, table)
+    print_views(run_op(lambda resources: list_op(resources, tenant)), as_json,
+                ("id", "name", "model", "target", "members", "at target", "stragglers", "started"),
+                lambda view: (str(view.id), view.name, view.model, str(view.target_firmware_arm),
+                              str(view.member_count), str(view.counts.get("at_target", 0)), str(view.stragglers),
+                              view.started_at.strftime("%Y-%m-%d %H:%M")))
 
 
 @firmware_watch_app.command("status")

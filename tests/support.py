@@ -2,11 +2,14 @@
 
 from __future__ import annotations
 
+import asyncio
 import contextlib
 import socket
 import threading
 from collections.abc import Iterator
 from typing import Any
+
+from redis.asyncio import ConnectionPool
 
 from service.simulator import Simulator, SimulatorConfig
 from service.simulator.server import server as simulator_server
@@ -46,3 +49,41 @@ def served_simulator(config: SimulatorConfig) -> Iterator[tuple[str, Simulator, 
         server.should_exit = True
         thread.join(timeout=30)
         listener.close()
+
+
+class SwallowingProxy:
+    """A TCP proxy to Redis that can be switched to swallow every byte both ways without closing anything: a
+    connection that died silently (a dropped NAT entry, a proxy that lost its peer)."""
+
+    def __init__(self, host: str, port: int) -> None:
+        self.target = (host, port)
+        self.swallowing = False
+        self.port = 0
+        self._server: asyncio.Server | None = None
+
+    async def __aenter__(self) -> SwallowingProxy:
+        self._server = await asyncio.start_server(self._serve, "127.0.0.1", 0)
+        self.port = self._server.sockets[0].getsockname()[1]
+        return self
+
+    async def __aexit__(self, *_: object) -> None:
+        assert self._server is not None
+        self._server.close()
+
+    async def _serve(self, client_reader: asyncio.StreamReader, client_writer: asyncio.StreamWriter) -> None:
+        server_reader, server_writer = await asyncio.open_connection(*self.target)
+        await asyncio.gather(self._pump(client_reader, server_writer), self._pump(server_reader, client_writer),
+                             return_exceptions=True)
+        for writer in (client_writer, server_writer):
+            writer.close()
+
+    async def _pump(self, reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:
+        while data := await reader.read(65536):
+            if not self.swallowing:
+                writer.write(data)
+                await writer.drain()
+
+    def pools(self, **options: Any) -> ConnectionPool:
+        """A Redis connection pool made with ``options``, whose connections go through this proxy (to patch
+        over ``ConnectionPool`` where a component makes its own pool)."""
+        return ConnectionPool(**{**options, "host": "127.0.0.1", "port": self.port})

@@ -10,14 +10,14 @@ import uuid
 from typing import Annotated
 
 from litestar import Controller, delete, get, post
-from litestar.di import NamedDependency, Provide
+from litestar.di import NamedDependency
 from litestar.params import FromPath, JSONBody, QueryParameter
 from litestar.status_codes import HTTP_200_OK, HTTP_201_CREATED, HTTP_204_NO_CONTENT
 from sqlalchemy.ext.asyncio import AsyncSession
 
-from service.api.dependencies import DbSession, ReadDb, provide_key_ring
+from service.api.dependencies import DbSession, ReadDb
 from service.api.openapi import problems
-from service.authn import PrincipalDep, provide_principal
+from service.authn import PrincipalDep
 from service.core.principal import Principal
 from service.jobs.enqueue import unit_of_work
 from service.runtime import Resources
@@ -52,10 +52,6 @@ class AccessController(Controller):
 
     path = "/api/v1"
     tags = ["access"]
-    dependencies = {
-        "principal": Provide(provide_principal, sync_to_thread=False),
-        "key_ring": Provide(provide_key_ring, sync_to_thread=False),
-    }
 
     @get("/me", sync_to_thread=False, responses=ANY_ROLE)
     def me(self, principal: PrincipalDep) -> PrincipalView:

@@ -8,7 +8,6 @@ import uuid
 from typing import Annotated, Any
 
 from litestar import Controller, Request, get, post
-from litestar.di import Provide
 from litestar.params import JSONBody, Parameter, QueryParameter
 from litestar.status_codes import HTTP_200_OK, HTTP_201_CREATED
 from sqlalchemy.ext.asyncio import AsyncSession
@@ -16,7 +15,7 @@ from sqlalchemy.ext.asyncio import AsyncSession
 from service.api.common import Cursor, Limit, PageView
 from service.api.dependencies import DbSession
 from service.api.openapi import problems
-from service.authn import PrincipalDep, provide_principal
+from service.authn import PrincipalDep
 from service.campaigns.schemas import CampaignSpec, CampaignView, CreatedView, TargetView
 from service.campaigns.service import CampaignService, prepare
 from service.campaigns.upstream import requests_per_minute
@@ -57,7 +56,6 @@ class CampaignController(Controller):
 
     path = "/api/v1/campaigns"
     tags = ["campaigns"]
-    dependencies = {"principal": Provide(provide_principal, sync_to_thread=False)}
     security = [{"apiKey": []}]
 
     @post("/", status_code=HTTP_201_CREATED, responses=ERRORS)
@@ -102,9 +100,7 @@ class CampaignController(Controller):
         """The campaign's inverters by serial, optionally only in some states (repeat ``state``)."""
         page = await CampaignService(db_session, principal).targets(campaign_id, states=states,
                                                                     first=page_size(limit), after=cursor)
-        return PageView[TargetView](items=[target_view(t) for t in page.items],
-                                    next_cursor=page.end_cursor if page.has_next_page else None,
-                                    total_count=page.total_count)
+        return PageView[TargetView].of(page, target_view)
 
     async def _act(self, request: Request[Any, Any, Any], principal: Principal, db_session: AsyncSession,
                    campaign_id: uuid.UUID, action: str) -> CampaignView:

@@ -3,13 +3,15 @@ caller's read scope, and the check that a serial is in it."""
 
 from __future__ import annotations
 
-from typing import Annotated, Generic, TypeVar
+from collections.abc import Callable
+from typing import Annotated, Any, Generic, Self, TypeVar
 
 from litestar.params import Parameter
 from pydantic import BaseModel, Field
 
 from service.core import limits
 from service.core.errors import NotFoundError
+from service.core.pagination import Page
 from service.core.principal import Principal
 from service.mirror import queries as reads
 
@@ -27,6 +29,12 @@ class PageView(BaseModel, Generic[T]):
     items: list[T]
     next_cursor: str | None = Field(description="Pass as `cursor` for the next page; null on the last page.")
     total_count: int = Field(description="Rows matching the filter, over all pages.")
+
+    @classmethod
+    def of(cls, page: Page[Any], view: Callable[[Any], T]) -> Self:
+        """The REST page of a query's ``page``, each row shown through ``view``."""
+        return cls(items=[view(row) for row in page.items],
+                   next_cursor=page.end_cursor if page.has_next_page else None, total_count=page.total_count)
 
 
 def scope_of(principal: Principal) -> reads.ReadScope:

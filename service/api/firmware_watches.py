@@ -8,14 +8,13 @@ import uuid
 from typing import Annotated, Any
 
 from litestar import Controller, Request, get, post
-from litestar.di import Provide
 from litestar.params import JSONBody, Parameter, QueryParameter
 from litestar.status_codes import HTTP_201_CREATED
 
 from service.api.common import Cursor, Limit, PageView
 from service.api.dependencies import DbSession, ReadDb
 from service.api.openapi import problems
-from service.authn import PrincipalDep, provide_principal
+from service.authn import PrincipalDep
 from service.campaigns.firmware import (
     FirmwareWatchService,
     MemberView,
@@ -44,7 +43,6 @@ class FirmwareWatchController(Controller):
 
     path = "/api/v1/firmware-watches"
     tags = ["firmware watches"]
-    dependencies = {"principal": Provide(provide_principal, sync_to_thread=False)}
     security = [{"apiKey": []}]
 
     @post("/", status_code=HTTP_201_CREATED, responses=ERRORS)
@@ -74,9 +72,7 @@ class FirmwareWatchController(Controller):
         """Each member by serial: its firmware, status, state and since when, and whether it is a straggler."""
         page = await FirmwareWatchService(read_session, principal).members(
             watch_id, states=states, stragglers_only=stragglers, first=page_size(limit), after=cursor)
-        return PageView[MemberView](items=[member_view(m) for m in page.items],
-                                    next_cursor=page.end_cursor if page.has_next_page else None,
-                                    total_count=page.total_count)
+        return PageView[MemberView].of(page, member_view)
 
     @post("/{watch_id:uuid}/restart-stragglers", status_code=HTTP_201_CREATED, responses=ERRORS)
     async def restart_stragglers(self, request: Request[Any, Any, Any], principal: PrincipalDep,

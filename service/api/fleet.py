@@ -9,25 +9,24 @@ from __future__ import annotations
 
 import enum
 from datetime import datetime
-from typing import Annotated, Any
+from typing import Annotated, TypeVar
 
 from litestar import Controller, get
-from litestar.di import Provide
 from litestar.params import FromQuery, Parameter
 from pydantic import BaseModel, ConfigDict, Field
 
 from service.api.common import Cursor, Limit, PageView, SerialPath, require_inverter, scope_of
 from service.api.dependencies import ReadDb
 from service.api.openapi import problems
-from service.authn import PrincipalDep, provide_principal
+from service.authn import PrincipalDep
 from service.core import limits
 from service.core.errors import NotFoundError
-from service.core.pagination import Page
 from service.db.models import mirror as m
 from service.mirror import queries as reads
 from service.mirror.read_model import DongleRead, InverterRead, SiteRead
 
 ERRORS = problems(400, 401, 403, 404, 422, 429)
+_Sort = TypeVar("_Sort", bound=enum.Enum)
 
 
 class _Row(BaseModel):
@@ -130,11 +129,6 @@ class FleetSummaryView(BaseModel):
     offline_for_more_than_hours: dict[str, int]
 
 
-def _page(page: Page[Any], view: type[BaseModel]) -> dict[str, Any]:
-    return {"items": [view.model_validate(item) for item in page.items],
-            "next_cursor": page.end_cursor if page.has_next_page else None, "total_count": page.total_count}
-
-
 HistoryLimit = Annotated[int, Parameter(ge=0, le=limits.MAX_HISTORY, description=(
     f"How many changes (0 to {limits.MAX_HISTORY})."))]
 Direction = Annotated[str, Parameter(description="Sort direction: asc or desc (any case).")]
@@ -157,6 +151,11 @@ def _direction(value: str) -> reads.SortDirection:
     return limits.choice(value, reads.SortDirection, parameter="direction")
 
 
+def _sorting(sort: str, options: type[_Sort], direction: str) -> tuple[_Sort, reads.SortDirection]:
+    """The ``sort`` (one of ``options``) and ``direction`` parameters as the reader takes them, checked in turn."""
+    return limits.choice(sort, options, parameter="sort"), _direction(direction)
+
+
 def _removed(removed: bool | None, include_removed: bool) -> bool | None:
     return None if include_removed else (False if removed is None else removed)
 
@@ -166,7 +165,6 @@ class FleetController(Controller):
 
     path = "/api/v1"
     tags = ["fleet"]
-    dependencies = {"principal": Provide(provide_principal, sync_to_thread=False)}
     security = [{"apiKey": []}]
 
     @get("/inverters", responses=ERRORS)
@@ -191,9 +189,8 @@ class FleetController(Controller):
             offline_for_hours=offline_for_hours, account_id=account_id, site_id=site_id, search=q,
             removed=_removed(removed, include_removed))
         reader = reads.FleetReader(read_session, scope_of(principal))
-        page = await reader.inverters(criteria, limits.choice(sort, reads.InverterSort, parameter="sort"),
-                                      _direction(direction), limit, cursor)
-        return PageView[InverterView].model_validate(_page(page, InverterView))
+        page = await reader.inverters(criteria, *_sorting(sort, reads.InverterSort, direction), limit, cursor)
+        return PageView[InverterView].of(page, InverterView.model_validate)
 
     @get("/inverters/{serial:str}", responses=ERRORS)
     async def get_inverter(self, principal: PrincipalDep, read_session: ReadDb,
@@ -235,8 +232,8 @@ class FleetController(Controller):
         criteria = reads.AccountFilter(under_account_id=under_account_id, depth=depth, search=q,
                                    removed=_removed(removed, include_removed))
         page = await reads.FleetReader(read_session, scope_of(principal)).accounts(
-            criteria, limits.choice(sort, reads.AccountSort, parameter="sort"), _direction(direction), limit, cursor)
-        return PageView[AccountView].model_validate(_page(page, AccountView))
+            criteria, *_sorting(sort, reads.AccountSort, direction), limit, cursor)
+        return PageView[AccountView].of(page, AccountView.model_validate)
 
     @get("/accounts/{upstream_id:str}", responses=ERRORS)
     async def get_account(self, principal: PrincipalDep, read_session: ReadDb,
@@ -261,9 +258,8 @@ class FleetController(Controller):
         criteria = reads.SiteFilter(account_id=account_id, scheme_status_in=site_status, search=q,
                                 removed=_removed(removed, include_removed))
         reader = reads.FleetReader(read_session, scope_of(principal))
-        page = await reader.sites(criteria, limits.choice(sort, reads.SiteSort, parameter="sort"),
-                                  _direction(direction), limit, cursor)
-        return PageView[SiteView].model_validate(_page(page, SiteView))
+        page = await reader.sites(criteria, *_sorting(sort, reads.SiteSort, direction), limit, cursor)
+        return PageView[SiteView].of(page, SiteView.model_validate)
 
     @get("/sites/{upstream_id:str}", responses=ERRORS)
     async def get_site(self, principal: PrincipalDep, read_session: ReadDb, upstream_id: UpstreamPath) -> SiteView:
@@ -286,7 +282,7 @@ class FleetController(Controller):
                                   removed=_removed(removed, include_removed))
         page = await reads.FleetReader(read_session, scope_of(principal)).dongles(criteria, "serial",
                                                                                 _direction(direction), limit, cursor)
-        return PageView[DongleView].model_validate(_page(page, DongleView))
+        return PageView[DongleView].of(page, DongleView.model_validate)
 
     @get("/fleet/summary", responses=ERRORS)
     async def fleet_summary(

@@ -21,7 +21,7 @@ from litestar.params import FromQuery, Parameter
 from service.api.common import SerialPath, require_inverter, scope_of
 from service.api.dependencies import provide_live
 from service.api.openapi import UPSTREAM_STATUSES, problems
-from service.authn import PrincipalDep, provide_principal
+from service.authn import PrincipalDep
 from service.core.principal import Principal
 from service.db.uow import read_session
 from service.mirror import queries as reads
@@ -48,7 +48,7 @@ class LiveController(Controller):
 
     path = "/api/v1"
     tags = ["live"]
-    dependencies = {"principal": Provide(provide_principal, sync_to_thread=False), "live": Provide(provide_live)}
+    dependencies = {"live": Provide(provide_live)}
     security = [{"apiKey": []}]
 
     @get("/inverters/{serial:str}/live/system-data", responses=ERRORS)

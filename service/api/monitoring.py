@@ -7,7 +7,6 @@ from datetime import datetime
 from typing import Annotated, Any
 
 from litestar import Controller, delete, get, patch, post
-from litestar.di import Provide
 from litestar.params import FromPath, JSONBody, QueryParameter
 from litestar.status_codes import HTTP_204_NO_CONTENT
 from pydantic import BaseModel, ConfigDict, Field, model_validator
@@ -15,9 +14,8 @@ from pydantic import BaseModel, ConfigDict, Field, model_validator
 from service.api.common import Cursor, Limit, PageView
 from service.api.dependencies import DbSession, ReadDb
 from service.api.openapi import problems
-from service.authn import PrincipalDep, provide_principal
+from service.authn import PrincipalDep
 from service.core.limits import page_size
-from service.core.pagination import Page
 from service.db.models.monitoring import AlertState, IncidentState, Severity
 from service.monitoring.service import AlertFilter, AlertService, IncidentFilter
 from service.monitoring.settings import (
@@ -168,16 +166,11 @@ class SeverityCountsView(BaseModel):
     info: int
 
 
-def _next(page: Page[Any]) -> str | None:
-    return page.end_cursor if page.has_next_page else None
-
-
 class MonitoringController(Controller):
     """Alerts, incidents, maintenance windows: viewers read, operators act."""
 
     path = "/api/v1"
     tags = ["monitoring"]
-    dependencies = {"principal": Provide(provide_principal, sync_to_thread=False)}
 
     @get("/alerts", responses=ERRORS)
     async def list_alerts(
@@ -190,8 +183,7 @@ class MonitoringController(Controller):
         where = AlertFilter(tuple(alert_state or ()), tuple(severity or ()), site_id, account_id, inverter, since,
                             until)
         page = await AlertService(read_session, principal).alerts(where, page_size(limit), cursor)
-        return PageView[AlertView](items=[AlertView.model_validate(a) for a in page.items], next_cursor=_next(page),
-                                   total_count=page.total_count)
+        return PageView[AlertView].of(page, AlertView.model_validate)
 
     @get("/alerts/counts", responses=ERRORS)
     async def alert_counts(
@@ -227,8 +219,7 @@ class MonitoringController(Controller):
         """Incidents, most recently opened first."""
         where = IncidentFilter(tuple(incident_state or ()), tuple(severity or ()), site_id, account_id, since, until)
         page = await AlertService(read_session, principal).incidents(where, page_size(limit), cursor)
-        return PageView[IncidentView](items=[IncidentView.model_validate(i) for i in page.items],
-                                      next_cursor=_next(page), total_count=page.total_count)
+        return PageView[IncidentView].of(page, IncidentView.model_validate)
 
     @get("/maintenance-windows", responses=ERRORS)
     async def list_windows(self, principal: PrincipalDep, read_session: ReadDb) -> list[MaintenanceWindowView]:

@@ -8,15 +8,15 @@ from datetime import datetime, time
 from typing import Annotated
 
 from litestar import Controller, delete, get, patch, post
-from litestar.di import NamedDependency, Provide
+from litestar.di import NamedDependency
 from litestar.params import FromPath, JSONBody, QueryParameter
 from litestar.status_codes import HTTP_204_NO_CONTENT
 from pydantic import BaseModel, ConfigDict, Field
 from sqlalchemy.ext.asyncio import AsyncSession
 
-from service.api.dependencies import DbSession, ReadDb, provide_key_ring
+from service.api.dependencies import DbSession, ReadDb
 from service.api.openapi import problems
-from service.authn import PrincipalDep, provide_principal
+from service.authn import PrincipalDep
 from service.core.principal import Principal
 from service.db.models.monitoring import Severity
 from service.db.models.notifications import (
@@ -172,8 +172,6 @@ class NotificationController(Controller):
 
     path = "/api/v1/notifications"
     tags = ["notifications"]
-    dependencies = {"principal": Provide(provide_principal, sync_to_thread=False),
-                    "key_ring": Provide(provide_key_ring, sync_to_thread=False)}
 
     @get("/channels", responses=READ)
     async def list_channels(self, principal: PrincipalDep, read_session: ReadDb, key_ring: KeyRingDep,

@@ -6,7 +6,6 @@ import uuid
 from typing import Any, Literal
 
 from litestar import Controller, Response, get, post
-from litestar.di import Provide
 from litestar.params import FromPath, JSONBody
 from litestar.status_codes import HTTP_202_ACCEPTED
 from pydantic import BaseModel, ConfigDict, Field
@@ -14,7 +13,7 @@ from pydantic import BaseModel, ConfigDict, Field
 from service.api.common import Cursor, Limit, PageView, scope_of
 from service.api.dependencies import DbSession, ReadDb
 from service.api.openapi import problems
-from service.authn import PrincipalDep, provide_principal
+from service.authn import PrincipalDep
 from service.core import limits
 from service.core.errors import ConflictError, NotFoundError
 from service.db.models.mirror import SyncKind, SyncRun
@@ -65,7 +64,6 @@ class SyncController(Controller):
 
     path = "/api/v1"
     tags = ["fleet"]
-    dependencies = {"principal": Provide(provide_principal, sync_to_thread=False)}
 
     @get("/sync-runs", responses=problems(400, 401, 403, 429))
     async def sync_runs(self, principal: PrincipalDep, read_session: ReadDb,
@@ -73,9 +71,7 @@ class SyncController(Controller):
         """The tenant's sync runs, newest first (operator role; empty for subtree keys)."""
         authorize(principal, Action.SYNC_RUNS_READ)
         page = await reads.FleetReader(read_session, scope_of(principal)).sync_runs(limit, cursor)
-        return PageView[SyncRunView](items=[_view(run) for run in page.items],
-                                     next_cursor=page.end_cursor if page.has_next_page else None,
-                                     total_count=page.total_count)
+        return PageView[SyncRunView].of(page, _view)
 
     @get("/sync-runs/{run_id:uuid}", responses=problems(400, 401, 403, 404, 429))
     async def sync_run(self, run_id: FromPath[uuid.UUID], principal: PrincipalDep,

@@ -1,7 +1,7 @@
 """The convention every GraphQL mutation follows (Saleor's ``BaseMutation`` shape).
 
 - It belongs to the ``Mutation`` root (per-domain classes merged in :mod:`service.gql.schema`).
-- It owns one unit of work: open it with :func:`unit_of_work_of`; the service inside starts with its policy
+- It owns one unit of work: its work runs in :func:`in_unit_of_work`; the service inside starts with its policy
   check and writes its audit row in the same transaction; deferred jobs are enqueued only after the commit.
   Work that calls GivEnergy (e.g. a credential check) never holds the unit of work across the call: the service
   reads, releases, calls upstream and then opens its own short one.
@@ -18,11 +18,14 @@ Writing one::
     class CampaignMutation:
         @strawberry.mutation(description="...")
         async def start_campaign(self, info: Info, id: strawberry.ID) -> StartCampaignPayload:
-            async def work() -> Campaign:
-                async with unit_of_work_of(info) as session:
-                    return await CampaignService(session, info.context.principal).start(parse_id(id))
-            campaign, errors = await attempt(work())
+            async def work(session: UnitOfWork) -> Campaign:
+                return await CampaignService(session, info.context.principal).start(parse_id(id))
+
+            campaign, errors = await in_unit_of_work(info, work)
             return StartCampaignPayload(campaign=..., errors=errors)
+
+Work that must not run inside the unit of work (a call upstream first) opens it itself, inside a coroutine handed
+to :func:`attempt`.
 """
 
 from __future__ import annotations
@@ -30,7 +33,7 @@ from __future__ import annotations
 import dataclasses
 import enum
 import uuid
-from collections.abc import AsyncIterator, Awaitable, Sequence
+from collections.abc import AsyncIterator, Awaitable, Callable, Sequence
 from contextlib import asynccontextmanager
 from typing import Any, TypeVar
 
@@ -132,6 +135,17 @@ def validated(model: type[M], value: object, *, root: str = "input") -> M:
                                   for error in exc.errors()]) from None
 
 
+async def in_unit_of_work(info: Info, work: Callable[[UnitOfWork], Awaitable[T]]
+                         ) -> tuple[T | None, list[MutationError]]:
+    """``work`` on the mutation's unit of work (:func:`unit_of_work_of`), as :func:`attempt` runs it."""
+
+    async def committed() -> T:
+        async with unit_of_work_of(info) as session:
+            return await work(session)
+
+    return await attempt(committed())
+
+
 async def attempt(work: Awaitable[T]) -> tuple[T | None, list[MutationError]]:
     """Run ``work``; an expected failure becomes the payload's errors (its transaction already rolled back)."""
     try:
@@ -155,5 +169,5 @@ def parse_id(value: strawberry.ID, field: str = "id") -> uuid.UUID:
         raise InvalidInputError(f"{field} is not a valid id", field=field) from None
 
 
-__all__ = ["InvalidFieldsError", "MutationError", "attempt", "parse_id", "resources_of",
+__all__ = ["InvalidFieldsError", "MutationError", "attempt", "in_unit_of_work", "parse_id", "resources_of",
            "unit_of_work_of", "validated"]

@@ -7,8 +7,9 @@ changed row through the key's own scope, as the matching query would: a subtree 
 its subtree, and another tenant's changes never reach it at all. The key is looked up again when a subscription
 starts (before its first read) and then before changes as ``api.subscription_key_recheck_seconds`` says: a revoked
 or expired key's connection is closed (4403). A client that reads too slowly is disconnected (close code 1013,
-"try again later") instead of being buffered for, and so is every client when the process loses (or cannot open)
-its Redis subscription, since changes published meanwhile would be missed: clients reconnect, then re-query. A
+"try again later") instead of being buffered for, and so is every client when the process loses its Redis
+subscription (the connection dropped or fell silent) or cannot make it, since changes published meanwhile would
+be missed: clients reconnect, then re-query. A
 change of a kind this process does not know (published by a newer version during a rolling deploy) is skipped.
 
 Subscriptions run over a WebSocket only, and over a WebSocket only subscriptions run (:class:`SubscriptionTransport`):

@@ -6,41 +6,32 @@ database. Revoking a key (or suspending a tenant) publishes a notice on the depl
 process forgets the key at once (the one that committed it before its next request; the others as soon as the
 notice arrives), so a revoked key stops working within milliseconds, not the cache's lifetime.
 
-Safety: the cache serves only while its process is subscribed (a notice missed while disconnected could leave
-a revoked key cached); it is emptied whenever the subscription drops. A connection can also die silently (no
-reset; a proxy or network that swallows packets), so the subscription pings Redis every
-:data:`PING_SECONDS` and the cache serves only while Redis was heard (a pong or a notice) within
-:data:`HEARD_WITHIN_SECONDS`; after a longer silence it is emptied and the subscription made again.
+The notices arrive through the process's one Redis subscription (:class:`~service.subscription.RedisSubscription`,
+shared with the live change feed), of which the cache is the :data:`REVOCATIONS` channel's listener.
+Safety: the cache serves only while that channel is subscribed (a notice missed while disconnected could leave
+a revoked key cached); it is emptied whenever the subscription is lost. A connection can also die silently (no
+reset; a proxy or network that swallows packets), so the subscription pings Redis, and the cache serves only
+while Redis was heard (a pong or a message) within :data:`~service.subscription.HEARD_WITHIN_SECONDS`; after a
+longer silence the subscription is lost (the cache emptied) and made again.
 A lookup that started before a notice arrived is not cached (:attr:`ApiKeyCache.generation`).
 Expiry is checked on every hit.
 """
 
 from __future__ import annotations
 
-import asyncio
-import contextlib
 import time
 import uuid
 from dataclasses import dataclass
 from datetime import datetime
 
-import structlog
-from redis.asyncio import ConnectionPool, Redis
-
 from service.core.principal import Principal
+from service.subscription import RedisSubscription
 from service.tenants import apikeys
-
-log = structlog.get_logger(__name__)
 
 REVOCATIONS = "api-key-revocations"
 """The pub/sub channel of revocation notices (namespaced like every Redis name of the deployment)."""
 MAX_ENTRIES = 10_000
 """Keys cached at most; when full, the cache starts again empty (a deployment has far fewer active keys)."""
-RESUBSCRIBE_SECONDS = 1.0
-PING_SECONDS = 0.5
-"""How often the subscription pings Redis to prove the connection still carries notices."""
-HEARD_WITHIN_SECONDS = 1.0
-"""The cache serves only if Redis answered on the subscription within this long (else notices may be lost)."""
 
 
 def key_notice(key_id: uuid.UUID) -> str:
@@ -61,26 +52,26 @@ class _Entry:
 
 
 class ApiKeyCache:
-    """Principals of recently authenticated keys, by the digest of the presented key."""
+    """Principals of recently authenticated keys, by the digest of the presented key: the :data:`REVOCATIONS`
+    channel's listener on ``subscription`` (the process's, which tells whether Redis was heard recently)."""
 
-    def __init__(self, ttl_seconds: float) -> None:
+    def __init__(self, ttl_seconds: float, subscription: RedisSubscription) -> None:
         self._ttl = ttl_seconds
+        self._subscription = subscription
         self._entries: dict[bytes, _Entry] = {}
         self._generation = 0
         self.subscribed = False
-        self._heard_at = -HEARD_WITHIN_SECONDS
-        self._stopping = asyncio.Event()
 
     @property
     def generation(self) -> int:
-        """Changes whenever a notice arrives or the subscription drops: take it before a lookup, give it to
+        """Changes whenever a notice arrives or the subscription is lost: take it before a lookup, give it to
         :meth:`put`."""
         return self._generation
 
     @property
     def listening(self) -> bool:
         """Whether notices are being heard: subscribed, and Redis heard from recently."""
-        return self.subscribed and time.monotonic() - self._heard_at <= HEARD_WITHIN_SECONDS
+        return self.subscribed and self._subscription.heard_recently
 
     def get(self, presented: str, now: datetime) -> Principal | None:
         """The cached principal of ``presented``, if it is fresh, unexpired, and notices are being heard."""
@@ -100,7 +91,11 @@ class ApiKeyCache:
             self._entries.clear()
         self._entries[apikeys.digest(presented)] = _Entry(principal, expires_at, time.monotonic() + self._ttl)
 
-    def forget(self, notice: str) -> None:
+    def live(self) -> None:
+        """The channel is subscribed: the cache may serve (while Redis is heard)."""
+        self.subscribed = True
+
+    def receive(self, notice: str) -> None:
         """Apply a notice: drop the key, or every key of the tenant, it names."""
         self._generation += 1
         kind, _, ident = notice.partition(":")
@@ -111,53 +106,8 @@ class ApiKeyCache:
         self._entries = {digest: entry for digest, entry in self._entries.items()
                          if str(getattr(entry.principal, field)) != ident}
 
-    def _drop_all(self) -> None:
+    def lost(self) -> None:
+        """The subscription is lost (notices may be missed from now on): serve nothing, forget everything."""
         self.subscribed = False
         self._generation += 1
         self._entries.clear()
-
-    def stop(self) -> None:
-        """Make :meth:`listen` return (redis-py may swallow a cancellation while it reads, so it cannot rely on
-        being cancelled)."""
-        self._stopping.set()
-
-    async def listen(self, pool: ConnectionPool, channel: str) -> None:
-        """Apply the notices of ``channel`` until :meth:`stop`, subscribing again after a disconnection. The
-        subscription has a connection of its own (configured as ``pool``'s, made in this event loop)."""
-        redis = Redis(connection_pool=ConnectionPool(connection_class=pool.connection_class,
-                                                     **pool.connection_kwargs))
-        try:
-            while not self._stopping.is_set():
-                await self._follow(redis, channel)
-                with contextlib.suppress(TimeoutError):
-                    await asyncio.wait_for(self._stopping.wait(), RESUBSCRIBE_SECONDS)
-        finally:
-            await redis.aclose(close_connection_pool=True)
-
-    async def _follow(self, redis: Redis, channel: str) -> None:
-        """One subscription, until it drops, falls silent or :meth:`stop`; the cache serves only while it lasts."""
-        try:
-            async with redis.pubsub() as pubsub:
-                await pubsub.subscribe(channel)
-                started = pinged = time.monotonic()
-                while not self._stopping.is_set():
-                    now = time.monotonic()
-                    if now - max(started, self._heard_at) > HEARD_WITHIN_SECONDS:
-                        log.warning("apikeys.cache_subscription_silent")
-                        return
-                    if now - pinged >= PING_SECONDS:
-                        await pubsub.ping()
-                        pinged = now
-                    message = await pubsub.get_message(timeout=PING_SECONDS / 2)
-                    if message is None:
-                        continue
-                    self._heard_at = time.monotonic()
-                    if message["type"] == "subscribe":
-                        self.subscribed = True
-                    elif message["type"] == "message":
-                        data = message["data"]
-                        self.forget(data.decode() if isinstance(data, bytes) else str(data))
-        except Exception as exc:  # whatever broke the subscription, the cache must not serve
-            log.warning("apikeys.cache_unsubscribed", error_type=type(exc).__name__)
-        finally:
-            self._drop_all()

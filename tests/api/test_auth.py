@@ -12,20 +12,20 @@ from typing import Any
 import httpx
 import pytest
 from litestar import Litestar, Request
-from redis.asyncio import ConnectionPool
 from redis.exceptions import ConnectionError as RedisConnectionError
 from sqlalchemy import update
 
+from service import subscription
 from service.app import create_app
 from service.authn import client_address
 from service.core.roles import Role
 from service.jobs import enqueue
 from service.runtime import Resources
 from service.settings import SecuritySettings, Settings
-from service.tenants import keycache
 from service.tenants import service as tenant_service
 from tests.conftest import http_client, running
 from tests.gql.conftest import count_statements
+from tests.support import SwallowingProxy
 from tests.tenants.factories import clear_auth_failures, committed_key, committed_tenant
 
 pytestmark = pytest.mark.usefixtures("clean_db")
@@ -239,39 +239,6 @@ async def test_a_key_revoked_through_one_process_is_refused_by_another_at_once(
         assert "revoked" in refused.json()["detail"]
 
 
-class SwallowingProxy:
-    """A TCP proxy to Redis that can be switched to swallow every byte both ways without closing anything: a
-    connection that died silently (a dropped NAT entry, a proxy that lost its peer)."""
-
-    def __init__(self, host: str, port: int) -> None:
-        self.target = (host, port)
-        self.swallowing = False
-        self.port = 0
-        self._server: asyncio.Server | None = None
-
-    async def __aenter__(self) -> SwallowingProxy:
-        self._server = await asyncio.start_server(self._serve, "127.0.0.1", 0)
-        self.port = self._server.sockets[0].getsockname()[1]
-        return self
-
-    async def __aexit__(self, *_: object) -> None:
-        assert self._server is not None
-        self._server.close()
-
-    async def _serve(self, client_reader: asyncio.StreamReader, client_writer: asyncio.StreamWriter) -> None:
-        server_reader, server_writer = await asyncio.open_connection(*self.target)
-        await asyncio.gather(self._pump(client_reader, server_writer), self._pump(server_reader, client_writer),
-                             return_exceptions=True)
-        for writer in (client_writer, server_writer):
-            writer.close()
-
-    async def _pump(self, reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:
-        while data := await reader.read(65536):
-            if not self.swallowing:
-                writer.write(data)
-                await writer.drain()
-
-
 async def test_a_silently_dead_subscription_stops_the_cache_serving_revoked_keys(
         test_settings: Settings, resources: Resources, monkeypatch: pytest.MonkeyPatch) -> None:
     """The other process's notices travel over a connection that goes silent (no reset, packets swallowed): it
@@ -279,8 +246,7 @@ async def test_a_silently_dead_subscription_stops_the_cache_serving_revoked_keys
     monkeypatch.setattr(enqueue, "deliver_locally", lambda _channel, _message: None)  # only Redis carries notices
     redis_at = resources.redis.connection_pool.connection_kwargs
     async with SwallowingProxy(redis_at["host"], redis_at["port"]) as proxy:
-        monkeypatch.setattr(keycache, "ConnectionPool", lambda **options: ConnectionPool(
-            **{**options, "host": "127.0.0.1", "port": proxy.port}))
+        monkeypatch.setattr(subscription, "ConnectionPool", proxy.pools)
         settings = test_settings.model_copy(update={"security": test_settings.security.model_copy(
             update={"api_key_cache_seconds": 300})})
         admin = await committed_tenant(resources)

@@ -22,18 +22,17 @@ from service.campaigns.firmware import (
 )
 from service.campaigns.schemas import PlanView
 from service.core.limits import DEFAULT_PAGE_SIZE, page_size
-from service.gql.campaigns.mutations import CreateCampaignPayload
-from service.gql.campaigns.queries import campaign_of
-from service.gql.campaigns.types import Campaign
+from service.db.uow import UnitOfWork
+from service.gql.campaigns.mutations import CreateCampaignPayload, created
+from service.gql.campaigns.types import Campaign, StateCount
 from service.gql.context import Info
-from service.gql.mutation import MutationError, attempt, parse_id, resources_of, unit_of_work_of, validated
+from service.gql.mutation import MutationError, attempt, in_unit_of_work, parse_id, resources_of, validated
 from service.gql.types.connection import Connection
 
 
 @strawberry.type(description="How many members of a firmware watch are in one state.")
-class FirmwareWatchStateCount:
-    state: str
-    count: int
+class FirmwareWatchStateCount(StateCount):
+    pass
 
 
 @strawberry.type(description="One inverter of a firmware watch's cohort and where it stands.")
@@ -78,7 +77,7 @@ class FirmwareWatch:
         fields = view.model_dump(exclude={"id", "counts", "last_restart_campaign_id"})
         restart = view.last_restart_campaign_id
         return cls(id=strawberry.ID(str(view.id)), **fields,
-                   counts=[FirmwareWatchStateCount(state=state, count=n) for state, n in view.counts.items()],
+                   counts=FirmwareWatchStateCount.each(view.counts),
                    last_restart_campaign_id=strawberry.ID(str(restart)) if restart else None)
 
     @strawberry.field(description="The cohort's inverters by serial, optionally only in some states (at_target, "
@@ -138,13 +137,11 @@ class FirmwareWatchPayload:
 class FirmwareWatchMutation:
     @strawberry.mutation(description="Start watching a cohort; its members are frozen now (operator).")
     async def create_firmware_watch(self, info: Info, input: FirmwareWatchInput) -> FirmwareWatchPayload:
-        async def work() -> FirmwareWatch:
-            spec = validated(WatchSpec, input)
-            async with unit_of_work_of(info) as session:
-                service = FirmwareWatchService(session, info.context.principal)
-                return FirmwareWatch.of(await service.view(await service.create(spec)))
+        async def work(session: UnitOfWork) -> FirmwareWatch:
+            service = FirmwareWatchService(session, info.context.principal)
+            return FirmwareWatch.of(await service.view(await service.create(validated(WatchSpec, input))))
 
-        watch, errors = await attempt(work())
+        watch, errors = await in_unit_of_work(info, work)
         return FirmwareWatchPayload(firmware_watch=watch, errors=errors)
 
     @strawberry.mutation(description="Create a restart campaign targeted at exactly the watch's stragglers, planned "
@@ -154,9 +151,8 @@ class FirmwareWatchMutation:
             resources = resources_of(info)
             watch_id, principal = parse_id(id), info.context.principal
             preparation = await prepare_restart(resources.session_factory, resources.upstream, principal, watch_id)
-            async with unit_of_work_of(info) as session:
-                row, plan = await FirmwareWatchService(session, principal).restart_stragglers(watch_id, preparation)
-                return await campaign_of(info, session, row), plan.view
+            return await created(info, lambda session: FirmwareWatchService(session, principal).restart_stragglers(
+                watch_id, preparation))
 
         done, errors = await attempt(work())
         return CreateCampaignPayload.of(done, errors)

@@ -6,18 +6,31 @@ plan with ``dryRun``) and ``approveCampaign``, ``startCampaign``, ``pauseCampaig
 
 from __future__ import annotations
 
-from typing import cast
+import uuid
+from collections.abc import Awaitable, Callable
+from typing import Any, cast
 
 import strawberry
 from strawberry.scalars import JSON
 
+from service.campaigns import planner
 from service.campaigns.schemas import CampaignSpec, PlanView
 from service.campaigns.service import CampaignService, prepare
+from service.db.models.campaign import Campaign as CampaignRow
+from service.db.uow import UnitOfWork
 from service.gql.campaigns.inputs import CampaignInput
 from service.gql.campaigns.queries import campaign_of
 from service.gql.campaigns.types import Campaign
 from service.gql.context import Info
-from service.gql.mutation import MutationError, attempt, parse_id, resources_of, unit_of_work_of, validated
+from service.gql.mutation import (
+    MutationError,
+    attempt,
+    in_unit_of_work,
+    parse_id,
+    resources_of,
+    unit_of_work_of,
+    validated,
+)
 
 
 @strawberry.type(description="The created campaign (null for a dry run) and its plan.")
@@ -41,15 +54,27 @@ class CampaignPayload:
     errors: list[MutationError]
 
 
-async def _act(info: Info, id: strawberry.ID, action: str) -> CampaignPayload:
-    async def work() -> Campaign:
-        campaign_id = parse_id(id)
-        async with unit_of_work_of(info) as session:
-            row = await getattr(CampaignService(session, info.context.principal), action)(campaign_id)
+async def created(info: Info, create: Callable[[UnitOfWork], Awaitable[tuple[CampaignRow, planner.Plan]]]
+                  ) -> tuple[Campaign, PlanView]:
+    """The campaign ``create`` makes (and plans) in the mutation's unit of work, with its plan; the preparation
+    that reads GivEnergy comes before it, outside any transaction."""
+    async with unit_of_work_of(info) as session:
+        row, plan = await create(session)
+        return await campaign_of(info, session, row), plan.view
+
+
+def _action(action: Callable[[CampaignService, uuid.UUID], Awaitable[CampaignRow]], description: str) -> Any:
+    """The mutation that runs the lifecycle ``action`` (a :class:`CampaignService` method) on the campaign ``id``."""
+
+    async def act(self: Any, info: Info, id: strawberry.ID) -> CampaignPayload:
+        async def work(session: UnitOfWork) -> Campaign:
+            row = await action(CampaignService(session, info.context.principal), parse_id(id))
             return await campaign_of(info, session, row)
 
-    campaign, errors = await attempt(work())
-    return CampaignPayload(campaign=campaign, errors=errors)
+        campaign, errors = await in_unit_of_work(info, work)
+        return CampaignPayload(campaign=campaign, errors=errors)
+
+    return strawberry.mutation(resolver=act, description=description)
 
 
 @strawberry.type
@@ -66,37 +91,21 @@ class CampaignMutation:
             if dry_run:
                 async with resources.session_factory() as session:
                     return None, (await CampaignService(session, principal).preview(parsed, preparation)).view
-            async with unit_of_work_of(info) as session:
-                row, plan = await CampaignService(session, principal).create(parsed, preparation)
-                return await campaign_of(info, session, row), plan.view
+            return await created(info, lambda session: CampaignService(session, principal).create(parsed, preparation))
 
         done, errors = await attempt(work())
         return CreateCampaignPayload.of(done, errors)
 
-    @strawberry.mutation(description="Approve a campaign above the tenant's threshold (admin, another key).")
-    async def approve_campaign(self, info: Info, id: strawberry.ID) -> CampaignPayload:
-        return await _act(info, id, "approve")
-
-    @strawberry.mutation(description="Start a planned (or approved) campaign (operator).")
-    async def start_campaign(self, info: Info, id: strawberry.ID) -> CampaignPayload:
-        return await _act(info, id, "start")
-
-    @strawberry.mutation(description="Pause a running campaign before its next request (operator).")
-    async def pause_campaign(self, info: Info, id: strawberry.ID) -> CampaignPayload:
-        return await _act(info, id, "pause")
-
-    @strawberry.mutation(description="Resume a paused campaign (operator).")
-    async def resume_campaign(self, info: Info, id: strawberry.ID) -> CampaignPayload:
-        return await _act(info, id, "resume")
-
-    @strawberry.mutation(description="Stop writing; what was applied stays and is still read back (operator).")
-    async def cancel_campaign(self, info: Info, id: strawberry.ID) -> CampaignPayload:
-        return await _act(info, id, "cancel")
-
-    @strawberry.mutation(description="Put back each inverter's previous value where the campaign's value is "
-                                     "still stored; others are reported changed_since (operator).")
-    async def rollback_campaign(self, info: Info, id: strawberry.ID) -> CampaignPayload:
-        return await _act(info, id, "rollback")
+    approve_campaign = _action(CampaignService.approve, "Approve a campaign above the tenant's threshold (admin, "
+                                                        "another key).")
+    start_campaign = _action(CampaignService.start, "Start a planned (or approved) campaign (operator).")
+    pause_campaign = _action(CampaignService.pause, "Pause a running campaign before its next request (operator).")
+    resume_campaign = _action(CampaignService.resume, "Resume a paused campaign (operator).")
+    cancel_campaign = _action(CampaignService.cancel, "Stop writing; what was applied stays and is still read back "
+                                                      "(operator).")
+    rollback_campaign = _action(CampaignService.rollback, "Put back each inverter's previous value where the "
+                                                          "campaign's value is still stored; others are reported "
+                                                          "changed_since (operator).")
 
 
-__all__ = ["CampaignMutation"]
+__all__ = ["CampaignMutation", "CreateCampaignPayload", "created"]

@@ -5,7 +5,9 @@
 from __future__ import annotations
 
 import uuid
+from collections.abc import Mapping
 from datetime import datetime
+from typing import Self
 
 import strawberry
 
@@ -21,10 +23,22 @@ from service.gql.context import Info
 from service.gql.types.connection import Connection
 
 
-@strawberry.type(description="How many targets are in one state.")
-class CampaignStateCount:
+@strawberry.type
+class StateCount:
+    """How many are in one state: the shape of each ``...StateCount`` type (each names its own)."""
+
     state: str
     count: int
+
+    @classmethod
+    def each(cls, counts: Mapping[str, int]) -> list[Self]:
+        """One per state of ``counts``, in its order."""
+        return [cls(state=state, count=count) for state, count in counts.items()]
+
+
+@strawberry.type(description="How many targets are in one state.")
+class CampaignStateCount(StateCount):
+    pass
 
 
 @strawberry.type(description="One inverter of a campaign and what happened to it.")
@@ -86,7 +100,7 @@ class Campaign:
     def of(cls, view: CampaignView) -> Campaign:
         fields = view.model_dump(exclude={"id", "counts"})
         return cls(id=strawberry.ID(str(view.id)), **fields,
-                   counts=[CampaignStateCount(state=state, count=n) for state, n in view.counts.items()])
+                   counts=CampaignStateCount.each(view.counts))
 
     @strawberry.field(description="The campaign's inverters by serial, optionally only in some states.")
     async def targets(self, info: Info, states: list[str] | None = None, first: int | None = None,

@@ -8,8 +8,9 @@ Results are JSON, since their shapes are the cloud's, not ours.
 
 from __future__ import annotations
 
+from collections.abc import Awaitable, Callable
 from datetime import date, datetime
-from typing import cast
+from typing import Any, cast
 
 import strawberry
 from strawberry.scalars import JSON
@@ -23,19 +24,24 @@ def _live(info: Info) -> LiveService:
     return context.live if context.live is not None else LiveService(context.principal, None)
 
 
+def _read(read: Callable[[LiveService, str], Awaitable[Any]], description: str) -> Any:
+    """The field of :class:`InverterLive` that answers ``read`` of its inverter (a read that takes only the
+    serial)."""
+
+    async def resolve(self: InverterLive, info: Info) -> JSON | None:
+        return cast(JSON, await read(_live(info), self.serial))
+
+    return strawberry.field(resolver=resolve, description=description)
+
+
 @strawberry.type(description="Live data of an inverter, read from the GivEnergy cloud (interactive lane, "
                              f"cached {DEFAULT_TTL_SECONDS} s).")
 class InverterLive:
     # Only built from an inverter resolved through the caller's scope, so the serial is one it may see.
     serial: str
 
-    @strawberry.field(description="Latest system data (solar, grid, battery, inverter, consumption).")
-    async def system_data(self, info: Info) -> JSON | None:
-        return cast(JSON, await _live(info).system_data(self.serial))
-
-    @strawberry.field(description="Latest meter data (today and total energies).")
-    async def meter_data(self, info: Info) -> JSON | None:
-        return cast(JSON, await _live(info).meter_data(self.serial))
+    system_data = _read(LiveService.system_data, "Latest system data (solar, grid, battery, inverter, consumption).")
+    meter_data = _read(LiveService.meter_data, "Latest meter data (today and total energies).")
 
     @strawberry.field(description="Fault events between two times (newest pages first as upstream sends them).")
     async def events(self, info: Info, start: datetime | None = None, end: datetime | None = None,
@@ -52,13 +58,8 @@ class InverterLive:
                            types: list[int] | None = None) -> JSON | None:
         return cast(JSON, await _live(info).energy_flows(self.serial, start, end, grouping=grouping, types=types))
 
-    @strawberry.field(description="The inverter's settings catalogue (operator role).")
-    async def settings(self, info: Info) -> JSON | None:
-        return cast(JSON, await _live(info).settings(self.serial))
-
-    @strawberry.field(description="The inverter's setting presets (operator role).")
-    async def presets(self, info: Info) -> JSON | None:
-        return cast(JSON, await _live(info).presets(self.serial))
+    settings = _read(LiveService.settings, "The inverter's settings catalogue (operator role).")
+    presets = _read(LiveService.presets, "The inverter's setting presets (operator role).")
 
 
 @strawberry.type

@@ -7,8 +7,9 @@ from __future__ import annotations
 import strawberry
 
 from service.db.models.mirror import SyncKind
+from service.db.uow import UnitOfWork
 from service.gql.context import Info
-from service.gql.mutation import MutationError, attempt, unit_of_work_of
+from service.gql.mutation import MutationError, in_unit_of_work
 from service.mirror.service import MirrorService
 
 strawberry.enum(SyncKind, description="refresh: the dongle list; full: hierarchy, sites and site status too.")
@@ -26,12 +27,11 @@ class MirrorMutation:
     @strawberry.mutation(description="Ask for a sync now (operator, whole-tenant key); joins one already pending; "
                                      "audited. CONFLICT while the tenant has no GivEnergy credential.")
     async def request_sync(self, info: Info, kind: SyncKind = SyncKind.REFRESH) -> RequestSyncPayload:
-        async def work() -> str:
-            async with unit_of_work_of(info) as session:
-                principal = info.context.principal
-                return await MirrorService(session, principal.tenant_id).ask_for_sync(principal, kind)
+        async def work(session: UnitOfWork) -> str:
+            principal = info.context.principal
+            return await MirrorService(session, principal.tenant_id).ask_for_sync(principal, kind)
 
-        job_id, errors = await attempt(work())
+        job_id, errors = await in_unit_of_work(info, work)
         return RequestSyncPayload(job_id=job_id, kind=kind, errors=errors)
 
 

@@ -8,9 +8,10 @@ import datetime as dt
 import strawberry
 
 from service.core.errors import InvalidParameterError
+from service.db.uow import UnitOfWork
 from service.gql.context import Info
 from service.gql.monitoring.types import Alert, MaintenanceWindow, MonitoringSettings, MonitoringSettingsInput
-from service.gql.mutation import MutationError, attempt, parse_id, unit_of_work_of
+from service.gql.mutation import MutationError, in_unit_of_work, parse_id
 from service.monitoring.service import AlertService
 from service.monitoring.settings import SettingsChange, update_settings
 
@@ -52,45 +53,40 @@ class MaintenanceWindowInput:
 class MonitoringMutation:
     @strawberry.mutation(description="Acknowledge an open alert (operator). CONFLICT when it is cleared.")
     async def acknowledge_alert(self, info: Info, id: strawberry.ID, note: str | None = None) -> AlertPayload:
-        async def work() -> Alert:
-            async with unit_of_work_of(info) as session:
-                alert = await AlertService(session, info.context.principal).acknowledge(parse_id(id), note)
-                return Alert.from_row(alert)
+        async def work(session: UnitOfWork) -> Alert:
+            return Alert.from_row(await AlertService(session, info.context.principal).acknowledge(parse_id(id), note))
 
-        alert, errors = await attempt(work())
+        alert, errors = await in_unit_of_work(info, work)
         return AlertPayload(alert=alert, errors=errors)
 
     @strawberry.mutation(description="Clear an alert by hand (operator; recorded, reopened if the fault recurs).")
     async def clear_alert(self, info: Info, id: strawberry.ID) -> AlertPayload:
-        async def work() -> Alert:
-            async with unit_of_work_of(info) as session:
-                return Alert.from_row(await AlertService(session, info.context.principal).clear(parse_id(id)))
+        async def work(session: UnitOfWork) -> Alert:
+            return Alert.from_row(await AlertService(session, info.context.principal).clear(parse_id(id)))
 
-        alert, errors = await attempt(work())
+        alert, errors = await in_unit_of_work(info, work)
         return AlertPayload(alert=alert, errors=errors)
 
     @strawberry.mutation(description="Suppress the alerts of a site or account subtree for a while (operator, "
                                      "whole-tenant key).")
     async def create_maintenance_window(self, info: Info, input: MaintenanceWindowInput
                                         ) -> MaintenanceWindowPayload:
-        async def work() -> MaintenanceWindow:
-            async with unit_of_work_of(info) as session:
-                window = await AlertService(session, info.context.principal).create_maintenance_window(
-                    starts_at=input.starts_at, ends_at=input.ends_at, site=input.site_id, account=input.account_id,
-                    reason=input.reason)
-                return MaintenanceWindow.from_row(window)
+        async def work(session: UnitOfWork) -> MaintenanceWindow:
+            window = await AlertService(session, info.context.principal).create_maintenance_window(
+                starts_at=input.starts_at, ends_at=input.ends_at, site=input.site_id, account=input.account_id,
+                reason=input.reason)
+            return MaintenanceWindow.from_row(window)
 
-        window, errors = await attempt(work())
+        window, errors = await in_unit_of_work(info, work)
         return MaintenanceWindowPayload(maintenance_window=window, errors=errors)
 
     @strawberry.mutation(description="Delete a maintenance window (operator, whole-tenant key).")
     async def delete_maintenance_window(self, info: Info, id: strawberry.ID) -> DeletePayload:
-        async def work() -> bool:
-            async with unit_of_work_of(info) as session:
-                await AlertService(session, info.context.principal).delete_maintenance_window(parse_id(id))
-                return True
+        async def work(session: UnitOfWork) -> bool:
+            await AlertService(session, info.context.principal).delete_maintenance_window(parse_id(id))
+            return True
 
-        deleted, errors = await attempt(work())
+        deleted, errors = await in_unit_of_work(info, work)
         return DeletePayload(deleted=bool(deleted), errors=errors)
 
     @strawberry.mutation(description="Change the tenant's monitoring settings (admin, whole-tenant key; audited). "
@@ -99,7 +95,7 @@ class MonitoringMutation:
                                          ) -> MonitoringSettingsPayload:
         overrides = input.severity_overrides
 
-        async def work() -> MonitoringSettings:
+        async def work(session: UnitOfWork) -> MonitoringSettings:
             events = [o.event for o in overrides or ()]
             if len(set(events)) != len(events):  # a dict would silently keep the last one
                 raise InvalidParameterError("each event may appear once in severityOverrides",
@@ -109,10 +105,9 @@ class MonitoringMutation:
                 grace_seconds=input.grace_seconds, flap_window_seconds=input.flap_window_seconds,
                 storm_share=input.storm_share,
                 severity_overrides=None if overrides is None else {o.event: o.severity for o in overrides})
-            async with unit_of_work_of(info) as session:
-                return MonitoringSettings.of(await update_settings(session, info.context.principal, change))
+            return MonitoringSettings.of(await update_settings(session, info.context.principal, change))
 
-        settings, errors = await attempt(work())
+        settings, errors = await in_unit_of_work(info, work)
         return MonitoringSettingsPayload(settings=settings, errors=errors)
 
 

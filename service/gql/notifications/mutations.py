@@ -4,16 +4,18 @@
 from __future__ import annotations
 
 import datetime as dt
+from collections.abc import Awaitable, Callable
 
 import strawberry
 
 from service.db.models.monitoring import Severity
 from service.db.models.notifications import ChannelKind
+from service.db.uow import UnitOfWork
 from service.gql.context import Info
-from service.gql.mutation import MutationError, attempt, parse_id, unit_of_work_of
+from service.gql.mutation import MutationError, in_unit_of_work, parse_id
 from service.gql.notifications.queries import service_of
 from service.gql.notifications.types import NotificationChannel, NotificationMessage, NotificationRule
-from service.notifications.service import ChannelSpec
+from service.notifications.service import ChannelSpec, NotificationService
 
 
 @strawberry.input(description="A new channel: url for a webhook, emailTo for e-mail, credentialId for GivEnergy "
@@ -75,56 +77,58 @@ class NotificationDonePayload:
     errors: list[MutationError]
 
 
+async def _done(info: Info, act: Callable[[NotificationService], Awaitable[object]]) -> NotificationDonePayload:
+    """``ok: true`` once ``act`` has run on the notification service in the mutation's unit of work."""
+
+    async def work(session: UnitOfWork) -> bool:
+        await act(service_of(info, session))
+        return True
+
+    ok, errors = await in_unit_of_work(info, work)
+    return NotificationDonePayload(ok=bool(ok), errors=errors)
+
+
 @strawberry.type
 class NotificationMutation:
     @strawberry.mutation(description="Add a notification channel (admin).")
     async def create_notification_channel(self, info: Info, input: NotificationChannelInput
                                           ) -> CreateNotificationChannelPayload:
-        async def work() -> tuple[NotificationChannel, str | None]:
-            async with unit_of_work_of(info) as session:
-                created = await service_of(info, session).create_channel(ChannelSpec(
-                    kind=input.kind, name=input.name, url=input.url, email_to=tuple(input.email_to or ()),
-                    credential_id=parse_id(input.credential_id, "credentialId") if input.credential_id else None,
-                    digest_interval_seconds=input.digest_interval_seconds, quiet_start=input.quiet_start,
-                    quiet_end=input.quiet_end))
-                return NotificationChannel.from_row(created.channel), created.secret
+        async def work(session: UnitOfWork) -> tuple[NotificationChannel, str | None]:
+            created = await service_of(info, session).create_channel(ChannelSpec(
+                kind=input.kind, name=input.name, url=input.url, email_to=tuple(input.email_to or ()),
+                credential_id=parse_id(input.credential_id, "credentialId") if input.credential_id else None,
+                digest_interval_seconds=input.digest_interval_seconds, quiet_start=input.quiet_start,
+                quiet_end=input.quiet_end))
+            return NotificationChannel.from_row(created.channel), created.secret
 
-        result, errors = await attempt(work())
+        result, errors = await in_unit_of_work(info, work)
         return CreateNotificationChannelPayload(channel=result[0] if result else None,
                                                 secret=result[1] if result else None, errors=errors)
 
     @strawberry.mutation(description="Enable or disable a channel, set its digest interval or quiet hours (admin).")
     async def update_notification_channel(self, info: Info, id: strawberry.ID, input: NotificationChannelUpdate
                                           ) -> NotificationChannelPayload:
-        async def work() -> NotificationChannel:
-            async with unit_of_work_of(info) as session:
-                channel = await service_of(info, session).update_channel(
-                    parse_id(id), enabled=input.enabled, digest_interval_seconds=input.digest_interval_seconds,
-                    quiet_start=input.quiet_start, quiet_end=input.quiet_end,
-                    clear_quiet_hours=input.clear_quiet_hours)
-                return NotificationChannel.from_row(channel)
+        async def work(session: UnitOfWork) -> NotificationChannel:
+            channel = await service_of(info, session).update_channel(
+                parse_id(id), enabled=input.enabled, digest_interval_seconds=input.digest_interval_seconds,
+                quiet_start=input.quiet_start, quiet_end=input.quiet_end,
+                clear_quiet_hours=input.clear_quiet_hours)
+            return NotificationChannel.from_row(channel)
 
-        channel, errors = await attempt(work())
+        channel, errors = await in_unit_of_work(info, work)
         return NotificationChannelPayload(channel=channel, errors=errors)
 
     @strawberry.mutation(description="Remove a channel with its rules and log (admin).")
     async def delete_notification_channel(self, info: Info, id: strawberry.ID) -> NotificationDonePayload:
-        async def work() -> bool:
-            async with unit_of_work_of(info) as session:
-                await service_of(info, session).delete_channel(parse_id(id))
-                return True
-
-        ok, errors = await attempt(work())
-        return NotificationDonePayload(ok=bool(ok), errors=errors)
+        return await _done(info, lambda service: service.delete_channel(parse_id(id)))
 
     @strawberry.mutation(description="A new webhook signing secret; the old one signs too during the overlap "
                                      "(admin).")
     async def rotate_webhook_secret(self, info: Info, id: strawberry.ID) -> WebhookSecretPayload:
-        async def work() -> str:
-            async with unit_of_work_of(info) as session:
-                return await service_of(info, session).rotate_secret(parse_id(id))
+        async def work(session: UnitOfWork) -> str:
+            return await service_of(info, session).rotate_secret(parse_id(id))
 
-        secret, errors = await attempt(work())
+        secret, errors = await in_unit_of_work(info, work)
         return WebhookSecretPayload(secret=secret, errors=errors)
 
     @strawberry.mutation(description="Route events of these types (empty: all) at or above a severity to a channel "
@@ -132,43 +136,29 @@ class NotificationMutation:
     async def create_notification_rule(self, info: Info, channel_id: strawberry.ID,
                                        event_types: list[str] | None = None,
                                        min_severity: Severity | None = None) -> NotificationRulePayload:
-        async def work() -> NotificationRule:
-            async with unit_of_work_of(info) as session:
-                rule = await service_of(info, session).add_rule(parse_id(channel_id, "channelId"),
-                                                                event_types or [], min_severity)
-                return NotificationRule.from_row(rule)
+        async def work(session: UnitOfWork) -> NotificationRule:
+            rule = await service_of(info, session).add_rule(parse_id(channel_id, "channelId"),
+                                                            event_types or [], min_severity)
+            return NotificationRule.from_row(rule)
 
-        rule, errors = await attempt(work())
+        rule, errors = await in_unit_of_work(info, work)
         return NotificationRulePayload(rule=rule, errors=errors)
 
     @strawberry.mutation(description="Remove a routing rule (admin).")
     async def delete_notification_rule(self, info: Info, id: strawberry.ID) -> NotificationDonePayload:
-        async def work() -> bool:
-            async with unit_of_work_of(info) as session:
-                await service_of(info, session).delete_rule(parse_id(id))
-                return True
-
-        ok, errors = await attempt(work())
-        return NotificationDonePayload(ok=bool(ok), errors=errors)
+        return await _done(info, lambda service: service.delete_rule(parse_id(id)))
 
     @strawberry.mutation(description="Send a message again with the same id (operator).")
     async def replay_notification(self, info: Info, id: strawberry.ID) -> NotificationMessagePayload:
-        async def work() -> NotificationMessage:
-            async with unit_of_work_of(info) as session:
-                return NotificationMessage.from_row(await service_of(info, session).replay(parse_id(id)))
+        async def work(session: UnitOfWork) -> NotificationMessage:
+            return NotificationMessage.from_row(await service_of(info, session).replay(parse_id(id)))
 
-        message, errors = await attempt(work())
+        message, errors = await in_unit_of_work(info, work)
         return NotificationMessagePayload(message=message, errors=errors)
 
     @strawberry.mutation(description="Send a test notification to a channel (operator).")
     async def send_test_notification(self, info: Info, channel_id: strawberry.ID) -> NotificationDonePayload:
-        async def work() -> bool:
-            async with unit_of_work_of(info) as session:
-                await service_of(info, session).test_send(parse_id(channel_id, "channelId"))
-                return True
-
-        ok, errors = await attempt(work())
-        return NotificationDonePayload(ok=bool(ok), errors=errors)
+        return await _done(info, lambda service: service.test_send(parse_id(channel_id, "channelId")))
 
 
 __all__ = ["NotificationMutation"]

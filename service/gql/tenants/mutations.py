@@ -14,8 +14,9 @@ from strawberry.experimental.pydantic import type as pydantic_type
 from service.core.errors import InvalidInputError
 from service.core.roles import Role
 from service.db.models.credential import CredentialHealth, CredentialKind
+from service.db.uow import UnitOfWork
 from service.gql.context import Info
-from service.gql.mutation import MutationError, attempt, parse_id, resources_of, unit_of_work_of
+from service.gql.mutation import MutationError, attempt, in_unit_of_work, parse_id, resources_of
 from service.tenants.checks import check_credential
 from service.tenants.schemas import ApiKeyView, CredentialView
 from service.tenants.service import ApiKeyService, CreatedKey
@@ -67,15 +68,14 @@ class CheckCredentialPayload:
 class TenantsMutation:
     @strawberry.mutation(description="Create an API key (admin, whole-tenant key); audited.")
     async def create_api_key(self, info: Info, input: CreateApiKeyInput) -> CreateApiKeyPayload:
-        async def work() -> CreatedKey:
+        async def work(session: UnitOfWork) -> CreatedKey:
             if not 1 <= len(input.name.strip()) <= 100:
                 raise InvalidInputError("a name is 1 to 100 characters", field="name")
-            async with unit_of_work_of(info) as session:
-                return await ApiKeyService(session, info.context.principal).create(
-                    name=input.name, role=input.role, expires_at=input.expires_at,
-                    restricted_account_id=input.restricted_account_id)
+            return await ApiKeyService(session, info.context.principal).create(
+                name=input.name, role=input.role, expires_at=input.expires_at,
+                restricted_account_id=input.restricted_account_id)
 
-        created, errors = await attempt(work())
+        created, errors = await in_unit_of_work(info, work)
         if created is None:
             return CreateApiKeyPayload(api_key=None, secret=None, errors=errors)
         view = ApiKeyView.model_validate(created.key)
@@ -83,12 +83,10 @@ class TenantsMutation:
 
     @strawberry.mutation(description="Revoke an API key (admin, whole-tenant key); it stops working at once.")
     async def revoke_api_key(self, info: Info, id: strawberry.ID) -> RevokeApiKeyPayload:
-        async def work() -> ApiKeyView:
-            key_id = parse_id(id)
-            async with unit_of_work_of(info) as session:
-                return ApiKeyView.model_validate(await ApiKeyService(session, info.context.principal).revoke(key_id))
+        async def work(session: UnitOfWork) -> ApiKeyView:
+            return ApiKeyView.model_validate(await ApiKeyService(session, info.context.principal).revoke(parse_id(id)))
 
-        view, errors = await attempt(work())
+        view, errors = await in_unit_of_work(info, work)
         return RevokeApiKeyPayload(api_key=ApiKey.from_pydantic(view) if view else None, errors=errors)
 
     @strawberry.mutation(description="Check a credential upstream now (admin): health, account, type, scopes.")
