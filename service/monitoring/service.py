@@ -151,7 +151,7 @@ class AlertService:
 
     # --- reads (viewer) --------------------------------------------------------------------------------
 
-    def _alert_conditions(self, where: AlertFilter) -> list[ColumnElement[bool]]:
+    def _conditions(self, where: AlertFilter | IncidentFilter) -> list[ColumnElement[bool]]:
         if where.since is not None and where.until is not None and where.since >= where.until:
             raise InvalidInputError("the time range is empty: since must be before until")
         return where.conditions(self.scope)
@@ -159,18 +159,18 @@ class AlertService:
     async def alerts(self, where: AlertFilter, first: int, after: str | None) -> Page[Alert]:
         """Alerts matching ``where``, most recently seen first."""
         authorize(self.principal, Action.ALERT_READ)
-        return await _page(self.session, Alert, Alert.last_seen_at, self._alert_conditions(where), first, after,
+        return await _page(self.session, Alert, Alert.last_seen_at, self._conditions(where), first, after,
                            "alerts.last_seen")
 
     async def alert_counts(self, where: AlertFilter) -> dict[Severity, int]:
         """How many alerts match ``where``, per severity."""
         authorize(self.principal, Action.ALERT_READ)
-        return await counts_by_severity(self.session, self._alert_conditions(where))
+        return await counts_by_severity(self.session, self._conditions(where))
 
     async def incidents(self, where: IncidentFilter, first: int, after: str | None) -> Page[Incident]:
         """Incidents matching ``where``, most recently opened first (the fleet-wide one: whole-tenant keys)."""
         authorize(self.principal, Action.ALERT_READ)
-        return await _page(self.session, Incident, Incident.opened_at, where.conditions(self.scope), first, after,
+        return await _page(self.session, Incident, Incident.opened_at, self._conditions(where), first, after,
                            "incidents.opened")
 
     async def alert(self, alert_id: uuid.UUID) -> Alert:

@@ -11,9 +11,11 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import functools
 import ipaddress
 import socket
 from collections.abc import Sequence
+from concurrent.futures import Executor, ThreadPoolExecutor
 from dataclasses import dataclass
 from urllib.parse import urlsplit
 
@@ -114,15 +116,22 @@ def networks(cidrs: Sequence[str]) -> list[Network]:
     return [ipaddress.ip_network(cidr, strict=False) for cidr in cidrs]
 
 
-async def resolve(url: str, allowed_cidrs: Sequence[str]) -> Target:
+async def resolve(url: str, allowed_cidrs: Sequence[str], lookups: Executor | None = None) -> Target:
     """Resolve the URL's host and check every address (see the module docstring).
 
+    Args:
+        lookups: The threads that run the name lookup (default: the event loop's).
+
     Raises:
-        UnsafeTargetError: The URL is unusable, the name does not resolve, or an address is refused.
+        UnsafeTargetError: The URL is unusable, the name does not resolve, or an address is refused (the message
+            names the kind of address, not the address a name resolved to: that would map internal names).
     """
     scheme, host, port, path = parse_url(url)
+    lookup = functools.partial(socket.getaddrinfo, host, port, type=socket.SOCK_STREAM)
     try:
-        infos = await asyncio.get_running_loop().getaddrinfo(host, port, type=socket.SOCK_STREAM)
+        infos = await asyncio.get_running_loop().run_in_executor(lookups, lookup)
+    except UnicodeError:  # an empty label, or one over 63 characters: IDNA cannot encode it
+        raise UnsafeTargetError(f"{host} is not a valid host name") from None
     except OSError as exc:
         raise UnresolvedTargetError(f"{host} does not resolve: {exc}") from None
     addresses = sorted({str(info[4][0]) for info in infos})
@@ -132,16 +141,25 @@ async def resolve(url: str, allowed_cidrs: Sequence[str]) -> Target:
     for text in addresses:
         reason = refusal(ipaddress.ip_address(text.split("%")[0]), allowed)
         if reason is not None:
-            raise UnsafeTargetError(f"{host} resolves to {text}, a {reason} address: refused")
+            named = "is" if text == host else "resolves to"
+            raise UnsafeTargetError(f"{host} {named} a {reason} address: refused")
     return Target(scheme, host, port, addresses[0], path)
+
+
+CREATION_LOOKUPS = ThreadPoolExecutor(max_workers=2, thread_name_prefix="webhook-check")
+"""The threads of the lookups made when a webhook is added: a name whose DNS server never answers holds one of
+these, never one of the event loop's (which resolve the database and Redis hosts)."""
+CREATION_LOOKUP_SECONDS = 2.0
 
 
 async def check_new_target(url: str, allowed_cidrs: Sequence[str]) -> None:
     """Refuse, when a webhook is added, a URL that is malformed or whose host is, or resolves now to, a refused
-    address. A name that does not resolve yet passes: the check made before every sending is the one that guards.
+    address. A name that does not resolve yet, or not within :data:`CREATION_LOOKUP_SECONDS`, passes: the check
+    made before every sending is the one that guards.
 
     Raises:
         UnsafeTargetError: The URL is unusable, or an address is refused.
     """
-    with contextlib.suppress(UnresolvedTargetError):
-        await resolve(url, allowed_cidrs)
+    with contextlib.suppress(UnresolvedTargetError, TimeoutError):
+        async with asyncio.timeout(CREATION_LOOKUP_SECONDS):
+            await resolve(url, allowed_cidrs, CREATION_LOOKUPS)

@@ -64,8 +64,8 @@ class ApiKeyCache:
 
     @property
     def generation(self) -> int:
-        """Changes whenever a notice arrives or the subscription is lost: take it before a lookup, give it to
-        :meth:`put`."""
+        """Changes whenever a notice arrives or the subscription is lost or made again: take it before a lookup,
+        give it to :meth:`put`."""
         return self._generation
 
     @property
@@ -92,7 +92,9 @@ class ApiKeyCache:
         self._entries[apikeys.digest(presented)] = _Entry(principal, expires_at, time.monotonic() + self._ttl)
 
     def live(self) -> None:
-        """The channel is subscribed: the cache may serve (while Redis is heard)."""
+        """The channel is subscribed: the cache may serve (while Redis is heard). A lookup that started before
+        (its notice may have been published while nobody listened) is not cached."""
+        self._generation += 1
         self.subscribed = True
 
     def receive(self, notice: str) -> None:

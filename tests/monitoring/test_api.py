@@ -98,6 +98,10 @@ async def test_viewers_read_alerts_and_counts_operators_acknowledge_and_clear(
     assert [i["summary"] for i in incidents.json()["items"]] == [
         f"site {alerts[0]['site_upstream_id'] if alerts[0]['severity'] == 'minor' else alerts[1]['site_upstream_id']}"
         ": 1 open alert on 1 inverter (minor): Grid Under Voltage"]
+    empty_range = {"since": "2026-06-02T00:00:00Z", "until": "2026-06-01T00:00:00Z"}
+    for path in ("/api/v1/alerts", "/api/v1/alerts/counts", "/api/v1/incidents"):  # one answer for one mistake
+        refused = await client.get(path, params=empty_range, headers=viewer)
+        assert (refused.status_code, "since must be before until" in refused.text) == (422, True), path
 
 
 async def test_a_subtree_key_sees_only_the_alerts_of_its_subtree(

@@ -3,12 +3,17 @@ shows attempts, replay queues the message again."""
 
 from __future__ import annotations
 
+import asyncio
+import socket
+import threading
 import uuid
 from collections.abc import AsyncIterator
+from typing import Any
 
 import httpx
 import pytest
 
+from service.notifications import addresses
 from service.runtime import Resources
 from tests.conftest import http_client
 from tests.tenants.factories import TenantWithKey, committed_tenant
@@ -64,6 +69,8 @@ async def test_a_webhook_secret_is_shown_once_and_rules_route_to_the_channel(
     ({"kind": "webhook", "name": "a", "url": "http://10.1.2.3:8080/hooks"}, "url"),
     ({"kind": "webhook", "name": "a", "url": "http://[::ffff:192.168.1.5]/"}, "url"),
     ({"kind": "webhook", "name": "a", "url": "http://localhost:9000/"}, "url"),
+    ({"kind": "webhook", "name": "a", "url": "http://a..example.com/"}, "url"),
+    ({"kind": "webhook", "name": "a", "url": f"http://{'a' * 64}.example.com/"}, "url"),
     ({"kind": "email", "name": "a", "email_to": []}, "emailTo"),
     ({"kind": "email", "name": "a", "email_to": ["not an address"]}, "emailTo"),
     ({"kind": "givenergy", "name": "a", "quiet_start": "22:00:00"}, "quietStart"),
@@ -72,7 +79,7 @@ async def test_a_webhook_secret_is_shown_once_and_rules_route_to_the_channel(
 async def test_bad_channels_are_refused_with_a_clear_problem(client: httpx.AsyncClient, admin: TenantWithKey,
                                                              payload: dict[str, object], field: str) -> None:
     answer = await client.post("/api/v1/notifications/channels", headers=auth(admin), json=payload)
-    assert answer.status_code in (400, 422), answer.text
+    assert answer.status_code == 422, answer.text
     graphql = await client.post("/graphql", headers=auth(admin), json={
         "query": "mutation($input: NotificationChannelInput!) { createNotificationChannel(input: $input) "
                  "{ channel { id } errors { code field } } }",
@@ -100,3 +107,26 @@ async def test_an_unknown_event_type_a_duplicate_name_and_a_foreign_message_are_
     assert replay.status_code == 404
     log = await client.get("/api/v1/notifications/messages?limit=500", headers=auth(admin))
     assert log.status_code == 400
+
+
+async def test_a_webhook_whose_name_server_never_answers_is_added_without_waiting_for_it(
+        client: httpx.AsyncClient, admin: TenantWithKey, monkeypatch: pytest.MonkeyPatch) -> None:
+    """The lookup at creation is bounded, and runs on threads of its own (a hung resolver blocks neither the
+    request nor the event loop's threads, which resolve the database and Redis hosts)."""
+    answered = threading.Event()
+    lookup = socket.getaddrinfo
+
+    def hung(host: str, *args: Any, **kwargs: Any) -> Any:
+        if host != "hooks.slow-dns.example":
+            return lookup(host, *args, **kwargs)
+        answered.wait(30)
+        raise socket.gaierror("no answer")
+
+    monkeypatch.setattr(socket, "getaddrinfo", hung)
+    monkeypatch.setattr(addresses, "CREATION_LOOKUP_SECONDS", 0.2)
+    try:
+        created = await asyncio.wait_for(client.post("/api/v1/notifications/channels", headers=auth(admin), json={
+            "kind": "webhook", "name": "slow dns", "url": "https://hooks.slow-dns.example/in"}), 20)
+    finally:
+        answered.set()
+    assert created.status_code == 201, created.text
