@@ -32,3 +32,15 @@ def test_ids_print_whole_down_a_pipe(monkeypatch: pytest.MonkeyPatch) -> None:
     assert re.search(rf"│ acme +│ A company whose name is long enough to wrap +│ .* │ {tenant_id[0]} │\n", tenants)
     row = next(line for line in keys.splitlines() if prefix in line)
     assert re.search(rf"│ {prefix} +│ viewer key +│ viewer │ .* │ {UUID.pattern} │$", row), keys
+
+
+@pytest.mark.usefixtures("cli_env", "clean_db")
+def test_names_with_brackets_print_as_they_are() -> None:
+    runner = CliRunner()
+    created = runner.invoke(app, ["tenant", "create", "ops", "--name", "Ops [/bold] & [red]Co"])
+    assert created.exit_code == 0, created.output
+
+    listed = runner.invoke(app, ["tenant", "list"])
+
+    assert listed.exit_code == 0, listed.output
+    assert "Ops [/bold] & [red]Co" in listed.output
