@@ -16,6 +16,7 @@ import typer
 import yaml
 from pydantic import BaseModel, ValidationError
 from rich.console import Console
+from rich.markup import escape
 from rich.progress import BarColumn, Progress, TextColumn
 from rich.table import Table
 
@@ -162,13 +163,17 @@ def print_plan(plan: PlanView) -> None:
 
 
 def print_status(view: CampaignView) -> None:
-    """One line (never wrapped, so a piped or logged watch is a line per status): name, state, wave, per-state
-    counts, the next wave's time and the ETA (printed as is: ``[completed]`` is no markup)."""
+    """One line (never wrapped, so a piped or logged watch is a line per status): the name and
+    :func:`status_text` (printed as is: ``[completed]`` is no markup)."""
+    console.print(f"{view.name} {status_text(view)}", markup=False, highlight=False, soft_wrap=True)
+
+
+def status_text(view: CampaignView) -> str:
+    """State, wave, per-state counts, the next wave's time and the ETA."""
     counts = ", ".join(f"{state} {n}" for state, n in view.counts.items())
     eta = f", ETA {view.eta_seconds:.0f} s" if view.eta_seconds else ""
     waiting = f", next wave at {view.next_step_at:%Y-%m-%d %H:%M:%S} UTC" if view.next_step_at else ""
-    console.print(f"{view.name} [{view.state}] wave {view.current_wave}/{view.wave_count}: {counts}{waiting}{eta}",
-                  markup=False, highlight=False, soft_wrap=True)
+    return f"[{view.state}] wave {view.current_wave}/{view.wave_count}: {counts}{waiting}{eta}"
 
 
 @campaign_app.command("plan")
@@ -227,20 +232,19 @@ def status(tenant: TenantOption, campaign_id: IdArgument,
            = False,
            interval: Annotated[float, typer.Option(help="Seconds between refreshes with --watch.")] = 2.0) -> None:
     """Per-state counts and the ETA; --watch shows a live progress bar."""
-    view = run_op(lambda resources: status_op(resources, tenant, campaign_id))
     if not watch:
-        print_status(view)
+        print_status(run_op(lambda resources: status_op(resources, tenant, campaign_id)))
         return
-
     if not console.is_terminal:  # piped or logged: a status line whenever the progress changes, no live bar
         run_op(lambda resources: watch_op(resources, tenant, campaign_id, interval, status_changes()))
         return
     with Progress(TextColumn("{task.description}"), BarColumn(), TextColumn("{task.completed}/{task.total}"),
-                  TextColumn("{task.fields[detail]}"), console=console) as progress:
-        task = progress.add_task(view.name, total=_total(view), detail="")
+                  TextColumn("{task.fields[detail]}", markup=False), console=console) as progress:
+        task = progress.add_task(campaign_id, total=None, detail="")
 
         def show(current: CampaignView) -> None:
-            progress.update(task, completed=_done(current), total=_total(current), detail=_detail(current))
+            progress.update(task, description=escape(current.name), completed=_done(current), total=_total(current),
+                            detail=status_text(current))
 
         final = run_op(lambda resources: watch_op(resources, tenant, campaign_id, interval, show))
     print_status(final)
@@ -284,12 +288,6 @@ def _done(view: CampaignView) -> int:
 
 def _busy(view: CampaignView) -> bool:
     return _done(view) < _total(view) and view.state in ("cancelled", "aborted")
-
-
-def _detail(view: CampaignView) -> str:
-    shown = ", ".join(f"{state} {n}" for state, n in view.counts.items() if state != "excluded")
-    eta = f" ETA {view.eta_seconds:.0f}s" if view.eta_seconds else ""
-    return f"[{view.state}] {shown}{eta}"
 
 
 @campaign_app.command("list")
