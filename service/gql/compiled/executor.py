@@ -251,8 +251,7 @@ async def _run(context: Context, plans: dict[str, Plan], keys: dict[str, Any]) -
     finds nothing or the database fails (the resolvers then answer, and report what they find)."""
     texts: dict[str, str] = {}
     try:
-        async with context.reads.session() as session:
-            connection = await session.connection()
+        async with context.reads.connection() as connection:
             for name, plan in plans.items():
                 if isinstance(plan, str):
                     texts[name] = plan
