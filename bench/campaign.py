@@ -49,7 +49,9 @@ from service.core.principal import Principal  # noqa: E402
 from service.core.roles import Role  # noqa: E402
 from service.core.tenancy import TenantId, tenant_id_from  # noqa: E402
 from service.db import migrate  # noqa: E402
-from service.db.models import Campaign, CampaignTarget, SyncKind, TargetState, Tenant  # noqa: E402
+from service.db.models.campaign import Campaign, CampaignTarget, TargetState  # noqa: E402
+from service.db.models.mirror import SyncKind  # noqa: E402
+from service.db.models.tenant import Tenant  # noqa: E402
 from service.jobs.enqueue import unit_of_work  # noqa: E402
 from service.mirror.runner import SyncOptions, SyncRunner  # noqa: E402
 from service.mirror.upstream import UpstreamTarget  # noqa: E402

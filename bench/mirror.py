@@ -37,7 +37,8 @@ sys.path.insert(0, str(ROOT))
 
 from service.core.tenancy import TenantId, tenant_id_from  # noqa: E402
 from service.db import migrate  # noqa: E402
-from service.db.models import SyncKind, SyncRun, Tenant  # noqa: E402
+from service.db.models.mirror import SyncKind, SyncRun  # noqa: E402
+from service.db.models.tenant import Tenant  # noqa: E402
 from service.givenergy import RateLimiter  # noqa: E402
 from service.mirror.runner import SyncOptions, SyncOutcome, SyncRunner  # noqa: E402
 from service.runtime import Resources  # noqa: E402

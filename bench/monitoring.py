@@ -48,7 +48,10 @@ from bench.mirror import _admin  # noqa: E402 - one way to create and drop a ben
 from service.changefeed import publisher  # noqa: E402
 from service.core.tenancy import TenantId, tenant_id_from  # noqa: E402
 from service.db import migrate  # noqa: E402
-from service.db.models import Alert, NotificationEvent, NotificationEventType, SyncKind, Tenant  # noqa: E402
+from service.db.models.mirror import SyncKind  # noqa: E402
+from service.db.models.monitoring import Alert  # noqa: E402
+from service.db.models.notifications import NotificationEvent, NotificationEventType  # noqa: E402
+from service.db.models.tenant import Tenant  # noqa: E402
 from service.db.uow import DeferredJob  # noqa: E402
 from service.givenergy import DEFAULT_RESERVES, GivEnergyClient, Lane, RateLimiter  # noqa: E402
 from service.mirror.runner import SyncOptions, SyncRunner  # noqa: E402

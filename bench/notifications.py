@@ -41,7 +41,6 @@ from bench.mirror import _admin  # noqa: E402 - one way to create and drop a ben
 from service.core.principal import Principal  # noqa: E402
 from service.core.tenancy import TenantId, tenant_id_from  # noqa: E402
 from service.db import migrate  # noqa: E402
-from service.db.models import Tenant  # noqa: E402
 from service.db.models.monitoring import Severity  # noqa: E402
 from service.db.models.notifications import (  # noqa: E402
     ChannelKind,
@@ -50,6 +49,7 @@ from service.db.models.notifications import (  # noqa: E402
     NotificationEvent,
     NotificationEventType,
 )
+from service.db.models.tenant import Tenant  # noqa: E402
 from service.jobs.enqueue import enqueue_deferred, unit_of_work  # noqa: E402
 from service.jobs.typed import Queue  # noqa: E402
 from service.notifications.delivery import Ask  # noqa: E402

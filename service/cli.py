@@ -14,6 +14,7 @@ from service import cli_access, cli_campaigns, cli_firmware_watch
 from service import doctor as doctor_checks
 from service.cli_alerts import alerts_app
 from service.cli_notify import notify_app
+from service.core.errors import NotFoundError
 from service.db import migrate as migrations
 from service.mirror import cli_view
 from service.observability import configure_logging
@@ -184,7 +185,11 @@ def sync(
     A sync already running for the tenant is joined rather than repeated.
     """
     with cli_access.services() as settings:
-        code = asyncio.run(cli_view.sync_with_progress(settings, tenant, full=full, console=console))
+        try:
+            code = asyncio.run(cli_view.sync_with_progress(settings, tenant, full=full, console=console))
+        except NotFoundError as exc:
+            cli_access.error_console.print(f"[red]error:[/red] {escape(str(exc))}", highlight=False)
+            raise typer.Exit(code=2) from None
     if code:
         raise typer.Exit(code=code)
 

@@ -8,7 +8,7 @@ from __future__ import annotations
 
 import asyncio
 import uuid
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from pathlib import Path
 from typing import Annotated, TypeVar
 
@@ -151,11 +151,13 @@ def print_plan(plan: PlanView) -> None:
 
 
 def print_status(view: CampaignView) -> None:
-    """One line: name, state, wave and per-state counts (printed as is: ``[completed]`` is no markup)."""
+    """One line (never wrapped, so a piped or logged watch is a line per status): name, state, wave, per-state
+    counts, the next wave's time and the ETA (printed as is: ``[completed]`` is no markup)."""
     counts = ", ".join(f"{state} {n}" for state, n in view.counts.items())
     eta = f", ETA {view.eta_seconds:.0f} s" if view.eta_seconds else ""
-    console.print(f"{view.name} [{view.state}] wave {view.current_wave}/{view.wave_count}: {counts}{eta}",
-                  markup=False, highlight=False)
+    waiting = f", next wave at {view.next_step_at:%Y-%m-%d %H:%M:%S} UTC" if view.next_step_at else ""
+    console.print(f"{view.name} [{view.state}] wave {view.current_wave}/{view.wave_count}: {counts}{waiting}{eta}",
+                  markup=False, highlight=False, soft_wrap=True)
 
 
 @campaign_app.command("plan")
@@ -219,20 +221,45 @@ def status(tenant: TenantOption, campaign_id: IdArgument,
         print_status(view)
         return
 
-    async def follow(resources: Resources) -> CampaignView:
-        current = await status_op(resources, tenant, campaign_id)
-        with Progress(TextColumn("{task.description}"), BarColumn(), TextColumn("{task.completed}/{task.total}"),
-                      TextColumn("{task.fields[detail]}"), console=console) as progress:
-            task = progress.add_task(current.name, total=_total(current), detail="")
-            while True:
-                progress.update(task, completed=_done(current), total=_total(current), detail=_detail(current))
-                if current.state in FINISHED and not _busy(current):
-                    return current
-                await asyncio.sleep(interval)
-                current = await status_op(resources, tenant, campaign_id)
+    if not console.is_terminal:  # piped or logged: a status line whenever the progress changes, no live bar
+        run_op(lambda resources: watch_op(resources, tenant, campaign_id, interval, status_changes()))
+        return
+    with Progress(TextColumn("{task.description}"), BarColumn(), TextColumn("{task.completed}/{task.total}"),
+                  TextColumn("{task.fields[detail]}"), console=console) as progress:
+        task = progress.add_task(view.name, total=_total(view), detail="")
 
-    final = run_op(follow)
+        def show(current: CampaignView) -> None:
+            progress.update(task, completed=_done(current), total=_total(current), detail=_detail(current))
+
+        final = run_op(lambda resources: watch_op(resources, tenant, campaign_id, interval, show))
     print_status(final)
+
+
+async def watch_op(resources: Resources, slug: str, campaign_id: str, interval: float,
+                   show: Callable[[CampaignView], None]) -> CampaignView:
+    """Poll a campaign every ``interval`` seconds, calling ``show`` with each view, until it is finished (and
+    settled); returns the final view."""
+    while True:
+        current = await status_op(resources, slug, campaign_id)
+        show(current)
+        if current.state in FINISHED and not _busy(current):
+            return current
+        await asyncio.sleep(interval)
+
+
+def status_changes() -> Callable[[CampaignView], None]:
+    """A ``show`` for :func:`watch_op` that prints a status line when the state, wave, counts or next wave's time
+    differ from the last printed (not for the ETA alone, which moves on every poll)."""
+    printed: tuple[object, ...] | None = None
+
+    def show(view: CampaignView) -> None:
+        nonlocal printed
+        progress = (view.state, view.current_wave, view.counts, view.next_step_at)
+        if progress != printed:
+            print_status(view)
+            printed = progress
+
+    return show
 
 
 def _total(view: CampaignView) -> int:

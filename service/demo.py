@@ -25,8 +25,7 @@ from service.mirror.service import MirrorService
 from service.runtime import Resources
 from service.settings import Settings
 from service.simulator import Simulator, SimulatorConfig
-from service.tenants import ensure_demo_tenant
-from service.tenants.demo import DEMO_SLUG
+from service.tenants.demo import DEMO_SLUG, ensure_demo_tenant
 from service.tenants.repository import TenantRepository
 
 SIMULATOR_HOST = "127.0.0.1"

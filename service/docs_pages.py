@@ -1,10 +1,10 @@
 """The browser pages (GraphiQL at ``/graphql``; Swagger UI and ReDoc under ``/schema``) and the assets they load.
 
-The JavaScript and CSS ship inside the package, in ``service/static`` (pinned versions and their licences:
-``service/static/README.md``), and are served under :data:`STATIC_PATH`: the pages work with no internet. Asset
-paths carry their package's version, so they are cached for a year as immutable. Each page is sent with
-:data:`PAGE_SECURITY_HEADERS`, whose Content-Security-Policy lets it load scripts, styles and data only from this
-server (inline ones included: the pages set themselves up inline).
+The JavaScript and CSS are third-party copies that ship inside the package, in ``service/static/vendor`` (pinned
+versions and their licences: ``service/static/vendor/README.md``), and are served under :data:`STATIC_PATH`: the
+pages work with no internet. Asset paths carry their package's version, so they are cached for a year as immutable.
+Each page is sent with :data:`PAGE_SECURITY_HEADERS`, whose Content-Security-Policy lets it load scripts, styles and
+data only from this server (inline ones included: the pages set themselves up inline).
 
 Shared by both HTTP adapters (``service.api`` and ``service.gql`` may not import each other).
 """
@@ -26,12 +26,12 @@ STATIC_PATH = "/static"
 
 STATIC_DIR = Path(__file__).resolve().parent / "static"
 
-_REACT = "react-18.2.0/react.production.min.js"
-_REACT_DOM = "react-dom-18.2.0/react-dom.production.min.js"
-_GRAPHIQL = "graphiql-3.8.3"
-_EXPLORER = "graphiql-plugin-explorer-1.0.2"
-_SWAGGER = "swagger-ui-dist-5.35.0"
-_REDOC = "redoc-2.5.4"
+_REACT = "vendor/react-18.2.0/react.production.min.js"
+_REACT_DOM = "vendor/react-dom-18.2.0/react-dom.production.min.js"
+_GRAPHIQL = "vendor/graphiql-3.8.3"
+_EXPLORER = "vendor/graphiql-plugin-explorer-1.0.2"
+_SWAGGER = "vendor/swagger-ui-dist-5.35.0"
+_REDOC = "vendor/redoc-2.5.4"
 
 PAGE_SECURITY_HEADERS = {
     "Content-Security-Policy": "; ".join([

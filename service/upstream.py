@@ -7,8 +7,8 @@ Built once per process (``resources.upstream``), it owns what each caller used t
 - **decryption** of the token, which never leaves this module except inside a client;
 - **the shared budget and lane**: every client goes through the Redis rate limiter, in the lane the caller
   names. The budget is keyed by a keyed hash of the token (HMAC under the deployment's budget salt, a random
-  secret stored once in PostgreSQL, :class:`~service.db.models.BudgetSalt`), never by the credential row, so
-  two credentials holding the same token (in two tenants, or twice in one) share one budget, as GivEnergy counts
+  secret stored once in PostgreSQL, :class:`~service.db.models.credential.BudgetSalt`), never by the credential row,
+  so two credentials holding the same token (in two tenants, or twice in one) share one budget, as GivEnergy counts
   them. The salt is kept apart from Redis, so reading Redis does not allow testing guessed tokens or portal
   passwords against the budgets' names, and emptying Redis does not re-key them; it does not depend on the
   encryption keys, so a key rotation (processes on the old and the new key ring at once) keeps one budget per

@@ -16,7 +16,7 @@ from sqlalchemy import select
 from service.changefeed import ChangeFeedLostError, ChangeHub, SlowSubscriberError, publish_changes
 from service.core.changes import Change, Topic
 from service.core.errors import ConflictError
-from service.db.models import Tenant
+from service.db.models.tenant import Tenant
 from service.db.uow import defer_change
 from service.jobs.enqueue import unit_of_work
 from service.runtime import NamespacedRedis, Resources, redis_client

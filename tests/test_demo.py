@@ -10,15 +10,17 @@ import pytest
 from sqlalchemy import select
 
 from service import demo
+from service.core.principal import Principal
 from service.core.tenancy import tenant_id_from
-from service.db.models import Tenant
 from service.db.models.credential import UpstreamCredential
 from service.db.models.mirror import SyncKind, SyncSchedule
+from service.db.models.tenant import Tenant
 from service.launcher import QuietServer, start_server
 from service.mirror.jobs import sync_job_id
 from service.runtime import Resources
 from service.settings import SimulatorSettings, SyncSettings
-from service.tenants import CredentialService, Principal, TenantService, load_key_ring
+from service.tenants.crypto import load_key_ring
+from service.tenants.service import CredentialService, TenantService
 from tests.support import free_port
 
 

@@ -4,6 +4,8 @@ from __future__ import annotations
 
 import ast
 import functools
+import subprocess
+import sys
 from pathlib import Path
 
 import pytest
@@ -143,3 +145,11 @@ def test_controllers_do_not_import_each_other() -> None:
 def test_the_role_enum_is_not_an_orm_concept() -> None:
     # Domain code and adapters take Role from service.core.roles; the ORM only stores it.
     assert offenders("service", "service.db.models.api_key.Role") == []
+
+
+def test_the_worker_registry_loads_first_in_a_fresh_interpreter() -> None:
+    """The registry loads every domain's jobs; loaded before anything else (as a worker or a script may load it),
+    an import cycle between domains would fail on a partially initialised module."""
+    loaded = subprocess.run([sys.executable, "-c", "import service.worker.registry"], capture_output=True,
+                            text=True, check=False, cwd=SERVICE.parent)
+    assert loaded.returncode == 0, loaded.stderr

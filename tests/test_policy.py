@@ -13,7 +13,9 @@ from service.core.clock import utcnow
 from service.core.errors import PermissionDeniedError
 from service.core.principal import Principal
 from service.core.roles import Role
-from service.db.models import Alert, AlertState, CampaignState, Severity, SyncKind
+from service.db.models.campaign import CampaignState
+from service.db.models.mirror import SyncKind
+from service.db.models.monitoring import Alert, AlertState, Severity
 from service.mirror.service import MirrorService
 from service.policy import Action
 from service.runtime import Resources

@@ -14,7 +14,8 @@ from sqlalchemy import delete, func, select
 
 from service.core.principal import Principal
 from service.core.tenancy import TenantId, tenant_id_from
-from service.db.models import BudgetSalt, CredentialKind, SyncKind, SyncState
+from service.db.models.credential import BudgetSalt, CredentialKind
+from service.db.models.mirror import SyncKind, SyncState
 from service.givenergy import Lane
 from service.jobs.enqueue import unit_of_work
 from service.mirror.runner import SyncOptions, SyncRunner

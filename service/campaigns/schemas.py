@@ -202,7 +202,11 @@ class CampaignView(BaseModel):
     started_at: datetime | None
     finished_at: datetime | None
     counts: dict[str, int] = Field(description="Targets per state (excluded ones included).")
-    eta_seconds: float | None = Field(description="Expected remaining time at the campaign lane's capacity.")
+    next_step_at: datetime | None = Field(description=(
+        "While running, between waves: when the next wave may start (after the wave pause, the retry delay of "
+        "offline inverters, or at the window's next opening); null otherwise."))
+    eta_seconds: float | None = Field(description=(
+        "Expected remaining time at the campaign lane's capacity, the wait until next_step_at included."))
 
 
 class TargetView(BaseModel):

@@ -11,6 +11,7 @@ from __future__ import annotations
 import uuid
 from collections.abc import Sequence
 from dataclasses import dataclass
+from datetime import datetime
 from typing import Any, TypeVar
 
 from sqlalchemy import func, select, text, update
@@ -121,10 +122,11 @@ async def get_visible(session: AsyncSession, principal: Principal, model: type[O
 
 @dataclass(frozen=True)
 class Progress:
-    """A campaign's targets counted by state, and its expected remaining time."""
+    """A campaign's targets counted by state, when its next wave may start, and its expected remaining time."""
 
     counts: dict[TargetState, int]
     eta_seconds: float | None
+    next_step_at: datetime | None = None
 
     @property
     def done(self) -> int:
@@ -293,12 +295,17 @@ class CampaignService:
             select(CampaignTarget.state, func.count()).where(CampaignTarget.campaign_id == campaign.id)
             .group_by(CampaignTarget.state))
         counts = {state: count for state, count in rows.all()}
+        # Set between waves while running: the wave pause, the retry delay of offline inverters, or the window.
+        waiting_until = campaign.next_step_at if campaign.state is CampaignState.RUNNING else None
         eta = None
         if requests_per_minute:
             left = sum(count for state, count in counts.items() if state not in TERMINAL)
             per_inverter = 1 if campaign.kind is not CampaignKind.WRITE else (3 if campaign.verify else 2)
-            eta = round(-(-left // MULTI_CONTROL_MAX) * per_inverter / requests_per_minute * 60, 1)
-        return Progress(counts, eta)
+            eta = -(-left // MULTI_CONTROL_MAX) * per_inverter / requests_per_minute * 60
+            if waiting_until is not None:
+                eta += max(0.0, (waiting_until - utcnow()).total_seconds())
+            eta = round(eta, 1)
+        return Progress(counts, eta, waiting_until)
 
     async def targets(self, campaign_id: uuid.UUID, *, states: Sequence[TargetState] | None = None,
                       first: int = 50, after: str | None = None) -> Page[CampaignTarget]:

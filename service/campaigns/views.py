@@ -16,7 +16,7 @@ def campaign_view(campaign: Campaign, progress: Progress) -> CampaignView:
         requests_used=campaign.requests_used, rewrites=campaign.rewrites, created_by=campaign.created_by,
         approved_by=campaign.approved_by, created_at=campaign.created_at, started_at=campaign.started_at,
         finished_at=campaign.finished_at, counts={state.value: n for state, n in sorted(progress.counts.items())},
-        eta_seconds=progress.eta_seconds)
+        next_step_at=progress.next_step_at, eta_seconds=progress.eta_seconds)
 
 
 def target_view(target: CampaignTarget) -> TargetView:

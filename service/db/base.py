@@ -2,10 +2,12 @@
 
 from __future__ import annotations
 
+import enum
 import uuid
 from datetime import datetime
+from typing import Any
 
-from sqlalchemy import DateTime, MetaData, func
+from sqlalchemy import DateTime, Enum, ForeignKey, MetaData, func
 from sqlalchemy.orm import DeclarativeBase, Mapped, mapped_column
 
 NAMING_CONVENTION = {
@@ -24,6 +26,11 @@ class Base(DeclarativeBase):
     type_annotation_map = {datetime: DateTime(timezone=True)}
 
 
+def tenant_fk() -> ForeignKey:
+    """The link of a tenant's row to its tenant (deleting the tenant deletes the row)."""
+    return ForeignKey("tenants.id", ondelete="CASCADE")
+
+
 class UUIDPrimaryKey:
     """A random UUID primary key."""
 
@@ -35,3 +42,8 @@ class Timestamps:
 
     created_at: Mapped[datetime] = mapped_column(server_default=func.now())
     updated_at: Mapped[datetime] = mapped_column(server_default=func.now(), onupdate=func.now())
+
+
+def value_enum(kind: type[enum.Enum], name: str, **options: Any) -> Enum:
+    """The PostgreSQL enum type ``name`` of ``kind``, holding its members' values (``"open"``, not ``OPEN``)."""
+    return Enum(kind, name=name, values_callable=lambda members: [str(member.value) for member in members], **options)

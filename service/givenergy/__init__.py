@@ -6,6 +6,8 @@ Public surface:
 - `LegacyPortalClient`: the older GivManage portal API (per-cell battery data).
 - `RateLimiter` / `CredentialLimiter` / `Lane`: the Redis-backed budget shared by every process that
   uses one credential, with priority lanes and capacity planning.
+- `connection_pool` / `PoolOwner`: the httpx pool the clients (and the mirror's counted sync session) talk
+  through, and closing it with ``aclose`` or ``async with``.
 - Errors (`GivEnergyError` and subclasses) and control outcomes (`ControlResult`, `ControlOutcome`).
 - Payload models (`Account`, `CommunicationDevice`, `SystemData`, ...).
 
@@ -43,7 +45,7 @@ from service.givenergy._errors import (
     UpstreamUnavailableError,
     UpstreamValidationError,
 )
-from service.givenergy._http import RetryPolicy
+from service.givenergy._http import PoolOwner, RetryPolicy, connection_pool
 from service.givenergy._legacy import (
     DEFAULT_LEGACY_BASE_URL,
     LegacyBatteryCells,
@@ -167,6 +169,7 @@ __all__ = [
     "NotFoundError",
     "Page",
     "PaymentRequiredError",
+    "PoolOwner",
     "Preset",
     "PresetParameter",
     "RateLimitedError",
@@ -188,4 +191,5 @@ __all__ = [
     "UpstreamValidationError",
     "Warranty",
     "classify_inverter_code",
+    "connection_pool",
 ]

@@ -14,7 +14,7 @@ from pydantic import BaseModel, SecretStr
 
 from service.givenergy._control import ControlResult, ev_command_result, inverter_result, multi_result
 from service.givenergy._errors import UnexpectedResponseError
-from service.givenergy._http import RequestCore, RetryPolicy
+from service.givenergy._http import PoolOwner, RequestCore, RetryPolicy, connection_pool
 from service.givenergy._models import (
     Account,
     CommunicationDevice,
@@ -72,7 +72,7 @@ def _as_list(value: Any) -> list[Any]:
     return [value]
 
 
-class GivEnergyClient:
+class GivEnergyClient(PoolOwner):
     """Async client of the GivEnergy Cloud API v1, for one credential.
 
     Every request goes through the credential's shared `CredentialLimiter` (when given) in the client's
@@ -121,12 +121,7 @@ class GivEnergyClient:
     ) -> None:
         self._token = token if isinstance(token, SecretStr) else SecretStr(token)
         self._owns_http = http_client is None
-        self._http = http_client or httpx.AsyncClient(
-            base_url=base_url.rstrip("/") + "/",
-            timeout=timeout,
-            transport=transport,
-            headers={"Accept": "application/json", "User-Agent": "givfleet"},
-        )
+        self._http = http_client or connection_pool(base_url, timeout=timeout, transport=transport)
         self._control_timeout = control_timeout
         self._core = RequestCore(
             self._http, limiter=limiter, retry=retry or RetryPolicy(), max_limiter_wait=max_limiter_wait
@@ -180,13 +175,7 @@ class GivEnergyClient:
     async def aclose(self) -> None:
         """Close the connection pool (when this client created it)."""
         if self._owns_http:
-            await self._http.aclose()
-
-    async def __aenter__(self) -> GivEnergyClient:
-        return self
-
-    async def __aexit__(self, *exc_info: object) -> None:
-        await self.aclose()
+            await super().aclose()
 
     # --- plumbing -------------------------------------------------------------------------------------
 

@@ -9,7 +9,7 @@ import time
 from collections.abc import Awaitable, Mapping
 from dataclasses import dataclass
 from datetime import UTC, datetime
-from typing import Any
+from typing import Any, Self
 
 import httpx
 import structlog
@@ -30,6 +30,36 @@ from service.givenergy._metrics import REQUESTS, RETRIES
 from service.givenergy._ratelimit import GLOBAL_BUCKET, CredentialLimiter, Lane
 
 log = structlog.get_logger("service.givenergy")
+
+
+def connection_pool(base_url: str, *, timeout: float, transport: httpx.AsyncBaseTransport | None = None,
+                    event_hooks: Mapping[str, list[Any]] | None = None) -> httpx.AsyncClient:
+    """An httpx connection pool to a GivEnergy API: paths resolve below ``base_url``, JSON is asked for, the
+    User-Agent is givfleet's and redirects are not followed."""
+    return httpx.AsyncClient(
+        base_url=base_url.rstrip("/") + "/",
+        timeout=timeout,
+        transport=transport,
+        follow_redirects=False,
+        headers={"Accept": "application/json", "User-Agent": "givfleet"},
+        event_hooks=event_hooks,
+    )
+
+
+class PoolOwner:
+    """Something holding a connection pool (``_http``): `aclose` closes it, and so does leaving ``async with``."""
+
+    _http: httpx.AsyncClient
+
+    async def aclose(self) -> None:
+        """Close the connection pool."""
+        await self._http.aclose()
+
+    async def __aenter__(self) -> Self:
+        return self
+
+    async def __aexit__(self, *exc_info: object) -> None:
+        await self.aclose()
 
 
 @dataclass(frozen=True, slots=True)

@@ -12,7 +12,7 @@ import httpx
 from pydantic import Field, SecretStr, field_validator
 
 from service.givenergy._errors import CredentialError, UnauthorisedError, UnexpectedResponseError
-from service.givenergy._http import RequestCore, RetryPolicy, _json_or_none
+from service.givenergy._http import PoolOwner, RequestCore, RetryPolicy, _json_or_none, connection_pool
 from service.givenergy._models import Bool, Float, Int, Model, Str
 from service.givenergy._ratelimit import CredentialLimiter, Lane
 
@@ -111,7 +111,7 @@ def _numbered(extra: dict[str, Any], prefix: str, suffix: str) -> list[float | N
     return [found[i] for i in sorted(found)]
 
 
-class LegacyPortalClient:
+class LegacyPortalClient(PoolOwner):
     """Async client of the legacy GivManage portal API (account + password, session cookie).
 
     Logs in lazily and again whenever the session has expired (a 401/403, a redirect, or a non-JSON
@@ -142,13 +142,7 @@ class LegacyPortalClient:
     ) -> None:
         self._account = account
         self._password = password if isinstance(password, SecretStr) else SecretStr(password)
-        self._http = httpx.AsyncClient(
-            base_url=base_url.rstrip("/") + "/",
-            timeout=timeout,
-            transport=transport,
-            follow_redirects=False,
-            headers={"Accept": "application/json", "User-Agent": "givfleet"},
-        )
+        self._http = connection_pool(base_url, timeout=timeout, transport=transport)
         self._core = RequestCore(self._http, limiter=limiter, retry=retry or RetryPolicy(), max_limiter_wait=None)
         self._lane = lane
         self._logged_in = False
@@ -158,16 +152,6 @@ class LegacyPortalClient:
 
     def __repr__(self) -> str:
         return f"LegacyPortalClient(base_url={str(self._http.base_url)!r}, account={self._account!r})"
-
-    async def aclose(self) -> None:
-        """Close the connection pool."""
-        await self._http.aclose()
-
-    async def __aenter__(self) -> LegacyPortalClient:
-        return self
-
-    async def __aexit__(self, *exc_info: object) -> None:
-        await self.aclose()
 
     async def login(self) -> None:
         """Log in and keep the session cookie.

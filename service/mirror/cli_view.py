@@ -12,7 +12,7 @@ from rich.table import Table
 
 from service.core.errors import GivfleetError, NotFoundError
 from service.core.signals import stop_on_signals, until_stopped
-from service.core.tenancy import tenant_id_from
+from service.core.tenancy import TenantId, tenant_id_from
 from service.db.models.mirror import SyncKind, SyncState
 from service.mirror.repository import MirrorRepository
 from service.mirror.runner import SyncOptions, SyncOutcome, SyncProgress, SyncRunner, options_from
@@ -28,10 +28,14 @@ async def sync_with_progress(settings: Settings, tenant: str, *, full: bool, con
     """Run one sync of ``tenant`` and print its outcome; returns the exit code (0 when it succeeded).
 
     SIGINT or SIGTERM stops it with one line: the run stays open, and the next sync of the tenant resumes it.
+
+    Raises:
+        NotFoundError: No such tenant (found out before anything is printed).
     """
     resources = Resources.open(settings)
     kind = SyncKind.FULL if full else SyncKind.REFRESH
     try:
+        tenant_id = await find_tenant(resources, tenant)
         with Progress(
             TextColumn("[bold]{task.description}"),
             BarColumn(),
@@ -52,7 +56,7 @@ async def sync_with_progress(settings: Settings, tenant: str, *, full: bool, con
                 )
 
             with stop_on_signals() as stop:
-                work = asyncio.create_task(sync_tenant_now(resources, tenant, kind, on_progress=show))
+                work = asyncio.create_task(sync_tenant_now(resources, tenant_id, kind, on_progress=show))
                 await until_stopped(stop, work)
             if work.cancelled():
                 bar.update(task, description=f"{kind.value} sync: interrupted")
@@ -62,6 +66,8 @@ async def sync_with_progress(settings: Settings, tenant: str, *, full: bool, con
                 return INTERRUPTED
             outcome, rows = work.result()
             bar.update(task, description=f"{kind.value} sync: {outcome.state.value}")
+    except NotFoundError:
+        raise
     except GivfleetError as exc:
         console.print(f"[red]{exc}[/red]")
         return 1
@@ -93,23 +99,12 @@ async def sync_with_progress(settings: Settings, tenant: str, *, full: bool, con
     return 0
 
 
-async def sync_tenant_now(
-    resources: Resources,
-    tenant: str,
-    kind: SyncKind,
-    *,
-    on_progress: Callable[[SyncProgress], None] | None = None,
-    options: SyncOptions | None = None,
-) -> tuple[SyncOutcome, dict[str, int]]:
-    """Sync a tenant (by slug or id) in this process, as ``givfleet sync`` does; joins a sync already running.
-
-    Returns:
-        The outcome, and the mirror's rows per entity afterwards.
+async def find_tenant(resources: Resources, tenant: str) -> TenantId:
+    """The id of a tenant given by slug or id.
 
     Raises:
         NotFoundError: No such tenant.
     """
-
     async with resources.session_factory() as session:
         tenants = TenantRepository(session)
         found = await tenants.get_by_slug(tenant)
@@ -118,7 +113,22 @@ async def sync_tenant_now(
                 found = await tenants.get(tenant_id_from(tenant))
         if found is None:
             raise NotFoundError(f"no tenant {tenant!r}")
-        tenant_id = tenant_id_from(found.id)
+        return tenant_id_from(found.id)
+
+
+async def sync_tenant_now(
+    resources: Resources,
+    tenant_id: TenantId,
+    kind: SyncKind,
+    *,
+    on_progress: Callable[[SyncProgress], None] | None = None,
+    options: SyncOptions | None = None,
+) -> tuple[SyncOutcome, dict[str, int]]:
+    """Sync a tenant in this process, as ``givfleet sync`` does; joins a sync already running.
+
+    Returns:
+        The outcome, and the mirror's rows per entity afterwards.
+    """
     runner = SyncRunner(
         resources.engine,
         resources.session_factory,

@@ -282,6 +282,13 @@ def _like(text: str) -> str:
     return f"%{escaped}%"
 
 
+def _searched(search: str | None, matches: Callable[[str], ColumnElement[bool]]) -> list[ColumnElement[bool]]:
+    """The condition of a text search: ``matches`` given its LIKE pattern; a text no row can hold matches nothing."""
+    if not search:
+        return []
+    return [matches(_like(search)) if _texts([search]) else false()]
+
+
 def _removed(model: type[Any], removed: bool | None) -> list[ColumnElement[bool]]:
     if removed is None:
         return []
@@ -337,8 +344,7 @@ class InverterFilter:
         if self.site_id is not None:
             where.append(Inverter.site_upstream_id == self.site_id)
         where += self._lists()
-        if self.search:
-            where.append(self._search(scope, _like(self.search)) if _texts([self.search]) else false())
+        where += _searched(self.search, lambda pattern: self._search(scope, pattern))
         return where
 
     def _lists(self) -> list[ColumnElement[bool]]:
@@ -380,13 +386,10 @@ class AccountFilter:
             where.append(FleetAccount.upstream_id.in_(scope.subtree(self.under_account_id)))
         if self.depth is not None:
             where.append(FleetAccount.depth == self.depth)
-        if self.search and not _texts([self.search]):
-            where.append(false())
-        elif self.search:
-            pattern = _like(self.search)
-            where.append(or_(FleetAccount.username.ilike(pattern), FleetAccount.postcode.ilike(pattern),
-                             FleetAccount.first_name.ilike(pattern), FleetAccount.surname.ilike(pattern),
-                             FleetAccount.email.ilike(pattern)))
+        where += _searched(self.search, lambda pattern: or_(
+            FleetAccount.username.ilike(pattern), FleetAccount.postcode.ilike(pattern),
+            FleetAccount.first_name.ilike(pattern), FleetAccount.surname.ilike(pattern),
+            FleetAccount.email.ilike(pattern)))
         return where
 
 
@@ -406,11 +409,8 @@ class SiteFilter:
             where.append(Site.account_upstream_id.in_(scope.subtree(self.account_id)))
         if self.scheme_status_in is not None:
             where.append(Site.scheme_status.in_(_texts(self.scheme_status_in)))
-        if self.search and not _texts([self.search]):
-            where.append(false())
-        elif self.search:
-            pattern = _like(self.search)
-            where.append(or_(Site.name.ilike(pattern), Site.account_username.ilike(pattern)))
+        where += _searched(self.search,
+                           lambda pattern: or_(Site.name.ilike(pattern), Site.account_username.ilike(pattern)))
         return where
 
 
@@ -430,11 +430,8 @@ class DongleFilter:
             where.append(Dongle.account_upstream_id.in_(scope.subtree(self.account_id)))
         if self.site_id is not None:
             where.append(Dongle.site_upstream_id == self.site_id)
-        if self.search and not _texts([self.search]):
-            where.append(false())
-        elif self.search:
-            pattern = _like(self.search)
-            where.append(or_(Dongle.serial.ilike(pattern), Dongle.inverter_serial.ilike(pattern)))
+        where += _searched(self.search,
+                           lambda pattern: or_(Dongle.serial.ilike(pattern), Dongle.inverter_serial.ilike(pattern)))
         return where
 
 

@@ -25,7 +25,7 @@ from typing import Any, TypeVar
 
 import httpx
 
-from service.givenergy import CredentialLimiter, ForbiddenError, Lane, Page
+from service.givenergy import CredentialLimiter, ForbiddenError, Lane, Page, PoolOwner, connection_pool
 from service.mirror.schemas import (
     AccountRecord,
     BatteryRecord,
@@ -71,30 +71,15 @@ class RequestTap:
             self.on_response(self.requests)
 
 
-class UpstreamSession:
+class UpstreamSession(PoolOwner):
     """A client bound to a target, in the sync lane, with every response counted by ``tap``."""
 
     def __init__(self, target: UpstreamTarget, tap: RequestTap) -> None:
         self.target = target
         self.tap = tap
-        self._http = httpx.AsyncClient(
-            base_url=target.base_url.rstrip("/") + "/",
-            timeout=target.timeout,
-            transport=target.transport,
-            headers={"Accept": "application/json", "User-Agent": "givfleet"},
-            event_hooks={"response": [tap]},
-        )
+        self._http = connection_pool(target.base_url, timeout=target.timeout, transport=target.transport,
+                                     event_hooks={"response": [tap]})
         self.client = api_client(target.token, limiter=target.limiter, lane=Lane.SYNC, http_client=self._http)
-
-    async def aclose(self) -> None:
-        """Close the connection pool."""
-        await self._http.aclose()
-
-    async def __aenter__(self) -> UpstreamSession:
-        return self
-
-    async def __aexit__(self, *exc_info: object) -> None:
-        await self.aclose()
 
 
 # --- normalisation -----------------------------------------------------------------------------------------

@@ -7,7 +7,7 @@ from collections.abc import Iterable, Sequence
 from datetime import datetime
 from typing import Any
 
-from sqlalchemy import ColumnElement, Select, and_, case, func, or_, select, update
+from sqlalchemy import ColumnElement, and_, case, func, or_, select, update
 from sqlalchemy.dialects.postgresql import distinct_on, insert
 from sqlalchemy.ext.asyncio import AsyncSession
 
@@ -195,74 +195,6 @@ class MonitoringRepository:
     async def delete_window(self, window: MaintenanceWindow) -> None:
         """Remove a maintenance window (alerts it suppressed stay suppressed: they were never notified)."""
         await self.session.delete(window)
-
-
-def alert_filters(
-    scope: ReadScope,
-    *,
-    states: Sequence[AlertState] = (),
-    severities: Sequence[Severity] = (),
-    site: int | None = None,
-    account: int | None = None,
-    inverter: str | None = None,
-    since: datetime | None = None,
-    until: datetime | None = None,
-) -> list[ColumnElement[bool]]:
-    """Conditions selecting the alerts a reader may see that match the filters (time range on last seen)."""
-    conditions: list[ColumnElement[bool]] = [Alert.tenant_id == scope.tenant_id]
-    if scope.restricted_account_id is not None:
-        conditions.append(Alert.inverter_serial.in_(_serials_under(scope, scope.restricted_account_id)))
-    if account is not None:
-        conditions.append(Alert.inverter_serial.in_(_serials_under(scope, account)))
-    if states:
-        conditions.append(Alert.state.in_(states))
-    if severities:
-        conditions.append(Alert.severity.in_(severities))
-    if site is not None:
-        conditions.append(Alert.site_upstream_id == site)
-    if inverter is not None:
-        conditions.append(Alert.inverter_serial == inverter)
-    if since is not None:
-        conditions.append(Alert.last_seen_at >= since)
-    if until is not None:
-        conditions.append(Alert.first_seen_at < until)
-    return conditions
-
-
-def _serials_under(scope: ReadScope, account: int) -> Select[str]:
-    return select(Inverter.serial).where(Inverter.tenant_id == scope.tenant_id,
-                                         Inverter.account_upstream_id.in_(scope.subtree(account)))
-
-
-def incident_filters(
-    scope: ReadScope,
-    *,
-    states: Sequence[IncidentState] = (),
-    severities: Sequence[Severity] = (),
-    site: int | None = None,
-    account: int | None = None,
-    since: datetime | None = None,
-    until: datetime | None = None,
-) -> list[ColumnElement[bool]]:
-    """Conditions selecting the incidents a reader may see: a subtree key sees the incidents of its sites
-    (never the fleet-wide one, which describes the whole tenant)."""
-    conditions: list[ColumnElement[bool]] = [Incident.tenant_id == scope.tenant_id]
-    for root in (scope.restricted_account_id, account):
-        if root is not None:
-            conditions.append(Incident.site_upstream_id.in_(
-                select(Inverter.site_upstream_id).where(Inverter.tenant_id == scope.tenant_id,
-                                                        Inverter.account_upstream_id.in_(scope.subtree(root)))))
-    if states:
-        conditions.append(Incident.state.in_(states))
-    if severities:
-        conditions.append(Incident.severity.in_(severities))
-    if site is not None:
-        conditions.append(Incident.site_upstream_id == site)
-    if since is not None:
-        conditions.append(or_(Incident.cleared_at.is_(None), Incident.cleared_at >= since))
-    if until is not None:
-        conditions.append(Incident.opened_at < until)
-    return conditions
 
 
 async def counts_by_severity(session: AsyncSession, conditions: Sequence[ColumnElement[bool]]) -> dict[Severity, int]:

@@ -12,7 +12,7 @@ from dataclasses import dataclass
 from datetime import datetime
 from typing import Any, TypeVar
 
-from sqlalchemy import ColumnElement, and_, func, select, tuple_
+from sqlalchemy import ColumnElement, Select, and_, func, or_, select, tuple_
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from service.core.clock import utcnow
@@ -20,6 +20,7 @@ from service.core.errors import ConflictError, InvalidInputError, NotFoundError
 from service.core.pagination import Cursor, Page, cursor_value
 from service.core.principal import Principal
 from service.db.lists import one_of
+from service.db.models.mirror import Inverter
 from service.db.models.monitoring import (
     Alert,
     AlertState,
@@ -31,7 +32,7 @@ from service.db.models.monitoring import (
 )
 from service.db.models.notifications import NotificationEventType
 from service.mirror.queries import ReadScope
-from service.monitoring.repository import MonitoringRepository, alert_filters, counts_by_severity, incident_filters
+from service.monitoring.repository import MonitoringRepository, counts_by_severity
 from service.monitoring.sweep import AlertWriter
 from service.policy import Action, authorize
 
@@ -51,6 +52,40 @@ class AlertFilter:
     since: datetime | None = None
     until: datetime | None = None
 
+    def conditions(self, scope: ReadScope) -> list[ColumnElement[bool]]:
+        """SQL conditions selecting the alerts the reader (``scope``) may see that match (on ``Alert``)."""
+        conditions: list[ColumnElement[bool]] = [Alert.tenant_id == scope.tenant_id]
+        if scope.restricted_account_id is not None:
+            conditions.append(Alert.inverter_serial.in_(_serials_under(scope, scope.restricted_account_id)))
+        if self.account is not None:
+            conditions.append(Alert.inverter_serial.in_(_serials_under(scope, self.account)))
+        conditions += _states_severities_site(Alert, self.states, self.severities, self.site)
+        if self.inverter is not None:
+            conditions.append(Alert.inverter_serial == self.inverter)
+        if self.since is not None:
+            conditions.append(Alert.last_seen_at >= self.since)
+        if self.until is not None:
+            conditions.append(Alert.first_seen_at < self.until)
+        return conditions
+
+
+def _states_severities_site(model: type[Alert | Incident], states: Sequence[AlertState | IncidentState],
+                            severities: Sequence[Severity], site: int | None) -> list[ColumnElement[bool]]:
+    """The conditions alert and incident filters share: in one of ``states``, of ``severities``, at ``site``."""
+    conditions: list[ColumnElement[bool]] = []
+    if states:
+        conditions.append(model.state.in_(states))
+    if severities:
+        conditions.append(model.severity.in_(severities))
+    if site is not None:
+        conditions.append(model.site_upstream_id == site)
+    return conditions
+
+
+def _serials_under(scope: ReadScope, account: int) -> Select[str]:
+    return select(Inverter.serial).where(Inverter.tenant_id == scope.tenant_id,
+                                         Inverter.account_upstream_id.in_(scope.subtree(account)))
+
 
 @dataclass(frozen=True)
 class IncidentFilter:
@@ -63,6 +98,22 @@ class IncidentFilter:
     since: datetime | None = None
     until: datetime | None = None
 
+    def conditions(self, scope: ReadScope) -> list[ColumnElement[bool]]:
+        """SQL conditions selecting the incidents the reader (``scope``) may see that match (on ``Incident``): a
+        subtree key sees the incidents of its sites (never the fleet-wide one, which describes the whole tenant)."""
+        conditions: list[ColumnElement[bool]] = [Incident.tenant_id == scope.tenant_id]
+        for root in (scope.restricted_account_id, self.account):
+            if root is not None:
+                sites = select(Inverter.site_upstream_id).where(Inverter.tenant_id == scope.tenant_id,
+                                                                 Inverter.account_upstream_id.in_(scope.subtree(root)))
+                conditions.append(Incident.site_upstream_id.in_(sites))
+        conditions += _states_severities_site(Incident, self.states, self.severities, self.site)
+        if self.since is not None:
+            conditions.append(or_(Incident.cleared_at.is_(None), Incident.cleared_at >= self.since))
+        if self.until is not None:
+            conditions.append(Incident.opened_at < self.until)
+        return conditions
+
 
 async def alerts_of_inverters(session: AsyncSession, scope: ReadScope, serials: Sequence[str], *,
                               states: Sequence[AlertState], severities: Sequence[Severity],
@@ -72,7 +123,7 @@ async def alerts_of_inverters(session: AsyncSession, scope: ReadScope, serials: 
     rank = func.row_number().over(partition_by=Alert.inverter_serial,
                                   order_by=(Alert.last_seen_at.desc(), Alert.id.desc())).label("rank")
     ranked = (select(Alert.id, rank)
-              .where(*alert_filters(scope, states=states, severities=severities),
+              .where(*AlertFilter(states, severities).conditions(scope),
                      one_of(Alert.inverter_serial, serials))
               .subquery())
     rows = await session.scalars(select(Alert).join(ranked, ranked.c.id == Alert.id)
@@ -84,7 +135,7 @@ async def alerts_of_inverters(session: AsyncSession, scope: ReadScope, serials: 
 async def open_incidents_of_sites(session: AsyncSession, scope: ReadScope, sites: Sequence[int]) -> list[Incident]:
     """The open incident of each of ``sites`` that has one (and the reader may see)."""
     rows = await session.scalars(select(Incident).where(
-        *incident_filters(scope, states=(IncidentState.OPEN,)), Incident.kind == IncidentKind.SITE,
+        *IncidentFilter(states=(IncidentState.OPEN,)).conditions(scope), Incident.kind == IncidentKind.SITE,
         one_of(Incident.site_upstream_id, sites)))
     return list(rows.all())
 
@@ -103,8 +154,7 @@ class AlertService:
     def _alert_conditions(self, where: AlertFilter) -> list[ColumnElement[bool]]:
         if where.since is not None and where.until is not None and where.since >= where.until:
             raise InvalidInputError("the time range is empty: since must be before until")
-        return alert_filters(self.scope, states=where.states, severities=where.severities, site=where.site,
-                             account=where.account, inverter=where.inverter, since=where.since, until=where.until)
+        return where.conditions(self.scope)
 
     async def alerts(self, where: AlertFilter, first: int, after: str | None) -> Page[Alert]:
         """Alerts matching ``where``, most recently seen first."""
@@ -120,9 +170,8 @@ class AlertService:
     async def incidents(self, where: IncidentFilter, first: int, after: str | None) -> Page[Incident]:
         """Incidents matching ``where``, most recently opened first (the fleet-wide one: whole-tenant keys)."""
         authorize(self.principal, Action.ALERT_READ)
-        conditions = incident_filters(self.scope, states=where.states, severities=where.severities, site=where.site,
-                                      account=where.account, since=where.since, until=where.until)
-        return await _page(self.session, Incident, Incident.opened_at, conditions, first, after, "incidents.opened")
+        return await _page(self.session, Incident, Incident.opened_at, where.conditions(self.scope), first, after,
+                           "incidents.opened")
 
     async def alert(self, alert_id: uuid.UUID) -> Alert:
         """One alert the principal may see.
@@ -141,7 +190,7 @@ class AlertService:
         """
         authorize(self.principal, Action.ALERT_READ)
         found = await self.session.scalar(select(Incident).where(Incident.id == incident_id,
-                                                                 *incident_filters(self.scope)))
+                                                                 *IncidentFilter().conditions(self.scope)))
         if found is None:
             raise NotFoundError("no such incident")
         return found
@@ -157,7 +206,7 @@ class AlertService:
     # --- writes (operator) -----------------------------------------------------------------------------
 
     async def _visible_alert(self, alert_id: uuid.UUID, *, lock: bool = True) -> Alert:
-        statement = select(Alert).where(Alert.id == alert_id, *alert_filters(self.scope))
+        statement = select(Alert).where(Alert.id == alert_id, *AlertFilter().conditions(self.scope))
         found = await self.session.scalar(statement.with_for_update() if lock else statement)
         if found is None:
             raise NotFoundError("no such alert")

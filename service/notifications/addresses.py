@@ -10,6 +10,7 @@ allow loopback).
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import ipaddress
 import socket
 from collections.abc import Sequence
@@ -21,6 +22,10 @@ IPAddress = ipaddress.IPv4Address | ipaddress.IPv6Address
 
 class UnsafeTargetError(ValueError):
     """The URL is malformed, or names an address that is not globally reachable (or is multicast)."""
+
+
+class UnresolvedTargetError(UnsafeTargetError):
+    """The URL's host name does not resolve (now)."""
 
 
 @dataclass(frozen=True)
@@ -119,13 +124,24 @@ async def resolve(url: str, allowed_cidrs: Sequence[str]) -> Target:
     try:
         infos = await asyncio.get_running_loop().getaddrinfo(host, port, type=socket.SOCK_STREAM)
     except OSError as exc:
-        raise UnsafeTargetError(f"{host} does not resolve: {exc}") from None
+        raise UnresolvedTargetError(f"{host} does not resolve: {exc}") from None
     addresses = sorted({str(info[4][0]) for info in infos})
     if not addresses:
-        raise UnsafeTargetError(f"{host} does not resolve")
+        raise UnresolvedTargetError(f"{host} does not resolve")
     allowed = networks(allowed_cidrs)
     for text in addresses:
         reason = refusal(ipaddress.ip_address(text.split("%")[0]), allowed)
         if reason is not None:
             raise UnsafeTargetError(f"{host} resolves to {text}, a {reason} address: refused")
     return Target(scheme, host, port, addresses[0], path)
+
+
+async def check_new_target(url: str, allowed_cidrs: Sequence[str]) -> None:
+    """Refuse, when a webhook is added, a URL that is malformed or whose host is, or resolves now to, a refused
+    address. A name that does not resolve yet passes: the check made before every sending is the one that guards.
+
+    Raises:
+        UnsafeTargetError: The URL is unusable, or an address is refused.
+    """
+    with contextlib.suppress(UnresolvedTargetError):
+        await resolve(url, allowed_cidrs)

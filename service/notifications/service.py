@@ -29,7 +29,7 @@ from service.db.models.notifications import (
     WebhookSecret,
 )
 from service.db.uow import defer_job
-from service.notifications.addresses import UnsafeTargetError, parse_url
+from service.notifications.addresses import UnsafeTargetError, check_new_target
 from service.notifications.delivery import Ask, secret_associated_data
 from service.notifications.jobs import call_of
 from service.notifications.outbox import record_event
@@ -118,14 +118,15 @@ class NotificationService:
 
         Raises:
             InvalidInputError: The target does not fit the kind (a GivEnergy channel's credential is not the
-                tenant's), or the quiet hours are half given.
+                tenant's; a webhook's host is, or resolves now to, an address the SSRF guard refuses), or the
+                quiet hours are half given.
             ConflictError: A channel with this name exists.
         """
         authorize(self._principal, Action.NOTIFICATION_MANAGE)
         name = _plain(spec.name.strip(), "name")
         if not name or len(name) > 200:
             raise InvalidInputError("a channel needs a name of 1 to 200 characters", field="name")
-        self._check_target(spec)
+        await self._check_target(spec)
         if spec.kind is ChannelKind.GIVENERGY and spec.credential_id is not None and await CredentialRepository(
                 self._session, self._principal.tenant_id).get(spec.credential_id) is None:
             raise InvalidInputError("no credential of this tenant has this id", field="credentialId")
@@ -150,10 +151,10 @@ class NotificationService:
                                  target_id=channel.id, details={"kind": spec.kind.value, "name": name})
         return CreatedChannel(channel, secret)
 
-    def _check_target(self, spec: ChannelSpec) -> None:
+    async def _check_target(self, spec: ChannelSpec) -> None:
         if spec.kind is ChannelKind.WEBHOOK:
             try:
-                parse_url(_plain(spec.url or "", "url"))
+                await check_new_target(_plain(spec.url or "", "url"), self._settings.webhook_allowed_networks)
             except UnsafeTargetError as exc:
                 raise InvalidInputError(str(exc), field="url") from None
         elif spec.kind is ChannelKind.EMAIL:

@@ -11,7 +11,7 @@ import re
 import uuid
 import zoneinfo
 from collections.abc import Sequence
-from dataclasses import dataclass, replace
+from dataclasses import dataclass, field, replace
 from datetime import datetime, timedelta
 from typing import Any, TypeVar
 
@@ -345,10 +345,7 @@ class CreatedKey:
     """A new API key: its row and its full text (shown once, never stored)."""
 
     key: ApiKey
-    text: str
-
-    def __repr__(self) -> str:
-        return f"CreatedKey(key={self.key!r})"
+    text: str = field(repr=False)
 
 
 class ApiKeyService:

@@ -27,7 +27,8 @@ from service.changefeed import publisher
 from service.core.principal import Principal
 from service.core.roles import Role
 from service.core.tenancy import TenantId
-from service.db.models import Campaign, CampaignTarget, SyncKind
+from service.db.models.campaign import Campaign, CampaignTarget
+from service.db.models.mirror import SyncKind
 from service.jobs.enqueue import unit_of_work
 from service.mirror.runner import SyncOptions, SyncRunner
 from service.mirror.upstream import UpstreamTarget

@@ -8,17 +8,16 @@ from sqlalchemy.dialects.postgresql import insert
 
 from service.core.clock import utcnow
 from service.core.tenancy import TenantId
-from service.db.models import (
+from service.db.models.campaign import (
     Campaign,
     CampaignKind,
     CampaignState,
     CampaignTarget,
     FirmwareWatch,
     FirmwareWatchMember,
-    FleetAccount,
-    Inverter,
     TargetState,
 )
+from service.db.models.mirror import FleetAccount, Inverter
 from service.runtime import Resources
 
 

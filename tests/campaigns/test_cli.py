@@ -3,6 +3,7 @@ against a simulator served over HTTP."""
 
 from __future__ import annotations
 
+import asyncio
 from pathlib import Path
 
 import pytest
@@ -10,7 +11,7 @@ import pytest
 from service import cli_campaigns
 from service.core.errors import InvalidInputError
 from service.core.principal import Principal
-from service.db.models import CampaignState
+from service.db.models.campaign import CampaignState
 from service.runtime import Resources
 from service.tenants.crypto import load_key_ring
 from service.tenants.service import CredentialService
@@ -63,15 +64,20 @@ async def test_plan_create_start_and_status(resources: Resources, clean_db: None
     assert plan.model_dump(exclude=moving) == dry.model_dump(exclude=moving)
     assert await cli_campaigns.act_op(resources, tenant.slug, str(campaign_id), "start") == "running"
     world = World(resources, sim, tenant.tenant_id, tenant.key_id)
+    # `status --watch` piped (not a terminal): a line per change of progress, while the engine works.
+    capsys.readouterr()
+    watching = asyncio.create_task(cli_campaigns.watch_op(resources, tenant.slug, str(campaign_id), 0.01,
+                                                          cli_campaigns.status_changes()))
     await world.engine().run(campaign_id)
+    status = await asyncio.wait_for(watching, timeout=60)
 
-    status = await cli_campaigns.status_op(resources, tenant.slug, str(campaign_id))
     assert status.state == CampaignState.COMPLETED.value
     assert status.counts["applied"] == plan.targets
-    cli_campaigns.print_status(status)
-    printed = capsys.readouterr().out
-    assert "[completed]" in printed  # the state shows (no markup eats it)
-    assert f"applied {plan.targets}" in printed
+    lines = [line for line in capsys.readouterr().out.splitlines() if line.startswith("Battery reserve 10 %")]
+    assert "[running]" in lines[0]
+    assert "[completed]" in lines[-1]  # the state shows (no markup eats it)
+    assert f"applied {plan.targets}" in lines[-1]
+    assert len(lines) == len(set(lines)) >= 2  # each line says something new
     assert {sim.truth.setting(s, 71) for s, t in (await world.targets(campaign_id)).items()
             if t.state.value == "applied"} == {10}
     with pytest.raises(InvalidInputError, match="is not a campaign id"):

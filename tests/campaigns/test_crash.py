@@ -17,7 +17,7 @@ from sqlalchemy import select
 from service.campaigns.jobs import resume_stale
 from service.core.clock import utcnow
 from service.core.principal import Principal
-from service.db.models import CampaignChunk, CampaignState, ChunkKind, ChunkState, TargetState
+from service.db.models.campaign import CampaignChunk, CampaignState, ChunkKind, ChunkState, TargetState
 from service.jobs.enqueue import unit_of_work
 from service.jobs.typed import Queue
 from service.runtime import Resources, redis_client

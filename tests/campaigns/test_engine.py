@@ -5,7 +5,11 @@ from __future__ import annotations
 from collections import Counter
 from datetime import timedelta
 
-from service.db.models import CampaignState, TargetState
+from service.campaigns.service import CampaignService
+from service.campaigns.views import campaign_view
+from service.cli_campaigns import console, print_status
+from service.core.clock import utcnow
+from service.db.models.campaign import CampaignState, TargetState
 from service.runtime import Resources
 from tests.campaigns.conftest import Fault, World, quiet, with_faults, world_of
 
@@ -227,3 +231,32 @@ async def test_a_restart_campaign_writes_83_equals_100_once_without_reading(worl
     assert sorted(call.serial for call in writes) == sorted(serials)
     assert {call.value for call in writes} == {100}
     assert not [call for call in sim.control_log if call.action == "multi-read"]
+
+
+async def test_a_campaign_waiting_to_retry_offline_inverters_says_when_and_counts_the_wait_in_its_eta(
+        resources: Resources, clean_db: None) -> None:
+    """The CLI, REST and GraphQL status shows when the next wave may start; its ETA is not the seconds of the
+    requests left alone while the retry delay still runs."""
+    async with world_of(resources, quiet(start_time=utcnow())) as world:  # the engine's clock is the wall clock's
+        world.sim.set_offline(world.serials_with(RESERVE)[:2])
+        campaign_id = await world.create({"name": "reserve 12", "setting_id": RESERVE, "value": 12,
+                                          "waves": {"canary_size": 100}, "retry_after_seconds": 900})
+        await world.act("start", campaign_id)
+        assert (await world.engine().run(campaign_id))[-1].did == "waiting before the next wave"
+        campaign = await world.campaign(campaign_id)
+        async with resources.session_factory() as session:
+            before = utcnow()
+            progress = await CampaignService(session, world.principal()).progress(campaign, requests_per_minute=60)
+            after = utcnow()
+
+    assert campaign.next_step_at is not None
+    assert progress.next_step_at == campaign.next_step_at
+    assert progress.eta_seconds is not None
+    requests = 3  # one read, one write and one read-back of the two offline inverters, at one a second
+    assert (campaign.next_step_at - after).total_seconds() + requests - 0.1 <= progress.eta_seconds
+    assert progress.eta_seconds <= (campaign.next_step_at - before).total_seconds() + requests + 0.1
+    view = campaign_view(campaign, progress)
+    console.begin_capture()
+    print_status(view)
+    shown = " ".join(console.end_capture().split())  # as read, however the terminal wraps it
+    assert f"next wave at {campaign.next_step_at:%Y-%m-%d %H:%M:%S} UTC" in shown

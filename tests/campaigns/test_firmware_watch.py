@@ -17,7 +17,9 @@ from service.campaigns.firmware import FirmwareWatchService, WatchSpec, prepare_
 from service.core.errors import ConflictError, InvalidInputError, NotFoundError, PermissionDeniedError
 from service.core.principal import Principal
 from service.core.roles import Role
-from service.db.models import AuditEvent, CampaignKind, CampaignState, Tenant
+from service.db.models.audit import AuditEvent
+from service.db.models.campaign import CampaignKind, CampaignState
+from service.db.models.tenant import Tenant
 from service.jobs.enqueue import unit_of_work
 from tests.campaigns.conftest import World, sync_mirror
 from tests.tenants.factories import committed_key

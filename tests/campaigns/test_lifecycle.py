@@ -12,7 +12,9 @@ from sqlalchemy import select, update
 from service.campaigns.service import CampaignService
 from service.core.errors import ConflictError, NotFoundError, PermissionDeniedError
 from service.core.roles import Role
-from service.db.models import AuditEvent, CampaignState, TargetState, Tenant
+from service.db.models.audit import AuditEvent
+from service.db.models.campaign import CampaignState, TargetState
+from service.db.models.tenant import Tenant
 from tests.campaigns.conftest import World
 
 RESERVE = 71

@@ -12,7 +12,8 @@ from litestar import Litestar
 from sqlalchemy import func, select
 
 from service.core.roles import Role
-from service.db.models import ApiKey, AuditEvent
+from service.db.models.api_key import ApiKey
+from service.db.models.audit import AuditEvent
 from service.jobs.typed import Queue
 from service.runtime import Resources
 from service.simulator import Simulator

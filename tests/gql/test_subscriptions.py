@@ -28,7 +28,7 @@ from service.core.limits import MAX_GRAPHQL_BODY_BYTES
 from service.core.principal import Principal
 from service.core.roles import Role
 from service.core.tenancy import tenant_id_from
-from service.db.models import Alert, Incident
+from service.db.models.monitoring import Alert, Incident
 from service.jobs.enqueue import unit_of_work
 from service.monitoring.repository import MonitoringRepository
 from service.monitoring.sweep import AlertWriter

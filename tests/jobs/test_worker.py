@@ -15,7 +15,8 @@ from typer.testing import CliRunner
 
 from service.cli import app as cli_app
 from service.core.tenancy import tenant_id_from
-from service.db.models import SyncKind, Tenant
+from service.db.models.mirror import SyncKind
+from service.db.models.tenant import Tenant
 from service.db.uow import defer_job, defer_notice, listen_locally
 from service.jobs.enqueue import enqueue, unit_of_work
 from service.jobs.typed import NoPayload, PayloadError, Queue

@@ -17,7 +17,7 @@ from sqlalchemy.ext.asyncio import AsyncSession
 
 from service.core.principal import Principal
 from service.core.tenancy import TenantId, tenant_id_from
-from service.db.models import Tenant
+from service.db.models.tenant import Tenant
 from service.givenergy import RateLimiter
 from service.jobs.enqueue import unit_of_work
 from service.mirror.runner import SyncOptions, SyncRunner

@@ -13,7 +13,8 @@ from sqlalchemy import select
 
 from service.core.clock import utcnow
 from service.core.tenancy import TenantId
-from service.db.models import CredentialHealth, SyncKind, SyncRun, SyncSchedule, SyncState, UpstreamCredential
+from service.db.models.credential import CredentialHealth, UpstreamCredential
+from service.db.models.mirror import SyncKind, SyncRun, SyncSchedule, SyncState
 from service.jobs.enqueue import enqueue, unit_of_work
 from service.jobs.typed import Queue
 from service.mirror import cli_view

@@ -10,7 +10,7 @@ import pytest
 from sqlalchemy import select
 
 from service.core.tenancy import TenantId
-from service.db.models import SyncKind, SyncRun, SyncState
+from service.db.models.mirror import SyncKind, SyncRun, SyncState
 from service.mirror.runner import LeaseLostError, SyncOptions, SyncRunner
 from service.runtime import Resources
 from service.settings import Settings

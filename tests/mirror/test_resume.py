@@ -21,8 +21,8 @@ from sqlalchemy import select
 
 from service.core.clock import utcnow
 from service.core.tenancy import TenantId
-from service.db.models import SyncKind, SyncRun, SyncState
 from service.db.models.api_key import Role
+from service.db.models.mirror import SyncKind, SyncRun, SyncState
 from service.jobs.enqueue import unit_of_work
 from service.jobs.typed import Queue
 from service.mirror.jobs import request_sync, sweep_stale, sync_job_id

@@ -11,7 +11,7 @@ from sqlalchemy import func, select
 
 from service.core.clock import utcnow
 from service.core.tenancy import TenantId
-from service.db.models import Inverter, InverterChange, Site, SyncKind, SyncRun, SyncState
+from service.db.models.mirror import Inverter, InverterChange, Site, SyncKind, SyncRun, SyncState
 from service.mirror import repository
 from service.mirror.repository import MirrorRepository
 from service.mirror.runner import SyncOptions

@@ -8,7 +8,7 @@ from sqlalchemy import select
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from service.core.tenancy import TenantId
-from service.db.models import BatteryModule, Dongle, FleetAccount, Inverter, Meter, Site
+from service.db.models.mirror import BatteryModule, Dongle, FleetAccount, Inverter, Meter, Site
 from service.simulator import Simulator
 
 Fleet = dict[str, dict[Any, Any]]

@@ -11,7 +11,7 @@ from pydantic import SecretStr
 
 from service.core.changes import Change
 from service.core.tenancy import TenantId
-from service.db.models import SyncKind
+from service.db.models.mirror import SyncKind
 from service.db.uow import DeferredJob
 from service.givenergy import GivEnergyClient, Lane
 from service.mirror.runner import SyncRunner

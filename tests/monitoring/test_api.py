@@ -13,10 +13,10 @@ from sqlalchemy import select
 
 from service.cli_alerts import list_alerts_op
 from service.core.errors import NotFoundError
-from service.db.models import AlertState, NotificationEvent, NotificationEventType
 from service.db.models.api_key import Role
 from service.db.models.audit import AuditEvent
-from service.db.models.monitoring import Severity
+from service.db.models.monitoring import AlertState, Severity
+from service.db.models.notifications import NotificationEvent, NotificationEventType
 from service.monitoring.repository import MonitoringRepository
 from service.runtime import Resources
 from service.simulator import Simulator

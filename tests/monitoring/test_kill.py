@@ -19,7 +19,8 @@ from sqlalchemy import select
 
 from service.core.principal import Principal
 from service.core.tenancy import TenantId
-from service.db.models import Alert, AlertState, NotificationEvent, NotificationEventType
+from service.db.models.monitoring import Alert, AlertState
+from service.db.models.notifications import NotificationEvent, NotificationEventType
 from service.jobs.enqueue import enqueue_deferred, unit_of_work
 from service.monitoring.jobs import build_monitor, cycle_call
 from service.monitoring.rules import COMMUNICATION_LOST

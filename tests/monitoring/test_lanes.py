@@ -20,7 +20,7 @@ from sqlalchemy import select
 
 from service.core.changes import Change
 from service.core.tenancy import TenantId
-from service.db.models import Alert
+from service.db.models.monitoring import Alert
 from service.db.uow import DeferredJob
 from service.givenergy import GivEnergyClient, Lane, RateLimiter
 from service.monitoring.sweep import Monitor, MonitorOptions

@@ -10,21 +10,19 @@ from sqlalchemy import func, select
 from service.core.changes import Topic
 from service.core.clock import utcnow
 from service.core.tenancy import TenantId
-from service.db.models import (
+from service.db.models.mirror import Inverter, InverterChange
+from service.db.models.monitoring import (
     Alert,
     AlertState,
     Incident,
     IncidentKind,
     IncidentState,
-    Inverter,
-    InverterChange,
-    InverterChangeKind,
     MaintenanceWindow,
-    NotificationEvent,
-    NotificationEventType,
     Severity,
 )
+from service.db.models.notifications import NotificationEvent, NotificationEventType
 from service.db.uow import take_deferred_changes
+from service.mirror.schemas import InverterChangeKind
 from service.monitoring.repository import MonitoringRepository
 from service.monitoring.rules import COMMUNICATION_LOST, AlertChange, Opening
 from service.monitoring.sweep import AlertWriter, Monitor

@@ -9,8 +9,9 @@ from sqlalchemy import select
 
 from service.campaigns.steps import system_principal, transition
 from service.core.tenancy import TenantId
-from service.db.models import Campaign, CampaignState, SyncKind, SyncState
+from service.db.models.campaign import Campaign, CampaignState
 from service.db.models.credential import CredentialHealth, CredentialKind, UpstreamCredential
+from service.db.models.mirror import SyncKind, SyncState
 from service.db.models.monitoring import Severity
 from service.db.models.notifications import NotificationEvent, NotificationEventType
 from service.mirror.runner import SyncRunner

@@ -5,11 +5,11 @@ from __future__ import annotations
 import uuid
 from datetime import datetime
 
-from sqlalchemy import Enum, ForeignKey, LargeBinary, String
+from sqlalchemy import LargeBinary, String
 from sqlalchemy.orm import Mapped, mapped_column
 
 from service.core.roles import Role
-from service.db.base import Base, Timestamps, UUIDPrimaryKey
+from service.db.base import Base, Timestamps, UUIDPrimaryKey, tenant_fk, value_enum
 
 
 class ApiKey(UUIDPrimaryKey, Timestamps, Base):
@@ -17,12 +17,12 @@ class ApiKey(UUIDPrimaryKey, Timestamps, Base):
 
     __tablename__ = "api_keys"
 
-    tenant_id: Mapped[uuid.UUID] = mapped_column(ForeignKey("tenants.id", ondelete="CASCADE"), index=True)
+    tenant_id: Mapped[uuid.UUID] = mapped_column(tenant_fk(), index=True)
     name: Mapped[str] = mapped_column(String(100))
     prefix: Mapped[str] = mapped_column(String(16), unique=True)
     secret_hash: Mapped[bytes] = mapped_column(LargeBinary(32))
     role: Mapped[Role] = mapped_column(
-        Enum(Role, name="api_key_role", values_callable=lambda kind: [member.value for member in kind])
+        value_enum(Role, "api_key_role")
     )
     expires_at: Mapped[datetime | None]
     # A sub-contractor key sees only this upstream account's subtree (resolved by the mirror's hierarchy).

@@ -6,11 +6,11 @@ import uuid
 from datetime import datetime
 from typing import Any
 
-from sqlalchemy import ForeignKey, Index, String, func
+from sqlalchemy import Index, String, func
 from sqlalchemy.dialects.postgresql import JSONB
 from sqlalchemy.orm import Mapped, mapped_column
 
-from service.db.base import Base, UUIDPrimaryKey
+from service.db.base import Base, UUIDPrimaryKey, tenant_fk
 
 
 class AuditEvent(UUIDPrimaryKey, Base):
@@ -19,7 +19,7 @@ class AuditEvent(UUIDPrimaryKey, Base):
     __tablename__ = "audit_events"
     __table_args__ = (Index("ix_audit_events_tenant_id_occurred_at", "tenant_id", "occurred_at"),)
 
-    tenant_id: Mapped[uuid.UUID | None] = mapped_column(ForeignKey("tenants.id", ondelete="CASCADE"))
+    tenant_id: Mapped[uuid.UUID | None] = mapped_column(tenant_fk())
     occurred_at: Mapped[datetime] = mapped_column(server_default=func.now())
     # The API key that acted (None for the CLI and system jobs, named by ``actor``).
     actor_key_id: Mapped[uuid.UUID | None]

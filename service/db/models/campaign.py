@@ -18,7 +18,6 @@ from datetime import datetime, time
 from sqlalchemy import (
     BigInteger,
     Boolean,
-    Enum,
     Float,
     ForeignKey,
     Index,
@@ -31,11 +30,7 @@ from sqlalchemy import (
 from sqlalchemy.dialects.postgresql import ARRAY
 from sqlalchemy.orm import Mapped, mapped_column
 
-from service.db.base import Base, Timestamps, UUIDPrimaryKey
-
-
-def _values(kind: type[enum.Enum]) -> list[str]:
-    return [str(member.value) for member in kind]
+from service.db.base import Base, Timestamps, UUIDPrimaryKey, tenant_fk, value_enum
 
 
 class CampaignKind(enum.StrEnum):
@@ -120,8 +115,8 @@ class ChunkState(enum.StrEnum):
     CANCELLED = "cancelled"
 
 
-_CAMPAIGN_STATE = Enum(CampaignState, name="campaign_state", values_callable=_values)
-_TARGET_STATE = Enum(TargetState, name="campaign_target_state", values_callable=_values)
+_CAMPAIGN_STATE = value_enum(CampaignState, "campaign_state")
+_TARGET_STATE = value_enum(TargetState, "campaign_target_state")
 
 
 class Campaign(UUIDPrimaryKey, Timestamps, Base):
@@ -130,9 +125,9 @@ class Campaign(UUIDPrimaryKey, Timestamps, Base):
     __tablename__ = "campaigns"
     __table_args__ = (Index("ix_campaigns_tenant_id_state", "tenant_id", "state"),)
 
-    tenant_id: Mapped[uuid.UUID] = mapped_column(ForeignKey("tenants.id", ondelete="CASCADE"))
+    tenant_id: Mapped[uuid.UUID] = mapped_column(tenant_fk())
     name: Mapped[str] = mapped_column(String(200))
-    kind: Mapped[CampaignKind] = mapped_column(Enum(CampaignKind, name="campaign_kind", values_callable=_values))
+    kind: Mapped[CampaignKind] = mapped_column(value_enum(CampaignKind, "campaign_kind"))
     setting_id: Mapped[int] = mapped_column(Integer)
     # The value as text (``true``/``false``, ``20``, ``07:30``); ``None`` for read campaigns.
     value: Mapped[str | None] = mapped_column(String(64))
@@ -207,7 +202,7 @@ class CampaignTarget(UUIDPrimaryKey, Base):
     )
 
     campaign_id: Mapped[uuid.UUID] = mapped_column(ForeignKey("campaigns.id", ondelete="CASCADE"))
-    tenant_id: Mapped[uuid.UUID] = mapped_column(ForeignKey("tenants.id", ondelete="CASCADE"))
+    tenant_id: Mapped[uuid.UUID] = mapped_column(tenant_fk())
     serial: Mapped[str] = mapped_column(String(64))
     model: Mapped[str | None] = mapped_column(String(64))
     firmware_arm: Mapped[str | None] = mapped_column(String(32))
@@ -240,13 +235,13 @@ class CampaignChunk(UUIDPrimaryKey, Base):
     __table_args__ = (Index("ix_campaign_chunks_campaign_id_state", "campaign_id", "state"),)
 
     campaign_id: Mapped[uuid.UUID] = mapped_column(ForeignKey("campaigns.id", ondelete="CASCADE"))
-    tenant_id: Mapped[uuid.UUID] = mapped_column(ForeignKey("tenants.id", ondelete="CASCADE"))
+    tenant_id: Mapped[uuid.UUID] = mapped_column(tenant_fk())
     wave: Mapped[int] = mapped_column(Integer)
     sequence: Mapped[int] = mapped_column(Integer)
     """Order of creation within the campaign (chunks are taken in this order)."""
-    kind: Mapped[ChunkKind] = mapped_column(Enum(ChunkKind, name="campaign_chunk_kind", values_callable=_values))
+    kind: Mapped[ChunkKind] = mapped_column(value_enum(ChunkKind, "campaign_chunk_kind"))
     state: Mapped[ChunkState] = mapped_column(
-        Enum(ChunkState, name="campaign_chunk_state", values_callable=_values), default=ChunkState.PENDING
+        value_enum(ChunkState, "campaign_chunk_state"), default=ChunkState.PENDING
     )
     serials: Mapped[list[str]] = mapped_column(ARRAY(String(64)))
     value: Mapped[str | None] = mapped_column(String(64))
@@ -265,7 +260,7 @@ class SettingCatalogue(UUIDPrimaryKey, Base):
     __tablename__ = "setting_catalogues"
     __table_args__ = (UniqueConstraint("tenant_id", "model", "firmware_arm"),)
 
-    tenant_id: Mapped[uuid.UUID] = mapped_column(ForeignKey("tenants.id", ondelete="CASCADE"))
+    tenant_id: Mapped[uuid.UUID] = mapped_column(tenant_fk())
     model: Mapped[str] = mapped_column(String(64))
     firmware_arm: Mapped[str] = mapped_column(String(32))
     source_serial: Mapped[str] = mapped_column(String(64))
@@ -293,7 +288,7 @@ class FirmwareWatch(UUIDPrimaryKey, Timestamps, Base):
     __tablename__ = "firmware_watches"
     __table_args__ = (Index("ix_firmware_watches_tenant_id_created_at", "tenant_id", "created_at"),)
 
-    tenant_id: Mapped[uuid.UUID] = mapped_column(ForeignKey("tenants.id", ondelete="CASCADE"))
+    tenant_id: Mapped[uuid.UUID] = mapped_column(tenant_fk())
     name: Mapped[str] = mapped_column(String(200))
     model: Mapped[str] = mapped_column(String(64))
     firmware_arm_min: Mapped[int | None] = mapped_column(Integer)
@@ -320,6 +315,6 @@ class FirmwareWatchMember(UUIDPrimaryKey, Base):
     __table_args__ = (UniqueConstraint("watch_id", "serial"),)
 
     watch_id: Mapped[uuid.UUID] = mapped_column(ForeignKey("firmware_watches.id", ondelete="CASCADE"))
-    tenant_id: Mapped[uuid.UUID] = mapped_column(ForeignKey("tenants.id", ondelete="CASCADE"))
+    tenant_id: Mapped[uuid.UUID] = mapped_column(tenant_fk())
     serial: Mapped[str] = mapped_column(String(64))
     firmware_arm_at_start: Mapped[str | None] = mapped_column(String(32))

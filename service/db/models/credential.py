@@ -6,11 +6,11 @@ import enum
 import uuid
 from datetime import datetime
 
-from sqlalchemy import CheckConstraint, Enum, ForeignKey, Integer, LargeBinary, SmallInteger, String
+from sqlalchemy import CheckConstraint, Integer, LargeBinary, SmallInteger, String
 from sqlalchemy.dialects.postgresql import ARRAY
 from sqlalchemy.orm import Mapped, mapped_column
 
-from service.db.base import Base, Timestamps, UUIDPrimaryKey
+from service.db.base import Base, Timestamps, UUIDPrimaryKey, tenant_fk, value_enum
 
 
 class CredentialKind(enum.StrEnum):
@@ -30,19 +30,16 @@ class CredentialHealth(enum.StrEnum):
     FORBIDDEN = "forbidden"
 
 
-def _enum_values(kind: type[enum.Enum]) -> list[str]:
-    return [str(member.value) for member in kind]
-
 
 class UpstreamCredential(UUIDPrimaryKey, Timestamps, Base):
     """A tenant's GivEnergy credential. The secret is stored only as AES-GCM ciphertext (see ``key_id``)."""
 
     __tablename__ = "upstream_credentials"
 
-    tenant_id: Mapped[uuid.UUID] = mapped_column(ForeignKey("tenants.id", ondelete="CASCADE"), index=True)
+    tenant_id: Mapped[uuid.UUID] = mapped_column(tenant_fk(), index=True)
     label: Mapped[str] = mapped_column(String(100))
     kind: Mapped[CredentialKind] = mapped_column(
-        Enum(CredentialKind, name="credential_kind", values_callable=_enum_values), default=CredentialKind.API_TOKEN
+        value_enum(CredentialKind, "credential_kind"), default=CredentialKind.API_TOKEN
     )
     portal_username: Mapped[str | None] = mapped_column(String(200))
     # nonce || ciphertext || tag, encrypted with the key named by key_id; the tenant and credential ids are
@@ -53,7 +50,7 @@ class UpstreamCredential(UUIDPrimaryKey, Timestamps, Base):
     scopes: Mapped[list[str]] = mapped_column(ARRAY(String(64)), default=list)
     requests_per_minute: Mapped[int | None] = mapped_column(Integer)
     health: Mapped[CredentialHealth] = mapped_column(
-        Enum(CredentialHealth, name="credential_health", values_callable=_enum_values),
+        value_enum(CredentialHealth, "credential_health"),
         default=CredentialHealth.UNKNOWN,
     )
     health_message: Mapped[str | None] = mapped_column(String(500))

@@ -23,7 +23,6 @@ from sqlalchemy import (
     BigInteger,
     Boolean,
     Date,
-    Enum,
     Float,
     ForeignKey,
     ForeignKeyConstraint,
@@ -39,7 +38,7 @@ from sqlalchemy.dialects.postgresql import ARRAY, JSONB
 from sqlalchemy.engine import Dialect
 from sqlalchemy.orm import Mapped, mapped_column
 
-from service.db.base import Base, UUIDPrimaryKey
+from service.db.base import Base, UUIDPrimaryKey, tenant_fk, value_enum
 from service.mirror.schemas import InverterChangeKind
 
 FOLDED_STATUS = "upper(coalesce(status, ''))"
@@ -58,14 +57,11 @@ def _tenant_index(table: str, column: str) -> Index:
     return Index(f"ix_{table}_tenant_id_{column}", "tenant_id", column)
 
 
-def _enum_values(kind: type[enum.Enum]) -> list[str]:
-    return [str(member.value) for member in kind]
-
 
 class Mirrored(UUIDPrimaryKey):
     """Columns shared by every mirrored row."""
 
-    tenant_id: Mapped[uuid.UUID] = mapped_column(ForeignKey("tenants.id", ondelete="CASCADE"))
+    tenant_id: Mapped[uuid.UUID] = mapped_column(tenant_fk())
     first_seen_at: Mapped[datetime]
     last_seen_at: Mapped[datetime]
     changed_at: Mapped[datetime]
@@ -243,10 +239,10 @@ class InverterChange(UUIDPrimaryKey, Base):
         Index("ix_mirror_inverter_changes_kind", "tenant_id", "kind", "to_value"),
     )
 
-    tenant_id: Mapped[uuid.UUID] = mapped_column(ForeignKey("tenants.id", ondelete="CASCADE"))
+    tenant_id: Mapped[uuid.UUID] = mapped_column(tenant_fk())
     inverter_serial: Mapped[str] = mapped_column(String(64))
     kind: Mapped[InverterChangeKind] = mapped_column(
-        Enum(InverterChangeKind, name="inverter_change_kind", values_callable=_enum_values)
+        value_enum(InverterChangeKind, "inverter_change_kind")
     )
     from_value: Mapped[str | None] = mapped_column(String(64))
     to_value: Mapped[str | None] = mapped_column(String(64))
@@ -340,11 +336,11 @@ class SyncRun(UUIDPrimaryKey, Base):
         Index("ix_mirror_sync_runs_lease_expires_at", "lease_expires_at", postgresql_where=text("state = 'running'")),
     )
 
-    tenant_id: Mapped[uuid.UUID] = mapped_column(ForeignKey("tenants.id", ondelete="CASCADE"))
+    tenant_id: Mapped[uuid.UUID] = mapped_column(tenant_fk())
     credential_id: Mapped[uuid.UUID | None] = mapped_column(ForeignKey("upstream_credentials.id", ondelete="SET NULL"))
-    kind: Mapped[SyncKind] = mapped_column(Enum(SyncKind, name="sync_kind", values_callable=_enum_values))
+    kind: Mapped[SyncKind] = mapped_column(value_enum(SyncKind, "sync_kind"))
     state: Mapped[SyncState] = mapped_column(
-        Enum(SyncState, name="sync_state", values_callable=_enum_values), default=SyncState.RUNNING
+        value_enum(SyncState, "sync_state"), default=SyncState.RUNNING
     )
     job_id: Mapped[str | None] = mapped_column(String(200))
     attempts: Mapped[int] = mapped_column(Integer, default=1)
@@ -373,7 +369,7 @@ class SyncSchedule(UUIDPrimaryKey, Base):
     __tablename__ = "mirror_sync_schedules"
     __table_args__ = (UniqueConstraint("tenant_id"),)
 
-    tenant_id: Mapped[uuid.UUID] = mapped_column(ForeignKey("tenants.id", ondelete="CASCADE"))
+    tenant_id: Mapped[uuid.UUID] = mapped_column(tenant_fk())
     enabled: Mapped[bool] = mapped_column(Boolean, default=True)
     full_interval_seconds: Mapped[int] = mapped_column(Integer, default=86400)
     refresh_interval_seconds: Mapped[int] = mapped_column(Integer, default=900)

@@ -15,7 +15,6 @@ from sqlalchemy import (
     BigInteger,
     Boolean,
     CheckConstraint,
-    Enum,
     Float,
     ForeignKey,
     Index,
@@ -26,11 +25,7 @@ from sqlalchemy import (
 )
 from sqlalchemy.orm import Mapped, mapped_column
 
-from service.db.base import Base, UUIDPrimaryKey
-
-
-def _values(kind: type[enum.Enum]) -> list[str]:
-    return [str(member.value) for member in kind]
+from service.db.base import Base, UUIDPrimaryKey, tenant_fk, value_enum
 
 
 class Severity(enum.StrEnum):
@@ -64,9 +59,6 @@ class IncidentState(enum.StrEnum):
     CLEARED = "cleared"
 
 
-def _tenant_fk() -> ForeignKey:
-    return ForeignKey("tenants.id", ondelete="CASCADE")
-
 
 class MonitoringSettings(Base):
     """A tenant's monitoring knobs; a tenant without a row uses the defaults (see ``service.monitoring``)."""
@@ -79,7 +71,7 @@ class MonitoringSettings(Base):
         CheckConstraint("flap_window_seconds >= 0", name="flap_window"),
     )
 
-    tenant_id: Mapped[uuid.UUID] = mapped_column(_tenant_fk(), primary_key=True)
+    tenant_id: Mapped[uuid.UUID] = mapped_column(tenant_fk(), primary_key=True)
     enabled: Mapped[bool] = mapped_column(Boolean, default=True)
     sweep_interval_seconds: Mapped[int] = mapped_column(Integer, default=300)
     grace_seconds: Mapped[int] = mapped_column(Integer, default=1800)
@@ -95,9 +87,9 @@ class SeverityOverride(UUIDPrimaryKey, Base):
     __tablename__ = "monitoring_severity_overrides"
     __table_args__ = (UniqueConstraint("tenant_id", "event"),)
 
-    tenant_id: Mapped[uuid.UUID] = mapped_column(_tenant_fk())
+    tenant_id: Mapped[uuid.UUID] = mapped_column(tenant_fk())
     event: Mapped[str] = mapped_column(String(200))
-    severity: Mapped[Severity] = mapped_column(Enum(Severity, name="monitoring_severity", values_callable=_values))
+    severity: Mapped[Severity] = mapped_column(value_enum(Severity, "monitoring_severity"))
 
 
 class MonitoredInverter(UUIDPrimaryKey, Base):
@@ -114,7 +106,7 @@ class MonitoredInverter(UUIDPrimaryKey, Base):
         Index("ix_monitoring_inverters_tenant_id_events_read_at", "tenant_id", "events_read_at"),
     )
 
-    tenant_id: Mapped[uuid.UUID] = mapped_column(_tenant_fk())
+    tenant_id: Mapped[uuid.UUID] = mapped_column(tenant_fk())
     inverter_serial: Mapped[str] = mapped_column(String(64))
     site_upstream_id: Mapped[int | None] = mapped_column(BigInteger)
     status: Mapped[str | None] = mapped_column(String(32))
@@ -139,13 +131,12 @@ class Incident(UUIDPrimaryKey, Base):
         Index("ix_monitoring_incidents_tenant_id_opened_at", "tenant_id", "opened_at"),
     )
 
-    tenant_id: Mapped[uuid.UUID] = mapped_column(_tenant_fk())
-    kind: Mapped[IncidentKind] = mapped_column(Enum(IncidentKind, name="monitoring_incident_kind",
-                                                    values_callable=_values))
+    tenant_id: Mapped[uuid.UUID] = mapped_column(tenant_fk())
+    kind: Mapped[IncidentKind] = mapped_column(value_enum(IncidentKind, "monitoring_incident_kind"))
     site_upstream_id: Mapped[int | None] = mapped_column(BigInteger)
-    state: Mapped[IncidentState] = mapped_column(Enum(IncidentState, name="monitoring_incident_state",
-                                                      values_callable=_values), default=IncidentState.OPEN)
-    severity: Mapped[Severity] = mapped_column(Enum(Severity, name="monitoring_severity", values_callable=_values))
+    state: Mapped[IncidentState] = mapped_column(value_enum(IncidentState, "monitoring_incident_state"),
+                                                 default=IncidentState.OPEN)
+    severity: Mapped[Severity] = mapped_column(value_enum(Severity, "monitoring_severity"))
     summary: Mapped[str] = mapped_column(String(500))
     open_alerts: Mapped[int] = mapped_column(Integer, default=0)
     opened_at: Mapped[datetime]
@@ -169,14 +160,13 @@ class Alert(UUIDPrimaryKey, Base):
         Index("ix_monitoring_alerts_tenant_id_last_seen_at", "tenant_id", "last_seen_at"),
     )
 
-    tenant_id: Mapped[uuid.UUID] = mapped_column(_tenant_fk())
+    tenant_id: Mapped[uuid.UUID] = mapped_column(tenant_fk())
     inverter_serial: Mapped[str] = mapped_column(String(64))
     site_upstream_id: Mapped[int | None] = mapped_column(BigInteger)
     account_upstream_id: Mapped[int | None] = mapped_column(BigInteger)
     event: Mapped[str] = mapped_column(String(200))
-    severity: Mapped[Severity] = mapped_column(Enum(Severity, name="monitoring_severity", values_callable=_values))
-    state: Mapped[AlertState] = mapped_column(Enum(AlertState, name="monitoring_alert_state",
-                                                   values_callable=_values), default=AlertState.OPEN)
+    severity: Mapped[Severity] = mapped_column(value_enum(Severity, "monitoring_severity"))
+    state: Mapped[AlertState] = mapped_column(value_enum(AlertState, "monitoring_alert_state"), default=AlertState.OPEN)
     first_seen_at: Mapped[datetime]
     last_seen_at: Mapped[datetime]
     last_started_at: Mapped[datetime]
@@ -203,7 +193,7 @@ class MaintenanceWindow(UUIDPrimaryKey, Base):
         Index("ix_monitoring_maintenance_windows_tenant_id_ends_at", "tenant_id", "ends_at"),
     )
 
-    tenant_id: Mapped[uuid.UUID] = mapped_column(_tenant_fk())
+    tenant_id: Mapped[uuid.UUID] = mapped_column(tenant_fk())
     site_upstream_id: Mapped[int | None] = mapped_column(BigInteger)
     account_upstream_id: Mapped[int | None] = mapped_column(BigInteger)
     starts_at: Mapped[datetime]

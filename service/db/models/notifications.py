@@ -18,7 +18,6 @@ from datetime import datetime, time
 from sqlalchemy import (
     BigInteger,
     Boolean,
-    Enum,
     ForeignKey,
     Index,
     Integer,
@@ -32,16 +31,8 @@ from sqlalchemy import (
 from sqlalchemy.dialects.postgresql import ARRAY
 from sqlalchemy.orm import Mapped, mapped_column
 
-from service.db.base import Base, UUIDPrimaryKey
+from service.db.base import Base, UUIDPrimaryKey, tenant_fk, value_enum
 from service.db.models.monitoring import Severity
-
-
-def _values(kind: type[enum.Enum]) -> list[str]:
-    return [str(member.value) for member in kind]
-
-
-def _tenant_fk() -> ForeignKey:
-    return ForeignKey("tenants.id", ondelete="CASCADE")
 
 
 class NotificationEventType(enum.StrEnum):
@@ -75,13 +66,13 @@ class NotificationEvent(UUIDPrimaryKey, Base):
               postgresql_where=text("processed_at IS NULL")),
     )
 
-    tenant_id: Mapped[uuid.UUID] = mapped_column(_tenant_fk())
+    tenant_id: Mapped[uuid.UUID] = mapped_column(tenant_fk())
     type: Mapped[NotificationEventType] = mapped_column(
-        Enum(NotificationEventType, name="notification_event_type", values_callable=_values)
+        value_enum(NotificationEventType, "notification_event_type")
     )
     idempotency_key: Mapped[str] = mapped_column(String(200))
     severity: Mapped[Severity | None] = mapped_column(
-        Enum(Severity, name="monitoring_severity", values_callable=_values, create_type=False)
+        value_enum(Severity, "monitoring_severity", create_type=False)
     )
     alert_id: Mapped[uuid.UUID | None] = mapped_column(ForeignKey("monitoring_alerts.id"))
     incident_id: Mapped[uuid.UUID | None] = mapped_column(ForeignKey("monitoring_incidents.id"))
@@ -119,9 +110,8 @@ class NotificationChannel(UUIDPrimaryKey, Base):
     __tablename__ = "notification_channels"
     __table_args__ = (UniqueConstraint("tenant_id", "name"),)
 
-    tenant_id: Mapped[uuid.UUID] = mapped_column(_tenant_fk())
-    kind: Mapped[ChannelKind] = mapped_column(Enum(ChannelKind, name="notification_channel_kind",
-                                                   values_callable=_values))
+    tenant_id: Mapped[uuid.UUID] = mapped_column(tenant_fk())
+    kind: Mapped[ChannelKind] = mapped_column(value_enum(ChannelKind, "notification_channel_kind"))
     name: Mapped[str] = mapped_column(String(200))
     enabled: Mapped[bool] = mapped_column(Boolean, default=True)
     url: Mapped[str | None] = mapped_column(String(2000))
@@ -147,7 +137,7 @@ class WebhookSecret(UUIDPrimaryKey, Base):
 
     __tablename__ = "notification_webhook_secrets"
 
-    tenant_id: Mapped[uuid.UUID] = mapped_column(_tenant_fk())
+    tenant_id: Mapped[uuid.UUID] = mapped_column(tenant_fk())
     channel_id: Mapped[uuid.UUID] = mapped_column(ForeignKey("notification_channels.id", ondelete="CASCADE"),
                                                   index=True)
     secret_ciphertext: Mapped[bytes] = mapped_column(LargeBinary)
@@ -162,11 +152,11 @@ class NotificationRule(UUIDPrimaryKey, Base):
 
     __tablename__ = "notification_rules"
 
-    tenant_id: Mapped[uuid.UUID] = mapped_column(_tenant_fk(), index=True)
+    tenant_id: Mapped[uuid.UUID] = mapped_column(tenant_fk(), index=True)
     channel_id: Mapped[uuid.UUID] = mapped_column(ForeignKey("notification_channels.id", ondelete="CASCADE"))
     event_types: Mapped[list[str]] = mapped_column(ARRAY(String(64)), default=list)
     min_severity: Mapped[Severity | None] = mapped_column(
-        Enum(Severity, name="monitoring_severity", values_callable=_values, create_type=False))
+        value_enum(Severity, "monitoring_severity", create_type=False))
     enabled: Mapped[bool] = mapped_column(Boolean, default=True)
     created_at: Mapped[datetime]
 
@@ -195,11 +185,10 @@ class NotificationDelivery(UUIDPrimaryKey, Base):
               postgresql_where=text("state IN ('pending', 'held')")),
     )
 
-    tenant_id: Mapped[uuid.UUID] = mapped_column(_tenant_fk())
+    tenant_id: Mapped[uuid.UUID] = mapped_column(tenant_fk())
     event_id: Mapped[uuid.UUID] = mapped_column(ForeignKey("notification_events.id", ondelete="CASCADE"))
     channel_id: Mapped[uuid.UUID] = mapped_column(ForeignKey("notification_channels.id", ondelete="CASCADE"))
-    state: Mapped[DeliveryState] = mapped_column(Enum(DeliveryState, name="notification_delivery_state",
-                                                      values_callable=_values))
+    state: Mapped[DeliveryState] = mapped_column(value_enum(DeliveryState, "notification_delivery_state"))
     hold_until: Mapped[datetime | None]
     message_id: Mapped[uuid.UUID | None] = mapped_column(
         ForeignKey("notification_messages.id", ondelete="SET NULL"), index=True)
@@ -228,11 +217,10 @@ class NotificationMessage(UUIDPrimaryKey, Base):
         Index("ix_notification_messages_due", "next_attempt_at", postgresql_where=text("state = 'pending'")),
     )
 
-    tenant_id: Mapped[uuid.UUID] = mapped_column(_tenant_fk())
+    tenant_id: Mapped[uuid.UUID] = mapped_column(tenant_fk())
     channel_id: Mapped[uuid.UUID] = mapped_column(ForeignKey("notification_channels.id", ondelete="CASCADE"),
                                                   index=True)
-    state: Mapped[MessageState] = mapped_column(Enum(MessageState, name="notification_message_state",
-                                                     values_callable=_values))
+    state: Mapped[MessageState] = mapped_column(value_enum(MessageState, "notification_message_state"))
     title: Mapped[str | None] = mapped_column(String(300))
     event_count: Mapped[int] = mapped_column(Integer, default=0)
     attempts: Mapped[int] = mapped_column(Integer, default=0)
@@ -265,12 +253,11 @@ class NotificationAttempt(UUIDPrimaryKey, Base):
     __tablename__ = "notification_attempts"
     __table_args__ = (UniqueConstraint("message_id", "number"),)
 
-    tenant_id: Mapped[uuid.UUID] = mapped_column(_tenant_fk())
+    tenant_id: Mapped[uuid.UUID] = mapped_column(tenant_fk())
     message_id: Mapped[uuid.UUID] = mapped_column(ForeignKey("notification_messages.id", ondelete="CASCADE"))
     channel_id: Mapped[uuid.UUID] = mapped_column(ForeignKey("notification_channels.id", ondelete="CASCADE"))
     number: Mapped[int] = mapped_column(Integer)
-    status: Mapped[AttemptStatus] = mapped_column(Enum(AttemptStatus, name="notification_attempt_status",
-                                                       values_callable=_values))
+    status: Mapped[AttemptStatus] = mapped_column(value_enum(AttemptStatus, "notification_attempt_status"))
     response_code: Mapped[int | None] = mapped_column(Integer)
     excerpt: Mapped[str | None] = mapped_column(String(500))
     latency_ms: Mapped[int | None] = mapped_column(Integer)

@@ -4,10 +4,10 @@ from __future__ import annotations
 
 import enum
 
-from sqlalchemy import Enum, Integer, String
+from sqlalchemy import Integer, String
 from sqlalchemy.orm import Mapped, mapped_column
 
-from service.db.base import Base, Timestamps, UUIDPrimaryKey
+from service.db.base import Base, Timestamps, UUIDPrimaryKey, value_enum
 
 
 class TenantStatus(enum.StrEnum):
@@ -26,7 +26,7 @@ class Tenant(UUIDPrimaryKey, Timestamps, Base):
     name: Mapped[str] = mapped_column(String(200))
     timezone: Mapped[str] = mapped_column(String(64), default="Europe/London")
     status: Mapped[TenantStatus] = mapped_column(
-        Enum(TenantStatus, name="tenant_status", values_callable=lambda e: [m.value for m in e]),
+        value_enum(TenantStatus, "tenant_status"),
         default=TenantStatus.ACTIVE,
     )
     # Campaigns with more targets than this need an admin's approval (by another key) before they start.

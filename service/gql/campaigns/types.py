@@ -76,7 +76,11 @@ class Campaign:
     started_at: datetime | None
     finished_at: datetime | None
     counts: list[CampaignStateCount] = strawberry.field(description="Targets per state (excluded included).")
-    eta_seconds: float | None = strawberry.field(description="Expected remaining time at the lane's capacity.")
+    next_step_at: datetime | None = strawberry.field(description=(
+        "While running, between waves: when the next wave may start (after the wave pause, the retry delay of "
+        "offline inverters, or at the window's next opening); null otherwise."))
+    eta_seconds: float | None = strawberry.field(description=(
+        "Expected remaining time at the lane's capacity, the wait until nextStepAt included."))
 
     @classmethod
     def of(cls, view: CampaignView) -> Campaign:
