@@ -137,11 +137,12 @@ async def authenticate_authorization(connection: ASGIConnection[Any, Any, Any, A
     try:
         if not presented:
             raise AuthenticationError("the Authorization header must be 'Bearer <key>'")
-        # No transaction: a cache hit reads nothing; a miss is one SELECT and, at most once a minute, one UPDATE.
-        async with read_only_sessions(resources.session_factory)() as session:
-            principal = await AuthenticationService(session, api_key_cache(connection)).authenticate(
-                presented, client_address=client, request_id=request_id_of(connection.scope)
-            )
+        cache, request_id = api_key_cache(connection), request_id_of(connection.scope)
+        principal = AuthenticationService.cached(cache, presented, client_address=client, request_id=request_id)
+        if principal is None:  # no transaction: one SELECT and, at most once a minute, one UPDATE
+            async with read_only_sessions(resources.session_factory)() as session:
+                principal = await AuthenticationService(session, cache).authenticate(
+                    presented, client_address=client, request_id=request_id)
     except AuthenticationError as exc:
         log.info("auth.failed", client=client, reason=exc.reason, path=connection.url.path)
         throttle = FailedAttemptThrottle(resources.redis, settings)

@@ -22,16 +22,17 @@ from typing import Any, ClassVar
 import structlog
 from cross_web import HTTPException as GraphQLTransportError
 from graphql import GraphQLSyntaxError
-from litestar import Controller, MediaType, Request, Response
+from litestar import Controller, MediaType, Request, Response, post
 from litestar.background_tasks import BackgroundTask, BackgroundTasks
 from litestar.connection import ASGIConnection
 from litestar.di import NamedDependency, Provide
 from litestar.exceptions import HTTPException
+from litestar.status_codes import HTTP_200_OK
 from litestar.types import Dependencies
 from strawberry.http import GraphQLHTTPResponse
 from strawberry.http.exceptions import NonJsonMessageReceived
 from strawberry.litestar import make_graphql_controller
-from strawberry.litestar.controller import LitestarWebSocketAdapter
+from strawberry.litestar.controller import GraphQLResource, LitestarWebSocketAdapter
 from strawberry.subscriptions import GRAPHQL_TRANSPORT_WS_PROTOCOL
 from strawberry.types import ExecutionResult
 
@@ -94,6 +95,12 @@ async def graphql_context(request: ASGIConnection[Any, Any, Any, Any],
                              resources=resources, changes=changes)
     if request.method == "GET" and "query" not in request.query_params:
         return build_context(_NOBODY, resources.session_factory, request_id=request_id_of(request.scope))
+    return await operation_context(request, resources)
+
+
+async def operation_context(request: Request[Any, Any, Any], resources: Resources) -> Context:
+    """The context of an HTTP request that runs an operation, for its authenticated caller (401/429 problem+json
+    as for REST)."""
     user = request.scope.get("user")
     principal = user if isinstance(user, Principal) else await authenticate_connection(request)
     # As the API-key middleware does for REST (each request runs in a task of its own, so this does not leak).
@@ -150,6 +157,23 @@ class CompiledFirst:
         except (ValueError, GraphQLTransportError):
             return None
         return await compiled.answer(context, data.get("query"), data.get("variables"), data.get("operationName"))
+
+
+class ContextInHandler:
+    """Mixed into the controller: the POST handler builds its context itself, as strawberry's dependencies build it.
+    strawberry's handler takes its context, root value and response as dependencies, which Litestar resolves in
+    tasks of their own on every request: several times the CPU of a compiled answer's own work."""
+
+    temporal_response: Response[Any]
+
+    @post(status_code=HTTP_200_OK)
+    async def handle_http_post(self, request: Request[Any, Any, Any]) -> Response[GraphQLResource | str]:
+        context = await operation_context(request, request.app.state.resources)
+        context.request = request
+        context.response = self.temporal_response = _empty_response()
+        answer: Response[GraphQLResource | str] = await self.execute_request(  # type: ignore[attr-defined]
+            request, context=context, root_value=None)
+        return answer
 
 
 class WebSocketMessages(LitestarWebSocketAdapter):
@@ -213,7 +237,7 @@ def graphql_controller(api: ApiSettings) -> type[Controller]:
         connection_init_wait_timeout=timedelta(seconds=api.subscription_init_timeout_seconds),
         max_subscriptions_per_connection=api.subscriptions_per_connection)
 
-    class GraphQLController(CompiledFirst, BundledGraphiQL, base):  # type: ignore[valid-type,misc]
+    class GraphQLController(ContextInHandler, CompiledFirst, BundledGraphiQL, base):  # type: ignore[valid-type,misc]
         opt: ClassVar[dict[str, Any]] = {"exclude_from_auth": True}
         # strawberry provides the response (an empty Response) in a worker thread: a thread hop per request for
         # building one object. Built on the event loop instead.

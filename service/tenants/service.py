@@ -476,6 +476,14 @@ class AuthenticationService:
         self._lookup = ApiKeyLookup(session)
         self._cache = cache
 
+    @staticmethod
+    def cached(cache: ApiKeyCache | None, presented: str, *, client_address: str | None = None,
+               request_id: str | None = None) -> Principal | None:
+        """The principal of ``presented`` if ``cache`` holds it (no session needed), else ``None``: then
+        :meth:`authenticate` looks it up."""
+        known = cache.get(presented, utcnow()) if cache is not None else None
+        return None if known is None else replace(known, client_address=client_address, request_id=request_id)
+
     async def authenticate(self, presented: str, *, client_address: str | None = None,
                            request_id: str | None = None) -> Principal:
         """Check ``presented`` and return its principal; records the key's use.
@@ -484,8 +492,9 @@ class AuthenticationService:
             AuthenticationError: Unknown, malformed, expired or revoked key, or a suspended tenant.
         """
         now = utcnow()
-        if self._cache is not None and (known := self._cache.get(presented, now)) is not None:
-            return replace(known, client_address=client_address, request_id=request_id)
+        known = self.cached(self._cache, presented, client_address=client_address, request_id=request_id)
+        if known is not None:
+            return known
         generation = self._cache.generation if self._cache is not None else 0
         prefix = apikeys.prefix_of(presented)
         found = await self._lookup.by_prefix(prefix) if prefix else None

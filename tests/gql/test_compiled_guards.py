@@ -1,5 +1,6 @@
 """Guards of the compiled path: a document whose fragments multiply is left to the resolvers, the plan cache keeps
-to its byte bound, a compiler failure falls back instead of a 500, and both paths agree on ambiguous relations."""
+to its byte bound and lifts no cost limit, a compiler failure falls back instead of a 500, and both paths agree on
+ambiguous relations."""
 
 from __future__ import annotations
 
@@ -68,6 +69,16 @@ async def test_the_plan_cache_keeps_to_its_byte_bound(resources: Resources, smal
         assert cache.bytes <= cache.max_bytes
     assert len(cache) == 3  # the oldest went, the newest stayed
     assert await _compiled(resources, small_fleet.tenant_id, query) is not None
+
+
+async def test_a_cached_plan_is_no_way_past_the_cost_limit(resources: Resources, small_fleet: SeededMirror) -> None:
+    query = ("query($serial: String!, $n: Int) { inverter(serial: $serial) { serial } "
+             "accounts(first: $n) { edges { node { children { username } } } } }")
+    for serial in (inverter_serial(0), inverter_serial(1)):  # the second is answered by the plan the first cached
+        assert await _compiled(resources, small_fleet.tenant_id, query, variables={"serial": serial, "n": 5})
+    # A larger page shapes another plan, and costs too much: the resolvers refuse it (QUERY_TOO_COSTLY).
+    assert await _compiled(resources, small_fleet.tenant_id, query,
+                           variables={"serial": inverter_serial(2), "n": 500}) is None
 
 
 async def test_a_subtree_key_filtering_on_the_negated_root_is_answered(

@@ -47,6 +47,7 @@ from service.gql.errors import presented
 from service.gql.limits import MAX_COST, cached_parse, cached_validation, operation_cost
 from service.gql.schema import GivfleetSchema, schema
 from service.gql.types.common import from_global_id
+from service.mirror.queries import ReadScope
 
 log = structlog.get_logger(__name__)
 _ENCODER = msgspec.json.Encoder()
@@ -196,13 +197,20 @@ async def answer(context: Context, query: Any, variables: Any, operation_name: A
     if prepared is None:
         return None
     coerced = get_variable_values(on._schema, prepared.operation.variable_definitions or (), variables or {})
-    if isinstance(coerced, list) or operation_cost(prepared.document, operation_name, variables) > MAX_COST:
+    if isinstance(coerced, list):
         return None
     builder = Builder(on._schema, prepared.fragments, coerced, context.scope, context.now)
     try:
+        plan_key = _plan_key(prepared, query, operation_name, context.scope, variables)
+        plans = _PLANS.get(plan_key)
+        # The cost depends on the document and the shaping variables only (a lookup's key is no page size), so a
+        # cached plan was costed already.
+        if plans is None and operation_cost(prepared.document, operation_name, variables) > MAX_COST:
+            return None
         root_fields = builder.collect(_QUERY, [prepared.operation.selection_set])
         keys = {name: _lookup_key(builder, nodes) for name, nodes in root_fields.items()}
-        plans = _plans(builder, prepared, query, operation_name, variables, root_fields)
+        if plans is None:
+            plans = _plans(builder, plan_key, root_fields)
     except (GivfleetError, NotCompilable):
         return None  # a refused argument, a key no row can have, a directive the compiler does not know
     except Exception as exc:  # a compiler bug: the resolvers answer, with their error shapes
@@ -251,8 +259,7 @@ async def _run(context: Context, plans: dict[str, Plan], keys: dict[str, Any]) -
     finds nothing or the database fails (the resolvers then answer, and report what they find)."""
     texts: dict[str, str] = {}
     try:
-        async with context.reads.session() as session:
-            connection = await session.connection()
+        async with context.reads.connection() as connection:
             for name, plan in plans.items():
                 if isinstance(plan, str):
                     texts[name] = plan
@@ -267,21 +274,22 @@ async def _run(context: Context, plans: dict[str, Plan], keys: dict[str, Any]) -
     return texts
 
 
-def _plans(builder: Builder, prepared: Prepared, query: str, operation_name: str | None,
-           variables: dict[str, Any] | None, root_fields: dict[str, list[FieldNode]]) -> dict[str, Plan]:
-    """The plans of the root fields: compiled once per document, operation, caller scope and the variables that
-    shape the statements (a lookup's key is a parameter, so by-serial lookups share one statement)."""
+def _plan_key(prepared: Prepared, query: str, operation_name: str | None, scope: ReadScope,
+              variables: dict[str, Any] | None) -> tuple[Any, ...]:
+    """What the plans are cached by: the document, operation, caller scope and the variables that shape the
+    statements (a lookup's key is a parameter, so by-serial lookups share one statement)."""
     shaping = {name: value for name, value in (variables or {}).items() if name not in prepared.lookup_variables}
-    cache_key = (query, operation_name, builder.scope, msgspec.json.encode(shaping))
-    plans = _PLANS.get(cache_key)
-    if plans is not None:
-        return plans
-    plans = {}
+    return query, operation_name, scope, msgspec.json.encode(shaping)
+
+
+def _plans(builder: Builder, plan_key: tuple[Any, ...], root_fields: dict[str, list[FieldNode]]) -> dict[str, Plan]:
+    """The plans of the root fields, compiled (and cached by ``plan_key``, see :func:`_plan_key`)."""
+    plans: dict[str, Plan] = {}
     for name, nodes in root_fields.items():
         statement = _root_statement(builder, nodes)
         plans[name] = statement if statement is None or isinstance(statement, str) else _compiled(statement)
     if not builder.uses_now:  # a statement with the request's moment in it serves that request only
-        _PLANS.put(cache_key, plans)
+        _PLANS.put(plan_key, plans)
     return plans
 
 
