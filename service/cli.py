@@ -129,14 +129,14 @@ def doctor() -> None:
 
 @app.command()
 def simulator(
-    fleet_size: Annotated[int, typer.Option(help="Inverters to generate.")] = 10_000,
+    fleet_size: Annotated[int, typer.Option(help="Inverters to generate.", min=1)] = 10_000,
     seed: Annotated[int, typer.Option(help="Seed of the fleet (same seed, same fleet and tokens).")] = 7,
     host: Annotated[str, typer.Option(help="Bind address.")] = "127.0.0.1",
-    port: Annotated[int, typer.Option(help="Bind port.")] = 8081,
+    port: Annotated[int, typer.Option(help="Bind port.", min=0, max=65535)] = 8081,
     tokens_file: Annotated[str | None, typer.Option(help="Also write the tokens as JSON to this path.")] = None,
-    clock_speed: Annotated[float, typer.Option(help="Simulated seconds per real second.")] = 1.0,
-    rate_limit: Annotated[int, typer.Option(help="Requests per token per window.")] = 300,
-    rate_window: Annotated[float, typer.Option(help="Rate-limit window in seconds.")] = 60.0,
+    clock_speed: Annotated[float, typer.Option(help="Simulated seconds per real second.", min=0)] = 1.0,
+    rate_limit: Annotated[int, typer.Option(help="Requests per token per window.", min=1)] = 300,
+    rate_window: Annotated[float, typer.Option(help="Rate-limit window in seconds.", min=0.001)] = 60.0,
 ) -> None:
     """Serve a simulated GivEnergy Cloud (v1 API, legacy API, /_simulator side door) and print its tokens."""
     from pathlib import Path

@@ -53,3 +53,12 @@ def test_firmware_watch_options_are_named(options: list[str], line: str) -> None
     assert result.exit_code == 1
     assert result.output.splitlines() == [line]
     assert not [words for words in PYDANTIC if words in result.output]
+
+
+@pytest.mark.parametrize("option", [["--fleet-size", "-1"], ["--fleet-size", "0"]])
+def test_a_simulator_option_out_of_range_is_a_usage_error_not_a_traceback(option: list[str]) -> None:
+    result = CliRunner().invoke(cli.app, ["simulator", *option])
+
+    assert result.exit_code == 2, result.output
+    assert option[0] in result.output
+    assert result.exception is None or isinstance(result.exception, SystemExit)
