@@ -14,6 +14,7 @@ from collections.abc import Sequence
 from dataclasses import dataclass, field, replace
 from datetime import datetime, timedelta
 from typing import Any, TypeVar
+from urllib.parse import urlsplit
 
 import structlog
 from pydantic import SecretStr
@@ -231,8 +232,8 @@ class CredentialService:
 
         Raises:
             PermissionDeniedError: The principal is not an admin.
-            InvalidInputError: The secret is empty, an API token is not printable ASCII, or a portal login lacks
-                its username.
+            InvalidInputError: The secret is empty, an API token is not printable ASCII, a portal login lacks
+                its username, or the base URL is not an http(s) URL.
         """
         authorize(self._principal, Action.CREDENTIAL_ADD)
         secret = secret.strip()
@@ -244,6 +245,8 @@ class CredentialService:
             raise InvalidInputError("a legacy portal login needs its username")
         if requests_per_minute is not None and requests_per_minute < 1:
             raise InvalidInputError("requests per minute must be positive")
+        if base_url is not None and not _is_http_url(base_url):
+            raise InvalidInputError(f"the base URL {base_url!r} is not an absolute http:// or https:// URL")
         credential = UpstreamCredential(
             id=uuid.uuid4(),
             tenant_id=self._principal.tenant_id,
@@ -521,3 +524,12 @@ class AuthenticationService:
         if self._cache is not None:
             self._cache.put(presented, principal, key.expires_at, generation)
         return principal
+
+
+def _is_http_url(text: str) -> bool:
+    try:
+        parts = urlsplit(text)
+        parts.port  # noqa: B018 - raises on a port that is no number or out of range
+    except ValueError:
+        return False
+    return parts.scheme in ("http", "https") and bool(parts.hostname)

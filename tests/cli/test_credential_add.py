@@ -30,3 +30,17 @@ def test_an_unreachable_givenergy_stores_the_token_unchecked_and_says_so() -> No
                          "`givfleet credential check --tenant acme` checks it again later")
     listed = runner.invoke(app, ["credential", "list", "--tenant", "acme"])
     assert " unknown " in listed.output
+
+
+@pytest.mark.usefixtures("cli_env", "clean_db")
+@pytest.mark.parametrize("base_url", ["notaurl", "ftp://api.example.com/v1", "http://:80/v1", "http://h:99999/v1"])
+def test_a_base_url_that_is_no_http_url_is_refused_and_nothing_is_stored(base_url: str) -> None:
+    runner = CliRunner()
+    assert runner.invoke(app, ["tenant", "create", "acme"]).exit_code == 0
+
+    added = runner.invoke(app, ["credential", "add", "--tenant", "acme", "--base-url", base_url, "--token-file", "-"],
+                          input="a-token\n")
+
+    assert added.exit_code == 1, added.output  # as every refused input of a command's operation
+    assert "is not an absolute http:// or https:// URL" in " ".join(added.output.split())
+    assert "api token" not in runner.invoke(app, ["credential", "list", "--tenant", "acme"]).output
