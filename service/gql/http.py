@@ -170,10 +170,17 @@ class ContextInHandler:
     async def handle_http_post(self, request: Request[Any, Any, Any]) -> Response[GraphQLResource | str]:
         context = await operation_context(request, request.app.state.resources)
         context.request = request
-        context.response = self.temporal_response = _empty_response()
+        context.response = request.state.graphql_response = _empty_response()
         answer: Response[GraphQLResource | str] = await self.execute_request(  # type: ignore[attr-defined]
             request, context=context, root_value=None)
         return answer
+
+    async def get_sub_response(self, request: Request[Any, Any, Any]) -> Response[Any]:
+        """This request's response (its headers, status and background tasks go onto the answer). strawberry keeps
+        it on the controller, which every request shares: a POST that awaits before it falls back to the resolvers
+        would take another request's (a GET sets and reads it with no await between)."""
+        mine: Response[Any] | None = request.state.get("graphql_response")
+        return self.temporal_response if mine is None else mine
 
 
 class WebSocketMessages(LitestarWebSocketAdapter):

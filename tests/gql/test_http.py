@@ -2,11 +2,14 @@
 
 from __future__ import annotations
 
+import asyncio
+from collections import Counter
 from typing import Any
 
 import httpx
 import pytest
 
+from service.gql import http as gql_http
 from service.mirror.queries import FleetReader
 from tests.gql.conftest import KeyedFleet
 from tests.gql.seed import ROOT_ACCOUNT, customer_id, inverter_serial, subcontractor_id
@@ -201,3 +204,28 @@ async def test_search_is_bounded_and_escaped(api_client: httpx.AsyncClient, flee
     wildcard = await gql(api_client, fleet_with_keys, "viewer",
                          "query($q: String) { inverters(filter: {search: $q}) { totalCount } }", {"q": "%"})
     assert wildcard["data"]["inverters"]["totalCount"] == 0  # a literal '%', not "match everything"
+
+
+async def test_concurrent_posts_keep_their_own_cleanups(api_client: httpx.AsyncClient, fleet_with_keys: KeyedFleet,
+                                                        monkeypatch: pytest.MonkeyPatch) -> None:
+    """What a request schedules after its response (a live reader's client closing) runs once, for that request,
+    however many POSTs await at once before falling back to the resolvers."""
+    ran: Counter[str] = Counter()
+
+    async def falls_back(context: Any, query: str, variables: dict[str, Any] | None, *_: Any, **__: Any) -> None:
+        tag = (variables or {})["tag"]
+
+        async def cleanup() -> None:
+            ran[tag] += 1
+
+        gql_http.after_response(context)(cleanup)
+        await asyncio.sleep(0.05)  # the compiled attempt's own awaits (body, database) before it falls back
+
+    monkeypatch.setattr(gql_http.compiled, "answer", falls_back)
+    query = "query($tag: String) { viewer { role } }"
+    answers = await asyncio.gather(*(api_client.post("/graphql", json={"query": query, "variables": {"tag": tag}},
+                                                     headers=fleet_with_keys.headers("viewer"))
+                                     for tag in ("a", "b", "c")))
+
+    assert [answer.status_code for answer in answers] == [200, 200, 200]
+    assert ran == Counter({"a": 1, "b": 1, "c": 1})
