@@ -100,13 +100,21 @@ class Stack:
 
 async def start_server(server: QuietServer, name: str) -> tuple[QuietServer, asyncio.Task[None]]:
     """Start ``server`` and return once it listens (or raise why it could not)."""
-    task = asyncio.create_task(server.serve(), name=name)
+    task = asyncio.create_task(_serve(server), name=name)
     while not server.started and not task.done():  # noqa: ASYNC110 - uvicorn has no started event
         await asyncio.sleep(0.05)
     if not server.started:
         task.result()  # raises the start-up error, if any
-        raise RuntimeError(f"the {name} server did not start (is its port free?)")
+        raise StartupError(f"the {name} server could not listen on {server.config.host}:{server.config.port} "
+                           "(is the port still free?)")
     return server, task
+
+
+async def _serve(server: QuietServer) -> None:
+    """``server.serve()``. uvicorn exits the process when it cannot listen (a port taken since ``up`` checked it),
+    having logged why; here that ends only this task, and :func:`start_server` says so in one line."""
+    with contextlib.suppress(SystemExit):
+        await server.serve()
 
 
 def run_up(settings: Settings, host: str, port: int, announce: Callable[[str], None]) -> None:

@@ -10,11 +10,14 @@ from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
+import uvicorn
 from sqlalchemy import text
 from sqlalchemy.ext.asyncio import create_async_engine
 from typer.testing import CliRunner
 
 from service.cli import app
+from service.embedded import StartupError
+from service.launcher import QuietServer, start_server
 from service.settings import get_settings
 from tests.conftest import create_database, drop_database
 from tests.support import free_port
@@ -129,3 +132,20 @@ def test_up_refuses_a_taken_port_before_it_starts_anything(monkeypatch: pytest.M
     assert result.exit_code == 2, result.output
     assert result.output.splitlines() == [f"error: 127.0.0.1:{port} is already in use {names}"]
     assert _tables(empty_database) == [], "nothing may be migrated or created before the ports are known free"
+
+
+async def test_a_port_taken_after_ups_check_is_a_startup_error_not_uvicorns_exit() -> None:
+    """Between `up`'s port check and the server's bind (migrations, embedded servers), another process may take
+    the port: uvicorn then exits (SystemExit 3, a traceback); `up` must say it in one line instead."""
+    async def nothing(scope: object, receive: object, send: object) -> None:
+        return None
+
+    with socket.socket() as taken:
+        taken.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
+        taken.bind(("127.0.0.1", 0))
+        taken.listen()
+        port = taken.getsockname()[1]
+        server = QuietServer(uvicorn.Config(nothing, host="127.0.0.1", port=port, log_config=None, lifespan="off"))
+
+        with pytest.raises(StartupError, match=f"could not listen on 127.0.0.1:{port}"):
+            await start_server(server, "API")
