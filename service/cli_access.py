@@ -313,11 +313,12 @@ def tenant_list() -> None:
 def _print_check(outcome: CheckOutcome) -> None:
     probe, credential = outcome.probe, outcome.credential
     colour = "green" if probe.health.value == "ok" else "red"
-    console.print(f"[{colour}]{probe.health.value}[/{colour}] {credential.label} ({credential.id}): {probe.message}",
+    console.print(f"[{colour}]{probe.health.value}[/{colour}] {escape(credential.label)} ({credential.id}): "
+                  f"{escape(probe.message)}",
                   highlight=False, soft_wrap=True)
     if probe.health.value == "ok":
-        console.print(f"  account: {probe.username} (id {probe.account_id}), type {probe.account_type or 'unknown'}",
-                      highlight=False)
+        console.print(f"  account: {escape(str(probe.username))} (id {probe.account_id}), "
+                      f"type {probe.account_type or 'unknown'}", highlight=False)
         console.print(f"  scopes: {', '.join(probe.scopes) or '-'}", highlight=False)
         if probe.denied_scopes:
             console.print(f"  refused: {', '.join(probe.denied_scopes)}", highlight=False)
@@ -357,10 +358,11 @@ def credential_add(
                             "--no-check stores it without asking.", highlight=False)
         raise typer.Exit(code=2)
     if outcome is None:
-        console.print(f"Credential {credential.label} added (id {credential.id}), not checked.", highlight=False)
+        console.print(f"Credential {escape(credential.label)} added (id {credential.id}), not checked.",
+                      highlight=False)
         return
     if outcome.probe.health is CredentialHealth.OK:
-        console.print(f"Credential {credential.label} added (id {credential.id}).", highlight=False)
+        console.print(f"Credential {escape(credential.label)} added (id {credential.id}).", highlight=False)
         _print_check(outcome)
         return
     _print_check(outcome)

@@ -240,7 +240,7 @@ def status(tenant: TenantOption, campaign_id: IdArgument,
         return
     with Progress(TextColumn("{task.description}"), BarColumn(), TextColumn("{task.completed}/{task.total}"),
                   TextColumn("{task.fields[detail]}", markup=False), console=console) as progress:
-        task = progress.add_task(campaign_id, total=None, detail="")
+        task = progress.add_task(escape(campaign_id), total=None, detail="")
 
         def show(current: CampaignView) -> None:
             progress.update(task, description=escape(current.name), completed=_done(current), total=_total(current),

@@ -14,6 +14,7 @@ from typing import Annotated
 
 import typer
 from pydantic import ValidationError
+from rich.markup import escape
 from rich.table import Table
 
 from service.campaigns.firmware import (
@@ -121,11 +122,11 @@ def create(tenant: TenantOption,
         for field, option in OPTIONS.items():  # a validator's own message names fields: say them as options
             if "_" in field:
                 problems = re.sub(rf"\b{field}\b", option, problems)
-        console.print(f"[red]error:[/red] {problems}", highlight=False, soft_wrap=True)
+        console.print(f"[red]error:[/red] {escape(problems)}", highlight=False, soft_wrap=True)
         raise typer.Exit(code=1) from None
     view = run_op(lambda resources: create_op(resources, tenant, spec))
     console.print(f"created firmware watch [bold]{view.id}[/bold] of {view.member_count} inverters", highlight=False)
-    console.print(status_line(view, utcnow()), highlight=False, soft_wrap=True)
+    console.print(status_line(view, utcnow()), markup=False, highlight=False, soft_wrap=True)
 
 
 @firmware_watch_app.command("list")
@@ -142,7 +143,7 @@ def list_watches(tenant: TenantOption, as_json: JsonOption = False) -> None:
 def status(tenant: TenantOption, watch_id: IdArgument) -> None:
     """Members per state and the first stragglers."""
     view, stragglers = run_op(lambda resources: status_op(resources, tenant, watch_id))
-    console.print(status_line(view, utcnow()), highlight=False, soft_wrap=True)
+    console.print(status_line(view, utcnow()), markup=False, highlight=False, soft_wrap=True)
     if stragglers:
         table = Table(title="stragglers", title_justify="left")
         for column in ("serial", "firmware (ARM)", "status", "behind since"):
