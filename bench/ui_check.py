@@ -145,22 +145,27 @@ def check_graphiql(page: Page, api: str, key: str, shots: Path, traffic: Traffic
     return f"GraphiQL ran the query ({total.group(1)} inverters)"
 
 
+def count_rendered(page: Page, url: str, title: str, items: str, shot: Path) -> int:
+    """Open a docs page, wait until its title names givfleet and its first item shows, save a screenshot, and
+    count the items (``title`` and ``items``: CSS selectors)."""
+    page.goto(url)
+    expect(page.locator(title)).to_contain_text("givfleet", timeout=30_000)
+    listed = page.locator(items)
+    expect(listed.first).to_be_visible()
+    page.screenshot(path=shot)
+    return listed.count()
+
+
 def check_swagger(page: Page, api: str, shots: Path) -> str:
-    page.goto(f"{api}/schema/swagger")
-    expect(page.locator(".swagger-ui .info .title")).to_contain_text("givfleet", timeout=30_000)
-    operations = page.locator(".swagger-ui .opblock")
-    expect(operations.first).to_be_visible()
-    page.screenshot(path=shots / "swagger.png")
-    return f"Swagger UI shows {operations.count()} operations"
+    operations = count_rendered(page, f"{api}/schema/swagger", ".swagger-ui .info .title", ".swagger-ui .opblock",
+                                shots / "swagger.png")
+    return f"Swagger UI shows {operations} operations"
 
 
 def check_redoc(page: Page, api: str, shots: Path) -> str:
-    page.goto(f"{api}/schema/redoc")
-    expect(page.locator(".api-info h1")).to_contain_text("givfleet", timeout=30_000)
-    entries = page.locator(".menu-content [role=menuitem]")
-    expect(entries.first).to_be_visible()
-    page.screenshot(path=shots / "redoc.png")
-    return f"ReDoc lists {entries.count()} entries"
+    entries = count_rendered(page, f"{api}/schema/redoc", ".api-info h1", ".menu-content [role=menuitem]",
+                             shots / "redoc.png")
+    return f"ReDoc lists {entries} entries"
 
 
 def run(chromium: str, shots: Path) -> None:
