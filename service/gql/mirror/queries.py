@@ -4,13 +4,15 @@
 
 from __future__ import annotations
 
-from collections.abc import Callable
-from typing import Annotated, Any
+import enum
+from collections.abc import Awaitable, Callable
+from typing import Annotated, Any, Protocol, Self, TypeVar
 
 import strawberry
 
 from service.core.errors import NotFoundError
 from service.core.limits import page_size
+from service.core.pagination import Page
 from service.db.models import mirror as m
 from service.gql.context import Info
 from service.gql.mirror.filters import AccountFilter, DongleFilter, InverterFilter, SiteFilter
@@ -27,7 +29,7 @@ from service.gql.mirror.types import (
 )
 from service.gql.types.common import Node, from_global_id
 from service.gql.types.connection import Connection
-from service.mirror.queries import MODELS, AccountSort, InverterSort, SiteSort, SortDirection
+from service.mirror.queries import MODELS, AccountSort, FleetReader, InverterSort, SiteSort, SortDirection
 from service.policy import Action, authorize
 
 _CONVERTERS: dict[str, Callable[[Any], Node]] = {
@@ -39,76 +41,91 @@ First = Annotated[int | None, strawberry.argument(description="Page size (defaul
 After = Annotated[str | None, strawberry.argument(
     description="Cursor of the row to continue after (`pageInfo.endCursor`).")]
 
+_Criteria = TypeVar("_Criteria")
+_Criteria_co = TypeVar("_Criteria_co", covariant=True)
+_Found = TypeVar("_Found")
+_Row = TypeVar("_Row")
+_Row_contra = TypeVar("_Row_contra", contravariant=True)
+_Node = TypeVar("_Node", bound="_FromRow[Any]")
+ReadPage = Callable[[FleetReader, _Criteria, str, SortDirection, int, str | None], Awaitable[Page[_Row]]]
+"""A :class:`FleetReader` method reading one page of rows: (criteria, sort key, direction, first, after)."""
+
+
+class _Filter(Protocol[_Criteria_co]):
+    """A GraphQL filter input: translated to the read side's criteria."""
+
+    def to_query(self) -> _Criteria_co: ...
+
+
+class _FromRow(Protocol[_Row_contra]):
+    """A node type built from its row."""
+
+    @classmethod
+    def from_row(cls, row: _Row_contra) -> Self: ...
+
+
+def _found(value: _Found | None, message: str) -> _Found:
+    """``value``, or :class:`NotFoundError` with ``message`` when there is none."""
+    if value is None:
+        raise NotFoundError(message)
+    return value
+
+
+async def _connection(info: Info, read: ReadPage[_Criteria, _Row], criteria: _Criteria, sort: str,
+                      direction: SortDirection, first: int | None, after: str | None,
+                      node: type[_FromRow[_Row]]) -> Connection[Any]:
+    """The page of rows ``read`` finds for ``criteria`` (``first`` and ``after`` as the client gave them)."""
+    async with info.context.reader() as reader:
+        page = await read(reader, criteria, sort, direction, page_size(first, parameter="first"), after)
+    return Connection.of(page, node.from_row, after=after)
+
+
+def _connection_field(description: str, node: type[_FromRow[_Row]], filter_type: type[_Filter[_Criteria]],
+                      read: ReadPage[_Criteria, _Row], *, sort: enum.StrEnum) -> Any:
+    """A root field paging through ``node`` rows in one of their orderings: arguments ``filter`` (a
+    ``filter_type``), ``sort`` (of ``sort``'s enum, ``sort`` by default), ``direction``, ``first`` and ``after``."""
+
+    async def resolve(info: Info, filter: _Filter[_Criteria] | None = None, sort: enum.StrEnum = sort,
+                      direction: SortDirection = SortDirection.ASC, first: First = None, after: After = None,
+                      ) -> Connection[Any]:
+        criteria = (filter or filter_type()).to_query()
+        return await _connection(info, read, criteria, sort.value, direction, first, after, node)
+
+    # The schema takes the GraphQL types of the arguments and of the result from the annotations: the concrete ones.
+    connection: Any = Connection  # subscripted with a type known only at run time, which mypy cannot check
+    resolve.__annotations__.update(filter=filter_type | None, sort=type(sort), **{"return": connection[node]})
+    return strawberry.field(resolver=resolve, description=description)
+
 
 @strawberry.type
 class MirrorQuery:
     @strawberry.field(description="Any object by its global id; a malformed or foreign id is not found.")
     async def node(self, info: Info, id: strawberry.ID) -> Node | None:
         type_name, row_id = from_global_id(id)
-        model = MODELS.get(type_name)
-        if model is None:
-            raise NotFoundError(f"no object with id {id!r}")
+        model = _found(MODELS.get(type_name), f"no object with id {id!r}")
         if model is m.SyncRun:
             authorize(info.context.principal, Action.SYNC_RUNS_READ)
         async with info.context.reader() as reader:
-            row = await reader.get(model, row_id)
-        if row is None:
-            raise NotFoundError(f"no object with id {id!r}")
+            row = _found(await reader.get(model, row_id), f"no object with id {id!r}")
         return _CONVERTERS[type_name](row)
 
     @strawberry.field(description="An inverter by serial (removed ones included).")
     async def inverter(self, info: Info, serial: str) -> Inverter | None:
-        inverter = await info.context.loaders.inverter_by_serial.load(serial.strip())
-        if inverter is None:
-            raise NotFoundError(f"no inverter {serial!r}")
-        return inverter
+        return _found(await info.context.loaders.inverter_by_serial.load(serial.strip()), f"no inverter {serial!r}")
 
     @strawberry.field(description="An account by its upstream id.")
     async def account(self, info: Info, upstream_id: int) -> Account | None:
-        account = await info.context.loaders.account_by_upstream_id.load(upstream_id)
-        if account is None:
-            raise NotFoundError(f"no account {upstream_id}")
-        return account
+        return _found(await info.context.loaders.account_by_upstream_id.load(upstream_id), f"no account {upstream_id}")
 
     @strawberry.field(description="A site by its upstream id.")
     async def site(self, info: Info, upstream_id: int) -> Site | None:
-        site = await info.context.loaders.site_by_upstream_id.load(upstream_id)
-        if site is None:
-            raise NotFoundError(f"no site {upstream_id}")
-        return site
+        return _found(await info.context.loaders.site_by_upstream_id.load(upstream_id), f"no site {upstream_id}")
 
-    @strawberry.field(description="Inverters matching a filter, one page at a time.")
-    async def inverters(
-        self, info: Info, filter: InverterFilter | None = None,
-        sort: InverterSort = InverterSort.SERIAL, direction: SortDirection = SortDirection.ASC,
-        first: First = None, after: After = None,
-    ) -> Connection[Inverter]:
-        criteria = (filter or InverterFilter()).to_query()
-        async with info.context.reader() as reader:
-            page = await reader.inverters(criteria, sort.value, direction, page_size(first, parameter="first"), after)
-        return Connection[Inverter].of(page, Inverter.from_row, after=after)
-
-    @strawberry.field(description="Accounts of the hierarchy, one page at a time.")
-    async def accounts(
-        self, info: Info, filter: AccountFilter | None = None,
-        sort: AccountSort = AccountSort.USERNAME, direction: SortDirection = SortDirection.ASC,
-        first: First = None, after: After = None,
-    ) -> Connection[Account]:
-        criteria = (filter or AccountFilter()).to_query()
-        async with info.context.reader() as reader:
-            page = await reader.accounts(criteria, sort.value, direction, page_size(first, parameter="first"), after)
-        return Connection[Account].of(page, Account.from_row, after=after)
-
-    @strawberry.field(description="Sites, one page at a time.")
-    async def sites(
-        self, info: Info, filter: SiteFilter | None = None,
-        sort: SiteSort = SiteSort.NAME, direction: SortDirection = SortDirection.ASC,
-        first: First = None, after: After = None,
-    ) -> Connection[Site]:
-        criteria = (filter or SiteFilter()).to_query()
-        async with info.context.reader() as reader:
-            page = await reader.sites(criteria, sort.value, direction, page_size(first, parameter="first"), after)
-        return Connection[Site].of(page, Site.from_row, after=after)
+    inverters = _connection_field("Inverters matching a filter, one page at a time.", Inverter, InverterFilter,
+                                  FleetReader.inverters, sort=InverterSort.SERIAL)
+    accounts = _connection_field("Accounts of the hierarchy, one page at a time.", Account, AccountFilter,
+                                 FleetReader.accounts, sort=AccountSort.USERNAME)
+    sites = _connection_field("Sites, one page at a time.", Site, SiteFilter, FleetReader.sites, sort=SiteSort.NAME)
 
     @strawberry.field(description="Dongles, one page at a time.")
     async def dongles(
@@ -116,9 +133,7 @@ class MirrorQuery:
         direction: SortDirection = SortDirection.ASC, first: First = None, after: After = None,
     ) -> Connection[Dongle]:
         criteria = (filter or DongleFilter()).to_query()
-        async with info.context.reader() as reader:
-            page = await reader.dongles(criteria, "serial", direction, page_size(first, parameter="first"), after)
-        return Connection[Dongle].of(page, Dongle.from_row, after=after)
+        return await _connection(info, FleetReader.dongles, criteria, "serial", direction, first, after, Dongle)
 
     @strawberry.field(description="The tenant's sync runs, newest first (operator role; not for subtree keys).")
     async def sync_runs(self, info: Info, first: First = None, after: After = None
