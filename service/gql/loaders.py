@@ -39,6 +39,8 @@ R = TypeVar("R")
 AlertKey = tuple[str, tuple[AlertState, ...], tuple[Severity, ...], int]
 """An inverter's serial, the states and severities asked for (empty: any), at most how many alerts."""
 T = TypeVar("T")
+Capped = DataLoader[tuple[Any, int], list[T]]
+"""A to-many loader keyed by (key, at most how many rows) (:meth:`Loaders._capped`)."""
 
 
 class IsolatedLoader(DataLoader[K, T]):
@@ -58,22 +60,24 @@ class Loaders:
         self.scope = scope
         self.now = now
         self.account_by_upstream_id = self._one(m.FleetAccount, m.FleetAccount.upstream_id, t.Account.from_row)
-        self.accounts_by_parent = self._capped(m.FleetAccount, m.FleetAccount.parent_upstream_id, t.Account.from_row,
-                                             m.FleetAccount.username)
+        self.accounts_by_parent: Capped[t.Account] = self._capped(
+            m.FleetAccount, m.FleetAccount.parent_upstream_id, t.Account.from_row, m.FleetAccount.username)
         self.site_by_upstream_id = self._one(m.Site, m.Site.upstream_id, t.Site.from_row)
-        self.sites_by_account = self._capped(m.Site, m.Site.account_upstream_id, t.Site.from_row, m.Site.upstream_id)
+        self.sites_by_account: Capped[t.Site] = self._capped(m.Site, m.Site.account_upstream_id, t.Site.from_row,
+                                                             m.Site.upstream_id)
         self.dongle_by_serial = self._one(m.Dongle, m.Dongle.serial, t.Dongle.from_row)
-        self.dongles_by_account = self._capped(m.Dongle, m.Dongle.account_upstream_id, t.Dongle.from_row,
-                                             m.Dongle.serial)
-        self.dongles_by_site = self._capped(m.Dongle, m.Dongle.site_upstream_id, t.Dongle.from_row, m.Dongle.serial)
+        self.dongles_by_account: Capped[t.Dongle] = self._capped(m.Dongle, m.Dongle.account_upstream_id,
+                                                                 t.Dongle.from_row, m.Dongle.serial)
+        self.dongles_by_site: Capped[t.Dongle] = self._capped(m.Dongle, m.Dongle.site_upstream_id, t.Dongle.from_row,
+                                                              m.Dongle.serial)
         self.inverter_by_serial = self._one(m.Inverter, m.Inverter.serial, t.Inverter.from_row)
         # A dongle moved from a removed inverter to a new one names both: the present one answers (as compiled).
         self.inverter_by_dongle = self._one(m.Inverter, m.Inverter.dongle_serial, t.Inverter.from_row,
                                             *present_first(m.Inverter.__table__))
-        self.inverters_by_account = self._capped(m.Inverter, m.Inverter.account_upstream_id, t.Inverter.from_row,
-                                               m.Inverter.serial)
-        self.inverters_by_site = self._capped(m.Inverter, m.Inverter.site_upstream_id, t.Inverter.from_row,
-                                            m.Inverter.serial)
+        self.inverters_by_account: Capped[t.Inverter] = self._capped(m.Inverter, m.Inverter.account_upstream_id,
+                                                                     t.Inverter.from_row, m.Inverter.serial)
+        self.inverters_by_site: Capped[t.Inverter] = self._capped(m.Inverter, m.Inverter.site_upstream_id,
+                                                                  t.Inverter.from_row, m.Inverter.serial)
         self.batteries_by_inverter = self._many(m.BatteryModule, m.BatteryModule.inverter_serial,
                                                 t.BatteryModule.from_row, m.BatteryModule.position)
         self.meters_by_inverter = self._many(m.Meter, m.Meter.inverter_serial, t.Meter.from_row, m.Meter.address)

@@ -4,9 +4,9 @@
 
 from __future__ import annotations
 
-from collections.abc import Awaitable
+from collections.abc import Awaitable, Callable
 from datetime import datetime
-from typing import Annotated, Any, TypeVar, cast
+from typing import TYPE_CHECKING, Annotated, Any, Protocol, TypeVar, cast
 
 import strawberry
 from strawberry.scalars import JSON
@@ -22,6 +22,9 @@ from service.gql.types.common import Node, read_fields, to_global_id
 from service.mirror.read_model import DongleRead, InverterRead, SiteRead, SyncRunRead, read_values
 from service.mirror.schemas import BatteryRecord, MeterRecord
 
+if TYPE_CHECKING:
+    from service.gql.loaders import Capped, Loaders
+
 T = TypeVar("T")
 NestedFirst = Annotated[int | None, strawberry.argument(
     description="At most this many rows (default 100, at most 500); each counts towards the query cost.")]
@@ -34,6 +37,58 @@ def deferred(awaitable: Awaitable[T]) -> T:
     and a task per row, most of the cost of a relation on a page of 100. Their annotations give the GraphQL type.
     """
     return cast(T, awaitable)
+
+
+class _Upstream(Protocol):
+    @property
+    def upstream_id(self) -> int: ...
+
+
+class _OfAccount(Protocol):
+    @property
+    def account_upstream_id(self) -> int | None: ...
+
+
+class _AtSite(Protocol):
+    @property
+    def site_upstream_id(self) -> int | None: ...
+
+
+class _OfInverter(Protocol):
+    @property
+    def inverter_serial(self) -> str: ...
+
+
+# Relations several types share; each type gives the field its own description.
+def _account(root: _OfAccount, info: Info) -> Account | None:
+    """The account ``root`` belongs to (null when it has none, or when it is outside the key's subtree)."""
+    if root.account_upstream_id is None:
+        return None
+    return deferred(info.context.loaders.account_by_upstream_id.load(root.account_upstream_id))
+
+
+def _site(root: _AtSite, info: Info) -> Site | None:
+    """The site ``root`` is at (null when it is at none, or when it is outside the key's subtree)."""
+    if root.site_upstream_id is None:
+        return None
+    return deferred(info.context.loaders.site_by_upstream_id.load(root.site_upstream_id))
+
+
+def _inverter(root: _OfInverter, info: Info) -> Inverter | None:
+    """The inverter ``root`` belongs to."""
+    return deferred(info.context.loaders.inverter_by_serial.load(root.inverter_serial))
+
+
+def _capped_list(node: str, loader: Callable[[Loaders], Capped[Any]], description: str) -> Any:
+    """A list field of the ``node`` rows (the GraphQL type's name: most are defined further down) that ``loader``
+    finds for the object's upstream id: at most ``first`` of them, which ``description`` is completed with."""
+
+    def resolve(root: _Upstream, info: Info, first: NestedFirst = None) -> list[Any]:
+        return deferred(loader(info.context.loaders).load((root.upstream_id, nested_list_size(first))))
+
+    resolve.__annotations__["return"] = f"list[{node}]"  # the schema takes the field's type from here
+    return strawberry.field(resolver=resolve, description=f"{description}; at most `first` (default 100, at most "
+                                                          "500).")
 
 
 @strawberry.type(description="A GivEnergy account of the tenant's hierarchy (installer, sub-contractor, end user).")
@@ -71,23 +126,12 @@ class Account(Node):
             return None
         return deferred(info.context.loaders.account_by_upstream_id.load(self.parent_upstream_id))
 
-    @strawberry.field(description="Accounts directly below this one (present upstream); at most `first` "
-                                  "(default 100, at most 500).")
-    def children(self, info: Info, first: NestedFirst = None) -> list[Account]:
-        return deferred(info.context.loaders.accounts_by_parent.load((self.upstream_id, nested_list_size(first))))
-
-    @strawberry.field(description="Sites owned by this account; at most `first` (default 100, at most 500).")
-    def sites(self, info: Info, first: NestedFirst = None) -> list[Site]:
-        return deferred(info.context.loaders.sites_by_account.load((self.upstream_id, nested_list_size(first))))
-
-    @strawberry.field(description="Dongles registered to this account; at most `first` (default 100, at most 500).")
-    def dongles(self, info: Info, first: NestedFirst = None) -> list[Dongle]:
-        return deferred(info.context.loaders.dongles_by_account.load((self.upstream_id, nested_list_size(first))))
-
-    @strawberry.field(description="Inverters owned by this account (directly, not by its children); at most "
-                                  "`first` (default 100, at most 500).")
-    def inverters(self, info: Info, first: NestedFirst = None) -> list[Inverter]:
-        return deferred(info.context.loaders.inverters_by_account.load((self.upstream_id, nested_list_size(first))))
+    children = _capped_list("Account", lambda loaders: loaders.accounts_by_parent,
+                            "Accounts directly below this one (present upstream)")
+    sites = _capped_list("Site", lambda loaders: loaders.sites_by_account, "Sites owned by this account")
+    dongles = _capped_list("Dongle", lambda loaders: loaders.dongles_by_account, "Dongles registered to this account")
+    inverters = _capped_list("Inverter", lambda loaders: loaders.inverters_by_account,
+                             "Inverters owned by this account (directly, not by its children)")
 
 
 @strawberry.type(description="An installation site.")
@@ -110,19 +154,9 @@ class Site(Node, SiteRead):
                    site_status_checked_at=row.scheme_status_checked_at, first_seen_at=row.first_seen_at,
                    last_seen_at=row.last_seen_at, removed_at=row.removed_at)
 
-    @strawberry.field(description="The owning account.")
-    def account(self, info: Info) -> Account | None:
-        if self.account_upstream_id is None:
-            return None
-        return deferred(info.context.loaders.account_by_upstream_id.load(self.account_upstream_id))
-
-    @strawberry.field(description="Dongles at this site; at most `first` (default 100, at most 500).")
-    def dongles(self, info: Info, first: NestedFirst = None) -> list[Dongle]:
-        return deferred(info.context.loaders.dongles_by_site.load((self.upstream_id, nested_list_size(first))))
-
-    @strawberry.field(description="Inverters at this site; at most `first` (default 100, at most 500).")
-    def inverters(self, info: Info, first: NestedFirst = None) -> list[Inverter]:
-        return deferred(info.context.loaders.inverters_by_site.load((self.upstream_id, nested_list_size(first))))
+    account = strawberry.field(resolver=_account, description="The owning account.")
+    dongles = _capped_list("Dongle", lambda loaders: loaders.dongles_by_site, "Dongles at this site")
+    inverters = _capped_list("Inverter", lambda loaders: loaders.inverters_by_site, "Inverters at this site")
 
     @strawberry.field(description="The site's open incident (its open alerts grouped, with a one-line summary), "
                                   "or null.")
@@ -137,17 +171,8 @@ class Dongle(Node, DongleRead):
     def from_row(cls, row: m.Dongle) -> Dongle:
         return cls(id=to_global_id("Dongle", row.id), **read_values(DongleRead, row))
 
-    @strawberry.field(description="The account the dongle is registered to.")
-    def account(self, info: Info) -> Account | None:
-        if self.account_upstream_id is None:
-            return None
-        return deferred(info.context.loaders.account_by_upstream_id.load(self.account_upstream_id))
-
-    @strawberry.field(description="The site the dongle is at.")
-    def site(self, info: Info) -> Site | None:
-        if self.site_upstream_id is None:
-            return None
-        return deferred(info.context.loaders.site_by_upstream_id.load(self.site_upstream_id))
+    account = strawberry.field(resolver=_account, description="The account the dongle is registered to.")
+    site = strawberry.field(resolver=_site, description="The site the dongle is at.")
 
     @strawberry.field(description="The inverter behind the dongle.")
     def inverter(self, info: Info) -> Inverter | None:
@@ -169,17 +194,9 @@ class Inverter(Node, InverterRead):
             return None
         return deferred(info.context.loaders.dongle_by_serial.load(self.dongle_serial))
 
-    @strawberry.field(description="The owning account.")
-    def account(self, info: Info) -> Account | None:
-        if self.account_upstream_id is None:
-            return None
-        return deferred(info.context.loaders.account_by_upstream_id.load(self.account_upstream_id))
+    account = strawberry.field(resolver=_account, description="The owning account.")
 
-    @strawberry.field(description="The site the inverter is at.")
-    def site(self, info: Info) -> Site | None:
-        if self.site_upstream_id is None:
-            return None
-        return deferred(info.context.loaders.site_by_upstream_id.load(self.site_upstream_id))
+    site = strawberry.field(resolver=_site, description="The site the inverter is at.")
 
     @strawberry.field(description="Battery modules, in the order the inverter lists them.")
     def batteries(self, info: Info) -> list[BatteryModule]:
@@ -227,9 +244,7 @@ class BatteryModule(Node):
         return cls(id=to_global_id("BatteryModule", row.id), **read_values(BatteryRecord, row),
                    removed_at=row.removed_at)
 
-    @strawberry.field(description="The inverter the module belongs to.")
-    def inverter(self, info: Info) -> Inverter | None:
-        return deferred(info.context.loaders.inverter_by_serial.load(self.inverter_serial))
+    inverter = strawberry.field(resolver=_inverter, description="The inverter the module belongs to.")
 
 
 @strawberry.type(description="An energy meter connected to an inverter.")
@@ -242,9 +257,7 @@ class Meter(Node):
     def from_row(cls, row: m.Meter) -> Meter:
         return cls(id=to_global_id("Meter", row.id), **read_values(MeterRecord, row), removed_at=row.removed_at)
 
-    @strawberry.field(description="The inverter the meter is connected to.")
-    def inverter(self, info: Info) -> Inverter | None:
-        return deferred(info.context.loaders.inverter_by_serial.load(self.inverter_serial))
+    inverter = strawberry.field(resolver=_inverter, description="The inverter the meter is connected to.")
 
 
 @strawberry.type(description="One observed change of an inverter (status, firmware, account, removal).")
