@@ -151,9 +151,8 @@ class MonitoringSettings:
 
 
 @strawberry.input(description="A severity for one cloud event name.")
-class SeverityOverrideInput:
-    event: str
-    severity: Severity
+class SeverityOverrideInput(SeverityOverride):
+    pass
 
 
 @strawberry.input(description="What to change (omitted: unchanged); severityOverrides replaces the whole set.")
