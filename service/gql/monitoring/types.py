@@ -5,7 +5,7 @@
 from __future__ import annotations
 
 import datetime as dt
-from typing import Any
+from typing import Any, Generic, TypeVar
 
 import strawberry
 
@@ -102,23 +102,28 @@ class AlertConnection(Connection[Alert]):
                    counts_by_severity=[SeverityCount(severity=s, count=c) for s, c in counts.items()])
 
 
-@strawberry.input(description="Which alerts (every field optional).")
-class AlertFilter:
-    states: list[AlertState] | None = None
+State = TypeVar("State", AlertState, IncidentState)
+
+
+@strawberry.input
+class MonitorFilter(Generic[State]):
+    """What the alert and incident filters share: states (each of its own kind), severities, site, account."""
+
+    states: list[State] | None = None
     severities: list[Severity] | None = None
     site_id: int | None = None
     account_id: int | None = strawberry.field(default=None, description="This account's subtree.")
+
+
+@strawberry.input(description="Which alerts (every field optional).")
+class AlertFilter(MonitorFilter[AlertState]):
     inverter_serial: str | None = None
     since: dt.datetime | None = strawberry.field(default=None, description="Seen at or after.")
     until: dt.datetime | None = strawberry.field(default=None, description="First seen before.")
 
 
 @strawberry.input(description="Which incidents (every field optional).")
-class IncidentFilter:
-    states: list[IncidentState] | None = None
-    severities: list[Severity] | None = None
-    site_id: int | None = None
-    account_id: int | None = strawberry.field(default=None, description="This account's subtree.")
+class IncidentFilter(MonitorFilter[IncidentState]):
     since: dt.datetime | None = None
     until: dt.datetime | None = None
 
