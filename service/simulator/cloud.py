@@ -5,7 +5,7 @@ from __future__ import annotations
 import copy
 import re
 import uuid
-from collections.abc import Callable, Iterable, Iterator, Mapping, Sequence
+from collections.abc import Callable, Iterator, Mapping, Sequence
 from dataclasses import dataclass
 from datetime import UTC, date, datetime, timedelta
 from typing import TYPE_CHECKING, Any, TypeVar
@@ -744,18 +744,19 @@ class CloudApi:
             raise not_found()
         return thing
 
-    def _owned_by_customers(self, ctx: Ctx, things: Iterable[Owned]) -> list[Owned]:
-        """The things owned by the customer accounts the caller sees."""
+    def _page_of_owned(
+        self, request: Request, ctx: Ctx, things: Mapping[str, Owned], render_item: Callable[[Owned], Any]
+    ) -> Response:
+        """A page of the things owned by the customer accounts the caller sees."""
         owners = set(self.sim.fleet.customers_of(ctx.account.id))
-        return [thing for thing in things if thing.owner_id in owners]
+        return self.pager.of(request, [thing for thing in things.values() if thing.owner_id in owners], render_item)
 
     def _charger(self, ctx: Ctx, key: str) -> EvCharger:
         return self._owned(ctx, self.sim.fleet.ev_chargers, key)
 
     async def ev_list(self, request: Request, ctx: Ctx) -> Response:
         """GET /ev-charger (customer accounts only)."""
-        chargers = self._owned_by_customers(ctx, self.sim.fleet.ev_chargers.values())
-        return self.pager.of(request, chargers, render.ev_charger)
+        return self._page_of_owned(request, ctx, self.sim.fleet.ev_chargers, render.ev_charger)
 
     async def ev_get(self, request: Request, ctx: Ctx) -> Response:
         """GET /ev-charger/{uuid}."""
@@ -855,8 +856,7 @@ class CloudApi:
 
     async def smart_list(self, request: Request, ctx: Ctx) -> Response:
         """GET /smart-device."""
-        devices = self._owned_by_customers(ctx, self.sim.fleet.smart_devices.values())
-        return self.pager.of(request, devices, render.smart_device)
+        return self._page_of_owned(request, ctx, self.sim.fleet.smart_devices, render.smart_device)
 
     async def smart_create(self, request: Request, ctx: Ctx) -> Response:
         """POST /smart-device (answers like the docs: ``data`` is a list)."""
