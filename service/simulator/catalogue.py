@@ -335,21 +335,33 @@ class Preset:
     parameters: tuple[PresetParameter, ...]
 
 
+def _enabled(setting_id: int) -> PresetParameter:
+    """The ``enabled`` switch every preset has, mapped onto its boolean setting."""
+    return PresetParameter("enabled", "Enable or disable the preset", ("required", "boolean"), setting_id)
+
+
+def _window(activity: str, start_id: int) -> tuple[PresetParameter, PresetParameter]:
+    """A timed preset's ``start_time`` and ``end_time``, mapped onto a slot's times (``start_id`` and the next)."""
+    return (
+        PresetParameter("start_time", f"Start of the {activity}", ("required", "date_format:H:i"), start_id),
+        PresetParameter("end_time", f"End of the {activity}", ("required", "date_format:H:i"), start_id + 1),
+    )
+
+
 PRESETS: tuple[Preset, ...] = (
     Preset(
         0,
         "Eco",
         "This mode will dynamically charge and discharge your batteries to minimise your import from the grid",
-        (PresetParameter("enabled", "Enable or disable the preset", ("required", "boolean"), 24),),
+        (_enabled(24),),
     ),
     Preset(
         1,
         "Timed Charge",
         "Charge the batteries from the grid between the given times",
         (
-            PresetParameter("enabled", "Enable or disable the preset", ("required", "boolean"), 66),
-            PresetParameter("start_time", "Start of the charge", ("required", "date_format:H:i"), 64),
-            PresetParameter("end_time", "End of the charge", ("required", "date_format:H:i"), 65),
+            _enabled(66),
+            *_window("charge", 64),
             PresetParameter("percent", "Stop charging at this state of charge", ("optional", "between:0,100"), 101),
         ),
     ),
@@ -357,11 +369,7 @@ PRESETS: tuple[Preset, ...] = (
         2,
         "Timed Export",
         "Discharge the batteries at full power between the given times",
-        (
-            PresetParameter("enabled", "Enable or disable the preset", ("required", "boolean"), 56),
-            PresetParameter("start_time", "Start of the export", ("required", "date_format:H:i"), 53),
-            PresetParameter("end_time", "End of the export", ("required", "date_format:H:i"), 54),
-        ),
+        (_enabled(56), *_window("export", 53)),
     ),
 )
 PRESET_BY_ID: dict[int, Preset] = {preset.id: preset for preset in PRESETS}
