@@ -46,7 +46,6 @@ _Criteria_co = TypeVar("_Criteria_co", covariant=True)
 _Found = TypeVar("_Found")
 _Row = TypeVar("_Row")
 _Row_contra = TypeVar("_Row_contra", contravariant=True)
-_Node = TypeVar("_Node", bound="_FromRow[Any]")
 ReadPage = Callable[[FleetReader, _Criteria, str, SortDirection, int, str | None], Awaitable[Page[_Row]]]
 """A :class:`FleetReader` method reading one page of rows: (criteria, sort key, direction, first, after)."""
 
@@ -81,11 +80,12 @@ async def _connection(info: Info, read: ReadPage[_Criteria, _Row], criteria: _Cr
 
 
 def _connection_field(description: str, node: type[_FromRow[_Row]], filter_type: type[_Filter[_Criteria]],
-                      read: ReadPage[_Criteria, _Row], *, sort: enum.StrEnum) -> Any:
+                      read: ReadPage[_Criteria, _Row], *, default_sort: enum.StrEnum) -> Any:
     """A root field paging through ``node`` rows in one of their orderings: arguments ``filter`` (a
-    ``filter_type``), ``sort`` (of ``sort``'s enum, ``sort`` by default), ``direction``, ``first`` and ``after``."""
+    ``filter_type``), ``sort`` (of ``default_sort``'s enum, that one by default), ``direction``, ``first`` and
+    ``after``."""
 
-    async def resolve(info: Info, filter: _Filter[_Criteria] | None = None, sort: enum.StrEnum = sort,
+    async def resolve(info: Info, filter: _Filter[_Criteria] | None = None, sort: enum.StrEnum = default_sort,
                       direction: SortDirection = SortDirection.ASC, first: First = None, after: After = None,
                       ) -> Connection[Any]:
         criteria = (filter or filter_type()).to_query()
@@ -93,7 +93,7 @@ def _connection_field(description: str, node: type[_FromRow[_Row]], filter_type:
 
     # The schema takes the GraphQL types of the arguments and of the result from the annotations: the concrete ones.
     connection: Any = Connection  # subscripted with a type known only at run time, which mypy cannot check
-    resolve.__annotations__.update(filter=filter_type | None, sort=type(sort), **{"return": connection[node]})
+    resolve.__annotations__.update(filter=filter_type | None, sort=type(default_sort), **{"return": connection[node]})
     return strawberry.field(resolver=resolve, description=description)
 
 
@@ -122,10 +122,11 @@ class MirrorQuery:
         return _found(await info.context.loaders.site_by_upstream_id.load(upstream_id), f"no site {upstream_id}")
 
     inverters = _connection_field("Inverters matching a filter, one page at a time.", Inverter, InverterFilter,
-                                  FleetReader.inverters, sort=InverterSort.SERIAL)
+                                  FleetReader.inverters, default_sort=InverterSort.SERIAL)
     accounts = _connection_field("Accounts of the hierarchy, one page at a time.", Account, AccountFilter,
-                                 FleetReader.accounts, sort=AccountSort.USERNAME)
-    sites = _connection_field("Sites, one page at a time.", Site, SiteFilter, FleetReader.sites, sort=SiteSort.NAME)
+                                 FleetReader.accounts, default_sort=AccountSort.USERNAME)
+    sites = _connection_field("Sites, one page at a time.", Site, SiteFilter, FleetReader.sites,
+                              default_sort=SiteSort.NAME)
 
     @strawberry.field(description="Dongles, one page at a time.")
     async def dongles(
