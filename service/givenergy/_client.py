@@ -66,6 +66,15 @@ def _iso(value: date | datetime | str) -> str:
     return value if isinstance(value, str) else value.isoformat()
 
 
+def _optional_params(**values: date | datetime | str | bool | None) -> list[tuple[str, Any]]:
+    """Query parameters of the values given, in order: ``None`` is left out, a flag is sent as ``1``/``0``."""
+    return [
+        (name, ("1" if value else "0") if isinstance(value, bool) else _iso(value))
+        for name, value in values.items()
+        if value is not None
+    ]
+
+
 def _data(body: Any) -> Any:
     """The ``data`` member of a body, or the body itself for endpoints that answer without it."""
     if isinstance(body, dict) and "data" in body:
@@ -443,16 +452,11 @@ class GivEnergyClient(PoolOwner):
         page_size: int = DEFAULT_PAGE_SIZE,
     ) -> AsyncIterator[EvChargingSession]:
         """Charging sessions of an EV charger (``GET /ev-charger/{uuid}/charging-sessions``)."""
-        params: list[tuple[str, Any]] = []
-        if start_time is not None:
-            params.append(("start_time", _iso(start_time)))
-        if end_time is not None:
-            params.append(("end_time", _iso(end_time)))
         return self._paginate(
             _route("/ev-charger/{uuid}/charging-sessions", uuid=charger_uuid),
             EvChargingSession,
             page_size=page_size,
-            params=params,
+            params=_optional_params(start_time=start_time, end_time=end_time),
         )
 
     # --- energy flows ---------------------------------------------------------------------------------
@@ -621,18 +625,11 @@ class GivEnergyClient(PoolOwner):
         page_size: int = DEFAULT_PAGE_SIZE,
     ) -> AsyncIterator[InverterEvent]:
         """Faults of an inverter (``GET /inverter/{serial}/events``)."""
-        params: list[tuple[str, Any]] = []
-        if start is not None:
-            params.append(("start", _iso(start)))
-        if end is not None:
-            params.append(("end", _iso(end)))
-        if cleared is not None:
-            params.append(("cleared", "1" if cleared else "0"))
         return self._paginate(
             _route("/inverter/{serial}/events", serial=serial),
             InverterEvent,
             page_size=page_size,
-            params=params,
+            params=_optional_params(start=start, end=end, cleared=cleared),
         )
 
     def iter_data_points(
