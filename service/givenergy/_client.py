@@ -559,17 +559,9 @@ class GivEnergyClient(PoolOwner):
         self, serials: Sequence[str], setting_id: int, *, context: str | None = None
     ) -> dict[str, ControlResult]:
         """Read one setting on many inverters (``POST /multi-control/read``; 1000 serials per request)."""
-        results: dict[str, ControlResult] = {}
-        for chunk in _chunks(serials, MULTI_CONTROL_MAX_SERIALS):
-            body = await self._request(
-                "POST",
-                _route("/multi-control/read"),
-                idempotent=True,
-                json={"inverter_serials": chunk, "setting_id": setting_id, "context": self._ctx(context)},
-                control=True,
-            )
-            results.update(_multi(body, chunk, requested=None, is_write=False))
-        return results
+        fields = {"setting_id": setting_id, "context": self._ctx(context)}
+        route = _route("/multi-control/read")
+        return await self._multi_control(route, serials, fields, requested=None, is_write=False)
 
     async def multi_write_setting(
         self, serials: Sequence[str], setting_id: int, value: Any, *, context: str | None = None
@@ -582,21 +574,20 @@ class GivEnergyClient(PoolOwner):
         Returns:
             Serial -> outcome (the value each device reports, or its remote-control code).
         """
+        fields = {"setting_id": setting_id, "value": value, "context": self._ctx(context)}
+        route = _route("/multi-control/write")
+        return await self._multi_control(route, serials, fields, requested=value, is_write=True)
+
+    async def _multi_control(
+        self, route: _Route, serials: Sequence[str], fields: Mapping[str, Any], *, requested: Any, is_write: bool
+    ) -> dict[str, ControlResult]:
+        """Send ``fields`` for every chunk of ``serials`` (writes are never retried); each serial's outcome."""
         results: dict[str, ControlResult] = {}
         for chunk in _chunks(serials, MULTI_CONTROL_MAX_SERIALS):
             body = await self._request(
-                "POST",
-                _route("/multi-control/write"),
-                idempotent=False,
-                json={
-                    "inverter_serials": chunk,
-                    "setting_id": setting_id,
-                    "value": value,
-                    "context": self._ctx(context),
-                },
-                control=True,
+                "POST", route, idempotent=not is_write, json={"inverter_serials": chunk, **fields}, control=True
             )
-            results.update(_multi(body, chunk, requested=value, is_write=True))
+            results.update(_multi(body, chunk, requested=requested, is_write=is_write))
         return results
 
     # --- inverter data --------------------------------------------------------------------------------
