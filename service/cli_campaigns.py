@@ -8,7 +8,7 @@ from __future__ import annotations
 
 import asyncio
 import uuid
-from collections.abc import Callable, Sequence
+from collections.abc import Awaitable, Callable, Sequence
 from pathlib import Path
 from typing import Annotated, TypeVar
 
@@ -18,7 +18,6 @@ from pydantic import BaseModel, ValidationError
 from rich.console import Console
 from rich.markup import escape
 from rich.progress import BarColumn, Progress, TextColumn
-from rich.table import Table
 
 from service.campaigns.schemas import CampaignSpec, CampaignView, PlanView
 from service.campaigns.service import TERMINAL, CampaignService, prepare
@@ -27,8 +26,9 @@ from service.campaigns.views import campaign_view
 from service.cli_access import invalid_input, run_op
 from service.core.errors import InvalidInputError
 from service.core.principal import Principal
-from service.core.tables import print_table
+from service.core.tables import TextTable, print_table
 from service.core.tenancy import tenant_id_from
+from service.db.models.campaign import Campaign
 from service.jobs.enqueue import unit_of_work
 from service.runtime import Resources
 from service.tenants.service import TenantService
@@ -73,7 +73,7 @@ def print_views(views: Sequence[_View], as_json: bool, columns: Sequence[str], r
         for view in views:
             typer.echo(view.model_dump_json())
         return
-    table = Table()
+    table = TextTable()
     for column in columns:
         table.add_column(column)
     for view in views:
@@ -105,11 +105,16 @@ async def plan_op(resources: Resources, slug: str, spec: CampaignSpec, *, create
         return campaign.id, plan.view
 
 
-async def act_op(resources: Resources, slug: str, campaign_id: str, action: str, actor: str = "cli") -> str:
+LifecycleAction = Callable[[CampaignService, uuid.UUID], Awaitable[Campaign]]
+"""A lifecycle method of the campaign service, such as ``CampaignService.start``."""
+
+
+async def act_op(resources: Resources, slug: str, campaign_id: str, action: LifecycleAction,
+                 actor: str = "cli") -> str:
     """Run a lifecycle action; returns the new state."""
     principal = await cli_principal(resources, slug, actor)
     async with unit_of_work(resources.session_factory, resources.redis) as session:
-        campaign = await getattr(CampaignService(session, principal), action)(parse_uuid(campaign_id))
+        campaign = await action(CampaignService(session, principal), parse_uuid(campaign_id))
         return str(campaign.state.value)
 
 
@@ -150,12 +155,12 @@ def print_plan(plan: PlanView) -> None:
     for title, buckets in (("model", plan.by_model), ("firmware (ARM)", plan.by_firmware),
                            ("status", plan.by_status), ("excluded, by reason", plan.exclusions_by_reason)):
         if buckets:
-            table = Table(title=title, title_justify="left")
+            table = TextTable(title=title, title_justify="left")
             table.add_column(title)
             table.add_column("inverters", justify="right")
             for bucket in buckets:
                 table.add_row(bucket.value or "-", str(bucket.count))
-            console.print(table)
+            print_table(console, table, whole=())
     if plan.needs_approval:
         console.print("[yellow]needs approval[/yellow] by an admin with another key before it can start")
     for warning in plan.warnings:
@@ -202,27 +207,31 @@ def _spec(file: Path) -> CampaignSpec:
         raise typer.Exit(code=1) from None
 
 
-def _action(name: str, help_text: str) -> None:
+def _action(action: LifecycleAction, help_text: str) -> None:
+    """Add the command named after the lifecycle ``action`` (``campaign start`` for ``CampaignService.start``)."""
+
     def command(tenant: TenantOption, campaign_id: IdArgument) -> None:
-        state = run_op(lambda resources: act_op(resources, tenant, campaign_id, name))
+        state = run_op(lambda resources: act_op(resources, tenant, campaign_id, action))
         console.print(f"campaign {campaign_id} is {state}", highlight=False)
 
     command.__doc__ = help_text
-    campaign_app.command(name)(command)
+    campaign_app.command(action.__name__)(command)
 
 
-_action("start", "Start a planned (or approved) campaign.")
-_action("pause", "Pause before the next chunk.")
-_action("resume", "Resume a paused campaign.")
-_action("cancel", "Stop writing; what was applied stays.")
-_action("rollback", "Put back each inverter's previous value where the campaign's value is still stored.")
+_action(CampaignService.start, "Start a planned (or approved) campaign.")
+_action(CampaignService.pause, "Pause before the next chunk.")
+_action(CampaignService.resume, "Resume a paused campaign.")
+_action(CampaignService.cancel, "Stop writing; what was applied stays.")
+_action(CampaignService.rollback, "Put back each inverter's previous value where the campaign's value is still "
+                                  "stored.")
 
 
 @campaign_app.command("approve")
 def approve(tenant: TenantOption, campaign_id: IdArgument,
             approver: Annotated[str, typer.Option("--as", help="Who approves (recorded; not the creator).")]) -> None:
     """Approve a campaign above the tenant's approval threshold."""
-    state = run_op(lambda resources: act_op(resources, tenant, campaign_id, "approve", f"cli:{approver}"))
+    state = run_op(lambda resources: act_op(resources, tenant, campaign_id, CampaignService.approve,
+                                                    f"cli:{approver}"))
     console.print(f"campaign {campaign_id} is {state}", highlight=False)
 
 
