@@ -8,7 +8,7 @@ from __future__ import annotations
 
 import asyncio
 import uuid
-from collections.abc import Awaitable, Callable, Sequence
+from collections.abc import Callable, Sequence
 from pathlib import Path
 from typing import Annotated, TypeVar
 
@@ -20,7 +20,7 @@ from rich.markup import escape
 from rich.progress import BarColumn, Progress, TextColumn
 
 from service.campaigns.schemas import CampaignSpec, CampaignView, PlanView
-from service.campaigns.service import TERMINAL, CampaignService, prepare
+from service.campaigns.service import TERMINAL, CampaignService, LifecycleAction, prepare
 from service.campaigns.upstream import requests_per_minute
 from service.campaigns.views import campaign_view
 from service.cli_access import invalid_input, run_op
@@ -28,7 +28,6 @@ from service.core.errors import InvalidInputError
 from service.core.principal import Principal
 from service.core.tables import TextTable, print_table
 from service.core.tenancy import tenant_id_from
-from service.db.models.campaign import Campaign
 from service.jobs.enqueue import unit_of_work
 from service.runtime import Resources
 from service.tenants.service import TenantService
@@ -103,10 +102,6 @@ async def plan_op(resources: Resources, slug: str, spec: CampaignSpec, *, create
     async with unit_of_work(resources.session_factory, resources.redis) as session:
         campaign, plan = await CampaignService(session, principal).create(spec, preparation)
         return campaign.id, plan.view
-
-
-LifecycleAction = Callable[[CampaignService, uuid.UUID], Awaitable[Campaign]]
-"""A lifecycle method of the campaign service, such as ``CampaignService.start``."""
 
 
 async def act_op(resources: Resources, slug: str, campaign_id: str, action: LifecycleAction,
