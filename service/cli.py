@@ -11,14 +11,13 @@ from pydantic import ValidationError
 from pydantic_settings import SettingsError
 from rich.console import Console
 from rich.markup import escape
-from rich.table import Table
 
 from service import cli_access, cli_campaigns, cli_firmware_watch
 from service import doctor as doctor_checks
 from service.cli_alerts import alerts_app
 from service.cli_notify import notify_app
 from service.core.errors import NotFoundError
-from service.core.tables import print_table
+from service.core.tables import TextTable, print_table
 from service.db import migrate as migrations
 from service.mirror import cli_view
 from service.observability import configure_logging
@@ -115,7 +114,7 @@ def migrate_current() -> None:
 def doctor() -> None:
     """Print the configuration and check that every dependency is reachable."""
     settings = get_settings()
-    table = Table("setting", "value", title="givfleet configuration")
+    table = TextTable("setting", "value", title="givfleet configuration")
     for name, value in doctor_checks.describe_configuration(settings):
         table.add_row(name, value)
     print_table(console, table, whole=())

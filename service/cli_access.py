@@ -21,13 +21,12 @@ from pydantic import ValidationError
 from pydantic_core import ErrorDetails
 from rich.console import Console
 from rich.markup import escape
-from rich.table import Table
 
 from service import doctor
 from service.core.errors import GivfleetError
 from service.core.principal import Principal
 from service.core.roles import Role
-from service.core.tables import print_table
+from service.core.tables import TextTable, print_table
 from service.core.tenancy import tenant_id_from
 from service.db.models.api_key import ApiKey
 from service.db.models.credential import CredentialHealth, CredentialKind, UpstreamCredential
@@ -304,7 +303,7 @@ def tenant_activate(slug: Annotated[str, typer.Argument(help="Tenant slug.")]) -
 @tenant_app.command("list")
 def tenant_list() -> None:
     """List tenants."""
-    table = Table("slug", "name", "timezone", "status", "id")
+    table = TextTable("slug", "name", "timezone", "status", "id")
     for tenant in run_op(list_tenants_op):
         table.add_row(tenant.slug, tenant.name, tenant.timezone, tenant.status.value, str(tenant.id))
     print_table(console, table)
@@ -414,7 +413,7 @@ def credential_check(
 @credential_app.command("list")
 def credential_list(tenant: TenantOption) -> None:
     """List the tenant's credentials (never their tokens)."""
-    table = Table("id", "label", "health", "account", "type", "scopes", "rpm", "checked", "key id")
+    table = TextTable("id", "label", "health", "account", "type", "scopes", "rpm", "checked", "key id")
     for row in run_op(lambda resources: list_credentials_op(resources, tenant)):
         table.add_row(str(row.id), row.label, row.health.value, row.upstream_username or "-", row.account_type or "-",
                       str(len(row.scopes)), str(row.requests_per_minute or "default"), when(row.last_checked_at),
@@ -446,7 +445,7 @@ def apikey_create(
 @apikey_app.command("list")
 def apikey_list(tenant: TenantOption) -> None:
     """List the tenant's API keys (never their secrets)."""
-    table = Table("prefix", "name", "role", "expires", "last used", "revoked", "restricted to", "id")
+    table = TextTable("prefix", "name", "role", "expires", "last used", "revoked", "restricted to", "id")
     for key in run_op(lambda resources: list_api_keys_op(resources, tenant)):
         table.add_row(key.prefix, key.name, key.role.value, when(key.expires_at), when(key.last_used_at),
                       when(key.revoked_at), key.restricted_account_id or "-", str(key.id))

@@ -6,11 +6,10 @@ from collections.abc import Sequence
 from typing import Annotated
 
 import typer
-from rich.table import Table
 
 from service.cli_access import TenantOption, console, principal_of_tenant, run_op, when
 from service.core.limits import MAX_PAGE_SIZE
-from service.core.tables import print_table
+from service.core.tables import TextTable, print_table
 from service.db.models.monitoring import Alert, AlertState, Severity
 from service.db.uow import read_session
 from service.monitoring.service import AlertFilter, AlertService
@@ -38,7 +37,7 @@ def alerts_list(
     """List a tenant's alerts, most recently seen first."""
     alerts, total = run_op(lambda resources: list_alerts_op(resources, tenant, state or (),
                                                                         severity or (), limit))
-    table = Table("severity", "state", "inverter", "site", "event", "first seen", "last seen", "count", "flaps",
+    table = TextTable("severity", "state", "inverter", "site", "event", "first seen", "last seen", "count", "flaps",
                   "acknowledged by", "id")
     for alert in alerts:
         table.add_row(alert.severity.value, alert.state.value + (" (suppressed)" if alert.suppressed else ""),

@@ -18,7 +18,6 @@ from pydantic import BaseModel, ValidationError
 from rich.console import Console
 from rich.markup import escape
 from rich.progress import BarColumn, Progress, TextColumn
-from rich.table import Table
 
 from service.campaigns.schemas import CampaignSpec, CampaignView, PlanView
 from service.campaigns.service import TERMINAL, CampaignService, prepare
@@ -27,7 +26,7 @@ from service.campaigns.views import campaign_view
 from service.cli_access import invalid_input, run_op
 from service.core.errors import InvalidInputError
 from service.core.principal import Principal
-from service.core.tables import print_table
+from service.core.tables import TextTable, print_table
 from service.core.tenancy import tenant_id_from
 from service.jobs.enqueue import unit_of_work
 from service.runtime import Resources
@@ -73,7 +72,7 @@ def print_views(views: Sequence[_View], as_json: bool, columns: Sequence[str], r
         for view in views:
             typer.echo(view.model_dump_json())
         return
-    table = Table()
+    table = TextTable()
     for column in columns:
         table.add_column(column)
     for view in views:
@@ -150,12 +149,12 @@ def print_plan(plan: PlanView) -> None:
     for title, buckets in (("model", plan.by_model), ("firmware (ARM)", plan.by_firmware),
                            ("status", plan.by_status), ("excluded, by reason", plan.exclusions_by_reason)):
         if buckets:
-            table = Table(title=title, title_justify="left")
+            table = TextTable(title=title, title_justify="left")
             table.add_column(title)
             table.add_column("inverters", justify="right")
             for bucket in buckets:
                 table.add_row(bucket.value or "-", str(bucket.count))
-            console.print(table)
+            print_table(console, table, whole=())
     if plan.needs_approval:
         console.print("[yellow]needs approval[/yellow] by an admin with another key before it can start")
     for warning in plan.warnings:

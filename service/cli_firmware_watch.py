@@ -15,7 +15,6 @@ from typing import Annotated
 import typer
 from pydantic import ValidationError
 from rich.markup import escape
-from rich.table import Table
 
 from service.campaigns.firmware import (
     FirmwareWatchService,
@@ -37,7 +36,7 @@ from service.cli_campaigns import (
     print_views,
 )
 from service.core.clock import utcnow
-from service.core.tables import print_table
+from service.core.tables import TextTable, print_table
 from service.jobs.enqueue import unit_of_work
 from service.runtime import Resources
 
@@ -145,7 +144,7 @@ def status(tenant: TenantOption, watch_id: IdArgument) -> None:
     view, stragglers = run_op(lambda resources: status_op(resources, tenant, watch_id))
     console.print(status_line(view, utcnow()), markup=False, highlight=False, soft_wrap=True)
     if stragglers:
-        table = Table(title="stragglers", title_justify="left")
+        table = TextTable(title="stragglers", title_justify="left")
         for column in ("serial", "firmware (ARM)", "status", "behind since"):
             table.add_column(column)
         for member in stragglers:

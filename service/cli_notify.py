@@ -6,12 +6,11 @@ from dataclasses import dataclass
 from typing import Annotated
 
 import typer
-from rich.table import Table
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from service.cli_access import TenantOption, console, principal_of_tenant, run_op, when
 from service.core.principal import Principal
-from service.core.tables import print_table
+from service.core.tables import TextTable, print_table
 from service.db.models.notifications import NotificationAttempt, NotificationChannel, NotificationMessage
 from service.db.uow import read_session
 from service.jobs.enqueue import unit_of_work
@@ -76,7 +75,7 @@ async def send_test_op(resources: Resources, slug: str, channel: str) -> TestSen
 def notify_channels(tenant: TenantOption) -> None:
     """List a tenant's notification channels."""
     channels = run_op(lambda resources: list_channels_op(resources, tenant))
-    table = Table("name", "kind", "target", "enabled", "disabled", "last sent", "id")
+    table = TextTable("name", "kind", "target", "enabled", "disabled", "last sent", "id")
     for channel in channels:
         target = channel.url or ", ".join(channel.email_to or []) or str(channel.credential_id or "best token")
         table.add_row(channel.name, channel.kind.value, target, "yes" if channel.enabled else "no",

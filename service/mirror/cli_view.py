@@ -8,11 +8,10 @@ from collections.abc import Callable
 
 from rich.console import Console
 from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn
-from rich.table import Table
 
 from service.core.errors import GivfleetError, NotFoundError
 from service.core.signals import stop_on_signals, until_stopped
-from service.core.tables import print_table
+from service.core.tables import TextTable, print_table
 from service.core.tenancy import TenantId, tenant_id_from
 from service.db.models.mirror import SyncKind, SyncState
 from service.mirror.repository import MirrorRepository
@@ -75,7 +74,7 @@ async def sync_with_progress(settings: Settings, tenant: str, *, full: bool, con
     finally:
         await resources.aclose()
 
-    table = Table(title=f"{kind.value} sync" + (" (joined the one running)" if outcome.joined else ""))
+    table = TextTable(title=f"{kind.value} sync" + (" (joined the one running)" if outcome.joined else ""))
     table.add_column("")
     table.add_column("value", justify="right")
     table.add_row("run", str(outcome.run_id))
