@@ -20,7 +20,7 @@ from rich.markup import escape
 from rich.progress import BarColumn, Progress, TextColumn
 
 from service.campaigns.schemas import CampaignSpec, CampaignView, PlanView
-from service.campaigns.service import TERMINAL, CampaignService, prepare
+from service.campaigns.service import TERMINAL, CampaignService, LifecycleAction, prepare
 from service.campaigns.upstream import requests_per_minute
 from service.campaigns.views import campaign_view
 from service.cli_access import invalid_input, run_op
@@ -104,11 +104,12 @@ async def plan_op(resources: Resources, slug: str, spec: CampaignSpec, *, create
         return campaign.id, plan.view
 
 
-async def act_op(resources: Resources, slug: str, campaign_id: str, action: str, actor: str = "cli") -> str:
+async def act_op(resources: Resources, slug: str, campaign_id: str, action: LifecycleAction,
+                 actor: str = "cli") -> str:
     """Run a lifecycle action; returns the new state."""
     principal = await cli_principal(resources, slug, actor)
     async with unit_of_work(resources.session_factory, resources.redis) as session:
-        campaign = await getattr(CampaignService(session, principal), action)(parse_uuid(campaign_id))
+        campaign = await action(CampaignService(session, principal), parse_uuid(campaign_id))
         return str(campaign.state.value)
 
 
@@ -201,27 +202,31 @@ def _spec(file: Path) -> CampaignSpec:
         raise typer.Exit(code=1) from None
 
 
-def _action(name: str, help_text: str) -> None:
+def _action(action: LifecycleAction, help_text: str) -> None:
+    """Add the command named after the lifecycle ``action`` (``campaign start`` for ``CampaignService.start``)."""
+
     def command(tenant: TenantOption, campaign_id: IdArgument) -> None:
-        state = run_op(lambda resources: act_op(resources, tenant, campaign_id, name))
+        state = run_op(lambda resources: act_op(resources, tenant, campaign_id, action))
         console.print(f"campaign {campaign_id} is {state}", highlight=False)
 
     command.__doc__ = help_text
-    campaign_app.command(name)(command)
+    campaign_app.command(action.__name__)(command)
 
 
-_action("start", "Start a planned (or approved) campaign.")
-_action("pause", "Pause before the next chunk.")
-_action("resume", "Resume a paused campaign.")
-_action("cancel", "Stop writing; what was applied stays.")
-_action("rollback", "Put back each inverter's previous value where the campaign's value is still stored.")
+_action(CampaignService.start, "Start a planned (or approved) campaign.")
+_action(CampaignService.pause, "Pause before the next chunk.")
+_action(CampaignService.resume, "Resume a paused campaign.")
+_action(CampaignService.cancel, "Stop writing; what was applied stays.")
+_action(CampaignService.rollback, "Put back each inverter's previous value where the campaign's value is still "
+                                  "stored.")
 
 
 @campaign_app.command("approve")
 def approve(tenant: TenantOption, campaign_id: IdArgument,
             approver: Annotated[str, typer.Option("--as", help="Who approves (recorded; not the creator).")]) -> None:
     """Approve a campaign above the tenant's approval threshold."""
-    state = run_op(lambda resources: act_op(resources, tenant, campaign_id, "approve", f"cli:{approver}"))
+    state = run_op(lambda resources: act_op(resources, tenant, campaign_id, CampaignService.approve,
+                                                    f"cli:{approver}"))
     console.print(f"campaign {campaign_id} is {state}", highlight=False)
 
 

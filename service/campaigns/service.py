@@ -9,7 +9,7 @@ made by :func:`prepare` before the caller's transaction, never inside it.
 from __future__ import annotations
 
 import uuid
-from collections.abc import Sequence
+from collections.abc import Awaitable, Callable, Sequence
 from dataclasses import dataclass
 from datetime import datetime
 from typing import Any, TypeVar
@@ -410,6 +410,11 @@ class CampaignService:
         await add_chunks(self.session, campaign, ChunkKind.ROLLBACK_READ, list(serials), wave=campaign.current_wave + 1)
         schedule_tick(self.session, campaign)
         return campaign
+
+
+LifecycleAction = Callable[[CampaignService, uuid.UUID], Awaitable[Campaign]]
+"""A lifecycle method of the campaign service (``CampaignService.start``, ``.pause`` ...): what the REST, GraphQL and
+CLI actions run."""
 
 
 async def history(session: AsyncSession, scope: ReadScope, serials: Sequence[str]

@@ -8,13 +8,14 @@ never costs an extra round trip. Lists page by keyset (see :mod:`service.core.pa
 
 from __future__ import annotations
 
+import abc
 import enum
 import functools
 import uuid
-from collections.abc import Callable, Iterable, Sequence
+from collections.abc import Callable, Iterable, Iterator, Sequence
 from dataclasses import dataclass, field
 from datetime import datetime, timedelta
-from typing import Any, TypeVar
+from typing import Any, ClassVar, TypeVar
 from typing import cast as typed
 
 from sqlalchemy import (
@@ -370,69 +371,78 @@ class InverterFilter:
                    Inverter.serial.in_(batteries))
 
 
+@dataclass(frozen=True, kw_only=True)
+class _ListFilter(abc.ABC):
+    """What a list of accounts, sites or dongles filters by, besides its own criteria: a text ``search``
+    (any of :attr:`searched` contains it, case-insensitively) and ``removed`` (``False``, the default: only rows
+    still present upstream, ``True`` only removed ones, ``None`` both)."""
+
+    model: ClassVar[type[Any]]
+    searched: ClassVar[tuple[InstrumentedAttribute[Any], ...]]
+
+    search: str | None = None
+    removed: bool | None = False
+
+    def conditions(self, scope: ReadScope) -> list[ColumnElement[bool]]:
+        """SQL conditions (on :attr:`model`): visible in ``scope``, removed or not, its own criteria, the search."""
+        return [*scope.visible(self.model), *_removed(self.model, self.removed), *self.criteria(scope),
+                *_searched(self.search, lambda pattern: or_(*(column.ilike(pattern) for column in self.searched)))]
+
+    @abc.abstractmethod
+    def criteria(self, scope: ReadScope) -> Iterator[ColumnElement[bool]]:
+        """The conditions of this filter's own criteria."""
+
+
 @dataclass(frozen=True)
-class AccountFilter:
+class AccountFilter(_ListFilter):
     """Accounts: under an account (its subtree), at a depth, by text, removed or not."""
+
+    model = FleetAccount
+    searched = (FleetAccount.username, FleetAccount.postcode, FleetAccount.first_name, FleetAccount.surname,
+                FleetAccount.email)
 
     under_account_id: int | None = None
     depth: int | None = None
-    search: str | None = None
-    removed: bool | None = False
 
-    def conditions(self, scope: ReadScope) -> list[ColumnElement[bool]]:
-        """SQL conditions (on ``FleetAccount``)."""
-        where = [*scope.visible(FleetAccount), *_removed(FleetAccount, self.removed)]
+    def criteria(self, scope: ReadScope) -> Iterator[ColumnElement[bool]]:
         if self.under_account_id is not None:
-            where.append(FleetAccount.upstream_id.in_(scope.subtree(self.under_account_id)))
+            yield FleetAccount.upstream_id.in_(scope.subtree(self.under_account_id))
         if self.depth is not None:
-            where.append(FleetAccount.depth == self.depth)
-        where += _searched(self.search, lambda pattern: or_(
-            FleetAccount.username.ilike(pattern), FleetAccount.postcode.ilike(pattern),
-            FleetAccount.first_name.ilike(pattern), FleetAccount.surname.ilike(pattern),
-            FleetAccount.email.ilike(pattern)))
-        return where
+            yield FleetAccount.depth == self.depth
 
 
 @dataclass(frozen=True)
-class SiteFilter:
+class SiteFilter(_ListFilter):
     """Sites: of an account subtree, by site status, by text, removed or not."""
+
+    model = Site
+    searched = (Site.name, Site.account_username)
 
     account_id: int | None = None
     scheme_status_in: Sequence[str] | None = None
-    search: str | None = None
-    removed: bool | None = False
 
-    def conditions(self, scope: ReadScope) -> list[ColumnElement[bool]]:
-        """SQL conditions (on ``Site``)."""
-        where = [*scope.visible(Site), *_removed(Site, self.removed)]
+    def criteria(self, scope: ReadScope) -> Iterator[ColumnElement[bool]]:
         if self.account_id is not None:
-            where.append(Site.account_upstream_id.in_(scope.subtree(self.account_id)))
+            yield Site.account_upstream_id.in_(scope.subtree(self.account_id))
         if self.scheme_status_in is not None:
-            where.append(Site.scheme_status.in_(_texts(self.scheme_status_in)))
-        where += _searched(self.search,
-                           lambda pattern: or_(Site.name.ilike(pattern), Site.account_username.ilike(pattern)))
-        return where
+            yield Site.scheme_status.in_(_texts(self.scheme_status_in))
 
 
 @dataclass(frozen=True)
-class DongleFilter:
+class DongleFilter(_ListFilter):
     """Dongles: of an account subtree, of a site, by text, removed or not."""
+
+    model = Dongle
+    searched = (Dongle.serial, Dongle.inverter_serial)
 
     account_id: int | None = None
     site_id: int | None = None
-    search: str | None = None
-    removed: bool | None = False
 
-    def conditions(self, scope: ReadScope) -> list[ColumnElement[bool]]:
-        """SQL conditions (on ``Dongle``)."""
-        where = [*scope.visible(Dongle), *_removed(Dongle, self.removed)]
+    def criteria(self, scope: ReadScope) -> Iterator[ColumnElement[bool]]:
         if self.account_id is not None:
-            where.append(Dongle.account_upstream_id.in_(scope.subtree(self.account_id)))
+            yield Dongle.account_upstream_id.in_(scope.subtree(self.account_id))
         if self.site_id is not None:
-            where.append(Dongle.site_upstream_id == self.site_id)
-        where += _searched(self.search,
-                           lambda pattern: or_(Dongle.serial.ilike(pattern), Dongle.inverter_serial.ilike(pattern)))
-        return where
+            yield Dongle.site_upstream_id == self.site_id
 
 
 @dataclass(frozen=True)

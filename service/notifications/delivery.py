@@ -12,7 +12,7 @@ Three short steps, each its own job and transactions (never a transaction across
 - **send** (per message): records the attempt as started and takes a lease (commit), sends, then records how it
   went (commit). Success settles the deliveries; a throttled send (no GivEnergy budget) waits for the budget; a
   failure is retried with exponential back-off and jitter until ``webhook_retry_horizon_seconds`` after the
-  message was created; a webhook failing ``webhook_disable_after`` attempts in a row, over at least
+  message was created (or last replayed); a webhook failing ``webhook_disable_after`` attempts in a row, over at least
   ``webhook_disable_min_span_seconds``, is disabled (its messages stay pending and go out once it is enabled).
 
 A worker killed mid-send leaves a started attempt and a lease: once the lease expires the sweeper asks for the
@@ -373,7 +373,8 @@ class Notifier:
                 return
         delay = retry_delay(message.failures, self.settings.webhook_retry_base_seconds, self._rng)
         retry_at = now + timedelta(seconds=delay)
-        if retry_at > message.created_at + timedelta(seconds=self.settings.webhook_retry_horizon_seconds):
+        retrying_since = message.replayed_at or message.created_at
+        if retry_at > retrying_since + timedelta(seconds=self.settings.webhook_retry_horizon_seconds):
             await self._give_up(repo, message)
             return
         message.next_attempt_at = retry_at

@@ -302,7 +302,7 @@ class NotificationService:
         if message.lease_until is not None and message.lease_until > utcnow():
             raise ConflictError("an attempt of this message is in flight")
         now = utcnow()
-        message.state, message.failures, message.next_attempt_at, message.created_at = (
+        message.state, message.failures, message.next_attempt_at, message.replayed_at = (
             MessageState.PENDING, 0, now, now)
         await self._repo.settle_deliveries(message.id, DeliveryState.QUEUED)
         self._ask(Ask("send", message.tenant_id, message.id))

@@ -228,43 +228,45 @@ def _common(model: Model, reserve_min: int) -> list[Setting]:
     ]
 
 
-def _slots_one_two(include_second: bool) -> list[Setting]:
-    settings = [
-        Setting(64, "AC Charge 1 Start Time", _TIME_RULE, "00:30"),
-        Setting(65, "AC Charge 1 End Time", _TIME_RULE, "04:30"),
-        Setting(101, "AC Charge 1 Upper SOC % Limit", _PERCENT, 100),
-        Setting(53, "DC Discharge 1 Start Time", _TIME_RULE, "00:00"),
-        Setting(54, "DC Discharge 1 End Time", _TIME_RULE, "00:00"),
-        Setting(129, "DC Discharge 1 Lower SOC % Limit", _PERCENT, 4),
+@dataclass(frozen=True, slots=True)
+class _SlotKind:
+    """A kind of timed slot: its name and the state-of-charge limit that ends it early."""
+
+    name: str
+    limit_name: str
+    limit_default: int
+
+
+_AC_CHARGE = _SlotKind("AC Charge", "Upper SOC % Limit", 100)
+_DC_DISCHARGE = _SlotKind("DC Discharge", "Lower SOC % Limit", 4)
+
+
+def _timed_slot(
+    kind: _SlotKind, slot: int, start_id: int, limit_id: int, *, start: str = "00:00", end: str = "00:00"
+) -> list[Setting]:
+    """A slot's start and end times (ids ``start_id`` and the next) and its state-of-charge limit."""
+    return [
+        Setting(start_id, f"{kind.name} {slot} Start Time", _TIME_RULE, start),
+        Setting(start_id + 1, f"{kind.name} {slot} End Time", _TIME_RULE, end),
+        Setting(limit_id, f"{kind.name} {slot} {kind.limit_name}", _PERCENT, kind.limit_default),
     ]
+
+
+def _slots_one_two(include_second: bool) -> list[Setting]:
+    # Unlike slots 3-10, slots 1 and 2 have ids without a pattern.
+    settings = _timed_slot(_AC_CHARGE, 1, 64, 101, start="00:30", end="04:30") + _timed_slot(_DC_DISCHARGE, 1, 53, 129)
     if include_second:
-        settings += [
-            Setting(102, "AC Charge 2 Start Time", _TIME_RULE, "00:00"),
-            Setting(103, "AC Charge 2 End Time", _TIME_RULE, "00:00"),
-            Setting(104, "AC Charge 2 Upper SOC % Limit", _PERCENT, 100),
-            Setting(41, "DC Discharge 2 Start Time", _TIME_RULE, "00:00"),
-            Setting(42, "DC Discharge 2 End Time", _TIME_RULE, "00:00"),
-            Setting(130, "DC Discharge 2 Lower SOC % Limit", _PERCENT, 4),
-        ]
+        settings += _timed_slot(_AC_CHARGE, 2, 102, 104) + _timed_slot(_DC_DISCHARGE, 2, 41, 130)
     return settings
 
 
 def _slots_three_to_ten() -> list[Setting]:
     settings: list[Setting] = []
     for slot in range(3, 11):
-        base = 102 + 3 * (slot - 2)
-        settings += [
-            Setting(base, f"AC Charge {slot} Start Time", _TIME_RULE, "00:00"),
-            Setting(base + 1, f"AC Charge {slot} End Time", _TIME_RULE, "00:00"),
-            Setting(base + 2, f"AC Charge {slot} Upper SOC % Limit", _PERCENT, 100),
-        ]
-    for slot in range(3, 11):
-        base = 131 + 3 * (slot - 3)
-        settings += [
-            Setting(base, f"DC Discharge {slot} Start Time", _TIME_RULE, "00:00"),
-            Setting(base + 1, f"DC Discharge {slot} End Time", _TIME_RULE, "00:00"),
-            Setting(base + 2, f"DC Discharge {slot} Lower SOC % Limit", _PERCENT, 4),
-        ]
+        charge_id = 102 + 3 * (slot - 2)
+        discharge_id = 131 + 3 * (slot - 3)
+        settings += _timed_slot(_AC_CHARGE, slot, charge_id, charge_id + 2)
+        settings += _timed_slot(_DC_DISCHARGE, slot, discharge_id, discharge_id + 2)
     settings += [
         Setting(155, "Pause Battery Start Time", _TIME_RULE, "00:00"),
         Setting(156, "Pause Battery End Time", _TIME_RULE, "00:00"),
@@ -333,21 +335,33 @@ class Preset:
     parameters: tuple[PresetParameter, ...]
 
 
+def _enabled(setting_id: int) -> PresetParameter:
+    """The ``enabled`` switch every preset has, mapped onto its boolean setting."""
+    return PresetParameter("enabled", "Enable or disable the preset", ("required", "boolean"), setting_id)
+
+
+def _window(activity: str, start_id: int) -> tuple[PresetParameter, PresetParameter]:
+    """A timed preset's ``start_time`` and ``end_time``, mapped onto a slot's times (``start_id`` and the next)."""
+    return (
+        PresetParameter("start_time", f"Start of the {activity}", ("required", "date_format:H:i"), start_id),
+        PresetParameter("end_time", f"End of the {activity}", ("required", "date_format:H:i"), start_id + 1),
+    )
+
+
 PRESETS: tuple[Preset, ...] = (
     Preset(
         0,
         "Eco",
         "This mode will dynamically charge and discharge your batteries to minimise your import from the grid",
-        (PresetParameter("enabled", "Enable or disable the preset", ("required", "boolean"), 24),),
+        (_enabled(24),),
     ),
     Preset(
         1,
         "Timed Charge",
         "Charge the batteries from the grid between the given times",
         (
-            PresetParameter("enabled", "Enable or disable the preset", ("required", "boolean"), 66),
-            PresetParameter("start_time", "Start of the charge", ("required", "date_format:H:i"), 64),
-            PresetParameter("end_time", "End of the charge", ("required", "date_format:H:i"), 65),
+            _enabled(66),
+            *_window("charge", 64),
             PresetParameter("percent", "Stop charging at this state of charge", ("optional", "between:0,100"), 101),
         ),
     ),
@@ -355,11 +369,7 @@ PRESETS: tuple[Preset, ...] = (
         2,
         "Timed Export",
         "Discharge the batteries at full power between the given times",
-        (
-            PresetParameter("enabled", "Enable or disable the preset", ("required", "boolean"), 56),
-            PresetParameter("start_time", "Start of the export", ("required", "date_format:H:i"), 53),
-            PresetParameter("end_time", "End of the export", ("required", "date_format:H:i"), 54),
-        ),
+        (_enabled(56), *_window("export", 53)),
     ),
 )
 PRESET_BY_ID: dict[int, Preset] = {preset.id: preset for preset in PRESETS}

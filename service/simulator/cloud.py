@@ -5,7 +5,7 @@ from __future__ import annotations
 import copy
 import re
 import uuid
-from collections.abc import Callable, Iterable, Iterator, Mapping, Sequence
+from collections.abc import Callable, Iterator, Mapping, Sequence
 from dataclasses import dataclass
 from datetime import UTC, date, datetime, timedelta
 from typing import TYPE_CHECKING, Any, TypeVar
@@ -14,7 +14,7 @@ from zoneinfo import ZoneInfo
 from service.simulator import render, telemetry
 from service.simulator.catalogue import PRESET_BY_ID, PRESETS, Kind, Preset, RuleError, Setting, coerce
 from service.simulator.fleet import Account, AccountType, Device, EvCharger, SmartDevice, is_gateway_or_ems
-from service.simulator.records import CONTROL_MESSAGES, ControlCall, Token
+from service.simulator.records import CONTROL_MESSAGES, ControlCall, DeviceAnswer, Token
 from service.simulator.web import HttpError, Request, Response, Router, invalid, not_found
 
 if TYPE_CHECKING:
@@ -574,49 +574,54 @@ class CloudApi:
 
     async def multi_write(self, request: Request, ctx: Ctx) -> Response:
         """POST /multi-control/write: per-serial value or remote-control code, no ``data`` envelope."""
-        serials, setting_id, raw = self._multi_body(request, write=True)
-        await self.sim.device_latency()
-        result: dict[str, dict[str, Any]] = {}
-        for serial, device in self._multi_devices(ctx, serials, result):
-            entry = device.setting_index.get(setting_id)
-            try:
-                if entry is None:
-                    raise RuleError("unknown setting")
-                value = coerce(entry, raw)
-            except RuleError:
-                result[serial] = {"response": -4}
-                self.sim.log_control(self._call(
-                    ctx, "multi-write", device, entry, value=raw, outcome=-4, response=-4, applied=False,
-                    stored=device.true_value(entry) if entry else None,
-                ))  # fmt: skip
-                continue
-            answer = self.sim.device_write(device, entry, value)
-            shown = answer.code if answer.code is not None else render.value(device, entry, answer.value)
-            result[serial] = {"response": shown}
-            self.sim.log_control(self._call(
-                ctx, "multi-write", device, entry, value=raw, outcome=answer.code, response=shown,
-                applied=answer.applied, stored=device.true_value(entry),
-            ))  # fmt: skip
-        return Response(200, result)
+        return await self._multi_control(request, ctx, write=True)
 
     async def multi_read(self, request: Request, ctx: Ctx) -> Response:
         """POST /multi-control/read."""
-        serials, setting_id, _ = self._multi_body(request, write=False)
+        return await self._multi_control(request, ctx, write=False)
+
+    async def _multi_control(self, request: Request, ctx: Ctx, *, write: bool) -> Response:
+        """One setting read or written on each serial: ``{serial: {"response": value or code}}``."""
+        serials, setting_id, raw = self._multi_body(request, write=write)
         await self.sim.device_latency()
         result: dict[str, dict[str, Any]] = {}
         for serial, device in self._multi_devices(ctx, serials, result):
             entry = device.setting_index.get(setting_id)
-            if entry is None:
-                result[serial] = {"response": -4}
-                continue
-            answer = self.sim.device_read(device, entry)
-            shown = answer.code if answer.code is not None else render.value(device, entry, answer.value)
+            if write:
+                shown = self._multi_write_one(ctx, device, entry, raw)
+            else:
+                shown = self._multi_read_one(ctx, device, entry)
             result[serial] = {"response": shown}
-            self.sim.log_control(self._call(
-                ctx, "multi-read", device, entry, value=None, outcome=answer.code, response=shown, applied=False,
-                stored=device.true_value(entry),
-            ))  # fmt: skip
         return Response(200, result)
+
+    def _multi_write_one(self, ctx: Ctx, device: Device, entry: Setting | None, raw: Any) -> Any:
+        """Write one device; a setting it lacks or a value its rules refuse answers -4 (and is logged)."""
+        try:
+            if entry is None:
+                raise RuleError("unknown setting")
+            value = coerce(entry, raw)
+        except RuleError:
+            self.sim.log_control(self._call(
+                ctx, "multi-write", device, entry, value=raw, outcome=-4, response=-4, applied=False,
+                stored=device.true_value(entry) if entry else None,
+            ))  # fmt: skip
+            return -4
+        return self._log_multi(ctx, "multi-write", device, entry, raw, self.sim.device_write(device, entry, value))
+
+    def _multi_read_one(self, ctx: Ctx, device: Device, entry: Setting | None) -> Any:
+        """Read one device; a setting it lacks answers -4 (not logged: nothing reached the device)."""
+        if entry is None:
+            return -4
+        return self._log_multi(ctx, "multi-read", device, entry, None, self.sim.device_read(device, entry))
+
+    def _log_multi(self, ctx: Ctx, action: str, device: Device, entry: Setting, raw: Any, answer: DeviceAnswer) -> Any:
+        """Log a multi-control call that reached the device; the response shown is its code or rendered value."""
+        shown = answer.code if answer.code is not None else render.value(device, entry, answer.value)
+        self.sim.log_control(self._call(
+            ctx, action, device, entry, value=raw, outcome=answer.code, response=shown, applied=answer.applied,
+            stored=device.true_value(entry),
+        ))  # fmt: skip
+        return shown
 
     def _presets_of(self, device: Device) -> list[Preset]:
         index = device.setting_index
@@ -739,18 +744,19 @@ class CloudApi:
             raise not_found()
         return thing
 
-    def _owned_by_customers(self, ctx: Ctx, things: Iterable[Owned]) -> list[Owned]:
-        """The things owned by the customer accounts the caller sees."""
+    def _page_of_owned(
+        self, request: Request, ctx: Ctx, things: Mapping[str, Owned], render_item: Callable[[Owned], Any]
+    ) -> Response:
+        """A page of the things owned by the customer accounts the caller sees."""
         owners = set(self.sim.fleet.customers_of(ctx.account.id))
-        return [thing for thing in things if thing.owner_id in owners]
+        return self.pager.of(request, [thing for thing in things.values() if thing.owner_id in owners], render_item)
 
     def _charger(self, ctx: Ctx, key: str) -> EvCharger:
         return self._owned(ctx, self.sim.fleet.ev_chargers, key)
 
     async def ev_list(self, request: Request, ctx: Ctx) -> Response:
         """GET /ev-charger (customer accounts only)."""
-        chargers = self._owned_by_customers(ctx, self.sim.fleet.ev_chargers.values())
-        return self.pager.of(request, chargers, render.ev_charger)
+        return self._page_of_owned(request, ctx, self.sim.fleet.ev_chargers, render.ev_charger)
 
     async def ev_get(self, request: Request, ctx: Ctx) -> Response:
         """GET /ev-charger/{uuid}."""
@@ -850,8 +856,7 @@ class CloudApi:
 
     async def smart_list(self, request: Request, ctx: Ctx) -> Response:
         """GET /smart-device."""
-        devices = self._owned_by_customers(ctx, self.sim.fleet.smart_devices.values())
-        return self.pager.of(request, devices, render.smart_device)
+        return self._page_of_owned(request, ctx, self.sim.fleet.smart_devices, render.smart_device)
 
     async def smart_create(self, request: Request, ctx: Ctx) -> Response:
         """POST /smart-device (answers like the docs: ``data`` is a list)."""

@@ -9,6 +9,7 @@ from pathlib import Path
 import pytest
 
 from service import cli_campaigns
+from service.campaigns.service import CampaignService
 from service.core.errors import InvalidInputError
 from service.core.principal import Principal
 from service.db.models.campaign import CampaignState
@@ -62,7 +63,7 @@ async def test_plan_create_start_and_status(resources: Resources, clean_db: None
     assert campaign_id is not None
     moving = {"catalogue_requests", "requests_per_minute", "eta_seconds"}  # the budget moved between the two
     assert plan.model_dump(exclude=moving) == dry.model_dump(exclude=moving)
-    assert await cli_campaigns.act_op(resources, tenant.slug, str(campaign_id), "start") == "running"
+    assert await cli_campaigns.act_op(resources, tenant.slug, str(campaign_id), CampaignService.start) == "running"
     world = World(resources, sim, tenant.tenant_id, tenant.key_id)
     # `status --watch` piped (not a terminal): a line per change of progress, while the engine works.
     capsys.readouterr()

@@ -10,7 +10,7 @@ import json
 from datetime import timedelta
 
 import pytest
-from sqlalchemy import select, text
+from sqlalchemy import select, text, update
 from standardwebhooks.webhooks import Webhook, WebhookVerificationError
 
 from service.db.models.notifications import (
@@ -130,6 +130,34 @@ async def test_an_endpoint_failing_n_times_is_disabled_resumes_its_message_when_
     async with harness.resources.session_factory() as session:
         states = (await session.scalars(select(NotificationMessage.state))).all()
     assert sorted(states) == [MessageState.DELIVERED, MessageState.DELIVERED]
+
+
+async def test_a_message_gives_up_at_the_retry_horizon_and_a_replay_keeps_its_creation_time_and_retries_anew(
+        harness: Harness, receiver: Receiver) -> None:
+    harness.settings = loopback_settings(webhook_retry_base_seconds=1.0, webhook_retry_horizon_seconds=60,
+                                         webhook_disable_after=100)
+    await webhook(harness, receiver)
+    receiver.statuses = [500] * 10
+    await harness.alerts(["SA001"])
+    await harness.deliver(wait=False)
+    first = await only_message(harness)
+    assert first.state is MessageState.PENDING
+    yesterday = first.created_at - timedelta(days=1)  # as if it had been failing since yesterday
+    async with harness.resources.session_factory() as session, session.begin():
+        await session.execute(update(NotificationMessage).values(created_at=yesterday))
+    harness.clock.offset += timedelta(seconds=2)
+    await harness.driver.run(harness.notifier, harness.clock, wait=False)
+    assert (await only_message(harness)).state is MessageState.FAILED  # its next try would be past the horizon
+    assert len(receiver.received) == 2
+
+    await harness.manage(lambda s: s.replay(first.id))
+    replayed = await only_message(harness)
+    assert replayed.created_at == yesterday
+    assert replayed.replayed_at is not None
+    assert replayed.replayed_at > yesterday + timedelta(hours=23)
+    await harness.driver.run(harness.notifier, harness.clock, wait=False)
+    assert len(receiver.received) == 3
+    assert (await only_message(harness)).state is MessageState.PENDING  # a new horizon, counted from the replay
 
 
 async def test_a_burst_failing_at_once_does_not_disable_the_endpoint_until_the_failures_span_the_minimum(

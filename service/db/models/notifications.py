@@ -231,6 +231,8 @@ class NotificationMessage(UUIDPrimaryKey, Base):
     next_attempt_at: Mapped[datetime]
     lease_until: Mapped[datetime | None]
     created_at: Mapped[datetime]
+    replayed_at: Mapped[datetime | None]
+    """When it was last replayed: its retries since have a horizon of their own, counted from then."""
     delivered_at: Mapped[datetime | None]
 
 

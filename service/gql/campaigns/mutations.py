@@ -6,7 +6,6 @@ plan with ``dryRun``) and ``approveCampaign``, ``startCampaign``, ``pauseCampaig
 
 from __future__ import annotations
 
-import uuid
 from collections.abc import Awaitable, Callable
 from typing import Any, cast
 
@@ -15,7 +14,7 @@ from strawberry.scalars import JSON
 
 from service.campaigns import planner
 from service.campaigns.schemas import CampaignSpec, PlanView
-from service.campaigns.service import CampaignService, prepare
+from service.campaigns.service import CampaignService, LifecycleAction, prepare
 from service.db.models.campaign import Campaign as CampaignRow
 from service.db.uow import UnitOfWork
 from service.gql.campaigns.inputs import CampaignInput
@@ -63,7 +62,7 @@ async def created(info: Info, create: Callable[[UnitOfWork], Awaitable[tuple[Cam
         return await campaign_of(info, session, row), plan.view
 
 
-def _action(action: Callable[[CampaignService, uuid.UUID], Awaitable[CampaignRow]], description: str) -> Any:
+def _action(action: LifecycleAction, description: str) -> Any:
     """The mutation that runs the lifecycle ``action`` (a :class:`CampaignService` method) on the campaign ``id``."""
 
     async def act(self: Any, info: Info, id: strawberry.ID) -> CampaignPayload:
