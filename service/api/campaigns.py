@@ -5,7 +5,6 @@ admins approve (with a key other than the creator's); any role reads."""
 from __future__ import annotations
 
 import uuid
-from collections.abc import Awaitable, Callable
 from typing import Annotated, Any
 
 from litestar import Controller, Request, get, post
@@ -19,7 +18,7 @@ from service.api.dependencies import DbSession
 from service.api.openapi import problems
 from service.authn import PrincipalDep
 from service.campaigns.schemas import CampaignSpec, CampaignView, CreatedView, TargetView
-from service.campaigns.service import CampaignService, prepare
+from service.campaigns.service import CampaignService, LifecycleAction, prepare
 from service.campaigns.upstream import requests_per_minute
 from service.campaigns.views import campaign_view, target_view
 from service.core.limits import page_size
@@ -51,10 +50,6 @@ async def view_of(session: AsyncSession, principal: Principal, campaign: Campaig
     except NoCredentialError:
         capacity = None
     return campaign_view(campaign, await CampaignService(session, principal).progress(campaign, capacity))
-
-
-LifecycleAction = Callable[[CampaignService, uuid.UUID], Awaitable[Campaign]]
-"""A :class:`CampaignService` method that moves one campaign on in its lifecycle (start, pause, ...)."""
 
 
 def _lifecycle_action(action: LifecycleAction, doc: str) -> HTTPRouteHandler:
