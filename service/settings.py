@@ -214,7 +214,7 @@ class NotificationSettings(BaseModel):
         default=10.0, gt=0, description="Delay before the first webhook retry; doubled per failure, with jitter.")
     webhook_retry_horizon_seconds: float = Field(
         default=86400.0, gt=0, description="A message is given up when its next retry would fall this long after "
-                                           "it was created (24 h).")
+                                           "it was created or last replayed (24 h).")
     webhook_disable_after: int = Field(
         default=10, ge=1, description="Consecutive failed attempts after which a webhook endpoint is disabled "
                                       "(the first of them at least webhook_disable_min_span_seconds earlier).")

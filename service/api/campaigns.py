@@ -8,16 +8,17 @@ import uuid
 from typing import Annotated, Any
 
 from litestar import Controller, Request, get, post
+from litestar.handlers import HTTPRouteHandler
 from litestar.params import JSONBody, Parameter, QueryParameter
 from litestar.status_codes import HTTP_200_OK, HTTP_201_CREATED
 from sqlalchemy.ext.asyncio import AsyncSession
 
-from service.api.common import Cursor, Limit, PageView
+from service.api.common import Cursor, Limit, PageView, named_handler
 from service.api.dependencies import DbSession
 from service.api.openapi import problems
 from service.authn import PrincipalDep
 from service.campaigns.schemas import CampaignSpec, CampaignView, CreatedView, TargetView
-from service.campaigns.service import CampaignService, prepare
+from service.campaigns.service import CampaignService, LifecycleAction, prepare
 from service.campaigns.upstream import requests_per_minute
 from service.campaigns.views import campaign_view, target_view
 from service.core.limits import page_size
@@ -49,6 +50,22 @@ async def view_of(session: AsyncSession, principal: Principal, campaign: Campaig
     except NoCredentialError:
         capacity = None
     return campaign_view(campaign, await CampaignService(session, principal).progress(campaign, capacity))
+
+
+def _lifecycle_action(action: LifecycleAction, doc: str) -> HTTPRouteHandler:
+    """The handler of ``POST /{campaign_id}/<action>``: run ``action`` on the campaign and answer its view.
+
+    The path segment and the handler's name (hence its OpenAPI summary and operation id) are the method's name.
+    """
+    name = action.__name__
+
+    async def handler(self: CampaignController, request: Request[Any, Any, Any], principal: PrincipalDep,
+                      db_session: DbSession, campaign_id: IdPath) -> CampaignView:
+        campaign = await action(CampaignService(db_session, principal), campaign_id)
+        return await view_of(db_session, principal, campaign, upstream_of(request))
+
+    return post(f"/{{campaign_id:uuid}}/{name}", status_code=HTTP_200_OK, responses=ERRORS)(
+        named_handler(handler, name, doc))
 
 
 class CampaignController(Controller):
@@ -102,43 +119,14 @@ class CampaignController(Controller):
                                                                     first=page_size(limit), after=cursor)
         return PageView[TargetView].of(page, target_view)
 
-    async def _act(self, request: Request[Any, Any, Any], principal: Principal, db_session: AsyncSession,
-                   campaign_id: uuid.UUID, action: str) -> CampaignView:
-        campaign = await getattr(CampaignService(db_session, principal), action)(campaign_id)
-        return await view_of(db_session, principal, campaign, upstream_of(request))
-
-    @post("/{campaign_id:uuid}/approve", status_code=HTTP_200_OK, responses=ERRORS)
-    async def approve(self, request: Request[Any, Any, Any], principal: PrincipalDep, db_session: DbSession,
-                      campaign_id: IdPath) -> CampaignView:
-        """Approve a campaign above the tenant's threshold (admin, with a key other than the creator's)."""
-        return await self._act(request, principal, db_session, campaign_id, "approve")
-
-    @post("/{campaign_id:uuid}/start", status_code=HTTP_200_OK, responses=ERRORS)
-    async def start(self, request: Request[Any, Any, Any], principal: PrincipalDep, db_session: DbSession,
-                    campaign_id: IdPath) -> CampaignView:
-        """Start a planned (or approved) campaign."""
-        return await self._act(request, principal, db_session, campaign_id, "start")
-
-    @post("/{campaign_id:uuid}/pause", status_code=HTTP_200_OK, responses=ERRORS)
-    async def pause(self, request: Request[Any, Any, Any], principal: PrincipalDep, db_session: DbSession,
-                    campaign_id: IdPath) -> CampaignView:
-        """Pause before the next chunk."""
-        return await self._act(request, principal, db_session, campaign_id, "pause")
-
-    @post("/{campaign_id:uuid}/resume", status_code=HTTP_200_OK, responses=ERRORS)
-    async def resume(self, request: Request[Any, Any, Any], principal: PrincipalDep, db_session: DbSession,
-                     campaign_id: IdPath) -> CampaignView:
-        """Resume a paused campaign."""
-        return await self._act(request, principal, db_session, campaign_id, "resume")
-
-    @post("/{campaign_id:uuid}/cancel", status_code=HTTP_200_OK, responses=ERRORS)
-    async def cancel(self, request: Request[Any, Any, Any], principal: PrincipalDep, db_session: DbSession,
-                     campaign_id: IdPath) -> CampaignView:
-        """Stop writing; what was applied stays (and is still read back)."""
-        return await self._act(request, principal, db_session, campaign_id, "cancel")
-
-    @post("/{campaign_id:uuid}/rollback", status_code=HTTP_200_OK, responses=ERRORS)
-    async def rollback(self, request: Request[Any, Any, Any], principal: PrincipalDep, db_session: DbSession,
-                       campaign_id: IdPath) -> CampaignView:
-        """Put back every inverter's own previous value where the campaign's value is still stored."""
-        return await self._act(request, principal, db_session, campaign_id, "rollback")
+    approve = _lifecycle_action(
+        CampaignService.approve,
+        "Approve a campaign above the tenant's threshold (admin, with a key other than the creator's).")
+    start = _lifecycle_action(CampaignService.start, "Start a planned (or approved) campaign.")
+    pause = _lifecycle_action(CampaignService.pause, "Pause before the next chunk.")
+    resume = _lifecycle_action(CampaignService.resume, "Resume a paused campaign.")
+    cancel = _lifecycle_action(CampaignService.cancel,
+                               "Stop writing; what was applied stays (and is still read back).")
+    rollback = _lifecycle_action(
+        CampaignService.rollback,
+        "Put back every inverter's own previous value where the campaign's value is still stored.")

@@ -1,5 +1,5 @@
 """What several REST controllers share (controllers never import each other): page views and parameters, the
-caller's read scope, and the check that a serial is in it."""
+caller's read scope, the check that a serial is in it, and the naming of handlers made by a factory."""
 
 from __future__ import annotations
 
@@ -16,6 +16,7 @@ from service.core.principal import Principal
 from service.mirror import queries as reads
 
 T = TypeVar("T")
+Fn = TypeVar("Fn", bound=Callable[..., Any])
 
 Limit = Annotated[int, Parameter(ge=0, le=limits.MAX_PAGE_SIZE, description=(
     f"Page size (0 to {limits.MAX_PAGE_SIZE}; 0 answers the total only)."))]
@@ -46,3 +47,14 @@ async def require_inverter(reader: reads.FleetReader, serial: str) -> None:
     """Raise :class:`NotFoundError` unless ``serial`` is an inverter in the reader's scope (removed ones count)."""
     if await reader.inverter_by_serial(serial) is None:
         raise NotFoundError(f"no inverter {serial!r}")
+
+
+def named_handler(fn: Fn, name: str, doc: str) -> Fn:
+    """``fn`` named ``name`` and documented by ``doc``, as if written out under that name.
+
+    Litestar derives a handler's OpenAPI summary and operation id from its function's name, so a handler made by a
+    factory must carry the name it would have had as a method of its controller.
+    """
+    fn.__name__ = fn.__qualname__ = name
+    fn.__doc__ = doc
+    return fn

@@ -11,14 +11,16 @@ retrying cannot help (no working token, refused credential, no subscription, unk
 
 from __future__ import annotations
 
+from collections.abc import Awaitable, Callable
 from datetime import date, datetime
 from typing import Annotated, Any
 
 from litestar import Controller, get
 from litestar.di import NamedDependency, Provide
+from litestar.handlers import HTTPRouteHandler
 from litestar.params import FromQuery, Parameter
 
-from service.api.common import SerialPath, require_inverter, scope_of
+from service.api.common import SerialPath, named_handler, require_inverter, scope_of
 from service.api.dependencies import provide_live
 from service.api.openapi import UPSTREAM_STATUSES, problems
 from service.authn import PrincipalDep
@@ -43,6 +45,20 @@ async def _inverter(principal: Principal, resources: Resources, serial: str) -> 
     return serial
 
 
+def _inverter_read(read: Callable[[LiveService, str], Awaitable[Any]], segment: str, doc: str) -> HTTPRouteHandler:
+    """The handler of ``GET /inverters/{serial}/live/<segment>``: ``read`` of the inverter, once found in scope.
+
+    The handler is named after ``read`` (its OpenAPI summary and operation id follow from that name).
+    """
+
+    async def handler(self: LiveController, principal: PrincipalDep, resources: ResourcesDep, live: LiveDep,
+                      serial: SerialPath) -> Any:
+        return await read(live, await _inverter(principal, resources, serial))
+
+    return get(f"/inverters/{{serial:str}}/live/{segment}", responses=ERRORS)(
+        named_handler(handler, read.__name__, doc))
+
+
 class LiveController(Controller):
     """Live reads from the GivEnergy cloud (any role unless stated)."""
 
@@ -51,17 +67,11 @@ class LiveController(Controller):
     dependencies = {"live": Provide(provide_live)}
     security = [{"apiKey": []}]
 
-    @get("/inverters/{serial:str}/live/system-data", responses=ERRORS)
-    async def system_data(self, principal: PrincipalDep, resources: ResourcesDep, live: LiveDep,
-                          serial: SerialPath) -> Any:
-        """The inverter's latest system data (solar, grid, battery, inverter, consumption)."""
-        return await live.system_data(await _inverter(principal, resources, serial))
-
-    @get("/inverters/{serial:str}/live/meter-data", responses=ERRORS)
-    async def meter_data(self, principal: PrincipalDep, resources: ResourcesDep, live: LiveDep,
-                         serial: SerialPath) -> Any:
-        """The inverter's latest meter data (today and total energies)."""
-        return await live.meter_data(await _inverter(principal, resources, serial))
+    system_data = _inverter_read(
+        LiveService.system_data, "system-data",
+        "The inverter's latest system data (solar, grid, battery, inverter, consumption).")
+    meter_data = _inverter_read(LiveService.meter_data, "meter-data",
+                                "The inverter's latest meter data (today and total energies).")
 
     @get("/inverters/{serial:str}/live/events", responses=ERRORS)
     async def events(self, principal: PrincipalDep, resources: ResourcesDep, live: LiveDep, serial: SerialPath,
@@ -92,17 +102,8 @@ class LiveController(Controller):
         checked = await _inverter(principal, resources, serial)
         return await live.energy_flows(checked, start, end, grouping=grouping, types=types)
 
-    @get("/inverters/{serial:str}/live/settings", responses=ERRORS)
-    async def settings(self, principal: PrincipalDep, resources: ResourcesDep, live: LiveDep,
-                       serial: SerialPath) -> Any:
-        """The inverter's settings catalogue (operator role)."""
-        return await live.settings(await _inverter(principal, resources, serial))
-
-    @get("/inverters/{serial:str}/live/presets", responses=ERRORS)
-    async def presets(self, principal: PrincipalDep, resources: ResourcesDep, live: LiveDep,
-                      serial: SerialPath) -> Any:
-        """The inverter's setting presets (operator role)."""
-        return await live.presets(await _inverter(principal, resources, serial))
+    settings = _inverter_read(LiveService.settings, "settings", "The inverter's settings catalogue (operator role).")
+    presets = _inverter_read(LiveService.presets, "presets", "The inverter's setting presets (operator role).")
 
     @get("/live/ems/{serial:str}/system-data", responses=ERRORS)
     async def ems_system_data(self, live: LiveDep, serial: DevicePath) -> Any:

@@ -137,6 +137,7 @@ class MessageView(BaseModel):
     attempts: list[AttemptView]
     next_attempt_at: datetime
     created_at: datetime
+    replayed_at: datetime | None = Field(description="When it was last replayed (null: never).")
     delivered_at: datetime | None
 
     @classmethod
@@ -145,7 +146,7 @@ class MessageView(BaseModel):
                    event_count=message.event_count,
                    attempts=[AttemptView.model_validate(a) for a in (entry.attempts if entry else [])],
                    next_attempt_at=message.next_attempt_at, created_at=message.created_at,
-                   delivered_at=message.delivered_at)
+                   replayed_at=message.replayed_at, delivered_at=message.delivered_at)
 
 
 class TestSendView(BaseModel):

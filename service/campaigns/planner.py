@@ -7,7 +7,6 @@ restricted to a subtree can only reach its subtree); :func:`make_plan` is pure.
 from __future__ import annotations
 
 import hashlib
-import math
 from collections import Counter
 from collections.abc import Sequence
 from dataclasses import dataclass, field
@@ -188,8 +187,3 @@ def make_plan(candidates: Sequence[Candidate], spec: CampaignSpec, *, catalogue:
         rules = next((known.rules for known in catalogue.values() if known is not None), ())
         value = check(spec.value, rules).value or value
     return Plan(targets, value, view, warnings)
-
-
-def eta_minutes(requests: int, requests_per_minute: int) -> float:
-    """Minutes ``requests`` take at ``requests_per_minute``."""
-    return math.ceil(requests / max(1, requests_per_minute) * 10) / 10

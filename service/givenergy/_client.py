@@ -47,12 +47,32 @@ MULTI_CONTROL_MAX_SERIALS = 1000
 _M = TypeVar("_M", bound=BaseModel)
 
 
-def _seg(value: object) -> str:
-    return quote(str(value), safe="")
+@dataclass(frozen=True, slots=True)
+class _Route:
+    """An endpoint: its template (``"/site/{id}/status"``, what errors, logs and metrics name) and the path it
+    was filled into, relative to the base URL."""
+
+    template: str
+    path: str
+
+
+def _route(template: str, **values: str | int) -> _Route:
+    """The endpoint ``template`` with its placeholders filled by the URL-quoted ``values``."""
+    path = template.format(**{key: quote(str(value), safe="") for key, value in values.items()})
+    return _Route(template, path.lstrip("/"))
 
 
 def _iso(value: date | datetime | str) -> str:
     return value if isinstance(value, str) else value.isoformat()
+
+
+def _optional_params(**values: date | datetime | str | bool | None) -> list[tuple[str, Any]]:
+    """Query parameters of the values given, in order: ``None`` is left out, a flag is sent as ``1``/``0``."""
+    return [
+        (name, ("1" if value else "0") if isinstance(value, bool) else _iso(value))
+        for name, value in values.items()
+        if value is not None
+    ]
 
 
 def _data(body: Any) -> Any:
@@ -182,8 +202,7 @@ class GivEnergyClient(PoolOwner):
     async def _request(
         self,
         method: str,
-        template: str,
-        path: str,
+        route: _Route,
         *,
         idempotent: bool,
         params: Mapping[str, Any] | list[tuple[str, Any]] | None = None,
@@ -193,8 +212,8 @@ class GivEnergyClient(PoolOwner):
     ) -> Any:
         response = await self._core.send(
             method,
-            path.lstrip("/"),
-            endpoint=f"{method} {template}",
+            route.path,
+            endpoint=f"{method} {route.template}",
             lane=self._lane,
             idempotent=idempotent,
             bucket=bucket,
@@ -209,17 +228,17 @@ class GivEnergyClient(PoolOwner):
             return response.json()
         except ValueError:
             raise UnexpectedResponseError(
-                "response is not JSON", endpoint=f"{method} {template}", status_code=response.status_code
+                "response is not JSON", endpoint=f"{method} {route.template}", status_code=response.status_code
             ) from None
 
-    async def _get_one(self, template: str, path: str, model: type[_M], *, control: bool = False) -> _M:
-        data = _data(await self._request("GET", template, path, idempotent=True, control=control))
+    async def _get_one(self, route: _Route, model: type[_M], *, control: bool = False) -> _M:
+        data = _data(await self._request("GET", route, idempotent=True, control=control))
         if isinstance(data, list):
             data = data[0] if data else {}
         return model.model_validate(data if isinstance(data, dict) else {})
 
-    async def _get_list(self, template: str, path: str, model: type[_M], *, control: bool = False) -> list[_M]:
-        data = _data(await self._request("GET", template, path, idempotent=True, control=control))
+    async def _get_list(self, route: _Route, model: type[_M], *, control: bool = False) -> list[_M]:
+        data = _data(await self._request("GET", route, idempotent=True, control=control))
         return [model.model_validate(item) for item in _as_list(data) if isinstance(item, dict)]
 
     async def get_page(
@@ -247,15 +266,14 @@ class GivEnergyClient(PoolOwner):
         """
         if page_size < 1 or page < 1:
             raise ValueError("page and page_size must be positive")
-        path = endpoint.format(**{key: _seg(value) for key, value in path_params.items()}).lstrip("/")
-        return await self._fetch_page(endpoint, path, page=page, page_size=page_size, params=params)
+        return await self._fetch_page(_route(endpoint, **path_params), page=page, page_size=page_size, params=params)
 
     async def _fetch_page(
-        self, template: str, path: str, *, page: int, page_size: int, params: Sequence[tuple[str, Any]]
+        self, route: _Route, *, page: int, page_size: int, params: Sequence[tuple[str, Any]]
     ) -> Page:
         """One page of a paginated list: its dict items and metadata (shared by `get_page` and `_paginate`)."""
         body = await self._request(
-            "GET", template, path, idempotent=True, params=[*params, ("page", page), ("pageSize", page_size)]
+            "GET", route, idempotent=True, params=[*params, ("page", page), ("pageSize", page_size)]
         )
         items = [item for item in _as_list(_data(body)) if isinstance(item, dict)]
         meta = _dict(body.get("meta")) if isinstance(body, dict) else {}
@@ -270,8 +288,7 @@ class GivEnergyClient(PoolOwner):
 
     async def _paginate(
         self,
-        template: str,
-        path: str,
+        route: _Route,
         model: type[_M],
         *,
         page_size: int,
@@ -283,7 +300,7 @@ class GivEnergyClient(PoolOwner):
         page = 1
         previous: list[dict[str, Any]] | None = None
         while True:
-            fetched = await self._fetch_page(template, path, page=page, page_size=page_size, params=params)
+            fetched = await self._fetch_page(route, page=page, page_size=page_size, params=params)
             if fetched.items and fetched.items == previous:
                 # A server that ignores ``page`` while promising a next link would loop forever.
                 return
@@ -315,22 +332,22 @@ class GivEnergyClient(PoolOwner):
 
     async def get_account(self) -> Account:
         """Your account (``GET /account``)."""
-        return await self._get_one("/account", "account", Account)
+        return await self._get_one(_route("/account"), Account)
 
     async def get_account_by_id(self, account_id: int | str) -> Account:
         """An account by id (``GET /account/{id}``; engineer+)."""
-        return await self._get_one("/account/{id}", f"account/{_seg(account_id)}", Account)
+        return await self._get_one(_route("/account/{id}", id=account_id), Account)
 
     async def get_account_by_username(self, username: str) -> Account:
         """An account by username (``GET /account/search/{username}``; engineer+)."""
-        return await self._get_one("/account/search/{username}", f"account/search/{_seg(username)}", Account)
+        return await self._get_one(_route("/account/search/{username}", username=username), Account)
 
     def iter_account_devices(
         self, account: int | str, *, page_size: int = DEFAULT_PAGE_SIZE
     ) -> AsyncIterator[CommunicationDevice]:
         """Every dongle of an account (``GET /account/{account}/devices``; engineer+)."""
         return self._paginate(
-            "/account/{account}/devices", f"account/{_seg(account)}/devices", CommunicationDevice, page_size=page_size
+            _route("/account/{account}/devices", account=account), CommunicationDevice, page_size=page_size
         )
 
     def iter_account_children(
@@ -338,40 +355,34 @@ class GivEnergyClient(PoolOwner):
     ) -> AsyncIterator[Account]:
         """Accounts your account (or ``account_id``) has access to (``GET /account-children[/{id}]``)."""
         if account_id is None:
-            return self._paginate("/account-children", "account-children", Account, page_size=page_size)
-        return self._paginate(
-            "/account-children/{id}", f"account-children/{_seg(account_id)}", Account, page_size=page_size
-        )
+            return self._paginate(_route("/account-children"), Account, page_size=page_size)
+        return self._paginate(_route("/account-children/{id}", id=account_id), Account, page_size=page_size)
 
     # --- communication devices ------------------------------------------------------------------------
 
     def iter_communication_devices(self, *, page_size: int = DEFAULT_PAGE_SIZE) -> AsyncIterator[CommunicationDevice]:
         """Every communication device (and its inverter) you can see (``GET /communication-device``)."""
-        return self._paginate("/communication-device", "communication-device", CommunicationDevice, page_size=page_size)
+        return self._paginate(_route("/communication-device"), CommunicationDevice, page_size=page_size)
 
     async def get_communication_device(self, serial: str) -> CommunicationDevice:
         """A communication device by serial (``GET /communication-device/{serial}``)."""
-        return await self._get_one(
-            "/communication-device/{serial}", f"communication-device/{_seg(serial)}", CommunicationDevice
-        )
+        return await self._get_one(_route("/communication-device/{serial}", serial=serial), CommunicationDevice)
 
     # --- EMS ------------------------------------------------------------------------------------------
 
     async def get_ems_system_data(self, serial: str) -> EmsSystemData:
         """Latest system data of a Plant EMS (``GET /ems/{serial}/system-data/latest``)."""
-        return await self._get_one(
-            "/ems/{serial}/system-data/latest", f"ems/{_seg(serial)}/system-data/latest", EmsSystemData
-        )
+        return await self._get_one(_route("/ems/{serial}/system-data/latest", serial=serial), EmsSystemData)
 
     # --- EV chargers ----------------------------------------------------------------------------------
 
     def iter_ev_chargers(self, *, page_size: int = DEFAULT_PAGE_SIZE) -> AsyncIterator[EvCharger]:
         """Your EV chargers (``GET /ev-charger``; customer accounts only)."""
-        return self._paginate("/ev-charger", "ev-charger", EvCharger, page_size=page_size)
+        return self._paginate(_route("/ev-charger"), EvCharger, page_size=page_size)
 
     async def get_ev_charger(self, charger_uuid: str) -> EvCharger:
         """An EV charger by UUID (``GET /ev-charger/{uuid}``)."""
-        return await self._get_one("/ev-charger/{uuid}", f"ev-charger/{_seg(charger_uuid)}", EvCharger)
+        return await self._get_one(_route("/ev-charger/{uuid}", uuid=charger_uuid), EvCharger)
 
     def iter_ev_charger_meter_data(
         self,
@@ -388,8 +399,7 @@ class GivEnergyClient(PoolOwner):
         params += [("measurands[]", m) for m in measurands]
         params += [("meter_ids[]", m) for m in meter_ids]
         return self._paginate(
-            "/ev-charger/{uuid}/meter-data",
-            f"ev-charger/{_seg(charger_uuid)}/meter-data",
+            _route("/ev-charger/{uuid}/meter-data", uuid=charger_uuid),
             EvMeterDataPoint,
             page_size=page_size,
             params=params,
@@ -398,9 +408,7 @@ class GivEnergyClient(PoolOwner):
     async def get_ev_charger_commands(self, charger_uuid: str) -> list[str]:
         """Commands the EV charger supports (``GET /ev-charger/{uuid}/commands``)."""
         data = _data(
-            await self._request(
-                "GET", "/ev-charger/{uuid}/commands", f"ev-charger/{_seg(charger_uuid)}/commands", idempotent=True
-            )
+            await self._request("GET", _route("/ev-charger/{uuid}/commands", uuid=charger_uuid), idempotent=True)
         )
         return [str(item) for item in _as_list(data) if item is not None]
 
@@ -413,8 +421,7 @@ class GivEnergyClient(PoolOwner):
         return _data(
             await self._request(
                 "GET",
-                "/ev-charger/{uuid}/commands/{command}",
-                f"ev-charger/{_seg(charger_uuid)}/commands/{_seg(command)}",
+                _route("/ev-charger/{uuid}/commands/{command}", uuid=charger_uuid, command=command),
                 idempotent=True,
             )
         )
@@ -429,8 +436,7 @@ class GivEnergyClient(PoolOwner):
         """
         body = await self._request(
             "POST",
-            "/ev-charger/{uuid}/commands/{command}",
-            f"ev-charger/{_seg(charger_uuid)}/commands/{_seg(command)}",
+            _route("/ev-charger/{uuid}/commands/{command}", uuid=charger_uuid, command=command),
             idempotent=False,
             json=dict(data or {}),
             control=True,
@@ -446,17 +452,11 @@ class GivEnergyClient(PoolOwner):
         page_size: int = DEFAULT_PAGE_SIZE,
     ) -> AsyncIterator[EvChargingSession]:
         """Charging sessions of an EV charger (``GET /ev-charger/{uuid}/charging-sessions``)."""
-        params: list[tuple[str, Any]] = []
-        if start_time is not None:
-            params.append(("start_time", _iso(start_time)))
-        if end_time is not None:
-            params.append(("end_time", _iso(end_time)))
         return self._paginate(
-            "/ev-charger/{uuid}/charging-sessions",
-            f"ev-charger/{_seg(charger_uuid)}/charging-sessions",
+            _route("/ev-charger/{uuid}/charging-sessions", uuid=charger_uuid),
             EvChargingSession,
             page_size=page_size,
-            params=params,
+            params=_optional_params(start_time=start_time, end_time=end_time),
         )
 
     # --- energy flows ---------------------------------------------------------------------------------
@@ -484,8 +484,7 @@ class GivEnergyClient(PoolOwner):
             payload["types"] = list(types)
         body = await self._request(
             "POST",
-            "/inverter/{serial}/energy-flows",
-            f"inverter/{_seg(serial)}/energy-flows",
+            _route("/inverter/{serial}/energy-flows", serial=serial),
             idempotent=True,
             json=payload,
         )
@@ -495,7 +494,7 @@ class GivEnergyClient(PoolOwner):
 
     async def get_presets(self, serial: str) -> list[Preset]:
         """Setting presets of an inverter (``GET /inverter/{serial}/presets``)."""
-        return await self._get_list("/inverter/{serial}/presets", f"inverter/{_seg(serial)}/presets", Preset)
+        return await self._get_list(_route("/inverter/{serial}/presets", serial=serial), Preset)
 
     async def modify_preset(
         self, serial: str, preset_id: int | str, parameters: Mapping[str, Any], *, context: str | None = None
@@ -510,8 +509,7 @@ class GivEnergyClient(PoolOwner):
         """
         body = await self._request(
             "POST",
-            "/inverter/{serial}/presets/{preset}",
-            f"inverter/{_seg(serial)}/presets/{_seg(preset_id)}",
+            _route("/inverter/{serial}/presets/{preset}", serial=serial, preset=preset_id),
             idempotent=False,
             json={**parameters, "context": self._ctx(context)},
             control=True,
@@ -521,7 +519,7 @@ class GivEnergyClient(PoolOwner):
     async def get_settings(self, serial: str) -> list[SettingDefinition]:
         """Settings the inverter exposes (``GET /inverter/{serial}/settings``)."""
         return await self._get_list(
-            "/inverter/{serial}/settings", f"inverter/{_seg(serial)}/settings", SettingDefinition, control=True
+            _route("/inverter/{serial}/settings", serial=serial), SettingDefinition, control=True
         )
 
     async def read_setting(self, serial: str, setting_id: int, *, context: str | None = None) -> ControlResult:
@@ -532,8 +530,7 @@ class GivEnergyClient(PoolOwner):
         """
         body = await self._request(
             "POST",
-            "/inverter/{serial}/settings/{id}/read",
-            f"inverter/{_seg(serial)}/settings/{_seg(setting_id)}/read",
+            _route("/inverter/{serial}/settings/{id}/read", serial=serial, id=setting_id),
             idempotent=True,
             json={"context": self._ctx(context)},
             control=True,
@@ -551,8 +548,7 @@ class GivEnergyClient(PoolOwner):
         """
         body = await self._request(
             "POST",
-            "/inverter/{serial}/settings/{id}/write",
-            f"inverter/{_seg(serial)}/settings/{_seg(setting_id)}/write",
+            _route("/inverter/{serial}/settings/{id}/write", serial=serial, id=setting_id),
             idempotent=False,
             json={"value": value, "context": self._ctx(context)},
             control=True,
@@ -563,18 +559,9 @@ class GivEnergyClient(PoolOwner):
         self, serials: Sequence[str], setting_id: int, *, context: str | None = None
     ) -> dict[str, ControlResult]:
         """Read one setting on many inverters (``POST /multi-control/read``; 1000 serials per request)."""
-        results: dict[str, ControlResult] = {}
-        for chunk in _chunks(serials, MULTI_CONTROL_MAX_SERIALS):
-            body = await self._request(
-                "POST",
-                "/multi-control/read",
-                "multi-control/read",
-                idempotent=True,
-                json={"inverter_serials": chunk, "setting_id": setting_id, "context": self._ctx(context)},
-                control=True,
-            )
-            results.update(_multi(body, chunk, requested=None, is_write=False))
-        return results
+        fields = {"setting_id": setting_id, "context": self._ctx(context)}
+        route = _route("/multi-control/read")
+        return await self._multi_control(route, serials, fields, requested=None, is_write=False)
 
     async def multi_write_setting(
         self, serials: Sequence[str], setting_id: int, value: Any, *, context: str | None = None
@@ -587,22 +574,20 @@ class GivEnergyClient(PoolOwner):
         Returns:
             Serial -> outcome (the value each device reports, or its remote-control code).
         """
+        fields = {"setting_id": setting_id, "value": value, "context": self._ctx(context)}
+        route = _route("/multi-control/write")
+        return await self._multi_control(route, serials, fields, requested=value, is_write=True)
+
+    async def _multi_control(
+        self, route: _Route, serials: Sequence[str], fields: Mapping[str, Any], *, requested: Any, is_write: bool
+    ) -> dict[str, ControlResult]:
+        """Send ``fields`` for every chunk of ``serials`` (writes are never retried); each serial's outcome."""
         results: dict[str, ControlResult] = {}
         for chunk in _chunks(serials, MULTI_CONTROL_MAX_SERIALS):
             body = await self._request(
-                "POST",
-                "/multi-control/write",
-                "multi-control/write",
-                idempotent=False,
-                json={
-                    "inverter_serials": chunk,
-                    "setting_id": setting_id,
-                    "value": value,
-                    "context": self._ctx(context),
-                },
-                control=True,
+                "POST", route, idempotent=not is_write, json={"inverter_serials": chunk, **fields}, control=True
             )
-            results.update(_multi(body, chunk, requested=value, is_write=True))
+            results.update(_multi(body, chunk, requested=requested, is_write=is_write))
         return results
 
     # --- inverter data --------------------------------------------------------------------------------
@@ -610,20 +595,16 @@ class GivEnergyClient(PoolOwner):
     async def request_inverter_data(self, serial: str) -> SuccessResult:
         """Ask the inverter to persist a data point now (``GET /inverter/{serial}/request-data``; approved users)."""
         return await self._get_one(
-            "/inverter/{serial}/request-data", f"inverter/{_seg(serial)}/request-data", SuccessResult, control=True
+            _route("/inverter/{serial}/request-data", serial=serial), SuccessResult, control=True
         )
 
     async def get_system_data(self, serial: str) -> SystemData:
         """Latest system data (``GET /inverter/{serial}/system-data/latest``); leaves may be null."""
-        return await self._get_one(
-            "/inverter/{serial}/system-data/latest", f"inverter/{_seg(serial)}/system-data/latest", SystemData
-        )
+        return await self._get_one(_route("/inverter/{serial}/system-data/latest", serial=serial), SystemData)
 
     async def get_meter_data(self, serial: str) -> MeterData:
         """Latest meter data (``GET /inverter/{serial}/meter-data/latest``); ``today``/``total`` may be null."""
-        return await self._get_one(
-            "/inverter/{serial}/meter-data/latest", f"inverter/{_seg(serial)}/meter-data/latest", MeterData
-        )
+        return await self._get_one(_route("/inverter/{serial}/meter-data/latest", serial=serial), MeterData)
 
     def iter_events(
         self,
@@ -635,19 +616,11 @@ class GivEnergyClient(PoolOwner):
         page_size: int = DEFAULT_PAGE_SIZE,
     ) -> AsyncIterator[InverterEvent]:
         """Faults of an inverter (``GET /inverter/{serial}/events``)."""
-        params: list[tuple[str, Any]] = []
-        if start is not None:
-            params.append(("start", _iso(start)))
-        if end is not None:
-            params.append(("end", _iso(end)))
-        if cleared is not None:
-            params.append(("cleared", "1" if cleared else "0"))
         return self._paginate(
-            "/inverter/{serial}/events",
-            f"inverter/{_seg(serial)}/events",
+            _route("/inverter/{serial}/events", serial=serial),
             InverterEvent,
             page_size=page_size,
-            params=params,
+            params=_optional_params(start=start, end=end, cleared=cleared),
         )
 
     def iter_data_points(
@@ -655,8 +628,7 @@ class GivEnergyClient(PoolOwner):
     ) -> AsyncIterator[DataPoint]:
         """Data points of one day, the inverter's local date (``GET /inverter/{serial}/data-points/{date}``)."""
         return self._paginate(
-            "/inverter/{serial}/data-points/{date}",
-            f"inverter/{_seg(serial)}/data-points/{_seg(_iso(day))}",
+            _route("/inverter/{serial}/data-points/{date}", serial=serial, date=_iso(day)),
             DataPoint,
             page_size=page_size,
         )
@@ -675,8 +647,7 @@ class GivEnergyClient(PoolOwner):
             payload["icon"] = icon
         response = await self._request(
             "POST",
-            "/notification/send",
-            "notification/send",
+            _route("/notification/send"),
             idempotent=False,
             json=payload,
             bucket=NOTIFICATION_BUCKET,
@@ -687,20 +658,20 @@ class GivEnergyClient(PoolOwner):
 
     def iter_sites(self, *, page_size: int = DEFAULT_PAGE_SIZE) -> AsyncIterator[Site]:
         """Your sites (``GET /site``)."""
-        return self._paginate("/site", "site", Site, page_size=page_size)
+        return self._paginate(_route("/site"), Site, page_size=page_size)
 
     async def get_site(self, site_id: int | str) -> Site:
         """A site by id (``GET /site/{id}``)."""
-        return await self._get_one("/site/{id}", f"site/{_seg(site_id)}", Site)
+        return await self._get_one(_route("/site/{id}", id=site_id), Site)
 
     async def get_site_status(self, site_id: int | str) -> SiteStatus:
         """Scheme status of a site (``GET /site/{id}/status``; approved users)."""
-        return await self._get_one("/site/{id}/status", f"site/{_seg(site_id)}/status", SiteStatus)
+        return await self._get_one(_route("/site/{id}/status", id=site_id), SiteStatus)
 
     async def update_site_status(self, site_id: int | str, status: str | None) -> SuccessResult:
         """Set (or with ``None`` delete) the scheme status of a site (``POST /site/{id}/status``). Never retried."""
         body = await self._request(
-            "POST", "/site/{id}/status", f"site/{_seg(site_id)}/status", idempotent=False, json={"status": status}
+            "POST", _route("/site/{id}/status", id=site_id), idempotent=False, json={"status": status}
         )
         return SuccessResult.model_validate(_dict(_data(body)))
 
@@ -708,7 +679,7 @@ class GivEnergyClient(PoolOwner):
 
     def iter_smart_devices(self, *, page_size: int = DEFAULT_PAGE_SIZE) -> AsyncIterator[SmartDevice]:
         """Your smart devices (``GET /smart-device``)."""
-        return self._paginate("/smart-device", "smart-device", SmartDevice, page_size=page_size)
+        return self._paginate(_route("/smart-device"), SmartDevice, page_size=page_size)
 
     async def create_smart_device(
         self,
@@ -722,8 +693,7 @@ class GivEnergyClient(PoolOwner):
         """Register a smart device (``POST /smart-device``). Never retried."""
         body = await self._request(
             "POST",
-            "/smart-device",
-            "smart-device",
+            _route("/smart-device"),
             idempotent=False,
             json={
                 "serial_number": serial_number,
@@ -738,15 +708,14 @@ class GivEnergyClient(PoolOwner):
 
     async def get_smart_device(self, device_uuid: str) -> SmartDevice:
         """A smart device by UUID (``GET /smart-device/{uuid}``)."""
-        return await self._get_one("/smart-device/{uuid}", f"smart-device/{_seg(device_uuid)}", SmartDevice)
+        return await self._get_one(_route("/smart-device/{uuid}", uuid=device_uuid), SmartDevice)
 
     def iter_smart_device_data(
         self, device_uuid: str, *, page_size: int = DEFAULT_PAGE_SIZE
     ) -> AsyncIterator[SmartDeviceDataPoint]:
         """Data points of a smart device (``GET /smart-device/{uuid}/data``)."""
         return self._paginate(
-            "/smart-device/{uuid}/data",
-            f"smart-device/{_seg(device_uuid)}/data",
+            _route("/smart-device/{uuid}/data", uuid=device_uuid),
             SmartDeviceDataPoint,
             page_size=page_size,
         )
@@ -757,8 +726,7 @@ class GivEnergyClient(PoolOwner):
         """Store a data point of a smart device (``POST /smart-device/{uuid}/data``). Never retried."""
         body = await self._request(
             "POST",
-            "/smart-device/{uuid}/data",
-            f"smart-device/{_seg(device_uuid)}/data",
+            _route("/smart-device/{uuid}/data", uuid=device_uuid),
             idempotent=False,
             json={"time": _iso(time), "power": power},
         )

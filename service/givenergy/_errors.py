@@ -96,3 +96,12 @@ class UpstreamUnavailableError(GivEnergyError):
 
 class UnexpectedResponseError(GivEnergyError):
     """Any other failure: 400, an unlisted 4xx, or a body that is not the JSON the contract promises."""
+
+
+STATUS_ERRORS: Mapping[int, type[GivEnergyError]] = {
+    401: UnauthorisedError,
+    402: PaymentRequiredError,
+    403: ForbiddenError,
+    404: NotFoundError,
+}
+"""The statuses that map to one error class carrying nothing but the message, the endpoint and the status."""

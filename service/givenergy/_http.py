@@ -16,12 +16,9 @@ import structlog
 from redis.exceptions import RedisError
 
 from service.givenergy._errors import (
-    ForbiddenError,
+    STATUS_ERRORS,
     GivEnergyError,
-    NotFoundError,
-    PaymentRequiredError,
     RateLimitedError,
-    UnauthorisedError,
     UnexpectedResponseError,
     UpstreamUnavailableError,
     UpstreamValidationError,
@@ -133,14 +130,9 @@ def error_for(response: httpx.Response, endpoint: str) -> GivEnergyError:
     body = _json_or_none(response)
     message = body.get("message") if isinstance(body, dict) else None
     text = str(message) if message else response.reason_phrase or "request failed"
-    if status == 401:
-        return UnauthorisedError(text, endpoint=endpoint, status_code=status)
-    if status == 402:
-        return PaymentRequiredError(text, endpoint=endpoint, status_code=status)
-    if status == 403:
-        return ForbiddenError(text, endpoint=endpoint, status_code=status)
-    if status == 404:
-        return NotFoundError(text, endpoint=endpoint, status_code=status)
+    plain = STATUS_ERRORS.get(status)
+    if plain is not None:
+        return plain(text, endpoint=endpoint, status_code=status)
     if status == 422:
         errors = body.get("errors") if isinstance(body, dict) else None
         return UpstreamValidationError(

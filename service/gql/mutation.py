@@ -1,14 +1,14 @@
 """The convention every GraphQL mutation follows (Saleor's ``BaseMutation`` shape).
 
 - It belongs to the ``Mutation`` root (per-domain classes merged in :mod:`service.gql.schema`).
-- It owns one unit of work: its work runs in :func:`in_unit_of_work`; the service inside starts with its policy
+- It owns one unit of work: its work runs in :meth:`MutationPayload.of_work`; the service inside starts with its policy
   check and writes its audit row in the same transaction; deferred jobs are enqueued only after the commit.
   Work that calls GivEnergy (e.g. a credential check) never holds the unit of work across the call: the service
   reads, releases, calls upstream and then opens its own short one.
-- Its payload has the result and ``errors: [MutationError!]!`` for expected failures (any
-  :class:`~service.core.errors.GivfleetError`: forbidden, not found, bad input, conflict, upstream refusal),
-  with the code from the one error map (:func:`service.core.errors.kind_of`). The transaction is rolled back
-  before the payload is built.
+- Its payload is a :class:`MutationPayload`: the result (each field with a default: null, or false for a flag)
+  and ``errors: [MutationError!]!`` for expected failures (any :class:`~service.core.errors.GivfleetError`: forbidden,
+  not found, bad input, conflict, upstream refusal), with the code from the one error map
+  (:func:`service.core.errors.kind_of`). The transaction is rolled back before the payload is built.
 - Anything else propagates: the transaction rolls back and :class:`service.gql.errors.ErrorPolicy` masks it as
   ``INTERNAL_SERVER_ERROR`` with the request id.
 
@@ -17,15 +17,15 @@ Writing one::
     @strawberry.type
     class CampaignMutation:
         @strawberry.mutation(description="...")
-        async def start_campaign(self, info: Info, id: strawberry.ID) -> StartCampaignPayload:
-            async def work(session: UnitOfWork) -> Campaign:
-                return await CampaignService(session, info.context.principal).start(parse_id(id))
+        async def start_campaign(self, info: Info, id: strawberry.ID) -> CampaignPayload:
+            async def work(session: UnitOfWork) -> CampaignPayload:
+                row = await CampaignService(session, info.context.principal).start(parse_id(id))
+                return CampaignPayload(campaign=...)
 
-            campaign, errors = await in_unit_of_work(info, work)
-            return StartCampaignPayload(campaign=..., errors=errors)
+            return await CampaignPayload.of_work(info, work)
 
 Work that must not run inside the unit of work (a call upstream first) opens it itself, inside a coroutine handed
-to :func:`attempt`.
+to :meth:`MutationPayload.of_attempt` (or :func:`attempt`, for a payload that is built otherwise).
 """
 
 from __future__ import annotations
@@ -35,7 +35,7 @@ import enum
 import uuid
 from collections.abc import AsyncIterator, Awaitable, Callable, Sequence
 from contextlib import asynccontextmanager
-from typing import Any, TypeVar
+from typing import Any, Self, TypeVar
 
 import strawberry
 from pydantic import BaseModel, ValidationError
@@ -135,15 +135,16 @@ def validated(model: type[M], value: object, *, root: str = "input") -> M:
                                   for error in exc.errors()]) from None
 
 
+async def _committed(info: Info, work: Callable[[UnitOfWork], Awaitable[T]]) -> T:
+    """What ``work`` returns on the mutation's unit of work (:func:`unit_of_work_of`), once it is committed."""
+    async with unit_of_work_of(info) as session:
+        return await work(session)
+
+
 async def in_unit_of_work(info: Info, work: Callable[[UnitOfWork], Awaitable[T]]
                          ) -> tuple[T | None, list[MutationError]]:
     """``work`` on the mutation's unit of work (:func:`unit_of_work_of`), as :func:`attempt` runs it."""
-
-    async def committed() -> T:
-        async with unit_of_work_of(info) as session:
-            return await work(session)
-
-    return await attempt(committed())
+    return await attempt(_committed(info, work))
 
 
 async def attempt(work: Awaitable[T]) -> tuple[T | None, list[MutationError]]:
@@ -155,6 +156,34 @@ async def attempt(work: Awaitable[T]) -> tuple[T | None, list[MutationError]]:
         return None, [MutationError(code=code, field=field, message=message) for field, message in error.problems]
     except GivfleetError as error:
         return None, [MutationError.of(error)]
+
+
+@strawberry.type
+class MutationPayload:
+    """What every mutation payload has: ``errors``, the expected failures (empty when the mutation did its work).
+
+    Each payload subclasses it (this base is not in the schema itself) and gives its result fields a default (null,
+    or false for a flag), so that :meth:`failed` can build it from the errors alone.
+    """
+
+    errors: list[MutationError] = strawberry.field(default_factory=list)
+
+    @classmethod
+    def failed(cls, errors: list[MutationError]) -> Self:
+        """The payload of a mutation that changed nothing: ``errors`` and no result."""
+        return cls(errors=errors)
+
+    @classmethod
+    async def of_attempt(cls, work: Awaitable[Self]) -> Self:
+        """The payload ``work`` makes, or (as :func:`attempt` runs it) the payload of its expected failure."""
+        done, errors = await attempt(work)
+        return cls.failed(errors) if done is None else done
+
+    @classmethod
+    async def of_work(cls, info: Info, work: Callable[[UnitOfWork], Awaitable[Self]]) -> Self:
+        """The payload ``work`` makes on the mutation's unit of work (committed once it returns), or the payload of
+        its expected failure (the unit of work rolled back)."""
+        return await cls.of_attempt(_committed(info, work))
 
 
 def parse_id(value: strawberry.ID, field: str = "id") -> uuid.UUID:
@@ -169,5 +198,5 @@ def parse_id(value: strawberry.ID, field: str = "id") -> uuid.UUID:
         raise InvalidInputError(f"{field} is not a valid id", field=field) from None
 
 
-__all__ = ["InvalidFieldsError", "MutationError", "attempt", "in_unit_of_work", "parse_id", "resources_of",
-           "unit_of_work_of", "validated"]
+__all__ = ["InvalidFieldsError", "MutationError", "MutationPayload", "attempt", "in_unit_of_work", "parse_id",
+           "resources_of", "unit_of_work_of", "validated"]

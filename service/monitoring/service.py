@@ -10,7 +10,7 @@ import uuid
 from collections.abc import Sequence
 from dataclasses import dataclass
 from datetime import datetime
-from typing import Any, TypeVar
+from typing import Any, Generic, TypeVar
 
 from sqlalchemy import ColumnElement, Select, and_, func, or_, select, tuple_
 from sqlalchemy.ext.asyncio import AsyncSession
@@ -37,17 +37,36 @@ from service.monitoring.sweep import AlertWriter
 from service.policy import Action, authorize
 
 _Row = TypeVar("_Row", Alert, Incident)
+_State = TypeVar("_State", AlertState, IncidentState)
 MAX_NOTE = 1000
 
 
 @dataclass(frozen=True)
-class AlertFilter:
-    """Which alerts to list (every field optional; the time range applies to when they were seen)."""
+class _StateFilter(Generic[_State]):
+    """What alert and incident filters share: in one of ``states``, of ``severities``, at ``site``, under
+    ``account`` (each optional)."""
 
-    states: Sequence[AlertState] = ()
+    states: Sequence[_State] = ()
     severities: Sequence[Severity] = ()
     site: int | None = None
     account: int | None = None
+
+    def _state_severity_site(self, model: type[Alert | Incident]) -> list[ColumnElement[bool]]:
+        """The conditions on ``model``'s own state, severity and site columns."""
+        conditions: list[ColumnElement[bool]] = []
+        if self.states:
+            conditions.append(model.state.in_(self.states))
+        if self.severities:
+            conditions.append(model.severity.in_(self.severities))
+        if self.site is not None:
+            conditions.append(model.site_upstream_id == self.site)
+        return conditions
+
+
+@dataclass(frozen=True)
+class AlertFilter(_StateFilter[AlertState]):
+    """Which alerts to list (every field optional; the time range applies to when they were seen)."""
+
     inverter: str | None = None
     since: datetime | None = None
     until: datetime | None = None
@@ -59,7 +78,7 @@ class AlertFilter:
             conditions.append(Alert.inverter_serial.in_(_serials_under(scope, scope.restricted_account_id)))
         if self.account is not None:
             conditions.append(Alert.inverter_serial.in_(_serials_under(scope, self.account)))
-        conditions += _states_severities_site(Alert, self.states, self.severities, self.site)
+        conditions += self._state_severity_site(Alert)
         if self.inverter is not None:
             conditions.append(Alert.inverter_serial == self.inverter)
         if self.since is not None:
@@ -69,32 +88,15 @@ class AlertFilter:
         return conditions
 
 
-def _states_severities_site(model: type[Alert | Incident], states: Sequence[AlertState | IncidentState],
-                            severities: Sequence[Severity], site: int | None) -> list[ColumnElement[bool]]:
-    """The conditions alert and incident filters share: in one of ``states``, of ``severities``, at ``site``."""
-    conditions: list[ColumnElement[bool]] = []
-    if states:
-        conditions.append(model.state.in_(states))
-    if severities:
-        conditions.append(model.severity.in_(severities))
-    if site is not None:
-        conditions.append(model.site_upstream_id == site)
-    return conditions
-
-
 def _serials_under(scope: ReadScope, account: int) -> Select[str]:
     return select(Inverter.serial).where(Inverter.tenant_id == scope.tenant_id,
                                          Inverter.account_upstream_id.in_(scope.subtree(account)))
 
 
 @dataclass(frozen=True)
-class IncidentFilter:
+class IncidentFilter(_StateFilter[IncidentState]):
     """Which incidents to list."""
 
-    states: Sequence[IncidentState] = ()
-    severities: Sequence[Severity] = ()
-    site: int | None = None
-    account: int | None = None
     since: datetime | None = None
     until: datetime | None = None
 
@@ -107,7 +109,7 @@ class IncidentFilter:
                 sites = select(Inverter.site_upstream_id).where(Inverter.tenant_id == scope.tenant_id,
                                                                  Inverter.account_upstream_id.in_(scope.subtree(root)))
                 conditions.append(Incident.site_upstream_id.in_(sites))
-        conditions += _states_severities_site(Incident, self.states, self.severities, self.site)
+        conditions += self._state_severity_site(Incident)
         if self.since is not None:
             conditions.append(or_(Incident.cleared_at.is_(None), Incident.cleared_at >= self.since))
         if self.until is not None:

@@ -1,10 +1,10 @@
-"""Serve a simulator over HTTP with uvicorn (``givfleet simulator`` and ``givfleet up``)."""
+"""Serve a simulator over HTTP with uvicorn (``givfleet simulator``; ``givfleet up`` embeds one of its own, see
+:mod:`service.demo`)."""
 
 from __future__ import annotations
 
 import json
 import os
-import socket
 import sys
 from pathlib import Path
 from typing import TextIO
@@ -85,7 +85,7 @@ def run(
 
 
 def server(config: SimulatorConfig, host: str = "127.0.0.1", port: int = 8081) -> tuple[Simulator, uvicorn.Server]:
-    """A configured ``uvicorn.Server`` (not started) for embedding in a thread or task (``givfleet up``).
+    """A configured ``uvicorn.Server`` (not started) for embedding in a thread or task (the tests' live servers).
 
     Start it with ``await server.serve()`` or ``threading.Thread(target=server.run)``; stop it by setting
     ``server.should_exit = True``.
@@ -94,24 +94,3 @@ def server(config: SimulatorConfig, host: str = "127.0.0.1", port: int = 8081) -
     uv_config = uvicorn.Config(sim.app, host=host, port=port, log_level="warning", lifespan="on")
     return sim, uvicorn.Server(uv_config)
 
-
-async def serve(
-    config: SimulatorConfig,
-    host: str = "127.0.0.1",
-    port: int = 8081,
-    tokens_file: Path | None = None,
-    sockets: list[socket.socket] | None = None,
-) -> None:
-    """Serve a simulator in the current event loop until cancelled (a companion task of ``givfleet up``).
-
-    Args:
-        config: Simulator configuration.
-        host: Bind address.
-        port: Bind port.
-        tokens_file: Where to write the tokens as a JSON object (optional).
-        sockets: Already-listening sockets to serve on instead of binding ``host``/``port``.
-    """
-    sim, uv_server = server(config, host, port)
-    if tokens_file is not None:
-        write_tokens(sim, tokens_file)
-    await uv_server.serve(sockets=sockets)

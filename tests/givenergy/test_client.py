@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import json
 import logging
+from datetime import date
 
 import httpx
 import pytest
@@ -249,6 +250,23 @@ async def test_requests_are_counted_by_endpoint_template_status_and_lane() -> No
     async with make_client(recorder, lane=Lane.MONITORING) as client:
         await client.get_system_data("CE-METRICS")
     assert REGISTRY.get_sample_value("givfleet_givenergy_requests_total", labels) == before + 1
+
+
+@pytest.mark.parametrize(
+    ("start", "end", "cleared", "query"),
+    [
+        (None, None, None, []),
+        (date(2024, 5, 1), None, False, [("start", "2024-05-01"), ("cleared", "0")]),
+        (None, "2024-05-02T10:00:00", True, [("end", "2024-05-02T10:00:00"), ("cleared", "1")]),
+    ],
+)
+async def test_event_filters_left_out_are_not_sent(
+    start: date | None, end: str | None, cleared: bool | None, query: list[tuple[str, str]]
+) -> None:
+    recorder = Recorder(sequence(respond(200, {"data": [], "meta": {"last_page": 1}})))
+    async with make_client(recorder) as client:
+        assert [event async for event in client.iter_events("CE1", start=start, end=end, cleared=cleared)] == []
+    assert recorder.requests[0].url.params.multi_items() == [*query, ("page", "1"), ("pageSize", "1000")]
 
 
 async def test_get_page_reports_what_the_server_really_did() -> None:

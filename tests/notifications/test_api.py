@@ -1,5 +1,5 @@
 """The notification API over REST and GraphQL: the secret is shown once, bad input is a clear problem, the log
-shows attempts, replay queues the message again."""
+shows attempts, replay queues the message again and says when."""
 
 from __future__ import annotations
 
@@ -8,11 +8,15 @@ import socket
 import threading
 import uuid
 from collections.abc import AsyncIterator
+from datetime import datetime, timedelta
 from typing import Any
 
 import httpx
 import pytest
 
+from service.core.clock import utcnow
+from service.db.models.notifications import MessageState, NotificationMessage
+from service.jobs.enqueue import unit_of_work
 from service.notifications import addresses
 from service.runtime import Resources
 from tests.conftest import http_client
@@ -130,3 +134,33 @@ async def test_a_webhook_whose_name_server_never_answers_is_added_without_waitin
     finally:
         answered.set()
     assert created.status_code == 201, created.text
+
+
+async def test_a_replayed_message_keeps_its_creation_time_and_shows_when_it_was_replayed(
+        client: httpx.AsyncClient, admin: TenantWithKey, resources: Resources) -> None:
+    channel_id = (await client.post("/api/v1/notifications/channels", headers=auth(admin), json={
+        "kind": "givenergy", "name": "phone"})).json()["channel"]["id"]
+    yesterday = utcnow() - timedelta(days=1)
+    async with unit_of_work(resources.session_factory, resources.redis) as session:
+        message = NotificationMessage(tenant_id=admin.tenant_id, channel_id=uuid.UUID(channel_id),
+                                      state=MessageState.FAILED, event_count=0, attempts=3, failures=3,
+                                      plain_fallback=False, next_attempt_at=yesterday, created_at=yesterday)
+        session.add(message)
+        await session.flush()
+        message_id = message.id
+    before = await client.get("/api/v1/notifications/messages", headers=auth(admin))
+    assert [m["replayed_at"] for m in before.json()] == [None]
+
+    replayed = await client.post(f"/api/v1/notifications/messages/{message_id}/replay", headers=auth(admin))
+
+    assert replayed.status_code == 202, replayed.text
+    body = replayed.json()
+    assert body["state"] == "pending"
+    assert datetime.fromisoformat(body["created_at"]) == yesterday
+    assert datetime.fromisoformat(body["replayed_at"]) > yesterday + timedelta(hours=23)
+    answer = await client.post("/graphql", headers=auth(admin), json={
+        "query": "{ notificationLog { createdAt replayedAt state } }"})
+    (entry,) = answer.json()["data"]["notificationLog"]
+    assert entry["state"] == "PENDING"
+    assert datetime.fromisoformat(entry["createdAt"]) == yesterday
+    assert datetime.fromisoformat(entry["replayedAt"]) == datetime.fromisoformat(body["replayed_at"])

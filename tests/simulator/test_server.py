@@ -2,13 +2,10 @@
 
 from __future__ import annotations
 
-import asyncio
 import json
-import socket
 from pathlib import Path
 from typing import Any
 
-import httpx
 import pytest
 from typer.testing import CliRunner
 
@@ -46,25 +43,3 @@ def test_embeddable_server_is_configured_not_started() -> None:
     assert server.config.app is sim.app
     assert not server.started
 
-
-async def test_serve_coroutine_answers_over_http(tmp_path: Path) -> None:
-    # A socket that is already listening: the request waits in its backlog until the server accepts it.
-    listener = socket.socket()
-    listener.bind(("127.0.0.1", 0))
-    listener.listen()
-    port = listener.getsockname()[1]
-    tokens_file = tmp_path / "tokens.json"
-    config = SimulatorConfig.quiet()
-    task = asyncio.create_task(runner.serve(config, tokens_file=tokens_file, sockets=[listener]))
-    token = Simulator(config).tokens["company"]  # same seed, same tokens
-    try:
-        async with httpx.AsyncClient(base_url=f"http://127.0.0.1:{port}/v1") as api:
-            response = await api.get("/account", headers={"Authorization": f"Bearer {token}"})
-    finally:
-        task.cancel()
-        with pytest.raises(asyncio.CancelledError):
-            await task
-        listener.close()
-    assert response.status_code == 200
-    assert response.headers["X-RateLimit-Limit"] == "300"
-    assert json.loads(tokens_file.read_text())["company"] == token

@@ -20,13 +20,12 @@ from service.campaigns.firmware import (
     member_view,
     prepare_restart,
 )
-from service.campaigns.schemas import PlanView
 from service.core.limits import DEFAULT_PAGE_SIZE, page_size
 from service.db.uow import UnitOfWork
 from service.gql.campaigns.mutations import CreateCampaignPayload, created
-from service.gql.campaigns.types import Campaign, StateCount
+from service.gql.campaigns.types import StateCount
 from service.gql.context import Info
-from service.gql.mutation import MutationError, attempt, in_unit_of_work, parse_id, resources_of, validated
+from service.gql.mutation import MutationPayload, parse_id, resources_of, validated
 from service.gql.types.connection import Connection
 
 
@@ -128,31 +127,29 @@ class FirmwareWatchInput:
 
 
 @strawberry.type(description="The created firmware watch.")
-class FirmwareWatchPayload:
-    firmware_watch: FirmwareWatch | None
-    errors: list[MutationError]
+class FirmwareWatchPayload(MutationPayload):
+    firmware_watch: FirmwareWatch | None = None
 
 
 @strawberry.type
 class FirmwareWatchMutation:
     @strawberry.mutation(description="Start watching a cohort; its members are frozen now (operator).")
     async def create_firmware_watch(self, info: Info, input: FirmwareWatchInput) -> FirmwareWatchPayload:
-        async def work(session: UnitOfWork) -> FirmwareWatch:
+        async def work(session: UnitOfWork) -> FirmwareWatchPayload:
             service = FirmwareWatchService(session, info.context.principal)
-            return FirmwareWatch.of(await service.view(await service.create(validated(WatchSpec, input))))
+            watch = await service.view(await service.create(validated(WatchSpec, input)))
+            return FirmwareWatchPayload(firmware_watch=FirmwareWatch.of(watch))
 
-        watch, errors = await in_unit_of_work(info, work)
-        return FirmwareWatchPayload(firmware_watch=watch, errors=errors)
+        return await FirmwareWatchPayload.of_work(info, work)
 
     @strawberry.mutation(description="Create a restart campaign targeted at exactly the watch's stragglers, planned "
                                      "and not started; the campaign rules apply (operator).")
     async def restart_firmware_watch_stragglers(self, info: Info, id: strawberry.ID) -> CreateCampaignPayload:
-        async def work() -> tuple[Campaign, PlanView]:
+        async def work() -> CreateCampaignPayload:
             resources = resources_of(info)
             watch_id, principal = parse_id(id), info.context.principal
             preparation = await prepare_restart(resources.session_factory, resources.upstream, principal, watch_id)
             return await created(info, lambda session: FirmwareWatchService(session, principal).restart_stragglers(
                 watch_id, preparation))
 
-        done, errors = await attempt(work())
-        return CreateCampaignPayload.of(done, errors)
+        return await CreateCampaignPayload.of_attempt(work())

@@ -21,57 +21,45 @@ from service.gql.campaigns.inputs import CampaignInput
 from service.gql.campaigns.queries import campaign_of
 from service.gql.campaigns.types import Campaign
 from service.gql.context import Info
-from service.gql.mutation import (
-    MutationError,
-    attempt,
-    in_unit_of_work,
-    parse_id,
-    resources_of,
-    unit_of_work_of,
-    validated,
-)
+from service.gql.mutation import MutationPayload, parse_id, resources_of, unit_of_work_of, validated
 
 
 @strawberry.type(description="The created campaign (null for a dry run) and its plan.")
-class CreateCampaignPayload:
-    campaign: Campaign | None
-    plan: JSON | None = strawberry.field(description="The plan: counts, exclusions with reasons, waves, request "
-                                                     "cost, ETA, warnings (the REST plan's shape).")
-    errors: list[MutationError]
+class CreateCampaignPayload(MutationPayload):
+    campaign: Campaign | None = None
+    plan: JSON | None = strawberry.field(default=None, description="The plan: counts, exclusions with reasons, "
+                                                                   "waves, request cost, ETA, warnings (the REST "
+                                                                   "plan's shape).")
 
     @classmethod
-    def of(cls, done: tuple[Campaign | None, PlanView] | None, errors: list[MutationError]) -> CreateCampaignPayload:
-        """The payload of an attempt that made ``done`` (campaign, plan) or failed with ``errors``."""
-        if done is None:
-            return cls(campaign=None, plan=None, errors=errors)
-        return cls(campaign=done[0], plan=cast(JSON, done[1].model_dump(mode="json")), errors=[])
+    def planned(cls, campaign: Campaign | None, plan: PlanView) -> CreateCampaignPayload:
+        """The payload of a campaign made (none for a dry run) with its ``plan``."""
+        return cls(campaign=campaign, plan=cast(JSON, plan.model_dump(mode="json")))
 
 
 @strawberry.type(description="The campaign after the action.")
-class CampaignPayload:
-    campaign: Campaign | None
-    errors: list[MutationError]
+class CampaignPayload(MutationPayload):
+    campaign: Campaign | None = None
 
 
 async def created(info: Info, create: Callable[[UnitOfWork], Awaitable[tuple[CampaignRow, planner.Plan]]]
-                  ) -> tuple[Campaign, PlanView]:
-    """The campaign ``create`` makes (and plans) in the mutation's unit of work, with its plan; the preparation
-    that reads GivEnergy comes before it, outside any transaction."""
+                  ) -> CreateCampaignPayload:
+    """The payload of the campaign ``create`` makes (and plans) in the mutation's unit of work, with its plan; the
+    preparation that reads GivEnergy comes before it, outside any transaction."""
     async with unit_of_work_of(info) as session:
         row, plan = await create(session)
-        return await campaign_of(info, session, row), plan.view
+        return CreateCampaignPayload.planned(await campaign_of(info, session, row), plan.view)
 
 
 def _action(action: LifecycleAction, description: str) -> Any:
     """The mutation that runs the lifecycle ``action`` (a :class:`CampaignService` method) on the campaign ``id``."""
 
     async def act(self: Any, info: Info, id: strawberry.ID) -> CampaignPayload:
-        async def work(session: UnitOfWork) -> Campaign:
+        async def work(session: UnitOfWork) -> CampaignPayload:
             row = await action(CampaignService(session, info.context.principal), parse_id(id))
-            return await campaign_of(info, session, row)
+            return CampaignPayload(campaign=await campaign_of(info, session, row))
 
-        campaign, errors = await in_unit_of_work(info, work)
-        return CampaignPayload(campaign=campaign, errors=errors)
+        return await CampaignPayload.of_work(info, work)
 
     return strawberry.mutation(resolver=act, description=description)
 
@@ -82,18 +70,18 @@ class CampaignMutation:
                                      "only the plan, nothing created. Invalid input: one BAD_USER_INPUT error per "
                                      "field at fault (field = its path, e.g. input.waves.canarySize).")
     async def create_campaign(self, info: Info, input: CampaignInput, dry_run: bool = False) -> CreateCampaignPayload:
-        async def work() -> tuple[Campaign | None, PlanView]:
+        async def work() -> CreateCampaignPayload:
             resources = resources_of(info)
             parsed = validated(CampaignSpec, input)
             principal = info.context.principal
             preparation = await prepare(resources.session_factory, resources.upstream, principal, parsed)
             if dry_run:
                 async with resources.session_factory() as session:
-                    return None, (await CampaignService(session, principal).preview(parsed, preparation)).view
+                    preview = await CampaignService(session, principal).preview(parsed, preparation)
+                    return CreateCampaignPayload.planned(None, preview.view)
             return await created(info, lambda session: CampaignService(session, principal).create(parsed, preparation))
 
-        done, errors = await attempt(work())
-        return CreateCampaignPayload.of(done, errors)
+        return await CreateCampaignPayload.of_attempt(work())
 
     approve_campaign = _action(CampaignService.approve, "Approve a campaign above the tenant's threshold (admin, "
                                                         "another key).")

@@ -11,33 +11,29 @@ from service.core.errors import InvalidParameterError
 from service.db.uow import UnitOfWork
 from service.gql.context import Info
 from service.gql.monitoring.types import Alert, MaintenanceWindow, MonitoringSettings, MonitoringSettingsInput
-from service.gql.mutation import MutationError, in_unit_of_work, parse_id
+from service.gql.mutation import MutationPayload, parse_id
 from service.monitoring.service import AlertService
 from service.monitoring.settings import SettingsChange, update_settings
 
 
 @strawberry.type(description="The alert after the change.")
-class AlertPayload:
-    alert: Alert | None
-    errors: list[MutationError]
+class AlertPayload(MutationPayload):
+    alert: Alert | None = None
 
 
 @strawberry.type(description="The window created.")
-class MaintenanceWindowPayload:
-    maintenance_window: MaintenanceWindow | None
-    errors: list[MutationError]
+class MaintenanceWindowPayload(MutationPayload):
+    maintenance_window: MaintenanceWindow | None = None
 
 
 @strawberry.type(description="Whether the window was deleted.")
-class DeletePayload:
-    deleted: bool
-    errors: list[MutationError]
+class DeletePayload(MutationPayload):
+    deleted: bool = False
 
 
 @strawberry.type(description="The settings after the change.")
-class MonitoringSettingsPayload:
-    settings: MonitoringSettings | None
-    errors: list[MutationError]
+class MonitoringSettingsPayload(MutationPayload):
+    settings: MonitoringSettings | None = None
 
 
 @strawberry.input(description="A window for one site or one account's subtree (exactly one of them).")
@@ -53,41 +49,39 @@ class MaintenanceWindowInput:
 class MonitoringMutation:
     @strawberry.mutation(description="Acknowledge an open alert (operator). CONFLICT when it is cleared.")
     async def acknowledge_alert(self, info: Info, id: strawberry.ID, note: str | None = None) -> AlertPayload:
-        async def work(session: UnitOfWork) -> Alert:
-            return Alert.from_row(await AlertService(session, info.context.principal).acknowledge(parse_id(id), note))
+        async def work(session: UnitOfWork) -> AlertPayload:
+            alert = await AlertService(session, info.context.principal).acknowledge(parse_id(id), note)
+            return AlertPayload(alert=Alert.from_row(alert))
 
-        alert, errors = await in_unit_of_work(info, work)
-        return AlertPayload(alert=alert, errors=errors)
+        return await AlertPayload.of_work(info, work)
 
     @strawberry.mutation(description="Clear an alert by hand (operator; recorded, reopened if the fault recurs).")
     async def clear_alert(self, info: Info, id: strawberry.ID) -> AlertPayload:
-        async def work(session: UnitOfWork) -> Alert:
-            return Alert.from_row(await AlertService(session, info.context.principal).clear(parse_id(id)))
+        async def work(session: UnitOfWork) -> AlertPayload:
+            alert = await AlertService(session, info.context.principal).clear(parse_id(id))
+            return AlertPayload(alert=Alert.from_row(alert))
 
-        alert, errors = await in_unit_of_work(info, work)
-        return AlertPayload(alert=alert, errors=errors)
+        return await AlertPayload.of_work(info, work)
 
     @strawberry.mutation(description="Suppress the alerts of a site or account subtree for a while (operator, "
                                      "whole-tenant key).")
     async def create_maintenance_window(self, info: Info, input: MaintenanceWindowInput
                                         ) -> MaintenanceWindowPayload:
-        async def work(session: UnitOfWork) -> MaintenanceWindow:
+        async def work(session: UnitOfWork) -> MaintenanceWindowPayload:
             window = await AlertService(session, info.context.principal).create_maintenance_window(
                 starts_at=input.starts_at, ends_at=input.ends_at, site=input.site_id, account=input.account_id,
                 reason=input.reason)
-            return MaintenanceWindow.from_row(window)
+            return MaintenanceWindowPayload(maintenance_window=MaintenanceWindow.from_row(window))
 
-        window, errors = await in_unit_of_work(info, work)
-        return MaintenanceWindowPayload(maintenance_window=window, errors=errors)
+        return await MaintenanceWindowPayload.of_work(info, work)
 
     @strawberry.mutation(description="Delete a maintenance window (operator, whole-tenant key).")
     async def delete_maintenance_window(self, info: Info, id: strawberry.ID) -> DeletePayload:
-        async def work(session: UnitOfWork) -> bool:
+        async def work(session: UnitOfWork) -> DeletePayload:
             await AlertService(session, info.context.principal).delete_maintenance_window(parse_id(id))
-            return True
+            return DeletePayload(deleted=True)
 
-        deleted, errors = await in_unit_of_work(info, work)
-        return DeletePayload(deleted=bool(deleted), errors=errors)
+        return await DeletePayload.of_work(info, work)
 
     @strawberry.mutation(description="Change the tenant's monitoring settings (admin, whole-tenant key; audited). "
                                      "BAD_USER_INPUT names a value out of range; nothing changes then.")
@@ -95,7 +89,7 @@ class MonitoringMutation:
                                          ) -> MonitoringSettingsPayload:
         overrides = input.severity_overrides
 
-        async def work(session: UnitOfWork) -> MonitoringSettings:
+        async def work(session: UnitOfWork) -> MonitoringSettingsPayload:
             events = [o.event for o in overrides or ()]
             if len(set(events)) != len(events):  # a dict would silently keep the last one
                 raise InvalidParameterError("each event may appear once in severityOverrides",
@@ -105,10 +99,10 @@ class MonitoringMutation:
                 grace_seconds=input.grace_seconds, flap_window_seconds=input.flap_window_seconds,
                 storm_share=input.storm_share,
                 severity_overrides=None if overrides is None else {o.event: o.severity for o in overrides})
-            return MonitoringSettings.of(await update_settings(session, info.context.principal, change))
+            settings = await update_settings(session, info.context.principal, change)
+            return MonitoringSettingsPayload(settings=MonitoringSettings.of(settings))
 
-        settings, errors = await in_unit_of_work(info, work)
-        return MonitoringSettingsPayload(settings=settings, errors=errors)
+        return await MonitoringSettingsPayload.of_work(info, work)
 
 
 __all__ = ["MonitoringMutation"]

@@ -78,6 +78,7 @@ class NotificationMessage:
     event_count: int
     next_attempt_at: dt.datetime
     created_at: dt.datetime
+    replayed_at: dt.datetime | None = strawberry.field(description="When it was last replayed (null: never).")
     delivered_at: dt.datetime | None
     attempts: list[NotificationAttempt]
 
@@ -88,4 +89,5 @@ class NotificationMessage:
                                         finished_at=a.finished_at) for a in (entry.attempts if entry else [])]
         return cls(id=strawberry.ID(str(row.id)), channel_id=strawberry.ID(str(row.channel_id)), state=row.state,
                    title=row.title, event_count=row.event_count, next_attempt_at=row.next_attempt_at,
-                   created_at=row.created_at, delivered_at=row.delivered_at, attempts=attempts)
+                   created_at=row.created_at, replayed_at=row.replayed_at, delivered_at=row.delivered_at,
+                   attempts=attempts)

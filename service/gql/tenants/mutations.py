@@ -13,13 +13,14 @@ from strawberry.experimental.pydantic import type as pydantic_type
 
 from service.core.errors import InvalidInputError
 from service.core.roles import Role
+from service.db.models.api_key import ApiKey as ApiKeyRow
 from service.db.models.credential import CredentialHealth, CredentialKind
 from service.db.uow import UnitOfWork
 from service.gql.context import Info
-from service.gql.mutation import MutationError, attempt, in_unit_of_work, parse_id, resources_of
+from service.gql.mutation import MutationPayload, parse_id, resources_of
 from service.tenants.checks import check_credential
 from service.tenants.schemas import ApiKeyView, CredentialView
-from service.tenants.service import ApiKeyService, CreatedKey
+from service.tenants.service import ApiKeyService
 
 strawberry.enum(Role, description="What a key may do: viewer reads; operator also acts; admin also manages access.")
 strawberry.enum(CredentialKind, description="An API token or a legacy portal login.")
@@ -36,6 +37,11 @@ class Credential:
     pass
 
 
+def _api_key(row: ApiKeyRow) -> ApiKey:
+    """The GraphQL view of an API key row."""
+    return ApiKey.from_pydantic(ApiKeyView.model_validate(row))
+
+
 @strawberry.input(description="A new API key.")
 class CreateApiKeyInput:
     name: str = strawberry.field(description="A name for people (1-100 characters).")
@@ -46,57 +52,52 @@ class CreateApiKeyInput:
 
 
 @strawberry.type(description="The new key and its secret (shown this once).")
-class CreateApiKeyPayload:
-    api_key: ApiKey | None
-    secret: str | None = strawberry.field(description="Send as `Authorization: Bearer <secret>`; store it now.")
-    errors: list[MutationError]
+class CreateApiKeyPayload(MutationPayload):
+    api_key: ApiKey | None = None
+    secret: str | None = strawberry.field(default=None,
+                                          description="Send as `Authorization: Bearer <secret>`; store it now.")
 
 
 @strawberry.type(description="The revoked key.")
-class RevokeApiKeyPayload:
-    api_key: ApiKey | None
-    errors: list[MutationError]
+class RevokeApiKeyPayload(MutationPayload):
+    api_key: ApiKey | None = None
 
 
 @strawberry.type(description="The credential as the check left it.")
-class CheckCredentialPayload:
-    credential: Credential | None
-    errors: list[MutationError]
+class CheckCredentialPayload(MutationPayload):
+    credential: Credential | None = None
 
 
 @strawberry.type
 class TenantsMutation:
     @strawberry.mutation(description="Create an API key (admin, whole-tenant key); audited.")
     async def create_api_key(self, info: Info, input: CreateApiKeyInput) -> CreateApiKeyPayload:
-        async def work(session: UnitOfWork) -> CreatedKey:
+        async def work(session: UnitOfWork) -> CreateApiKeyPayload:
             if not 1 <= len(input.name.strip()) <= 100:
                 raise InvalidInputError("a name is 1 to 100 characters", field="name")
-            return await ApiKeyService(session, info.context.principal).create(
+            created = await ApiKeyService(session, info.context.principal).create(
                 name=input.name, role=input.role, expires_at=input.expires_at,
                 restricted_account_id=input.restricted_account_id)
+            return CreateApiKeyPayload(api_key=_api_key(created.key), secret=created.text)
 
-        created, errors = await in_unit_of_work(info, work)
-        if created is None:
-            return CreateApiKeyPayload(api_key=None, secret=None, errors=errors)
-        view = ApiKeyView.model_validate(created.key)
-        return CreateApiKeyPayload(api_key=ApiKey.from_pydantic(view), secret=created.text, errors=[])
+        return await CreateApiKeyPayload.of_work(info, work)
 
     @strawberry.mutation(description="Revoke an API key (admin, whole-tenant key); it stops working at once.")
     async def revoke_api_key(self, info: Info, id: strawberry.ID) -> RevokeApiKeyPayload:
-        async def work(session: UnitOfWork) -> ApiKeyView:
-            return ApiKeyView.model_validate(await ApiKeyService(session, info.context.principal).revoke(parse_id(id)))
+        async def work(session: UnitOfWork) -> RevokeApiKeyPayload:
+            revoked = await ApiKeyService(session, info.context.principal).revoke(parse_id(id))
+            return RevokeApiKeyPayload(api_key=_api_key(revoked))
 
-        view, errors = await in_unit_of_work(info, work)
-        return RevokeApiKeyPayload(api_key=ApiKey.from_pydantic(view) if view else None, errors=errors)
+        return await RevokeApiKeyPayload.of_work(info, work)
 
     @strawberry.mutation(description="Check a credential upstream now (admin): health, account, type, scopes.")
     async def check_credential(self, info: Info, id: strawberry.ID) -> CheckCredentialPayload:
-        async def work() -> CredentialView:
+        async def work() -> CheckCredentialPayload:
             outcome = await check_credential(resources_of(info), info.context.principal, parse_id(id))
-            return CredentialView.model_validate(outcome.credential)
+            view = CredentialView.model_validate(outcome.credential)
+            return CheckCredentialPayload(credential=Credential.from_pydantic(view))
 
-        view, errors = await attempt(work())
-        return CheckCredentialPayload(credential=Credential.from_pydantic(view) if view else None, errors=errors)
+        return await CheckCredentialPayload.of_attempt(work())
 
 
 __all__ = ["TenantsMutation"]
