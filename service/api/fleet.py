@@ -23,7 +23,7 @@ from service.core import limits
 from service.core.errors import NotFoundError
 from service.db.models import mirror as m
 from service.mirror import queries as reads
-from service.mirror.read_model import DongleRead, InverterRead, SiteRead
+from service.mirror.read_model import AccountRead, BatteryModuleRead, DongleRead, InverterRead, MeterRead, SiteRead
 
 ERRORS = problems(400, 401, 403, 404, 422, 429)
 _Sort = TypeVar("_Sort", bound=enum.Enum)
@@ -33,23 +33,8 @@ class _Row(BaseModel):
     model_config = ConfigDict(from_attributes=True)
 
 
-class AccountView(_Row):
+class AccountView(_Row, AccountRead):
     """An account of the tenant's GivEnergy hierarchy."""
-
-    upstream_id: int
-    username: str
-    first_name: str | None
-    surname: str | None
-    role: str | None
-    email: str | None
-    postcode: str | None
-    country: str | None
-    timezone: str | None
-    depth: int
-    parent_upstream_id: int | None
-    first_seen_at: datetime
-    last_seen_at: datetime
-    removed_at: datetime | None
 
 
 class SiteView(_Row, SiteRead):
@@ -65,29 +50,12 @@ class DongleView(_Row, DongleRead):
     """A communication device."""
 
 
-class BatteryModuleView(_Row):
+class BatteryModuleView(_Row, BatteryModuleRead):
     """A battery module of an inverter."""
 
-    position: int
-    module_number: int | None
-    serial: str | None
-    firmware_version: str | None
-    capacity_full: float | None
-    capacity_design: float | None
-    cell_count: int | None
-    nominal_voltage: float | None
 
-
-class MeterView(_Row):
+class MeterView(_Row, MeterRead):
     """A meter connected to an inverter."""
-
-    address: int
-    serial_number: str | None
-    manufacturer_code: str | None
-    type_code: int | None
-    hardware_version: int | None
-    software_version: int | None
-    baud_rate: int | None
 
 
 class InverterView(_Row, InverterRead):

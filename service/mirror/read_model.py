@@ -10,7 +10,8 @@ the values off an ORM row by name.
 Adding an inverter field touches five places: the ORM model (:class:`service.db.models.mirror.Inverter`), a
 migration, the upstream record and its normaliser (:class:`service.mirror.schemas.InverterRecord`,
 :func:`service.mirror.upstream.device_records`), and :class:`InverterRead`. ``tests/mirror/test_read_model.py``
-keeps that list honest.
+keeps that list honest. The sync's records (:mod:`service.mirror.schemas`) are not read models: a field added to
+one (a battery module's or a meter's too) reaches neither API until a read model or an adapter declares it.
 """
 
 from __future__ import annotations
@@ -18,6 +19,26 @@ from __future__ import annotations
 import typing
 from datetime import date, datetime
 from typing import Any
+
+
+class AccountRead:
+    """The fields REST and GraphQL both show of an account, first (GraphQL adds its own after them: the address,
+    telephone number and ``changed_at``, which REST does not show)."""
+
+    upstream_id: int
+    username: str
+    first_name: str | None
+    surname: str | None
+    role: str | None
+    email: str | None
+    postcode: str | None
+    country: str | None
+    timezone: str | None
+    depth: int
+    parent_upstream_id: int | None
+    first_seen_at: datetime
+    last_seen_at: datetime
+    removed_at: datetime | None
 
 
 class SiteRead:
@@ -85,6 +106,33 @@ class InverterRead:
     last_seen_at: datetime
     changed_at: datetime
     removed_at: datetime | None
+
+
+class BatteryModuleRead:
+    """The fields REST and GraphQL both show of a battery module, first (REST shows it inside its inverter;
+    GraphQL adds the inverter's serial, ``has_usb`` and ``removed_at`` after them)."""
+
+    position: int
+    module_number: int | None
+    serial: str | None
+    firmware_version: str | None
+    capacity_full: float | None
+    capacity_design: float | None
+    cell_count: int | None
+    nominal_voltage: float | None
+
+
+class MeterRead:
+    """The fields REST and GraphQL both show of a meter, first (REST shows it inside its inverter; GraphQL adds
+    the inverter's serial and ``removed_at`` after them)."""
+
+    address: int
+    serial_number: str | None
+    manufacturer_code: str | None
+    type_code: int | None
+    hardware_version: int | None
+    software_version: int | None
+    baud_rate: int | None
 
 
 class SyncRunRead:
