@@ -19,8 +19,16 @@ from service.gql.context import Info
 from service.gql.mirror.live import InverterLive
 from service.gql.monitoring.types import Alert, Incident
 from service.gql.types.common import Node, read_fields, to_global_id
-from service.mirror.read_model import DongleRead, InverterRead, SiteRead, SyncRunRead, read_values
-from service.mirror.schemas import BatteryRecord, MeterRecord
+from service.mirror.read_model import (
+    AccountRead,
+    BatteryModuleRead,
+    DongleRead,
+    InverterRead,
+    MeterRead,
+    SiteRead,
+    SyncRunRead,
+    read_values,
+)
 
 if TYPE_CHECKING:
     from service.gql.loaders import Capped, Loaders
@@ -92,33 +100,20 @@ def _capped_list(node: str, loader: Callable[[Loaders], Capped[Any]], descriptio
 
 
 @strawberry.type(description="A GivEnergy account of the tenant's hierarchy (installer, sub-contractor, end user).")
-class Account(Node):
+@read_fields(AccountRead)
+class Account(Node, AccountRead):
     upstream_id: int = strawberry.field(description="The account's id at GivEnergy.")
-    username: str
-    first_name: str | None
-    surname: str | None
     role: str | None = strawberry.field(description="Upstream role (e.g. INSTALLER, END_USER).")
-    email: str | None
-    address: str | None
-    postcode: str | None
-    country: str | None
-    telephone_number: str | None
-    timezone: str | None
     depth: int = strawberry.field(description="Depth in the hierarchy (0: the credential's own account).")
-    parent_upstream_id: int | None
-    first_seen_at: datetime
-    last_seen_at: datetime
-    changed_at: datetime
     removed_at: datetime | None = strawberry.field(description="When the account disappeared upstream, if it did.")
+    address: str | None
+    telephone_number: str | None
+    changed_at: datetime
 
     @classmethod
     def from_row(cls, row: m.FleetAccount) -> Account:
-        return cls(id=to_global_id("Account", row.id), upstream_id=row.upstream_id, username=row.username,
-                   first_name=row.first_name, surname=row.surname, role=row.role, email=row.email,
-                   address=row.address, postcode=row.postcode, country=row.country,
-                   telephone_number=row.telephone_number, timezone=row.timezone, depth=row.depth,
-                   parent_upstream_id=row.parent_upstream_id, first_seen_at=row.first_seen_at,
-                   last_seen_at=row.last_seen_at, changed_at=row.changed_at, removed_at=row.removed_at)
+        return cls(id=to_global_id("Account", row.id), **read_values(AccountRead, row), address=row.address,
+                   telephone_number=row.telephone_number, changed_at=row.changed_at)
 
     @strawberry.field(description="The parent account (null at the top, or outside the key's subtree).")
     def parent(self, info: Info) -> Account | None:
@@ -233,29 +228,31 @@ class Inverter(Node, InverterRead):
 
 
 @strawberry.type(description="A battery module of an inverter.")
-@read_fields(BatteryRecord)
-class BatteryModule(Node):
-    inverter_serial: str
+@read_fields(BatteryModuleRead)
+class BatteryModule(Node, BatteryModuleRead):
     position: int = strawberry.field(description="Position in the inverter's list (module numbers can repeat).")
+    inverter_serial: str
+    has_usb: bool | None
     removed_at: datetime | None
 
     @classmethod
     def from_row(cls, row: m.BatteryModule) -> BatteryModule:
-        return cls(id=to_global_id("BatteryModule", row.id), **read_values(BatteryRecord, row),
-                   removed_at=row.removed_at)
+        return cls(id=to_global_id("BatteryModule", row.id), **read_values(BatteryModuleRead, row),
+                   inverter_serial=row.inverter_serial, has_usb=row.has_usb, removed_at=row.removed_at)
 
     inverter = strawberry.field(resolver=_inverter, description="The inverter the module belongs to.")
 
 
 @strawberry.type(description="An energy meter connected to an inverter.")
-@read_fields(MeterRecord)
-class Meter(Node):
+@read_fields(MeterRead)
+class Meter(Node, MeterRead):
     inverter_serial: str
     removed_at: datetime | None
 
     @classmethod
     def from_row(cls, row: m.Meter) -> Meter:
-        return cls(id=to_global_id("Meter", row.id), **read_values(MeterRecord, row), removed_at=row.removed_at)
+        return cls(id=to_global_id("Meter", row.id), **read_values(MeterRead, row),
+                   inverter_serial=row.inverter_serial, removed_at=row.removed_at)
 
     inverter = strawberry.field(resolver=_inverter, description="The inverter the meter is connected to.")
 

@@ -35,10 +35,9 @@ def from_global_id(value: str) -> tuple[str, uuid.UUID]:
 def read_fields(read_model: type[object]) -> Callable[[C], C]:
     """Give the decorated class (to be a strawberry type) the plain fields of ``read_model``, in its order.
 
-    ``read_model`` is one of :mod:`service.mirror.read_model` (which the class also inherits, so that type checkers
-    see its fields) or a record whose fields the type shows as they are (battery modules, meters). Put it below
-    ``@strawberry.type``. A field the class declares again (to add a description, or to use it in a resolver)
-    keeps its place; the class's other fields follow.
+    ``read_model`` is one of :mod:`service.mirror.read_model`, which the class also inherits (so that type checkers
+    see its fields). Put it below ``@strawberry.type``. A field the class declares again (to add a description, or
+    to use it in a resolver) keeps its place; the class's other fields follow.
     """
 
     def add(cls: C) -> C:
