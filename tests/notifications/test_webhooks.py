@@ -7,12 +7,13 @@ import asyncio
 import contextlib
 import ipaddress
 import json
-from datetime import timedelta
+from datetime import datetime, timedelta
 
 import pytest
 from sqlalchemy import select, text, update
 from standardwebhooks.webhooks import Webhook, WebhookVerificationError
 
+from service.core.clock import utcnow
 from service.db.models.notifications import (
     AttemptStatus,
     ChannelKind,
@@ -23,6 +24,7 @@ from service.db.models.notifications import (
 )
 from service.notifications.addresses import networks, refusal
 from service.notifications.channels import send_webhook
+from service.notifications.repository import NotificationRepository
 from service.notifications.service import ChannelSpec, CreatedChannel
 from tests.notifications.conftest import Harness, Receiver, loopback_settings
 
@@ -158,6 +160,25 @@ async def test_a_message_gives_up_at_the_retry_horizon_and_a_replay_keeps_its_cr
     await harness.driver.run(harness.notifier, harness.clock, wait=False)
     assert len(receiver.received) == 3
     assert (await only_message(harness)).state is MessageState.PENDING  # a new horizon, counted from the replay
+
+
+async def test_a_replayed_message_joins_the_back_of_its_channels_queue(harness: Harness, receiver: Receiver) -> None:
+    channel = (await webhook(harness, receiver)).channel
+    now = utcnow()
+
+    def pending(created_at: datetime, replayed_at: datetime | None = None) -> NotificationMessage:
+        return NotificationMessage(tenant_id=harness.tenant_id, channel_id=channel.id, state=MessageState.PENDING,
+                                   event_count=1, attempts=0, failures=0, plain_fallback=False, next_attempt_at=now,
+                                   created_at=created_at, replayed_at=replayed_at)
+
+    replayed, waiting = pending(now - timedelta(days=1), replayed_at=now), pending(now - timedelta(hours=1))
+    async with harness.resources.session_factory() as session, session.begin():
+        session.add_all([replayed, waiting])
+    async with harness.resources.session_factory() as session:
+        first = await NotificationRepository(session, harness.tenant_id).open_message(channel.id)
+
+    assert first is not None
+    assert first.id == waiting.id
 
 
 async def test_a_burst_failing_at_once_does_not_disable_the_endpoint_until_the_failures_span_the_minimum(
