@@ -4,9 +4,8 @@
 
 from __future__ import annotations
 
-import enum
 from collections.abc import Awaitable, Callable
-from typing import Annotated, Any, Protocol, Self, TypeVar
+from typing import Annotated, Any, TypeVar
 
 import strawberry
 
@@ -41,26 +40,8 @@ First = Annotated[int | None, strawberry.argument(description="Page size (defaul
 After = Annotated[str | None, strawberry.argument(
     description="Cursor of the row to continue after (`pageInfo.endCursor`).")]
 
-_Criteria = TypeVar("_Criteria")
-_Criteria_co = TypeVar("_Criteria_co", covariant=True)
 _Found = TypeVar("_Found")
 _Row = TypeVar("_Row")
-_Row_contra = TypeVar("_Row_contra", contravariant=True)
-ReadPage = Callable[[FleetReader, _Criteria, str, SortDirection, int, str | None], Awaitable[Page[_Row]]]
-"""A :class:`FleetReader` method reading one page of rows: (criteria, sort key, direction, first, after)."""
-
-
-class _Filter(Protocol[_Criteria_co]):
-    """A GraphQL filter input: translated to the read side's criteria."""
-
-    def to_query(self) -> _Criteria_co: ...
-
-
-class _FromRow(Protocol[_Row_contra]):
-    """A node type built from its row."""
-
-    @classmethod
-    def from_row(cls, row: _Row_contra) -> Self: ...
 
 
 def _found(value: _Found | None, message: str) -> _Found:
@@ -70,31 +51,14 @@ def _found(value: _Found | None, message: str) -> _Found:
     return value
 
 
-async def _connection(info: Info, read: ReadPage[_Criteria, _Row], criteria: _Criteria, sort: str,
+async def _connection(info: Info, read: Callable[..., Awaitable[Page[_Row]]], criteria: object, sort: str,
                       direction: SortDirection, first: int | None, after: str | None,
-                      node: type[_FromRow[_Row]]) -> Connection[Any]:
-    """The page of rows ``read`` finds for ``criteria`` (``first`` and ``after`` as the client gave them)."""
+                      node_of: Callable[[_Row], Any]) -> Connection[Any]:
+    """One page of a root connection: what ``read`` (a :class:`FleetReader` method) finds for ``criteria`` in the
+    ``sort`` order, each row made a node by ``node_of`` (``first`` and ``after`` as the client gave them)."""
     async with info.context.reader() as reader:
         page = await read(reader, criteria, sort, direction, page_size(first, parameter="first"), after)
-    return Connection.of(page, node.from_row, after=after)
-
-
-def _connection_field(description: str, node: type[_FromRow[_Row]], filter_type: type[_Filter[_Criteria]],
-                      read: ReadPage[_Criteria, _Row], *, default_sort: enum.StrEnum) -> Any:
-    """A root field paging through ``node`` rows in one of their orderings: arguments ``filter`` (a
-    ``filter_type``), ``sort`` (of ``default_sort``'s enum, that one by default), ``direction``, ``first`` and
-    ``after``."""
-
-    async def resolve(info: Info, filter: _Filter[_Criteria] | None = None, sort: enum.StrEnum = default_sort,
-                      direction: SortDirection = SortDirection.ASC, first: First = None, after: After = None,
-                      ) -> Connection[Any]:
-        criteria = (filter or filter_type()).to_query()
-        return await _connection(info, read, criteria, sort.value, direction, first, after, node)
-
-    # The schema takes the GraphQL types of the arguments and of the result from the annotations: the concrete ones.
-    connection: Any = Connection  # subscripted with a type known only at run time, which mypy cannot check
-    resolve.__annotations__.update(filter=filter_type | None, sort=type(default_sort), **{"return": connection[node]})
-    return strawberry.field(resolver=resolve, description=description)
+    return Connection.of(page, node_of, after=after)
 
 
 @strawberry.type
@@ -121,20 +85,34 @@ class MirrorQuery:
     async def site(self, info: Info, upstream_id: int) -> Site | None:
         return _found(await info.context.loaders.site_by_upstream_id.load(upstream_id), f"no site {upstream_id}")
 
-    inverters = _connection_field("Inverters matching a filter, one page at a time.", Inverter, InverterFilter,
-                                  FleetReader.inverters, default_sort=InverterSort.SERIAL)
-    accounts = _connection_field("Accounts of the hierarchy, one page at a time.", Account, AccountFilter,
-                                 FleetReader.accounts, default_sort=AccountSort.USERNAME)
-    sites = _connection_field("Sites, one page at a time.", Site, SiteFilter, FleetReader.sites,
-                              default_sort=SiteSort.NAME)
+    @strawberry.field(description="Inverters matching a filter, one page at a time.")
+    async def inverters(self, info: Info, filter: InverterFilter | None = None,
+                        sort: InverterSort = InverterSort.SERIAL, direction: SortDirection = SortDirection.ASC,
+                        first: First = None, after: After = None) -> Connection[Inverter]:
+        return await _connection(info, FleetReader.inverters, (filter or InverterFilter()).to_query(), sort.value,
+                                 direction, first, after, Inverter.from_row)
+
+    @strawberry.field(description="Accounts of the hierarchy, one page at a time.")
+    async def accounts(self, info: Info, filter: AccountFilter | None = None,
+                       sort: AccountSort = AccountSort.USERNAME, direction: SortDirection = SortDirection.ASC,
+                       first: First = None, after: After = None) -> Connection[Account]:
+        return await _connection(info, FleetReader.accounts, (filter or AccountFilter()).to_query(), sort.value,
+                                 direction, first, after, Account.from_row)
+
+    @strawberry.field(description="Sites, one page at a time.")
+    async def sites(self, info: Info, filter: SiteFilter | None = None, sort: SiteSort = SiteSort.NAME,
+                    direction: SortDirection = SortDirection.ASC, first: First = None, after: After = None,
+                    ) -> Connection[Site]:
+        return await _connection(info, FleetReader.sites, (filter or SiteFilter()).to_query(), sort.value,
+                                 direction, first, after, Site.from_row)
 
     @strawberry.field(description="Dongles, one page at a time.")
     async def dongles(
         self, info: Info, filter: DongleFilter | None = None,
         direction: SortDirection = SortDirection.ASC, first: First = None, after: After = None,
     ) -> Connection[Dongle]:
-        criteria = (filter or DongleFilter()).to_query()
-        return await _connection(info, FleetReader.dongles, criteria, "serial", direction, first, after, Dongle)
+        return await _connection(info, FleetReader.dongles, (filter or DongleFilter()).to_query(), "serial",
+                                 direction, first, after, Dongle.from_row)
 
     @strawberry.field(description="The tenant's sync runs, newest first (operator role; not for subtree keys).")
     async def sync_runs(self, info: Info, first: First = None, after: After = None
