@@ -180,8 +180,8 @@ class MonitoringController(Controller):
         until: Until = None, limit: Limit = 50, cursor: Cursor = None,
     ) -> PageView[AlertView]:
         """Alerts, most recently seen first (a subtree key sees its subtree's only)."""
-        where = AlertFilter(tuple(alert_state or ()), tuple(severity or ()), site_id, account_id, inverter, since,
-                            until)
+        where = AlertFilter(states=tuple(alert_state or ()), severities=tuple(severity or ()), site=site_id,
+                            account=account_id, inverter=inverter, since=since, until=until)
         page = await AlertService(read_session, principal).alerts(where, page_size(limit), cursor)
         return PageView[AlertView].of(page, AlertView.model_validate)
 
@@ -191,7 +191,8 @@ class MonitoringController(Controller):
         site_id: Upstream = None, account_id: Upstream = None, since: Since = None, until: Until = None,
     ) -> SeverityCountsView:
         """Alerts per severity matching the filter (default: every state)."""
-        where = AlertFilter(tuple(alert_state or ()), (), site_id, account_id, None, since, until)
+        where = AlertFilter(states=tuple(alert_state or ()), site=site_id, account=account_id, since=since,
+                            until=until)
         counts = await AlertService(read_session, principal).alert_counts(where)
         return SeverityCountsView(**{severity.value: count for severity, count in counts.items()})
 
@@ -217,7 +218,8 @@ class MonitoringController(Controller):
                              since: Since = None, until: Until = None, limit: Limit = 50,
                              cursor: Cursor = None) -> PageView[IncidentView]:
         """Incidents, most recently opened first."""
-        where = IncidentFilter(tuple(incident_state or ()), tuple(severity or ()), site_id, account_id, since, until)
+        where = IncidentFilter(states=tuple(incident_state or ()), severities=tuple(severity or ()), site=site_id,
+                               account=account_id, since=since, until=until)
         page = await AlertService(read_session, principal).incidents(where, page_size(limit), cursor)
         return PageView[IncidentView].of(page, IncidentView.model_validate)
 

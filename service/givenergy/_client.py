@@ -56,7 +56,7 @@ class _Route:
     path: str
 
 
-def _route(template: str, **values: str | int) -> _Route:
+def _route(template: str, /, **values: str | int) -> _Route:
     """The endpoint ``template`` with its placeholders filled by the URL-quoted ``values``."""
     path = template.format(**{key: quote(str(value), safe="") for key, value in values.items()})
     return _Route(template, path.lstrip("/"))

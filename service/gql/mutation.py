@@ -9,6 +9,8 @@
   and ``errors: [MutationError!]!`` for expected failures (any :class:`~service.core.errors.GivfleetError`: forbidden,
   not found, bad input, conflict, upstream refusal), with the code from the one error map
   (:func:`service.core.errors.kind_of`). The transaction is rolled back before the payload is built.
+  One payload is built otherwise: ``RequestSyncPayload`` echoes its non-null ``kind`` on failure too, so its
+  mutation runs its work with :func:`in_unit_of_work` and builds the payload from the result and the errors.
 - Anything else propagates: the transaction rolls back and :class:`service.gql.errors.ErrorPolicy` masks it as
   ``INTERNAL_SERVER_ERROR`` with the request id.
 

@@ -41,7 +41,7 @@ _State = TypeVar("_State", AlertState, IncidentState)
 MAX_NOTE = 1000
 
 
-@dataclass(frozen=True)
+@dataclass(frozen=True, kw_only=True)
 class _StateFilter(Generic[_State]):
     """What alert and incident filters share: in one of ``states``, of ``severities``, at ``site``, under
     ``account`` (each optional)."""
@@ -63,7 +63,7 @@ class _StateFilter(Generic[_State]):
         return conditions
 
 
-@dataclass(frozen=True)
+@dataclass(frozen=True, kw_only=True)
 class AlertFilter(_StateFilter[AlertState]):
     """Which alerts to list (every field optional; the time range applies to when they were seen)."""
 
@@ -93,7 +93,7 @@ def _serials_under(scope: ReadScope, account: int) -> Select[str]:
                                          Inverter.account_upstream_id.in_(scope.subtree(account)))
 
 
-@dataclass(frozen=True)
+@dataclass(frozen=True, kw_only=True)
 class IncidentFilter(_StateFilter[IncidentState]):
     """Which incidents to list."""
 
@@ -125,7 +125,7 @@ async def alerts_of_inverters(session: AsyncSession, scope: ReadScope, serials: 
     rank = func.row_number().over(partition_by=Alert.inverter_serial,
                                   order_by=(Alert.last_seen_at.desc(), Alert.id.desc())).label("rank")
     ranked = (select(Alert.id, rank)
-              .where(*AlertFilter(states, severities).conditions(scope),
+              .where(*AlertFilter(states=states, severities=severities).conditions(scope),
                      one_of(Alert.inverter_serial, serials))
               .subquery())
     rows = await session.scalars(select(Alert).join(ranked, ranked.c.id == Alert.id)

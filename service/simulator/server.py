@@ -85,7 +85,7 @@ def run(
 
 
 def server(config: SimulatorConfig, host: str = "127.0.0.1", port: int = 8081) -> tuple[Simulator, uvicorn.Server]:
-    """A configured ``uvicorn.Server`` (not started) for embedding in a thread or task (the tests' live servers).
+    """A new simulator and a configured ``uvicorn.Server`` (not started) serving it, to run in a thread or a task.
 
     Start it with ``await server.serve()`` or ``threading.Thread(target=server.run)``; stop it by setting
     ``server.should_exit = True``.

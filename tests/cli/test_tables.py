@@ -8,7 +8,8 @@ import pytest
 from rich.console import Console
 from typer.testing import CliRunner
 
-from service import cli_access
+from service import cli_access, cli_campaigns
+from service.campaigns.schemas import Bucket, PlanView
 from service.cli import app
 
 UUID = re.compile(r"[0-9a-f]{8}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{12}")
@@ -44,3 +45,16 @@ def test_names_with_brackets_print_as_they_are() -> None:
 
     assert listed.exit_code == 0, listed.output
     assert "Ops [/bold] & [red]Co" in listed.output
+
+
+def test_the_campaign_plans_tables_print_names_with_brackets_as_they_are(monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setattr(cli_campaigns, "console", Console(width=40, record=True))
+    model = Bucket(value="GIV-HY5.0 [/bold] [red]", count=3)
+    plan = PlanView(matched=3, targets=3, by_model=[model], by_firmware=[], by_status=[], exclusions=[],
+                    exclusions_by_reason=[], waves=[3], requests=3, catalogue_requests=1, requests_per_minute=80,
+                    eta_seconds=3.0, needs_approval=False, warnings=[])
+
+    cli_campaigns.print_plan(plan)
+
+    printed = cli_campaigns.console.export_text()
+    assert re.search(r"│ GIV-HY5\.0 \[/bold\] \[red\] +│ +3 │\n", printed), printed

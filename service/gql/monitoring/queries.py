@@ -20,8 +20,9 @@ class MonitoringQuery:
     async def alerts(self, info: Info, filter: AlertFilter | None = None, first: int | None = None,
                      after: str | None = None) -> AlertConnection:
         given = filter or AlertFilter()
-        where = monitoring.AlertFilter(tuple(given.states or ()), tuple(given.severities or ()), given.site_id,
-                                       given.account_id, given.inverter_serial, given.since, given.until)
+        where = monitoring.AlertFilter(states=tuple(given.states or ()), severities=tuple(given.severities or ()),
+                                       site=given.site_id, account=given.account_id,
+                                       inverter=given.inverter_serial, since=given.since, until=given.until)
         async with info.context.session_factory() as session:
             service = monitoring.AlertService(session, info.context.principal)
             page = await service.alerts(where, page_size(first, parameter="first"), after)
@@ -32,8 +33,9 @@ class MonitoringQuery:
     async def incidents(self, info: Info, filter: IncidentFilter | None = None, first: int | None = None,
                         after: str | None = None) -> Connection[Incident]:
         given = filter or IncidentFilter()
-        where = monitoring.IncidentFilter(tuple(given.states or ()), tuple(given.severities or ()), given.site_id,
-                                          given.account_id, given.since, given.until)
+        where = monitoring.IncidentFilter(states=tuple(given.states or ()),
+                                          severities=tuple(given.severities or ()), site=given.site_id,
+                                          account=given.account_id, since=given.since, until=given.until)
         async with info.context.session_factory() as session:
             service = monitoring.AlertService(session, info.context.principal)
             page = await service.incidents(where, page_size(first, parameter="first"), after)

@@ -102,14 +102,14 @@ class AlertConnection(Connection[Alert]):
                    counts_by_severity=[SeverityCount(severity=s, count=c) for s, c in counts.items()])
 
 
-State = TypeVar("State", AlertState, IncidentState)
+_State = TypeVar("_State", AlertState, IncidentState)
 
 
 @strawberry.input
-class MonitorFilter(Generic[State]):
+class MonitorFilter(Generic[_State]):
     """What the alert and incident filters share: states (each of its own kind), severities, site, account."""
 
-    states: list[State] | None = None
+    states: list[_State] | None = None
     severities: list[Severity] | None = None
     site_id: int | None = None
     account_id: int | None = strawberry.field(default=None, description="This account's subtree.")
