@@ -159,7 +159,7 @@ def print_plan(plan: PlanView) -> None:
     if plan.needs_approval:
         console.print("[yellow]needs approval[/yellow] by an admin with another key before it can start")
     for warning in plan.warnings:
-        console.print(f"[yellow]warning:[/yellow] {warning}", highlight=False)
+        console.print(f"[yellow]warning:[/yellow] {escape(warning)}", highlight=False)
 
 
 def print_status(view: CampaignView) -> None:

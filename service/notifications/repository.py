@@ -119,12 +119,14 @@ class NotificationRepository:
 
     async def open_message(self, channel_id: uuid.UUID) -> NotificationMessage | None:
         """The channel's message not yet delivered nor given up that has waited longest: since it was created, or
-        since it was last replayed (a replay joins the back of the queue)."""
+        since it was last replayed (a digest's new events go into this one; a replayed message counts from its
+        replay, so it does not take them from a digest that waited before it)."""
         return await self.session.scalar(
             select(NotificationMessage)
             .where(NotificationMessage.tenant_id == self.tenant_id, NotificationMessage.channel_id == channel_id,
                    NotificationMessage.state == MessageState.PENDING)
-            .order_by(func.coalesce(NotificationMessage.replayed_at, NotificationMessage.created_at)).limit(1))
+            .order_by(func.coalesce(NotificationMessage.replayed_at, NotificationMessage.created_at),
+                      NotificationMessage.id).limit(1))
 
     async def message(self, message_id: uuid.UUID, *, lock: bool = False) -> NotificationMessage | None:
         """One message (locked with ``lock``)."""

@@ -47,14 +47,17 @@ def test_names_with_brackets_print_as_they_are() -> None:
     assert "Ops [/bold] & [red]Co" in listed.output
 
 
-def test_the_campaign_plans_tables_print_names_with_brackets_as_they_are(monkeypatch: pytest.MonkeyPatch) -> None:
+def test_the_campaign_plans_tables_and_warnings_print_names_with_brackets_as_they_are(
+        monkeypatch: pytest.MonkeyPatch) -> None:
     monkeypatch.setattr(cli_campaigns, "console", Console(width=40, record=True))
     model = Bucket(value="GIV-HY5.0 [/bold] [red]", count=3)
+    warning = "exclude_serials names inverters not in the fleet: AB[/bold], CD [red]"
     plan = PlanView(matched=3, targets=3, by_model=[model], by_firmware=[], by_status=[], exclusions=[],
                     exclusions_by_reason=[], waves=[3], requests=3, catalogue_requests=1, requests_per_minute=80,
-                    eta_seconds=3.0, needs_approval=False, warnings=[])
+                    eta_seconds=3.0, needs_approval=False, warnings=[warning])
 
     cli_campaigns.print_plan(plan)
 
     printed = cli_campaigns.console.export_text()
     assert re.search(r"│ GIV-HY5\.0 \[/bold\] \[red\] +│ +3 │\n", printed), printed
+    assert f"warning: {warning}" in printed.replace("\n", " ")

@@ -162,7 +162,8 @@ async def test_a_message_gives_up_at_the_retry_horizon_and_a_replay_keeps_its_cr
     assert (await only_message(harness)).state is MessageState.PENDING  # a new horizon, counted from the replay
 
 
-async def test_a_replayed_message_joins_the_back_of_its_channels_queue(harness: Harness, receiver: Receiver) -> None:
+async def test_the_open_message_of_a_channel_counts_a_replayed_one_from_its_replay(
+        harness: Harness, receiver: Receiver) -> None:
     channel = (await webhook(harness, receiver)).channel
     now = utcnow()
 

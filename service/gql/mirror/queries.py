@@ -41,7 +41,10 @@ After = Annotated[str | None, strawberry.argument(
     description="Cursor of the row to continue after (`pageInfo.endCursor`).")]
 
 _Found = TypeVar("_Found")
+_Criteria = TypeVar("_Criteria")
 _Row = TypeVar("_Row")
+ReadPage = Callable[[FleetReader, _Criteria, str, SortDirection, int, str | None], Awaitable[Page[_Row]]]
+"""A :class:`FleetReader` method reading one page of rows: (criteria, sort key, direction, first, after)."""
 
 
 def _found(value: _Found | None, message: str) -> _Found:
@@ -51,7 +54,7 @@ def _found(value: _Found | None, message: str) -> _Found:
     return value
 
 
-async def _connection(info: Info, read: Callable[..., Awaitable[Page[_Row]]], criteria: object, sort: str,
+async def _connection(info: Info, read: ReadPage[_Criteria, _Row], criteria: _Criteria, sort: str,
                       direction: SortDirection, first: int | None, after: str | None,
                       node_of: Callable[[_Row], Any]) -> Connection[Any]:
     """One page of a root connection: what ``read`` (a :class:`FleetReader` method) finds for ``criteria`` in the
