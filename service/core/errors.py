@@ -3,6 +3,9 @@
 from __future__ import annotations
 
 from dataclasses import dataclass
+from typing import TypeVar
+
+_Found = TypeVar("_Found")
 
 
 class GivfleetError(Exception):
@@ -19,6 +22,13 @@ class GivfleetError(Exception):
 
 class NotFoundError(GivfleetError):
     """The thing does not exist, or belongs to another tenant (the two are never told apart)."""
+
+
+def found(value: _Found | None, message: str) -> _Found:
+    """``value``, or :class:`NotFoundError` with ``message`` when there is none."""
+    if value is None:
+        raise NotFoundError(message)
+    return value
 
 
 class ConflictError(GivfleetError):

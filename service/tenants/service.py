@@ -13,7 +13,7 @@ import zoneinfo
 from collections.abc import Sequence
 from dataclasses import dataclass, field, replace
 from datetime import datetime, timedelta
-from typing import Any, TypeVar
+from typing import Any
 from urllib.parse import urlsplit
 
 import structlog
@@ -22,7 +22,7 @@ from sqlalchemy.ext.asyncio import AsyncSession
 
 from service.core import limits
 from service.core.clock import utcnow
-from service.core.errors import ConflictError, InvalidInputError, NotFoundError
+from service.core.errors import ConflictError, InvalidInputError, NotFoundError, found
 from service.core.principal import Principal
 from service.core.roles import Role
 from service.core.tenancy import TenantId, tenant_id_from
@@ -48,14 +48,7 @@ from service.tenants.repository import (
 from service.tenants.upstream import AccountProbe
 
 log = structlog.get_logger(__name__)
-Row = TypeVar("Row")
 
-
-def _found(row: Row | None, message: str) -> Row:
-    """``row``, or :class:`NotFoundError` with ``message`` when there is none."""
-    if row is None:
-        raise NotFoundError(message)
-    return row
 
 SLUG_PATTERN = re.compile(r"^[a-z0-9](?:[a-z0-9-]{0,61}[a-z0-9])?$")
 # A key's last-used time is written at most this often (not on every request).
@@ -173,7 +166,7 @@ class TenantService:
         Raises:
             NotFoundError: No such tenant.
         """
-        return _found(await self._tenants.get_by_slug(slug), f"no tenant with slug {slug!r}")
+        return found(await self._tenants.get_by_slug(slug), f"no tenant with slug {slug!r}")
 
     async def get(self, tenant_id: TenantId) -> Tenant:
         """The tenant with this id.
@@ -181,7 +174,7 @@ class TenantService:
         Raises:
             NotFoundError: No such tenant.
         """
-        return _found(await self._tenants.get(tenant_id), "no such tenant")
+        return found(await self._tenants.get(tenant_id), "no such tenant")
 
 
 def _associated_data(credential: UpstreamCredential) -> bytes:
@@ -281,7 +274,7 @@ class CredentialService:
         return await self._get(credential_id)
 
     async def _get(self, credential_id: uuid.UUID, *, for_update: bool = False) -> UpstreamCredential:
-        return _found(await self._credentials.get(credential_id, for_update=for_update), "no such credential")
+        return found(await self._credentials.get(credential_id, for_update=for_update), "no such credential")
 
     async def remove(self, credential_id: uuid.UUID) -> None:
         """Delete a credential (admin)."""
@@ -419,7 +412,7 @@ class ApiKeyService:
         return await self._get(key_id)
 
     async def _get(self, key_id: uuid.UUID) -> ApiKey:
-        return _found(await self._keys.get(key_id), "no such API key")
+        return found(await self._keys.get(key_id), "no such API key")
 
     async def find(self, reference: str) -> ApiKey:
         """A key by its id, its prefix (what ``apikey list`` shows) or its full text.

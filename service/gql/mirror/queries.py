@@ -9,7 +9,7 @@ from typing import Annotated, Any, TypeVar
 
 import strawberry
 
-from service.core.errors import NotFoundError
+from service.core.errors import found
 from service.core.limits import page_size
 from service.core.pagination import Page
 from service.db.models import mirror as m
@@ -40,18 +40,10 @@ First = Annotated[int | None, strawberry.argument(description="Page size (defaul
 After = Annotated[str | None, strawberry.argument(
     description="Cursor of the row to continue after (`pageInfo.endCursor`).")]
 
-_Found = TypeVar("_Found")
 _Criteria = TypeVar("_Criteria")
 _Row = TypeVar("_Row")
 ReadPage = Callable[[FleetReader, _Criteria, str, SortDirection, int, str | None], Awaitable[Page[_Row]]]
 """A :class:`FleetReader` method reading one page of rows: (criteria, sort key, direction, first, after)."""
-
-
-def _found(value: _Found | None, message: str) -> _Found:
-    """``value``, or :class:`NotFoundError` with ``message`` when there is none."""
-    if value is None:
-        raise NotFoundError(message)
-    return value
 
 
 async def _connection(info: Info, read: ReadPage[_Criteria, _Row], criteria: _Criteria, sort: str,
@@ -69,24 +61,24 @@ class MirrorQuery:
     @strawberry.field(description="Any object by its global id; a malformed or foreign id is not found.")
     async def node(self, info: Info, id: strawberry.ID) -> Node | None:
         type_name, row_id = from_global_id(id)
-        model = _found(MODELS.get(type_name), f"no object with id {id!r}")
+        model = found(MODELS.get(type_name), f"no object with id {id!r}")
         if model is m.SyncRun:
             authorize(info.context.principal, Action.SYNC_RUNS_READ)
         async with info.context.reader() as reader:
-            row = _found(await reader.get(model, row_id), f"no object with id {id!r}")
+            row = found(await reader.get(model, row_id), f"no object with id {id!r}")
         return _CONVERTERS[type_name](row)
 
     @strawberry.field(description="An inverter by serial (removed ones included).")
     async def inverter(self, info: Info, serial: str) -> Inverter | None:
-        return _found(await info.context.loaders.inverter_by_serial.load(serial.strip()), f"no inverter {serial!r}")
+        return found(await info.context.loaders.inverter_by_serial.load(serial.strip()), f"no inverter {serial!r}")
 
     @strawberry.field(description="An account by its upstream id.")
     async def account(self, info: Info, upstream_id: int) -> Account | None:
-        return _found(await info.context.loaders.account_by_upstream_id.load(upstream_id), f"no account {upstream_id}")
+        return found(await info.context.loaders.account_by_upstream_id.load(upstream_id), f"no account {upstream_id}")
 
     @strawberry.field(description="A site by its upstream id.")
     async def site(self, info: Info, upstream_id: int) -> Site | None:
-        return _found(await info.context.loaders.site_by_upstream_id.load(upstream_id), f"no site {upstream_id}")
+        return found(await info.context.loaders.site_by_upstream_id.load(upstream_id), f"no site {upstream_id}")
 
     @strawberry.field(description="Inverters matching a filter, one page at a time.")
     async def inverters(self, info: Info, filter: InverterFilter | None = None,
