@@ -53,10 +53,12 @@ def served_simulator(config: SimulatorConfig) -> Iterator[tuple[str, Simulator, 
 
 class SwallowingProxy:
     """A TCP proxy to Redis that can be switched to swallow every byte both ways without closing anything: a
-    connection that died silently (a dropped NAT entry, a proxy that lost its peer)."""
+    connection that died silently (a dropped NAT entry, a proxy that lost its peer). It reaches Redis where a pool's
+    connection options say: host and port, or the unix socket of the embedded Redis."""
 
-    def __init__(self, host: str, port: int) -> None:
-        self.target = (host, port)
+    def __init__(self, redis_at: dict[str, Any]) -> None:
+        self._path: str | None = redis_at.get("path")
+        self._address: tuple[str, int] = (redis_at.get("host", ""), redis_at.get("port", 0))
         self.swallowing = False
         self.port = 0
         self._server: asyncio.Server | None = None
@@ -71,7 +73,10 @@ class SwallowingProxy:
         self._server.close()
 
     async def _serve(self, client_reader: asyncio.StreamReader, client_writer: asyncio.StreamWriter) -> None:
-        server_reader, server_writer = await asyncio.open_connection(*self.target)
+        if self._path is not None:
+            server_reader, server_writer = await asyncio.open_unix_connection(self._path)
+        else:
+            server_reader, server_writer = await asyncio.open_connection(*self._address)
         await asyncio.gather(self._pump(client_reader, server_writer), self._pump(server_reader, client_writer),
                              return_exceptions=True)
         for writer in (client_writer, server_writer):
@@ -84,6 +89,9 @@ class SwallowingProxy:
                 await writer.drain()
 
     def pools(self, **options: Any) -> ConnectionPool:
-        """A Redis connection pool made with ``options``, whose connections go through this proxy (to patch
-        over ``ConnectionPool`` where a component makes its own pool)."""
-        return ConnectionPool(**{**options, "host": "127.0.0.1", "port": self.port})
+        """A Redis connection pool made with ``options`` (a pool's connection options, TCP or unix socket), whose
+        connections go over TCP through this proxy (to patch over ``ConnectionPool`` where a component makes its
+        own pool)."""
+        tcp = {name: value for name, value in options.items()
+               if name not in ("host", "port", "path", "connection_class")}
+        return ConnectionPool(**tcp, host="127.0.0.1", port=self.port)

@@ -127,7 +127,7 @@ async def test_a_feed_whose_redis_connection_falls_silent_ends_and_later_ones_ar
     """The connection dies without a reset (a proxy or network swallowing packets): the feeds must end with an
     error (the hub hears nothing more, not even its pings answered), not wait forever for changes."""
     redis_at = resources.redis.connection_pool.connection_kwargs
-    async with SwallowingProxy(redis_at["host"], redis_at["port"]) as proxy:
+    async with SwallowingProxy(redis_at) as proxy:
         pool = proxy.pools(**redis_at)
 
         async def swallow() -> None:

@@ -245,7 +245,7 @@ async def test_a_silently_dead_subscription_stops_the_cache_serving_revoked_keys
     must stop answering from its cache rather than serve a key revoked meanwhile for the cache's lifetime."""
     monkeypatch.setattr(enqueue, "deliver_locally", lambda _channel, _message: None)  # only Redis carries notices
     redis_at = resources.redis.connection_pool.connection_kwargs
-    async with SwallowingProxy(redis_at["host"], redis_at["port"]) as proxy:
+    async with SwallowingProxy(redis_at) as proxy:
         monkeypatch.setattr(subscription, "ConnectionPool", proxy.pools)
         settings = test_settings.model_copy(update={"security": test_settings.security.model_copy(
             update={"api_key_cache_seconds": 300})})
