@@ -41,8 +41,15 @@ def _http_exception(request: Request[Any, Any, Any], exc: HTTPException) -> Resp
 
 
 def _domain_error(request: Request[Any, Any, Any], exc: GivfleetError) -> Response[dict[str, Any]]:
+    """The problem of a domain error; one that names its field also lists it in ``errors`` (``key``: the JSON
+    name, as Litestar reports a body field it refuses; ``allowed``: the valid values, when they are few)."""
     status = kind_of(exc).http_status
-    return problem(request, status, _title(status), str(exc))
+    if exc.field is None:
+        return problem(request, status, _title(status), str(exc))
+    error: dict[str, Any] = {"key": exc.field, "message": str(exc)}
+    if isinstance(exc, InvalidParameterError) and exc.allowed is not None:
+        error["allowed"] = exc.allowed
+    return problem(request, status, _title(status), str(exc), errors=[error])
 
 
 def _upstream_error(request: Request[Any, Any, Any], exc: UpstreamError) -> Response[dict[str, Any]]:
@@ -51,13 +58,6 @@ def _upstream_error(request: Request[Any, Any, Any], exc: UpstreamError) -> Resp
     if exc.retry_after is not None:
         response.headers["Retry-After"] = str(max(1, round(exc.retry_after)))
     return response
-
-
-def _invalid_parameter(request: Request[Any, Any, Any], exc: InvalidParameterError) -> Response[dict[str, Any]]:
-    error: dict[str, Any] = {"key": exc.parameter, "message": str(exc)}
-    if exc.allowed is not None:
-        error["allowed"] = exc.allowed
-    return problem(request, 400, _title(400), str(exc), errors=[error])
 
 
 def _unexpected(request: Request[Any, Any, Any], exc: Exception) -> Response[dict[str, Any]]:
@@ -86,7 +86,6 @@ def _title(status: int) -> str:
 EXCEPTION_HANDLERS: dict[type[Exception] | int, Any] = {
     HTTPException: _http_exception,
     UpstreamError: _upstream_error,
-    InvalidParameterError: _invalid_parameter,
     GivfleetError: _domain_error,
     Exception: _unexpected,
 }

@@ -12,7 +12,8 @@ class GivfleetError(Exception):
     """Base of every error the domain raises on purpose; its message is safe to show a user.
 
     Attributes:
-        field: The input field at fault, when one is (GraphQL payload errors carry it).
+        field: The input field at fault, when one is, by its Python name (``expires_at``): REST reports it under
+            that name (the JSON key), GraphQL under its camelCase input name (``expiresAt``).
     """
 
     def __init__(self, message: str, *, field: str | None = None) -> None:

@@ -61,8 +61,10 @@ class MutationError:
 
     @classmethod
     def of(cls, error: GivfleetError) -> MutationError:
-        """The payload error of a domain error."""
-        return cls(code=kind_of(error).code, field=error.field, message=str(error))
+        """The payload error of a domain error, its field named as the GraphQL input names it (the domain's
+        ``expires_at`` is ``expiresAt``)."""
+        field = to_camel_case(error.field) if error.field is not None else None
+        return cls(code=kind_of(error).code, field=field, message=str(error))
 
 
 def resources_of(info: Info) -> Resources:

@@ -129,7 +129,7 @@ class NotificationService:
         await self._check_target(spec)
         if spec.kind is ChannelKind.GIVENERGY and spec.credential_id is not None and await CredentialRepository(
                 self._session, self._principal.tenant_id).get(spec.credential_id) is None:
-            raise InvalidInputError("no credential of this tenant has this id", field="credentialId")
+            raise InvalidInputError("no credential of this tenant has this id", field="credential_id")
         _check_quiet(spec.quiet_start, spec.quiet_end)
         _check_interval(spec.digest_interval_seconds)
         channel = NotificationChannel(
@@ -159,11 +159,11 @@ class NotificationService:
                 raise InvalidInputError(str(exc), field="url") from None
         elif spec.kind is ChannelKind.EMAIL:
             if not spec.email_to or len(spec.email_to) > MAX_RECIPIENTS:
-                raise InvalidInputError(f"an e-mail channel has 1 to {MAX_RECIPIENTS} recipients", field="emailTo")
+                raise InvalidInputError(f"an e-mail channel has 1 to {MAX_RECIPIENTS} recipients", field="email_to")
             bad = [address for address in spec.email_to if "@" not in address or len(address) > 320
                    or any(c.isspace() or c in "<>,;" or not c.isprintable() for c in address)]
             if bad:
-                raise InvalidInputError(f"not an e-mail address: {bad[0]!r}", field="emailTo")
+                raise InvalidInputError(f"not an e-mail address: {bad[0]!r}", field="email_to")
 
     def _add_secret(self, channel: NotificationChannel) -> str:
         secret = new_secret()
@@ -178,7 +178,7 @@ class NotificationService:
         authorize(self._principal, Action.NOTIFICATION_MANAGE)
         channel = await self._channel(channel_id, lock=True)
         if channel.kind is not ChannelKind.WEBHOOK:
-            raise InvalidInputError("only webhooks have signing secrets", field="channelId")
+            raise InvalidInputError("only webhooks have signing secrets", field="channel_id")
         now = utcnow()
         overlap = now + timedelta(seconds=self._settings.webhook_rotation_overlap_seconds)
         for old in await self._repo.active_secrets(channel.id, now):
@@ -257,7 +257,7 @@ class NotificationService:
         unknown = sorted(set(event_types) - known)
         if unknown:
             raise InvalidInputError(f"unknown event type(s): {', '.join(unknown)} (known: {', '.join(sorted(known))})",
-                                    field="eventTypes")
+                                    field="event_types")
         rule = NotificationRule(id=uuid.uuid4(), tenant_id=self._principal.tenant_id, channel_id=channel_id,
                                 event_types=sorted(set(event_types)), min_severity=min_severity, enabled=True,
                                 created_at=utcnow())
@@ -339,11 +339,11 @@ def _plain(text: str, field: str) -> str:
 def _check_interval(seconds: int) -> None:
     if not 0 <= seconds <= MAX_DIGEST_INTERVAL:
         raise InvalidInputError(f"the digest interval is 0 to {MAX_DIGEST_INTERVAL} seconds",
-                                field="digestIntervalSeconds")
+                                field="digest_interval_seconds")
 
 
 def _check_quiet(start: time | None, end: time | None) -> None:
     if (start is None) != (end is None):
-        raise InvalidInputError("quiet hours need both a start and an end", field="quietStart")
+        raise InvalidInputError("quiet hours need both a start and an end", field="quiet_start")
     if start is not None and start == end:
-        raise InvalidInputError("quiet hours start and end at different times", field="quietEnd")
+        raise InvalidInputError("quiet hours start and end at different times", field="quiet_end")

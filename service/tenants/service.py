@@ -365,9 +365,9 @@ class ApiKeyService:
         authorize(self._principal, Action.APIKEY_CREATE)
         if expires_at is not None:
             if expires_at.tzinfo is None:
-                raise InvalidInputError("the expiry must carry a timezone")
+                raise InvalidInputError("the expiry must carry a timezone", field="expires_at")
             if limits.moment(expires_at, parameter="expires_at") <= utcnow():
-                raise InvalidInputError("the expiry is in the past")
+                raise InvalidInputError("the expiry is in the past", field="expires_at")
         restriction = None
         if restricted_account_id is not None:  # "" is an error, never a whole-tenant key
             restriction = str(await self._require_account(restricted_account_id))

@@ -163,6 +163,8 @@ async def test_failed_write_leaves_no_row_and_no_audit_event(client: httpx.Async
                                  json={"name": "late", "role": "viewer", "expires_at": "2001-01-01T00:00:00Z"})
     assert response.status_code == 422
     assert "past" in response.json()["detail"]
+    assert [(error["key"], error["message"]) for error in response.json()["errors"]] == [
+        ("expires_at", "the expiry is in the past")]
     keys = (await client.get("/api/v1/api-keys", headers=admin.headers)).json()
     assert [key["name"] for key in keys] == ["admin key"]
     events = (await client.get("/api/v1/audit-events", headers=admin.headers)).json()

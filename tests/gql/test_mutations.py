@@ -150,6 +150,14 @@ async def test_bad_input_names_its_field(client: httpx.AsyncClient, resources: R
     blank = await mutate(client, tenant.key, 'mutation { createApiKey(input: {name: " ", role: ADMIN}) '
                                              "{ apiKey { id } errors { code field } } }")
     assert blank["data"]["createApiKey"] == {"apiKey": None, "errors": [{"code": "BAD_USER_INPUT", "field": "name"}]}
+    for expiry, message in (("2001-01-01T00:00:00Z", "the expiry is in the past"),
+                            ("2001-01-01T00:00:00", "the expiry must carry a timezone"),
+                            ("9999-12-31T23:59:59-14:00", "expires_at is out of range: 9999-12-31T23:59:59-14:00")):
+        refused = await mutate(client, tenant.key, "mutation($expiry: DateTime!) { createApiKey(input: {name: "
+                                                   '"late", role: VIEWER, expiresAt: $expiry}) { apiKey { id } '
+                                                   "errors { code field message } } }", expiry=expiry)
+        assert refused["data"]["createApiKey"] == {"apiKey": None, "errors": [
+            {"code": "BAD_USER_INPUT", "field": "expiresAt", "message": message}]}, expiry
 
 
 async def test_check_credential_records_what_the_cloud_says(client: httpx.AsyncClient, resources: Resources,

@@ -278,12 +278,12 @@ async def test_admins_change_the_monitoring_settings_the_monitor_reads_and_bad_v
                                                         "{stormShare: 1.5}) { settings { stormShare } "
                                                         "errors { code field } } }"}, headers=tenant.headers)).json()
     assert bad["data"]["updateMonitoringSettings"]["settings"] is None
-    assert [e["field"] for e in bad["data"]["updateMonitoringSettings"]["errors"]] == ["storm_share"]
+    assert [e["field"] for e in bad["data"]["updateMonitoringSettings"]["errors"]] == ["stormShare"]
     twice = (await client.post("/graphql", json={"query": """mutation { updateMonitoringSettings(input: {
         severityOverrides: [{event: "Isolation fault", severity: MINOR}, {event: "Isolation fault", severity: MAJOR}]})
         { settings { stormShare } errors { code field } } }"""}, headers=tenant.headers)).json()
     assert twice["data"]["updateMonitoringSettings"] == {
-        "settings": None, "errors": [{"code": "BAD_USER_INPUT", "field": "severity_overrides"}]}
+        "settings": None, "errors": [{"code": "BAD_USER_INPUT", "field": "severityOverrides"}]}
     read = (await client.post("/graphql", json={"query": "{ monitoringSettings { stormShare graceSeconds } }"},
                               headers=viewer)).json()
     assert read["data"]["monitoringSettings"] == {"stormShare": 0.5, "graceSeconds": 3600}

@@ -67,7 +67,7 @@ async def test_a_webhook_secret_is_shown_once_and_rules_route_to_the_channel(
     ({"kind": "webhook", "name": "a", "url": "ftp://files.example.com/"}, "url"),
     ({"kind": "webhook", "name": "a", "url": "https://hooks.example.com/\u0000"}, "url"),
     ({"kind": "webhook", "name": "a\u0000b", "url": "https://hooks.example.com/"}, "name"),
-    ({"kind": "email", "name": "a", "email_to": ["ops\u0000@example.com"]}, "emailTo"),
+    ({"kind": "email", "name": "a", "email_to": ["ops\u0000@example.com"]}, "email_to"),
     ({"kind": "webhook", "name": "a", "url": "https://user:pw@hooks.example.com/"}, "url"),
     ({"kind": "webhook", "name": "a", "url": "http://169.254.169.254/latest/meta-data/"}, "url"),
     ({"kind": "webhook", "name": "a", "url": "http://10.1.2.3:8080/hooks"}, "url"),
@@ -75,20 +75,21 @@ async def test_a_webhook_secret_is_shown_once_and_rules_route_to_the_channel(
     ({"kind": "webhook", "name": "a", "url": "http://localhost:9000/"}, "url"),
     ({"kind": "webhook", "name": "a", "url": "http://a..example.com/"}, "url"),
     ({"kind": "webhook", "name": "a", "url": f"http://{'a' * 64}.example.com/"}, "url"),
-    ({"kind": "email", "name": "a", "email_to": []}, "emailTo"),
-    ({"kind": "email", "name": "a", "email_to": ["not an address"]}, "emailTo"),
-    ({"kind": "givenergy", "name": "a", "quiet_start": "22:00:00"}, "quietStart"),
-    ({"kind": "givenergy", "name": "a", "credential_id": "6f1c0d52-8a43-4a0e-9b1e-3f7d5c2a9e10"}, "credentialId"),
+    ({"kind": "email", "name": "a", "email_to": []}, "email_to"),
+    ({"kind": "email", "name": "a", "email_to": ["not an address"]}, "email_to"),
+    ({"kind": "givenergy", "name": "a", "quiet_start": "22:00:00"}, "quiet_start"),
+    ({"kind": "givenergy", "name": "a", "credential_id": "6f1c0d52-8a43-4a0e-9b1e-3f7d5c2a9e10"}, "credential_id"),
 ])
 async def test_bad_channels_are_refused_with_a_clear_problem(client: httpx.AsyncClient, admin: TenantWithKey,
                                                              payload: dict[str, object], field: str) -> None:
     answer = await client.post("/api/v1/notifications/channels", headers=auth(admin), json=payload)
     assert answer.status_code == 422, answer.text
+    assert [error["key"] for error in answer.json()["errors"]] == [field]
     graphql = await client.post("/graphql", headers=auth(admin), json={
         "query": "mutation($input: NotificationChannelInput!) { createNotificationChannel(input: $input) "
                  "{ channel { id } errors { code field } } }",
         "variables": {"input": {_camel(k): (v.upper() if k == "kind" else v) for k, v in payload.items()}}})
-    assert graphql.json()["data"]["createNotificationChannel"]["errors"][0]["field"] == field
+    assert graphql.json()["data"]["createNotificationChannel"]["errors"][0]["field"] == _camel(field)
 
 
 def _camel(name: str) -> str:
