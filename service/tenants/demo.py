@@ -70,7 +70,7 @@ async def issue_demo_admin_key(resources: Resources) -> str | None:
         if tenant is None:
             return None
         keys = ApiKeyService(session, Principal.cli(tenant_id_from(tenant.id), actor="givfleet-up"))
-        if any(key.name == DEMO_KEY_NAME for key in await keys.list()):
+        if any(key.demo_key for key in await keys.list()):  # revoked too: it was shown once already
             return None
-        created = await keys.create(name=DEMO_KEY_NAME, role=Role.ADMIN)
+        created = await keys.create(name=DEMO_KEY_NAME, role=Role.ADMIN, demo_key=True)
     return created.text

@@ -354,8 +354,11 @@ class ApiKeyService:
         self._audit = AuditService(session)
 
     async def create(self, *, name: str, role: Role, expires_at: datetime | None = None,
-                     restricted_account_id: str | None = None) -> CreatedKey:
+                     restricted_account_id: str | None = None, demo_key: bool = False) -> CreatedKey:
         """Create a key; its full text is returned once and only its digest is stored.
+
+        ``demo_key`` marks the key ``givfleet up`` issues to the demo tenant (:mod:`service.tenants.demo`); no
+        adapter passes it.
 
         Raises:
             PermissionDeniedError: The principal is not an admin.
@@ -382,6 +385,7 @@ class ApiKeyService:
             expires_at=expires_at,
             restricted_account_id=restriction,
             created_by_key_id=self._principal.key_id,
+            demo_key=demo_key,
         )
         self._keys.add(key)
         await self._session.flush()

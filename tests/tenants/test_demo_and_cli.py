@@ -16,11 +16,12 @@ from typer.testing import CliRunner
 
 from service import cli_access
 from service.cli import app as cli
+from service.core.roles import Role
 from service.db.models.credential import CredentialHealth, UpstreamCredential
 from service.runtime import Resources
 from service.settings import Settings, get_settings
 from service.simulator import Simulator, SimulatorConfig
-from service.tenants.demo import ensure_demo_tenant, issue_demo_admin_key
+from service.tenants.demo import DEMO_KEY_NAME, ensure_demo_tenant, issue_demo_admin_key
 from service.tenants.service import AuthenticationService
 from service.upstream import Route
 from tests.support import served_simulator
@@ -47,6 +48,20 @@ async def test_demo_tenant_is_created_once_with_a_working_admin_key(resources: R
         assert credential.account_type == "company"
     assert not await ensure_demo_tenant(resources, simulator_base_url=SIM_BASE_URL, token=sim.tokens["company"])
     assert await issue_demo_admin_key(resources) is None, "the demo admin key is made (and shown) once"
+
+
+@pytest.mark.usefixtures("clean_db")
+async def test_a_users_key_named_like_the_demo_key_does_not_stop_up_issuing_it(resources: Resources,
+                                                                               sim: Simulator) -> None:
+    with resources.upstream.routed(Route(transport=httpx.ASGITransport(app=sim.app))):
+        await ensure_demo_tenant(resources, simulator_base_url=SIM_BASE_URL, token=sim.tokens["company"])
+    # `givfleet apikey create --tenant demo --role admin --name "demo admin"`, before `up` first served
+    await cli_access.create_api_key_op(resources, "demo", Role.ADMIN, DEMO_KEY_NAME, None, None)
+    key = await issue_demo_admin_key(resources)
+    assert key is not None, "up shows the demo admin key all the same"
+    async with resources.session_factory() as session:
+        assert (await AuthenticationService(session).authenticate(key)).role is Role.ADMIN
+    assert await issue_demo_admin_key(resources) is None, "and only once"
 
 
 @pytest.fixture

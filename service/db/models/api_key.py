@@ -5,7 +5,7 @@ from __future__ import annotations
 import uuid
 from datetime import datetime
 
-from sqlalchemy import LargeBinary, String
+from sqlalchemy import Boolean, LargeBinary, String, false
 from sqlalchemy.orm import Mapped, mapped_column
 
 from service.core.roles import Role
@@ -30,6 +30,9 @@ class ApiKey(UUIDPrimaryKey, Timestamps, Base):
     last_used_at: Mapped[datetime | None]
     revoked_at: Mapped[datetime | None]
     created_by_key_id: Mapped[uuid.UUID | None]
+    # The admin key `givfleet up` issued to the demo tenant (and showed once). Only `up` sets it: a key someone
+    # names like it is not taken for it.
+    demo_key: Mapped[bool] = mapped_column(Boolean, default=False, server_default=false())
 
     def __repr__(self) -> str:
         return f"<ApiKey id={self.id} tenant_id={self.tenant_id} prefix={self.prefix!r} role={self.role}>"
