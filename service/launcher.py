@@ -65,7 +65,8 @@ class Stack:
         servers: list[tuple[QuietServer, asyncio.Task[None]]] = []
         try:
             with_demo = await demo.simulator_wanted(resources)
-            if with_demo:
+            if with_demo:  # known only now (it depends on the tenants' credentials): its port is checked now
+                refuse_taken_simulator_port(self.settings, self.port)
                 simulator = demo.build_simulator(resources)
                 servers.append(await start_server(QuietServer(simulator.config), "simulator"))
                 await demo.prepare_demo_tenant(resources, simulator, announce)
@@ -121,30 +122,34 @@ def run_up(settings: Settings, host: str, port: int, announce: Callable[[str], N
     """``givfleet up``: the whole stack in this process tree (one per ``GIVFLEET_HOME``)."""
     configure_logging(settings.log)
     with up_lock(settings.home, api=f"{host}:{port}"):
-        refuse_taken_ports(settings, host, port)
+        _refuse_taken(host, port, "the API's port: --port or GIVFLEET_API__PORT changes it")
         with resolved_services(settings, Use.OWN, require_current_schema=False, announce=announce) as resolved:
             asyncio.run(Stack(resolved, host, port).run(announce))
 
 
-def refuse_taken_ports(settings: Settings, host: str, port: int) -> None:
-    """Check, before ``up`` starts or changes anything, that it can listen on the API's port and (unless the
-    simulator is switched off) the demo simulator's.
+def refuse_taken_simulator_port(settings: Settings, api_port: int) -> None:
+    """Check, before ``up`` serves anything, that the demo simulator it is about to start can listen.
+
+    ``up`` checks the API's port before it starts or changes anything; the simulator's only once it knows the
+    simulator runs (that depends on the tenants' credentials: with a real one, it does not, and its port may be
+    taken by anything).
 
     Raises:
-        StartupError: A port is taken (or cannot be listened on); the message names it and what changes it.
+        StartupError: The port is the API's, or taken (or cannot be listened on); the message names it and what
+            changes it.
     """
-    wanted = [(host, port, "the API's port: --port or GIVFLEET_API__PORT changes it")]
-    if settings.simulator.enabled is not False:  # on by default until a real credential exists: not known yet
-        wanted.append((demo.SIMULATOR_HOST, settings.simulator.port,
-                       "the demo simulator's port: GIVFLEET_SIMULATOR__PORT changes it, GIVFLEET_SIMULATOR__ENABLED"
-                       "=false turns the simulator off"))
-        if settings.simulator.port == port:
-            raise StartupError(f"the API and the demo simulator cannot both listen on port {port}: --port or "
-                               "GIVFLEET_API__PORT, or GIVFLEET_SIMULATOR__PORT, changes one of them")
-    for address, number, which in wanted:
-        problem = _cannot_listen(address, number)
-        if problem is not None:
-            raise StartupError(f"{address}:{number} {problem} ({which})")
+    if settings.simulator.port == api_port:
+        raise StartupError(f"the API and the demo simulator cannot both listen on port {api_port}: --port or "
+                           "GIVFLEET_API__PORT, or GIVFLEET_SIMULATOR__PORT, changes one of them")
+    _refuse_taken(demo.SIMULATOR_HOST, settings.simulator.port, "the demo simulator's port: GIVFLEET_SIMULATOR__PORT "
+                  "changes it, GIVFLEET_SIMULATOR__ENABLED=false turns the simulator off")
+
+
+def _refuse_taken(host: str, port: int, which: str) -> None:
+    """Raise :class:`StartupError` naming ``host:port`` and ``which`` port it is, unless it can be listened on."""
+    problem = _cannot_listen(host, port)
+    if problem is not None:
+        raise StartupError(f"{host}:{port} {problem} ({which})")
 
 
 def _cannot_listen(host: str, port: int) -> str | None:

@@ -4,6 +4,9 @@ anything is changed."""
 from __future__ import annotations
 
 import asyncio
+import contextlib
+import os
+import signal
 import socket
 import uuid
 from collections.abc import Iterator
@@ -19,6 +22,7 @@ from service.cli import app
 from service.embedded import StartupError
 from service.launcher import QuietServer, start_server
 from service.settings import get_settings
+from tests.cli.test_shared_home import Up
 from tests.conftest import create_database, drop_database
 from tests.support import free_port
 
@@ -110,28 +114,81 @@ def test_a_database_a_newer_release_migrated_is_usable(monkeypatch: pytest.Monke
     assert "schema at 9999_from_a_newer_release, newer than this release's" in result.output
 
 
-@pytest.mark.parametrize(("flag", "setting", "names"), [
-    (True, None, "(the API's port: --port or GIVFLEET_API__PORT changes it)"),
-    (False, "GIVFLEET_SIMULATOR__PORT", "(the demo simulator's port: GIVFLEET_SIMULATOR__PORT changes it, "
-                                        "GIVFLEET_SIMULATOR__ENABLED=false turns the simulator off)"),
-])
-def test_up_refuses_a_taken_port_before_it_starts_anything(monkeypatch: pytest.MonkeyPatch, empty_database: str,
-                                                           redis_url: str, flag: bool, setting: str | None,
-                                                           names: str) -> None:
-    monkeypatch.setenv("GIVFLEET_DATABASE_URL", empty_database)
-    monkeypatch.setenv("GIVFLEET_REDIS_URL", redis_url)
-    monkeypatch.setenv("GIVFLEET_SIMULATOR__PORT", str(free_port()))
+@contextlib.contextmanager
+def taken_port() -> Iterator[int]:
+    """A port another process listens on."""
     with socket.socket() as taken:
         taken.bind(("127.0.0.1", 0))
         taken.listen()
-        port = taken.getsockname()[1]
-        if setting is not None:
-            monkeypatch.setenv(setting, str(port))
-            get_settings.cache_clear()
-        result = CliRunner().invoke(app, ["up", "--port", str(port if flag else free_port())])
+        yield taken.getsockname()[1]
+
+
+def _tenants(url: str) -> list[str]:
+    async def read() -> list[str]:
+        engine = create_async_engine(url)
+        try:
+            async with engine.connect() as connection:
+                return list((await connection.execute(text("SELECT slug FROM tenants"))).scalars())
+        finally:
+            await engine.dispose()
+
+    return asyncio.run(read())
+
+
+def test_up_refuses_a_taken_api_port_before_it_starts_anything(monkeypatch: pytest.MonkeyPatch,
+                                                                empty_database: str, redis_url: str) -> None:
+    monkeypatch.setenv("GIVFLEET_DATABASE_URL", empty_database)
+    monkeypatch.setenv("GIVFLEET_REDIS_URL", redis_url)
+    monkeypatch.setenv("GIVFLEET_SIMULATOR__PORT", str(free_port()))
+    with taken_port() as port:
+        result = CliRunner().invoke(app, ["up", "--port", str(port)])
     assert result.exit_code == 2, result.output
-    assert result.output.splitlines() == [f"error: 127.0.0.1:{port} is already in use {names}"]
-    assert _tables(empty_database) == [], "nothing may be migrated or created before the ports are known free"
+    assert result.output.splitlines() == [
+        f"error: 127.0.0.1:{port} is already in use (the API's port: --port or GIVFLEET_API__PORT changes it)"]
+    assert _tables(empty_database) == [], "nothing may be migrated or created before the API's port is known free"
+
+
+def test_up_refuses_a_taken_simulator_port_before_it_serves_anything(monkeypatch: pytest.MonkeyPatch,
+                                                                      empty_database: str, redis_url: str) -> None:
+    monkeypatch.setenv("GIVFLEET_DATABASE_URL", empty_database)
+    monkeypatch.setenv("GIVFLEET_REDIS_URL", redis_url)
+    with taken_port() as port:
+        monkeypatch.setenv("GIVFLEET_SIMULATOR__PORT", str(port))
+        get_settings.cache_clear()
+        result = CliRunner().invoke(app, ["up", "--port", str(free_port())])
+    assert result.exit_code == 2, result.output
+    assert result.output.splitlines() == [
+        f"error: 127.0.0.1:{port} is already in use (the demo simulator's port: GIVFLEET_SIMULATOR__PORT changes it, "
+        "GIVFLEET_SIMULATOR__ENABLED=false turns the simulator off)"]
+    assert _tenants(empty_database) == [], "no demo tenant, nothing served, while the simulator cannot run"
+
+
+def test_up_with_a_real_credential_does_not_need_the_simulators_port(
+        monkeypatch: pytest.MonkeyPatch, empty_database: str, redis_url: str, redis_namespace: str) -> None:
+    """The simulator is off while a tenant has a real credential (and none points at the simulator): a port it
+    would have used may be taken by anything."""
+    env = {**{name: value for name, value in os.environ.items() if not name.startswith("GIVFLEET_")},
+           "GIVFLEET_HOME": os.environ["GIVFLEET_HOME"], "GIVFLEET_DATABASE_URL": empty_database,
+           "GIVFLEET_REDIS_URL": redis_url, "GIVFLEET_REDIS__NAMESPACE": f"{redis_namespace}-up",
+           "GIVFLEET_GIVENERGY__BASE_URL": "http://127.0.0.1:1/v1",  # the real cloud is never asked
+           "GIVFLEET_API__PORT": str(free_port())}
+    for name, value in env.items():
+        monkeypatch.setenv(name, value)
+    get_settings.cache_clear()
+    runner = CliRunner()
+    for command, given in ((["migrate", "upgrade"], None), (["tenant", "create", "acme"], None),
+                           (["credential", "add", "--tenant", "acme", "--no-check", "--token-file", "-"], "a-token")):
+        done = runner.invoke(app, command, input=given)
+        assert done.exit_code == 0, done.output
+    with taken_port() as port:
+        up = Up.start({**env, "GIVFLEET_SIMULATOR__PORT": str(port)})
+        try:
+            up.wait_ready()
+        finally:
+            assert up.stop(signal.SIGINT) == 0, up.output
+    assert "Upstreams: acme -> GivEnergy Cloud" in up.output
+    assert "Simulated GivEnergy Cloud" not in up.output
+    assert _tenants(empty_database) == ["acme"]
 
 
 async def test_a_port_taken_after_ups_check_is_a_startup_error_not_uvicorns_exit() -> None:
