@@ -6,6 +6,12 @@ import dataclasses
 from dataclasses import dataclass, field
 from datetime import datetime
 
+_DISTURBANCE_SUFFIXES = ("_fraction", "_per_day", "_probability")
+"""Name endings of the fields that :meth:`SimulatorConfig.quiet` sets to zero."""
+
+_FLEET_MAKEUP_FRACTIONS = frozenset({"ev_charger_fraction", "smart_device_fraction"})
+"""Shares of customers owning other devices: what the fleet is made of, not how it misbehaves."""
+
 
 @dataclass(frozen=True, slots=True)
 class SimulatorConfig:
@@ -95,8 +101,10 @@ class SimulatorConfig:
     def quiet(cls, **overrides: object) -> SimulatorConfig:
         """A calm world for tests: frozen clock at a fixed time, no history, no spontaneous behaviour.
 
-        No locked/foreign/dead inverters either; tests opt in to what they exercise via ``overrides`` or the
-        simulator's mutators.
+        Every rate (``*_per_day``), probability (``*_probability``) and share of awkward inverters
+        (``*_fraction``) is zero, a field added later included; only the shares of customers owning EV
+        chargers and smart devices keep their defaults, as they shape the fleet rather than disturb it. Tests
+        opt in to what they exercise via ``overrides`` or the simulator's mutators.
 
         Args:
             **overrides: Any field of :class:`SimulatorConfig`.
@@ -104,21 +112,14 @@ class SimulatorConfig:
         Returns:
             The configuration.
         """
-        base = cls(
-            fleet_size=20,
-            seed=1,
-            start_time=datetime.fromisoformat("2026-06-01T12:00:00+00:00"),
-            clock_speed=0.0,
-            history_days=0.0,
-            locked_fraction=0.0,
-            another_actor_fraction=0.0,
-            not_controllable_fraction=0.0,
-            dead_fraction=0.0,
-            new_status_fraction=0.0,
-            fault_rate_per_day=0.0,
-            lost_rate_per_day=0.0,
-            firmware_update_rate_per_day=0.0,
-            setting_drift_rate_per_day=0.0,
-            actor_drift_rate_per_day=0.0,
-        )
-        return dataclasses.replace(base, **overrides)  # type: ignore[arg-type]
+        calm: dict[str, object] = {
+            "fleet_size": 20,
+            "seed": 1,
+            "start_time": datetime.fromisoformat("2026-06-01T12:00:00+00:00"),
+            "clock_speed": 0.0,
+            "history_days": 0.0,
+        }
+        for f in dataclasses.fields(cls):
+            if f.name.endswith(_DISTURBANCE_SUFFIXES) and f.name not in _FLEET_MAKEUP_FRACTIONS:
+                calm[f.name] = 0.0
+        return cls(**(calm | overrides))  # type: ignore[arg-type]

@@ -6,7 +6,7 @@ import random
 from asyncio import sleep
 from collections.abc import Iterable
 from datetime import UTC, datetime, timedelta
-from typing import Any
+from typing import Any, Literal
 
 from service.simulator.app import build_app
 from service.simulator.behaviour import Behaviour, Drift, InverterEvent, Rates
@@ -37,6 +37,9 @@ from service.simulator.records import (
 )
 from service.simulator.truth import Truth
 from service.simulator.web import Receive, Scope, Send
+
+_InjectedFlag = Literal["forced_offline", "locked", "forced_timeout", "another_actor"]
+"""The :class:`Device` flags that ``set_offline``, ``set_locked``, ``set_timeout`` and ``set_another_actor`` set."""
 
 
 class Simulator:
@@ -260,25 +263,25 @@ class Simulator:
             raise KeyError(f"no inverter or dongle {serial}")
         return device
 
+    def _set_flag(self, serials: Iterable[str], flag: _InjectedFlag, value: bool) -> None:
+        for serial in serials:
+            setattr(self._device(serial), flag, value)
+
     def set_offline(self, serials: Iterable[str], offline: bool = True) -> None:
         """Make inverters unreachable for device calls (-2) without changing their reported status."""
-        for serial in serials:
-            self._device(serial).forced_offline = offline
+        self._set_flag(serials, "forced_offline", offline)
 
     def set_locked(self, serials: Iterable[str], locked: bool = True) -> None:
         """Lock inverters (writes answer -7 "Inverter Locked"; reads still answer)."""
-        for serial in serials:
-            self._device(serial).locked = locked
+        self._set_flag(serials, "locked", locked)
 
     def set_timeout(self, serials: Iterable[str], timeout: bool = True) -> None:
         """Make device calls to these inverters time out (-1)."""
-        for serial in serials:
-            self._device(serial).forced_timeout = timeout
+        self._set_flag(serials, "forced_timeout", timeout)
 
     def set_another_actor(self, serials: Iterable[str], owned: bool = True) -> None:
         """Let another actor own inverters: writes answer success but are not applied."""
-        for serial in serials:
-            self._device(serial).another_actor = owned
+        self._set_flag(serials, "another_actor", owned)
         self.behaviour.invalidate_actors()
 
     def set_status(self, serial: str, status: str) -> None:

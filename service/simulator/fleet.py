@@ -1,7 +1,8 @@
 """The simulated world: accounts, sites, communication devices with their inverters, EV chargers, smart devices.
 
-Records are slotted classes holding only what cannot be derived; battery modules and meters are derived on
-demand from each device's ``seed`` so that 50,000 inverters stay small. Generation is a single pass over one
+Records are slotted dataclasses holding only what cannot be derived; battery modules and meters are derived on
+demand from each device's ``seed`` so that 50,000 inverters stay small. The mutable records compare by identity
+(``eq=False``): each is one thing in the world, changed in place by the simulator. Generation is a single pass over one
 seeded ``random.Random``: the same seed always yields the same fleet.
 """
 
@@ -11,7 +12,7 @@ import hashlib
 import random
 import uuid
 from bisect import bisect
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from datetime import UTC, datetime, timedelta
 from enum import IntEnum
 from itertools import accumulate
@@ -29,6 +30,7 @@ class AccountType(IntEnum):
     DISTRIBUTOR = 4
 
 
+@dataclass(slots=True, eq=False)
 class Account:
     """A GivEnergy Cloud account (a node of the distributor -> company -> engineer -> customer tree).
 
@@ -43,79 +45,47 @@ class Account:
         views: For a VIEWER, the id of the OWNER whose devices it sees.
     """
 
-    __slots__ = (
-        "address",
-        "children",
-        "country",
-        "device_ids",
-        "email",
-        "first_name",
-        "id",
-        "parent_id",
-        "password",
-        "postcode",
-        "role",
-        "standard_timezone",
-        "surname",
-        "telephone_number",
-        "timezone",
-        "type",
-        "username",
-        "views",
-    )
-
-    def __init__(self, account_id: int, username: str, account_type: AccountType, role: str) -> None:
-        self.id = account_id
-        self.username = username
-        self.type = account_type
-        self.role = role
-        self.parent_id: int | None = None
-        self.children: list[int] = []
-        self.device_ids: list[int] = []
-        self.views: int | None = None
-        self.first_name = ""
-        self.surname = ""
-        self.email = ""
-        self.address = ""
-        self.postcode = ""
-        self.country = "UNITED_KINGDOM"
-        self.telephone_number = ""
-        self.timezone = "GMT"
-        self.standard_timezone = "Europe/London"
-        self.password = ""
+    id: int
+    username: str
+    type: AccountType
+    role: str
+    parent_id: int | None = None
+    children: list[int] = field(default_factory=list)
+    device_ids: list[int] = field(default_factory=list)
+    views: int | None = None
+    first_name: str = ""
+    surname: str = ""
+    email: str = ""
+    address: str = ""
+    postcode: str = ""
+    country: str = "UNITED_KINGDOM"
+    telephone_number: str = ""
+    timezone: str = "GMT"
+    standard_timezone: str = "Europe/London"
+    password: str = ""
 
 
+@dataclass(slots=True, eq=False)
 class Site:
     """An installation site (GET /site)."""
 
-    __slots__ = (
-        "account_id",
-        "country",
-        "date_created",
-        "id",
-        "latitude",
-        "longitude",
-        "name",
-        "status",
-        "three_phase",
-        "timezone",
-        "tz_timezone",
-    )
-
-    def __init__(self, site_id: int, account_id: int, name: str) -> None:
-        self.id = site_id
-        self.account_id = account_id
-        self.name = name
-        self.date_created = "2021-01-01"
-        self.country = "UNITED_KINGDOM"
-        self.timezone = "GMT"
-        self.tz_timezone = "Europe/London"
-        self.latitude = 52.0
-        self.longitude = -1.0
-        self.three_phase = False
-        self.status: str | None = None
+    id: int
+    account_id: int
+    name: str
+    date_created: str = "2021-01-01"
+    country: str = "UNITED_KINGDOM"
+    timezone: str = "GMT"
+    tz_timezone: str = "Europe/London"
+    latitude: float = 52.0
+    longitude: float = -1.0
+    three_phase: bool = False
+    status: str | None = None
 
 
+_DEFAULT_COMMISSIONING = datetime(2021, 1, 1, tzinfo=UTC)
+
+
+@dataclass(slots=True, eq=False)
 class Device:
     """A communication device (dongle) and the inverter behind it.
 
@@ -136,74 +106,38 @@ class Device:
         removed: The dongle was removed from the account (invisible everywhere).
     """
 
-    __slots__ = (
-        "another_actor",
-        "arm",
-        "battery_count",
-        "commission_date",
-        "dongle_firmware",
-        "dongle_serial",
-        "dongle_type",
-        "dsp",
-        "flags",
-        "forced_offline",
-        "forced_timeout",
-        "index",
-        "last_online",
-        "last_updated",
-        "locked",
-        "max_charge_rate",
-        "max_discharge_rate",
-        "model",
-        "numeric_strings",
-        "owner_id",
-        "removed",
-        "render_cache",
-        "reserve_min",
-        "seed",
-        "serial",
-        "settings",
-        "site_id",
-        "status",
-        "status_before",
-        "time_seconds",
-        "warranty_expiry",
-        "warranty_type",
-    )
-
-    def __init__(self, index: int, serial: str, dongle_serial: str, model: Model) -> None:
-        self.index = index
-        self.serial = serial
-        self.dongle_serial = dongle_serial
-        self.model = model
-        self.dongle_type = "WIFI"
-        self.dongle_firmware: str | None = None
-        self.owner_id = 0
-        self.site_id = 0
-        self.status = "NORMAL"
-        self.status_before = "NORMAL"
-        self.commission_date = datetime(2021, 1, 1, tzinfo=UTC)
-        self.last_online = self.commission_date
-        self.last_updated = self.commission_date
-        self.warranty_type = "Standard"
-        self.warranty_expiry = self.commission_date
-        self.arm = 449
-        self.dsp = 449
-        self.battery_count = 1
-        self.reserve_min = 4
-        self.max_charge_rate = 2600
-        self.max_discharge_rate = 2600
-        self.flags: tuple[str, ...] = ()
-        self.seed = 0
-        self.settings: dict[int, bool | int | str] | None = None
-        self.locked = False
-        self.another_actor = False
-        self.forced_offline = False
-        self.forced_timeout = False
-        self.removed = False
-        self.numeric_strings = False
-        self.time_seconds = False
-        self.render_cache: dict[str, Any] | None = None
+    index: int
+    serial: str
+    dongle_serial: str
+    model: Model
+    dongle_type: str = "WIFI"
+    dongle_firmware: str | None = None
+    owner_id: int = 0
+    site_id: int = 0
+    status: str = "NORMAL"
+    status_before: str = "NORMAL"
+    commission_date: datetime = _DEFAULT_COMMISSIONING
+    last_online: datetime = _DEFAULT_COMMISSIONING
+    last_updated: datetime = _DEFAULT_COMMISSIONING
+    warranty_type: str = "Standard"
+    warranty_expiry: datetime = _DEFAULT_COMMISSIONING
+    arm: int = 449
+    dsp: int = 449
+    battery_count: int = 1
+    reserve_min: int = 4
+    max_charge_rate: int = 2600
+    max_discharge_rate: int = 2600
+    flags: tuple[str, ...] = ()
+    seed: int = 0
+    settings: dict[int, bool | int | str] | None = None
+    locked: bool = False
+    another_actor: bool = False
+    forced_offline: bool = False
+    forced_timeout: bool = False
+    removed: bool = False
+    numeric_strings: bool = False
+    time_seconds: bool = False
+    render_cache: dict[str, Any] | None = field(default=None, repr=False)
 
     @property
     def catalogue(self) -> tuple[Setting, ...]:
@@ -301,58 +235,38 @@ class Meter:
     baud_rate: int
 
 
+@dataclass(slots=True, eq=False)
 class EvCharger:
     """An EV charger registered to a customer."""
 
-    __slots__ = (
-        "alias",
-        "configuration_mode",
-        "led",
-        "max_import",
-        "mode",
-        "online",
-        "owner_id",
-        "plug_and_go",
-        "power_limit",
-        "seed",
-        "serial_number",
-        "session_energy_limit",
-        "status",
-        "uuid",
-        "went_offline_at",
-    )
-
-    def __init__(self, charger_uuid: str, serial_number: str, owner_id: int, seed: int) -> None:
-        self.uuid = charger_uuid
-        self.serial_number = serial_number
-        self.owner_id = owner_id
-        self.seed = seed
-        self.alias = "EV Charger 1"
-        self.online = True
-        self.went_offline_at: datetime | None = None
-        self.status = "Available"
-        self.mode = "Eco"
-        self.plug_and_go = True
-        self.power_limit = 32
-        self.session_energy_limit: float | None = None
-        self.configuration_mode = "C"
-        self.led = True
-        self.max_import = 100
+    uuid: str
+    serial_number: str
+    owner_id: int
+    seed: int
+    alias: str = "EV Charger 1"
+    online: bool = True
+    went_offline_at: datetime | None = None
+    status: str = "Available"
+    mode: str = "Eco"
+    plug_and_go: bool = True
+    power_limit: int = 32
+    session_energy_limit: float | None = None
+    configuration_mode: str = "C"
+    led: bool = True
+    max_import: int = 100
 
 
+@dataclass(slots=True, eq=False)
 class SmartDevice:
     """A smart device (smart plug and the like) with its stored data points."""
 
-    __slots__ = ("alias", "graph_color", "hardware_id", "local_key", "owner_id", "points", "uuid")
-
-    def __init__(self, device_uuid: str, owner_id: int, alias: str) -> None:
-        self.uuid = device_uuid
-        self.owner_id = owner_id
-        self.alias = alias
-        self.graph_color = "#f0c27c"
-        self.hardware_id = "P"
-        self.local_key = "J"
-        self.points: list[tuple[datetime, int]] = []
+    uuid: str
+    owner_id: int
+    alias: str
+    graph_color: str = "#f0c27c"
+    hardware_id: str = "P"
+    local_key: str = "J"
+    points: list[tuple[datetime, int]] = field(default_factory=list)
 
 
 _FIRST = (
