@@ -41,8 +41,9 @@ def _http_exception(request: Request[Any, Any, Any], exc: HTTPException) -> Resp
 
 
 def _domain_error(request: Request[Any, Any, Any], exc: GivfleetError) -> Response[dict[str, Any]]:
-    """The problem of a domain error; one that names its field also lists it in ``errors`` (``key``: the JSON
-    name, as Litestar reports a body field it refuses; ``allowed``: the valid values, when they are few)."""
+    """The problem of a domain error; one that names its field also lists it in ``errors``, as Litestar lists a
+    body field it refuses (``key``: the body's JSON key or the query parameter; ``allowed``: the valid values, when
+    they are few)."""
     status = kind_of(exc).http_status
     if exc.field is None:
         return problem(request, status, _title(status), str(exc))
