@@ -7,7 +7,9 @@ from typing import Any
 import structlog
 from litestar import Request, Response
 from litestar.exceptions import HTTPException, ValidationException
+from litestar.params import ParameterKwarg
 from litestar.status_codes import HTTP_500_INTERNAL_SERVER_ERROR
+from litestar.utils.scope.state import ScopeState
 
 from service.core.errors import GivfleetError, InvalidParameterError, UpstreamError, kind_of
 from service.observability import REQUEST_ID_HEADER, request_id_of
@@ -30,14 +32,44 @@ def problem(request: Request[Any, Any, Any], status: int, title: str, detail: st
     return Response(body, status_code=status, media_type=PROBLEM_JSON, headers={REQUEST_ID_HEADER: request_id})
 
 
+MISSING_BODY = "a JSON body is required"
+
+
 def _http_exception(request: Request[Any, Any, Any], exc: HTTPException) -> Response[dict[str, Any]]:
     extra: dict[str, Any] = {}
-    if isinstance(exc, ValidationException) and exc.extra:
+    detail = exc.detail
+    if isinstance(exc, ValidationException) and isinstance(exc.extra, list):
+        if _body_missing(request, exc.extra):
+            detail = MISSING_BODY
+            extra["errors"] = [{"message": MISSING_BODY, "source": "body"}]
+        else:
+            extra["errors"] = [_in_callers_words(request, error) for error in exc.extra]
+    elif isinstance(exc, ValidationException) and exc.extra:
         extra["errors"] = exc.extra
     headers = exc.headers or {}
-    response = problem(request, exc.status_code, _title(exc.status_code), exc.detail, **extra)
+    response = problem(request, exc.status_code, _title(exc.status_code), detail, **extra)
     response.headers.update(headers)
     return response
+
+
+def _body_missing(request: Request[Any, Any, Any], errors: list[Any]) -> bool:
+    """Whether Litestar refused an empty body of a handler that needs one (it reports that as ``key: "data"``,
+    ``message: "'data'"``: the handler argument it could not fill)."""
+    body_errors = any(isinstance(error, dict) and error.get("source") == "body" for error in errors)
+    return body_errors and ScopeState.from_scope(request.scope).body == b""
+
+
+def _in_callers_words(request: Request[Any, Any, Any], error: Any) -> Any:
+    """Litestar names a parameter it refuses by its handler argument (``alert_state``); name it as the caller
+    sent it (``state``), the name the OpenAPI document gives it."""
+    handler = request.scope.get("route_handler")
+    if not isinstance(error, dict) or handler is None or "key" not in error:
+        return error
+    argument = handler.parsed_fn_signature.parameters.get(error["key"])
+    if argument is not None and isinstance(argument.kwarg_definition, ParameterKwarg) \
+            and argument.kwarg_definition.name:
+        return {**error, "key": argument.kwarg_definition.name}
+    return error
 
 
 def _domain_error(request: Request[Any, Any, Any], exc: GivfleetError) -> Response[dict[str, Any]]:

@@ -11,6 +11,7 @@ from typing import Any
 
 import httpx
 import pytest
+from litestar import Litestar
 
 from service.core import limits
 from service.runtime import Resources
@@ -138,3 +139,72 @@ async def test_history_limits_are_checked_not_clamped(api_client: httpx.AsyncCli
     assert problem_key(await rest(api_client, fleet, path, limit=-3)) == "limit"
     assert problem_key(await rest(api_client, fleet, path, limit=201)) == "limit"
     assert (await rest(api_client, fleet, path, limit=0)).json() == []
+
+
+TYPED_VALUE_FORMATS = {"date", "date-time", "uuid"}
+VALID_BY_FORMAT = {"date": "2026-06-01"}
+"""A valid value of each format a required query parameter has."""
+
+
+def _refuses_text(schema: dict[str, Any]) -> bool:
+    """Whether a parameter of this schema refuses the text ``not-a-value`` (an enum, a number, a boolean, a date,
+    a uuid, or a list or union of them)."""
+    if "$ref" in schema or "enum" in schema or schema.get("format") in TYPED_VALUE_FORMATS:
+        return True
+    if schema.get("type") in ("integer", "number", "boolean"):
+        return True
+    if "items" in schema:
+        return _refuses_text(schema["items"])
+    return any(_refuses_text(option) for option in schema.get("oneOf", ()) if option.get("type") != "null")
+
+
+def _concrete(path: str) -> str:
+    """The path with every path parameter filled in by a value of its kind (no object needs to exist)."""
+    for name, value in (("campaign_id", uuid.uuid4()), ("watch_id", uuid.uuid4()), ("serial", "SA0000001"),
+                        ("day", "2026-06-01"), ("uuid", uuid.uuid4())):
+        path = path.replace(f"{{{name}}}", str(value))
+    assert "{" not in path, path
+    return path
+
+
+async def test_every_refused_query_parameter_is_named_as_the_caller_sent_it(
+        api_client: httpx.AsyncClient, fleet: KeyedFleet) -> None:
+    document = (await api_client.get("/schema/openapi.json")).json()
+    checked = []
+    for path, item in document["paths"].items():
+        parameters = [p for p in item.get("get", {}).get("parameters", []) if p["in"] == "query"]
+        names = {parameter["name"] for parameter in parameters}
+        required = {parameter["name"]: VALID_BY_FORMAT[parameter["schema"]["format"]]
+                    for parameter in parameters if parameter.get("required")}
+        for parameter in parameters:
+            if not _refuses_text(parameter["schema"]):
+                continue
+            answer = await rest(api_client, fleet, _concrete(path), **{**required, parameter["name"]: "not-a-value"})
+            assert answer.status_code == 400, (path, parameter["name"], answer.text)
+            keys = {error["key"] for error in answer.json()["errors"]}
+            assert parameter["name"] in keys, (path, parameter["name"], keys)
+            assert keys <= names, (path, parameter["name"], keys)
+            checked.append((path, parameter["name"]))
+    assert {("/api/v1/alerts", "state"), ("/api/v1/campaigns", "state"),
+            ("/api/v1/campaigns/{campaign_id}/targets", "state"), ("/api/v1/incidents", "state")} <= set(checked)
+
+
+async def test_a_missing_body_is_refused_clearly_unless_the_body_is_optional(
+        app: Litestar, api_client: httpx.AsyncClient, fleet: KeyedFleet) -> None:
+    needing, optional = [], []
+    for route in app.routes:
+        for handler in getattr(route, "route_handlers", ()):
+            body = handler.parsed_fn_signature.parameters.get("data")
+            if body is not None:
+                (optional if body.has_default else needing).append((next(iter(handler.http_methods)), route))
+    assert len(needing) >= 8
+    assert optional
+    for method, route in needing + optional:
+        path = route.path_format.format(**{name: uuid.uuid4() for name in route.path_parameters})
+        answer = await api_client.request(method, path, headers=fleet.headers("operator"))
+        if (method, route) in optional:
+            assert answer.status_code != 400, (method, path, answer.text)
+        else:
+            assert answer.status_code == 400, (method, path, answer.text)
+            assert answer.json()["detail"] == "a JSON body is required"
+            assert answer.json()["errors"] == [{"message": "a JSON body is required", "source": "body"}]
