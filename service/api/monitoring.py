@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import json
 import uuid
 from datetime import datetime
 from typing import Annotated, Any
@@ -9,7 +10,8 @@ from typing import Annotated, Any
 from litestar import Controller, delete, get, patch, post
 from litestar.params import FromPath, JSONBody, QueryParameter
 from litestar.status_codes import HTTP_204_NO_CONTENT
-from pydantic import BaseModel, ConfigDict, Field, model_validator
+from pydantic import BaseModel, ConfigDict, Field, ValidationInfo, field_validator
+from pydantic_core import PydanticCustomError
 
 from service.api.common import Cursor, Limit, PageView
 from service.api.dependencies import DbSession, ReadDb
@@ -137,24 +139,27 @@ class MonitoringSettingsPatch(BaseModel):
     storm_share: float | None = Field(default=None, description=f"From {MIN_STORM_SHARE} to 1.")
     severity_overrides: dict[str, Severity] | None = None
 
-    @model_validator(mode="before")
+    @field_validator("*", mode="before")
     @classmethod
-    def _json_types(cls, data: Any) -> Any:
+    def _json_types(cls, value: Any, info: ValidationInfo) -> Any:
         """No null (omit a field to keep it), no string or boolean for a number, no number for a boolean."""
-        if isinstance(data, dict):
-            for name, value in data.items():
-                if value is None:
-                    raise ValueError(f"{name}: omit the field to keep its value; null is not a value")
-                expected = _PATCH_TYPES.get(name)
-                if expected is not None and (type(value) not in expected):
-                    raise ValueError(f"{name}: expected a JSON {expected[0].__name__}, got {value!r}")
-        return data
+        name = info.field_name
+        if value is None:
+            raise PydanticCustomError("null", "{name}: omit the field to keep its value; null is not a value",
+                                      {"name": name})
+        expected = _PATCH_TYPES.get(name or "")
+        if expected is not None and type(value) not in expected[1]:
+            raise PydanticCustomError("json_type", "{name} must be a JSON {expected}, not {got}",
+                                      {"name": name, "expected": expected[0], "got": json.dumps(value)})
+        return value
 
 
-_PATCH_TYPES: dict[str, tuple[type, ...]] = {
-    "enabled": (bool,), "sweep_interval_seconds": (int,), "grace_seconds": (int,), "flap_window_seconds": (int,),
-    "storm_share": (float, int),
+_PATCH_TYPES: dict[str, tuple[str, tuple[type, ...]]] = {
+    "enabled": ("boolean", (bool,)), "sweep_interval_seconds": ("integer", (int,)),
+    "grace_seconds": ("integer", (int,)), "flap_window_seconds": ("integer", (int,)),
+    "storm_share": ("number", (float, int)),
 }
+"""The JSON type of each field (by its JSON name) and the Python types of the values that have it."""
 
 
 class SeverityCountsView(BaseModel):
@@ -198,10 +203,10 @@ class MonitoringController(Controller):
 
     @post("/alerts/{alert_id:uuid}/acknowledge", responses=problems(
         400, 401, 403, 404, 409, 422, 429), status_code=200)
-    async def acknowledge(self, alert_id: FromPath[uuid.UUID], data: JSONBody[AcknowledgeInput],
-                          principal: PrincipalDep, db_session: DbSession) -> AlertView:
-        """Acknowledge an open alert (operator role)."""
-        alert = await AlertService(db_session, principal).acknowledge(alert_id, data.note)
+    async def acknowledge(self, alert_id: FromPath[uuid.UUID], principal: PrincipalDep, db_session: DbSession,
+                          data: JSONBody[AcknowledgeInput | None] = None) -> AlertView:
+        """Acknowledge an open alert (operator role); the body, and its note, may be left out."""
+        alert = await AlertService(db_session, principal).acknowledge(alert_id, data.note if data else None)
         return AlertView.model_validate(alert)
 
     @post("/alerts/{alert_id:uuid}/clear", responses=problems(
