@@ -5,13 +5,14 @@ from __future__ import annotations
 
 import uuid
 from datetime import datetime, time
-from typing import Annotated
+from typing import Annotated, Any
 
 from litestar import Controller, delete, get, patch, post
 from litestar.di import NamedDependency
 from litestar.params import FromPath, JSONBody, QueryParameter
 from litestar.status_codes import HTTP_204_NO_CONTENT
-from pydantic import BaseModel, ConfigDict, Field
+from pydantic import BaseModel, ConfigDict, Field, ValidationError, model_validator
+from pydantic_core import InitErrorDetails, PydanticCustomError
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from service.api.dependencies import DbSession, ReadDb
@@ -83,13 +84,29 @@ class ChannelInput(BaseModel):
 
 
 class ChannelUpdate(BaseModel):
-    """Changes to a channel; ``enabled: true`` also re-enables a webhook disabled after failures."""
+    """Changes to a channel; ``enabled: true`` also re-enables a webhook disabled after failures. What a channel
+    is (its kind, name, URL, recipients, credential) is fixed when it is created: another is a new channel."""
+
+    model_config = ConfigDict(extra="forbid")
 
     enabled: bool | None = None
     digest_interval_seconds: int | None = Field(default=None, ge=0, le=MAX_DIGEST_INTERVAL)
     quiet_start: time | None = None
     quiet_end: time | None = None
     clear_quiet_hours: bool = False
+
+    @model_validator(mode="before")
+    @classmethod
+    def _creation_only(cls, data: Any) -> Any:
+        """Name each field given that only creation sets, and say what to do instead."""
+        if isinstance(data, dict):
+            fixed = [name for name in ChannelInput.model_fields if name in data and name not in cls.model_fields]
+            if fixed:
+                raise ValidationError.from_exception_data(cls.__name__, [InitErrorDetails(
+                    type=PydanticCustomError("fixed_at_creation", "{name} cannot be changed: create a new channel "
+                                             "(and delete this one)", {"name": name}),
+                    loc=(name,), input=data[name]) for name in fixed])
+        return data
 
 
 class RuleInput(BaseModel):

@@ -97,6 +97,30 @@ def _camel(name: str) -> str:
     return head + "".join(part.capitalize() for part in rest)
 
 
+async def test_a_channel_update_refuses_what_only_creation_sets_and_unknown_fields(
+        client: httpx.AsyncClient, admin: TenantWithKey) -> None:
+    created = await client.post("/api/v1/notifications/channels", headers=auth(admin), json={
+        "kind": "webhook", "name": "ops", "url": "https://hooks.example.com/in"})
+    channel = created.json()["channel"]
+    path = f"/api/v1/notifications/channels/{channel['id']}"
+    for body, field in (({"url": "http://10.0.0.1/x"}, "url"), ({"kind": "email"}, "kind"),
+                        ({"enabled": False, "name": "renamed"}, "name")):
+        refused = await client.patch(path, headers=auth(admin), json=body)
+        assert refused.status_code == 400, body
+        assert refused.json()["errors"] == [{"key": field, "message":
+                                             f"{field} cannot be changed: create a new channel (and delete this one)"}]
+    unknown = await client.patch(path, headers=auth(admin), json={"colour": "red"})
+    assert (unknown.status_code, [error["key"] for error in unknown.json()["errors"]]) == (400, ["colour"])
+    assert (await client.get("/api/v1/notifications/channels", headers=auth(admin))).json() == [channel]
+    assert (await client.patch(path, headers=auth(admin), json={"enabled": False})).json()["enabled"] is False
+
+    graphql = await client.post("/graphql", headers=auth(admin), json={
+        "query": "mutation($id: ID!) { updateNotificationChannel(id: $id, input: {url: \"http://10.0.0.1/x\"}) "
+                 "{ channel { url } } }", "variables": {"id": channel["id"]}})
+    assert graphql.json()["data"] is None
+    assert "not to include unknown field 'url'" in graphql.json()["errors"][0]["message"]
+
+
 async def test_an_unknown_event_type_a_duplicate_name_and_a_foreign_message_are_clear_problems(
         client: httpx.AsyncClient, admin: TenantWithKey) -> None:
     spec = {"kind": "givenergy", "name": "phone"}
