@@ -14,7 +14,7 @@ import contextlib
 import functools
 import ipaddress
 import socket
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from concurrent.futures import Executor, ThreadPoolExecutor
 from dataclasses import dataclass
 from urllib.parse import urlsplit
@@ -68,6 +68,9 @@ def parse_url(url: str) -> tuple[str, str, int, str]:
 
 Network = ipaddress.IPv4Network | ipaddress.IPv6Network
 
+ALLOWING_SETTING = "GIVFLEET_NOTIFICATIONS__WEBHOOK_ALLOWED_NETWORKS"
+"""The setting that lets webhooks reach networks that are not globally reachable."""
+
 NAT64 = ipaddress.IPv6Network("64:ff9b::/96")
 """The well-known NAT64 prefix: its last 32 bits are an IPv4 address the gateway connects to."""
 
@@ -107,8 +110,23 @@ def refusal(address: IPAddress, allowed: Sequence[Network]) -> str | None:
     if isinstance(address, ipaddress.IPv6Address) and address.is_site_local:
         return "site-local"  # deprecated fec0::/10, which ipaddress still calls global
     if not address.is_global:
-        return "non-global"
+        return next((kind for kind, is_kind in _NON_GLOBAL_KINDS if is_kind(address)), "non-global")
     return None
+
+
+SHARED = ipaddress.IPv4Network("100.64.0.0/10")
+"""Shared address space (carrier-grade NAT): neither private nor global to ``ipaddress``."""
+
+_NON_GLOBAL_KINDS: tuple[tuple[str, Callable[[IPAddress], bool]], ...] = (
+    ("unspecified", lambda address: address.is_unspecified),
+    ("loopback", lambda address: address.is_loopback),
+    ("link-local", lambda address: address.is_link_local),
+    ("reserved", lambda address: address.is_reserved),
+    ("private", lambda address: address.is_private),
+    ("shared (100.64.0.0/10)", lambda address: address in SHARED),
+)
+"""The kinds of non-global address a refusal names, the most specific first (``::1`` is loopback, private and
+reserved at once)."""
 
 
 def networks(cidrs: Sequence[str]) -> list[Network]:
@@ -142,7 +160,9 @@ async def resolve(url: str, allowed_cidrs: Sequence[str], lookups: Executor | No
         reason = refusal(ipaddress.ip_address(text.split("%")[0]), allowed)
         if reason is not None:
             named = "is" if text == host else "resolves to"
-            raise UnsafeTargetError(f"{host} {named} a {reason} address: refused")
+            article = "an" if reason[0] in "aeiou" else "a"
+            raise UnsafeTargetError(f"{host} {named} {article} {reason} address: refused unless "
+                                    f"{ALLOWING_SETTING} lists its network")
     return Target(scheme, host, port, addresses[0], path)
 
 

@@ -19,6 +19,7 @@ from service.db.models.notifications import MessageState, NotificationMessage
 from service.jobs.enqueue import unit_of_work
 from service.notifications import addresses
 from service.runtime import Resources
+from service.settings import Settings
 from tests.conftest import http_client
 from tests.tenants.factories import TenantWithKey, committed_tenant
 
@@ -95,6 +96,17 @@ async def test_bad_channels_are_refused_with_a_clear_problem(client: httpx.Async
 def _camel(name: str) -> str:
     head, *rest = name.split("_")
     return head + "".join(part.capitalize() for part in rest)
+
+
+async def test_a_refused_webhook_address_is_named_by_its_kind_with_the_setting_that_allows_it(
+        client: httpx.AsyncClient, admin: TenantWithKey, monkeypatch: pytest.MonkeyPatch) -> None:
+    refused = await client.post("/api/v1/notifications/channels", headers=auth(admin), json={
+        "kind": "webhook", "name": "local", "url": "http://127.0.0.1:9911/hook"})
+    assert refused.status_code == 422
+    assert refused.json()["errors"] == [{"key": "url", "message": "127.0.0.1 is a loopback address: refused unless "
+                                         "GIVFLEET_NOTIFICATIONS__WEBHOOK_ALLOWED_NETWORKS lists its network"}]
+    monkeypatch.setenv("GIVFLEET_NOTIFICATIONS__WEBHOOK_ALLOWED_NETWORKS", '["127.0.0.0/8"]')
+    assert Settings().notifications.webhook_allowed_networks == ["127.0.0.0/8"]  # the setting named is the real one
 
 
 async def test_a_channel_update_refuses_what_only_creation_sets_and_unknown_fields(

@@ -204,13 +204,17 @@ async def test_a_burst_failing_at_once_does_not_disable_the_endpoint_until_the_f
     assert channel.disabled_at is not None
 
 
-@pytest.mark.parametrize("address", ["10.0.0.1", "172.16.5.4", "192.168.1.1", "127.0.0.1", "169.254.169.254",
-                                     "0.0.0.0", "224.0.0.1", "::1", "fe80::1", "fd00::1",  # noqa: S104 - refused
-                                     "::ffff:127.0.0.1", "::", "100.100.100.200", "100.64.0.1", "fec0::1",
-                                     "2002:a00:1::1", "2002:7f00:1::", "64:ff9b::a9fe:a9fe",
-                                     "2001:0:4136:e378:8000:63bf:f5ff:fffe"])
-def test_the_guard_refuses_private_loopback_link_local_unspecified_and_multicast_addresses(address: str) -> None:
-    assert refusal(ipaddress.ip_address(address), []) is not None
+@pytest.mark.parametrize(("address", "kind"), [
+    ("10.0.0.1", "private"), ("172.16.5.4", "private"), ("192.168.1.1", "private"), ("127.0.0.1", "loopback"),
+    ("169.254.169.254", "link-local"), ("0.0.0.0", "unspecified"), ("224.0.0.1", "multicast"),  # noqa: S104
+    ("::1", "loopback"), ("fe80::1", "link-local"), ("fd00::1", "private"),
+    ("::ffff:127.0.0.1", "loopback (carried in ::ffff:7f00:1)"), ("::", "unspecified"),
+    ("100.100.100.200", "shared (100.64.0.0/10)"), ("100.64.0.1", "shared (100.64.0.0/10)"), ("fec0::1", "site-local"),
+    ("2002:a00:1::1", "private (carried in 2002:a00:1::1)"), ("2002:7f00:1::", "loopback (carried in 2002:7f00:1::)"),
+    ("64:ff9b::a9fe:a9fe", "link-local (carried in 64:ff9b::a9fe:a9fe)"), ("240.0.0.1", "reserved"),
+    ("2001:0:4136:e378:8000:63bf:f5ff:fffe", "private (carried in 2001:0:4136:e378:8000:63bf:f5ff:fffe)")])
+def test_the_guard_refuses_every_address_not_globally_reachable_naming_its_kind(address: str, kind: str) -> None:
+    assert refusal(ipaddress.ip_address(address), []) == kind
 
 
 def test_the_guard_lets_public_addresses_and_allowed_networks_through() -> None:
