@@ -105,6 +105,9 @@ Removed = Annotated[bool | None, Parameter(
 Search = Annotated[str | None, Parameter(max_length=limits.MAX_SEARCH_LENGTH, description="Text to search for.")]
 Upstream = Annotated[int | None, Parameter(ge=1, le=limits.MAX_UPSTREAM_ID, description="An upstream id.")]
 UpstreamPath = Annotated[str, Parameter(min_length=1, max_length=20, description="An upstream id (positive integer).")]
+Statuses = Annotated[list[str] | None, Parameter(description=(
+    "Status is one of these (repeat; any case). The cloud adds statuses, so any text is taken: one no inverter "
+    "has matches nothing."))]
 FirmwareBound = Annotated[int | None, Parameter(ge=-1, le=10**9, description="A firmware version number.")]
 
 
@@ -138,7 +141,7 @@ class FleetController(Controller):
     @get("/inverters", responses=ERRORS)
     async def list_inverters(
         self, principal: PrincipalDep, read_session: ReadDb,
-        status: Annotated[list[str] | None, Parameter(description="Status is one of these (repeat).")] = None,
+        status: Statuses = None,
         model: Annotated[list[str] | None, Parameter(description="Model is one of these (repeat).")] = None,
         battery_type: Annotated[list[str] | None, Parameter(description="Battery type is one of these.")] = None,
         firmware_arm_min: FirmwareBound = None, firmware_arm_max: FirmwareBound = None,
@@ -255,7 +258,7 @@ class FleetController(Controller):
     @get("/fleet/summary", responses=ERRORS)
     async def fleet_summary(
         self, principal: PrincipalDep, read_session: ReadDb,
-        status: Annotated[list[str] | None, Parameter(description="Status is one of these (repeat).")] = None,
+        status: Statuses = None,
         model: Annotated[list[str] | None, Parameter(description="Model is one of these (repeat).")] = None,
         account_id: Upstream = None, site_id: Upstream = None,
     ) -> FleetSummaryView:

@@ -208,3 +208,18 @@ async def test_a_missing_body_is_refused_clearly_unless_the_body_is_optional(
             assert answer.status_code == 400, (method, path, answer.text)
             assert answer.json()["detail"] == "a JSON body is required"
             assert answer.json()["errors"] == [{"message": "a JSON body is required", "source": "body"}]
+
+
+async def test_a_status_no_inverter_has_matches_nothing_in_rest_and_graphql(
+        api_client: httpx.AsyncClient, fleet: KeyedFleet) -> None:
+    """The cloud adds statuses (OFF_GRID, ON_GRID after v1.26): a filter value is data, never refused."""
+    for params in ({"status": "OFF_GRID"}, {"battery_type": "SODIUM"}):
+        answer = await rest(api_client, fleet, "/api/v1/inverters", **params)
+        assert answer.status_code == 200, answer.text
+        assert answer.json()["total_count"] == 0
+    body = await gql(api_client, fleet, "query($s: [String!]) { inverters(filter: {statusIn: $s}) { totalCount } }",
+                     s=["OFF_GRID"])
+    assert body == {"data": {"inverters": {"totalCount": 0}}}
+    status = next(iter(fleet.mirror.statuses.values()))
+    known = await rest(api_client, fleet, "/api/v1/inverters", status=status.lower())
+    assert known.json()["total_count"] == list(fleet.mirror.statuses.values()).count(status)
