@@ -56,5 +56,5 @@ def test_the_log_level_is_read_in_any_case(monkeypatch: pytest.MonkeyPatch, tmp_
 def test_an_unknown_log_level_is_refused_at_start_up(monkeypatch: pytest.MonkeyPatch, tmp_path: Path) -> None:
     monkeypatch.chdir(tmp_path)
     monkeypatch.setenv("GIVFLEET_LOG__LEVEL", "LOUD")
-    with pytest.raises(ValidationError, match="log.level"):
+    with pytest.raises(ValidationError, match=r"log\.level"):
         Settings()

@@ -11,8 +11,8 @@ import pytest
 from typer.testing import CliRunner
 
 from service import cli
-from service.simulator import server
 from service.settings import get_settings
+from service.simulator import server
 
 PYDANTIC = ("validation error", "Input should", "String should", "Field required", "errors.pydantic.dev")
 
