@@ -85,8 +85,9 @@ class Stack:
         servers.append(await start_server(QuietServer(app_config), "api"))
         workers = asyncio.create_task(WorkerGroup(resources, list(Queue)).run(stop), name="workers")
         base = f"http://{self.host}:{self.port}"
-        announce(f"givfleet is up: API {base}/api/v1  GraphQL {base}/graphql  health {base}/readyz  "
-                 f"metrics {base}/metrics  docs {base}/schema")
+        # The docs first: the REST base alone answers 404, a poor first click.
+        announce(f"givfleet is up: docs {base}/schema  REST {base}/api/v1/...  GraphQL {base}/graphql  "
+                 f"health {base}/readyz  metrics {base}/metrics")
         if with_demo:  # the key is made only now, and printed at once: one that was never shown is never made
             for line in demo.banner(base, await issue_demo_admin_key(resources)):
                 announce(line)
