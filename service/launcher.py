@@ -123,7 +123,7 @@ def run_up(settings: Settings, host: str, port: int, announce: Callable[[str], N
     """``givfleet up``: the whole stack in this process tree (one per ``GIVFLEET_HOME``)."""
     configure_logging(settings.log)
     with up_lock(settings.home, api=f"{host}:{port}"):
-        _refuse_taken(host, port, "the API's port: --port or GIVFLEET_API__PORT changes it")
+        refuse_taken_api_port(host, port)
         with resolved_services(settings, Use.OWN, require_current_schema=False, announce=announce) as resolved:
             asyncio.run(Stack(resolved, host, port).run(announce))
 
@@ -144,6 +144,15 @@ def refuse_taken_simulator_port(settings: Settings, api_port: int) -> None:
                            "GIVFLEET_API__PORT, or GIVFLEET_SIMULATOR__PORT, changes one of them")
     _refuse_taken(demo.SIMULATOR_HOST, settings.simulator.port, "the demo simulator's port: GIVFLEET_SIMULATOR__PORT "
                   "changes it, GIVFLEET_SIMULATOR__ENABLED=false turns the simulator off")
+
+
+def refuse_taken_api_port(host: str, port: int) -> None:
+    """Check, before ``up`` or ``api`` starts anything, that the API can listen on ``host:port``.
+
+    Raises:
+        StartupError: It cannot (taken, or no such address); the message names it and what changes it.
+    """
+    _refuse_taken(host, port, "the API's port: --port or GIVFLEET_API__PORT changes it")
 
 
 def _refuse_taken(host: str, port: int, which: str) -> None:
@@ -172,8 +181,9 @@ def _cannot_listen(host: str, port: int) -> str | None:
 
 
 def run_api(settings: Settings, host: str, port: int) -> None:
-    """``givfleet api``: the HTTP API alone (uvicorn handles SIGINT/SIGTERM)."""
+    """``givfleet api``: the HTTP API alone (uvicorn handles SIGINT/SIGTERM), once its port is known free."""
     configure_logging(settings.log)
+    refuse_taken_api_port(host, port)
     with resolved_services(settings, Use.ATTACH) as resolved:
         uvicorn.run(create_app(resolved), host=host, port=port, log_config=None, access_log=False,
                     **server_options(resolved))

@@ -26,6 +26,7 @@ from service.core.errors import ConflictError, InvalidInputError, NotFoundError,
 from service.core.principal import Principal
 from service.core.roles import Role
 from service.core.tenancy import TenantId, tenant_id_from
+from service.core.text import plain_field
 from service.db.models.api_key import ApiKey
 from service.db.models.audit import AuditEvent
 from service.db.models.credential import CredentialHealth, CredentialKind, UpstreamCredential
@@ -117,9 +118,12 @@ class TenantService:
         """Create a tenant.
 
         Raises:
-            InvalidInputError: The slug or timezone is malformed.
+            InvalidInputError: The slug or timezone is malformed, or the name holds a control character (it is
+                shown in tables and pages).
             ConflictError: The slug is taken.
         """
+        if name is not None:
+            plain_field(name, "name")
         if not SLUG_PATTERN.fullmatch(slug):
             raise InvalidInputError("a slug is 1-63 lower-case letters, digits and hyphens, not starting or ending "
                                     "with a hyphen")
