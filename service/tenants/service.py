@@ -366,10 +366,11 @@ class ApiKeyService:
 
         Raises:
             PermissionDeniedError: The principal is not an admin.
-            InvalidInputError: The expiry is in the past or not timezone-aware, or the tenant has no account
-                ``restricted_account_id`` (in its mirror).
+            InvalidInputError: The name holds a control character, the expiry is in the past or not
+                timezone-aware, or the tenant has no account ``restricted_account_id`` (in its mirror).
         """
         authorize(self._principal, Action.APIKEY_CREATE)
+        plain_field(name, "name")  # the REST and GraphQL inputs refuse it too; the CLI reaches only this
         if expires_at is not None:
             if expires_at.tzinfo is None:
                 raise InvalidInputError("the expiry must carry a timezone", field="expires_at")
