@@ -37,7 +37,8 @@ app.add_typer(notify_app, name="notify")
 
 console = Console()
 HostOption = Annotated[str | None, typer.Option(help="Bind address (default: GIVFLEET_API__HOST or 127.0.0.1).")]
-PortOption = Annotated[int | None, typer.Option(help="Bind port (default: GIVFLEET_API__PORT or 8000).")]
+PortOption = Annotated[int | None, typer.Option(help="Bind port (default: GIVFLEET_API__PORT or 8000).", min=1,
+                                                max=65535)]
 
 
 @app.command()
@@ -131,7 +132,7 @@ def simulator(
     fleet_size: Annotated[int, typer.Option(help="Inverters to generate.", min=1)] = 10_000,
     seed: Annotated[int, typer.Option(help="Seed of the fleet (same seed, same fleet and tokens).")] = 7,
     host: Annotated[str, typer.Option(help="Bind address.")] = "127.0.0.1",
-    port: Annotated[int, typer.Option(help="Bind port.", min=0, max=65535)] = 8081,
+    port: Annotated[int, typer.Option(help="Bind port.", min=1, max=65535)] = 8081,
     tokens_file: Annotated[str | None, typer.Option(help="Also write the tokens as JSON to this path.")] = None,
     clock_speed: Annotated[float, typer.Option(help="Simulated seconds per real second.", min=0)] = 1.0,
     rate_limit: Annotated[int, typer.Option(help="Requests per token per window.", min=1)] = 300,

@@ -19,15 +19,18 @@ from rich.console import Console
 from rich.markup import escape
 from rich.progress import BarColumn, Progress, TextColumn
 
-from service.campaigns.schemas import CampaignSpec, CampaignView, PlanView
+from service.campaigns.schemas import CampaignSpec, CampaignView, PlanView, TargetView
 from service.campaigns.service import TERMINAL, CampaignService, LifecycleAction, prepare
 from service.campaigns.upstream import requests_per_minute
-from service.campaigns.views import campaign_view
-from service.cli_access import invalid_input, run_op
+from service.campaigns.views import campaign_view, target_view
+from service.cli_access import error_console, invalid_input, run_op
 from service.core.errors import InvalidInputError
+from service.core.limits import DEFAULT_PAGE_SIZE, MAX_PAGE_SIZE
+from service.core.pagination import Page
 from service.core.principal import Principal
 from service.core.tables import TextTable, print_table
 from service.core.tenancy import tenant_id_from
+from service.db.models.campaign import TargetState
 from service.jobs.enqueue import unit_of_work
 from service.runtime import Resources
 from service.tenants.service import TenantService
@@ -65,9 +68,10 @@ def read_spec(path: Path) -> CampaignSpec:
         raise InvalidInputError(f"{path}: {invalid_input(exc, _file_key)}") from None
 
 
-def print_views(views: Sequence[_View], as_json: bool, columns: Sequence[str], row: Callable[[_View], Sequence[str]]
-                ) -> None:
-    """``views`` as one JSON document per line (``--json``), or as a table of ``columns``, one ``row`` a view."""
+def print_views(views: Sequence[_View], as_json: bool, columns: Sequence[str], row: Callable[[_View], Sequence[str]],
+                *, whole: Sequence[str] = ("id",)) -> None:
+    """``views`` as one JSON document per line (``--json``), or as a table of ``columns``, one ``row`` a view
+    (the cells of the columns ``whole`` are never wrapped: see :func:`print_table`)."""
     if as_json:
         for view in views:
             typer.echo(view.model_dump_json())
@@ -77,7 +81,7 @@ def print_views(views: Sequence[_View], as_json: bool, columns: Sequence[str], r
         table.add_column(column)
     for view in views:
         table.add_row(*row(view))
-    print_table(console, table)
+    print_table(console, table, whole=whole)
 
 
 def _file_key(location: tuple[str | int, ...]) -> str:
@@ -134,6 +138,18 @@ async def list_op(resources: Resources, slug: str) -> list[CampaignView]:
         return [campaign_view(c, await service.progress(c)) for c in await service.list()]
 
 
+async def targets_op(resources: Resources, slug: str, campaign_id: str, states: Sequence[TargetState], *,
+                     limit: int = DEFAULT_PAGE_SIZE, cursor: str | None = None) -> Page[TargetView]:
+    """A page of a campaign's inverters by serial (only those in ``states``, if any): what REST's
+    ``GET /campaigns/{id}/targets`` answers."""
+    principal = await cli_principal(resources, slug)
+    async with resources.session_factory() as session:
+        page = await CampaignService(session, principal).targets(parse_uuid(campaign_id), states=states,
+                                                                 first=limit, after=cursor)
+    return Page(items=[target_view(target) for target in page.items], cursors=page.cursors,
+                has_next_page=page.has_next_page, total_count=page.total_count)
+
+
 def parse_uuid(text: str, what: str = "campaign") -> uuid.UUID:
     try:
         return uuid.UUID(text)
@@ -169,11 +185,13 @@ def print_status(view: CampaignView) -> None:
 
 
 def status_text(view: CampaignView) -> str:
-    """State, wave, per-state counts, the next wave's time and the ETA."""
+    """State, wave, per-state counts, the next wave's time, the ETA, and why the campaign is in its state (an
+    abort's reason), if it was given one."""
     counts = ", ".join(f"{state} {n}" for state, n in view.counts.items())
     eta = f", ETA {view.eta_seconds:.0f} s" if view.eta_seconds else ""
     waiting = f", next wave at {view.next_step_at:%Y-%m-%d %H:%M:%S} UTC" if view.next_step_at else ""
-    return f"[{view.state}] wave {view.current_wave}/{view.wave_count}: {counts}{waiting}{eta}"
+    reason = f"; reason: {view.state_reason}" if view.state_reason else ""
+    return f"[{view.state}] wave {view.current_wave}/{view.wave_count}: {counts}{waiting}{eta}{reason}"
 
 
 @campaign_app.command("plan")
@@ -235,7 +253,8 @@ def status(tenant: TenantOption, campaign_id: IdArgument,
            watch: Annotated[bool, typer.Option("--watch", help="Follow progress until the campaign finishes.")]
            = False,
            interval: Annotated[float, typer.Option(help="Seconds between refreshes with --watch.")] = 2.0) -> None:
-    """Per-state counts and the ETA; --watch shows a live progress bar."""
+    """Per-state counts, the ETA and why it stopped (an abort's reason); --watch shows a live progress bar.
+    'givfleet campaign targets' shows each inverter."""
     if not watch:
         print_status(run_op(lambda resources: status_op(resources, tenant, campaign_id)))
         return
@@ -301,3 +320,34 @@ def list_campaigns(tenant: TenantOption, as_json: JsonOption = False) -> None:
                 ("id", "name", "kind", "setting", "state", "targets", "created"),
                 lambda view: (str(view.id), view.name, view.kind, f"{view.setting_id}={view.value or '-'}", view.state,
                               str(view.target_count), view.created_at.strftime("%Y-%m-%d %H:%M")))
+
+
+TARGET_COLUMNS = ("serial", "model", "firmware", "state", "reason", "wave", "previous", "written", "read back",
+                  "code", "attempts", "writes")
+
+
+def _target_row(view: TargetView) -> tuple[str, ...]:
+    cells = (view.serial, view.model, view.firmware_arm, view.state, view.reason, view.wave, view.previous_value,
+             view.written_value, view.value_read, view.code, view.attempts, view.writes)
+    return tuple("-" if cell is None else str(cell) for cell in cells)
+
+
+@campaign_app.command("targets")
+def targets(tenant: TenantOption, campaign_id: IdArgument,
+            state: Annotated[list[TargetState] | None, typer.Option(
+                "--state", help="Only inverters in this state (repeat it for several).")] = None,
+            limit: Annotated[int, typer.Option(help="Inverters per page.", min=1, max=MAX_PAGE_SIZE)]
+            = DEFAULT_PAGE_SIZE,
+            cursor: Annotated[str | None, typer.Option(help="Where the page starts (printed under the previous "
+                                                            "page).")] = None,
+            as_json: JsonOption = False) -> None:
+    """What happened to each inverter, by serial: its state and why, the previous value (what rollback restores),
+    the value written and read back, the last code, attempts and writes."""
+    page = run_op(lambda resources: targets_op(resources, tenant, campaign_id, state or [], limit=limit,
+                                               cursor=cursor))
+    print_views(page.items, as_json, TARGET_COLUMNS, _target_row, whole=("serial",))
+    if page.has_next_page:  # on stderr: the output stays a table, or JSON lines, to pipe
+        filters = "".join(f" --state {chosen.value}" for chosen in state or [])
+        error_console.print(f"{len(page.items)} of {page.total_count} inverters shown; next page: givfleet campaign "
+                            f"targets -t {tenant} {campaign_id}{filters} --limit {limit} --cursor {page.end_cursor}",
+                            markup=False, highlight=False, soft_wrap=True)

@@ -85,8 +85,9 @@ class Stack:
         servers.append(await start_server(QuietServer(app_config), "api"))
         workers = asyncio.create_task(WorkerGroup(resources, list(Queue)).run(stop), name="workers")
         base = f"http://{self.host}:{self.port}"
-        announce(f"givfleet is up: API {base}/api/v1  GraphQL {base}/graphql  health {base}/readyz  "
-                 f"metrics {base}/metrics  docs {base}/schema")
+        # The docs first: the REST base alone answers 404, a poor first click.
+        announce(f"givfleet is up: docs {base}/schema  REST {base}/api/v1/...  GraphQL {base}/graphql  "
+                 f"health {base}/readyz  metrics {base}/metrics")
         if with_demo:  # the key is made only now, and printed at once: one that was never shown is never made
             for line in demo.banner(base, await issue_demo_admin_key(resources)):
                 announce(line)
@@ -122,7 +123,7 @@ def run_up(settings: Settings, host: str, port: int, announce: Callable[[str], N
     """``givfleet up``: the whole stack in this process tree (one per ``GIVFLEET_HOME``)."""
     configure_logging(settings.log)
     with up_lock(settings.home, api=f"{host}:{port}"):
-        _refuse_taken(host, port, "the API's port: --port or GIVFLEET_API__PORT changes it")
+        refuse_taken_api_port(host, port)
         with resolved_services(settings, Use.OWN, require_current_schema=False, announce=announce) as resolved:
             asyncio.run(Stack(resolved, host, port).run(announce))
 
@@ -143,6 +144,15 @@ def refuse_taken_simulator_port(settings: Settings, api_port: int) -> None:
                            "GIVFLEET_API__PORT, or GIVFLEET_SIMULATOR__PORT, changes one of them")
     _refuse_taken(demo.SIMULATOR_HOST, settings.simulator.port, "the demo simulator's port: GIVFLEET_SIMULATOR__PORT "
                   "changes it, GIVFLEET_SIMULATOR__ENABLED=false turns the simulator off")
+
+
+def refuse_taken_api_port(host: str, port: int) -> None:
+    """Check, before ``up`` or ``api`` starts anything, that the API can listen on ``host:port``.
+
+    Raises:
+        StartupError: It cannot (taken, or no such address); the message names it and what changes it.
+    """
+    _refuse_taken(host, port, "the API's port: --port or GIVFLEET_API__PORT changes it")
 
 
 def _refuse_taken(host: str, port: int, which: str) -> None:
@@ -171,8 +181,9 @@ def _cannot_listen(host: str, port: int) -> str | None:
 
 
 def run_api(settings: Settings, host: str, port: int) -> None:
-    """``givfleet api``: the HTTP API alone (uvicorn handles SIGINT/SIGTERM)."""
+    """``givfleet api``: the HTTP API alone (uvicorn handles SIGINT/SIGTERM), once its port is known free."""
     configure_logging(settings.log)
+    refuse_taken_api_port(host, port)
     with resolved_services(settings, Use.ATTACH) as resolved:
         uvicorn.run(create_app(resolved), host=host, port=port, log_config=None, access_log=False,
                     **server_options(resolved))

@@ -56,7 +56,7 @@ def configure_logging(settings: LogSettings) -> None:
     )
     root = logging.getLogger()
     root.handlers[:] = [handler]
-    root.setLevel(settings.level.upper())
+    root.setLevel(settings.level)
     for noisy in ("uvicorn.access", "httpx", "httpcore", "pgserver", "alembic.runtime.migration"):
         logging.getLogger(noisy).setLevel(logging.WARNING)
 

@@ -249,8 +249,15 @@ class NotificationSettings(BaseModel):
 class LogSettings(BaseModel):
     """Structured logging."""
 
-    level: str = Field(default="INFO", description="Minimum log level.")
+    level: Literal["DEBUG", "INFO", "WARNING", "ERROR", "CRITICAL"] = Field(
+        default="INFO", description="Minimum log level (any case).")
     json_output: bool | None = Field(default=None, description="JSON lines; by default when stderr is not a TTY.")
+
+    @field_validator("level", mode="before")
+    @classmethod
+    def _level_in_capitals(cls, level: object) -> object:
+        # Checked at start-up, in any case: logging would refuse an unknown level with a traceback.
+        return level.upper() if isinstance(level, str) else level
 
 
 class Settings(BaseSettings):

@@ -45,3 +45,16 @@ def test_a_bad_webhook_allowed_network_is_refused_at_start_up(monkeypatch: pytes
     monkeypatch.setenv("GIVFLEET_NOTIFICATIONS__WEBHOOK_ALLOWED_NETWORKS", json.dumps([cidr]))
     with pytest.raises(ValidationError, match="webhook_allowed_networks"):
         Settings()
+
+
+def test_the_log_level_is_read_in_any_case(monkeypatch: pytest.MonkeyPatch, tmp_path: Path) -> None:
+    monkeypatch.chdir(tmp_path)
+    monkeypatch.setenv("GIVFLEET_LOG__LEVEL", "warning")
+    assert Settings().log.level == "WARNING"
+
+
+def test_an_unknown_log_level_is_refused_at_start_up(monkeypatch: pytest.MonkeyPatch, tmp_path: Path) -> None:
+    monkeypatch.chdir(tmp_path)
+    monkeypatch.setenv("GIVFLEET_LOG__LEVEL", "LOUD")
+    with pytest.raises(ValidationError, match=r"log\.level"):
+        Settings()

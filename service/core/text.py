@@ -10,6 +10,8 @@ from typing import Annotated
 
 from pydantic import AfterValidator, StringConstraints
 
+from service.core.errors import InvalidInputError
+
 
 def plain(text: str) -> str:
     """``text`` if it holds no control character (``\\x00``-``\\x1f``, ``\\x7f``).
@@ -20,6 +22,18 @@ def plain(text: str) -> str:
     if any(ord(character) < 0x20 or ord(character) == 0x7F for character in text):
         raise ValueError("must not contain control characters (tab, newline, NUL, ...)")
     return text
+
+
+def plain_field(text: str, field: str) -> str:
+    """:func:`plain` for a field a service checks itself (not through a pydantic model).
+
+    Raises:
+        InvalidInputError: ``text`` holds a control character; the message and ``field`` name the field.
+    """
+    try:
+        return plain(text)
+    except ValueError as exc:
+        raise InvalidInputError(f"{field} {exc}", field=field) from None
 
 
 NO_CONTROL = AfterValidator(plain)

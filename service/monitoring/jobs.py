@@ -5,7 +5,10 @@
   reads what is still marked, and nothing it writes twice is duplicated. Keyed per tenant: asking while one is
   queued or running joins it. An expected upstream failure (cloud unreachable, 5xx, 429, credential refused)
   ends it normally with one warning and its next attempt one sweep interval later (no arq failure, no retry).
-- ``monitoring.schedule`` (cron, every minute, ``monitor``): asks for the cycles that are due.
+- ``monitoring.schedule`` (cron, every minute, ``monitor``): asks for the cycles due by the time it runs or
+  within half a minute after, so each cycle starts at the tick nearest its due time: a tick a few seconds early
+  or late neither skips a cycle to the next minute nor runs one twice (due times keep to the tenant's sweep
+  interval, see :func:`service.monitoring.rules.next_sweep_due`).
 """
 
 from __future__ import annotations
@@ -28,6 +31,8 @@ from service.monitoring.sweep import ClientSource, Monitor
 from service.runtime import Resources
 
 CYCLE_JOB = "monitoring.cycle"
+SCHEDULER_TICK = timedelta(minutes=1)
+"""How often ``monitoring.schedule`` runs (its cron fires at second 15 of every minute)."""
 
 
 class CyclePayload(Payload):
@@ -90,9 +95,10 @@ def cycle_call(tenant_id: TenantId | uuid.UUID) -> DeferredJob:
 
 @job("monitoring.schedule", queue=Queue.MONITOR, payload=NoPayload, cron=15, max_tries=1)
 async def schedule_cycles(ctx: JobContext, payload: NoPayload) -> int:
-    """Ask for every due monitoring cycle (cron job); returns how many were asked for."""
+    """Ask for every monitoring cycle due by now or within half a tick, this tick being the nearest to its due
+    time (cron job); returns how many were asked for."""
     resources = ctx["resources"]
     async with resources.session_factory() as session:
-        tenants = await due_tenants(session, utcnow())
+        tenants = await due_tenants(session, utcnow() + SCHEDULER_TICK / 2)
     await enqueue_deferred(resources.redis, [cycle_call(tenant) for tenant in tenants])
     return len(tenants)

@@ -205,9 +205,9 @@ async def counts_by_severity(session: AsyncSession, conditions: Sequence[ColumnE
     return found
 
 
-async def due_tenants(session: AsyncSession, now: datetime) -> list[uuid.UUID]:
+async def due_tenants(session: AsyncSession, by: datetime) -> list[uuid.UUID]:
     """Active tenants with an API token whose monitoring is enabled (or not configured: on by default) and
-    whose next cycle is due (every tenant: for the scheduler only)."""
+    whose next cycle is due by ``by`` (every tenant: for the scheduler only)."""
     statement = (
         select(UpstreamCredential.tenant_id)
         .join(Tenant, Tenant.id == UpstreamCredential.tenant_id)
@@ -217,7 +217,7 @@ async def due_tenants(session: AsyncSession, now: datetime) -> list[uuid.UUID]:
             Tenant.status == TenantStatus.ACTIVE,
             or_(MonitoringSettings.tenant_id.is_(None),
                 and_(MonitoringSettings.enabled, or_(MonitoringSettings.next_sweep_at.is_(None),
-                                                     MonitoringSettings.next_sweep_at <= now))),
+                                                     MonitoringSettings.next_sweep_at <= by))),
         )
         .distinct()
     )

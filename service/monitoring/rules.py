@@ -1,4 +1,5 @@
-"""The monitor's pure core: severities, the event diff, loss of communication, the storm guard, the sweep plan.
+"""The monitor's pure core: severities, the event diff, loss of communication, the storm guard, the sweep plan
+and its cadence.
 
 Nothing here touches the database or the network, so each rule is tested on its own with property tests.
 """
@@ -251,6 +252,19 @@ def plan_sweep(
     else:
         sweeps = math.ceil(healthy / round_robin)
     return SweepPlan(budget, pages, reserve, round_robin, sweeps, sweeps * interval.total_seconds() / 60)
+
+
+def next_sweep_due(due: datetime | None, started: datetime, interval: timedelta) -> datetime:
+    """When a tenant's next cycle is due, after a cycle that started at ``started`` for the one due at ``due``.
+
+    One ``interval`` after ``due``: how long the cycle waited in the queue or took does not push the next one
+    later, so cycles keep to the interval. A cycle that started a whole interval or more after its due time (the
+    worker was down, the queue backed up), or that none was planned for, sets a new pace: the next is due one
+    interval after it started, and the cycles missed meanwhile are not made up (never a burst back to back).
+    """
+    if due is None or started - due >= interval:
+        return started + interval
+    return due + interval
 
 
 def split_reads(targeted: Sequence[str], healthy_by_age: Sequence[str], plan: SweepPlan) -> tuple[list[str], list[str]]:

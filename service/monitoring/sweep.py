@@ -149,6 +149,8 @@ class Monitor:
         What the cycle committed before the failure (the sweep's marks) is kept for that attempt.
         """
         report = CycleReport()
+        started = self.options.clock()
+        due = await self._due(tenant_id)
         try:
             async with self.clients(tenant_id) as client:
                 seen, pages = await self._sweep_pages(client)
@@ -161,25 +163,32 @@ class Monitor:
                 await self._read_events(client, tenant_id, [*targeted, *rr], report)
         except UPSTREAM_FAILURES as exc:
             report.failure = type(exc).__name__
-            next_attempt_at = await self._schedule_next(tenant_id, ran=False)
+            next_attempt_at = await self._schedule_next(tenant_id, due, started, ran=False)
             log.warning("monitoring.cycle.failed", tenant_id=str(tenant_id), error=report.failure, detail=str(exc),
                         next_attempt_at=next_attempt_at.isoformat())  # fmt: skip
             return report
-        await self._schedule_next(tenant_id, ran=True)
+        await self._schedule_next(tenant_id, due, started, ran=True)
         log.info("monitoring.cycle", tenant_id=str(tenant_id), inverters=report.inverters, pages=report.page_requests,
                  targeted=report.targeted, round_robin=report.round_robin, raised=report.raised,
                  cleared=report.cleared, storm=report.storm)  # fmt: skip
         return report
 
-    async def _schedule_next(self, tenant_id: TenantId, *, ran: bool) -> datetime:
-        """Set the tenant's next cycle one sweep interval from now (and its last sweep to now when it ``ran``);
-        returns when the next is due."""
+    async def _due(self, tenant_id: TenantId) -> datetime | None:
+        """When the tenant's cycle about to run was due (``None``: none was planned)."""
+        async with self._transaction() as session:
+            return (await MonitoringRepository(session, tenant_id).settings()).next_sweep_at
+
+    async def _schedule_next(self, tenant_id: TenantId, due: datetime | None, started: datetime, *,
+                             ran: bool) -> datetime:
+        """Plan the tenant's next cycle one sweep interval after ``due``, the due time of this cycle (which
+        ``started`` then; see :func:`rules.next_sweep_due`), and record its sweep as run at ``started`` when it
+        ``ran``; returns when the next is due."""
         async with self._transaction() as session:
             monitor_settings = await MonitoringRepository(session, tenant_id).settings()
-            now = self.options.clock()
             if ran:
-                monitor_settings.last_sweep_at = now
-            monitor_settings.next_sweep_at = now + timedelta(seconds=monitor_settings.sweep_interval_seconds)
+                monitor_settings.last_sweep_at = started
+            monitor_settings.next_sweep_at = rules.next_sweep_due(
+                due, started, timedelta(seconds=monitor_settings.sweep_interval_seconds))
             return monitor_settings.next_sweep_at
 
     async def _budget(self, client: GivEnergyClient) -> float:

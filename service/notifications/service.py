@@ -15,7 +15,7 @@ from sqlalchemy.ext.asyncio import AsyncSession
 from service.core.clock import utcnow
 from service.core.errors import ConflictError, InvalidInputError, NotFoundError
 from service.core.principal import Principal
-from service.core.text import plain
+from service.core.text import plain_field
 from service.db.models.monitoring import Severity
 from service.db.models.notifications import (
     ChannelKind,
@@ -123,7 +123,7 @@ class NotificationService:
             ConflictError: A channel with this name exists.
         """
         authorize(self._principal, Action.NOTIFICATION_MANAGE)
-        name = _plain(spec.name.strip(), "name")
+        name = plain_field(spec.name.strip(), "name")
         if not name or len(name) > 200:
             raise InvalidInputError("a channel needs a name of 1 to 200 characters", field="name")
         await self._check_target(spec)
@@ -154,7 +154,7 @@ class NotificationService:
     async def _check_target(self, spec: ChannelSpec) -> None:
         if spec.kind is ChannelKind.WEBHOOK:
             try:
-                await check_new_target(_plain(spec.url or "", "url"), self._settings.webhook_allowed_networks)
+                await check_new_target(plain_field(spec.url or "", "url"), self._settings.webhook_allowed_networks)
             except UnsafeTargetError as exc:
                 raise InvalidInputError(str(exc), field="url") from None
         elif spec.kind is ChannelKind.EMAIL:
@@ -327,13 +327,6 @@ class NotificationService:
 
     def _ask(self, ask: Ask) -> None:
         defer_job(self._session, call_of(ask))
-
-
-def _plain(text: str, field: str) -> str:
-    try:
-        return plain(text)
-    except ValueError as exc:
-        raise InvalidInputError(f"{field} {exc}", field=field) from None
 
 
 def _check_interval(seconds: int) -> None:

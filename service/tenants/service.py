@@ -26,6 +26,7 @@ from service.core.errors import ConflictError, InvalidInputError, NotFoundError,
 from service.core.principal import Principal
 from service.core.roles import Role
 from service.core.tenancy import TenantId, tenant_id_from
+from service.core.text import plain_field
 from service.db.models.api_key import ApiKey
 from service.db.models.audit import AuditEvent
 from service.db.models.credential import CredentialHealth, CredentialKind, UpstreamCredential
@@ -117,9 +118,12 @@ class TenantService:
         """Create a tenant.
 
         Raises:
-            InvalidInputError: The slug or timezone is malformed.
+            InvalidInputError: The slug or timezone is malformed, or the name holds a control character (it is
+                shown in tables and pages).
             ConflictError: The slug is taken.
         """
+        if name is not None:
+            plain_field(name, "name")
         if not SLUG_PATTERN.fullmatch(slug):
             raise InvalidInputError("a slug is 1-63 lower-case letters, digits and hyphens, not starting or ending "
                                     "with a hyphen")
@@ -362,10 +366,11 @@ class ApiKeyService:
 
         Raises:
             PermissionDeniedError: The principal is not an admin.
-            InvalidInputError: The expiry is in the past or not timezone-aware, or the tenant has no account
-                ``restricted_account_id`` (in its mirror).
+            InvalidInputError: The name holds a control character, the expiry is in the past or not
+                timezone-aware, or the tenant has no account ``restricted_account_id`` (in its mirror).
         """
         authorize(self._principal, Action.APIKEY_CREATE)
+        plain_field(name, "name")  # the REST and GraphQL inputs refuse it too; the CLI reaches only this
         if expires_at is not None:
             if expires_at.tzinfo is None:
                 raise InvalidInputError("the expiry must carry a timezone", field="expires_at")

@@ -12,11 +12,13 @@ from service import cli_campaigns
 from service.campaigns.service import CampaignService
 from service.core.errors import InvalidInputError
 from service.core.principal import Principal
-from service.db.models.campaign import CampaignState
+from service.db.models.campaign import CampaignState, TargetState
+from service.db.models.tenant import Tenant
 from service.runtime import Resources
 from service.tenants.crypto import load_key_ring
 from service.tenants.service import CredentialService
 from tests.campaigns.conftest import Served, World, sync_mirror
+from tests.campaigns.test_lifecycle import RESERVE
 from tests.tenants.factories import committed_tenant
 
 CAMPAIGN_FILE = """\
@@ -83,6 +85,38 @@ async def test_plan_create_start_and_status(resources: Resources, clean_db: None
             if t.state.value == "applied"} == {10}
     with pytest.raises(InvalidInputError, match="is not a campaign id"):
         await cli_campaigns.status_op(resources, tenant.slug, "nonsense")
+
+
+async def test_status_says_why_a_campaign_aborted_and_targets_show_each_inverter(world: World) -> None:
+    campaign_id = await world.create({"name": "reserve 40", "setting_id": RESERVE, "value": 40,
+                                      "waves": {"canary_size": 5}, "abort": {"failure_rate": 0.4}})
+    canary = sorted(s for s, t in (await world.targets(campaign_id)).items() if t.wave == 1)
+    world.sim.set_locked(canary[:2])  # 2 of 5 fail with -7: the wave fails, the campaign aborts
+    await world.act("start", campaign_id)
+    await world.engine().run(campaign_id)
+    async with world.resources.session_factory() as session:
+        slug = (await session.get_one(Tenant, world.tenant_id)).slug
+
+    status = await cli_campaigns.status_op(world.resources, slug, str(campaign_id))
+    assert cli_campaigns.status_text(status).endswith(
+        "; reason: wave 1: 2 of 5 inverters failed (threshold 40%)")
+
+    failed = await cli_campaigns.targets_op(world.resources, slug, str(campaign_id), [TargetState.FAILED])
+    assert [(t.serial, t.state, t.code, t.previous_value) for t in failed.items] == [
+        (serial, "failed", -7, str(world.sim.truth.setting(serial, RESERVE))) for serial in canary[:2]]
+    assert (failed.total_count, failed.has_next_page) == (2, False)
+
+    pages, cursor = [], None
+    while True:  # two by two, as `campaign targets --limit 2 --cursor ...` pages
+        page = await cli_campaigns.targets_op(world.resources, slug, str(campaign_id), [], limit=2, cursor=cursor)
+        pages.append(page.items)
+        if not page.has_next_page:
+            break
+        cursor = page.end_cursor
+    serials = [t.serial for items in pages for t in items]
+    assert serials == sorted(serials) == sorted(await world.targets(campaign_id))
+    assert {len(items) for items in pages[:-1]} == {2}
+    assert {t.reason for items in pages for t in items if t.state == "skipped"} == {"aborted"}
 
 
 def test_the_readme_campaign_file_is_a_valid_campaign(tmp_path: Path) -> None:

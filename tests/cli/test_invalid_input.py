@@ -12,6 +12,7 @@ from typer.testing import CliRunner
 
 from service import cli
 from service.settings import get_settings
+from service.simulator import server
 
 PYDANTIC = ("validation error", "Input should", "String should", "Field required", "errors.pydantic.dev")
 
@@ -29,6 +30,10 @@ def fresh_settings(monkeypatch: pytest.MonkeyPatch, tmp_path: Path) -> Iterator[
      "error: GIVFLEET_SIMULATOR__ENABLED: expected true or false; GIVFLEET_API__PORT: expected a whole number"),
     ({"GIVFLEET_SECURITY__ENCRYPTION_KEYS": "k1=abc"},
      "error: a GIVFLEET_SECURITY__* variable is not valid JSON: Expecting value: line 1 column 1 (char 0)"),
+    ({"GIVFLEET_LOG__LEVEL": "LOUD"},
+     "error: GIVFLEET_LOG__LEVEL: expected 'DEBUG', 'INFO', 'WARNING', 'ERROR' or 'CRITICAL'"),
+    ({"GIVFLEET_API__PORT": "99999", "GIVFLEET_SIMULATOR__PORT": "0"},
+     "error: GIVFLEET_SIMULATOR__PORT: expected at least 1; GIVFLEET_API__PORT: expected at most 65535"),
 ])
 def test_a_setting_that_is_not_valid_names_its_variable(monkeypatch: pytest.MonkeyPatch,
                                                          capsys: pytest.CaptureFixture[str],
@@ -62,3 +67,22 @@ def test_a_simulator_option_out_of_range_is_a_usage_error_not_a_traceback(option
     assert result.exit_code == 2, result.output
     assert option[0] in result.output
     assert result.exception is None or isinstance(result.exception, SystemExit)
+
+
+@pytest.mark.parametrize("command", [["up"], ["api"], ["simulator"]])
+@pytest.mark.parametrize("port", ["0", "99999"])
+def test_a_port_out_of_range_is_a_usage_error_before_anything_starts(monkeypatch: pytest.MonkeyPatch,
+                                                                     tmp_path: Path, command: list[str],
+                                                                     port: str) -> None:
+    monkeypatch.setenv("GIVFLEET_HOME", str(tmp_path / "home"))
+    monkeypatch.setenv("GIVFLEET_DATABASE_URL", "postgresql://givfleet@127.0.0.1:1/none")  # never reached
+    monkeypatch.setenv("GIVFLEET_REDIS_URL", "redis://127.0.0.1:1/0")
+    served: list[object] = []
+    monkeypatch.setattr(server, "run", lambda *args, **kwargs: served.append(args))
+    result = CliRunner().invoke(cli.app, [*command, "--port", port])
+
+    assert result.exit_code == 2, result.output
+    assert "Invalid value for '--port'" in result.output
+    assert result.exception is None or isinstance(result.exception, SystemExit)
+    assert not (tmp_path / "home").exists(), "nothing may start before the options are checked"
+    assert served == []

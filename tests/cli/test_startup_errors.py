@@ -148,6 +148,15 @@ def test_up_refuses_a_taken_api_port_before_it_starts_anything(monkeypatch: pyte
     assert _tables(empty_database) == [], "nothing may be migrated or created before the API's port is known free"
 
 
+@pytest.mark.usefixtures("cli_env")
+def test_api_refuses_a_taken_port_in_one_line() -> None:
+    with taken_port() as port:
+        result = CliRunner().invoke(app, ["api", "--port", str(port)])
+    assert result.exit_code == 2, result.output
+    assert result.output.splitlines() == [
+        f"error: 127.0.0.1:{port} is already in use (the API's port: --port or GIVFLEET_API__PORT changes it)"]
+
+
 def test_up_refuses_a_taken_simulator_port_before_it_serves_anything(monkeypatch: pytest.MonkeyPatch,
                                                                       empty_database: str, redis_url: str) -> None:
     monkeypatch.setenv("GIVFLEET_DATABASE_URL", empty_database)

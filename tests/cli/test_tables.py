@@ -2,15 +2,19 @@
 
 from __future__ import annotations
 
+import asyncio
+import json
 import re
+from typing import Any
 
 import pytest
 from rich.console import Console
 from typer.testing import CliRunner
 
 from service import cli_access, cli_campaigns
-from service.campaigns.schemas import Bucket, PlanView
+from service.campaigns.schemas import Bucket, PlanView, TargetView
 from service.cli import app
+from service.core.pagination import Page
 
 UUID = re.compile(r"[0-9a-f]{8}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{12}")
 
@@ -61,3 +65,34 @@ def test_the_campaign_plans_tables_and_warnings_print_names_with_brackets_as_the
     printed = cli_campaigns.console.export_text()
     assert re.search(r"│ GIV-HY5\.0 \[/bold\] \[red\] +│ +3 │\n", printed), printed
     assert f"warning: {warning}" in printed.replace("\n", " ")
+
+
+def test_campaign_targets_print_serials_with_brackets_as_they_are_and_say_how_to_page_on(
+        monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setattr(cli_campaigns, "console", Console(width=60))
+    failed = TargetView(serial="AB[/bold]12", model="GIV-HY5.0", firmware_arm="449", state="failed",
+                        reason="locked [-7]", wave=1, previous_value="4", written_value=None, value_read="4", code=-7,
+                        attempts=1, writes=1)
+    asked: list[dict[str, Any]] = []
+
+    async def targets_op(resources: object, slug: str, campaign_id: str, states: list[str], **paging: Any
+                         ) -> Page[TargetView]:
+        asked.append({"slug": slug, "campaign_id": campaign_id, "states": states, **paging})
+        return Page(items=[failed], cursors=["NEXT"], has_next_page=True, total_count=3)
+
+    monkeypatch.setattr(cli_campaigns, "targets_op", targets_op)
+    monkeypatch.setattr(cli_campaigns, "run_op", lambda operation: asyncio.run(operation(None)))
+    command = ["campaign", "targets", "-t", "acme", "C1", "--state", "failed", "--state", "not_applied"]
+
+    shown = CliRunner().invoke(app, [*command, "--limit", "1"])
+    as_json = CliRunner().invoke(app, [*command, "--json"])
+
+    assert shown.exit_code == 0, shown.output
+    assert [call["states"] for call in asked] == [["failed", "not_applied"]] * 2
+    assert [(call["limit"], call["cursor"]) for call in asked] == [(1, None), (50, None)]
+    cells = ["AB[/bold]12", "GIV-HY5.0", "449", "failed", "locked [-7]", "1", "4", "-", "4", "-7", "1", "1"]
+    assert re.search(" +│ ".join(re.escape(cell) for cell in cells), shown.stdout), shown.stdout
+    assert shown.stderr.splitlines() == [
+        "1 of 3 inverters shown; next page: givfleet campaign targets -t acme C1 --state failed --state not_applied "
+        "--limit 1 --cursor NEXT"]
+    assert [json.loads(line) for line in as_json.stdout.splitlines()] == [failed.model_dump()]

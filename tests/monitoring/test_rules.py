@@ -18,6 +18,7 @@ from service.monitoring.rules import (
     Opening,
     StormVerdict,
     diff_events,
+    next_sweep_due,
     plan_sweep,
     severity_of,
     split_reads,
@@ -169,6 +170,24 @@ def test_the_plan_for_ten_thousand_inverters_at_the_monitoring_share_of_300_per_
                       interval=timedelta(minutes=5))
     assert (plan.budget, plan.pages, plan.reserve, plan.round_robin) == (450, 10, 45, 395)
     assert (plan.bound_sweeps, plan.bound_minutes) == (26, 130.0)
+
+
+@given(st.integers(60, 86_400), st.integers(-60, 200_000), st.none() | st.integers(-86_400, 86_400))
+def test_the_next_sweep_keeps_to_the_interval_and_a_late_one_never_brings_the_next_nearer(
+    interval_seconds: int, started_after: int, due_after: int | None
+) -> None:
+    interval = timedelta(seconds=interval_seconds)
+    due = None if due_after is None else T0 + timedelta(seconds=due_after)
+    started = (due or T0) + timedelta(seconds=started_after)
+
+    following = next_sweep_due(due, started, interval)
+
+    if due is not None and started - due < interval:
+        assert following == due + interval  # however long the cycle waited or took
+    else:
+        assert following == started + interval  # nothing planned, or late by an interval: missed ones are dropped
+    assert following > started  # never due at once: no burst
+    assert following <= max(started, due or started) + interval
 
 
 @given(st.lists(st.integers(0, 200), unique=True, max_size=60), st.integers(0, 80), st.integers(1, 60))

@@ -122,6 +122,26 @@ def test_cli_reports_domain_errors_without_a_traceback(cli_env: CliRunner) -> No
     assert "no tenant with slug 'no-such-tenant'" in result.output
 
 
+@pytest.mark.usefixtures("clean_db")
+@pytest.mark.parametrize("name", ["bad\nname", "tab\there", "bell\x07"])
+def test_a_tenant_name_with_control_characters_is_refused(cli_env: CliRunner, name: str) -> None:
+    slug = unique_slug("ctl")
+    result = cli_env.invoke(cli, ["tenant", "create", slug, "--name", name])
+    assert result.exit_code == 1
+    assert result.output.splitlines() == ["error: name must not contain control characters (tab, newline, NUL, ...)"]
+    assert slug not in invoke(cli_env, "tenant", "list")
+
+
+@pytest.mark.usefixtures("clean_db")
+def test_an_api_key_name_with_control_characters_is_refused(cli_env: CliRunner) -> None:
+    slug = unique_slug("ctlkey")
+    invoke(cli_env, "tenant", "create", slug)
+    result = cli_env.invoke(cli, ["apikey", "create", "--tenant", slug, "--role", "viewer", "--name", "bad\nkey"])
+    assert result.exit_code == 1
+    assert result.output.splitlines() == ["error: name must not contain control characters (tab, newline, NUL, ...)"]
+    assert "bad" not in invoke(cli_env, "apikey", "list", "--tenant", slug)
+
+
 @pytest.fixture(scope="module")
 def simulator_url() -> Iterator[tuple[str, Simulator]]:
     with served_simulator(SimulatorConfig.quiet()) as (base_url, simulator, _):

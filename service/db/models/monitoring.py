@@ -61,7 +61,12 @@ class IncidentState(enum.StrEnum):
 
 
 class MonitoringSettings(Base):
-    """A tenant's monitoring knobs; a tenant without a row uses the defaults (see ``service.monitoring``)."""
+    """A tenant's monitoring knobs; a tenant without a row uses the defaults (see ``service.monitoring``).
+
+    ``next_sweep_at`` is when the next cycle is due (due times keep one sweep interval apart, see
+    :func:`service.monitoring.rules.next_sweep_due`); ``last_sweep_at`` is when the last cycle that completed
+    started (a new interval re-plans the next cycle from it).
+    """
 
     __tablename__ = "monitoring_settings"
     __table_args__ = (
