@@ -170,6 +170,8 @@ def make_plan(candidates: Sequence[Candidate], spec: CampaignSpec, *, catalogue:
                         "never sent again")
     if not spec.verify and writes:
         warnings.append("read-back verification is off: 'applied' means the device answered, not that it stored it")
+    if not spec.targets.has_criteria:
+        warnings.append(f"no target criteria given: the whole fleet ({len(candidates)} inverters) is targeted")
     if spec.window is not None:
         warnings.append("waves start only inside the window (tenant timezone)")
     if not acting:

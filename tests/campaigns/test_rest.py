@@ -85,3 +85,18 @@ async def test_errors_are_problems_never_500(api: httpx.AsyncClient, world: Worl
     assert missing.status_code == 404
     cursor = await api.get(f"/api/v1/campaigns/{first['id']}/targets?cursor=nonsense", headers=operator)
     assert cursor.status_code == 400  # one rule for bad input: 400, as every other cursor
+
+
+async def test_a_plan_without_target_criteria_says_it_targets_the_whole_fleet(api: httpx.AsyncClient,
+                                                                              world: World) -> None:
+    operator = await _headers(world, Role.OPERATOR)
+    fleet = len(world.sim.truth.visible_serials(world.sim.tokens["company"]))
+    warning = f"no target criteria given: the whole fleet ({fleet} inverters) is targeted"
+    for targets in ({}, {"targets": {}}, {"targets": {"exclude_serials": ["SA0000001"]}}):
+        plan = (await api.post("/api/v1/campaigns/?dry_run=true", json={**SPEC, **targets}, headers=operator)
+                ).json()["plan"]
+        assert plan["matched"] == fleet
+        assert warning in plan["warnings"], targets
+    narrowed = (await api.post("/api/v1/campaigns/?dry_run=true", json={**SPEC, "targets": {"statuses": ["NORMAL"]}},
+                               headers=operator)).json()["plan"]
+    assert not [w for w in narrowed["warnings"] if "whole fleet" in w]
