@@ -24,7 +24,7 @@ async def test_dry_run_create_start_progress_and_targets_by_state(api: httpx.Asy
     operator = await _headers(world, Role.OPERATOR)
     viewer = await _headers(world, Role.VIEWER)
     dry = await api.post("/api/v1/campaigns/?dry_run=true", json=SPEC, headers=operator)
-    assert dry.status_code == 201, dry.text
+    assert dry.status_code == 200, dry.text  # nothing was created
     plan = dry.json()["plan"]
     assert dry.json()["campaign"] is None
     offering = world.serials_with(RESERVE)
@@ -85,6 +85,13 @@ async def test_errors_are_problems_never_500(api: httpx.AsyncClient, world: Worl
     assert missing.status_code == 404
     cursor = await api.get(f"/api/v1/campaigns/{first['id']}/targets?cursor=nonsense", headers=operator)
     assert cursor.status_code == 400  # one rule for bad input: 400, as every other cursor
+
+
+async def test_the_openapi_document_declares_201_for_a_campaign_and_200_for_a_dry_run(api: httpx.AsyncClient) -> None:
+    document = (await api.get("/schema/openapi.json")).json()
+    responses = document["paths"]["/api/v1/campaigns"]["post"]["responses"]
+    assert {"200", "201"} <= set(responses)
+    assert "dry run" in responses["200"]["description"]
 
 
 async def test_a_plan_without_target_criteria_says_it_targets_the_whole_fleet(api: httpx.AsyncClient,
