@@ -3,9 +3,11 @@
 from __future__ import annotations
 
 import uuid
+from datetime import timedelta
 
 import httpx
 
+from service.core.clock import utcnow
 from service.core.roles import Role
 from tests.campaigns.conftest import World
 from tests.tenants.factories import committed_key
@@ -107,3 +109,25 @@ async def test_a_plan_without_target_criteria_says_it_targets_the_whole_fleet(ap
     narrowed = (await api.post("/api/v1/campaigns/?dry_run=true", json={**SPEC, "targets": {"statuses": ["NORMAL"]}},
                                headers=operator)).json()["plan"]
     assert not [w for w in narrowed["warnings"] if "whole fleet" in w]
+
+
+async def test_a_past_deadline_and_an_unknown_account_are_refused_on_their_field(api: httpx.AsyncClient,
+                                                                                  world: World) -> None:
+    operator = await _headers(world, Role.OPERATOR)
+    past = (utcnow() - timedelta(hours=1)).isoformat()
+    for dry_run in ("true", "false"):
+        late = await api.post(f"/api/v1/campaigns/?dry_run={dry_run}", json={**SPEC, "deadline": past},
+                              headers=operator)
+        assert late.status_code == 422, late.text
+        assert [error["key"] for error in late.json()["errors"]] == ["deadline"]
+        assert "has passed" in late.json()["detail"]
+        nowhere = await api.post(f"/api/v1/campaigns/?dry_run={dry_run}",
+                                 json={**SPEC, "targets": {"account_id": 999_999}}, headers=operator)
+        assert nowhere.status_code == 422, nowhere.text
+        assert [error["key"] for error in nowhere.json()["errors"]] == ["targets.account_id"]
+        assert "no account 999999" in nowhere.json()["detail"]
+    ahead = (utcnow() + timedelta(days=1)).isoformat()
+    accepted = await api.post("/api/v1/campaigns/?dry_run=true", json={**SPEC, "deadline": ahead}, headers=operator)
+    assert accepted.status_code == 200, accepted.text
+    viewer = await _headers(world, Role.VIEWER)
+    assert (await api.get("/api/v1/campaigns/", headers=viewer)).json() == []
