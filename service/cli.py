@@ -168,13 +168,13 @@ def export_schema(
     if check:
         current = target.read_text(encoding="utf-8") if target.exists() else ""
         if current != sdl:
-            console.print(f"[red]{target} is out of date[/red]: run 'givfleet export-schema'.")
+            console.print(f"[red]{escape(str(target))} is out of date[/red]: run 'givfleet export-schema'.")
             raise typer.Exit(code=1)
-        console.print(f"{target} is up to date.")
+        console.print(f"{escape(str(target))} is up to date.")
         return
     target.parent.mkdir(parents=True, exist_ok=True)
     target.write_text(sdl, encoding="utf-8")
-    console.print(f"Schema written to {target}.")
+    console.print(f"Schema written to {escape(str(target))}.")
 
 
 @app.command()
@@ -216,7 +216,7 @@ def _require_encryption_keys(settings: Settings) -> None:
 
 
 def _announce(line: str) -> None:
-    console.print(line, soft_wrap=True, highlight=False)
+    console.print(line, markup=False, soft_wrap=True, highlight=False)
 
 
 def main() -> None:

@@ -124,7 +124,7 @@ def services(*, require_current_schema: bool = True) -> Iterator[Settings]:
 
 
 def _to_stderr(line: str) -> None:
-    error_console.print(line, highlight=False, soft_wrap=True)
+    error_console.print(line, markup=False, highlight=False, soft_wrap=True)
 
 
 def run_op(operation: Callable[[Resources], Awaitable[_T]]) -> _T:
@@ -318,9 +318,9 @@ def _print_check(outcome: CheckOutcome) -> None:
     if probe.health.value == "ok":
         console.print(f"  account: {escape(str(probe.username))} (id {probe.account_id}), "
                       f"type {probe.account_type or 'unknown'}", highlight=False)
-        console.print(f"  scopes: {', '.join(probe.scopes) or '-'}", highlight=False)
+        console.print(f"  scopes: {', '.join(probe.scopes) or '-'}", markup=False, highlight=False)
         if probe.denied_scopes:
-            console.print(f"  refused: {', '.join(probe.denied_scopes)}", highlight=False)
+            console.print(f"  refused: {', '.join(probe.denied_scopes)}", markup=False, highlight=False)
 
 
 @credential_app.command("add")
@@ -476,7 +476,7 @@ def admin_rotate_key(
         try:
             key_id = add_generated_key(get_settings())
         except KeyRingError as exc:
-            console.print(f"[red]error:[/red] {exc}", highlight=False)
+            console.print(f"[red]error:[/red] {escape(str(exc))}", highlight=False)
             raise typer.Exit(code=1) from None
         console.print(f"New encryption key {key_id} generated.", highlight=False)
     count = run_op(rotate_key_op)

@@ -216,7 +216,7 @@ def _spec(file: Path) -> CampaignSpec:
     try:
         return read_spec(file)
     except InvalidInputError as exc:
-        console.print(f"[red]error:[/red] {exc}", highlight=False)
+        console.print(f"[red]error:[/red] {escape(str(exc))}", highlight=False)
         raise typer.Exit(code=1) from None
 
 

@@ -92,11 +92,11 @@ def notify_test(
     result = run_op(lambda resources: send_test_op(resources, tenant, channel))
     attempts = result.attempts
     if not attempts:
-        console.print(f"not sent: {result.not_sent}", highlight=False)
+        console.print(f"not sent: {result.not_sent}", markup=False, highlight=False)
         raise typer.Exit(1)
     for attempt in attempts:
         console.print(f"attempt {attempt.number}: {attempt.status.value}"
                       f"{f' ({attempt.response_code})' if attempt.response_code else ''}"
-                      f"{f': {attempt.excerpt}' if attempt.excerpt else ''}", highlight=False)
+                      f"{f': {attempt.excerpt}' if attempt.excerpt else ''}", markup=False, highlight=False)
     if attempts[-1].status.value != "succeeded":
         raise typer.Exit(1)

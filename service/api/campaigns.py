@@ -7,8 +7,9 @@ from __future__ import annotations
 import uuid
 from typing import Annotated, Any
 
-from litestar import Controller, Request, get, post
+from litestar import Controller, Request, Response, get, post
 from litestar.handlers import HTTPRouteHandler
+from litestar.openapi import ResponseSpec
 from litestar.params import JSONBody, Parameter, QueryParameter
 from litestar.status_codes import HTTP_200_OK, HTTP_201_CREATED
 from sqlalchemy.ext.asyncio import AsyncSession
@@ -34,6 +35,8 @@ States = Annotated[list[TargetState] | None,
 StateFilter = Annotated[CampaignState | None,
                         QueryParameter(name="state", description="Only campaigns in this state.")]
 ERRORS = problems(400, 401, 403, 404, 409, 422, 429)
+DRY_RUN = ResponseSpec(CreatedView, description="The dry run (``dry_run=true``): the plan only, nothing created "
+                                                "(``campaign`` is null).")
 
 
 def upstream_of(request: Request[Any, Any, Any]) -> Upstream:
@@ -75,11 +78,12 @@ class CampaignController(Controller):
     tags = ["campaigns"]
     security = [{"apiKey": []}]
 
-    @post("/", status_code=HTTP_201_CREATED, responses=ERRORS)
+    @post("/", status_code=HTTP_201_CREATED, responses={**ERRORS, HTTP_200_OK: DRY_RUN})
     async def create(self, request: Request[Any, Any, Any], principal: PrincipalDep, data: JSONBody[CampaignSpec],
                      dry_run: Annotated[bool, QueryParameter(description="Only plan: create nothing.")] = False
-                     ) -> CreatedView:
-        """Create a campaign and plan it (its targets are frozen now), or only show the plan (``dry_run``).
+                     ) -> Response[CreatedView]:
+        """Create a campaign and plan it (its targets are frozen now: 201), or only show the plan (``dry_run``: 200,
+        nothing is created).
 
         The plan lists exclusions with reasons, wave sizes, the upstream request cost and the ETA. Learning the
         setting catalogue of new model/firmware groups reads one inverter of each from GivEnergy first.
@@ -90,11 +94,11 @@ class CampaignController(Controller):
         if dry_run:
             async with resources.session_factory() as session:
                 plan = await CampaignService(session, principal).preview(data, preparation)
-            return CreatedView(campaign=None, plan=plan.view)
+            return Response(CreatedView(campaign=None, plan=plan.view), status_code=HTTP_200_OK)
         async with unit_of_work(resources.session_factory, resources.redis) as session:
             campaign, plan = await CampaignService(session, principal).create(data, preparation)
             view = await view_of(session, principal, campaign, upstream)
-        return CreatedView(campaign=view, plan=plan.view)
+        return Response(CreatedView(campaign=view, plan=plan.view), status_code=HTTP_201_CREATED)
 
     @get("/", responses=ERRORS)
     async def list_campaigns(self, request: Request[Any, Any, Any], principal: PrincipalDep, db_session: DbSession,

@@ -38,6 +38,8 @@ class Candidate:
     model: str | None
     firmware_arm: str | None
     status: str | None
+    controllable: bool | None
+    """The cloud's ``is-controllable`` flag (``None``: it sent no flags)."""
 
     @property
     def group(self) -> Group:
@@ -75,7 +77,8 @@ def inverter_filter(spec: CampaignSpec) -> q.InverterFilter:
 
 async def match(session: AsyncSession, scope: q.ReadScope, spec: CampaignSpec, now: datetime) -> list[Candidate]:
     """The inverters the targets match, in the caller's scope, by serial."""
-    statement = (select(Inverter.serial, Inverter.model, Inverter.firmware_arm, Inverter.status)
+    statement = (select(Inverter.serial, Inverter.model, Inverter.firmware_arm, Inverter.status,
+                        Inverter.is_controllable)
                  .where(*inverter_filter(spec).conditions(scope, now)).order_by(Inverter.serial))
     return [Candidate(*row) for row in (await session.execute(statement)).all()]
 
@@ -106,6 +109,8 @@ def _exclusion(candidate: Candidate, spec: CampaignSpec, catalogue: dict[Group, 
         return "offline"
     if status == "UPDATING":
         return "updating"
+    if spec.kind != "read" and candidate.controllable is False:
+        return "not_controllable"
     if candidate.group in catalogue:
         known = catalogue[candidate.group]
         if known is None:
@@ -165,6 +170,8 @@ def make_plan(candidates: Sequence[Candidate], spec: CampaignSpec, *, catalogue:
                         "never sent again")
     if not spec.verify and writes:
         warnings.append("read-back verification is off: 'applied' means the device answered, not that it stored it")
+    if not spec.targets.has_criteria:
+        warnings.append(f"no target criteria given: the whole fleet ({len(candidates)} inverters) is targeted")
     if spec.window is not None:
         warnings.append("waves start only inside the window (tenant timezone)")
     if not acting:

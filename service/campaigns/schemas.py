@@ -53,6 +53,11 @@ class TargetSpec(_Strict):
     exclude_serials: list[Serial] = Field(default_factory=list, max_length=MAX_LISTED_SERIALS,
                                        description="Never these inverters (reported as excluded by the filter).")
 
+    @property
+    def has_criteria(self) -> bool:
+        """Whether any criterion narrows the targets (none: the whole fleet, ``exclude_serials`` aside)."""
+        return any(getattr(self, name) is not None for name in type(self).model_fields if name != "exclude_serials")
+
 
 class WaveSpec(_Strict):
     """How the campaign grows: a canary, then waves ``growth_factor`` times larger up to ``max_wave_size``."""

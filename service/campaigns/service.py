@@ -72,7 +72,7 @@ async def prepare(session_factory: async_sessionmaker[AsyncSession], upstream: U
     """
     authorize(principal, Action.CAMPAIGN_CREATE)
     async with session_factory() as session:
-        await CampaignService(session, principal).check_scope(spec)
+        await CampaignService(session, principal).check_new(spec)
         candidates = await planner.match(session, _scope(principal), spec, utcnow())
     samples: dict[catalogue.Group, list[str]] = {}
     for candidate in sorted(candidates, key=lambda c: (c.status or "").upper() == "LOST"):
@@ -152,30 +152,45 @@ class CampaignService:
     def _visible(self) -> list[Any]:
         return visible(self.principal, Campaign, Action.CAMPAIGN_READ)
 
-    async def check_scope(self, spec: CampaignSpec) -> None:
-        """A subtree key may only aim inside its subtree.
+    async def check_new(self, spec: CampaignSpec) -> None:
+        """What a new campaign must satisfy beyond its own fields: a deadline still ahead, and an account of the
+        tenant inside the key's subtree.
 
         Raises:
+            InvalidInputError: The deadline has passed, or the tenant has no such account.
             PermissionDeniedError: ``account_id`` lies outside the key's subtree.
         """
-        await self.check_account(spec.targets.account_id)
+        if spec.deadline is not None and spec.deadline <= utcnow():
+            raise InvalidInputError(f"the deadline {spec.deadline.isoformat()} has passed: offline inverters could "
+                                    "never be retried", field="deadline")
+        await self.check_account(spec.targets.account_id, field="targets.account_id")
 
-    async def check_account(self, account_id: int | None) -> None:
-        """A subtree key may only name an account inside its subtree (``None``: no account named).
+    async def check_account(self, account_id: int | None, *, field: str = "account_id") -> None:
+        """An account named (``None``: none) must be the tenant's, and a subtree key's must lie inside its subtree.
+
+        Args:
+            account_id: The account's upstream id.
+            field: Its input field, named by the error.
 
         Raises:
+            InvalidInputError: The tenant's mirror has no account ``account_id``: a typo would target nothing.
             PermissionDeniedError: ``account_id`` lies outside the key's subtree.
         """
-        scope = _scope(self.principal)
-        if scope.restricted_account_id is None or account_id is None:
+        if account_id is None:
             return
-        inside = (await self.session.execute(
-            select(func.count()).select_from(FleetAccount).where(
-                FleetAccount.tenant_id == self.tenant_id, FleetAccount.upstream_id == account_id,
-                FleetAccount.upstream_id.in_(scope.subtree(scope.restricted_account_id))))).scalar_one()
-        if not inside:
+        scope = _scope(self.principal)
+        where = [FleetAccount.tenant_id == self.tenant_id, FleetAccount.upstream_id == account_id]
+        if scope.restricted_account_id is not None:
+            where.append(FleetAccount.upstream_id.in_(scope.subtree(scope.restricted_account_id)))
+        found = (await self.session.execute(select(func.count()).select_from(FleetAccount).where(*where))
+                 ).scalar_one()
+        if found:
+            return
+        if scope.restricted_account_id is not None:
             raise PermissionDeniedError("this key is restricted to an account subtree and can only target "
                                         "inverters inside it")
+        raise InvalidInputError(f"the tenant has no account {account_id} (sync its fleet first, or check the id)",
+                                field=field)
 
     # --- planning -------------------------------------------------------------------------------------
 
@@ -188,7 +203,7 @@ class CampaignService:
     async def preview(self, spec: CampaignSpec, preparation: Preparation) -> planner.Plan:
         """The plan of ``spec`` without creating anything (the dry run)."""
         authorize(self.principal, Action.CAMPAIGN_CREATE)
-        await self.check_scope(spec)
+        await self.check_new(spec)
         candidates = await planner.match(self.session, _scope(self.principal), spec, utcnow())
         known = await catalogue.setting_in_groups(self.session, self.tenant_id, spec.setting_id or 0)
         locked = await planner.locked_last_time(self.session, self.tenant_id, [c.serial for c in candidates])

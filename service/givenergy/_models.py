@@ -195,8 +195,9 @@ class Inverter(_Listy):
 
     @property
     def is_controllable(self) -> bool | None:
-        """Whether the ``is-controllable`` flag is present (``None`` when no flags were sent at all)."""
-        if not self.flags:
+        """Whether the ``is-controllable`` flag is present (``None`` when no ``flags`` were sent at all; an empty
+        list is ``False``: the docs say a flag missing from the list does not apply)."""
+        if "flags" not in self.model_fields_set:
             return None
         return "is-controllable" in self.flags
 

@@ -139,6 +139,14 @@ def validated(model: type[M], value: object, *, root: str = "input") -> M:
                                   for error in exc.errors()]) from None
 
 
+def on_input(error: InvalidInputError, value: object, *, root: str = "input") -> InvalidInputError:
+    """``error`` with its field named as :func:`validated` names one: its GraphQL path inside input ``value``
+    (the domain's ``targets.account_id`` is ``input.targets.accountId``); an error naming no field is unchanged."""
+    if error.field is None or isinstance(error, InvalidFieldsError):
+        return error
+    return InvalidFieldsError([(_field_path(root, value, error.field.split(".")), str(error))])
+
+
 async def _committed(info: Info, work: Callable[[UnitOfWork], Awaitable[T]]) -> T:
     """What ``work`` returns on the mutation's unit of work (:func:`unit_of_work_of`), once it is committed."""
     async with unit_of_work_of(info) as session:

@@ -7,6 +7,7 @@ import contextlib
 from collections.abc import Callable
 
 from rich.console import Console
+from rich.markup import escape
 from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn
 
 from service.core.errors import GivfleetError, NotFoundError
@@ -69,7 +70,7 @@ async def sync_with_progress(settings: Settings, tenant: str, *, full: bool, con
     except NotFoundError:
         raise
     except GivfleetError as exc:
-        console.print(f"[red]{exc}[/red]")
+        console.print(f"[red]{escape(str(exc))}[/red]")
         return 1
     finally:
         await resources.aclose()
@@ -92,7 +93,7 @@ async def sync_with_progress(settings: Settings, tenant: str, *, full: bool, con
         table.add_row(f"mirrored {entity}", str(count))
     print_table(console, table, whole=("value",))
     if outcome.state is not SyncState.SUCCEEDED:
-        console.print(f"[red]sync failed: {outcome.error}[/red]")
+        console.print(f"[red]sync failed: {escape(str(outcome.error))}[/red]")
         return 1
     return 0
 

@@ -289,7 +289,7 @@ def device_records(device: Payload, account: int | None = None) -> DeviceRecords
         firmware_arm=_s(firmware.get("ARM"), 32),
         firmware_dsp=_s(firmware.get("DSP"), 32),
         flags=flags,
-        is_controllable=("is-controllable" in flags) if flags else None,
+        is_controllable=_controllable(inv.get("flags"), flags),
     )
     batteries = [
         _battery(inverter_serial, position, module)
@@ -302,6 +302,17 @@ def device_records(device: Payload, account: int | None = None) -> DeviceRecords
             record = _meter(inverter_serial, position, meter)
             meters[record.address] = record
     return DeviceRecords(dongle, inverter, batteries, list(meters.values()))
+
+
+def _controllable(sent: Any, flags: tuple[str, ...]) -> bool | None:
+    """Whether the cloud says the inverter accepts commands: ``None`` when it sent no ``flags`` list at all.
+
+    The docs (Inverter Flags) say a flag missing from the list does not apply, so ``"flags": []`` is ``False``;
+    real payloads carry ``is-controllable`` (without it an inverter may ignore commands).
+    """
+    if not isinstance(sent, list | dict):
+        return None
+    return "is-controllable" in flags
 
 
 def add_devices(snapshot: Snapshot, devices: Sequence[Payload]) -> None:

@@ -7,9 +7,11 @@ import asyncio
 from pathlib import Path
 
 import pytest
+from typer.testing import CliRunner
 
 from service import cli_campaigns
 from service.campaigns.service import CampaignService
+from service.cli import app
 from service.core.errors import InvalidInputError
 from service.core.principal import Principal
 from service.db.models.campaign import CampaignState, TargetState
@@ -43,6 +45,16 @@ def test_a_campaign_file_with_mistakes_is_refused_with_every_problem_named(tmp_p
     message = str(caught.value)
     assert "waves.canary_size: expected at least 1" in message
     assert "window.end: required" in message
+
+
+def test_a_file_that_is_no_yaml_is_refused_with_its_parser_message_whole(tmp_path: Path) -> None:
+    path = tmp_path / "broken.yaml"
+    path.write_text("name: [unclosed\n")
+    answer = CliRunner().invoke(app, ["campaign", "plan", "--tenant", "acme", str(path)])
+    assert answer.exit_code == 1
+    printed = " ".join(answer.output.split())
+    assert "is not YAML or JSON" in printed
+    assert "name: [unclosed" in printed  # the parser's excerpt, brackets and all: no markup swallows it
 
 
 async def test_plan_create_start_and_status(resources: Resources, clean_db: None, served: Served,

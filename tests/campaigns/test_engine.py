@@ -11,7 +11,7 @@ from service.cli_campaigns import console, print_status
 from service.core.clock import utcnow
 from service.db.models.campaign import CampaignState, TargetState
 from service.runtime import Resources
-from tests.campaigns.conftest import Fault, World, quiet, with_faults, world_of
+from tests.campaigns.conftest import Fault, World, quiet, sync_mirror, with_faults, world_of
 
 RESERVE = 71
 
@@ -195,6 +195,35 @@ async def test_lost_answers_are_resolved_by_reading_and_only_unchanged_inverters
     # reaching the devices: its inverters were read, found unchanged and written again
     assert campaign.rewrites == sum(1 for t in targets.values() if t.wave == 2) == 10
     assert sum(t.writes for t in targets.values()) == len(serials) + campaign.rewrites
+
+
+async def test_inverters_the_cloud_says_are_not_controllable_are_excluded_from_writes_but_read(
+        world: World) -> None:
+    sim = world.sim
+    serials = world.serials_with(RESERVE)
+    uncontrollable = serials[:2]
+    for serial in uncontrollable:  # "flags": [] as the mirror sees it: the cloud says it may ignore commands
+        device = sim.truth.device(serial)
+        device.flags = tuple(flag for flag in device.flags if flag != "is-controllable")
+    await sync_mirror(world.resources, sim, world.tenant_id)
+
+    write_id = await world.create({"name": "reserve 13", "setting_id": RESERVE, "value": 13,
+                                   "waves": {"canary_size": 100}})
+    await world.act("start", write_id)
+    await world.engine().run(write_id)
+    assert (await world.campaign(write_id)).state is CampaignState.COMPLETED
+    targets = await world.targets(write_id)
+    for serial in uncontrollable:
+        assert (targets[serial].state, targets[serial].reason) == (TargetState.EXCLUDED, "not_controllable")
+    assert not {call.serial for call in world.writes(RESERVE)} & set(uncontrollable)
+    assert {targets[s].state for s in serials[2:]} == {TargetState.APPLIED}
+
+    read_id = await world.create({"kind": "read", "name": "reserve audit", "setting_id": RESERVE,
+                                  "waves": {"canary_size": 100}})
+    await world.act("start", read_id)
+    await world.engine().run(read_id)
+    read = await world.targets(read_id)
+    assert {read[serial].state for serial in uncontrollable} == {TargetState.RECORDED}
 
 
 async def test_a_read_campaign_snapshots_the_setting_and_writes_nothing(world: World) -> None:

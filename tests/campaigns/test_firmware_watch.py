@@ -133,6 +133,9 @@ async def test_a_subtree_key_watches_only_its_subtree_and_sees_only_its_watches(
         await create(world, world.principal(Role.VIEWER))
     with pytest.raises(InvalidInputError, match="no inverter"):
         await create(world, world.principal(), model="NO-SUCH-MODEL")
+    with pytest.raises(InvalidInputError, match="no account 999999") as unknown:
+        await create(world, world.principal(), account_id=999_999)
+    assert unknown.value.field == "account_id"
 
 
 def test_a_watch_spec_refuses_an_empty_firmware_range() -> None:

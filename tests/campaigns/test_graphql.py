@@ -4,12 +4,14 @@ from __future__ import annotations
 
 import json
 import uuid
+from datetime import timedelta
 from typing import Any
 
 import httpx
 import pytest
 
 from service.campaigns.schemas import CampaignSpec
+from service.core.clock import utcnow
 from service.core.roles import Role
 from service.gql.campaigns.inputs import CampaignInput, CampaignTargetsInput
 from service.gql.mutation import InvalidFieldsError, validated
@@ -127,3 +129,21 @@ async def test_the_example_create_campaign_operation_plans_what_it_says(api: htt
     assert expected
     assert answer["plan"]["targets"] == len(expected)
     assert "waves start only inside the window (tenant timezone)" in answer["plan"]["warnings"]
+
+
+async def test_create_campaign_names_a_past_deadline_and_an_unknown_account_by_their_input_path(
+        api: httpx.AsyncClient, world: World) -> None:
+    operator = await committed_key(world.resources, world.tenant_id, Role.OPERATOR)
+    spec = {"name": "reserve 11", "settingId": RESERVE, "value": "11"}
+    past = (utcnow() - timedelta(minutes=5)).isoformat()
+    late = (await _graphql(api, operator, CREATE, {"input": {**spec, "deadline": past}, "dry": True})
+            )["createCampaign"]
+    assert [(e["code"], e["field"]) for e in late["errors"]] == [("BAD_USER_INPUT", "input.deadline")]
+    nowhere = (await _graphql(api, operator, CREATE, {"input": {**spec, "targets": {"accountId": 999_999}},
+                                                      "dry": False}))["createCampaign"]
+    assert [(e["code"], e["field"]) for e in nowhere["errors"]] == [("BAD_USER_INPUT", "input.targets.accountId")]
+    assert nowhere["campaign"] is None
+
+    whole = (await _graphql(api, operator, CREATE, {"input": spec, "dry": True}))["createCampaign"]
+    fleet = len(world.sim.truth.visible_serials(world.sim.tokens["company"]))
+    assert f"no target criteria given: the whole fleet ({fleet} inverters) is targeted" in whole["plan"]["warnings"]

@@ -3,9 +3,11 @@
 from __future__ import annotations
 
 import uuid
+from datetime import timedelta
 
 import httpx
 
+from service.core.clock import utcnow
 from service.core.roles import Role
 from tests.campaigns.conftest import World
 from tests.tenants.factories import committed_key
@@ -24,7 +26,7 @@ async def test_dry_run_create_start_progress_and_targets_by_state(api: httpx.Asy
     operator = await _headers(world, Role.OPERATOR)
     viewer = await _headers(world, Role.VIEWER)
     dry = await api.post("/api/v1/campaigns/?dry_run=true", json=SPEC, headers=operator)
-    assert dry.status_code == 201, dry.text
+    assert dry.status_code == 200, dry.text  # nothing was created
     plan = dry.json()["plan"]
     assert dry.json()["campaign"] is None
     offering = world.serials_with(RESERVE)
@@ -85,3 +87,47 @@ async def test_errors_are_problems_never_500(api: httpx.AsyncClient, world: Worl
     assert missing.status_code == 404
     cursor = await api.get(f"/api/v1/campaigns/{first['id']}/targets?cursor=nonsense", headers=operator)
     assert cursor.status_code == 400  # one rule for bad input: 400, as every other cursor
+
+
+async def test_the_openapi_document_declares_201_for_a_campaign_and_200_for_a_dry_run(api: httpx.AsyncClient) -> None:
+    document = (await api.get("/schema/openapi.json")).json()
+    responses = document["paths"]["/api/v1/campaigns"]["post"]["responses"]
+    assert {"200", "201"} <= set(responses)
+    assert "dry run" in responses["200"]["description"]
+
+
+async def test_a_plan_without_target_criteria_says_it_targets_the_whole_fleet(api: httpx.AsyncClient,
+                                                                              world: World) -> None:
+    operator = await _headers(world, Role.OPERATOR)
+    fleet = len(world.sim.truth.visible_serials(world.sim.tokens["company"]))
+    warning = f"no target criteria given: the whole fleet ({fleet} inverters) is targeted"
+    for targets in ({}, {"targets": {}}, {"targets": {"exclude_serials": ["SA0000001"]}}):
+        plan = (await api.post("/api/v1/campaigns/?dry_run=true", json={**SPEC, **targets}, headers=operator)
+                ).json()["plan"]
+        assert plan["matched"] == fleet
+        assert warning in plan["warnings"], targets
+    narrowed = (await api.post("/api/v1/campaigns/?dry_run=true", json={**SPEC, "targets": {"statuses": ["NORMAL"]}},
+                               headers=operator)).json()["plan"]
+    assert not [w for w in narrowed["warnings"] if "whole fleet" in w]
+
+
+async def test_a_past_deadline_and_an_unknown_account_are_refused_on_their_field(api: httpx.AsyncClient,
+                                                                                  world: World) -> None:
+    operator = await _headers(world, Role.OPERATOR)
+    past = (utcnow() - timedelta(hours=1)).isoformat()
+    for dry_run in ("true", "false"):
+        late = await api.post(f"/api/v1/campaigns/?dry_run={dry_run}", json={**SPEC, "deadline": past},
+                              headers=operator)
+        assert late.status_code == 422, late.text
+        assert [error["key"] for error in late.json()["errors"]] == ["deadline"]
+        assert "has passed" in late.json()["detail"]
+        nowhere = await api.post(f"/api/v1/campaigns/?dry_run={dry_run}",
+                                 json={**SPEC, "targets": {"account_id": 999_999}}, headers=operator)
+        assert nowhere.status_code == 422, nowhere.text
+        assert [error["key"] for error in nowhere.json()["errors"]] == ["targets.account_id"]
+        assert "no account 999999" in nowhere.json()["detail"]
+    ahead = (utcnow() + timedelta(days=1)).isoformat()
+    accepted = await api.post("/api/v1/campaigns/?dry_run=true", json={**SPEC, "deadline": ahead}, headers=operator)
+    assert accepted.status_code == 200, accepted.text
+    viewer = await _headers(world, Role.VIEWER)
+    assert (await api.get("/api/v1/campaigns/", headers=viewer)).json() == []

@@ -6,6 +6,7 @@ import json
 from datetime import UTC, date, datetime
 
 import httpx
+import pytest
 from pydantic import SecretStr
 
 from service.mirror.upstream import Fetcher, RequestTap, UpstreamSession, device_records, site_record
@@ -56,6 +57,21 @@ def test_odd_payloads_become_records_without_failing_or_inventing_values() -> No
     ]
     assert records.meters == []
     assert device_records({"inverter": None}) is None  # no serial anywhere: skipped
+
+
+@pytest.mark.parametrize(("flags", "controllable"), [
+    ({"flags": ["is-controllable"]}, True),
+    ({"flags": []}, False),  # the docs: a flag missing from the list does not apply
+    ({"flags": None}, None),  # the cloud says nothing
+    ({}, None),
+])
+def test_an_empty_flag_list_is_not_controllable_and_no_list_is_unknown(flags: dict[str, object],
+                                                                       controllable: bool | None) -> None:
+    records = device_records({"serial_number": "WF1", "inverter": {"serial": "CE1", **flags}})
+
+    assert records is not None
+    assert records.inverter is not None
+    assert records.inverter.is_controllable is controllable
 
 
 def test_site_dates_and_missing_ids() -> None:

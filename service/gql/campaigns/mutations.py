@@ -15,13 +15,14 @@ from strawberry.scalars import JSON
 from service.campaigns import planner
 from service.campaigns.schemas import CampaignSpec, PlanView
 from service.campaigns.service import CampaignService, LifecycleAction, prepare
+from service.core.errors import InvalidInputError
 from service.db.models.campaign import Campaign as CampaignRow
 from service.db.uow import UnitOfWork
 from service.gql.campaigns.inputs import CampaignInput
 from service.gql.campaigns.queries import campaign_of
 from service.gql.campaigns.types import Campaign
 from service.gql.context import Info
-from service.gql.mutation import MutationPayload, parse_id, resources_of, unit_of_work_of, validated
+from service.gql.mutation import MutationPayload, on_input, parse_id, resources_of, unit_of_work_of, validated
 
 
 @strawberry.type(description="The created campaign (null for a dry run) and its plan.")
@@ -74,7 +75,10 @@ class CampaignMutation:
             resources = resources_of(info)
             parsed = validated(CampaignSpec, input)
             principal = info.context.principal
-            preparation = await prepare(resources.session_factory, resources.upstream, principal, parsed)
+            try:
+                preparation = await prepare(resources.session_factory, resources.upstream, principal, parsed)
+            except InvalidInputError as error:
+                raise on_input(error, input) from None
             if dry_run:
                 async with resources.session_factory() as session:
                     preview = await CampaignService(session, principal).preview(parsed, preparation)
