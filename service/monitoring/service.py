@@ -267,7 +267,9 @@ class AlertService:
             InvalidInputError: Not exactly one of site and account, or the window ends before it starts.
         """
         authorize(self.principal, Action.MAINTENANCE_MANAGE)
-        if (site is None) == (account is None):
+        if site is None and account is None:
+            raise InvalidInputError("a window needs a site or an account")
+        if site is not None and account is not None:
             raise InvalidInputError("give either a site or an account, not both")
         if starts_at.tzinfo is None or ends_at.tzinfo is None:
             raise InvalidInputError("times need a timezone (e.g. 2026-06-01T12:00:00Z)")

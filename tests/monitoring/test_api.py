@@ -138,13 +138,18 @@ async def test_operators_manage_maintenance_windows_and_bad_input_is_refused_cle
     listed = await client.get("/api/v1/maintenance-windows", headers=tenant.headers)
     assert [w["id"] for w in listed.json()] == [created.json()["id"]]
 
-    for body in ({"starts_at": "2999-06-01T12:00:00Z", "ends_at": "2999-06-01T14:00:00Z"},
-                 {"site_id": 7, "account_id": 3, "starts_at": "2999-06-01T12:00:00Z",
-                  "ends_at": "2999-06-01T14:00:00Z"},
-                 {"site_id": 7, "starts_at": "2999-06-01T14:00:00Z", "ends_at": "2999-06-01T12:00:00Z"}):
+    for body, detail in (
+        ({"starts_at": "2999-06-01T12:00:00Z", "ends_at": "2999-06-01T14:00:00Z"},
+         "a window needs a site or an account"),
+        ({"site_id": 7, "account_id": 3, "starts_at": "2999-06-01T12:00:00Z", "ends_at": "2999-06-01T14:00:00Z"},
+         "give either a site or an account, not both"),
+        ({"site_id": 7, "starts_at": "2999-06-01T14:00:00Z", "ends_at": "2999-06-01T12:00:00Z"},
+         "the window must end after it starts"),
+    ):
         refused = await client.post("/api/v1/maintenance-windows", headers=tenant.headers, json=body)
         assert refused.status_code == 422, body
         assert refused.headers["content-type"].startswith("application/problem+json")
+        assert refused.json()["detail"] == detail
 
     deleted = await client.delete(f"/api/v1/maintenance-windows/{created.json()['id']}", headers=tenant.headers)
     assert deleted.status_code == 204
