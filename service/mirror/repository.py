@@ -13,7 +13,7 @@ from collections.abc import Hashable, Iterable, Sequence
 from datetime import datetime
 from typing import Any
 
-from sqlalchemy import BigInteger, String, Table, TableClause, case, func, select, text, tuple_, update, values
+from sqlalchemy import BigInteger, Select, String, Table, TableClause, case, func, select, text, tuple_, update, values
 from sqlalchemy import column as sql_column
 from sqlalchemy import table as sql_table
 from sqlalchemy.dialects.postgresql import insert
@@ -361,6 +361,15 @@ class MirrorRepository:
             await self.session.execute(statement.values(**values))
 
 
+def _locked_if(statement: Select[tuple[SyncRun]], for_update: bool) -> Select[tuple[SyncRun]]:
+    """``statement`` locking the runs it reads when ``for_update``, and then reading them afresh: a run this
+    session loaded before it waited for the lock is refreshed to what the lock's previous holder committed (the
+    session would otherwise keep its stale copy, and two attempts could both take a lease just taken)."""
+    if not for_update:
+        return statement
+    return statement.with_for_update().execution_options(populate_existing=True)
+
+
 class SyncRunRepository:
     """The sync runs and schedule of one tenant."""
 
@@ -371,16 +380,12 @@ class SyncRunRepository:
     async def running(self, *, for_update: bool = False) -> SyncRun | None:
         """The tenant's unfinished run, if any (at most one exists); ``for_update`` locks its row."""
         statement = select(SyncRun).where(SyncRun.tenant_id == self.tenant_id, SyncRun.state == SyncState.RUNNING)
-        if for_update:
-            statement = statement.with_for_update()
-        return (await self.session.execute(statement)).scalar_one_or_none()
+        return (await self.session.execute(_locked_if(statement, for_update))).scalar_one_or_none()
 
     async def get(self, run_id: uuid.UUID, *, for_update: bool = False) -> SyncRun | None:
         """A run of this tenant by id; ``for_update`` locks its row."""
         statement = select(SyncRun).where(SyncRun.tenant_id == self.tenant_id, SyncRun.id == run_id)
-        if for_update:
-            statement = statement.with_for_update()
-        return (await self.session.execute(statement)).scalar_one_or_none()
+        return (await self.session.execute(_locked_if(statement, for_update))).scalar_one_or_none()
 
     async def latest(self, *, finished_after: datetime | None = None, limit: int = 20) -> Sequence[SyncRun]:
         """The newest runs first (optionally only those finished after a time)."""

@@ -9,8 +9,10 @@ from datetime import timedelta
 import pytest
 from sqlalchemy import select
 
+from service.core.clock import utcnow
 from service.core.tenancy import TenantId
 from service.db.models.mirror import SyncKind, SyncRun, SyncState
+from service.mirror.repository import SyncRunRepository
 from service.mirror.runner import LeaseLostError, SyncOptions, SyncRunner
 from service.runtime import Resources
 from service.settings import Settings
@@ -57,3 +59,28 @@ async def _lose_the_lease_mid_statuses(resources: Resources, tenant_id: TenantId
     assert run.state is SyncState.RUNNING
     assert run.lease_owner is None
     assert run.progress.status_done == 2 * BATCH
+
+
+async def test_a_lease_taken_while_an_attempt_waited_for_the_lock_is_seen_taken(
+    resources: Resources, tenant_id: TenantId
+) -> None:
+    """An attempt asked for a run reads it before it locks it (is it finished already?); another attempt that
+    takes the released lease meanwhile must be seen holding it once the lock is ours, or both would run it."""
+    now = utcnow()
+    async with resources.session_factory() as session, session.begin():
+        run = await SyncRunRepository(session, tenant_id).new_run(SyncKind.FULL, now=now, job_id=None,
+                                                                  lease_owner=None, lease_expires_at=now)  # fmt: skip
+        assert run is not None
+    async with resources.session_factory() as waiting, waiting.begin():
+        runs = SyncRunRepository(waiting, tenant_id)
+        seen = await runs.get(run.id)  # unlocked: the run is released
+        assert seen is not None
+        assert seen.lease_owner is None
+        async with resources.session_factory() as other, other.begin():
+            taken = await SyncRunRepository(other, tenant_id).running(for_update=True)
+            assert taken is not None
+            taken.lease_owner, taken.lease_expires_at = "other-attempt", now + timedelta(minutes=1)
+
+        locked = await runs.running(for_update=True)
+        assert locked is not None
+        assert locked.lease_owner == "other-attempt"
