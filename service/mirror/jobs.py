@@ -85,6 +85,7 @@ async def sync_tenant(ctx: JobContext, payload: SyncPayload) -> SyncResult:
         job_id=ctx.get("job_id"),
         run_id=payload.run_id,
         final_attempt=ctx.get("job_try", 1) >= sync_tenant.max_tries,
+        requeued_when_cancelled=True,
     )
     return SyncResult(
         run_id=str(outcome.run_id),

@@ -17,18 +17,23 @@ minute), so it commits at checkpoints instead of holding one transaction:
 4. **Lists**: fetched whole, reconciled against the stored rows and written in one transaction (a worker
    killed while fetching leaves the mirror as it was; the next attempt fetches again).
 5. **Site statuses** (approved credentials): one call per site, written and checkpointed in batches; the
-   next attempt resumes after the last checkpoint.
+   next attempt resumes after the last checkpoint (an interrupted attempt checkpoints the part of its batch
+   already fetched).
 6. **Record**: requests used, 429s, 5xx, rows inserted/updated/removed, history rows, outcome.
 
 A transient upstream failure (5xx, timeout, 429 after the client's own retries) of an attempt that is not the
 last leaves the run resumable and raises :class:`TransientSyncError`: the job is retried later and resumes from
-the checkpoint. A cancelled attempt (SIGTERM past the grace period) releases its lease the same way.
+the checkpoint. A cancelled attempt (SIGTERM past the grace period, Ctrl-C on ``givfleet sync``) first checkpoints
+the site statuses it already fetched, then releases its lease the same way; when no job queue will start it again
+(the CLI), the lease is left lapsed, so the sweeper's next tick or the next request for a sync resumes it at once.
+A process killed without clean-up keeps its lease until it lapses; then the sweeper revives the run.
 """
 
 from __future__ import annotations
 
 import asyncio
 import contextlib
+import itertools
 import os
 import socket
 import time
@@ -51,7 +56,7 @@ from service.db.models.notifications import NotificationEventType
 from service.givenergy import PaymentRequiredError, RateLimitedError, UnauthorisedError, UpstreamUnavailableError
 from service.mirror.reconcile import reconcile
 from service.mirror.repository import MirrorRepository, SyncRunRepository
-from service.mirror.schemas import Counts, Entity, SyncPlan
+from service.mirror.schemas import Counts, Entity, SiteStatusRecord, SyncPlan
 from service.mirror.upstream import (
     Discovery,
     Fetcher,
@@ -215,6 +220,7 @@ class SyncRunner:
         job_id: str | None = None,
         run_id: uuid.UUID | None = None,
         final_attempt: bool = True,
+        requeued_when_cancelled: bool = False,
     ) -> SyncOutcome:
         """Sync one tenant (or join the sync already running for it).
 
@@ -226,6 +232,10 @@ class SyncRunner:
                 finished it meanwhile, its outcome is returned (joined).
             final_attempt: Record a transient failure as the run's failure; otherwise leave the run resumable and
                 raise :class:`TransientSyncError` so that the job is retried.
+            requeued_when_cancelled: Whoever runs this attempt starts it again when it is cancelled (arq re-queues
+                a job cancelled at shutdown): the released run waits a lease's length for that before the
+                sweeper revives it. Otherwise (``givfleet sync`` interrupted) nobody would, and the run is left
+                with its lease lapsed: the next request for a sync, or the sweeper's next tick, resumes it at once.
 
         Returns:
             The outcome; a failed sync is recorded and returned with ``state`` failed, not raised.
@@ -240,7 +250,7 @@ class SyncRunner:
             if isinstance(claim, SyncOutcome):
                 return claim
             if isinstance(claim, _Claimed):
-                return await self._run_claimed(tenant_id, claim, final_attempt)
+                return await self._run_claimed(tenant_id, claim, final_attempt, requeued_when_cancelled)
             if claim is not None:  # held by another attempt: wait for it, then join it if it covers us
                 wanted = wanted or claim
                 await asyncio.sleep(self.options.lease_poll_seconds)
@@ -290,7 +300,9 @@ class SyncRunner:
                               run.server_errors, run.attempts)  # fmt: skip
             return _Claimed(state, target)
 
-    async def _run_claimed(self, tenant_id: TenantId, claim: _Claimed, final_attempt: bool) -> SyncOutcome:
+    async def _run_claimed(
+        self, tenant_id: TenantId, claim: _Claimed, final_attempt: bool, requeued_when_cancelled: bool
+    ) -> SyncOutcome:
         state, target = claim.state, claim.target
         tap = RequestTap(on_response=lambda count: self._report(state, count))
         state.tap = tap
@@ -306,7 +318,7 @@ class SyncRunner:
             if state.lease_lost and task is not None and task.uncancel() == 0:  # cancelled by the heartbeat only
                 log.warning("mirror.sync.lease_lost", tenant_id=str(tenant_id), run_id=str(state.run_id))
                 raise LeaseLostError(f"sync run {state.run_id} was taken over") from None
-            await asyncio.shield(self._release(tenant_id, state, None))
+            await asyncio.shield(self._release(tenant_id, state, None, lapse=not requeued_when_cancelled))
             raise
         except LeaseLostError:
             log.warning("mirror.sync.lease_lost", tenant_id=str(tenant_id), run_id=str(state.run_id))
@@ -334,13 +346,20 @@ class SyncRunner:
                      updated=run.rows_updated, removed=run.rows_removed)  # fmt: skip
             return SyncOutcome.of(run, plan=state.plan)
 
-    async def _release(self, tenant_id: TenantId, state: _RunState, error: str | None) -> None:
+    async def _release(self, tenant_id: TenantId, state: _RunState, error: str | None, *, lapse: bool = False) -> None:
         """Record the attempt's counters and give the lease up: the run stays ``running``, resumable by the next
-        attempt (a retry, or the job the sweeper enqueues once the lease has lapsed)."""
+        attempt (a retry, or the job the sweeper enqueues once the lease has lapsed).
+
+        ``lapse``: no retry is coming, so the lease is left lapsed instead of lasting its length, and the sweeper's
+        next tick (or the next request for a sync) revives the run at once. Either way whoever resumes it takes
+        the lease first (:meth:`_claim` locks the run row), so only one attempt runs it.
+        """
         async with self._transaction() as session:
             run = await self._load(session, tenant_id, state)
             run.lease_owner = None
             run.error = error
+            if lapse:
+                run.lease_expires_at = run.heartbeat_at
 
     @contextlib.asynccontextmanager
     async def _heartbeat(self, tenant_id: TenantId, state: _RunState) -> AsyncIterator[None]:
@@ -497,18 +516,33 @@ class SyncRunner:
         batch = max(1, self.options.status_batch)
         for first in range(0, len(todo), batch):
             chunk = todo[first : first + batch]
-            statuses = await fetch_site_statuses(fetcher, chunk)
-            now = utcnow()
-            async with self._transaction() as session:
-                mirror = MirrorRepository(session, tenant_id)
-                changed = await mirror.set_site_statuses([(s.upstream_id, s.scheme_status) for s in statuses], now=now)
-                done += len(chunk)
-                state.progress = state.progress.model_copy(update={
-                    "status_done": done, "status_cursor": ordered[-1] if done == len(ordered) else None,
-                })  # fmt: skip
-                run = await self._load(session, tenant_id, state)
-                run.rows_updated += changed
+            fetched: dict[int, SiteStatusRecord] = {}
+            try:
+                await fetch_site_statuses(fetcher, chunk, fetched)
+            except BaseException:
+                # Interrupted (cancelled, or a call failed): keep the statuses this batch already paid for, up to
+                # the first one missing, so that the next attempt does not ask for them again.
+                checked = [fetched[site] for site in itertools.takewhile(fetched.__contains__, chunk)]
+                if checked and not state.lease_lost:
+                    await asyncio.shield(self._checkpoint_statuses(tenant_id, state, ordered, checked))
+                raise
+            await self._checkpoint_statuses(tenant_id, state, ordered, [fetched[site] for site in chunk])
         state.progress = state.progress.model_copy(update={"stage": "done"})
+
+    async def _checkpoint_statuses(
+        self, tenant_id: TenantId, state: _RunState, ordered: Sequence[int], statuses: Sequence[SiteStatusRecord]
+    ) -> None:
+        """Store the statuses just checked and move the checkpoint past them (``ordered``: the sites this run
+        checks, in order; ``statuses`` are the next of them)."""
+        async with self._transaction() as session:
+            mirror = MirrorRepository(session, tenant_id)
+            changed = await mirror.set_site_statuses([(s.upstream_id, s.scheme_status) for s in statuses], now=utcnow())
+            done = state.progress.status_done + len(statuses)
+            state.progress = state.progress.model_copy(update={
+                "status_done": done, "status_cursor": ordered[-1] if done == len(ordered) else None,
+            })  # fmt: skip
+            run = await self._load(session, tenant_id, state)
+            run.rows_updated += changed
 
 
 @dataclass

@@ -25,7 +25,9 @@ from service.db.models.api_key import Role
 from service.db.models.mirror import SyncKind, SyncRun, SyncState
 from service.jobs.enqueue import unit_of_work
 from service.jobs.typed import Queue
+from service.mirror.cli_view import sync_tenant_now
 from service.mirror.jobs import request_sync, sweep_stale, sync_job_id
+from service.mirror.runner import SyncOptions
 from service.runtime import Resources
 from service.settings import Settings, SyncSettings
 from service.worker.build import build_worker, drain_queues
@@ -215,6 +217,8 @@ async def test_sigterm_past_the_grace_period_leaves_the_sync_resumable(
     assert run.state is SyncState.RUNNING
     assert run.lease_owner is None  # released: the next worker takes it at once, no sweeper needed
     assert run.progress.status_done == CHECKED_BEFORE_FAULT
+    async with unit_of_work(resources.session_factory, resources.redis) as session:
+        assert await sweep_stale(session, utcnow()) == []  # arq re-queued the job: no second one
 
     await drain_queues(resources, [Queue.BULK])
 
@@ -245,3 +249,50 @@ async def test_asking_for_a_sync_stranded_by_a_dead_worker_makes_it_run_now(
     assert run.state is SyncState.SUCCEEDED, run.error
     async with resources.session_factory() as session:
         assert await mirrored(session, tenant.tenant_id) == expected(served.sim)
+
+
+FETCHED_BEFORE_CTRL_C = 7  # fewer than one checkpoint batch (the default, 200, is more than the fleet's sites)
+
+
+async def test_an_interrupted_cli_sync_is_resumed_at_once_without_fetching_anything_again(
+    resources: Resources, tenant_id: TenantId, gated_simulator: GatedSimulator
+) -> None:
+    served = gated_simulator
+    for site in served.sim.truth.sites()[::3]:
+        site.status = "opted_out"
+    await add_credential(resources, tenant_id, served.sim.tokens["company"], served.base_url)
+    served.gate.hold_after = 1 + FETCHED_BEFORE_CTRL_C  # discovery's probe, then the statuses answered
+    # One request at a time, so exactly the statuses before the held one have arrived when Ctrl-C comes.
+    options = SyncOptions(concurrency=1)
+    cli = asyncio.create_task(sync_tenant_now(resources, tenant_id, SyncKind.FULL, options=options))
+    await asyncio.wait_for(served.gate.reached.wait(), timeout=60)
+
+    cli.cancel()  # what Ctrl-C does to `givfleet sync`
+    await asyncio.wait([cli])
+    assert cli.cancelled()
+    mark = _open_gate(served)
+    run = await _run(resources, tenant_id)
+    assert run.state is SyncState.RUNNING
+    assert run.lease_owner is None
+    assert run.progress.status_done == FETCHED_BEFORE_CTRL_C  # the part of the batch fetched is kept
+    planned = run.planned_requests
+
+    # Resumable now: the sweeper's next tick revives it (not once the interrupted attempt's lease has lapsed),
+    # and a `givfleet sync` started meanwhile takes it or joins it; only one of them runs it.
+    async with unit_of_work(resources.session_factory, resources.redis) as session:
+        assert len(await sweep_stale(session, utcnow())) == 1
+    again = asyncio.create_task(sync_tenant_now(resources, tenant_id, SyncKind.FULL, options=options))
+    await asyncio.wait_for(drain_queues(resources, [Queue.BULK]), timeout=120)
+    outcome, _ = await asyncio.wait_for(again, timeout=120)
+
+    assert outcome.state is SyncState.SUCCEEDED, outcome.error
+    run = await _run(resources, tenant_id)
+    assert run.state is SyncState.SUCCEEDED, run.error
+    assert run.attempts == 2
+    assert run.requests_used == run.planned_requests == planned  # the first attempt's plan: nothing fetched twice
+    statuses = len(expected(served.sim)["sites"]) - 1  # discovery probed one site already
+    after = served.gate.since(mark)
+    assert all(path.endswith("/status") for path in after), after
+    assert len(after) == statuses - FETCHED_BEFORE_CTRL_C
+    async with resources.session_factory() as session:
+        assert await mirrored(session, tenant_id) == expected(served.sim)
