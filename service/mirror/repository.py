@@ -361,7 +361,7 @@ class MirrorRepository:
             await self.session.execute(statement.values(**values))
 
 
-def _locked_if(statement: Select[tuple[SyncRun]], for_update: bool) -> Select[tuple[SyncRun]]:
+def _locked_if(statement: Select[SyncRun], for_update: bool) -> Select[SyncRun]:
     """``statement`` locking the runs it reads when ``for_update``, and then reading them afresh: a run this
     session loaded before it waited for the lock is refreshed to what the lock's previous holder committed (the
     session would otherwise keep its stale copy, and two attempts could both take a lease just taken)."""
