@@ -58,3 +58,13 @@ def test_an_unknown_log_level_is_refused_at_start_up(monkeypatch: pytest.MonkeyP
     monkeypatch.setenv("GIVFLEET_LOG__LEVEL", "LOUD")
     with pytest.raises(ValidationError, match=r"log\.level"):
         Settings()
+
+
+def test_a_refused_encryption_key_is_not_in_the_error(monkeypatch: pytest.MonkeyPatch, tmp_path: Path) -> None:
+    # Every entry point that fails to read its settings may print or log this error.
+    monkeypatch.chdir(tmp_path)
+    monkeypatch.setenv("GIVFLEET_SECURITY__ENCRYPTION_KEYS", '{"a": "c2hvcnQta2V5LW1hdGVyaWFs"}')
+    with pytest.raises(ValidationError) as refused:
+        Settings()
+    assert "key 'a' must be base64 of 32 random bytes, not of 18" in str(refused.value)
+    assert "c2hvcnQta2V5LW1hdGVyaWFs" not in str(refused.value)
