@@ -296,8 +296,11 @@ class LogSettings(BaseModel):
     @field_validator("level", mode="before")
     @classmethod
     def _level_in_capitals(cls, level: object) -> object:
-        # Checked at start-up, in any case: logging would refuse an unknown level with a traceback.
-        return level.upper() if isinstance(level, str) else level
+        # Checked at start-up, in any case: logging would refuse an unknown level with a traceback. Its aliases
+        # WARN and FATAL still name their levels.
+        if not isinstance(level, str):
+            return level
+        return {"WARN": "WARNING", "FATAL": "CRITICAL"}.get(level.upper(), level.upper())
 
 
 class Settings(BaseSettings):

@@ -47,10 +47,12 @@ def test_a_bad_webhook_allowed_network_is_refused_at_start_up(monkeypatch: pytes
         Settings()
 
 
-def test_the_log_level_is_read_in_any_case(monkeypatch: pytest.MonkeyPatch, tmp_path: Path) -> None:
+@pytest.mark.parametrize(("given", "level"), [("warning", "WARNING"), ("warn", "WARNING"), ("Fatal", "CRITICAL")])
+def test_the_log_level_is_read_in_any_case_and_by_its_aliases(monkeypatch: pytest.MonkeyPatch, tmp_path: Path,
+                                                              given: str, level: str) -> None:
     monkeypatch.chdir(tmp_path)
-    monkeypatch.setenv("GIVFLEET_LOG__LEVEL", "warning")
-    assert Settings().log.level == "WARNING"
+    monkeypatch.setenv("GIVFLEET_LOG__LEVEL", given)
+    assert Settings().log.level == level
 
 
 def test_an_unknown_log_level_is_refused_at_start_up(monkeypatch: pytest.MonkeyPatch, tmp_path: Path) -> None:
