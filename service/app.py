@@ -24,6 +24,7 @@ from service.api.health import HealthController
 from service.api.live import LiveController
 from service.api.monitoring import MonitoringController
 from service.api.notifications import NotificationController
+from service.api.openapi import TimeOfDaySchemaPlugin
 from service.api.sync import SyncController
 from service.api.timeouts import BodyTimeoutMiddleware
 from service.authn import authentication_middleware, provide_principal
@@ -121,6 +122,7 @@ def create_app(settings: Settings | None = None, resources: Resources | None = N
                 type="http", scheme="bearer", description="A givfleet API key: 'Authorization: Bearer <key>'.")}),
             security=[{"apiKey": []}],
         ),
+        plugins=[TimeOfDaySchemaPlugin()],
         logging_config=None,  # service.observability configures logging for every entry point
         debug=settings.api.debug,
     )

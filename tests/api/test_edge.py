@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import base64
 import json
+import re
 import uuid
 from collections.abc import AsyncIterator
 from typing import Any
@@ -223,3 +224,23 @@ async def test_a_status_no_inverter_has_matches_nothing_in_rest_and_graphql(
     status = next(iter(fleet.mirror.statuses.values()))
     known = await rest(api_client, fleet, "/api/v1/inverters", status=status.lower())
     assert known.json()["total_count"] == list(fleet.mirror.statuses.values()).count(status)
+
+
+def _time_schema(field: dict[str, Any]) -> dict[str, Any]:
+    """A field's schema without its ``null`` alternative."""
+    alternatives = [schema for schema in field.get("oneOf", [field]) if schema.get("type") != "null"]
+    assert len(alternatives) == 1, field
+    return alternatives[0]
+
+
+async def test_quiet_hours_are_documented_as_times_of_day_not_durations(api_client: httpx.AsyncClient) -> None:
+    schemas = (await api_client.get("/schema/openapi.json")).json()["components"]["schemas"]
+    for model in ("ChannelInput", "ChannelUpdate", "ChannelView"):
+        for name in ("quiet_start", "quiet_end"):
+            schema = _time_schema(schemas[model]["properties"][name])
+            assert schema["type"] == "string", (model, name)
+            assert "format" not in schema, (model, name)
+            pattern = re.compile(schema["pattern"])
+            assert all(pattern.fullmatch(value) for value in (*schema["examples"], "07:30", "23:59:59")), (model, name)
+            assert not any(pattern.fullmatch(value) for value in ("PT22H", "24:00", "7:30")), (model, name)
+    assert schemas["ChannelInput"]["properties"]["quiet_start"]["description"] == "Start of quiet hours, tenant-local."
