@@ -244,3 +244,14 @@ async def test_quiet_hours_are_documented_as_times_of_day_not_durations(api_clie
             assert all(pattern.fullmatch(value) for value in (*schema["examples"], "07:30", "23:59:59")), (model, name)
             assert not any(pattern.fullmatch(value) for value in ("PT22H", "24:00", "7:30")), (model, name)
     assert schemas["ChannelInput"]["properties"]["quiet_start"]["description"] == "Start of quiet hours, tenant-local."
+
+
+async def test_a_query_parameter_that_is_not_utf8_is_a_400_naming_it(api_client: httpx.AsyncClient,
+                                                                       fleet: KeyedFleet) -> None:
+    for query in ("q=%ED%A0%80", "limit=5&q=%FF", "q=caf%C3"):
+        response = await api_client.get(f"/api/v1/inverters?{query}", headers=fleet.headers("operator"))
+        assert problem_key(response) == "q", query
+        assert response.json()["detail"] == "q is not valid UTF-8 text"
+    for query in ("q=caf%C3%A9", "q=%EF%BF%BD", "q=a+b"):  # a replacement character the client meant is text
+        response = await api_client.get(f"/api/v1/inverters?{query}", headers=fleet.headers("operator"))
+        assert response.status_code == 200, (query, response.text)
