@@ -169,8 +169,16 @@ def _cannot_listen(host: str, port: int) -> str | None:
     except socket.gaierror as exc:
         return f"cannot be listened on: {exc.strerror}"
     for family, kind, protocol, _, address in addresses:
-        with socket.socket(family, kind, protocol) as probe:
+        try:
+            probe = socket.socket(family, kind, protocol)
+        except OSError as exc:
+            if exc.errno == errno.EAFNOSUPPORT:  # IPv6 switched off: the server skips that family too
+                continue
+            return f"cannot be listened on: {exc.strerror}"
+        with probe:
             probe.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
+            if family == socket.AF_INET6:  # as the server binds it: the IPv4 port is another socket's business
+                probe.setsockopt(socket.IPPROTO_IPV6, socket.IPV6_V6ONLY, 1)
             try:
                 probe.bind(address)
             except OSError as exc:

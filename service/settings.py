@@ -7,12 +7,14 @@ The README's configuration table lists every setting; keep the two in step.
 
 from __future__ import annotations
 
+import base64
+import binascii
 import ipaddress
 from functools import lru_cache
 from pathlib import Path
 from typing import Literal
 
-from pydantic import BaseModel, Field, SecretStr, field_validator, model_validator
+from pydantic import BaseModel, Field, SecretStr, ValidationInfo, field_validator, model_validator
 from pydantic_settings import BaseSettings, SettingsConfigDict
 
 
@@ -84,6 +86,26 @@ class SimulatorSettings(BaseModel):
     )
 
 
+ENCRYPTION_KEY_BYTES = 32
+"""Length of an AES-256 key."""
+
+
+def decode_encryption_key(key_id: str, encoded: str) -> bytes:
+    """The AES-256 key ``encoded`` (base64 of 32 bytes) as bytes.
+
+    Raises:
+        ValueError: It is not base64 or not 32 bytes long; the message names ``key_id``, never the key.
+    """
+    try:
+        key = base64.b64decode(encoded, validate=True)
+    except (binascii.Error, ValueError):
+        raise ValueError(f"key {key_id!r} is not valid base64") from None
+    if len(key) != ENCRYPTION_KEY_BYTES:
+        raise ValueError(f"key {key_id!r} must be base64 of {ENCRYPTION_KEY_BYTES} random bytes, "
+                         f"not of {len(key)}")
+    return key
+
+
 class SecuritySettings(BaseModel):
     """Secrets. ``encryption_keys`` maps key ids to base64 AES-256 keys; the newest id encrypts."""
 
@@ -110,6 +132,24 @@ class SecuritySettings(BaseModel):
         default=False,
         description="Take the client address from the last X-Forwarded-For entry (the one a trusted proxy appends).",
     )
+
+    @field_validator("encryption_keys")
+    @classmethod
+    def _keys_decode(cls, keys: dict[str, SecretStr]) -> dict[str, SecretStr]:
+        # Checked at start-up: a bad key found when a token is sealed or opened would fail every request.
+        for key_id, key in keys.items():
+            decode_encryption_key(key_id, key.get_secret_value())
+        return keys
+
+    @field_validator("active_key_id")
+    @classmethod
+    def _active_key_is_configured(cls, active_key_id: str | None, info: ValidationInfo) -> str | None:
+        # Keys from the generated key file are only known when it is read; configured ones are checked here.
+        keys = info.data.get("encryption_keys")
+        if active_key_id is not None and keys and active_key_id not in keys:
+            raise ValueError(f"{active_key_id!r} is not a key id of GIVFLEET_SECURITY__ENCRYPTION_KEYS "
+                             f"(it has {', '.join(map(repr, keys))})")
+        return active_key_id
 
 
 class ApiSettings(BaseModel):
@@ -256,8 +296,11 @@ class LogSettings(BaseModel):
     @field_validator("level", mode="before")
     @classmethod
     def _level_in_capitals(cls, level: object) -> object:
-        # Checked at start-up, in any case: logging would refuse an unknown level with a traceback.
-        return level.upper() if isinstance(level, str) else level
+        # Checked at start-up, in any case: logging would refuse an unknown level with a traceback. Its aliases
+        # WARN and FATAL still name their levels.
+        if not isinstance(level, str):
+            return level
+        return {"WARN": "WARNING", "FATAL": "CRITICAL"}.get(level.upper(), level.upper())
 
 
 class Settings(BaseSettings):
@@ -268,6 +311,7 @@ class Settings(BaseSettings):
         env_nested_delimiter="__",
         env_file=".env",
         extra="ignore",
+        hide_input_in_errors=True,  # an error must not print the secret (an encryption key, a URL) it refuses
     )
 
     home: Path = Field(default=Path(".givfleet"), description="Where embedded servers and generated keys live.")

@@ -47,10 +47,12 @@ def test_a_bad_webhook_allowed_network_is_refused_at_start_up(monkeypatch: pytes
         Settings()
 
 
-def test_the_log_level_is_read_in_any_case(monkeypatch: pytest.MonkeyPatch, tmp_path: Path) -> None:
+@pytest.mark.parametrize(("given", "level"), [("warning", "WARNING"), ("warn", "WARNING"), ("Fatal", "CRITICAL")])
+def test_the_log_level_is_read_in_any_case_and_by_its_aliases(monkeypatch: pytest.MonkeyPatch, tmp_path: Path,
+                                                              given: str, level: str) -> None:
     monkeypatch.chdir(tmp_path)
-    monkeypatch.setenv("GIVFLEET_LOG__LEVEL", "warning")
-    assert Settings().log.level == "WARNING"
+    monkeypatch.setenv("GIVFLEET_LOG__LEVEL", given)
+    assert Settings().log.level == level
 
 
 def test_an_unknown_log_level_is_refused_at_start_up(monkeypatch: pytest.MonkeyPatch, tmp_path: Path) -> None:
@@ -58,3 +60,13 @@ def test_an_unknown_log_level_is_refused_at_start_up(monkeypatch: pytest.MonkeyP
     monkeypatch.setenv("GIVFLEET_LOG__LEVEL", "LOUD")
     with pytest.raises(ValidationError, match=r"log\.level"):
         Settings()
+
+
+def test_a_refused_encryption_key_is_not_in_the_error(monkeypatch: pytest.MonkeyPatch, tmp_path: Path) -> None:
+    # Every entry point that fails to read its settings may print or log this error.
+    monkeypatch.chdir(tmp_path)
+    monkeypatch.setenv("GIVFLEET_SECURITY__ENCRYPTION_KEYS", '{"a": "c2hvcnQta2V5LW1hdGVyaWFs"}')
+    with pytest.raises(ValidationError) as refused:
+        Settings()
+    assert "key 'a' must be base64 of 32 random bytes, not of 18" in str(refused.value)
+    assert "c2hvcnQta2V5LW1hdGVyaWFs" not in str(refused.value)

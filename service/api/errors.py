@@ -61,9 +61,11 @@ def _body_missing(request: Request[Any, Any, Any], errors: list[Any]) -> bool:
 
 def _in_callers_words(request: Request[Any, Any, Any], error: Any) -> Any:
     """Litestar names a parameter it refuses by its handler argument (``alert_state``); name it as the caller
-    sent it (``state``), the name the OpenAPI document gives it."""
+    sent it (``state``), the name the OpenAPI document gives it. Not on a handler with a body: Litestar names a
+    refused body field by its key with the same ``source``, and a body field may share an argument's name."""
     handler = request.scope.get("route_handler")
-    if not isinstance(error, dict) or handler is None or "key" not in error:
+    if not isinstance(error, dict) or handler is None or "key" not in error \
+            or "data" in handler.parsed_fn_signature.parameters:
         return error
     argument = handler.parsed_fn_signature.parameters.get(error["key"])
     if argument is not None and isinstance(argument.kwarg_definition, ParameterKwarg) \

@@ -24,12 +24,17 @@ def plain(text: str) -> str:
     return text
 
 
-def plain_field(text: str, field: str) -> str:
-    """:func:`plain` for a field a service checks itself (not through a pydantic model).
+def plain_field(text: str, field: str, *, max_length: int | None = None) -> str:
+    """:func:`plain` for a field a service checks itself (not through a pydantic model), and, given
+    ``max_length``, 1 to that many characters besides surrounding spaces (the column's size: longer is bad input,
+    not a database error).
 
     Raises:
-        InvalidInputError: ``text`` holds a control character; the message and ``field`` name the field.
+        InvalidInputError: ``text`` holds a control character, or is empty or too long; the message and ``field``
+            name the field.
     """
+    if max_length is not None and not 1 <= len(text.strip()) <= max_length:
+        raise InvalidInputError(f"{field} is 1 to {max_length} characters", field=field)
     try:
         return plain(text)
     except ValueError as exc:

@@ -192,14 +192,8 @@ class Inverter(_Listy):
     firmware_version: dict[str, Any] | None = None
     connections: Connections | None = None
     flags: list[str] = Field(default_factory=list)
-
-    @property
-    def is_controllable(self) -> bool | None:
-        """Whether the ``is-controllable`` flag is present (``None`` when no ``flags`` were sent at all; an empty
-        list is ``False``: the docs say a flag missing from the list does not apply)."""
-        if "flags" not in self.model_fields_set:
-            return None
-        return "is-controllable" in self.flags
+    """Flags that apply (``is-controllable``, ...): one missing from the list does not apply. Whether an inverter
+    is controllable is decided once, by the mirror (:func:`service.mirror.upstream.device_records`)."""
 
 
 class CommunicationDevice(_Listy):

@@ -35,8 +35,8 @@ from __future__ import annotations
 import dataclasses
 import enum
 import uuid
-from collections.abc import AsyncIterator, Awaitable, Callable, Sequence
-from contextlib import asynccontextmanager
+from collections.abc import AsyncIterator, Awaitable, Callable, Iterator, Sequence
+from contextlib import asynccontextmanager, contextmanager
 from typing import Any, Self, TypeVar
 
 import strawberry
@@ -139,12 +139,17 @@ def validated(model: type[M], value: object, *, root: str = "input") -> M:
                                   for error in exc.errors()]) from None
 
 
-def on_input(error: InvalidInputError, value: object, *, root: str = "input") -> InvalidInputError:
-    """``error`` with its field named as :func:`validated` names one: its GraphQL path inside input ``value``
-    (the domain's ``targets.account_id`` is ``input.targets.accountId``); an error naming no field is unchanged."""
-    if error.field is None or isinstance(error, InvalidFieldsError):
-        return error
-    return InvalidFieldsError([(_field_path(root, value, error.field.split(".")), str(error))])
+@contextmanager
+def fields_on(value: object, *, root: str = "input") -> Iterator[None]:
+    """Inside it, a domain error naming a field names it as :func:`validated` does: by its GraphQL path inside
+    input ``value`` (the domain's ``targets.account_id`` is ``input.targets.accountId``); an error naming no field
+    is unchanged."""
+    try:
+        yield
+    except InvalidInputError as error:
+        if error.field is None or isinstance(error, InvalidFieldsError):
+            raise
+        raise InvalidFieldsError([(_field_path(root, value, error.field.split(".")), str(error))]) from None
 
 
 async def _committed(info: Info, work: Callable[[UnitOfWork], Awaitable[T]]) -> T:

@@ -27,12 +27,11 @@ from service.jobs.context import JobContext
 from service.jobs.enqueue import enqueue_deferred
 from service.jobs.typed import NoPayload, Payload, Queue, job
 from service.monitoring.repository import due_tenants
+from service.monitoring.rules import SCHEDULER_TICK
 from service.monitoring.sweep import ClientSource, Monitor
 from service.runtime import Resources
 
 CYCLE_JOB = "monitoring.cycle"
-SCHEDULER_TICK = timedelta(minutes=1)
-"""How often ``monitoring.schedule`` runs (its cron fires at second 15 of every minute)."""
 
 
 class CyclePayload(Payload):

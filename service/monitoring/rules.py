@@ -254,15 +254,25 @@ def plan_sweep(
     return SweepPlan(budget, pages, reserve, round_robin, sweeps, sweeps * interval.total_seconds() / 60)
 
 
+SCHEDULER_TICK = timedelta(minutes=1)
+"""How often ``monitoring.schedule`` runs (its cron fires at second 15 of every minute). It asks for the cycles due
+within half a tick, so a cycle may start up to half a tick before its due time."""
+
+
 def next_sweep_due(due: datetime | None, started: datetime, interval: timedelta) -> datetime:
     """When a tenant's next cycle is due, after a cycle that started at ``started`` for the one due at ``due``.
 
     One ``interval`` after ``due``: how long the cycle waited in the queue or took does not push the next one
-    later, so cycles keep to the interval. A cycle that started a whole interval or more after its due time (the
-    worker was down, the queue backed up), or that none was planned for, sets a new pace: the next is due one
-    interval after it started, and the cycles missed meanwhile are not made up (never a burst back to back).
+    later, so cycles keep to the interval. A cycle that sets a new pace instead, the next being due one interval
+    after it started:
+
+    - one that none was planned for;
+    - one that started a whole interval or more after its due time (the worker was down, the queue backed up):
+      the cycles missed meanwhile are not made up (never a burst back to back);
+    - one that started more than half a scheduler tick before it (its due time moved while it waited, e.g. a new
+      interval was set): the next is still one interval after this one, never two.
     """
-    if due is None or started - due >= interval:
+    if due is None or not -SCHEDULER_TICK / 2 <= started - due < interval:
         return started + interval
     return due + interval
 

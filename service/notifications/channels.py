@@ -105,7 +105,8 @@ def email_message(settings: NotificationSettings, recipients: list[str], message
 async def send_email(settings: NotificationSettings, mail: EmailMessage) -> Outcome:
     """Send ``mail`` over SMTP (settings: host, port, security, credentials)."""
     if not settings.smtp_host:
-        return Outcome(AttemptStatus.FAILED, excerpt="no SMTP server is configured (notifications.smtp_host)")
+        return Outcome(AttemptStatus.FAILED,
+                       excerpt="no SMTP server is configured: set GIVFLEET_NOTIFICATIONS__SMTP_HOST")
     started = time.monotonic()
     password = settings.smtp_password.get_secret_value() if settings.smtp_password is not None else None
     try:

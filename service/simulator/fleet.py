@@ -62,7 +62,7 @@ class Account:
     telephone_number: str = ""
     timezone: str = "GMT"
     standard_timezone: str = "Europe/London"
-    password: str = ""
+    password: str = field(default="", repr=False)
 
 
 @dataclass(slots=True, eq=False)

@@ -13,7 +13,6 @@ is not durable or not shared (containers: each pod would seal with a key of its 
 from __future__ import annotations
 
 import base64
-import binascii
 import contextlib
 import json
 import os
@@ -26,11 +25,10 @@ from pathlib import Path
 from cryptography.exceptions import InvalidTag
 from cryptography.hazmat.primitives.ciphers.aead import AESGCM
 
-from service.settings import Settings
+from service.settings import ENCRYPTION_KEY_BYTES, Settings, decode_encryption_key
 
 KEY_FILE_NAME = "encryption-keys.json"
 _NONCE_BYTES = 12
-_KEY_BYTES = 32
 
 
 class KeyRingError(Exception):
@@ -62,8 +60,8 @@ class KeyRing:
         if active_key_id not in keys:
             raise KeyRingError(f"active key id {active_key_id!r} is not among the configured keys")
         for key_id, key in keys.items():
-            if len(key) != _KEY_BYTES:
-                raise KeyRingError(f"key {key_id!r} must be {_KEY_BYTES} bytes (base64 of 32 random bytes)")
+            if len(key) != ENCRYPTION_KEY_BYTES:
+                raise KeyRingError(f"key {key_id!r} must be {ENCRYPTION_KEY_BYTES} bytes (base64 of 32 random bytes)")
         self._ciphers = {key_id: AESGCM(key) for key_id, key in keys.items()}
         self.active_key_id = active_key_id
 
@@ -105,14 +103,14 @@ class KeyRing:
 
 def generate_key() -> str:
     """A new random AES-256 key, base64-encoded (the form settings and the key file hold)."""
-    return base64.b64encode(secrets.token_bytes(_KEY_BYTES)).decode()
+    return base64.b64encode(secrets.token_bytes(ENCRYPTION_KEY_BYTES)).decode()
 
 
 def _decode(key_id: str, value: str) -> bytes:
     try:
-        return base64.b64decode(value, validate=True)
-    except (binascii.Error, ValueError):
-        raise KeyRingError(f"key {key_id!r} is not valid base64") from None
+        return decode_encryption_key(key_id, value)
+    except ValueError as exc:
+        raise KeyRingError(str(exc)) from None
 
 
 def key_file_path(settings: Settings) -> Path:

@@ -123,7 +123,7 @@ class TenantService:
             ConflictError: The slug is taken.
         """
         if name is not None:
-            plain_field(name, "name")
+            plain_field(name, "name", max_length=200)
         if not SLUG_PATTERN.fullmatch(slug):
             raise InvalidInputError("a slug is 1-63 lower-case letters, digits and hyphens, not starting or ending "
                                     "with a hyphen")
@@ -370,7 +370,7 @@ class ApiKeyService:
                 timezone-aware, or the tenant has no account ``restricted_account_id`` (in its mirror).
         """
         authorize(self._principal, Action.APIKEY_CREATE)
-        plain_field(name, "name")  # the REST and GraphQL inputs refuse it too; the CLI reaches only this
+        plain_field(name, "name", max_length=100)  # REST's input refuses it too; GraphQL and the CLI rely on this
         if expires_at is not None:
             if expires_at.tzinfo is None:
                 raise InvalidInputError("the expiry must carry a timezone", field="expires_at")

@@ -222,6 +222,10 @@ async def test_create_firmware_watch_reports_bad_input_field_by_field(api: httpx
               ).json()["data"]["createFirmwareWatch"]
     assert answer["firmwareWatch"] is None
     assert {e["field"] for e in answer["errors"]} == {"input.targetFirmwareArm", "input.stragglerDays"}
+    nowhere = {"name": "x", "model": MODEL, "targetFirmwareArm": TARGET, "accountId": 999_999}
+    answer = (await api.post("/graphql", json={"query": mutation, "variables": {"input": nowhere}}, headers=operator)
+              ).json()["data"]["createFirmwareWatch"]
+    assert [(e["code"], e["field"]) for e in answer["errors"]] == [("BAD_USER_INPUT", "input.accountId")]
     good = {"name": "x", "model": MODEL, "targetFirmwareArm": TARGET, "firmwareArmMax": TARGET - 1}
     answer = (await api.post("/graphql", json={"query": mutation, "variables": {"input": good}}, headers=operator)
               ).json()["data"]["createFirmwareWatch"]

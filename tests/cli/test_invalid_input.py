@@ -86,3 +86,32 @@ def test_a_port_out_of_range_is_a_usage_error_before_anything_starts(monkeypatch
     assert result.exception is None or isinstance(result.exception, SystemExit)
     assert not (tmp_path / "home").exists(), "nothing may start before the options are checked"
     assert served == []
+
+
+KEY = "MDEyMzQ1Njc4OTAxMjM0NTY3ODkwMTIzNDU2Nzg5MDE="  # base64 of 32 bytes
+SHORT_KEY = "c2hvcnQta2V5LW1hdGVyaWFs"  # base64 of 18 bytes
+
+
+@pytest.mark.parametrize(("variables", "line"), [
+    ({"GIVFLEET_SECURITY__ENCRYPTION_KEYS": '{"a": "not base64 at all!"}'},
+     "error: GIVFLEET_SECURITY__ENCRYPTION_KEYS: key 'a' is not valid base64"),
+    ({"GIVFLEET_SECURITY__ENCRYPTION_KEYS": f'{{"a": "{KEY}", "b": "{SHORT_KEY}"}}'},
+     "error: GIVFLEET_SECURITY__ENCRYPTION_KEYS: key 'b' must be base64 of 32 random bytes, not of 18"),
+    ({"GIVFLEET_SECURITY__ENCRYPTION_KEYS": f'{{"a": "{KEY}"}}', "GIVFLEET_SECURITY__ACTIVE_KEY_ID": "b"},
+     "error: GIVFLEET_SECURITY__ACTIVE_KEY_ID: 'b' is not a key id of GIVFLEET_SECURITY__ENCRYPTION_KEYS "
+     "(it has 'a')"),
+    ({"GIVFLEET_SECURITY__ENCRYPTION_KEYS": f'{{"a": "{KEY}", "b": 5}}'},
+     "error: GIVFLEET_SECURITY__ENCRYPTION_KEYS (b): expected a valid string"),
+])
+def test_a_malformed_encryption_key_stops_every_command_without_showing_a_key(
+        monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str], variables: dict[str, str],
+        line: str) -> None:
+    for name, value in variables.items():
+        monkeypatch.setenv(name, value)
+    monkeypatch.setattr(sys, "argv", ["givfleet", "tenant", "list"])
+    with pytest.raises(SystemExit) as stopped:
+        cli.main()
+    assert stopped.value.code == 2
+    seen = capsys.readouterr()
+    assert seen.err.splitlines() == [line]
+    assert not [key for key in (KEY, SHORT_KEY, "not base64 at all!") if key in seen.out + seen.err]

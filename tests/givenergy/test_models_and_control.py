@@ -7,7 +7,6 @@ import pytest
 from service.givenergy import (
     CommunicationDevice,
     ControlOutcome,
-    Inverter,
     MeterData,
     SmartDevice,
     SystemData,
@@ -41,22 +40,12 @@ def test_models_keep_unknown_fields_and_survive_missing_and_null_leaves() -> Non
     assert inverter is not None
     assert inverter.status == "OFF_GRID"
     assert inverter.last_updated is None
-    assert inverter.is_controllable is True
+    assert inverter.flags == ["is-controllable"]
     assert inverter.info is not None
     assert inverter.info.max_discharge_rate == 3600.0
     assert inverter.connections is not None
     assert inverter.connections.meters == []
     assert inverter.connections.batteries[0].state_of_health == pytest.approx(0.9)
-
-
-@pytest.mark.parametrize(("flags", "controllable"), [
-    ({"flags": ["is-controllable"]}, True),
-    ({"flags": []}, False),  # the docs: a flag missing from the list does not apply
-    ({}, None),  # no flags sent: the cloud says nothing
-])
-def test_an_empty_flag_list_says_the_inverter_is_not_controllable(flags: dict[str, object],
-                                                                  controllable: bool | None) -> None:
-    assert Inverter.model_validate({"serial": "CE1", **flags}).is_controllable is controllable
 
 
 def test_null_readings_stay_null_instead_of_zero() -> None:

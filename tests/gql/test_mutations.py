@@ -147,9 +147,12 @@ async def test_bad_input_names_its_field(client: httpx.AsyncClient, resources: R
     tenant = await committed_tenant(resources, Role.ADMIN)
     body = await mutate(client, tenant.key, "mutation { revokeApiKey(id: \"nope\") { errors { code field } } }")
     assert body["data"]["revokeApiKey"]["errors"] == [{"code": "BAD_USER_INPUT", "field": "id"}]
-    blank = await mutate(client, tenant.key, 'mutation { createApiKey(input: {name: " ", role: ADMIN}) '
-                                             "{ apiKey { id } errors { code field } } }")
-    assert blank["data"]["createApiKey"] == {"apiKey": None, "errors": [{"code": "BAD_USER_INPUT", "field": "name"}]}
+    for name in (" ", "k" * 101):
+        refused = await mutate(client, tenant.key, "mutation($name: String!) { createApiKey(input: {name: $name, "
+                                                   "role: ADMIN}) { apiKey { id } errors { code field message } } }",
+                               name=name)
+        assert refused["data"]["createApiKey"] == {"apiKey": None, "errors": [
+            {"code": "BAD_USER_INPUT", "field": "name", "message": "name is 1 to 100 characters"}]}, name
     for expiry, message in (("2001-01-01T00:00:00Z", "the expiry is in the past"),
                             ("2001-01-01T00:00:00", "the expiry must carry a timezone"),
                             ("9999-12-31T23:59:59-14:00", "expires_at is out of range: 9999-12-31T23:59:59-14:00")):

@@ -172,8 +172,8 @@ def test_the_plan_for_ten_thousand_inverters_at_the_monitoring_share_of_300_per_
     assert (plan.bound_sweeps, plan.bound_minutes) == (26, 130.0)
 
 
-@given(st.integers(60, 86_400), st.integers(-60, 200_000), st.none() | st.integers(-86_400, 86_400))
-def test_the_next_sweep_keeps_to_the_interval_and_a_late_one_never_brings_the_next_nearer(
+@given(st.integers(60, 86_400), st.integers(-200_000, 200_000), st.none() | st.integers(-86_400, 86_400))
+def test_the_next_sweep_keeps_to_the_interval_and_neither_a_late_nor_an_early_one_moves_it_by_more(
     interval_seconds: int, started_after: int, due_after: int | None
 ) -> None:
     interval = timedelta(seconds=interval_seconds)
@@ -182,12 +182,18 @@ def test_the_next_sweep_keeps_to_the_interval_and_a_late_one_never_brings_the_ne
 
     following = next_sweep_due(due, started, interval)
 
-    if due is not None and started - due < interval:
+    if due is not None and -timedelta(seconds=30) <= started - due < interval:
         assert following == due + interval  # however long the cycle waited or took
-    else:
-        assert following == started + interval  # nothing planned, or late by an interval: missed ones are dropped
+    else:  # nothing planned, late by an interval (missed ones are dropped) or early (its due time moved meanwhile)
+        assert following == started + interval
     assert following > started  # never due at once: no burst
-    assert following <= max(started, due or started) + interval
+    assert following - started <= interval + timedelta(seconds=30)  # never more than an interval (and the slack)
+
+
+def test_a_cycle_whose_due_time_moved_while_it_waited_sets_the_next_one_interval_after_it() -> None:
+    # Queued at a 5-minute pace; the interval became a day meanwhile, which re-planned its due time a day out.
+    day = timedelta(days=1)
+    assert next_sweep_due(T0 + day, T0 + timedelta(minutes=5), day) == T0 + timedelta(minutes=5) + day
 
 
 @given(st.lists(st.integers(0, 200), unique=True, max_size=60), st.integers(0, 80), st.integers(1, 60))

@@ -53,3 +53,18 @@ async def test_a_test_send_that_sends_nothing_says_why(harness: Harness) -> None
 
     assert result.attempts == []
     assert result.not_sent == "the channel is switched off (enable it to send)"
+
+
+async def test_an_email_test_send_without_smtp_names_the_variable_to_set(harness: Harness) -> None:
+    # An e-mail channel is accepted with no SMTP server (it may be configured later, for the whole deployment);
+    # its sends then say which variable to set.
+    assert harness.resources.settings.notifications.smtp_host is None
+    await harness.manage(lambda s: s.create_channel(ChannelSpec(ChannelKind.EMAIL, "mail", email_to=("a@b.example",))))
+    async with harness.resources.session_factory() as session:
+        tenant = await session.get(Tenant, harness.tenant_id)
+    assert tenant is not None
+
+    attempts = (await send_test_op(harness.resources, tenant.slug, "mail")).attempts
+
+    assert [(a.status, a.excerpt) for a in attempts] == [
+        (AttemptStatus.FAILED, "no SMTP server is configured: set GIVFLEET_NOTIFICATIONS__SMTP_HOST")]

@@ -133,13 +133,26 @@ def test_a_tenant_name_with_control_characters_is_refused(cli_env: CliRunner, na
 
 
 @pytest.mark.usefixtures("clean_db")
-def test_an_api_key_name_with_control_characters_is_refused(cli_env: CliRunner) -> None:
+@pytest.mark.parametrize(("name", "error"), [
+    ("bad\nkey", "error: name must not contain control characters (tab, newline, NUL, ...)"),
+    ("k" * 101, "error: name is 1 to 100 characters"),  # the column's size: bad input, not a database error
+])
+def test_an_api_key_name_the_key_cannot_have_is_refused(cli_env: CliRunner, name: str, error: str) -> None:
     slug = unique_slug("ctlkey")
     invoke(cli_env, "tenant", "create", slug)
-    result = cli_env.invoke(cli, ["apikey", "create", "--tenant", slug, "--role", "viewer", "--name", "bad\nkey"])
+    result = cli_env.invoke(cli, ["apikey", "create", "--tenant", slug, "--role", "viewer", "--name", name])
     assert result.exit_code == 1
-    assert result.output.splitlines() == ["error: name must not contain control characters (tab, newline, NUL, ...)"]
-    assert "bad" not in invoke(cli_env, "apikey", "list", "--tenant", slug)
+    assert result.output.splitlines() == [error]
+    assert "viewer" not in invoke(cli_env, "apikey", "list", "--tenant", slug)
+
+
+@pytest.mark.usefixtures("clean_db")
+def test_a_tenant_name_longer_than_its_column_is_refused(cli_env: CliRunner) -> None:
+    slug = unique_slug("long")
+    result = cli_env.invoke(cli, ["tenant", "create", slug, "--name", "t" * 201])
+    assert result.exit_code == 1
+    assert result.output.splitlines() == ["error: name is 1 to 200 characters"]
+    assert slug not in invoke(cli_env, "tenant", "list")
 
 
 @pytest.fixture(scope="module")

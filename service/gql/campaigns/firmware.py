@@ -25,7 +25,7 @@ from service.db.uow import UnitOfWork
 from service.gql.campaigns.mutations import CreateCampaignPayload, created
 from service.gql.campaigns.types import StateCount
 from service.gql.context import Info
-from service.gql.mutation import MutationPayload, parse_id, resources_of, validated
+from service.gql.mutation import MutationPayload, fields_on, parse_id, resources_of, validated
 from service.gql.types.connection import Connection
 
 
@@ -137,7 +137,8 @@ class FirmwareWatchMutation:
     async def create_firmware_watch(self, info: Info, input: FirmwareWatchInput) -> FirmwareWatchPayload:
         async def work(session: UnitOfWork) -> FirmwareWatchPayload:
             service = FirmwareWatchService(session, info.context.principal)
-            watch = await service.view(await service.create(validated(WatchSpec, input)))
+            with fields_on(input):
+                watch = await service.view(await service.create(validated(WatchSpec, input)))
             return FirmwareWatchPayload(firmware_watch=FirmwareWatch.of(watch))
 
         return await FirmwareWatchPayload.of_work(info, work)

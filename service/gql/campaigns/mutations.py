@@ -15,14 +15,13 @@ from strawberry.scalars import JSON
 from service.campaigns import planner
 from service.campaigns.schemas import CampaignSpec, PlanView
 from service.campaigns.service import CampaignService, LifecycleAction, prepare
-from service.core.errors import InvalidInputError
 from service.db.models.campaign import Campaign as CampaignRow
 from service.db.uow import UnitOfWork
 from service.gql.campaigns.inputs import CampaignInput
 from service.gql.campaigns.queries import campaign_of
 from service.gql.campaigns.types import Campaign
 from service.gql.context import Info
-from service.gql.mutation import MutationPayload, on_input, parse_id, resources_of, unit_of_work_of, validated
+from service.gql.mutation import MutationPayload, fields_on, parse_id, resources_of, unit_of_work_of, validated
 
 
 @strawberry.type(description="The created campaign (null for a dry run) and its plan.")
@@ -75,15 +74,14 @@ class CampaignMutation:
             resources = resources_of(info)
             parsed = validated(CampaignSpec, input)
             principal = info.context.principal
-            try:
+            with fields_on(input):  # the domain's checks of the input too (a deadline passed meanwhile, ...)
                 preparation = await prepare(resources.session_factory, resources.upstream, principal, parsed)
-            except InvalidInputError as error:
-                raise on_input(error, input) from None
-            if dry_run:
-                async with resources.session_factory() as session:
-                    preview = await CampaignService(session, principal).preview(parsed, preparation)
-                    return CreateCampaignPayload.planned(None, preview.view)
-            return await created(info, lambda session: CampaignService(session, principal).create(parsed, preparation))
+                if dry_run:
+                    async with resources.session_factory() as session:
+                        preview = await CampaignService(session, principal).preview(parsed, preparation)
+                        return CreateCampaignPayload.planned(None, preview.view)
+                return await created(info, lambda session: CampaignService(session, principal).create(
+                    parsed, preparation))
 
         return await CreateCampaignPayload.of_attempt(work())
 

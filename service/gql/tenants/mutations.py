@@ -11,7 +11,6 @@ from datetime import datetime
 import strawberry
 from strawberry.experimental.pydantic import type as pydantic_type
 
-from service.core.errors import InvalidInputError
 from service.core.roles import Role
 from service.db.models.api_key import ApiKey as ApiKeyRow
 from service.db.models.credential import CredentialHealth, CredentialKind
@@ -73,8 +72,6 @@ class TenantsMutation:
     @strawberry.mutation(description="Create an API key (admin, whole-tenant key); audited.")
     async def create_api_key(self, info: Info, input: CreateApiKeyInput) -> CreateApiKeyPayload:
         async def work(session: UnitOfWork) -> CreateApiKeyPayload:
-            if not 1 <= len(input.name.strip()) <= 100:
-                raise InvalidInputError("a name is 1 to 100 characters", field="name")
             created = await ApiKeyService(session, info.context.principal).create(
                 name=input.name, role=input.role, expires_at=input.expires_at,
                 restricted_account_id=input.restricted_account_id)
