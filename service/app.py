@@ -24,6 +24,8 @@ from service.api.health import HealthController
 from service.api.live import LiveController
 from service.api.monitoring import MonitoringController
 from service.api.notifications import NotificationController
+from service.api.openapi import TimeOfDaySchemaPlugin
+from service.api.query_string import Utf8QueryMiddleware
 from service.api.sync import SyncController
 from service.api.timeouts import BodyTimeoutMiddleware
 from service.authn import authentication_middleware, provide_principal
@@ -111,7 +113,7 @@ def create_app(settings: Settings | None = None, resources: Resources | None = N
         },
         middleware=[RequestIdMiddleware,
                     DefineMiddleware(BodyTimeoutMiddleware, timeout_seconds=settings.api.body_timeout_seconds),
-                    prometheus.middleware, authentication_middleware()],
+                    prometheus.middleware, authentication_middleware(), Utf8QueryMiddleware],
         exception_handlers=EXCEPTION_HANDLERS,
         lifespan=[lifespan],
         openapi_config=OpenAPIConfig(
@@ -121,6 +123,7 @@ def create_app(settings: Settings | None = None, resources: Resources | None = N
                 type="http", scheme="bearer", description="A givfleet API key: 'Authorization: Bearer <key>'.")}),
             security=[{"apiKey": []}],
         ),
+        plugins=[TimeOfDaySchemaPlugin()],
         logging_config=None,  # service.observability configures logging for every entry point
         debug=settings.api.debug,
     )

@@ -1,12 +1,21 @@
-"""What the OpenAPI document says about failures: the problem+json body and one response spec per status,
-shared by every controller (``responses=problems(401, 403, ...)``)."""
+"""What the OpenAPI document says about failures (the problem+json body and one response spec per status,
+shared by every controller: ``responses=problems(401, 403, ...)``) and about times of day."""
 
 from __future__ import annotations
 
+from datetime import time
+from typing import TYPE_CHECKING, Any
+
 from litestar.openapi import ResponseSpec
+from litestar.openapi.spec import OpenAPIType, Schema
+from litestar.plugins import OpenAPISchemaPlugin
 from pydantic import BaseModel, Field
 
 from service.api.errors import PROBLEM_JSON
+
+if TYPE_CHECKING:
+    from litestar._openapi.schema_generation import SchemaCreator
+    from litestar.typing import FieldDefinition
 
 
 class ProblemView(BaseModel):
@@ -53,4 +62,24 @@ def problems(*statuses: int) -> dict[int, ResponseSpec]:
 UPSTREAM_STATUSES = tuple(sorted(_UPSTREAM))
 """The statuses a live (pass-through) read adds to an endpoint's problems."""
 
-__all__ = ["UPSTREAM_STATUSES", "ProblemView", "UpstreamProblemView", "problems"]
+TIME_OF_DAY_PATTERN = r"^([01][0-9]|2[0-3]):[0-5][0-9](:[0-5][0-9](\.[0-9]{1,6})?)?$"
+"""A time of day as ``HH:MM``, ``HH:MM:SS`` or with a fraction of a second (what pydantic reads and writes)."""
+
+
+class TimeOfDaySchemaPlugin(OpenAPISchemaPlugin):
+    """Documents ``datetime.time`` fields (quiet hours, campaign windows) as times of day.
+
+    Litestar types them as format ``duration`` (ISO 8601, e.g. ``PT22H``), which the API refuses. Format ``time``
+    would be no better: it means an RFC 3339 time with seconds and a UTC offset, so ``22:00`` would not be one.
+    Only the document changes; pydantic still reads and validates the values.
+    """
+
+    @staticmethod
+    def is_plugin_supported_type(value: Any) -> bool:
+        return value is time
+
+    def to_openapi_schema(self, field_definition: FieldDefinition, schema_creator: SchemaCreator) -> Schema:
+        return Schema(type=OpenAPIType.STRING, pattern=TIME_OF_DAY_PATTERN, examples=["22:00"])
+
+__all__ = ["TIME_OF_DAY_PATTERN", "UPSTREAM_STATUSES", "ProblemView", "TimeOfDaySchemaPlugin", "UpstreamProblemView",
+           "problems"]

@@ -12,7 +12,7 @@ from __future__ import annotations
 import enum
 import math
 from collections.abc import Mapping
-from datetime import UTC, datetime
+from datetime import UTC, date, datetime
 from typing import Any, TypeVar
 
 from service.core.errors import InvalidParameterError
@@ -48,6 +48,7 @@ MAX_BODY_WAIT_SECONDS = 10.0
 408 after this)."""
 
 E = TypeVar("E", bound=enum.Enum)
+Day = TypeVar("Day", date, datetime)
 
 
 def page_size(value: int | None, *, parameter: str = "limit") -> int:
@@ -135,6 +136,16 @@ def moment(value: datetime, *, parameter: str) -> datetime:
     except OverflowError:
         raise InvalidParameterError(f"{parameter} is out of range: {value.isoformat()}", parameter=parameter) from None
     return aware
+
+
+def period(start: Day | None, end: Day | None, *, parameter: str = "end") -> None:
+    """Refuse a period that ends before it starts (``end`` may equal ``start``; an open end is never refused).
+
+    Checked before a read is passed to GivEnergy, which answers an inverted range with a bare validation error.
+    """
+    if start is not None and end is not None and end < start:
+        raise InvalidParameterError(f"{parameter} ({end.isoformat()}) is before start ({start.isoformat()}); "
+                                    f"a range must not end before it starts", parameter=parameter)
 
 
 def choice(value: str | E, options: type[E], *, parameter: str) -> E:

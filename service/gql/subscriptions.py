@@ -36,6 +36,7 @@ from strawberry.types.graphql import OperationType
 
 from service.campaigns.service import CampaignService
 from service.changefeed import ChangeFeedLostError, SlowSubscriberError
+from service.core import limits
 from service.core.changes import Change, Topic
 from service.core.errors import NotFoundError
 from service.db.models.notifications import NotificationEventType
@@ -147,6 +148,8 @@ class Subscription:
                                          "key receives its subtree's only); optionally of one site.")
     async def alert_changed(self, info: Info, site_id: int | None = None) -> AsyncGenerator[AlertChange, None]:
         authorize(info.context.principal, Action.ALERT_READ)
+        if site_id is not None:
+            limits.upstream_id(site_id, parameter="siteId")
         async with _changes(info, Topic.ALERT) as changes:
             async for change in changes:
                 kind = _kind_of(AlertChangeKind, change)

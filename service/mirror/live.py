@@ -215,10 +215,16 @@ class LiveService:
 
     async def events(self, serial: str, *, start: datetime | None = None, end: datetime | None = None,
                      cleared: bool | None = None, limit: int = 100) -> Any:
-        """The inverter's fault events between two times, at most ``limit`` (1 to :data:`MAX_ITEMS`)."""
+        """The inverter's fault events between two times, at most ``limit`` (1 to :data:`MAX_ITEMS`).
+
+        Raises:
+            InvalidInputError: A time has no UTC equivalent, ``end`` is before ``start``, or ``limit`` is out of
+                range.
+        """
         count = _limit(limit)
         start = limits.moment(start, parameter="start") if start is not None else None
         end = limits.moment(end, parameter="end") if end is not None else None
+        limits.period(start, end)
         return await self._read("events", (serial, start, end, cleared, count),
                                 lambda c: take(c.iter_events(serial, start=start, end=end, cleared=cleared), count))
 
@@ -233,10 +239,11 @@ class LiveService:
         """Energy flows between two dates; ``grouping`` 0 half-hourly, 1 daily, 2 monthly, 3 yearly, 4 total.
 
         Raises:
-            InvalidInputError: ``grouping`` is not 0 to 4.
+            InvalidInputError: ``grouping`` is not 0 to 4, or ``end`` is before ``start``.
         """
         if grouping not in range(5):
             raise InvalidInputError("grouping must be 0 (half-hourly) to 4 (total)")
+        limits.period(start, end)
         return await self._read("energy_flows", (serial, start, end, grouping, types),
                                 lambda c: c.get_energy_flows(serial, start, end, grouping=grouping, types=types))
 

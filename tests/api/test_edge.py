@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import base64
 import json
+import re
 import uuid
 from collections.abc import AsyncIterator
 from typing import Any
@@ -223,3 +224,34 @@ async def test_a_status_no_inverter_has_matches_nothing_in_rest_and_graphql(
     status = next(iter(fleet.mirror.statuses.values()))
     known = await rest(api_client, fleet, "/api/v1/inverters", status=status.lower())
     assert known.json()["total_count"] == list(fleet.mirror.statuses.values()).count(status)
+
+
+def _time_schema(field: dict[str, Any]) -> dict[str, Any]:
+    """A field's schema without its ``null`` alternative."""
+    alternatives = [schema for schema in field.get("oneOf", [field]) if schema.get("type") != "null"]
+    assert len(alternatives) == 1, field
+    return alternatives[0]
+
+
+async def test_quiet_hours_are_documented_as_times_of_day_not_durations(api_client: httpx.AsyncClient) -> None:
+    schemas = (await api_client.get("/schema/openapi.json")).json()["components"]["schemas"]
+    for model in ("ChannelInput", "ChannelUpdate", "ChannelView"):
+        for name in ("quiet_start", "quiet_end"):
+            schema = _time_schema(schemas[model]["properties"][name])
+            assert schema["type"] == "string", (model, name)
+            assert "format" not in schema, (model, name)
+            pattern = re.compile(schema["pattern"])
+            assert all(pattern.fullmatch(value) for value in (*schema["examples"], "07:30", "23:59:59")), (model, name)
+            assert not any(pattern.fullmatch(value) for value in ("PT22H", "24:00", "7:30")), (model, name)
+    assert schemas["ChannelInput"]["properties"]["quiet_start"]["description"] == "Start of quiet hours, tenant-local."
+
+
+async def test_a_query_parameter_that_is_not_utf8_is_a_400_naming_it(api_client: httpx.AsyncClient,
+                                                                       fleet: KeyedFleet) -> None:
+    for query in ("q=%ED%A0%80", "limit=5&q=%FF", "q=caf%C3"):
+        response = await api_client.get(f"/api/v1/inverters?{query}", headers=fleet.headers("operator"))
+        assert problem_key(response) == "q", query
+        assert response.json()["detail"] == "q is not valid UTF-8 text"
+    for query in ("q=caf%C3%A9", "q=%EF%BF%BD", "q=a+b"):  # a replacement character the client meant is text
+        response = await api_client.get(f"/api/v1/inverters?{query}", headers=fleet.headers("operator"))
+        assert response.status_code == 200, (query, response.text)

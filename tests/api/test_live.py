@@ -157,3 +157,20 @@ async def test_times_without_a_utc_equivalent_are_400(live_client: httpx.AsyncCl
     response = await get(live_client, fleet, f"/inverters/{serials[0]}/live/events", start=extreme, end=extreme)
     assert_problem(response, 400)
     assert response.json()["errors"][0]["key"] == "start"
+
+
+async def test_ranges_that_end_before_they_start_are_400_without_asking_givenergy(
+        live_client: httpx.AsyncClient, live_fleet: LiveFleet, simulator: Simulator) -> None:
+    fleet, serials = live_fleet
+    base = f"/inverters/{serials[0]}/live"
+    before = upstream_requests(simulator)
+    flows = await get(live_client, fleet, f"{base}/energy-flows", start="2026-12-01", end="2026-11-01")
+    events = await get(live_client, fleet, f"{base}/events", start="2026-12-01T00:00:00Z",
+                       end="2026-11-30T23:59:59Z")
+    for response in (flows, events):
+        problem = assert_problem(response, 400)
+        assert response.json()["errors"][0]["key"] == "end"
+        assert "before start" in problem["detail"]
+    assert upstream_requests(simulator) == before
+    one_day = await get(live_client, fleet, f"{base}/energy-flows", start="2026-11-01", end="2026-11-01")
+    assert one_day.status_code == 200, one_day.text

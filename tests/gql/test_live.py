@@ -75,6 +75,17 @@ async def test_live_history_reads(live_client: httpx.AsyncClient, live_fleet: tu
     assert isinstance(live["energyFlows"], list)
 
 
+async def test_a_range_that_ends_before_it_starts_is_bad_user_input(
+        live_client: httpx.AsyncClient, live_fleet: tuple[KeyedFleet, list[str]], simulator: Simulator) -> None:
+    fleet, serials = live_fleet
+    before = upstream_requests(simulator)
+    body = await gql(live_client, fleet, "viewer", """query($s: String!) { inverter(serial: $s) { live {
+        energyFlows(start: "2026-12-01", end: "2026-11-01") } } }""", s=serials[0])
+    assert codes(body) == ["BAD_USER_INPUT"]
+    assert "before start" in body["errors"][0]["message"]
+    assert upstream_requests(simulator) == before
+
+
 async def test_settings_catalogue_needs_operator(live_client: httpx.AsyncClient,
                                                  live_fleet: tuple[KeyedFleet, list[str]]) -> None:
     fleet, serials = live_fleet

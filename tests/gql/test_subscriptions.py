@@ -338,6 +338,17 @@ async def test_an_unknown_campaign_is_an_error_not_a_silent_subscription(second_
     assert message["payload"]["errors"][0]["extensions"]["code"] == "NOT_FOUND"
 
 
+async def test_an_alert_subscription_of_a_site_id_that_cannot_exist_is_refused(
+        second_api: str, fleet_with_keys: KeyedFleet) -> None:
+    for refused_id in (-1, 0):
+        async with subscribed(second_api, fleet_with_keys.keys["viewer"], ALERTS, {"site": refused_id}) as socket:
+            message = await receive(socket)
+        assert message["type"] == "next", message
+        error = message["payload"]["errors"][0]
+        assert error["extensions"]["code"] == "BAD_USER_INPUT"
+        assert "siteId must be an integer from 1" in error["message"]
+
+
 @pytest.mark.usefixtures("clean_db")  # last: it empties every table (the module's fleets too)
 async def test_campaign_progress_arrives_while_a_small_campaign_runs(second_api: str, resources: Resources) -> None:
     async with world_of(resources, quiet(fleet_size=6)) as world:
