@@ -21,6 +21,8 @@ Fn = TypeVar("Fn", bound=Callable[..., Any])
 Limit = Annotated[int, Parameter(ge=0, le=limits.MAX_PAGE_SIZE, description=(
     f"Page size (0 to {limits.MAX_PAGE_SIZE}; 0 answers the total only)."))]
 Cursor = Annotated[str | None, Parameter(description="`next_cursor` of the previous page.")]
+Upstream = Annotated[int | None, Parameter(ge=1, le=limits.MAX_UPSTREAM_ID, description="An upstream id.")]
+"""An optional query parameter naming an account or site by its upstream id."""
 SerialPath = Annotated[str, Parameter(min_length=1, max_length=64, description="A serial number.")]
 
 

@@ -15,7 +15,7 @@ from litestar import Controller, get
 from litestar.params import FromQuery, Parameter
 from pydantic import BaseModel, ConfigDict, Field
 
-from service.api.common import Cursor, Limit, PageView, SerialPath, require_inverter, scope_of
+from service.api.common import Cursor, Limit, PageView, SerialPath, Upstream, require_inverter, scope_of
 from service.api.dependencies import ReadDb
 from service.api.openapi import problems
 from service.authn import PrincipalDep
@@ -103,7 +103,6 @@ Direction = Annotated[str, Parameter(description="Sort direction: asc or desc (a
 Removed = Annotated[bool | None, Parameter(
     description="false: present upstream (default); true: removed upstream; omit with `include_removed` for both.")]
 Search = Annotated[str | None, Parameter(max_length=limits.MAX_SEARCH_LENGTH, description="Text to search for.")]
-Upstream = Annotated[int | None, Parameter(ge=1, le=limits.MAX_UPSTREAM_ID, description="An upstream id.")]
 UpstreamPath = Annotated[str, Parameter(min_length=1, max_length=20, description="An upstream id (positive integer).")]
 Statuses = Annotated[list[str] | None, Parameter(description=(
     "Status is one of these (repeat; any case). The cloud adds statuses, so any text is taken: one no inverter "

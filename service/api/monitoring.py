@@ -13,7 +13,7 @@ from litestar.status_codes import HTTP_204_NO_CONTENT
 from pydantic import BaseModel, ConfigDict, Field, ValidationInfo, field_validator
 from pydantic_core import PydanticCustomError
 
-from service.api.common import Cursor, Limit, PageView
+from service.api.common import Cursor, Limit, PageView, Upstream
 from service.api.dependencies import DbSession, ReadDb
 from service.api.openapi import problems
 from service.authn import PrincipalDep
@@ -29,7 +29,6 @@ from service.monitoring.settings import (
 )
 
 ERRORS = problems(400, 401, 403, 404, 422, 429)
-Upstream = Annotated[int | None, QueryParameter(ge=1, le=2**53, description="An upstream id.")]
 AlertStates = Annotated[list[AlertState] | None, QueryParameter(name="state", description="State is one of these.")]
 IncidentStates = Annotated[list[IncidentState] | None, QueryParameter(name="state",
                                                                       description="State is one of these.")]
