@@ -126,8 +126,9 @@ async def request_sync(
     The run row is written in the caller's transaction with a lease nobody holds yet, lapsing after ``lease``:
     if the job is lost between the commit and its enqueue, or its worker dies, the sweeper revives the run.
     An unfinished run that covers the request (see :func:`~service.mirror.runner.covers`) is joined: nothing is
-    enqueued and its job id is returned (a refresh not yet started becomes the full sync asked for now). Only a
-    full sync asked while a refresh is under way is enqueued to follow it; a stale run is revived.
+    enqueued and its job id is returned (a refresh not yet started becomes the full sync asked for now; a stale
+    run is revived). Only a full sync asked while a refresh is under way is enqueued, to follow it (a stale
+    refresh is adopted by it and becomes the full sync).
 
     Args:
         session: The caller's session (the job is enqueued after its commit).
@@ -142,11 +143,10 @@ async def request_sync(
     run = await runs.running(for_update=True)
     if run is not None and run.attempts == 0 and kind is SyncKind.FULL:
         run.kind = SyncKind.FULL  # a refresh not yet started becomes the full sync asked for now
-    if run is not None and run.lease_expires_at is not None and run.lease_expires_at <= now:
-        _revive(session, run)  # stranded by a dead worker or a lost job: make it run now
+    if run is not None and covers(run.kind, kind):  # its job does what is asked: the caller joins it
+        if run.lease_expires_at is not None and run.lease_expires_at <= now:
+            _revive(session, run)  # stranded by a dead worker, a lost job or an interrupted CLI: make it run now
         return sync_job_id(tenant_id, run.kind)
-    if run is not None and covers(run.kind, kind):
-        return sync_job_id(tenant_id, run.kind)  # its job does what is asked: the caller joins it
     if run is None:
         run = await runs.new_run(kind, now=now, job_id=None, lease_owner=None, lease_expires_at=now + lease,
                                  checkpoint=SyncCheckpoint(spread=spread))  # fmt: skip

@@ -38,9 +38,10 @@ import os
 import socket
 import time
 import uuid
-from collections.abc import AsyncIterator, Awaitable, Callable, Sequence
+from collections.abc import AsyncIterator, Awaitable, Callable, Coroutine, Sequence
 from dataclasses import dataclass, field
 from datetime import timedelta
+from typing import Any
 
 import httpx
 import structlog
@@ -318,7 +319,8 @@ class SyncRunner:
             if state.lease_lost and task is not None and task.uncancel() == 0:  # cancelled by the heartbeat only
                 log.warning("mirror.sync.lease_lost", tenant_id=str(tenant_id), run_id=str(state.run_id))
                 raise LeaseLostError(f"sync run {state.run_id} was taken over") from None
-            await asyncio.shield(self._release(tenant_id, state, None, lapse=not requeued_when_cancelled))
+            await _clean_up(self._release(tenant_id, state, None, lapse=not requeued_when_cancelled),
+                            "mirror.sync.release_failed", tenant_id)
             raise
         except LeaseLostError:
             log.warning("mirror.sync.lease_lost", tenant_id=str(tenant_id), run_id=str(state.run_id))
@@ -463,7 +465,7 @@ class SyncRunner:
             log.info("mirror.sync.lists", tenant_id=str(tenant_id), **{k: round(v, 3) for k, v in timings.items()})
             run = await self._load(session, tenant_id, state)
             _add_counts(run, counts)
-            state.progress = state.progress.model_copy(update={
+            progress = state.progress.model_copy(update={
                 "stage": "statuses" if work.count else "done",
                 "seen": counts.seen,
                 "seconds": {k: round(v, 3) for k, v in timings.items()},
@@ -471,8 +473,9 @@ class SyncRunner:
                 "status_done": 0,
                 "status_cursor": work.cursor if work.cursor is not None and not work.count else None,
             })  # fmt: skip
-            run.progress = state.progress
+            run.progress = progress
             run.site_status_included = approved
+        state.progress = progress  # only once stored: a release after a failed commit must redo the lists
 
     async def _status_work(
         self,
@@ -524,7 +527,8 @@ class SyncRunner:
                 # the first one missing, so that the next attempt does not ask for them again.
                 checked = [fetched[site] for site in itertools.takewhile(fetched.__contains__, chunk)]
                 if checked and not state.lease_lost:
-                    await asyncio.shield(self._checkpoint_statuses(tenant_id, state, ordered, checked))
+                    await _clean_up(self._checkpoint_statuses(tenant_id, state, ordered, checked),
+                                    "mirror.sync.partial_checkpoint_failed", tenant_id)
                 raise
             await self._checkpoint_statuses(tenant_id, state, ordered, [fetched[site] for site in chunk])
         state.progress = state.progress.model_copy(update={"stage": "done"})
@@ -534,15 +538,37 @@ class SyncRunner:
     ) -> None:
         """Store the statuses just checked and move the checkpoint past them (``ordered``: the sites this run
         checks, in order; ``statuses`` are the next of them)."""
+        done = state.progress.status_done + len(statuses)
+        progress = state.progress.model_copy(update={
+            "status_done": done, "status_cursor": ordered[-1] if done == len(ordered) else None,
+        })  # fmt: skip
         async with self._transaction() as session:
             mirror = MirrorRepository(session, tenant_id)
             changed = await mirror.set_site_statuses([(s.upstream_id, s.scheme_status) for s in statuses], now=utcnow())
-            done = state.progress.status_done + len(statuses)
-            state.progress = state.progress.model_copy(update={
-                "status_done": done, "status_cursor": ordered[-1] if done == len(ordered) else None,
-            })  # fmt: skip
             run = await self._load(session, tenant_id, state)
             run.rows_updated += changed
+            run.progress = progress
+        state.progress = progress  # only once stored: a release after a failed commit must not claim these sites
+
+
+async def _clean_up(work: Coroutine[Any, Any, None], failure_event: str, tenant_id: TenantId) -> None:
+    """Run ``work``, clean-up around an interruption already being handled, to its end.
+
+    A cancellation arriving meanwhile waits for it and is raised after it (the next step, a release, must not
+    overlap it); a failure of ``work`` is logged as ``failure_event``, never raised: it must not replace the
+    interruption (a Ctrl-C or a transient error would otherwise end as a failed run).
+    """
+    task = asyncio.ensure_future(work)
+    cancelled = False
+    while not task.done():
+        try:
+            await asyncio.wait([task])  # never cancels the task, nor raises its failure (read below)
+        except asyncio.CancelledError:
+            cancelled = True
+    if not task.cancelled() and task.exception() is not None:
+        log.warning(failure_event, tenant_id=str(tenant_id), error=repr(task.exception()))
+    if cancelled:
+        raise asyncio.CancelledError
 
 
 @dataclass

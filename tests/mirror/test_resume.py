@@ -27,6 +27,7 @@ from service.jobs.enqueue import unit_of_work
 from service.jobs.typed import Queue
 from service.mirror.cli_view import sync_tenant_now
 from service.mirror.jobs import request_sync, sweep_stale, sync_job_id
+from service.mirror.repository import MirrorRepository
 from service.mirror.runner import SyncOptions
 from service.runtime import Resources
 from service.settings import Settings, SyncSettings
@@ -251,6 +252,30 @@ async def test_asking_for_a_sync_stranded_by_a_dead_worker_makes_it_run_now(
         assert await mirrored(session, tenant.tenant_id) == expected(served.sim)
 
 
+async def test_a_full_sync_asked_over_a_stranded_refresh_is_the_sync_that_runs(
+    resources: Resources, tenant_id: TenantId, gated_simulator: GatedSimulator
+) -> None:
+    # An interrupted `givfleet sync` refresh leaves its run with its lease lapsed at once; the scheduler's next full
+    # sync must not be taken for it (reviving the refresh and dropping the full sync until the next interval).
+    served = gated_simulator
+    await add_credential(resources, tenant_id, served.sim.tokens["company"], served.base_url)
+    async with unit_of_work(resources.session_factory, resources.redis) as session:
+        await request_sync(session, tenant_id, SyncKind.REFRESH)
+    async with resources.session_factory() as session, session.begin():
+        run = (await session.execute(select(SyncRun).where(SyncRun.tenant_id == tenant_id))).scalar_one()
+        run.attempts, run.lease_expires_at = 1, utcnow() - timedelta(seconds=1)
+
+    async with unit_of_work(resources.session_factory, resources.redis) as session:
+        asked = await request_sync(session, tenant_id, SyncKind.FULL)
+    assert asked == sync_job_id(tenant_id, SyncKind.FULL)
+
+    await asyncio.wait_for(drain_queues(resources, [Queue.BULK]), timeout=120)
+    async with resources.session_factory() as session:
+        runs = (await session.execute(select(SyncRun).where(SyncRun.tenant_id == tenant_id))).scalars().all()
+    assert (SyncKind.FULL, SyncState.SUCCEEDED) in {(run.kind, run.state) for run in runs}
+    assert all(run.state is SyncState.SUCCEEDED for run in runs)
+
+
 FETCHED_BEFORE_CTRL_C = 7  # fewer than one checkpoint batch (the default, 200, is more than the fleet's sites)
 
 
@@ -296,3 +321,27 @@ async def test_an_interrupted_cli_sync_is_resumed_at_once_without_fetching_anyth
     assert len(after) == statuses - FETCHED_BEFORE_CTRL_C
     async with resources.session_factory() as session:
         assert await mirrored(session, tenant_id) == expected(served.sim)
+
+
+async def test_a_ctrl_c_whose_checkpoint_fails_still_leaves_the_run_resumable(
+    resources: Resources, tenant_id: TenantId, gated_simulator: GatedSimulator, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    served = gated_simulator
+    await add_credential(resources, tenant_id, served.sim.tokens["company"], served.base_url)
+    served.gate.hold_after = 1 + FETCHED_BEFORE_CTRL_C
+    cli = asyncio.create_task(sync_tenant_now(resources, tenant_id, SyncKind.FULL,
+                                              options=SyncOptions(concurrency=1)))
+    await asyncio.wait_for(served.gate.reached.wait(), timeout=60)
+
+    async def database_gone(*args: object, **kwargs: object) -> int:
+        raise ConnectionResetError("the database went away")
+
+    monkeypatch.setattr(MirrorRepository, "set_site_statuses", database_gone)
+    cli.cancel()
+    await asyncio.wait([cli])
+    _open_gate(served)
+
+    assert cli.cancelled()  # still an interruption, not a failure that ended the run
+    run = await _run(resources, tenant_id)
+    assert (run.state, run.lease_owner) == (SyncState.RUNNING, None)
+    assert run.progress.status_done == 0  # nothing stored, nothing claimed: the next attempt asks for them again
