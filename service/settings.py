@@ -14,7 +14,7 @@ from functools import lru_cache
 from pathlib import Path
 from typing import Literal
 
-from pydantic import BaseModel, Field, SecretStr, ValidationInfo, field_validator, model_validator
+from pydantic import BaseModel, ConfigDict, Field, SecretStr, ValidationInfo, field_validator, model_validator
 from pydantic_settings import BaseSettings, SettingsConfigDict
 
 
@@ -108,6 +108,8 @@ def decode_encryption_key(key_id: str, encoded: str) -> bytes:
 
 class SecuritySettings(BaseModel):
     """Secrets. ``encryption_keys`` maps key ids to base64 AES-256 keys; the newest id encrypts."""
+
+    model_config = ConfigDict(hide_input_in_errors=True)  # built on its own too: its errors never show a key
 
     encryption_keys: dict[str, SecretStr] = Field(
         default_factory=dict,

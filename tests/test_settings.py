@@ -8,7 +8,7 @@ from pathlib import Path
 import pytest
 from pydantic import ValidationError
 
-from service.settings import Settings
+from service.settings import SecuritySettings, Settings
 
 
 def test_environment_and_nested_groups(monkeypatch: pytest.MonkeyPatch, tmp_path: Path) -> None:
@@ -70,3 +70,6 @@ def test_a_refused_encryption_key_is_not_in_the_error(monkeypatch: pytest.Monkey
         Settings()
     assert "key 'a' must be base64 of 32 random bytes, not of 18" in str(refused.value)
     assert "c2hvcnQta2V5LW1hdGVyaWFs" not in str(refused.value)
+    with pytest.raises(ValidationError) as built_alone:  # the security group built on its own hides it too
+        SecuritySettings(encryption_keys={"a": "c2hvcnQta2V5LW1hdGVyaWFs"})
+    assert "c2hvcnQta2V5LW1hdGVyaWFs" not in str(built_alone.value)

@@ -65,8 +65,8 @@ def _in_callers_words(request: Request[Any, Any, Any], error: Any) -> Any:
     refused body field by its key with the same ``source``, and a body field may share an argument's name."""
     handler = request.scope.get("route_handler")
     if not isinstance(error, dict) or handler is None or "key" not in error \
-            or "data" in handler.parsed_fn_signature.parameters:
-        return error
+            or "data" in handler.parsed_fn_signature.parameters or error["key"] in request.query_params:
+        return error  # (a key the caller sent is already in its words)
     argument = handler.parsed_fn_signature.parameters.get(error["key"])
     if argument is not None and isinstance(argument.kwarg_definition, ParameterKwarg) \
             and argument.kwarg_definition.name:

@@ -62,12 +62,13 @@ def problems(*statuses: int) -> dict[int, ResponseSpec]:
 UPSTREAM_STATUSES = tuple(sorted(_UPSTREAM))
 """The statuses a live (pass-through) read adds to an endpoint's problems."""
 
-TIME_OF_DAY_PATTERN = r"^([01][0-9]|2[0-3]):[0-5][0-9](:[0-5][0-9](\.[0-9]{1,6})?)?$"
-"""A time of day as ``HH:MM``, ``HH:MM:SS`` or with a fraction of a second (what pydantic reads and writes)."""
+TIME_OF_DAY_PATTERN = r"^([01][0-9]|2[0-3]):[0-5][0-9](:[0-5][0-9](\.[0-9]{1,6})?)?(Z|[+-][01][0-9]:[0-5][0-9])?$"
+"""A time of day as ``HH:MM``, ``HH:MM:SS`` or with a fraction of a second, and an offset when one was given
+(what pydantic reads and writes)."""
 
 
 class TimeOfDaySchemaPlugin(OpenAPISchemaPlugin):
-    """Documents ``datetime.time`` fields (quiet hours, campaign windows) as times of day.
+    """Documents ``datetime.time`` fields (a notification channel's quiet hours) as times of day.
 
     Litestar types them as format ``duration`` (ISO 8601, e.g. ``PT22H``), which the API refuses. Format ``time``
     would be no better: it means an RFC 3339 time with seconds and a UTC offset, so ``22:00`` would not be one.
@@ -80,6 +81,7 @@ class TimeOfDaySchemaPlugin(OpenAPISchemaPlugin):
 
     def to_openapi_schema(self, field_definition: FieldDefinition, schema_creator: SchemaCreator) -> Schema:
         return Schema(type=OpenAPIType.STRING, pattern=TIME_OF_DAY_PATTERN, examples=["22:00"])
+
 
 __all__ = ["TIME_OF_DAY_PATTERN", "UPSTREAM_STATUSES", "ProblemView", "TimeOfDaySchemaPlugin", "UpstreamProblemView",
            "problems"]

@@ -31,7 +31,7 @@ def check_query_string(raw: bytes) -> None:
     for pair in raw.split(b"&"):
         name, _, value = pair.partition(b"=")
         if not (_is_utf8(name) and _is_utf8(value)):
-            key = unquote_to_bytes(name).decode("utf-8", errors="replace")
+            key = unquote_to_bytes(name.replace(b"+", b" ")).decode("utf-8", errors="replace")[:40]
             message = f"{key} is not valid UTF-8 text"
             raise ValidationException(detail=message, extra=[{"key": key, "message": message, "source": "query"}])
 

@@ -598,17 +598,12 @@ async def fetch_refresh(fetcher: Fetcher, discovery: Discovery) -> Snapshot:
     return snapshot
 
 
-async def fetch_site_statuses(
-    fetcher: Fetcher, site_ids: Sequence[int], fetched: dict[int, SiteStatusRecord] | None = None
-) -> list[SiteStatusRecord]:
-    """The scheme status of each site (approved credentials only); each one is also put in ``fetched`` as it
-    arrives, so that a caller interrupted midway still has the statuses already paid for."""
+async def fetch_site_statuses(fetcher: Fetcher, site_ids: Sequence[int], fetched: dict[int, SiteStatusRecord]) -> None:
+    """Put the scheme status of each site (approved credentials only) in ``fetched`` as it arrives, so that a
+    caller interrupted midway still has the statuses already paid for."""
 
-    async def one(site_id: int) -> SiteStatusRecord:
+    async def one(site_id: int) -> None:
         status = await fetcher.client.get_site_status(site_id)
-        record = SiteStatusRecord(site_id, _s(status.status, 50))
-        if fetched is not None:
-            fetched[site_id] = record
-        return record
+        fetched[site_id] = SiteStatusRecord(site_id, _s(status.status, 50))
 
-    return await fetcher.each(one, site_ids)
+    await fetcher.each(one, site_ids)
