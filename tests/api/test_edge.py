@@ -89,6 +89,33 @@ async def test_malformed_ids_in_paths_are_400_problems(api_client: httpx.AsyncCl
     assert (await rest(api_client, fleet, f"/api/v1/sites/{site_id(1)}")).status_code == 200
 
 
+async def test_every_typed_path_parameter_given_a_malformed_value_is_a_400_naming_it(
+        api_client: httpx.AsyncClient, fleet: KeyedFleet) -> None:
+    document = (await api_client.get("/schema/openapi.json")).json()
+    checked = []
+    for path, item in document["paths"].items():
+        for method, operation in item.items():
+            typed = [p["name"] for p in operation.get("parameters", [])
+                     if p["in"] == "path" and _refuses_text(p["schema"])]
+            for name in typed:
+                answer = await api_client.request(method, _concrete(path.replace(f"{{{name}}}", "123")),
+                                                  headers=fleet.headers("operator"))
+                assert answer.status_code == 400, (method, path, answer.text)
+                assert "400" in operation["responses"], (method, path)
+                assert answer.json()["errors"] == [{"key": name, "source": "path",
+                                                    "message": answer.json()["detail"]}], (method, path)
+                assert answer.json()["detail"].startswith(f"{name} must be a "), answer.text
+                assert answer.json()["detail"].endswith(", got '123'"), answer.text
+                checked.append((method, path))
+    assert len(checked) >= 25, checked  # campaigns, credentials, api keys, channels, rules, alerts, windows...
+    campaign = await rest(api_client, fleet, "/api/v1/campaigns/123")
+    assert campaign.json()["detail"] == "campaign_id must be a UUID, got '123'"
+    day = await rest(api_client, fleet, f"/api/v1/inverters/{inverter_serial(1)}/live/data-points/june")
+    assert day.json()["detail"] == "day must be a date (YYYY-MM-DD), got 'june'"
+    assert (await rest(api_client, fleet, "/api/v1/no-such-thing/123")).status_code == 404
+    assert (await rest(api_client, fleet, f"/api/v1/campaigns/{uuid.uuid4()}")).status_code == 404
+
+
 async def test_offline_hours_must_be_a_finite_number_of_hours(api_client: httpx.AsyncClient,
                                                                fleet: KeyedFleet) -> None:
     for value in ("nan", "inf", "-1"):
