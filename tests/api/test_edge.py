@@ -157,6 +157,34 @@ async def test_rest_and_graphql_share_one_set_of_limits(api_client: httpx.AsyncC
     assert "first must be an integer from 0 to 500" in too_many["errors"][0]["message"]
 
 
+@pytest.mark.parametrize(("query", "name", "value"), [
+    ("{ account(upstreamId: 0) { id } }", "upstreamId", 0),
+    ("{ site(upstreamId: -1) { id } }", "upstreamId", -1),
+    ("{ inverters(filter: {accountId: 0}) { totalCount } }", "accountId", 0),
+    ("{ inverters(filter: {siteId: -5}) { totalCount } }", "siteId", -5),
+    ("{ fleetSummary(filter: {siteId: 0}) { total } }", "siteId", 0),
+    ("{ accounts(filter: {underAccountId: 0}) { totalCount } }", "underAccountId", 0),
+    ("{ sites(filter: {accountId: -1}) { totalCount } }", "accountId", -1),
+    ("{ dongles(filter: {siteId: 0}) { totalCount } }", "siteId", 0),
+    ("{ alerts(filter: {siteId: 0}) { totalCount } }", "siteId", 0),
+    ("{ incidents(filter: {accountId: -1}) { totalCount } }", "accountId", -1),
+])
+async def test_graphql_refuses_a_non_positive_upstream_id_as_the_subscription_does(
+        api_client: httpx.AsyncClient, fleet: KeyedFleet, query: str, name: str, value: int) -> None:
+    body = await gql(api_client, fleet, query)
+    assert error_codes(body) == ["BAD_USER_INPUT"], body
+    assert body["errors"][0]["message"] == f"{name} must be an integer from 1 to {limits.MAX_UPSTREAM_ID}, got {value}"
+
+
+async def test_graphql_upstream_id_lookups_and_filters_still_answer_valid_ids(api_client: httpx.AsyncClient,
+                                                                              fleet: KeyedFleet) -> None:
+    body = await gql(api_client, fleet, "query($site: Int!) { site(upstreamId: $site) { upstreamId } "
+                                        "inverters(filter: {siteId: $site}) { totalCount } }", site=site_id(1))
+    assert "errors" not in body, body
+    assert body["data"]["site"]["upstreamId"] == site_id(1)
+    assert body["data"]["inverters"]["totalCount"] >= 1
+
+
 async def test_history_limits_are_checked_not_clamped(api_client: httpx.AsyncClient, fleet: KeyedFleet) -> None:
     query = "query($s: String!, $n: Int!) { inverter(serial: $s) { history(limit: $n) { kind } } }"
     negative = await gql(api_client, fleet, query, s=inverter_serial(1), n=-3)

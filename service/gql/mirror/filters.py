@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import strawberry
 
+from service.core.limits import optional_upstream_id
 from service.mirror import queries as q
 from service.mirror.queries import AccountSort, InverterSort, SiteSort, SortDirection
 
@@ -40,8 +41,9 @@ class InverterFilter:
             status_in=self.status_in, model_in=self.model_in, battery_type_in=self.battery_type_in,
             firmware_arm_min=self.firmware_arm_min, firmware_arm_max=self.firmware_arm_max,
             firmware_dsp_min=self.firmware_dsp_min, firmware_dsp_max=self.firmware_dsp_max,
-            offline_for_hours=self.offline_for_hours, account_id=self.account_id, site_id=self.site_id,
-            search=self.search, removed=self.removed)
+            offline_for_hours=self.offline_for_hours,
+            account_id=optional_upstream_id(self.account_id, parameter="accountId"),
+            site_id=optional_upstream_id(self.site_id, parameter="siteId"), search=self.search, removed=self.removed)
 
 
 @strawberry.input(description="Account criteria.")
@@ -52,7 +54,8 @@ class AccountFilter:
     removed: bool | None = strawberry.field(default=False, description="false: present; true: removed; null: both.")
 
     def to_query(self) -> q.AccountFilter:
-        return q.AccountFilter(under_account_id=self.under_account_id, depth=self.depth, search=self.search,
+        return q.AccountFilter(under_account_id=optional_upstream_id(self.under_account_id, parameter="underAccountId"),
+                               depth=self.depth, search=self.search,
                                removed=self.removed)
 
 
@@ -64,7 +67,8 @@ class SiteFilter:
     removed: bool | None = strawberry.field(default=False, description="false: present; true: removed; null: both.")
 
     def to_query(self) -> q.SiteFilter:
-        return q.SiteFilter(account_id=self.account_id, scheme_status_in=self.site_status_in, search=self.search,
+        return q.SiteFilter(account_id=optional_upstream_id(self.account_id, parameter="accountId"),
+                            scheme_status_in=self.site_status_in, search=self.search,
                             removed=self.removed)
 
 
@@ -76,5 +80,6 @@ class DongleFilter:
     removed: bool | None = strawberry.field(default=False, description="false: present; true: removed; null: both.")
 
     def to_query(self) -> q.DongleFilter:
-        return q.DongleFilter(account_id=self.account_id, site_id=self.site_id, search=self.search,
+        return q.DongleFilter(account_id=optional_upstream_id(self.account_id, parameter="accountId"),
+                              site_id=optional_upstream_id(self.site_id, parameter="siteId"), search=self.search,
                               removed=self.removed)

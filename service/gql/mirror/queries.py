@@ -9,6 +9,7 @@ from typing import Annotated, Any, TypeVar
 
 import strawberry
 
+from service.core import limits
 from service.core.errors import found
 from service.core.limits import page_size
 from service.core.pagination import Page
@@ -74,11 +75,13 @@ class MirrorQuery:
 
     @strawberry.field(description="An account by its upstream id.")
     async def account(self, info: Info, upstream_id: int) -> Account | None:
-        return found(await info.context.loaders.account_by_upstream_id.load(upstream_id), f"no account {upstream_id}")
+        account_id = limits.upstream_id(upstream_id, parameter="upstreamId")
+        return found(await info.context.loaders.account_by_upstream_id.load(account_id), f"no account {account_id}")
 
     @strawberry.field(description="A site by its upstream id.")
     async def site(self, info: Info, upstream_id: int) -> Site | None:
-        return found(await info.context.loaders.site_by_upstream_id.load(upstream_id), f"no site {upstream_id}")
+        site_id = limits.upstream_id(upstream_id, parameter="upstreamId")
+        return found(await info.context.loaders.site_by_upstream_id.load(site_id), f"no site {site_id}")
 
     @strawberry.field(description="Inverters matching a filter, one page at a time.")
     async def inverters(self, info: Info, filter: InverterFilter | None = None,
