@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import asyncio
-import re
 from typing import Annotated
 
 import typer
@@ -236,8 +235,7 @@ def main() -> None:
 def _invalid_setting(exc: ValidationError | SettingsError) -> str:
     if isinstance(exc, ValidationError):
         return cli_access.invalid_input(exc, _variable)
-    group = re.search(r'field "(\w+)"', str(exc))  # a JSON value that does not parse names only its group
-    return f"a GIVFLEET_{group[1].upper() if group else ''}__* variable is not valid JSON: {exc.__cause__ or exc}"
+    return str(exc.__cause__ or exc)  # an InvalidJsonSettingError names its variable
 
 
 def _variable(location: tuple[str | int, ...]) -> str:
