@@ -219,9 +219,9 @@ def _announce(line: str) -> None:
 
 
 def main() -> None:
-    """Console-script entry point: logs go through one renderer from the start (embedded servers' start and
-    stop at debug level, so short commands print only their own output). A setting that is not valid stops every
-    command with one line naming its environment variable (exit 2)."""
+    """The command, as the console script (:mod:`service.console`) runs it: logs go through one renderer from the
+    start (embedded servers' start and stop at debug level, so short commands print only their own output). A
+    setting that is not valid stops every command with one line naming its environment variable (exit 2)."""
     try:
         settings = get_settings()
     except (ValidationError, SettingsError) as exc:
