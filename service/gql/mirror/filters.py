@@ -25,7 +25,7 @@ strawberry.enum(AccountSort, description="Orderings of accounts.")
 strawberry.enum(SiteSort, description="Orderings of sites.")
 
 
-_UPSTREAM_ID_FIELDS = frozenset({"account_id", "site_id", "under_account_id"})
+UPSTREAM_ID_FIELDS = frozenset({"account_id", "site_id", "under_account_id"})
 """The filter fields naming an account or site by its upstream id: a non-positive one is refused (BAD_USER_INPUT,
 as the ``alertChanged`` subscription refuses its ``siteId``), not answered with an empty page."""
 
@@ -42,7 +42,7 @@ def _translated(given: DataclassInstance, query: type[_Criteria],
 def _checked(given: DataclassInstance, name: str) -> Any:
     """The value of ``given``'s field ``name``, an upstream id checked (and named as GraphQL names it)."""
     value = getattr(given, name)
-    if name in _UPSTREAM_ID_FIELDS:
+    if name in UPSTREAM_ID_FIELDS:
         return optional_upstream_id(value, parameter=to_camel_case(name))
     return value
 
