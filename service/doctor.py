@@ -97,7 +97,8 @@ def resolved_services(settings: Settings, use: Use = Use.ANY, *, require_current
 
 def diagnose(settings: Settings) -> list[Check]:
     """Check the dependencies, and whether a ``givfleet up`` runs on the home; with no URLs configured, the
-    embedded servers are checked when a running ``givfleet up`` serves them (never started here)."""
+    embedded servers are checked when a running ``givfleet up`` serves them (never started here), and named with
+    their pid when a killed owner left them running."""
     embedded = EmbeddedServices(settings.home, on_wait=_to_stderr)
     orphans: list[OrphanedServer] = []
     try:
