@@ -28,7 +28,16 @@ from service.gql.mirror.types import (
 )
 from service.gql.types.common import Node, from_global_id
 from service.gql.types.connection import Connection
-from service.mirror.queries import MODELS, AccountSort, FleetReader, InverterSort, SiteSort, SortDirection
+from service.mirror.queries import (
+    MODELS,
+    AccountSort,
+    DongleSort,
+    FleetReader,
+    InverterSort,
+    SiteSort,
+    SortDirection,
+    SortKey,
+)
 from service.policy import Action, authorize
 
 _CONVERTERS: dict[str, Callable[[Any], Node]] = {
@@ -41,12 +50,13 @@ After = Annotated[str | None, strawberry.argument(
     description="Cursor of the row to continue after (`pageInfo.endCursor`).")]
 
 _Criteria = TypeVar("_Criteria")
+_Sort = TypeVar("_Sort", bound=SortKey)
 _Row = TypeVar("_Row")
-ReadPage = Callable[[FleetReader, _Criteria, str, SortDirection, int, str | None], Awaitable[Page[_Row]]]
-"""A :class:`FleetReader` method reading one page of rows: (criteria, sort key, direction, first, after)."""
+ReadPage = Callable[[FleetReader, _Criteria, _Sort, SortDirection, int, str | None], Awaitable[Page[_Row]]]
+"""A :class:`FleetReader` method reading one page of rows: (criteria, ordering, direction, first, after)."""
 
 
-async def _connection(info: Info, read: ReadPage[_Criteria, _Row], criteria: _Criteria, sort: str,
+async def _connection(info: Info, read: ReadPage[_Criteria, _Sort, _Row], criteria: _Criteria, sort: _Sort,
                       direction: SortDirection, first: int | None, after: str | None,
                       node_of: Callable[[_Row], Any]) -> Connection[Any]:
     """One page of a root connection: what ``read`` (a :class:`FleetReader` method) finds for ``criteria`` in the
@@ -84,21 +94,21 @@ class MirrorQuery:
     async def inverters(self, info: Info, filter: InverterFilter | None = None,
                         sort: InverterSort = InverterSort.SERIAL, direction: SortDirection = SortDirection.ASC,
                         first: First = None, after: After = None) -> Connection[Inverter]:
-        return await _connection(info, FleetReader.inverters, (filter or InverterFilter()).to_query(), sort.value,
+        return await _connection(info, FleetReader.inverters, (filter or InverterFilter()).to_query(), sort,
                                  direction, first, after, Inverter.from_row)
 
     @strawberry.field(description="Accounts of the hierarchy, one page at a time.")
     async def accounts(self, info: Info, filter: AccountFilter | None = None,
                        sort: AccountSort = AccountSort.USERNAME, direction: SortDirection = SortDirection.ASC,
                        first: First = None, after: After = None) -> Connection[Account]:
-        return await _connection(info, FleetReader.accounts, (filter or AccountFilter()).to_query(), sort.value,
+        return await _connection(info, FleetReader.accounts, (filter or AccountFilter()).to_query(), sort,
                                  direction, first, after, Account.from_row)
 
     @strawberry.field(description="Sites, one page at a time.")
     async def sites(self, info: Info, filter: SiteFilter | None = None, sort: SiteSort = SiteSort.NAME,
                     direction: SortDirection = SortDirection.ASC, first: First = None, after: After = None,
                     ) -> Connection[Site]:
-        return await _connection(info, FleetReader.sites, (filter or SiteFilter()).to_query(), sort.value,
+        return await _connection(info, FleetReader.sites, (filter or SiteFilter()).to_query(), sort,
                                  direction, first, after, Site.from_row)
 
     @strawberry.field(description="Dongles, one page at a time.")
@@ -106,7 +116,7 @@ class MirrorQuery:
         self, info: Info, filter: DongleFilter | None = None,
         direction: SortDirection = SortDirection.ASC, first: First = None, after: After = None,
     ) -> Connection[Dongle]:
-        return await _connection(info, FleetReader.dongles, (filter or DongleFilter()).to_query(), "serial",
+        return await _connection(info, FleetReader.dongles, (filter or DongleFilter()).to_query(), DongleSort.SERIAL,
                                  direction, first, after, Dongle.from_row)
 
     @strawberry.field(description="The tenant's sync runs, newest first (operator role; not for subtree keys).")
