@@ -17,7 +17,7 @@ import asyncio
 import contextlib
 from collections.abc import AsyncIterator, Callable
 from dataclasses import dataclass
-from datetime import timedelta
+from datetime import UTC, datetime, timedelta
 from pathlib import Path
 from typing import Any
 
@@ -82,7 +82,8 @@ class DemoSimulator:
         :data:`SNAPSHOT_SECONDS`, whenever the side door moves the clock or changes its speed, and at the end. The
         next ``up`` on the home carries on from it (:func:`build_simulator`), even after a ``kill -9`` (losing
         what changed since the last snapshot); its clock starts no earlier than any time this one may have shown
-        (each snapshot names a time the clock cannot pass before the next, twice over).
+        (each snapshot names a time the clock cannot pass before the next, twice over, unless it keeps behind the wall
+        clock the next ``up`` starts from).
 
         Raises:
             StartupError: The file cannot be written.
@@ -90,6 +91,8 @@ class DemoSimulator:
         clock = self.simulator.clock
 
         def ahead() -> timedelta:
+            if clock.speed <= 1 and clock.now() <= datetime.now(UTC):
+                return timedelta(0)  # the wall clock the next up starts from keeps ahead of anything it shows
             return timedelta(seconds=2 * SNAPSHOT_SECONDS * clock.speed)
 
         try:
