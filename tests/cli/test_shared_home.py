@@ -1,6 +1,6 @@
 """Several `givfleet` processes on one GIVFLEET_HOME with embedded servers: commands attach to the servers a
 running `givfleet up` owns and never stop them; a second `up` is refused; a killed `up` leaves nothing that
-blocks the next one. Real subprocesses, as a user runs them."""
+blocks the next one, whose demo cloud carries on from the killed one's. Real subprocesses, as a user runs them."""
 
 from __future__ import annotations
 
@@ -119,10 +119,18 @@ def test_commands_attach_to_a_running_up_and_a_killed_up_is_recovered(home: Path
     assert half_configured.returncode == 2
     assert "set both GIVFLEET_DATABASE_URL and GIVFLEET_REDIS_URL" in half_configured.stderr
 
+    door = f"http://127.0.0.1:{env['GIVFLEET_SIMULATOR__PORT']}/_simulator"
+    serial = httpx.get(f"{door}/fleet").json()["devices"][0]["serial"]
+    httpx.post(f"{door}/faults", json={"serials": [serial], "event": "Isolation fault", "duration_seconds": 86400})
+    httpx.post(f"{door}/clock/advance", json={"seconds": 1})  # a clock move: the demo cloud is snapshotted at once
+
     assert first.stop(signal.SIGKILL) == -signal.SIGKILL
     recovered = Up.start(env)
     recovered.wait_ready()
     assert httpx.get(f"{api}/api/v1/me", headers=headers).status_code == 200
+    events = httpx.get(f"{door}/events", params={"serial": serial}).json()["data"]
+    assert "Isolation fault" in [event["event"] for event in events if event["end_time"] is None], (
+        "the killed up's simulated cloud carried on")
     servers = embedded_server_pids(home).values()
     assert recovered.stop(signal.SIGINT) == 0
     assert "givfleet stopped." in recovered.output
