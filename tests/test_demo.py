@@ -173,10 +173,8 @@ async def test_the_demo_clock_keeps_its_lead_across_restarts(demo_resources: Res
 
 def test_the_demo_clock_runs_in_real_time(demo_resources: Resources, tmp_path: Path) -> None:
     simulator = demo.build_simulator(at_home(demo_resources, tmp_path)).simulator
-    assert simulator.clock.speed == 1
-    visible = simulator.truth.visible_devices("company")
-    assert all(simulator.last_seen(device, simulator.now())[1] <= utcnow() for device in visible), (
-        "no inverter was last online in givfleet's future")
+    assert simulator.clock.speed == 1, "the demo's times keep in step with givfleet's"
+    assert simulator.clock.now() <= utcnow()
 
 
 async def test_a_snapshot_of_another_fleet_is_not_used(
