@@ -150,7 +150,7 @@ async def describe_upstreams(resources: Resources) -> str:
     cloud = resources.settings.givenergy.base_url
     async with resources.session_factory() as session:
         upstreams = await TenantRepository(session).credential_base_urls()
-    names = {simulator: "the bundled simulator", cloud: "GivEnergy Cloud", None: "GivEnergy Cloud"}
+    names = {simulator: f"the bundled simulator ({simulator})", cloud: "GivEnergy Cloud", None: "GivEnergy Cloud"}
     parts = [f"{slug} -> " + (", ".join(sorted({names.get(url, str(url)) for url in urls})) or "no credential")
              for slug, urls in upstreams.items()]
     return "Upstreams: " + ("; ".join(parts) or "no tenants yet")

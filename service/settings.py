@@ -12,7 +12,7 @@ import binascii
 import ipaddress
 from functools import lru_cache
 from pathlib import Path
-from typing import Any, Literal
+from typing import Any, Literal, get_args
 
 from pydantic import BaseModel, ConfigDict, Field, SecretStr, ValidationInfo, field_validator, model_validator
 from pydantic.fields import FieldInfo
@@ -310,7 +310,11 @@ class LogSettings(BaseModel):
         # WARN and FATAL still name their levels.
         if not isinstance(level, str):
             return level
-        return {"WARN": "WARNING", "FATAL": "CRITICAL"}.get(level.upper(), level.upper())
+        name = {"WARN": "WARNING", "FATAL": "CRITICAL"}.get(level.upper(), level.upper())
+        if name not in get_args(cls.model_fields["level"].annotation):
+            raise ValueError("expected 'DEBUG', 'INFO', 'WARNING' (or 'WARN'), 'ERROR' or 'CRITICAL' (or 'FATAL'), "
+                             "in any case")
+        return name
 
 
 class InvalidJsonSettingError(ValueError):

@@ -93,7 +93,8 @@ async def test_a_real_credential_keeps_the_simulator_on_while_the_demo_uses_it(
     await add_credential("demo", demo.simulator_base_url(demo_resources.settings))
     assert await demo.simulator_wanted(demo_resources), "the demo credential still points at the simulator"
     assert await demo.describe_upstreams(demo_resources) == (
-        "Upstreams: acme -> GivEnergy Cloud; demo -> the bundled simulator")
+        f"Upstreams: acme -> GivEnergy Cloud; demo -> the bundled simulator "
+        f"({demo.simulator_base_url(demo_resources.settings)})")
 
     forced = demo_resources.settings.model_copy(update={"simulator": SimulatorSettings(enabled=False)})
     assert not await demo.simulator_wanted(dataclasses.replace(demo_resources, settings=forced))

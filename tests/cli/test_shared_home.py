@@ -4,6 +4,7 @@ blocks the next one, whose demo cloud carries on from the killed one's. Real sub
 
 from __future__ import annotations
 
+import json
 import os
 import re
 import signal
@@ -85,7 +86,13 @@ def home(tmp_path: Path) -> Iterator[Path]:
             proc.kill()
 
 
-def test_commands_attach_to_a_running_up_and_a_killed_up_is_recovered(home: Path) -> None:
+def redis_server_files(home: Path) -> list[Path]:
+    """The pid file and socket of the home's embedded Redis, as its registry names them."""
+    registry = json.loads((home / "redis" / "givfleet.rdb.settings").read_text(encoding="utf-8"))
+    return [Path(registry["pidfile"]), Path(registry["unixsocket"])]
+
+
+def test_commands_attach_to_a_running_up_and_a_killed_up_is_recovered(home: Path, redis_url: str) -> None:
     env = givfleet_env(home)
     refused = run(env, "worker")
     assert refused.returncode == 2
@@ -111,6 +118,13 @@ def test_commands_attach_to_a_running_up_and_a_killed_up_is_recovered(home: Path
     assert doctor.returncode == 0, doctor.stdout
     assert "ok database: PostgreSQL" in doctor.stdout
     assert f"ok givfleet up: running on {home} (pid {first.process.pid})" in doctor.stdout
+    assert (f"ok upstreams: acme -> no credential; demo -> the bundled simulator "
+            f"(http://127.0.0.1:{env['GIVFLEET_SIMULATOR__PORT']}/v1)") in doctor.stdout
+    half_doctor = run({**env, "GIVFLEET_REDIS_URL": redis_url}, "doctor")
+    assert half_doctor.returncode == 0, half_doctor.stdout
+    assert "ok database: PostgreSQL" in half_doctor.stdout, "the running up's embedded database is checked"
+    redis_files = redis_server_files(home)
+    assert [path for path in redis_files if not path.is_relative_to(home)] == [], "nothing lands in /tmp"
 
     second = run(env, "up")
     assert second.returncode == 2
@@ -136,3 +150,5 @@ def test_commands_attach_to_a_running_up_and_a_killed_up_is_recovered(home: Path
     assert "givfleet stopped." in recovered.output
     assert "Traceback" not in recovered.output
     assert [pid for pid in servers if alive(pid)] == []
+    assert [path.parent for path in redis_files if path.parent.exists()] == [], "the adopted Redis's files are removed"
+
