@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import asyncio
-import re
 from typing import Annotated
 
 import typer
@@ -220,9 +219,9 @@ def _announce(line: str) -> None:
 
 
 def main() -> None:
-    """Console-script entry point: logs go through one renderer from the start (embedded servers' start and
-    stop at debug level, so short commands print only their own output). A setting that is not valid stops every
-    command with one line naming its environment variable (exit 2)."""
+    """The command, as the console script (:mod:`service.console`) runs it: logs go through one renderer from the
+    start (embedded servers' start and stop at debug level, so short commands print only their own output). A
+    setting that is not valid stops every command with one line naming its environment variable (exit 2)."""
     try:
         settings = get_settings()
     except (ValidationError, SettingsError) as exc:
@@ -236,8 +235,7 @@ def main() -> None:
 def _invalid_setting(exc: ValidationError | SettingsError) -> str:
     if isinstance(exc, ValidationError):
         return cli_access.invalid_input(exc, _variable)
-    group = re.search(r'field "(\w+)"', str(exc))  # a JSON value that does not parse names only its group
-    return f"a GIVFLEET_{group[1].upper() if group else ''}__* variable is not valid JSON: {exc.__cause__ or exc}"
+    return str(exc.__cause__ or exc)  # an InvalidJsonSettingError names its variable
 
 
 def _variable(location: tuple[str | int, ...]) -> str:

@@ -3,22 +3,31 @@
 It serves the bundled GivEnergy Cloud simulator next to the API (a lively fleet whose clock runs fast), gives it
 a ``demo`` tenant whose credential points at the simulator (printing an admin key the first time), asks for a
 first full sync of that tenant and schedules frequent refreshes, so history accumulates while ``up`` runs.
+The simulated clock carries on, from one ``up`` to the next on a home, from where the last one left it (the
+mirror, alerts and history it saw persist in the home's database: its times must not go backwards).
 Whether it runs is ``GIVFLEET_SIMULATOR__ENABLED``; by default, while no tenant other than the demo one has a
 credential, or while any credential points at the simulator.
 """
 
 from __future__ import annotations
 
-from collections.abc import Callable
+import asyncio
+import contextlib
+import json
+from collections.abc import AsyncIterator, Callable
 from dataclasses import dataclass
-from datetime import timedelta
+from datetime import UTC, datetime, timedelta
+from pathlib import Path
 from typing import Any
 
+import structlog
 import uvicorn
 
 from service.core.clock import utcnow
+from service.core.signals import cancel_and_wait
 from service.core.tenancy import tenant_id_from
 from service.db.models.mirror import SyncKind
+from service.embedded import StartupError
 from service.jobs.enqueue import unit_of_work
 from service.mirror.jobs import request_sync
 from service.mirror.service import MirrorService
@@ -28,7 +37,12 @@ from service.simulator import Simulator, SimulatorConfig
 from service.tenants.demo import DEMO_SLUG, ensure_demo_tenant
 from service.tenants.repository import TenantRepository
 
+log = structlog.get_logger(__name__)
+
 SIMULATOR_HOST = "127.0.0.1"
+CLOCK_FILE = "demo-clock.json"
+"""Under ``GIVFLEET_HOME``: a simulated time the demo clock has not passed (:meth:`DemoSimulator.kept_clock`)."""
+CLOCK_CHECKPOINT_SECONDS = 5.0
 
 DEMO_BEHAVIOUR: dict[str, Any] = {
     "fault_rate_per_day": 2.0,
@@ -49,10 +63,59 @@ class DemoSimulator:
     inverters: int
     """Inverters the demo credential sees (what the demo tenant mirrors)."""
 
+    clock_file: Path
+    """Where the simulated time reached is kept (:data:`CLOCK_FILE` in the home)."""
+
     @property
     def base_url(self) -> str:
         """The v1 base URL the demo credential uses."""
         return f"http://{self.config.host}:{self.config.port}/v1"
+
+    @contextlib.asynccontextmanager
+    async def kept_clock(self) -> AsyncIterator[None]:
+        """Keep in :attr:`clock_file`, while the block runs, a time the simulated clock cannot have passed (now,
+        plus what it covers until the next checkpoint, twice over; written again whenever the side door moves the
+        clock or changes its speed), and its time at the end: the next ``up`` on the home starts from there
+        (:func:`build_simulator`), even after a ``kill -9``.
+
+        Raises:
+            StartupError: The file cannot be written.
+        """
+        clock = self.simulator.clock
+
+        def bound() -> datetime:
+            return clock.now() + timedelta(seconds=2 * CLOCK_CHECKPOINT_SECONDS * clock.speed)
+
+        try:
+            self._record(bound())
+        except OSError as exc:
+            raise StartupError(f"cannot record the demo clock in {self.clock_file}: {exc.strerror}") from None
+
+        def checkpoint() -> None:
+            try:
+                self._record(bound())
+            except OSError as exc:  # e.g. a full disk: the demo goes on; the next up may start a little earlier
+                log.warning("demo_clock.not_recorded", path=str(self.clock_file), error=str(exc))
+
+        async def checkpoints() -> None:
+            while True:
+                await asyncio.sleep(CLOCK_CHECKPOINT_SECONDS)
+                checkpoint()
+
+        task = asyncio.create_task(checkpoints(), name="demo clock")
+        clock.on_move(checkpoint)
+        try:
+            yield
+        finally:
+            clock.on_move(None)
+            await cancel_and_wait(task)
+            with contextlib.suppress(OSError):  # the last checkpoint, ahead of this time, stays
+                self._record(clock.now())
+
+    def _record(self, reached: datetime) -> None:
+        staging = self.clock_file.with_suffix(".tmp")
+        staging.write_text(json.dumps({"reached": reached.isoformat()}), encoding="utf-8")
+        staging.replace(self.clock_file)
 
 
 def simulator_base_url(settings: Settings) -> str:
@@ -85,13 +148,37 @@ async def describe_upstreams(resources: Resources) -> str:
 
 
 def build_simulator(resources: Resources) -> DemoSimulator:
-    """Generate the demo fleet (deterministic from the configured seed, so tokens survive restarts)."""
+    """Generate the demo fleet (deterministic from the configured seed, so tokens survive restarts); its clock
+    starts now, or where the last ``up`` on the home left it if that is later.
+
+    Raises:
+        StartupError: The home's :data:`CLOCK_FILE` cannot be read.
+    """
     settings = resources.settings.simulator
-    simulator = Simulator(SimulatorConfig(fleet_size=settings.fleet_size, seed=settings.seed,
+    home = resources.settings.home
+    home.mkdir(parents=True, exist_ok=True)
+    clock_file = home / CLOCK_FILE
+    now, reached = datetime.now(UTC).replace(microsecond=0), _reached(clock_file)
+    start = now if reached is None else max(now, reached)
+    simulator = Simulator(SimulatorConfig(fleet_size=settings.fleet_size, seed=settings.seed, start_time=start,
                                           clock_speed=settings.clock_speed, **DEMO_BEHAVIOUR))
     config = uvicorn.Config(simulator.app, host=SIMULATOR_HOST, port=settings.port, log_config=None,
                             access_log=False, lifespan="on")
-    return DemoSimulator(simulator, config, len(simulator.truth.visible_devices("company")))
+    return DemoSimulator(simulator, config, len(simulator.truth.visible_devices("company")), clock_file)
+
+
+def _reached(clock_file: Path) -> datetime | None:
+    """The simulated time an earlier ``up`` on the home recorded, if one did."""
+    try:
+        reached = datetime.fromisoformat(json.loads(clock_file.read_text(encoding="utf-8"))["reached"])
+        if reached.tzinfo is None:
+            raise ValueError("a time without a timezone")
+    except FileNotFoundError:
+        return None
+    except (OSError, ValueError, KeyError, TypeError) as exc:
+        raise StartupError(f"the demo clock file {clock_file} is unreadable ({exc}): delete it, and the demo clock "
+                           "starts at the current time") from None
+    return reached
 
 
 async def prepare_demo_tenant(resources: Resources, demo: DemoSimulator, announce: Callable[[str], None]) -> None:

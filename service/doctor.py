@@ -20,7 +20,16 @@ from sqlalchemy.exc import ArgumentError
 
 from service.db import migrate
 from service.db.engine import create_engine
-from service.embedded import EmbeddedServices, StartupError, Use, run_dir, running_up, running_up_api
+from service.embedded import (
+    EmbeddedServices,
+    OrphanedServer,
+    StartupError,
+    Use,
+    orphaned_servers,
+    run_dir,
+    running_up,
+    running_up_api,
+)
 from service.runtime import redis_client
 from service.settings import Settings
 
@@ -88,18 +97,41 @@ def resolved_services(settings: Settings, use: Use = Use.ANY, *, require_current
 
 def diagnose(settings: Settings) -> list[Check]:
     """Check the dependencies, and whether a ``givfleet up`` runs on the home; with no URLs configured, the
-    embedded servers are checked when a running ``givfleet up`` serves them (never started here)."""
+    embedded servers are checked when a running ``givfleet up`` serves them (never started here), and named with
+    their pid when a killed owner left them running."""
     embedded = EmbeddedServices(settings.home, on_wait=_to_stderr)
+    orphans: list[OrphanedServer] = []
     try:
         if run_dir(settings.home).exists():  # a givfleet process has used this home (doctor creates nothing)
-            with contextlib.suppress(StartupError):  # nothing serves them now: reported as not configured
+            try:
                 settings = embedded.resolve(settings, Use.ATTACH).applied_to(settings)
+            except StartupError:  # no up serves them: not configured, unless a killed owner left them running
+                orphans = orphaned_servers(settings.home, _to_stderr)
         checks = asyncio.run(run_checks(settings))
     finally:
         embedded.close()
+    orphaned = _orphans_by_check(settings, orphans)
+    checks = [Check(check.name, True, _orphan_detail(orphaned[check.name])) if check.name in orphaned else check
+              for check in checks]
     up_pid = running_up(settings.home)
     running = f"running on {settings.home} (pid {up_pid})" if up_pid else f"not running on {settings.home}"
     return [*checks, Check("givfleet up", True, running)]
+
+
+_CHECK_OF_SERVER = {"PostgreSQL": "database", "Redis": "redis"}
+"""The check that reports each embedded server."""
+
+
+def _orphans_by_check(settings: Settings, orphans: list[OrphanedServer]) -> dict[str, OrphanedServer]:
+    """The orphaned servers of the services with no URL configured, by the check that reports them."""
+    configured = {"database": settings.configured_database_url(), "redis": settings.configured_redis_url()}
+    return {check: orphan for orphan in orphans if configured[check := _CHECK_OF_SERVER[orphan.name]] is None}
+
+
+def _orphan_detail(orphan: OrphanedServer) -> str:
+    return (f"embedded {orphan.name} running (pid {orphan.pid}), left by {orphan.left_by}: the next givfleet "
+            "command on this home adopts it (`givfleet up` keeps it running, any other command stops it when it "
+            f"ends), or stop it with `kill {orphan.pid}`")
 
 
 async def run_checks(settings: Settings) -> list[Check]:

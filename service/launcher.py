@@ -63,20 +63,22 @@ class Stack:
         await migrate.upgrade(database_url)
         resources = Resources.open(with_worker_pool(self.settings, list(Queue), keep=self.settings.db.pool_size))
         servers: list[tuple[QuietServer, asyncio.Task[None]]] = []
-        try:
-            with_demo = await demo.simulator_wanted(resources)
-            if with_demo:  # known only now (it depends on the tenants' credentials): its port is checked now
-                refuse_taken_simulator_port(self.settings, self.port)
-                simulator = demo.build_simulator(resources)
-                servers.append(await start_server(QuietServer(simulator.config), "simulator"))
-                await demo.prepare_demo_tenant(resources, simulator, announce)
-            announce(await demo.describe_upstreams(resources))
-            await self._serve(resources, servers, announce, with_demo, stop)
-        finally:
-            for server, task in reversed(servers):
-                server.should_exit = True
-                await task
-            await resources.aclose()
+        async with contextlib.AsyncExitStack() as demo_clock:  # its last time is recorded once the simulator stops
+            try:
+                with_demo = await demo.simulator_wanted(resources)
+                if with_demo:  # known only now (it depends on the tenants' credentials): its port is checked now
+                    refuse_taken_simulator_port(self.settings, self.port)
+                    simulator = demo.build_simulator(resources)
+                    await demo_clock.enter_async_context(simulator.kept_clock())
+                    servers.append(await start_server(QuietServer(simulator.config), "simulator"))
+                    await demo.prepare_demo_tenant(resources, simulator, announce)
+                announce(await demo.describe_upstreams(resources))
+                await self._serve(resources, servers, announce, with_demo, stop)
+            finally:
+                for server, task in reversed(servers):
+                    server.should_exit = True
+                    await task
+                await resources.aclose()
 
     async def _serve(self, resources: Resources, servers: list[tuple[QuietServer, asyncio.Task[None]]],
                      announce: Callable[[str], None], with_demo: bool, stop: asyncio.Event) -> None:

@@ -12,10 +12,17 @@ import binascii
 import ipaddress
 from functools import lru_cache
 from pathlib import Path
-from typing import Literal
+from typing import Any, Literal
 
 from pydantic import BaseModel, ConfigDict, Field, SecretStr, ValidationInfo, field_validator, model_validator
-from pydantic_settings import BaseSettings, SettingsConfigDict
+from pydantic.fields import FieldInfo
+from pydantic_settings import (
+    BaseSettings,
+    DotEnvSettingsSource,
+    EnvSettingsSource,
+    PydanticBaseSettingsSource,
+    SettingsConfigDict,
+)
 
 
 class DatabaseSettings(BaseModel):
@@ -305,6 +312,42 @@ class LogSettings(BaseModel):
         return {"WARN": "WARNING", "FATAL": "CRITICAL"}.get(level.upper(), level.upper())
 
 
+class InvalidJsonSettingError(ValueError):
+    """A variable of a JSON-valued setting (a group, a mapping, a list) whose value is not JSON, named as set."""
+
+    def __init__(self, variable: str, error: ValueError) -> None:
+        super().__init__(f"{variable}: not valid JSON ({error})")
+
+
+class EnvNamingInvalidJson(EnvSettingsSource):
+    """The environment, naming the variable whose JSON does not parse: pydantic-settings names only its group
+    (``field "security"`` for a ``GIVFLEET_SECURITY__ENCRYPTION_KEYS`` that is not JSON)."""
+
+    location = ""
+    """Where the variables are set, for the message (the environment: nothing to add)."""
+
+    def prepare_field_value(self, field_name: str, field: FieldInfo, value: Any, value_is_complex: bool) -> Any:
+        try:
+            return super().prepare_field_value(field_name, field, value, value_is_complex)
+        except ValueError as exc:
+            raise InvalidJsonSettingError(self._variable_not_parsed(field_name, field) + self.location, exc) from exc
+
+    def _variable_not_parsed(self, field_name: str, field: FieldInfo) -> str:
+        """The group's variable (``GIVFLEET_API``) unless one of its fields' (``GIVFLEET_API__...``) alone fails."""
+        for name, value in self.env_vars.items():
+            try:
+                self.explode_env_vars(field_name, field, {name: value})
+            except ValueError:
+                return name.upper()
+        return f"{self.env_prefix}{field_name}".upper()
+
+
+class DotEnvNamingInvalidJson(EnvNamingInvalidJson, DotEnvSettingsSource):
+    """The ``.env`` file, naming the variable whose JSON does not parse."""
+
+    location = " in .env"
+
+
 class Settings(BaseSettings):
     """All of givfleet's configuration."""
 
@@ -330,6 +373,19 @@ class Settings(BaseSettings):
     worker: WorkerSettings = Field(default_factory=WorkerSettings)
     campaigns: CampaignSettings = Field(default_factory=CampaignSettings)
     notifications: NotificationSettings = Field(default_factory=NotificationSettings)
+
+    @classmethod
+    def settings_customise_sources(cls, settings_cls: type[BaseSettings], init_settings: PydanticBaseSettingsSource,
+                                   env_settings: PydanticBaseSettingsSource,
+                                   dotenv_settings: PydanticBaseSettingsSource,
+                                   file_secret_settings: PydanticBaseSettingsSource,
+                                   ) -> tuple[PydanticBaseSettingsSource, ...]:
+        """The default sources, in their order, but a value that is not JSON is named by its variable (the
+        ``.env`` file as given, ``Settings(_env_file=None)`` reading none)."""
+        if isinstance(dotenv_settings, DotEnvSettingsSource):
+            dotenv_settings = DotEnvNamingInvalidJson(settings_cls, env_file=dotenv_settings.env_file,
+                                                      env_file_encoding=dotenv_settings.env_file_encoding)
+        return init_settings, EnvNamingInvalidJson(settings_cls), dotenv_settings, file_secret_settings
 
     def configured_database_url(self) -> str | None:
         """The database URL the user configured, if any (``GIVFLEET_DATABASE_URL`` wins over ``db.url``).

@@ -9,10 +9,20 @@ import threading
 from collections.abc import Iterator
 from typing import Any
 
+import psutil
 from redis.asyncio import ConnectionPool
 
 from service.simulator import Simulator, SimulatorConfig
 from service.simulator.server import server as simulator_server
+
+
+def alive(pid: int) -> bool:
+    """The process runs (a zombie left where PID 1 does not reap has exited)."""
+    try:
+        status: str = psutil.Process(pid).status()
+    except psutil.NoSuchProcess:
+        return False
+    return status != psutil.STATUS_ZOMBIE
 
 
 def free_port() -> int:

@@ -5,16 +5,19 @@ from __future__ import annotations
 import dataclasses
 from collections import Counter
 from datetime import timedelta
+from pathlib import Path
 
 import pytest
 from sqlalchemy import select
 
 from service import demo
+from service.core.clock import utcnow
 from service.core.principal import Principal
 from service.core.tenancy import tenant_id_from
 from service.db.models.credential import UpstreamCredential
 from service.db.models.mirror import SyncKind, SyncSchedule
 from service.db.models.tenant import Tenant
+from service.embedded import StartupError
 from service.launcher import QuietServer, start_server
 from service.mirror.jobs import sync_job_id
 from service.runtime import Resources
@@ -109,3 +112,25 @@ def test_the_demo_fleet_is_worth_looking_at(resources: Resources) -> None:
     simulator.clock.advance(timedelta(hours=1))  # a minute of `up` at the demo's clock speed
     after = {device.serial: device.status for device in simulator.truth.visible_devices("company")}
     assert before != after, "the fleet changes while `up` runs, so refreshes record history"
+
+
+async def test_the_demo_clock_carries_on_across_restarts_on_a_home(demo_resources: Resources, tmp_path: Path) -> None:
+    home = dataclasses.replace(demo_resources, settings=demo_resources.settings.model_copy(update={"home": tmp_path}))
+    first = demo.build_simulator(home)
+    async with first.kept_clock():
+        first.simulator.clock.advance(timedelta(days=3))  # an hour and more of `up` at the demo's clock speed
+        shown = first.simulator.clock.now()
+        after_a_kill = demo.build_simulator(home)  # the run killed now: what it checkpointed is ahead of `shown`
+        last = first.simulator.clock.now()
+    assert after_a_kill.simulator.clock.now() >= shown
+    assert demo.build_simulator(home).simulator.clock.now() >= last
+    assert last - utcnow() > timedelta(days=2), "the second start resumed the simulated time, ahead of the wall clock"
+
+
+def test_an_unreadable_demo_clock_is_named(demo_resources: Resources, tmp_path: Path) -> None:
+    (tmp_path / demo.CLOCK_FILE).write_text('{"reached": "yesterday"}', encoding="utf-8")
+    with pytest.raises(StartupError) as refused:
+        demo.build_simulator(dataclasses.replace(
+            demo_resources, settings=demo_resources.settings.model_copy(update={"home": tmp_path})))
+    assert str(refused.value) == (f"the demo clock file {tmp_path / demo.CLOCK_FILE} is unreadable (Invalid isoformat "
+                                  "string: 'yesterday'): delete it, and the demo clock starts at the current time")

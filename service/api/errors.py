@@ -2,13 +2,16 @@
 
 from __future__ import annotations
 
+from datetime import date
 from typing import Any
+from uuid import UUID
 
 import structlog
 from litestar import Request, Response
-from litestar.exceptions import HTTPException, ValidationException
+from litestar.exceptions import HTTPException, NotFoundException, ValidationException
 from litestar.params import ParameterKwarg
-from litestar.status_codes import HTTP_500_INTERNAL_SERVER_ERROR
+from litestar.status_codes import HTTP_400_BAD_REQUEST, HTTP_500_INTERNAL_SERVER_ERROR
+from litestar.types.internal_types import PathParameterDefinition
 from litestar.utils.scope.state import ScopeState
 
 from service.core.errors import GivfleetError, InvalidParameterError, UpstreamError, kind_of
@@ -36,6 +39,9 @@ MISSING_BODY = "a JSON body is required"
 
 
 def _http_exception(request: Request[Any, Any, Any], exc: HTTPException) -> Response[dict[str, Any]]:
+    if isinstance(exc, NotFoundException) and (malformed := _malformed_path_parameter(request)) is not None:
+        return problem(request, HTTP_400_BAD_REQUEST, _title(HTTP_400_BAD_REQUEST), malformed["message"],
+                       errors=[malformed])
     extra: dict[str, Any] = {}
     detail = exc.detail
     if isinstance(exc, ValidationException) and isinstance(exc.extra, list):
@@ -50,6 +56,37 @@ def _http_exception(request: Request[Any, Any, Any], exc: HTTPException) -> Resp
     response = problem(request, exc.status_code, _title(exc.status_code), detail, **extra)
     response.headers.update(headers)
     return response
+
+
+_PATH_PARAMETER_FORMS: dict[type, str] = {UUID: "a UUID", int: "a whole number", date: "a date (YYYY-MM-DD)"}
+"""What a typed path parameter must be, in the caller's words."""
+
+
+def _malformed_path_parameter(request: Request[Any, Any, Any]) -> dict[str, Any] | None:
+    """The error naming a typed path parameter the request's path gives a value it cannot be (``/campaigns/123``
+    for ``/campaigns/{campaign_id:uuid}``), or None when no route has the path's shape.
+
+    Litestar finds a route by the shape of the path, parses its typed parameters after, and answers a value that
+    does not parse with the 404 of a path no route has; this finds the route and the parameter it could not parse.
+    """
+    if "route_handler" in request.scope:  # routed: a 404 of the handler's own
+        return None
+    segments = [segment for segment in request.scope["path"].split("/") if segment]
+    for route in request.app.routes:
+        components = route.path_components
+        if len(components) != len(segments) or any(
+                isinstance(component, str) and component != segment
+                for component, segment in zip(components, segments, strict=True)):
+            continue
+        for component, segment in zip(components, segments, strict=True):
+            if isinstance(component, PathParameterDefinition) and component.parser is not None:
+                try:
+                    component.parser(segment)
+                except ValueError:
+                    form = _PATH_PARAMETER_FORMS.get(component.type, f"a {component.type.__name__}")
+                    return {"key": component.name, "source": "path",
+                            "message": f"{component.name} must be {form}, got {segment[:40]!r}"}
+    return None
 
 
 def _body_missing(request: Request[Any, Any, Any], errors: list[Any]) -> bool:

@@ -250,8 +250,8 @@ class FleetController(Controller):
         """Dongles, one page at a time."""
         criteria = reads.DongleFilter(account_id=account_id, site_id=site_id, search=q,
                                   removed=_removed(removed, include_removed))
-        page = await reads.FleetReader(read_session, scope_of(principal)).dongles(criteria, "serial",
-                                                                                _direction(direction), limit, cursor)
+        page = await reads.FleetReader(read_session, scope_of(principal)).dongles(
+            criteria, reads.DongleSort.SERIAL, _direction(direction), limit, cursor)
         return PageView[DongleView].of(page, DongleView.model_validate)
 
     @get("/fleet/summary", responses=ERRORS)

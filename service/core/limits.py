@@ -97,6 +97,11 @@ def upstream_id(value: str | int, *, parameter: str) -> int:
     return int_in(value, 1, MAX_UPSTREAM_ID, parameter=parameter)
 
 
+def optional_upstream_id(value: int | None, *, parameter: str) -> int | None:
+    """:func:`upstream_id` of an optional argument or filter field (``None``: not given)."""
+    return None if value is None else upstream_id(value, parameter=parameter)
+
+
 def search_text(value: str | None, *, parameter: str = "q") -> str | None:
     """A search text: at most :data:`MAX_SEARCH_LENGTH` characters of storable text."""
     if value is None:

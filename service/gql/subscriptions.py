@@ -148,8 +148,7 @@ class Subscription:
                                          "key receives its subtree's only); optionally of one site.")
     async def alert_changed(self, info: Info, site_id: int | None = None) -> AsyncGenerator[AlertChange, None]:
         authorize(info.context.principal, Action.ALERT_READ)
-        if site_id is not None:
-            limits.upstream_id(site_id, parameter="siteId")
+        limits.optional_upstream_id(site_id, parameter="siteId")
         async with _changes(info, Topic.ALERT) as changes:
             async for change in changes:
                 kind = _kind_of(AlertChangeKind, change)

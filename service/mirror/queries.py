@@ -15,7 +15,7 @@ import uuid
 from collections.abc import Callable, Iterable, Iterator, Sequence
 from dataclasses import dataclass, field
 from datetime import datetime, timedelta
-from typing import Any, ClassVar, TypeVar
+from typing import Any, ClassVar, Self, TypeVar
 from typing import cast as typed
 
 from sqlalchemy import (
@@ -139,39 +139,23 @@ class SortDirection(enum.Enum):
     DESC = "desc"
 
 
-class InverterSort(enum.StrEnum):
-    """Orderings of inverters."""
+class SortKey(enum.StrEnum):
+    """A named ordering, the base of each list's enum of orderings: the member's value is its name (cursors carry
+    it), its :attr:`expression` the column it sorts by (null-free, so keyset comparison works) and :attr:`parse`
+    how to read that column's value back from a cursor. Members are declared ``NAME = "name", expression, parse``.
+    """
 
-    SERIAL = "serial"
-    STATUS = "status"
-    MODEL = "model"
-    LAST_ONLINE = "last_online"
-    FIRMWARE_ARM = "firmware_arm"
-    FIRST_SEEN = "first_seen"
-
-
-class AccountSort(enum.StrEnum):
-    """Orderings of accounts."""
-
-    USERNAME = "username"
-    DEPTH = "depth"
-    FIRST_SEEN = "first_seen"
-
-
-class SiteSort(enum.StrEnum):
-    """Orderings of sites."""
-
-    NAME = "name"
-    UPSTREAM_ID = "upstream_id"
-
-
-@dataclass(frozen=True)
-class SortKey:
-    """A named ordering: the expression (null-free, so keyset comparison works) and how to parse a cursor value."""
-
-    name: str
+    _value_: str
     expression: Callable[[], ColumnElement[Any] | InstrumentedAttribute[Any]]
-    parse: Callable[[Any], Any] = lambda value: value
+    parse: Callable[[Any], Any]
+
+    def __new__(cls, name: str, expression: Callable[[], ColumnElement[Any] | InstrumentedAttribute[Any]],
+                parse: Callable[[Any], Any]) -> Self:
+        member = str.__new__(cls, name)
+        member._value_ = name
+        member.expression = expression
+        member.parse = parse
+        return member
 
 
 @dataclass(frozen=True)
@@ -190,7 +174,7 @@ class PageWindow:
         """The window of ``model`` sorted by ``sort`` after cursor ``after``."""
         key = typed(ColumnElement[Any], sort.expression())
         id_column = model.id
-        cursor_kind = f"{model.__name__}.{sort.name}.{direction.value}"
+        cursor_kind = f"{model.__name__}.{sort.value}.{direction.value}"
         conditions: list[ColumnElement[bool]] = []
         if after is not None:
             cursor = Cursor.decode(after, sort=cursor_kind)
@@ -242,25 +226,42 @@ def _coalesce_time(column: InstrumentedAttribute[Any]) -> Callable[[], ColumnEle
     return lambda: func.coalesce(column, literal(_EPOCH, DateTime(timezone=True)))
 
 
-INVERTER_SORTS: dict[str, SortKey] = {
-    InverterSort.SERIAL: SortKey("serial", lambda: Inverter.serial, _text),
-    InverterSort.STATUS: SortKey("status", _coalesce_text(Inverter.status), _text),
-    InverterSort.MODEL: SortKey("model", _coalesce_text(Inverter.model), _text),
-    InverterSort.LAST_ONLINE: SortKey("last_online", _coalesce_time(Inverter.last_online), _datetime),
-    InverterSort.FIRMWARE_ARM: SortKey("firmware_arm", lambda: numeric_version(Inverter.firmware_arm), _int32),
-    InverterSort.FIRST_SEEN: SortKey("first_seen", lambda: Inverter.first_seen_at, _datetime),
-}
-ACCOUNT_SORTS: dict[str, SortKey] = {
-    AccountSort.USERNAME: SortKey("username", lambda: FleetAccount.username, _text),
-    AccountSort.DEPTH: SortKey("depth", lambda: FleetAccount.depth, _int32),
-    AccountSort.FIRST_SEEN: SortKey("first_seen", lambda: FleetAccount.first_seen_at, _datetime),
-}
-SITE_SORTS: dict[str, SortKey] = {
-    SiteSort.NAME: SortKey("name", _coalesce_text(Site.name), _text),
-    SiteSort.UPSTREAM_ID: SortKey("upstream_id", lambda: Site.upstream_id, _int64),
-}
-DONGLE_SORTS: dict[str, SortKey] = {"serial": SortKey("serial", lambda: Dongle.serial, _text)}
-SYNC_RUN_SORTS: dict[str, SortKey] = {"started_at": SortKey("started_at", lambda: SyncRun.started_at, _datetime)}
+class InverterSort(SortKey):
+    """Orderings of inverters."""
+
+    SERIAL = "serial", lambda: Inverter.serial, _text
+    STATUS = "status", _coalesce_text(Inverter.status), _text
+    MODEL = "model", _coalesce_text(Inverter.model), _text
+    LAST_ONLINE = "last_online", _coalesce_time(Inverter.last_online), _datetime
+    FIRMWARE_ARM = "firmware_arm", lambda: numeric_version(Inverter.firmware_arm), _int32
+    FIRST_SEEN = "first_seen", lambda: Inverter.first_seen_at, _datetime
+
+
+class AccountSort(SortKey):
+    """Orderings of accounts."""
+
+    USERNAME = "username", lambda: FleetAccount.username, _text
+    DEPTH = "depth", lambda: FleetAccount.depth, _int32
+    FIRST_SEEN = "first_seen", lambda: FleetAccount.first_seen_at, _datetime
+
+
+class SiteSort(SortKey):
+    """Orderings of sites."""
+
+    NAME = "name", _coalesce_text(Site.name), _text
+    UPSTREAM_ID = "upstream_id", lambda: Site.upstream_id, _int64
+
+
+class DongleSort(SortKey):
+    """Orderings of dongles."""
+
+    SERIAL = "serial", lambda: Dongle.serial, _text
+
+
+class SyncRunSort(SortKey):
+    """Orderings of sync runs."""
+
+    STARTED_AT = "started_at", lambda: SyncRun.started_at, _datetime
 
 
 def _texts(values: Sequence[str]) -> list[str]:
@@ -541,35 +542,34 @@ class FleetReader:
         cursors = [Cursor(window.cursor_kind, cursor_value(row.sort_key), row.id).encode() for row in rows[:first]]
         return Page(items=items, cursors=cursors, has_next_page=len(rows) > first, total_count=total)
 
-    async def inverters(self, where: InverterFilter, sort: str = "serial",
+    async def inverters(self, where: InverterFilter, sort: InverterSort = InverterSort.SERIAL,
                         direction: SortDirection = SortDirection.ASC, first: int = 50,
                         after: str | None = None) -> Page[Inverter]:
         """A page of inverters."""
-        return await self.page(Inverter, where.conditions(self.scope, self.now), _sort(INVERTER_SORTS, sort),
-                               direction, first, after)
+        return await self.page(Inverter, where.conditions(self.scope, self.now), sort, direction, first, after)
 
-    async def accounts(self, where: AccountFilter, sort: str = "username",
+    async def accounts(self, where: AccountFilter, sort: AccountSort = AccountSort.USERNAME,
                        direction: SortDirection = SortDirection.ASC, first: int = 50,
                        after: str | None = None) -> Page[FleetAccount]:
         """A page of accounts."""
-        return await self.page(FleetAccount, where.conditions(self.scope), _sort(ACCOUNT_SORTS, sort), direction,
-                               first, after)
+        return await self.page(FleetAccount, where.conditions(self.scope), sort, direction, first, after)
 
-    async def sites(self, where: SiteFilter, sort: str = "name", direction: SortDirection = SortDirection.ASC,
-                    first: int = 50, after: str | None = None) -> Page[Site]:
+    async def sites(self, where: SiteFilter, sort: SiteSort = SiteSort.NAME,
+                    direction: SortDirection = SortDirection.ASC, first: int = 50,
+                    after: str | None = None) -> Page[Site]:
         """A page of sites."""
-        return await self.page(Site, where.conditions(self.scope), _sort(SITE_SORTS, sort), direction, first, after)
+        return await self.page(Site, where.conditions(self.scope), sort, direction, first, after)
 
-    async def dongles(self, where: DongleFilter, sort: str = "serial", direction: SortDirection = SortDirection.ASC,
-                      first: int = 50, after: str | None = None) -> Page[Dongle]:
+    async def dongles(self, where: DongleFilter, sort: DongleSort = DongleSort.SERIAL,
+                      direction: SortDirection = SortDirection.ASC, first: int = 50,
+                      after: str | None = None) -> Page[Dongle]:
         """A page of dongles."""
-        return await self.page(Dongle, where.conditions(self.scope), _sort(DONGLE_SORTS, sort), direction,
-                               first, after)
+        return await self.page(Dongle, where.conditions(self.scope), sort, direction, first, after)
 
     async def sync_runs(self, first: int = 50, after: str | None = None) -> Page[SyncRun]:
         """The tenant's sync runs, newest first."""
-        return await self.page(SyncRun, self.scope.visible(SyncRun), SYNC_RUN_SORTS["started_at"],
-                               SortDirection.DESC, first, after)
+        return await self.page(SyncRun, self.scope.visible(SyncRun), SyncRunSort.STARTED_AT, SortDirection.DESC,
+                               first, after)
 
     async def unfinished_sync_run(self) -> SyncRun | None:
         """The tenant's running sync run, if any (at most one exists)."""
@@ -621,30 +621,23 @@ class FleetReader:
                             by_battery_type=buckets["battery_type"], offline=offline_counts)
 
 
-def _sort(options: dict[str, SortKey], name: str) -> SortKey:
-    try:
-        return options[name]
-    except KeyError:
-        raise InvalidParameterError(f"unknown sort {name!r}; one of {', '.join(sorted(options))}", parameter="sort",
-                                    allowed=sorted(options)) from None
-
-
 __all__ = [
-    "ACCOUNT_SORTS",
-    "DONGLE_SORTS",
-    "INVERTER_SORTS",
     "MODELS",
     "OFFLINE_THRESHOLDS_HOURS",
-    "SITE_SORTS",
     "AccountFilter",
+    "AccountSort",
     "Breakdown",
     "DongleFilter",
+    "DongleSort",
     "FleetReader",
     "FleetSummary",
     "InverterFilter",
+    "InverterSort",
     "PageWindow",
     "ReadScope",
     "SiteFilter",
+    "SiteSort",
     "SortDirection",
     "SortKey",
+    "SyncRunSort",
 ]

@@ -59,6 +59,7 @@ mints more (fewer scopes, unapproved, unsubscribed, ``rate_limit=`` for a commer
 Clock (``sim.clock``): ``now()`` (aware UTC), ``advance(timedelta)`` runs due behaviour: faults opening and
 clearing (events with start/end), LOST and back, firmware updates (UPDATING then higher ARM/DSP), settings
 changed by another actor. Data points exist every 5 minutes. ``clock_speed=0`` freezes time.
+``on_move(callback)`` is called after every ``advance`` and ``set_speed`` (``givfleet up`` records the demo's time).
 
 Ground truth (``sim.truth``, a :class:`~service.simulator.truth.Truth`): ``accounts()``, ``account(id)``,
 ``account_of_token(name_or_token)``, ``children(id)``, ``devices()`` (records with ``serial``,

@@ -26,6 +26,7 @@ class SimulationClock:
         self._real_origin = time.monotonic()
         self._offset = timedelta(0)
         self._on_advance: Callable[[datetime], None] | None = None
+        self._on_move: Callable[[], None] | None = None
 
     @property
     def speed(self) -> float:
@@ -35,6 +36,11 @@ class SimulationClock:
     def bind(self, on_advance: Callable[[datetime], None]) -> None:
         """Register the callback that runs due behaviour up to a given time (the simulator does this)."""
         self._on_advance = on_advance
+
+    def on_move(self, moved: Callable[[], None] | None) -> None:
+        """Call ``moved`` after every :meth:`advance` and :meth:`set_speed` (``None`` stops it): whoever records how
+        far the clock may have gone learns of the moves that do not follow the speed."""
+        self._on_move = moved
 
     def now(self) -> datetime:
         """The current simulation time (aware UTC)."""
@@ -58,6 +64,8 @@ class SimulationClock:
         current = self.now()
         if self._on_advance is not None:
             self._on_advance(current)
+        if self._on_move is not None:
+            self._on_move()
         return current
 
     def set_speed(self, speed: float) -> None:
@@ -67,3 +75,5 @@ class SimulationClock:
         self._offset = timedelta(0)
         self._real_origin = time.monotonic()
         self._speed = speed
+        if self._on_move is not None:
+            self._on_move()

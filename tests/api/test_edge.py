@@ -89,6 +89,33 @@ async def test_malformed_ids_in_paths_are_400_problems(api_client: httpx.AsyncCl
     assert (await rest(api_client, fleet, f"/api/v1/sites/{site_id(1)}")).status_code == 200
 
 
+async def test_every_typed_path_parameter_given_a_malformed_value_is_a_400_naming_it(
+        api_client: httpx.AsyncClient, fleet: KeyedFleet) -> None:
+    document = (await api_client.get("/schema/openapi.json")).json()
+    checked = []
+    for path, item in document["paths"].items():
+        for method, operation in item.items():
+            typed = [p["name"] for p in operation.get("parameters", [])
+                     if p["in"] == "path" and _refuses_text(p["schema"])]
+            for name in typed:
+                answer = await api_client.request(method, _concrete(path.replace(f"{{{name}}}", "123")),
+                                                  headers=fleet.headers("operator"))
+                assert answer.status_code == 400, (method, path, answer.text)
+                assert "400" in operation["responses"], (method, path)
+                assert answer.json()["errors"] == [{"key": name, "source": "path",
+                                                    "message": answer.json()["detail"]}], (method, path)
+                assert answer.json()["detail"].startswith(f"{name} must be a "), answer.text
+                assert answer.json()["detail"].endswith(", got '123'"), answer.text
+                checked.append((method, path))
+    assert len(checked) >= 25, checked  # campaigns, credentials, api keys, channels, rules, alerts, windows...
+    campaign = await rest(api_client, fleet, "/api/v1/campaigns/123")
+    assert campaign.json()["detail"] == "campaign_id must be a UUID, got '123'"
+    day = await rest(api_client, fleet, f"/api/v1/inverters/{inverter_serial(1)}/live/data-points/june")
+    assert day.json()["detail"] == "day must be a date (YYYY-MM-DD), got 'june'"
+    assert (await rest(api_client, fleet, "/api/v1/no-such-thing/123")).status_code == 404
+    assert (await rest(api_client, fleet, f"/api/v1/campaigns/{uuid.uuid4()}")).status_code == 404
+
+
 async def test_offline_hours_must_be_a_finite_number_of_hours(api_client: httpx.AsyncClient,
                                                                fleet: KeyedFleet) -> None:
     for value in ("nan", "inf", "-1"):
@@ -128,6 +155,34 @@ async def test_rest_and_graphql_share_one_set_of_limits(api_client: httpx.AsyncC
     too_many = await gql(api_client, fleet, page, n=limits.MAX_PAGE_SIZE + 1)
     assert error_codes(too_many) == ["BAD_USER_INPUT"]
     assert "first must be an integer from 0 to 500" in too_many["errors"][0]["message"]
+
+
+@pytest.mark.parametrize(("query", "name", "value"), [
+    ("{ account(upstreamId: 0) { id } }", "upstreamId", 0),
+    ("{ site(upstreamId: -1) { id } }", "upstreamId", -1),
+    ("{ inverters(filter: {accountId: 0}) { totalCount } }", "accountId", 0),
+    ("{ inverters(filter: {siteId: -5}) { totalCount } }", "siteId", -5),
+    ("{ fleetSummary(filter: {siteId: 0}) { total } }", "siteId", 0),
+    ("{ accounts(filter: {underAccountId: 0}) { totalCount } }", "underAccountId", 0),
+    ("{ sites(filter: {accountId: -1}) { totalCount } }", "accountId", -1),
+    ("{ dongles(filter: {siteId: 0}) { totalCount } }", "siteId", 0),
+    ("{ alerts(filter: {siteId: 0}) { totalCount } }", "siteId", 0),
+    ("{ incidents(filter: {accountId: -1}) { totalCount } }", "accountId", -1),
+])
+async def test_graphql_refuses_a_non_positive_upstream_id_as_the_subscription_does(
+        api_client: httpx.AsyncClient, fleet: KeyedFleet, query: str, name: str, value: int) -> None:
+    body = await gql(api_client, fleet, query)
+    assert error_codes(body) == ["BAD_USER_INPUT"], body
+    assert body["errors"][0]["message"] == f"{name} must be an integer from 1 to {limits.MAX_UPSTREAM_ID}, got {value}"
+
+
+async def test_graphql_upstream_id_lookups_and_filters_still_answer_valid_ids(api_client: httpx.AsyncClient,
+                                                                              fleet: KeyedFleet) -> None:
+    body = await gql(api_client, fleet, "query($site: Int!) { site(upstreamId: $site) { upstreamId } "
+                                        "inverters(filter: {siteId: $site}) { totalCount } }", site=site_id(1))
+    assert "errors" not in body, body
+    assert body["data"]["site"]["upstreamId"] == site_id(1)
+    assert body["data"]["inverters"]["totalCount"] >= 1
 
 
 async def test_history_limits_are_checked_not_clamped(api_client: httpx.AsyncClient, fleet: KeyedFleet) -> None:

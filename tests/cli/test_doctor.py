@@ -2,14 +2,33 @@
 
 from __future__ import annotations
 
+import contextlib
+import signal
+import subprocess
+import sys
 from pathlib import Path
 
+import psutil
 import pytest
 from typer.testing import CliRunner
 
 from service.cli import app
-from service.embedded import up_lock
-from service.settings import get_settings
+from service.embedded import EmbeddedServices, embedded_server_pids, up_lock
+from service.settings import Settings, get_settings
+from tests.support import alive
+
+OWNER = """
+import sys
+from pathlib import Path
+from service.embedded import EmbeddedServices, Use
+from service.settings import Settings
+
+home = Path(sys.argv[1])
+EmbeddedServices(home).resolve(Settings(_env_file=None, home=home), Use.OWN)
+print("serving", flush=True)
+sys.stdin.read()
+"""
+"""Starts the home's embedded servers as `givfleet up` does, then waits to be killed."""
 
 
 @pytest.fixture(autouse=True)
@@ -82,3 +101,39 @@ def test_the_api_address_is_the_running_ups_else_the_settings(monkeypatch: pytes
     assert "│ 127.0.0.1:9123 (where the running givfleet up serves it) " in api_row(running)
     assert ("│ 127.0.0.1:8000 (GIVFLEET_API__HOST and GIVFLEET_API__PORT, or their defaults; givfleet up --host/--port "
             "override them) ") in api_row(stopped)
+
+
+def test_servers_left_by_a_killed_up_are_reported_running_with_who_left_them(monkeypatch: pytest.MonkeyPatch,
+                                                                              tmp_path: Path) -> None:
+    home = tmp_path / "home"
+    monkeypatch.setenv("GIVFLEET_HOME", str(home))
+    monkeypatch.setenv("COLUMNS", "400")  # one line per check
+    owner = subprocess.Popen([sys.executable, "-c", OWNER, str(home)],  # noqa: S603
+                             stdin=subprocess.PIPE, stdout=subprocess.PIPE, text=True)
+    try:
+        assert owner.stdout is not None
+        assert "serving\n" in owner.stdout  # after its log lines
+        owner.send_signal(signal.SIGKILL)
+        assert owner.wait(timeout=60) == -signal.SIGKILL
+        servers = embedded_server_pids(home)
+
+        code, lines = _doctor(monkeypatch)
+
+        assert code == 0
+        assert lines == [
+            f"ok {check}: embedded {name} running (pid {servers[name]}), left by a givfleet up that is gone (pid "
+            f"{owner.pid}): the next givfleet command on this home adopts it (`givfleet up` keeps it running, any "
+            f"other command stops it when it ends), or stop it with `kill {servers[name]}`"
+            for check, name in (("database", "PostgreSQL"), ("redis", "Redis"))
+        ] + [f"ok givfleet up: not running on {home}"]
+        adopter = EmbeddedServices(home)  # what the next short command does
+        adopter.resolve(Settings(_env_file=None, home=home))
+        adopter.close()
+        assert [pid for pid in servers.values() if alive(pid)] == []
+        assert _doctor(monkeypatch)[1][0] == "ok database: not configured: `givfleet up` starts an embedded PostgreSQL"
+    finally:
+        owner.kill()
+        owner.wait()
+        for pid in embedded_server_pids(home).values():  # never leave a server behind, whatever failed
+            with contextlib.suppress(psutil.NoSuchProcess):
+                psutil.Process(pid).kill()

@@ -1,17 +1,20 @@
-"""Ctrl-C (SIGINT) stops `givfleet sync` and `givfleet worker` with one line: no traceback, no "Task exception
-was never retrieved", no "coroutine ... was never awaited". Real subprocesses, as a user runs them."""
+"""Ctrl-C (SIGINT) stops `givfleet sync` and `givfleet worker` with one line, and any command while its modules
+import with none: no traceback, no "Task exception was never retrieved", no "coroutine ... was never awaited". Real
+subprocesses, as a user runs them."""
 
 from __future__ import annotations
 
 import signal
 import subprocess
+import sys
+from pathlib import Path
 
 import pytest
 from typer.testing import CliRunner
 
 from service.cli import app
 from service.simulator import SimulatorConfig
-from tests.cli.test_shared_home import GIVFLEET
+from tests.cli.test_shared_home import GIVFLEET, givfleet_env
 from tests.support import served_simulator
 
 NOISE = ("Traceback", "never retrieved", "never awaited", "CancelledError")
@@ -52,3 +55,25 @@ def test_ctrl_c_stops_a_worker_with_one_line(cli_env: dict[str, str]) -> None:
     assert code == 0, output
     assert output.rstrip().endswith("givfleet worker stopped.")
     assert not [noise for noise in NOISE if noise in output], output
+
+
+def test_ctrl_c_while_a_command_imports_exits_quietly_with_130(tmp_path: Path) -> None:
+    """The console script as installed; Python reports each import as it completes, so the signal is sent once the
+    command's first dependency (typer) is in and before the command's own module (service.cli) is."""
+    console_script = Path(sys.executable).with_name("givfleet")
+    env = givfleet_env(tmp_path / "home", PYTHONPROFILEIMPORTTIME="1")
+    process = subprocess.Popen([console_script, "doctor"], env=env, stdout=subprocess.PIPE,  # noqa: S603
+                               stderr=subprocess.PIPE, text=True)
+    assert process.stderr is not None
+    imported = []
+    for line in process.stderr:
+        imported.append(line.rsplit("|", 1)[-1].strip())
+        if imported[-1] == "typer":
+            break
+    process.send_signal(signal.SIGINT)
+    output, errors = process.communicate(timeout=60)
+
+    assert "service.cli" not in imported  # interrupted while importing, before the command could run
+    assert process.returncode == 130, errors
+    assert output == ""
+    assert [line for line in errors.splitlines() if not line.startswith("import time:")] == []

@@ -29,7 +29,13 @@ def fresh_settings(monkeypatch: pytest.MonkeyPatch, tmp_path: Path) -> Iterator[
     ({"GIVFLEET_API__PORT": "abc", "GIVFLEET_SIMULATOR__ENABLED": "maybe"},
      "error: GIVFLEET_SIMULATOR__ENABLED: expected true or false; GIVFLEET_API__PORT: expected a whole number"),
     ({"GIVFLEET_SECURITY__ENCRYPTION_KEYS": "k1=abc"},
-     "error: a GIVFLEET_SECURITY__* variable is not valid JSON: Expecting value: line 1 column 1 (char 0)"),
+     "error: GIVFLEET_SECURITY__ENCRYPTION_KEYS: not valid JSON (Expecting value: line 1 column 1 (char 0))"),
+    ({"GIVFLEET_API": "{bad"},
+     "error: GIVFLEET_API: not valid JSON (Expecting property name enclosed in double quotes: line 1 column 2 "
+     "(char 1))"),
+    ({"GIVFLEET_NOTIFICATIONS": '{"smtp_port": 25}', "GIVFLEET_NOTIFICATIONS__WEBHOOK_ALLOWED_NETWORKS": "[x"},
+     "error: GIVFLEET_NOTIFICATIONS__WEBHOOK_ALLOWED_NETWORKS: not valid JSON (Expecting value: line 1 column 2 "
+     "(char 1))"),
     ({"GIVFLEET_LOG__LEVEL": "LOUD"},
      "error: GIVFLEET_LOG__LEVEL: expected 'DEBUG', 'INFO', 'WARNING', 'ERROR' or 'CRITICAL'"),
     ({"GIVFLEET_API__PORT": "99999", "GIVFLEET_SIMULATOR__PORT": "0"},
@@ -45,6 +51,17 @@ def test_a_setting_that_is_not_valid_names_its_variable(monkeypatch: pytest.Monk
         cli.main()
     assert stopped.value.code == 2
     assert capsys.readouterr().err.splitlines() == [line]
+
+
+def test_a_setting_in_the_env_file_that_is_not_json_names_its_variable_and_the_file(
+        monkeypatch: pytest.MonkeyPatch, tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
+    (tmp_path / ".env").write_text("GIVFLEET_SECURITY__ENCRYPTION_KEYS=k1=abc\n")
+    monkeypatch.setattr(sys, "argv", ["givfleet", "doctor"])
+    with pytest.raises(SystemExit) as stopped:
+        cli.main()
+    assert stopped.value.code == 2
+    assert capsys.readouterr().err.splitlines() == [
+        "error: GIVFLEET_SECURITY__ENCRYPTION_KEYS in .env: not valid JSON (Expecting value: line 1 column 1 (char 0))"]
 
 
 @pytest.mark.parametrize(("options", "line"), [

@@ -4,7 +4,6 @@ blocks the next one. Real subprocesses, as a user runs them."""
 
 from __future__ import annotations
 
-import json
 import os
 import re
 import signal
@@ -19,7 +18,8 @@ import httpx
 import psutil
 import pytest
 
-from tests.support import free_port
+from service.embedded import embedded_server_pids
+from tests.support import alive, free_port
 
 GIVFLEET = [sys.executable, "-c", "from service.cli import main; main()"]
 
@@ -85,19 +85,6 @@ def home(tmp_path: Path) -> Iterator[Path]:
             proc.kill()
 
 
-def embedded_server_pids(home: Path) -> list[int]:
-    postgres = int((home / "pgdata" / "postmaster.pid").read_text().splitlines()[0])
-    redis_settings = json.loads((home / "redis" / "givfleet.rdb.settings").read_text())
-    return [postgres, int(Path(redis_settings["pidfile"]).read_text())]
-
-
-def alive(pid: int) -> bool:
-    try:
-        return psutil.Process(pid).status() != psutil.STATUS_ZOMBIE
-    except psutil.NoSuchProcess:
-        return False
-
-
 def test_commands_attach_to_a_running_up_and_a_killed_up_is_recovered(home: Path) -> None:
     env = givfleet_env(home)
     refused = run(env, "worker")
@@ -136,7 +123,7 @@ def test_commands_attach_to_a_running_up_and_a_killed_up_is_recovered(home: Path
     recovered = Up.start(env)
     recovered.wait_ready()
     assert httpx.get(f"{api}/api/v1/me", headers=headers).status_code == 200
-    servers = embedded_server_pids(home)
+    servers = embedded_server_pids(home).values()
     assert recovered.stop(signal.SIGINT) == 0
     assert "givfleet stopped." in recovered.output
     assert "Traceback" not in recovered.output

@@ -14,6 +14,7 @@ import pytest
 from graphql import parse
 from sqlalchemy import update
 
+from service.core import limits
 from service.core.principal import Principal
 from service.core.roles import Role
 from service.db.models import mirror as m
@@ -81,12 +82,15 @@ async def test_a_cached_plan_is_no_way_past_the_cost_limit(resources: Resources,
                            variables={"serial": inverter_serial(2), "n": 500}) is None
 
 
-async def test_a_subtree_key_filtering_on_the_negated_root_is_answered(
+async def test_a_subtree_key_filtering_on_the_negated_root_is_refused_as_the_resolvers_refuse_it(
         api_client: httpx.AsyncClient, fleet_with_keys: KeyedFleet) -> None:
     query = "{ inverters(filter: {accountId: -2000}) { totalCount edges { node { serial } } } }"
     response = await api_client.post("/graphql", json={"query": query}, headers=fleet_with_keys.headers("sub_viewer"))
     assert response.status_code == 200
-    assert response.json() == {"data": {"inverters": {"totalCount": 0, "edges": []}}}
+    body = response.json()
+    assert body["data"] is None
+    assert [(error["message"], error["extensions"]["code"]) for error in body["errors"]] == [
+        (f"accountId must be an integer from 1 to {limits.MAX_UPSTREAM_ID}, got -2000", "BAD_USER_INPUT")]
 
 
 async def test_an_unexpected_compiler_failure_falls_back_to_the_resolvers(

@@ -172,6 +172,17 @@ def test_clock_is_frozen_at_speed_zero_and_accelerable() -> None:
     assert fast.clock.now() >= fast.config.start_time  # type: ignore[operator]
 
 
+def test_clock_moves_are_reported_to_whoever_records_them() -> None:
+    clock = Simulator(SimulatorConfig.quiet()).clock
+    speeds_seen: list[float] = []
+    clock.on_move(lambda: speeds_seen.append(clock.speed))
+    clock.advance(timedelta(hours=2))
+    clock.set_speed(60.0)
+    clock.on_move(None)
+    clock.advance(timedelta(hours=1))
+    assert speeds_seen == [0.0, 60.0]
+
+
 async def test_energy_flows_follow_the_solar_day(sim: Simulator, client: ClientFactory) -> None:
     device = first_hybrid(sim)
     day = "2026-05-20"

@@ -39,13 +39,13 @@ from service.db.models import mirror as m
 from service.gql.compiled import json_sql as js
 from service.gql.mirror import filters as gql_filters
 from service.mirror.queries import (
-    ACCOUNT_SORTS,
-    DONGLE_SORTS,
-    INVERTER_SORTS,
     MODELS,
-    SITE_SORTS,
+    AccountSort,
+    DongleSort,
+    InverterSort,
     PageWindow,
     ReadScope,
+    SiteSort,
     SortKey,
     present_first,
 )
@@ -106,22 +106,23 @@ RELATIONS: dict[tuple[str, str], Relation] = {
 
 @dataclass(frozen=True)
 class Connection:
-    """A root connection field: its model, sorts, and how its GraphQL filter becomes SQL conditions."""
+    """A root connection field: its model, its ordering when the field takes no ``sort``, and how its GraphQL
+    filter becomes SQL conditions."""
 
     model: type[Any]
-    sorts: Mapping[str, SortKey]
+    default_sort: SortKey
     filter_type: Callable[..., Any]
     conditions: Callable[[Any, ReadScope, datetime], list[ColumnElement[bool]]]
 
 
 CONNECTIONS: dict[str, Connection] = {
-    "inverters": Connection(m.Inverter, INVERTER_SORTS, gql_filters.InverterFilter,
+    "inverters": Connection(m.Inverter, InverterSort.SERIAL, gql_filters.InverterFilter,
                             lambda f, scope, now: f.to_query().conditions(scope, now)),
-    "accounts": Connection(m.FleetAccount, ACCOUNT_SORTS, gql_filters.AccountFilter,
+    "accounts": Connection(m.FleetAccount, AccountSort.USERNAME, gql_filters.AccountFilter,
                            lambda f, scope, _now: f.to_query().conditions(scope)),
-    "sites": Connection(m.Site, SITE_SORTS, gql_filters.SiteFilter,
+    "sites": Connection(m.Site, SiteSort.NAME, gql_filters.SiteFilter,
                         lambda f, scope, _now: f.to_query().conditions(scope)),
-    "dongles": Connection(m.Dongle, DONGLE_SORTS, gql_filters.DongleFilter,
+    "dongles": Connection(m.Dongle, DongleSort.SERIAL, gql_filters.DongleFilter,
                           lambda f, scope, _now: f.to_query().conditions(scope)),
 }
 # Root lookups by key: the type, its key column and the argument naming it.
@@ -307,9 +308,8 @@ class Builder:
         self.uses_now = self.uses_now or getattr(criteria, "offline_for_hours", None) is not None
         first = page_size(arguments.get("first"), parameter="first")
         after = arguments.get("after")
-        sort = arguments.get("sort")
-        sort_key = spec.sorts[sort.value if sort is not None else "serial"]
-        window = PageWindow.of(spec.model, sort_key, arguments["direction"], after)
+        sort = arguments.get("sort") or spec.default_sort
+        window = PageWindow.of(spec.model, sort, arguments["direction"], after)
         table = spec.model.__table__
         page = (select(*table.c, window.key.label("sort_key"),
                        func.row_number().over(order_by=window.ordering).label("rn"))

@@ -2,16 +2,49 @@
 
 from __future__ import annotations
 
-import strawberry
+import dataclasses
+from collections.abc import Mapping
+from typing import TYPE_CHECKING, Any, TypeVar
 
+import strawberry
+from strawberry.utils.str_converters import to_camel_case
+
+from service.core.limits import optional_upstream_id
 from service.mirror import queries as q
 from service.mirror.queries import AccountSort, InverterSort, SiteSort, SortDirection
+
+if TYPE_CHECKING:
+    from _typeshed import DataclassInstance
+
+_Criteria = TypeVar("_Criteria")
 
 # The read side's orderings, registered with strawberry in place (GraphQL enum values are the member names).
 strawberry.enum(SortDirection, description="Sort direction.")
 strawberry.enum(InverterSort, description="Orderings of inverters.")
 strawberry.enum(AccountSort, description="Orderings of accounts.")
 strawberry.enum(SiteSort, description="Orderings of sites.")
+
+
+UPSTREAM_ID_FIELDS = frozenset({"account_id", "site_id", "under_account_id"})
+"""The filter fields naming an account or site by its upstream id: a non-positive one is refused (BAD_USER_INPUT,
+as the ``alertChanged`` subscription refuses its ``siteId``), not answered with an empty page."""
+
+
+def _translated(given: DataclassInstance, query: type[_Criteria],
+                renames: Mapping[str, str] | None = None) -> _Criteria:
+    """The read side's ``query`` filter holding every field of the GraphQL input ``given``, by name (``renames``:
+    GraphQL field name to the query's, where they differ); the query's criteria GraphQL lacks keep their defaults."""
+    renames = renames or {}
+    return query(**{renames.get(field.name, field.name): _checked(given, field.name)
+                    for field in dataclasses.fields(given)})
+
+
+def _checked(given: DataclassInstance, name: str) -> Any:
+    """The value of ``given``'s field ``name``, an upstream id checked (and named as GraphQL names it)."""
+    value = getattr(given, name)
+    if name in UPSTREAM_ID_FIELDS:
+        return optional_upstream_id(value, parameter=to_camel_case(name))
+    return value
 
 
 @strawberry.input(description="Inverter criteria; every one given must hold.")
@@ -36,12 +69,7 @@ class InverterFilter:
         default=False, description="false: present upstream (default); true: removed; null: both.")
 
     def to_query(self) -> q.InverterFilter:
-        return q.InverterFilter(
-            status_in=self.status_in, model_in=self.model_in, battery_type_in=self.battery_type_in,
-            firmware_arm_min=self.firmware_arm_min, firmware_arm_max=self.firmware_arm_max,
-            firmware_dsp_min=self.firmware_dsp_min, firmware_dsp_max=self.firmware_dsp_max,
-            offline_for_hours=self.offline_for_hours, account_id=self.account_id, site_id=self.site_id,
-            search=self.search, removed=self.removed)
+        return _translated(self, q.InverterFilter)
 
 
 @strawberry.input(description="Account criteria.")
@@ -52,8 +80,7 @@ class AccountFilter:
     removed: bool | None = strawberry.field(default=False, description="false: present; true: removed; null: both.")
 
     def to_query(self) -> q.AccountFilter:
-        return q.AccountFilter(under_account_id=self.under_account_id, depth=self.depth, search=self.search,
-                               removed=self.removed)
+        return _translated(self, q.AccountFilter)
 
 
 @strawberry.input(description="Site criteria.")
@@ -64,8 +91,7 @@ class SiteFilter:
     removed: bool | None = strawberry.field(default=False, description="false: present; true: removed; null: both.")
 
     def to_query(self) -> q.SiteFilter:
-        return q.SiteFilter(account_id=self.account_id, scheme_status_in=self.site_status_in, search=self.search,
-                            removed=self.removed)
+        return _translated(self, q.SiteFilter, {"site_status_in": "scheme_status_in"})
 
 
 @strawberry.input(description="Dongle criteria.")
@@ -76,5 +102,4 @@ class DongleFilter:
     removed: bool | None = strawberry.field(default=False, description="false: present; true: removed; null: both.")
 
     def to_query(self) -> q.DongleFilter:
-        return q.DongleFilter(account_id=self.account_id, site_id=self.site_id, search=self.search,
-                              removed=self.removed)
+        return _translated(self, q.DongleFilter)

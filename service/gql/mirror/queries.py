@@ -9,6 +9,7 @@ from typing import Annotated, Any, TypeVar
 
 import strawberry
 
+from service.core import limits
 from service.core.errors import found
 from service.core.limits import page_size
 from service.core.pagination import Page
@@ -28,7 +29,16 @@ from service.gql.mirror.types import (
 )
 from service.gql.types.common import Node, from_global_id
 from service.gql.types.connection import Connection
-from service.mirror.queries import MODELS, AccountSort, FleetReader, InverterSort, SiteSort, SortDirection
+from service.mirror.queries import (
+    MODELS,
+    AccountSort,
+    DongleSort,
+    FleetReader,
+    InverterSort,
+    SiteSort,
+    SortDirection,
+    SortKey,
+)
 from service.policy import Action, authorize
 
 _CONVERTERS: dict[str, Callable[[Any], Node]] = {
@@ -41,12 +51,13 @@ After = Annotated[str | None, strawberry.argument(
     description="Cursor of the row to continue after (`pageInfo.endCursor`).")]
 
 _Criteria = TypeVar("_Criteria")
+_Sort = TypeVar("_Sort", bound=SortKey)
 _Row = TypeVar("_Row")
-ReadPage = Callable[[FleetReader, _Criteria, str, SortDirection, int, str | None], Awaitable[Page[_Row]]]
-"""A :class:`FleetReader` method reading one page of rows: (criteria, sort key, direction, first, after)."""
+ReadPage = Callable[[FleetReader, _Criteria, _Sort, SortDirection, int, str | None], Awaitable[Page[_Row]]]
+"""A :class:`FleetReader` method reading one page of rows: (criteria, ordering, direction, first, after)."""
 
 
-async def _connection(info: Info, read: ReadPage[_Criteria, _Row], criteria: _Criteria, sort: str,
+async def _connection(info: Info, read: ReadPage[_Criteria, _Sort, _Row], criteria: _Criteria, sort: _Sort,
                       direction: SortDirection, first: int | None, after: str | None,
                       node_of: Callable[[_Row], Any]) -> Connection[Any]:
     """One page of a root connection: what ``read`` (a :class:`FleetReader` method) finds for ``criteria`` in the
@@ -74,31 +85,33 @@ class MirrorQuery:
 
     @strawberry.field(description="An account by its upstream id.")
     async def account(self, info: Info, upstream_id: int) -> Account | None:
-        return found(await info.context.loaders.account_by_upstream_id.load(upstream_id), f"no account {upstream_id}")
+        account_id = limits.upstream_id(upstream_id, parameter="upstreamId")
+        return found(await info.context.loaders.account_by_upstream_id.load(account_id), f"no account {account_id}")
 
     @strawberry.field(description="A site by its upstream id.")
     async def site(self, info: Info, upstream_id: int) -> Site | None:
-        return found(await info.context.loaders.site_by_upstream_id.load(upstream_id), f"no site {upstream_id}")
+        site_id = limits.upstream_id(upstream_id, parameter="upstreamId")
+        return found(await info.context.loaders.site_by_upstream_id.load(site_id), f"no site {site_id}")
 
     @strawberry.field(description="Inverters matching a filter, one page at a time.")
     async def inverters(self, info: Info, filter: InverterFilter | None = None,
                         sort: InverterSort = InverterSort.SERIAL, direction: SortDirection = SortDirection.ASC,
                         first: First = None, after: After = None) -> Connection[Inverter]:
-        return await _connection(info, FleetReader.inverters, (filter or InverterFilter()).to_query(), sort.value,
+        return await _connection(info, FleetReader.inverters, (filter or InverterFilter()).to_query(), sort,
                                  direction, first, after, Inverter.from_row)
 
     @strawberry.field(description="Accounts of the hierarchy, one page at a time.")
     async def accounts(self, info: Info, filter: AccountFilter | None = None,
                        sort: AccountSort = AccountSort.USERNAME, direction: SortDirection = SortDirection.ASC,
                        first: First = None, after: After = None) -> Connection[Account]:
-        return await _connection(info, FleetReader.accounts, (filter or AccountFilter()).to_query(), sort.value,
+        return await _connection(info, FleetReader.accounts, (filter or AccountFilter()).to_query(), sort,
                                  direction, first, after, Account.from_row)
 
     @strawberry.field(description="Sites, one page at a time.")
     async def sites(self, info: Info, filter: SiteFilter | None = None, sort: SiteSort = SiteSort.NAME,
                     direction: SortDirection = SortDirection.ASC, first: First = None, after: After = None,
                     ) -> Connection[Site]:
-        return await _connection(info, FleetReader.sites, (filter or SiteFilter()).to_query(), sort.value,
+        return await _connection(info, FleetReader.sites, (filter or SiteFilter()).to_query(), sort,
                                  direction, first, after, Site.from_row)
 
     @strawberry.field(description="Dongles, one page at a time.")
@@ -106,7 +119,7 @@ class MirrorQuery:
         self, info: Info, filter: DongleFilter | None = None,
         direction: SortDirection = SortDirection.ASC, first: First = None, after: After = None,
     ) -> Connection[Dongle]:
-        return await _connection(info, FleetReader.dongles, (filter or DongleFilter()).to_query(), "serial",
+        return await _connection(info, FleetReader.dongles, (filter or DongleFilter()).to_query(), DongleSort.SERIAL,
                                  direction, first, after, Dongle.from_row)
 
     @strawberry.field(description="The tenant's sync runs, newest first (operator role; not for subtree keys).")

@@ -21,8 +21,8 @@ class MonitoringQuery:
                      after: str | None = None) -> AlertConnection:
         given = filter or AlertFilter()
         where = monitoring.AlertFilter(states=tuple(given.states or ()), severities=tuple(given.severities or ()),
-                                       site=given.site_id, account=given.account_id,
-                                       inverter=given.inverter_serial, since=given.since, until=given.until)
+                                       **given.place(), inverter=given.inverter_serial, since=given.since,
+                                       until=given.until)
         async with info.context.session_factory() as session:
             service = monitoring.AlertService(session, info.context.principal)
             page = await service.alerts(where, page_size(first, parameter="first"), after)
@@ -34,8 +34,8 @@ class MonitoringQuery:
                         after: str | None = None) -> Connection[Incident]:
         given = filter or IncidentFilter()
         where = monitoring.IncidentFilter(states=tuple(given.states or ()),
-                                          severities=tuple(given.severities or ()), site=given.site_id,
-                                          account=given.account_id, since=given.since, until=given.until)
+                                          severities=tuple(given.severities or ()), **given.place(),
+                                          since=given.since, until=given.until)
         async with info.context.session_factory() as session:
             service = monitoring.AlertService(session, info.context.principal)
             page = await service.incidents(where, page_size(first, parameter="first"), after)

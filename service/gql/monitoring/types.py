@@ -5,10 +5,11 @@
 from __future__ import annotations
 
 import datetime as dt
-from typing import Any, Generic, TypeVar
+from typing import Any, Generic, TypedDict, TypeVar
 
 import strawberry
 
+from service.core.limits import optional_upstream_id
 from service.core.pagination import Page
 from service.db.models import monitoring as m
 from service.db.models.monitoring import AlertState, IncidentKind, IncidentState, Severity
@@ -105,6 +106,13 @@ class AlertConnection(Connection[Alert]):
 _State = TypeVar("_State", AlertState, IncidentState)
 
 
+class Place(TypedDict):
+    """Where alerts or incidents are (upstream ids), as :mod:`service.monitoring.service`'s filters take it."""
+
+    site: int | None
+    account: int | None
+
+
 @strawberry.input
 class MonitorFilter(Generic[_State]):
     """What the alert and incident filters share: states (each of its own kind), severities, site, account."""
@@ -113,6 +121,11 @@ class MonitorFilter(Generic[_State]):
     severities: list[Severity] | None = None
     site_id: int | None = None
     account_id: int | None = strawberry.field(default=None, description="This account's subtree.")
+
+    def place(self) -> Place:
+        """The site and account criteria; a non-positive id is refused as the subscription refuses it."""
+        return {"site": optional_upstream_id(self.site_id, parameter="siteId"),
+                "account": optional_upstream_id(self.account_id, parameter="accountId")}
 
 
 @strawberry.input(description="Which alerts (every field optional).")
