@@ -21,7 +21,9 @@ from service.core.limits import page_size
 from service.db.models.monitoring import AlertState, IncidentState, Severity
 from service.monitoring.service import AlertFilter, AlertService, IncidentFilter
 from service.monitoring.settings import (
+    KNOBS,
     MIN_STORM_SHARE,
+    MonitoringKnobs,
     MonitoringSettingsView,
     SettingsChange,
     read_settings,
@@ -107,23 +109,14 @@ class MaintenanceWindowInput(BaseModel):
     reason: str | None = Field(default=None, max_length=500)
 
 
-class MonitoringSettingsBody(BaseModel):
+class MonitoringSettingsBody(BaseModel, MonitoringKnobs):
     """The tenant's monitoring settings, as the monitor uses them."""
 
-    enabled: bool
-    sweep_interval_seconds: int = Field(description="Seconds between sweeps (default 300).")
-    grace_seconds: int = Field(description="An inverter not seen for longer is 'Communication lost' (default 1800).")
-    flap_window_seconds: int = Field(description="An alert raised again within this time of clearing reopens "
-                                                 "(default 3600).")
-    storm_share: float = Field(description="Share of the fleet going LOST in one sweep that opens one fleet-wide "
-                                           "incident instead of alerts (default 0.2).")
     severity_overrides: dict[str, Severity] = Field(description="Cloud event name -> severity, over the catalogue.")
 
     @classmethod
     def of(cls, view: MonitoringSettingsView) -> MonitoringSettingsBody:
-        return cls(enabled=view.enabled, sweep_interval_seconds=view.sweep_interval_seconds,
-                   grace_seconds=view.grace_seconds, flap_window_seconds=view.flap_window_seconds,
-                   storm_share=view.storm_share, severity_overrides=view.severity_overrides)
+        return cls(**view.knobs, severity_overrides=view.severity_overrides)
 
 
 class MonitoringSettingsPatch(BaseModel):
@@ -152,13 +145,18 @@ class MonitoringSettingsPatch(BaseModel):
                                       {"name": name, "expected": expected[0], "got": json.dumps(value)})
         return value
 
+    def change(self) -> SettingsChange:
+        """The change the domain applies: the knobs given, and the severity overrides if given."""
+        return SettingsChange(self.model_dump(exclude_unset=True, exclude={"severity_overrides"}),
+                              severity_overrides=self.severity_overrides)
 
-_PATCH_TYPES: dict[str, tuple[str, tuple[type, ...]]] = {
-    "enabled": ("boolean", (bool,)), "sweep_interval_seconds": ("integer", (int,)),
-    "grace_seconds": ("integer", (int,)), "flap_window_seconds": ("integer", (int,)),
-    "storm_share": ("number", (float, int)),
+
+_JSON_TYPES: dict[type, tuple[str, tuple[type, ...]]] = {
+    bool: ("boolean", (bool,)), int: ("integer", (int,)), float: ("number", (float, int)),
 }
-"""The JSON type of each field (by its JSON name) and the Python types of the values that have it."""
+"""The JSON type of the values of a Python type, and the Python types of the values that have it."""
+_PATCH_TYPES = {name: _JSON_TYPES[kind] for name, kind in KNOBS.items()}
+"""The JSON type of each knob (by its JSON name) and the Python types of the values that have it."""
 
 
 class SeverityCountsView(BaseModel):
@@ -243,8 +241,7 @@ class MonitoringController(Controller):
                              db_session: DbSession) -> MonitoringSettingsBody:
         """Change the tenant's monitoring settings (admin, whole-tenant key; audited). A value out of range is a
         400 naming it, and nothing changes."""
-        change = SettingsChange(**data.model_dump(exclude_unset=True))
-        return MonitoringSettingsBody.of(await update_settings(db_session, principal, change))
+        return MonitoringSettingsBody.of(await update_settings(db_session, principal, data.change()))
 
     @post("/maintenance-windows", responses=problems(
         400, 401, 403, 422, 429))

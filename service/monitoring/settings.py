@@ -5,10 +5,13 @@ with a whole-tenant key changes them, audited in the same transaction. Nothing h
 
 from __future__ import annotations
 
+import typing
 from collections.abc import Mapping
 from dataclasses import dataclass, field
 from datetime import timedelta
+from typing import Annotated, Any
 
+from pydantic import Field
 from sqlalchemy import delete
 from sqlalchemy.ext.asyncio import AsyncSession
 
@@ -20,12 +23,6 @@ from service.policy import Action, authorize
 from service.tenants.service import AuditService
 
 DAY = 86_400
-LIMITS: Mapping[str, tuple[int, int]] = {
-    "sweep_interval_seconds": (60, DAY),
-    "grace_seconds": (60, 7 * DAY),
-    "flap_window_seconds": (0, 7 * DAY),
-}
-"""Allowed range of each duration, in seconds (the database checks the lower bounds too)."""
 MIN_STORM_SHARE = 0.01
 """The lowest storm share: below it, a handful of inverters going LOST would open a fleet-wide incident."""
 MAX_OVERRIDES = 500
@@ -33,26 +30,61 @@ MAX_EVENT_NAME = 200
 
 
 @dataclass(frozen=True)
-class MonitoringSettingsView:
-    """A tenant's monitoring settings as the monitor uses them."""
+class Bounds:
+    """The allowed range of a numeric knob (the database checks the lower bounds too); ``unit`` ends the message
+    naming a value out of it."""
+
+    low: float
+    high: float
+    unit: str
+
+
+class MonitoringKnobs:
+    """The knobs of a tenant's monitoring settings, declared once: each one's name, type, description (both APIs
+    show it) and, for a number, its :class:`Bounds`.
+
+    This is a read model (as :mod:`service.mirror.read_model`'s): the REST view and the GraphQL type inherit it;
+    :func:`update_settings`, its validation and its audit go over its fields by name, and so does the GraphQL
+    input. Adding a knob touches four places: the ORM model (:class:`service.db.models.monitoring.MonitoringSettings`),
+    a migration, this class and the REST patch (:class:`service.api.monitoring.MonitoringSettingsPatch`).
+    """
 
     enabled: bool
-    sweep_interval_seconds: int
-    grace_seconds: int
-    flap_window_seconds: int
-    storm_share: float
+    sweep_interval_seconds: Annotated[int, Bounds(60, DAY, "seconds"),
+                                      Field(description="Seconds between sweeps (default 300).")]
+    grace_seconds: Annotated[int, Bounds(60, 7 * DAY, "seconds"),
+                             Field(description="An inverter not seen for longer is 'Communication lost' "
+                                               "(default 1800).")]
+    flap_window_seconds: Annotated[int, Bounds(0, 7 * DAY, "seconds"),
+                                   Field(description="An alert raised again within this time of clearing reopens "
+                                                     "(a flap) (default 3600).")]
+    storm_share: Annotated[float, Bounds(MIN_STORM_SHARE, 1, "(a share of the fleet)"),
+                           Field(description="Share of the fleet going LOST in one sweep that opens one fleet-wide "
+                                             "incident instead of alerts (default 0.2).")]
+
+
+KNOBS: Mapping[str, type] = typing.get_type_hints(MonitoringKnobs)
+"""Each knob's type, by name, in declaration order."""
+_BOUNDS: Mapping[str, Bounds] = {
+    name: bounds for name, annotation in typing.get_type_hints(MonitoringKnobs, include_extras=True).items()
+    for bounds in getattr(annotation, "__metadata__", ()) if isinstance(bounds, Bounds)}
+
+
+@dataclass(frozen=True)
+class MonitoringSettingsView:
+    """A tenant's monitoring settings as the monitor uses them: each knob's value by name (of the type
+    :class:`MonitoringKnobs` gives it) and the severity overrides."""
+
+    knobs: Mapping[str, Any]
     severity_overrides: dict[str, Severity] = field(default_factory=dict)
 
 
 @dataclass(frozen=True)
 class SettingsChange:
-    """What to change; ``None`` keeps the current value. ``severity_overrides`` replaces the whole set."""
+    """What to change: ``knobs`` holds the new value of each knob to change, by name (the others keep theirs);
+    ``severity_overrides`` replaces the whole set (``None`` keeps it)."""
 
-    enabled: bool | None = None
-    sweep_interval_seconds: int | None = None
-    grace_seconds: int | None = None
-    flap_window_seconds: int | None = None
-    storm_share: float | None = None
+    knobs: Mapping[str, Any] = field(default_factory=dict)
     severity_overrides: Mapping[str, Severity] | None = None
 
 
@@ -76,18 +108,10 @@ async def update_settings(session: AsyncSession, principal: Principal,
     repo = MonitoringRepository(session, principal.tenant_id)
     row = await repo.settings(for_update=True)  # before any read: a concurrent change waits, then sees this one
     before = _view(row, await repo.overrides())
-    if change.enabled is not None:
-        row.enabled = change.enabled
-    if change.sweep_interval_seconds is not None:
-        row.sweep_interval_seconds = change.sweep_interval_seconds
-        if row.last_sweep_at is not None:  # the next sweep follows the new interval
-            row.next_sweep_at = row.last_sweep_at + timedelta(seconds=row.sweep_interval_seconds)
-    if change.grace_seconds is not None:
-        row.grace_seconds = change.grace_seconds
-    if change.flap_window_seconds is not None:
-        row.flap_window_seconds = change.flap_window_seconds
-    if change.storm_share is not None:
-        row.storm_share = change.storm_share
+    for name, value in change.knobs.items():
+        setattr(row, name, value)
+    if "sweep_interval_seconds" in change.knobs and row.last_sweep_at is not None:  # the next sweep follows it
+        row.next_sweep_at = row.last_sweep_at + timedelta(seconds=row.sweep_interval_seconds)
     overrides = before.severity_overrides
     if change.severity_overrides is not None:
         overrides = dict(change.severity_overrides)
@@ -95,10 +119,8 @@ async def update_settings(session: AsyncSession, principal: Principal,
         session.add_all(SeverityOverride(tenant_id=principal.tenant_id, event=event, severity=severity)
                         for event, severity in sorted(overrides.items()))
     after = _view(row, overrides)
-    changed = {name: {"from": _plain(getattr(before, name)), "to": _plain(getattr(after, name))}
-               for name in ("enabled", "sweep_interval_seconds", "grace_seconds", "flap_window_seconds",
-                            "storm_share", "severity_overrides")
-               if getattr(before, name) != getattr(after, name)}
+    old, new = _values(before), _values(after)
+    changed = {name: {"from": _plain(old[name]), "to": _plain(new[name])} for name in old if old[name] != new[name]}
     await AuditService(session).record(principal, Action.MONITORING_SETTINGS_WRITE.value.name,
                                        target_type="monitoring_settings", target_id=str(principal.tenant_id),
                                        details={"changed": changed})
@@ -107,14 +129,14 @@ async def update_settings(session: AsyncSession, principal: Principal,
 
 
 def _validate(change: SettingsChange) -> None:
-    for name, (low, high) in LIMITS.items():
-        value = getattr(change, name)
-        if value is not None and (isinstance(value, bool) or not low <= value <= high):
-            raise InvalidParameterError(f"{name} must be from {low} to {high} seconds, got {value!r}", parameter=name)
-    share = change.storm_share
-    if share is not None and (isinstance(share, bool) or not MIN_STORM_SHARE <= share <= 1):
-        raise InvalidParameterError(f"storm_share must be from {MIN_STORM_SHARE} to 1 (a share of the fleet), got "
-                                    f"{share!r}", parameter="storm_share")
+    unknown = sorted(change.knobs.keys() - KNOBS.keys())
+    if unknown:  # the adapters pass knobs only; anything else would be written to the row
+        raise InvalidParameterError(f"there is no monitoring setting {unknown[0]!r}", parameter=unknown[0])
+    for name, bounds in _BOUNDS.items():
+        value = change.knobs.get(name)
+        if value is not None and (isinstance(value, bool) or not bounds.low <= value <= bounds.high):
+            raise InvalidParameterError(f"{name} must be from {bounds.low} to {bounds.high} {bounds.unit}, got "
+                                        f"{value!r}", parameter=name)
     overrides = change.severity_overrides or {}
     if len(overrides) > MAX_OVERRIDES:
         raise InvalidParameterError(f"at most {MAX_OVERRIDES} severity overrides", parameter="severity_overrides")
@@ -125,9 +147,13 @@ def _validate(change: SettingsChange) -> None:
 
 
 def _view(row: MonitoringSettings, overrides: Mapping[str, Severity]) -> MonitoringSettingsView:
-    return MonitoringSettingsView(enabled=row.enabled, sweep_interval_seconds=row.sweep_interval_seconds,
-                                  grace_seconds=row.grace_seconds, flap_window_seconds=row.flap_window_seconds,
-                                  storm_share=row.storm_share, severity_overrides=dict(sorted(overrides.items())))
+    return MonitoringSettingsView({name: getattr(row, name) for name in KNOBS},
+                                  severity_overrides=dict(sorted(overrides.items())))
+
+
+def _values(view: MonitoringSettingsView) -> dict[str, object]:
+    """Every setting of ``view`` by name, the severity overrides last (as the audit lists what changed)."""
+    return {**view.knobs, "severity_overrides": view.severity_overrides}
 
 
 def _plain(value: object) -> object:
@@ -136,4 +162,5 @@ def _plain(value: object) -> object:
     return value
 
 
-__all__ = ["MIN_STORM_SHARE", "MonitoringSettingsView", "SettingsChange", "read_settings", "update_settings"]
+__all__ = ["KNOBS", "MIN_STORM_SHARE", "Bounds", "MonitoringKnobs", "MonitoringSettingsView", "SettingsChange",
+           "read_settings", "update_settings"]

@@ -75,7 +75,7 @@ class Scheduled:
         """Change the sweep interval as ``PATCH /api/v1/monitoring/settings`` does."""
         async with unit_of_work(self.resources.session_factory, self.resources.redis) as session:
             await update_settings(session, Principal.cli(self.tenant_id),
-                                  SettingsChange(sweep_interval_seconds=seconds))
+                                  SettingsChange({"sweep_interval_seconds": seconds}))
 
 
 @pytest.fixture

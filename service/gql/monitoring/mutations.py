@@ -13,7 +13,7 @@ from service.gql.context import Info
 from service.gql.monitoring.types import Alert, MaintenanceWindow, MonitoringSettings, MonitoringSettingsInput
 from service.gql.mutation import MutationPayload, parse_id
 from service.monitoring.service import AlertService
-from service.monitoring.settings import SettingsChange, update_settings
+from service.monitoring.settings import KNOBS, SettingsChange, update_settings
 
 
 @strawberry.type(description="The alert after the change.")
@@ -94,11 +94,9 @@ class MonitoringMutation:
             if len(set(events)) != len(events):  # a dict would silently keep the last one
                 raise InvalidParameterError("each event may appear once in severityOverrides",
                                             parameter="severity_overrides")
-            change = SettingsChange(
-                enabled=input.enabled, sweep_interval_seconds=input.sweep_interval_seconds,
-                grace_seconds=input.grace_seconds, flap_window_seconds=input.flap_window_seconds,
-                storm_share=input.storm_share,
-                severity_overrides=None if overrides is None else {o.event: o.severity for o in overrides})
+            knobs = {name: getattr(input, name) for name in KNOBS if getattr(input, name) is not None}
+            change = SettingsChange(knobs, severity_overrides=None if overrides is None
+                                    else {o.event: o.severity for o in overrides})
             settings = await update_settings(session, info.context.principal, change)
             return MonitoringSettingsPayload(settings=MonitoringSettings.of(settings))
 

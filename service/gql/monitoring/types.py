@@ -13,8 +13,9 @@ from service.core.limits import optional_upstream_id
 from service.core.pagination import Page
 from service.db.models import monitoring as m
 from service.db.models.monitoring import AlertState, IncidentKind, IncidentState, Severity
+from service.gql.types.common import optional_fields, read_fields
 from service.gql.types.connection import Connection
-from service.monitoring.settings import MonitoringSettingsView
+from service.monitoring.settings import MonitoringKnobs, MonitoringSettingsView
 
 strawberry.enum(AlertState, description="open -> acknowledged -> cleared.")
 strawberry.enum(Severity, description="How bad an alert is.")
@@ -148,24 +149,14 @@ class SeverityOverride:
 
 
 @strawberry.type(description="The tenant's monitoring settings, as the monitor uses them.")
-class MonitoringSettings:
-    enabled: bool
-    sweep_interval_seconds: int = strawberry.field(description="Seconds between sweeps (default 300).")
-    grace_seconds: int = strawberry.field(description="An inverter not seen for longer is 'Communication lost' "
-                                                      "(default 1800).")
-    flap_window_seconds: int = strawberry.field(description="An alert raised again within this time of clearing "
-                                                            "reopens (a flap) (default 3600).")
-    storm_share: float = strawberry.field(description="Share of the fleet going LOST in one sweep that opens one "
-                                                      "fleet-wide incident instead of alerts (default 0.2).")
+@read_fields(MonitoringKnobs)
+class MonitoringSettings(MonitoringKnobs):
     severity_overrides: list[SeverityOverride]
 
     @classmethod
     def of(cls, view: MonitoringSettingsView) -> MonitoringSettings:
-        return cls(enabled=view.enabled, sweep_interval_seconds=view.sweep_interval_seconds,
-                   grace_seconds=view.grace_seconds, flap_window_seconds=view.flap_window_seconds,
-                   storm_share=view.storm_share,
-                   severity_overrides=[SeverityOverride(event=event, severity=severity)
-                                       for event, severity in view.severity_overrides.items()])
+        return cls(**view.knobs, severity_overrides=[SeverityOverride(event=event, severity=severity)
+                                                     for event, severity in view.severity_overrides.items()])
 
 
 @strawberry.input(description="A severity for one cloud event name.")
@@ -174,10 +165,8 @@ class SeverityOverrideInput(SeverityOverride):
 
 
 @strawberry.input(description="What to change (omitted: unchanged); severityOverrides replaces the whole set.")
+@optional_fields(MonitoringKnobs)
 class MonitoringSettingsInput:
-    enabled: bool | None = None
-    sweep_interval_seconds: int | None = None
-    grace_seconds: int | None = None
-    flap_window_seconds: int | None = None
-    storm_share: float | None = None
+    """Every knob of :class:`MonitoringKnobs`, optional (null or omitted: unchanged), then the overrides."""
+
     severity_overrides: list[SeverityOverrideInput] | None = None
