@@ -4,20 +4,25 @@ maintenance windows; refusals are clear problems, never 500s."""
 from __future__ import annotations
 
 import asyncio
+import uuid
 from collections.abc import AsyncIterator
 from datetime import timedelta
 
 import httpx
 import pytest
 from sqlalchemy import select
+from strawberry.utils.str_converters import to_camel_case
 
 from service.cli_alerts import list_alerts_op
-from service.core.errors import NotFoundError
+from service.core.errors import InvalidParameterError, NotFoundError
+from service.core.principal import Principal
 from service.db.models.api_key import Role
 from service.db.models.audit import AuditEvent
 from service.db.models.monitoring import AlertState, Severity
 from service.db.models.notifications import NotificationEvent, NotificationEventType
+from service.jobs.enqueue import unit_of_work
 from service.monitoring.repository import MonitoringRepository
+from service.monitoring.settings import KNOBS, SettingsChange, update_settings
 from service.runtime import Resources
 from service.simulator import Simulator
 from tests.conftest import http_client
@@ -261,7 +266,9 @@ async def test_admins_change_the_monitoring_settings_the_monitor_reads_and_bad_v
         assert await repo.overrides() == {"Isolation fault": Severity.MINOR}
         audit = (await session.scalars(select(AuditEvent).where(
             AuditEvent.tenant_id == tenant.tenant_id, AuditEvent.action == "monitoring.settings.write"))).one()
-    assert audit.details["changed"]["storm_share"] == {"from": 0.2, "to": 0.5}
+    assert audit.details["changed"] == {"sweep_interval_seconds": {"from": 300, "to": 600},
+                                        "storm_share": {"from": 0.2, "to": 0.5},
+                                        "severity_overrides": {"from": {}, "to": {"Isolation fault": "minor"}}}
 
     refusals = [({"sweep_interval_seconds": 10}, "sweep_interval_seconds"), ({"storm_share": 0}, "storm_share"),
                 ({"grace_seconds": 10**9}, "grace_seconds"),
@@ -279,16 +286,24 @@ async def test_admins_change_the_monitoring_settings_the_monitor_reads_and_bad_v
                           ({"enabled": 1}, "enabled must be a JSON boolean, not 1")):
         refused = await client.patch("/api/v1/monitoring/settings", headers=tenant.headers, json=body)
         assert [error["message"] for error in refused.json()["errors"]] == [message]
+    for body, message in (({"sweep_interval_seconds": 10}, "sweep_interval_seconds must be from 60 to 86400 seconds, "
+                                                            "got 10"),
+                          ({"flap_window_seconds": -1}, "flap_window_seconds must be from 0 to 604800 seconds, got -1"),
+                          ({"storm_share": 0.005}, "storm_share must be from 0.01 to 1 (a share of the fleet), got "
+                                                   "0.005")):
+        refused = await client.patch("/api/v1/monitoring/settings", headers=tenant.headers, json=body)
+        assert refused.json()["detail"] == message
     unknown = await client.patch("/api/v1/monitoring/settings", headers=tenant.headers, json={"interval": 5})
     assert unknown.status_code == 400
     assert (await client.get("/api/v1/monitoring/settings", headers=viewer)).json() == changed.json()  # unchanged
 
-    mutation = """mutation { updateMonitoringSettings(input: {graceSeconds: 3600, severityOverrides: []}) {
-                  settings { graceSeconds sweepIntervalSeconds severityOverrides { event } }
+    mutation = """mutation { updateMonitoringSettings(input: {graceSeconds: 3600, stormShare: null,
+                  severityOverrides: []}) {
+                  settings { graceSeconds sweepIntervalSeconds stormShare severityOverrides { event } }
                   errors { code field } } }"""
     done = (await client.post("/graphql", json={"query": mutation}, headers=tenant.headers)).json()
-    assert done["data"]["updateMonitoringSettings"] == {"settings": {
-        "graceSeconds": 3600, "sweepIntervalSeconds": 600, "severityOverrides": []}, "errors": []}
+    assert done["data"]["updateMonitoringSettings"] == {"settings": {  # null keeps a value, as omitting it does
+        "graceSeconds": 3600, "sweepIntervalSeconds": 600, "stormShare": 0.5, "severityOverrides": []}, "errors": []}
     bad = (await client.post("/graphql", json={"query": "mutation { updateMonitoringSettings(input: "
                                                         "{stormShare: 1.5}) { settings { stormShare } "
                                                         "errors { code field } } }"}, headers=tenant.headers)).json()
@@ -302,6 +317,31 @@ async def test_admins_change_the_monitoring_settings_the_monitor_reads_and_bad_v
     read = (await client.post("/graphql", json={"query": "{ monitoringSettings { stormShare graceSeconds } }"},
                               headers=viewer)).json()
     assert read["data"]["monitoringSettings"] == {"stormShare": 0.5, "graceSeconds": 3600}
+
+
+async def test_rest_and_graphql_describe_each_monitoring_setting_alike(
+    client: httpx.AsyncClient, resources: Resources
+) -> None:
+    tenant = await committed_tenant(resources, Role.VIEWER)
+    schemas = (await client.get("/schema/openapi.json")).json()["components"]["schemas"]
+    rest = {to_camel_case(name): field.get("description")
+            for name, field in schemas["MonitoringSettingsBody"]["properties"].items() if name in KNOBS}
+    query = '{ __type(name: "MonitoringSettings") { fields { name description } } }'
+    fields = (await client.post("/graphql", json={"query": query}, headers=tenant.headers)).json()["data"]
+    graphql = {field["name"]: field["description"] for field in fields["__type"]["fields"] if field["name"] in rest}
+    assert graphql == rest
+    assert rest["graceSeconds"] == "An inverter not seen for longer is 'Communication lost' (default 1800)."
+
+
+async def test_a_settings_change_naming_no_knob_is_refused_and_changes_nothing(resources: Resources) -> None:
+    tenant = await committed_tenant(resources, Role.ADMIN)
+    with pytest.raises(InvalidParameterError, match="there is no monitoring setting 'tenant_id'") as refused:
+        async with unit_of_work(resources.session_factory, resources.redis) as session:
+            await update_settings(session, Principal.cli(tenant.tenant_id),
+                                  SettingsChange({"grace_seconds": 600, "tenant_id": uuid.uuid4()}))
+    assert refused.value.parameter == "tenant_id"
+    async with resources.session_factory() as session:
+        assert (await MonitoringRepository(session, tenant.tenant_id).settings()).grace_seconds == 1800
 
 
 async def test_concurrent_settings_changes_apply_one_after_the_other(
