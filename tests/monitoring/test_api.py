@@ -18,7 +18,7 @@ from service.core.errors import InvalidParameterError, NotFoundError
 from service.core.principal import Principal
 from service.db.models.api_key import Role
 from service.db.models.audit import AuditEvent
-from service.db.models.monitoring import AlertState, Severity
+from service.db.models.monitoring import AlertState, MonitoringSettings, Severity
 from service.db.models.notifications import NotificationEvent, NotificationEventType
 from service.jobs.enqueue import unit_of_work
 from service.monitoring.repository import MonitoringRepository
@@ -319,7 +319,7 @@ async def test_admins_change_the_monitoring_settings_the_monitor_reads_and_bad_v
     assert read["data"]["monitoringSettings"] == {"stormShare": 0.5, "graceSeconds": 3600}
 
 
-async def test_rest_and_graphql_describe_each_monitoring_setting_alike(
+async def test_rest_and_graphql_describe_each_monitoring_setting_alike_and_rest_patches_each(
     client: httpx.AsyncClient, resources: Resources
 ) -> None:
     tenant = await committed_tenant(resources, Role.VIEWER)
@@ -331,6 +331,15 @@ async def test_rest_and_graphql_describe_each_monitoring_setting_alike(
     graphql = {field["name"]: field["description"] for field in fields["__type"]["fields"] if field["name"] in rest}
     assert graphql == rest
     assert rest["graceSeconds"] == "An inverter not seen for longer is 'Communication lost' (default 1800)."
+    # Every setting one reads can be changed (the REST patch lists the knobs again).
+    patch, body = schemas["MonitoringSettingsPatch"], schemas["MonitoringSettingsBody"]
+    assert patch["properties"].keys() == body["properties"].keys()
+
+
+async def test_every_settings_column_but_the_sweep_times_is_a_knob_both_apis_show() -> None:
+    # A column added to the ORM model but not to MonitoringKnobs would be stored, never shown nor changeable.
+    columns = set(MonitoringSettings.__table__.columns.keys()) - {"tenant_id", "next_sweep_at", "last_sweep_at"}
+    assert set(KNOBS) == columns
 
 
 async def test_a_settings_change_naming_no_knob_is_refused_and_changes_nothing(resources: Resources) -> None:
