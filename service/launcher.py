@@ -23,7 +23,7 @@ from service.app import create_app
 from service.core.signals import stop_on_signals, until_stopped
 from service.db import migrate
 from service.doctor import resolved_services
-from service.embedded import StartupError, Use, up_lock
+from service.embedded import StartupError, Use, running_up, up_lock
 from service.jobs.typed import Queue
 from service.observability import configure_logging
 from service.runtime import NotConfiguredError, Resources
@@ -63,13 +63,13 @@ class Stack:
         await migrate.upgrade(database_url)
         resources = Resources.open(with_worker_pool(self.settings, list(Queue), keep=self.settings.db.pool_size))
         servers: list[tuple[QuietServer, asyncio.Task[None]]] = []
-        async with contextlib.AsyncExitStack() as demo_clock:  # its last time is recorded once the simulator stops
+        async with contextlib.AsyncExitStack() as demo_cloud:  # its last snapshot is taken once the simulator stops
             try:
                 with_demo = await demo.simulator_wanted(resources)
                 if with_demo:  # known only now (it depends on the tenants' credentials): its port is checked now
                     refuse_taken_simulator_port(self.settings, self.port)
                     simulator = demo.build_simulator(resources)
-                    await demo_clock.enter_async_context(simulator.kept_clock())
+                    await demo_cloud.enter_async_context(simulator.kept_cloud())
                     servers.append(await start_server(QuietServer(simulator.config), "simulator"))
                     await demo.prepare_demo_tenant(resources, simulator, announce)
                 announce(await demo.describe_upstreams(resources))
@@ -124,10 +124,11 @@ async def _serve(server: QuietServer) -> None:
 def run_up(settings: Settings, host: str, port: int, announce: Callable[[str], None]) -> None:
     """``givfleet up``: the whole stack in this process tree (one per ``GIVFLEET_HOME``)."""
     configure_logging(settings.log)
-    with up_lock(settings.home, api=f"{host}:{port}"):
-        refuse_taken_api_port(host, port)
-        with resolved_services(settings, Use.OWN, require_current_schema=False, announce=announce) as resolved:
-            asyncio.run(Stack(resolved, host, port).run(announce))
+    if running_up(settings.home) is None:  # else up_lock names the running up, the likelier holder of the port
+        refuse_taken_api_port(host, port)  # before anything is written to the home
+    with (up_lock(settings.home, api=f"{host}:{port}"),
+          resolved_services(settings, Use.OWN, require_current_schema=False, announce=announce) as resolved):
+        asyncio.run(Stack(resolved, host, port).run(announce))
 
 
 def refuse_taken_simulator_port(settings: Settings, api_port: int) -> None:

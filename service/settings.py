@@ -12,7 +12,7 @@ import binascii
 import ipaddress
 from functools import lru_cache
 from pathlib import Path
-from typing import Any, Literal
+from typing import Any, Literal, get_args
 
 from pydantic import BaseModel, ConfigDict, Field, SecretStr, ValidationInfo, field_validator, model_validator
 from pydantic.fields import FieldInfo
@@ -86,7 +86,8 @@ class SimulatorSettings(BaseModel):
     fleet_size: int = Field(default=200, ge=1, description="Inverters generated for the demo fleet.")
     seed: int = Field(default=7, description="Seed of the generated fleet (same seed, same fleet).")
     clock_speed: float = Field(
-        default=60.0, ge=0, description="Simulated seconds per real second (faults come and go while `up` runs)."
+        default=1.0, ge=0, description="Simulated seconds per real second: 1 keeps the demo's times in step with "
+        "givfleet's own; more speeds the demo's faults, outages and updates up, its clock running ahead of yours."
     )
     refresh_interval_seconds: int = Field(
         default=60, ge=60, description="How often `up` refreshes the demo tenant (picks up what changed)."
@@ -309,7 +310,11 @@ class LogSettings(BaseModel):
         # WARN and FATAL still name their levels.
         if not isinstance(level, str):
             return level
-        return {"WARN": "WARNING", "FATAL": "CRITICAL"}.get(level.upper(), level.upper())
+        name = {"WARN": "WARNING", "FATAL": "CRITICAL"}.get(level.upper(), level.upper())
+        if name not in get_args(cls.model_fields["level"].annotation):
+            raise ValueError("expected 'DEBUG', 'INFO', 'WARNING' (or 'WARN'), 'ERROR' or 'CRITICAL' (or 'FATAL'), "
+                             "in any case")
+        return name
 
 
 class InvalidJsonSettingError(ValueError):

@@ -146,12 +146,14 @@ async def db_session(resources: Resources) -> AsyncIterator[AsyncSession]:
 @pytest.fixture
 async def clean_db(resources: Resources) -> AsyncIterator[None]:
     """For tests whose code commits (API requests, jobs): empty every table but the budget salt (every process of
-    the run keeps its salt, as in a deployment), and drop the jobs queued in this run's namespace, afterwards (a job
-    left queued would name rows that are gone)."""
+    the run keeps its salt, as in a deployment), and drop the jobs queued in this run's namespace and its upstream
+    rate-limit budgets, afterwards (a job left queued would name rows that are gone; a budget is keyed by the token,
+    and the simulators of the tests share their seeded tokens, so the next test would wait for this one's slots to
+    age out of the window, up to a minute)."""
     yield
     namespace = resources.redis.namespace
     for pattern in (f"{namespace}:queue:*", f"arq:job:{namespace}:*", f"arq:in-progress:{namespace}:*",
-                    f"arq:retry:{namespace}:*"):
+                    f"arq:retry:{namespace}:*", f"{namespace}:ratelimit:*"):
         keys = [key async for key in resources.redis.scan_iter(match=pattern)]
         if keys:
             await resources.redis.delete(*keys)

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import dataclasses
 from collections import Counter
-from datetime import timedelta
+from datetime import datetime, timedelta
 from pathlib import Path
 
 import pytest
@@ -22,9 +22,11 @@ from service.launcher import QuietServer, start_server
 from service.mirror.jobs import sync_job_id
 from service.runtime import Resources
 from service.settings import SimulatorSettings, SyncSettings
+from service.simulator import Simulator
 from service.tenants.crypto import load_key_ring
 from service.tenants.demo import issue_demo_admin_key
 from service.tenants.service import CredentialService, TenantService
+from tests.simulator.conftest import client_factory
 from tests.support import free_port
 
 
@@ -91,7 +93,8 @@ async def test_a_real_credential_keeps_the_simulator_on_while_the_demo_uses_it(
     await add_credential("demo", demo.simulator_base_url(demo_resources.settings))
     assert await demo.simulator_wanted(demo_resources), "the demo credential still points at the simulator"
     assert await demo.describe_upstreams(demo_resources) == (
-        "Upstreams: acme -> GivEnergy Cloud; demo -> the bundled simulator")
+        f"Upstreams: acme -> GivEnergy Cloud; demo -> the bundled simulator "
+        f"({demo.simulator_base_url(demo_resources.settings)})")
 
     forced = demo_resources.settings.model_copy(update={"simulator": SimulatorSettings(enabled=False)})
     assert not await demo.simulator_wanted(dataclasses.replace(demo_resources, settings=forced))
@@ -109,28 +112,92 @@ def test_the_demo_fleet_is_worth_looking_at(resources: Resources) -> None:
     assert all(simulator.truth.events(serial) for serial in faulted), "every fault comes with its events"
 
     before = {device.serial: device.status for device in devices}
-    simulator.clock.advance(timedelta(hours=1))  # a minute of `up` at the demo's clock speed
+    simulator.clock.advance(timedelta(minutes=30))  # half an hour of `up`
     after = {device.serial: device.status for device in simulator.truth.visible_devices("company")}
     assert before != after, "the fleet changes while `up` runs, so refreshes record history"
 
 
-async def test_the_demo_clock_carries_on_across_restarts_on_a_home(demo_resources: Resources, tmp_path: Path) -> None:
-    home = dataclasses.replace(demo_resources, settings=demo_resources.settings.model_copy(update={"home": tmp_path}))
+def at_home(demo_resources: Resources, home: Path) -> Resources:
+    return dataclasses.replace(demo_resources, settings=demo_resources.settings.model_copy(update={"home": home}))
+
+
+def past(simulator: Simulator, before: datetime) -> list[tuple[str, str, datetime, datetime | None]]:
+    """The fault events that ended before a time, as the cloud reports them."""
+    return [(event.serial, event.event, event.start_time, event.end_time) for event in simulator.truth.events()
+            if event.end_time is not None and event.end_time <= before]
+
+
+async def test_the_demo_cloud_carries_on_across_restarts_on_a_home(demo_resources: Resources, tmp_path: Path) -> None:
+    home = at_home(demo_resources, tmp_path)
     first = demo.build_simulator(home)
-    async with first.kept_clock():
-        first.simulator.clock.advance(timedelta(days=3))  # an hour and more of `up` at the demo's clock speed
+    sim = first.simulator
+    written, faulted, lost = [device.serial for device in sim.truth.visible_devices("company")
+                              if device.controllable and not (device.locked or device.another_actor)
+                              and device.status in ("NORMAL", "WAITING")][:3]
+    async with first.kept_cloud():
+        async with client_factory(sim)("company") as api:  # what a campaign does
+            answer = await api.post(f"/inverter/{written}/settings/71/write", json={"value": 10, "context": "t"})
+        assert answer.json()["data"]["success"], answer.text
+        async with client_factory(sim)(None, base="http://sim/_simulator") as door:
+            await door.post("/faults", json={"serials": [faulted], "event": "Isolation fault",
+                                             "duration_seconds": 86400})
+            await door.post("/lost", json={"serials": [lost], "duration_seconds": 86400})
+            await door.post("/clock/advance", json={"seconds": 60})  # a move of the clock: a snapshot at once
+        shown = sim.clock.now()
+        history = past(sim, shown)
+        after_a_kill = demo.build_simulator(home).simulator  # the run killed now: its last snapshot is all there is
+        last = sim.clock.now()
+    after_a_stop = demo.build_simulator(home).simulator
+    for resumed, seen in ((after_a_kill, shown), (after_a_stop, last)):
+        assert resumed.truth.setting(written, 71) == 10, "the campaign's write is still there"
+        assert [event.event for event in resumed.truth.events(faulted) if event.end_time is None] == [
+            "Isolation fault"]
+        assert resumed.truth.device(faulted).status == "ERROR"
+        assert resumed.truth.device(lost).status == "LOST"
+        assert past(resumed, shown) == history, "the history did not move"
+        assert resumed.clock.now() >= seen, "the clock did not go back"
+    assert history, "a week of history to compare"
+
+
+async def test_the_demo_clock_keeps_its_lead_across_restarts(demo_resources: Resources, tmp_path: Path) -> None:
+    home = at_home(demo_resources, tmp_path)
+    first = demo.build_simulator(home)
+    async with first.kept_cloud():
+        first.simulator.clock.advance(timedelta(days=3))  # the side door moved it ahead of the wall clock
         shown = first.simulator.clock.now()
-        after_a_kill = demo.build_simulator(home)  # the run killed now: what it checkpointed is ahead of `shown`
+        after_a_kill = demo.build_simulator(home)
         last = first.simulator.clock.now()
     assert after_a_kill.simulator.clock.now() >= shown
     assert demo.build_simulator(home).simulator.clock.now() >= last
     assert last - utcnow() > timedelta(days=2), "the second start resumed the simulated time, ahead of the wall clock"
 
 
-def test_an_unreadable_demo_clock_is_named(demo_resources: Resources, tmp_path: Path) -> None:
-    (tmp_path / demo.CLOCK_FILE).write_text('{"reached": "yesterday"}', encoding="utf-8")
+def test_the_demo_clock_runs_in_real_time(demo_resources: Resources, tmp_path: Path) -> None:
+    simulator = demo.build_simulator(at_home(demo_resources, tmp_path)).simulator
+    assert simulator.clock.speed == 1, "the demo's times keep in step with givfleet's"
+    assert simulator.clock.now() <= utcnow()
+
+
+async def test_a_snapshot_of_another_fleet_is_not_used(
+    demo_resources: Resources, tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    other = at_home(demo_resources, tmp_path).settings.simulator.model_copy(update={"seed": 4})
+    foreign = demo.build_simulator(dataclasses.replace(demo_resources, settings=demo_resources.settings.model_copy(
+        update={"home": tmp_path, "simulator": other})))
+    foreign.simulator.inject_fault([foreign.simulator.fleet.devices[0].serial], "Isolation fault")
+    async with foreign.kept_cloud():
+        pass
+    fresh = demo.build_simulator(at_home(demo_resources, tmp_path)).simulator
+    assert fresh.tokens["company"] != foreign.simulator.tokens["company"], "the configured seed's fleet, generated"
+    assert "seed 4 (not 3)" in capsys.readouterr().out
+    assert fresh.truth.summary() == Simulator(fresh.config).truth.summary()
+
+
+def test_an_unreadable_demo_cloud_is_named(demo_resources: Resources, tmp_path: Path) -> None:
+    (tmp_path / demo.CLOUD_FILE).write_text('{"format": 1, "seed": 3, "fleet_size": 12, "reached": "yesterday"}',
+                                            encoding="utf-8")
     with pytest.raises(StartupError) as refused:
-        demo.build_simulator(dataclasses.replace(
-            demo_resources, settings=demo_resources.settings.model_copy(update={"home": tmp_path})))
-    assert str(refused.value) == (f"the demo clock file {tmp_path / demo.CLOCK_FILE} is unreadable (Invalid isoformat "
-                                  "string: 'yesterday'): delete it, and the demo clock starts at the current time")
+        demo.build_simulator(at_home(demo_resources, tmp_path))
+    assert str(refused.value) == (
+        f"the demo cloud snapshot {tmp_path / demo.CLOUD_FILE} is unreadable (Invalid isoformat string: "
+        "'yesterday'): delete it, and the demo starts afresh with a newly generated fleet")

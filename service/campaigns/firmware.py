@@ -34,6 +34,7 @@ from service.campaigns.service import INSERT_BATCH, CampaignService, Preparation
 from service.campaigns.waves import chunks
 from service.core.clock import utcnow
 from service.core.errors import ConflictError, InvalidInputError, InvalidParameterError
+from service.core.limits import UpstreamId
 from service.core.pagination import Cursor, Page
 from service.core.principal import Principal
 from service.core.text import Name
@@ -62,8 +63,8 @@ class WatchSpec(BaseModel):
                                          description="The cohort's ARM firmware at least this.")
     firmware_arm_max: int | None = Field(default=None, ge=0, le=2**31 - 1,
                                          description="The cohort's ARM firmware at most this.")
-    account_id: int | None = Field(default=None, ge=-(2**63), le=2**63 - 1,
-                                   description="Only inverters in this account's subtree (upstream id).")
+    account_id: UpstreamId | None = Field(default=None,
+                                          description="Only inverters in this account's subtree (upstream id).")
     target_firmware_arm: int = Field(ge=0, le=2**31 - 1, description="The ARM firmware version to reach.")
     straggler_days: int = Field(default=7, ge=0, le=3650,
                                 description="A member still behind this many days after the start is a straggler.")
@@ -71,7 +72,9 @@ class WatchSpec(BaseModel):
     @field_validator("target_firmware_arm")
     @classmethod
     def _above_range(cls, target: int, info: ValidationInfo) -> int:
-        low = info.data.get("firmware_arm_min")
+        low, high = info.data.get("firmware_arm_min"), info.data.get("firmware_arm_max")
+        if low is not None and high is not None and low > high:  # an inverted range: the model validator says so
+            return target
         if low is not None and target <= low:
             raise ValueError(f"must be above firmware_arm_min ({low}): every member would be at the target from "
                              "the start")

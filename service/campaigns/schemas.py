@@ -17,6 +17,7 @@ from pydantic import (
 )
 
 from service.campaigns.values import canonical
+from service.core.limits import UpstreamId
 from service.core.text import NO_CONTROL, Name, plain
 
 RESTART_SETTING = 83
@@ -40,8 +41,8 @@ class _Strict(BaseModel):
 class TargetSpec(_Strict):
     """Which inverters, in the GraphQL inverter filter's vocabulary; every criterion given must hold."""
 
-    account_id: int | None = Field(default=None, description="In the subtree of this account (upstream id).")
-    site_ids: list[int] | None = Field(default=None, description="At one of these sites (upstream ids).")
+    account_id: UpstreamId | None = Field(default=None, description="In the subtree of this account (upstream id).")
+    site_ids: list[UpstreamId] | None = Field(default=None, description="At one of these sites (upstream ids).")
     models: list[ModelName] | None = Field(default=None, description="Model is one of these, e.g. [\"GIV-HY5.0\"].")
     statuses: list[Status] | None = Field(default=None, description="Status is one of these (case-insensitive).")
     firmware_arm_min: int | None = Field(default=None, description="ARM firmware at least this.")

@@ -13,7 +13,9 @@ import enum
 import math
 from collections.abc import Mapping
 from datetime import UTC, date, datetime
-from typing import Any, TypeVar
+from typing import Annotated, Any, TypeVar
+
+from pydantic import Field
 
 from service.core.errors import InvalidParameterError
 
@@ -30,6 +32,8 @@ MAX_NESTED_LIST = 100
 :data:`MAX_PAGE_SIZE`); the cost estimate counts these, so it bounds what an operation can really return."""
 MAX_UPSTREAM_ID = 2**53
 """Upstream ids (accounts, sites) are positive and fit a JSON number exactly."""
+UpstreamId = Annotated[int, Field(ge=1, le=MAX_UPSTREAM_ID)]
+"""An upstream id in a request body (a field of a service's input model): what :func:`upstream_id` accepts."""
 MAX_OFFLINE_HOURS = 24 * 365 * 50
 INT32 = (-(2**31), 2**31 - 1)
 INT64 = (-(2**63), 2**63 - 1)

@@ -59,7 +59,14 @@ mints more (fewer scopes, unapproved, unsubscribed, ``rate_limit=`` for a commer
 Clock (``sim.clock``): ``now()`` (aware UTC), ``advance(timedelta)`` runs due behaviour: faults opening and
 clearing (events with start/end), LOST and back, firmware updates (UPDATING then higher ARM/DSP), settings
 changed by another actor. Data points exist every 5 minutes. ``clock_speed=0`` freezes time.
-``on_move(callback)`` is called after every ``advance`` and ``set_speed`` (``givfleet up`` records the demo's time).
+``on_move(callback)`` is called after every ``advance`` and ``set_speed`` (``givfleet up`` then snapshots the demo).
+
+Snapshots (:mod:`.snapshot`): ``sim.snapshot(ahead=timedelta(0))`` is the world as it is now (fleet records,
+events, LOST/UPDATING states, scheduled happenings and random generators, tokens, control log, counters,
+notifications); ``snapshot.to_json(snap)`` / ``snapshot.from_json(text, config)`` write and read it as JSON
+(another seed, fleet size or format: ``ForeignSnapshotError``); ``Simulator(config, resume=snap)`` carries on from
+it instead of generating, its clock no earlier than the snapshot's time plus ``ahead``. ``givfleet up`` keeps its
+demo cloud across restarts this way.
 
 Ground truth (``sim.truth``, a :class:`~service.simulator.truth.Truth`): ``accounts()``, ``account(id)``,
 ``account_of_token(name_or_token)``, ``children(id)``, ``devices()`` (records with ``serial``,

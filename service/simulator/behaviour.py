@@ -14,6 +14,7 @@ from enum import StrEnum
 
 from service.simulator.catalogue import Setting, rule_bounds
 from service.simulator.fleet import Device, Fleet
+from service.simulator.records import RandomState
 
 FAULTS: tuple[tuple[str, str], ...] = (
     ("PV Over Voltage", "ERROR"),
@@ -91,11 +92,76 @@ class _Scheduled:
     event: InverterEvent | None = None
 
 
+@dataclass(slots=True)
+class BehaviourState:
+    """What behaviour has left and has yet to run: all a :class:`Behaviour` needs to carry on (the faults still open
+    are the events without an end), kept across restarts of ``givfleet up`` by :mod:`.snapshot`.
+
+    Attributes:
+        time: Time up to which happenings have been run.
+        random_state: State of the behaviour generator (:meth:`random.Random.getstate`).
+        sequence: Sequence number of the last happening scheduled (ties at one time run in this order).
+        scheduled: Happenings yet to run.
+        actor_population: Inverters held by another actor at the start (the actor process's rate).
+        events: Fault events per inverter serial, oldest first.
+        lost: Indexes of the inverters LOST for a while, with the time each went.
+        updating: Indexes of the inverters updating their firmware.
+        dead: Indexes of the inverters LOST for good.
+        drifts: Setting changes made by another actor, oldest first.
+    """
+
+    time: datetime
+    random_state: RandomState
+    sequence: int
+    scheduled: list[_Scheduled]
+    actor_population: int
+    events: dict[str, list[InverterEvent]]
+    lost: dict[int, datetime]
+    updating: set[int]
+    dead: set[int]
+    drifts: list[Drift]
+
+
 class Behaviour:
     """Runs due happenings and keeps the state they leave (events, LOST/UPDATING sets, drift log)."""
 
-    def __init__(self, fleet: Fleet, seed: int, rates: Rates, start: datetime) -> None:
-        """Create the engine; nothing runs until :meth:`run_until`.
+    def __init__(self, fleet: Fleet, rates: Rates, state: BehaviourState) -> None:
+        """Carry on from a state (:meth:`starting` makes a first one; :meth:`state` takes it to keep it).
+
+        Args:
+            fleet: The fleet to act on (the one the state was made on).
+            rates: Happenings per inverter per day.
+            state: What happened so far and what is scheduled.
+        """
+        self._fleet = fleet
+        self._rng = random.Random()  # noqa: S311 - simulation, not cryptography
+        self._rng.setstate(state.random_state)
+        self._rates = rates
+        self._time = state.time
+        # (timestamp, sequence, item): plain tuples keep the heap cheap for long histories of large fleets.
+        self._queue: list[tuple[float, int, _Scheduled]] = [
+            (item.time.timestamp(), item.sequence, item) for item in state.scheduled
+        ]
+        heapq.heapify(self._queue)
+        self._sequence = state.sequence
+        self.events = state.events
+        self.active: dict[int, list[InverterEvent]] = {}
+        for serial, events in state.events.items():
+            for event in events:
+                if event.end_time is None:
+                    self.active.setdefault(fleet.by_serial[serial].index, []).append(event)
+        self._link_clearings(state.scheduled)
+        self.lost = state.lost
+        self.updating = state.updating
+        self.dead = state.dead
+        self.drifts = state.drifts
+        self._actors: list[int] | None = None
+        # The actor process runs at a rate fixed by the population at start (so it stays reproducible).
+        self._actor_population = state.actor_population
+
+    @classmethod
+    def starting(cls, fleet: Fleet, seed: int, rates: Rates, start: datetime) -> Behaviour:
+        """A new engine; nothing runs until :meth:`run_until`.
 
         Args:
             fleet: The fleet to act on.
@@ -103,25 +169,35 @@ class Behaviour:
             rates: Happenings per inverter per day.
             start: Time from which spontaneous happenings are drawn.
         """
-        self._fleet = fleet
-        self._rng = random.Random(seed * 1_000_003 + 17)  # noqa: S311 - simulation, not cryptography
-        self._rates = rates
-        self._time = start
-        # (timestamp, sequence, item): plain tuples keep the heap cheap for long histories of large fleets.
-        self._queue: list[tuple[float, int, _Scheduled]] = []
-        self._sequence = 0
-        self.events: dict[str, list[InverterEvent]] = {}
-        self.active: dict[int, list[InverterEvent]] = {}
-        self.lost: dict[int, datetime] = {}
-        self.updating: set[int] = set()
-        self.dead: set[int] = {device.index for device in fleet.devices if device.status == "LOST"}
-        self.drifts: list[Drift] = []
-        self._actors: list[int] | None = None
-        # The actor process runs at a rate fixed by the population at start (so it stays reproducible).
-        self._actor_population = sum(1 for device in fleet.devices if device.another_actor)
-        for kind, rate in self._spawn_rates().items():
+        rng = random.Random(seed * 1_000_003 + 17)  # noqa: S311 - simulation, not cryptography
+        state = BehaviourState(
+            time=start, random_state=rng.getstate(), sequence=0, scheduled=[],
+            actor_population=sum(1 for device in fleet.devices if device.another_actor), events={}, lost={},
+            updating=set(), dead={device.index for device in fleet.devices if device.status == "LOST"}, drifts=[],
+        )  # fmt: skip
+        behaviour = cls(fleet, rates, state)
+        for kind, rate in behaviour._spawn_rates().items():
             if rate > 0:
-                self._schedule(start + self._gap(rate, kind), kind)
+                behaviour._schedule(start + behaviour._gap(rate, kind), kind)
+        return behaviour
+
+    def _link_clearings(self, scheduled: list[_Scheduled]) -> None:
+        """Make each scheduled clearing refer to the open event it ends (a restored state has equal copies)."""
+        opened: dict[tuple[str, datetime, str], list[InverterEvent]] = {}
+        for events in self.active.values():
+            for event in events:
+                opened.setdefault((event.serial, event.start_time, event.event), []).append(event)
+        for item in scheduled:
+            if item.event is not None and item.event.end_time is None:
+                item.event = opened[(item.event.serial, item.event.start_time, item.event.event)].pop(0)
+
+    def state(self) -> BehaviourState:
+        """What happened so far and what is scheduled (live: take a copy, such as a snapshot, before it moves on)."""
+        return BehaviourState(
+            time=self._time, random_state=self._rng.getstate(), sequence=self._sequence,
+            scheduled=[item for _, _, item in self._queue], actor_population=self._actor_population,
+            events=self.events, lost=self.lost, updating=self.updating, dead=self.dead, drifts=self.drifts,
+        )  # fmt: skip
 
     @property
     def time(self) -> datetime:

@@ -35,6 +35,7 @@ from service.simulator.records import (
     DeviceAnswer,
     Token,
 )
+from service.simulator.snapshot import FORMAT, Snapshot
 from service.simulator.truth import Truth
 from service.simulator.web import Receive, Scope, Send
 
@@ -45,34 +46,30 @@ _InjectedFlag = Literal["forced_offline", "locked", "forced_timeout", "another_a
 class Simulator:
     """A fake GivEnergy Cloud. See the package docstring for the public surface."""
 
-    def __init__(self, config: SimulatorConfig | None = None) -> None:
-        """Generate the fleet and set up the clock, behaviour, tokens and HTTP app.
+    def __init__(self, config: SimulatorConfig | None = None, *, resume: Snapshot | None = None) -> None:
+        """Generate the fleet and its history (or carry on from a snapshot), and set up the clock, behaviour,
+        tokens and HTTP app.
 
         Args:
             config: Configuration (defaults to :class:`SimulatorConfig()`).
+            resume: A snapshot of this configuration's world (:meth:`snapshot`) to carry on from instead of
+                generating it; the clock starts at ``config.start_time`` (or now), or at the snapshot's time if
+                that is later.
         """
         self.config = config or SimulatorConfig()
         cfg = self.config
         start = cfg.start_time or datetime.now(UTC).replace(microsecond=0)
-        fractions = Fractions(
-            locked=cfg.locked_fraction,
-            another_actor=cfg.another_actor_fraction,
-            not_controllable=cfg.not_controllable_fraction,
-            dead=cfg.dead_fraction,
-            new_status=cfg.new_status_fraction,
-            ev_charger=cfg.ev_charger_fraction,
-            smart_device=cfg.smart_device_fraction,
-        )
-        self.fleet: Fleet = FleetGenerator(cfg.seed, cfg.fleet_size, fractions).build()
-        for device in self.fleet.devices:
-            if device.status == "LOST":
-                device.last_online = device.last_updated = dead_since(device, start)
         rates = Rates(
             cfg.fault_rate_per_day, cfg.lost_rate_per_day, cfg.firmware_update_rate_per_day,
             cfg.setting_drift_rate_per_day, cfg.actor_drift_rate_per_day,
         )  # fmt: skip
-        history_start = start - timedelta(days=cfg.history_days)
-        self.behaviour = Behaviour(self.fleet, cfg.seed, rates, history_start)
+        if resume is None:
+            self.fleet = self._generate(start)
+            self.behaviour = Behaviour.starting(self.fleet, cfg.seed, rates, start - timedelta(days=cfg.history_days))
+        else:
+            self.fleet = Fleet(resume.fleet)
+            self.behaviour = Behaviour(self.fleet, rates, resume.behaviour)
+            start = max(start, resume.reached, resume.behaviour.time)
         self.behaviour.run_until(start)
         self.clock = SimulationClock(start, cfg.clock_speed)
         self.clock.bind(self.behaviour.run_until)
@@ -85,9 +82,60 @@ class Simulator:
         self.legacy_sessions: dict[str, int] = {}
         self._tokens: dict[str, Token] = {}
         self.tokens: dict[str, str] = {}
-        self._make_default_tokens()
+        if resume is None:
+            self._make_default_tokens()
+        else:
+            self._carry_on(resume)
         self.truth = Truth(self)
         self.app = build_app(self)
+
+    def _generate(self, start: datetime) -> Fleet:
+        """A new fleet of the configuration, its dead inverters gone weeks before ``start``."""
+        cfg = self.config
+        fractions = Fractions(
+            locked=cfg.locked_fraction,
+            another_actor=cfg.another_actor_fraction,
+            not_controllable=cfg.not_controllable_fraction,
+            dead=cfg.dead_fraction,
+            new_status=cfg.new_status_fraction,
+            ev_charger=cfg.ev_charger_fraction,
+            smart_device=cfg.smart_device_fraction,
+        )
+        fleet = FleetGenerator(cfg.seed, cfg.fleet_size, fractions).build()
+        for device in fleet.devices:
+            if device.status == "LOST":
+                device.last_online = device.last_updated = dead_since(device, start)
+        return fleet
+
+    def _carry_on(self, snapshot: Snapshot) -> None:
+        """Take the tokens, logs, counters and generators of a snapshot."""
+        self._control_rng.setstate(snapshot.control_random_state)
+        self._error_rng.setstate(snapshot.error_random_state)
+        self.counters = snapshot.counters
+        self.control_log = snapshot.control_log
+        self.notifications = snapshot.notifications
+        for token in snapshot.tokens:
+            self._tokens[token.value] = token
+            self.tokens[token.name] = token.value
+
+    def snapshot(self, ahead: timedelta = timedelta(0)) -> Snapshot:
+        """The world as it is now, due behaviour run first (:mod:`.snapshot` writes and reads it).
+
+        Args:
+            ahead: How far past now the clock may go before the next snapshot: a simulator resumed from this one
+                starts no earlier than now plus ``ahead``.
+
+        Returns:
+            The snapshot; it shares the live records, so write it out before the world moves on.
+        """
+        now = self.now()
+        cfg = self.config
+        return Snapshot(
+            format=FORMAT, seed=cfg.seed, fleet_size=cfg.fleet_size, reached=now + ahead,
+            fleet=self.fleet.records(), behaviour=self.behaviour.state(), tokens=list(self._tokens.values()),
+            control_log=self.control_log, counters=self.counters, notifications=self.notifications,
+            control_random_state=self._control_rng.getstate(), error_random_state=self._error_rng.getstate(),
+        )  # fmt: skip
 
     # ---- tokens -------------------------------------------------------------------------------------------
 

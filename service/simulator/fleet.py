@@ -83,6 +83,8 @@ class Site:
 
 
 _DEFAULT_COMMISSIONING = datetime(2021, 1, 1, tzinfo=UTC)
+TRANSIENT = "transient"
+"""Key of the field metadata marking what is derived again when needed (a cache): no snapshot keeps it."""
 
 
 @dataclass(slots=True, eq=False)
@@ -137,7 +139,7 @@ class Device:
     removed: bool = False
     numeric_strings: bool = False
     time_seconds: bool = False
-    render_cache: dict[str, Any] | None = field(default=None, repr=False)
+    render_cache: dict[str, Any] | None = field(default=None, repr=False, metadata={TRANSIENT: True})
 
     @property
     def catalogue(self) -> tuple[Setting, ...]:
@@ -320,25 +322,45 @@ class Fractions:
     smart_device: float
 
 
+@dataclass(slots=True)
+class FleetRecords:
+    """The records a fleet is made of, without its indexes (what :mod:`.snapshot` keeps)."""
+
+    accounts: list[Account]
+    sites: list[Site]
+    devices: list[Device]
+    ev_chargers: list[EvCharger]
+    smart_devices: list[SmartDevice]
+    named_accounts: dict[str, int]
+
+
 class Fleet:
     """All records of the simulated world with the indexes that keep list pages fast.
 
     Mutations go through :class:`service.simulator.Simulator` methods, which keep the indexes in step.
     """
 
-    def __init__(self) -> None:
-        self.accounts: dict[int, Account] = {}
-        self.accounts_by_username: dict[str, Account] = {}
-        self.sites: dict[int, Site] = {}
-        self.devices: list[Device] = []
-        self.by_serial: dict[str, Device] = {}
-        self.by_dongle: dict[str, Device] = {}
-        self.ev_chargers: dict[str, EvCharger] = {}
-        self.smart_devices: dict[str, SmartDevice] = {}
-        self.named_accounts: dict[str, int] = {}
+    def __init__(self, records: FleetRecords | None = None) -> None:
+        """An empty fleet, or one of these records (indexed)."""
+        if records is None:
+            records = FleetRecords([], [], [], [], [], {})
+        self.accounts: dict[int, Account] = {account.id: account for account in records.accounts}
+        self.accounts_by_username: dict[str, Account] = {account.username: account for account in records.accounts}
+        self.sites: dict[int, Site] = {site.id: site for site in records.sites}
+        self.devices: list[Device] = records.devices
+        self.by_serial: dict[str, Device] = {device.serial: device for device in records.devices}
+        self.by_dongle: dict[str, Device] = {device.dongle_serial: device for device in records.devices}
+        self.ev_chargers: dict[str, EvCharger] = {charger.uuid: charger for charger in records.ev_chargers}
+        self.smart_devices: dict[str, SmartDevice] = {device.uuid: device for device in records.smart_devices}
+        self.named_accounts: dict[str, int] = records.named_accounts
         self._subtree_cache: dict[int, list[int]] = {}
         self._device_cache: dict[int, list[Device]] = {}
         self._site_cache: dict[int, list[int]] = {}
+
+    def records(self) -> FleetRecords:
+        """The records (live, not copies), in the order they were made."""
+        return FleetRecords(list(self.accounts.values()), list(self.sites.values()), self.devices,
+                            list(self.ev_chargers.values()), list(self.smart_devices.values()), self.named_accounts)
 
     # ---- indexes ----------------------------------------------------------------------------------------
 

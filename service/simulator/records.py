@@ -6,6 +6,9 @@ from dataclasses import dataclass, field
 from datetime import datetime
 from typing import Any
 
+RandomState = tuple[int, tuple[int, ...], float | None]
+"""What :meth:`random.Random.getstate` returns (and ``setstate`` takes): a generator kept across restarts."""
+
 ALL_SCOPES: frozenset[str] = frozenset(
     {
         "api:account:read",

@@ -226,6 +226,15 @@ async def test_create_firmware_watch_reports_bad_input_field_by_field(api: httpx
     answer = (await api.post("/graphql", json={"query": mutation, "variables": {"input": nowhere}}, headers=operator)
               ).json()["data"]["createFirmwareWatch"]
     assert [(e["code"], e["field"]) for e in answer["errors"]] == [("BAD_USER_INPUT", "input.accountId")]
+    not_an_id = {**nowhere, "accountId": 0}
+    answer = (await api.post("/graphql", json={"query": mutation, "variables": {"input": not_an_id}},
+                             headers=operator)).json()["data"]["createFirmwareWatch"]
+    assert [(e["code"], e["field"], e["message"]) for e in answer["errors"]] == [
+        ("BAD_USER_INPUT", "input.accountId", "Input should be greater than or equal to 1")]
+    malformed = await api.post("/graphql", headers=operator, json={
+        "query": "{ firmwareWatch(id: \"nope\") { id } }"})
+    assert [(e["extensions"]["code"], e["message"]) for e in malformed.json()["errors"]] == [
+        ("BAD_USER_INPUT", "id is not a valid id")]
     good = {"name": "x", "model": MODEL, "targetFirmwareArm": TARGET, "firmwareArmMax": TARGET - 1}
     answer = (await api.post("/graphql", json={"query": mutation, "variables": {"input": good}}, headers=operator)
               ).json()["data"]["createFirmwareWatch"]

@@ -143,6 +143,16 @@ async def test_create_campaign_names_a_past_deadline_and_an_unknown_account_by_t
                                                       "dry": False}))["createCampaign"]
     assert [(e["code"], e["field"]) for e in nowhere["errors"]] == [("BAD_USER_INPUT", "input.targets.accountId")]
     assert nowhere["campaign"] is None
+    for targets, field in (({"accountId": 0}, "input.targets.accountId"), ({"siteIdIn": [5, -1]},
+                                                                            "input.targets.siteIdIn.1")):
+        not_an_id = (await _graphql(api, operator, CREATE, {"input": {**spec, "targets": targets}, "dry": True})
+                     )["createCampaign"]
+        assert [(e["code"], e["field"], e["message"]) for e in not_an_id["errors"]] == [
+            ("BAD_USER_INPUT", field, "Input should be greater than or equal to 1")]
+    malformed = await api.post("/graphql", json={"query": "{ campaign(id: \"nope\") { id } }"},
+                               headers={"Authorization": f"Bearer {operator}"})
+    assert [(e["extensions"]["code"], e["message"]) for e in malformed.json()["errors"]] == [
+        ("BAD_USER_INPUT", "id is not a valid id")]
 
     whole = (await _graphql(api, operator, CREATE, {"input": spec, "dry": True}))["createCampaign"]
     fleet = len(world.sim.truth.visible_serials(world.sim.tokens["company"]))

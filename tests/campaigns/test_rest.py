@@ -87,6 +87,11 @@ async def test_errors_are_problems_never_500(api: httpx.AsyncClient, world: Worl
     assert missing.status_code == 404
     cursor = await api.get(f"/api/v1/campaigns/{first['id']}/targets?cursor=nonsense", headers=operator)
     assert cursor.status_code == 400  # one rule for bad input: 400, as every other cursor
+    for targets, key in (({"account_id": 0}, "targets.account_id"), ({"site_ids": [-1]}, "targets.site_ids.0")):
+        not_an_id = await api.post("/api/v1/campaigns/?dry_run=true", json={**SPEC, "targets": targets},
+                                   headers=operator)
+        assert not_an_id.status_code == 400, not_an_id.text  # as GraphQL's BAD_USER_INPUT: one check of the input
+        assert [error["key"] for error in not_an_id.json()["errors"]] == [key]
 
 
 async def test_the_openapi_document_declares_201_for_a_campaign_and_200_for_a_dry_run(api: httpx.AsyncClient) -> None:

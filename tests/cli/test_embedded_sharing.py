@@ -12,6 +12,7 @@ import threading
 from collections.abc import Callable, Iterator
 from pathlib import Path
 from typing import Any
+from urllib.parse import unquote, urlsplit
 
 import pytest
 
@@ -62,14 +63,32 @@ def test_api_and_worker_attach_to_an_up_only(settings: Settings, home: Path,
                                   "GIVFLEET_DATABASE_URL and GIVFLEET_REDIS_URL")
     other_command = opened()
     assert other_command.resolve(settings, Use.ANY) == short_urls  # another short command still shares them
+    assert str(home / "redis" / "server") in unquote(short_urls.redis_url), "the Redis socket is under the home"
     other_command.close()
     short_command.close()  # nothing long-lived attached: it stops them
+    assert not (home / "redis" / "server").exists(), "stopped, the embedded Redis leaves no files behind"
 
     up = opened()
     up_urls = up.resolve(settings, Use.OWN)
     worker = opened()
     assert worker.resolve(settings, Use.ATTACH) == up_urls
     assert answers(up_urls, settings)
+
+
+def test_redis_on_a_home_too_deep_for_its_socket_starts_and_leaves_no_files(
+        tmp_path: Path, server_urls: tuple[str, str]) -> None:
+    home = tmp_path / ("deep-" * 20) / "home"
+    settings = Settings(_env_file=None, home=home, database_url=server_urls[0])  # type: ignore[call-arg]
+    services = EmbeddedServices(home)
+    try:
+        urls = services.resolve(settings, Use.ANY)  # the embedded Redis only
+        socket_dir = Path(unquote(urlsplit(urls.redis_url).path)).parent
+        assert not socket_dir.is_relative_to(home), "a socket path Unix refuses was chosen"
+        assert answers(urls, settings)
+    finally:
+        services.close()
+    assert not socket_dir.exists(), "the socket's temp directory is removed"
+    assert not (home / "redis" / "server").exists()
 
 
 def test_a_command_arriving_while_the_owner_stops_says_it_waits_then_starts_them(

@@ -37,7 +37,8 @@ def fresh_settings(monkeypatch: pytest.MonkeyPatch, tmp_path: Path) -> Iterator[
      "error: GIVFLEET_NOTIFICATIONS__WEBHOOK_ALLOWED_NETWORKS: not valid JSON (Expecting value: line 1 column 2 "
      "(char 1))"),
     ({"GIVFLEET_LOG__LEVEL": "LOUD"},
-     "error: GIVFLEET_LOG__LEVEL: expected 'DEBUG', 'INFO', 'WARNING', 'ERROR' or 'CRITICAL'"),
+     "error: GIVFLEET_LOG__LEVEL: expected 'DEBUG', 'INFO', 'WARNING' (or 'WARN'), 'ERROR' or 'CRITICAL' "
+     "(or 'FATAL'), in any case"),
     ({"GIVFLEET_API__PORT": "99999", "GIVFLEET_SIMULATOR__PORT": "0"},
      "error: GIVFLEET_SIMULATOR__PORT: expected at least 1; GIVFLEET_API__PORT: expected at most 65535"),
 ])
@@ -68,6 +69,8 @@ def test_a_setting_in_the_env_file_that_is_not_json_names_its_variable_and_the_f
     (["--straggler-days", "-1"], "error: --straggler-days: expected at least 0"),
     (["--name", ""], "error: --name: must not be empty"),
     (["--arm-min", "500", "--arm-max", "400"], "error: the watch: --arm-min must not exceed --arm-max"),
+    (["--arm-min", "500", "--arm-max", "400", "--target", "455"],
+     "error: the watch: --arm-min must not exceed --arm-max"),
 ])
 def test_firmware_watch_options_are_named(options: list[str], line: str) -> None:
     result = CliRunner().invoke(cli.app, ["firmware-watch", "create", "--tenant", "acme", "--name", "rollout",

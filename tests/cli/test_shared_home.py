@@ -1,9 +1,10 @@
 """Several `givfleet` processes on one GIVFLEET_HOME with embedded servers: commands attach to the servers a
 running `givfleet up` owns and never stop them; a second `up` is refused; a killed `up` leaves nothing that
-blocks the next one. Real subprocesses, as a user runs them."""
+blocks the next one, whose demo cloud carries on from the killed one's. Real subprocesses, as a user runs them."""
 
 from __future__ import annotations
 
+import json
 import os
 import re
 import signal
@@ -85,7 +86,13 @@ def home(tmp_path: Path) -> Iterator[Path]:
             proc.kill()
 
 
-def test_commands_attach_to_a_running_up_and_a_killed_up_is_recovered(home: Path) -> None:
+def redis_server_files(home: Path) -> list[Path]:
+    """The pid file and socket of the home's embedded Redis, as its registry names them."""
+    registry = json.loads((home / "redis" / "givfleet.rdb.settings").read_text(encoding="utf-8"))
+    return [Path(registry["pidfile"]), Path(registry["unixsocket"])]
+
+
+def test_commands_attach_to_a_running_up_and_a_killed_up_is_recovered(home: Path, redis_url: str) -> None:
     env = givfleet_env(home)
     refused = run(env, "worker")
     assert refused.returncode == 2
@@ -111,6 +118,13 @@ def test_commands_attach_to_a_running_up_and_a_killed_up_is_recovered(home: Path
     assert doctor.returncode == 0, doctor.stdout
     assert "ok database: PostgreSQL" in doctor.stdout
     assert f"ok givfleet up: running on {home} (pid {first.process.pid})" in doctor.stdout
+    assert (f"ok upstreams: acme -> no credential; demo -> the bundled simulator "
+            f"(http://127.0.0.1:{env['GIVFLEET_SIMULATOR__PORT']}/v1)") in doctor.stdout
+    half_doctor = run({**env, "GIVFLEET_REDIS_URL": redis_url}, "doctor")
+    assert half_doctor.returncode == 0, half_doctor.stdout
+    assert "ok database: PostgreSQL" in half_doctor.stdout, "the running up's embedded database is checked"
+    redis_files = redis_server_files(home)
+    assert [path for path in redis_files if not path.is_relative_to(home)] == [], "nothing lands in /tmp"
 
     second = run(env, "up")
     assert second.returncode == 2
@@ -119,12 +133,22 @@ def test_commands_attach_to_a_running_up_and_a_killed_up_is_recovered(home: Path
     assert half_configured.returncode == 2
     assert "set both GIVFLEET_DATABASE_URL and GIVFLEET_REDIS_URL" in half_configured.stderr
 
+    door = f"http://127.0.0.1:{env['GIVFLEET_SIMULATOR__PORT']}/_simulator"
+    serial = httpx.get(f"{door}/fleet").json()["devices"][0]["serial"]
+    httpx.post(f"{door}/faults", json={"serials": [serial], "event": "Isolation fault", "duration_seconds": 86400})
+    httpx.post(f"{door}/clock/advance", json={"seconds": 1})  # a clock move: the demo cloud is snapshotted at once
+
     assert first.stop(signal.SIGKILL) == -signal.SIGKILL
     recovered = Up.start(env)
     recovered.wait_ready()
     assert httpx.get(f"{api}/api/v1/me", headers=headers).status_code == 200
+    events = httpx.get(f"{door}/events", params={"serial": serial}).json()["data"]
+    assert "Isolation fault" in [event["event"] for event in events if event["end_time"] is None], (
+        "the killed up's simulated cloud carried on")
     servers = embedded_server_pids(home).values()
     assert recovered.stop(signal.SIGINT) == 0
     assert "givfleet stopped." in recovered.output
     assert "Traceback" not in recovered.output
     assert [pid for pid in servers if alive(pid)] == []
+    assert [path.parent for path in redis_files if path.parent.exists()] == [], "the adopted Redis's files are removed"
+

@@ -135,8 +135,10 @@ def _tenants(url: str) -> list[str]:
     return asyncio.run(read())
 
 
-def test_up_refuses_a_taken_api_port_before_it_starts_anything(monkeypatch: pytest.MonkeyPatch,
+def test_up_refuses_a_taken_api_port_before_it_starts_anything(monkeypatch: pytest.MonkeyPatch, tmp_path: Path,
                                                                 empty_database: str, redis_url: str) -> None:
+    new_home = tmp_path / "new-home"
+    monkeypatch.setenv("GIVFLEET_HOME", str(new_home))
     monkeypatch.setenv("GIVFLEET_DATABASE_URL", empty_database)
     monkeypatch.setenv("GIVFLEET_REDIS_URL", redis_url)
     monkeypatch.setenv("GIVFLEET_SIMULATOR__PORT", str(free_port()))
@@ -146,6 +148,7 @@ def test_up_refuses_a_taken_api_port_before_it_starts_anything(monkeypatch: pyte
     assert result.output.splitlines() == [
         f"error: 127.0.0.1:{port} is already in use (the API's port: --port or GIVFLEET_API__PORT changes it)"]
     assert _tables(empty_database) == [], "nothing may be migrated or created before the API's port is known free"
+    assert not new_home.exists(), "nothing may be written to the home before the API's port is known free"
 
 
 @pytest.mark.usefixtures("cli_env")
