@@ -6,7 +6,6 @@ from __future__ import annotations
 
 import enum
 import uuid
-from collections.abc import AsyncIterator, Iterator
 from typing import Any
 
 import httpx
@@ -16,7 +15,6 @@ from service.core.roles import Role
 from service.db.models.campaign import CampaignState, TargetState
 from service.db.models.monitoring import AlertState, IncidentState, Severity
 from service.runtime import Resources
-from tests.conftest import http_client
 from tests.tenants.factories import TenantWithKey, committed_tenant
 
 pytestmark = pytest.mark.usefixtures("clean_db")
@@ -27,21 +25,15 @@ PATH_VALUES = {"uuid": str(uuid.uuid4()), "date": "2026-06-01"}
 
 
 @pytest.fixture
-async def client(app: object) -> AsyncIterator[httpx.AsyncClient]:
-    async with http_client(app) as client:  # type: ignore[arg-type]
-        yield client
-
-
-@pytest.fixture
 async def admin(resources: Resources) -> TenantWithKey:
     return await committed_tenant(resources, Role.ADMIN)
 
 
-async def _operations(client: httpx.AsyncClient) -> Iterator[tuple[str, str, dict[str, Any]]]:
+async def _operations(api_client: httpx.AsyncClient) -> list[tuple[str, str, dict[str, Any]]]:
     """``(method, concrete path, operation)`` of every REST operation of the OpenAPI document (GraphQL aside: it
     has its own transport rules)."""
-    document = (await client.get("/schema/openapi.json")).json()
-    operations = []
+    document = (await api_client.get("/schema/openapi.json")).json()
+    operations: list[tuple[str, str, dict[str, Any]]] = []
     for template, item in document["paths"].items():
         if template.startswith("/graphql"):
             continue
@@ -52,17 +44,17 @@ async def _operations(client: httpx.AsyncClient) -> Iterator[tuple[str, str, dic
                     value = PATH_VALUES.get(parameter["schema"].get("format"), "1")
                     path = path.replace(f"{{{parameter['name']}}}", value)
             operations.append((method.upper(), path, operation))
-    return iter(operations)
+    return operations
 
 
-async def test_every_request_body_refuses_a_field_it_does_not_declare(client: httpx.AsyncClient,
+async def test_every_request_body_refuses_a_field_it_does_not_declare(api_client: httpx.AsyncClient,
                                                                      admin: TenantWithKey) -> None:
     with_bodies = []
-    for method, path, operation in await _operations(client):
+    for method, path, operation in await _operations(api_client):
         if "requestBody" not in operation:
             continue
         with_bodies.append(f"{method} {path}")
-        refused = await client.request(method, path, json={UNEXPECTED: 1}, headers=admin.headers)
+        refused = await api_client.request(method, path, json={UNEXPECTED: 1}, headers=admin.headers)
         assert refused.status_code == 400, (method, path, refused.text)
         assert refused.headers["content-type"].startswith("application/problem+json")
         assert {"key": UNEXPECTED, "message": "Extra inputs are not permitted"} in [
@@ -74,22 +66,22 @@ async def test_every_request_body_refuses_a_field_it_does_not_declare(client: ht
     assert any(body.endswith("/acknowledge") for body in with_bodies)
 
 
-async def test_a_channel_with_an_unknown_field_is_not_created(client: httpx.AsyncClient,
+async def test_a_channel_with_an_unknown_field_is_not_created(api_client: httpx.AsyncClient,
                                                               admin: TenantWithKey) -> None:
-    refused = await client.post("/api/v1/notifications/channels", headers=admin.headers,
+    refused = await api_client.post("/api/v1/notifications/channels", headers=admin.headers,
                                 json={"kind": "givenergy", "name": "app", "extra": 1})
     assert refused.status_code == 400, refused.text
     assert [error["key"] for error in refused.json()["errors"]] == ["extra"]
-    assert (await client.get("/api/v1/notifications/channels", headers=admin.headers)).json() == []
+    assert (await api_client.get("/api/v1/notifications/channels", headers=admin.headers)).json() == []
 
 
 async def test_every_operation_refuses_a_query_parameter_it_does_not_declare_and_lists_those_it_takes(
-        client: httpx.AsyncClient, admin: TenantWithKey) -> None:
+        api_client: httpx.AsyncClient, admin: TenantWithKey) -> None:
     checked = 0
-    for method, path, operation in await _operations(client):
+    for method, path, operation in await _operations(api_client):
         takes = sorted(parameter["name"] for parameter in operation.get("parameters", [])
                        if parameter["in"] == "query")
-        refused = await client.request(method, path, params={UNEXPECTED: "1"}, headers=admin.headers)
+        refused = await api_client.request(method, path, params={UNEXPECTED: "1"}, headers=admin.headers)
         assert refused.status_code == 400, (method, path, refused.text)
         assert refused.json()["errors"] == [{
             "key": UNEXPECTED, "source": "query", "allowed": takes,
@@ -100,30 +92,30 @@ async def test_every_operation_refuses_a_query_parameter_it_does_not_declare_and
 
 
 async def test_a_misspelt_filter_is_refused_instead_of_answering_the_whole_fleet(
-        client: httpx.AsyncClient, admin: TenantWithKey) -> None:
-    misspelt = await client.get("/api/v1/inverters", params={"stauts": "LOST"}, headers=admin.headers)
+        api_client: httpx.AsyncClient, admin: TenantWithKey) -> None:
+    misspelt = await api_client.get("/api/v1/inverters", params={"stauts": "LOST"}, headers=admin.headers)
     assert misspelt.status_code == 400
     assert misspelt.json()["detail"].startswith("unknown query parameter 'stauts': it takes account_id, ")
     assert "status" in misspelt.json()["errors"][0]["allowed"]
-    paging = await client.get("/api/v1/inverters", params={"offset": "100"}, headers=admin.headers)
+    paging = await api_client.get("/api/v1/inverters", params={"offset": "100"}, headers=admin.headers)
     assert (paging.status_code, paging.json()["errors"][0]["key"]) == (400, "offset")
-    blank = await client.get("/api/v1/me?verbose", headers=admin.headers)
+    blank = await api_client.get("/api/v1/me?verbose", headers=admin.headers)
     assert (blank.status_code, blank.json()["detail"]) == (400, "unknown query parameter 'verbose': it takes none")
 
-    spelt = await client.get("/api/v1/inverters", params={"status": "LOST", "limit": "5"}, headers=admin.headers)
+    spelt = await api_client.get("/api/v1/inverters", params={"status": "LOST", "limit": "5"}, headers=admin.headers)
     assert spelt.status_code == 200, spelt.text
-    repeated = await client.get("/api/v1/alerts", params=[("state", "open"), ("state", "cleared")],
+    repeated = await api_client.get("/api/v1/alerts", params=[("state", "open"), ("state", "cleared")],
                                 headers=admin.headers)
     assert repeated.status_code == 200, repeated.text
 
 
-async def test_graphql_and_the_docs_pages_keep_their_query_strings_open(client: httpx.AsyncClient,
+async def test_graphql_and_the_docs_pages_keep_their_query_strings_open(api_client: httpx.AsyncClient,
                                                                         admin: TenantWithKey) -> None:
-    over_get = await client.get("/graphql", params={"query": "{ __typename }"},
+    over_get = await api_client.get("/graphql", params={"query": "{ __typename }"},
                                 headers=admin.headers)
     assert (over_get.status_code, over_get.json()) == (200, {"data": {"__typename": "Query"}}), over_get.text
     for page in ("/schema/openapi.json", "/schema/swagger", "/healthz"):
-        assert (await client.get(page, params={"v": "2"})).status_code == 200, page
+        assert (await api_client.get(page, params={"v": "2"})).status_code == 200, page
 
 
 @pytest.mark.parametrize(("path", "parameter", "options"), [
@@ -133,9 +125,10 @@ async def test_graphql_and_the_docs_pages_keep_their_query_strings_open(client: 
     (f"/api/v1/campaigns/{uuid.uuid4()}/targets", "state", TargetState),
 ])
 async def test_a_value_outside_an_enum_parameter_is_named_with_the_valid_values(
-        client: httpx.AsyncClient, admin: TenantWithKey, path: str, parameter: str, options: type[enum.Enum]) -> None:
+        api_client: httpx.AsyncClient, admin: TenantWithKey, path: str, parameter: str,
+        options: type[enum.Enum]) -> None:
     allowed = [str(member.value) for member in options]
-    refused = await client.get(path, params=[(parameter, allowed[0]), (parameter, "bogus")], headers=admin.headers)
+    refused = await api_client.get(path, params=[(parameter, allowed[0]), (parameter, "bogus")], headers=admin.headers)
     message = f"{parameter} must be one of {', '.join(allowed)}; got 'bogus'"
     assert (refused.status_code, refused.json()["detail"]) == (400, message)
     assert refused.json()["errors"] == [{"key": parameter, "source": "query", "message": message, "allowed": allowed}]
