@@ -25,7 +25,7 @@ from service.api.live import LiveController
 from service.api.monitoring import MonitoringController
 from service.api.notifications import NotificationController
 from service.api.openapi import TimeOfDaySchemaPlugin
-from service.api.query_string import Utf8QueryMiddleware
+from service.api.query_string import OPEN_QUERY_STRING, QueryStringMiddleware
 from service.api.sync import SyncController
 from service.api.timeouts import BodyTimeoutMiddleware
 from service.authn import authentication_middleware, provide_principal
@@ -103,7 +103,8 @@ def create_app(settings: Settings | None = None, resources: Resources | None = N
         route_handlers=[HealthController, MetricsController, AccessController, FleetController, LiveController,
                         SyncController, CampaignController, FirmwareWatchController, MonitoringController,
                         NotificationController,
-                        graphql_controller(settings.api), static_assets_router()],
+                        graphql_controller(settings.api, handler_opt={OPEN_QUERY_STRING: True}),
+                        static_assets_router()],
         dependencies={
             "resources": Provide(provide_resources, sync_to_thread=False),
             "db_session": Provide(provide_db_session),
@@ -113,7 +114,7 @@ def create_app(settings: Settings | None = None, resources: Resources | None = N
         },
         middleware=[RequestIdMiddleware,
                     DefineMiddleware(BodyTimeoutMiddleware, timeout_seconds=settings.api.body_timeout_seconds),
-                    prometheus.middleware, authentication_middleware(), Utf8QueryMiddleware],
+                    prometheus.middleware, authentication_middleware(), QueryStringMiddleware],
         exception_handlers=EXCEPTION_HANDLERS,
         lifespan=[lifespan],
         openapi_config=OpenAPIConfig(

@@ -14,7 +14,7 @@ from service.core.errors import PermissionDeniedError
 from service.core.principal import Principal
 from service.core.roles import Role
 from service.db.models.campaign import CampaignState
-from service.db.models.mirror import SyncKind
+from service.db.models.mirror import Site, SyncKind
 from service.db.models.monitoring import Alert, AlertState, Severity
 from service.mirror.service import MirrorService
 from service.policy import Action
@@ -133,16 +133,28 @@ async def graphql_clear_alert(world: World, caller: str) -> Outcome:
     return graphql_outcome(answer, "clearAlert")
 
 
+async def _mirrored_site(world: World) -> int:
+    """A new site of both tenants' mirrors (a maintenance window must name a site of the caller's tenant; the
+    other tenant's admin acts on its own fleet)."""
+    now, upstream_id = utcnow(), uuid.uuid4().int % 10**9 + 1
+    async with world.resources.session_factory() as session, session.begin():
+        session.add_all(Site(id=uuid.uuid4(), tenant_id=tenant_id, upstream_id=upstream_id, products=[],
+                             first_seen_at=now, last_seen_at=now, changed_at=now)
+                        for tenant_id in (world.tenant_id, world.other_tenant_id))
+    return upstream_id
+
+
 async def graphql_create_maintenance_window(world: World, caller: str) -> Outcome:
-    answer = await world.graphql(caller, "mutation { createMaintenanceWindow(input: {siteId: 1, "
+    answer = await world.graphql(caller, "mutation($site: Int!) { createMaintenanceWindow(input: {siteId: $site, "
                                          'startsAt: "2026-06-01T12:00:00Z", endsAt: "2026-06-01T14:00:00Z"}) '
-                                         "{ errors { code } } }", {})
+                                         "{ errors { code } } }", {"site": await _mirrored_site(world)})
     return graphql_outcome(answer, "createMaintenanceWindow")
 
 
 async def rest_create_maintenance_window(world: World, caller: str) -> Outcome:
     return rest_outcome(await world.client.post("/api/v1/maintenance-windows", headers=world.headers(caller), json={
-        "site_id": 1, "starts_at": "2026-06-01T12:00:00Z", "ends_at": "2026-06-01T14:00:00Z"}))
+        "site_id": await _mirrored_site(world), "starts_at": "2026-06-01T12:00:00Z",
+        "ends_at": "2026-06-01T14:00:00Z"}))
 
 async def rest_create_notification_channel(world: World, caller: str) -> Outcome:
     return rest_outcome(await world.client.post("/api/v1/notifications/channels", headers=world.headers(caller),

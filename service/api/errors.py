@@ -3,7 +3,8 @@
 from __future__ import annotations
 
 from datetime import date
-from typing import Any
+from enum import Enum
+from typing import Any, get_args
 from uuid import UUID
 
 import structlog
@@ -14,6 +15,7 @@ from litestar.status_codes import HTTP_400_BAD_REQUEST, HTTP_500_INTERNAL_SERVER
 from litestar.types.internal_types import PathParameterDefinition
 from litestar.utils.scope.state import ScopeState
 
+from service.core import limits
 from service.core.errors import GivfleetError, InvalidParameterError, UpstreamError, kind_of
 from service.observability import REQUEST_ID_HEADER, request_id_of
 from service.runtime import OUTAGE_RETRY_AFTER_SECONDS, unavailable_dependency
@@ -49,7 +51,10 @@ def _http_exception(request: Request[Any, Any, Any], exc: HTTPException) -> Resp
             detail = MISSING_BODY
             extra["errors"] = [{"message": MISSING_BODY, "source": "body"}]
         else:
-            extra["errors"] = [_in_callers_words(request, error) for error in exc.extra]
+            extra["errors"] = errors = [_with_choices(request, _in_callers_words(request, error))
+                                        for error in exc.extra]
+            if len(errors) == 1 and "allowed" in errors[0]:
+                detail = errors[0]["message"]
     elif isinstance(exc, ValidationException) and exc.extra:
         extra["errors"] = exc.extra
     headers = exc.headers or {}
@@ -109,6 +114,30 @@ def _in_callers_words(request: Request[Any, Any, Any], error: Any) -> Any:
             and argument.kwarg_definition.name:
         return {**error, "key": argument.kwarg_definition.name}
     return error
+
+
+def _with_choices(request: Request[Any, Any, Any], error: Any) -> Any:
+    """A query parameter of an enum type Litestar refused (``Invalid enum value 'bogus'``), told as
+    :func:`~service.core.limits.choice` tells one: the parameter named, the valid values listed in ``allowed``."""
+    handler = request.scope.get("route_handler")
+    if not isinstance(error, dict) or handler is None or error.get("source") != "query":
+        return error
+    key = str(error.get("key"))
+    options = next((_enum_in(argument.annotation) for name, argument in handler.parsed_fn_signature.parameters.items()
+                    if key in (name, getattr(argument.kwarg_definition, "name", None))), None)
+    if options is None:
+        return error
+    allowed = [str(member.value) for member in options]
+    sent = next((value for value in request.query_params.getall(key) if value not in allowed), "")
+    refusal = limits.not_one_of(sent, allowed, parameter=key)
+    return {**error, "message": str(refusal), "allowed": refusal.allowed}
+
+
+def _enum_in(annotation: Any) -> type[Enum] | None:
+    """The enum an annotation (``AlertState``, ``list[AlertState] | None``) holds values of, if any."""
+    if isinstance(annotation, type) and issubclass(annotation, Enum):
+        return annotation
+    return next((found for argument in get_args(annotation) if (found := _enum_in(argument)) is not None), None)
 
 
 def _domain_error(request: Request[Any, Any, Any], exc: GivfleetError) -> Response[dict[str, Any]]:

@@ -96,14 +96,19 @@ class MaintenanceWindowView(BaseModel):
 class AcknowledgeInput(BaseModel):
     """An acknowledgement."""
 
-    note: str | None = Field(default=None, max_length=1000)
+    model_config = ConfigDict(extra="forbid")
+
+    note: str | None = Field(default=None, max_length=1000, description=(
+        "Acknowledging again: a note replaces the first's (an empty one erases it); left out, it is kept."))
 
 
 class MaintenanceWindowInput(BaseModel):
-    """A window for one site or one account's subtree."""
+    """A window for one site or one account's subtree (of the tenant's mirror)."""
 
-    site_id: int | None = Field(default=None, ge=1, le=2**53)
-    account_id: int | None = Field(default=None, ge=1, le=2**53)
+    model_config = ConfigDict(extra="forbid")
+
+    site_id: int | None = Field(default=None, description="A site's upstream id (positive).")
+    account_id: int | None = Field(default=None, description="An account's upstream id (positive).")
     starts_at: datetime
     ends_at: datetime
     reason: str | None = Field(default=None, max_length=500)
@@ -202,7 +207,8 @@ class MonitoringController(Controller):
         400, 401, 403, 404, 409, 422, 429), status_code=200)
     async def acknowledge(self, alert_id: FromPath[uuid.UUID], principal: PrincipalDep, db_session: DbSession,
                           data: JSONBody[AcknowledgeInput | None] = None) -> AlertView:
-        """Acknowledge an open alert (operator role); the body, and its note, may be left out."""
+        """Acknowledge an open alert (operator role); the body, and its note, may be left out. Acknowledging it
+        again keeps who acknowledged it and when, and its note unless a new one is given."""
         alert = await AlertService(db_session, principal).acknowledge(alert_id, data.note if data else None)
         return AlertView.model_validate(alert)
 

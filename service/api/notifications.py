@@ -73,6 +73,8 @@ class SecretView(BaseModel):
 class ChannelInput(BaseModel):
     """A new channel: ``url`` for a webhook, ``email_to`` for e-mail, optionally ``credential_id`` for GivEnergy."""
 
+    model_config = ConfigDict(extra="forbid")
+
     kind: ChannelKind
     name: str = Field(min_length=1, max_length=200)
     url: str | None = Field(default=None, max_length=2000)
@@ -111,6 +113,8 @@ class ChannelUpdate(BaseModel):
 
 class RuleInput(BaseModel):
     """Events of these types (none: every type) at or above ``min_severity`` go to the channel."""
+
+    model_config = ConfigDict(extra="forbid")
 
     channel_id: uuid.UUID
     event_types: list[str] = Field(default_factory=list, max_length=20)

@@ -55,7 +55,8 @@ class SyncRequestView(BaseModel):
     ``GET /api/v1/sync-runs``."""
 
     job_id: str = Field(description="The same for every request joining one queued or running sync.")
-    kind: str
+    kind: str = Field(description="The sync that will run: full when the request joins a pending full sync, "
+                                  "whatever it asked for.")
     run_id: uuid.UUID = Field(description="The run this request asked for or joined (also in `Location`).")
 
 
@@ -90,11 +91,11 @@ class SyncController(Controller):
         """Ask for a sync now; it runs on a worker within the tenant's request budget, one per tenant at a time.
         An empty body asks for a refresh. ``Location`` names the run to follow."""
         kind = SyncKind((data or SyncRequestInput()).kind)
-        job_id = await MirrorService(db_session, principal.tenant_id).ask_for_sync(principal, kind)
+        asked = await MirrorService(db_session, principal.tenant_id).ask_for_sync(principal, kind)
         run = await reads.FleetReader(db_session, scope_of(principal)).unfinished_sync_run()
         if run is None:  # asking records the run in this transaction; none here means it already finished
             raise ConflictError("the sync finished before it could be shown; see GET /api/v1/sync-runs")
-        view = SyncRequestView(job_id=job_id, kind=kind.value, run_id=run.id)
+        view = SyncRequestView(job_id=asked.job_id, kind=asked.kind.value, run_id=run.id)
         return Response(view, status_code=HTTP_202_ACCEPTED, headers={"Location": f"{SYNC_RUNS_PATH}/{run.id}"})
 
 

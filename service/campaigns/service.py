@@ -25,7 +25,7 @@ from service.campaigns.steps import add_chunks, audit, stop_writing, transition
 from service.campaigns.upstream import requests_per_minute
 from service.campaigns.waves import MULTI_CONTROL_MAX, chunks
 from service.core.clock import utcnow
-from service.core.errors import ConflictError, InvalidInputError, NotFoundError, PermissionDeniedError
+from service.core.errors import ConflictError, InvalidInputError, NotFoundError, PermissionDeniedError, not_in_mirror
 from service.core.pagination import Cursor, Page
 from service.core.principal import Principal
 from service.db.lists import one_of
@@ -189,8 +189,7 @@ class CampaignService:
         if scope.restricted_account_id is not None:
             raise PermissionDeniedError("this key is restricted to an account subtree and can only target "
                                         "inverters inside it")
-        raise InvalidInputError(f"the tenant has no account {account_id} (sync its fleet first, or check the id)",
-                                field=field)
+        raise not_in_mirror("account", account_id, field=field)
 
     # --- planning -------------------------------------------------------------------------------------
 

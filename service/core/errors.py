@@ -54,6 +54,13 @@ class InvalidParameterError(InvalidInputError):
         self.allowed = allowed
 
 
+def not_in_mirror(noun: str, upstream_id: int, *, field: str | None = None) -> InvalidInputError:
+    """The error refusing an upstream id (``noun``: account, site) the tenant's mirror does not hold: whatever
+    names it would apply to nothing, and a typo must not pass unnoticed."""
+    return InvalidInputError(f"the tenant has no {noun} {upstream_id} (sync its fleet first, or check the id)",
+                             field=field)
+
+
 class PermissionDeniedError(GivfleetError):
     """The principal is authenticated but its role does not allow the action."""
 

@@ -137,6 +137,14 @@ def hours(value: float | None, *, parameter: str) -> float | None:
     return value
 
 
+def zoned_moment(value: datetime, *, parameter: str) -> datetime:
+    """:func:`moment` of a time that must say its zone (a filter's bound: a naive time is refused, not guessed)."""
+    if value.tzinfo is None:
+        raise InvalidParameterError(f"{parameter} must carry a timezone (e.g. 2026-06-01T12:00:00Z), got "
+                                    f"{value.isoformat()!r}", parameter=parameter)
+    return moment(value, parameter=parameter)
+
+
 def moment(value: datetime, *, parameter: str) -> datetime:
     """A time with a zone (UTC if naive) that has a UTC equivalent (``9999-12-31T23:59:59-14:00`` has none)."""
     aware = value if value.tzinfo is not None else value.replace(tzinfo=UTC)
@@ -147,14 +155,16 @@ def moment(value: datetime, *, parameter: str) -> datetime:
     return aware
 
 
-def period(start: Day | None, end: Day | None, *, parameter: str = "end") -> None:
-    """Refuse a period that ends before it starts (``end`` may equal ``start``; an open end is never refused).
+def period(start: Day | None, end: Day | None, *, parameter: str = "end", start_parameter: str = "start") -> None:
+    """Refuse a period that ends before it starts (``end`` may equal ``start``; an open end is never refused);
+    the error names the end (``parameter``) and the start by the caller's names for them.
 
     Checked before a read is passed to GivEnergy, which answers an inverted range with a bare validation error.
     """
     if start is not None and end is not None and end < start:
-        raise InvalidParameterError(f"{parameter} ({end.isoformat()}) is before start ({start.isoformat()}); "
-                                    f"a range must not end before it starts", parameter=parameter)
+        raise InvalidParameterError(f"{parameter} ({end.isoformat()}) is before {start_parameter} "
+                                    f"({start.isoformat()}); a range must not end before it starts",
+                                    parameter=parameter)
 
 
 def choice(value: str | E, options: type[E], *, parameter: str) -> E:
@@ -165,9 +175,13 @@ def choice(value: str | E, options: type[E], *, parameter: str) -> E:
     for member in options:
         if wanted in (str(member.value).lower(), member.name.lower()):
             return member
-    allowed = [str(member.value) for member in options]
-    raise InvalidParameterError(f"{parameter} must be one of {', '.join(allowed)}; got {str(value)[:40]!r}",
-                                parameter=parameter, allowed=allowed)
+    raise not_one_of(str(value), [str(member.value) for member in options], parameter=parameter)
+
+
+def not_one_of(value: str, allowed: list[str], *, parameter: str) -> InvalidParameterError:
+    """The error refusing ``value`` of ``parameter``, which takes one of ``allowed`` (listed in the error)."""
+    return InvalidParameterError(f"{parameter} must be one of {', '.join(allowed)}; got {value[:40]!r}",
+                                 parameter=parameter, allowed=allowed)
 
 
 def walk_text(value: Any, *, parameter: str) -> None:

@@ -228,9 +228,10 @@ class BundledGraphiQL:
         return Response(graphiql_page(), media_type=MediaType.HTML, headers=PAGE_SECURITY_HEADERS)
 
 
-def graphql_controller(api: ApiSettings) -> type[Controller]:
+def graphql_controller(api: ApiSettings, handler_opt: dict[str, Any] | None = None) -> type[Controller]:
     """The ``/graphql`` controller: POST and GET queries, GraphiQL for browsers (from bundled assets), subscriptions
-    over a WebSocket (graphql-transport-ws) with the connection limits of ``api``.
+    over a WebSocket (graphql-transport-ws) with the connection limits of ``api``; ``handler_opt`` adds to its handlers'
+    options (what the app's middleware needs to know of it).
 
     The API-key middleware skips it (``exclude_from_auth``) because :func:`graphql_context` authenticates
     itself, so that GraphiQL's page loads without a key. Bodies are capped at
@@ -245,7 +246,7 @@ def graphql_controller(api: ApiSettings) -> type[Controller]:
         max_subscriptions_per_connection=api.subscriptions_per_connection)
 
     class GraphQLController(ContextInHandler, CompiledFirst, BundledGraphiQL, base):  # type: ignore[valid-type,misc]
-        opt: ClassVar[dict[str, Any]] = {"exclude_from_auth": True}
+        opt: ClassVar[dict[str, Any]] = {"exclude_from_auth": True, **(handler_opt or {})}
         # strawberry provides the response (an empty Response) in a worker thread: a thread hop per request for
         # building one object. Built on the event loop instead.
         dependencies: ClassVar[Dependencies] = {**base.dependencies,

@@ -14,7 +14,7 @@ from __future__ import annotations
 
 import uuid
 from datetime import datetime, timedelta
-from typing import TypedDict
+from typing import NamedTuple, TypedDict
 
 from pydantic import Field
 from sqlalchemy.ext.asyncio import AsyncSession
@@ -113,6 +113,14 @@ def _sync_key(tenant_id: TenantId | uuid.UUID, kind: SyncKind) -> str:
     return f"{tenant_id}:{kind.value}"
 
 
+class SyncRequest(NamedTuple):
+    """What a request for a sync will get: the job that runs it, and the kind of sync that job does (a request
+    joining a pending full sync gets a full sync, whatever it asked for)."""
+
+    job_id: str
+    kind: SyncKind
+
+
 async def request_sync(
     session: AsyncSession,
     tenant_id: TenantId,
@@ -120,8 +128,8 @@ async def request_sync(
     *,
     spread: int | None = None,
     lease: timedelta = timedelta(seconds=90),
-) -> str:
-    """Ask for a sync of the tenant once the caller's transaction commits; returns the request's job id.
+) -> SyncRequest:
+    """Ask for a sync of the tenant once the caller's transaction commits; returns the job that will do it.
 
     The run row is written in the caller's transaction with a lease nobody holds yet, lapsing after ``lease``:
     if the job is lost between the commit and its enqueue, or its worker dies, the sweeper revives the run.
@@ -146,13 +154,13 @@ async def request_sync(
     if run is not None and covers(run.kind, kind):  # its job does what is asked: the caller joins it
         if run.lease_expires_at is not None and run.lease_expires_at <= now:
             _revive(session, run)  # stranded by a dead worker, a lost job or an interrupted CLI: make it run now
-        return sync_job_id(tenant_id, run.kind)
+        return SyncRequest(sync_job_id(tenant_id, run.kind), run.kind)
     if run is None:
         run = await runs.new_run(kind, now=now, job_id=None, lease_owner=None, lease_expires_at=now + lease,
                                  checkpoint=SyncCheckpoint(spread=spread))  # fmt: skip
     payload = SyncPayload(tenant_id=tenant_id, kind=kind, spread=spread, run_id=run.id if run is not None else None)
     defer_job(session, sync_tenant.call(payload, key=_sync_key(tenant_id, kind)))
-    return sync_job_id(tenant_id, kind)
+    return SyncRequest(sync_job_id(tenant_id, kind), kind)
 
 
 def _revive(session: AsyncSession, run: SyncRun) -> None:
@@ -195,7 +203,7 @@ async def enqueue_due(session: AsyncSession, now: datetime, settings: Settings) 
         spread = max(1, schedule.full_interval_seconds // max(1, schedule.refresh_interval_seconds))
         full_due = schedule.next_full_at is None or schedule.next_full_at <= now
         kind = SyncKind.FULL if full_due else SyncKind.REFRESH
-        asked.append(await request_sync(session, tenant, kind, spread=spread, lease=lease))
+        asked.append((await request_sync(session, tenant, kind, spread=spread, lease=lease)).job_id)
         if full_due:
             schedule.next_full_at = now + timedelta(seconds=schedule.full_interval_seconds)
         schedule.next_refresh_at = now + timedelta(seconds=schedule.refresh_interval_seconds)

@@ -16,7 +16,7 @@ from service.core.errors import ConflictError
 from service.core.principal import Principal
 from service.core.tenancy import TenantId
 from service.db.models.mirror import SyncKind, SyncRun, SyncSchedule
-from service.mirror.jobs import request_sync
+from service.mirror.jobs import SyncRequest, request_sync
 from service.mirror.repository import MirrorRepository, SyncRunRepository
 from service.policy import Action, authorize
 from service.tenants.repository import CredentialRepository
@@ -45,10 +45,11 @@ class MirrorService:
         """Counts, latest runs and schedule."""
         return MirrorStatus(await self.rows.counts(), await self.runs.latest(limit=runs), await self.runs.schedule())
 
-    async def ask_for_sync(self, principal: Principal, kind: SyncKind) -> str:
+    async def ask_for_sync(self, principal: Principal, kind: SyncKind) -> SyncRequest:
         """Ask for a sync on behalf of ``principal`` once the caller commits (audited).
 
-        A sync of the same kind already queued or running is joined, not repeated.
+        A sync already queued or running that does what is asked is joined, not repeated (a refresh asked while
+        a full sync is pending joins the full sync).
 
         Raises:
             PermissionDeniedError: The principal is below the operator role, or its key is restricted to a
@@ -56,15 +57,15 @@ class MirrorService:
             ConflictError: The tenant has no GivEnergy credential to sync with.
 
         Returns:
-            The job id (the same for every request joining one sync).
+            The job id (the same for every request joining one sync) and the kind of sync that job does.
         """
         authorize(principal, Action.SYNC_REQUEST)
         if not await CredentialRepository(self.session, self.tenant_id).list():
             raise ConflictError("the tenant has no GivEnergy credential: add one before syncing")
-        job_id = await request_sync(self.session, self.tenant_id, kind)
+        asked = await request_sync(self.session, self.tenant_id, kind)
         await AuditService(self.session).record(principal, "mirror.sync.request", target_type="tenant",
                                                 target_id=str(self.tenant_id), details={"kind": kind.value})
-        return job_id
+        return asked
 
     async def set_schedule(
         self,

@@ -15,12 +15,13 @@ from typing import Any, Generic, TypeVar
 from sqlalchemy import ColumnElement, Select, and_, func, or_, select, tuple_
 from sqlalchemy.ext.asyncio import AsyncSession
 
+from service.core import limits
 from service.core.clock import utcnow
-from service.core.errors import ConflictError, InvalidInputError, NotFoundError
+from service.core.errors import ConflictError, InvalidInputError, NotFoundError, not_in_mirror
 from service.core.pagination import Cursor, Page, cursor_value
 from service.core.principal import Principal
 from service.db.lists import one_of
-from service.db.models.mirror import Inverter
+from service.db.models.mirror import FleetAccount, Inverter, Site
 from service.db.models.monitoring import (
     Alert,
     AlertState,
@@ -154,8 +155,16 @@ class AlertService:
     # --- reads (viewer) --------------------------------------------------------------------------------
 
     def _conditions(self, where: AlertFilter | IncidentFilter) -> list[ColumnElement[bool]]:
-        if where.since is not None and where.until is not None and where.since >= where.until:
-            raise InvalidInputError("the time range is empty: since must be before until")
+        """The filter's SQL conditions, once its time range is checked as every edge checks one: bounds that
+        carry a zone and have a UTC equivalent, ``until`` not before ``since``.
+
+        Raises:
+            InvalidParameterError: A bound is naive or out of range, or ``until`` is before ``since``.
+        """
+        for bound, parameter in ((where.since, "since"), (where.until, "until")):
+            if bound is not None:
+                limits.zoned_moment(bound, parameter=parameter)
+        limits.period(where.since, where.until, parameter="until", start_parameter="since")
         return where.conditions(self.scope)
 
     async def alerts(self, where: AlertFilter, first: int, after: str | None) -> Page[Alert]:
@@ -218,7 +227,8 @@ class AlertService:
         return AlertWriter(self.repo, 0, {}, utcnow())
 
     async def acknowledge(self, alert_id: uuid.UUID, note: str | None = None) -> Alert:
-        """Acknowledge an open alert (who, when, note); acknowledging it again changes the note only.
+        """Acknowledge an open alert (who, when, note). Acknowledging it again keeps who and when of the first
+        acknowledgement and changes the note only when one is given (an empty note erases it).
 
         Raises:
             PermissionDeniedError: The role is below operator.
@@ -226,15 +236,18 @@ class AlertService:
             ConflictError: The alert is cleared.
         """
         authorize(self.principal, Action.ALERT_ACKNOWLEDGE)
-        note = _note(note)
+        if note is not None and len(note) > MAX_NOTE:
+            raise InvalidInputError(f"the note is limited to {MAX_NOTE} characters")
         alert = await self._visible_alert(alert_id)
         if alert.state is AlertState.CLEARED:
             raise ConflictError("the alert is cleared: there is nothing to acknowledge")
-        now = utcnow()
         first_time = alert.state is AlertState.OPEN
-        alert.state, alert.acknowledged_by, alert.acknowledged_at = AlertState.ACKNOWLEDGED, self.principal.actor, now
-        alert.acknowledge_note = note
+        if first_time or note is not None:
+            alert.acknowledge_note = note or None
         if first_time:
+            now = utcnow()
+            alert.state = AlertState.ACKNOWLEDGED
+            alert.acknowledged_by, alert.acknowledged_at = self.principal.actor, now
             writer = self._writer()
             writer.outbox(NotificationEventType.ALERT_ACKNOWLEDGED, f"alert:{alert.id}:acknowledged:{now.isoformat()}",
                           f"{alert.event} on inverter {alert.inverter_serial} acknowledged by {self.principal.actor}",
@@ -264,9 +277,13 @@ class AlertService:
 
         Raises:
             PermissionDeniedError: The role is below operator, or the key is restricted to a subtree.
-            InvalidInputError: Not exactly one of site and account, or the window ends before it starts.
+            InvalidParameterError: The site or account id is not positive or out of range.
+            InvalidInputError: Not exactly one of site and account, the window ends before it starts, or the
+                tenant's mirror has no such site or account.
         """
         authorize(self.principal, Action.MAINTENANCE_MANAGE)
+        site = limits.optional_upstream_id(site, parameter="site_id")
+        account = limits.optional_upstream_id(account, parameter="account_id")
         if site is None and account is None:
             raise InvalidInputError("a window needs a site or an account")
         if site is not None and account is not None:
@@ -275,6 +292,10 @@ class AlertService:
             raise InvalidInputError("times need a timezone (e.g. 2026-06-01T12:00:00Z)")
         if ends_at <= starts_at:
             raise InvalidInputError("the window must end after it starts")
+        if site is not None:
+            await self._require_mirrored(Site, site, noun="site", field="site_id")
+        if account is not None:
+            await self._require_mirrored(FleetAccount, account, noun="account", field="account_id")
         window = MaintenanceWindow(id=uuid.uuid4(), tenant_id=self.principal.tenant_id, site_upstream_id=site,
                                    account_upstream_id=account, starts_at=starts_at, ends_at=ends_at,
                                    reason=(reason or None) and reason[:500], created_by=self.principal.actor,
@@ -282,6 +303,14 @@ class AlertService:
         self.repo.add(window)
         await self.session.flush()
         return window
+
+    async def _require_mirrored(self, model: type[Site | FleetAccount], upstream_id: int, *, noun: str,
+                                field: str) -> None:
+        """Refuse an upstream id the tenant's mirror does not hold (removed rows count: they were the tenant's)."""
+        found = await self.session.scalar(select(model.id).where(
+            model.tenant_id == self.principal.tenant_id, model.upstream_id == upstream_id).limit(1))
+        if found is None:
+            raise not_in_mirror(noun, upstream_id, field=field)
 
     async def delete_maintenance_window(self, window_id: uuid.UUID) -> None:
         """Remove a window (alerts it suppressed stay suppressed: they were not notified).
@@ -295,12 +324,6 @@ class AlertService:
         if window is None:
             raise NotFoundError("no such maintenance window")
         await self.repo.delete_window(window)
-
-
-def _note(note: str | None) -> str | None:
-    if note is not None and len(note) > MAX_NOTE:
-        raise InvalidInputError(f"the note is limited to {MAX_NOTE} characters")
-    return note or None
 
 
 async def _page(session: AsyncSession, model: type[_Row], column: Any, conditions: list[ColumnElement[bool]],

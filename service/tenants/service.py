@@ -22,7 +22,7 @@ from sqlalchemy.ext.asyncio import AsyncSession
 
 from service.core import limits
 from service.core.clock import utcnow
-from service.core.errors import ConflictError, InvalidInputError, NotFoundError, found
+from service.core.errors import ConflictError, InvalidInputError, NotFoundError, found, not_in_mirror
 from service.core.principal import Principal
 from service.core.roles import Role
 from service.core.tenancy import TenantId, tenant_id_from
@@ -403,7 +403,7 @@ class ApiKeyService:
         nothing, and a typo must not pass unnoticed."""
         account_id = limits.upstream_id(restricted_account_id, parameter="restricted_account_id")
         if not await self._keys.restriction_exists(account_id):
-            raise InvalidInputError(f"the tenant has no account {account_id} (sync its fleet first, or check the id)")
+            raise not_in_mirror("account", account_id)
         return account_id
 
     async def list(self, *, include_revoked: bool = True) -> Sequence[ApiKey]:

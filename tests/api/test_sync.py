@@ -99,6 +99,26 @@ async def test_an_empty_body_asks_for_a_refresh_and_location_names_the_run(clien
     assert unknown.status_code == 404
 
 
+async def test_a_request_joining_a_pending_full_sync_is_told_a_full_sync_will_run(
+        client: httpx.AsyncClient, resources: Resources) -> None:
+    tenant = await committed_tenant(resources, Role.OPERATOR)
+    await _with_credential(resources, tenant)
+    full = await client.post("/api/v1/sync-runs", json={"kind": "full"}, headers=tenant.headers)
+    assert (full.status_code, full.json()["kind"]) == (202, "full"), full.text
+
+    refresh = await client.post("/api/v1/sync-runs", headers=tenant.headers)  # no body: a refresh asked for
+    assert refresh.status_code == 202, refresh.text
+    assert (refresh.json()["job_id"], refresh.json()["kind"], refresh.json()["run_id"]) == (
+        full.json()["job_id"], "full", full.json()["run_id"])
+    graphql = await client.post("/graphql", headers=tenant.headers, json={
+        "query": "mutation { requestSync(kind: REFRESH) { jobId kind errors { message } } }"})
+    assert graphql.json()["data"]["requestSync"] == {"jobId": full.json()["job_id"], "kind": "FULL", "errors": []}
+    assert await queued_for(resources, tenant.tenant_id) == [
+        f"{resources.settings.redis.namespace}:{full.json()['job_id']}"], "one sync runs"
+    await resources.redis.delete(resources.redis.queue("bulk"),
+                                 f"arq:job:{resources.settings.redis.namespace}:{full.json()['job_id']}")
+
+
 async def test_unknown_fields_in_a_sync_request_are_refused(client: httpx.AsyncClient, resources: Resources) -> None:
     tenant = await committed_tenant(resources, Role.OPERATOR)
     await _with_credential(resources, tenant)

@@ -48,7 +48,7 @@ async def test_sync_job_in_a_worker_mirrors_the_fleet_from_the_stored_credential
     sim, base_url = served
     await add_credential(resources, tenant_id, sim.tokens["company"], base_url)
     async with unit_of_work(resources.session_factory, resources.redis) as session:
-        job_id = await request_sync(session, tenant_id, SyncKind.FULL)
+        job_id, _ = await request_sync(session, tenant_id, SyncKind.FULL)
     again = await enqueue(resources.redis, sync_tenant.call(SyncPayload(tenant_id=tenant_id), key=f"{tenant_id}:full"))
     assert again is None  # asking while one is queued joins it
 

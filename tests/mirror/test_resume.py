@@ -267,7 +267,7 @@ async def test_a_full_sync_asked_over_a_stranded_refresh_is_the_sync_that_runs(
 
     async with unit_of_work(resources.session_factory, resources.redis) as session:
         asked = await request_sync(session, tenant_id, SyncKind.FULL)
-    assert asked == sync_job_id(tenant_id, SyncKind.FULL)
+    assert asked == (sync_job_id(tenant_id, SyncKind.FULL), SyncKind.FULL)
 
     await asyncio.wait_for(drain_queues(resources, [Queue.BULK]), timeout=120)
     async with resources.session_factory() as session:

@@ -18,6 +18,7 @@ from service.core.errors import InvalidParameterError, NotFoundError
 from service.core.principal import Principal
 from service.db.models.api_key import Role
 from service.db.models.audit import AuditEvent
+from service.db.models.mirror import Site
 from service.db.models.monitoring import AlertState, MonitoringSettings, Severity
 from service.db.models.notifications import NotificationEvent, NotificationEventType
 from service.jobs.enqueue import unit_of_work
@@ -82,6 +83,16 @@ async def test_viewers_read_alerts_and_counts_operators_acknowledge_and_clear(
     assert acknowledged.json()["state"] == "acknowledged"
     assert acknowledged.json()["acknowledge_note"] == "engineer booked"
     assert acknowledged.json()["acknowledged_by"].startswith("apikey:")
+    other_operator = {"Authorization": f"Bearer {await committed_key(resources, tenant.tenant_id, Role.OPERATOR)}"}
+    again = await client.post(f"/api/v1/alerts/{critical['id']}/acknowledge", headers=other_operator)
+    assert again.status_code == 200, again.text
+    first_acknowledgement = {field: acknowledged.json()[field]
+                             for field in ("acknowledged_by", "acknowledged_at", "acknowledge_note")}
+    assert {field: again.json()[field] for field in first_acknowledgement} == first_acknowledgement
+    renoted = await client.post(f"/api/v1/alerts/{critical['id']}/acknowledge", json={"note": "parts ordered"},
+                                headers=other_operator)
+    assert {field: renoted.json()[field] for field in first_acknowledgement} == {
+        **first_acknowledgement, "acknowledge_note": "parts ordered"}
 
     cleared = await client.post(f"/api/v1/alerts/{critical['id']}/clear", headers=tenant.headers)
     assert cleared.status_code == 200
@@ -103,10 +114,22 @@ async def test_viewers_read_alerts_and_counts_operators_acknowledge_and_clear(
     assert [i["summary"] for i in incidents.json()["items"]] == [
         f"site {alerts[0]['site_upstream_id'] if alerts[0]['severity'] == 'minor' else alerts[1]['site_upstream_id']}"
         ": 1 open alert on 1 inverter (minor): Grid Under Voltage"]
-    empty_range = {"since": "2026-06-02T00:00:00Z", "until": "2026-06-01T00:00:00Z"}
+    inverted = {"since": "2026-06-02T00:00:00Z", "until": "2026-06-01T00:00:00Z"}
+    naive = {"since": "2026-12-01T10:00:00"}
     for path in ("/api/v1/alerts", "/api/v1/alerts/counts", "/api/v1/incidents"):  # one answer for one mistake
-        refused = await client.get(path, params=empty_range, headers=viewer)
-        assert (refused.status_code, "since must be before until" in refused.text) == (422, True), path
+        refused = await client.get(path, params=inverted, headers=viewer)
+        assert refused.status_code == 400, path
+        assert refused.json()["errors"] == [{"key": "until", "message": (
+            "until (2026-06-01T00:00:00+00:00) is before since (2026-06-02T00:00:00+00:00); a range must not end "
+            "before it starts")}], path
+        refused = await client.get(path, params=naive, headers=viewer)
+        assert refused.status_code == 400, path
+        assert refused.json()["errors"] == [{"key": "since", "message": (
+            "since must carry a timezone (e.g. 2026-06-01T12:00:00Z), got '2026-12-01T10:00:00'")}], path
+    naive_in_graphql = (await client.post("/graphql", headers=viewer, json={
+        "query": '{ alerts(filter: {since: "2026-12-01T10:00:00"}) { totalCount } }'})).json()
+    assert [error["extensions"]["code"] for error in naive_in_graphql["errors"]] == ["BAD_USER_INPUT"]
+    assert "since must carry a timezone" in naive_in_graphql["errors"][0]["message"]
 
     minor = next(a for a in alerts if a["severity"] == "minor")
     bodiless = await client.post(f"/api/v1/alerts/{minor['id']}/acknowledge", headers=tenant.headers)
@@ -137,9 +160,13 @@ async def test_operators_manage_maintenance_windows_and_bad_input_is_refused_cle
     client: httpx.AsyncClient, resources: Resources
 ) -> None:
     tenant = await committed_tenant(resources, Role.OPERATOR)
+    sim = quiet_simulator(6)
+    await mirror(resources, sim, tenant.tenant_id)
+    async with resources.session_factory() as session:
+        site = (await session.scalars(select(Site.upstream_id).where(Site.tenant_id == tenant.tenant_id))).first()
     created = await client.post("/api/v1/maintenance-windows", headers=tenant.headers, json={
-        "site_id": 7, "starts_at": "2999-06-01T12:00:00Z", "ends_at": "2999-06-01T14:00:00Z", "reason": "panels"})
-    assert created.status_code == 201
+        "site_id": site, "starts_at": "2999-06-01T12:00:00Z", "ends_at": "2999-06-01T14:00:00Z", "reason": "panels"})
+    assert created.status_code == 201, created.text
     listed = await client.get("/api/v1/maintenance-windows", headers=tenant.headers)
     assert [w["id"] for w in listed.json()] == [created.json()["id"]]
 
@@ -155,6 +182,26 @@ async def test_operators_manage_maintenance_windows_and_bad_input_is_refused_cle
         assert refused.status_code == 422, body
         assert refused.headers["content-type"].startswith("application/problem+json")
         assert refused.json()["detail"] == detail
+
+    window = {"starts_at": "2999-06-01T12:00:00Z", "ends_at": "2999-06-01T14:00:00Z"}
+    for field, value, status, message in (
+        ("site_id", 999999, 422, "the tenant has no site 999999 (sync its fleet first, or check the id)"),
+        ("account_id", 999999, 422, "the tenant has no account 999999 (sync its fleet first, or check the id)"),
+        ("site_id", 0, 400, f"site_id must be an integer from 1 to {2**53}, got 0"),
+        ("account_id", -3, 400, f"account_id must be an integer from 1 to {2**53}, got -3"),
+    ):
+        refused = await client.post("/api/v1/maintenance-windows", headers=tenant.headers,
+                                    json={**window, field: value})
+        assert refused.status_code == status, refused.text
+        assert refused.json()["errors"] == [{"key": field, "message": message}]
+        graphql = (await client.post("/graphql", headers=tenant.headers, json={
+            "query": "mutation($input: MaintenanceWindowInput!) { createMaintenanceWindow(input: $input) { "
+                     "maintenanceWindow { id } errors { field message } } }",
+            "variables": {"input": {"startsAt": window["starts_at"], "endsAt": window["ends_at"],
+                                    to_camel_case(field): value}}})).json()
+        assert graphql["data"]["createMaintenanceWindow"] == {
+            "maintenanceWindow": None, "errors": [{"field": to_camel_case(field), "message": message}]}
+    assert len((await client.get("/api/v1/maintenance-windows", headers=tenant.headers)).json()) == 1
 
     deleted = await client.delete(f"/api/v1/maintenance-windows/{created.json()['id']}", headers=tenant.headers)
     assert deleted.status_code == 204
@@ -198,6 +245,10 @@ async def test_graphql_alerts_with_counts_and_the_acknowledge_mutation(
                               headers=tenant.headers)).json()
     assert done["data"]["acknowledgeAlert"] == {"alert": {"state": "ACKNOWLEDGED", "acknowledgeNote": "on it"},
                                                 "errors": []}
+    without_note = "mutation($id: ID!) { acknowledgeAlert(id: $id) { alert { acknowledgeNote } errors { code } } }"
+    again = (await client.post("/graphql", json={"query": without_note, "variables": {"id": edge["node"]["id"]}},
+                               headers=tenant.headers)).json()
+    assert again["data"]["acknowledgeAlert"] == {"alert": {"acknowledgeNote": "on it"}, "errors": []}
     incidents = (await client.post("/graphql", json={"query": "{ incidents(filter: {states: [OPEN]}) { totalCount "
                                                               "edges { node { severity summary } } } }"},
                                    headers=viewer)).json()
