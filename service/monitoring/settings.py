@@ -132,6 +132,10 @@ def _validate(change: SettingsChange) -> None:
     unknown = sorted(change.knobs.keys() - KNOBS.keys())
     if unknown:  # the adapters pass knobs only; anything else would be written to the row
         raise InvalidParameterError(f"there is no monitoring setting {unknown[0]!r}", parameter=unknown[0])
+    for name, value in change.knobs.items():
+        if value is None:  # every column is NOT NULL: keeping a value is leaving its knob out
+            raise InvalidParameterError(f"{name} must have a value (leave it out to keep the current one)",
+                                        parameter=name)
     for name, bounds in _BOUNDS.items():
         value = change.knobs.get(name)
         if value is not None and (isinstance(value, bool) or not bounds.low <= value <= bounds.high):

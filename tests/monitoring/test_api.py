@@ -404,6 +404,17 @@ async def test_a_settings_change_naming_no_knob_is_refused_and_changes_nothing(r
         assert (await MonitoringRepository(session, tenant.tenant_id).settings()).grace_seconds == 1800
 
 
+async def test_a_settings_change_to_no_value_is_refused_and_changes_nothing(resources: Resources) -> None:
+    tenant = await committed_tenant(resources, Role.ADMIN)
+    with pytest.raises(InvalidParameterError, match="enabled must have a value") as refused:
+        async with unit_of_work(resources.session_factory, resources.redis) as session:
+            await update_settings(session, Principal.cli(tenant.tenant_id),
+                                  SettingsChange({"grace_seconds": 600, "enabled": None}))
+    assert refused.value.parameter == "enabled"
+    async with resources.session_factory() as session:
+        assert (await MonitoringRepository(session, tenant.tenant_id).settings()).grace_seconds == 1800
+
+
 async def test_concurrent_settings_changes_apply_one_after_the_other(
     client: httpx.AsyncClient, resources: Resources
 ) -> None:
