@@ -39,7 +39,8 @@ Surfaces of ``sim.app`` (an ASGI app; ``sim`` itself is one too):
   ``inverter/getInverterRuntime``, ``inverter/getInverterEnergy``, ``pcs/batCell/getBatCellData``.
 - ``/_simulator/...``: ground truth and mutators over HTTP, unauthenticated (see :mod:`.sidedoor`):
   ``GET tokens|clock|summary|fleet|events|control-log?since=N|counters|notifications``,
-  ``GET inverters/{serial}[/settings]``, ``POST clock/advance {"seconds"}``, ``POST clock/speed {"speed"}``,
+  ``GET inverters/{serial}[/settings]``, ``POST clock/advance {"seconds"}`` (at most 365 days),
+  ``POST clock/speed {"speed"}``,
   ``POST tokens {"account_id","name","scopes","approved","subscribed","rate_limit"}``,
   ``POST inverters/state {"serials", "offline"|"locked"|"timeout"|"another_actor": bool}``,
   ``POST inverters/{serial}/status {"status"}``, ``POST inverters/{serial}/firmware {"arm","dsp"}`` (or
