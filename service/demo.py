@@ -88,7 +88,8 @@ class DemoSimulator:
         what changed since the last snapshot); its clock starts no earlier than any time this one may have shown
         (each snapshot names a time the clock cannot pass before the next, twice over, unless it keeps behind the wall
         clock the next ``up`` starts from). Each snapshot is taken on the event loop (what is older than
-        :data:`KEPT_BEYOND_HISTORY` forgotten first) and turned into text and written by one thread, in order.
+        :data:`KEPT_BEYOND_HISTORY` forgotten first), then turned into text and written by one thread, in order
+        (the loop waits for it only after a move of the clock).
 
         Raises:
             StartupError: The file cannot be written.
@@ -116,13 +117,15 @@ class DemoSimulator:
             future.add_done_callback(written)
             return future
 
-        def moved() -> None:
-            checkpoint(ahead())
+        def moved() -> None:  # rare, and written at once: a kill that follows finds the clock's new time
+            with contextlib.suppress(Exception):  # logged by written()
+                checkpoint(ahead()).result()
 
         async def checkpoints() -> None:
             while True:
                 await asyncio.sleep(SNAPSHOT_SECONDS)
-                moved()
+                with contextlib.suppress(Exception):  # logged by written()
+                    await asyncio.wrap_future(checkpoint(ahead()))
 
         task = asyncio.create_task(checkpoints(), name="demo cloud")
         clock.on_move(moved)

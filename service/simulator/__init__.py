@@ -67,7 +67,9 @@ events, LOST/UPDATING states, scheduled happenings and random generators, tokens
 notifications); ``snapshot.to_json(snap)`` / ``snapshot.from_json(text, config)`` write and read it as JSON
 (another seed, fleet size or format: ``ForeignSnapshotError``); ``Simulator(config, resume=snap)`` carries on from
 it instead of generating, its clock no earlier than the snapshot's time plus ``ahead``. ``givfleet up`` keeps its
-demo cloud across restarts this way.
+demo cloud across restarts this way, calling ``sim.forget(before)`` first (fault events that ended, drifts and
+control calls before a time are dropped, and all but the latest 1000 notifications; ``control-log?since=N`` still
+counts every call).
 
 Ground truth (``sim.truth``, a :class:`~service.simulator.truth.Truth`): ``accounts()``, ``account(id)``,
 ``account_of_token(name_or_token)``, ``children(id)``, ``devices()`` (records with ``serial``,
