@@ -16,7 +16,7 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import os
-from collections.abc import AsyncIterator, Callable
+from collections.abc import AsyncIterator, Callable, Sequence
 from concurrent.futures import Future, ThreadPoolExecutor
 from dataclasses import dataclass, replace
 from datetime import UTC, datetime, timedelta
@@ -29,6 +29,7 @@ import uvicorn
 from service.core.clock import utcnow
 from service.core.signals import cancel_and_wait
 from service.core.tenancy import tenant_id_from
+from service.db.models.credential import UpstreamCredential
 from service.db.models.mirror import SyncKind
 from service.embedded import StartupError
 from service.jobs.enqueue import unit_of_work
@@ -37,6 +38,7 @@ from service.mirror.service import MirrorService
 from service.runtime import Resources
 from service.settings import Settings
 from service.simulator import Simulator, SimulatorConfig, snapshot
+from service.tenants.choice import USABLE_HEALTH
 from service.tenants.demo import DEMO_SLUG, ensure_demo_tenant
 from service.tenants.repository import TenantRepository
 
@@ -180,16 +182,53 @@ async def simulator_wanted(resources: Resources) -> bool:
                 or await tenants.any_credential_using(simulator_base_url(resources.settings)))
 
 
-async def describe_upstreams(resources: Resources) -> str:
-    """One line naming the upstream each tenant's credentials use."""
+@dataclass(frozen=True)
+class TenantUpstreams:
+    """A tenant's upstreams in words, and why it cannot use any of them when every credential is refused."""
+
+    slug: str
+    upstreams: str
+    refused: str | None
+    """``None`` unless the tenant has credentials and GivEnergy (or the simulator) refused each one when last
+    checked: then their health and its message (e.g. ``credential unauthorised: Unauthenticated. ...``)."""
+
+    def __str__(self) -> str:
+        return f"{self.slug} -> {self.upstreams}" + (f", {self.refused}" if self.refused else "")
+
+
+@dataclass(frozen=True)
+class Upstreams:
+    """The upstream each tenant's credentials use (``up`` announces it, ``givfleet doctor`` checks it)."""
+
+    tenants: list[TenantUpstreams]
+
+    @property
+    def refused(self) -> list[TenantUpstreams]:
+        """The tenants none of whose credentials is usable."""
+        return [tenant for tenant in self.tenants if tenant.refused]
+
+    def __str__(self) -> str:
+        return "; ".join(map(str, self.tenants)) or "no tenants yet"
+
+
+async def describe_upstreams(resources: Resources) -> Upstreams:
+    """The upstream each tenant's credentials use, naming the tenants whose credentials are all refused."""
     simulator = simulator_base_url(resources.settings)
     cloud = resources.settings.givenergy.base_url
     async with resources.session_factory() as session:
-        upstreams = await TenantRepository(session).credential_base_urls()
+        credentials = await TenantRepository(session).credentials_by_tenant()
     names = {simulator: f"the bundled simulator ({simulator})", cloud: "GivEnergy Cloud", None: "GivEnergy Cloud"}
-    parts = [f"{slug} -> " + (", ".join(sorted({names.get(url, str(url)) for url in urls})) or "no credential")
-             for slug, urls in upstreams.items()]
-    return "Upstreams: " + ("; ".join(parts) or "no tenants yet")
+    return Upstreams([
+        TenantUpstreams(slug, ", ".join(sorted({names.get(credential.base_url, str(credential.base_url))
+                                                for credential in own})) or "no credential", _refused(own))
+        for slug, own in credentials.items()])
+
+
+def _refused(credentials: Sequence[UpstreamCredential]) -> str | None:
+    if not credentials or any(credential.health in USABLE_HEALTH for credential in credentials):
+        return None
+    return ", ".join(f"credential {credential.health.value}: {credential.health_message or 'no message'}"
+                     for credential in credentials)
 
 
 def build_simulator(resources: Resources) -> DemoSimulator:

@@ -145,20 +145,21 @@ async def run_checks(settings: Settings) -> list[Check]:
 
 
 async def check_upstreams(settings: Settings) -> Check:
-    """The upstream (GivEnergy Cloud, the bundled simulator, another URL) of each tenant's credentials."""
+    """The upstream (GivEnergy Cloud, the bundled simulator, another URL) of each tenant's credentials; it fails
+    while a tenant's credentials are all refused upstream (it cannot sync)."""
     from service.demo import describe_upstreams  # not at the top: every command imports this module, few need it
 
     url = settings.configured_database_url() or ""
     resources = Resources.open(settings)
 
-    async def described() -> str:
+    async def described() -> Check:
         revision, head = await migrate.current(url)
         if revision != head:  # another release's tables: not this release's business (the database check says why)
-            return "not shown while the database schema is not this release's"
-        return (await describe_upstreams(resources)).removeprefix("Upstreams: ")
+            return Check("upstreams", True, "not shown while the database schema is not this release's")
+        upstreams = await describe_upstreams(resources)
+        return Check("upstreams", not upstreams.refused, str(upstreams))
 
-    answer = await _ask("upstreams", url, described, resources.aclose)
-    return answer if isinstance(answer, Check) else Check("upstreams", True, answer)
+    return await _ask("upstreams", url, described, resources.aclose)
 
 
 async def preflight(settings: Settings, *, require_current_schema: bool = True) -> str | None:

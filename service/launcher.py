@@ -72,7 +72,7 @@ class Stack:
                     await demo_cloud.enter_async_context(simulator.kept_cloud())
                     servers.append(await start_server(QuietServer(simulator.config), "simulator"))
                     await demo.prepare_demo_tenant(resources, simulator, announce)
-                announce(await demo.describe_upstreams(resources))
+                announce(f"Upstreams: {await demo.describe_upstreams(resources)}")
                 await self._serve(resources, servers, announce, with_demo, stop)
             finally:
                 for server, task in reversed(servers):

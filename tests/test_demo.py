@@ -2,10 +2,12 @@
 
 from __future__ import annotations
 
+import contextlib
 import dataclasses
 import json
+import shutil
 from collections import Counter
-from collections.abc import Callable
+from collections.abc import AsyncIterator, Callable
 from datetime import datetime, timedelta
 from pathlib import Path
 from typing import Any
@@ -18,18 +20,19 @@ from service import demo
 from service.core.clock import utcnow
 from service.core.principal import Principal
 from service.core.tenancy import tenant_id_from
-from service.db.models.credential import UpstreamCredential
-from service.db.models.mirror import SyncKind, SyncSchedule
+from service.db.models.credential import CredentialHealth, UpstreamCredential
+from service.db.models.mirror import Inverter, SyncKind, SyncSchedule, SyncState
 from service.db.models.tenant import Tenant
 from service.embedded import StartupError
 from service.launcher import QuietServer, start_server
 from service.mirror.jobs import sync_job_id
+from service.mirror.runner import SyncOutcome, SyncRunner
 from service.runtime import Resources
 from service.settings import SimulatorSettings, SyncSettings
 from service.simulator import Simulator
-from service.tenants.crypto import load_key_ring
+from service.tenants.crypto import key_file_path, load_key_ring
 from service.tenants.demo import issue_demo_admin_key
-from service.tenants.service import CredentialService, TenantService
+from service.tenants.service import CredentialService, TenantService, open_token
 from tests.simulator.conftest import client_factory
 from tests.support import free_port
 
@@ -96,12 +99,71 @@ async def test_a_real_credential_keeps_the_simulator_on_while_the_demo_uses_it(
     assert not await demo.simulator_wanted(demo_resources), "a real credential alone: no simulator"
     await add_credential("demo", demo.simulator_base_url(demo_resources.settings))
     assert await demo.simulator_wanted(demo_resources), "the demo credential still points at the simulator"
-    assert await demo.describe_upstreams(demo_resources) == (
-        f"Upstreams: acme -> GivEnergy Cloud; demo -> the bundled simulator "
+    assert str(await demo.describe_upstreams(demo_resources)) == (
+        f"acme -> GivEnergy Cloud; demo -> the bundled simulator "
         f"({demo.simulator_base_url(demo_resources.settings)})")
 
     forced = demo_resources.settings.model_copy(update={"simulator": SimulatorSettings(enabled=False)})
     assert not await demo.simulator_wanted(dataclasses.replace(demo_resources, settings=forced))
+
+
+@contextlib.asynccontextmanager
+async def demo_up(resources: Resources, seed: int) -> AsyncIterator[demo.DemoSimulator]:
+    """What `givfleet up` does for the demo, with a fleet of a seed: the kept cloud, served, and the demo tenant."""
+    settings = resources.settings.model_copy(update={
+        "simulator": resources.settings.simulator.model_copy(update={"seed": seed})})
+    at_seed = dataclasses.replace(resources, settings=settings)
+    simulator = demo.build_simulator(at_seed)
+    async with simulator.kept_cloud():
+        server, task = await start_server(QuietServer(simulator.config), "simulator")
+        try:
+            await demo.prepare_demo_tenant(at_seed, simulator, lambda _: None)
+            yield simulator
+        finally:
+            server.should_exit = True
+            await task
+
+
+async def demo_sync(resources: Resources) -> SyncOutcome:
+    """A full sync of the demo tenant, as the worker runs the one `up` asks for."""
+    async with resources.session_factory() as session:
+        tenant = (await session.execute(select(Tenant).where(Tenant.slug == "demo"))).scalar_one()
+    runner = SyncRunner(resources.engine, resources.session_factory, resources.upstream.sync_target)
+    return await runner.run(tenant_id_from(tenant.id), SyncKind.FULL)
+
+
+async def test_the_demo_syncs_after_the_seed_changes_on_a_home(demo_resources: Resources, tmp_path: Path,
+                                                               clean_db: None) -> None:
+    home = at_home(demo_resources, tmp_path)
+    load_key_ring(demo_resources.settings)  # its key file made, for the syncs' upstream (of the run's home) to share
+    shutil.copy(key_file_path(demo_resources.settings), key_file_path(home.settings))
+    async with demo_up(home, seed=3):
+        assert (await demo_sync(home)).state is SyncState.SUCCEEDED
+    for seed in (4, 3):  # another fleet, then the first one generated afresh
+        async with demo_up(home, seed=seed) as served:
+            outcome = await demo_sync(home)
+            assert outcome.state is SyncState.SUCCEEDED, outcome.error
+            async with home.session_factory() as session:
+                credential = (await session.execute(select(UpstreamCredential))).scalar_one()
+                mirrored = set((await session.execute(select(Inverter.serial))).scalars())
+            assert credential.health is CredentialHealth.OK
+            assert open_token(load_key_ring(home.settings), credential).get_secret_value() == (
+                served.simulator.tokens["company"])
+            assert mirrored >= set(served.simulator.truth.visible_serials("company")), "the served fleet is mirrored"
+    assert str(await demo.describe_upstreams(home)) == f"demo -> the bundled simulator ({served.base_url})"
+
+
+async def test_a_tenant_whose_credentials_are_all_refused_is_named(demo_resources: Resources,
+                                                                   clean_db: None) -> None:
+    async with demo_resources.session_factory() as session, session.begin():
+        tenant = await TenantService(session).create("acme", actor="test")
+        credentials = CredentialService(session, Principal.cli(tenant_id_from(tenant.id), actor="test"),
+                                        load_key_ring(demo_resources.settings))
+        refused = await credentials.add("acme-token", label="acme")
+        refused.health, refused.health_message = CredentialHealth.UNAUTHORISED, "Unauthenticated. (HTTP 401)"
+    upstreams = await demo.describe_upstreams(demo_resources)
+    assert [str(tenant) for tenant in upstreams.refused] == [
+        "acme -> GivEnergy Cloud, credential unauthorised: Unauthenticated. (HTTP 401)"]
 
 
 def test_the_demo_fleet_is_worth_looking_at(resources: Resources) -> None:

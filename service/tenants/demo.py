@@ -14,7 +14,7 @@ from service.jobs.enqueue import unit_of_work
 from service.tenants.checks import check_credential
 from service.tenants.crypto import load_key_ring
 from service.tenants.repository import TenantRepository
-from service.tenants.service import ApiKeyService, CredentialService, TenantService
+from service.tenants.service import ApiKeyService, CredentialService, TenantService, open_token
 
 if TYPE_CHECKING:
     from service.runtime import Resources
@@ -26,11 +26,13 @@ DEMO_KEY_NAME = "demo admin"
 
 
 async def ensure_demo_tenant(resources: Resources, *, simulator_base_url: str, token: str) -> bool:
-    """Create the demo tenant with a simulator credential, unless it exists (its admin key comes from
-    :func:`issue_demo_admin_key`, once it can be shown).
+    """Make the demo tenant use the simulator being served: create it with a credential of the simulator unless
+    it exists (its admin key comes from :func:`issue_demo_admin_key`, once it can be shown); else give its
+    credentials of the simulator the token given when theirs differs (the simulator serves a fleet of another
+    seed or size now), or give it one if it has none.
 
-    The credential is checked against the simulator (a failure leaves its health ``unknown``; the tenant is
-    created anyway).
+    Each such credential is then checked against the simulator, so a credential refused by a fleet served earlier
+    is usable again (a failure leaves its health ``unknown`` when its token was replaced now, else as it was).
 
     Args:
         resources: Open resources (database, Redis, settings).
@@ -40,21 +42,31 @@ async def ensure_demo_tenant(resources: Resources, *, simulator_base_url: str, t
     Returns:
         Whether the tenant was created now.
     """
+    key_ring = load_key_ring(resources.settings)
     async with unit_of_work(resources.session_factory, resources.redis) as session:
-        if await TenantRepository(session).get_by_slug(DEMO_SLUG) is not None:
-            return False
-        tenant = await TenantService(session).create(DEMO_SLUG, name="Demo installer (simulated fleet)",
-                                                     actor="givfleet-up")
+        tenant = await TenantRepository(session).get_by_slug(DEMO_SLUG)
+        created = tenant is None
+        if tenant is None:
+            tenant = await TenantService(session).create(DEMO_SLUG, name="Demo installer (simulated fleet)",
+                                                         actor="givfleet-up")
         principal = Principal.cli(tenant_id_from(tenant.id), actor="givfleet-up")
-        credentials = CredentialService(session, principal, load_key_ring(resources.settings))
-        credential = await credentials.add(token, label="simulator", base_url=simulator_base_url)
-        credential_id = credential.id
-    try:
-        outcome = await check_credential(resources, principal, credential_id)
-        log.info("demo_tenant.created", health=outcome.probe.health.value, account_type=outcome.probe.account_type)
-    except GivfleetError as exc:  # the demo works without a checked credential
-        log.warning("demo_tenant.check_failed", error=str(exc))
-    return True
+        credentials = CredentialService(session, principal, key_ring)
+        served = [credential for credential in await credentials.list() if credential.base_url == simulator_base_url]
+        for credential in served:
+            if open_token(key_ring, credential).get_secret_value() != token:
+                await credentials.replace_secret(credential.id, token)
+                log.info("demo_tenant.token_replaced", credential_id=str(credential.id))
+        if not served:
+            served = [await credentials.add(token, label="simulator", base_url=simulator_base_url)]
+        credential_ids = [credential.id for credential in served]
+    for credential_id in credential_ids:
+        try:
+            outcome = await check_credential(resources, principal, credential_id)
+            log.info("demo_tenant.checked", created=created, health=outcome.probe.health.value,
+                     account_type=outcome.probe.account_type)
+        except GivfleetError as exc:  # the demo works without a checked credential
+            log.warning("demo_tenant.check_failed", error=str(exc))
+    return created
 
 
 async def issue_demo_admin_key(resources: Resources) -> str | None:

@@ -58,13 +58,14 @@ class TenantRepository:
         statement = select(UpstreamCredential.id).where(UpstreamCredential.base_url == base_url).limit(1)
         return (await self._session.execute(statement)).first() is not None
 
-    async def credential_base_urls(self) -> dict[str, Sequence[str | None]]:
-        """Every tenant's slug with the base URLs of its credentials (``None``: the configured default)."""
-        statement = (select(Tenant.slug, UpstreamCredential.id, UpstreamCredential.base_url)
-                     .outerjoin(UpstreamCredential, UpstreamCredential.tenant_id == Tenant.id).order_by(Tenant.slug))
+    async def credentials_by_tenant(self) -> dict[str, Sequence[UpstreamCredential]]:
+        """Every tenant's slug with its credentials (deployment-wide), by slug, oldest credential first."""
+        statement = (select(Tenant.slug, UpstreamCredential)
+                     .outerjoin(UpstreamCredential, UpstreamCredential.tenant_id == Tenant.id)
+                     .order_by(Tenant.slug, UpstreamCredential.created_at))
         rows = (await self._session.execute(statement)).all()
-        return {slug: [url for tenant, credential_id, url in rows if tenant == slug and credential_id is not None]
-                for slug, _, _ in rows}
+        return {slug: [credential for tenant, credential in rows if tenant == slug and credential is not None]
+                for slug, _ in rows}
 
 
 _Row = TypeVar("_Row", UpstreamCredential, ApiKey, AuditEvent)

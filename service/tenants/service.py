@@ -185,6 +185,20 @@ def _associated_data(credential: UpstreamCredential) -> bytes:
     return f"upstream_credentials:{credential.tenant_id}:{credential.id}".encode()
 
 
+def _valid_secret(secret: str, kind: CredentialKind) -> str:
+    """The secret without surrounding blanks.
+
+    Raises:
+        InvalidInputError: It is empty, or an API token that is not printable ASCII.
+    """
+    secret = secret.strip()
+    if not secret:
+        raise InvalidInputError("the token is empty")
+    if kind is CredentialKind.API_TOKEN and not (secret.isascii() and secret.isprintable()):
+        raise InvalidInputError("an API token is printable ASCII (it is sent in an HTTP header)")
+    return secret
+
+
 def open_token(key_ring: KeyRing, credential: UpstreamCredential) -> SecretStr:
     """Decrypt a credential's secret (for building an upstream client; never log or return it).
 
@@ -233,11 +247,7 @@ class CredentialService:
                 its username, or the base URL is not an http(s) URL.
         """
         authorize(self._principal, Action.CREDENTIAL_ADD)
-        secret = secret.strip()
-        if not secret:
-            raise InvalidInputError("the token is empty")
-        if kind is CredentialKind.API_TOKEN and not (secret.isascii() and secret.isprintable()):
-            raise InvalidInputError("an API token is printable ASCII (it is sent in an HTTP header)")
+        secret = _valid_secret(secret, kind)
         if kind is CredentialKind.PORTAL_LOGIN and not portal_username:
             raise InvalidInputError("a legacy portal login needs its username")
         if requests_per_minute is not None and requests_per_minute < 1:
@@ -255,13 +265,33 @@ class CredentialService:
             scopes=[],
             base_url=base_url,
         )
-        sealed = self._key_ring.seal(secret, _associated_data(credential))
-        credential.secret_ciphertext, credential.key_id = sealed.blob, sealed.key_id
+        self._seal(credential, secret)
         self._credentials.add(credential)
         await self._session.flush()
         await self._audit.record(self._principal, "credential.add", target_type="upstream_credential",
                                  target_id=credential.id, details={"label": credential.label, "kind": kind.value})
         return credential
+
+    async def replace_secret(self, credential_id: uuid.UUID, secret: str) -> UpstreamCredential:
+        """Store a new secret in a credential, encrypted; its health is ``unknown`` again until checked.
+
+        Raises:
+            PermissionDeniedError: The principal is not an admin.
+            NotFoundError: Unknown id, or another tenant's.
+            InvalidInputError: The secret is empty, or an API token is not printable ASCII.
+        """
+        authorize(self._principal, Action.CREDENTIAL_ADD)
+        credential = await self._get(credential_id, for_update=True)
+        self._seal(credential, _valid_secret(secret, credential.kind))
+        credential.health, credential.health_message = CredentialHealth.UNKNOWN, None
+        await self._session.flush()
+        await self._audit.record(self._principal, "credential.replace_secret", target_type="upstream_credential",
+                                 target_id=credential.id, details={"label": credential.label})
+        return credential
+
+    def _seal(self, credential: UpstreamCredential, secret: str) -> None:
+        sealed = self._key_ring.seal(secret, _associated_data(credential))
+        credential.secret_ciphertext, credential.key_id = sealed.blob, sealed.key_id
 
     async def list(self) -> Sequence[UpstreamCredential]:
         """The tenant's credentials (viewer and above, whole-tenant keys; secrets are never part of the rows)."""

@@ -2,23 +2,32 @@
 
 from __future__ import annotations
 
+import asyncio
 import contextlib
 import signal
 import subprocess
 import sys
+import uuid
+from collections.abc import Iterator
 from pathlib import Path
 
 import psutil
 import pytest
+from sqlalchemy import text
+from sqlalchemy.ext.asyncio import create_async_engine
 from typer.testing import CliRunner
 
 from service.cli import app
+from service.db import migrate
 from service.embedded import EmbeddedServices, embedded_server_pids, up_lock
 from service.settings import Settings, get_settings
+from tests.conftest import create_database, drop_database
 from tests.support import alive
 
 OWNER = """
 import sys
+import uuid
+from collections.abc import Iterator
 from pathlib import Path
 from service.embedded import EmbeddedServices, Use
 from service.settings import Settings
@@ -54,6 +63,54 @@ def test_healthy_configuration_passes(monkeypatch: pytest.MonkeyPatch, database_
     assert lines[0].startswith("ok database: PostgreSQL")
     assert "schema up to date" in lines[0]
     assert lines[1].startswith("ok redis: Redis")
+
+
+@pytest.fixture
+def own_database(server_urls: tuple[str, str]) -> Iterator[str]:
+    """A database of the test's own, migrated."""
+    name = f"givfleet_doctor_{uuid.uuid4().hex[:12]}"
+    url = asyncio.run(create_database(server_urls[0], name))
+    asyncio.run(migrate.upgrade(url))
+    yield url
+    asyncio.run(drop_database(server_urls[0], name))
+
+
+def _refuse_every_credential(url: str) -> None:
+    """What `credential check` records once GivEnergy answers 401 for each of them."""
+    async def refuse() -> None:
+        engine = create_async_engine(url)
+        try:
+            async with engine.begin() as connection:
+                await connection.execute(text(
+                    "UPDATE upstream_credentials SET health = 'unauthorised', "
+                    "health_message = 'Unauthenticated. [GET /account] (HTTP 401)'"))
+        finally:
+            await engine.dispose()
+
+    asyncio.run(refuse())
+
+
+def test_a_tenant_whose_credentials_are_all_refused_fails_the_upstreams_check(
+    monkeypatch: pytest.MonkeyPatch, own_database: str, redis_url: str
+) -> None:
+    monkeypatch.setenv("COLUMNS", "400")  # one line per check
+    env = {"GIVFLEET_DATABASE_URL": own_database, "GIVFLEET_REDIS_URL": redis_url}
+    for name, value in env.items():
+        monkeypatch.setenv(name, value)
+    runner = CliRunner()
+    for command, given in ((["tenant", "create", "acme"], None),
+                           (["credential", "add", "--tenant", "acme", "--no-check", "--token-file", "-"], "a-token")):
+        done = runner.invoke(app, command, input=given)
+        assert done.exit_code == 0, done.output
+    get_settings.cache_clear()
+    assert _doctor(monkeypatch)[1][2] == "ok upstreams: acme -> GivEnergy Cloud", "not checked yet: usable"
+
+    _refuse_every_credential(own_database)
+    code, lines = _doctor(monkeypatch)
+
+    assert code == 1
+    assert lines[2] == ("FAIL upstreams: acme -> GivEnergy Cloud, credential unauthorised: Unauthenticated. "
+                        "[GET /account] (HTTP 401)")
 
 
 def test_garbage_urls_are_named(monkeypatch: pytest.MonkeyPatch) -> None:
