@@ -48,7 +48,11 @@ SIMULATOR_HOST = "127.0.0.1"
 CLOUD_FILE = "demo-cloud.json"
 """Under ``GIVFLEET_HOME``: the simulated cloud as the last ``up`` left it (:meth:`DemoSimulator.kept_cloud`)."""
 SNAPSHOT_SECONDS = 30.0
-"""How often ``up`` snapshots the simulated cloud: at most what a ``kill -9`` loses."""
+"""How often ``up`` snapshots the simulated cloud when nothing asks sooner."""
+CHANGE_SNAPSHOT_SECONDS = 1.0
+"""How soon after a request that may change the simulated cloud (a campaign's setting write, a side-door fault)
+``up`` snapshots it, and so at most how often while such requests keep coming: about what a ``kill -9`` loses of
+them."""
 KEPT_BEYOND_HISTORY = timedelta(days=7)
 """How much of its past the demo cloud keeps (fault events that ended, drifts, control calls) beyond the history
 a new fleet starts with (a week): older is forgotten at each snapshot, so the snapshot stays about 1 MB."""
@@ -85,7 +89,9 @@ class DemoSimulator:
     @contextlib.asynccontextmanager
     async def kept_cloud(self) -> AsyncIterator[None]:
         """Keep a snapshot of the simulated cloud in :attr:`cloud_file` while the block runs: every
-        :data:`SNAPSHOT_SECONDS`, whenever the side door moves the clock or changes its speed, and at the end. The
+        :data:`SNAPSHOT_SECONDS`, whenever the side door moves the clock or changes its speed, within
+        :data:`CHANGE_SNAPSHOT_SECONDS` of a request that may change the world (one snapshot for all that come
+        meanwhile; the simulator is served on the block's event loop), and at the end. The
         next ``up`` on the home carries on from it (:func:`build_simulator`), even after a ``kill -9`` (losing
         what changed since the last snapshot); its clock starts no earlier than any time this one may have shown
         (each snapshot names a time the clock cannot pass before the next, twice over, unless it keeps behind the wall
@@ -129,12 +135,16 @@ class DemoSimulator:
                 with contextlib.suppress(Exception):  # logged by written()
                     await asyncio.wrap_future(checkpoint(ahead()))
 
+        changed = _Coalesced(CHANGE_SNAPSHOT_SECONDS, lambda: checkpoint(ahead()))
         task = asyncio.create_task(checkpoints(), name="demo cloud")
         clock.on_move(moved)
+        self.simulator.on_change(changed)
         try:
             yield
         finally:
             clock.on_move(None)
+            self.simulator.on_change(None)
+            changed.cancel()  # the last snapshot below has what it was for
             await cancel_and_wait(task)
             with contextlib.suppress(Exception):  # logged by written(); the last checkpoint stays
                 await asyncio.wrap_future(checkpoint(timedelta(0)))
@@ -145,6 +155,31 @@ class DemoSimulator:
         simulator = self.simulator
         simulator.forget(simulator.now() - timedelta(days=simulator.config.history_days) - KEPT_BEYOND_HISTORY)
         return snapshot.document(simulator.snapshot(ahead))
+
+
+class _Coalesced:
+    """Calls an action once, a delay after the first of the calls made to it meanwhile (a campaign writing hundreds
+    of inverters: one snapshot a second). Called on the event loop it was made on."""
+
+    def __init__(self, delay: float, action: Callable[[], object]) -> None:
+        self._delay = delay
+        self._action = action
+        self._loop = asyncio.get_running_loop()
+        self._due: asyncio.TimerHandle | None = None
+
+    def __call__(self) -> None:
+        if self._due is None:
+            self._due = self._loop.call_later(self._delay, self._run)
+
+    def _run(self) -> None:
+        self._due = None
+        self._action()
+
+    def cancel(self) -> None:
+        """Forget the calls not acted on yet."""
+        if self._due is not None:
+            self._due.cancel()
+            self._due = None
 
 
 def _write(cloud_file: Path, data: dict[str, Any]) -> None:

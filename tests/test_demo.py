@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import asyncio
 import contextlib
 import dataclasses
 import json
@@ -193,13 +194,18 @@ def past(simulator: Simulator, before: datetime) -> list[tuple[str, str, datetim
             if event.end_time is not None and event.end_time <= before]
 
 
+def writable(simulator: Simulator) -> list[str]:
+    """The demo account's inverters that apply a setting written to them."""
+    return [device.serial for device in simulator.truth.visible_devices("company")
+            if device.controllable and not (device.locked or device.another_actor)
+            and device.status in ("NORMAL", "WAITING")]
+
+
 async def test_the_demo_cloud_carries_on_across_restarts_on_a_home(demo_resources: Resources, tmp_path: Path) -> None:
     home = at_home(demo_resources, tmp_path)
     first = demo.build_simulator(home)
     sim = first.simulator
-    written, faulted, lost = [device.serial for device in sim.truth.visible_devices("company")
-                              if device.controllable and not (device.locked or device.another_actor)
-                              and device.status in ("NORMAL", "WAITING")][:3]
+    written, faulted, lost = writable(sim)[:3]
     async with first.kept_cloud():
         async with client_factory(sim)("company") as api:  # what a campaign does
             answer = await api.post(f"/inverter/{written}/settings/71/write", json={"value": 10, "context": "t"})
@@ -223,6 +229,25 @@ async def test_the_demo_cloud_carries_on_across_restarts_on_a_home(demo_resource
         assert past(resumed, shown) == history, "the history did not move"
         assert resumed.clock.now() >= seen, "the clock did not go back"
     assert history, "a week of history to compare"
+
+
+async def test_a_campaigns_writes_are_kept_within_seconds(demo_resources: Resources, tmp_path: Path) -> None:
+    home = at_home(demo_resources, tmp_path)
+    kept = demo.build_simulator(home)
+    sim = kept.simulator
+    serials = writable(sim)[:2]
+    async with kept.kept_cloud():
+        async with client_factory(sim)("company") as api:  # a campaign's writes, no move of the clock
+            for serial in serials:
+                answer = await api.post(f"/inverter/{serial}/settings/71/write", json={"value": 10, "context": "t"})
+                assert answer.json()["data"]["success"], answer.text
+        deadline = asyncio.get_running_loop().time() + 10  # generous: the snapshot is due within about a second
+        while True:  # what the next up would resume if this one were killed now
+            resumed = demo.build_simulator(home).simulator
+            if all(resumed.truth.setting(serial, 71) == 10 for serial in serials):
+                break
+            assert asyncio.get_running_loop().time() < deadline, "the writes never reached the kept cloud"
+            await asyncio.sleep(0.1)
 
 
 async def test_the_demo_clock_keeps_its_lead_across_restarts(demo_resources: Resources, tmp_path: Path) -> None:

@@ -61,6 +61,8 @@ Clock (``sim.clock``): ``now()`` (aware UTC), ``advance(timedelta)`` runs due be
 clearing (events with start/end), LOST and back, firmware updates (UPDATING then higher ARM/DSP), settings
 changed by another actor. Data points exist every 5 minutes. ``clock_speed=0`` freezes time.
 ``on_move(callback)`` is called after every ``advance`` and ``set_speed`` (``givfleet up`` then snapshots the demo).
+``sim.on_change(callback)`` is called after every HTTP request but a GET (control calls, side-door mutators):
+``givfleet up`` then snapshots the demo within about a second.
 
 Snapshots (:mod:`.snapshot`): ``sim.snapshot(ahead=timedelta(0))`` is the world as it is now (fleet records,
 events, LOST/UPDATING states, scheduled happenings and random generators, tokens, control log, counters,

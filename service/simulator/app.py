@@ -76,6 +76,8 @@ class SimulatorApp:
         except Exception:  # a simulator bug must still answer like a server, and be visible in the log
             logger.exception("simulator error on %s %s", request.method, request.path)
             response = Response(500, {"message": "Server Error"})
+        if request.method != "GET":
+            self.sim.changed()
         await send_response(send, response)
 
     async def plain(self, router: Router, request: Request) -> Response:

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import random
 from asyncio import sleep
-from collections.abc import Iterable
+from collections.abc import Callable, Iterable
 from datetime import UTC, datetime, timedelta
 from typing import Any, Literal
 
@@ -84,6 +84,7 @@ class Simulator:
         self.control_calls_forgotten = 0  # dropped by forget: control_log[i] is call number forgotten + i
         self.notifications: list[dict[str, Any]] = []
         self.legacy_sessions: dict[str, int] = {}
+        self._on_change: Callable[[], None] | None = None
         self._tokens: dict[str, Token] = {}
         self.tokens: dict[str, str] = {}
         if resume is None:
@@ -298,6 +299,17 @@ class Simulator:
     def log_control(self, call: ControlCall) -> None:
         """Record a control call in the ground truth."""
         self.control_log.append(call)
+
+    def on_change(self, changed: Callable[[], None] | None) -> None:
+        """Call ``changed`` after every request that may change the world (any method but GET: control calls such
+        as setting writes, the side door's mutators), answered whatever it answered (``None`` stops it): whoever
+        keeps the world learns of the changes the clock does not make (``givfleet up`` snapshots the demo soon)."""
+        self._on_change = changed
+
+    def changed(self) -> None:
+        """Tell the :meth:`on_change` callback that a request may have changed the world (the app calls it)."""
+        if self._on_change is not None:
+            self._on_change()
 
     def random_server_error(self) -> int | None:
         """A 5xx/504 status to answer instead of the real one, per the configured probabilities."""

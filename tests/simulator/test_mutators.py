@@ -147,3 +147,19 @@ async def test_custom_token(sim: Simulator, client: ClientFactory) -> None:
     assert me.json()["data"]["id"] == engineer.id
     assert devices.status_code == 403
     assert sim.tokens["limited"] == created["token"]
+
+
+async def test_requests_that_may_change_the_world_are_reported(sim: Simulator, client: ClientFactory) -> None:
+    serial = sim.truth.visible_devices("company")[0].serial
+    reported: list[str] = []
+    sim.on_change(lambda: reported.append("changed"))
+    async with client("company") as api, side(sim) as door:
+        await api.get(f"/inverter/{serial}/settings")
+        await door.get("/clock")
+        assert reported == [], "reads change nothing"
+        await api.post(f"/inverter/{serial}/settings/71/write", json={"value": 10, "context": "t"})
+        await door.post("/faults", json={"serials": [serial], "event": "Isolation fault", "duration_seconds": 60})
+        assert reported == ["changed", "changed"]
+        sim.on_change(None)
+        await door.post("/faults/clear", json={"serials": [serial]})
+    assert reported == ["changed", "changed"], "no longer reported once the callback is removed"
