@@ -451,12 +451,13 @@ def _redis_kept_in(server_dir: Path) -> type[Any]:
     return HomeRedis
 
 
-def _alive(pid: int, program: str | None = None) -> bool:
-    """``pid`` runs (and, when given, runs ``program``: a pid file outliving its server may name a reused pid).
+def _alive(pid: int, program: str) -> bool:
+    """``pid`` runs ``program`` (a pid file outliving its server may name a reused pid).
     A daemon's exit leaves a zombie where PID 1 does not reap (containers): that counts as exited."""
     try:
         process = psutil.Process(pid)
-        return process.status() != psutil.STATUS_ZOMBIE and program in (None, process.name())
+        running: bool = process.status() != psutil.STATUS_ZOMBIE
+        return running and process.name() == program
     except psutil.NoSuchProcess:
         return False
 
