@@ -15,8 +15,10 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import os
 from collections.abc import AsyncIterator, Callable
-from dataclasses import dataclass
+from concurrent.futures import Future, ThreadPoolExecutor
+from dataclasses import dataclass, replace
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
 from typing import Any
@@ -44,8 +46,10 @@ SIMULATOR_HOST = "127.0.0.1"
 CLOUD_FILE = "demo-cloud.json"
 """Under ``GIVFLEET_HOME``: the simulated cloud as the last ``up`` left it (:meth:`DemoSimulator.kept_cloud`)."""
 SNAPSHOT_SECONDS = 30.0
-"""How often ``up`` snapshots the simulated cloud: at most what a ``kill -9`` loses. Taking and writing one costs
-about 40 ms for the default fleet (800 kB, mostly a week of fault events), a little more as events accumulate."""
+"""How often ``up`` snapshots the simulated cloud: at most what a ``kill -9`` loses."""
+KEPT_BEYOND_HISTORY = timedelta(days=7)
+"""How much of its past the demo cloud keeps (fault events that ended, drifts, control calls) beyond the history
+a new fleet starts with (a week): older is forgotten at each snapshot, so the snapshot stays about 1 MB."""
 
 DEMO_BEHAVIOUR: dict[str, Any] = {
     "fault_rate_per_day": 2.0,
@@ -83,7 +87,9 @@ class DemoSimulator:
         next ``up`` on the home carries on from it (:func:`build_simulator`), even after a ``kill -9`` (losing
         what changed since the last snapshot); its clock starts no earlier than any time this one may have shown
         (each snapshot names a time the clock cannot pass before the next, twice over, unless it keeps behind the wall
-        clock the next ``up`` starts from).
+        clock the next ``up`` starts from). Each snapshot is taken on the event loop (what is older than
+        :data:`KEPT_BEYOND_HISTORY` forgotten first), then turned into text and written by one thread, in order
+        (the loop waits for it only after a move of the clock).
 
         Raises:
             StartupError: The file cannot be written.
@@ -96,35 +102,65 @@ class DemoSimulator:
             return timedelta(seconds=2 * SNAPSHOT_SECONDS * clock.speed)
 
         try:
-            self._write(ahead())
+            _write(self.cloud_file, self._take(ahead()))
         except OSError as exc:
             raise StartupError(f"cannot keep the demo cloud in {self.cloud_file}: {exc.strerror}") from None
+        writer = ThreadPoolExecutor(max_workers=1, thread_name_prefix="demo-cloud")
 
-        def checkpoint() -> None:
-            try:
-                self._write(ahead())
-            except OSError as exc:  # e.g. a full disk: the demo goes on; the next up resumes an older snapshot
-                log.warning("demo_cloud.not_kept", path=str(self.cloud_file), error=str(exc))
+        def written(done: Future[None]) -> None:
+            error = done.exception()
+            if error is not None:  # e.g. a full disk: the demo goes on; the next up resumes an older snapshot
+                log.warning("demo_cloud.not_kept", path=str(self.cloud_file), error=str(error))
+
+        def checkpoint(ahead: timedelta) -> Future[None]:
+            future = writer.submit(_write, self.cloud_file, self._take(ahead))
+            future.add_done_callback(written)
+            return future
+
+        def moved() -> None:  # rare, and written at once: a kill that follows finds the clock's new time
+            with contextlib.suppress(Exception):  # logged by written()
+                checkpoint(ahead()).result()
 
         async def checkpoints() -> None:
             while True:
                 await asyncio.sleep(SNAPSHOT_SECONDS)
-                checkpoint()
+                with contextlib.suppress(Exception):  # logged by written()
+                    await asyncio.wrap_future(checkpoint(ahead()))
 
         task = asyncio.create_task(checkpoints(), name="demo cloud")
-        clock.on_move(checkpoint)
+        clock.on_move(moved)
         try:
             yield
         finally:
             clock.on_move(None)
             await cancel_and_wait(task)
-            with contextlib.suppress(OSError):  # the last checkpoint stays
-                self._write(timedelta(0))
+            with contextlib.suppress(Exception):  # logged by written(); the last checkpoint stays
+                await asyncio.wrap_future(checkpoint(timedelta(0)))
+            writer.shutdown()
 
-    def _write(self, ahead: timedelta) -> None:
-        staging = self.cloud_file.with_suffix(".tmp")
-        staging.write_text(snapshot.to_json(self.simulator.snapshot(ahead)), encoding="utf-8")
-        staging.replace(self.cloud_file)
+    def _take(self, ahead: timedelta) -> dict[str, Any]:
+        """A snapshot of the simulated cloud as JSON-ready data, the past it no longer needs forgotten first."""
+        simulator = self.simulator
+        simulator.forget(simulator.now() - timedelta(days=simulator.config.history_days) - KEPT_BEYOND_HISTORY)
+        return snapshot.document(simulator.snapshot(ahead))
+
+
+def _write(cloud_file: Path, data: dict[str, Any]) -> None:
+    """Replace the file with a snapshot, durably: a temporary file readable by its owner only (it holds the
+    simulator's tokens), flushed to disk before it takes the file's place, so a power cut leaves the old or the new."""
+    staging = cloud_file.with_suffix(".tmp")
+    descriptor = os.open(staging, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o600)
+    with open(descriptor, "w", encoding="utf-8") as file:
+        os.fchmod(descriptor, 0o600)  # a staging file an older up left has the umask's mode
+        file.write(snapshot.dumps(data))
+        file.flush()
+        os.fsync(descriptor)
+    staging.replace(cloud_file)
+    directory = os.open(cloud_file.parent, os.O_RDONLY)
+    try:
+        os.fsync(directory)  # the rename itself
+    finally:
+        os.close(directory)
 
 
 def simulator_base_url(settings: Settings) -> str:
@@ -161,10 +197,10 @@ def build_simulator(resources: Resources) -> DemoSimulator:
     """The demo's simulated cloud: the one the last ``up`` on the home left (:data:`CLOUD_FILE`), its clock
     starting now or where that one stopped if later; or, on a new home (or after a snapshot of another fleet), a
     fleet generated from the configured seed (so tokens survive restarts) with a week of history, its clock
-    starting now.
+    starting now (or where the other fleet's stopped, if later).
 
     Raises:
-        StartupError: The home's :data:`CLOUD_FILE` cannot be read.
+        StartupError: The home's :data:`CLOUD_FILE` cannot be read, or does not make a world.
     """
     settings = resources.settings.simulator
     home = resources.settings.home
@@ -172,25 +208,36 @@ def build_simulator(resources: Resources) -> DemoSimulator:
     cloud_file = home / CLOUD_FILE
     config = SimulatorConfig(fleet_size=settings.fleet_size, seed=settings.seed, clock_speed=settings.clock_speed,
                              **DEMO_BEHAVIOUR)
-    simulator = Simulator(config, resume=_kept(cloud_file, config))
+    simulator = _kept(cloud_file, config)
     server = uvicorn.Config(simulator.app, host=SIMULATOR_HOST, port=settings.port, log_config=None,
                             access_log=False, lifespan="on")
     return DemoSimulator(simulator, server, len(simulator.truth.visible_devices("company")), cloud_file)
 
 
-def _kept(cloud_file: Path, config: SimulatorConfig) -> snapshot.Snapshot | None:
-    """The simulated cloud an earlier ``up`` on the home kept, if it kept one of this fleet."""
+def _kept(cloud_file: Path, config: SimulatorConfig) -> Simulator:
+    """The simulated cloud an earlier ``up`` on the home kept if it kept one of this fleet, else a new one."""
     try:
-        return snapshot.from_json(cloud_file.read_text(encoding="utf-8"), config)
+        text = cloud_file.read_text(encoding="utf-8")
+        try:
+            return Simulator(config, resume=snapshot.from_json(text, config))
+        except snapshot.ForeignSnapshotError as exc:
+            foreign = exc
     except FileNotFoundError:
-        return None
-    except snapshot.ForeignSnapshotError as exc:
-        log.warning("demo_cloud.not_resumed", path=str(cloud_file), reason=str(exc),
-                    outcome="a new demo fleet is generated; the file is replaced")
-        return None
+        return Simulator(config)
     except (OSError, ValueError) as exc:
-        raise StartupError(f"the demo cloud snapshot {cloud_file} is unreadable ({exc}): delete it, and the demo "
-                           "starts afresh with a newly generated fleet") from None
+        raise _unreadable(cloud_file, str(exc)) from None
+    except (LookupError, TypeError) as exc:  # it decodes, but its parts disagree (say, an event of no inverter)
+        raise _unreadable(cloud_file, f"inconsistent: {type(exc).__name__}: {exc}") from None
+    log.warning("demo_cloud.not_resumed", path=str(cloud_file), reason=str(foreign),
+                outcome="a new demo fleet is generated; the file is replaced")
+    if foreign.reached is None or foreign.reached <= datetime.now(UTC):
+        return Simulator(config)
+    return Simulator(replace(config, start_time=foreign.reached))  # its times were shown: none goes backwards
+
+
+def _unreadable(cloud_file: Path, reason: str) -> StartupError:
+    return StartupError(f"the demo cloud snapshot {cloud_file} is unreadable ({reason}): delete it, and the demo "
+                        "starts afresh with a newly generated fleet")
 
 
 async def prepare_demo_tenant(resources: Resources, demo: DemoSimulator, announce: Callable[[str], None]) -> None:

@@ -3,9 +3,12 @@
 from __future__ import annotations
 
 import dataclasses
+import json
 from collections import Counter
+from collections.abc import Callable
 from datetime import datetime, timedelta
 from pathlib import Path
+from typing import Any
 
 import pytest
 import structlog.testing
@@ -194,8 +197,56 @@ async def test_a_snapshot_of_another_fleet_is_not_used(demo_resources: Resources
     assert fresh.truth.summary() == Simulator(fresh.config).truth.summary()
 
 
+async def test_a_fleet_replacing_another_starts_no_earlier(demo_resources: Resources, tmp_path: Path) -> None:
+    other = demo_resources.settings.simulator.model_copy(update={"seed": 4})
+    foreign = demo.build_simulator(dataclasses.replace(demo_resources, settings=demo_resources.settings.model_copy(
+        update={"home": tmp_path, "simulator": other})))
+    async with foreign.kept_cloud():
+        foreign.simulator.clock.advance(timedelta(days=3))  # its times, ahead of the wall clock, were shown
+        shown = foreign.simulator.clock.now()
+    fresh = demo.build_simulator(at_home(demo_resources, tmp_path)).simulator
+    assert fresh.tokens["company"] != foreign.simulator.tokens["company"], "a new fleet"
+    assert fresh.clock.now() >= shown, "its clock did not go back"
+
+
+async def test_the_demo_cloud_is_kept_small_and_private(demo_resources: Resources, tmp_path: Path) -> None:
+    kept = demo.build_simulator(at_home(demo_resources, tmp_path))
+    async with kept.kept_cloud():
+        kept.simulator.clock.advance(timedelta(days=60))
+        now = kept.simulator.clock.now()
+    assert (tmp_path / demo.CLOUD_FILE).stat().st_mode & 0o777 == 0o600, "it holds the simulator's tokens"
+    resumed = demo.build_simulator(at_home(demo_resources, tmp_path)).simulator
+    kept_since = now - timedelta(days=kept.simulator.config.history_days) - demo.KEPT_BEYOND_HISTORY
+    events = resumed.truth.events()
+    assert events, "recent events are kept"
+    assert all(event.end_time is None or event.end_time >= kept_since for event in events), "older ones are not"
+
+
+@pytest.mark.parametrize(("damage", "reason"), [
+    (lambda cloud: cloud.update(reached="2026-01-01T00:00:00"),
+     "not of the expected shape (TypeError: expected a time with a timezone, got '2026-01-01T00:00:00')"),
+    (lambda cloud: cloud["behaviour"]["events"].update(NOPE=[{
+        "serial": "NOPE", "event": "Isolation fault", "severity": "ERROR", "start_time": cloud["reached"],
+        "end_time": None}]),
+     "inconsistent: KeyError: 'NOPE'"),
+])
+async def test_an_inconsistent_demo_cloud_is_named(demo_resources: Resources, tmp_path: Path,
+                                                   damage: Callable[[dict[str, Any]], None], reason: str) -> None:
+    home = at_home(demo_resources, tmp_path)
+    async with demo.build_simulator(home).kept_cloud():
+        pass
+    cloud = json.loads((tmp_path / demo.CLOUD_FILE).read_text(encoding="utf-8"))
+    damage(cloud)
+    (tmp_path / demo.CLOUD_FILE).write_text(json.dumps(cloud), encoding="utf-8")
+    with pytest.raises(StartupError) as refused:
+        demo.build_simulator(home)
+    assert str(refused.value) == (
+        f"the demo cloud snapshot {tmp_path / demo.CLOUD_FILE} is unreadable ({reason}): delete it, and the demo "
+        "starts afresh with a newly generated fleet")
+
+
 def test_an_unreadable_demo_cloud_is_named(demo_resources: Resources, tmp_path: Path) -> None:
-    (tmp_path / demo.CLOUD_FILE).write_text('{"format": 1, "seed": 3, "fleet_size": 12, "reached": "yesterday"}',
+    (tmp_path / demo.CLOUD_FILE).write_text('{"format": 2, "seed": 3, "fleet_size": 12, "reached": "yesterday"}',
                                             encoding="utf-8")
     with pytest.raises(StartupError) as refused:
         demo.build_simulator(at_home(demo_resources, tmp_path))

@@ -39,7 +39,8 @@ Surfaces of ``sim.app`` (an ASGI app; ``sim`` itself is one too):
   ``inverter/getInverterRuntime``, ``inverter/getInverterEnergy``, ``pcs/batCell/getBatCellData``.
 - ``/_simulator/...``: ground truth and mutators over HTTP, unauthenticated (see :mod:`.sidedoor`):
   ``GET tokens|clock|summary|fleet|events|control-log?since=N|counters|notifications``,
-  ``GET inverters/{serial}[/settings]``, ``POST clock/advance {"seconds"}``, ``POST clock/speed {"speed"}``,
+  ``GET inverters/{serial}[/settings]``, ``POST clock/advance {"seconds"}`` (at most 365 days),
+  ``POST clock/speed {"speed"}``,
   ``POST tokens {"account_id","name","scopes","approved","subscribed","rate_limit"}``,
   ``POST inverters/state {"serials", "offline"|"locked"|"timeout"|"another_actor": bool}``,
   ``POST inverters/{serial}/status {"status"}``, ``POST inverters/{serial}/firmware {"arm","dsp"}`` (or
@@ -66,7 +67,9 @@ events, LOST/UPDATING states, scheduled happenings and random generators, tokens
 notifications); ``snapshot.to_json(snap)`` / ``snapshot.from_json(text, config)`` write and read it as JSON
 (another seed, fleet size or format: ``ForeignSnapshotError``); ``Simulator(config, resume=snap)`` carries on from
 it instead of generating, its clock no earlier than the snapshot's time plus ``ahead``. ``givfleet up`` keeps its
-demo cloud across restarts this way.
+demo cloud across restarts this way, calling ``sim.forget(before)`` first (fault events that ended, drifts and
+control calls before a time are dropped, and all but the latest 1000 notifications; ``control-log?since=N`` still
+counts every call).
 
 Ground truth (``sim.truth``, a :class:`~service.simulator.truth.Truth`): ``accounts()``, ``account(id)``,
 ``account_of_token(name_or_token)``, ``children(id)``, ``devices()`` (records with ``serial``,

@@ -204,6 +204,16 @@ class Behaviour:
         """Time up to which happenings have been run."""
         return self._time
 
+    def forget(self, before: datetime) -> None:
+        """Drop the fault events that ended and the drifts made before a time (open events stay)."""
+        for serial, events in list(self.events.items()):
+            kept = [event for event in events if event.end_time is None or event.end_time >= before]
+            if kept:
+                self.events[serial] = kept
+            else:
+                del self.events[serial]
+        self.drifts[:] = [drift for drift in self.drifts if drift.time >= before]
+
     def _spawn_rates(self) -> dict[Happening, float]:
         return {
             Happening.SPAWN_FAULT: self._rates.fault,

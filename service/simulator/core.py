@@ -39,6 +39,9 @@ from service.simulator.snapshot import FORMAT, Snapshot
 from service.simulator.truth import Truth
 from service.simulator.web import Receive, Scope, Send
 
+NOTIFICATIONS_KEPT = 1000
+"""Notifications :meth:`Simulator.forget` keeps (the latest)."""
+
 _InjectedFlag = Literal["forced_offline", "locked", "forced_timeout", "another_actor"]
 """The :class:`Device` flags that ``set_offline``, ``set_locked``, ``set_timeout`` and ``set_another_actor`` set."""
 
@@ -78,6 +81,7 @@ class Simulator:
         self.limiter = RateLimiter()
         self.counters: dict[str, Counters] = {}
         self.control_log: list[ControlCall] = []
+        self.control_calls_forgotten = 0  # dropped by forget: control_log[i] is call number forgotten + i
         self.notifications: list[dict[str, Any]] = []
         self.legacy_sessions: dict[str, int] = {}
         self._tokens: dict[str, Token] = {}
@@ -113,6 +117,7 @@ class Simulator:
         self._error_rng.setstate(snapshot.error_random_state)
         self.counters = snapshot.counters
         self.control_log = snapshot.control_log
+        self.control_calls_forgotten = snapshot.control_calls_forgotten
         self.notifications = snapshot.notifications
         for token in snapshot.tokens:
             self._tokens[token.value] = token
@@ -133,9 +138,20 @@ class Simulator:
         return Snapshot(
             format=FORMAT, seed=cfg.seed, fleet_size=cfg.fleet_size, reached=now + ahead,
             fleet=self.fleet.records(), behaviour=self.behaviour.state(), tokens=list(self._tokens.values()),
-            control_log=self.control_log, counters=self.counters, notifications=self.notifications,
+            control_log=self.control_log, control_calls_forgotten=self.control_calls_forgotten,
+            counters=self.counters, notifications=self.notifications,
             control_random_state=self._control_rng.getstate(), error_random_state=self._error_rng.getstate(),
         )  # fmt: skip
+
+    def forget(self, before: datetime) -> None:
+        """Drop what no longer matters, so that a world kept for months stays small: the fault events that ended,
+        the drifts and the control calls from before a time (the cloud's event queries, the truth and the side door
+        then answer without them), and all but the latest :data:`NOTIFICATIONS_KEPT` notifications."""
+        self.behaviour.forget(before)
+        kept = [call for call in self.control_log if call.time >= before]
+        self.control_calls_forgotten += len(self.control_log) - len(kept)
+        self.control_log[:] = kept
+        del self.notifications[:-NOTIFICATIONS_KEPT]
 
     # ---- tokens -------------------------------------------------------------------------------------------
 

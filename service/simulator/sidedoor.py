@@ -18,6 +18,9 @@ from service.simulator.web import Request, Response, Router, invalid, not_found
 if TYPE_CHECKING:
     from service.simulator.core import Simulator
 
+MAX_ADVANCE = timedelta(days=365).total_seconds()
+"""The longest move of the clock one request may ask for."""
+
 
 def _body(request: Request) -> dict[str, Any]:
     body = request.json()
@@ -134,10 +137,11 @@ class SideDoor:
         return Response(200, {"now": render.iso(self.sim.now()), "speed": self.sim.clock.speed})
 
     async def advance(self, request: Request) -> Response:
-        """POST /_simulator/clock/advance {"seconds": n}."""
+        """POST /_simulator/clock/advance {"seconds": n}: at most :data:`MAX_ADVANCE` at once (behaviour runs
+        through every simulated second, while the request waits)."""
         seconds = _body(request).get("seconds")
-        if not isinstance(seconds, int | float) or seconds < 0:
-            raise invalid({"seconds": ["A non-negative number of seconds is required."]})
+        if not isinstance(seconds, int | float) or isinstance(seconds, bool) or not 0 <= seconds <= MAX_ADVANCE:
+            raise invalid({"seconds": [f"A number of seconds from 0 to {MAX_ADVANCE:.0f} (365 days) is required."]})
         now = self.sim.clock.advance(timedelta(seconds=seconds))
         return Response(200, {"now": render.iso(now)})
 
@@ -260,12 +264,13 @@ class SideDoor:
         })  # fmt: skip
 
     async def control_log(self, request: Request) -> Response:
-        """GET /_simulator/control-log?since=N (N = entries already seen)."""
+        """GET /_simulator/control-log?since=N (N = entries already seen; ``total`` counts forgotten ones too)."""
         since = request.arg("since") or "0"
         if not since.isdigit():
             raise invalid({"since": ["An integer is required."]})
-        entries = self.sim.control_log[int(since) :]
-        return Response(200, {"total": len(self.sim.control_log), "data": [_jsonable(asdict(e)) for e in entries]})
+        forgotten, log = self.sim.control_calls_forgotten, self.sim.control_log
+        entries = log[max(0, int(since) - forgotten) :]
+        return Response(200, {"total": forgotten + len(log), "data": [_jsonable(asdict(e)) for e in entries]})
 
     async def counters(self, request: Request) -> Response:
         """GET /_simulator/counters: requests and 429s per token name."""

@@ -30,8 +30,9 @@ from service.simulator.config import SimulatorConfig
 from service.simulator.fleet import TRANSIENT, FleetRecords
 from service.simulator.records import ControlCall, Counters, RandomState, Token
 
-FORMAT = 1
-"""Version of the snapshot format: raise it whenever a record kept in one changes shape."""
+FORMAT = 2
+"""Version of the snapshot format: raise it whenever a record kept in one changes shape (a test pins their shape
+against it: tests/simulator/test_snapshot.py)."""
 
 
 @dataclass(slots=True)
@@ -46,7 +47,8 @@ class Snapshot:
         fleet: Accounts, sites, devices, EV chargers and smart devices.
         behaviour: Events, LOST/UPDATING sets, scheduled happenings and their generator.
         tokens: Every token, minted ones included.
-        control_log: Every control call received.
+        control_log: The control calls received (since the last :meth:`~service.simulator.Simulator.forget`).
+        control_calls_forgotten: Control calls received before those (dropped by ``forget``).
         counters: Requests per token name.
         notifications: Notifications accepted.
         control_random_state: Generator of the configured control failures.
@@ -61,6 +63,7 @@ class Snapshot:
     behaviour: BehaviourState
     tokens: list[Token]
     control_log: list[ControlCall]
+    control_calls_forgotten: int
     counters: dict[str, Counters]
     notifications: list[dict[str, Any]]
     control_random_state: RandomState
@@ -68,12 +71,33 @@ class Snapshot:
 
 
 class ForeignSnapshotError(Exception):
-    """A readable snapshot of another world (another seed, fleet size or format): not one to carry on from."""
+    """A readable snapshot of another world (another seed, fleet size or format): not one to carry on from.
+
+    Attributes:
+        reached: Its ``reached`` time, when it has a readable one: a world that replaces it should start no earlier,
+            so that times its users saw do not go backwards.
+    """
+
+    def __init__(self, message: str, reached: datetime | None) -> None:
+        super().__init__(message)
+        self.reached = reached
+
+
+def document(snapshot: Snapshot) -> dict[str, Any]:
+    """The snapshot as JSON-ready data (plain dicts, lists and scalars): unlike the snapshot, it shares nothing with
+    the live world, so it can be turned into text (:func:`dumps`) while the world moves on."""
+    encoded: dict[str, Any] = _encode(snapshot)
+    return encoded
+
+
+def dumps(data: dict[str, Any]) -> str:
+    """A :func:`document` as compact JSON text."""
+    return json.dumps(data, separators=(",", ":"))
 
 
 def to_json(snapshot: Snapshot) -> str:
     """The snapshot as compact JSON text."""
-    return json.dumps(_encode(snapshot), separators=(",", ":"))
+    return dumps(document(snapshot))
 
 
 def from_json(text: str, config: SimulatorConfig) -> Snapshot:
@@ -91,12 +115,20 @@ def from_json(text: str, config: SimulatorConfig) -> Snapshot:
     if written != wanted:
         differences = ", ".join(f"{key} {written[key]} (not {wanted[key]})" for key in wanted
                                 if written[key] != wanted[key])
-        raise ForeignSnapshotError(f"written for another world: {differences}")
+        raise ForeignSnapshotError(f"written for another world: {differences}", _reached(document.get("reached")))
     try:
         decoded: Snapshot = _decode(Snapshot, document)
     except (KeyError, TypeError, AttributeError, IndexError) as exc:
         raise ValueError(f"not of the expected shape ({type(exc).__name__}: {exc})") from None
     return decoded
+
+
+def _reached(data: Any) -> datetime | None:
+    try:
+        reached: datetime = _decode(datetime, data)
+    except (TypeError, ValueError):
+        return None
+    return reached
 
 
 def _encode(value: Any) -> Any:
@@ -143,7 +175,10 @@ def _decode(hint: Any, data: Any) -> Any:  # noqa: C901 - one case per kind of t
         key_type = arguments[0]
         return {key_type(key): _decode(arguments[1], item) for key, item in data.items()}
     if hint is datetime:
-        return datetime.fromisoformat(data)
+        moment = datetime.fromisoformat(data)
+        if moment.tzinfo is None:
+            raise TypeError(f"expected a time with a timezone, got {data!r:.40}")
+        return moment
     if hint is Model:
         return MODEL_BY_NAME[data]
     if isinstance(hint, type) and dataclasses.is_dataclass(hint):

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from datetime import timedelta
 from typing import Any
 
 import httpx
@@ -110,6 +111,19 @@ async def test_side_door_validates(sim: Simulator) -> None:
             await door.post("/inverters/state", json={"serials": ["NOPE"], "locked": True}),
         ]
     assert [a.status_code for a in answers] == [422, 422, 422, 404]
+
+
+async def test_side_door_refuses_to_run_years_of_behaviour_at_once(sim: Simulator) -> None:
+    before = sim.clock.now()
+    async with side(sim) as door:
+        answers = [await door.post("/clock/advance", json={"seconds": seconds}) for seconds in (1e9, 1e15)]
+        a_year = await door.post("/clock/advance", json={"seconds": 365 * 86400})
+    for answer in answers:
+        assert answer.status_code == 422, answer.text
+        assert answer.json()["errors"] == {
+            "seconds": ["A number of seconds from 0 to 31536000 (365 days) is required."]}
+    assert a_year.status_code == 200
+    assert sim.clock.now() == before + timedelta(days=365), "only the year moved the clock"
 
 
 async def test_side_door_clock_speed(sim: Simulator) -> None:
