@@ -36,7 +36,7 @@ from service.jobs.enqueue import unit_of_work
 from service.mirror.jobs import request_sync
 from service.mirror.service import MirrorService
 from service.runtime import Resources
-from service.settings import Settings
+from service.settings import Settings, masked_url
 from service.simulator import Simulator, SimulatorConfig, snapshot
 from service.tenants.choice import USABLE_HEALTH
 from service.tenants.demo import DEMO_SLUG, ensure_demo_tenant
@@ -254,7 +254,7 @@ async def describe_upstreams(resources: Resources) -> Upstreams:
         credentials = await TenantRepository(session).credentials_by_tenant()
     names = {simulator: f"the bundled simulator ({simulator})", cloud: "GivEnergy Cloud", None: "GivEnergy Cloud"}
     return Upstreams([
-        TenantUpstreams(slug, ", ".join(sorted({names.get(credential.base_url, str(credential.base_url))
+        TenantUpstreams(slug, ", ".join(sorted({names.get(credential.base_url, masked_url(str(credential.base_url)))
                                                 for credential in own})) or "no credential", _refused(own))
         for slug, own in credentials.items()])
 

@@ -7,37 +7,18 @@ import contextlib
 import signal
 import subprocess
 import sys
-import uuid
-from collections.abc import Iterator
 from pathlib import Path
 
 import psutil
 import pytest
 from sqlalchemy import text
-from sqlalchemy.ext.asyncio import create_async_engine
 from typer.testing import CliRunner
 
 from service.cli import app
-from service.db import migrate
+from service.db.engine import create_engine
 from service.embedded import EmbeddedServices, embedded_server_pids, up_lock
 from service.settings import Settings, get_settings
-from tests.conftest import create_database, drop_database
-from tests.support import alive
-
-OWNER = """
-import sys
-import uuid
-from collections.abc import Iterator
-from pathlib import Path
-from service.embedded import EmbeddedServices, Use
-from service.settings import Settings
-
-home = Path(sys.argv[1])
-EmbeddedServices(home).resolve(Settings(_env_file=None, home=home), Use.OWN)
-print("serving", flush=True)
-sys.stdin.read()
-"""
-"""Starts the home's embedded servers as `givfleet up` does, then waits to be killed."""
+from tests.support import EMBEDDED_OWNER, alive, free_port
 
 
 @pytest.fixture(autouse=True)
@@ -63,54 +44,6 @@ def test_healthy_configuration_passes(monkeypatch: pytest.MonkeyPatch, database_
     assert lines[0].startswith("ok database: PostgreSQL")
     assert "schema up to date" in lines[0]
     assert lines[1].startswith("ok redis: Redis")
-
-
-@pytest.fixture
-def own_database(server_urls: tuple[str, str]) -> Iterator[str]:
-    """A database of the test's own, migrated."""
-    name = f"givfleet_doctor_{uuid.uuid4().hex[:12]}"
-    url = asyncio.run(create_database(server_urls[0], name))
-    asyncio.run(migrate.upgrade(url))
-    yield url
-    asyncio.run(drop_database(server_urls[0], name))
-
-
-def _refuse_every_credential(url: str) -> None:
-    """What `credential check` records once GivEnergy answers 401 for each of them."""
-    async def refuse() -> None:
-        engine = create_async_engine(url)
-        try:
-            async with engine.begin() as connection:
-                await connection.execute(text(
-                    "UPDATE upstream_credentials SET health = 'unauthorised', "
-                    "health_message = 'Unauthenticated. [GET /account] (HTTP 401)'"))
-        finally:
-            await engine.dispose()
-
-    asyncio.run(refuse())
-
-
-def test_a_tenant_whose_credentials_are_all_refused_fails_the_upstreams_check(
-    monkeypatch: pytest.MonkeyPatch, own_database: str, redis_url: str
-) -> None:
-    monkeypatch.setenv("COLUMNS", "400")  # one line per check
-    env = {"GIVFLEET_DATABASE_URL": own_database, "GIVFLEET_REDIS_URL": redis_url}
-    for name, value in env.items():
-        monkeypatch.setenv(name, value)
-    runner = CliRunner()
-    for command, given in ((["tenant", "create", "acme"], None),
-                           (["credential", "add", "--tenant", "acme", "--no-check", "--token-file", "-"], "a-token")):
-        done = runner.invoke(app, command, input=given)
-        assert done.exit_code == 0, done.output
-    get_settings.cache_clear()
-    assert _doctor(monkeypatch)[1][2] == "ok upstreams: acme -> GivEnergy Cloud", "not checked yet: usable"
-
-    _refuse_every_credential(own_database)
-    code, lines = _doctor(monkeypatch)
-
-    assert code == 1
-    assert lines[2] == ("FAIL upstreams: acme -> GivEnergy Cloud, credential unauthorised: Unauthenticated. "
-                        "[GET /account] (HTTP 401)")
 
 
 def test_garbage_urls_are_named(monkeypatch: pytest.MonkeyPatch) -> None:
@@ -165,7 +98,7 @@ def test_servers_left_by_a_killed_up_are_reported_running_with_who_left_them(mon
     home = tmp_path / "home"
     monkeypatch.setenv("GIVFLEET_HOME", str(home))
     monkeypatch.setenv("COLUMNS", "400")  # one line per check
-    owner = subprocess.Popen([sys.executable, "-c", OWNER, str(home)],  # noqa: S603
+    owner = subprocess.Popen([sys.executable, "-c", EMBEDDED_OWNER, str(home)],  # noqa: S603
                              stdin=subprocess.PIPE, stdout=subprocess.PIPE, text=True)
     try:
         assert owner.stdout is not None
@@ -194,3 +127,51 @@ def test_servers_left_by_a_killed_up_are_reported_running_with_who_left_them(mon
         for pid in embedded_server_pids(home).values():  # never leave a server behind, whatever failed
             with contextlib.suppress(psutil.NoSuchProcess):
                 psutil.Process(pid).kill()
+
+
+@pytest.mark.usefixtures("cli_env", "clean_db")
+def test_an_upstream_base_url_is_shown_without_its_password() -> None:
+    runner = CliRunner()
+    assert runner.invoke(app, ["tenant", "create", "acme"]).exit_code == 0
+    proxy = f"http://fleet:hunter2@127.0.0.1:{free_port()}/v1"
+    runner.invoke(app, ["credential", "add", "--tenant", "acme", "--base-url", proxy, "--token-file", "-"],
+                  input="a-token\n")  # stored unchecked: nothing listens there
+
+    doctor = runner.invoke(app, ["doctor"], env={"COLUMNS": "400"})
+
+    assert "hunter2" not in doctor.output
+    assert (f"ok upstreams: acme -> {proxy.replace(':hunter2@', ':***@')}"
+            in [line.strip() for line in doctor.output.splitlines()])
+
+
+def _refuse_every_credential(url: str) -> None:
+    """What `credential check` records once GivEnergy answers 401 for each of them."""
+    async def refuse() -> None:
+        engine = create_engine(url)
+        try:
+            async with engine.begin() as connection:
+                await connection.execute(text(
+                    "UPDATE upstream_credentials SET health = 'unauthorised', "
+                    "health_message = 'Unauthenticated. [GET /account] (HTTP 401)'"))
+        finally:
+            await engine.dispose()
+
+    asyncio.run(refuse())
+
+
+@pytest.mark.usefixtures("clean_db")
+def test_a_tenant_whose_credentials_are_all_refused_fails_the_upstreams_check(cli_env: dict[str, str]) -> None:
+    runner = CliRunner()
+    assert runner.invoke(app, ["tenant", "create", "acme"]).exit_code == 0
+    added = runner.invoke(app, ["credential", "add", "--tenant", "acme", "--no-check", "--token-file", "-"],
+                          input="a-token\n")
+    assert added.exit_code == 0, added.output
+
+    def upstreams() -> tuple[int, str]:
+        doctor = runner.invoke(app, ["doctor"], env={"COLUMNS": "400"})
+        return doctor.exit_code, next(line.strip() for line in doctor.output.splitlines() if " upstreams: " in line)
+
+    assert upstreams() == (0, "ok upstreams: acme -> GivEnergy Cloud"), "not checked yet: usable"
+    _refuse_every_credential(cli_env["GIVFLEET_DATABASE_URL"])
+    assert upstreams() == (1, "FAIL upstreams: acme -> GivEnergy Cloud, credential unauthorised: Unauthenticated. "
+                              "[GET /account] (HTTP 401)")
