@@ -120,7 +120,8 @@ def _with_choices(request: Request[Any, Any, Any], error: Any) -> Any:
     """A query parameter of an enum type Litestar refused (``Invalid enum value 'bogus'``), told as
     :func:`~service.core.limits.choice` tells one: the parameter named, the valid values listed in ``allowed``."""
     handler = request.scope.get("route_handler")
-    if not isinstance(error, dict) or handler is None or error.get("source") != "query":
+    if not isinstance(error, dict) or handler is None or error.get("source") != "query" \
+            or not str(error.get("message")).startswith("Invalid enum value"):
         return error
     key = str(error.get("key"))
     options = next((_enum_in(argument.annotation) for name, argument in handler.parsed_fn_signature.parameters.items()
