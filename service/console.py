@@ -4,15 +4,23 @@ shell's code for an interrupted command, instead of printing a ``KeyboardInterru
 
 from __future__ import annotations
 
+import os
+import signal
+
 INTERRUPTED = 130
 """The exit code of a command stopped by Ctrl-C (128 + SIGINT)."""
 
 
 def main() -> None:
     """Run the ``givfleet`` command (:func:`service.cli.main`)."""
-    try:
-        from service.cli import main as run_command
+    # While the modules import, Ctrl-C ends the process at once: nothing has started that needs stopping, and a
+    # KeyboardInterrupt raised inside the import machinery's own callbacks is printed and swallowed ("Exception
+    # ignored in ... _get_module_lock"), after which the command would run on.
+    signal.signal(signal.SIGINT, lambda _signal, _frame: os._exit(INTERRUPTED))
+    from service.cli import main as run_command
 
+    signal.signal(signal.SIGINT, signal.default_int_handler)
+    try:
         run_command()
     except KeyboardInterrupt:
         raise SystemExit(INTERRUPTED) from None

@@ -35,7 +35,7 @@ from service.jobs.enqueue import unit_of_work
 from service.mirror.jobs import request_sync
 from service.mirror.service import MirrorService
 from service.runtime import Resources
-from service.settings import Settings
+from service.settings import Settings, masked_url
 from service.simulator import Simulator, SimulatorConfig, snapshot
 from service.tenants.demo import DEMO_SLUG, ensure_demo_tenant
 from service.tenants.repository import TenantRepository
@@ -187,7 +187,8 @@ async def describe_upstreams(resources: Resources) -> str:
     async with resources.session_factory() as session:
         upstreams = await TenantRepository(session).credential_base_urls()
     names = {simulator: f"the bundled simulator ({simulator})", cloud: "GivEnergy Cloud", None: "GivEnergy Cloud"}
-    parts = [f"{slug} -> " + (", ".join(sorted({names.get(url, str(url)) for url in urls})) or "no credential")
+    parts = [f"{slug} -> " + (", ".join(sorted({names.get(url, masked_url(str(url))) for url in urls}))
+                              or "no credential")
              for slug, urls in upstreams.items()]
     return "Upstreams: " + ("; ".join(parts) or "no tenants yet")
 

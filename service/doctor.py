@@ -31,7 +31,7 @@ from service.embedded import (
     running_up_api,
 )
 from service.runtime import Resources, redis_client
-from service.settings import Settings
+from service.settings import Settings, masked_url
 
 CHECK_TIMEOUT_SECONDS = 5.0
 T = TypeVar("T")
@@ -52,8 +52,9 @@ def describe_configuration(settings: Settings) -> list[tuple[str, str]]:
     redis_url = settings.configured_redis_url()
     return [
         ("home", str(settings.home)),
-        ("database", _mask(database_url) if database_url else f"embedded PostgreSQL under {settings.home}/pgdata"),
-        ("redis", _mask(redis_url) if redis_url else f"embedded Redis under {settings.home}/redis"),
+        ("database",
+         masked_url(database_url) if database_url else f"embedded PostgreSQL under {settings.home}/pgdata"),
+        ("redis", masked_url(redis_url) if redis_url else f"embedded Redis under {settings.home}/redis"),
         ("redis namespace", settings.redis.namespace),
         ("givenergy base URL", f"{settings.givenergy.base_url} (of credentials added without a base URL; "
                                "the `upstreams` check below names each tenant's)"),
@@ -194,7 +195,7 @@ async def check_database(settings: Settings, *, require_current_schema: bool = T
     try:
         parsed = make_url(url)
     except ArgumentError:
-        return Check("database", False, f"GIVFLEET_DATABASE_URL is not a valid URL: {_mask(url)!r} "
+        return Check("database", False, f"GIVFLEET_DATABASE_URL is not a valid URL: {masked_url(url)!r} "
                                         "(expected postgresql://user:password@host:port/database)")
     if parsed.get_backend_name() != "postgresql":
         return Check("database", False, f"GIVFLEET_DATABASE_URL must point at PostgreSQL, not {parsed.drivername!r}")
@@ -226,7 +227,7 @@ async def check_redis(settings: Settings) -> Check:
     if url is None:
         return Check("redis", True, "not configured: `givfleet up` starts an embedded Redis")
     if urlsplit(url).scheme not in {"redis", "rediss", "unix"}:
-        return Check("redis", False, f"GIVFLEET_REDIS_URL is not a Redis URL: {_mask(url)!r} "
+        return Check("redis", False, f"GIVFLEET_REDIS_URL is not a Redis URL: {masked_url(url)!r} "
                                      "(expected redis://host:port/db)")
     try:
         client = redis_client(url, settings)
@@ -236,13 +237,6 @@ async def check_redis(settings: Settings) -> Check:
     if isinstance(info, Check):
         return info
     return Check("redis", True, f"Redis {info.get('redis_version', '?')} at {_where(url)}")
-
-
-def _mask(url: str) -> str:
-    parts = urlsplit(url)
-    if parts.password:
-        return url.replace(f":{parts.password}@", ":***@", 1)
-    return url
 
 
 def _where(url: str) -> str:

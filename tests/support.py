@@ -15,6 +15,20 @@ from redis.asyncio import ConnectionPool
 from service.simulator import Simulator, SimulatorConfig
 from service.simulator.server import server as simulator_server
 
+EMBEDDED_OWNER = """
+import sys
+from pathlib import Path
+from service.embedded import EmbeddedServices, Use
+from service.settings import Settings
+
+home = Path(sys.argv[1])
+EmbeddedServices(home).resolve(Settings(_env_file=None, home=home), Use.OWN)
+print("serving", flush=True)
+sys.stdin.read()
+"""
+"""Starts the embedded servers of the home it is given (those the environment configures no URL for) as
+`givfleet up` does, then waits to be killed."""
+
 
 def alive(pid: int) -> bool:
     """The process runs (a zombie left where PID 1 does not reap has exited)."""

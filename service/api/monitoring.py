@@ -208,7 +208,8 @@ class MonitoringController(Controller):
     async def acknowledge(self, alert_id: FromPath[uuid.UUID], principal: PrincipalDep, db_session: DbSession,
                           data: JSONBody[AcknowledgeInput | None] = None) -> AlertView:
         """Acknowledge an open alert (operator role); the body, and its note, may be left out. Acknowledging it
-        again keeps who acknowledged it and when, and its note unless a new one is given."""
+        again without a note keeps who acknowledged it, when and its note; with a note (an empty one erases it), the
+        note replaces the old one and who gave it and when are recorded."""
         alert = await AlertService(db_session, principal).acknowledge(alert_id, data.note if data else None)
         return AlertView.model_validate(alert)
 

@@ -227,8 +227,8 @@ class AlertService:
         return AlertWriter(self.repo, 0, {}, utcnow())
 
     async def acknowledge(self, alert_id: uuid.UUID, note: str | None = None) -> Alert:
-        """Acknowledge an open alert (who, when, note). Acknowledging it again keeps who and when of the first
-        acknowledgement and changes the note only when one is given (an empty note erases it).
+        """Acknowledge an open alert (who, when, note). Acknowledging it again without a note keeps who, when and
+        the note; with one, it replaces the note (an empty note erases it) and records who gave it and when.
 
         Raises:
             PermissionDeniedError: The role is below operator.
@@ -242,12 +242,13 @@ class AlertService:
         if alert.state is AlertState.CLEARED:
             raise ConflictError("the alert is cleared: there is nothing to acknowledge")
         first_time = alert.state is AlertState.OPEN
-        if first_time or note is not None:
-            alert.acknowledge_note = note or None
+        if not first_time and note is None:
+            return alert
+        now = utcnow()
+        alert.acknowledge_note = note or None
+        alert.acknowledged_by, alert.acknowledged_at = self.principal.actor, now
         if first_time:
-            now = utcnow()
             alert.state = AlertState.ACKNOWLEDGED
-            alert.acknowledged_by, alert.acknowledged_at = self.principal.actor, now
             writer = self._writer()
             writer.outbox(NotificationEventType.ALERT_ACKNOWLEDGED, f"alert:{alert.id}:acknowledged:{now.isoformat()}",
                           f"{alert.event} on inverter {alert.inverter_serial} acknowledged by {self.principal.actor}",

@@ -15,20 +15,7 @@ from typer.testing import CliRunner
 from service.cli import app
 from service.embedded import EmbeddedServices, embedded_server_pids, up_lock
 from service.settings import Settings, get_settings
-from tests.support import alive
-
-OWNER = """
-import sys
-from pathlib import Path
-from service.embedded import EmbeddedServices, Use
-from service.settings import Settings
-
-home = Path(sys.argv[1])
-EmbeddedServices(home).resolve(Settings(_env_file=None, home=home), Use.OWN)
-print("serving", flush=True)
-sys.stdin.read()
-"""
-"""Starts the home's embedded servers as `givfleet up` does, then waits to be killed."""
+from tests.support import EMBEDDED_OWNER, alive, free_port
 
 
 @pytest.fixture(autouse=True)
@@ -108,7 +95,7 @@ def test_servers_left_by_a_killed_up_are_reported_running_with_who_left_them(mon
     home = tmp_path / "home"
     monkeypatch.setenv("GIVFLEET_HOME", str(home))
     monkeypatch.setenv("COLUMNS", "400")  # one line per check
-    owner = subprocess.Popen([sys.executable, "-c", OWNER, str(home)],  # noqa: S603
+    owner = subprocess.Popen([sys.executable, "-c", EMBEDDED_OWNER, str(home)],  # noqa: S603
                              stdin=subprocess.PIPE, stdout=subprocess.PIPE, text=True)
     try:
         assert owner.stdout is not None
@@ -137,3 +124,18 @@ def test_servers_left_by_a_killed_up_are_reported_running_with_who_left_them(mon
         for pid in embedded_server_pids(home).values():  # never leave a server behind, whatever failed
             with contextlib.suppress(psutil.NoSuchProcess):
                 psutil.Process(pid).kill()
+
+
+@pytest.mark.usefixtures("cli_env", "clean_db")
+def test_an_upstream_base_url_is_shown_without_its_password() -> None:
+    runner = CliRunner()
+    assert runner.invoke(app, ["tenant", "create", "acme"]).exit_code == 0
+    proxy = f"http://fleet:hunter2@127.0.0.1:{free_port()}/v1"
+    runner.invoke(app, ["credential", "add", "--tenant", "acme", "--base-url", proxy, "--token-file", "-"],
+                  input="a-token\n")  # stored unchecked: nothing listens there
+
+    doctor = runner.invoke(app, ["doctor"], env={"COLUMNS": "400"})
+
+    assert "hunter2" not in doctor.output
+    assert (f"ok upstreams: acme -> {proxy.replace(':hunter2@', ':***@')}"
+            in [line.strip() for line in doctor.output.splitlines()])

