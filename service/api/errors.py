@@ -51,10 +51,10 @@ def _http_exception(request: Request[Any, Any, Any], exc: HTTPException) -> Resp
             detail = MISSING_BODY
             extra["errors"] = [{"message": MISSING_BODY, "source": "body"}]
         else:
-            extra["errors"] = errors = [_with_choices(request, _in_callers_words(request, error))
+            extra["errors"] = errors = [_with_choices(request, _with_range(request, _in_callers_words(request, error)))
                                         for error in exc.extra]
-            if len(errors) == 1 and "allowed" in errors[0]:
-                detail = errors[0]["message"]
+            if len(errors) == 1 and errors[0] is not exc.extra[0] and errors[0]["message"] != exc.extra[0]["message"]:
+                detail = errors[0]["message"]  # reworded in the caller's terms: the one thing to fix
     elif isinstance(exc, ValidationException) and exc.extra:
         extra["errors"] = exc.extra
     headers = exc.headers or {}
@@ -120,7 +120,8 @@ def _with_choices(request: Request[Any, Any, Any], error: Any) -> Any:
     """A query parameter of an enum type Litestar refused (``Invalid enum value 'bogus'``), told as
     :func:`~service.core.limits.choice` tells one: the parameter named, the valid values listed in ``allowed``."""
     handler = request.scope.get("route_handler")
-    if not isinstance(error, dict) or handler is None or error.get("source") != "query":
+    if not isinstance(error, dict) or handler is None or error.get("source") != "query" \
+            or not str(error.get("message")).startswith("Invalid enum value"):
         return error
     key = str(error.get("key"))
     options = next((_enum_in(argument.annotation) for name, argument in handler.parsed_fn_signature.parameters.items()
@@ -131,6 +132,23 @@ def _with_choices(request: Request[Any, Any, Any], error: Any) -> Any:
     sent = next((value for value in request.query_params.getall(key) if value not in allowed), "")
     refusal = limits.not_one_of(sent, allowed, parameter=key)
     return {**error, "message": str(refusal), "allowed": refusal.allowed}
+
+
+def _with_range(request: Request[Any, Any, Any], error: Any) -> Any:
+    """An integer path or query parameter Litestar refused as outside its bounds (``Expected `int` >= 1``), told
+    as :func:`~service.core.limits.int_in` tells one (``upstream_id must be an integer from 1 to ..., got 0``)."""
+    handler = request.scope.get("route_handler")
+    if not isinstance(error, dict) or handler is None or error.get("source") not in ("path", "query") \
+            or not str(error.get("message")).startswith("Expected `int` "):
+        return error
+    key = str(error.get("key"))
+    kwarg = next((argument.kwarg_definition for name, argument in handler.parsed_fn_signature.parameters.items()
+                  if isinstance(argument.kwarg_definition, ParameterKwarg)
+                  and key in (name, argument.kwarg_definition.name)), None)
+    sent = request.path_params.get(key) if error["source"] == "path" else request.query_params.get(key)
+    if kwarg is None or not isinstance(kwarg.ge, int) or not isinstance(kwarg.le, int) or sent is None:
+        return error
+    return {**error, "message": str(limits.out_of_range(str(sent)[:40], kwarg.ge, kwarg.le, parameter=key))}
 
 
 def _enum_in(annotation: Any) -> type[Enum] | None:

@@ -103,7 +103,7 @@ Direction = Annotated[str, Parameter(description="Sort direction: asc or desc (a
 Removed = Annotated[bool | None, Parameter(
     description="false: present upstream (default); true: removed upstream; omit with `include_removed` for both.")]
 Search = Annotated[str | None, Parameter(max_length=limits.MAX_SEARCH_LENGTH, description="Text to search for.")]
-UpstreamPath = Annotated[str, Parameter(min_length=1, max_length=20, description="An upstream id (positive integer).")]
+UpstreamPath = Annotated[int, Parameter(ge=1, le=limits.MAX_UPSTREAM_ID, description="An upstream id.")]
 Statuses = Annotated[list[str] | None, Parameter(description=(
     "Status is one of these (repeat; any case). The cloud adds statuses, so any text is taken: one no inverter "
     "has matches nothing."))]
@@ -205,15 +205,14 @@ class FleetController(Controller):
             criteria, *_sorting(sort, reads.AccountSort, direction), limit, cursor)
         return PageView[AccountView].of(page, AccountView.model_validate)
 
-    @get("/accounts/{upstream_id:str}", responses=ERRORS)
+    @get("/accounts/{upstream_id:int}", responses=ERRORS)
     async def get_account(self, principal: PrincipalDep, read_session: ReadDb,
                           upstream_id: UpstreamPath) -> AccountView:
         """One account by upstream id."""
-        account_id = limits.upstream_id(upstream_id, parameter="account id")
         rows = await reads.FleetReader(read_session, scope_of(principal)).load_many(
-            m.FleetAccount, m.FleetAccount.upstream_id, [account_id])
+            m.FleetAccount, m.FleetAccount.upstream_id, [upstream_id])
         if not rows:
-            raise NotFoundError(f"no account {account_id}")
+            raise NotFoundError(f"no account {upstream_id}")
         return AccountView.model_validate(rows[0])
 
     @get("/sites", responses=ERRORS)
@@ -231,14 +230,13 @@ class FleetController(Controller):
         page = await reader.sites(criteria, *_sorting(sort, reads.SiteSort, direction), limit, cursor)
         return PageView[SiteView].of(page, SiteView.model_validate)
 
-    @get("/sites/{upstream_id:str}", responses=ERRORS)
+    @get("/sites/{upstream_id:int}", responses=ERRORS)
     async def get_site(self, principal: PrincipalDep, read_session: ReadDb, upstream_id: UpstreamPath) -> SiteView:
         """One site by upstream id."""
-        site_id = limits.upstream_id(upstream_id, parameter="site id")
         reader = reads.FleetReader(read_session, scope_of(principal))
-        rows = await reader.load_many(m.Site, m.Site.upstream_id, [site_id])
+        rows = await reader.load_many(m.Site, m.Site.upstream_id, [upstream_id])
         if not rows:
-            raise NotFoundError(f"no site {site_id}")
+            raise NotFoundError(f"no site {upstream_id}")
         return SiteView.model_validate(rows[0])
 
     @get("/dongles", responses=ERRORS)

@@ -79,9 +79,15 @@ def nested_list_size(value: int | None, *, parameter: str = "first") -> int:
 def int_in(value: int, low: int, high: int, *, parameter: str) -> int:
     """``value`` if it is an integer from ``low`` to ``high``."""
     if isinstance(value, bool) or not isinstance(value, int) or not low <= value <= high:
-        raise InvalidParameterError(f"{parameter} must be an integer from {low} to {high}, got {value!r}",
-                                    parameter=parameter)
+        raise out_of_range(repr(value), low, high, parameter=parameter)
     return value
+
+
+def out_of_range(sent: str, low: int, high: int, *, parameter: str) -> InvalidParameterError:
+    """The error :func:`int_in` refuses a value with, ``sent`` as the caller wrote it (REST also words Litestar's
+    refusal of a bounded integer parameter with it)."""
+    return InvalidParameterError(f"{parameter} must be an integer from {low} to {high}, got {sent}",
+                                 parameter=parameter)
 
 
 def int_of_width(value: Any, bounds: tuple[int, int], *, parameter: str) -> int:

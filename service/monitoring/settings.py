@@ -140,7 +140,7 @@ def _validate(change: SettingsChange) -> None:
         value = change.knobs.get(name)
         if value is not None and (isinstance(value, bool) or not bounds.low <= value <= bounds.high):
             raise InvalidParameterError(f"{name} must be from {bounds.low} to {bounds.high} {bounds.unit}, got "
-                                        f"{value!r}", parameter=name)
+                                        f"{repr(value).removesuffix('.0')}", parameter=name)  # 0 is not "0.0"
     overrides = change.severity_overrides or {}
     if len(overrides) > MAX_OVERRIDES:
         raise InvalidParameterError(f"at most {MAX_OVERRIDES} severity overrides", parameter="severity_overrides")

@@ -80,13 +80,30 @@ async def test_graphql_cursor_out_of_range_is_bad_user_input(api_client: httpx.A
     assert error_codes(body) == ["BAD_USER_INPUT"]
 
 
-async def test_malformed_ids_in_paths_are_400_problems(api_client: httpx.AsyncClient, fleet: KeyedFleet) -> None:
-    for path, name in (("/api/v1/sites/abc", "site id"), ("/api/v1/accounts/abc", "account id"),
-                       ("/api/v1/sites/99999999999999999999", "site id"), ("/api/v1/sites/0", "site id")):
+async def test_malformed_ids_in_paths_are_400_problems_naming_the_path_parameter(
+        api_client: httpx.AsyncClient, fleet: KeyedFleet) -> None:
+    out_of_range = f"upstream_id must be an integer from 1 to {limits.MAX_UPSTREAM_ID}, got"
+    for path, message in (("/api/v1/sites/abc", "upstream_id must be a whole number, got 'abc'"),
+                          ("/api/v1/accounts/abc", "upstream_id must be a whole number, got 'abc'"),
+                          ("/api/v1/sites/99999999999999999999", f"{out_of_range} 99999999999999999999"),
+                          ("/api/v1/accounts/-3", f"{out_of_range} -3"), ("/api/v1/sites/0", f"{out_of_range} 0")):
         response = await rest(api_client, fleet, path)
-        assert problem_key(response) == name, path
-        assert "positive integer" in response.json()["detail"] or "from 1 to" in response.json()["detail"]
+        assert problem_key(response) == "upstream_id", path
+        assert response.json()["detail"] == message
+        assert response.json()["errors"] == [{"key": "upstream_id", "source": "path", "message": message}]
     assert (await rest(api_client, fleet, f"/api/v1/sites/{site_id(1)}")).status_code == 200
+    document = (await api_client.get("/schema/openapi.json")).json()
+    for path in ("/api/v1/sites/{upstream_id}", "/api/v1/accounts/{upstream_id}"):
+        assert document["paths"][path]["get"]["parameters"][0]["schema"] == {
+            "type": "integer", "minimum": 1, "maximum": limits.MAX_UPSTREAM_ID, "description": "An upstream id."}
+
+
+async def test_a_bounded_query_parameter_out_of_range_is_told_as_graphql_tells_it(
+        api_client: httpx.AsyncClient, fleet: KeyedFleet) -> None:
+    for value in ("501", "5e3"):
+        too_many = await rest(api_client, fleet, "/api/v1/inverters", limit=value)
+        assert problem_key(too_many) == "limit"
+        assert too_many.json()["detail"] == f"limit must be an integer from 0 to 500, got {value}"
 
 
 async def test_every_typed_path_parameter_given_a_malformed_value_is_a_400_naming_it(
@@ -98,14 +115,14 @@ async def test_every_typed_path_parameter_given_a_malformed_value_is_a_400_namin
             typed = [p["name"] for p in operation.get("parameters", [])
                      if p["in"] == "path" and _refuses_text(p["schema"])]
             for name in typed:
-                answer = await api_client.request(method, _concrete(path.replace(f"{{{name}}}", "123")),
+                answer = await api_client.request(method, _concrete(path.replace(f"{{{name}}}", "12x")),
                                                   headers=fleet.headers("operator"))
                 assert answer.status_code == 400, (method, path, answer.text)
                 assert "400" in operation["responses"], (method, path)
                 assert answer.json()["errors"] == [{"key": name, "source": "path",
                                                     "message": answer.json()["detail"]}], (method, path)
                 assert answer.json()["detail"].startswith(f"{name} must be a "), answer.text
-                assert answer.json()["detail"].endswith(", got '123'"), answer.text
+                assert answer.json()["detail"].endswith(", got '12x'"), answer.text
                 checked.append((method, path))
     assert len(checked) >= 25, checked  # campaigns, credentials, api keys, channels, rules, alerts, windows...
     campaign = await rest(api_client, fleet, "/api/v1/campaigns/123")

@@ -1,6 +1,7 @@
 """Input the API does not take is refused, never silently ignored: every request body of the OpenAPI document
 refuses a field it does not declare, and every operation refuses a query parameter it does not declare, naming it
-and listing the ones it takes. Both are checked before a handler runs, so no upstream is needed."""
+and listing the ones it takes, or one that takes one value given twice. All are checked before a handler runs, so
+no upstream is needed."""
 
 from __future__ import annotations
 
@@ -91,6 +92,31 @@ async def test_every_operation_refuses_a_query_parameter_it_does_not_declare_and
     assert checked > 60
 
 
+def _takes_list(schema: dict[str, Any]) -> bool:
+    return schema.get("type") == "array" or any(_takes_list(option) for option in schema.get("oneOf", ()))
+
+
+async def test_every_operation_refuses_a_single_valued_query_parameter_given_twice(
+        api_client: httpx.AsyncClient, admin: TenantWithKey) -> None:
+    single, lists = [], []
+    for method, path, operation in await _operations(api_client):
+        for parameter in operation.get("parameters", []):
+            if parameter["in"] != "query":
+                continue
+            name = parameter["name"]
+            if _takes_list(parameter["schema"]):
+                lists.append(name)
+                continue
+            refused = await api_client.request(method, path, params=[(name, "1"), (name, "2")], headers=admin.headers)
+            message = f"{name} is given twice; it takes one value"
+            assert refused.status_code == 400, (method, path, name, refused.text)
+            assert refused.json()["detail"] == message, (method, path, name)
+            assert refused.json()["errors"] == [{"key": name, "source": "query", "message": message}]
+            single.append(f"{method} {path} {name}")
+    assert {"GET /api/v1/inverters limit", "GET /api/v1/alerts inverter"} <= set(single)
+    assert {"state", "severity", "site_status"} <= set(lists)
+
+
 async def test_a_misspelt_filter_is_refused_instead_of_answering_the_whole_fleet(
         api_client: httpx.AsyncClient, admin: TenantWithKey) -> None:
     misspelt = await api_client.get("/api/v1/inverters", params={"stauts": "LOST"}, headers=admin.headers)
@@ -118,17 +144,18 @@ async def test_graphql_and_the_docs_pages_keep_their_query_strings_open(api_clie
         assert (await api_client.get(page, params={"v": "2"})).status_code == 200, page
 
 
-@pytest.mark.parametrize(("path", "parameter", "options"), [
-    ("/api/v1/alerts", "state", AlertState), ("/api/v1/alerts", "severity", Severity),
-    ("/api/v1/alerts/counts", "state", AlertState), ("/api/v1/incidents", "state", IncidentState),
-    ("/api/v1/campaigns", "state", CampaignState),
-    (f"/api/v1/campaigns/{uuid.uuid4()}/targets", "state", TargetState),
+@pytest.mark.parametrize(("path", "parameter", "options", "takes_list"), [
+    ("/api/v1/alerts", "state", AlertState, True), ("/api/v1/alerts", "severity", Severity, True),
+    ("/api/v1/alerts/counts", "state", AlertState, True), ("/api/v1/incidents", "state", IncidentState, True),
+    ("/api/v1/campaigns", "state", CampaignState, False),
+    (f"/api/v1/campaigns/{uuid.uuid4()}/targets", "state", TargetState, True),
 ])
 async def test_a_value_outside_an_enum_parameter_is_named_with_the_valid_values(
         api_client: httpx.AsyncClient, admin: TenantWithKey, path: str, parameter: str,
-        options: type[enum.Enum]) -> None:
+        options: type[enum.Enum], takes_list: bool) -> None:
     allowed = [str(member.value) for member in options]
-    refused = await api_client.get(path, params=[(parameter, allowed[0]), (parameter, "bogus")], headers=admin.headers)
+    valid_first = [(parameter, allowed[0])] if takes_list else []
+    refused = await api_client.get(path, params=[*valid_first, (parameter, "bogus")], headers=admin.headers)
     message = f"{parameter} must be one of {', '.join(allowed)}; got 'bogus'"
     assert (refused.status_code, refused.json()["detail"]) == (400, message)
     assert refused.json()["errors"] == [{"key": parameter, "source": "query", "message": message, "allowed": allowed}]

@@ -347,7 +347,8 @@ async def test_admins_change_the_monitoring_settings_the_monitor_reads_and_bad_v
                                                             "got 10"),
                           ({"flap_window_seconds": -1}, "flap_window_seconds must be from 0 to 604800 seconds, got -1"),
                           ({"storm_share": 0.005}, "storm_share must be from 0.01 to 1 (a share of the fleet), got "
-                                                   "0.005")):
+                                                   "0.005"),
+                          ({"storm_share": 0}, "storm_share must be from 0.01 to 1 (a share of the fleet), got 0")):
         refused = await client.patch("/api/v1/monitoring/settings", headers=tenant.headers, json=body)
         assert refused.json()["detail"] == message
     unknown = await client.patch("/api/v1/monitoring/settings", headers=tenant.headers, json={"interval": 5})
@@ -387,6 +388,10 @@ async def test_rest_and_graphql_describe_each_monitoring_setting_alike_and_rest_
     fields = (await client.post("/graphql", json={"query": query}, headers=tenant.headers)).json()["data"]
     graphql = {field["name"]: field["description"] for field in fields["__type"]["fields"] if field["name"] in rest}
     assert graphql == rest
+    query = '{ __type(name: "MonitoringSettingsInput") { inputFields { name description } } }'
+    fields = (await client.post("/graphql", json={"query": query}, headers=tenant.headers)).json()["data"]
+    assert {field["name"]: field["description"] for field in fields["__type"]["inputFields"]
+            if field["name"] in rest} == rest  # what one changes is described as what one reads
     assert rest["graceSeconds"] == "An inverter not seen for longer is 'Communication lost' (default 1800)."
     # Every setting one reads can be changed (the REST patch lists the knobs again).
     patch, body = schemas["MonitoringSettingsPatch"], schemas["MonitoringSettingsBody"]

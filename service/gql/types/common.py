@@ -58,15 +58,17 @@ def read_fields(read_model: type[object]) -> Callable[[C], C]:
 
 def optional_fields(read_model: type[object]) -> Callable[[C], C]:
     """Give the decorated class (to be a strawberry input) the plain fields of ``read_model``, in its order, each
-    optional (default null), followed by the class's own fields. The class does not inherit ``read_model`` (its
-    fields may be null): read them by name. Put it below ``@strawberry.input``."""
+    optional (default null) and described as :func:`read_fields` describes it, followed by the class's own fields.
+    The class does not inherit ``read_model`` (its fields may be null): read them by name. Put it below
+    ``@strawberry.input``."""
 
     def add(cls: C) -> C:
         own: dict[str, Any] = dict(inspect.get_annotations(cls))
         optional = {name: annotation | None for name, annotation in field_types(read_model).items()
                     if name not in own}
+        descriptions = _descriptions(read_model)
         for name in optional:
-            setattr(cls, name, None)
+            setattr(cls, name, strawberry.field(default=None, description=descriptions.get(name)))
         cls.__annotations__ = {**optional, **own}
         return cls
 
