@@ -85,11 +85,13 @@ class MonitoringRepository:
             ))
 
     async def mark_read(self, serials: Sequence[str], read_at: datetime) -> None:
-        """Move the event cursor of ``serials`` to ``read_at`` and drop their targeted-read marks."""
+        """Move the event cursor of ``serials`` to ``read_at`` (their first read's time too, on a first read) and
+        drop their targeted-read marks."""
         await self.session.execute(
             update(MonitoredInverter)
             .where(MonitoredInverter.tenant_id == self.tenant_id, MonitoredInverter.inverter_serial.in_(serials))
-            .values(events_read_at=read_at, needs_read=False)
+            .values(events_read_at=read_at, needs_read=False,
+                    first_read_at=func.coalesce(MonitoredInverter.first_read_at, read_at))
         )
 
     async def accounts_of(self, serials: Iterable[str]) -> dict[str, int | None]:

@@ -101,7 +101,7 @@ def diff_events(
     flap_window: timedelta,
     status_normal: bool,
     now: datetime,
-    last_read: datetime | None = None,
+    monitored_since: datetime | None = None,
 ) -> list[AlertChange]:
     """Compare one inverter's events with its alerts.
 
@@ -112,10 +112,11 @@ def diff_events(
         status_normal: The inverter's status is NORMAL: an open alert whose event is no longer listed as
             active clears even when its end was not seen.
         now: The time of the read.
-        last_read: The time of the inverter's previous read, if any. An occurrence that had ended by then is not
-            new: it was over when the inverter was last read, so it was counted then, or it ended before
-            monitoring began (a first read lists the active events only; the next one reads from the start of
-            that day, and the day's earlier faults must not be raised, and notified, as new).
+        monitored_since: When the inverter's events were first read, if they were. An occurrence that had ended
+            by then is not new: it was over before monitoring began (a first read lists the active events only;
+            the next one reads from the start of that day, and the day's earlier faults must not be raised, and
+            notified, as new). One that ended later is raised even when it ended before the previous read: the
+            cloud may list it late (a dongle back online uploads what it saw), or the inverter's clock may lag.
 
     Returns:
         One change per event whose alert must change; none when the read shows nothing new (so repeating a
@@ -132,7 +133,8 @@ def diff_events(
         active = any(o.ended_at is None for o in seen)
         baseline = alert.last_started_at if alert is not None else None
         new = sorted({o.started_at for o in seen if (baseline is None or o.started_at > baseline)
-                      and not (last_read is not None and o.ended_at is not None and o.ended_at <= last_read)})
+                      and not (monitored_since is not None and o.ended_at is not None
+                               and o.ended_at <= monitored_since)})
         ends = [o.ended_at for o in seen if o.ended_at is not None and (baseline is None or o.started_at >= baseline)]
         if new:
             if is_open:

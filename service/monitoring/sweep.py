@@ -331,7 +331,7 @@ class Monitor:
                      for event, alert in alerts.get(serial, {}).items() if event != COMMUNICATION_LOST}
             changes = rules.diff_events(known, found, flap_window=timedelta(seconds=settings.flap_window_seconds),
                                         status_normal=state is not None and state.status == rules.NORMAL,
-                                        now=read_at, last_read=state.events_read_at if state is not None else None)
+                                        now=read_at, monitored_since=state.first_read_at if state is not None else None)
             site = state.site_upstream_id if state is not None else None
             for change in changes:
                 writer.apply(serial, site, accounts.get(serial), alerts.get(serial, {}).get(change.event), change)

@@ -88,12 +88,12 @@ def test_polls_at_any_moments_count_every_occurrence_once_and_end_agreeing_with_
 ) -> None:
     alerts: list[KnownAlert] = []
     end = T0 + timedelta(days=3)
-    last_read: datetime | None = None
+    first_read: datetime | None = None
     for moment in [*sorted(T0 + timedelta(minutes=m) for m in minutes), end]:
         changes = diff_events(latest_by_event(alerts), visible_at(history, moment), flap_window=WINDOW,
-                              status_normal=False, now=moment, last_read=last_read)
+                              status_normal=False, now=moment, monitored_since=first_read)
         alerts = apply(alerts, changes)
-        last_read = moment
+        first_read = first_read or moment
         open_per_event = [a.event for a in alerts if a.state is not AlertState.CLEARED]
         assert len(open_per_event) == len(set(open_per_event))  # never two open alerts of one event
     for event in {o.event for o in history}:
@@ -125,14 +125,14 @@ def test_an_occurrence_within_the_flap_window_of_a_clear_reopens_instead_of_rais
         alerts = apply(alerts, changes)
 
 
-def test_a_fault_over_before_the_last_read_is_not_raised_but_one_after_it_is() -> None:
-    last_read = T0 + timedelta(hours=5)  # a first read (active events only) saw neither of these
+def test_a_fault_over_before_monitoring_began_is_not_raised_but_one_reported_late_is() -> None:
+    first_read = T0 + timedelta(hours=5)  # it listed the active events only: it saw neither of these
     before_monitoring = Occurrence("Isolation fault", T0 + timedelta(hours=1), T0 + timedelta(hours=2))
-    between_reads = Occurrence("PV Over Voltage", T0 + timedelta(hours=6), T0 + timedelta(hours=7))
-    now = T0 + timedelta(hours=8)
-    assert diff_events({}, [before_monitoring, between_reads], flap_window=WINDOW, status_normal=True, now=now,
-                       last_read=last_read) == [AlertChange("PV Over Voltage", Opening.RAISE, 1,
-                                                            between_reads.started_at, between_reads.ended_at)]
+    reported_late = Occurrence("PV Over Voltage", T0 + timedelta(hours=6), T0 + timedelta(hours=7))
+    now = T0 + timedelta(hours=9)  # the read at hour 8 did not list it yet: the dongle was offline
+    assert diff_events({}, [before_monitoring, reported_late], flap_window=WINDOW, status_normal=True, now=now,
+                       monitored_since=first_read) == [AlertChange("PV Over Voltage", Opening.RAISE, 1,
+                                                                   reported_late.started_at, reported_late.ended_at)]
 
 
 def test_an_open_alert_whose_event_is_no_longer_listed_clears_only_once_the_status_is_normal() -> None:

@@ -103,6 +103,8 @@ class MonitoredInverter(UUIDPrimaryKey, Base):
     ``events_read_at`` is the cursor: the last time the inverter's events were read (every event that started
     before it has been seen); the next read asks for events from the oldest open alert's start or this time,
     whichever is earlier. The round-robin reads inverters in ``events_read_at`` order, oldest (or never) first.
+    ``first_read_at`` is when its events were first read (that read lists the active events only): faults over
+    before it, before the monitor watched the inverter, are not raised.
     """
 
     __tablename__ = "monitoring_inverters"
@@ -119,6 +121,7 @@ class MonitoredInverter(UUIDPrimaryKey, Base):
     swept_at: Mapped[datetime]
     status_changed_at: Mapped[datetime | None]
     events_read_at: Mapped[datetime | None]
+    first_read_at: Mapped[datetime | None]
     # Set when a sweep finds the status left NORMAL or changed: read its events first (cleared by the read).
     needs_read: Mapped[bool] = mapped_column(Boolean, default=False)
 
