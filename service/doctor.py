@@ -56,7 +56,7 @@ def describe_configuration(settings: Settings) -> list[tuple[str, str]]:
          masked_url(database_url) if database_url else f"embedded PostgreSQL under {settings.home}/pgdata"),
         ("redis", masked_url(redis_url) if redis_url else f"embedded Redis under {settings.home}/redis"),
         ("redis namespace", settings.redis.namespace),
-        ("givenergy base URL", f"{settings.givenergy.base_url} (of credentials added without a base URL; "
+        ("givenergy base URL", f"{masked_url(settings.givenergy.base_url)} (of credentials added without a base URL; "
                                "the `upstreams` check below names each tenant's)"),
         ("api", _api_address(settings)),
     ]
@@ -195,7 +195,7 @@ async def check_database(settings: Settings, *, require_current_schema: bool = T
         return Check("database", True, "not configured: `givfleet up` starts an embedded PostgreSQL")
     try:
         parsed = make_url(url)
-    except ArgumentError:
+    except (ArgumentError, ValueError):  # ValueError: a port or an IPv6 address that does not parse
         return Check("database", False, f"GIVFLEET_DATABASE_URL is not a valid URL: {masked_url(url)!r} "
                                         "(expected postgresql://user:password@host:port/database)")
     if parsed.get_backend_name() != "postgresql":
@@ -227,7 +227,12 @@ async def check_redis(settings: Settings) -> Check:
     url = settings.configured_redis_url()
     if url is None:
         return Check("redis", True, "not configured: `givfleet up` starts an embedded Redis")
-    if urlsplit(url).scheme not in {"redis", "rediss", "unix"}:
+    try:
+        scheme = urlsplit(url).scheme
+    except ValueError as exc:  # e.g. an unclosed IPv6 bracket
+        return Check("redis", False, f"GIVFLEET_REDIS_URL is not a valid URL: {masked_url(url)!r} ({exc}; "
+                                     "expected redis://host:port/db)")
+    if scheme not in {"redis", "rediss", "unix"}:
         return Check("redis", False, f"GIVFLEET_REDIS_URL is not a Redis URL: {masked_url(url)!r} "
                                      "(expected redis://host:port/db)")
     try:

@@ -10,6 +10,7 @@ from __future__ import annotations
 import base64
 import binascii
 import ipaddress
+import re
 from functools import lru_cache
 from pathlib import Path
 from typing import Any, Literal, get_args
@@ -417,8 +418,13 @@ def asyncpg_url(url: str) -> str:
 
 
 def masked_url(url: str) -> str:
-    """``url`` to be shown: the password of its userinfo (``user:password@``) replaced by ``***``."""
-    parts = urlsplit(url)
+    """``url`` to be shown: the password of its userinfo (``user:password@``) replaced by ``***``; a URL that does
+    not parse (e.g. an unclosed IPv6 bracket) is shown as its scheme only, as it may hold a password anywhere."""
+    try:
+        parts = urlsplit(url)
+    except ValueError:
+        scheme = re.match(r"[A-Za-z][A-Za-z0-9+.-]*://", url)
+        return f"{scheme.group() if scheme else ''}*** (unparseable URL)"
     if parts.password:
         return url.replace(f":{parts.password}@", ":***@", 1)
     return url

@@ -69,6 +69,19 @@ def test_unreachable_servers_are_named_without_leaking_passwords(monkeypatch: py
     assert all("hunter2" not in line for line in lines)
 
 
+def test_a_url_that_does_not_parse_is_a_failed_check_without_its_password(monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setenv("COLUMNS", "400")
+    monkeypatch.setenv("GIVFLEET_REDIS_URL", "redis://u:hunter2@[::1")
+    result = CliRunner().invoke(app, ["doctor"])
+
+    assert result.exit_code == 1, result.output
+    assert "Traceback" not in result.output
+    assert "hunter2" not in result.output
+    assert ("FAIL redis: GIVFLEET_REDIS_URL is not a valid URL: 'redis://*** (unparseable URL)' (Invalid IPv6 URL; "
+            "expected redis://host:port/db)") in result.output.splitlines()
+    assert "│ redis              │ redis://*** (unparseable URL) " in result.output
+
+
 def test_unconfigured_means_embedded(monkeypatch: pytest.MonkeyPatch) -> None:
     code, lines = _doctor(monkeypatch)
     assert code == 0
@@ -130,7 +143,9 @@ def test_servers_left_by_a_killed_up_are_reported_running_with_who_left_them(mon
 
 
 @pytest.mark.usefixtures("cli_env", "clean_db")
-def test_an_upstream_base_url_is_shown_without_its_password() -> None:
+def test_an_upstream_base_url_is_shown_without_its_password(monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setenv("GIVFLEET_GIVENERGY__BASE_URL", "https://user:s3cret@proxy.example/v1")
+    get_settings.cache_clear()
     runner = CliRunner()
     assert runner.invoke(app, ["tenant", "create", "acme"]).exit_code == 0
     proxy = f"http://fleet:hunter2@127.0.0.1:{free_port()}/v1"
@@ -140,8 +155,11 @@ def test_an_upstream_base_url_is_shown_without_its_password() -> None:
     doctor = runner.invoke(app, ["doctor"], env={"COLUMNS": "400"})
 
     assert "hunter2" not in doctor.output
+    assert "s3cret" not in doctor.output
     assert (f"ok upstreams: acme -> {proxy.replace(':hunter2@', ':***@')}"
             in [line.strip() for line in doctor.output.splitlines()])
+    base_url_row = next(line for line in doctor.output.splitlines() if line.startswith("│ givenergy base URL "))
+    assert "│ https://user:***@proxy.example/v1 (of credentials added without a base URL;" in base_url_row
 
 
 def _refuse_every_credential(url: str) -> None:
