@@ -316,7 +316,9 @@ def _unreadable(cloud_file: Path, reason: str) -> StartupError:
 async def prepare_demo_tenant(resources: Resources, demo: DemoSimulator, announce: Callable[[str], None]) -> None:
     """Create the demo tenant on first use, then ask for a full sync now and schedule the next ones (its admin
     key is made when ``up`` prints it: :func:`~service.tenants.demo.issue_demo_admin_key`)."""
-    await ensure_demo_tenant(resources, simulator_base_url=demo.base_url, token=demo.simulator.tokens["company"])
+    simulator = demo.simulator
+    await ensure_demo_tenant(resources, simulator_base_url=demo.base_url, token=simulator.tokens["company"],
+                             accepts=lambda token: simulator.token(token) is not None)
     async with unit_of_work(resources.session_factory, resources.redis) as session:
         tenant = await TenantRepository(session).get_by_slug(DEMO_SLUG)
         if tenant is None:  # created above; absent only if someone deleted it meanwhile

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from typing import TYPE_CHECKING
 
 import structlog
@@ -12,11 +13,12 @@ from service.core.roles import Role
 from service.core.tenancy import tenant_id_from
 from service.jobs.enqueue import unit_of_work
 from service.tenants.checks import check_credential
-from service.tenants.crypto import load_key_ring
+from service.tenants.crypto import KeyRing, KeyRingError, load_key_ring
 from service.tenants.repository import TenantRepository
 from service.tenants.service import ApiKeyService, CredentialService, TenantService, open_token
 
 if TYPE_CHECKING:
+    from service.db.models.credential import UpstreamCredential
     from service.runtime import Resources
 
 log = structlog.get_logger(__name__)
@@ -25,11 +27,13 @@ DEMO_SLUG = "demo"
 DEMO_KEY_NAME = "demo admin"
 
 
-async def ensure_demo_tenant(resources: Resources, *, simulator_base_url: str, token: str) -> bool:
+async def ensure_demo_tenant(resources: Resources, *, simulator_base_url: str, token: str,
+                             accepts: Callable[[str], bool]) -> bool:
     """Make the demo tenant use the simulator being served: create it with a credential of the simulator unless
-    it exists (its admin key comes from :func:`issue_demo_admin_key`, once it can be shown); else give its
-    credentials of the simulator the token given when theirs differs (the simulator serves a fleet of another
-    seed or size now), or give it one if it has none.
+    it exists (its admin key comes from :func:`issue_demo_admin_key`, once it can be shown); else give the token
+    given to those of its credentials of the simulator whose token the simulator does not accept (it serves a
+    fleet of another seed or size now) or that no configured key opens, or give it one if it has none. A
+    credential holding another token the simulator knows (a user's narrower one) is left as it is.
 
     Each such credential is then checked against the simulator, so a credential refused by a fleet served earlier
     is usable again (a failure leaves its health ``unknown`` when its token was replaced now, else as it was).
@@ -38,6 +42,7 @@ async def ensure_demo_tenant(resources: Resources, *, simulator_base_url: str, t
         resources: Open resources (database, Redis, settings).
         simulator_base_url: The simulator's API v1 base URL (e.g. ``http://127.0.0.1:8081/v1``).
         token: A simulator bearer token (e.g. ``Simulator.tokens["company"]``).
+        accepts: Whether the simulator accepts a bearer token (e.g. ``Simulator.token(value) is not None``).
 
     Returns:
         Whether the tenant was created now.
@@ -53,8 +58,8 @@ async def ensure_demo_tenant(resources: Resources, *, simulator_base_url: str, t
         credentials = CredentialService(session, principal, key_ring)
         served = [credential for credential in await credentials.list() if credential.base_url == simulator_base_url]
         for credential in served:
-            if open_token(key_ring, credential).get_secret_value() != token:
-                await credentials.replace_secret(credential.id, token)
+            if not _still_accepted(key_ring, credential, accepts):
+                await credentials.replace_secret(credential.id, token)  # sealed under the active key
                 log.info("demo_tenant.token_replaced", credential_id=str(credential.id))
         if not served:
             served = [await credentials.add(token, label="simulator", base_url=simulator_base_url)]
@@ -67,6 +72,14 @@ async def ensure_demo_tenant(resources: Resources, *, simulator_base_url: str, t
         except GivfleetError as exc:  # the demo works without a checked credential
             log.warning("demo_tenant.check_failed", error=str(exc))
     return created
+
+
+def _still_accepted(key_ring: KeyRing, credential: UpstreamCredential, accepts: Callable[[str], bool]) -> bool:
+    """Whether the credential opens with a configured key and holds a token the simulator accepts."""
+    try:
+        return accepts(open_token(key_ring, credential).get_secret_value())
+    except KeyRingError:  # sealed under a key no longer configured: stale, as the token it held
+        return False
 
 
 async def issue_demo_admin_key(resources: Resources) -> str | None:

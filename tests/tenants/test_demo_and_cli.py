@@ -11,7 +11,7 @@ import httpx
 import pytest
 import typer.main
 from rich.console import Console
-from sqlalchemy import select
+from sqlalchemy import select, update
 from typer.testing import CliRunner
 
 from service import cli_access
@@ -21,8 +21,9 @@ from service.db.models.credential import CredentialHealth, UpstreamCredential
 from service.runtime import Resources
 from service.settings import Settings, get_settings
 from service.simulator import Simulator, SimulatorConfig
+from service.tenants.crypto import load_key_ring
 from service.tenants.demo import DEMO_KEY_NAME, ensure_demo_tenant, issue_demo_admin_key
-from service.tenants.service import AuthenticationService
+from service.tenants.service import AuthenticationService, open_token
 from service.upstream import Route
 from tests.support import served_simulator
 from tests.tenants.factories import SIM_BASE_URL, quiet_simulator, unique_slug
@@ -33,10 +34,53 @@ def sim() -> Simulator:
     return quiet_simulator()
 
 
+async def _ensure_demo_tenant(resources: Resources, sim: Simulator) -> bool:
+    """What `givfleet up` does at start with the simulator it serves."""
+    return await ensure_demo_tenant(resources, simulator_base_url=SIM_BASE_URL, token=sim.tokens["company"],
+                                    accepts=lambda token: sim.token(token) is not None)
+
+
+async def _demo_credentials(resources: Resources) -> dict[str, tuple[str, str, CredentialHealth]]:
+    """The demo tenant's credentials by label: (token, key id, health)."""
+    key_ring = load_key_ring(resources.settings)
+    async with resources.session_factory() as session:
+        rows = (await session.execute(select(UpstreamCredential))).scalars().all()
+        return {row.label: (open_token(key_ring, row).get_secret_value(), row.key_id, row.health) for row in rows}
+
+
+@pytest.mark.usefixtures("clean_db")
+async def test_up_leaves_a_narrower_demo_credential_of_the_simulator_as_it_is(resources: Resources,
+                                                                            sim: Simulator) -> None:
+    engineer = sim.truth.account_of_token("engineer")
+    narrow = sim.create_token(engineer.id, name="read-only", scopes=["api:account:read"])
+    with resources.upstream.routed(Route(transport=httpx.ASGITransport(app=sim.app))):
+        await _ensure_demo_tenant(resources, sim)
+        # `givfleet credential add --tenant demo --base-url <the simulator's> --token-file -`, a deliberately
+        # restricted token, then a restart of `up`
+        await cli_access.add_credential_op(resources, "demo", narrow, label="read-only", base_url=SIM_BASE_URL)
+        await _ensure_demo_tenant(resources, sim)
+
+    credentials = await _demo_credentials(resources)
+    assert credentials["read-only"][0] == narrow, "not widened to the company token"
+    assert credentials["simulator"][0] == sim.tokens["company"]
+
+
+@pytest.mark.usefixtures("clean_db")
+async def test_up_reseals_a_demo_credential_no_configured_key_opens(resources: Resources, sim: Simulator) -> None:
+    with resources.upstream.routed(Route(transport=httpx.ASGITransport(app=sim.app))):
+        await _ensure_demo_tenant(resources, sim)
+        async with resources.session_factory() as session, session.begin():  # its key since dropped from the ring
+            await session.execute(update(UpstreamCredential).values(key_id="retired"))
+        await _ensure_demo_tenant(resources, sim)  # no KeyRingError
+
+    assert await _demo_credentials(resources) == {
+        "simulator": (sim.tokens["company"], load_key_ring(resources.settings).active_key_id, CredentialHealth.OK)}
+
+
 @pytest.mark.usefixtures("clean_db")
 async def test_demo_tenant_is_created_once_with_a_working_admin_key(resources: Resources, sim: Simulator) -> None:
     with resources.upstream.routed(Route(transport=httpx.ASGITransport(app=sim.app))):
-        assert await ensure_demo_tenant(resources, simulator_base_url=SIM_BASE_URL, token=sim.tokens["company"])
+        assert await _ensure_demo_tenant(resources, sim)
     key = await issue_demo_admin_key(resources)
     assert key is not None
     async with resources.session_factory() as session:
@@ -46,7 +90,8 @@ async def test_demo_tenant_is_created_once_with_a_working_admin_key(resources: R
         assert credential.base_url == SIM_BASE_URL
         assert credential.health is CredentialHealth.OK
         assert credential.account_type == "company"
-    assert not await ensure_demo_tenant(resources, simulator_base_url=SIM_BASE_URL, token=sim.tokens["company"])
+    with resources.upstream.routed(Route(transport=httpx.ASGITransport(app=sim.app))):
+        assert not await _ensure_demo_tenant(resources, sim)
     assert await issue_demo_admin_key(resources) is None, "the demo admin key is made (and shown) once"
 
 
@@ -54,7 +99,7 @@ async def test_demo_tenant_is_created_once_with_a_working_admin_key(resources: R
 async def test_a_users_key_named_like_the_demo_key_does_not_stop_up_issuing_it(resources: Resources,
                                                                                sim: Simulator) -> None:
     with resources.upstream.routed(Route(transport=httpx.ASGITransport(app=sim.app))):
-        await ensure_demo_tenant(resources, simulator_base_url=SIM_BASE_URL, token=sim.tokens["company"])
+        await _ensure_demo_tenant(resources, sim)
     # `givfleet apikey create --tenant demo --role admin --name "demo admin"`, before `up` first served
     await cli_access.create_api_key_op(resources, "demo", Role.ADMIN, DEMO_KEY_NAME, None, None)
     key = await issue_demo_admin_key(resources)
