@@ -16,10 +16,13 @@ def main() -> None:
     # While the modules import, Ctrl-C ends the process at once: nothing has started that needs stopping, and a
     # KeyboardInterrupt raised inside the import machinery's own callbacks is printed and swallowed ("Exception
     # ignored in ... _get_module_lock"), after which the command would run on.
-    signal.signal(signal.SIGINT, lambda _signal, _frame: os._exit(INTERRUPTED))
+    # Unless Ctrl-C is ignored (``nohup``, ``cmd &`` in a script): then the process stays deaf to it throughout.
+    previous = signal.getsignal(signal.SIGINT)
+    if previous is not signal.SIG_IGN:
+        signal.signal(signal.SIGINT, lambda _signal, _frame: os._exit(INTERRUPTED))
     from service.cli import main as run_command
 
-    signal.signal(signal.SIGINT, signal.default_int_handler)
+    signal.signal(signal.SIGINT, previous)
     try:
         run_command()
     except KeyboardInterrupt:

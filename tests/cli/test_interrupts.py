@@ -57,13 +57,16 @@ def test_ctrl_c_stops_a_worker_with_one_line(cli_env: dict[str, str]) -> None:
     assert not [noise for noise in NOISE if noise in output], output
 
 
-def test_ctrl_c_while_a_command_imports_exits_quietly_with_130(tmp_path: Path) -> None:
-    """The console script as installed; Python reports each import as it completes, so the signal is sent once the
-    command's first dependency (typer) is in and before the command's own module (service.cli) is."""
+def _interrupt_while_importing(command: list[str], home: Path, *,
+                               ignoring_sigint: bool = False) -> tuple[subprocess.Popen[str], str, str]:
+    """Run the console script as installed and send SIGINT while it imports; Python reports each import as it
+    completes, so the signal is sent once the command's first dependency (typer) is in and before the command's own
+    module (service.cli) is. Returns the finished process, its output and its errors."""
     console_script = Path(sys.executable).with_name("givfleet")
-    env = givfleet_env(tmp_path / "home", PYTHONPROFILEIMPORTTIME="1")
-    process = subprocess.Popen([console_script, "doctor"], env=env, stdout=subprocess.PIPE,  # noqa: S603
-                               stderr=subprocess.PIPE, text=True)
+    env = givfleet_env(home, PYTHONPROFILEIMPORTTIME="1")
+    ignore = (lambda: signal.signal(signal.SIGINT, signal.SIG_IGN)) if ignoring_sigint else None  # as nohup does
+    process = subprocess.Popen([console_script, *command], env=env, stdout=subprocess.PIPE,  # noqa: S603
+                               stderr=subprocess.PIPE, text=True, preexec_fn=ignore)
     assert process.stderr is not None
     imported = []
     for line in process.stderr:
@@ -72,8 +75,25 @@ def test_ctrl_c_while_a_command_imports_exits_quietly_with_130(tmp_path: Path) -
             break
     process.send_signal(signal.SIGINT)
     output, errors = process.communicate(timeout=60)
-
     assert "service.cli" not in imported  # interrupted while importing, before the command could run
+    return process, output, errors
+
+
+def _not_import_times(errors: str) -> list[str]:
+    return [line for line in errors.splitlines() if not line.startswith("import time:")]
+
+
+def test_ctrl_c_while_a_command_imports_exits_quietly_with_130(tmp_path: Path) -> None:
+    process, output, errors = _interrupt_while_importing(["doctor"], tmp_path / "home")
+
     assert process.returncode == 130, errors
     assert output == ""
-    assert [line for line in errors.splitlines() if not line.startswith("import time:")] == []
+    assert _not_import_times(errors) == []
+
+
+def test_a_command_started_deaf_to_ctrl_c_stays_deaf_while_it_imports(tmp_path: Path) -> None:
+    process, output, errors = _interrupt_while_importing(["--help"], tmp_path / "home", ignoring_sigint=True)
+
+    assert process.returncode == 0, errors
+    assert "Usage: givfleet" in output
+    assert _not_import_times(errors) == []
