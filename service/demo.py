@@ -115,27 +115,35 @@ class DemoSimulator:
             raise StartupError(f"cannot keep the demo cloud in {self.cloud_file}: {exc.strerror}") from None
         writer = ThreadPoolExecutor(max_workers=1, thread_name_prefix="demo-cloud")
 
-        def written(done: Future[None]) -> None:
-            error = done.exception()
-            if error is not None:  # e.g. a full disk: the demo goes on; the next up resumes an older snapshot
-                log.warning("demo_cloud.not_kept", path=str(self.cloud_file), error=str(error))
+        def not_kept(error: BaseException) -> None:  # e.g. a full disk: the demo goes on; the next up resumes an
+            # older snapshot
+            log.warning("demo_cloud.not_kept", path=str(self.cloud_file), error=str(error))
 
-        def checkpoint(ahead: timedelta) -> Future[None]:
-            future = writer.submit(_write, self.cloud_file, self._take(ahead))
-            future.add_done_callback(written)
-            return future
+        def keep(data: dict[str, Any]) -> None:
+            try:
+                _write(self.cloud_file, data)
+            except Exception as error:  # logged: the demo goes on
+                not_kept(error)
+
+        def checkpoint(ahead: Callable[[], timedelta]) -> Future[None]:
+            """Take a snapshot and have the writer keep it; a failure to take or to write it is logged."""
+            try:
+                return writer.submit(keep, self._take(ahead()))
+            except Exception as error:  # logged: the demo goes on
+                not_kept(error)
+                nothing_to_write: Future[None] = Future()
+                nothing_to_write.set_result(None)
+                return nothing_to_write
 
         def moved() -> None:  # rare, and written at once: a kill that follows finds the clock's new time
-            with contextlib.suppress(Exception):  # logged by written()
-                checkpoint(ahead()).result()
+            checkpoint(ahead).result()
 
         async def checkpoints() -> None:
             while True:
                 await asyncio.sleep(SNAPSHOT_SECONDS)
-                with contextlib.suppress(Exception):  # logged by written()
-                    await asyncio.wrap_future(checkpoint(ahead()))
+                await asyncio.wrap_future(checkpoint(ahead))
 
-        changed = _Coalesced(CHANGE_SNAPSHOT_SECONDS, lambda: checkpoint(ahead()))
+        changed = _Coalesced(CHANGE_SNAPSHOT_SECONDS, lambda: checkpoint(ahead))
         task = asyncio.create_task(checkpoints(), name="demo cloud")
         clock.on_move(moved)
         self.simulator.on_change(changed)
@@ -146,8 +154,7 @@ class DemoSimulator:
             self.simulator.on_change(None)
             changed.cancel()  # the last snapshot below has what it was for
             await cancel_and_wait(task)
-            with contextlib.suppress(Exception):  # logged by written(); the last checkpoint stays
-                await asyncio.wrap_future(checkpoint(timedelta(0)))
+            await asyncio.wrap_future(checkpoint(lambda: timedelta(0)))  # a failure leaves the last one
             writer.shutdown()
 
     def _take(self, ahead: timedelta) -> dict[str, Any]:

@@ -20,6 +20,9 @@ if TYPE_CHECKING:
 
 MAX_ADVANCE = timedelta(days=365).total_seconds()
 """The longest move of the clock one request may ask for."""
+MAX_SPEED = 10_000
+"""The fastest clock one request may ask for (about a week per simulated minute): faster, the behaviour due at
+each request would keep it waiting, and the clock would soon overflow the calendar."""
 
 
 def _body(request: Request) -> dict[str, Any]:
@@ -146,10 +149,12 @@ class SideDoor:
         return Response(200, {"now": render.iso(now)})
 
     async def speed(self, request: Request) -> Response:
-        """POST /_simulator/clock/speed {"speed": x}: simulated seconds per real second (0 freezes)."""
+        """POST /_simulator/clock/speed {"speed": x}: simulated seconds per real second, 0 (frozen) to
+        :data:`MAX_SPEED`."""
         speed = _body(request).get("speed")
-        if not isinstance(speed, int | float) or isinstance(speed, bool) or speed < 0:
-            raise invalid({"speed": ["A non-negative number is required."]})
+        if not isinstance(speed, int | float) or isinstance(speed, bool) or not 0 <= speed <= MAX_SPEED:
+            raise invalid({"speed": [f"A speed from 0 to {MAX_SPEED} (simulated seconds per real second) is "
+                                     "required."]})
         self.sim.now()  # run what fell due at the old speed first
         self.sim.clock.set_speed(float(speed))
         return Response(200, {"now": render.iso(self.sim.now()), "speed": self.sim.clock.speed})

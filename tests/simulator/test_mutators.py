@@ -136,6 +136,19 @@ async def test_side_door_clock_speed(sim: Simulator) -> None:
     assert changed["now"] >= frozen["now"]
 
 
+async def test_side_door_refuses_a_clock_too_fast_to_serve(sim: Simulator) -> None:
+    async with side(sim) as door:
+        answers = [await door.post("/clock/speed", json={"speed": speed}) for speed in (1e300, 1e6, 10_001, -1)]
+        still_served = await door.get("/clock")
+        fastest = await door.post("/clock/speed", json={"speed": 10_000})
+    for answer in answers:
+        assert answer.status_code == 422, answer.text
+        assert answer.json()["errors"] == {
+            "speed": ["A speed from 0 to 10000 (simulated seconds per real second) is required."]}
+    assert still_served.json()["speed"] == 0, "the clock keeps its speed"
+    assert fastest.json()["speed"] == 10_000
+
+
 async def test_custom_token(sim: Simulator, client: ClientFactory) -> None:
     engineer = sim.truth.account_of_token("engineer")
     async with side(sim) as door:
