@@ -230,6 +230,7 @@ class TenantUpstreams:
 
     slug: str
     upstreams: str
+    has_credentials: bool
     refused: str | None
     """``None`` unless the tenant has credentials and GivEnergy (or the simulator) refused each one when last
     checked: then their health and its message (e.g. ``credential unauthorised: Unauthenticated. ...``)."""
@@ -249,6 +250,16 @@ class Upstreams:
         """The tenants none of whose credentials is usable."""
         return [tenant for tenant in self.tenants if tenant.refused]
 
+    @property
+    def failing(self) -> bool:
+        """Whether the refusals stop givfleet itself: the demo tenant's credentials (givfleet's own) are all
+        refused, or every tenant with credentials has them all refused (nothing syncs). One customer's revoked
+        token does not: that tenant is named (in :attr:`refused`), and the others sync."""
+        refused = self.refused
+        with_credentials = [tenant for tenant in self.tenants if tenant.has_credentials]
+        return bool(refused) and (any(tenant.slug == DEMO_SLUG for tenant in refused)
+                                  or len(refused) == len(with_credentials))
+
     def __str__(self) -> str:
         return "; ".join(map(str, self.tenants)) or "no tenants yet"
 
@@ -262,7 +273,8 @@ async def describe_upstreams(resources: Resources) -> Upstreams:
     names = {simulator: f"the bundled simulator ({simulator})", cloud: "GivEnergy Cloud", None: "GivEnergy Cloud"}
     return Upstreams([
         TenantUpstreams(slug, ", ".join(sorted({names.get(credential.base_url, masked_url(str(credential.base_url)))
-                                                for credential in own})) or "no credential", _refused(own))
+                                                for credential in own})) or "no credential",
+                        bool(own), _refused(own))
         for slug, own in credentials.items()])
 
 

@@ -146,8 +146,9 @@ async def run_checks(settings: Settings) -> list[Check]:
 
 
 async def check_upstreams(settings: Settings) -> Check:
-    """The upstream (GivEnergy Cloud, the bundled simulator, another URL) of each tenant's credentials; it fails
-    while a tenant's credentials are all refused upstream (it cannot sync)."""
+    """The upstream (GivEnergy Cloud, the bundled simulator, another URL) of each tenant's credentials, naming
+    the tenants whose credentials are all refused upstream (they cannot sync); it fails when that is givfleet's to
+    fix (:attr:`~service.demo.Upstreams.failing`)."""
     from service.demo import describe_upstreams  # not at the top: every command imports this module, few need it
 
     url = settings.configured_database_url() or ""
@@ -158,7 +159,7 @@ async def check_upstreams(settings: Settings) -> Check:
         if revision != head:  # another release's tables: not this release's business (the database check says why)
             return Check("upstreams", True, "not shown while the database schema is not this release's")
         upstreams = await describe_upstreams(resources)
-        return Check("upstreams", not upstreams.refused, str(upstreams))
+        return Check("upstreams", not upstreams.failing, str(upstreams))
 
     return await _ask("upstreams", url, described, resources.aclose)
 

@@ -32,7 +32,7 @@ from service.runtime import Resources
 from service.settings import SimulatorSettings, SyncSettings
 from service.simulator import Simulator
 from service.tenants.crypto import key_file_path, load_key_ring
-from service.tenants.demo import issue_demo_admin_key
+from service.tenants.demo import DEMO_SLUG, issue_demo_admin_key
 from service.tenants.service import CredentialService, TenantService, open_token
 from tests.simulator.conftest import client_factory
 from tests.support import free_port
@@ -154,17 +154,36 @@ async def test_the_demo_syncs_after_the_seed_changes_on_a_home(demo_resources: R
     assert str(await demo.describe_upstreams(home)) == f"demo -> the bundled simulator ({served.base_url})"
 
 
+async def _tenant_with_a_credential(resources: Resources, slug: str, *, refused: bool) -> None:
+    async with resources.session_factory() as session, session.begin():
+        tenant = await TenantService(session).create(slug, actor="test")
+        credentials = CredentialService(session, Principal.cli(tenant_id_from(tenant.id), actor="test"),
+                                        load_key_ring(resources.settings))
+        credential = await credentials.add(f"{slug}-token", label=slug)
+        if refused:
+            credential.health, credential.health_message = CredentialHealth.UNAUTHORISED, "Unauthenticated. (HTTP 401)"
+
+
 async def test_a_tenant_whose_credentials_are_all_refused_is_named(demo_resources: Resources,
                                                                    clean_db: None) -> None:
-    async with demo_resources.session_factory() as session, session.begin():
-        tenant = await TenantService(session).create("acme", actor="test")
-        credentials = CredentialService(session, Principal.cli(tenant_id_from(tenant.id), actor="test"),
-                                        load_key_ring(demo_resources.settings))
-        refused = await credentials.add("acme-token", label="acme")
-        refused.health, refused.health_message = CredentialHealth.UNAUTHORISED, "Unauthenticated. (HTTP 401)"
+    await _tenant_with_a_credential(demo_resources, "acme", refused=True)
     upstreams = await demo.describe_upstreams(demo_resources)
     assert [str(tenant) for tenant in upstreams.refused] == [
         "acme -> GivEnergy Cloud, credential unauthorised: Unauthenticated. (HTTP 401)"]
+    assert upstreams.failing, "no tenant can sync"
+
+
+async def test_refusals_fail_only_when_they_stop_givfleet_itself(demo_resources: Resources, clean_db: None) -> None:
+    await _tenant_with_a_credential(demo_resources, "acme", refused=True)
+    await _tenant_with_a_credential(demo_resources, "globex", refused=False)
+    one_customer = await demo.describe_upstreams(demo_resources)
+    await _tenant_with_a_credential(demo_resources, DEMO_SLUG, refused=True)
+    and_the_demo = await demo.describe_upstreams(demo_resources)
+
+    assert [tenant.slug for tenant in one_customer.refused] == ["acme"]
+    assert not one_customer.failing, "acme's revoked token is acme's to replace: globex syncs"
+    assert [tenant.slug for tenant in and_the_demo.refused] == ["acme", DEMO_SLUG]
+    assert and_the_demo.failing, "the demo tenant's credential is givfleet's own"
 
 
 def test_the_demo_fleet_is_worth_looking_at(resources: Resources) -> None:

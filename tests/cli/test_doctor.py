@@ -162,34 +162,53 @@ def test_an_upstream_base_url_is_shown_without_its_password(monkeypatch: pytest.
     assert "│ https://user:***@proxy.example/v1 (of credentials added without a base URL;" in base_url_row
 
 
-def _refuse_every_credential(url: str) -> None:
-    """What `credential check` records once GivEnergy answers 401 for each of them."""
+def _refuse_every_credential(url: str, tenant: str) -> None:
+    """What `credential check` records once GivEnergy answers 401 for each of the tenant's credentials."""
     async def refuse() -> None:
         engine = create_engine(url)
         try:
             async with engine.begin() as connection:
                 await connection.execute(text(
                     "UPDATE upstream_credentials SET health = 'unauthorised', "
-                    "health_message = 'Unauthenticated. [GET /account] (HTTP 401)'"))
+                    "health_message = 'Unauthenticated. [GET /account] (HTTP 401)' "
+                    "WHERE tenant_id = (SELECT id FROM tenants WHERE slug = :slug)"), {"slug": tenant})
         finally:
             await engine.dispose()
 
     asyncio.run(refuse())
 
 
+def _add_unchecked_credential(runner: CliRunner, tenant: str) -> None:
+    assert runner.invoke(app, ["tenant", "create", tenant]).exit_code == 0
+    added = runner.invoke(app, ["credential", "add", "--tenant", tenant, "--no-check", "--token-file", "-"],
+                          input=f"{tenant}-token\n")
+    assert added.exit_code == 0, added.output
+
+
+def _upstreams(runner: CliRunner) -> tuple[int, str]:
+    doctor = runner.invoke(app, ["doctor"], env={"COLUMNS": "400"})
+    return doctor.exit_code, next(line.strip() for line in doctor.output.splitlines() if " upstreams: " in line)
+
+
 @pytest.mark.usefixtures("clean_db")
 def test_a_tenant_whose_credentials_are_all_refused_fails_the_upstreams_check(cli_env: dict[str, str]) -> None:
     runner = CliRunner()
-    assert runner.invoke(app, ["tenant", "create", "acme"]).exit_code == 0
-    added = runner.invoke(app, ["credential", "add", "--tenant", "acme", "--no-check", "--token-file", "-"],
-                          input="a-token\n")
-    assert added.exit_code == 0, added.output
+    _add_unchecked_credential(runner, "acme")
 
-    def upstreams() -> tuple[int, str]:
-        doctor = runner.invoke(app, ["doctor"], env={"COLUMNS": "400"})
-        return doctor.exit_code, next(line.strip() for line in doctor.output.splitlines() if " upstreams: " in line)
+    assert _upstreams(runner) == (0, "ok upstreams: acme -> GivEnergy Cloud"), "not checked yet: usable"
+    _refuse_every_credential(cli_env["GIVFLEET_DATABASE_URL"], "acme")
+    assert _upstreams(runner) == (1, "FAIL upstreams: acme -> GivEnergy Cloud, credential unauthorised: "
+                                     "Unauthenticated. [GET /account] (HTTP 401)"), "no tenant can sync"
 
-    assert upstreams() == (0, "ok upstreams: acme -> GivEnergy Cloud"), "not checked yet: usable"
-    _refuse_every_credential(cli_env["GIVFLEET_DATABASE_URL"])
-    assert upstreams() == (1, "FAIL upstreams: acme -> GivEnergy Cloud, credential unauthorised: Unauthenticated. "
-                              "[GET /account] (HTTP 401)")
+
+@pytest.mark.usefixtures("clean_db")
+def test_one_customer_whose_credentials_are_refused_is_named_without_failing_the_install(
+        cli_env: dict[str, str]) -> None:
+    runner = CliRunner()
+    _add_unchecked_credential(runner, "acme")
+    _add_unchecked_credential(runner, "globex")
+
+    _refuse_every_credential(cli_env["GIVFLEET_DATABASE_URL"], "acme")
+
+    assert _upstreams(runner) == (0, "ok upstreams: acme -> GivEnergy Cloud, credential unauthorised: "
+                                     "Unauthenticated. [GET /account] (HTTP 401); globex -> GivEnergy Cloud")
