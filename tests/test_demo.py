@@ -269,6 +269,24 @@ async def test_a_campaigns_writes_are_kept_within_seconds(demo_resources: Resour
             await asyncio.sleep(0.1)
 
 
+async def test_a_snapshot_that_cannot_be_taken_is_logged_and_the_demo_goes_on(
+        demo_resources: Resources, tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    kept = demo.build_simulator(at_home(demo_resources, tmp_path))
+    sim = kept.simulator
+
+    def broken(ahead: timedelta) -> object:
+        raise OverflowError("date value out of range")
+
+    async with kept.kept_cloud():
+        with monkeypatch.context() as patched, structlog.testing.capture_logs() as logs:
+            patched.setattr(sim, "snapshot", broken)
+            moved_to = sim.clock.advance(timedelta(seconds=60))  # a move of the clock: a snapshot at once
+    assert [(entry["event"], entry["error"]) for entry in logs if entry["log_level"] == "warning"] == [
+        ("demo_cloud.not_kept", "date value out of range")]
+    assert demo.build_simulator(at_home(demo_resources, tmp_path)).simulator.clock.now() >= moved_to, (
+        "the snapshot taken when the demo stopped has the move")
+
+
 async def test_the_demo_clock_keeps_its_lead_across_restarts(demo_resources: Resources, tmp_path: Path) -> None:
     home = at_home(demo_resources, tmp_path)
     first = demo.build_simulator(home)
