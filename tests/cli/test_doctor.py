@@ -72,6 +72,7 @@ def test_unreachable_servers_are_named_without_leaking_passwords(monkeypatch: py
 def test_a_url_that_does_not_parse_is_a_failed_check_without_its_password(monkeypatch: pytest.MonkeyPatch) -> None:
     monkeypatch.setenv("COLUMNS", "400")
     monkeypatch.setenv("GIVFLEET_REDIS_URL", "redis://u:hunter2@[::1")
+    monkeypatch.setenv("GIVFLEET_DATABASE_URL", "postgresql://u:hunter2@[::1/givfleet")
     result = CliRunner().invoke(app, ["doctor"])
 
     assert result.exit_code == 1, result.output
@@ -80,6 +81,8 @@ def test_a_url_that_does_not_parse_is_a_failed_check_without_its_password(monkey
     assert ("FAIL redis: GIVFLEET_REDIS_URL is not a valid URL: 'redis://*** (unparseable URL)' (Invalid IPv6 URL; "
             "expected redis://host:port/db)") in result.output.splitlines()
     assert "│ redis              │ redis://*** (unparseable URL) " in result.output
+    assert ("FAIL database: GIVFLEET_DATABASE_URL is not a valid URL: 'postgresql+asyncpg://*** (unparseable URL)' "
+            "(expected postgresql://user:password@host:port/database)") in result.output.splitlines()
 
 
 def test_unconfigured_means_embedded(monkeypatch: pytest.MonkeyPatch) -> None:
