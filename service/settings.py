@@ -88,8 +88,9 @@ class SimulatorSettings(BaseModel):
     fleet_size: int = Field(default=200, ge=1, description="Inverters generated for the demo fleet.")
     seed: int = Field(default=7, description="Seed of the generated fleet (same seed, same fleet).")
     clock_speed: float = Field(
-        default=1.0, ge=0, description="Simulated seconds per real second: 1 keeps the demo's times in step with "
-        "givfleet's own; more speeds the demo's faults, outages and updates up, its clock running ahead of yours."
+        default=1.0, ge=0, le=10_000, description="Simulated seconds per real second, at most 10,000 (the side door's "
+        "limit too): 1 keeps the demo's times in step with givfleet's own; more speeds the demo's faults, outages and "
+        "updates up, its clock running ahead of yours."
     )
     refresh_interval_seconds: int = Field(
         default=60, ge=60, description="How often `up` refreshes the demo tenant (picks up what changed)."

@@ -41,6 +41,7 @@ def fresh_settings(monkeypatch: pytest.MonkeyPatch, tmp_path: Path) -> Iterator[
      "(or 'FATAL'), in any case"),
     ({"GIVFLEET_API__PORT": "99999", "GIVFLEET_SIMULATOR__PORT": "0"},
      "error: GIVFLEET_SIMULATOR__PORT: expected at least 1; GIVFLEET_API__PORT: expected at most 65535"),
+    ({"GIVFLEET_SIMULATOR__CLOCK_SPEED": "1e300"}, "error: GIVFLEET_SIMULATOR__CLOCK_SPEED: expected at most 10000.0"),
 ])
 def test_a_setting_that_is_not_valid_names_its_variable(monkeypatch: pytest.MonkeyPatch,
                                                          capsys: pytest.CaptureFixture[str],
