@@ -16,7 +16,8 @@ def main() -> None:
     # While the modules import, Ctrl-C ends the process at once: nothing has started that needs stopping, and a
     # KeyboardInterrupt raised inside the import machinery's own callbacks is printed and swallowed ("Exception
     # ignored in ... _get_module_lock"), after which the command would run on.
-    # Unless Ctrl-C is ignored (``nohup``, ``cmd &`` in a script): then the process stays deaf to it throughout.
+    # Unless Ctrl-C is ignored (``nohup``, ``cmd &`` in a script): then the import stays deaf to it (a long-running
+    # command's own signal handling, e.g. ``up``'s, may still take it afterwards).
     previous = signal.getsignal(signal.SIGINT)
     if previous is not signal.SIG_IGN:
         signal.signal(signal.SIGINT, lambda _signal, _frame: os._exit(INTERRUPTED))

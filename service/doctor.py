@@ -238,8 +238,9 @@ async def check_redis(settings: Settings) -> Check:
                                      "(expected redis://host:port/db)")
     try:
         client = redis_client(url, settings)
-    except ValueError as exc:
-        return Check("redis", False, f"GIVFLEET_REDIS_URL is invalid: {exc}")
+    except ValueError:  # its message may quote part of the password
+        return Check("redis", False, f"GIVFLEET_REDIS_URL is invalid: {masked_url(url)!r} "
+                                     "(expected redis://[:password@]host:port/db)")
     info = await _ask("redis", url, lambda: client.info("server"), client.aclose)
     if isinstance(info, Check):
         return info

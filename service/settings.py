@@ -419,16 +419,21 @@ def asyncpg_url(url: str) -> str:
 
 
 def masked_url(url: str) -> str:
-    """``url`` to be shown: the password of its userinfo (``user:password@``) replaced by ``***``; a URL that does
-    not parse (e.g. an unclosed IPv6 bracket) is shown as its scheme only, as it may hold a password anywhere."""
+    """``url`` to be shown: its password replaced by ``***``. The userinfo's password is everything from the
+    colon after the user name to the last ``@`` (a password may hold ``/``, ``#``, ``?`` or ``@``, which a URL
+    parser takes for the end of the host part; masking too much is safe), and a ``password=`` query value is one
+    too. A URL that does not parse (e.g. an unclosed IPv6 bracket) is shown as its scheme only."""
     try:
-        parts = urlsplit(url)
+        urlsplit(url)
     except ValueError:
-        scheme = re.match(r"[A-Za-z][A-Za-z0-9+.-]*://", url)
+        scheme = _SCHEME.match(url)
         return f"{scheme.group() if scheme else ''}*** (unparseable URL)"
-    if parts.password:
-        return url.replace(f":{parts.password}@", ":***@", 1)
-    return url
+    return _QUERY_PASSWORD.sub(r"\1***", _USERINFO_PASSWORD.sub(r"\1:***@", url, count=1))
+
+
+_SCHEME = re.compile(r"[A-Za-z][A-Za-z0-9+.-]*://")
+_USERINFO_PASSWORD = re.compile(r"^([A-Za-z][A-Za-z0-9+.-]*://[^:/@]*):.*@", re.DOTALL)
+_QUERY_PASSWORD = re.compile(r"([?&]password=)[^&#]*", re.IGNORECASE)
 
 
 @lru_cache(maxsize=1)

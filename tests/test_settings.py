@@ -8,7 +8,7 @@ from pathlib import Path
 import pytest
 from pydantic import ValidationError
 
-from service.settings import SecuritySettings, Settings
+from service.settings import SecuritySettings, Settings, masked_url
 
 
 def test_environment_and_nested_groups(monkeypatch: pytest.MonkeyPatch, tmp_path: Path) -> None:
@@ -73,3 +73,15 @@ def test_a_refused_encryption_key_is_not_in_the_error(monkeypatch: pytest.Monkey
     with pytest.raises(ValidationError) as built_alone:  # the security group built on its own hides it too
         SecuritySettings(encryption_keys={"a": "c2hvcnQta2V5LW1hdGVyaWFs"})
     assert "c2hvcnQta2V5LW1hdGVyaWFs" not in str(built_alone.value)
+
+
+@pytest.mark.parametrize(("url", "shown"), [
+    ("postgresql://u:hun/ter2@127.0.0.1:1/db", "postgresql://u:***@127.0.0.1:1/db"),
+    ("redis://:a#b?c@h:1/0", "redis://:***@h:1/0"),
+    ("https://u:p@q@host/v1", "https://u:***@host/v1"),
+    ("redis://h:6379/0?db=1&Password=secret", "redis://h:6379/0?db=1&Password=***"),
+    ("postgresql://u@h/db", "postgresql://u@h/db"),
+    ("redis://u:hunter2@[::1", "redis://*** (unparseable URL)"),
+])
+def test_a_url_is_shown_without_its_password(url: str, shown: str) -> None:
+    assert masked_url(url) == shown

@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 from collections.abc import Callable
-from datetime import timedelta
+from datetime import datetime, timedelta
 
 from sqlalchemy import func, select
 
@@ -18,6 +18,7 @@ from service.db.models.monitoring import (
     IncidentKind,
     IncidentState,
     MaintenanceWindow,
+    MonitoredInverter,
     Severity,
 )
 from service.db.models.notifications import NotificationEvent, NotificationEventType
@@ -42,6 +43,12 @@ async def _alerts(resources: Resources) -> list[Alert]:
 async def _outbox(resources: Resources) -> list[NotificationEvent]:
     async with resources.session_factory() as session:
         return list((await session.scalars(select(NotificationEvent).order_by(NotificationEvent.created_at))).all())
+
+
+async def _first_reads(resources: Resources) -> dict[str, datetime | None]:
+    async with resources.session_factory() as session:
+        return dict((await session.execute(select(MonitoredInverter.inverter_serial,
+                                                  MonitoredInverter.first_read_at))).all())
 
 
 async def _incidents(resources: Resources) -> list[Incident]:
@@ -130,11 +137,14 @@ async def test_faults_over_before_monitoring_began_are_not_raised_when_their_day
     await monitor.cycle(tenant_id)
     assert [e.end_time is not None for e in sim.truth.events(earlier[0])] == [True]
 
+    first_reads = await _first_reads(resources)
+
     sim.clock.advance(FIVE_MINUTES)
     report = await monitor.cycle(tenant_id)  # every inverter read again, from the start of the day
     assert report.event_requests == report.inverters == len(_visible(sim))
     assert await _alerts(resources) == []
     assert await _outbox(resources) == []
+    assert await _first_reads(resources) == first_reads  # kept by later reads
 
     sim.inject_fault(earlier[:1], "Isolation fault", timedelta(minutes=1))  # one between two reads is raised
     sim.clock.advance(FIVE_MINUTES)
