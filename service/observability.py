@@ -26,19 +26,6 @@ def _redact_secrets(_: Any, __: str, event_dict: dict[str, Any]) -> dict[str, An
     return event_dict
 
 
-class _StderrHandler(logging.StreamHandler[Any]):
-    """Writes each record to ``sys.stderr`` as it is then, not as it was when logging was configured: a replaced
-    stderr (a test's capture, later closed) would otherwise turn every record into a "Logging error"."""
-
-    @property
-    def stream(self) -> Any:
-        return sys.stderr
-
-    @stream.setter
-    def stream(self, _value: Any) -> None:
-        """``StreamHandler.__init__`` sets it; the property always answers the current stderr."""
-
-
 def configure_logging(settings: LogSettings) -> None:
     """Route stdlib and structlog output through one renderer: JSON lines unless stderr is a TTY."""
     json_output = settings.json_output if settings.json_output is not None else not sys.stderr.isatty()
@@ -56,7 +43,7 @@ def configure_logging(settings: LogSettings) -> None:
         wrapper_class=structlog.stdlib.BoundLogger,
         cache_logger_on_first_use=True,
     )
-    handler = _StderrHandler()
+    handler = logging.StreamHandler()
     handler.setFormatter(
         structlog.stdlib.ProcessorFormatter(
             foreign_pre_chain=shared,
