@@ -29,7 +29,7 @@ import uvicorn
 from service.core.clock import utcnow
 from service.core.signals import cancel_and_wait
 from service.core.tenancy import tenant_id_from
-from service.db.models.credential import UpstreamCredential
+from service.db.models.credential import CredentialKind, UpstreamCredential
 from service.db.models.mirror import SyncKind
 from service.embedded import StartupError
 from service.jobs.enqueue import unit_of_work
@@ -38,7 +38,7 @@ from service.mirror.service import MirrorService
 from service.runtime import Resources
 from service.settings import Settings, masked_url
 from service.simulator import Simulator, SimulatorConfig, snapshot
-from service.tenants.choice import USABLE_HEALTH
+from service.tenants.choice import pick_api_token
 from service.tenants.demo import DEMO_SLUG, ensure_demo_tenant
 from service.tenants.repository import TenantRepository
 
@@ -279,10 +279,12 @@ async def describe_upstreams(resources: Resources) -> Upstreams:
 
 
 def _refused(credentials: Sequence[UpstreamCredential]) -> str | None:
-    if not credentials or any(credential.health in USABLE_HEALTH for credential in credentials):
+    """Why a tenant with credentials has no API token syncs can use (the choice they make), if it has none."""
+    if not credentials or pick_api_token(credentials) is not None:
         return None
+    tokens = [credential for credential in credentials if credential.kind is CredentialKind.API_TOKEN]
     return ", ".join(f"credential {credential.health.value}: {credential.health_message or 'no message'}"
-                     for credential in credentials)
+                     for credential in tokens) or "no API token (a portal login alone does not sync)"
 
 
 def build_simulator(resources: Resources) -> DemoSimulator:

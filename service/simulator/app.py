@@ -76,7 +76,8 @@ class SimulatorApp:
         except Exception:  # a simulator bug must still answer like a server, and be visible in the log
             logger.exception("simulator error on %s %s", request.method, request.path)
             response = Response(500, {"message": "Server Error"})
-        if request.method != "GET":
+        # A request that may have changed the world (a clock move reports itself, through the clock's on_move).
+        if request.method != "GET" and response.status < 400 and not request.path.startswith("/_simulator/clock/"):
             self.sim.changed()
         await send_response(send, response)
 

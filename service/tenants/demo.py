@@ -11,6 +11,7 @@ from service.core.errors import GivfleetError
 from service.core.principal import Principal
 from service.core.roles import Role
 from service.core.tenancy import tenant_id_from
+from service.db.models.credential import CredentialHealth
 from service.jobs.enqueue import unit_of_work
 from service.tenants.checks import check_credential
 from service.tenants.crypto import KeyRing, KeyRingError, load_key_ring
@@ -35,8 +36,9 @@ async def ensure_demo_tenant(resources: Resources, *, simulator_base_url: str, t
     fleet of another seed or size now) or that no configured key opens, or give it one if it has none. A
     credential holding another token the simulator knows (a user's narrower one) is left as it is.
 
-    Each such credential is then checked against the simulator, so a credential refused by a fleet served earlier
-    is usable again (a failure leaves its health ``unknown`` when its token was replaced now, else as it was).
+    A credential given a token now, or not healthy when last checked, is then checked against the simulator, so a
+    credential refused by a fleet served earlier is usable again (a failure leaves its health ``unknown`` when its
+    token was replaced now, else as it was); a healthy one keeping its token is not asked again at every start.
 
     Args:
         resources: Open resources (database, Redis, settings).
@@ -57,14 +59,17 @@ async def ensure_demo_tenant(resources: Resources, *, simulator_base_url: str, t
         principal = Principal.cli(tenant_id_from(tenant.id), actor="givfleet-up")
         credentials = CredentialService(session, principal, key_ring)
         served = [credential for credential in await credentials.list() if credential.base_url == simulator_base_url]
+        to_check = []
         for credential in served:
             if not _still_accepted(key_ring, credential, accepts):
                 await credentials.replace_secret(credential.id, token)  # sealed under the active key
                 log.info("demo_tenant.token_replaced", credential_id=str(credential.id))
+                to_check.append(credential.id)
+            elif credential.health is not CredentialHealth.OK:
+                to_check.append(credential.id)
         if not served:
-            served = [await credentials.add(token, label="simulator", base_url=simulator_base_url)]
-        credential_ids = [credential.id for credential in served]
-    for credential_id in credential_ids:
+            to_check = [(await credentials.add(token, label="simulator", base_url=simulator_base_url)).id]
+    for credential_id in to_check:
         try:
             outcome = await check_credential(resources, principal, credential_id)
             log.info("demo_tenant.checked", created=created, health=outcome.probe.health.value,

@@ -169,7 +169,9 @@ async def test_requests_that_may_change_the_world_are_reported(sim: Simulator, c
     async with client("company") as api, side(sim) as door:
         await api.get(f"/inverter/{serial}/settings")
         await door.get("/clock")
-        assert reported == [], "reads change nothing"
+        await api.post("/inverter/NOSUCHSERIAL/settings/71/write", json={"value": 10, "context": "t"})
+        await door.post("/clock/advance", json={"seconds": 60})  # a clock move reports itself (on_move)
+        assert reported == [], "reads, refused requests and clock moves are not reported as changes"
         await api.post(f"/inverter/{serial}/settings/71/write", json={"value": 10, "context": "t"})
         await door.post("/faults", json={"serials": [serial], "event": "Isolation fault", "duration_seconds": 60})
         assert reported == ["changed", "changed"]
